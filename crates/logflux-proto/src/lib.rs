@@ -1,0 +1,34 @@
+//! Wire formats of LogFlux, with no I/O and no runtime.
+//!
+//! - [`Entry`]: one normalized log entry, whichever way it arrived.
+//! - [`ndjson`]: the agent's local API (PROTOCOL.md §1), both the current camelCase schema and
+//!   the legacy snake_case schema, with ping, authenticate and batches.
+//! - [`multipart`]: the `/v1/ingest` body (PROTOCOL.md §2), tolerant of the JavaScript SDK's
+//!   missing CRLF, and a writer for the agent.
+//! - [`sdk`]: the decrypted SDK payload v2.0 JSON of all seven entry types.
+//! - [`batch`]: the binary encoding of a batch of entries that the agent compresses and seals.
+//! - [`EntryView`]: what clients display, for agent entries and SDK entries alike.
+//!
+//! ```
+//! use logflux_proto::ndjson::{parse_line, Message};
+//!
+//! let line = br#"{"payload":"Hello","source":"my-app","entryType":1,"logLevel":7}"#;
+//! match parse_line(line, 0).unwrap() {
+//!     Message::Entries(m) => assert_eq!(m.entries[0].payload, "Hello"),
+//!     _ => unreachable!(),
+//! }
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod batch;
+mod entry;
+pub mod multipart;
+pub mod ndjson;
+pub mod sdk;
+mod secret;
+pub mod timefmt;
+mod view;
+
+pub use entry::{Entry, EntryType, Level, UnknownName, limits};
+pub use secret::Secret;
+pub use view::EntryView;

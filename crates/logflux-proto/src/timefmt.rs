@@ -1,0 +1,125 @@
+//! RFC 3339 timestamps as Unix nanoseconds.
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// A timestamp that is not RFC 3339, or outside what 64-bit nanoseconds hold (1677..2262).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimeError {
+    #[error("not an RFC 3339 timestamp (e.g. 2025-08-20T10:00:00Z)")]
+    Syntax,
+    #[error("outside the supported range 1677-09-21..2262-04-11")]
+    Range,
+}
+
+/// Parses an RFC 3339 timestamp (any fraction precision, `Z` or an offset) to Unix nanoseconds.
+pub fn parse_rfc3339(s: &str) -> Result<i64, TimeError> {
+    let t = OffsetDateTime::parse(s, &Rfc3339).map_err(|_| TimeError::Syntax)?;
+    i64::try_from(t.unix_timestamp_nanos()).map_err(|_| TimeError::Range)
+}
+
+/// Unix seconds (integer or fractional) to nanoseconds.
+pub fn from_unix_seconds(secs: f64) -> Result<i64, TimeError> {
+    if !secs.is_finite() || secs.abs() >= 9.2e9 {
+        return Err(TimeError::Range);
+    }
+    // Whole seconds and the fraction apart, so 1724083200.25 gives exactly .250000000.
+    let whole = secs.trunc() as i64;
+    let frac = (secs.fract() * 1e9).round() as i64;
+    whole
+        .checked_mul(1_000_000_000)
+        .and_then(|w| w.checked_add(frac))
+        .ok_or(TimeError::Range)
+}
+
+/// Unix nanoseconds as RFC 3339 in UTC with the shortest exact fraction (0, 3, 6 or 9 digits).
+pub fn format_rfc3339(ns: i64) -> String {
+    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns))
+        .expect("every i64 nanosecond value is in time's range");
+    let frac = t.nanosecond();
+    let fraction = if frac == 0 {
+        String::new()
+    } else if frac % 1_000_000 == 0 {
+        format!(".{:03}", frac / 1_000_000)
+    } else if frac % 1_000 == 0 {
+        format!(".{:06}", frac / 1_000)
+    } else {
+        format!(".{frac:09}")
+    };
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{fraction}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// The current time in Unix nanoseconds.
+pub fn now_ns() -> i64 {
+    i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn every_precision_and_offset_parses() {
+        let base = 1_755_684_000_000_000_000; // 2025-08-20T10:00:00Z
+        assert_eq!(parse_rfc3339("2025-08-20T10:00:00Z"), Ok(base));
+        assert_eq!(
+            parse_rfc3339("2025-08-20T10:00:00.123Z"),
+            Ok(base + 123_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2025-08-20T10:00:00.123456Z"),
+            Ok(base + 123_456_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2025-08-20T10:00:00.123456789Z"),
+            Ok(base + 123_456_789)
+        );
+        assert_eq!(parse_rfc3339("2025-08-20T12:00:00+02:00"), Ok(base));
+        assert_eq!(parse_rfc3339("2025-08-20T05:30:00-04:30"), Ok(base));
+        assert_eq!(parse_rfc3339("2025-08-20 10:00:00"), Err(TimeError::Syntax));
+        assert_eq!(parse_rfc3339("yesterday"), Err(TimeError::Syntax));
+        assert_eq!(parse_rfc3339("9999-01-01T00:00:00Z"), Err(TimeError::Range));
+    }
+
+    #[test]
+    fn formats_shortest_exact_fraction() {
+        let base = 1_755_684_000_000_000_000;
+        assert_eq!(format_rfc3339(base), "2025-08-20T10:00:00Z");
+        assert_eq!(
+            format_rfc3339(base + 545_000_000),
+            "2025-08-20T10:00:00.545Z"
+        );
+        assert_eq!(
+            format_rfc3339(base + 545_100_000),
+            "2025-08-20T10:00:00.545100Z"
+        );
+        assert_eq!(format_rfc3339(base + 1), "2025-08-20T10:00:00.000000001Z");
+        assert_eq!(format_rfc3339(-1), "1969-12-31T23:59:59.999999999Z");
+    }
+
+    #[test]
+    fn unix_seconds_convert() {
+        assert_eq!(
+            from_unix_seconds(1_724_083_200.0),
+            Ok(1_724_083_200_000_000_000)
+        );
+        assert_eq!(from_unix_seconds(f64::NAN), Err(TimeError::Range));
+        assert_eq!(from_unix_seconds(1e300), Err(TimeError::Range));
+    }
+
+    proptest! {
+        #[test]
+        fn format_then_parse_round_trips(ns in i64::MIN / 2..i64::MAX / 2) {
+            prop_assert_eq!(parse_rfc3339(&format_rfc3339(ns)), Ok(ns));
+        }
+    }
+}
