@@ -1,0 +1,276 @@
+//! Sealing and opening: round trips, and every kind of tampering is an integrity error.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use logflux_crypto::{
+    BatchSealer, CryptoError, Dek, ErrorKind, PrivateKey, RecordBinding, SealingKey, open_batch,
+    open_sdk_gzip, open_sdk_part, seal_sdk_part, unwrap_dek, wrap_dek, wrap_dek_mgf1_sha1,
+};
+use logflux_proto::{Entry, EntryType, Level};
+use proptest::prelude::*;
+
+const BINDING: RecordBinding<'static> = RecordBinding {
+    tenant: "tenant-1",
+    application: "checkout",
+    key_id: "dek-42",
+    record_id: "01JD8Z5W3YV5K2N0Q9R7T6S4P3",
+};
+
+fn sample(n: usize) -> Vec<Entry> {
+    (0..n)
+        .map(|i| {
+            let mut e = Entry::new(
+                1_763_675_346_545_000_000 + i as i64 * 1_000_000,
+                Level::from_number(1 + (i % 8) as i64).unwrap(),
+                "checkout-service",
+                &format!(
+                    "GET /api/v1/orders/{i} completed status=200 user=u{}",
+                    i % 13
+                ),
+            );
+            e.metadata.insert("host".into(), format!("web-{}", i % 4));
+            e
+        })
+        .collect()
+}
+
+fn rsa() -> &'static PrivateKey {
+    static K: OnceLock<PrivateKey> = OnceLock::new();
+    K.get_or_init(|| PrivateKey::generate(2048).unwrap())
+}
+
+#[test]
+fn batch_round_trip_and_metadata() {
+    let key = SealingKey::new(&Dek::generate().unwrap());
+    let entries = sample(500);
+    let sealed = BatchSealer::new(3).seal(&key, &BINDING, &entries).unwrap();
+    assert_eq!(sealed.count, 500);
+    assert_eq!(
+        sealed.time_range,
+        (entries[0].timestamp_ns, entries[499].timestamp_ns)
+    );
+    assert!(
+        sealed.ciphertext.len() < sealed.plaintext_len / 3,
+        "repetitive logs compress: {} of {}",
+        sealed.ciphertext.len(),
+        sealed.plaintext_len
+    );
+    let opened = open_batch(&key, &BINDING, &sealed.nonce, &sealed.ciphertext).unwrap();
+    assert_eq!(opened, entries);
+}
+
+#[test]
+fn nonces_are_fresh_for_every_seal() {
+    let key = SealingKey::new(&Dek::generate().unwrap());
+    let mut sealer = BatchSealer::new(1);
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..1000 {
+        let s = sealer.seal(&key, &BINDING, &sample(1)).unwrap();
+        assert!(seen.insert(s.nonce), "a nonce repeated");
+    }
+}
+
+#[test]
+fn every_bit_flip_is_detected() {
+    let key = SealingKey::new(&Dek::generate().unwrap());
+    let sealed = BatchSealer::new(3)
+        .seal(&key, &BINDING, &sample(3))
+        .unwrap();
+    for i in 0..sealed.ciphertext.len() * 8 {
+        let mut ct = sealed.ciphertext.clone();
+        ct[i / 8] ^= 1 << (i % 8);
+        let e = open_batch(&key, &BINDING, &sealed.nonce, &ct).unwrap_err();
+        assert!(matches!(e, CryptoError::Integrity), "bit {i}: {e}");
+    }
+    for i in 0..96 {
+        let mut nonce = sealed.nonce;
+        nonce[i / 8] ^= 1 << (i % 8);
+        assert!(matches!(
+            open_batch(&key, &BINDING, &nonce, &sealed.ciphertext),
+            Err(CryptoError::Integrity)
+        ));
+    }
+}
+
+#[test]
+fn truncation_wrong_key_and_wrong_binding_are_integrity_errors() {
+    let key = SealingKey::new(&Dek::generate().unwrap());
+    let sealed = BatchSealer::new(3)
+        .seal(&key, &BINDING, &sample(3))
+        .unwrap();
+    for n in 0..sealed.ciphertext.len() {
+        let e = open_batch(&key, &BINDING, &sealed.nonce, &sealed.ciphertext[..n]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Integrity, "truncated to {n}");
+    }
+    let other = SealingKey::new(&Dek::generate().unwrap());
+    assert!(matches!(
+        open_batch(&other, &BINDING, &sealed.nonce, &sealed.ciphertext),
+        Err(CryptoError::Integrity)
+    ));
+    let moved = [
+        RecordBinding {
+            tenant: "tenant-2",
+            ..BINDING
+        },
+        RecordBinding {
+            application: "billing",
+            ..BINDING
+        },
+        RecordBinding {
+            key_id: "dek-43",
+            ..BINDING
+        },
+        RecordBinding {
+            record_id: "01JD8Z5W3YV5K2N0Q9R7T6S4P4",
+            ..BINDING
+        },
+        // Field boundaries are part of the binding: moving a character across them fails.
+        RecordBinding {
+            tenant: "tenant-1c",
+            application: "heckout",
+            ..BINDING
+        },
+    ];
+    for b in moved {
+        assert!(
+            matches!(
+                open_batch(&key, &b, &sealed.nonce, &sealed.ciphertext),
+                Err(CryptoError::Integrity)
+            ),
+            "{b:?}"
+        );
+    }
+}
+
+#[test]
+fn dek_wrap_round_trip_both_mgf1_variants() {
+    let sk = rsa();
+    let pk = sk.public_key();
+    let dek = Dek::generate().unwrap();
+    let w = wrap_dek(&pk, &dek).unwrap();
+    assert_eq!(unwrap_dek(sk, &w).unwrap().expose(), dek.expose());
+    let java = wrap_dek_mgf1_sha1(&pk, &dek).unwrap();
+    assert_ne!(w, java);
+    assert_eq!(unwrap_dek(sk, &java).unwrap().expose(), dek.expose());
+    // Another key, or garbage, does not unwrap.
+    let other = PrivateKey::generate(2048).unwrap();
+    assert!(matches!(unwrap_dek(&other, &w), Err(CryptoError::Unwrap)));
+    let mut bad = w.clone();
+    bad[100] ^= 1;
+    assert!(matches!(unwrap_dek(sk, &bad), Err(CryptoError::Unwrap)));
+    assert!(matches!(unwrap_dek(sk, b"short"), Err(CryptoError::Unwrap)));
+}
+
+#[test]
+fn sdk_part_gzip_and_plain_json() {
+    let key = SealingKey::new(&Dek::generate().unwrap());
+    let json = br#"{"v":"2.0","type":"log","source":"web","level":4,"ts":"2026-11-20T21:49:06.545Z","message":"boom"}"#;
+    for gzip in [true, false] {
+        let (nonce, body) = seal_sdk_part(&key, json, gzip).unwrap();
+        assert_eq!(
+            body.starts_with(&[0x1f, 0x8b]),
+            false,
+            "ciphertext, not gzip"
+        );
+        assert_eq!(open_sdk_part(&key, &nonce, &body, false).unwrap(), json);
+    }
+    let gz = {
+        use std::io::Write as _;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(json).unwrap();
+        e.finish().unwrap()
+    };
+    assert_eq!(open_sdk_gzip(&gz).unwrap(), json);
+    assert_eq!(open_sdk_gzip(json).unwrap(), json);
+}
+
+#[test]
+fn sdk_part_whose_ciphertext_ended_in_crlf_opens_after_restoring_it() {
+    let key = SealingKey::new(&Dek::generate().unwrap());
+    // Search for a seal whose ciphertext ends in 0d 0a, as one JS part in 65 536 does.
+    let json = br#"{"message":"x"}"#;
+    let (nonce, body) = loop {
+        let (n, b) = seal_sdk_part(&key, json, false).unwrap();
+        if b.ends_with(b"\r\n") {
+            break (n, b);
+        }
+    };
+    let stripped = &body[..body.len() - 2];
+    assert_eq!(open_sdk_part(&key, &nonce, stripped, true).unwrap(), json);
+    assert!(matches!(
+        open_sdk_part(&key, &nonce, stripped, false),
+        Err(CryptoError::Integrity)
+    ));
+    // An intact body flagged as stripped still opens on the first try.
+    let (n2, b2) = seal_sdk_part(&key, json, true).unwrap();
+    assert_eq!(open_sdk_part(&key, &n2, &b2, true).unwrap(), json);
+}
+
+#[test]
+fn gzip_bombs_are_bounded() {
+    use std::io::Write as _;
+    let key = SealingKey::new(&Dek::generate().unwrap());
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(&vec![b'a'; logflux_crypto::MAX_SDK_PLAINTEXT + 10])
+        .unwrap();
+    let mut gz = e.finish().unwrap();
+    assert!(gz.len() < 20_000);
+    assert!(matches!(
+        open_sdk_gzip(&gz),
+        Err(CryptoError::TooLarge { .. })
+    ));
+    let nonce = key.seal(&[], &mut gz).unwrap();
+    assert!(matches!(
+        open_sdk_part(&key, &nonce, &gz, false),
+        Err(CryptoError::TooLarge { .. })
+    ));
+}
+
+#[test]
+fn debug_output_never_shows_keys() {
+    let dek = Dek::generate().unwrap();
+    assert_eq!(format!("{dek:?}"), "Dek(***)");
+    assert_eq!(format!("{:?}", SealingKey::new(&dek)), "SealingKey(***)");
+}
+
+fn arb_entry() -> impl Strategy<Value = Entry> {
+    (
+        any::<i64>(),
+        1i64..=8,
+        1i64..=7,
+        ".{0,16}",
+        any::<String>(),
+        proptest::collection::btree_map(".{0,8}", ".{0,16}", 0..3),
+    )
+        .prop_map(|(ts, l, t, source, payload, metadata)| Entry {
+            timestamp_ns: ts,
+            level: Level::from_number(l).unwrap(),
+            entry_type: EntryType::from_number(t).unwrap(),
+            source,
+            payload,
+            payload_type: "generic".into(),
+            metadata: metadata.into_iter().collect::<BTreeMap<_, _>>(),
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn sealed_batches_open_to_exactly_the_same_entries(
+        entries in proptest::collection::vec(arb_entry(), 0..40),
+        level in 1i32..6,
+    ) {
+        let key = SealingKey::new(&Dek::generate().unwrap());
+        let sealed = BatchSealer::new(level).seal(&key, &BINDING, &entries).unwrap();
+        prop_assert_eq!(open_batch(&key, &BINDING, &sealed.nonce, &sealed.ciphertext).unwrap(), entries);
+    }
+
+    #[test]
+    fn arbitrary_ciphertext_never_panics_or_opens(ct in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let key = SealingKey::new(&Dek::generate().unwrap());
+        prop_assert!(open_batch(&key, &BINDING, &[0; 12], &ct).is_err());
+        prop_assert!(open_sdk_part(&key, &[0; 12], &ct, true).is_err());
+    }
+}
