@@ -5,6 +5,8 @@
 //! format changed: add a new version instead. To write the files anew (only for a new format),
 //! run with `LOGFLUX_BLESS=1` and commit the diff with a note in docs/formats.md.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 
 use base64::Engine as _;

@@ -2,6 +2,8 @@
 //!
 //! Needs the `openssl` binary (Debian package `openssl`; `.ci/run` installs it).
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;

@@ -210,12 +210,15 @@ fn skip_line_end(body: &[u8], mut pos: usize) -> Option<usize> {
     }
 }
 
+/// Header lines of one part, as (name, value).
+type Headers<'a> = Vec<(&'a str, &'a str)>;
+
 fn parse_headers<'a>(
     body: &'a [u8],
     start: usize,
     index: usize,
     limits: &Limits,
-) -> Result<(Vec<(&'a str, &'a str)>, usize), MultipartError> {
+) -> Result<(Headers<'a>, usize), MultipartError> {
     let window = &body[start..body.len().min(start + limits.max_header_bytes + 4)];
     let (block_len, sep_len) = match (
         memmem::find(window, b"\r\n\r\n"),

@@ -723,7 +723,7 @@ impl Any<'_> {
 
 impl<'de: 'a, 'a> Deserialize<'de> for Any<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(d.deserialize_any(AnyVisitor)?)
+        d.deserialize_any(AnyVisitor)
     }
 }
 
@@ -845,7 +845,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Entries<'a> {
                 Ok(Entries::NotArray("a string"))
             }
         }
-        Ok(d.deserialize_any(V)?)
+        d.deserialize_any(V)
     }
 }
 
@@ -890,7 +890,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Element<'a> {
                 Ok(Element::Other("a string"))
             }
         }
-        Ok(d.deserialize_any(V)?)
+        d.deserialize_any(V)
     }
 }
 

@@ -114,10 +114,11 @@ fn text(v: Option<&Value>) -> Option<String> {
 
 /// The payload line: the message of a log, a rendering of the fields of other types.
 fn render(entry_type: EntryType, obj: &mut Map<String, Value>) -> String {
-    if entry_type == EntryType::Log && obj.get("message").is_some_and(Value::is_string) {
-        if let Some(Value::String(m)) = obj.remove("message") {
-            return m;
-        }
+    if entry_type == EntryType::Log
+        && obj.get("message").is_some_and(Value::is_string)
+        && let Some(Value::String(m)) = obj.remove("message")
+    {
+        return m;
     }
     let obj = &*obj;
     let get = |k: &str| text(obj.get(k));

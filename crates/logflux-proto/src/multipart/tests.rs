@@ -121,8 +121,8 @@ fn java_body_with_crlf_everywhere() {
 
 #[test]
 fn preamble_padding_and_lf_only_are_tolerated() {
-    let body =
-        format!("preamble text\r\n--b  \nX-LF-Payload-Type: 3\nX-LF-Entry-Type: 7\n\nhello\n--b--");
+    let body = "preamble text\r\n--b  \nX-LF-Payload-Type: 3\nX-LF-Entry-Type: 7\n\nhello\n--b--"
+        .to_string();
     let parts = parse(body.as_bytes(), "b", &Limits::default()).unwrap();
     assert_eq!(&body.as_bytes()[parts[0].body.clone()], b"hello\n");
     let typed = IngestPart::from_raw(&parts[0], 0).unwrap();
