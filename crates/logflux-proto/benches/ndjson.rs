@@ -1,4 +1,5 @@
 //! NDJSON parse + validate throughput, for entries of about 200 bytes.
+#![allow(clippy::unwrap_used)]
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use logflux_proto::ndjson::{Message, parse_line};
 use std::hint::black_box;
