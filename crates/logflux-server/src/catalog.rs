@@ -1,0 +1,1072 @@
+//! The catalog: tenants, applications, credentials, data keys, segments, record ids and the
+//! audit log, in SQLite (embedded) or PostgreSQL (scale-out).
+//!
+//! One implementation serves both through sqlx's `Any` driver: the queries are written in the
+//! SQL both dialects share (`$n` placeholders, `ON CONFLICT`, `RETURNING`), integers are
+//! 64-bit, booleans are integers, timestamps are Unix nanoseconds. Only the schema (column
+//! types) and leader election differ per dialect. One conformance suite runs against both.
+
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row as _};
+
+/// Which database the catalog lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// Catalog errors.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("catalog database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("catalog URL {0:?} is neither sqlite:… nor postgres://…")]
+    Url(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+}
+
+type Result<T> = std::result::Result<T, CatalogError>;
+
+/// A tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub public_key_pem: Option<String>,
+    pub created_ns: i64,
+}
+
+/// An application of a tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Application {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    /// Days to keep records; `None` keeps them forever.
+    pub retention_days: Option<i64>,
+    pub created_ns: i64,
+}
+
+/// An ingest API key (only its hash is stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: String,
+    pub tenant_id: String,
+    pub application_id: String,
+    pub name: String,
+    /// The first characters of the key, to recognise it in listings.
+    pub prefix: String,
+    pub signature_required: bool,
+    pub created_ns: i64,
+    pub revoked_ns: Option<i64>,
+    pub last_used_ns: Option<i64>,
+}
+
+/// A personal access token (only its hash is stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessToken {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub prefix: String,
+    /// Space-separated: `read`, `write`, `admin`.
+    pub scopes: String,
+    pub created_ns: i64,
+    pub expires_ns: i64,
+    pub revoked_ns: Option<i64>,
+    pub last_used_ns: Option<i64>,
+}
+
+/// A wrapped data key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataKey {
+    pub id: String,
+    pub tenant_id: String,
+    pub application_id: String,
+    pub wrapped: Vec<u8>,
+    pub created_ns: i64,
+}
+
+/// A committed segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    pub id: i64,
+    pub tenant_id: String,
+    pub application_id: String,
+    pub object_key: String,
+    pub min_ts: i64,
+    pub max_ts: i64,
+    pub records: i64,
+    pub entries: i64,
+    pub bytes: i64,
+    /// A Bloom filter of the segment's tokens (see `bloom`).
+    pub bloom: Vec<u8>,
+    pub max_received_ns: i64,
+    pub created_ns: i64,
+}
+
+/// A segment about to be committed, with its records' ids.
+#[derive(Debug, Clone)]
+pub struct NewSegment {
+    pub tenant_id: String,
+    pub application_id: String,
+    pub object_key: String,
+    pub min_ts: i64,
+    pub max_ts: i64,
+    pub records: i64,
+    pub entries: i64,
+    pub bytes: i64,
+    pub bloom: Vec<u8>,
+    pub max_received_ns: i64,
+    pub record_ids: Vec<String>,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub tenant_id: String,
+    pub at_ns: i64,
+    /// Who: `token:<id>`, `api_key:<id>`, `system`.
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub remote: String,
+    pub details: String,
+}
+
+/// Filter for segment listings.
+#[derive(Debug, Clone)]
+pub struct SegmentFilter<'a> {
+    pub tenant_id: &'a str,
+    /// Empty: every application of the tenant.
+    pub application_ids: &'a [String],
+    pub from_ns: i64,
+    pub to_ns: i64,
+    /// Newest first (by max_ts, then id) when true.
+    pub newest_first: bool,
+    /// Continue strictly after this (max_ts, id) in the listing's order.
+    pub after: Option<(i64, i64)>,
+    pub limit: i64,
+}
+
+const SQLITE_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS tenants (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, public_key_pem TEXT, created_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS applications (
+    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id), name TEXT NOT NULL,
+    retention_days INTEGER, created_ns INTEGER NOT NULL, UNIQUE (tenant_id, name));
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, application_id TEXT NOT NULL, name TEXT NOT NULL,
+    key_hash BLOB NOT NULL UNIQUE, prefix TEXT NOT NULL, signature_required INTEGER NOT NULL,
+    created_ns INTEGER NOT NULL, revoked_ns INTEGER, last_used_ns INTEGER);
+CREATE TABLE IF NOT EXISTS access_tokens (
+    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, name TEXT NOT NULL, token_hash BLOB NOT NULL UNIQUE,
+    prefix TEXT NOT NULL, scopes TEXT NOT NULL, created_ns INTEGER NOT NULL, expires_ns INTEGER NOT NULL,
+    revoked_ns INTEGER, last_used_ns INTEGER);
+CREATE TABLE IF NOT EXISTS data_keys (
+    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, application_id TEXT NOT NULL, wrapped BLOB NOT NULL,
+    created_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS segments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, tenant_id TEXT NOT NULL, application_id TEXT NOT NULL,
+    object_key TEXT NOT NULL UNIQUE, min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL,
+    records INTEGER NOT NULL, entries INTEGER NOT NULL, bytes INTEGER NOT NULL, bloom BLOB NOT NULL,
+    max_received_ns INTEGER NOT NULL, created_ns INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS segments_by_time ON segments (tenant_id, application_id, max_ts);
+CREATE TABLE IF NOT EXISTS records (
+    tenant_id TEXT NOT NULL, record_id TEXT NOT NULL, segment_id INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, record_id));
+CREATE INDEX IF NOT EXISTS records_by_segment ON records (segment_id);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, tenant_id TEXT NOT NULL, at_ns INTEGER NOT NULL,
+    actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, remote TEXT NOT NULL,
+    details TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_by_time ON audit (tenant_id, at_ns);
+"#;
+
+const POSTGRES_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS tenants (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, public_key_pem TEXT, created_ns BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS applications (
+    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id), name TEXT NOT NULL,
+    retention_days BIGINT, created_ns BIGINT NOT NULL, UNIQUE (tenant_id, name));
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, application_id TEXT NOT NULL, name TEXT NOT NULL,
+    key_hash BYTEA NOT NULL UNIQUE, prefix TEXT NOT NULL, signature_required BIGINT NOT NULL,
+    created_ns BIGINT NOT NULL, revoked_ns BIGINT, last_used_ns BIGINT);
+CREATE TABLE IF NOT EXISTS access_tokens (
+    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, name TEXT NOT NULL, token_hash BYTEA NOT NULL UNIQUE,
+    prefix TEXT NOT NULL, scopes TEXT NOT NULL, created_ns BIGINT NOT NULL, expires_ns BIGINT NOT NULL,
+    revoked_ns BIGINT, last_used_ns BIGINT);
+CREATE TABLE IF NOT EXISTS data_keys (
+    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, application_id TEXT NOT NULL, wrapped BYTEA NOT NULL,
+    created_ns BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS segments (
+    id BIGSERIAL PRIMARY KEY, tenant_id TEXT NOT NULL, application_id TEXT NOT NULL,
+    object_key TEXT NOT NULL UNIQUE, min_ts BIGINT NOT NULL, max_ts BIGINT NOT NULL,
+    records BIGINT NOT NULL, entries BIGINT NOT NULL, bytes BIGINT NOT NULL, bloom BYTEA NOT NULL,
+    max_received_ns BIGINT NOT NULL, created_ns BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS segments_by_time ON segments (tenant_id, application_id, max_ts);
+CREATE TABLE IF NOT EXISTS records (
+    tenant_id TEXT NOT NULL, record_id TEXT NOT NULL, segment_id BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, record_id));
+CREATE INDEX IF NOT EXISTS records_by_segment ON records (segment_id);
+CREATE TABLE IF NOT EXISTS audit (
+    id BIGSERIAL PRIMARY KEY, tenant_id TEXT NOT NULL, at_ns BIGINT NOT NULL,
+    actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, remote TEXT NOT NULL,
+    details TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_by_time ON audit (tenant_id, at_ns);
+"#;
+
+// SQLite treats `$n` as a named parameter numbered by first appearance, so in every query
+// placeholders first appear in ascending order (a repeat of an earlier one is fine).
+
+const SEGMENT_COLUMNS: &str = "id, tenant_id, application_id, object_key, min_ts, max_ts, records, \
+     entries, bytes, bloom, max_received_ns, created_ns";
+
+/// The catalog.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+/// Marks SQL built at run time as safe: every such string here is assembled from constants and
+/// `$n` placeholder numbers only; values are always bound, never formatted in.
+fn audited(sql: String) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(sql)
+}
+
+fn now_ns() -> i64 {
+    logflux_proto::timefmt::now_ns()
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+impl Catalog {
+    /// Connects to `url` (`sqlite:PATH` or `postgres://…`) and creates the schema if absent.
+    pub async fn connect(url: &str) -> Result<Catalog> {
+        sqlx::any::install_default_drivers();
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Dialect::Postgres
+        } else {
+            return Err(CatalogError::Url(url.to_owned()));
+        };
+        let pool = match dialect {
+            Dialect::Sqlite => {
+                // WAL with synchronous=FULL: a committed transaction survives power loss.
+                let opts = format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" });
+                AnyPoolOptions::new()
+                    .max_connections(4)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            use sqlx::Executor as _;
+                            conn.execute(
+                                "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
+                                 PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&opts)
+                    .await?
+            }
+            Dialect::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(url)
+                    .await?
+            }
+        };
+        let schema = match dialect {
+            Dialect::Sqlite => SQLITE_SCHEMA,
+            Dialect::Postgres => POSTGRES_SCHEMA,
+        };
+        {
+            use sqlx::Executor as _;
+            let mut conn = pool.acquire().await?;
+            if dialect == Dialect::Postgres {
+                // Several servers may start at once: serialise schema creation.
+                conn.execute("SELECT pg_advisory_lock(7317001)").await?;
+            }
+            let result = conn.execute(schema).await;
+            if dialect == Dialect::Postgres {
+                conn.execute("SELECT pg_advisory_unlock(7317001)").await?;
+            }
+            result?;
+        }
+        Ok(Catalog { pool, dialect })
+    }
+
+    /// Which database this is.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    // ---- tenants --------------------------------------------------------------------------
+
+    pub async fn create_tenant(&self, id: &str, name: &str) -> Result<Tenant> {
+        let created_ns = now_ns();
+        sqlx::query(
+            "INSERT INTO tenants (id, name, public_key_pem, created_ns) VALUES ($1, $2, NULL, $3)",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(created_ns)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                CatalogError::Conflict("tenant")
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(Tenant {
+            id: id.into(),
+            name: name.into(),
+            public_key_pem: None,
+            created_ns,
+        })
+    }
+
+    fn tenant_row(r: &AnyRow) -> Result<Tenant> {
+        Ok(Tenant {
+            id: r.try_get("id")?,
+            name: r.try_get("name")?,
+            public_key_pem: r.try_get("public_key_pem")?,
+            created_ns: r.try_get("created_ns")?,
+        })
+    }
+
+    pub async fn tenant(&self, id: &str) -> Result<Tenant> {
+        let r =
+            sqlx::query("SELECT id, name, public_key_pem, created_ns FROM tenants WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or(CatalogError::NotFound("tenant"))?;
+        Self::tenant_row(&r)
+    }
+
+    pub async fn tenant_by_name(&self, name: &str) -> Result<Tenant> {
+        let r =
+            sqlx::query("SELECT id, name, public_key_pem, created_ns FROM tenants WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or(CatalogError::NotFound("tenant"))?;
+        Self::tenant_row(&r)
+    }
+
+    pub async fn tenants(&self) -> Result<Vec<Tenant>> {
+        sqlx::query("SELECT id, name, public_key_pem, created_ns FROM tenants ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::tenant_row)
+            .collect()
+    }
+
+    pub async fn set_public_key(&self, tenant_id: &str, pem: &str) -> Result<()> {
+        let n = sqlx::query("UPDATE tenants SET public_key_pem = $1 WHERE id = $2")
+            .bind(pem)
+            .bind(tenant_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(CatalogError::NotFound("tenant"));
+        }
+        Ok(())
+    }
+
+    // ---- applications ---------------------------------------------------------------------
+
+    pub async fn create_application(
+        &self,
+        id: &str,
+        tenant_id: &str,
+        name: &str,
+    ) -> Result<Application> {
+        let created_ns = now_ns();
+        sqlx::query(
+            "INSERT INTO applications (id, tenant_id, name, retention_days, created_ns) VALUES ($1, $2, $3, NULL, $4)",
+        )
+        .bind(id)
+        .bind(tenant_id)
+        .bind(name)
+        .bind(created_ns)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { CatalogError::Conflict("application") } else { e.into() })?;
+        Ok(Application {
+            id: id.into(),
+            tenant_id: tenant_id.into(),
+            name: name.into(),
+            retention_days: None,
+            created_ns,
+        })
+    }
+
+    fn application_row(r: &AnyRow) -> Result<Application> {
+        Ok(Application {
+            id: r.try_get("id")?,
+            tenant_id: r.try_get("tenant_id")?,
+            name: r.try_get("name")?,
+            retention_days: r.try_get("retention_days")?,
+            created_ns: r.try_get("created_ns")?,
+        })
+    }
+
+    pub async fn applications(&self, tenant_id: &str) -> Result<Vec<Application>> {
+        sqlx::query(
+            "SELECT id, tenant_id, name, retention_days, created_ns FROM applications WHERE tenant_id = $1 ORDER BY name",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(Self::application_row)
+        .collect()
+    }
+
+    /// An application of `tenant_id`, by id or by name.
+    pub async fn application(&self, tenant_id: &str, id_or_name: &str) -> Result<Application> {
+        let r = sqlx::query(
+            "SELECT id, tenant_id, name, retention_days, created_ns FROM applications \
+             WHERE tenant_id = $1 AND (id = $2 OR name = $2)",
+        )
+        .bind(tenant_id)
+        .bind(id_or_name)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(CatalogError::NotFound("application"))?;
+        Self::application_row(&r)
+    }
+
+    pub async fn set_retention(
+        &self,
+        tenant_id: &str,
+        application_id: &str,
+        days: Option<i64>,
+    ) -> Result<()> {
+        let n = sqlx::query(
+            "UPDATE applications SET retention_days = $1 WHERE tenant_id = $2 AND id = $3",
+        )
+        .bind(days)
+        .bind(tenant_id)
+        .bind(application_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(CatalogError::NotFound("application"));
+        }
+        Ok(())
+    }
+
+    // ---- API keys -------------------------------------------------------------------------
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_api_key(
+        &self,
+        id: &str,
+        tenant_id: &str,
+        application_id: &str,
+        name: &str,
+        key_hash: &[u8],
+        prefix: &str,
+        signature_required: bool,
+    ) -> Result<ApiKey> {
+        let created_ns = now_ns();
+        sqlx::query(
+            "INSERT INTO api_keys (id, tenant_id, application_id, name, key_hash, prefix, signature_required, created_ns, revoked_ns, last_used_ns) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL)",
+        )
+        .bind(id)
+        .bind(tenant_id)
+        .bind(application_id)
+        .bind(name)
+        .bind(key_hash)
+        .bind(prefix)
+        .bind(i64::from(signature_required))
+        .bind(created_ns)
+        .execute(&self.pool)
+        .await?;
+        Ok(ApiKey {
+            id: id.into(),
+            tenant_id: tenant_id.into(),
+            application_id: application_id.into(),
+            name: name.into(),
+            prefix: prefix.into(),
+            signature_required,
+            created_ns,
+            revoked_ns: None,
+            last_used_ns: None,
+        })
+    }
+
+    fn api_key_row(r: &AnyRow) -> Result<ApiKey> {
+        Ok(ApiKey {
+            id: r.try_get("id")?,
+            tenant_id: r.try_get("tenant_id")?,
+            application_id: r.try_get("application_id")?,
+            name: r.try_get("name")?,
+            prefix: r.try_get("prefix")?,
+            signature_required: r.try_get::<i64, _>("signature_required")? != 0,
+            created_ns: r.try_get("created_ns")?,
+            revoked_ns: r.try_get("revoked_ns")?,
+            last_used_ns: r.try_get("last_used_ns")?,
+        })
+    }
+
+    const API_KEY_COLUMNS: &'static str = "id, tenant_id, application_id, name, prefix, signature_required, created_ns, revoked_ns, last_used_ns";
+
+    /// The key with this hash, revoked or not.
+    pub async fn api_key_by_hash(&self, key_hash: &[u8]) -> Result<Option<ApiKey>> {
+        let sql = format!(
+            "SELECT {} FROM api_keys WHERE key_hash = $1",
+            Self::API_KEY_COLUMNS
+        );
+        sqlx::query(audited(sql))
+            .bind(key_hash)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(Self::api_key_row)
+            .transpose()
+    }
+
+    pub async fn api_keys(&self, tenant_id: &str) -> Result<Vec<ApiKey>> {
+        let sql = format!(
+            "SELECT {} FROM api_keys WHERE tenant_id = $1 ORDER BY created_ns",
+            Self::API_KEY_COLUMNS
+        );
+        sqlx::query(audited(sql))
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::api_key_row)
+            .collect()
+    }
+
+    pub async fn revoke_api_key(&self, tenant_id: &str, id: &str) -> Result<()> {
+        let n = sqlx::query("UPDATE api_keys SET revoked_ns = $1 WHERE tenant_id = $2 AND id = $3 AND revoked_ns IS NULL")
+            .bind(now_ns())
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(CatalogError::NotFound("active API key"));
+        }
+        Ok(())
+    }
+
+    pub async fn touch_api_key(&self, id: &str, at_ns: i64) -> Result<()> {
+        sqlx::query("UPDATE api_keys SET last_used_ns = $1 WHERE id = $2")
+            .bind(at_ns)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ---- access tokens --------------------------------------------------------------------
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_access_token(
+        &self,
+        id: &str,
+        tenant_id: &str,
+        name: &str,
+        token_hash: &[u8],
+        prefix: &str,
+        scopes: &str,
+        expires_ns: i64,
+    ) -> Result<AccessToken> {
+        let created_ns = now_ns();
+        sqlx::query(
+            "INSERT INTO access_tokens (id, tenant_id, name, token_hash, prefix, scopes, created_ns, expires_ns, revoked_ns, last_used_ns) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL)",
+        )
+        .bind(id)
+        .bind(tenant_id)
+        .bind(name)
+        .bind(token_hash)
+        .bind(prefix)
+        .bind(scopes)
+        .bind(created_ns)
+        .bind(expires_ns)
+        .execute(&self.pool)
+        .await?;
+        Ok(AccessToken {
+            id: id.into(),
+            tenant_id: tenant_id.into(),
+            name: name.into(),
+            prefix: prefix.into(),
+            scopes: scopes.into(),
+            created_ns,
+            expires_ns,
+            revoked_ns: None,
+            last_used_ns: None,
+        })
+    }
+
+    fn token_row(r: &AnyRow) -> Result<AccessToken> {
+        Ok(AccessToken {
+            id: r.try_get("id")?,
+            tenant_id: r.try_get("tenant_id")?,
+            name: r.try_get("name")?,
+            prefix: r.try_get("prefix")?,
+            scopes: r.try_get("scopes")?,
+            created_ns: r.try_get("created_ns")?,
+            expires_ns: r.try_get("expires_ns")?,
+            revoked_ns: r.try_get("revoked_ns")?,
+            last_used_ns: r.try_get("last_used_ns")?,
+        })
+    }
+
+    const TOKEN_COLUMNS: &'static str =
+        "id, tenant_id, name, prefix, scopes, created_ns, expires_ns, revoked_ns, last_used_ns";
+
+    pub async fn access_token_by_hash(&self, token_hash: &[u8]) -> Result<Option<AccessToken>> {
+        let sql = format!(
+            "SELECT {} FROM access_tokens WHERE token_hash = $1",
+            Self::TOKEN_COLUMNS
+        );
+        sqlx::query(audited(sql))
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(Self::token_row)
+            .transpose()
+    }
+
+    pub async fn access_tokens(&self, tenant_id: &str) -> Result<Vec<AccessToken>> {
+        let sql = format!(
+            "SELECT {} FROM access_tokens WHERE tenant_id = $1 ORDER BY created_ns",
+            Self::TOKEN_COLUMNS
+        );
+        sqlx::query(audited(sql))
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::token_row)
+            .collect()
+    }
+
+    pub async fn revoke_access_token(&self, tenant_id: &str, id: &str) -> Result<()> {
+        let n = sqlx::query(
+            "UPDATE access_tokens SET revoked_ns = $1 WHERE tenant_id = $2 AND id = $3 AND revoked_ns IS NULL",
+        )
+        .bind(now_ns())
+        .bind(tenant_id)
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(CatalogError::NotFound("active access token"));
+        }
+        Ok(())
+    }
+
+    pub async fn touch_access_token(&self, id: &str, at_ns: i64) -> Result<()> {
+        sqlx::query("UPDATE access_tokens SET last_used_ns = $1 WHERE id = $2")
+            .bind(at_ns)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ---- data keys ------------------------------------------------------------------------
+
+    pub async fn create_data_key(
+        &self,
+        id: &str,
+        tenant_id: &str,
+        application_id: &str,
+        wrapped: &[u8],
+    ) -> Result<DataKey> {
+        let created_ns = now_ns();
+        sqlx::query(
+            "INSERT INTO data_keys (id, tenant_id, application_id, wrapped, created_ns) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(tenant_id)
+        .bind(application_id)
+        .bind(wrapped)
+        .bind(created_ns)
+        .execute(&self.pool)
+        .await?;
+        Ok(DataKey {
+            id: id.into(),
+            tenant_id: tenant_id.into(),
+            application_id: application_id.into(),
+            wrapped: wrapped.to_vec(),
+            created_ns,
+        })
+    }
+
+    /// A data key of `tenant_id`; keys of other tenants are not found.
+    pub async fn data_key(&self, tenant_id: &str, id: &str) -> Result<DataKey> {
+        let r = sqlx::query(
+            "SELECT id, tenant_id, application_id, wrapped, created_ns FROM data_keys WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(CatalogError::NotFound("data key"))?;
+        Ok(DataKey {
+            id: r.try_get("id")?,
+            tenant_id: r.try_get("tenant_id")?,
+            application_id: r.try_get("application_id")?,
+            wrapped: r.try_get("wrapped")?,
+            created_ns: r.try_get("created_ns")?,
+        })
+    }
+
+    // ---- segments and records -------------------------------------------------------------
+
+    /// Which of `record_ids` are already stored for `tenant_id`.
+    pub async fn known_records(
+        &self,
+        tenant_id: &str,
+        record_ids: &[String],
+    ) -> Result<Vec<String>> {
+        let mut known = Vec::new();
+        for chunk in record_ids.chunks(500) {
+            let placeholders: Vec<String> =
+                (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT record_id FROM records WHERE tenant_id = $1 AND record_id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut q = sqlx::query(audited(sql)).bind(tenant_id);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                known.push(r.try_get("record_id")?);
+            }
+        }
+        Ok(known)
+    }
+
+    /// Records `segments` and their record ids in one transaction; returns their ids in order.
+    /// A record id that another server committed meanwhile is left pointing at the first
+    /// segment (ON CONFLICT DO NOTHING).
+    pub async fn commit_segments(&self, segments: &[NewSegment]) -> Result<Vec<i64>> {
+        let mut tx = self.pool.begin().await?;
+        let created_ns = now_ns();
+        let mut ids = Vec::with_capacity(segments.len());
+        for s in segments {
+            let row = sqlx::query(
+                "INSERT INTO segments (tenant_id, application_id, object_key, min_ts, max_ts, records, entries, bytes, bloom, max_received_ns, created_ns) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+            )
+            .bind(&s.tenant_id)
+            .bind(&s.application_id)
+            .bind(&s.object_key)
+            .bind(s.min_ts)
+            .bind(s.max_ts)
+            .bind(s.records)
+            .bind(s.entries)
+            .bind(s.bytes)
+            .bind(&s.bloom)
+            .bind(s.max_received_ns)
+            .bind(created_ns)
+            .fetch_one(&mut *tx)
+            .await?;
+            let id: i64 = row.try_get("id")?;
+            for chunk in s.record_ids.chunks(300) {
+                let values: Vec<String> = (0..chunk.len())
+                    .map(|i| format!("($1, $2, ${})", i + 3))
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO records (tenant_id, segment_id, record_id) VALUES {} ON CONFLICT DO NOTHING",
+                    values.join(", ")
+                );
+                let mut q = sqlx::query(audited(sql)).bind(&s.tenant_id).bind(id);
+                for r in chunk {
+                    q = q.bind(r);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            ids.push(id);
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    fn segment_row(r: &AnyRow) -> Result<Segment> {
+        Ok(Segment {
+            id: r.try_get("id")?,
+            tenant_id: r.try_get("tenant_id")?,
+            application_id: r.try_get("application_id")?,
+            object_key: r.try_get("object_key")?,
+            min_ts: r.try_get("min_ts")?,
+            max_ts: r.try_get("max_ts")?,
+            records: r.try_get("records")?,
+            entries: r.try_get("entries")?,
+            bytes: r.try_get("bytes")?,
+            bloom: r.try_get("bloom")?,
+            max_received_ns: r.try_get("max_received_ns")?,
+            created_ns: r.try_get("created_ns")?,
+        })
+    }
+
+    /// Segments overlapping the filter's time range, in (max_ts, id) order.
+    pub async fn segments(&self, f: &SegmentFilter<'_>) -> Result<Vec<Segment>> {
+        let mut sql = format!(
+            "SELECT {SEGMENT_COLUMNS} FROM segments WHERE tenant_id = $1 AND max_ts >= $2 AND min_ts <= $3"
+        );
+        let mut n = 4;
+        if !f.application_ids.is_empty() {
+            let ph: Vec<String> = (0..f.application_ids.len())
+                .map(|i| format!("${}", n + i))
+                .collect();
+            sql.push_str(&format!(" AND application_id IN ({})", ph.join(", ")));
+            n += f.application_ids.len();
+        }
+        if f.after.is_some() {
+            let (cmp, cmp2) = if f.newest_first {
+                ("<", "<")
+            } else {
+                (">", ">")
+            };
+            sql.push_str(&format!(
+                " AND (max_ts {cmp} ${n} OR (max_ts = ${n} AND id {cmp2} ${}))",
+                n + 1
+            ));
+            n += 2;
+        }
+        let dir = if f.newest_first { "DESC" } else { "ASC" };
+        sql.push_str(&format!(" ORDER BY max_ts {dir}, id {dir} LIMIT ${n}"));
+        let mut q = sqlx::query(audited(sql))
+            .bind(f.tenant_id)
+            .bind(f.from_ns)
+            .bind(f.to_ns);
+        for a in f.application_ids {
+            q = q.bind(a);
+        }
+        if let Some((ts, id)) = f.after {
+            q = q.bind(ts).bind(id);
+        }
+        q = q.bind(f.limit);
+        q.fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::segment_row)
+            .collect()
+    }
+
+    /// Segments of a tenant committed after segment id `after_id`, oldest first (live tail).
+    pub async fn segments_after(
+        &self,
+        tenant_id: &str,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<Segment>> {
+        let sql = format!(
+            "SELECT {SEGMENT_COLUMNS} FROM segments WHERE tenant_id = $1 AND id > $2 ORDER BY id ASC LIMIT $3"
+        );
+        sqlx::query(audited(sql))
+            .bind(tenant_id)
+            .bind(after_id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::segment_row)
+            .collect()
+    }
+
+    /// The highest segment id of a tenant (0 when none).
+    pub async fn last_segment_id(&self, tenant_id: &str) -> Result<i64> {
+        let r = sqlx::query("SELECT COALESCE(MAX(id), 0) AS m FROM segments WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(r.try_get("m")?)
+    }
+
+    /// Every object key the catalog knows (for orphan collection).
+    pub async fn all_object_keys(&self) -> Result<Vec<String>> {
+        sqlx::query("SELECT object_key FROM segments")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok(r.try_get("object_key")?))
+            .collect()
+    }
+
+    /// Deletes segments (and their record ids) by id, in one transaction.
+    pub async fn delete_segments(&self, ids: &[i64]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for id in ids {
+            sqlx::query("DELETE FROM records WHERE segment_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM segments WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Segments of an application entirely older than `before_ns`.
+    pub async fn expired_segments(
+        &self,
+        application_id: &str,
+        before_ns: i64,
+        limit: i64,
+    ) -> Result<Vec<Segment>> {
+        let sql = format!(
+            "SELECT {SEGMENT_COLUMNS} FROM segments WHERE application_id = $1 AND max_ts < $2 ORDER BY max_ts LIMIT $3"
+        );
+        sqlx::query(audited(sql))
+            .bind(application_id)
+            .bind(before_ns)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::segment_row)
+            .collect()
+    }
+
+    /// Every application of every tenant, for housekeeping.
+    pub async fn all_applications(&self) -> Result<Vec<Application>> {
+        sqlx::query("SELECT id, tenant_id, name, retention_days, created_ns FROM applications")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::application_row)
+            .collect()
+    }
+
+    // ---- audit ----------------------------------------------------------------------------
+
+    pub async fn audit(
+        &self,
+        tenant_id: &str,
+        actor: &str,
+        action: &str,
+        target: &str,
+        remote: &str,
+        details: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit (tenant_id, at_ns, actor, action, target, remote, details) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(tenant_id)
+        .bind(now_ns())
+        .bind(actor)
+        .bind(action)
+        .bind(target)
+        .bind(remote)
+        .bind(details)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Audit events of a tenant, newest first, before event id `before_id` (exclusive).
+    pub async fn audit_events(
+        &self,
+        tenant_id: &str,
+        before_id: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditEvent>> {
+        let rows = sqlx::query(
+            "SELECT id, tenant_id, at_ns, actor, action, target, remote, details FROM audit \
+             WHERE tenant_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+        )
+        .bind(tenant_id)
+        .bind(before_id.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEvent {
+                    id: r.try_get("id")?,
+                    tenant_id: r.try_get("tenant_id")?,
+                    at_ns: r.try_get("at_ns")?,
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    target: r.try_get("target")?,
+                    remote: r.try_get("remote")?,
+                    details: r.try_get("details")?,
+                })
+            })
+            .collect()
+    }
+
+    // ---- leadership -----------------------------------------------------------------------
+
+    /// Runs `f` only if this process is the housekeeping leader: always with SQLite (one
+    /// process owns the file), under a PostgreSQL advisory lock otherwise. Returns whether it ran.
+    pub async fn as_leader<F, Fut>(&self, f: F) -> Result<bool>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        match self.dialect {
+            Dialect::Sqlite => {
+                f().await;
+                Ok(true)
+            }
+            Dialect::Postgres => {
+                use sqlx::Executor as _;
+                let mut conn = self.pool.acquire().await?;
+                let r = conn.fetch_one("SELECT CASE WHEN pg_try_advisory_lock(7317002) THEN 1::int8 ELSE 0::int8 END AS got").await?;
+                let got: i64 = r.try_get("got")?;
+                if got == 0 {
+                    return Ok(false);
+                }
+                f().await;
+                conn.execute("SELECT pg_advisory_unlock(7317002)").await?;
+                Ok(true)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,446 @@
+//! One conformance suite, run against every catalog backend: SQLite always; PostgreSQL when
+//! reachable (`LOGFLUX_TEST_POSTGRES`, default `postgres://postgres@127.0.0.1:5432/test`), each
+//! test in a fresh database. With `LOGFLUX_REQUIRE_POSTGRES=1` (CI) a missing PostgreSQL fails.
+
+use super::*;
+
+pub(crate) struct Backend {
+    pub(crate) name: &'static str,
+    pub(crate) catalog: Catalog,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub(crate) async fn backends() -> Vec<Backend> {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("catalog.db").display());
+    let mut out = vec![Backend {
+        name: "sqlite",
+        catalog: Catalog::connect(&url).await.unwrap(),
+        _dir: Some(dir),
+    }];
+    if let Some(pg) = fresh_postgres().await {
+        out.push(Backend {
+            name: "postgres",
+            catalog: pg,
+            _dir: None,
+        });
+    }
+    out
+}
+
+/// A catalog in a new PostgreSQL database, or `None` (with a message) when none is reachable.
+pub(crate) async fn fresh_postgres() -> Option<Catalog> {
+    let admin_url = std::env::var("LOGFLUX_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    sqlx::any::install_default_drivers();
+    let admin = match AnyPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect(&admin_url)
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            if std::env::var("LOGFLUX_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+                panic!(
+                    "PostgreSQL required (LOGFLUX_REQUIRE_POSTGRES=1) but {admin_url} is unreachable: {e}"
+                );
+            }
+            eprintln!(
+                "skipping PostgreSQL: {admin_url} unreachable ({e}); start PostgreSQL or set LOGFLUX_TEST_POSTGRES"
+            );
+            return None;
+        }
+    };
+    // Sweep databases that earlier runs left behind (their ULID names carry their birth time).
+    let stale = sqlx::query("SELECT datname FROM pg_database WHERE datname LIKE 'logflux_test_%'")
+        .fetch_all(&admin)
+        .await
+        .unwrap();
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for row in stale {
+        let name: String = row.try_get("datname").unwrap();
+        let born = ulid::Ulid::from_string(&name["logflux_test_".len()..].to_uppercase())
+            .map(|u| u.datetime());
+        if born.is_ok_and(|t| t < hour_ago) {
+            let _ = sqlx::query(audited(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&admin)
+            .await;
+        }
+    }
+    let db = format!(
+        "logflux_test_{}",
+        ulid::Ulid::new().to_string().to_lowercase()
+    );
+    sqlx::query(audited(format!("CREATE DATABASE {db}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    Some(Catalog::connect(&format!("{base}/{db}")).await.unwrap())
+}
+
+fn segment(
+    tenant: &str,
+    app: &str,
+    key: &str,
+    min_ts: i64,
+    max_ts: i64,
+    records: &[&str],
+) -> NewSegment {
+    NewSegment {
+        tenant_id: tenant.into(),
+        application_id: app.into(),
+        object_key: key.into(),
+        min_ts,
+        max_ts,
+        records: records.len() as i64,
+        entries: 10,
+        bytes: 100,
+        bloom: vec![1, 2, 3],
+        max_received_ns: max_ts + 1,
+        record_ids: records.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+#[tokio::test]
+async fn tenants_and_applications() {
+    for b in backends().await {
+        let c = &b.catalog;
+        let t = c.create_tenant("t1", "acme").await.unwrap();
+        assert!(
+            matches!(
+                c.create_tenant("t2", "acme").await,
+                Err(CatalogError::Conflict("tenant"))
+            ),
+            "{}",
+            b.name
+        );
+        assert_eq!(c.tenant("t1").await.unwrap(), t);
+        assert_eq!(c.tenant_by_name("acme").await.unwrap().id, "t1");
+        assert!(matches!(
+            c.tenant("nope").await,
+            Err(CatalogError::NotFound(_))
+        ));
+        c.set_public_key("t1", "PEM").await.unwrap();
+        assert_eq!(
+            c.tenant("t1").await.unwrap().public_key_pem.as_deref(),
+            Some("PEM")
+        );
+        assert!(matches!(
+            c.set_public_key("nope", "PEM").await,
+            Err(CatalogError::NotFound(_))
+        ));
+
+        c.create_tenant("t2", "other").await.unwrap();
+        let a = c.create_application("a1", "t1", "web").await.unwrap();
+        c.create_application("a2", "t2", "web").await.unwrap();
+        assert!(matches!(
+            c.create_application("a3", "t1", "web").await,
+            Err(CatalogError::Conflict(_))
+        ));
+        assert_eq!(c.application("t1", "web").await.unwrap(), a);
+        assert_eq!(c.application("t1", "a1").await.unwrap(), a);
+        assert!(
+            matches!(
+                c.application("t1", "a2").await,
+                Err(CatalogError::NotFound(_))
+            ),
+            "other tenant's app"
+        );
+        assert_eq!(c.applications("t1").await.unwrap(), vec![a.clone()]);
+        c.set_retention("t1", "a1", Some(30)).await.unwrap();
+        assert_eq!(
+            c.application("t1", "a1").await.unwrap().retention_days,
+            Some(30)
+        );
+        assert!(
+            c.set_retention("t2", "a1", Some(1)).await.is_err(),
+            "cross-tenant retention"
+        );
+        assert_eq!(c.all_applications().await.unwrap().len(), 2);
+    }
+}
+
+#[tokio::test]
+async fn credentials_by_hash_revocation_and_use() {
+    for b in backends().await {
+        let c = &b.catalog;
+        c.create_tenant("t1", "acme").await.unwrap();
+        c.create_application("a1", "t1", "web").await.unwrap();
+        let k = c
+            .create_api_key("k1", "t1", "a1", "prod", b"hash-1", "eu-lf_ab", true)
+            .await
+            .unwrap();
+        assert_eq!(c.api_key_by_hash(b"hash-1").await.unwrap(), Some(k.clone()));
+        assert_eq!(c.api_key_by_hash(b"hash-2").await.unwrap(), None);
+        c.touch_api_key("k1", 42).await.unwrap();
+        assert_eq!(
+            c.api_key_by_hash(b"hash-1")
+                .await
+                .unwrap()
+                .unwrap()
+                .last_used_ns,
+            Some(42)
+        );
+        c.revoke_api_key("t1", "k1").await.unwrap();
+        assert!(
+            c.api_key_by_hash(b"hash-1")
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_ns
+                .is_some()
+        );
+        assert!(
+            c.revoke_api_key("t1", "k1").await.is_err(),
+            "already revoked"
+        );
+        assert_eq!(c.api_keys("t1").await.unwrap().len(), 1);
+
+        let t = c
+            .create_access_token("p1", "t1", "ci", b"thash", "lf_pat_x", "read write", 99)
+            .await
+            .unwrap();
+        assert_eq!(c.access_token_by_hash(b"thash").await.unwrap(), Some(t));
+        assert!(
+            c.revoke_access_token("t2", "p1").await.is_err(),
+            "{}: other tenant cannot revoke",
+            b.name
+        );
+        c.revoke_access_token("t1", "p1").await.unwrap();
+        assert!(
+            c.access_token_by_hash(b"thash")
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_ns
+                .is_some()
+        );
+    }
+}
+
+#[tokio::test]
+async fn data_keys_are_scoped_to_their_tenant() {
+    for b in backends().await {
+        let c = &b.catalog;
+        let wrapped = vec![7u8; 512];
+        c.create_data_key("dk1", "t1", "a1", &wrapped)
+            .await
+            .unwrap();
+        assert_eq!(c.data_key("t1", "dk1").await.unwrap().wrapped, wrapped);
+        assert!(
+            matches!(
+                c.data_key("t2", "dk1").await,
+                Err(CatalogError::NotFound(_))
+            ),
+            "{}",
+            b.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn segments_commit_list_and_delete() {
+    for b in backends().await {
+        let c = &b.catalog;
+        let ids = c
+            .commit_segments(&[
+                segment("t1", "a1", "t1/a1/s1", 0, 10, &["r1", "r2"]),
+                segment("t1", "a2", "t1/a2/s2", 5, 20, &["r3"]),
+                segment("t2", "a9", "t2/a9/s3", 0, 100, &["r1"]),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(ids.len(), 3);
+        assert!(ids[0] < ids[1] && ids[1] < ids[2]);
+        // Record ids are per tenant.
+        let known = c
+            .known_records("t1", &["r1".into(), "r3".into(), "r9".into()])
+            .await
+            .unwrap();
+        let mut known = known;
+        known.sort();
+        assert_eq!(known, ["r1", "r3"]);
+        assert_eq!(
+            c.known_records("t2", &["r2".into()]).await.unwrap(),
+            Vec::<String>::new()
+        );
+        // A record committed again is ignored, not an error.
+        c.commit_segments(&[segment("t1", "a1", "t1/a1/s4", 30, 40, &["r1", "r5"])])
+            .await
+            .unwrap();
+
+        let all = |newest_first, after, apps: &'static [String]| SegmentFilter {
+            tenant_id: "t1",
+            application_ids: apps,
+            from_ns: i64::MIN,
+            to_ns: i64::MAX,
+            newest_first,
+            after,
+            limit: 100,
+        };
+        let oldest: Vec<String> = c
+            .segments(&all(false, None, &[]))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.object_key)
+            .collect();
+        assert_eq!(oldest, ["t1/a1/s1", "t1/a2/s2", "t1/a1/s4"], "{}", b.name);
+        let newest: Vec<String> = c
+            .segments(&all(true, None, &[]))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.object_key)
+            .collect();
+        assert_eq!(newest, ["t1/a1/s4", "t1/a2/s2", "t1/a1/s1"]);
+        let first = c.segments(&all(false, None, &[])).await.unwrap();
+        let after: Vec<String> = c
+            .segments(&all(false, Some((first[0].max_ts, first[0].id)), &[]))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.object_key)
+            .collect();
+        assert_eq!(after, ["t1/a2/s2", "t1/a1/s4"]);
+        static A2: std::sync::LazyLock<Vec<String>> =
+            std::sync::LazyLock::new(|| vec!["a2".to_string()]);
+        let only_a2 = c.segments(&all(false, None, &A2)).await.unwrap();
+        assert_eq!(only_a2.len(), 1);
+        assert_eq!(only_a2[0].bloom, vec![1, 2, 3]);
+        let window = SegmentFilter {
+            from_ns: 11,
+            to_ns: 25,
+            ..all(false, None, &[])
+        };
+        let w: Vec<String> = c
+            .segments(&window)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.object_key)
+            .collect();
+        assert_eq!(w, ["t1/a2/s2"]);
+
+        let tail = c.segments_after("t1", ids[0], 10).await.unwrap();
+        assert_eq!(tail.len(), 2);
+        assert_eq!(c.last_segment_id("t1").await.unwrap(), tail[1].id);
+        assert_eq!(c.last_segment_id("nobody").await.unwrap(), 0);
+
+        let expired = c.expired_segments("a1", 35, 10).await.unwrap();
+        assert_eq!(expired.len(), 1);
+        c.delete_segments(&[expired[0].id]).await.unwrap();
+        assert_eq!(
+            c.known_records("t1", &["r2".into()]).await.unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(c.all_object_keys().await.unwrap().len(), 3);
+    }
+}
+
+#[tokio::test]
+async fn many_record_ids_in_one_commit() {
+    for b in backends().await {
+        let c = &b.catalog;
+        let ids: Vec<String> = (0..1234).map(|i| format!("rec-{i}")).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        c.commit_segments(&[segment("t1", "a1", "k", 0, 1, &refs)])
+            .await
+            .unwrap();
+        assert_eq!(
+            c.known_records("t1", &ids).await.unwrap().len(),
+            1234,
+            "{}",
+            b.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn audit_log_pages_newest_first() {
+    for b in backends().await {
+        let c = &b.catalog;
+        for i in 0..5 {
+            c.audit(
+                "t1",
+                "token:p1",
+                "query",
+                &format!("app{i}"),
+                "127.0.0.1",
+                "{}",
+            )
+            .await
+            .unwrap();
+        }
+        c.audit("t2", "token:p9", "query", "x", "::1", "{}")
+            .await
+            .unwrap();
+        let page = c.audit_events("t1", None, 3).await.unwrap();
+        assert_eq!(
+            page.iter().map(|e| e.target.as_str()).collect::<Vec<_>>(),
+            ["app4", "app3", "app2"]
+        );
+        let next = c.audit_events("t1", Some(page[2].id), 3).await.unwrap();
+        assert_eq!(
+            next.iter().map(|e| e.target.as_str()).collect::<Vec<_>>(),
+            ["app1", "app0"],
+            "{}",
+            b.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn leadership_runs_the_closure() {
+    for b in backends().await {
+        let ran = std::sync::atomic::AtomicBool::new(false);
+        let led = b
+            .catalog
+            .as_leader(|| async { ran.store(true, std::sync::atomic::Ordering::SeqCst) })
+            .await
+            .unwrap();
+        assert!(
+            led && ran.load(std::sync::atomic::Ordering::SeqCst),
+            "{}",
+            b.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn only_one_postgres_leader_at_a_time() {
+    let Some(c) = fresh_postgres().await else {
+        return;
+    };
+    let (entered_tx, entered_rx) = tokio::sync::oneshot::channel();
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let c1 = c.clone();
+    let holder = tokio::spawn(async move {
+        c1.as_leader(|| async move {
+            entered_tx.send(()).unwrap();
+            release_rx.await.unwrap();
+        })
+        .await
+        .unwrap()
+    });
+    entered_rx.await.unwrap();
+    let second = c.as_leader(|| async {}).await.unwrap();
+    assert!(!second, "a second leader while the first holds the lock");
+    release_tx.send(()).unwrap();
+    assert!(holder.await.unwrap());
+    assert!(
+        c.as_leader(|| async {}).await.unwrap(),
+        "leadership is free again"
+    );
+}
+
+#[tokio::test]
+async fn bad_url_is_a_clear_error() {
+    let e = Catalog::connect("mysql://x").await.unwrap_err();
+    assert!(e.to_string().contains("neither sqlite"), "{e}");
+}

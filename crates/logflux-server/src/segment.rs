@@ -1,0 +1,451 @@
+//! Segments: the server's storage unit. One object holds many sealed records of one tenant and
+//! application, followed by a footer with the record directory and the token index.
+//!
+//! ```text
+//! segment  = body{n} footer trailer
+//! footer   = "LFSF" 0x01 n:varint record{n} index
+//! record   = offset:varint len:varint record_id:str key_id:str payload:u8 entry_type:u8
+//!            nonce_len:u8 nonce{nonce_len} flags:u8 min_ts:zigzag max_ts:zigzag
+//!            count:varint received_ns:zigzag
+//! index    = t:varint (token:u64be postings:varint record_delta:varint{postings}){t}
+//! trailer  = footer_len:u32le crc32c(footer):u32le "LFSG" 0x01           (13 bytes)
+//! ```
+//!
+//! Bodies are the records' ciphertext exactly as ingested. Tokens are 64-bit: an agent token
+//! is its own value; an SDK's opaque token string is mapped through [`opaque_token`]. The
+//! trailer sits at a fixed distance from the end, so a reader fetches the last 13 bytes, then
+//! the footer, then only the record ranges it needs. A torn or altered footer fails its CRC.
+
+use std::ops::Range;
+
+use aws_lc_rs::digest;
+
+/// Bytes of the trailer at the end of every segment.
+pub(crate) const TRAILER_LEN: usize = 13;
+const FOOTER_MAGIC: &[u8; 4] = b"LFSF";
+const TRAILER_MAGIC: &[u8; 4] = b"LFSG";
+const VERSION: u8 = 1;
+
+/// Why a segment could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum SegmentError {
+    #[error("segment is shorter than its trailer")]
+    Short,
+    #[error("segment trailer has a bad magic or version")]
+    Trailer,
+    #[error("segment footer checksum mismatch (torn or corrupted)")]
+    Checksum,
+    #[error("segment footer is malformed: {0}")]
+    Footer(&'static str),
+}
+
+/// The metadata of one record, kept in the footer (and in query responses).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RecordMeta {
+    pub(crate) record_id: String,
+    /// Empty for unencrypted (payload type 3) parts.
+    pub(crate) key_id: String,
+    /// `X-LF-Payload-Type`: 1, 3 or 4.
+    pub(crate) payload: u8,
+    /// `X-LF-Entry-Type` of SDK parts; 0 for agent batches.
+    pub(crate) entry_type: u8,
+    pub(crate) nonce: Option<[u8; 12]>,
+    pub(crate) crlf_stripped: bool,
+    pub(crate) min_ts: i64,
+    pub(crate) max_ts: i64,
+    pub(crate) count: u32,
+    pub(crate) received_ns: i64,
+    /// Sorted, deduplicated.
+    pub(crate) tokens: Vec<u64>,
+}
+
+/// A record's place in its segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RecordEntry {
+    pub(crate) meta: RecordMeta,
+    pub(crate) range: Range<u64>,
+}
+
+/// The token of an opaque SDK token string: 16 hex digits are read as the token itself (so an
+/// agent-style token matches either way), anything else is the first 8 bytes of its SHA-256.
+pub(crate) fn opaque_token(s: &str) -> u64 {
+    if s.len() == 16
+        && s.bytes().all(|b| b.is_ascii_hexdigit())
+        && let Ok(v) = u64::from_str_radix(s, 16)
+    {
+        return v;
+    }
+    let d = digest::digest(&digest::SHA256, s.as_bytes());
+    u64::from_be_bytes(d.as_ref()[..8].try_into().expect("32-byte digest"))
+}
+
+/// Builds a segment in memory.
+#[derive(Debug, Default)]
+pub(crate) struct SegmentWriter {
+    body: Vec<u8>,
+    records: Vec<RecordEntry>,
+}
+
+/// What the catalog keeps about a finished segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SegmentSummary {
+    pub(crate) min_ts: i64,
+    pub(crate) max_ts: i64,
+    pub(crate) records: u32,
+    pub(crate) entries: u64,
+    pub(crate) bytes: u64,
+    /// Every distinct token of the segment, sorted.
+    pub(crate) tokens: Vec<u64>,
+    pub(crate) max_received_ns: i64,
+}
+
+impl SegmentWriter {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Bytes of record bodies so far.
+    pub(crate) fn body_len(&self) -> usize {
+        self.body.len()
+    }
+
+    pub(crate) fn add(&mut self, meta: RecordMeta, body: &[u8]) {
+        let start = self.body.len() as u64;
+        self.body.extend_from_slice(body);
+        self.records.push(RecordEntry {
+            meta,
+            range: start..self.body.len() as u64,
+        });
+    }
+
+    /// The segment's bytes and its summary.
+    pub(crate) fn finish(self) -> (Vec<u8>, SegmentSummary) {
+        let mut out = self.body;
+        let footer_start = out.len();
+        out.extend_from_slice(FOOTER_MAGIC);
+        out.push(VERSION);
+        put_varint(&mut out, self.records.len() as u64);
+        let mut postings: std::collections::BTreeMap<u64, Vec<u32>> = Default::default();
+        let mut summary = SegmentSummary {
+            min_ts: i64::MAX,
+            max_ts: i64::MIN,
+            records: self.records.len() as u32,
+            entries: 0,
+            bytes: 0,
+            tokens: Vec::new(),
+            max_received_ns: i64::MIN,
+        };
+        for (i, r) in self.records.iter().enumerate() {
+            let m = &r.meta;
+            put_varint(&mut out, r.range.start);
+            put_varint(&mut out, r.range.end - r.range.start);
+            put_str(&mut out, &m.record_id);
+            put_str(&mut out, &m.key_id);
+            out.push(m.payload);
+            out.push(m.entry_type);
+            match m.nonce {
+                Some(n) => {
+                    out.push(12);
+                    out.extend_from_slice(&n);
+                }
+                None => out.push(0),
+            }
+            out.push(u8::from(m.crlf_stripped));
+            put_varint(&mut out, zigzag(m.min_ts));
+            put_varint(&mut out, zigzag(m.max_ts));
+            put_varint(&mut out, u64::from(m.count));
+            put_varint(&mut out, zigzag(m.received_ns));
+            for t in &m.tokens {
+                postings.entry(*t).or_default().push(i as u32);
+            }
+            summary.min_ts = summary.min_ts.min(m.min_ts);
+            summary.max_ts = summary.max_ts.max(m.max_ts);
+            summary.entries += u64::from(m.count);
+            summary.max_received_ns = summary.max_received_ns.max(m.received_ns);
+        }
+        put_varint(&mut out, postings.len() as u64);
+        for (token, recs) in &postings {
+            out.extend_from_slice(&token.to_be_bytes());
+            put_varint(&mut out, recs.len() as u64);
+            let mut prev = 0u32;
+            for (j, r) in recs.iter().enumerate() {
+                // Records are added in order, so postings ascend; store gaps.
+                let delta = if j == 0 { *r } else { r - prev };
+                put_varint(&mut out, u64::from(delta));
+                prev = *r;
+            }
+        }
+        summary.tokens = postings.into_keys().collect();
+        let footer_len = (out.len() - footer_start) as u32;
+        let crc = crc32c(&out[footer_start..]);
+        out.extend_from_slice(&footer_len.to_le_bytes());
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(TRAILER_MAGIC);
+        out.push(VERSION);
+        summary.bytes = out.len() as u64;
+        (out, summary)
+    }
+}
+
+/// Reads the trailer (the last [`TRAILER_LEN`] bytes): the footer's length and checksum.
+pub(crate) fn parse_trailer(trailer: &[u8]) -> Result<(u32, u32), SegmentError> {
+    if trailer.len() != TRAILER_LEN {
+        return Err(SegmentError::Short);
+    }
+    if &trailer[8..12] != TRAILER_MAGIC || trailer[12] != VERSION {
+        return Err(SegmentError::Trailer);
+    }
+    let len = u32::from_le_bytes(trailer[0..4].try_into().expect("4 bytes"));
+    let crc = u32::from_le_bytes(trailer[4..8].try_into().expect("4 bytes"));
+    Ok((len, crc))
+}
+
+/// Where the footer lies in a segment of `segment_len` bytes, given the trailer's length.
+pub(crate) fn footer_range(segment_len: u64, footer_len: u32) -> Result<Range<u64>, SegmentError> {
+    let end = segment_len
+        .checked_sub(TRAILER_LEN as u64)
+        .ok_or(SegmentError::Short)?;
+    let start = end
+        .checked_sub(u64::from(footer_len))
+        .ok_or(SegmentError::Footer("footer longer than the segment"))?;
+    Ok(start..end)
+}
+
+/// A parsed footer: the record directory and the token index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Footer {
+    pub(crate) records: Vec<RecordEntry>,
+    /// Sorted by token.
+    index: Vec<(u64, Vec<u32>)>,
+}
+
+impl Footer {
+    /// Parses a footer whose bytes were checked against `crc` from the trailer.
+    pub(crate) fn parse(bytes: &[u8], crc: u32, segment_len: u64) -> Result<Footer, SegmentError> {
+        if crc32c(bytes) != crc {
+            return Err(SegmentError::Checksum);
+        }
+        let body_len = segment_len
+            .checked_sub((bytes.len() + TRAILER_LEN) as u64)
+            .ok_or(SegmentError::Short)?;
+        let mut r = Reader { buf: bytes, pos: 0 };
+        if r.take(4)? != FOOTER_MAGIC || r.byte()? != VERSION {
+            return Err(SegmentError::Footer("bad magic"));
+        }
+        let n = r.count(8)?;
+        let mut records = Vec::with_capacity(n);
+        for _ in 0..n {
+            let start = r.varint()?;
+            let len = r.varint()?;
+            let end = start
+                .checked_add(len)
+                .ok_or(SegmentError::Footer("range overflow"))?;
+            if end > body_len {
+                return Err(SegmentError::Footer("record range outside the segment"));
+            }
+            let record_id = r.string()?;
+            let key_id = r.string()?;
+            let payload = r.byte()?;
+            let entry_type = r.byte()?;
+            let nonce = match r.byte()? {
+                0 => None,
+                12 => Some(r.take(12)?.try_into().expect("12 bytes")),
+                _ => return Err(SegmentError::Footer("bad nonce length")),
+            };
+            let crlf_stripped = r.byte()? != 0;
+            let min_ts = unzigzag(r.varint()?);
+            let max_ts = unzigzag(r.varint()?);
+            let count = u32::try_from(r.varint()?).map_err(|_| SegmentError::Footer("count"))?;
+            let received_ns = unzigzag(r.varint()?);
+            records.push(RecordEntry {
+                meta: RecordMeta {
+                    record_id,
+                    key_id,
+                    payload,
+                    entry_type,
+                    nonce,
+                    crlf_stripped,
+                    min_ts,
+                    max_ts,
+                    count,
+                    received_ns,
+                    tokens: Vec::new(),
+                },
+                range: start..end,
+            });
+        }
+        let t = r.count(9)?;
+        let mut index = Vec::with_capacity(t);
+        let mut last_token = None;
+        for _ in 0..t {
+            let token = u64::from_be_bytes(r.take(8)?.try_into().expect("8 bytes"));
+            if last_token.is_some_and(|l| l >= token) {
+                return Err(SegmentError::Footer("token index not sorted"));
+            }
+            last_token = Some(token);
+            let p = r.count(1)?;
+            let mut recs = Vec::with_capacity(p);
+            let mut cur: u64 = 0;
+            for j in 0..p {
+                let d = r.varint()?;
+                cur = if j == 0 { d } else { cur + d };
+                if cur >= records.len() as u64 || (j > 0 && d == 0) {
+                    return Err(SegmentError::Footer("bad posting"));
+                }
+                recs.push(cur as u32);
+                records[cur as usize].meta.tokens.push(token);
+            }
+            index.push((token, recs));
+        }
+        if r.pos != bytes.len() {
+            return Err(SegmentError::Footer("trailing bytes"));
+        }
+        Ok(Footer { records, index })
+    }
+
+    fn postings(&self, token: u64) -> &[u32] {
+        match self.index.binary_search_by_key(&token, |(t, _)| *t) {
+            Ok(i) => &self.index[i].1,
+            Err(_) => &[],
+        }
+    }
+
+    /// Indexes of records that overlap `[from, to]` and, for every group, carry at least one of
+    /// its tokens. No groups: every record in the time range.
+    pub(crate) fn select(&self, from: i64, to: i64, groups: &[Vec<u64>]) -> Vec<usize> {
+        let in_time = |i: usize| {
+            let m = &self.records[i].meta;
+            m.max_ts >= from && m.min_ts <= to
+        };
+        if groups.is_empty() {
+            return (0..self.records.len()).filter(|&i| in_time(i)).collect();
+        }
+        let mut candidates: Option<Vec<u32>> = None;
+        for group in groups {
+            let mut union: Vec<u32> = group
+                .iter()
+                .flat_map(|t| self.postings(*t))
+                .copied()
+                .collect();
+            union.sort_unstable();
+            union.dedup();
+            candidates = Some(match candidates {
+                None => union,
+                Some(prev) => intersect(&prev, &union),
+            });
+            if candidates.as_ref().is_some_and(Vec::is_empty) {
+                break;
+            }
+        }
+        candidates
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| i as usize)
+            .filter(|&i| in_time(i))
+            .collect()
+    }
+}
+
+fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
+fn crc32c(data: &[u8]) -> u32 {
+    crc32c::crc32c(data)
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_varint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], SegmentError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or(SegmentError::Footer("truncated"))?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn byte(&mut self) -> Result<u8, SegmentError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn varint(&mut self) -> Result<u64, SegmentError> {
+        let mut v: u64 = 0;
+        for shift in (0..70).step_by(7) {
+            let b = self.byte()?;
+            if shift == 63 && b > 1 {
+                return Err(SegmentError::Footer("varint overflow"));
+            }
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(SegmentError::Footer("varint overflow"))
+    }
+
+    /// A count of items that take at least `min_size` bytes each: bounded by what remains.
+    fn count(&mut self, min_size: usize) -> Result<usize, SegmentError> {
+        let n = self.varint()?;
+        usize::try_from(n)
+            .ok()
+            .filter(|&n| n.saturating_mul(min_size) <= self.buf.len() - self.pos)
+            .ok_or(SegmentError::Footer("count larger than the footer"))
+    }
+
+    fn string(&mut self) -> Result<String, SegmentError> {
+        let len = self.count(1)?;
+        let b = self.take(len)?;
+        String::from_utf8(b.to_vec()).map_err(|_| SegmentError::Footer("string is not UTF-8"))
+    }
+}
+
+#[cfg(test)]
+mod tests;
