@@ -151,8 +151,10 @@ pub struct SegmentFilter<'a> {
     pub to_ns: i64,
     /// Newest first (by max_ts, then id) when true.
     pub newest_first: bool,
-    /// Continue strictly after this (max_ts, id) in the listing's order.
+    /// Continue after this (max_ts, id) in the listing's order.
     pub after: Option<(i64, i64)>,
+    /// Whether the segment at `after` itself is included.
+    pub include_after: bool,
     pub limit: i64,
 }
 
@@ -861,10 +863,12 @@ impl Catalog {
             n += f.application_ids.len();
         }
         if f.after.is_some() {
-            let (cmp, cmp2) = if f.newest_first {
-                ("<", "<")
-            } else {
-                (">", ">")
+            let cmp = if f.newest_first { "<" } else { ">" };
+            let cmp2 = match (f.newest_first, f.include_after) {
+                (true, false) => "<",
+                (true, true) => "<=",
+                (false, false) => ">",
+                (false, true) => ">=",
             };
             sql.push_str(&format!(
                 " AND (max_ts {cmp} ${n} OR (max_ts = ${n} AND id {cmp2} ${}))",

@@ -1,6 +1,314 @@
 //! The LogFlux server: stores and indexes sealed log records it cannot read, for many tenants.
+//!
+//! Embedded: [`ServerConfig::embedded`] keeps objects in a directory and the catalog in SQLite
+//! there. Scale-out: a PostgreSQL catalog and an S3-compatible store shared by several
+//! stateless servers.
+//!
+//! ```no_run
+//! # async fn f() -> anyhow::Result<()> {
+//! let config = logflux_server::ServerConfig::embedded("/var/lib/logflux".into());
+//! let server = logflux_server::Server::start(config).await?;
+//! println!("listening on {}", server.local_addr());
+//! server.shutdown().await?;
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 
+mod admin;
+mod auth;
+mod bloom;
 pub mod catalog;
+mod commit;
+mod housekeeping;
+mod http;
+mod ingest;
+mod query;
+mod ratelimit;
 mod segment;
 pub mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use tokio::sync::{oneshot, watch};
+
+pub use auth::{REGIONS, Scope};
+pub use http::HttpConfig;
+
+use crate::catalog::Catalog;
+use crate::commit::{CommitConfig, Committer};
+use crate::http::AppState;
+use crate::store::BlobStore;
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// `sqlite:PATH` or `postgres://…`.
+    pub catalog_url: String,
+    /// A local directory, or `s3://bucket[/prefix]`.
+    pub store_url: String,
+    /// Options for S3 (`endpoint`, `region`, `access_key_id`, `secret_access_key`, `allow_http`).
+    pub store_options: Vec<(String, String)>,
+    /// Serve plain HTTP on a non-loopback address (only behind a TLS-terminating proxy).
+    pub allow_insecure_http: bool,
+    pub http: HttpConfig,
+    /// Group-commit linger.
+    pub commit_linger: Duration,
+    /// How often retention and orphan collection run.
+    pub housekeeping_interval: Duration,
+}
+
+impl ServerConfig {
+    /// The embedded default: objects in `DIR/objects`, catalog in `DIR/catalog.db`, loopback.
+    pub fn embedded(data_dir: PathBuf) -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            catalog_url: format!("sqlite:{}", data_dir.join("catalog.db").display()),
+            store_url: data_dir.join("objects").display().to_string(),
+            store_options: Vec::new(),
+            allow_insecure_http: false,
+            http: HttpConfig::default(),
+            commit_linger: CommitConfig::default().linger,
+            housekeeping_interval: Duration::from_secs(300),
+        }
+    }
+
+    async fn open(&self) -> anyhow::Result<(Catalog, BlobStore)> {
+        let catalog = Catalog::connect(&self.catalog_url)
+            .await
+            .with_context(|| format!("opening the catalog {}", redact_url(&self.catalog_url)))?;
+        let store = if self.store_url.starts_with("s3://") {
+            BlobStore::s3(&self.store_url, &self.store_options)?
+        } else {
+            if let Some(parent) = PathBuf::from(&self.store_url).parent() {
+                std::fs::create_dir_all(parent).ok();
+            }
+            BlobStore::local(&self.store_url)?
+        };
+        Ok((catalog, store))
+    }
+}
+
+/// A URL with any password replaced, for messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}://{user}:***@{}", &url[..s], &url[at + 1..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    /// Opens the catalog and the store, binds, and serves until [`Server::shutdown`].
+    pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
+        if !config.listen.ip().is_loopback() && !config.allow_insecure_http {
+            bail!(
+                "refusing to serve plain HTTP on non-loopback address {}: configure TLS, or set \
+                 allow_insecure_http when a TLS-terminating proxy is in front",
+                config.listen
+            );
+        }
+        let (catalog, store) = config.open().await?;
+        let commits = Arc::new(watch::channel(0u64).0);
+        let commit_config = CommitConfig {
+            linger: config.commit_linger,
+            ..CommitConfig::default()
+        };
+        let (committer, commit_task) = Committer::start(
+            catalog.clone(),
+            store.clone(),
+            commit_config,
+            commits.clone(),
+        );
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let state = Arc::new(AppState::new(
+            catalog.clone(),
+            store.clone(),
+            committer,
+            commits,
+            shutdown_rx,
+            config.http.clone(),
+        ));
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let hk = housekeeping::start(catalog.clone(), store.clone(), config.housekeeping_interval);
+        let app = normalize(http::router(state));
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(
+                listener,
+                axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                    SocketAddr,
+                >(app),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+                // Live tails end, so their connections do not hold the shutdown open.
+                let _ = shutdown_tx.send(true);
+            });
+            let result = serve.await.context("serving HTTP");
+            hk.abort();
+            // Every request handler is done: the committer's senders are gone once the
+            // router is dropped, and the loop ends after committing what it holds.
+            commit_task.await.ok();
+            catalog.close().await;
+            result
+        });
+        tracing::info!(%addr, "logflux-server listening");
+        Ok(Server {
+            addr,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, finishes in-flight requests, commits what is pending, closes.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.context("server task")?
+    }
+
+    /// Serves until the server stops by itself (an error).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("server task")?
+    }
+
+    /// Asks the server to stop without waiting.
+    pub fn stop_handle(&mut self) -> Option<oneshot::Sender<()>> {
+        self.stop.take()
+    }
+}
+
+/// Collapses a leading `//` in the path (SDKs given a base URL with a trailing slash send
+/// `POST //v1/ingest`), before routing.
+fn normalize(
+    router: axum::Router,
+) -> impl tower::Service<
+    axum::extract::Request,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone
++ Send {
+    use tower::ServiceExt as _;
+    router.map_request(|mut req: axum::extract::Request| {
+        let path = req.uri().path();
+        if path.starts_with("//") {
+            let trimmed = format!("/{}", path.trim_start_matches('/'));
+            let pq = match req.uri().query() {
+                Some(q) => format!("{trimmed}?{q}"),
+                None => trimmed,
+            };
+            let mut parts = req.uri().clone().into_parts();
+            if let Ok(p) = pq.parse() {
+                parts.path_and_query = Some(p);
+                if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+                    *req.uri_mut() = uri;
+                }
+            }
+        }
+        req
+    })
+}
+
+/// What `init` created. The token is shown once and never stored in clear.
+#[derive(Debug)]
+pub struct InitOutcome {
+    pub tenant_id: String,
+    pub admin_token: String,
+}
+
+/// Creates a tenant and an admin personal access token (valid `expiry_days`).
+pub async fn init_tenant(
+    config: &ServerConfig,
+    tenant: &str,
+    expiry_days: i64,
+) -> anyhow::Result<InitOutcome> {
+    let (catalog, _) = config.open().await?;
+    if tenant.is_empty()
+        || tenant.len() > 64
+        || !tenant
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        bail!("tenant name must be 1..64 characters of a-z, A-Z, 0-9, -, _ or .");
+    }
+    let t = match catalog.create_tenant(&auth::new_id("t_"), tenant).await {
+        Ok(t) => t,
+        Err(catalog::CatalogError::Conflict(_)) => {
+            bail!(
+                "tenant {tenant:?} already exists; create more tokens with `logflux admin tokens create`"
+            )
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (token, prefix) = auth::new_access_token();
+    let expires = logflux_proto::timefmt::now_ns() + expiry_days * 86_400 * 1_000_000_000;
+    let record = catalog
+        .create_access_token(
+            &auth::new_id("pat_"),
+            &t.id,
+            "initial-admin",
+            &auth::hash(&token),
+            &prefix,
+            "admin",
+            expires,
+        )
+        .await?;
+    catalog
+        .audit(
+            &t.id,
+            "system",
+            "tenant.create",
+            &t.id,
+            "local",
+            &serde_json::json!({"admin_token": record.id}).to_string(),
+        )
+        .await?;
+    catalog.close().await;
+    Ok(InitOutcome {
+        tenant_id: t.id,
+        admin_token: token,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite:/x/y.db"), "sqlite:/x/y.db");
+    }
+}

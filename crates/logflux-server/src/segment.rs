@@ -104,10 +104,6 @@ impl SegmentWriter {
         Self::default()
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.records.len()
-    }
-
     pub(crate) fn is_empty(&self) -> bool {
         self.records.is_empty()
     }

@@ -53,7 +53,7 @@ pub(crate) async fn fresh_postgres() -> Option<Catalog> {
         }
     };
     // Sweep databases that earlier runs left behind (their ULID names carry their birth time).
-    let stale = sqlx::query("SELECT datname FROM pg_database WHERE datname LIKE 'logflux_test_%'")
+    let stale = sqlx::query("SELECT CAST(datname AS TEXT) AS datname FROM pg_database WHERE datname LIKE 'logflux_test_%'")
         .fetch_all(&admin)
         .await
         .unwrap();
@@ -281,6 +281,7 @@ async fn segments_commit_list_and_delete() {
             to_ns: i64::MAX,
             newest_first,
             after,
+            include_after: false,
             limit: 100,
         };
         let oldest: Vec<String> = c
@@ -308,6 +309,17 @@ async fn segments_commit_list_and_delete() {
             .map(|s| s.object_key)
             .collect();
         assert_eq!(after, ["t1/a2/s2", "t1/a1/s4"]);
+        let including: Vec<String> = c
+            .segments(&SegmentFilter {
+                include_after: true,
+                ..all(false, Some((first[0].max_ts, first[0].id)), &[])
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.object_key)
+            .collect();
+        assert_eq!(including, ["t1/a1/s1", "t1/a2/s2", "t1/a1/s4"]);
         static A2: std::sync::LazyLock<Vec<String>> =
             std::sync::LazyLock::new(|| vec!["a2".to_string()]);
         let only_a2 = c.segments(&all(false, None, &A2)).await.unwrap();

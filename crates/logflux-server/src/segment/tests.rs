@@ -4,7 +4,7 @@ use proptest::prelude::*;
 fn meta(i: u32, min_ts: i64, max_ts: i64, tokens: Vec<u64>) -> RecordMeta {
     RecordMeta {
         record_id: format!("r{i}"),
-        key_id: if i % 3 == 0 {
+        key_id: if i.is_multiple_of(3) {
             String::new()
         } else {
             format!("k{}", i % 2)
@@ -16,7 +16,7 @@ fn meta(i: u32, min_ts: i64, max_ts: i64, tokens: Vec<u64>) -> RecordMeta {
         } else {
             Some([i as u8; 12])
         },
-        crlf_stripped: i % 2 == 0,
+        crlf_stripped: i.is_multiple_of(2),
         min_ts,
         max_ts,
         count: i + 1,

@@ -1,0 +1,428 @@
+//! The HTTP surface: shared state, the one place errors become responses, authentication, and
+//! the router.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, request::Parts};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::auth::{self, Scope};
+use crate::catalog::{AccessToken, ApiKey, Catalog, CatalogError};
+use crate::commit::{CommitError, Committer};
+use crate::query::FooterCache;
+use crate::ratelimit::RateLimiter;
+use crate::store::BlobStore;
+use crate::{admin, ingest, query};
+
+/// Limits and settings the handlers need.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Region reported by `/info` and used in new API keys.
+    pub region: String,
+    /// Largest request body, bytes.
+    pub max_request_bytes: usize,
+    /// Largest part (one record), bytes.
+    pub max_part_bytes: usize,
+    /// Most parts in one request.
+    pub max_parts: usize,
+    /// Requests per second per API key (0: unlimited), and the burst allowed.
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
+    /// Days a new personal access token stays valid unless told otherwise.
+    pub token_expiry_days: i64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            region: "eu".into(),
+            max_request_bytes: 64 * 1024 * 1024,
+            max_part_bytes: 8 * 1024 * 1024,
+            max_parts: 1000,
+            rate_limit_per_second: 1000,
+            rate_limit_burst: 2000,
+            token_expiry_days: 90,
+        }
+    }
+}
+
+/// Everything handlers share.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub(crate) catalog: Catalog,
+    pub(crate) store: BlobStore,
+    pub(crate) committer: Committer,
+    pub(crate) commits: Arc<watch::Sender<u64>>,
+    /// Becomes true when the server begins to shut down (long-lived streams end then).
+    pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) config: HttpConfig,
+    pub(crate) footers: FooterCache,
+    pub(crate) limiter: RateLimiter,
+    api_keys: Mutex<HashMap<Vec<u8>, CachedKey>>,
+    data_keys: Mutex<HashMap<(String, String), (String, Instant)>>,
+}
+
+pub(crate) type SharedState = Arc<AppState>;
+
+/// A looked-up API key (or its absence) and when it was looked up.
+type CachedKey = (Option<ApiKey>, Instant);
+
+/// How long a looked-up API key is trusted before asking the catalog again (revocations on
+/// another server take effect within this time; on this server at once).
+const CREDENTIAL_CACHE_TTL: Duration = Duration::from_secs(10);
+
+impl AppState {
+    pub(crate) fn new(
+        catalog: Catalog,
+        store: BlobStore,
+        committer: Committer,
+        commits: Arc<watch::Sender<u64>>,
+        shutdown: watch::Receiver<bool>,
+        config: HttpConfig,
+    ) -> Self {
+        let limiter = RateLimiter::new(config.rate_limit_per_second, config.rate_limit_burst);
+        AppState {
+            catalog,
+            store,
+            committer,
+            commits,
+            shutdown,
+            config,
+            footers: FooterCache::new(4096),
+            limiter,
+            api_keys: Mutex::new(HashMap::new()),
+            data_keys: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The active API key presented as `Authorization: Bearer <key>`.
+    pub(crate) async fn api_key(&self, headers: &HeaderMap) -> Result<ApiKey, ApiError> {
+        let presented = bearer(headers)?;
+        if !auth::is_api_key_shape(presented) {
+            return Err(ApiError::Unauthorized(
+                "an ingest API key (<region>-lf_…) is required".into(),
+            ));
+        }
+        let hash = auth::hash(presented);
+        let cached = {
+            let cache = self.api_keys.lock().expect("lock");
+            cache
+                .get(&hash)
+                .filter(|(_, at)| at.elapsed() < CREDENTIAL_CACHE_TTL)
+                .map(|(k, _)| k.clone())
+        };
+        let key = match cached {
+            Some(k) => k,
+            None => {
+                let k = self.catalog.api_key_by_hash(&hash).await?;
+                let mut cache = self.api_keys.lock().expect("lock");
+                if cache.len() > 100_000 {
+                    cache.clear();
+                }
+                cache.insert(hash, (k.clone(), Instant::now()));
+                if let Some(k) = &k {
+                    // Best effort; a failure here must not refuse the request.
+                    let catalog = self.catalog.clone();
+                    let id = k.id.clone();
+                    tokio::spawn(async move {
+                        let _ = catalog
+                            .touch_api_key(&id, logflux_proto::timefmt::now_ns())
+                            .await;
+                    });
+                }
+                k
+            }
+        };
+        match key {
+            Some(k) if k.revoked_ns.is_none() => Ok(k),
+            _ => Err(ApiError::Unauthorized("invalid or revoked API key".into())),
+        }
+    }
+
+    /// Forgets cached credentials (after a revocation through this server).
+    pub(crate) fn forget_credentials(&self) {
+        self.api_keys.lock().expect("lock").clear();
+    }
+
+    /// Whether `key_id` is a data key of this tenant and application.
+    pub(crate) async fn check_data_key(&self, key: &ApiKey, key_id: &str) -> Result<(), ApiError> {
+        let cache_key = (key.tenant_id.clone(), key_id.to_owned());
+        if let Some((app, _)) = self.data_keys.lock().expect("lock").get(&cache_key) {
+            return if *app == key.application_id {
+                Ok(())
+            } else {
+                Err(ApiError::BadRequest(format!(
+                    "unknown key id {key_id:?}; run the handshake again"
+                )))
+            };
+        }
+        match self.catalog.data_key(&key.tenant_id, key_id).await {
+            Ok(dk) if dk.application_id == key.application_id => {
+                let mut cache = self.data_keys.lock().expect("lock");
+                if cache.len() > 100_000 {
+                    cache.clear();
+                }
+                cache.insert(cache_key, (dk.application_id, Instant::now()));
+                Ok(())
+            }
+            Ok(_) | Err(CatalogError::NotFound(_)) => Err(ApiError::BadRequest(format!(
+                "unknown key id {key_id:?}; run the handshake again"
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The personal access token presented, checked for expiry, revocation and `scope`.
+    pub(crate) async fn access_token(
+        &self,
+        headers: &HeaderMap,
+        scope: Scope,
+    ) -> Result<AccessToken, ApiError> {
+        let presented = bearer(headers)?;
+        if !auth::is_access_token_shape(presented) {
+            return Err(ApiError::Unauthorized(
+                "a personal access token (lf_pat_…) is required".into(),
+            ));
+        }
+        let token = self
+            .catalog
+            .access_token_by_hash(&auth::hash(presented))
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized("invalid access token".into()))?;
+        let now = logflux_proto::timefmt::now_ns();
+        if token.revoked_ns.is_some() {
+            return Err(ApiError::Unauthorized("access token revoked".into()));
+        }
+        if token.expires_ns <= now {
+            return Err(ApiError::Unauthorized("access token expired".into()));
+        }
+        if !auth::grants(&token.scopes, scope) {
+            return Err(ApiError::Forbidden(format!(
+                "this token's scopes ({}) do not include {}",
+                token.scopes,
+                scope.name()
+            )));
+        }
+        if token.last_used_ns.is_none_or(|t| now - t > 60_000_000_000) {
+            let catalog = self.catalog.clone();
+            let id = token.id.clone();
+            tokio::spawn(async move {
+                let _ = catalog.touch_access_token(&id, now).await;
+            });
+        }
+        Ok(token)
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::Unauthorized("missing Authorization: Bearer header".into()))?
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("malformed Authorization header".into()))?;
+    let (scheme, cred) = value.split_once(' ').ok_or_else(|| {
+        ApiError::Unauthorized("Authorization must be Bearer <credential>".into())
+    })?;
+    if !scheme.eq_ignore_ascii_case("bearer") || cred.trim().is_empty() {
+        return Err(ApiError::Unauthorized(
+            "Authorization must be Bearer <credential>".into(),
+        ));
+    }
+    Ok(cred.trim())
+}
+
+/// The client's address, for the audit log.
+#[derive(Debug, Clone)]
+pub(crate) struct Remote(pub(crate) String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Remote {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Remote(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string()),
+        ))
+    }
+}
+
+/// Every error a handler returns; turned into PROTOCOL.md's error body in one place.
+#[derive(Debug)]
+pub(crate) enum ApiError {
+    BadRequest(String),
+    Unauthorized(String),
+    Forbidden(String),
+    NotFound(String),
+    Conflict(String),
+    TooLarge(String),
+    RateLimited {
+        retry_after: u64,
+        limit: u32,
+        reset: u64,
+    },
+    Unavailable(String),
+    Internal(String),
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> Self {
+        match e {
+            CatalogError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
+            CatalogError::Conflict(what) => ApiError::Conflict(format!("{what} already exists")),
+            other => ApiError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl From<CommitError> for ApiError {
+    fn from(e: CommitError) -> Self {
+        ApiError::Unavailable(e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let request_id = ulid::Ulid::new().to_string().to_lowercase();
+        let (status, code, message, retry_after) = match &self {
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m.clone(), None),
+            ApiError::Unauthorized(m) => {
+                (StatusCode::UNAUTHORIZED, "unauthorized", m.clone(), None)
+            }
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m.clone(), None),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m.clone(), None),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m.clone(), None),
+            ApiError::TooLarge(m) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                m.clone(),
+                None,
+            ),
+            ApiError::RateLimited { retry_after, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("rate limit exceeded; retry after {retry_after} s"),
+                Some(*retry_after),
+            ),
+            ApiError::Unavailable(m) => {
+                tracing::warn!(request_id, error = %m, "service unavailable");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "temporarily unavailable; retry".to_owned(),
+                    Some(1),
+                )
+            }
+            ApiError::Internal(m) => {
+                tracing::error!(request_id, error = %m, "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error".to_owned(),
+                    None,
+                )
+            }
+        };
+        let mut error = json!({"code": code, "message": message});
+        if let Some(r) = retry_after {
+            error["retry_after"] = r.into();
+        }
+        let body = json!({"status": "error", "error": error, "request_id": request_id});
+        let mut resp = (status, axum::Json(body)).into_response();
+        let h = resp.headers_mut();
+        if let Some(r) = retry_after {
+            h.insert("retry-after", HeaderValue::from(r));
+        }
+        if let ApiError::RateLimited { limit, reset, .. } = self {
+            h.insert("x-ratelimit-limit", HeaderValue::from(limit));
+            h.insert("x-ratelimit-remaining", HeaderValue::from(0));
+            h.insert("x-ratelimit-reset", HeaderValue::from(reset));
+        }
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            h.insert("x-request-id", v);
+        }
+        resp
+    }
+}
+
+async fn health() -> &'static str {
+    "OK"
+}
+
+async fn info(State(s): State<SharedState>) -> axum::Json<serde_json::Value> {
+    let c = &s.config;
+    axum::Json(json!({
+        "name": "logflux-server",
+        "version": env!("CARGO_PKG_VERSION"),
+        "region": c.region,
+        "limits": {
+            "max_batch_size": c.max_parts,
+            "max_payload_size": c.max_part_bytes,
+            "max_request_size": c.max_request_bytes,
+        },
+        "features": ["multipart", "client_side_encryption", "search_tokens", "agent_batches", "idempotency"],
+    }))
+}
+
+async fn readyz(State(s): State<SharedState>) -> Result<&'static str, ApiError> {
+    s.catalog.ping().await?;
+    Ok("ready")
+}
+
+async fn openapi() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        include_str!("../openapi.json"),
+    )
+}
+
+/// The router, without the path normalisation that [`crate::serve`] wraps around it.
+pub(crate) fn router(state: SharedState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/healthz", get(health))
+        .route("/readyz", get(readyz))
+        .route("/info", get(info))
+        .route("/version", get(info))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/handshake/init", post(ingest::handshake_init))
+        .route("/v1/handshake/complete", post(ingest::handshake_complete))
+        .route("/v1/ingest", post(ingest::ingest))
+        .route("/v1/query", post(query::query))
+        .route("/v1/tail", post(query::tail))
+        .route("/v1/keys/{key_id}", get(query::data_key))
+        .route("/v1/applications", get(admin::list_applications))
+        .route(
+            "/v1/admin/applications",
+            get(admin::list_applications).post(admin::create_application),
+        )
+        .route(
+            "/v1/admin/applications/{app}/retention",
+            put(admin::set_retention),
+        )
+        .route(
+            "/v1/admin/api-keys",
+            get(admin::list_api_keys).post(admin::create_api_key),
+        )
+        .route("/v1/admin/api-keys/{id}", delete(admin::revoke_api_key))
+        .route(
+            "/v1/admin/tokens",
+            get(admin::list_tokens).post(admin::create_token),
+        )
+        .route("/v1/admin/tokens/{id}", delete(admin::revoke_token))
+        .route(
+            "/v1/admin/public-key",
+            get(admin::get_public_key).put(admin::put_public_key),
+        )
+        .route("/v1/admin/audit", get(admin::audit))
+        .with_state(state)
+}

@@ -1,0 +1,242 @@
+//! Ingest (PROTOCOL.md §2): the handshake that hands out the tenant's public key and registers
+//! wrapped data keys, and `/v1/ingest`, which stores SDK parts and agent batches unread.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+use bytes::Bytes;
+use logflux_proto::multipart::{self, IngestPart, MultipartError, PartPayload};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::commit::Incoming;
+use crate::http::{ApiError, Remote, SharedState};
+use crate::segment::{RecordMeta, opaque_token};
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct InitRequest {
+    #[serde(default)]
+    api_key: Option<String>,
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(
+    body: Body,
+    limit: usize,
+) -> Result<T, ApiError> {
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::TooLarge(format!("request body is larger than {limit} bytes")))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+fn check_body_key(headers: &HeaderMap, body_key: Option<&str>) -> Result<(), ApiError> {
+    // SDKs send the key both in the header and in the body; they must agree.
+    if let Some(k) = body_key {
+        let header = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .map(|(_, c)| c.trim());
+        if header != Some(k) {
+            return Err(ApiError::Unauthorized(
+                "api_key in the body differs from the Authorization header".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `POST /v1/handshake/init`: the tenant's public key and the limits. Exactly 200 on success
+/// (the Java SDK fails on 201). Limits appear both under `data` (Swift) and in `data.limits`
+/// (JavaScript, Java).
+pub(crate) async fn handshake_init(
+    State(s): State<SharedState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let key = s.api_key(&headers).await?;
+    s.limiter.check(&key.id)?;
+    let req: InitRequest = read_json(body, 64 * 1024).await?;
+    check_body_key(&headers, req.api_key.as_deref())?;
+    let tenant = s.catalog.tenant(&key.tenant_id).await?;
+    let pem = tenant.public_key_pem.ok_or_else(|| {
+        ApiError::Unavailable(
+            "the tenant has no public key yet; upload one with `logflux admin public-key set`"
+                .into(),
+        )
+    })?;
+    let c = &s.config;
+    Ok(Json(json!({
+        "status": "success",
+        "data": {
+            "public_key": pem,
+            "supports_multipart": true,
+            "max_batch_size": c.max_parts,
+            "max_payload_size": c.max_part_bytes,
+            "max_request_size": c.max_request_bytes,
+            "limits": {
+                "max_batch_size": c.max_parts,
+                "max_payload_size": c.max_part_bytes,
+                "max_request_size": c.max_request_bytes,
+            },
+            "tenant_id": key.tenant_id,
+            "application_id": key.application_id,
+        }
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CompleteRequest {
+    #[serde(default)]
+    api_key: Option<String>,
+    encrypted_secret: String,
+}
+
+/// `POST /v1/handshake/complete`: registers a wrapped data key and returns its id (as `key_id`,
+/// `data.key_id`, and `key_uuid` for older SDKs).
+pub(crate) async fn handshake_complete(
+    State(s): State<SharedState>,
+    headers: HeaderMap,
+    Remote(remote): Remote,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let key = s.api_key(&headers).await?;
+    s.limiter.check(&key.id)?;
+    let req: CompleteRequest = read_json(body, 64 * 1024).await?;
+    check_body_key(&headers, req.api_key.as_deref())?;
+    let secret = req.encrypted_secret.trim();
+    let wrapped = STANDARD
+        .decode(secret)
+        .or_else(|_| URL_SAFE.decode(secret))
+        .map_err(|_| ApiError::BadRequest("encrypted_secret must be base64".into()))?;
+    // RSA-2048 to RSA-8192 ciphertexts.
+    if !(256..=1024).contains(&wrapped.len()) {
+        return Err(ApiError::BadRequest(format!(
+            "encrypted_secret is {} bytes; an RSA-OAEP wrapped key is 256..1024 bytes",
+            wrapped.len()
+        )));
+    }
+    let key_id = crate::auth::new_id("k_");
+    s.catalog
+        .create_data_key(&key_id, &key.tenant_id, &key.application_id, &wrapped)
+        .await?;
+    s.catalog
+        .audit(
+            &key.tenant_id,
+            &format!("api_key:{}", key.id),
+            "data_key.register",
+            &key_id,
+            &remote,
+            "{}",
+        )
+        .await?;
+    Ok(Json(json!({
+        "status": "success",
+        "key_id": key_id,
+        "key_uuid": key_id,
+        "data": {"key_id": key_id, "key_uuid": key_id},
+    })))
+}
+
+fn multipart_error(e: MultipartError) -> ApiError {
+    match e {
+        MultipartError::TooManyParts(_) => ApiError::TooLarge(e.to_string()),
+        MultipartError::Part { ref what, .. } if what.contains("larger than") => {
+            ApiError::TooLarge(e.to_string())
+        }
+        other => ApiError::BadRequest(other.to_string()),
+    }
+}
+
+/// The record id of an SDK part: SDKs send none, so it is derived from what a byte-identical
+/// retry repeats (the JavaScript SDK resends the same bytes; the nonce alone is unique).
+fn sdk_record_id(key_id: &str, nonce: Option<&[u8; 12]>, body: &[u8]) -> String {
+    use aws_lc_rs::digest;
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(b"logflux-sdk-record-v1\0");
+    ctx.update(key_id.as_bytes());
+    ctx.update(&[0]);
+    ctx.update(nonce.map_or(&[][..], |n| &n[..]));
+    ctx.update(body);
+    format!("sdk-{}", hex::encode(&ctx.finish().as_ref()[..16]))
+}
+
+/// `POST /v1/ingest`: stores every part of a multipart body, or none of them.
+pub(crate) async fn ingest(
+    State(s): State<SharedState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let key = s.api_key(&headers).await?;
+    s.limiter.check(&key.id)?;
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let boundary = multipart::boundary_from_content_type(content_type)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?
+        .to_owned();
+    let limit = s.config.max_request_bytes;
+    let body: Bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::TooLarge(format!("request body is larger than {limit} bytes")))?;
+    let limits = multipart::Limits {
+        max_parts: s.config.max_parts,
+        max_part_bytes: s.config.max_part_bytes,
+        ..multipart::Limits::default()
+    };
+    let raw_parts = multipart::parse(&body, &boundary, &limits).map_err(multipart_error)?;
+    let received_ns = logflux_proto::timefmt::now_ns();
+    let mut records = Vec::with_capacity(raw_parts.len());
+    for (i, raw) in raw_parts.iter().enumerate() {
+        let part = IngestPart::from_raw(raw, i).map_err(multipart_error)?;
+        if let Some(k) = part.key_id {
+            s.check_data_key(&key, k).await?;
+        }
+        let part_body = body.slice(part.body.clone());
+        let (min_ts, max_ts) = match (part.time_range, part.timestamp_ns) {
+            (Some(r), _) => r,
+            (None, Some(t)) => (t, t),
+            (None, None) => (received_ns, received_ns),
+        };
+        let record_id = match (part.payload, part.record_id) {
+            (PartPayload::AgentBatch, Some(id)) => format!("agent-{id}"),
+            _ => sdk_record_id(part.key_id.unwrap_or(""), part.nonce.as_ref(), &part_body),
+        };
+        let mut tokens: Vec<u64> = part.search_tokens.iter().map(|t| opaque_token(t)).collect();
+        tokens.sort_unstable();
+        tokens.dedup();
+        records.push(Incoming {
+            meta: RecordMeta {
+                record_id,
+                key_id: part.key_id.unwrap_or("").to_owned(),
+                payload: part.payload.number(),
+                entry_type: part.entry_type.map_or(0, |t| t.number()),
+                nonce: part.nonce,
+                crlf_stripped: part.crlf_stripped,
+                min_ts,
+                max_ts,
+                count: part.count.unwrap_or(1),
+                received_ns,
+                tokens,
+            },
+            body: part_body,
+        });
+    }
+    let n = records.len();
+    let outcome = s
+        .committer
+        .submit(&key.tenant_id, &key.application_id, records)
+        .await?;
+    tracing::debug!(tenant = %key.tenant_id, parts = n, stored = outcome.stored, duplicates = outcome.duplicates, "ingested");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(
+            json!({"status": "accepted", "accepted": outcome.stored, "duplicates": outcome.duplicates}),
+        ),
+    ))
+}

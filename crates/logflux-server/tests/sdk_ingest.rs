@@ -1,0 +1,442 @@
+//! Real SDK traffic, byte for byte as PROTOCOL.md §2 describes it, ingested and read back.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::Write as _;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use common::{TestServer, tenant_key};
+use logflux_crypto::{
+    BatchSealer, Dek, RecordBinding, SealingKey, SearchKey, TokenSet, open_batch, open_sdk_part,
+    unwrap_dek, wrap_dek, wrap_dek_mgf1_sha1,
+};
+use logflux_proto::multipart::{Writer, format_time_range};
+use logflux_proto::{Entry, Level};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// Seals like the SDKs: AES-256-GCM over gzip(JSON), no associated data.
+fn sdk_seal(key: &SealingKey, json: &Value) -> ([u8; 12], Vec<u8>) {
+    let mut buf = gzip(json.to_string().as_bytes());
+    let nonce = key.seal(&[], &mut buf).unwrap();
+    (nonce, buf)
+}
+
+/// A body exactly as the JavaScript SDK writes it: 32-hex boundary, no CRLF after a part's
+/// ciphertext before the next delimiter, CRLF only before the closing one, epilogue CRLF.
+fn js_body(boundary: &str, key_id: &str, parts: &[([u8; 12], Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (nonce, body) in parts {
+        out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        out.extend_from_slice(b"Content-Type: application/octet-stream\r\n");
+        out.extend_from_slice(b"X-LF-Entry-Type: 1\r\nX-LF-Payload-Type: 1\r\n");
+        out.extend_from_slice(b"X-LF-Timestamp: 2026-11-20T21:49:06.545Z\r\n");
+        out.extend_from_slice(
+            format!(
+                "X-LF-Key-ID: {key_id}\r\nX-LF-Nonce: {}\r\n\r\n",
+                B64.encode(nonce)
+            )
+            .as_bytes(),
+        );
+        out.extend_from_slice(body);
+    }
+    out.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    out
+}
+
+/// Decrypts every SDK record of a query result with the tenant's private key.
+async fn decrypt_sdk(t: &TestServer, records: &[Value]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for r in records {
+        let key_id = r["key_id"].as_str().unwrap();
+        let k: Value = t
+            .http
+            .get(format!("{}/v1/keys/{key_id}", t.base))
+            .bearer_auth(&t.admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let wrapped = B64.decode(k["wrapped_key"].as_str().unwrap()).unwrap();
+        let dek = unwrap_dek(tenant_key(), &wrapped).unwrap();
+        let nonce: [u8; 12] = B64
+            .decode(r["nonce"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let body = B64.decode(r["body"].as_str().unwrap()).unwrap();
+        let json = open_sdk_part(
+            &SealingKey::new(&dek),
+            &nonce,
+            &body,
+            r["crlf_stripped"].as_bool().unwrap(),
+        )
+        .unwrap();
+        out.push(serde_json::from_slice(&json).unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn javascript_sdk_traffic_round_trips() {
+    let mut t = TestServer::start().await;
+    let (_, api_key) = t.app_with_key("web").await;
+    let dek = Dek::generate().unwrap();
+    let key_id = t
+        .register_key(
+            &api_key,
+            &wrap_dek(&tenant_key().public_key(), &dek).unwrap(),
+        )
+        .await;
+    let key = SealingKey::new(&dek);
+    let entries: Vec<Value> = (0..5)
+        .map(|i| json!({"v":"2.0","type":"log","source":"web","level":4,"ts":"2026-11-20T21:49:06.545Z","message":format!("payment {i} failed"),"attributes":{"user":"u1"}}))
+        .collect();
+    let mut parts: Vec<([u8; 12], Vec<u8>)> = entries.iter().map(|e| sdk_seal(&key, e)).collect();
+    // Make sure one part's ciphertext ends in CRLF, as one JS part in 65 536 does.
+    loop {
+        let p = sdk_seal(&key, &entries[4]);
+        if p.1.ends_with(b"\r\n") {
+            parts[4] = p;
+            break;
+        }
+    }
+    let boundary = "0793c1f2a5b44e2d8f9a0b1c2d3e4f50";
+    let body = js_body(boundary, &key_id, &parts);
+    // A base URL with a trailing slash: `//v1/ingest`; fetch's own headers.
+    let r = t
+        .http
+        .post(format!("{}//v1/ingest", t.base))
+        .bearer_auth(&api_key)
+        .header(
+            "content-type",
+            format!("multipart/mixed; boundary={boundary}"),
+        )
+        .header("user-agent", "logflux-js-sdk/3.0.0")
+        .header("accept", "*/*")
+        .header("accept-language", "*")
+        .header("sec-fetch-mode", "cors")
+        .header("accept-encoding", "gzip, deflate")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["accepted"], 5);
+
+    // A byte-identical retry (the JS SDK's) is acknowledged and not stored twice.
+    let r = t
+        .http
+        .post(format!("{}/v1/ingest", t.base))
+        .bearer_auth(&api_key)
+        .header(
+            "content-type",
+            format!("multipart/mixed; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        (v["accepted"].as_u64(), v["duplicates"].as_u64()),
+        (Some(0), Some(5))
+    );
+
+    let (records, end) = t.query(&t.admin.clone(), json!({"order": "oldest"})).await;
+    assert_eq!(records.len(), 5, "{end}");
+    let mut got = decrypt_sdk(&t, &records).await;
+    let mut want = entries.clone();
+    let key_of = |v: &Value| v["message"].as_str().unwrap().to_owned();
+    got.sort_by_key(key_of);
+    want.sort_by_key(key_of);
+    assert_eq!(got, want, "byte-identical entries come back");
+    t.stop().await;
+}
+
+/// Sends raw HTTP/1.1 as the JDK's client does over plain HTTP, h2c upgrade headers included.
+async fn raw_post(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    req.push_str("Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAEAAEAAAAIAAAAAAAMAAAPoAAQAAP__AAUAAEAAAAYAACAA\r\n");
+    req.push_str("User-Agent: logflux-java-sdk/3.0.0\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    // Read until the headers and the announced body are in.
+    loop {
+        let n = s.read(&mut chunk).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf);
+        if let Some(h_end) = text.find("\r\n\r\n") {
+            let len = text[..h_end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if buf.len() >= h_end + 4 + len {
+                break;
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text[9..12].parse().unwrap();
+    assert!(
+        text.starts_with("HTTP/1.1 "),
+        "answered in HTTP/1.1, not an upgrade: {text}"
+    );
+    (status, text)
+}
+
+#[tokio::test]
+async fn java_sdk_traffic_with_h2c_headers_and_mgf1_sha1_key() {
+    let mut t = TestServer::start().await;
+    let (_, api_key) = t.app_with_key("svc").await;
+    let addr = t.server.as_ref().unwrap().local_addr();
+    let dek = Dek::generate().unwrap();
+    let wrapped = wrap_dek_mgf1_sha1(&tenant_key().public_key(), &dek).unwrap();
+    let auth = ("Authorization", format!("Bearer {api_key}"));
+    let json_ct = ("Content-Type", "application/json".to_owned());
+    let (status, text) = raw_post(
+        addr,
+        "/v1/handshake/init",
+        &[auth.clone(), json_ct.clone()],
+        json!({"api_key": api_key}).to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200, "exactly 200 (Java fails on 201): {text}");
+    let (status, text) = raw_post(
+        addr,
+        "/v1/handshake/complete",
+        &[auth.clone(), json_ct],
+        json!({"api_key": api_key, "encrypted_secret": B64.encode(&wrapped)})
+            .to_string()
+            .as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let body_json: Value =
+        serde_json::from_str(&text[text.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+    let key_id = body_json["data"]["key_id"].as_str().unwrap().to_owned();
+    assert_eq!(body_json["key_uuid"], body_json["key_id"]);
+
+    let key = SealingKey::new(&dek);
+    let entry = json!({"v":"2.0","type":"metric","source":"svc","level":7,"ts":"2026-11-20T21:49:06.545123456Z","name":"requests","value":42,"metric_type":"counter"});
+    let (nonce, sealed) = sdk_seal(&key, &entry);
+    let boundary = "logflux-5d41402abc4b2a76b9719d911017c592";
+    let mut w = Writer::new(boundary);
+    let n64 = B64.encode(nonce);
+    w.part(
+        &[
+            ("Content-Type", "application/octet-stream"),
+            ("X-LF-Entry-Type", "2"),
+            ("X-LF-Payload-Type", "1"),
+            ("X-LF-Timestamp", "2026-11-20T21:49:06.545123456Z"),
+            ("X-LF-Key-ID", &key_id),
+            ("X-LF-Nonce", &n64),
+        ],
+        &sealed,
+    );
+    let (status, text) = raw_post(
+        addr,
+        "/v1/ingest",
+        &[
+            auth,
+            (
+                "Content-Type",
+                format!("multipart/mixed; boundary={boundary}"),
+            ),
+        ],
+        &w.finish(),
+    )
+    .await;
+    assert_eq!(status, 202, "{text}");
+    let (records, _) = t.query(&t.admin.clone(), json!({"entry_types": [2]})).await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["entry_type"], 2);
+    assert_eq!(
+        decrypt_sdk(&t, &records).await,
+        vec![entry],
+        "the MGF1-SHA1 key unwraps and the entry opens"
+    );
+    let (none, _) = t.query(&t.admin.clone(), json!({"entry_types": [1]})).await;
+    assert!(none.is_empty(), "entry type filter");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn agent_batches_with_tokens_are_found_by_blind_search() {
+    let mut t = TestServer::start().await;
+    let (app_id, api_key) = t.app_with_key("checkout").await;
+    let dek = Dek::generate().unwrap();
+    let key_id = t
+        .register_key(
+            &api_key,
+            &wrap_dek(&tenant_key().public_key(), &dek).unwrap(),
+        )
+        .await;
+    let key = SealingKey::new(&dek);
+    let search = SearchKey::generate().unwrap();
+    let tk = search.token_key(&app_id);
+    let tenant: Value = t
+        .http
+        .get(format!("{}/v1/applications", t.base))
+        .bearer_auth(&t.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tenant["applications"][0]["id"], app_id.as_str());
+
+    // 20 batches; one has the needle word.
+    let mut sealer = BatchSealer::new(1);
+    let mut w = Writer::new("b0793c1f2a5b44e2d8f9a0b1c2d3e4f5");
+    let mut bodies = Vec::new();
+    for b in 0..20 {
+        let entries: Vec<Entry> = (0..50)
+            .map(|i| {
+                let word = if b == 13 && i == 7 { "needle" } else { "hay" };
+                Entry::new(
+                    1_000_000_000 * (b * 100 + i),
+                    Level::Info,
+                    "api",
+                    &format!("request {word} done"),
+                )
+            })
+            .collect();
+        let record_id = format!("01JD8Z5W3YV5K2N0Q9R7T6S4{b:02}");
+        let binding = RecordBinding {
+            tenant: "t",
+            application: &app_id,
+            key_id: &key_id,
+            record_id: &record_id,
+        };
+        let sealed = sealer.seal(&key, &binding, &entries).unwrap();
+        let mut ts = TokenSet::new();
+        for e in &entries {
+            ts.add_entry(e);
+        }
+        let tokens: Vec<String> = ts.finish(&tk).iter().map(ToString::to_string).collect();
+        bodies.push((record_id, sealed, tokens.join(","), entries));
+    }
+    for (record_id, sealed, tokens, _) in &bodies {
+        let nonce = B64.encode(sealed.nonce);
+        let count = sealed.count.to_string();
+        let range = format_time_range(sealed.time_range.0, sealed.time_range.1);
+        w.part(
+            &[
+                ("X-LF-Payload-Type", "4"),
+                ("X-LF-Key-ID", &key_id),
+                ("X-LF-Nonce", &nonce),
+                ("X-LF-Record-ID", record_id),
+                ("X-LF-Count", &count),
+                ("X-LF-Time-Range", &range),
+                ("X-LF-Search-Tokens", tokens),
+            ],
+            &sealed.ciphertext,
+        );
+    }
+    let r = t
+        .http
+        .post(format!("{}/v1/ingest", t.base))
+        .bearer_auth(&api_key)
+        .header("content-type", w.content_type())
+        .body(w.finish())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+
+    let needle = tk
+        .token(logflux_crypto::Field::Word, "needle")
+        .unwrap()
+        .to_string();
+    let (records, end) = t
+        .query(&t.admin.clone(), json!({"tokens": [[needle]]}))
+        .await;
+    assert_eq!(records.len(), 1, "only the batch with the needle: {end}");
+    let rec = &records[0];
+    assert_eq!(rec["record_id"], "agent-01JD8Z5W3YV5K2N0Q9R7T6S413");
+    assert_eq!(rec["count"], 50);
+    let nonce: [u8; 12] = B64
+        .decode(rec["nonce"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let ct = B64.decode(rec["body"].as_str().unwrap()).unwrap();
+    let binding = RecordBinding {
+        tenant: "t",
+        application: &app_id,
+        key_id: &key_id,
+        record_id: "01JD8Z5W3YV5K2N0Q9R7T6S413",
+    };
+    assert_eq!(
+        open_batch(&key, &binding, &nonce, &ct).unwrap(),
+        bodies[13].3
+    );
+
+    // Time range and paging: 20 records, 7 per page, oldest first, cursor until done.
+    let mut seen = Vec::new();
+    let mut cursor = Value::Null;
+    loop {
+        let (page, end) = t
+            .query(
+                &t.admin.clone(),
+                json!({"order": "oldest", "limit": 7, "cursor": cursor}),
+            )
+            .await;
+        seen.extend(
+            page.iter()
+                .map(|r| r["record_id"].as_str().unwrap().to_owned()),
+        );
+        if end["cursor"].is_null() {
+            break;
+        }
+        cursor = end["cursor"].clone();
+    }
+    let want: Vec<String> = (0..20)
+        .map(|b| format!("agent-01JD8Z5W3YV5K2N0Q9R7T6S4{b:02}"))
+        .collect();
+    assert_eq!(seen, want, "every record once, in order, across pages");
+    let (window, _) = t
+        .query(
+            &t.admin.clone(),
+            json!({"from": 500_000_000_000i64, "to": 799_000_000_000i64, "order": "oldest"}),
+        )
+        .await;
+    assert_eq!(window.len(), 3, "batches 5, 6 and 7 overlap the window");
+    t.stop().await;
+}
