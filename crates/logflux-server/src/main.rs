@@ -122,6 +122,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve => {
             let mut server = Server::start(config).await?;
+            // Scripts and tests wait for this line (useful with --listen 127.0.0.1:0).
+            println!("listening on http://{}", server.local_addr());
             let stop = server.stop_handle();
             tokio::spawn(async move {
                 shutdown_signal().await;
