@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::bloom;
 use crate::catalog::{Catalog, NewSegment};
+use crate::metrics::Metrics;
 use crate::segment::{RecordMeta, SegmentWriter};
 use crate::store::BlobStore;
 
@@ -90,9 +91,10 @@ impl Committer {
         store: BlobStore,
         config: CommitConfig,
         commits: Arc<watch::Sender<u64>>,
+        metrics: Arc<Metrics>,
     ) -> (Committer, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4096);
-        let task = tokio::spawn(run(rx, catalog, store, config, commits));
+        let task = tokio::spawn(run(rx, catalog, store, config, commits, metrics));
         (Committer { tx }, task)
     }
 
@@ -129,6 +131,7 @@ async fn run(
     store: BlobStore,
     config: CommitConfig,
     commits: Arc<watch::Sender<u64>>,
+    metrics: Arc<Metrics>,
 ) {
     while let Some(first) = rx.recv().await {
         let deadline = tokio::time::Instant::now() + config.linger;
@@ -146,15 +149,26 @@ async fn run(
                 () = tokio::time::sleep_until(deadline) => break,
             }
         }
+        let started = std::time::Instant::now();
         let result = commit_batch(&catalog, &store, &config, &batch).await;
+        metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
         match result {
-            Ok(outcomes) => {
+            Ok((outcomes, segments, bytes)) => {
                 commits.send_modify(|n| *n += 1);
+                metrics.segments_committed.inc_by(segments as u64);
+                metrics.bytes_stored.inc_by(bytes as u64);
+                for o in &outcomes {
+                    metrics.records_stored.inc_by(o.stored as u64);
+                    metrics.records_duplicate.inc_by(o.duplicates as u64);
+                }
                 for (req, outcome) in batch.into_iter().zip(outcomes) {
                     let _ = req.reply.send(Ok(outcome));
                 }
             }
             Err(e) => {
+                metrics.commit_failures.inc();
                 tracing::error!(error = %e, requests = batch.len(), "commit failed; nothing of these requests was stored");
                 for req in batch {
                     let _ = req.reply.send(Err(e.clone()));
@@ -164,13 +178,14 @@ async fn run(
     }
 }
 
-/// Commits a batch; returns each request's outcome, in order.
+/// Commits a batch; returns each request's outcome, in order, and the segments and bytes
+/// written.
 async fn commit_batch(
     catalog: &Catalog,
     store: &BlobStore,
     config: &CommitConfig,
     batch: &[Request],
-) -> Result<Vec<Outcome>, CommitError> {
+) -> Result<(Vec<Outcome>, usize, usize), CommitError> {
     // Which record ids each tenant already has.
     let mut ids_by_tenant: HashMap<&str, Vec<String>> = HashMap::new();
     for req in batch {
@@ -249,8 +264,9 @@ async fn commit_batch(
         }
     }
     if segments.is_empty() {
-        return Ok(outcomes);
+        return Ok((outcomes, 0, 0));
     }
+    let bytes: usize = objects.iter().map(|(_, d)| d.len()).sum();
 
     // Durable objects first, then the catalog: a record is visible only when both are done.
     let puts = objects.into_iter().map(|(key, data)| async move {
@@ -264,7 +280,7 @@ async fn commit_batch(
         .commit_segments(&segments)
         .await
         .map_err(|e| CommitError::Catalog(e.to_string()))?;
-    Ok(outcomes)
+    Ok((outcomes, segments.len(), bytes))
 }
 
 /// `TENANT/APP/YYYY/MM/DD/ULID.lfs`, by commit date (for listing and lifecycle rules).

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use crate::auth::{self, Scope};
 use crate::catalog::{AccessToken, ApiKey, Catalog, CatalogError};
 use crate::commit::{CommitError, Committer};
+use crate::metrics::{Metrics, RouteStatus};
 use crate::query::FooterCache;
 use crate::ratelimit::RateLimiter;
 use crate::store::BlobStore;
@@ -63,6 +64,7 @@ pub(crate) struct AppState {
     pub(crate) commits: Arc<watch::Sender<u64>>,
     /// Becomes true when the server begins to shut down (long-lived streams end then).
     pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) metrics: Arc<Metrics>,
     pub(crate) config: HttpConfig,
     pub(crate) footers: FooterCache,
     pub(crate) limiter: RateLimiter,
@@ -86,6 +88,7 @@ impl AppState {
         committer: Committer,
         commits: Arc<watch::Sender<u64>>,
         shutdown: watch::Receiver<bool>,
+        metrics: Arc<Metrics>,
         config: HttpConfig,
     ) -> Self {
         let limiter = RateLimiter::new(config.rate_limit_per_second, config.rate_limit_burst);
@@ -95,6 +98,7 @@ impl AppState {
             committer,
             commits,
             shutdown,
+            metrics,
             config,
             footers: FooterCache::new(4096),
             limiter,
@@ -378,6 +382,41 @@ async fn readyz(State(s): State<SharedState>) -> Result<&'static str, ApiError> 
     Ok("ready")
 }
 
+async fn metrics(State(s): State<SharedState>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.encode(),
+    )
+}
+
+/// Counts every request by route (the matched pattern, never the raw path, which may carry
+/// ids) and status, with its latency.
+async fn observe(
+    State(s): State<SharedState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    let labels = RouteStatus {
+        route,
+        status: resp.status().as_u16(),
+    };
+    s.metrics.requests.get_or_create(&labels).inc();
+    s.metrics
+        .request_seconds
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    resp
+}
+
 async fn openapi() -> impl IntoResponse {
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
@@ -394,6 +433,7 @@ pub(crate) fn router(state: SharedState) -> Router {
         .route("/info", get(info))
         .route("/version", get(info))
         .route("/openapi.json", get(openapi))
+        .route("/metrics", get(metrics))
         .route("/v1/handshake/init", post(ingest::handshake_init))
         .route("/v1/handshake/complete", post(ingest::handshake_complete))
         .route("/v1/ingest", post(ingest::ingest))
@@ -424,5 +464,6 @@ pub(crate) fn router(state: SharedState) -> Router {
             get(admin::get_public_key).put(admin::put_public_key),
         )
         .route("/v1/admin/audit", get(admin::audit))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }

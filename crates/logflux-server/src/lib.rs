@@ -22,6 +22,7 @@ mod commit;
 mod housekeeping;
 mod http;
 mod ingest;
+mod metrics;
 mod query;
 mod ratelimit;
 mod segment;
@@ -131,11 +132,13 @@ impl Server {
             linger: config.commit_linger,
             ..CommitConfig::default()
         };
+        let metrics = Arc::new(metrics::Metrics::new());
         let (committer, commit_task) = Committer::start(
             catalog.clone(),
             store.clone(),
             commit_config,
             commits.clone(),
+            metrics.clone(),
         );
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let state = Arc::new(AppState::new(
@@ -144,6 +147,7 @@ impl Server {
             committer,
             commits,
             shutdown_rx,
+            metrics,
             config.http.clone(),
         ));
         let listener = tokio::net::TcpListener::bind(config.listen)

@@ -303,6 +303,9 @@ pub(crate) async fn query(
             }
         }
     }
+    s.metrics.query_segments_scanned.inc_by(scanned as u64);
+    s.metrics.query_segments_pruned.inc_by(pruned as u64);
+    s.metrics.query_records_returned.inc_by(returned as u64);
     let end = json!({
         "type": "end",
         "cursor": next_cursor.map(|c| c.encode()),

@@ -163,6 +163,32 @@ async fn javascript_sdk_traffic_round_trips() {
     got.sort_by_key(key_of);
     want.sort_by_key(key_of);
     assert_eq!(got, want, "byte-identical entries come back");
+
+    let metrics = t
+        .http
+        .get(format!("{}/metrics", t.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("logflux_server_records_stored_total 5"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("logflux_server_records_duplicate_total 5"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("route=\"/v1/ingest\",status=\"202\""),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains(&api_key) && !metrics.contains("lf_pat_") && !metrics.contains(&key_id),
+        "no credentials or ids in metrics"
+    );
     t.stop().await;
 }
 

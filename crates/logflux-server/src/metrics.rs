@@ -1,0 +1,118 @@
+//! Prometheus metrics (`GET /metrics`). Labels never carry tenant names, keys or tokens.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RouteStatus {
+    pub(crate) route: String,
+    pub(crate) status: u16,
+}
+
+/// Every metric the server exports.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    registry: Registry,
+    pub(crate) requests: Family<RouteStatus, Counter>,
+    pub(crate) request_seconds: Family<RouteStatus, Histogram>,
+    pub(crate) records_stored: Counter,
+    pub(crate) records_duplicate: Counter,
+    pub(crate) bytes_stored: Counter,
+    pub(crate) segments_committed: Counter,
+    pub(crate) commit_seconds: Histogram,
+    pub(crate) commit_failures: Counter,
+    pub(crate) query_segments_scanned: Counter,
+    pub(crate) query_segments_pruned: Counter,
+    pub(crate) query_records_returned: Counter,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        let mut registry = Registry::with_prefix("logflux_server");
+        let requests = Family::<RouteStatus, Counter>::default();
+        let request_seconds = Family::<RouteStatus, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        let records_stored = Counter::default();
+        let records_duplicate = Counter::default();
+        let bytes_stored = Counter::default();
+        let segments_committed = Counter::default();
+        let commit_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        let commit_failures = Counter::default();
+        let query_segments_scanned = Counter::default();
+        let query_segments_pruned = Counter::default();
+        let query_records_returned = Counter::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_seconds",
+            "HTTP request latency by route and status",
+            request_seconds.clone(),
+        );
+        registry.register("records_stored", "Records stored", records_stored.clone());
+        registry.register(
+            "records_duplicate",
+            "Records acknowledged as already stored",
+            records_duplicate.clone(),
+        );
+        registry.register("bytes_stored", "Record bytes stored", bytes_stored.clone());
+        registry.register(
+            "segments_committed",
+            "Segments committed",
+            segments_committed.clone(),
+        );
+        registry.register(
+            "commit_seconds",
+            "Group commit latency (objects durable and catalog committed)",
+            commit_seconds.clone(),
+        );
+        registry.register(
+            "commit_failures",
+            "Group commits that failed (nothing of their requests stored)",
+            commit_failures.clone(),
+        );
+        registry.register(
+            "query_segments_scanned",
+            "Segments whose footer a query read",
+            query_segments_scanned.clone(),
+        );
+        registry.register(
+            "query_segments_pruned",
+            "Segments a query skipped by their Bloom filter",
+            query_segments_pruned.clone(),
+        );
+        registry.register(
+            "query_records_returned",
+            "Records returned by queries",
+            query_records_returned.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            request_seconds,
+            records_stored,
+            records_duplicate,
+            bytes_stored,
+            segments_committed,
+            commit_seconds,
+            commit_failures,
+            query_segments_scanned,
+            query_segments_pruned,
+            query_records_returned,
+        }
+    }
+
+    /// The text exposition format.
+    pub(crate) fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String");
+        out
+    }
+}
