@@ -19,6 +19,7 @@ mod auth;
 mod bloom;
 pub mod catalog;
 mod commit;
+pub mod config;
 mod housekeeping;
 mod http;
 mod ingest;
@@ -54,6 +55,8 @@ pub struct ServerConfig {
     pub store_url: String,
     /// Options for S3 (`endpoint`, `region`, `access_key_id`, `secret_access_key`, `allow_http`).
     pub store_options: Vec<(String, String)>,
+    /// Serve HTTPS with this certificate and key.
+    pub tls: Option<TlsFiles>,
     /// Serve plain HTTP on a non-loopback address (only behind a TLS-terminating proxy).
     pub allow_insecure_http: bool,
     pub http: HttpConfig,
@@ -71,6 +74,7 @@ impl ServerConfig {
             catalog_url: format!("sqlite:{}", data_dir.join("catalog.db").display()),
             store_url: data_dir.join("objects").display().to_string(),
             store_options: Vec::new(),
+            tls: None,
             allow_insecure_http: false,
             http: HttpConfig::default(),
             commit_linger: CommitConfig::default().linger,
@@ -94,8 +98,45 @@ impl ServerConfig {
     }
 }
 
+/// PEM files for HTTPS: a certificate chain (leaf first) and its private key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+impl TlsFiles {
+    /// A rustls server configuration: TLS 1.2 and 1.3 with AWS-LC, ALPN h2 and http/1.1. The
+    /// key file must not be readable by group or others.
+    fn server_config(&self) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        logflux_crypto::keyfile::check_owner_only("TLS key", &self.key_file)?;
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&self.cert_file)
+            .with_context(|| format!("reading TLS certificates from {}", self.cert_file.display()))?
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("parsing TLS certificates in {}", self.cert_file.display()))?;
+        anyhow::ensure!(
+            !certs.is_empty(),
+            "no certificate in {}",
+            self.cert_file.display()
+        );
+        let key = PrivateKeyDer::from_pem_file(&self.key_file)
+            .with_context(|| format!("reading the TLS key {}", self.key_file.display()))?;
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .context("the TLS certificate and key do not match")?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
 /// A URL with any password replaced, for messages.
-fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &url[s + 3..at];
@@ -119,10 +160,16 @@ pub struct Server {
 impl Server {
     /// Opens the catalog and the store, binds, and serves until [`Server::shutdown`].
     pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
-        if !config.listen.ip().is_loopback() && !config.allow_insecure_http {
+        let tls = config
+            .tls
+            .as_ref()
+            .map(TlsFiles::server_config)
+            .transpose()?;
+        if tls.is_none() && !config.listen.ip().is_loopback() && !config.allow_insecure_http {
             bail!(
-                "refusing to serve plain HTTP on non-loopback address {}: configure TLS, or set \
-                 allow_insecure_http when a TLS-terminating proxy is in front",
+                "refusing to serve plain HTTP on non-loopback address {}: configure tls \
+                 (cert_file, key_file), or set allow_insecure_http when a TLS-terminating proxy \
+                 is in front",
                 config.listen
             );
         }
@@ -158,18 +205,22 @@ impl Server {
         let hk = housekeeping::start(catalog.clone(), store.clone(), config.housekeeping_interval);
         let app = normalize(http::router(state));
         let task = tokio::spawn(async move {
-            let serve = axum::serve(
-                listener,
-                axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-                    SocketAddr,
-                >(app),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-                // Live tails end, so their connections do not hold the shutdown open.
-                let _ = shutdown_tx.send(true);
-            });
-            let result = serve.await.context("serving HTTP");
+            let result = match tls {
+                None => {
+                    axum::serve(
+                        listener,
+                        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(app),
+                    )
+                    .with_graceful_shutdown(async move {
+                        let _ = stopped.await;
+                        // Live tails end, so their connections do not hold the shutdown open.
+                        let _ = shutdown_tx.send(true);
+                    })
+                    .await
+                    .context("serving HTTP")
+                }
+                Some(tls) => serve_tls(listener, tls, app, stopped, shutdown_tx).await,
+            };
             hk.abort();
             // Every request handler is done: the committer's senders are gone once the
             // router is dropped, and the loop ends after committing what it holds.
@@ -207,6 +258,82 @@ impl Server {
     pub fn stop_handle(&mut self) -> Option<oneshot::Sender<()>> {
         self.stop.take()
     }
+}
+
+/// Serves HTTPS (HTTP/1.1 and HTTP/2 by ALPN) until `stopped`, then drains connections.
+async fn serve_tls<S>(
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: S,
+    mut stopped: oneshot::Receiver<()>,
+    shutdown_tx: watch::Sender<bool>,
+) -> anyhow::Result<()>
+where
+    S: tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt as _;
+
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stopped => break,
+        };
+        let acceptor = acceptor.clone();
+        let watcher = graceful.watcher();
+        let svc = app
+            .clone()
+            .map_request(move |req: hyper::Request<hyper::body::Incoming>| {
+                let mut req = req.map(axum::body::Body::new);
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            });
+        tokio::spawn(async move {
+            let stream =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            let builder = Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                TowerToHyperService::new(svc),
+            );
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    let _ = shutdown_tx.send(true);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// Collapses a leading `//` in the path (SDKs given a base URL with a trailing slash send

@@ -3,11 +3,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use logflux_server::{Server, ServerConfig};
+use logflux_server::config::FileConfig;
+use logflux_server::{Server, ServerConfig, TlsFiles};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -16,32 +16,37 @@ use logflux_server::{Server, ServerConfig};
     about = "Stores and indexes encrypted logs it cannot read"
 )]
 struct Cli {
-    /// Data directory of the embedded defaults: objects in DIR/objects, catalog in DIR/catalog.db.
-    #[arg(
-        long,
-        env = "LOGFLUX_DATA_DIR",
-        default_value = "./logflux-data",
-        global = true
-    )]
-    data_dir: PathBuf,
-    /// Catalog: sqlite:PATH or postgres://user@host/db (default: SQLite in the data directory).
+    /// YAML configuration file; flags override it.
+    #[arg(long, env = "LOGFLUX_SERVER_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Data directory of the embedded defaults: objects in DIR/objects, catalog in
+    /// DIR/catalog.db [default: ./logflux-data].
+    #[arg(long, env = "LOGFLUX_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// Catalog: sqlite:PATH or postgres://user@host/db [default: SQLite in the data directory].
     #[arg(long, env = "LOGFLUX_CATALOG", global = true)]
     catalog: Option<String>,
-    /// Object store: a directory or s3://bucket[/prefix] (default: DATA_DIR/objects).
+    /// Object store: a directory or s3://bucket[/prefix] [default: DATA_DIR/objects].
     #[arg(long, env = "LOGFLUX_STORE", global = true)]
     store: Option<String>,
-    /// Address to listen on.
-    #[arg(long, env = "LOGFLUX_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "LOGFLUX_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// TLS certificate chain (PEM); with --tls-key, serves HTTPS.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM, mode 0600).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Serve plain HTTP on a non-loopback address (only behind a TLS-terminating proxy).
     #[arg(long)]
     allow_insecure_http: bool,
-    /// Region reported to SDKs and used in new API keys (eu, us, ca, au, ap).
-    #[arg(long, default_value = "eu")]
-    region: String,
-    /// Group-commit linger in milliseconds.
-    #[arg(long, default_value_t = 20)]
-    commit_linger_ms: u64,
+    /// Region reported to SDKs and used in new API keys (eu, us, ca, au, ap) [default: eu].
+    #[arg(long)]
+    region: Option<String>,
+    /// Group-commit linger in milliseconds [default: 20].
+    #[arg(long)]
+    commit_linger_ms: Option<u64>,
     /// Log as JSON lines.
     #[arg(long)]
     log_json: bool,
@@ -53,6 +58,8 @@ struct Cli {
 enum Command {
     /// Serve (the default).
     Serve,
+    /// Check the configuration and print it (secrets hidden), then exit.
+    CheckConfig,
     /// Create a tenant and print its first admin access token (shown once).
     Init {
         /// The tenant's name.
@@ -64,14 +71,67 @@ enum Command {
     },
 }
 
+/// The file's configuration with the flags laid over it.
+fn configure(cli: &Cli) -> anyhow::Result<(ServerConfig, bool)> {
+    let mut file: FileConfig = match &cli.config {
+        Some(p) => logflux_config::load(p)?,
+        None => FileConfig::default(),
+    };
+    if let Some(d) = &cli.data_dir {
+        file.data_dir = Some(d.clone());
+    }
+    if let Some(c) = &cli.catalog {
+        file.catalog = Some(c.clone());
+    }
+    if let Some(s) = &cli.store {
+        file.store.get_or_insert_with(Default::default).url = Some(s.clone());
+    }
+    if let Some(l) = cli.listen {
+        file.listen = Some(l);
+    }
+    if let (Some(cert), Some(key)) = (&cli.tls_cert, &cli.tls_key) {
+        file.tls = Some(TlsFiles {
+            cert_file: cert.clone(),
+            key_file: key.clone(),
+        });
+    }
+    if cli.allow_insecure_http {
+        file.allow_insecure_http = Some(true);
+    }
+    if let Some(r) = &cli.region {
+        file.region = Some(r.clone());
+    }
+    if let Some(ms) = cli.commit_linger_ms {
+        file.commit.get_or_insert_with(Default::default).linger_ms = Some(ms);
+    }
+    let log_json = cli.log_json || file.log_json.unwrap_or(false);
+    let data_dir = file
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("./logflux-data"));
+    let config = file.into_server_config()?;
+    if config.catalog_url.starts_with("sqlite:") || !config.store_url.starts_with("s3://") {
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
+    }
+    Ok((config, log_json))
+}
+
 fn main() {
     let cli = Cli::parse();
+    let (config, log_json) = match configure(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("logflux-server: error: {e:#}");
+            std::process::exit(2);
+        }
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOGFLUX_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if cli.log_json {
+    if log_json {
         builder.json().init();
     } else {
         builder.init();
@@ -80,34 +140,40 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    if let Err(e) = runtime.block_on(run(cli)) {
+    if let Err(e) = runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
         eprintln!("logflux-server: error: {e:#}");
         std::process::exit(2);
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut config = ServerConfig::embedded(cli.data_dir.clone());
-    config.listen = cli.listen;
-    if let Some(c) = cli.catalog {
-        config.catalog_url = c;
-    }
-    if let Some(s) = cli.store {
-        config.store_url = s;
-    }
-    config.allow_insecure_http = cli.allow_insecure_http;
-    anyhow::ensure!(
-        logflux_server::REGIONS.contains(&cli.region.as_str()),
-        "--region must be one of {}",
-        logflux_server::REGIONS.join(", ")
-    );
-    config.http.region = cli.region;
-    config.commit_linger = Duration::from_millis(cli.commit_linger_ms);
-    if config.catalog_url.starts_with("sqlite:") || !config.store_url.starts_with("s3://") {
-        std::fs::create_dir_all(&cli.data_dir)
-            .with_context(|| format!("creating {}", cli.data_dir.display()))?;
-    }
-    match cli.command.unwrap_or(Command::Serve) {
+async fn run(command: Command, config: ServerConfig) -> anyhow::Result<()> {
+    match command {
+        Command::CheckConfig => {
+            println!("listen: {}", config.listen);
+            println!(
+                "catalog: {}",
+                logflux_server::redact_url(&config.catalog_url)
+            );
+            println!("store: {}", config.store_url);
+            for (k, v) in &config.store_options {
+                let shown = if k.contains("secret") || k.contains("key") {
+                    "***"
+                } else {
+                    v.as_str()
+                };
+                println!("store.{k}: {shown}");
+            }
+            println!(
+                "tls: {}",
+                config
+                    .tls
+                    .as_ref()
+                    .map_or("off".to_owned(), |t| t.cert_file.display().to_string())
+            );
+            println!("region: {}", config.http.region);
+            println!("configuration is valid");
+            Ok(())
+        }
         Command::Init {
             tenant,
             token_expiry_days,
@@ -121,9 +187,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => {
+            let tls = config.tls.is_some();
             let mut server = Server::start(config).await?;
             // Scripts and tests wait for this line (useful with --listen 127.0.0.1:0).
-            println!("listening on http://{}", server.local_addr());
+            let scheme = if tls { "https" } else { "http" };
+            println!("listening on {scheme}://{}", server.local_addr());
             let stop = server.stop_handle();
             tokio::spawn(async move {
                 shutdown_signal().await;

@@ -1,0 +1,233 @@
+//! Configuration files: YAML, `${VAR}` and `${VAR:-default}` references to the environment
+//! resolved in one place, and errors that name the file, the field's path and what was wrong
+//! (unknown fields included, when the target type says `deny_unknown_fields`).
+//!
+//! ```
+//! #[derive(serde::Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! struct Config { listen: String }
+//!
+//! let c: Config = logflux_config::from_str("listen: ${NO_SUCH_VAR:-127.0.0.1:8080}", "inline").unwrap();
+//! assert_eq!(c.listen, "127.0.0.1:8080");
+//! ```
+#![forbid(unsafe_code)]
+
+use std::path::Path;
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{origin}: line {line}: ${{{var}}} is not set (set it, or write ${{{var}:-default}})")]
+    Env {
+        origin: String,
+        line: usize,
+        var: String,
+    },
+    #[error("{origin}: line {line}: unterminated ${{…}} reference")]
+    Reference { origin: String, line: usize },
+    #[error("{origin}: {path}: {message}")]
+    Field {
+        origin: String,
+        path: String,
+        message: String,
+    },
+}
+
+/// Replaces `${VAR}` and `${VAR:-default}` with the environment's values. `$$` is a literal `$`.
+/// Values are inserted as they are; quote them in YAML if they may contain `:` or `#`.
+pub fn expand_env(
+    text: &str,
+    origin: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(text.len());
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        let mut rest = line;
+        while let Some(i) = rest.find('$') {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + 1..];
+            if let Some(r) = after.strip_prefix('$') {
+                out.push('$');
+                rest = r;
+            } else if let Some(r) = after.strip_prefix('{') {
+                let end = r.find('}').ok_or_else(|| ConfigError::Reference {
+                    origin: origin.to_owned(),
+                    line: n + 1,
+                })?;
+                let inner = &r[..end];
+                let (var, default) = match inner.split_once(":-") {
+                    Some((v, d)) => (v, Some(d)),
+                    None => (inner, None),
+                };
+                match (lookup(var), default) {
+                    (Some(v), _) => out.push_str(&v),
+                    (None, Some(d)) => out.push_str(d),
+                    (None, None) => {
+                        return Err(ConfigError::Env {
+                            origin: origin.to_owned(),
+                            line: n + 1,
+                            var: var.to_owned(),
+                        });
+                    }
+                }
+                rest = &r[end + 1..];
+            } else {
+                out.push('$');
+                rest = after;
+            }
+        }
+        out.push_str(rest);
+    }
+    Ok(out)
+}
+
+/// Parses `text` (after expanding environment references). `origin` names it in errors.
+pub fn from_str<T: serde::de::DeserializeOwned>(
+    text: &str,
+    origin: &str,
+) -> Result<T, ConfigError> {
+    let expanded = expand_env(text, origin, |v| std::env::var(v).ok())?;
+    // An empty file is an empty mapping: every field takes its default.
+    let expanded = if expanded.trim().is_empty() {
+        "{}".to_owned()
+    } else {
+        expanded
+    };
+    let de = serde_yaml_ng::Deserializer::from_str(&expanded);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let mut message = e.into_inner().to_string();
+        // The YAML parser may start its message with a path of its own; keep just one.
+        if let Some((own, rest)) = message.split_once(": ")
+            && !own.contains(' ')
+            && path.contains(own)
+        {
+            message = rest.to_owned();
+        }
+        ConfigError::Field {
+            origin: origin.to_owned(),
+            path: if path == "." {
+                "(top level)".to_owned()
+            } else {
+                path
+            },
+            message,
+        }
+    })
+}
+
+/// Reads and parses the file at `path`.
+pub fn load<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    from_str(&text, &path.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Inner {
+        port: u16,
+        #[serde(default)]
+        tags: Vec<String>,
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Outer {
+        name: String,
+        inner: Inner,
+        #[serde(default)]
+        list: Vec<Inner>,
+    }
+
+    fn env(v: &str) -> Option<String> {
+        match v {
+            "HOST" => Some("db.local".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn env_references() {
+        assert_eq!(
+            expand_env("a: ${HOST}\n", "t", env).unwrap(),
+            "a: db.local\n"
+        );
+        assert_eq!(expand_env("a: ${NOPE:-x:y}", "t", env).unwrap(), "a: x:y");
+        assert_eq!(expand_env("a: ${EMPTY:-d}", "t", env).unwrap(), "a: ");
+        assert_eq!(
+            expand_env("price: $$5 and $x", "t", env).unwrap(),
+            "price: $5 and $x"
+        );
+        let e = expand_env("a: 1\nb: ${NOPE}\n", "f.yaml", env).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "f.yaml: line 2: ${NOPE} is not set (set it, or write ${NOPE:-default})"
+        );
+        let e = expand_env("a: ${OPEN", "f.yaml", env).unwrap_err();
+        assert!(e.to_string().contains("unterminated"), "{e}");
+    }
+
+    #[test]
+    fn unknown_and_wrong_fields_name_their_path() {
+        let e = from_str::<Outer>("name: x\ninner: {port: 1, colour: red}\n", "c.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "c.yaml: inner.colour: unknown field `colour`, expected `port` or `tags`"
+            ),
+            "{e}"
+        );
+        let e = from_str::<Outer>(
+            "name: x\ninner: {port: 1}\nlist: [{port: 2}, {port: http}]\n",
+            "c.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("c.yaml: list[1].port: invalid type"), "{e}");
+        let e = from_str::<Outer>("name: x\ninner: {port: 70000}\n", "c.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("c.yaml: inner.port:"), "{e}");
+        let e = from_str::<Outer>("name: x\n", "c.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing field `inner`"), "{e}");
+        let e = from_str::<Outer>("name: [unclosed\n", "c.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("c.yaml:"), "{e}");
+    }
+
+    #[test]
+    fn files_and_empty_files() {
+        #[derive(Debug, Deserialize, Default)]
+        #[serde(deny_unknown_fields, default)]
+        struct AllDefault {
+            a: u8,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("empty.yaml");
+        std::fs::write(&p, "# only a comment\n").unwrap();
+        assert_eq!(load::<AllDefault>(&p).unwrap().a, 0);
+        let e = load::<AllDefault>(&dir.path().join("missing.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing.yaml"), "{e}");
+    }
+}
