@@ -116,6 +116,7 @@ doc = {
         "/v1/admin/public-key": {
             "get": op("The tenant public key", {"200": ok_json("key", ref("PublicKey")), **common_errors, "404": err("none yet")}, security=pat, tags=["admin"]),
             "put": op("Set the tenant public key", {"200": ok_json("key", ref("PublicKey")), **common_errors}, security=pat, body={"type": "object", "required": ["public_key_pem"], "additionalProperties": False, "properties": {"public_key_pem": {"type": "string"}}}, tags=["admin"])},
+        "/v1/admin/erase": {"post": op("Erase every record of an application overlapping [from, to] (records are erased whole)", {"200": ok_json("what was erased", {"type": "object", "properties": {"application_id": {"type": "string"}, "segments_deleted": {"type": "integer"}, "segments_rewritten": {"type": "integer"}, "records_erased": {"type": "integer"}}}), **common_errors, "404": err("unknown application")}, security=pat, body={"type": "object", "required": ["application", "from", "to"], "additionalProperties": False, "properties": {"application": {"type": "string"}, "from": ref("TimeBound"), "to": ref("TimeBound")}}, tags=["admin"])},
         "/v1/admin/audit": {"get": op("Audit log, newest first", {"200": ok_json("events", ref("AuditPage")), **common_errors}, security=pat, params=[{"name": "before", "in": "query", "schema": {"type": "integer"}}, {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}], tags=["admin"])},
     },
 }

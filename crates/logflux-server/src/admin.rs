@@ -387,3 +387,50 @@ pub(crate) async fn audit(
         "next_before": next,
     })))
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EraseRequest {
+    application: String,
+    from: crate::query::TimeBound,
+    to: crate::query::TimeBound,
+}
+
+/// `POST /v1/admin/erase`: erases every record of an application that overlaps `[from, to]`.
+pub(crate) async fn erase(
+    State(s): State<SharedState>,
+    headers: HeaderMap,
+    Remote(remote): Remote,
+    Json(req): Json<EraseRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let t = s.access_token(&headers, Scope::Admin).await?;
+    let from = req.from.ns("from")?;
+    let to = req.to.ns("to")?;
+    if from > to {
+        return Err(ApiError::BadRequest("from is after to".into()));
+    }
+    let app = s
+        .catalog
+        .application(&t.tenant_id, &req.application)
+        .await?;
+    let erased = crate::erase::erase(&s.catalog, &s.store, &t.tenant_id, &app.id, from, to)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("erasure: {e:#}")))?;
+    let details = json!({"from": from, "to": to, "result": erased}).to_string();
+    s.catalog
+        .audit(
+            &t.tenant_id,
+            &format!("token:{}", t.id),
+            "records.erase",
+            &app.id,
+            &remote,
+            &details,
+        )
+        .await?;
+    Ok(Json(json!({
+        "application_id": app.id,
+        "segments_deleted": erased.segments_deleted,
+        "segments_rewritten": erased.segments_rewritten,
+        "records_erased": erased.records_erased,
+    })))
+}

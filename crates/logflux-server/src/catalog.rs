@@ -232,6 +232,46 @@ CREATE INDEX IF NOT EXISTS audit_by_time ON audit (tenant_id, at_ns);
 const SEGMENT_COLUMNS: &str = "id, tenant_id, application_id, object_key, min_ts, max_ts, records, \
      entries, bytes, bloom, max_received_ns, created_ns";
 
+async fn insert_segment(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    s: &NewSegment,
+    created_ns: i64,
+) -> Result<i64> {
+    let row = sqlx::query(
+        "INSERT INTO segments (tenant_id, application_id, object_key, min_ts, max_ts, records, entries, bytes, bloom, max_received_ns, created_ns) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+    )
+    .bind(&s.tenant_id)
+    .bind(&s.application_id)
+    .bind(&s.object_key)
+    .bind(s.min_ts)
+    .bind(s.max_ts)
+    .bind(s.records)
+    .bind(s.entries)
+    .bind(s.bytes)
+    .bind(&s.bloom)
+    .bind(s.max_received_ns)
+    .bind(created_ns)
+    .fetch_one(&mut **tx)
+    .await?;
+    let id: i64 = row.try_get("id")?;
+    for chunk in s.record_ids.chunks(300) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("($1, $2, ${})", i + 3))
+            .collect();
+        let sql = format!(
+            "INSERT INTO records (tenant_id, segment_id, record_id) VALUES {} ON CONFLICT DO NOTHING",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(audited(sql)).bind(&s.tenant_id).bind(id);
+        for r in chunk {
+            q = q.bind(r);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(id)
+}
+
 /// The catalog.
 #[derive(Debug, Clone)]
 pub struct Catalog {
@@ -794,42 +834,62 @@ impl Catalog {
         let created_ns = now_ns();
         let mut ids = Vec::with_capacity(segments.len());
         for s in segments {
-            let row = sqlx::query(
-                "INSERT INTO segments (tenant_id, application_id, object_key, min_ts, max_ts, records, entries, bytes, bloom, max_received_ns, created_ns) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
-            )
-            .bind(&s.tenant_id)
-            .bind(&s.application_id)
-            .bind(&s.object_key)
-            .bind(s.min_ts)
-            .bind(s.max_ts)
-            .bind(s.records)
-            .bind(s.entries)
-            .bind(s.bytes)
-            .bind(&s.bloom)
-            .bind(s.max_received_ns)
-            .bind(created_ns)
-            .fetch_one(&mut *tx)
-            .await?;
-            let id: i64 = row.try_get("id")?;
-            for chunk in s.record_ids.chunks(300) {
-                let values: Vec<String> = (0..chunk.len())
-                    .map(|i| format!("($1, $2, ${})", i + 3))
-                    .collect();
-                let sql = format!(
-                    "INSERT INTO records (tenant_id, segment_id, record_id) VALUES {} ON CONFLICT DO NOTHING",
-                    values.join(", ")
-                );
-                let mut q = sqlx::query(audited(sql)).bind(&s.tenant_id).bind(id);
-                for r in chunk {
-                    q = q.bind(r);
-                }
-                q.execute(&mut *tx).await?;
-            }
-            ids.push(id);
+            ids.push(insert_segment(&mut tx, s, created_ns).await?);
         }
         tx.commit().await?;
         Ok(ids)
+    }
+
+    /// Replaces segment `old_id` by `new` (or by nothing) in one transaction: after it, queries
+    /// see either the old segment or the new one, never both or neither.
+    pub async fn replace_segment(
+        &self,
+        old_id: i64,
+        new: Option<&NewSegment>,
+    ) -> Result<Option<i64>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM records WHERE segment_id = $1")
+            .bind(old_id)
+            .execute(&mut *tx)
+            .await?;
+        let n = sqlx::query("DELETE FROM segments WHERE id = $1")
+            .bind(old_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(CatalogError::NotFound("segment"));
+        }
+        let id = match new {
+            Some(s) => Some(insert_segment(&mut tx, s, now_ns()).await?),
+            None => None,
+        };
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Segments of one application overlapping `[from, to]`, oldest first.
+    pub async fn application_segments(
+        &self,
+        tenant_id: &str,
+        application_id: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<Segment>> {
+        let sql = format!(
+            "SELECT {SEGMENT_COLUMNS} FROM segments WHERE tenant_id = $1 AND application_id = $2 \
+             AND max_ts >= $3 AND min_ts <= $4 ORDER BY id"
+        );
+        sqlx::query(audited(sql))
+            .bind(tenant_id)
+            .bind(application_id)
+            .bind(from)
+            .bind(to)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::segment_row)
+            .collect()
     }
 
     fn segment_row(r: &AnyRow) -> Result<Segment> {

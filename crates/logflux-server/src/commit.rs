@@ -226,41 +226,24 @@ async fn commit_batch(
     for ((tenant, app), records) in groups {
         let mut writer = SegmentWriter::new();
         let mut ids = Vec::new();
-        let flush = |writer: SegmentWriter,
-                     ids: Vec<String>,
-                     segments: &mut Vec<NewSegment>,
-                     objects: &mut Vec<(String, Bytes)>| {
-            let (bytes, summary) = writer.finish();
-            let key = object_key(tenant, app);
-            segments.push(NewSegment {
-                tenant_id: tenant.to_owned(),
-                application_id: app.to_owned(),
-                object_key: key.clone(),
-                min_ts: summary.min_ts,
-                max_ts: summary.max_ts,
-                records: i64::from(summary.records),
-                entries: summary.entries as i64,
-                bytes: summary.bytes as i64,
-                bloom: bloom::build(&summary.tokens),
-                max_received_ns: summary.max_received_ns,
-                record_ids: ids,
-            });
-            objects.push((key, Bytes::from(bytes)));
-        };
         for rec in records {
             if !writer.is_empty() && writer.body_len() + rec.body.len() > config.max_segment_bytes {
-                flush(
+                let (seg, data) = finish_segment(
+                    tenant,
+                    app,
                     std::mem::take(&mut writer),
                     std::mem::take(&mut ids),
-                    &mut segments,
-                    &mut objects,
                 );
+                segments.push(seg);
+                objects.push((segments.last().expect("pushed").object_key.clone(), data));
             }
             ids.push(rec.meta.record_id.clone());
             writer.add(rec.meta.clone(), &rec.body);
         }
         if !writer.is_empty() {
-            flush(writer, ids, &mut segments, &mut objects);
+            let (seg, data) = finish_segment(tenant, app, writer, ids);
+            objects.push((seg.object_key.clone(), data));
+            segments.push(seg);
         }
     }
     if segments.is_empty() {
@@ -281,6 +264,30 @@ async fn commit_batch(
         .await
         .map_err(|e| CommitError::Catalog(e.to_string()))?;
     Ok((outcomes, segments.len(), bytes))
+}
+
+/// The catalog row and the object bytes of a finished segment, under a new object key.
+pub(crate) fn finish_segment(
+    tenant: &str,
+    app: &str,
+    writer: SegmentWriter,
+    record_ids: Vec<String>,
+) -> (NewSegment, Bytes) {
+    let (bytes, summary) = writer.finish();
+    let seg = NewSegment {
+        tenant_id: tenant.to_owned(),
+        application_id: app.to_owned(),
+        object_key: object_key(tenant, app),
+        min_ts: summary.min_ts,
+        max_ts: summary.max_ts,
+        records: i64::from(summary.records),
+        entries: summary.entries as i64,
+        bytes: summary.bytes as i64,
+        bloom: bloom::build(&summary.tokens),
+        max_received_ns: summary.max_received_ns,
+        record_ids,
+    };
+    (seg, Bytes::from(bytes))
 }
 
 /// `TENANT/APP/YYYY/MM/DD/ULID.lfs`, by commit date (for listing and lifecycle rules).

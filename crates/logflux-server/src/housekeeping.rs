@@ -88,3 +88,110 @@ pub(crate) async fn run_once(
     }
     Ok(pass)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commit::finish_segment;
+    use crate::segment::{RecordMeta, SegmentWriter};
+
+    const DAY: i64 = 86_400_000_000_000;
+
+    fn meta(id: &str, ts: i64) -> RecordMeta {
+        RecordMeta {
+            record_id: id.into(),
+            key_id: "k".into(),
+            payload: 4,
+            entry_type: 0,
+            nonce: Some([0; 12]),
+            crlf_stripped: false,
+            min_ts: ts,
+            max_ts: ts,
+            count: 1,
+            received_ns: ts,
+            tokens: vec![],
+        }
+    }
+
+    async fn commit(catalog: &Catalog, store: &BlobStore, app: &str, id: &str, ts: i64) -> String {
+        let mut w = SegmentWriter::new();
+        w.add(meta(id, ts), b"ciphertext");
+        let (seg, data) = finish_segment("t1", app, w, vec![id.into()]);
+        store.put(&seg.object_key, data).await.unwrap();
+        catalog
+            .commit_segments(std::slice::from_ref(&seg))
+            .await
+            .unwrap();
+        seg.object_key
+    }
+
+    #[tokio::test]
+    async fn retention_drops_old_segments_and_orphans_are_collected() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::connect(&format!("sqlite:{}", dir.path().join("c.db").display()))
+            .await
+            .unwrap();
+        let store = BlobStore::local(dir.path().join("objects")).unwrap();
+        catalog.create_tenant("t1", "acme").await.unwrap();
+        catalog.create_application("a1", "t1", "web").await.unwrap();
+        catalog
+            .create_application("a2", "t1", "forever")
+            .await
+            .unwrap();
+        catalog.set_retention("t1", "a1", Some(7)).await.unwrap();
+        let now = logflux_proto::timefmt::now_ns();
+        let old = commit(&catalog, &store, "a1", "old", now - 8 * DAY).await;
+        let fresh = commit(&catalog, &store, "a1", "fresh", now - 6 * DAY).await;
+        let kept = commit(&catalog, &store, "a2", "ancient", now - 90 * DAY).await;
+        // An orphan: an object written, then the "server" died before the catalog commit.
+        store
+            .put(
+                "t1/a1/2026/01/01/orphan.lfs",
+                bytes::Bytes::from_static(b"x"),
+            )
+            .await
+            .unwrap();
+
+        // Orphans younger than an hour are left alone (their commit may be under way).
+        let pass = run_once(&catalog, &store, now).await.unwrap();
+        assert_eq!(
+            pass,
+            Pass {
+                expired_segments: 1,
+                orphans: 0
+            }
+        );
+        let keys: Vec<String> = store
+            .list("")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert!(!keys.contains(&old) && keys.contains(&fresh) && keys.contains(&kept));
+        assert_eq!(
+            catalog
+                .known_records("t1", &["old".into(), "fresh".into()])
+                .await
+                .unwrap(),
+            ["fresh"]
+        );
+
+        // An hour later (by the clock housekeeping is given), the orphan goes.
+        let later = now + 2 * 3_600_000_000_000;
+        let pass = run_once(&catalog, &store, later).await.unwrap();
+        assert_eq!(pass.orphans, 1);
+        let keys: Vec<String> = store
+            .list("")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(keys.len(), 2, "{keys:?}");
+        assert!(
+            keys.contains(&kept),
+            "an application without retention keeps everything"
+        );
+    }
+}

@@ -464,6 +464,7 @@ pub(crate) fn router(state: SharedState) -> Router {
             get(admin::get_public_key).put(admin::put_public_key),
         )
         .route("/v1/admin/audit", get(admin::audit))
+        .route("/v1/admin/erase", post(admin::erase))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }

@@ -20,6 +20,7 @@ mod bloom;
 pub mod catalog;
 mod commit;
 pub mod config;
+mod erase;
 mod housekeeping;
 mod http;
 mod ingest;

@@ -102,7 +102,7 @@ pub(crate) enum TimeBound {
 }
 
 impl TimeBound {
-    fn ns(&self, what: &str) -> Result<i64, ApiError> {
+    pub(crate) fn ns(&self, what: &str) -> Result<i64, ApiError> {
         match self {
             TimeBound::Nanos(n) => Ok(*n),
             TimeBound::Text(s) => logflux_proto::timefmt::parse_rfc3339(s)

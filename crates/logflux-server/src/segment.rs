@@ -307,6 +307,17 @@ impl Footer {
         Ok(Footer { records, index })
     }
 
+    /// Parses the footer of a whole segment.
+    pub(crate) fn from_segment(segment: &[u8]) -> Result<Footer, SegmentError> {
+        let len = segment.len();
+        if len < TRAILER_LEN {
+            return Err(SegmentError::Short);
+        }
+        let (footer_len, crc) = parse_trailer(&segment[len - TRAILER_LEN..])?;
+        let r = footer_range(len as u64, footer_len)?;
+        Footer::parse(&segment[r.start as usize..r.end as usize], crc, len as u64)
+    }
+
     fn postings(&self, token: u64) -> &[u32] {
         match self.index.binary_search_by_key(&token, |(t, _)| *t) {
             Ok(i) => &self.index[i].1,
