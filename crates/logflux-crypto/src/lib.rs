@@ -35,6 +35,7 @@ pub mod keyfile;
 mod keys;
 mod oaep_mgf1_sha1;
 mod sdk;
+mod signature;
 mod tokens;
 
 pub use aead::{NONCE_LEN, RecordBinding, SealingKey, TAG_LEN};
@@ -43,6 +44,9 @@ pub use dek::{DEK_LEN, Dek, unwrap_dek, wrap_dek, wrap_dek_mgf1_sha1};
 pub use error::{CryptoError, ErrorKind};
 pub use keys::{Fingerprint, MIN_RSA_BITS, PrivateKey, PublicKey};
 pub use sdk::{MAX_SDK_PLAINTEXT, open_sdk_gzip, open_sdk_part, seal_sdk_part};
+pub use signature::{
+    SIGNATURE_SKEW_SECONDS, SignatureError, sign_request, signing_key, verify_request,
+};
 pub use tokens::{
     Field, MAX_WORD_BYTES, SEARCH_KEY_LEN, SearchKey, Token, TokenKey, TokenSet, Words, words,
 };

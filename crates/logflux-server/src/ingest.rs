@@ -12,6 +12,7 @@ use logflux_proto::multipart::{self, IngestPart, MultipartError, PartPayload};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::catalog::ApiKey;
 use crate::commit::Incoming;
 use crate::http::{ApiError, Remote, SharedState};
 use crate::segment::{RecordMeta, opaque_token};
@@ -22,15 +23,53 @@ pub(crate) struct InitRequest {
     api_key: Option<String>,
 }
 
-async fn read_json<T: serde::de::DeserializeOwned>(
+fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+/// Authenticates the API key, applies its rate limit, reads the body (up to `limit`) and checks
+/// the request signature when the key requires one or the request carries one.
+async fn authenticated_body(
+    s: &SharedState,
+    headers: &HeaderMap,
     body: Body,
+    path: &str,
     limit: usize,
-) -> Result<T, ApiError> {
+) -> Result<(ApiKey, Bytes), ApiError> {
+    let key = s.api_key(headers).await?;
+    s.limiter.check(&key.id)?;
     let bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::TooLarge(format!("request body is larger than {limit} bytes")))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    match (header("x-lf-signature"), header("x-lf-signature-timestamp")) {
+        (Some(sig), Some(ts)) => {
+            let bearer = headers
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split_once(' '))
+                .map_or("", |(_, c)| c.trim());
+            let now = logflux_proto::timefmt::now_ns() / 1_000_000_000;
+            logflux_crypto::verify_request(
+                &logflux_crypto::signing_key(bearer),
+                "POST",
+                path,
+                ts,
+                sig,
+                &bytes,
+                now,
+            )
+            .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+        }
+        (None, None) if !key.signature_required => {}
+        _ => {
+            return Err(ApiError::Unauthorized(
+                logflux_crypto::SignatureError::Missing.to_string(),
+            ));
+        }
+    }
+    Ok((key, bytes))
 }
 
 fn check_body_key(headers: &HeaderMap, body_key: Option<&str>) -> Result<(), ApiError> {
@@ -58,9 +97,9 @@ pub(crate) async fn handshake_init(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let key = s.api_key(&headers).await?;
-    s.limiter.check(&key.id)?;
-    let req: InitRequest = read_json(body, 64 * 1024).await?;
+    let (key, bytes) =
+        authenticated_body(&s, &headers, body, "/v1/handshake/init", 64 * 1024).await?;
+    let req: InitRequest = parse_json(&bytes)?;
     check_body_key(&headers, req.api_key.as_deref())?;
     let tenant = s.catalog.tenant(&key.tenant_id).await?;
     let pem = tenant.public_key_pem.ok_or_else(|| {
@@ -104,9 +143,9 @@ pub(crate) async fn handshake_complete(
     Remote(remote): Remote,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let key = s.api_key(&headers).await?;
-    s.limiter.check(&key.id)?;
-    let req: CompleteRequest = read_json(body, 64 * 1024).await?;
+    let (key, bytes) =
+        authenticated_body(&s, &headers, body, "/v1/handshake/complete", 64 * 1024).await?;
+    let req: CompleteRequest = parse_json(&bytes)?;
     check_body_key(&headers, req.api_key.as_deref())?;
     let secret = req.encrypted_secret.trim();
     let wrapped = STANDARD
@@ -171,8 +210,8 @@ pub(crate) async fn ingest(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let key = s.api_key(&headers).await?;
-    s.limiter.check(&key.id)?;
+    let (key, body) =
+        authenticated_body(&s, &headers, body, "/v1/ingest", s.config.max_request_bytes).await?;
     let content_type = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -180,10 +219,6 @@ pub(crate) async fn ingest(
     let boundary = multipart::boundary_from_content_type(content_type)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?
         .to_owned();
-    let limit = s.config.max_request_bytes;
-    let body: Bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::TooLarge(format!("request body is larger than {limit} bytes")))?;
     let limits = multipart::Limits {
         max_parts: s.config.max_parts,
         max_part_bytes: s.config.max_part_bytes,

@@ -384,6 +384,8 @@ pub(crate) struct TailRequest {
 
 /// How often an idle tail sends a heartbeat line.
 const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
+/// How often a tail looks for segments other servers committed.
+const TAIL_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
 struct TailState {
     s: SharedState,
@@ -395,6 +397,7 @@ struct TailState {
     commits: tokio::sync::watch::Receiver<u64>,
     shutdown: tokio::sync::watch::Receiver<bool>,
     pending: VecDeque<Bytes>,
+    last_sent: std::time::Instant,
 }
 
 impl TailState {
@@ -484,11 +487,13 @@ pub(crate) async fn tail(
         commits,
         shutdown: s.shutdown.clone(),
         pending: VecDeque::new(),
+        last_sent: std::time::Instant::now(),
     };
     let stream = futures_util::stream::unfold(Some(state), |state| async move {
         let mut st = state?;
         loop {
             if let Some(line) = st.pending.pop_front() {
+                st.last_sent = std::time::Instant::now();
                 return Some((Ok::<_, std::io::Error>(line), Some(st)));
             }
             if let Err(e) = st.poll().await {
@@ -501,22 +506,21 @@ pub(crate) async fn tail(
             if *st.shutdown.borrow() {
                 return None;
             }
+            if st.last_sent.elapsed() >= HEARTBEAT {
+                st.last_sent = std::time::Instant::now();
+                let hb = format!(
+                    "{{\"type\":\"heartbeat\",\"after_segment\":{}}}\n",
+                    st.position
+                );
+                return Some((Ok(Bytes::from(hb)), Some(st)));
+            }
+            // Woken at once by this server's commits; other servers' commits (scale-out) are
+            // found by polling the catalog.
             let mut shutdown = st.shutdown.clone();
-            let woke = tokio::select! {
-                r = tokio::time::timeout(HEARTBEAT, st.commits.changed()) => r,
+            tokio::select! {
+                r = st.commits.changed() => if r.is_err() { return None },
+                () = tokio::time::sleep(TAIL_POLL) => {}
                 _ = shutdown.changed() => return None,
-            };
-            match woke {
-                Ok(Ok(())) => continue,
-                // The server is shutting down.
-                Ok(Err(_)) => return None,
-                Err(_) => {
-                    let hb = format!(
-                        "{{\"type\":\"heartbeat\",\"after_segment\":{}}}\n",
-                        st.position
-                    );
-                    return Some((Ok(Bytes::from(hb)), Some(st)));
-                }
             }
         }
     });

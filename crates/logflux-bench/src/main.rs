@@ -1,0 +1,43 @@
+//! `logflux-bench`: end-to-end scenarios against real LogFlux processes on loopback.
+//!
+//! ```text
+//! cargo build --release --bins
+//! target/release/logflux-bench server [--seconds 15] [--clients 8]
+//! ```
+//!
+//! Each scenario prints a Markdown table: throughput, latency percentiles, the server's CPU
+//! time and peak RSS, and a baseline measured in the same run (`dd` for disk writes).
+#![forbid(unsafe_code)]
+
+mod procs;
+mod server;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "logflux-bench",
+    about = "End-to-end LogFlux benchmarks on loopback"
+)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// Server: ingest throughput and acknowledgement latency, needle search, full scan.
+    Server(server::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        match cli.scenario {
+            Scenario::Server(args) => server::run(args).await,
+        }
+    })
+}

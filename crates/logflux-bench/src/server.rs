@@ -1,0 +1,558 @@
+//! Server scenarios: ingest, needle search, full scan.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use logflux_crypto::{
+    BatchSealer, Dek, PrivateKey, RecordBinding, SealingKey, SearchKey, TokenSet, wrap_dek,
+};
+use logflux_proto::multipart::{Writer, format_time_range};
+use logflux_proto::{Entry, Level};
+use serde_json::{Value, json};
+
+use crate::procs::{self, ServerProc};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Seconds of sustained ingest.
+    #[arg(long, default_value_t = 15)]
+    seconds: u64,
+    /// Concurrent HTTP clients.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// Records (sealed agent batches) per ingest request.
+    #[arg(long, default_value_t = 10)]
+    parts_per_request: usize,
+    /// Entries (~200 bytes each) per sealed batch.
+    #[arg(long, default_value_t = 500)]
+    entries_per_batch: usize,
+    /// Records stored for the needle and scan scenarios.
+    #[arg(long, default_value_t = 10_000)]
+    needle_records: usize,
+    /// Entries each of those records stands for.
+    #[arg(long, default_value_t = 1_000)]
+    needle_entries_per_record: usize,
+    /// Needle queries to time.
+    #[arg(long, default_value_t = 100)]
+    queries: usize,
+    /// Data directory parent (default: a temporary directory under /tmp).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+struct Tenant {
+    proc: ServerProc,
+    http: reqwest::Client,
+    admin: String,
+    api_key: String,
+    key_id: String,
+    app_id: String,
+    dek: Dek,
+}
+
+async fn setup(bin: &std::path::Path, data: &std::path::Path) -> anyhow::Result<Tenant> {
+    let admin = procs::init_tenant(bin, data)?;
+    let proc = procs::start_server(bin, data).await?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()?;
+    let sk = PrivateKey::generate(2048)?;
+    let base = &proc.base;
+    let ok = |r: reqwest::Response| async move {
+        if !r.status().is_success() {
+            bail!("{} {}", r.status(), r.text().await.unwrap_or_default());
+        }
+        Ok(r.json::<Value>().await?)
+    };
+    ok(http
+        .put(format!("{base}/v1/admin/public-key"))
+        .bearer_auth(&admin)
+        .json(&json!({"public_key_pem": sk.public_key().to_pem()}))
+        .send()
+        .await?)
+    .await?;
+    let app = ok(http
+        .post(format!("{base}/v1/admin/applications"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "bench"}))
+        .send()
+        .await?)
+    .await?;
+    let key = ok(http
+        .post(format!("{base}/v1/admin/api-keys"))
+        .bearer_auth(&admin)
+        .json(&json!({"application": "bench", "name": "bench"}))
+        .send()
+        .await?)
+    .await?;
+    let api_key = key["api_key"].as_str().context("api key")?.to_owned();
+    let dek = Dek::generate()?;
+    let done = ok(http
+        .post(format!("{base}/v1/handshake/complete"))
+        .bearer_auth(&api_key)
+        .json(&json!({"encrypted_secret": B64.encode(wrap_dek(&sk.public_key(), &dek)?)}))
+        .send()
+        .await?)
+    .await?;
+    Ok(Tenant {
+        http,
+        admin,
+        api_key,
+        key_id: done["key_id"].as_str().context("key id")?.to_owned(),
+        app_id: app["id"].as_str().context("app id")?.to_owned(),
+        dek,
+        proc,
+    })
+}
+
+/// A sealed batch ready to send: its ciphertext, nonce, count, time range and tokens.
+#[derive(Clone)]
+struct Template {
+    body: bytes::Bytes,
+    nonce: String,
+    count: String,
+    range: String,
+    tokens: String,
+}
+
+/// Realistic ~200-byte access-log entries.
+fn entries(n: usize, seed: u64) -> Vec<Entry> {
+    (0..n as u64)
+        .map(|i| {
+            let x = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i);
+            let mut e = Entry::new(
+                1_763_675_346_545_000_000 + (seed * 100_000 + i) as i64 * 1_000_000,
+                [
+                    Level::Info,
+                    Level::Info,
+                    Level::Info,
+                    Level::Warning,
+                    Level::Error,
+                ][(x % 5) as usize],
+                "checkout-service",
+                &format!(
+                    "GET /api/v1/orders/{} completed in {}ms user=u{} trace={:016x} status={}",
+                    x % 100_000,
+                    x % 250,
+                    x % 1013,
+                    x.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                    [200, 201, 404, 500][(x % 4) as usize]
+                ),
+            );
+            e.metadata.insert("host".into(), format!("web-{}", x % 8));
+            e
+        })
+        .collect()
+}
+
+fn templates(
+    t: &Tenant,
+    n: usize,
+    entries_per_batch: usize,
+) -> anyhow::Result<(Vec<Template>, usize)> {
+    let key = SealingKey::new(&t.dek);
+    let tk = SearchKey::generate()?.token_key(&t.app_id);
+    let mut sealer = BatchSealer::new(1);
+    let mut plain = 0;
+    let mut out = Vec::new();
+    for i in 0..n {
+        let es = entries(entries_per_batch, i as u64);
+        plain = es.iter().map(Entry::approx_size).sum::<usize>();
+        let binding = RecordBinding {
+            tenant: "t",
+            application: &t.app_id,
+            key_id: &t.key_id,
+            record_id: "template",
+        };
+        let s = sealer.seal(&key, &binding, &es)?;
+        let mut ts = TokenSet::new();
+        for e in &es {
+            ts.add_entry(e);
+        }
+        out.push(Template {
+            body: s.ciphertext.into(),
+            nonce: B64.encode(s.nonce),
+            count: s.count.to_string(),
+            range: format_time_range(s.time_range.0, s.time_range.1),
+            tokens: ts
+                .finish(&tk)
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        });
+    }
+    Ok((out, plain))
+}
+
+fn request_body(key_id: &str, parts: &[(String, &Template)]) -> (String, Vec<u8>) {
+    let mut w = Writer::new("benchboundary0123456789abcdef0123");
+    for (id, t) in parts {
+        w.part(
+            &[
+                ("X-LF-Payload-Type", "4"),
+                ("X-LF-Key-ID", key_id),
+                ("X-LF-Nonce", &t.nonce),
+                ("X-LF-Record-ID", id),
+                ("X-LF-Count", &t.count),
+                ("X-LF-Time-Range", &t.range),
+                ("X-LF-Search-Tokens", &t.tokens),
+            ],
+            &t.body,
+        );
+    }
+    (w.content_type(), w.finish())
+}
+
+struct IngestResult {
+    requests: usize,
+    records: usize,
+    entries: usize,
+    wire_bytes: usize,
+    plain_bytes: usize,
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+}
+
+async fn ingest(
+    t: &Tenant,
+    templates: Arc<Vec<Template>>,
+    plain_per_batch: usize,
+    clients: usize,
+    parts: usize,
+    deadline: Duration,
+) -> anyhow::Result<IngestResult> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (http, base, api_key, key_id, templates) = (
+            t.http.clone(),
+            t.proc.base.clone(),
+            t.api_key.clone(),
+            t.key_id.clone(),
+            templates.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let (mut records, mut entries, mut wire) = (0usize, 0usize, 0usize);
+            let mut seq = 0usize;
+            while started.elapsed() < deadline {
+                let chosen: Vec<(String, &Template)> = (0..parts)
+                    .map(|p| {
+                        (
+                            format!("c{c}-s{seq}-p{p}"),
+                            &templates[(seq * parts + p + c) % templates.len()],
+                        )
+                    })
+                    .collect();
+                let (ct, body) = request_body(&key_id, &chosen);
+                wire += body.len();
+                let sent = Instant::now();
+                let r = http
+                    .post(format!("{base}/v1/ingest"))
+                    .bearer_auth(&api_key)
+                    .header("content-type", ct)
+                    .body(body)
+                    .send()
+                    .await?;
+                if r.status() != 202 {
+                    bail!(
+                        "ingest answered {}: {}",
+                        r.status(),
+                        r.text().await.unwrap_or_default()
+                    );
+                }
+                r.bytes().await?;
+                lat.push(sent.elapsed());
+                records += parts;
+                entries += chosen
+                    .iter()
+                    .map(|(_, t)| t.count.parse::<usize>().unwrap_or(0))
+                    .sum::<usize>();
+                seq += 1;
+            }
+            anyhow::Ok((lat, records, entries, wire))
+        }));
+    }
+    let mut res = IngestResult {
+        requests: 0,
+        records: 0,
+        entries: 0,
+        wire_bytes: 0,
+        plain_bytes: 0,
+        latencies: Vec::new(),
+        elapsed: Duration::ZERO,
+    };
+    for task in tasks {
+        let (lat, records, entries, wire) = task.await??;
+        res.requests += lat.len();
+        res.latencies.extend(lat);
+        res.records += records;
+        res.entries += entries;
+        res.wire_bytes += wire;
+    }
+    res.elapsed = started.elapsed();
+    res.plain_bytes = res.records * plain_per_batch;
+    res.latencies.sort();
+    Ok(res)
+}
+
+/// Runs a query to the end (following cursors); returns (records, ciphertext bytes, entries, last end line).
+async fn query_all(t: &Tenant, body: Value) -> anyhow::Result<(usize, usize, usize, Value)> {
+    let (mut records, mut bytes, mut entries) = (0, 0, 0);
+    let mut cursor = Value::Null;
+    loop {
+        let mut b = body.clone();
+        b["cursor"] = cursor;
+        let r = t
+            .http
+            .post(format!("{}/v1/query", t.proc.base))
+            .bearer_auth(&t.admin)
+            .json(&b)
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!("query answered {}", r.status());
+        }
+        let text = r.text().await?;
+        let mut end = Value::Null;
+        for line in text.lines() {
+            let v: Value = serde_json::from_str(line)?;
+            if v["type"] == "record" {
+                records += 1;
+                let b64 = v["body"].as_str().unwrap_or("");
+                bytes += b64.len() / 4 * 3 - b64.chars().rev().take_while(|&c| c == '=').count();
+                entries += v["count"].as_u64().unwrap_or(0) as usize;
+            } else {
+                end = v;
+            }
+        }
+        if end["cursor"].is_null() {
+            return Ok((records, bytes, entries, end));
+        }
+        cursor = end["cursor"].clone();
+    }
+}
+
+fn mb(bytes: usize, d: Duration) -> f64 {
+    bytes as f64 / 1e6 / d.as_secs_f64()
+}
+
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+    let bin = procs::sibling("logflux-server")?;
+    let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&parent)?;
+    let work = tempfile::Builder::new()
+        .prefix("logflux-bench-")
+        .tempdir_in(&parent)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("## logflux-bench server\n");
+    println!(
+        "{cores} cores; data under {}; server {}\n",
+        parent.display(),
+        bin.display()
+    );
+
+    // Baseline: sequential write speed of the same disk.
+    let dd = procs::dd_write_mb_s(work.path(), 1024)?;
+
+    // Ingest.
+    let data = work.path().join("ingest");
+    std::fs::create_dir_all(&data)?;
+    let t = setup(&bin, &data).await?;
+    let (tpl, plain_per_batch) = templates(&t, 32, args.entries_per_batch)?;
+    let cpu0 = procs::cpu_seconds(t.proc.pid);
+    let r = ingest(
+        &t,
+        Arc::new(tpl),
+        plain_per_batch,
+        args.clients,
+        args.parts_per_request,
+        Duration::from_secs(args.seconds),
+    )
+    .await?;
+    let cpu = procs::cpu_seconds(t.proc.pid) - cpu0;
+    let rss = procs::peak_rss_mib(t.proc.pid);
+    let wire = mb(r.wire_bytes, r.elapsed);
+    println!(
+        "### Ingest ({} clients, {} sealed batches of {} entries per request, {} s)\n",
+        args.clients, args.parts_per_request, args.entries_per_batch, args.seconds
+    );
+    println!("| figure | value |\n|---|---|");
+    println!("| **baseline**: `dd bs=1M conv=fsync` to the data directory | {dd:.0} MB/s |");
+    println!(
+        "| ingest, bytes on the wire (sealed, compressed) | **{wire:.0} MB/s** ({:.2} of dd) |",
+        wire / dd
+    );
+    println!(
+        "| ingest, records (sealed batches) | {:.0} records/s |",
+        r.records as f64 / r.elapsed.as_secs_f64()
+    );
+    println!(
+        "| ingest, entries those records hold | {:.0} entries/s ({:.0} MB/s of plaintext) |",
+        r.entries as f64 / r.elapsed.as_secs_f64(),
+        mb(r.plain_bytes, r.elapsed)
+    );
+    println!(
+        "| acknowledgement latency p50 / p99 / max | {} / {} / {} |",
+        procs::ms(procs::percentile(&r.latencies, 0.5)),
+        procs::ms(procs::percentile(&r.latencies, 0.99)),
+        procs::ms(*r.latencies.last().unwrap_or(&Duration::ZERO))
+    );
+    println!("| requests | {} |", r.requests);
+    println!(
+        "| server CPU | {:.2} cores |",
+        cpu / r.elapsed.as_secs_f64()
+    );
+    println!("| server peak RSS | {rss:.0} MiB |\n");
+    drop(t);
+
+    // Needle and scan: N records standing for N × M entries, one carrying the needle token.
+    let data = work.path().join("needle");
+    std::fs::create_dir_all(&data)?;
+    let mut t = setup(&bin, &data).await?;
+    let body_len = args.needle_entries_per_record * 200 / 6;
+    let needle = 0x4e45_4544_4c45_0001u64;
+    let common: Vec<u64> = (0..2000u64)
+        .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+        .collect();
+    let loaded = Instant::now();
+    let batch = 100;
+    let mut sends = Vec::new();
+    for chunk_start in (0..args.needle_records).step_by(batch) {
+        let mut w = Writer::new("needleboundary0123456789abcdef01");
+        for i in chunk_start..(chunk_start + batch).min(args.needle_records) {
+            let mut tokens: Vec<u64> = (0..300)
+                .map(|k| common[(i * 7 + k * 13) % common.len()])
+                .collect();
+            tokens.extend(
+                (0..100u64).map(|k| ((i as u64) << 20 | k).wrapping_mul(0xc2b2_ae3d_27d4_eb4f)),
+            );
+            if i == args.needle_records * 7 / 10 {
+                tokens.push(needle);
+            }
+            tokens.sort_unstable();
+            tokens.dedup();
+            let tokens: String = tokens
+                .iter()
+                .map(|t| format!("{t:016x}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let body: Vec<u8> = (0..body_len)
+                .map(|b| (b as u64).wrapping_mul(i as u64 + 0x9e37) as u8)
+                .collect();
+            let start = 1_763_675_346_000_000_000i64 + i as i64 * 1_000_000_000;
+            let (id, count, range) = (
+                format!("n{i}"),
+                args.needle_entries_per_record.to_string(),
+                format_time_range(start, start + 999_000_000),
+            );
+            w.part(
+                &[
+                    ("X-LF-Payload-Type", "4"),
+                    ("X-LF-Key-ID", &t.key_id),
+                    ("X-LF-Nonce", "AAECAwQFBgcICQoL"),
+                    ("X-LF-Record-ID", &id),
+                    ("X-LF-Count", &count),
+                    ("X-LF-Time-Range", &range),
+                    ("X-LF-Search-Tokens", &tokens),
+                ],
+                &body,
+            );
+        }
+        let (http, base, key) = (t.http.clone(), t.proc.base.clone(), t.api_key.clone());
+        let ct = w.content_type();
+        let body = w.finish();
+        sends.push(tokio::spawn(async move {
+            let r = http
+                .post(format!("{base}/v1/ingest"))
+                .bearer_auth(&key)
+                .header("content-type", ct)
+                .body(body)
+                .send()
+                .await?;
+            if r.status() != 202 {
+                bail!("needle load answered {}", r.status());
+            }
+            anyhow::Ok(())
+        }));
+        if sends.len() >= args.clients {
+            sends.remove(0).await??;
+        }
+    }
+    for s in sends {
+        s.await??;
+    }
+    let load_time = loaded.elapsed();
+    let needle_q = json!({"tokens": [[format!("{needle:016x}")]], "limit": 100});
+    let mut lat = Vec::new();
+    let mut last_end = Value::Null;
+    for _ in 0..args.queries.max(1) {
+        let started = Instant::now();
+        let (n, _, _, end) = query_all(&t, needle_q.clone()).await?;
+        lat.push(started.elapsed());
+        if n != 1 {
+            bail!("the needle query found {n} records, expected 1");
+        }
+        last_end = end;
+    }
+    let cold = lat[0];
+    let mut warm: Vec<Duration> = lat[1..].to_vec();
+    warm.sort();
+    let cpu0 = procs::cpu_seconds(t.proc.pid);
+    let started = Instant::now();
+    let (records, bytes, entries, _) =
+        query_all(&t, json!({"order": "oldest", "limit": 10000})).await?;
+    let scan = started.elapsed();
+    let scan_cpu = procs::cpu_seconds(t.proc.pid) - cpu0;
+    let total_entries = args.needle_records * args.needle_entries_per_record;
+    println!(
+        "### Needle search and full scan ({} records standing for {} entries)\n",
+        args.needle_records, total_entries
+    );
+    println!("| figure | value |\n|---|---|");
+    println!(
+        "| load ({} MB of records with ~400 tokens each) | {:.1} s |",
+        args.needle_records * body_len / 1_000_000,
+        load_time.as_secs_f64()
+    );
+    println!(
+        "| needle query (1 matching record), first (footers not cached) | {} |",
+        procs::ms(cold)
+    );
+    println!(
+        "| needle query, warm: p50 / p99 ({} queries) | **{} / {}** |",
+        warm.len(),
+        procs::ms(procs::percentile(&warm, 0.5)),
+        procs::ms(procs::percentile(&warm, 0.99))
+    );
+    println!(
+        "| needle query: segments scanned / pruned by the catalog's Bloom filters | {} / {} |",
+        last_end["segments_scanned"], last_end["segments_pruned"]
+    );
+    println!(
+        "| full scan: records, ciphertext | {records} records, {:.0} MB in {:.2} s |",
+        bytes as f64 / 1e6,
+        scan.as_secs_f64()
+    );
+    println!(
+        "| full scan throughput | **{:.0} MB/s** of ciphertext, {:.0} records/s, {:.2} M entries/s |",
+        mb(bytes, scan),
+        records as f64 / scan.as_secs_f64(),
+        entries as f64 / 1e6 / scan.as_secs_f64()
+    );
+    println!(
+        "| server CPU during the scan | {:.2} cores |",
+        scan_cpu / scan.as_secs_f64()
+    );
+    println!(
+        "| server peak RSS | {:.0} MiB |",
+        procs::peak_rss_mib(t.proc.pid)
+    );
+    t.proc.child.start_kill().ok();
+    Ok(())
+}

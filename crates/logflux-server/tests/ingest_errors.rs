@@ -1,0 +1,286 @@
+//! The statuses SDKs act on, each with PROTOCOL.md's error body: 400, 401, 413, 429 (with
+//! Retry-After and X-RateLimit-*), and request signatures.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use common::{TestServer, tenant_key};
+use logflux_crypto::{Dek, SealingKey, seal_sdk_part, sign_request, signing_key, wrap_dek};
+use logflux_proto::multipart::Writer;
+use serde_json::{Value, json};
+
+fn body(key_id: &str, dek: &Dek, parts: usize) -> Vec<u8> {
+    let mut w = Writer::new("b");
+    for _ in 0..parts {
+        let (nonce, b) =
+            seal_sdk_part(&SealingKey::new(dek), b"{\"message\":\"x\"}", true).unwrap();
+        let n = B64.encode(nonce);
+        w.part(
+            &[
+                ("X-LF-Entry-Type", "1"),
+                ("X-LF-Payload-Type", "1"),
+                ("X-LF-Key-ID", key_id),
+                ("X-LF-Nonce", &n),
+            ],
+            &b,
+        );
+    }
+    w.finish()
+}
+
+async fn check_error(r: reqwest::Response, status: u16, code: &str) -> reqwest::header::HeaderMap {
+    assert_eq!(r.status().as_u16(), status);
+    let headers = r.headers().clone();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["status"], "error");
+    assert_eq!(v["error"]["code"], code, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
+    assert!(v["request_id"].as_str().is_some_and(|m| !m.is_empty()));
+    headers
+}
+
+#[tokio::test]
+async fn bad_requests_and_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::config_for(dir.path());
+    config.http.max_request_bytes = 64 * 1024;
+    config.http.max_parts = 5;
+    config.http.rate_limit_per_second = 1;
+    config.http.rate_limit_burst = 40;
+    let mut t = TestServer::start_with(dir, config).await;
+    let (_, api_key) = t.app_with_key("web").await;
+    let dek = Dek::generate().unwrap();
+    let key_id = t
+        .register_key(
+            &api_key,
+            &wrap_dek(&tenant_key().public_key(), &dek).unwrap(),
+        )
+        .await;
+    let post = |b: Vec<u8>, ct: &str| {
+        t.http
+            .post(format!("{}/v1/ingest", t.base))
+            .bearer_auth(&api_key)
+            .header("content-type", ct.to_owned())
+            .body(b)
+            .send()
+    };
+    check_error(
+        post(body(&key_id, &dek, 1), "application/json")
+            .await
+            .unwrap(),
+        400,
+        "bad_request",
+    )
+    .await;
+    check_error(
+        post(b"garbage".to_vec(), "multipart/mixed; boundary=b")
+            .await
+            .unwrap(),
+        400,
+        "bad_request",
+    )
+    .await;
+    check_error(
+        post(body("k_unknown", &dek, 1), "multipart/mixed; boundary=b")
+            .await
+            .unwrap(),
+        400,
+        "bad_request",
+    )
+    .await;
+    check_error(
+        post(body(&key_id, &dek, 6), "multipart/mixed; boundary=b")
+            .await
+            .unwrap(),
+        413,
+        "payload_too_large",
+    )
+    .await;
+    check_error(
+        post(vec![b'x'; 70 * 1024], "multipart/mixed; boundary=b")
+            .await
+            .unwrap(),
+        413,
+        "payload_too_large",
+    )
+    .await;
+    let r = t
+        .http
+        .post(format!("{}/v1/ingest", t.base))
+        .bearer_auth("eu-lf_notakey")
+        .header("content-type", "multipart/mixed; boundary=b")
+        .body(body(&key_id, &dek, 1))
+        .send()
+        .await
+        .unwrap();
+    check_error(r, 401, "unauthorized").await;
+    // Nothing of the refused requests was stored.
+    let (records, _) = t.query(&t.admin.clone(), json!({})).await;
+    assert!(records.is_empty());
+
+    // Exhaust the bucket (40, refilling at 1/s): a 429 with its headers follows.
+    let mut limited = None;
+    for _ in 0..60 {
+        let r = post(body(&key_id, &dek, 1), "multipart/mixed; boundary=b")
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            limited = Some(r);
+            break;
+        }
+    }
+    let h = check_error(
+        limited.expect("rate limited within 60 requests"),
+        429,
+        "rate_limited",
+    )
+    .await;
+    assert!(h["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    assert_eq!(h["x-ratelimit-limit"], "1");
+    assert_eq!(h["x-ratelimit-remaining"], "0");
+    assert!(
+        h["x-ratelimit-reset"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            > 1_700_000_000
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn signature_required_keys() {
+    let mut t = TestServer::start().await;
+    t.admin_post("/v1/admin/applications", json!({"name": "signed"}))
+        .await;
+    let k = t
+        .admin_post(
+            "/v1/admin/api-keys",
+            json!({"application": "signed", "name": "s", "signature_required": true}),
+        )
+        .await;
+    let api_key = k["api_key"].as_str().unwrap().to_owned();
+    assert_eq!(k["signature_required"], true);
+    let dek = Dek::generate().unwrap();
+    let sk = signing_key(&api_key);
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+    let complete = json!({"encrypted_secret": B64.encode(wrap_dek(&tenant_key().public_key(), &dek).unwrap())}).to_string();
+    let send = |path: &'static str, b: Vec<u8>, ct: &'static str, sig: Option<(String, String)>| {
+        let mut r = t
+            .http
+            .post(format!("{}{path}", t.base))
+            .bearer_auth(&api_key)
+            .header("content-type", ct)
+            .body(b);
+        if let Some((s, ts)) = sig {
+            r = r
+                .header("x-lf-signature", s)
+                .header("x-lf-signature-timestamp", ts);
+        }
+        r.send()
+    };
+    // Unsigned: refused.
+    check_error(
+        send(
+            "/v1/handshake/complete",
+            complete.clone().into_bytes(),
+            "application/json",
+            None,
+        )
+        .await
+        .unwrap(),
+        401,
+        "unauthorized",
+    )
+    .await;
+    // Signed: accepted.
+    let ts = now();
+    let sig = sign_request(
+        &sk,
+        "POST",
+        "/v1/handshake/complete",
+        ts,
+        complete.as_bytes(),
+    );
+    let r = send(
+        "/v1/handshake/complete",
+        complete.clone().into_bytes(),
+        "application/json",
+        Some((sig, ts.to_string())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let key_id = r.json::<Value>().await.unwrap()["key_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let payload = body(&key_id, &dek, 2);
+    let ts = now();
+    let good = sign_request(&sk, "POST", "/v1/ingest", ts, &payload);
+    // Tampered body, wrong path, stale clock: refused.
+    let mut tampered = payload.clone();
+    let last = tampered.len() - 20;
+    tampered[last] ^= 1;
+    check_error(
+        send(
+            "/v1/ingest",
+            tampered,
+            "multipart/mixed; boundary=b",
+            Some((good.clone(), ts.to_string())),
+        )
+        .await
+        .unwrap(),
+        401,
+        "unauthorized",
+    )
+    .await;
+    let wrong_path = sign_request(&sk, "POST", "/v1/query", ts, &payload);
+    check_error(
+        send(
+            "/v1/ingest",
+            payload.clone(),
+            "multipart/mixed; boundary=b",
+            Some((wrong_path, ts.to_string())),
+        )
+        .await
+        .unwrap(),
+        401,
+        "unauthorized",
+    )
+    .await;
+    let old = ts - 600;
+    let stale = sign_request(&sk, "POST", "/v1/ingest", old, &payload);
+    let r = send(
+        "/v1/ingest",
+        payload.clone(),
+        "multipart/mixed; boundary=b",
+        Some((stale, old.to_string())),
+    )
+    .await
+    .unwrap();
+    let text = r.text().await.unwrap();
+    assert!(text.contains("away from the server's clock"), "{text}");
+    let r = send(
+        "/v1/ingest",
+        payload,
+        "multipart/mixed; boundary=b",
+        Some((good, ts.to_string())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 202);
+    t.stop().await;
+}
