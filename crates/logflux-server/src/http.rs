@@ -100,7 +100,7 @@ impl AppState {
             shutdown,
             metrics,
             config,
-            footers: FooterCache::new(4096),
+            footers: FooterCache::new(256 * 1024 * 1024),
             limiter,
             api_keys: Mutex::new(HashMap::new()),
             data_keys: Mutex::new(HashMap::new()),

@@ -23,21 +23,28 @@ use crate::http::{ApiError, Remote, SharedState};
 use crate::segment::{self, Footer, opaque_token};
 use crate::store::BlobStore;
 
-/// Footers by object key, and keys in insertion order for eviction.
-type CacheMap = (HashMap<String, Arc<Footer>>, VecDeque<String>);
+/// Parsed footers by object key with their approximate sizes, and keys in insertion order.
+#[derive(Debug, Default)]
+struct CacheMap {
+    map: HashMap<String, (Arc<Footer>, usize)>,
+    order: VecDeque<String>,
+    bytes: usize,
+}
 
-/// Parsed footers by object key, bounded (oldest inserted evicted first).
+/// Parsed footers by object key, bounded by an approximate memory budget (oldest inserted
+/// evicted first).
 #[derive(Debug)]
 pub(crate) struct FooterCache {
-    cap: usize,
+    budget: usize,
     inner: Mutex<CacheMap>,
 }
 
 impl FooterCache {
-    pub(crate) fn new(cap: usize) -> Self {
+    /// A cache holding at most about `budget` bytes of parsed footers.
+    pub(crate) fn new(budget: usize) -> Self {
         FooterCache {
-            cap,
-            inner: Mutex::new((HashMap::new(), VecDeque::new())),
+            budget,
+            inner: Mutex::new(CacheMap::default()),
         }
     }
 
@@ -48,7 +55,7 @@ impl FooterCache {
         store: &BlobStore,
         seg: &Segment,
     ) -> Result<Arc<Footer>, ApiError> {
-        if let Some(f) = self.inner.lock().expect("lock").0.get(&seg.object_key) {
+        if let Some((f, _)) = self.inner.lock().expect("lock").map.get(&seg.object_key) {
             return Ok(f.clone());
         }
         let size = seg.bytes as u64;
@@ -76,18 +83,23 @@ impl FooterCache {
                 .map_err(|e| ApiError::Unavailable(e.to_string()))?
         };
         let footer = Arc::new(Footer::parse(&footer_bytes, crc, size).map_err(corrupt)?);
+        // Parsed records and postings take a few times the encoded size.
+        let size = footer_bytes.len() * 4 + 256;
         let mut inner = self.inner.lock().expect("lock");
-        if inner.0.len() >= self.cap
-            && let Some(old) = inner.1.pop_front()
-        {
-            inner.0.remove(&old);
-        }
-        if inner
-            .0
-            .insert(seg.object_key.clone(), footer.clone())
-            .is_none()
-        {
-            inner.1.push_back(seg.object_key.clone());
+        if !inner.map.contains_key(&seg.object_key) && size <= self.budget {
+            while inner.bytes + size > self.budget {
+                let Some(old) = inner.order.pop_front() else {
+                    break;
+                };
+                if let Some((_, n)) = inner.map.remove(&old) {
+                    inner.bytes -= n;
+                }
+            }
+            inner
+                .map
+                .insert(seg.object_key.clone(), (footer.clone(), size));
+            inner.order.push_back(seg.object_key.clone());
+            inner.bytes += size;
         }
         Ok(footer)
     }
@@ -136,6 +148,11 @@ pub(crate) struct QueryRequest {
     #[serde(default)]
     cursor: Option<String>,
 }
+
+/// Ciphertext bytes in one response, at most (a page holds at least one record).
+const MAX_PAGE_BYTES: u64 = 32 * 1024 * 1024;
+/// Largest single range read when coalescing adjacent records.
+const MAX_READ_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Most records in one response.
 const MAX_LIMIT: usize = 10_000;
@@ -242,6 +259,7 @@ pub(crate) async fn query(
     // Collect the page first (bounded by `limit`), then stream it.
     let mut out: Vec<Bytes> = Vec::new();
     let mut returned = 0usize;
+    let mut page_bytes = 0u64;
     let mut scanned = 0usize;
     let mut pruned = 0usize;
     let mut next_cursor = None;
@@ -283,23 +301,55 @@ pub(crate) async fn query(
             if newest_first {
                 selected.reverse();
             }
+            // The records this page takes from this segment, within the count and byte limits.
+            let mut take = Vec::new();
+            let mut stop_at = None;
             for (pos, &i) in selected.iter().enumerate().skip(start) {
-                if returned == limit {
-                    next_cursor = Some(Cursor {
-                        max_ts: seg.max_ts,
-                        segment_id: seg.id,
-                        next: pos,
-                    });
-                    break 'pages;
+                let len = footer.records[i].range.end - footer.records[i].range.start;
+                if returned + take.len() == limit
+                    || (page_bytes + len > MAX_PAGE_BYTES && (returned + take.len()) > 0)
+                {
+                    stop_at = Some(pos);
+                    break;
                 }
-                let r = &footer.records[i];
-                let body = s
+                page_bytes += len;
+                take.push(i);
+            }
+            // Adjacent records lie next to each other: read each run at once.
+            let mut k = 0;
+            while k < take.len() {
+                let mut j = k + 1;
+                let first = &footer.records[take[k]].range;
+                let (mut lo, mut hi) = (first.start, first.end);
+                while j < take.len() && take[j].abs_diff(take[j - 1]) == 1 {
+                    let r = &footer.records[take[j]].range;
+                    if hi.max(r.end) - lo.min(r.start) > MAX_READ_BYTES {
+                        break;
+                    }
+                    lo = lo.min(r.start);
+                    hi = hi.max(r.end);
+                    j += 1;
+                }
+                let run = s
                     .store
-                    .get_range(&seg.object_key, r.range.clone())
+                    .get_range(&seg.object_key, lo..hi)
                     .await
                     .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-                out.push(record_line(seg, r, &body));
-                returned += 1;
+                for &i in &take[k..j] {
+                    let r = &footer.records[i];
+                    let body = &run[(r.range.start - lo) as usize..(r.range.end - lo) as usize];
+                    out.push(record_line(seg, r, body));
+                    returned += 1;
+                }
+                k = j;
+            }
+            if let Some(pos) = stop_at {
+                next_cursor = Some(Cursor {
+                    max_ts: seg.max_ts,
+                    segment_id: seg.id,
+                    next: pos,
+                });
+                break 'pages;
             }
         }
     }
@@ -550,6 +600,66 @@ pub(crate) async fn data_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn footer_cache_stays_within_its_budget() {
+        use crate::segment::{RecordMeta, SegmentWriter};
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::local(dir.path()).unwrap();
+        let mut segs = Vec::new();
+        for n in 0..3 {
+            let mut w = SegmentWriter::new();
+            for i in 0..50 {
+                w.add(
+                    RecordMeta {
+                        record_id: format!("r{n}-{i}"),
+                        key_id: "k".into(),
+                        payload: 4,
+                        entry_type: 0,
+                        nonce: None,
+                        crlf_stripped: false,
+                        min_ts: i,
+                        max_ts: i,
+                        count: 1,
+                        received_ns: 0,
+                        tokens: (0..20).map(|t| t * 1000 + i as u64).collect(),
+                    },
+                    b"body",
+                );
+            }
+            let (bytes, summary) = w.finish();
+            let key = format!("t/a/{n}.lfs");
+            store.put(&key, bytes.into()).await.unwrap();
+            segs.push(Segment {
+                id: n,
+                tenant_id: "t".into(),
+                application_id: "a".into(),
+                object_key: key,
+                min_ts: summary.min_ts,
+                max_ts: summary.max_ts,
+                records: 50,
+                entries: 50,
+                bytes: summary.bytes as i64,
+                bloom: vec![],
+                max_received_ns: 0,
+                created_ns: 0,
+            });
+        }
+        let one = {
+            let c = FooterCache::new(usize::MAX);
+            c.get(&store, &segs[0]).await.unwrap();
+            c.inner.lock().unwrap().bytes
+        };
+        let cache = FooterCache::new(one + one / 2);
+        for seg in &segs {
+            let f = cache.get(&store, seg).await.unwrap();
+            assert_eq!(f.records.len(), 50);
+        }
+        let inner = cache.inner.lock().unwrap();
+        assert_eq!(inner.map.len(), 1, "only the newest fits");
+        assert!(inner.bytes <= one + one / 2);
+        assert!(inner.map.contains_key("t/a/2.lfs"));
+    }
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
