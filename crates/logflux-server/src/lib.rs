@@ -376,6 +376,45 @@ pub struct InitOutcome {
     pub admin_token: String,
 }
 
+/// Every tenant, for the operator.
+pub async fn list_tenants(config: &ServerConfig) -> anyhow::Result<Vec<catalog::Tenant>> {
+    let (catalog, _) = config.open().await?;
+    let t = catalog.tenants().await?;
+    catalog.close().await;
+    Ok(t)
+}
+
+/// A new admin token for an existing tenant (when its admins lost theirs), shown once.
+pub async fn new_admin_token(
+    config: &ServerConfig,
+    tenant: &str,
+    expiry_days: i64,
+) -> anyhow::Result<String> {
+    let (catalog, _) = config.open().await?;
+    let t = catalog
+        .tenant_by_name(tenant)
+        .await
+        .with_context(|| format!("tenant {tenant:?}"))?;
+    let (token, prefix) = auth::new_access_token();
+    let expires = logflux_proto::timefmt::now_ns() + expiry_days * 86_400 * 1_000_000_000;
+    let record = catalog
+        .create_access_token(
+            &auth::new_id("pat_"),
+            &t.id,
+            "operator-admin",
+            &auth::hash(&token),
+            &prefix,
+            "admin",
+            expires,
+        )
+        .await?;
+    catalog
+        .audit(&t.id, "operator", "token.create", &record.id, "local", "{}")
+        .await?;
+    catalog.close().await;
+    Ok(token)
+}
+
 /// Creates a tenant and an admin personal access token (valid `expiry_days`).
 pub async fn init_tenant(
     config: &ServerConfig,

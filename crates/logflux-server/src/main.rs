@@ -60,12 +60,33 @@ enum Command {
     Serve,
     /// Check the configuration and print it (secrets hidden), then exit.
     CheckConfig,
+    /// Operator commands for tenants (run on the server host, against its catalog).
+    #[command(subcommand)]
+    Tenants(TenantsCommand),
     /// Create a tenant and print its first admin access token (shown once).
     Init {
         /// The tenant's name.
         #[arg(long, default_value = "default")]
         tenant: String,
         /// Days until the admin token expires.
+        #[arg(long, default_value_t = 90)]
+        token_expiry_days: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantsCommand {
+    /// List tenants.
+    List,
+    /// Create a tenant and print its first admin access token (same as `init`).
+    Create {
+        name: String,
+        #[arg(long, default_value_t = 90)]
+        token_expiry_days: i64,
+    },
+    /// Print a new admin access token for an existing tenant (shown once).
+    Token {
+        name: String,
         #[arg(long, default_value_t = 90)]
         token_expiry_days: i64,
     },
@@ -177,13 +198,40 @@ async fn run(command: Command, config: ServerConfig) -> anyhow::Result<()> {
         Command::Init {
             tenant,
             token_expiry_days,
-        } => {
+        }
+        | Command::Tenants(TenantsCommand::Create {
+            name: tenant,
+            token_expiry_days,
+        }) => {
             let out = logflux_server::init_tenant(&config, &tenant, token_expiry_days).await?;
             println!("tenant {tenant} created (id {})", out.tenant_id);
             println!(
                 "admin access token (shown once; store it safely, e.g. export LOGFLUX_PAT=…):"
             );
             println!("{}", out.admin_token);
+            Ok(())
+        }
+        Command::Tenants(TenantsCommand::List) => {
+            for t in logflux_server::list_tenants(&config).await? {
+                let fp = t
+                    .public_key_pem
+                    .as_deref()
+                    .and_then(|p| logflux_crypto::PublicKey::from_pem(p).ok())
+                    .map_or_else(
+                        || "no public key".to_owned(),
+                        |k| k.fingerprint().to_string(),
+                    );
+                println!("{}\t{}\t{fp}", t.id, t.name);
+            }
+            Ok(())
+        }
+        Command::Tenants(TenantsCommand::Token {
+            name,
+            token_expiry_days,
+        }) => {
+            let token = logflux_server::new_admin_token(&config, &name, token_expiry_days).await?;
+            println!("new admin access token for {name} (shown once):");
+            println!("{token}");
             Ok(())
         }
         Command::Serve => {

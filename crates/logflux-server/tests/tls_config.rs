@@ -198,3 +198,39 @@ fn config_file_errors_name_the_field_and_flags_override() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("region: must be one of"));
 }
+
+#[test]
+fn operator_tenant_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("--data-dir")
+            .arg(d)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, _) = run(&["tenants", "create", "acme"]);
+    assert_eq!(code, Some(0));
+    assert!(out.lines().any(|l| l.starts_with("lf_pat_")));
+    let (code, _, err) = run(&["tenants", "create", "acme"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("already exists"), "{err}");
+    run(&["init", "--tenant", "globex"]);
+    let (_, out, _) = run(&["tenants", "list"]);
+    let names: Vec<&str> = out.lines().map(|l| l.split('\t').nth(1).unwrap()).collect();
+    assert_eq!(names, ["acme", "globex"]);
+    assert!(out.contains("no public key"));
+    let (code, out, _) = run(&["tenants", "token", "globex"]);
+    assert_eq!(code, Some(0));
+    assert!(out.lines().any(|l| l.starts_with("lf_pat_")));
+    let (code, _, err) = run(&["tenants", "token", "nobody"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("nobody"), "{err}");
+}
