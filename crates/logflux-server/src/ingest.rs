@@ -133,6 +133,16 @@ pub(crate) struct CompleteRequest {
     #[serde(default)]
     api_key: Option<String>,
     encrypted_secret: String,
+    /// A key id chosen by the producer (`ak_` and 32 hex digits), so an agent can seal before
+    /// it reaches the server and register the key later. Registering the same id and key
+    /// again is idempotent.
+    #[serde(default)]
+    key_id: Option<String>,
+}
+
+fn is_agent_key_id(id: &str) -> bool {
+    id.strip_prefix("ak_")
+        .is_some_and(|h| h.len() == 32 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
 }
 
 /// `POST /v1/handshake/complete`: registers a wrapped data key and returns its id (as `key_id`,
@@ -159,10 +169,45 @@ pub(crate) async fn handshake_complete(
             wrapped.len()
         )));
     }
-    let key_id = crate::auth::new_id("k_");
+    let key_id = match req.key_id {
+        None => crate::auth::new_id("k_"),
+        Some(id) if !is_agent_key_id(&id) => {
+            return Err(ApiError::BadRequest(
+                "key_id must be ak_ followed by 32 lower-case hex digits".into(),
+            ));
+        }
+        Some(id) => match s.catalog.data_key(&key.tenant_id, &id).await {
+            Ok(existing)
+                if existing.application_id == key.application_id && existing.wrapped == wrapped =>
+            {
+                return Ok(Json(json!({
+                    "status": "success",
+                    "key_id": id,
+                    "key_uuid": id,
+                    "data": {"key_id": id, "key_uuid": id},
+                })));
+            }
+            Ok(_) => {
+                return Err(ApiError::Conflict(format!(
+                    "key id {id} is already registered with another key"
+                )));
+            }
+            Err(crate::catalog::CatalogError::NotFound(_)) => id,
+            Err(e) => return Err(e.into()),
+        },
+    };
     s.catalog
         .create_data_key(&key_id, &key.tenant_id, &key.application_id, &wrapped)
-        .await?;
+        .await
+        .map_err(|e| match e {
+            crate::catalog::CatalogError::Db(ref d)
+                if d.as_database_error()
+                    .is_some_and(|d| d.is_unique_violation()) =>
+            {
+                ApiError::Conflict(format!("key id {key_id} is already registered"))
+            }
+            other => other.into(),
+        })?;
     s.catalog
         .audit(
             &key.tenant_id,

@@ -284,3 +284,34 @@ async fn signature_required_keys() {
     assert_eq!(r.status(), 202);
     t.stop().await;
 }
+
+#[tokio::test]
+async fn agent_proposed_key_ids_register_idempotently() {
+    let mut t = TestServer::start().await;
+    let (_, api_key) = t.app_with_key("web").await;
+    let pk = tenant_key().public_key();
+    let w1 = B64.encode(wrap_dek(&pk, &Dek::generate().unwrap()).unwrap());
+    let w2 = B64.encode(wrap_dek(&pk, &Dek::generate().unwrap()).unwrap());
+    let id = format!("ak_{}", "0123456789abcdef".repeat(2));
+    let complete = |wrapped: &str, key_id: &str| {
+        t.http
+            .post(format!("{}/v1/handshake/complete", t.base))
+            .bearer_auth(&api_key)
+            .json(&json!({"encrypted_secret": wrapped, "key_id": key_id}))
+            .send()
+    };
+    for _ in 0..2 {
+        let r = complete(&w1, &id).await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.json::<Value>().await.unwrap()["key_id"], id.as_str());
+    }
+    check_error(complete(&w2, &id).await.unwrap(), 409, "conflict").await;
+    check_error(complete(&w1, "ak_short").await.unwrap(), 400, "bad_request").await;
+    check_error(
+        complete(&w1, "k_0123456789abcdef").await.unwrap(),
+        400,
+        "bad_request",
+    )
+    .await;
+    t.stop().await;
+}
