@@ -99,15 +99,29 @@ impl BlobStore {
         }
     }
 
-    /// The bytes of `range` of object `key`.
+    /// The bytes of `range` of object `key`: exactly that many, or an error (a range past the
+    /// end is an error on every backend; HTTP range reads would silently return fewer).
     pub async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
+        if range.start >= range.end {
+            return if range.start == range.end {
+                Ok(Bytes::new())
+            } else {
+                Err(short_read(key, &range, 0))
+            };
+        }
         match self {
             BlobStore::Local(s) => s.get_range(key, range).await,
-            BlobStore::Remote(s) => s
-                .store
-                .get_range(&s.path(key)?, range)
-                .await
-                .map_err(|e| not_found(key, e)),
+            BlobStore::Remote(s) => {
+                let data = s
+                    .store
+                    .get_range(&s.path(key)?, range.clone())
+                    .await
+                    .map_err(|e| not_found(key, e))?;
+                if data.len() as u64 != range.end - range.start {
+                    return Err(short_read(key, &range, data.len()));
+                }
+                Ok(data)
+            }
         }
     }
 
@@ -186,6 +200,16 @@ impl BlobStore {
                     .collect())
             }
         }
+    }
+}
+
+fn short_read(key: &str, range: &Range<u64>, got: usize) -> StoreError {
+    StoreError::Io {
+        key: key.to_owned(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("range {range:?} gave {got} bytes"),
+        ),
     }
 }
 
