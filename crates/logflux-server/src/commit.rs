@@ -69,7 +69,7 @@ pub(crate) struct CommitConfig {
 impl Default for CommitConfig {
     fn default() -> Self {
         CommitConfig {
-            linger: Duration::from_millis(20),
+            linger: Duration::from_millis(2),
             max_batch_bytes: 32 * 1024 * 1024,
             max_segment_bytes: 64 * 1024 * 1024,
         }

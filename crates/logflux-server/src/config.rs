@@ -18,7 +18,7 @@
 //! region: eu
 //! limits: {max_request_bytes: 67108864, max_part_bytes: 8388608, max_parts: 1000}
 //! rate_limit: {requests_per_second: 1000, burst: 2000}
-//! commit: {linger_ms: 20}
+//! commit: {linger_ms: 2}
 //! housekeeping_interval_s: 300
 //! token_expiry_days: 90
 //! ```
@@ -210,7 +210,7 @@ mod tests {
             c.tls.as_ref().unwrap().cert_file,
             PathBuf::from("/etc/logflux/tls/cert.pem")
         );
-        assert_eq!(c.commit_linger, Duration::from_millis(20));
+        assert_eq!(c.commit_linger, Duration::from_millis(2));
     }
 
     #[test]

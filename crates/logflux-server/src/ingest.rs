@@ -288,8 +288,11 @@ pub(crate) async fn ingest(
             _ => sdk_record_id(part.key_id.unwrap_or(""), part.nonce.as_ref(), &part_body),
         };
         let mut tokens: Vec<u64> = part.search_tokens.iter().map(|t| opaque_token(t)).collect();
-        tokens.sort_unstable();
-        tokens.dedup();
+        // Agents send their tokens sorted and distinct; only others need sorting.
+        if !tokens.is_sorted_by(|a, b| a < b) {
+            tokens.sort_unstable();
+            tokens.dedup();
+        }
         records.push(Incoming {
             meta: RecordMeta {
                 record_id,

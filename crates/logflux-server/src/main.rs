@@ -44,7 +44,7 @@ struct Cli {
     /// Region reported to SDKs and used in new API keys (eu, us, ca, au, ap) [default: eu].
     #[arg(long)]
     region: Option<String>,
-    /// Group-commit linger in milliseconds [default: 20].
+    /// Group-commit linger in milliseconds [default: 2].
     #[arg(long)]
     commit_linger_ms: Option<u64>,
     /// Log as JSON lines.

@@ -69,14 +69,42 @@ pub(crate) struct RecordEntry {
 /// The token of an opaque SDK token string: 16 hex digits are read as the token itself (so an
 /// agent-style token matches either way), anything else is the first 8 bytes of its SHA-256.
 pub(crate) fn opaque_token(s: &str) -> u64 {
-    if s.len() == 16
-        && s.bytes().all(|b| b.is_ascii_hexdigit())
-        && let Ok(v) = u64::from_str_radix(s, 16)
-    {
+    if let Some(v) = hex16(s.as_bytes()) {
         return v;
     }
     let d = digest::digest(&digest::SHA256, s.as_bytes());
     u64::from_be_bytes(d.as_ref()[..8].try_into().expect("32-byte digest"))
+}
+
+/// Nibble values of hex digits; 0xFF for anything else.
+const HEX: [u8; 256] = {
+    let mut t = [0xFFu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// 16 hex digits (either case) as a u64. Agents send thousands of tokens per request, so this
+/// is on the ingest hot path: a table lookup per digit and one validity check at the end.
+fn hex16(s: &[u8]) -> Option<u64> {
+    let s: &[u8; 16] = s.try_into().ok()?;
+    let mut v = 0u64;
+    let mut bad = 0u8;
+    for &b in s {
+        let d = HEX[b as usize];
+        bad |= d;
+        v = (v << 4) | u64::from(d & 0x0F);
+    }
+    (bad & 0xF0 == 0).then_some(v)
 }
 
 /// Builds a segment in memory.
@@ -129,7 +157,9 @@ impl SegmentWriter {
         out.extend_from_slice(FOOTER_MAGIC);
         out.push(VERSION);
         put_varint(&mut out, self.records.len() as u64);
-        let mut postings: std::collections::BTreeMap<u64, Vec<u32>> = Default::default();
+        // (token, record) pairs, sorted below: far cheaper than a map insert per occurrence.
+        let mut pairs: Vec<(u64, u32)> =
+            Vec::with_capacity(self.records.iter().map(|r| r.meta.tokens.len()).sum());
         let mut summary = SegmentSummary {
             min_ts: i64::MAX,
             max_ts: i64::MIN,
@@ -159,27 +189,30 @@ impl SegmentWriter {
             put_varint(&mut out, zigzag(m.max_ts));
             put_varint(&mut out, u64::from(m.count));
             put_varint(&mut out, zigzag(m.received_ns));
-            for t in &m.tokens {
-                postings.entry(*t).or_default().push(i as u32);
-            }
+            pairs.extend(m.tokens.iter().map(|&t| (t, i as u32)));
             summary.min_ts = summary.min_ts.min(m.min_ts);
             summary.max_ts = summary.max_ts.max(m.max_ts);
             summary.entries += u64::from(m.count);
             summary.max_received_ns = summary.max_received_ns.max(m.received_ns);
         }
-        put_varint(&mut out, postings.len() as u64);
-        for (token, recs) in &postings {
+        pairs.sort_unstable();
+        pairs.dedup();
+        let distinct = pairs.chunk_by(|a, b| a.0 == b.0).count();
+        put_varint(&mut out, distinct as u64);
+        summary.tokens.reserve(distinct);
+        for run in pairs.chunk_by(|a, b| a.0 == b.0) {
+            let token = run[0].0;
             out.extend_from_slice(&token.to_be_bytes());
-            put_varint(&mut out, recs.len() as u64);
+            put_varint(&mut out, run.len() as u64);
             let mut prev = 0u32;
-            for (j, r) in recs.iter().enumerate() {
-                // Records are added in order, so postings ascend; store gaps.
-                let delta = if j == 0 { *r } else { r - prev };
+            for (j, &(_, r)) in run.iter().enumerate() {
+                // Sorted, so postings ascend; store gaps.
+                let delta = if j == 0 { r } else { r - prev };
                 put_varint(&mut out, u64::from(delta));
-                prev = *r;
+                prev = r;
             }
+            summary.tokens.push(token);
         }
-        summary.tokens = postings.into_keys().collect();
         let footer_len = (out.len() - footer_start) as u32;
         let crc = crc32c(&out[footer_start..]);
         out.extend_from_slice(&footer_len.to_le_bytes());

@@ -111,6 +111,17 @@ fn every_footer_corruption_is_detected() {
 }
 
 #[test]
+fn hex16_accepts_exactly_sixteen_hex_digits() {
+    assert_eq!(hex16(b"0123456789abcdef"), Some(0x0123_4567_89ab_cdef));
+    assert_eq!(hex16(b"FFFFFFFFFFFFFFFF"), Some(u64::MAX));
+    assert_eq!(hex16(b"0123456789abcdeg"), None);
+    assert_eq!(hex16(b"0123456789abcde"), None);
+    assert_eq!(hex16(b"0123456789abcdef0"), None);
+    assert_eq!(hex16(b"012345678 abcdef"), None);
+    assert_eq!(hex16(b"0123456789abcde\xff"), None);
+}
+
+#[test]
 fn opaque_tokens() {
     assert_eq!(opaque_token("0123456789abcdef"), 0x0123_4567_89ab_cdef);
     assert_eq!(opaque_token("0123456789ABCDEF"), 0x0123_4567_89ab_cdef);
