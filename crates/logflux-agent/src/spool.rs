@@ -1,0 +1,571 @@
+//! The spool: a durable, append-only, segmented on-disk queue of sealed records. It only ever
+//! holds ciphertext (records are sealed before they get here).
+//!
+//! ```text
+//! DIR/segments/NNNNNNNNNNNNNNNNNNNN.spl   frames, appended in order
+//! DIR/head                                "SEGMENT OFFSET\n": everything before is acknowledged
+//! frame   = len:u32le crc32c(record):u32le record{len}
+//! record  = record_id:str key_id:str nonce:[12] count:u32le min_ts:i64le max_ts:i64le
+//!           tokens:varint token:u64le{tokens} body:bytes
+//! ```
+//!
+//! Appends go to the newest segment (a new one starts past `segment_bytes`). The shipper reads
+//! from the head and, once the server acknowledged, advances the head; segments entirely
+//! before it are deleted. On open, the spool scans from the head and truncates the newest
+//! segment at the first torn or corrupt frame (a crash mid-write), so nothing half-written is
+//! ever shipped.
+//!
+//! Durability by fsync policy (what a power loss or kernel crash can lose; a crash of the agent
+//! process alone loses nothing already appended, since written data lives in the page cache):
+//!
+//! | policy | an append returns when | loss window on power loss |
+//! |---|---|---|
+//! | `always` | the frame is fsynced | none |
+//! | `interval` | the frame is written; fsync every interval | up to one interval |
+//! | `never` | the frame is written | until the kernel writes back (typically ≤ 30 s) |
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Largest record the spool accepts (a sealed batch plus its tokens).
+pub const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
+const FRAME_HEADER: usize = 8;
+
+/// When appends reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    Always,
+    Interval(Duration),
+    Never,
+}
+
+/// Spool settings.
+#[derive(Debug, Clone, Copy)]
+pub struct SpoolConfig {
+    /// Most bytes of unacknowledged records on disk.
+    pub max_bytes: u64,
+    /// A new segment file starts past this size.
+    pub segment_bytes: u64,
+    pub fsync: FsyncPolicy,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig {
+            max_bytes: 1024 * 1024 * 1024,
+            segment_bytes: 64 * 1024 * 1024,
+            fsync: FsyncPolicy::Always,
+        }
+    }
+}
+
+/// Spool errors.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("spool is full ({used} of {max} bytes)")]
+    Full { used: u64, max: u64 },
+    #[error("record of {0} bytes is larger than the spool's limit")]
+    TooLarge(usize),
+    #[error("spool I/O on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("spool head file {0} is malformed")]
+    Head(PathBuf),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
+    move |source| SpoolError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A sealed record as the spool keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolRecord {
+    pub record_id: String,
+    pub key_id: String,
+    pub nonce: [u8; 12],
+    pub count: u32,
+    pub min_ts: i64,
+    pub max_ts: i64,
+    /// Sorted, distinct blind tokens.
+    pub tokens: Vec<u64>,
+    /// `ciphertext ‖ tag`.
+    pub body: Vec<u8>,
+}
+
+impl SpoolRecord {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_str(out, &self.record_id);
+        put_str(out, &self.key_id);
+        out.extend_from_slice(&self.nonce);
+        out.extend_from_slice(&self.count.to_le_bytes());
+        out.extend_from_slice(&self.min_ts.to_le_bytes());
+        out.extend_from_slice(&self.max_ts.to_le_bytes());
+        put_varint(out, self.tokens.len() as u64);
+        for t in &self.tokens {
+            out.extend_from_slice(&t.to_le_bytes());
+        }
+        put_varint(out, self.body.len() as u64);
+        out.extend_from_slice(&self.body);
+    }
+
+    fn decode(buf: &[u8]) -> Option<SpoolRecord> {
+        let mut r = Reader { buf, pos: 0 };
+        let rec = SpoolRecord {
+            record_id: r.string()?,
+            key_id: r.string()?,
+            nonce: r.take(12)?.try_into().ok()?,
+            count: u32::from_le_bytes(r.take(4)?.try_into().ok()?),
+            min_ts: i64::from_le_bytes(r.take(8)?.try_into().ok()?),
+            max_ts: i64::from_le_bytes(r.take(8)?.try_into().ok()?),
+            tokens: {
+                let n = usize::try_from(r.varint()?).ok()?;
+                if n > (buf.len() - r.pos) / 8 {
+                    return None;
+                }
+                (0..n)
+                    .map(|_| {
+                        r.take(8)
+                            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+                    })
+                    .collect::<Option<Vec<_>>>()?
+            },
+            body: {
+                let n = usize::try_from(r.varint()?).ok()?;
+                r.take(n)?.to_vec()
+            },
+        };
+        (r.pos == buf.len()).then_some(rec)
+    }
+
+    /// Bytes this record takes on disk.
+    pub fn encoded_len(&self) -> usize {
+        FRAME_HEADER
+            + 64
+            + self.record_id.len()
+            + self.key_id.len()
+            + self.tokens.len() * 8
+            + self.body.len()
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_varint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len())?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Some(s)
+    }
+
+    fn varint(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = *self.take(1)?.first()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    fn string(&mut self) -> Option<String> {
+        let n = usize::try_from(self.varint()?).ok()?;
+        String::from_utf8(self.take(n)?.to_vec()).ok()
+    }
+}
+
+/// A place in the spool: a segment and a byte offset in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position {
+    pub segment: u64,
+    pub offset: u64,
+}
+
+/// What the spool holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpoolStats {
+    pub records: u64,
+    pub bytes: u64,
+    /// `min_ts` of the oldest unacknowledged record.
+    pub oldest_ts: Option<i64>,
+}
+
+/// The spool. Methods do blocking file I/O: call them from a blocking thread.
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+    config: SpoolConfig,
+    head: Position,
+    /// The segment being appended to, its id and its length.
+    tail: (u64, File, u64),
+    /// Segment ids on disk, oldest first, with their sizes.
+    segments: Vec<(u64, u64)>,
+    records: u64,
+    oldest_ts: Option<i64>,
+    dirty: bool,
+}
+
+fn segment_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join("segments").join(format!("{id:020}.spl"))
+}
+
+impl Spool {
+    /// Opens (creating if needed) the spool in `dir`, recovering from a crash: frames after
+    /// the head are checked, and the first torn or corrupt one and all after it are cut off.
+    pub fn open(dir: &Path, config: SpoolConfig) -> Result<Spool, SpoolError> {
+        let seg_dir = dir.join("segments");
+        fs::create_dir_all(&seg_dir).map_err(io_err(&seg_dir))?;
+        let head_path = dir.join("head");
+        let head = match fs::read_to_string(&head_path) {
+            Ok(text) => {
+                let mut it = text.split_whitespace().map(str::parse::<u64>);
+                match (it.next(), it.next()) {
+                    (Some(Ok(segment)), Some(Ok(offset))) => Position { segment, offset },
+                    _ => return Err(SpoolError::Head(head_path)),
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Position {
+                segment: 1,
+                offset: 0,
+            },
+            Err(e) => return Err(io_err(&head_path)(e)),
+        };
+        let mut ids: Vec<u64> = fs::read_dir(&seg_dir)
+            .map_err(io_err(&seg_dir))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_suffix(".spl")?.parse().ok()
+            })
+            .collect();
+        ids.sort_unstable();
+        // Segments wholly before the head were acknowledged: remove leftovers.
+        for id in ids.iter().filter(|&&id| id < head.segment) {
+            let p = segment_path(dir, *id);
+            fs::remove_file(&p).map_err(io_err(&p))?;
+        }
+        ids.retain(|&id| id >= head.segment);
+        let mut spool = Spool {
+            dir: dir.to_path_buf(),
+            config,
+            head,
+            tail: (
+                0,
+                File::open("/dev/null").map_err(io_err(Path::new("/dev/null")))?,
+                0,
+            ),
+            segments: Vec::new(),
+            records: 0,
+            oldest_ts: None,
+            dirty: false,
+        };
+        // Scan every frame after the head; cut at the first bad one.
+        let mut cut: Option<(u64, u64)> = None;
+        for &id in &ids {
+            if cut.is_some() {
+                let p = segment_path(dir, id);
+                fs::remove_file(&p).map_err(io_err(&p))?;
+                continue;
+            }
+            let p = segment_path(dir, id);
+            let data = fs::read(&p).map_err(io_err(&p))?;
+            let mut off = if id == head.segment {
+                head.offset as usize
+            } else {
+                0
+            };
+            while off < data.len() {
+                match frame_at(&data, off) {
+                    Some((rec, next)) => {
+                        spool.records += 1;
+                        if spool.oldest_ts.is_none() {
+                            spool.oldest_ts = Some(rec.min_ts);
+                        }
+                        off = next;
+                    }
+                    None => break,
+                }
+            }
+            if off < data.len() {
+                tracing::warn!(
+                    segment = id,
+                    at = off,
+                    dropped = data.len() - off,
+                    "spool: cutting a torn or corrupt tail"
+                );
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(&p)
+                    .map_err(io_err(&p))?;
+                f.set_len(off as u64).map_err(io_err(&p))?;
+                f.sync_all().map_err(io_err(&p))?;
+                cut = Some((id, off as u64));
+            }
+            let len = if cut.is_some_and(|(c, _)| c == id) {
+                off as u64
+            } else {
+                data.len() as u64
+            };
+            spool.segments.push((id, len));
+        }
+        let tail_id = spool.segments.last().map_or(head.segment, |s| s.0);
+        if spool.segments.is_empty() {
+            spool.segments.push((tail_id, 0));
+        }
+        let p = segment_path(dir, tail_id);
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .map_err(io_err(&p))?;
+        let len = f.metadata().map_err(io_err(&p))?.len();
+        spool.tail = (tail_id, f, len);
+        sync_dir(&seg_dir)?;
+        Ok(spool)
+    }
+
+    /// Bytes of unacknowledged records on disk.
+    pub fn used_bytes(&self) -> u64 {
+        self.segments
+            .iter()
+            .map(|&(id, len)| {
+                if id == self.head.segment {
+                    len.saturating_sub(self.head.offset)
+                } else {
+                    len
+                }
+            })
+            .sum()
+    }
+
+    /// What the spool holds.
+    pub fn stats(&self) -> SpoolStats {
+        SpoolStats {
+            records: self.records,
+            bytes: self.used_bytes(),
+            oldest_ts: self.oldest_ts,
+        }
+    }
+
+    /// Appends a record; durable on return under `FsyncPolicy::Always`.
+    pub fn append(&mut self, rec: &SpoolRecord) -> Result<(), SpoolError> {
+        let mut payload = Vec::with_capacity(rec.encoded_len());
+        rec.encode(&mut payload);
+        if payload.len() > MAX_RECORD_BYTES {
+            return Err(SpoolError::TooLarge(payload.len()));
+        }
+        let frame_len = (FRAME_HEADER + payload.len()) as u64;
+        let used = self.used_bytes();
+        if used + frame_len > self.config.max_bytes {
+            return Err(SpoolError::Full {
+                used,
+                max: self.config.max_bytes,
+            });
+        }
+        if self.tail.2 > 0 && self.tail.2 + frame_len > self.config.segment_bytes {
+            self.roll()?;
+        }
+        let mut frame = Vec::with_capacity(frame_len as usize);
+        frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        frame.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
+        frame.extend_from_slice(&payload);
+        let p = segment_path(&self.dir, self.tail.0);
+        if let Err(e) = self.tail.1.write_all(&frame) {
+            // A partial frame may be on disk (disk full): cut it so the segment stays whole.
+            let _ = self.tail.1.set_len(self.tail.2);
+            return Err(io_err(&p)(e));
+        }
+        if self.config.fsync == FsyncPolicy::Always {
+            self.tail.1.sync_data().map_err(io_err(&p))?;
+        } else {
+            self.dirty = true;
+        }
+        self.tail.2 += frame_len;
+        if let Some(last) = self.segments.last_mut() {
+            last.1 = self.tail.2;
+        }
+        self.records += 1;
+        if self.oldest_ts.is_none() {
+            self.oldest_ts = Some(rec.min_ts);
+        }
+        Ok(())
+    }
+
+    /// Fsyncs appended data (the `interval` policy's timer calls this).
+    pub fn sync(&mut self) -> Result<(), SpoolError> {
+        if self.dirty {
+            let p = segment_path(&self.dir, self.tail.0);
+            self.tail.1.sync_data().map_err(io_err(&p))?;
+            self.dirty = false;
+        }
+        Ok(())
+    }
+
+    fn roll(&mut self) -> Result<(), SpoolError> {
+        self.sync()?;
+        let id = self.tail.0 + 1;
+        let p = segment_path(&self.dir, id);
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .map_err(io_err(&p))?;
+        sync_dir(&self.dir.join("segments"))?;
+        self.tail = (id, f, 0);
+        self.segments.push((id, 0));
+        Ok(())
+    }
+
+    /// Up to `max_records` records (and about `max_bytes`) from the head, with the position
+    /// just after each. Does not move the head.
+    pub fn peek(
+        &self,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<(SpoolRecord, Position)>, SpoolError> {
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for &(id, len) in &self.segments {
+            if out.len() >= max_records || (bytes >= max_bytes && !out.is_empty()) {
+                break;
+            }
+            let start = if id == self.head.segment {
+                self.head.offset
+            } else {
+                0
+            };
+            if start >= len {
+                continue;
+            }
+            let p = segment_path(&self.dir, id);
+            let mut f = File::open(&p).map_err(io_err(&p))?;
+            f.seek(SeekFrom::Start(start)).map_err(io_err(&p))?;
+            let mut off = start;
+            while off < len && out.len() < max_records && (bytes < max_bytes || out.is_empty()) {
+                let mut header = [0u8; FRAME_HEADER];
+                f.read_exact(&mut header).map_err(io_err(&p))?;
+                let n = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+                let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+                let mut payload = vec![0u8; n];
+                f.read_exact(&mut payload).map_err(io_err(&p))?;
+                let rec = (crc32c::crc32c(&payload) == crc)
+                    .then(|| SpoolRecord::decode(&payload))
+                    .flatten()
+                    .ok_or_else(|| {
+                        io_err(&p)(io::Error::new(io::ErrorKind::InvalidData, "corrupt frame"))
+                    })?;
+                off += (FRAME_HEADER + n) as u64;
+                bytes += n;
+                out.push((
+                    rec,
+                    Position {
+                        segment: id,
+                        offset: off,
+                    },
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Acknowledges every record before `upto`: persists the head (fsynced) and deletes
+    /// segments that are wholly acknowledged.
+    pub fn ack(&mut self, upto: Position, acked_records: u64) -> Result<(), SpoolError> {
+        if upto <= self.head {
+            return Ok(());
+        }
+        // Move to the start of the next segment when this one is done and not the tail.
+        let mut head = upto;
+        if let Some(&(_, len)) = self.segments.iter().find(|s| s.0 == head.segment)
+            && head.offset >= len
+            && head.segment < self.tail.0
+        {
+            head = Position {
+                segment: head.segment + 1,
+                offset: 0,
+            };
+        }
+        let tmp = self.dir.join("head.tmp");
+        let path = self.dir.join("head");
+        {
+            let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+            writeln!(f, "{} {}", head.segment, head.offset).map_err(io_err(&tmp))?;
+            f.sync_all().map_err(io_err(&tmp))?;
+        }
+        fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        sync_dir(&self.dir)?;
+        self.head = head;
+        self.records = self.records.saturating_sub(acked_records);
+        let before: Vec<u64> = self
+            .segments
+            .iter()
+            .filter(|s| s.0 < head.segment)
+            .map(|s| s.0)
+            .collect();
+        for id in before {
+            let p = segment_path(&self.dir, id);
+            match fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(&p)(e)),
+            }
+        }
+        self.segments.retain(|s| s.0 >= head.segment);
+        self.oldest_ts = if self.records == 0 {
+            None
+        } else {
+            self.peek(1, 0)?.first().map(|(r, _)| r.min_ts)
+        };
+        Ok(())
+    }
+}
+
+/// The frame at `off`, and where the next one starts; `None` if torn or corrupt.
+fn frame_at(data: &[u8], off: usize) -> Option<(SpoolRecord, usize)> {
+    let header = data.get(off..off + FRAME_HEADER)?;
+    let n = u32::from_le_bytes(header[..4].try_into().ok()?) as usize;
+    let crc = u32::from_le_bytes(header[4..].try_into().ok()?);
+    if n > MAX_RECORD_BYTES {
+        return None;
+    }
+    let payload = data.get(off + FRAME_HEADER..off + FRAME_HEADER + n)?;
+    if crc32c::crc32c(payload) != crc {
+        return None;
+    }
+    Some((SpoolRecord::decode(payload)?, off + FRAME_HEADER + n))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(io_err(dir))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,223 @@
+//! The spool against a model: a plain queue of records. Random sequences of appends, shipping
+//! with acknowledgement, restarts, crashes mid-write (torn frames) and corruption must leave the
+//! spool holding exactly what the model holds, in order.
+
+use std::collections::VecDeque;
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn record(n: u64, body_len: usize) -> SpoolRecord {
+    SpoolRecord {
+        record_id: format!("rec-{n:08}"),
+        key_id: "ak_0123".into(),
+        nonce: [n as u8; 12],
+        count: (n % 100) as u32 + 1,
+        min_ts: (n as i64).wrapping_mul(10),
+        max_ts: (n as i64).wrapping_mul(10).wrapping_add(5),
+        tokens: (0..(n % 5)).map(|t| n.wrapping_add(t * 7)).collect(),
+        body: (0..body_len).map(|i| (i as u64 ^ n) as u8).collect(),
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Append(usize),
+    Ship(usize),
+    Restart,
+    TornWrite(Vec<u8>),
+    CorruptLast,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0usize..3000).prop_map(Op::Append),
+        3 => (1usize..6).prop_map(Op::Ship),
+        1 => Just(Op::Restart),
+        1 => proptest::collection::vec(any::<u8>(), 1..40).prop_map(Op::TornWrite),
+        1 => Just(Op::CorruptLast),
+    ]
+}
+
+fn config() -> SpoolConfig {
+    SpoolConfig {
+        max_bytes: 40_000,
+        segment_bytes: 8_000,
+        fsync: FsyncPolicy::Always,
+    }
+}
+
+fn check(spool: &Spool, model: &VecDeque<SpoolRecord>) -> Result<(), TestCaseError> {
+    let all: Vec<SpoolRecord> = spool
+        .peek(usize::MAX, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
+    prop_assert_eq!(all.len(), model.len());
+    for (a, b) in all.iter().zip(model) {
+        prop_assert_eq!(a, b);
+    }
+    prop_assert_eq!(spool.stats().records, model.len() as u64);
+    prop_assert_eq!(spool.stats().oldest_ts, model.front().map(|r| r.min_ts));
+    Ok(())
+}
+
+fn tail_segment(dir: &Path) -> PathBuf {
+    let mut segs: Vec<PathBuf> = fs::read_dir(dir.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    segs.sort();
+    segs.pop().unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn spool_matches_the_model(ops in proptest::collection::vec(op(), 1..60)) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(dir.path(), config()).unwrap();
+        let mut model: VecDeque<SpoolRecord> = VecDeque::new();
+        let mut next = 0u64;
+        for op in ops {
+            match op {
+                Op::Append(len) => {
+                    let rec = record(next, len);
+                    next += 1;
+                    match spool.append(&rec) {
+                        Ok(()) => model.push_back(rec),
+                        Err(SpoolError::Full { used, max }) => {
+                            // Refused only when it really does not fit.
+                            prop_assert!(used + rec.encoded_len() as u64 > max - 64 - 16);
+                        }
+                        Err(e) => return Err(TestCaseError::fail(e.to_string())),
+                    }
+                }
+                Op::Ship(n) => {
+                    let batch = spool.peek(n, usize::MAX).unwrap();
+                    if let Some((_, pos)) = batch.last() {
+                        spool.ack(*pos, batch.len() as u64).unwrap();
+                        for _ in 0..batch.len() {
+                            model.pop_front();
+                        }
+                    }
+                }
+                Op::Restart => {
+                    drop(spool);
+                    spool = Spool::open(dir.path(), config()).unwrap();
+                }
+                Op::TornWrite(garbage) => {
+                    // The process died in the middle of writing a frame.
+                    drop(spool);
+                    let mut f = OpenOptions::new().append(true).open(tail_segment(dir.path())).unwrap();
+                    let mut partial = (garbage.len() as u32 + 100).to_le_bytes().to_vec();
+                    partial.extend_from_slice(&garbage);
+                    f.write_all(&partial).unwrap();
+                    drop(f);
+                    spool = Spool::open(dir.path(), config()).unwrap();
+                }
+                Op::CorruptLast => {
+                    // A bit flips in the newest frame (a torn sector): that frame is dropped.
+                    drop(spool);
+                    let path = tail_segment(dir.path());
+                    let mut data = fs::read(&path).unwrap();
+                    if !data.is_empty() && !model.is_empty() {
+                        let last = data.len() - 1;
+                        data[last] ^= 0x40;
+                        fs::write(&path, &data).unwrap();
+                        // Only if the flipped frame is still unacknowledged does the model lose it.
+                        let head = fs::read_to_string(dir.path().join("head")).unwrap_or_default();
+                        let in_head_segment_before = head.split_whitespace().next().and_then(|s| s.parse::<u64>().ok())
+                            .is_some_and(|seg| path.file_stem().unwrap().to_str().unwrap().parse::<u64>().unwrap() < seg);
+                        if !in_head_segment_before {
+                            model.pop_back();
+                        }
+                    }
+                    spool = Spool::open(dir.path(), config()).unwrap();
+                }
+            }
+            check(&spool, &model)?;
+        }
+        // And a last restart changes nothing.
+        drop(spool);
+        let spool = Spool::open(dir.path(), config()).unwrap();
+        check(&spool, &model)?;
+    }
+
+    #[test]
+    fn records_round_trip(n in any::<u64>(), len in 0usize..500) {
+        let r = record(n, len);
+        let mut buf = Vec::new();
+        r.encode(&mut buf);
+        prop_assert_eq!(SpoolRecord::decode(&buf), Some(r));
+        for cut in 0..buf.len() {
+            prop_assert!(SpoolRecord::decode(&buf[..cut]).is_none());
+        }
+    }
+}
+
+#[test]
+fn acknowledged_segments_are_deleted_and_head_persists() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SpoolConfig {
+        max_bytes: 1 << 30,
+        segment_bytes: 4_000,
+        fsync: FsyncPolicy::Never,
+    };
+    let mut s = Spool::open(dir.path(), cfg).unwrap();
+    for n in 0..50 {
+        s.append(&record(n, 500)).unwrap();
+    }
+    s.sync().unwrap();
+    let segs = || fs::read_dir(dir.path().join("segments")).unwrap().count();
+    assert!(segs() > 5);
+    let batch = s.peek(40, usize::MAX).unwrap();
+    s.ack(batch.last().unwrap().1, 40).unwrap();
+    assert!(segs() <= 3, "{} segments left", segs());
+    drop(s);
+    let s = Spool::open(dir.path(), cfg).unwrap();
+    let rest = s.peek(usize::MAX, usize::MAX).unwrap();
+    assert_eq!(rest.len(), 10);
+    assert_eq!(rest[0].0.record_id, "rec-00000040");
+    assert_eq!(s.stats().records, 10);
+}
+
+#[test]
+fn full_spool_refuses_then_accepts_after_ack() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SpoolConfig {
+        max_bytes: 10_000,
+        segment_bytes: 3_000,
+        fsync: FsyncPolicy::Always,
+    };
+    let mut s = Spool::open(dir.path(), cfg).unwrap();
+    let mut n = 0;
+    loop {
+        match s.append(&record(n, 1000)) {
+            Ok(()) => n += 1,
+            Err(SpoolError::Full { used, max }) => {
+                assert_eq!(max, 10_000);
+                assert!(used > 8_000);
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let batch = s.peek(3, usize::MAX).unwrap();
+    s.ack(batch.last().unwrap().1, 3).unwrap();
+    s.append(&record(n, 1000)).unwrap();
+}
+
+#[test]
+fn bad_head_file_is_an_error_not_a_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Spool::open(dir.path(), SpoolConfig::default()).unwrap());
+    fs::write(dir.path().join("head"), "garbage").unwrap();
+    assert!(matches!(
+        Spool::open(dir.path(), SpoolConfig::default()),
+        Err(SpoolError::Head(_))
+    ));
+}
