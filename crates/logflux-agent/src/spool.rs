@@ -6,7 +6,7 @@
 //! DIR/head                                "SEGMENT OFFSET\n": everything before is acknowledged
 //! frame   = len:u32le crc32c(record):u32le record{len}
 //! record  = record_id:str key_id:str nonce:[12] count:u32le min_ts:i64le max_ts:i64le
-//!           tokens:varint token:u64le{tokens} body:bytes
+//!           sealed_ns:i64le tokens:varint token:u64le{tokens} body:bytes
 //! ```
 //!
 //! Appends go to the newest segment (a new one starts past `segment_bytes`). The shipper reads
@@ -94,6 +94,8 @@ pub struct SpoolRecord {
     pub count: u32,
     pub min_ts: i64,
     pub max_ts: i64,
+    /// When the batch was sealed (Unix ns), for delivery latency.
+    pub sealed_ns: i64,
     /// Sorted, distinct blind tokens.
     pub tokens: Vec<u64>,
     /// `ciphertext ‖ tag`.
@@ -108,6 +110,7 @@ impl SpoolRecord {
         out.extend_from_slice(&self.count.to_le_bytes());
         out.extend_from_slice(&self.min_ts.to_le_bytes());
         out.extend_from_slice(&self.max_ts.to_le_bytes());
+        out.extend_from_slice(&self.sealed_ns.to_le_bytes());
         put_varint(out, self.tokens.len() as u64);
         for t in &self.tokens {
             out.extend_from_slice(&t.to_le_bytes());
@@ -125,6 +128,7 @@ impl SpoolRecord {
             count: u32::from_le_bytes(r.take(4)?.try_into().ok()?),
             min_ts: i64::from_le_bytes(r.take(8)?.try_into().ok()?),
             max_ts: i64::from_le_bytes(r.take(8)?.try_into().ok()?),
+            sealed_ns: i64::from_le_bytes(r.take(8)?.try_into().ok()?),
             tokens: {
                 let n = usize::try_from(r.varint()?).ok()?;
                 if n > (buf.len() - r.pos) / 8 {

@@ -84,6 +84,13 @@ impl ServerConfig {
     }
 
     async fn open(&self) -> anyhow::Result<(Catalog, BlobStore)> {
+        if let Some(path) = self.catalog_url.strip_prefix("sqlite:")
+            && let Some(parent) = PathBuf::from(path.split('?').next().unwrap_or(path)).parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
         let catalog = Catalog::connect(&self.catalog_url)
             .await
             .with_context(|| format!("opening the catalog {}", redact_url(&self.catalog_url)))?;

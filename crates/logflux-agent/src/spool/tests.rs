@@ -16,6 +16,7 @@ fn record(n: u64, body_len: usize) -> SpoolRecord {
         count: (n % 100) as u32 + 1,
         min_ts: (n as i64).wrapping_mul(10),
         max_ts: (n as i64).wrapping_mul(10).wrapping_add(5),
+        sealed_ns: n as i64,
         tokens: (0..(n % 5)).map(|t| n.wrapping_add(t * 7)).collect(),
         body: (0..body_len).map(|i| (i as u64 ^ n) as u8).collect(),
     }

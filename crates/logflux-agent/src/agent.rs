@@ -1,0 +1,355 @@
+//! Starting and stopping the agent: spool, keys, identity, sealer, inputs, shipper, metrics.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use axum::routing::get;
+use logflux_crypto::keyfile;
+use logflux_proto::Secret;
+use serde_json::json;
+use tokio::sync::{Notify, watch};
+
+use crate::api;
+use crate::config::AgentConfig;
+use crate::keys::{Identity, KeyRing, Pin};
+use crate::metrics::Metrics;
+use crate::pipeline::{self, Intake, SealerConfig, Shared, Status};
+use crate::ship::{self, ShipperConfig};
+use crate::spool::{FsyncPolicy, Spool};
+
+/// A running agent.
+#[derive(Debug)]
+pub struct Agent {
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    intake: Option<Intake>,
+    sealer: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    metrics_addr: Option<std::net::SocketAddr>,
+    tcp_addr: Option<std::net::SocketAddr>,
+}
+
+fn http_client(cfg: &AgentConfig) -> anyhow::Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
+        .timeout(Duration::from_secs(cfg.server.timeout_s))
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .http2_adaptive_window(true)
+        .http2_keep_alive_interval(Duration::from_secs(30));
+    if let Some(ca) = &cfg.server.ca_file {
+        let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+        b = b.add_root_certificate(
+            reqwest::Certificate::from_pem(&pem).context("parsing the CA certificate")?,
+        );
+    }
+    Ok(b.build()?)
+}
+
+/// The tenant key and identity: cached from an earlier run, or from the server's handshake
+/// (retried until a server answers), always checked against the pin.
+async fn identity(
+    http: &reqwest::Client,
+    cfg: &AgentConfig,
+    pin: &Pin,
+    dir: &std::path::Path,
+    stop: &mut watch::Receiver<bool>,
+) -> anyhow::Result<Identity> {
+    if let Some(id) = Identity::load(dir)? {
+        id.verify(pin)?;
+        return Ok(id);
+    }
+    let mut backoff = Duration::from_millis(200);
+    for attempt in 0usize.. {
+        let base = &cfg.server.urls[attempt % cfg.server.urls.len()];
+        let r = http
+            .post(format!("{}/v1/handshake/init", base.trim_end_matches('/')))
+            .bearer_auth(&cfg.server.api_key)
+            .json(&json!({"api_key": cfg.server.api_key}))
+            .send()
+            .await;
+        match r {
+            Ok(r) if r.status().is_success() => {
+                let v: serde_json::Value = r.json().await?;
+                let d = &v["data"];
+                let id = Identity {
+                    tenant_id: d["tenant_id"]
+                        .as_str()
+                        .context("handshake: no tenant_id")?
+                        .to_owned(),
+                    application_id: d["application_id"]
+                        .as_str()
+                        .context("handshake: no application_id")?
+                        .to_owned(),
+                    public_key_pem: d["public_key"]
+                        .as_str()
+                        .context("handshake: no public_key")?
+                        .to_owned(),
+                };
+                id.verify(pin)?;
+                id.save(dir)?;
+                tracing::info!(tenant = %id.tenant_id, application = %id.application_id, "identity and tenant key received and pinned");
+                return Ok(id);
+            }
+            Ok(r) if matches!(r.status().as_u16(), 400 | 401 | 403) => {
+                bail!(
+                    "the server refused the API key at handshake: {}",
+                    r.status()
+                );
+            }
+            Ok(r) => {
+                tracing::warn!(endpoint = %base, status = %r.status(), "handshake failed; retrying")
+            }
+            Err(e) => {
+                tracing::warn!(endpoint = %base, error = %e, "server unreachable for the first handshake; retrying")
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = stop.changed() => bail!("stopped before the first handshake"),
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+    unreachable!()
+}
+
+impl Agent {
+    /// Starts everything the configuration enables.
+    pub async fn start(cfg: AgentConfig) -> anyhow::Result<Agent> {
+        cfg.validate()?;
+        let dir = cfg.spool.dir.clone();
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating the spool directory {}", dir.display()))?;
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).ok();
+        }
+        let pin = match (&cfg.keys.public_key_file, &cfg.keys.public_key_fingerprint) {
+            (Some(f), _) => Pin::Key(keyfile::read_public_key(f)?),
+            (None, Some(fp)) => Pin::Fingerprint(fp.parse()?),
+            (None, None) => bail!("keys: set public_key_file or public_key_fingerprint"),
+        };
+        let search_key = keyfile::read_search_key(&cfg.keys.search_key_file)?;
+        let (stop, stop_rx) = watch::channel(false);
+        let http = http_client(&cfg)?;
+        let id = identity(&http, &cfg, &pin, &dir, &mut stop_rx.clone()).await?;
+        let public_key = id.verify(&pin)?;
+
+        let spool_cfg = cfg.spool.spool_config();
+        let spool_dir = dir.clone();
+        let spool =
+            tokio::task::spawn_blocking(move || Spool::open(&spool_dir, spool_cfg)).await??;
+        let shared = Arc::new(Shared {
+            metrics: Metrics::new(),
+            spool: Mutex::new(spool),
+            appended: Notify::new(),
+            status: Mutex::new(Status::default()),
+            shipped: watch::channel(0).0,
+        });
+        shared.update_spool_gauges();
+
+        let keys = KeyRing::new(
+            &dir,
+            public_key,
+            Duration::from_secs(cfg.rotation.max_age_s),
+            cfg.rotation.max_batches,
+        )?;
+        let agent_id = cfg.agent_id.clone().unwrap_or_else(hostname);
+        let mut enrich: BTreeMap<String, String> = cfg.labels.clone();
+        if cfg.enrich {
+            enrich.entry("host".into()).or_insert_with(hostname);
+            enrich.entry("agent_id".into()).or_insert(agent_id);
+        }
+        let (intake, sealer) = pipeline::start(
+            shared.clone(),
+            keys,
+            search_key.token_key(&id.application_id),
+            SealerConfig {
+                max_wait: Duration::from_millis(cfg.batch.max_wait_ms),
+                max_entries: cfg.batch.max_entries,
+                max_bytes: cfg.batch.max_bytes,
+                zstd_level: cfg.batch.zstd_level,
+                tenant_id: id.tenant_id.clone(),
+                application_id: id.application_id.clone(),
+                when_full: cfg.spool.when_full,
+                enrich,
+            },
+        );
+
+        let mut tasks = Vec::new();
+        if let FsyncPolicy::Interval(every) = spool_cfg.fsync {
+            let (s, mut sd) = (shared.clone(), stop_rx.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = tokio::time::sleep(every) => {}
+                        _ = sd.changed() => return,
+                    }
+                    let s2 = s.clone();
+                    let _ =
+                        tokio::task::spawn_blocking(move || s2.spool.lock().expect("lock").sync())
+                            .await;
+                }
+            }));
+        }
+        if let Some(u) = &cfg.inputs.unix_socket {
+            let mode = u32::from_str_radix(u.mode.trim_start_matches("0o"), 8)
+                .context("inputs.unix_socket.mode")?;
+            let listener = api::bind_unix(&u.path, mode).await?;
+            tasks.push(tokio::spawn(api::serve_unix(
+                listener,
+                u.path.clone(),
+                shared.clone(),
+                intake.clone(),
+                stop_rx.clone(),
+            )));
+            tracing::info!(path = %u.path.display(), "local API on the unix socket");
+        }
+        let mut tcp_addr = None;
+        if let Some(t) = &cfg.inputs.tcp {
+            let listener = tokio::net::TcpListener::bind(t.listen)
+                .await
+                .with_context(|| format!("binding {}", t.listen))?;
+            tcp_addr = Some(listener.local_addr()?);
+            let secret = Arc::new(Secret::new(t.shared_secret.clone()));
+            tasks.push(tokio::spawn(api::serve_tcp(
+                listener,
+                secret,
+                shared.clone(),
+                intake.clone(),
+                stop_rx.clone(),
+            )));
+            tracing::info!(addr = %tcp_addr.expect("set"), "local API on TCP");
+        }
+        let mut metrics_addr = None;
+        if let Some(addr) = cfg.metrics.listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding metrics on {addr}"))?;
+            metrics_addr = Some(listener.local_addr()?);
+            let s = shared.clone();
+            let app = axum::Router::new()
+                .route(
+                    "/metrics",
+                    get({
+                        let s = s.clone();
+                        move || async move { s.metrics.encode() }
+                    }),
+                )
+                .route("/healthz", get(|| async { "OK" }))
+                .route(
+                    "/status",
+                    get(move || async move { axum::Json(status_json(&s)) }),
+                );
+            let mut sd = stop_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = sd.changed().await;
+                    })
+                    .await;
+            }));
+        }
+        tasks.push(tokio::spawn(ship::run(
+            shared.clone(),
+            http,
+            ShipperConfig {
+                urls: cfg.server.urls.clone(),
+                api_key: Secret::new(cfg.server.api_key.clone()),
+                sign_requests: cfg.server.sign_requests,
+                max_records: cfg.shipper.max_records_per_request,
+                max_bytes: cfg.shipper.max_request_bytes,
+                backoff_initial: Duration::from_millis(cfg.shipper.backoff_initial_ms),
+                backoff_max: Duration::from_millis(cfg.shipper.backoff_max_ms),
+                spool_dir: dir,
+            },
+            stop_rx,
+        )));
+        Ok(Agent {
+            shared,
+            stop,
+            intake: Some(intake),
+            sealer,
+            tasks,
+            metrics_addr,
+            tcp_addr,
+        })
+    }
+
+    /// The bound metrics address (useful with port 0).
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// The bound TCP address of the local API.
+    pub fn tcp_addr(&self) -> Option<std::net::SocketAddr> {
+        self.tcp_addr
+    }
+
+    /// The agent's metrics, as Prometheus text.
+    pub fn metrics_text(&self) -> String {
+        self.shared.metrics.encode()
+    }
+
+    /// Waits until the server has acknowledged at least `n` entries since start.
+    pub async fn wait_shipped(&self, n: u64) {
+        let mut rx = self.shared.shipped.subscribe();
+        let _ = rx.wait_for(|&v| v >= n).await;
+    }
+
+    /// What `/status` shows.
+    pub fn status(&self) -> serde_json::Value {
+        status_json(&self.shared)
+    }
+
+    /// Stops accepting, seals and spools everything received, stops shipping (what is not yet
+    /// delivered stays in the spool for the next start).
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+        // The inputs are gone; dropping the last intake lets the sealer finish.
+        self.intake.take();
+        self.sealer.await.context("sealer task")?;
+        Ok(())
+    }
+}
+
+fn status_json(s: &Shared) -> serde_json::Value {
+    let st = s.spool.lock().expect("lock").stats();
+    let status = s.status.lock().expect("lock").clone();
+    let now = logflux_proto::timefmt::now_ns();
+    json!({
+        "spool": {
+            "records": st.records,
+            "bytes": st.bytes,
+            "oldest_record_age_s": st.oldest_ts.map(|t| (now - t) as f64 / 1e9),
+        },
+        "last_delivery": status.last_delivery_ns.map(logflux_proto::timefmt::format_rfc3339),
+        "last_delivery_age_s": status.last_delivery_ns.map(|t| (now - t) as f64 / 1e9),
+        "last_error": status.last_error,
+        "endpoint": status.endpoint,
+        "entries_received": s.metrics.entries_received.get_or_create(&crate::metrics::InputLabel { input: "unix" }).get()
+            + s.metrics.entries_received.get_or_create(&crate::metrics::InputLabel { input: "tcp" }).get(),
+        "entries_shipped": s.metrics.entries_shipped.get(),
+        "records_dead_lettered": s.metrics.records_dead_lettered.get(),
+        "entries_dropped": s.metrics.entries_dropped.get(),
+    })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Where the default configuration lives.
+pub fn default_config_path() -> PathBuf {
+    PathBuf::from("/etc/logflux-agent/agent.yaml")
+}

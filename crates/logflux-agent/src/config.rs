@@ -1,0 +1,481 @@
+//! The agent's configuration file (YAML, default `/etc/logflux-agent/agent.yaml`).
+//!
+//! ```yaml
+//! server:
+//!   urls: [https://logs-1.example.com, https://logs-2.example.com]   # failover in order
+//!   api_key: ${LOGFLUX_API_KEY}
+//!   ca_file: /etc/logflux-agent/ca.pem        # optional, for a private CA
+//!   sign_requests: false
+//! keys:
+//!   public_key_file: /etc/logflux-agent/public_key.pem    # or public_key_fingerprint: SHA256:…
+//!   search_key_file: /etc/logflux-agent/search.key
+//! inputs:
+//!   unix_socket: {path: /tmp/logflux-agent.sock, mode: "0660"}
+//!   tcp: {listen: 127.0.0.1:9999, shared_secret: ${LOGFLUX_SHARED_SECRET}}
+//! batch: {max_wait_ms: 1000, max_entries: 1000, max_bytes: 1048576, zstd_level: 1}
+//! rotation: {max_age_s: 86400, max_batches: 100000}
+//! spool: {dir: /var/lib/logflux-agent, max_bytes: 1073741824, fsync: always, when_full: block}
+//! shipper: {max_records_per_request: 64, max_request_bytes: 8388608}
+//! metrics: {listen: 127.0.0.1:9100}
+//! labels: {env: prod}
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::bail;
+use serde::Deserialize;
+
+use crate::spool::{FsyncPolicy, SpoolConfig};
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Identifies this agent in metadata (default: the host name).
+    #[serde(default)]
+    pub agent_id: Option<String>,
+    pub server: ServerSection,
+    pub keys: KeysSection,
+    #[serde(default)]
+    pub inputs: InputsSection,
+    #[serde(default)]
+    pub batch: BatchSection,
+    #[serde(default)]
+    pub rotation: RotationSection,
+    pub spool: SpoolSection,
+    #[serde(default)]
+    pub shipper: ShipperSection,
+    #[serde(default)]
+    pub metrics: MetricsSection,
+    /// Static labels added to every entry's metadata (an entry's own value wins).
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Add `host` and `agent_id` to every entry's metadata.
+    #[serde(default = "yes")]
+    pub enrich: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Server base URLs, tried in order; the agent fails over to the next on errors.
+    pub urls: Vec<String>,
+    pub api_key: String,
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Allow `http://` to a non-loopback host (only inside a trusted network).
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+    #[serde(default)]
+    pub sign_requests: bool,
+    #[serde(default = "default_timeout")]
+    pub timeout_s: u64,
+}
+
+fn default_timeout() -> u64 {
+    30
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysSection {
+    /// The tenant public key; pinned.
+    #[serde(default)]
+    pub public_key_file: Option<PathBuf>,
+    /// Or its fingerprint: the key is fetched from the server once, checked, and cached.
+    #[serde(default)]
+    pub public_key_fingerprint: Option<String>,
+    pub search_key_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputsSection {
+    #[serde(default)]
+    pub unix_socket: Option<UnixSection>,
+    #[serde(default)]
+    pub tcp: Option<TcpSection>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnixSection {
+    #[serde(default = "default_socket")]
+    pub path: PathBuf,
+    /// Octal file mode of the socket.
+    #[serde(default = "default_mode")]
+    pub mode: String,
+}
+
+fn default_socket() -> PathBuf {
+    PathBuf::from("/tmp/logflux-agent.sock")
+}
+
+fn default_mode() -> String {
+    "0660".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpSection {
+    #[serde(default = "default_tcp")]
+    pub listen: SocketAddr,
+    pub shared_secret: String,
+    /// Listen on a non-loopback address.
+    #[serde(default)]
+    pub allow_non_loopback: bool,
+}
+
+fn default_tcp() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9999))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchSection {
+    pub max_wait_ms: u64,
+    pub max_entries: usize,
+    pub max_bytes: usize,
+    pub zstd_level: i32,
+}
+
+impl Default for BatchSection {
+    fn default() -> Self {
+        BatchSection {
+            max_wait_ms: 1000,
+            max_entries: 1000,
+            max_bytes: 1024 * 1024,
+            zstd_level: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RotationSection {
+    pub max_age_s: u64,
+    pub max_batches: u64,
+}
+
+impl Default for RotationSection {
+    fn default() -> Self {
+        RotationSection {
+            max_age_s: 86_400,
+            max_batches: 100_000,
+        }
+    }
+}
+
+/// What to do when the spool is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// Inputs pause; local clients get `queue_full` replies.
+    Block,
+    /// New batches are dropped and counted.
+    DropNewest,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fsync {
+    Always,
+    Interval,
+    Never,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpoolSection {
+    pub dir: PathBuf,
+    #[serde(default = "default_spool_bytes")]
+    pub max_bytes: u64,
+    #[serde(default = "default_segment_bytes")]
+    pub segment_bytes: u64,
+    #[serde(default = "default_fsync")]
+    pub fsync: Fsync,
+    #[serde(default = "default_fsync_interval")]
+    pub fsync_interval_ms: u64,
+    #[serde(default = "default_when_full")]
+    pub when_full: WhenFull,
+}
+
+fn default_spool_bytes() -> u64 {
+    1024 * 1024 * 1024
+}
+fn default_segment_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+fn default_fsync() -> Fsync {
+    Fsync::Always
+}
+fn default_fsync_interval() -> u64 {
+    1000
+}
+fn default_when_full() -> WhenFull {
+    WhenFull::Block
+}
+
+impl SpoolSection {
+    pub fn spool_config(&self) -> SpoolConfig {
+        SpoolConfig {
+            max_bytes: self.max_bytes,
+            segment_bytes: self.segment_bytes,
+            fsync: match self.fsync {
+                Fsync::Always => FsyncPolicy::Always,
+                Fsync::Interval => {
+                    FsyncPolicy::Interval(Duration::from_millis(self.fsync_interval_ms))
+                }
+                Fsync::Never => FsyncPolicy::Never,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShipperSection {
+    pub max_records_per_request: usize,
+    pub max_request_bytes: usize,
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+}
+
+impl Default for ShipperSection {
+    fn default() -> Self {
+        ShipperSection {
+            max_records_per_request: 64,
+            max_request_bytes: 8 * 1024 * 1024,
+            backoff_initial_ms: 200,
+            backoff_max_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Loopback address of `/metrics`, `/status` and `/healthz`; none to disable.
+    #[serde(default = "default_metrics")]
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection {
+            listen: default_metrics(),
+        }
+    }
+}
+
+fn default_metrics() -> Option<SocketAddr> {
+    Some(SocketAddr::from(([127, 0, 0, 1], 9100)))
+}
+
+/// Hosts a plain `http://` URL may point at without `allow_insecure_http`.
+fn is_loopback_url(url: &str) -> bool {
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let host = rest.split(['/', '?']).next().unwrap_or("");
+    let host = if let Some(h) = host.strip_prefix('[') {
+        h.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl AgentConfig {
+    /// Checks every value and reports all problems at once, with their paths.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let mut p = Vec::new();
+        if self.server.urls.is_empty() {
+            p.push("server.urls: at least one URL".to_owned());
+        }
+        for (i, u) in self.server.urls.iter().enumerate() {
+            if u.starts_with("http://") {
+                if !is_loopback_url(u) && !self.server.allow_insecure_http {
+                    p.push(format!(
+                        "server.urls[{i}]: http:// to a non-loopback host sends logs and the API key in the clear; \
+                         use https://, or set server.allow_insecure_http"
+                    ));
+                }
+            } else if !u.starts_with("https://") {
+                p.push(format!(
+                    "server.urls[{i}]: must start with https:// (or http:// on loopback), got {u:?}"
+                ));
+            }
+        }
+        if !self
+            .server
+            .api_key
+            .split_once("-lf_")
+            .is_some_and(|(r, s)| !r.is_empty() && !s.is_empty())
+        {
+            p.push("server.api_key: must look like <region>-lf_<secret>".to_owned());
+        }
+        match (
+            &self.keys.public_key_file,
+            &self.keys.public_key_fingerprint,
+        ) {
+            (None, None) => p.push(
+                "keys: set public_key_file or public_key_fingerprint (the tenant key is pinned)"
+                    .to_owned(),
+            ),
+            (_, Some(fp)) if fp.parse::<logflux_crypto::Fingerprint>().is_err() => {
+                p.push("keys.public_key_fingerprint: must be SHA256:<64 hex digits>".to_owned())
+            }
+            _ => {}
+        }
+        if let Some(tcp) = &self.inputs.tcp {
+            if tcp.shared_secret.chars().count() < 32 {
+                p.push("inputs.tcp.shared_secret: at least 32 characters".to_owned());
+            }
+            if !tcp.listen.ip().is_loopback() && !tcp.allow_non_loopback {
+                p.push(format!(
+                    "inputs.tcp.listen: {} is not loopback; set inputs.tcp.allow_non_loopback to expose it",
+                    tcp.listen
+                ));
+            }
+        }
+        if let Some(u) = &self.inputs.unix_socket
+            && u32::from_str_radix(u.mode.trim_start_matches("0o"), 8).is_err()
+        {
+            p.push(format!(
+                "inputs.unix_socket.mode: an octal mode like \"0660\", got {:?}",
+                u.mode
+            ));
+        }
+        if self.inputs.unix_socket.is_none() && self.inputs.tcp.is_none() {
+            p.push("inputs: enable unix_socket, tcp, or both".to_owned());
+        }
+        let b = &self.batch;
+        if b.max_entries == 0 || b.max_entries > 100_000 {
+            p.push("batch.max_entries: 1..100000".to_owned());
+        }
+        if b.max_bytes < 1024 || b.max_bytes > 64 * 1024 * 1024 {
+            p.push("batch.max_bytes: 1 KiB..64 MiB".to_owned());
+        }
+        if b.max_wait_ms == 0 || b.max_wait_ms > 60_000 {
+            p.push("batch.max_wait_ms: 1..60000".to_owned());
+        }
+        if !(-7..=19).contains(&b.zstd_level) {
+            p.push("batch.zstd_level: -7..19".to_owned());
+        }
+        if self.rotation.max_batches == 0 || self.rotation.max_age_s == 0 {
+            p.push("rotation: max_age_s and max_batches must be positive".to_owned());
+        }
+        if self.spool.max_bytes < 1024 * 1024 {
+            p.push("spool.max_bytes: at least 1 MiB".to_owned());
+        }
+        if self.spool.segment_bytes < 64 * 1024 || self.spool.segment_bytes > self.spool.max_bytes {
+            p.push("spool.segment_bytes: 64 KiB..spool.max_bytes".to_owned());
+        }
+        if self.shipper.max_records_per_request == 0 || self.shipper.max_records_per_request > 1000
+        {
+            p.push("shipper.max_records_per_request: 1..1000".to_owned());
+        }
+        if let Some(m) = self.metrics.listen
+            && !m.ip().is_loopback()
+        {
+            p.push("metrics.listen: must be a loopback address".to_owned());
+        }
+        if !p.is_empty() {
+            bail!("invalid configuration:\n  {}", p.join("\n  "));
+        }
+        Ok(())
+    }
+
+    /// Loads and validates a file.
+    pub fn load(path: &std::path::Path) -> anyhow::Result<AgentConfig> {
+        let c: AgentConfig = logflux_config::load(path)?;
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> String {
+        include_str!("config.rs")
+            .lines()
+            .skip_while(|l| !l.contains("```yaml"))
+            .skip(1)
+            .take_while(|l| !l.contains("```"))
+            .map(|l| l.trim_start_matches("//!").strip_prefix(' ').unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn documented_example_parses() {
+        let text = example()
+            .replace("${LOGFLUX_API_KEY}", "eu-lf_abc")
+            .replace(
+                "${LOGFLUX_SHARED_SECRET}",
+                "0123456789abcdef0123456789abcdef",
+            );
+        let c: AgentConfig = logflux_config::from_str(&text, "doc").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.server.urls.len(), 2);
+        assert_eq!(c.spool.fsync, Fsync::Always);
+        assert_eq!(c.spool.when_full, WhenFull::Block);
+        assert_eq!(c.labels["env"], "prod");
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let text = "server: {urls: ['http://10.0.0.5:8080', 'ftp://x'], api_key: nope}\n\
+                    keys: {search_key_file: /k}\n\
+                    inputs: {tcp: {listen: 0.0.0.0:9999, shared_secret: short}}\n\
+                    spool: {dir: /s, max_bytes: 10}\n\
+                    metrics: {listen: 0.0.0.0:9100}\n";
+        let c: AgentConfig = logflux_config::from_str(text, "a.yaml").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        for needle in [
+            "server.urls[0]: http:// to a non-loopback host",
+            "server.urls[1]: must start with https://",
+            "server.api_key",
+            "keys: set public_key_file or public_key_fingerprint",
+            "inputs.tcp.shared_secret: at least 32 characters",
+            "inputs.tcp.listen: 0.0.0.0:9999 is not loopback",
+            "spool.max_bytes",
+            "metrics.listen",
+        ] {
+            assert!(e.contains(needle), "missing {needle:?} in {e}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_name_their_path() {
+        let e = logflux_config::from_str::<AgentConfig>(
+            "server: {urls: [https://x], api_key: eu-lf_a}\nkeys: {search_key_file: /k}\nspool: {dir: /s, fsynk: always}\n",
+            "agent.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("agent.yaml: spool.fsynk: unknown field `fsynk`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn loopback_urls() {
+        assert!(is_loopback_url("http://127.0.0.1:8080/"));
+        assert!(is_loopback_url("http://localhost:8080"));
+        assert!(is_loopback_url("http://[::1]:8080"));
+        assert!(!is_loopback_url("http://10.1.2.3:8080"));
+        assert!(!is_loopback_url("http://logs.example.com"));
+    }
+}

@@ -1,0 +1,130 @@
+//! Prometheus metrics of the agent, served on a loopback port with `/status` and `/healthz`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct InputLabel {
+    pub(crate) input: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ReasonLabel {
+    pub(crate) reason: &'static str,
+}
+
+/// Every metric the agent exports.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    registry: Registry,
+    pub(crate) entries_received: Family<InputLabel, Counter>,
+    pub(crate) entries_rejected: Family<ReasonLabel, Counter>,
+    pub(crate) batches_sealed: Counter,
+    pub(crate) entries_sealed: Counter,
+    pub(crate) spooled_bytes: Counter,
+    pub(crate) spool_bytes: Gauge,
+    pub(crate) spool_records: Gauge,
+    pub(crate) records_shipped: Counter,
+    pub(crate) entries_shipped: Counter,
+    pub(crate) retries: Counter,
+    pub(crate) entries_dropped: Counter,
+    pub(crate) records_dead_lettered: Counter,
+    pub(crate) delivery_seconds: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        let mut r = Registry::with_prefix("logflux_agent");
+        let m = Metrics {
+            entries_received: Family::default(),
+            entries_rejected: Family::default(),
+            batches_sealed: Counter::default(),
+            entries_sealed: Counter::default(),
+            spooled_bytes: Counter::default(),
+            spool_bytes: Gauge::default(),
+            spool_records: Gauge::default(),
+            records_shipped: Counter::default(),
+            entries_shipped: Counter::default(),
+            retries: Counter::default(),
+            entries_dropped: Counter::default(),
+            records_dead_lettered: Counter::default(),
+            delivery_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 18)),
+            registry: Registry::default(),
+        };
+        r.register(
+            "entries_received",
+            "Entries accepted from inputs",
+            m.entries_received.clone(),
+        );
+        r.register(
+            "entries_rejected",
+            "Entries refused, by reason",
+            m.entries_rejected.clone(),
+        );
+        r.register("batches_sealed", "Batches sealed", m.batches_sealed.clone());
+        r.register("entries_sealed", "Entries sealed", m.entries_sealed.clone());
+        r.register(
+            "spooled_bytes",
+            "Bytes written to the spool",
+            m.spooled_bytes.clone(),
+        );
+        r.register(
+            "spool_bytes",
+            "Bytes in the spool awaiting delivery",
+            m.spool_bytes.clone(),
+        );
+        r.register(
+            "spool_records",
+            "Records in the spool awaiting delivery",
+            m.spool_records.clone(),
+        );
+        r.register(
+            "records_shipped",
+            "Records the server acknowledged",
+            m.records_shipped.clone(),
+        );
+        r.register(
+            "entries_shipped",
+            "Entries the server acknowledged",
+            m.entries_shipped.clone(),
+        );
+        r.register(
+            "retries",
+            "Shipping attempts that will be retried",
+            m.retries.clone(),
+        );
+        r.register(
+            "entries_dropped",
+            "Entries dropped because the spool was full (when_full: drop_newest)",
+            m.entries_dropped.clone(),
+        );
+        r.register(
+            "records_dead_lettered",
+            "Records the server refused for good (400/401/413), kept in the dead-letter directory",
+            m.records_dead_lettered.clone(),
+        );
+        r.register(
+            "delivery_seconds",
+            "From sealing to the server's acknowledgement",
+            m.delivery_seconds.clone(),
+        );
+        Metrics { registry: r, ..m }
+    }
+
+    pub(crate) fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("write to String");
+        out
+    }
+}
