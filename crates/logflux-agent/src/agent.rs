@@ -175,6 +175,7 @@ impl Agent {
                 application_id: id.application_id.clone(),
                 when_full: cfg.spool.when_full,
                 enrich,
+                intake_budget_kib: pipeline::intake_budget_kib(cfg.spool.max_bytes),
             },
         );
 
@@ -322,6 +323,18 @@ fn status_json(s: &Shared) -> serde_json::Value {
     let st = s.spool.lock().expect("lock").stats();
     let status = s.status.lock().expect("lock").clone();
     let now = logflux_proto::timefmt::now_ns();
+    // One label at a time: `get_or_create` returns a guard on the family's lock, and a second
+    // call in the same expression could wait for a write lock behind it.
+    let received_unix = s
+        .metrics
+        .entries_received
+        .get_or_create(&crate::metrics::InputLabel { input: "unix" })
+        .get();
+    let received_tcp = s
+        .metrics
+        .entries_received
+        .get_or_create(&crate::metrics::InputLabel { input: "tcp" })
+        .get();
     json!({
         "spool": {
             "records": st.records,
@@ -332,8 +345,7 @@ fn status_json(s: &Shared) -> serde_json::Value {
         "last_delivery_age_s": status.last_delivery_ns.map(|t| (now - t) as f64 / 1e9),
         "last_error": status.last_error,
         "endpoint": status.endpoint,
-        "entries_received": s.metrics.entries_received.get_or_create(&crate::metrics::InputLabel { input: "unix" }).get()
-            + s.metrics.entries_received.get_or_create(&crate::metrics::InputLabel { input: "tcp" }).get(),
+        "entries_received": received_unix + received_tcp,
         "entries_shipped": s.metrics.entries_shipped.get(),
         "records_dead_lettered": s.metrics.records_dead_lettered.get(),
         "entries_dropped": s.metrics.entries_dropped.get(),

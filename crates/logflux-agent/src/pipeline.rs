@@ -51,10 +51,14 @@ impl Shared {
 pub(crate) struct Intake {
     tx: mpsc::UnboundedSender<(Vec<Entry>, OwnedSemaphorePermit)>,
     budget: Arc<Semaphore>,
+    budget_kib: u32,
 }
 
-/// Bytes of entries in flight between the inputs and the sealer, at most.
-const INTAKE_BUDGET_KIB: u32 = 64 * 1024;
+/// KiB of entries in flight between the inputs and the sealer: a quarter of the spool, within
+/// 1..64 MiB, so a full spool is felt by clients soon rather than after a large memory buffer.
+pub(crate) fn intake_budget_kib(spool_max_bytes: u64) -> u32 {
+    (spool_max_bytes / 4 / 1024).clamp(1024, 64 * 1024) as u32
+}
 
 /// The pipeline is full: the spool is full (or the sealer is behind).
 #[derive(Debug)]
@@ -70,9 +74,7 @@ impl Intake {
             .sum::<usize>()
             .div_ceil(1024)
             .max(1);
-        let kib = u32::try_from(kib)
-            .unwrap_or(u32::MAX)
-            .min(INTAKE_BUDGET_KIB);
+        let kib = u32::try_from(kib).unwrap_or(u32::MAX).min(self.budget_kib);
         let permit = tokio::time::timeout(wait, self.budget.clone().acquire_many_owned(kib))
             .await
             .map_err(|_| QueueFull)?
@@ -93,6 +95,8 @@ pub(crate) struct SealerConfig {
     pub(crate) when_full: WhenFull,
     /// Added to every entry's metadata unless the entry has the key.
     pub(crate) enrich: BTreeMap<String, String>,
+    /// Entries in flight before the sealer, in KiB (see `intake_budget_kib`).
+    pub(crate) intake_budget_kib: u32,
 }
 
 /// Starts the sealer; it ends (after sealing what it holds) when every `Intake` is dropped.
@@ -104,7 +108,8 @@ pub(crate) fn start(
 ) -> (Intake, tokio::task::JoinHandle<()>) {
     // When the spool is full the sealer waits, the byte budget runs out, and inputs are told.
     let (tx, mut rx) = mpsc::unbounded_channel::<(Vec<Entry>, OwnedSemaphorePermit)>();
-    let budget = Arc::new(Semaphore::new(INTAKE_BUDGET_KIB as usize));
+    let budget_kib = config.intake_budget_kib;
+    let budget = Arc::new(Semaphore::new(budget_kib as usize));
     let state = Arc::new(Mutex::new((
         keys,
         BatchSealer::new(config.zstd_level),
@@ -169,7 +174,14 @@ pub(crate) fn start(
         let _ = tokio::task::spawn_blocking(move || s.spool.lock().expect("lock").sync()).await;
         tracing::info!("sealer stopped; everything received is sealed and spooled");
     });
-    (Intake { tx, budget }, task)
+    (
+        Intake {
+            tx,
+            budget,
+            budget_kib,
+        },
+        task,
+    )
 }
 
 type SealerState = (KeyRing, BatchSealer, TokenSet);
