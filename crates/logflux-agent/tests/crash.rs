@@ -126,7 +126,7 @@ async fn kill_9_under_load_loses_no_spooled_entry_and_duplicates_none() {
                         return n;
                     }
                     n += 1;
-                    if n % 100 == 0 {
+                    if n.is_multiple_of(100) {
                         tokio::task::yield_now().await;
                     }
                 }
