@@ -51,7 +51,18 @@ async fn serve_connection<S>(
     let mut reader = BufReader::with_capacity(64 * 1024, read);
     let mut authenticated = secret.is_none();
     let mut line: Vec<u8> = Vec::new();
+    // Entries parsed but not yet handed over: passed on in chunks, whenever the socket has no
+    // more buffered input and always before a reply (so a pong still means "everything before
+    // it was handed over").
+    let mut chunk: Vec<logflux_proto::Entry> = Vec::new();
     loop {
+        if !chunk.is_empty() && (reader.buffer().is_empty() || chunk.len() >= CHUNK_ENTRIES) {
+            if let Some(e) = flush(&mut chunk, &intake, &shared, input).await
+                && write.write_all(&e.to_line()).await.is_err()
+            {
+                return;
+            }
+        }
         line.clear();
         // Read one line, never buffering more than the limit.
         let mut too_long = false;
@@ -59,9 +70,15 @@ async fn serve_connection<S>(
             let buf = tokio::select! {
                 r = reader.fill_buf() => match r {
                     Ok(b) => b,
-                    Err(_) => return,
+                    Err(_) => {
+                        let _ = flush(&mut chunk, &intake, &shared, input).await;
+                        return;
+                    }
                 },
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => {
+                    let _ = flush(&mut chunk, &intake, &shared, input).await;
+                    return;
+                }
             };
             if buf.is_empty() {
                 break true;
@@ -102,16 +119,19 @@ async fn serve_connection<S>(
                 })
                 .inc();
             log_refusal(&e, input);
-            if write.write_all(&e.to_line()).await.is_err() {
-                return;
+            if let Some(q) = flush(&mut chunk, &intake, &shared, input).await {
+                let _ = write.write_all(&q.to_line()).await;
             }
-            if eof {
+            if write.write_all(&e.to_line()).await.is_err() || eof {
                 return;
             }
             continue;
         }
         if line.iter().all(u8::is_ascii_whitespace) {
             if eof {
+                if let Some(q) = flush(&mut chunk, &intake, &shared, input).await {
+                    let _ = write.write_all(&q.to_line()).await;
+                }
                 return;
             }
             continue;
@@ -140,6 +160,8 @@ async fn serve_connection<S>(
                             reason: reason(e.code),
                         })
                         .inc();
+                    // Entries accepted before this line are still handed over.
+                    let _ = flush(&mut chunk, &intake, &shared, input).await;
                     let _ = write.write_all(&e.to_line()).await;
                     return;
                 }
@@ -190,42 +212,8 @@ async fn serve_connection<S>(
                 if let Some(e) = &error {
                     log_refusal(e, input);
                 }
-                let n = m.entries.len() as u64;
-                let queue_full = if m.entries.is_empty() {
-                    false
-                } else {
-                    match intake.send(m.entries, QUEUE_WAIT).await {
-                        Ok(()) => {
-                            shared
-                                .metrics
-                                .entries_received
-                                .get_or_create(&InputLabel { input })
-                                .inc_by(n);
-                            false
-                        }
-                        Err(_) => {
-                            shared
-                                .metrics
-                                .entries_rejected
-                                .get_or_create(&ReasonLabel {
-                                    reason: "queue_full",
-                                })
-                                .inc_by(n);
-                            true
-                        }
-                    }
-                };
-                if queue_full {
-                    Some(
-                        ProtocolError::new(
-                            ErrorCode::QueueFull,
-                            "the agent's spool is full; retry later",
-                        )
-                        .to_line(),
-                    )
-                } else {
-                    error.map(|e| e.to_line())
-                }
+                chunk.extend(m.entries);
+                error.map(|e| e.to_line())
             }
             Err(e) => {
                 shared
@@ -239,13 +227,61 @@ async fn serve_connection<S>(
                 Some(e.to_line())
             }
         };
-        if let Some(r) = reply
-            && write.write_all(&r).await.is_err()
-        {
-            return;
+        if let Some(r) = reply {
+            if let Some(e) = flush(&mut chunk, &intake, &shared, input).await
+                && write.write_all(&e.to_line()).await.is_err()
+            {
+                return;
+            }
+            if write.write_all(&r).await.is_err() {
+                return;
+            }
         }
         if eof {
+            if let Some(e) = flush(&mut chunk, &intake, &shared, input).await {
+                let _ = write.write_all(&e.to_line()).await;
+            }
             return;
+        }
+    }
+}
+
+/// Entries handed over per chunk, at most.
+const CHUNK_ENTRIES: usize = 512;
+
+/// Hands the chunk to the sealer; the `queue_full` error to reply when there is no room.
+async fn flush(
+    chunk: &mut Vec<logflux_proto::Entry>,
+    intake: &Intake,
+    shared: &Shared,
+    input: &'static str,
+) -> Option<ProtocolError> {
+    if chunk.is_empty() {
+        return None;
+    }
+    let entries = std::mem::take(chunk);
+    let n = entries.len() as u64;
+    match intake.send(entries, QUEUE_WAIT).await {
+        Ok(()) => {
+            shared
+                .metrics
+                .entries_received
+                .get_or_create(&InputLabel { input })
+                .inc_by(n);
+            None
+        }
+        Err(_) => {
+            shared
+                .metrics
+                .entries_rejected
+                .get_or_create(&ReasonLabel {
+                    reason: "queue_full",
+                })
+                .inc_by(n);
+            Some(ProtocolError::new(
+                ErrorCode::QueueFull,
+                "the agent's spool is full; retry later",
+            ))
         }
     }
 }

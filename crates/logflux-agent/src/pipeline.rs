@@ -54,10 +54,11 @@ pub(crate) struct Intake {
     budget_kib: u32,
 }
 
-/// KiB of entries in flight between the inputs and the sealer: a quarter of the spool, within
-/// 1..64 MiB, so a full spool is felt by clients soon rather than after a large memory buffer.
+/// KiB of entries (by `Entry::approx_size`, their size in memory) in flight between the inputs
+/// and the sealer: a quarter of the spool, within 1..4 MiB — tens of milliseconds of traffic at
+/// full speed, so memory stays bounded and a full spool is felt by clients soon.
 pub(crate) fn intake_budget_kib(spool_max_bytes: u64) -> u32 {
-    (spool_max_bytes / 4 / 1024).clamp(1024, 64 * 1024) as u32
+    (spool_max_bytes / 4 / 1024).clamp(1024, 4 * 1024) as u32
 }
 
 /// The pipeline is full: the spool is full (or the sealer is behind).
@@ -152,7 +153,7 @@ pub(crate) fn start(
                 Vec::new()
             };
             let batch = std::mem::replace(&mut pending, rest);
-            bytes = pending.iter().map(Entry::approx_size).sum();
+            bytes = bytes.saturating_sub(batch.iter().map(Entry::approx_size).sum());
             let (shared2, state2, config2, key2) = (
                 shared.clone(),
                 state.clone(),

@@ -155,3 +155,25 @@ async fn many_concurrent_clients() {
     assert_eq!(distinct.len(), 2000, "none lost");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn entries_followed_by_a_close_are_not_lost() {
+    let mut s = Stack::new().await;
+    s.start_agent().await;
+    for c in 0..20 {
+        // Write and close at once, without waiting for any reply (fire-and-forget SDKs).
+        let mut stream = tokio::net::UnixStream::connect(s.socket()).await.unwrap();
+        let lines: String = (0..5)
+            .map(|i| format!("{}\n", entry_line(&format!("close-{c}-{i}"))))
+            .collect();
+        tokio::io::AsyncWriteExt::write_all(&mut stream, lines.as_bytes())
+            .await
+            .unwrap();
+        drop(stream);
+    }
+    s.agent.as_ref().unwrap().wait_shipped(100).await;
+    let stored = s.stored_entries().await;
+    let distinct: HashSet<&str> = stored.iter().map(|e| e.payload.as_str()).collect();
+    assert_eq!(distinct.len(), 100);
+    s.stop().await;
+}

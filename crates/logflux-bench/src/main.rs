@@ -9,6 +9,7 @@
 //! time and peak RSS, and a baseline measured in the same run (`dd` for disk writes).
 #![forbid(unsafe_code)]
 
+mod agent;
 mod procs;
 mod server;
 
@@ -28,6 +29,8 @@ struct Cli {
 enum Scenario {
     /// Server: ingest throughput and acknowledgement latency, needle search, full scan.
     Server(server::Args),
+    /// Agent: many local clients → agent → server; entries/s, latency, agent CPU and memory.
+    Agent(agent::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,6 +41,7 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async {
         match cli.scenario {
             Scenario::Server(args) => server::run(args).await,
+            Scenario::Agent(args) => agent::run(args).await,
         }
     })
 }

@@ -228,15 +228,16 @@ impl Entry {
         }
     }
 
-    /// An estimate of the entry's encoded size, for batch limits.
+    /// An estimate of the entry's size in memory (its strings, their headers and allocator
+    /// overhead, and the metadata map's nodes), used for batch limits and memory budgets.
     pub fn approx_size(&self) -> usize {
-        32 + self.source.len()
+        128 + self.source.len()
             + self.payload.len()
             + self.payload_type.len()
             + self
                 .metadata
                 .iter()
-                .map(|(k, v)| k.len() + v.len() + 4)
+                .map(|(k, v)| k.len() + v.len() + 96)
                 .sum::<usize>()
     }
 }
