@@ -56,12 +56,12 @@ async fn serve_connection<S>(
     // it was handed over").
     let mut chunk: Vec<logflux_proto::Entry> = Vec::new();
     loop {
-        if !chunk.is_empty() && (reader.buffer().is_empty() || chunk.len() >= CHUNK_ENTRIES) {
-            if let Some(e) = flush(&mut chunk, &intake, &shared, input).await
-                && write.write_all(&e.to_line()).await.is_err()
-            {
-                return;
-            }
+        if !chunk.is_empty()
+            && (reader.buffer().is_empty() || chunk.len() >= CHUNK_ENTRIES)
+            && let Some(e) = flush(&mut chunk, &intake, &shared, input).await
+            && write.write_all(&e.to_line()).await.is_err()
+        {
+            return;
         }
         line.clear();
         // Read one line, never buffering more than the limit.
