@@ -172,7 +172,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let cpu = procs::cpu_seconds(agent_pid) - cpu0;
     let received = metric(&m1, "logflux_agent_entries_received_total")
         - metric(&m0, "logflux_agent_entries_received_total");
-    let rejected = metric(&m1, "logflux_agent_entries_rejected_total");
+    let rejected = metric(&m1, "logflux_agent_entries_rejected_total") + 0.0;
     // Drain: wait until the server acknowledged everything (bounded).
     let drain_start = Instant::now();
     let shipped_all = loop {
