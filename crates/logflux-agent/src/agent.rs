@@ -100,7 +100,10 @@ async fn identity(
                 );
             }
             Ok(r) => {
-                tracing::warn!(endpoint = %base, status = %r.status(), "handshake failed; retrying")
+                let status = r.status();
+                let body: serde_json::Value = r.json().await.unwrap_or_default();
+                let message = body["error"]["message"].as_str().unwrap_or("").to_owned();
+                tracing::warn!(endpoint = %base, %status, %message, "handshake failed; retrying");
             }
             Err(e) => {
                 tracing::warn!(endpoint = %base, error = %e, "server unreachable for the first handshake; retrying")

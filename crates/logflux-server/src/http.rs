@@ -274,6 +274,8 @@ pub(crate) enum ApiError {
         limit: u32,
         reset: u64,
     },
+    /// Something an administrator must set up first (shown to the caller; retried later).
+    NotConfigured(String),
     Unavailable(String),
     Internal(String),
 }
@@ -316,6 +318,12 @@ impl IntoResponse for ApiError {
                 "rate_limited",
                 format!("rate limit exceeded; retry after {retry_after} s"),
                 Some(*retry_after),
+            ),
+            ApiError::NotConfigured(m) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_configured",
+                m.clone(),
+                Some(30),
             ),
             ApiError::Unavailable(m) => {
                 tracing::warn!(request_id, error = %m, "service unavailable");

@@ -103,9 +103,8 @@ pub(crate) async fn handshake_init(
     check_body_key(&headers, req.api_key.as_deref())?;
     let tenant = s.catalog.tenant(&key.tenant_id).await?;
     let pem = tenant.public_key_pem.ok_or_else(|| {
-        ApiError::Unavailable(
-            "the tenant has no public key yet; upload one with `logflux admin public-key set`"
-                .into(),
+        ApiError::NotConfigured(
+            "the tenant has no public key yet; an administrator uploads it with PUT /v1/admin/public-key".into(),
         )
     })?;
     let c = &s.config;
