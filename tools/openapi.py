@@ -17,7 +17,7 @@ def ok_json(desc, schema):
 ref = lambda n: {"$ref": f"#/components/schemas/{n}"}
 ndjson = lambda desc, schema: {"description": desc, "content": {"application/x-ndjson": {"schema": schema}}}
 common_errors = {"400": err("Bad request"), "401": err("Missing, invalid, expired or revoked credential"), "403": err("Credential lacks the scope"), "503": err("Temporarily unavailable; retry")}
-ingest_errors = {"400": err("Bad request (not retried by SDKs)"), "401": err("Bad API key"), "413": err("Too large"), "429": {"description": "Rate limited", "headers": {"Retry-After": {"schema": {"type": "integer"}}, "X-RateLimit-Limit": {"schema": {"type": "integer"}}, "X-RateLimit-Remaining": {"schema": {"type": "integer"}}, "X-RateLimit-Reset": {"schema": {"type": "integer"}}}, "content": {"application/json": {"schema": ref("Error")}}}, "503": err("Nothing of the request was stored; retry")}
+ingest_errors = {"400": err("Bad request (not retried by SDKs)"), "401": err("Bad API key"), "413": err("Too large"), "429": {"description": "Rate limited", "headers": {"Retry-After": {"schema": {"type": "integer"}}, "X-RateLimit-Limit": {"schema": {"type": "integer"}}, "X-RateLimit-Remaining": {"schema": {"type": "integer"}}, "X-RateLimit-Reset": {"schema": {"type": "integer"}}}, "content": {"application/json": {"schema": ref("Error")}}}, "503": err("Nothing of the request was stored; retry"), "507": err("The tenant's storage quota is used up")}
 pat = [{"pat": []}]
 apikey = [{"apiKey": []}]
 

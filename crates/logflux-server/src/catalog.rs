@@ -40,6 +40,8 @@ pub struct Tenant {
     pub name: String,
     pub public_key_pem: Option<String>,
     pub created_ns: i64,
+    /// Bytes of stored segments allowed; `None` is unlimited.
+    pub quota_bytes: Option<i64>,
 }
 
 /// An application of a tenant.
@@ -343,7 +345,22 @@ impl Catalog {
                 // Several servers may start at once: serialise schema creation.
                 conn.execute("SELECT pg_advisory_lock(7317001)").await?;
             }
-            let result = conn.execute(schema).await;
+            let mut result = conn.execute(schema).await.map(|_| ());
+            if result.is_ok() {
+                // Columns added after the first release of the schema. Adding one that exists
+                // fails; that failure is expected and ignored.
+                let add = match dialect {
+                    Dialect::Postgres => {
+                        "ALTER TABLE tenants ADD COLUMN IF NOT EXISTS quota_bytes BIGINT"
+                    }
+                    Dialect::Sqlite => "ALTER TABLE tenants ADD COLUMN quota_bytes INTEGER",
+                };
+                if let Err(e) = conn.execute(add).await
+                    && !e.to_string().contains("duplicate column")
+                {
+                    result = Err(e);
+                }
+            }
             if dialect == Dialect::Postgres {
                 conn.execute("SELECT pg_advisory_unlock(7317001)").await?;
             }
@@ -392,6 +409,7 @@ impl Catalog {
             name: name.into(),
             public_key_pem: None,
             created_ns,
+            quota_bytes: None,
         })
     }
 
@@ -401,36 +419,64 @@ impl Catalog {
             name: r.try_get("name")?,
             public_key_pem: r.try_get("public_key_pem")?,
             created_ns: r.try_get("created_ns")?,
+            quota_bytes: r.try_get("quota_bytes")?,
         })
     }
 
     pub async fn tenant(&self, id: &str) -> Result<Tenant> {
-        let r =
-            sqlx::query("SELECT id, name, public_key_pem, created_ns FROM tenants WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?
-                .ok_or(CatalogError::NotFound("tenant"))?;
+        let r = sqlx::query(
+            "SELECT id, name, public_key_pem, created_ns, quota_bytes FROM tenants WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(CatalogError::NotFound("tenant"))?;
         Self::tenant_row(&r)
     }
 
     pub async fn tenant_by_name(&self, name: &str) -> Result<Tenant> {
-        let r =
-            sqlx::query("SELECT id, name, public_key_pem, created_ns FROM tenants WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?
-                .ok_or(CatalogError::NotFound("tenant"))?;
+        let r = sqlx::query(
+            "SELECT id, name, public_key_pem, created_ns, quota_bytes FROM tenants WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(CatalogError::NotFound("tenant"))?;
         Self::tenant_row(&r)
     }
 
     pub async fn tenants(&self) -> Result<Vec<Tenant>> {
-        sqlx::query("SELECT id, name, public_key_pem, created_ns FROM tenants ORDER BY name")
-            .fetch_all(&self.pool)
+        sqlx::query(
+            "SELECT id, name, public_key_pem, created_ns, quota_bytes FROM tenants ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(Self::tenant_row)
+        .collect()
+    }
+
+    /// Sets (or, with `None`, removes) a tenant's storage quota.
+    pub async fn set_quota(&self, tenant_id: &str, quota_bytes: Option<i64>) -> Result<()> {
+        let n = sqlx::query("UPDATE tenants SET quota_bytes = $1 WHERE id = $2")
+            .bind(quota_bytes)
+            .bind(tenant_id)
+            .execute(&self.pool)
             .await?
-            .iter()
-            .map(Self::tenant_row)
-            .collect()
+            .rows_affected();
+        if n == 0 {
+            return Err(CatalogError::NotFound("tenant"));
+        }
+        Ok(())
+    }
+
+    /// Bytes of segments a tenant stores.
+    pub async fn tenant_usage(&self, tenant_id: &str) -> Result<i64> {
+        let r = sqlx::query("SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) AS used FROM segments WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(r.try_get("used")?)
     }
 
     pub async fn set_public_key(&self, tenant_id: &str, pem: &str) -> Result<()> {

@@ -69,6 +69,8 @@ pub(crate) struct AppState {
     pub(crate) footers: FooterCache,
     pub(crate) limiter: RateLimiter,
     api_keys: Mutex<HashMap<Vec<u8>, CachedKey>>,
+    /// Per tenant: (quota, bytes used, when looked up).
+    usage: Mutex<HashMap<String, (Option<i64>, i64, Instant)>>,
     data_keys: Mutex<HashMap<(String, String), (String, Instant)>>,
 }
 
@@ -103,6 +105,7 @@ impl AppState {
             footers: FooterCache::new(256 * 1024 * 1024),
             limiter,
             api_keys: Mutex::new(HashMap::new()),
+            usage: Mutex::new(HashMap::new()),
             data_keys: Mutex::new(HashMap::new()),
         }
     }
@@ -149,6 +152,49 @@ impl AppState {
             Some(k) if k.revoked_ns.is_none() => Ok(k),
             _ => Err(ApiError::Unauthorized("invalid or revoked API key".into())),
         }
+    }
+
+    /// Refuses `incoming` bytes when they would take the tenant past its storage quota. Usage
+    /// is looked up at most every 10 s per tenant and counted up in between.
+    pub(crate) async fn check_quota(
+        &self,
+        tenant_id: &str,
+        incoming: usize,
+    ) -> Result<(), ApiError> {
+        let cached = self
+            .usage
+            .lock()
+            .expect("lock")
+            .get(tenant_id)
+            .filter(|(_, _, at)| at.elapsed() < CREDENTIAL_CACHE_TTL)
+            .map(|(q, u, _)| (*q, *u));
+        let (quota, used) = match cached {
+            Some(c) => c,
+            None => {
+                let quota = self.catalog.tenant(tenant_id).await?.quota_bytes;
+                let used = if quota.is_some() {
+                    self.catalog.tenant_usage(tenant_id).await?
+                } else {
+                    0
+                };
+                self.usage
+                    .lock()
+                    .expect("lock")
+                    .insert(tenant_id.to_owned(), (quota, used, Instant::now()));
+                (quota, used)
+            }
+        };
+        if let Some(q) = quota {
+            if used + incoming as i64 > q {
+                return Err(ApiError::QuotaExceeded(format!(
+                    "the tenant stores {used} of its {q} bytes; this request needs {incoming} more"
+                )));
+            }
+            if let Some(e) = self.usage.lock().expect("lock").get_mut(tenant_id) {
+                e.1 += incoming as i64;
+            }
+        }
+        Ok(())
     }
 
     /// Forgets cached credentials (after a revocation through this server).
@@ -276,6 +322,8 @@ pub(crate) enum ApiError {
     },
     /// Something an administrator must set up first (shown to the caller; retried later).
     NotConfigured(String),
+    /// The tenant's storage quota is used up (507).
+    QuotaExceeded(String),
     Unavailable(String),
     Internal(String),
 }
@@ -318,6 +366,12 @@ impl IntoResponse for ApiError {
                 "rate_limited",
                 format!("rate limit exceeded; retry after {retry_after} s"),
                 Some(*retry_after),
+            ),
+            ApiError::QuotaExceeded(m) => (
+                StatusCode::INSUFFICIENT_STORAGE,
+                "quota_exceeded",
+                m.clone(),
+                None,
             ),
             ApiError::NotConfigured(m) => (
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -269,6 +269,7 @@ pub(crate) async fn ingest(
         ..multipart::Limits::default()
     };
     let raw_parts = multipart::parse(&body, &boundary, &limits).map_err(multipart_error)?;
+    s.check_quota(&key.tenant_id, body.len()).await?;
     let received_ns = logflux_proto::timefmt::now_ns();
     let mut records = Vec::with_capacity(raw_parts.len());
     for (i, raw) in raw_parts.iter().enumerate() {

@@ -391,6 +391,32 @@ pub async fn list_tenants(config: &ServerConfig) -> anyhow::Result<Vec<catalog::
     Ok(t)
 }
 
+/// Sets a tenant's storage quota in bytes (`None`: unlimited); ingest beyond it gets 507.
+pub async fn set_quota(
+    config: &ServerConfig,
+    tenant: &str,
+    quota_bytes: Option<i64>,
+) -> anyhow::Result<()> {
+    let (catalog, _) = config.open().await?;
+    let t = catalog
+        .tenant_by_name(tenant)
+        .await
+        .with_context(|| format!("tenant {tenant:?}"))?;
+    catalog.set_quota(&t.id, quota_bytes).await?;
+    catalog
+        .audit(
+            &t.id,
+            "operator",
+            "tenant.quota",
+            &t.id,
+            "local",
+            &serde_json::json!({"quota_bytes": quota_bytes}).to_string(),
+        )
+        .await?;
+    catalog.close().await;
+    Ok(())
+}
+
 /// A new admin token for an existing tenant (when its admins lost theirs), shown once.
 pub async fn new_admin_token(
     config: &ServerConfig,

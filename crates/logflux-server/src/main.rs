@@ -84,6 +84,8 @@ enum TenantsCommand {
         #[arg(long, default_value_t = 90)]
         token_expiry_days: i64,
     },
+    /// Set a tenant's storage quota in bytes, or "none"; ingest beyond it is refused with 507.
+    Quota { name: String, bytes: String },
     /// Print a new admin access token for an existing tenant (shown once).
     Token {
         name: String,
@@ -209,6 +211,25 @@ async fn run(command: Command, config: ServerConfig) -> anyhow::Result<()> {
                 "admin access token (shown once; store it safely, e.g. export LOGFLUX_PAT=…):"
             );
             println!("{}", out.admin_token);
+            Ok(())
+        }
+        Command::Tenants(TenantsCommand::Quota { name, bytes }) => {
+            let quota = if bytes == "none" {
+                None
+            } else {
+                Some(
+                    bytes
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|b| *b > 0)
+                        .context("BYTES must be a positive number or none")?,
+                )
+            };
+            logflux_server::set_quota(&config, &name, quota).await?;
+            println!(
+                "quota of {name}: {}",
+                quota.map_or("unlimited".to_owned(), |q| format!("{q} bytes"))
+            );
             Ok(())
         }
         Command::Tenants(TenantsCommand::List) => {

@@ -315,3 +315,49 @@ async fn agent_proposed_key_ids_register_idempotently() {
     .await;
     t.stop().await;
 }
+
+#[tokio::test]
+async fn storage_quota_is_507() {
+    let mut t = TestServer::start().await;
+    let (_, api_key) = t.app_with_key("web").await;
+    let dek = Dek::generate().unwrap();
+    let key_id = t
+        .register_key(
+            &api_key,
+            &wrap_dek(&tenant_key().public_key(), &dek).unwrap(),
+        )
+        .await;
+    logflux_server::set_quota(&t.config, "acme", Some(20_000))
+        .await
+        .unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..40 {
+        let r = t
+            .http
+            .post(format!("{}/v1/ingest", t.base))
+            .bearer_auth(&api_key)
+            .header("content-type", "multipart/mixed; boundary=b")
+            .body(body(&key_id, &dek, 5))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        statuses.push(status);
+        if status == 507 {
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["error"]["code"], "quota_exceeded");
+            assert!(
+                v["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("20000 bytes"),
+                "{v}"
+            );
+            break;
+        }
+        assert_eq!(status, 202);
+    }
+    assert_eq!(statuses.last(), Some(&507), "{statuses:?}");
+    assert!(statuses.len() > 2, "some requests fit before the quota");
+    t.stop().await;
+}

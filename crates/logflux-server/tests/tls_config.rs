@@ -227,6 +227,11 @@ fn operator_tenant_commands() {
     let names: Vec<&str> = out.lines().map(|l| l.split('\t').nth(1).unwrap()).collect();
     assert_eq!(names, ["acme", "globex"]);
     assert!(out.contains("no public key"));
+    let (code, out, _) = run(&["tenants", "quota", "globex", "1000000"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("1000000 bytes"), "{out}");
+    let (code, _, err) = run(&["tenants", "quota", "globex", "-5"]);
+    assert_eq!(code, Some(2), "{err}");
     let (code, out, _) = run(&["tenants", "token", "globex"]);
     assert_eq!(code, Some(0));
     assert!(out.lines().any(|l| l.starts_with("lf_pat_")));

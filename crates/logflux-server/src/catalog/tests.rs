@@ -126,6 +126,15 @@ async fn tenants_and_applications() {
             Err(CatalogError::NotFound(_))
         ));
         c.set_public_key("t1", "PEM").await.unwrap();
+        assert_eq!(c.tenant("t1").await.unwrap().quota_bytes, None);
+        c.set_quota("t1", Some(1_000)).await.unwrap();
+        assert_eq!(c.tenant("t1").await.unwrap().quota_bytes, Some(1_000));
+        assert_eq!(c.tenant_usage("t1").await.unwrap(), 0);
+        c.commit_segments(&[segment("t1", "a1", "t1/q", 0, 1, &["q1"])])
+            .await
+            .unwrap();
+        assert_eq!(c.tenant_usage("t1").await.unwrap(), 100, "{}", b.name);
+        assert!(c.set_quota("nope", None).await.is_err());
         assert_eq!(
             c.tenant("t1").await.unwrap().public_key_pem.as_deref(),
             Some("PEM")
