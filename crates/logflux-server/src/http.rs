@@ -69,12 +69,14 @@ pub(crate) struct AppState {
     pub(crate) footers: FooterCache,
     pub(crate) limiter: RateLimiter,
     api_keys: Mutex<HashMap<Vec<u8>, CachedKey>>,
-    /// Per tenant: (quota, bytes used, when looked up).
-    usage: Mutex<HashMap<String, (Option<i64>, i64, Instant)>>,
+    usage: Mutex<HashMap<String, CachedUsage>>,
     data_keys: Mutex<HashMap<(String, String), (String, Instant)>>,
 }
 
 pub(crate) type SharedState = Arc<AppState>;
+
+/// A tenant's quota, the bytes it stores, and when they were looked up.
+type CachedUsage = (Option<i64>, i64, Instant);
 
 /// A looked-up API key (or its absence) and when it was looked up.
 type CachedKey = (Option<ApiKey>, Instant);
