@@ -316,10 +316,34 @@ pub(crate) async fn bind_unix(path: &Path, mode: u32) -> anyhow::Result<tokio::n
     Ok(listener)
 }
 
-/// Serves the Unix socket until shutdown.
-pub(crate) async fn serve_unix(
-    listener: tokio::net::UnixListener,
-    path: PathBuf,
+/// What the accept loop needs of a listener.
+trait Listener: Send + Sync + 'static {
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    fn accept_one(&self)
+    -> impl std::future::Future<Output = std::io::Result<Self::Stream>> + Send;
+}
+
+impl Listener for tokio::net::UnixListener {
+    type Stream = tokio::net::UnixStream;
+    async fn accept_one(&self) -> std::io::Result<Self::Stream> {
+        self.accept().await.map(|(s, _)| s)
+    }
+}
+
+impl Listener for tokio::net::TcpListener {
+    type Stream = tokio::net::TcpStream;
+    async fn accept_one(&self) -> std::io::Result<Self::Stream> {
+        let (s, _) = self.accept().await?;
+        let _ = s.set_nodelay(true);
+        Ok(s)
+    }
+}
+
+/// Accepts connections until shutdown, at most `MAX_CONNECTIONS` served at once.
+async fn serve<L: Listener>(
+    listener: L,
+    input: &'static str,
+    secret: Option<Arc<Secret>>,
     shared: Arc<Shared>,
     intake: Intake,
     shutdown: watch::Receiver<bool>,
@@ -332,22 +356,39 @@ pub(crate) async fn serve_unix(
             _ = stop.changed() => break,
         };
         let stream = tokio::select! {
-            r = listener.accept() => match r {
-                Ok((s, _)) => s,
+            r = listener.accept_one() => match r {
+                Ok(s) => s,
                 Err(e) => {
-                    tracing::warn!(error = %e, "unix accept failed");
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(input, error = %e, "accept failed");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 }
             },
             _ = stop.changed() => break,
         };
-        let (shared, intake, sd) = (shared.clone(), intake.clone(), shutdown.clone());
+        let (shared, intake, sd, secret) = (
+            shared.clone(),
+            intake.clone(),
+            shutdown.clone(),
+            secret.clone(),
+        );
         tokio::spawn(async move {
-            serve_connection(stream, "unix", None, shared, intake, sd).await;
+            serve_connection(stream, input, secret, shared, intake, sd).await;
             drop(permit);
         });
     }
+}
+
+/// Serves the Unix socket until shutdown, then removes it.
+pub(crate) async fn serve_unix(
+    listener: tokio::net::UnixListener,
+    path: PathBuf,
+    shared: Arc<Shared>,
+    intake: Intake,
+    shutdown: watch::Receiver<bool>,
+) {
+    serve(listener, "unix", None, shared, intake, shutdown).await;
     let _ = std::fs::remove_file(&path);
 }
 
@@ -359,34 +400,5 @@ pub(crate) async fn serve_tcp(
     intake: Intake,
     shutdown: watch::Receiver<bool>,
 ) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut stop = shutdown.clone();
-    loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => p.expect("semaphore open"),
-            _ = stop.changed() => break,
-        };
-        let stream = tokio::select! {
-            r = listener.accept() => match r {
-                Ok((s, _)) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "tcp accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stop.changed() => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let (shared, intake, sd, secret) = (
-            shared.clone(),
-            intake.clone(),
-            shutdown.clone(),
-            secret.clone(),
-        );
-        tokio::spawn(async move {
-            serve_connection(stream, "tcp", Some(secret), shared, intake, sd).await;
-            drop(permit);
-        });
-    }
+    serve(listener, "tcp", Some(secret), shared, intake, shutdown).await;
 }

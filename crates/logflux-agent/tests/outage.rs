@@ -17,7 +17,11 @@ use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 const BIN: &str = env!("CARGO_BIN_EXE_logflux-agent");
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn vm_kib(pid: u32, field: &str) -> u64 {
@@ -30,12 +34,19 @@ fn vm_kib(pid: u32, field: &str) -> u64 {
 }
 
 fn metric(text: &str, name: &str) -> u64 {
-    text.lines().find_map(|l| l.strip_prefix(&format!("{name} "))?.trim().parse().ok()).unwrap_or(0)
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} "))?.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_minute_long_outage_under_load() {
-    let outage = Duration::from_secs(std::env::var("LOGFLUX_TEST_OUTAGE_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(60));
+    let outage = Duration::from_secs(
+        std::env::var("LOGFLUX_TEST_OUTAGE_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(60),
+    );
     let mut s = Stack::new().await;
     let port = free_port();
     s.server.take().unwrap().shutdown().await.unwrap();
@@ -88,16 +99,22 @@ async fn a_minute_long_outage_under_load() {
             let mut n = 0usize;
             while started.elapsed() < outage {
                 tick.tick().await;
-                let chunk: String = (0..100).map(|_| {
-                    n += 1;
-                    format!("{}\n", entry_line(&format!("c{c}-{n}")))
-                }).collect();
+                let chunk: String = (0..100)
+                    .map(|_| {
+                        n += 1;
+                        format!("{}\n", entry_line(&format!("c{c}-{n}")))
+                    })
+                    .collect();
                 w.write_all(chunk.as_bytes()).await.unwrap();
             }
             // Every line before the ping was accepted: the first reply is the pong.
             w.write_all(b"{\"action\":\"ping\"}\n").await.unwrap();
             let mut lines = tokio::io::BufReader::new(r).lines();
-            assert_eq!(lines.next_line().await.unwrap().unwrap(), "{\"status\":\"pong\"}", "no error before the pong");
+            assert_eq!(
+                lines.next_line().await.unwrap().unwrap(),
+                "{\"status\":\"pong\"}",
+                "no error before the pong"
+            );
             n
         }));
     }
@@ -108,21 +125,45 @@ async fn a_minute_long_outage_under_load() {
         peak_during = peak_during.max(vm_kib(pid, "VmHWM:"));
     }
     let http = reqwest::Client::new();
-    let m = http.get(format!("http://127.0.0.1:{metrics_port}/metrics")).send().await.unwrap().text().await.unwrap();
-    assert_eq!(metric(&m, "logflux_agent_entries_shipped_total"), 0, "nothing could be delivered");
+    let m = http
+        .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        metric(&m, "logflux_agent_entries_shipped_total"),
+        0,
+        "nothing could be delivered"
+    );
     let held = metric(&m, "logflux_agent_spool_records");
     assert!(held > 0, "the backlog is in the spool");
-    assert!(peak_during < 100 * 1024, "agent peak RSS {peak_during} KiB during the outage");
+    assert!(
+        peak_during < 100 * 1024,
+        "agent peak RSS {peak_during} KiB during the outage"
+    );
 
     // The server returns; the backlog drains.
     s.server = Some(Server::start(s.server_config.clone()).await.unwrap());
     let drain = Instant::now();
     loop {
-        let m = http.get(format!("http://127.0.0.1:{metrics_port}/metrics")).send().await.unwrap().text().await.unwrap();
+        let m = http
+            .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         if metric(&m, "logflux_agent_entries_shipped_total") >= sent as u64 {
             break;
         }
-        assert!(drain.elapsed() < Duration::from_secs(180), "backlog not delivered: {m}");
+        assert!(
+            drain.elapsed() < Duration::from_secs(180),
+            "backlog not delivered: {m}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let peak = vm_kib(pid, "VmHWM:");

@@ -160,6 +160,36 @@ const DEFAULT_LIMIT: usize = 1000;
 const MAX_TOKEN_GROUPS: usize = 64;
 const MAX_TOKENS_PER_GROUP: usize = 256;
 
+/// A request's token groups as 64-bit tokens, within the limits.
+fn token_groups(tokens: &[Vec<String>]) -> Result<Vec<Vec<u64>>, ApiError> {
+    if tokens.len() > MAX_TOKEN_GROUPS
+        || tokens
+            .iter()
+            .any(|g| g.is_empty() || g.len() > MAX_TOKENS_PER_GROUP)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "tokens: at most {MAX_TOKEN_GROUPS} groups of 1..{MAX_TOKENS_PER_GROUP} tokens"
+        )));
+    }
+    Ok(tokens
+        .iter()
+        .map(|g| g.iter().map(|t| opaque_token(t)).collect())
+        .collect())
+}
+
+/// Application ids of the tenant for ids or names (404 for an unknown one).
+async fn application_ids(
+    s: &SharedState,
+    tenant_id: &str,
+    names: &[String],
+) -> Result<Vec<String>, ApiError> {
+    let mut ids = Vec::with_capacity(names.len());
+    for a in names {
+        ids.push(s.catalog.application(tenant_id, a).await?.id);
+    }
+    Ok(ids)
+}
+
 /// Where a listing stopped: the segment's (max_ts, id) and the next selected record index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Cursor {
@@ -223,25 +253,8 @@ pub(crate) async fn query(
         }
     };
     let limit = req.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-    if req.tokens.len() > MAX_TOKEN_GROUPS
-        || req
-            .tokens
-            .iter()
-            .any(|g| g.is_empty() || g.len() > MAX_TOKENS_PER_GROUP)
-    {
-        return Err(ApiError::BadRequest(format!(
-            "tokens: at most {MAX_TOKEN_GROUPS} groups of 1..{MAX_TOKENS_PER_GROUP} tokens"
-        )));
-    }
-    let groups: Vec<Vec<u64>> = req
-        .tokens
-        .iter()
-        .map(|g| g.iter().map(|t| opaque_token(t)).collect())
-        .collect();
-    let mut app_ids = Vec::new();
-    for a in &req.applications {
-        app_ids.push(s.catalog.application(&tenant_id, a).await?.id);
-    }
+    let groups = token_groups(&req.tokens)?;
+    let app_ids = application_ids(&s, &tenant_id, &req.applications).await?;
     let cursor = req.cursor.as_deref().map(Cursor::decode).transpose()?;
 
     s.catalog
@@ -493,20 +506,8 @@ pub(crate) async fn tail(
 ) -> Result<Response, ApiError> {
     let token = s.access_token(&headers, Scope::Read).await?;
     let tenant_id = token.tenant_id.clone();
-    if req.tokens.len() > MAX_TOKEN_GROUPS
-        || req
-            .tokens
-            .iter()
-            .any(|g| g.is_empty() || g.len() > MAX_TOKENS_PER_GROUP)
-    {
-        return Err(ApiError::BadRequest(format!(
-            "tokens: at most {MAX_TOKEN_GROUPS} groups of 1..{MAX_TOKENS_PER_GROUP} tokens"
-        )));
-    }
-    let mut app_ids = Vec::new();
-    for a in &req.applications {
-        app_ids.push(s.catalog.application(&tenant_id, a).await?.id);
-    }
+    let groups = token_groups(&req.tokens)?;
+    let app_ids = application_ids(&s, &tenant_id, &req.applications).await?;
     // Subscribe before reading the position, so no commit falls between them.
     let commits = s.commits.subscribe();
     let position = match req.after_segment {
@@ -527,11 +528,7 @@ pub(crate) async fn tail(
         s: s.clone(),
         tenant_id,
         app_ids,
-        groups: req
-            .tokens
-            .iter()
-            .map(|g| g.iter().map(|t| opaque_token(t)).collect())
-            .collect(),
+        groups,
         entry_types: req.entry_types,
         position,
         commits,
