@@ -52,7 +52,7 @@ async fn plaintext_canaries_never_reach_the_spool_or_the_server() {
     }
     c.send(r#"{"action":"ping"}"#).await;
     c.reply().await.unwrap();
-    s.agent.as_ref().unwrap().wait_shipped(200).await;
+    s.shipped(200).await;
     // The entries did arrive and open with the private key...
     let stored = s.stored_entries().await;
     assert_eq!(stored.len(), 200);
@@ -97,7 +97,7 @@ async fn server_outage_then_everything_arrives_once() {
     }
     c.send(r#"{"action":"ping"}"#).await;
     c.reply().await.unwrap();
-    s.agent.as_ref().unwrap().wait_shipped(100).await;
+    s.shipped(100).await;
 
     // The server goes away; entries keep coming and wait in the spool.
     s.server.take().unwrap().shutdown().await.unwrap();
@@ -201,19 +201,11 @@ async fn a_full_spool_answers_queue_full_and_recovers() {
 
     // Space returns when the server does: what was accepted arrives, and new entries go in.
     s.server = Some(Server::start(s.server_config.clone()).await.unwrap());
-    s.agent
-        .as_ref()
-        .unwrap()
-        .wait_shipped(accepted.len() as u64)
-        .await;
+    s.shipped(accepted.len() as u64).await;
     c.send(&entry_line("after recovery")).await;
     c.send(r#"{"action":"ping"}"#).await;
     assert_eq!(c.reply().await.unwrap(), json!({"status":"pong"}));
-    s.agent
-        .as_ref()
-        .unwrap()
-        .wait_shipped(accepted.len() as u64 + 1)
-        .await;
+    s.shipped(accepted.len() as u64 + 1).await;
     let stored = s.stored_entries().await;
     let ids: HashSet<usize> = stored
         .iter()

@@ -46,7 +46,7 @@ async fn unix_socket_conformance_and_exact_delivery() {
     assert_eq!(c.reply().await.unwrap(), json!({"status": "pong"}));
 
     let agent = s.agent.as_ref().unwrap();
-    agent.wait_shipped(5).await;
+    s.shipped(5).await;
     let stored = s.stored_entries().await;
     let payloads: HashSet<&str> = stored.iter().map(|e| e.payload.as_str()).collect();
     assert_eq!(
@@ -116,7 +116,7 @@ async fn tcp_requires_the_shared_secret() {
         .await;
     assert_eq!(bad.reply().await.unwrap()["error"]["code"], "auth_failed");
 
-    s.agent.as_ref().unwrap().wait_shipped(2).await;
+    s.shipped(2).await;
     let stored = s.stored_entries().await;
     let payloads: HashSet<&str> = stored.iter().map(|e| e.payload.as_str()).collect();
     assert_eq!(payloads, HashSet::from(["over tcp", "from c"]));
@@ -148,7 +148,7 @@ async fn many_concurrent_clients() {
     for t in tasks {
         t.await.unwrap();
     }
-    s.agent.as_ref().unwrap().wait_shipped(2000).await;
+    s.shipped(2000).await;
     let stored = s.stored_entries().await;
     let distinct: HashSet<&str> = stored.iter().map(|e| e.payload.as_str()).collect();
     assert_eq!(stored.len(), 2000, "none twice");
@@ -171,7 +171,7 @@ async fn entries_followed_by_a_close_are_not_lost() {
             .unwrap();
         drop(stream);
     }
-    s.agent.as_ref().unwrap().wait_shipped(100).await;
+    s.shipped(100).await;
     let stored = s.stored_entries().await;
     let distinct: HashSet<&str> = stored.iter().map(|e| e.payload.as_str()).collect();
     assert_eq!(distinct.len(), 100);

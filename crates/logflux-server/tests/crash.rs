@@ -209,10 +209,15 @@ async fn kill_9_during_concurrent_ingest_loses_and_duplicates_nothing() {
         }
         // Let the clients get going, then kill at a moment that varies from round to round.
         let before = acked.lock().unwrap().len();
+        let started = std::time::Instant::now();
         loop {
             if acked.lock().unwrap().len() >= before + 20 + round * 13 {
                 break;
             }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "round {round}: the server stopped acknowledging"
+            );
             tokio::task::yield_now().await;
         }
         p.child.start_kill().unwrap();

@@ -118,6 +118,18 @@ impl Stack {
         self.agent = Some(Agent::start(self.agent_config.clone()).await.unwrap());
     }
 
+    /// Waits (at most two minutes, then fails with the agent's status) until the server has
+    /// acknowledged `n` entries.
+    pub async fn shipped(&self, n: u64) {
+        let agent = self.agent.as_ref().unwrap();
+        if tokio::time::timeout(Duration::from_secs(120), agent.wait_shipped(n))
+            .await
+            .is_err()
+        {
+            panic!("{n} entries not delivered within 120 s: {}", agent.status());
+        }
+    }
+
     pub fn socket(&self) -> PathBuf {
         self.dir.path().join("agent.sock")
     }
