@@ -29,6 +29,8 @@ use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use logflux_proto::codec::{Reader, put_str, put_varint};
+
 /// Largest record the spool accepts (a sealed batch plus its tokens).
 pub const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
 const FRAME_HEADER: usize = 8;
@@ -120,33 +122,27 @@ impl SpoolRecord {
     }
 
     fn decode(buf: &[u8]) -> Option<SpoolRecord> {
-        let mut r = Reader { buf, pos: 0 };
+        let mut r = Reader::new(buf);
         let rec = SpoolRecord {
-            record_id: r.string()?,
-            key_id: r.string()?,
-            nonce: r.take(12)?.try_into().ok()?,
-            count: u32::from_le_bytes(r.take(4)?.try_into().ok()?),
-            min_ts: i64::from_le_bytes(r.take(8)?.try_into().ok()?),
-            max_ts: i64::from_le_bytes(r.take(8)?.try_into().ok()?),
-            sealed_ns: i64::from_le_bytes(r.take(8)?.try_into().ok()?),
+            record_id: r.string().ok()?,
+            key_id: r.string().ok()?,
+            nonce: r.array::<12>().ok()?,
+            count: u32::from_le_bytes(r.array().ok()?),
+            min_ts: i64::from_le_bytes(r.array().ok()?),
+            max_ts: i64::from_le_bytes(r.array().ok()?),
+            sealed_ns: i64::from_le_bytes(r.array().ok()?),
             tokens: {
-                let n = usize::try_from(r.varint()?).ok()?;
-                if n > (buf.len() - r.pos) / 8 {
+                let n = usize::try_from(r.varint().ok()?).ok()?;
+                if n > r.remaining() / 8 {
                     return None;
                 }
                 (0..n)
-                    .map(|_| {
-                        r.take(8)
-                            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
-                    })
+                    .map(|_| r.array().ok().map(u64::from_le_bytes))
                     .collect::<Option<Vec<_>>>()?
             },
-            body: {
-                let n = usize::try_from(r.varint()?).ok()?;
-                r.take(n)?.to_vec()
-            },
+            body: r.bytes().ok()?.to_vec(),
         };
-        (r.pos == buf.len()).then_some(rec)
+        (r.remaining() == 0).then_some(rec)
     }
 
     /// Bytes this record takes on disk.
@@ -157,50 +153,6 @@ impl SpoolRecord {
             + self.key_id.len()
             + self.tokens.len() * 8
             + self.body.len()
-    }
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    put_varint(out, s.len() as u64);
-    out.extend_from_slice(s.as_bytes());
-}
-
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len())?;
-        let s = &self.buf[self.pos..end];
-        self.pos = end;
-        Some(s)
-    }
-
-    fn varint(&mut self) -> Option<u64> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = *self.take(1)?.first()?;
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Some(v);
-            }
-        }
-        None
-    }
-
-    fn string(&mut self) -> Option<String> {
-        let n = usize::try_from(self.varint()?).ok()?;
-        String::from_utf8(self.take(n)?.to_vec()).ok()
     }
 }
 

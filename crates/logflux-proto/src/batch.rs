@@ -16,6 +16,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::codec::{ReadError, Reader, put_str, put_varint, unzigzag, zigzag};
 use crate::entry::{Entry, EntryType, Level};
 
 const MAGIC: &[u8; 3] = b"LFB";
@@ -62,15 +63,15 @@ pub fn encode(entries: &[Entry], out: &mut Vec<u8>) {
 
 /// Decodes a whole batch.
 pub fn decode(buf: &[u8]) -> Result<Vec<Entry>, BatchError> {
-    let mut r = Reader { buf, pos: 0 };
-    if r.take(3)? != MAGIC {
+    let mut r = Reader::new(buf);
+    if r.take(3).map_err(read)? != MAGIC {
         return Err(BatchError::Magic);
     }
-    let version = r.byte()?;
+    let version = r.byte().map_err(read)?;
     if version != VERSION {
         return Err(BatchError::Version(version));
     }
-    let count = r.varint()?;
+    let count = r.varint().map_err(read)?;
     // Every entry takes at least 7 bytes, so a count beyond that is a lie.
     let count = usize::try_from(count)
         .ok()
@@ -79,22 +80,26 @@ pub fn decode(buf: &[u8]) -> Result<Vec<Entry>, BatchError> {
     let mut entries = Vec::with_capacity(count);
     for i in 0..count {
         let invalid = |what| BatchError::Invalid { entry: i, what };
-        let timestamp_ns = unzigzag(r.varint()?);
-        let level =
-            Level::from_number(i64::from(r.byte()?)).ok_or(invalid("level out of range"))?;
-        let entry_type = EntryType::from_number(i64::from(r.byte()?))
+        let field = |e: ReadError| match e {
+            ReadError::Utf8(_) => invalid("string is not UTF-8"),
+            other => read(other),
+        };
+        let timestamp_ns = unzigzag(r.varint().map_err(read)?);
+        let level = Level::from_number(i64::from(r.byte().map_err(read)?))
+            .ok_or(invalid("level out of range"))?;
+        let entry_type = EntryType::from_number(i64::from(r.byte().map_err(read)?))
             .ok_or(invalid("entry type out of range"))?;
-        let source = r.string().map_err(|e| e.or_invalid(i))?;
-        let payload_type = r.string().map_err(|e| e.or_invalid(i))?;
-        let payload = r.string().map_err(|e| e.or_invalid(i))?;
-        let pairs = r.varint()?;
+        let source = r.string().map_err(field)?;
+        let payload_type = r.string().map_err(field)?;
+        let payload = r.string().map_err(field)?;
+        let pairs = r.varint().map_err(read)?;
         if pairs > (r.remaining() / 2) as u64 {
             return Err(BatchError::Truncated(buf.len()));
         }
         let mut metadata = BTreeMap::new();
         for _ in 0..pairs {
-            let k = r.string().map_err(|e| e.or_invalid(i))?;
-            let v = r.string().map_err(|e| e.or_invalid(i))?;
+            let k = r.string().map_err(field)?;
+            let v = r.string().map_err(field)?;
             if metadata.insert(k, v).is_some() {
                 return Err(invalid("duplicate metadata key"));
             }
@@ -115,98 +120,10 @@ pub fn decode(buf: &[u8]) -> Result<Vec<Entry>, BatchError> {
     Ok(entries)
 }
 
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    put_varint(out, s.len() as u64);
-    out.extend_from_slice(s.as_bytes());
-}
-
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-enum StrError {
-    Batch(BatchError),
-    Utf8,
-}
-
-impl StrError {
-    fn or_invalid(self, entry: usize) -> BatchError {
-        match self {
-            StrError::Batch(e) => e,
-            StrError::Utf8 => BatchError::Invalid {
-                entry,
-                what: "string is not UTF-8",
-            },
-        }
-    }
-}
-
-impl From<BatchError> for StrError {
-    fn from(e: BatchError) -> Self {
-        StrError::Batch(e)
-    }
-}
-
-impl<'a> Reader<'a> {
-    fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], BatchError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.buf.len())
-            .ok_or(BatchError::Truncated(self.pos))?;
-        let s = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
-
-    fn byte(&mut self) -> Result<u8, BatchError> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn varint(&mut self) -> Result<u64, BatchError> {
-        let start = self.pos;
-        let mut v: u64 = 0;
-        for shift in (0..70).step_by(7) {
-            let b = self.byte()?;
-            if shift == 63 && b > 1 {
-                return Err(BatchError::Varint(start));
-            }
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(BatchError::Varint(start))
-    }
-
-    fn string(&mut self) -> Result<String, StrError> {
-        let len = self.varint()?;
-        let len = usize::try_from(len).map_err(|_| BatchError::Truncated(self.pos))?;
-        let bytes = self.take(len)?;
-        std::str::from_utf8(bytes)
-            .map(str::to_owned)
-            .map_err(|_| StrError::Utf8)
+fn read(e: ReadError) -> BatchError {
+    match e {
+        ReadError::Truncated(p) | ReadError::Utf8(p) => BatchError::Truncated(p),
+        ReadError::Varint(p) => BatchError::Varint(p),
     }
 }
 

@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod batch;
+pub mod codec;
 mod entry;
 pub mod multipart;
 pub mod ndjson;

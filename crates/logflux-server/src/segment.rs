@@ -19,6 +19,7 @@
 use std::ops::Range;
 
 use aws_lc_rs::digest;
+use logflux_proto::codec::{ReadError, Reader, put_str, put_varint, unzigzag, zigzag};
 
 /// Bytes of the trailer at the end of every segment.
 pub(crate) const TRAILER_LEN: usize = 13;
@@ -265,35 +266,36 @@ impl Footer {
         let body_len = segment_len
             .checked_sub((bytes.len() + TRAILER_LEN) as u64)
             .ok_or(SegmentError::Short)?;
-        let mut r = Reader { buf: bytes, pos: 0 };
-        if r.take(4)? != FOOTER_MAGIC || r.byte()? != VERSION {
+        let mut r = Reader::new(bytes);
+        if r.take(4).map_err(read)? != FOOTER_MAGIC || r.byte().map_err(read)? != VERSION {
             return Err(SegmentError::Footer("bad magic"));
         }
-        let n = r.count(8)?;
+        let n = count(&mut r, 8)?;
         let mut records = Vec::with_capacity(n);
         for _ in 0..n {
-            let start = r.varint()?;
-            let len = r.varint()?;
+            let start = r.varint().map_err(read)?;
+            let len = r.varint().map_err(read)?;
             let end = start
                 .checked_add(len)
                 .ok_or(SegmentError::Footer("range overflow"))?;
             if end > body_len {
                 return Err(SegmentError::Footer("record range outside the segment"));
             }
-            let record_id = r.string()?;
-            let key_id = r.string()?;
-            let payload = r.byte()?;
-            let entry_type = r.byte()?;
-            let nonce = match r.byte()? {
+            let record_id = r.string().map_err(read)?;
+            let key_id = r.string().map_err(read)?;
+            let payload = r.byte().map_err(read)?;
+            let entry_type = r.byte().map_err(read)?;
+            let nonce = match r.byte().map_err(read)? {
                 0 => None,
-                12 => Some(r.take(12)?.try_into().expect("12 bytes")),
+                12 => Some(r.array::<12>().map_err(read)?),
                 _ => return Err(SegmentError::Footer("bad nonce length")),
             };
-            let crlf_stripped = r.byte()? != 0;
-            let min_ts = unzigzag(r.varint()?);
-            let max_ts = unzigzag(r.varint()?);
-            let count = u32::try_from(r.varint()?).map_err(|_| SegmentError::Footer("count"))?;
-            let received_ns = unzigzag(r.varint()?);
+            let crlf_stripped = r.byte().map_err(read)? != 0;
+            let min_ts = unzigzag(r.varint().map_err(read)?);
+            let max_ts = unzigzag(r.varint().map_err(read)?);
+            let count = u32::try_from(r.varint().map_err(read)?)
+                .map_err(|_| SegmentError::Footer("count"))?;
+            let received_ns = unzigzag(r.varint().map_err(read)?);
             records.push(RecordEntry {
                 meta: RecordMeta {
                     record_id,
@@ -311,20 +313,20 @@ impl Footer {
                 range: start..end,
             });
         }
-        let t = r.count(9)?;
+        let t = count(&mut r, 9)?;
         let mut index = Vec::with_capacity(t);
         let mut last_token = None;
         for _ in 0..t {
-            let token = u64::from_be_bytes(r.take(8)?.try_into().expect("8 bytes"));
+            let token = u64::from_be_bytes(r.array::<8>().map_err(read)?);
             if last_token.is_some_and(|l| l >= token) {
                 return Err(SegmentError::Footer("token index not sorted"));
             }
             last_token = Some(token);
-            let p = r.count(1)?;
+            let p = count(&mut r, 1)?;
             let mut recs = Vec::with_capacity(p);
             let mut cur: u64 = 0;
             for j in 0..p {
-                let d = r.varint()?;
+                let d = r.varint().map_err(read)?;
                 cur = if j == 0 { d } else { cur + d };
                 if cur >= records.len() as u64 || (j > 0 && d == 0) {
                     return Err(SegmentError::Footer("bad posting"));
@@ -334,7 +336,7 @@ impl Footer {
             }
             index.push((token, recs));
         }
-        if r.pos != bytes.len() {
+        if r.remaining() != 0 {
             return Err(SegmentError::Footer("trailing bytes"));
         }
         Ok(Footer { records, index })
@@ -414,77 +416,21 @@ fn crc32c(data: &[u8]) -> u32 {
     crc32c::crc32c(data)
 }
 
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
+fn read(e: ReadError) -> SegmentError {
+    match e {
+        ReadError::Truncated(_) => SegmentError::Footer("truncated"),
+        ReadError::Varint(_) => SegmentError::Footer("varint overflow"),
+        ReadError::Utf8(_) => SegmentError::Footer("string is not UTF-8"),
+    }
 }
 
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    put_varint(out, s.len() as u64);
-    out.extend_from_slice(s.as_bytes());
-}
-
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], SegmentError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.buf.len())
-            .ok_or(SegmentError::Footer("truncated"))?;
-        let s = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
-
-    fn byte(&mut self) -> Result<u8, SegmentError> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn varint(&mut self) -> Result<u64, SegmentError> {
-        let mut v: u64 = 0;
-        for shift in (0..70).step_by(7) {
-            let b = self.byte()?;
-            if shift == 63 && b > 1 {
-                return Err(SegmentError::Footer("varint overflow"));
-            }
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(SegmentError::Footer("varint overflow"))
-    }
-
-    /// A count of items that take at least `min_size` bytes each: bounded by what remains.
-    fn count(&mut self, min_size: usize) -> Result<usize, SegmentError> {
-        let n = self.varint()?;
-        usize::try_from(n)
-            .ok()
-            .filter(|&n| n.saturating_mul(min_size) <= self.buf.len() - self.pos)
-            .ok_or(SegmentError::Footer("count larger than the footer"))
-    }
-
-    fn string(&mut self) -> Result<String, SegmentError> {
-        let len = self.count(1)?;
-        let b = self.take(len)?;
-        String::from_utf8(b.to_vec()).map_err(|_| SegmentError::Footer("string is not UTF-8"))
-    }
+/// A count of items that take at least `min_size` bytes each: bounded by what remains.
+fn count(r: &mut Reader<'_>, min_size: usize) -> Result<usize, SegmentError> {
+    let n = r.varint().map_err(read)?;
+    usize::try_from(n)
+        .ok()
+        .filter(|&n| n.saturating_mul(min_size) <= r.remaining())
+        .ok_or(SegmentError::Footer("count larger than the footer"))
 }
 
 #[cfg(test)]
