@@ -297,6 +297,11 @@ impl Agent {
         self.shared.metrics.encode()
     }
 
+    /// Entries the server has acknowledged since start.
+    pub fn shipped_count(&self) -> u64 {
+        *self.shared.shipped.borrow()
+    }
+
     /// Waits until the server has acknowledged at least `n` entries since start.
     pub async fn wait_shipped(&self, n: u64) {
         let mut rx = self.shared.shipped.subscribe();

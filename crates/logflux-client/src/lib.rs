@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod keys;
+mod up;
 
 use clap::{Parser, Subcommand};
 
@@ -32,11 +33,20 @@ enum Command {
     /// Create and inspect the tenant key pair and the search key.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Start the whole system here with its embedded defaults (server, agent, keys,
+    /// credentials), check it end to end, and keep it running until Ctrl-C.
+    Up(up::UpArgs),
 }
 
 /// Runs a parsed command line; returns the exit status.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Keys(cmd) => keys::run(cmd),
+        Command::Up(args) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(up::run(args))
+        }
     }
 }

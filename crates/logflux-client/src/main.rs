@@ -5,6 +5,12 @@ use clap::Parser as _;
 
 fn main() {
     let cli = logflux_client::Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOGFLUX_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     match logflux_client::run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
