@@ -9,6 +9,7 @@
 //!   429: wait `Retry-After`. 5xx and network errors: retry forever with exponential backoff
 //!   and jitter, failing over to the next configured endpoint.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -179,10 +180,15 @@ async fn send(
     cfg: &ShipperConfig,
     base: &str,
     records: &[(SpoolRecord, Position)],
+    registered: &mut HashSet<String>,
 ) -> Outcome {
-    match register_keys(http, cfg, base).await {
-        Outcome::Delivered => {}
-        other => return other,
+    // The keys directory is read only when a batch uses a key not yet known to be registered
+    // (keys rotate daily, so the directory grows; listing it per request would be wasted I/O).
+    if records.iter().any(|(r, _)| !registered.contains(&r.key_id)) {
+        match register_keys(http, cfg, base).await {
+            Outcome::Delivered => registered.extend(records.iter().map(|(r, _)| r.key_id.clone())),
+            other => return other,
+        }
     }
     let (ct, body) = body_of(records);
     match post(http, cfg, base, "/v1/ingest", &ct, body).await {
@@ -212,6 +218,7 @@ pub(crate) async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut endpoint = 0usize;
+    let mut registered: HashSet<String> = HashSet::new();
     let mut backoff = cfg.backoff_initial;
     loop {
         if *shutdown.borrow() {
@@ -242,7 +249,7 @@ pub(crate) async fn run(
         }
         let base = cfg.urls[endpoint % cfg.urls.len()].clone();
         let outcome = tokio::select! {
-            o = send(&http, &cfg, &base, &batch) => o,
+            o = send(&http, &cfg, &base, &batch, &mut registered) => o,
             _ = shutdown.changed() => return,
         };
         match outcome {
