@@ -50,14 +50,18 @@ for _ in $(seq 1 100); do
     if ! kill -0 "$(cat "$dir/garage.pid")" 2>/dev/null; then cat "$dir/garage.log" >&2; exit 1; fi
     sleep 0.2
 done
-node=$(garage -c "$conf" node id -q 2>/dev/null | cut -d@ -f1)
+garage -c "$conf" node id -q > "$dir/node-id.txt" 2>/dev/null
+node=$(cut -d@ -f1 "$dir/node-id.txt")
 garage -c "$conf" layout assign -z dc1 -c 1G "$node" > /dev/null
 garage -c "$conf" layout apply --version 1 > /dev/null
 garage -c "$conf" bucket create logflux-test > /dev/null
 garage -c "$conf" key create logflux-test-key > "$dir/key.txt"
 garage -c "$conf" bucket allow --read --write --owner logflux-test --key logflux-test-key > /dev/null
 key_id=$(grep -Eo 'GK[0-9a-f]+' "$dir/key.txt" | head -n1)
-secret=$(garage -c "$conf" key info --show-secret logflux-test-key | awk -F': *' '/[Ss]ecret key/ {print $2; exit}')
+# Garage panics when its stdout closes early (awk's `exit` would do that under load), so its
+# output goes to a file first and is parsed from there.
+garage -c "$conf" key info --show-secret logflux-test-key > "$dir/key-info.txt"
+secret=$(awk -F': *' '/[Ss]ecret key/ {print $2; exit}' "$dir/key-info.txt")
 [ -n "$key_id" ] && [ -n "$secret" ] || { echo "could not read the Garage key" >&2; cat "$dir/key.txt" >&2; exit 1; }
 cat > "$dir/s3.env" <<ENV
 export LOGFLUX_TEST_S3_URL=s3://logflux-test
