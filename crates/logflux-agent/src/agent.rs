@@ -30,6 +30,7 @@ pub struct Agent {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     metrics_addr: Option<std::net::SocketAddr>,
     tcp_addr: Option<std::net::SocketAddr>,
+    http_addr: Option<std::net::SocketAddr>,
 }
 
 fn http_client(cfg: &AgentConfig) -> anyhow::Result<reqwest::Client> {
@@ -53,6 +54,7 @@ fn http_client(cfg: &AgentConfig) -> anyhow::Result<reqwest::Client> {
 async fn identity(
     http: &reqwest::Client,
     cfg: &AgentConfig,
+    signer: &crate::ship::Signer,
     pin: &Pin,
     dir: &std::path::Path,
     stop: &mut watch::Receiver<bool>,
@@ -64,12 +66,21 @@ async fn identity(
     let mut backoff = Duration::from_millis(200);
     for attempt in 0usize.. {
         let base = &cfg.server.urls[attempt % cfg.server.urls.len()];
-        let r = http
+        let body = json!({"api_key": cfg.server.api_key}).to_string();
+        let req = http
             .post(format!("{}/v1/handshake/init", base.trim_end_matches('/')))
             .bearer_auth(&cfg.server.api_key)
-            .json(&json!({"api_key": cfg.server.api_key}))
+            .header("content-type", "application/json");
+        let r = signer
+            .apply(req, "/v1/handshake/init", body.as_bytes())
+            .body(body)
             .send()
             .await;
+        if let Ok(r) = &r
+            && signer.learn_clock(r) == Some(true)
+        {
+            continue;
+        }
         match r {
             Ok(r) if r.status().is_success() => {
                 let v: serde_json::Value = r.json().await?;
@@ -137,15 +148,26 @@ impl Agent {
         let search_key = keyfile::read_search_key(&cfg.keys.search_key_file)?;
         let (stop, stop_rx) = watch::channel(false);
         let http = http_client(&cfg)?;
-        let id = identity(&http, &cfg, &pin, &dir, &mut stop_rx.clone()).await?;
+        let signer = crate::ship::Signer::new(&cfg.server.api_key, cfg.server.sign_requests);
+        let id = identity(&http, &cfg, &signer, &pin, &dir, &mut stop_rx.clone()).await?;
         let public_key = id.verify(&pin)?;
 
         let spool_cfg = cfg.spool.spool_config();
         let spool_dir = dir.clone();
         let spool =
             tokio::task::spawn_blocking(move || Spool::open(&spool_dir, spool_cfg)).await??;
+        let metrics = Metrics::new();
+        metrics.spool_damaged_bytes.inc_by(spool.damaged_bytes());
+        let mut redactor = crate::redact::Redactor::new(&cfg.filters)?;
+        redactor.bind_counters(|rule| {
+            metrics
+                .redactions
+                .get_or_create(&crate::metrics::RuleLabel { rule: rule.into() })
+                .clone()
+        });
+        let redactor = Arc::new(redactor);
         let shared = Arc::new(Shared {
-            metrics: Metrics::new(),
+            metrics,
             spool: Mutex::new(spool),
             appended: Notify::new(),
             status: Mutex::new(Status::default()),
@@ -165,6 +187,23 @@ impl Agent {
             enrich.entry("host".into()).or_insert_with(hostname);
             enrich.entry("agent_id".into()).or_insert(agent_id);
         }
+        let mut tasks = Vec::new();
+        let mut forwarders = Vec::new();
+        for f in &cfg.forward {
+            let target = crate::metrics::TargetLabel {
+                target: f.address.clone(),
+            };
+            let sent = shared.metrics.forwarded.get_or_create(&target).clone();
+            let dropped = shared
+                .metrics
+                .forward_dropped
+                .get_or_create(&target)
+                .clone();
+            let (fwd, task) =
+                crate::forward::start(f.clone(), hostname(), sent, dropped, stop_rx.clone())?;
+            forwarders.push(fwd);
+            tasks.push(task);
+        }
         let (intake, sealer) = pipeline::start(
             shared.clone(),
             keys,
@@ -179,10 +218,11 @@ impl Agent {
                 when_full: cfg.spool.when_full,
                 enrich,
                 intake_budget_kib: pipeline::intake_budget_kib(cfg.spool.max_bytes),
+                redactor,
+                forwarders,
             },
         );
 
-        let mut tasks = Vec::new();
         if let FsyncPolicy::Interval(every) = spool_cfg.fsync {
             let (s, mut sd) = (shared.clone(), stop_rx.clone());
             tasks.push(tokio::spawn(async move {
@@ -227,6 +267,42 @@ impl Agent {
             )));
             tracing::info!(addr = %tcp_addr.expect("set"), "local API on TCP");
         }
+        for (fcfg, kind) in cfg.inputs.file_inputs() {
+            tracing::info!(paths = ?fcfg.paths, format = ?fcfg.format, "file input");
+            tasks.push(tokio::spawn(crate::files::run(
+                fcfg,
+                kind,
+                dir.clone(),
+                shared.clone(),
+                intake.clone(),
+                stop_rx.clone(),
+            )));
+        }
+        for sy in &cfg.inputs.syslog {
+            tasks.push(
+                crate::syslog::run(sy.clone(), shared.clone(), intake.clone(), stop_rx.clone())
+                    .await?,
+            );
+            tracing::info!(listen = %sy.listen, "syslog input");
+        }
+        if let Some(j) = &cfg.inputs.journald {
+            tasks.push(tokio::spawn(crate::journald::run(
+                j.clone(),
+                dir.clone(),
+                shared.clone(),
+                intake.clone(),
+                stop_rx.clone(),
+            )));
+        }
+        let mut http_addr = None;
+        if let Some(h) = &cfg.inputs.http {
+            let (addr, task) =
+                crate::http_input::run(h.clone(), shared.clone(), intake.clone(), stop_rx.clone())
+                    .await?;
+            http_addr = Some(addr);
+            tasks.push(task);
+            tracing::info!(%addr, "http input");
+        }
         let mut metrics_addr = None;
         if let Some(addr) = cfg.metrics.listen {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -262,12 +338,12 @@ impl Agent {
             ShipperConfig {
                 urls: cfg.server.urls.clone(),
                 api_key: Secret::new(cfg.server.api_key.clone()),
-                sign_requests: cfg.server.sign_requests,
                 max_records: cfg.shipper.max_records_per_request,
                 max_bytes: cfg.shipper.max_request_bytes,
                 backoff_initial: Duration::from_millis(cfg.shipper.backoff_initial_ms),
                 backoff_max: Duration::from_millis(cfg.shipper.backoff_max_ms),
                 spool_dir: dir,
+                signer,
             },
             stop_rx,
         )));
@@ -279,7 +355,13 @@ impl Agent {
             tasks,
             metrics_addr,
             tcp_addr,
+            http_addr,
         })
+    }
+
+    /// The bound address of the HTTP input.
+    pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
+        self.http_addr
     }
 
     /// The bound metrics address (useful with port 0).

@@ -55,6 +55,12 @@ pub struct AgentConfig {
     /// Add `host` and `agent_id` to every entry's metadata.
     #[serde(default = "yes")]
     pub enrich: bool,
+    /// Redaction rules, applied in order to every entry before it is sealed.
+    #[serde(default)]
+    pub filters: Vec<crate::redact::FilterConfig>,
+    /// Copies of selected entries (after redaction) sent as RFC 5424 syslog to other systems.
+    #[serde(default)]
+    pub forward: Vec<crate::forward::ForwardConfig>,
 }
 
 fn yes() -> bool {
@@ -101,6 +107,49 @@ pub struct InputsSection {
     pub unix_socket: Option<UnixSection>,
     #[serde(default)]
     pub tcp: Option<TcpSection>,
+    /// Log files (globs, rotation, checkpoints, multi-line, formats).
+    #[serde(default)]
+    pub files: Vec<crate::files::FileInputConfig>,
+    /// Docker's json-file container logs.
+    #[serde(default)]
+    pub docker: Option<crate::files::DockerInputConfig>,
+    /// Kubernetes' CRI container logs.
+    #[serde(default)]
+    pub kubernetes: Option<crate::files::KubernetesInputConfig>,
+    /// nginx access and error logs.
+    #[serde(default)]
+    pub nginx: Option<crate::files::NginxInputConfig>,
+    /// Syslog listeners (RFC 5424 and 3164 over UDP, TCP, a Unix datagram socket).
+    #[serde(default)]
+    pub syslog: Vec<crate::syslog::SyslogInputConfig>,
+    /// The systemd journal, through `journalctl`.
+    #[serde(default)]
+    pub journald: Option<crate::journald::JournaldInputConfig>,
+    /// An HTTP endpoint for Fluent Bit's `http` output (and anything that posts JSON).
+    #[serde(default)]
+    pub http: Option<crate::http_input::HttpInputConfig>,
+}
+
+impl InputsSection {
+    /// Every file-based input (files, docker, kubernetes, nginx) with its kind.
+    pub fn file_inputs(&self) -> Vec<(crate::files::FileInputConfig, crate::files::Kind)> {
+        use crate::files::{FileInputConfig, Kind};
+        let mut v: Vec<(FileInputConfig, Kind)> = self
+            .files
+            .iter()
+            .map(|f| (f.clone(), Kind::Files))
+            .collect();
+        if let Some(d) = &self.docker {
+            v.push(FileInputConfig::docker(d));
+        }
+        if let Some(k) = &self.kubernetes {
+            v.push(FileInputConfig::kubernetes(k));
+        }
+        if let Some(n) = &self.nginx {
+            v.extend(FileInputConfig::nginx(n));
+        }
+        v
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -354,8 +403,38 @@ impl AgentConfig {
                 u.mode
             ));
         }
-        if self.inputs.unix_socket.is_none() && self.inputs.tcp.is_none() {
-            p.push("inputs: enable unix_socket, tcp, or both".to_owned());
+        let files = self.inputs.file_inputs();
+        for (i, (f, _)) in files.iter().enumerate() {
+            if let Err(e) = f.validate(&format!("inputs.files[{i}]")) {
+                p.push(format!("{e:#}"));
+            }
+        }
+        for (i, sy) in self.inputs.syslog.iter().enumerate() {
+            if let Err(e) = sy.validate(&format!("inputs.syslog[{i}]")) {
+                p.push(format!("{e:#}"));
+            }
+        }
+        if let Some(h) = &self.inputs.http
+            && let Err(e) = h.validate("inputs.http")
+        {
+            p.push(format!("{e:#}"));
+        }
+        if self.inputs.unix_socket.is_none()
+            && self.inputs.tcp.is_none()
+            && files.is_empty()
+            && self.inputs.syslog.is_empty()
+            && self.inputs.journald.is_none()
+            && self.inputs.http.is_none()
+        {
+            p.push("inputs: enable at least one input (unix_socket, tcp, files, docker, kubernetes, nginx, syslog, journald, http)".to_owned());
+        }
+        for (i, f) in self.forward.iter().enumerate() {
+            if let Err(e) = f.validate(&format!("forward[{i}]")) {
+                p.push(format!("{e:#}"));
+            }
+        }
+        if let Err(e) = crate::redact::Redactor::new(&self.filters) {
+            p.push(format!("{e:#}"));
         }
         let b = &self.batch;
         if b.max_entries == 0 || b.max_entries > 100_000 {

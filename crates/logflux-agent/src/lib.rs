@@ -13,10 +13,19 @@
 mod agent;
 mod api;
 pub mod config;
+pub mod files;
+pub mod forward;
+pub mod http_input;
+pub mod journald;
 mod keys;
 mod metrics;
+pub mod multiline;
+pub mod parse;
 mod pipeline;
+pub mod redact;
 mod ship;
 pub mod spool;
+pub mod syslog;
+pub mod tail;
 
 pub use agent::{Agent, default_config_path};

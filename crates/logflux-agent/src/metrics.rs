@@ -13,6 +13,22 @@ pub(crate) struct InputLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RuleLabel {
+    pub(crate) rule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct FileEventLabel {
+    pub(crate) input: &'static str,
+    pub(crate) event: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct TargetLabel {
+    pub(crate) target: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct ReasonLabel {
     pub(crate) reason: &'static str,
 }
@@ -33,7 +49,12 @@ pub(crate) struct Metrics {
     pub(crate) retries: Counter,
     pub(crate) entries_dropped: Counter,
     pub(crate) records_dead_lettered: Counter,
+    pub(crate) spool_damaged_bytes: Counter,
     pub(crate) delivery_seconds: Histogram,
+    pub(crate) redactions: Family<RuleLabel, Counter>,
+    pub(crate) file_events: Family<FileEventLabel, Counter>,
+    pub(crate) forwarded: Family<TargetLabel, Counter>,
+    pub(crate) forward_dropped: Family<TargetLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -58,7 +79,12 @@ impl Metrics {
             retries: Counter::default(),
             entries_dropped: Counter::default(),
             records_dead_lettered: Counter::default(),
+            spool_damaged_bytes: Counter::default(),
             delivery_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 18)),
+            redactions: Family::default(),
+            file_events: Family::default(),
+            forwarded: Family::default(),
+            forward_dropped: Family::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -114,9 +140,34 @@ impl Metrics {
             m.records_dead_lettered.clone(),
         );
         r.register(
+            "spool_damaged_bytes",
+            "Bytes of torn or corrupt spool frames removed at start-up (the records in them are lost)",
+            m.spool_damaged_bytes.clone(),
+        );
+        r.register(
             "delivery_seconds",
             "From sealing to the server's acknowledgement",
             m.delivery_seconds.clone(),
+        );
+        r.register(
+            "redactions",
+            "Entries changed by each redaction rule",
+            m.redactions.clone(),
+        );
+        r.register(
+            "file_events",
+            "File inputs: lines, bytes, long lines split or skipped, invalid UTF-8, truncations, rotations",
+            m.file_events.clone(),
+        );
+        r.register(
+            "forwarded",
+            "Entries forwarded as syslog, by target",
+            m.forwarded.clone(),
+        );
+        r.register(
+            "forward_dropped",
+            "Forwarded copies dropped because the target's queue was full, by target",
+            m.forward_dropped.clone(),
         );
         Metrics { registry: r, ..m }
     }

@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use logflux_crypto::{BatchSealer, RecordBinding, TokenKey, TokenSet};
 use logflux_proto::Entry;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::config::WhenFull;
 use crate::keys::KeyRing;
 use crate::metrics::Metrics;
+use crate::redact::Redactor;
 use crate::spool::{Spool, SpoolError, SpoolRecord};
 
 /// The agent's shared state.
@@ -37,6 +38,31 @@ pub(crate) struct Status {
 }
 
 impl Shared {
+    /// Brings the file-event counters of one input up to the tailer's totals.
+    pub(crate) fn record_tail_stats(&self, input: &'static str, st: &crate::tail::TailStats) {
+        use crate::metrics::FileEventLabel;
+        for (event, total) in [
+            ("lines", st.lines),
+            ("bytes", st.bytes),
+            ("long_lines_split", st.long_lines_split),
+            ("long_lines_skipped", st.long_lines_skipped),
+            ("invalid_utf8", st.invalid_utf8),
+            ("truncations", st.truncations),
+            ("rotations", st.rotations),
+        ] {
+            // One guard at a time (see status_json).
+            let c = self
+                .metrics
+                .file_events
+                .get_or_create(&FileEventLabel { input, event })
+                .clone();
+            let now = c.get();
+            if total > now {
+                c.inc_by(total - now);
+            }
+        }
+    }
+
     pub(crate) fn update_spool_gauges(&self) {
         let st = self.spool.lock().expect("lock").stats();
         self.metrics.spool_bytes.set(st.bytes as i64);
@@ -49,7 +75,7 @@ impl Shared {
 /// bounded whatever the line sizes.
 #[derive(Debug, Clone)]
 pub(crate) struct Intake {
-    tx: mpsc::UnboundedSender<(Vec<Entry>, OwnedSemaphorePermit)>,
+    tx: mpsc::UnboundedSender<Msg>,
     budget: Arc<Semaphore>,
     budget_kib: u32,
 }
@@ -61,6 +87,15 @@ pub(crate) fn intake_budget_kib(spool_max_bytes: u64) -> u32 {
     (spool_max_bytes / 4 / 1024).clamp(1024, 4 * 1024) as u32
 }
 
+/// Entries on their way to the sealer, the room they take, and who wants to know when they
+/// are in the spool.
+#[derive(Debug)]
+struct Msg {
+    entries: Vec<Entry>,
+    _permit: OwnedSemaphorePermit,
+    spooled: Option<oneshot::Sender<()>>,
+}
+
 /// The pipeline is full: the spool is full (or the sealer is behind).
 #[derive(Debug)]
 pub(crate) struct QueueFull;
@@ -69,6 +104,27 @@ impl Intake {
     /// Hands entries over, waiting up to `wait` for room (the client is slowed down meanwhile);
     /// `QueueFull` when there is still none (the spool is full and the sealer cannot proceed).
     pub(crate) async fn send(&self, entries: Vec<Entry>, wait: Duration) -> Result<(), QueueFull> {
+        self.send_inner(entries, Some(wait), None).await
+    }
+
+    /// Hands entries over, waiting as long as it takes for room, and returns what resolves
+    /// once they are all in the spool (or dropped by `when_full: drop_newest`, and counted):
+    /// inputs that keep a position (file offsets, journal cursors) advance it only then.
+    pub(crate) async fn send_spooled(
+        &self,
+        entries: Vec<Entry>,
+    ) -> Result<oneshot::Receiver<()>, QueueFull> {
+        let (tx, rx) = oneshot::channel();
+        self.send_inner(entries, None, Some(tx)).await?;
+        Ok(rx)
+    }
+
+    async fn send_inner(
+        &self,
+        entries: Vec<Entry>,
+        wait: Option<Duration>,
+        spooled: Option<oneshot::Sender<()>>,
+    ) -> Result<(), QueueFull> {
         let kib = entries
             .iter()
             .map(Entry::approx_size)
@@ -76,11 +132,21 @@ impl Intake {
             .div_ceil(1024)
             .max(1);
         let kib = u32::try_from(kib).unwrap_or(u32::MAX).min(self.budget_kib);
-        let permit = tokio::time::timeout(wait, self.budget.clone().acquire_many_owned(kib))
-            .await
-            .map_err(|_| QueueFull)?
-            .map_err(|_| QueueFull)?;
-        self.tx.send((entries, permit)).map_err(|_| QueueFull)
+        let acquire = self.budget.clone().acquire_many_owned(kib);
+        let permit = match wait {
+            Some(w) => tokio::time::timeout(w, acquire)
+                .await
+                .map_err(|_| QueueFull)?
+                .map_err(|_| QueueFull)?,
+            None => acquire.await.map_err(|_| QueueFull)?,
+        };
+        self.tx
+            .send(Msg {
+                entries,
+                _permit: permit,
+                spooled,
+            })
+            .map_err(|_| QueueFull)
     }
 }
 
@@ -98,6 +164,10 @@ pub(crate) struct SealerConfig {
     pub(crate) enrich: BTreeMap<String, String>,
     /// Entries in flight before the sealer, in KiB (see `intake_budget_kib`).
     pub(crate) intake_budget_kib: u32,
+    /// Redaction rules, applied after enrichment, before sealing.
+    pub(crate) redactor: Arc<Redactor>,
+    /// Forwarding targets, offered every entry after redaction.
+    pub(crate) forwarders: Vec<crate::forward::Forwarder>,
 }
 
 /// Starts the sealer; it ends (after sealing what it holds) when every `Intake` is dropped.
@@ -108,7 +178,7 @@ pub(crate) fn start(
     config: SealerConfig,
 ) -> (Intake, tokio::task::JoinHandle<()>) {
     // When the spool is full the sealer waits, the byte budget runs out, and inputs are told.
-    let (tx, mut rx) = mpsc::unbounded_channel::<(Vec<Entry>, OwnedSemaphorePermit)>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let budget_kib = config.intake_budget_kib;
     let budget = Arc::new(Semaphore::new(budget_kib as usize));
     let state = Arc::new(Mutex::new((
@@ -119,28 +189,30 @@ pub(crate) fn start(
     let task = tokio::spawn(async move {
         let mut pending: Vec<Entry> = Vec::new();
         let mut bytes = 0usize;
+        let mut acks = Acks::default();
+        let take = |m: Msg, pending: &mut Vec<Entry>, bytes: &mut usize, acks: &mut Acks| {
+            *bytes += m.entries.iter().map(Entry::approx_size).sum::<usize>();
+            acks.received(m.entries.len(), m.spooled);
+            pending.extend(m.entries);
+        };
         loop {
             let first = if pending.is_empty() {
                 match rx.recv().await {
-                    Some(e) => Some(e),
+                    Some(m) => Some(m),
                     None => break,
                 }
             } else {
                 None
             };
-            if let Some((first, _permit)) = first {
-                bytes += first.iter().map(Entry::approx_size).sum::<usize>();
-                pending.extend(first);
+            if let Some(m) = first {
+                take(m, &mut pending, &mut bytes, &mut acks);
             }
             let deadline = tokio::time::Instant::now() + config.max_wait;
             let mut closed = false;
             while pending.len() < config.max_entries && bytes < config.max_bytes {
                 tokio::select! {
                     r = rx.recv() => match r {
-                        Some((more, _permit)) => {
-                            bytes += more.iter().map(Entry::approx_size).sum::<usize>();
-                            pending.extend(more);
-                        }
+                        Some(m) => take(m, &mut pending, &mut bytes, &mut acks),
                         None => { closed = true; break; }
                     },
                     () = tokio::time::sleep_until(deadline) => break,
@@ -160,6 +232,7 @@ pub(crate) fn start(
                 config.clone(),
                 token_key.clone(),
             );
+            let n = batch.len() as u64;
             let done = tokio::task::spawn_blocking(move || {
                 seal_and_spool(&shared2, &state2, &key2, &config2, batch)
             })
@@ -167,6 +240,7 @@ pub(crate) fn start(
             if let Err(e) = done {
                 tracing::error!(error = %e, "sealer thread failed");
             }
+            acks.done(n);
             if closed && pending.is_empty() {
                 break;
             }
@@ -185,6 +259,37 @@ pub(crate) fn start(
     )
 }
 
+/// Entries received and entries done (spooled or dropped) since start, and who waits for
+/// which count: batches keep arrival order, so counts are enough.
+#[derive(Debug, Default)]
+struct Acks {
+    received: u64,
+    done: u64,
+    waiting: std::collections::VecDeque<(u64, oneshot::Sender<()>)>,
+}
+
+impl Acks {
+    fn received(&mut self, n: usize, tx: Option<oneshot::Sender<()>>) {
+        self.received += n as u64;
+        if let Some(tx) = tx {
+            self.waiting.push_back((self.received, tx));
+        }
+    }
+
+    fn done(&mut self, n: u64) {
+        self.done += n;
+        while self
+            .waiting
+            .front()
+            .is_some_and(|(upto, _)| *upto <= self.done)
+        {
+            if let Some((_, tx)) = self.waiting.pop_front() {
+                let _ = tx.send(());
+            }
+        }
+    }
+}
+
 type SealerState = (KeyRing, BatchSealer, TokenSet);
 
 fn seal_and_spool(
@@ -200,6 +305,10 @@ fn seal_and_spool(
     for e in &mut batch {
         for (k, v) in &config.enrich {
             e.metadata.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        config.redactor.redact(e);
+        for f in &config.forwarders {
+            f.offer(e);
         }
     }
     let record = {
@@ -248,6 +357,8 @@ fn seal_and_spool(
     shared.metrics.batches_sealed.inc();
     shared.metrics.entries_sealed.inc_by(n);
     let mut waited = false;
+    let mut failures = 0u64;
+    let mut last_logged: Option<std::time::Instant> = None;
     loop {
         let r = shared.spool.lock().expect("lock").append(&record);
         match r {
@@ -281,8 +392,13 @@ fn seal_and_spool(
                 std::thread::sleep(Duration::from_millis(50));
             }
             Err(e) => {
-                // Disk errors (e.g. no space left): keep the batch and retry.
-                tracing::error!(error = %e, "spool append failed; retrying");
+                // Disk errors (e.g. no space left): keep the batch and retry; inputs see
+                // queue_full meanwhile. Logged once, then every 30 s while it lasts.
+                failures += 1;
+                if last_logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
+                    tracing::error!(error = %e, attempts = failures, "spool append failed; retrying every 500 ms");
+                    last_logged = Some(std::time::Instant::now());
+                }
                 std::thread::sleep(Duration::from_millis(500));
             }
         }

@@ -28,12 +28,83 @@ use crate::spool::{Position, Spool, SpoolConfig, SpoolRecord};
 pub(crate) struct ShipperConfig {
     pub(crate) urls: Vec<String>,
     pub(crate) api_key: logflux_proto::Secret,
-    pub(crate) sign_requests: bool,
     pub(crate) max_records: usize,
     pub(crate) max_bytes: usize,
     pub(crate) backoff_initial: Duration,
     pub(crate) backoff_max: Duration,
     pub(crate) spool_dir: PathBuf,
+    pub(crate) signer: Signer,
+}
+
+/// Signs requests when `server.sign_requests` is on, with this machine's clock corrected by
+/// what the server said when it last refused a signature for clock skew.
+#[derive(Debug, Clone)]
+pub(crate) struct Signer {
+    api_key: Option<logflux_proto::Secret>,
+    /// Seconds to add to this machine's clock.
+    offset: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl Signer {
+    pub(crate) fn new(api_key: &str, enabled: bool) -> Self {
+        Signer {
+            api_key: enabled.then(|| logflux_proto::Secret::new(api_key.to_owned())),
+            offset: Arc::default(),
+        }
+    }
+
+    /// Adds `X-LF-Signature` and `X-LF-Signature-Timestamp` over `body` (when signing).
+    pub(crate) fn apply(
+        &self,
+        req: reqwest::RequestBuilder,
+        path: &str,
+        body: &[u8],
+    ) -> reqwest::RequestBuilder {
+        let Some(key) = &self.api_key else {
+            return req;
+        };
+        let ts = logflux_proto::timefmt::now_ns() / 1_000_000_000
+            + self.offset.load(std::sync::atomic::Ordering::Relaxed);
+        let sig = logflux_crypto::sign_request(
+            &logflux_crypto::signing_key(key.expose()),
+            "POST",
+            path,
+            ts,
+            body,
+        );
+        req.header("x-lf-signature", sig)
+            .header("x-lf-signature-timestamp", ts.to_string())
+    }
+
+    /// For a 401 refusing the signature's clock (it carries `X-LF-Server-Time`): adopts the
+    /// server's clock and says whether that changed anything (retry at once) or not (already
+    /// signing with the server's time: back off). `None` for any other response.
+    pub(crate) fn learn_clock(&self, r: &reqwest::Response) -> Option<bool> {
+        if r.status() != 401 {
+            return None;
+        }
+        let server = r
+            .headers()
+            .get("x-lf-server-time")?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse::<i64>()
+            .ok()?;
+        let offset = server - logflux_proto::timefmt::now_ns() / 1_000_000_000;
+        let before = self
+            .offset
+            .swap(offset, std::sync::atomic::Ordering::Relaxed);
+        let changed = (offset - before).abs() > 1;
+        if changed {
+            tracing::error!(
+                offset_s = offset,
+                "this machine's clock is {} s off the server's; signing with the server's time (fix the clock: NTP)",
+                -offset
+            );
+        }
+        Some(changed)
+    }
 }
 
 enum Outcome {
@@ -67,7 +138,7 @@ async fn post(
     content_type: &str,
     body: Vec<u8>,
 ) -> Result<reqwest::Response, reqwest::Error> {
-    let mut req = http
+    let req = http
         .post(format!("{}{path}", base.trim_end_matches('/')))
         .bearer_auth(cfg.api_key.expose())
         .header("content-type", content_type)
@@ -75,20 +146,20 @@ async fn post(
             "user-agent",
             concat!("logflux-agent/", env!("CARGO_PKG_VERSION")),
         );
-    if cfg.sign_requests {
-        let ts = logflux_proto::timefmt::now_ns() / 1_000_000_000;
-        let sig = logflux_crypto::sign_request(
-            &logflux_crypto::signing_key(cfg.api_key.expose()),
-            "POST",
-            path,
-            ts,
-            &body,
-        );
-        req = req
-            .header("x-lf-signature", sig)
-            .header("x-lf-signature-timestamp", ts.to_string());
-    }
+    let req = cfg.signer.apply(req, path, &body);
     req.body(body).send().await
+}
+
+/// The server refused a signature because the clocks disagree: sign with the server's time
+/// from now on (as AWS SDKs correct for skew) and retry at once; the records are fine.
+fn clock_skew(cfg: &ShipperConfig, r: &reqwest::Response) -> Outcome {
+    match cfg.signer.learn_clock(r) {
+        Some(true) => Outcome::Retry(Duration::from_millis(10), "clock skew (401)".into()),
+        _ => Outcome::Retry(
+            cfg.backoff_max,
+            "clock skew (401) although signing with the server's time".into(),
+        ),
+    }
 }
 
 /// Registers every wrapped key the server does not know yet.
@@ -197,13 +268,18 @@ async fn send(
             retry_after(&r).unwrap_or(Duration::from_secs(1)),
             "rate limited (429)".into(),
         ),
+        Ok(r) if r.status() == 401 && r.headers().contains_key("x-lf-server-time") => {
+            clock_skew(cfg, &r)
+        }
         Ok(r) if matches!(r.status().as_u16(), 400 | 401 | 413) => {
             let status = r.status().as_u16();
             Outcome::Refused(status, r.text().await.unwrap_or_default())
         }
         Ok(r) => {
             let status = r.status();
-            Outcome::Retry(cfg.backoff_initial, format!("server answered {status}"))
+            // A 503 may say when to come back; the backoff applies in any case.
+            let wait = retry_after(&r).unwrap_or(cfg.backoff_initial);
+            Outcome::Retry(wait, format!("server answered {status}"))
         }
         Err(e) => Outcome::Retry(cfg.backoff_initial, format!("{e}")),
     }

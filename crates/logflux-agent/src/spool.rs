@@ -11,9 +11,10 @@
 //!
 //! Appends go to the newest segment (a new one starts past `segment_bytes`). The shipper reads
 //! from the head and, once the server acknowledged, advances the head; segments entirely
-//! before it are deleted. On open, the spool scans from the head and truncates the newest
-//! segment at the first torn or corrupt frame (a crash mid-write), so nothing half-written is
-//! ever shipped.
+//! before it are deleted. On open, the spool scans from the head: a torn or corrupt tail (a
+//! crash mid-write) is cut, and damage in the middle of a segment (bit rot) is removed up to
+//! the next whole frame, so nothing half-written or corrupt is ever shipped and one damaged
+//! frame costs only itself. Removed bytes are counted (`spool_damaged_bytes_total`).
 //!
 //! Durability by fsync policy (what a power loss or kernel crash can lose; a crash of the agent
 //! process alone loses nothing already appended, since written data lives in the page cache):
@@ -34,6 +35,9 @@ use logflux_proto::codec::{Reader, put_str, put_varint};
 /// Largest record the spool accepts (a sealed batch plus its tokens).
 pub const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
 const FRAME_HEADER: usize = 8;
+/// A wholly acknowledged tail segment at least this large is replaced by a new one, freeing
+/// the disk (a smaller one is kept: rolling costs a file and two fsyncs).
+const ROLL_WHEN_IDLE: u64 = 1024 * 1024;
 
 /// When appends reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +189,8 @@ pub struct Spool {
     records: u64,
     oldest_ts: Option<i64>,
     dirty: bool,
+    /// Bytes of torn or corrupt frames removed when the spool was opened.
+    damaged_bytes: u64,
 }
 
 fn segment_path(dir: &Path, id: u64) -> PathBuf {
@@ -240,53 +246,51 @@ impl Spool {
             records: 0,
             oldest_ts: None,
             dirty: false,
+            damaged_bytes: 0,
         };
-        // Scan every frame after the head; cut at the first bad one.
-        let mut cut: Option<(u64, u64)> = None;
+        // Scan every frame after the head. Damage is handled per segment: a torn or corrupt
+        // tail (a crash mid-write) is cut; damage followed by whole frames (bit rot, a stray
+        // write) is removed and the scan resynchronises on the next whole frame, so one bad
+        // frame never costs the records after it.
         for &id in &ids {
-            if cut.is_some() {
-                let p = segment_path(dir, id);
-                fs::remove_file(&p).map_err(io_err(&p))?;
-                continue;
-            }
             let p = segment_path(dir, id);
             let data = fs::read(&p).map_err(io_err(&p))?;
-            let mut off = if id == head.segment {
-                head.offset as usize
+            let start = if id == head.segment {
+                (head.offset as usize).min(data.len())
             } else {
                 0
             };
-            while off < data.len() {
-                match frame_at(&data, off) {
-                    Some((rec, next)) => {
-                        spool.records += 1;
-                        if spool.oldest_ts.is_none() {
-                            spool.oldest_ts = Some(rec.min_ts);
-                        }
-                        off = next;
-                    }
-                    None => break,
-                }
+            let scan = scan_segment(&data, start);
+            spool.records += scan.records;
+            if spool.oldest_ts.is_none() {
+                spool.oldest_ts = scan.oldest_ts;
             }
-            if off < data.len() {
+            let len = if scan.damaged.is_empty() {
+                data.len() as u64
+            } else {
+                let kept: usize = scan.kept.iter().map(|r| r.end - r.start).sum();
+                let dropped = data.len() - start - kept;
                 tracing::warn!(
                     segment = id,
-                    at = off,
-                    dropped = data.len() - off,
-                    "spool: cutting a torn or corrupt tail"
+                    at = scan.damaged[0],
+                    regions = scan.damaged.len(),
+                    dropped,
+                    "spool: removing torn or corrupt bytes"
                 );
-                let f = OpenOptions::new()
-                    .write(true)
-                    .open(&p)
-                    .map_err(io_err(&p))?;
-                f.set_len(off as u64).map_err(io_err(&p))?;
-                f.sync_all().map_err(io_err(&p))?;
-                cut = Some((id, off as u64));
-            }
-            let len = if cut.is_some_and(|(c, _)| c == id) {
-                off as u64
-            } else {
-                data.len() as u64
+                spool.damaged_bytes += dropped as u64;
+                let mut whole = data[..start].to_vec();
+                for r in &scan.kept {
+                    whole.extend_from_slice(&data[r.clone()]);
+                }
+                let tmp = p.with_extension("spl.tmp");
+                {
+                    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+                    f.write_all(&whole).map_err(io_err(&tmp))?;
+                    f.sync_all().map_err(io_err(&tmp))?;
+                }
+                fs::rename(&tmp, &p).map_err(io_err(&p))?;
+                sync_dir(&seg_dir)?;
+                whole.len() as u64
             };
             spool.segments.push((id, len));
         }
@@ -321,6 +325,12 @@ impl Spool {
     }
 
     /// What the spool holds.
+    /// Bytes of torn or corrupt frames removed when the spool was opened (0 after a clean
+    /// shutdown); the agent reports them as a metric.
+    pub fn damaged_bytes(&self) -> u64 {
+        self.damaged_bytes
+    }
+
     pub fn stats(&self) -> SpoolStats {
         SpoolStats {
             records: self.records,
@@ -467,6 +477,19 @@ impl Spool {
                 offset: 0,
             };
         }
+        // Everything acknowledged, in a tail segment of some size: start a new tail so the old
+        // file can be deleted. Otherwise a spool that caught up keeps its tail's bytes on disk
+        // until the next roll, and a full disk would stay full after the backlog was delivered.
+        if head.segment == self.tail.0
+            && head.offset >= self.tail.2
+            && self.tail.2 >= ROLL_WHEN_IDLE
+        {
+            self.roll()?;
+            head = Position {
+                segment: self.tail.0,
+                offset: 0,
+            };
+        }
         let tmp = self.dir.join("head.tmp");
         let path = self.dir.join("head");
         {
@@ -500,6 +523,70 @@ impl Spool {
         };
         Ok(())
     }
+}
+
+/// What a recovery scan of one segment found.
+struct SegmentScan {
+    records: u64,
+    oldest_ts: Option<i64>,
+    /// Byte ranges of whole frames, in order.
+    kept: Vec<std::ops::Range<usize>>,
+    /// Offsets where a damaged region starts.
+    damaged: Vec<usize>,
+}
+
+/// Walks the frames of `data` from `start`. At a bad frame it looks for the next place where
+/// two whole frames follow each other (or one whole frame ends the segment): first where the
+/// bad frame's own length points, then byte by byte. A CRC-32C match by chance at a wrong
+/// place is about 2^-32 per candidate, and two in a row are required.
+fn scan_segment(data: &[u8], start: usize) -> SegmentScan {
+    let mut scan = SegmentScan {
+        records: 0,
+        oldest_ts: None,
+        kept: Vec::new(),
+        damaged: Vec::new(),
+    };
+    // Where a frame starting at `at` would end, if its length fits the segment (cheap: most
+    // wrong places fail here, before any checksum is computed).
+    let fits = |at: usize| {
+        let n = u32::from_le_bytes(data.get(at..at + 4)?.try_into().ok()?) as usize;
+        let end = at + FRAME_HEADER + n;
+        (n <= MAX_RECORD_BYTES && end <= data.len()).then_some(end)
+    };
+    let resumes_at = |at: usize| {
+        let Some(next) = fits(at) else { return false };
+        if next != data.len() && fits(next).is_none() {
+            return false;
+        }
+        match frame_at(data, at) {
+            Some(_) => next == data.len() || frame_at(data, next).is_some(),
+            None => false,
+        }
+    };
+    let mut off = start;
+    while off < data.len() {
+        if let Some((rec, next)) = frame_at(data, off) {
+            scan.records += 1;
+            scan.oldest_ts.get_or_insert(rec.min_ts);
+            match scan.kept.last_mut() {
+                Some(r) if r.end == off => r.end = next,
+                _ => scan.kept.push(off..next),
+            }
+            off = next;
+            continue;
+        }
+        scan.damaged.push(off);
+        let by_length = data
+            .get(off..off + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(|b| off + FRAME_HEADER + u32::from_le_bytes(b) as usize)
+            .filter(|&at| at < data.len() && resumes_at(at));
+        match by_length.or_else(|| (off + 1..data.len()).find(|&at| resumes_at(at))) {
+            Some(at) => off = at,
+            None => break,
+        }
+    }
+    scan
 }
 
 /// The frame at `off`, and where the next one starts; `None` if torn or corrupt.

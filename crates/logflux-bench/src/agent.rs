@@ -25,7 +25,7 @@ pub(crate) struct Args {
     dir: Option<PathBuf>,
 }
 
-fn metric(text: &str, name: &str) -> f64 {
+pub(crate) fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .filter(|l| l.starts_with(name) && !l.starts_with('#'))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
@@ -58,14 +58,23 @@ fn quantile(text: &str, name: &str, q: f64) -> Option<f64> {
         .map(|(le, _)| *le)
 }
 
-pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+/// A server with a tenant, and an agent process configured with `inputs` (YAML lines under
+/// `inputs:`), waiting for its "ready".
+pub(crate) struct AgentStack {
+    pub(crate) server: procs::ServerProc,
+    pub(crate) agent: tokio::process::Child,
+    pub(crate) agent_pid: u32,
+    pub(crate) metrics_url: String,
+    pub(crate) http: reqwest::Client,
+}
+
+pub(crate) async fn start_stack(
+    w: &std::path::Path,
+    inputs: &str,
+    fsync: &str,
+) -> anyhow::Result<AgentStack> {
     let server_bin = procs::sibling("logflux-server")?;
     let agent_bin = procs::sibling("logflux-agent")?;
-    let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
-    let work = tempfile::Builder::new()
-        .prefix("logflux-bench-agent-")
-        .tempdir_in(&parent)?;
-    let w = work.path();
     let admin = procs::init_tenant(&server_bin, &w.join("server"))?;
     let server = procs::start_server(&server_bin, &w.join("server")).await?;
     let base = server.base.clone();
@@ -103,18 +112,15 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let socket = w.join("agent.sock");
     let config = w.join("agent.yaml");
     std::fs::write(
         &config,
         format!(
             "server: {{urls: ['{base}'], api_key: '{api_key}'}}\nkeys: {{public_key_file: '{}', search_key_file: '{}'}}\n\
-             inputs:\n  unix_socket: {{path: '{}'}}\nspool: {{dir: '{}', fsync: {}}}\nmetrics: {{listen: '127.0.0.1:{metrics_port}'}}\n",
+             inputs:\n{inputs}spool: {{dir: '{}', fsync: {fsync}}}\nmetrics: {{listen: '127.0.0.1:{metrics_port}'}}\n",
             w.join("public_key.pem").display(),
             w.join("search.key").display(),
-            socket.display(),
             w.join("spool").display(),
-            args.fsync
         ),
     )?;
     let mut agent = tokio::process::Command::new(&agent_bin)
@@ -126,7 +132,34 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let agent_pid = agent.id().context("pid")?;
     let mut lines = tokio::io::BufReader::new(agent.stdout.take().context("stdout")?).lines();
     while lines.next_line().await?.context("agent exited")? != "ready" {}
-    let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
+    Ok(AgentStack {
+        server,
+        agent,
+        agent_pid,
+        metrics_url: format!("http://127.0.0.1:{metrics_port}/metrics"),
+        http,
+    })
+}
+
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+    let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let work = tempfile::Builder::new()
+        .prefix("logflux-bench-agent-")
+        .tempdir_in(&parent)?;
+    let w = work.path();
+    let socket = w.join("agent.sock");
+    let AgentStack {
+        server,
+        mut agent,
+        agent_pid,
+        metrics_url,
+        http,
+    } = start_stack(
+        w,
+        &format!("  unix_socket: {{path: '{}'}}\n", socket.display()),
+        &args.fsync,
+    )
+    .await?;
 
     // ~200-byte entries, as an SDK writes them, in 64 KiB writes.
     let line = |c: usize, n: usize| {

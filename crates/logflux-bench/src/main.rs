@@ -3,6 +3,12 @@
 //! ```text
 //! cargo build --release --bins
 //! target/release/logflux-bench server [--seconds 15] [--clients 8]
+//! target/release/logflux-bench agent [--seconds 15]
+//! target/release/logflux-bench client [--entries 1000000]
+//! target/release/logflux-bench files [--lines 2000000]
+//! target/release/logflux-bench crypto [--seconds 3]
+//! target/release/logflux-bench all [--short] [--write docs/benchmarks.md]
+//! target/release/logflux-bench faults [--short] [--write docs/reliability.md]
 //! ```
 //!
 //! Each scenario prints a Markdown table: throughput, latency percentiles, the server's CPU
@@ -10,6 +16,11 @@
 #![forbid(unsafe_code)]
 
 mod agent;
+mod all;
+mod client;
+mod crypto;
+mod faults;
+mod files;
 mod procs;
 mod server;
 
@@ -31,6 +42,16 @@ enum Scenario {
     Server(server::Args),
     /// Agent: many local clients → agent → server; entries/s, latency, agent CPU and memory.
     Agent(agent::Args),
+    /// Client: `logflux search` over a million stored entries beside `zstdcat | grep`.
+    Client(client::Args),
+    /// Files: a log file tailed by the agent beside `cat FILE > /dev/null`.
+    Files(files::Args),
+    /// Crypto: AES-256-GCM and batch sealing per core beside `openssl speed`.
+    Crypto(crypto::Args),
+    /// Fault suite: kill -9, outages, 5xx/429, full disks, corruption, clock skew.
+    Faults(faults::Args),
+    /// Every scenario, each in its own process; `--write docs/benchmarks.md` updates the tables.
+    All(all::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,6 +63,12 @@ fn main() -> anyhow::Result<()> {
         match cli.scenario {
             Scenario::Server(args) => server::run(args).await,
             Scenario::Agent(args) => agent::run(args).await,
+            Scenario::Client(args) => client::run(args).await,
+            Scenario::Files(args) => files::run(args).await,
+            Scenario::Crypto(args) => crypto::run(args).await,
+            Scenario::Faults(args) => faults::run(args).await,
+            // Runs the other scenarios as child processes; it only waits on them.
+            Scenario::All(args) => all::run(&args),
         }
     })
 }

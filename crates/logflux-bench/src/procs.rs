@@ -28,12 +28,21 @@ pub(crate) struct ServerProc {
 }
 
 pub(crate) async fn start_server(bin: &Path, data_dir: &Path) -> anyhow::Result<ServerProc> {
+    start_server_at(bin, data_dir, "127.0.0.1:0").await
+}
+
+/// A server listening on `listen` (a fixed address survives restarts).
+pub(crate) async fn start_server_at(
+    bin: &Path,
+    data_dir: &Path,
+    listen: &str,
+) -> anyhow::Result<ServerProc> {
     let mut child = tokio::process::Command::new(bin)
         .args([
             "--data-dir",
             data_dir.to_str().context("path")?,
             "--listen",
-            "127.0.0.1:0",
+            listen,
         ])
         .env("LOGFLUX_LOG", "warn")
         .stdout(Stdio::piped())
@@ -127,6 +136,13 @@ pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     }
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx.min(sorted.len() - 1)]
+}
+
+/// A free TCP port on loopback.
+pub(crate) fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 pub(crate) fn ms(d: Duration) -> String {

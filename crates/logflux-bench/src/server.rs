@@ -1,4 +1,4 @@
-//! Server scenarios: ingest, needle search, full scan.
+//! Server scenarios: ingest (agent and SDK formats), live-tail latency, needle search, full scan.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use futures_util::StreamExt as _;
 use logflux_crypto::{
-    BatchSealer, Dek, PrivateKey, RecordBinding, SealingKey, SearchKey, TokenSet, wrap_dek,
+    BatchSealer, Dek, PrivateKey, RecordBinding, SealingKey, SearchKey, TokenSet, seal_sdk_part,
+    wrap_dek,
 };
 use logflux_proto::multipart::{Writer, format_time_range};
 use logflux_proto::{Entry, Level};
@@ -39,6 +41,12 @@ pub(crate) struct Args {
     /// Needle queries to time.
     #[arg(long, default_value_t = 100)]
     queries: usize,
+    /// SDK entries per ingest request (the SDKs batch entries into one multipart request).
+    #[arg(long, default_value_t = 100)]
+    sdk_entries_per_request: usize,
+    /// Entries sent one at a time to time the live tail.
+    #[arg(long, default_value_t = 200)]
+    tail_samples: usize,
     /// Data directory parent (default: a temporary directory under /tmp).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -112,6 +120,8 @@ async fn setup(bin: &std::path::Path, data: &std::path::Path) -> anyhow::Result<
 /// A sealed batch ready to send: its ciphertext, nonce, count, time range and tokens.
 #[derive(Clone)]
 struct Template {
+    /// An SDK part (payload type 1: one entry, gzip + AES-GCM) rather than an agent batch.
+    sdk: bool,
     body: bytes::Bytes,
     nonce: String,
     count: String,
@@ -174,6 +184,7 @@ fn templates(
             ts.add_entry(e);
         }
         out.push(Template {
+            sdk: false,
             body: s.ciphertext.into(),
             nonce: B64.encode(s.nonce),
             count: s.count.to_string(),
@@ -189,9 +200,47 @@ fn templates(
     Ok((out, plain))
 }
 
+/// Entries sealed one by one as the v3 SDKs seal them (JSON, gzip, AES-256-GCM).
+fn sdk_templates(t: &Tenant, n: usize) -> anyhow::Result<(Vec<Template>, usize)> {
+    let key = SealingKey::new(&t.dek);
+    let mut plain = 0;
+    let mut out = Vec::new();
+    for (i, e) in entries(n, 7).iter().enumerate() {
+        let json = json!({
+            "payload": e.payload, "source": e.source, "logLevel": e.level as u8,
+            "entryType": 1, "timestamp": logflux_proto::timefmt::format_rfc3339(e.timestamp_ns),
+            "metadata": e.metadata, "seq": i,
+        })
+        .to_string();
+        plain += json.len();
+        let (nonce, body) = seal_sdk_part(&key, json.as_bytes(), true)?;
+        out.push(Template {
+            sdk: true,
+            body: body.into(),
+            nonce: B64.encode(nonce),
+            count: "1".into(),
+            range: String::new(),
+            tokens: String::new(),
+        });
+    }
+    Ok((out, plain / n.max(1)))
+}
+
 fn request_body(key_id: &str, parts: &[(String, &Template)]) -> (String, Vec<u8>) {
     let mut w = Writer::new("benchboundary0123456789abcdef0123");
     for (id, t) in parts {
+        if t.sdk {
+            w.part(
+                &[
+                    ("X-LF-Entry-Type", "1"),
+                    ("X-LF-Payload-Type", "1"),
+                    ("X-LF-Key-ID", key_id),
+                    ("X-LF-Nonce", &t.nonce),
+                ],
+                &t.body,
+            );
+            continue;
+        }
         w.part(
             &[
                 ("X-LF-Payload-Type", "4"),
@@ -342,46 +391,19 @@ fn mb(bytes: usize, d: Duration) -> f64 {
     bytes as f64 / 1e6 / d.as_secs_f64()
 }
 
-pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
-    let bin = procs::sibling("logflux-server")?;
-    let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
-    std::fs::create_dir_all(&parent)?;
-    let work = tempfile::Builder::new()
-        .prefix("logflux-bench-")
-        .tempdir_in(&parent)?;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("## logflux-bench server\n");
-    println!(
-        "{cores} cores; data under {}; server {}\n",
-        parent.display(),
-        bin.display()
-    );
-
-    // Baseline: sequential write speed of the same disk.
-    let dd = procs::dd_write_mb_s(work.path(), 1024)?;
-
-    // Ingest.
-    let data = work.path().join("ingest");
-    std::fs::create_dir_all(&data)?;
-    let t = setup(&bin, &data).await?;
-    let (tpl, plain_per_batch) = templates(&t, 32, args.entries_per_batch)?;
+/// Runs an ingest pass and prints its table (server CPU and peak RSS included).
+async fn print_ingest(
+    t: &Tenant,
+    title: &str,
+    dd: f64,
+    pass: impl std::future::Future<Output = anyhow::Result<IngestResult>>,
+) -> anyhow::Result<()> {
     let cpu0 = procs::cpu_seconds(t.proc.pid);
-    let r = ingest(
-        &t,
-        Arc::new(tpl),
-        plain_per_batch,
-        args.clients,
-        args.parts_per_request,
-        Duration::from_secs(args.seconds),
-    )
-    .await?;
+    let r = pass.await?;
     let cpu = procs::cpu_seconds(t.proc.pid) - cpu0;
     let rss = procs::peak_rss_mib(t.proc.pid);
     let wire = mb(r.wire_bytes, r.elapsed);
-    println!(
-        "### Ingest ({} clients, {} sealed batches of {} entries per request, {} s)\n",
-        args.clients, args.parts_per_request, args.entries_per_batch, args.seconds
-    );
+    println!("### {title}\n");
     println!("| figure | value |\n|---|---|");
     println!("| **baseline**: `dd bs=1M conv=fsync` to the data directory | {dd:.0} MB/s |");
     println!(
@@ -389,7 +411,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         wire / dd
     );
     println!(
-        "| ingest, records (sealed batches) | {:.0} records/s |",
+        "| ingest, records | {:.0} records/s |",
         r.records as f64 / r.elapsed.as_secs_f64()
     );
     println!(
@@ -409,6 +431,155 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         cpu / r.elapsed.as_secs_f64()
     );
     println!("| server peak RSS | {rss:.0} MiB |\n");
+    Ok(())
+}
+
+/// Latency from sending one SDK entry to receiving its record on an open live-tail stream,
+/// one entry at a time (so each sample is the whole path: ingest, commit, push).
+async fn tail_latency(t: &Tenant, samples: usize) -> anyhow::Result<()> {
+    let r = t
+        .http
+        .post(format!("{}/v1/tail", t.proc.base))
+        .bearer_auth(&t.admin)
+        .json(&json!({}))
+        .send()
+        .await?;
+    if !r.status().is_success() {
+        bail!("tail answered {}", r.status());
+    }
+    let mut stream = r.bytes_stream();
+    let mut buf = String::new();
+    // Reads lines until a record arrives (heartbeats and other lines are skipped).
+    async fn next_record(
+        stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+        buf: &mut String,
+    ) -> anyhow::Result<()> {
+        loop {
+            while let Some(i) = buf.find('\n') {
+                let line: Value = serde_json::from_str(&buf[..i])?;
+                buf.drain(..=i);
+                if line["type"] == "record" {
+                    return Ok(());
+                }
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(30), stream.next())
+                .await
+                .context("the tail stream stalled for 30 s")?
+                .context("the tail stream ended")??;
+            buf.push_str(std::str::from_utf8(&chunk)?);
+        }
+    }
+    let (tpl, _) = sdk_templates(t, samples.max(1))?;
+    let mut ack = Vec::new();
+    let mut seen = Vec::new();
+    for tpl in &tpl {
+        let (ct, body) = request_body(&t.key_id, &[(String::new(), tpl)]);
+        let sent = Instant::now();
+        let r = t
+            .http
+            .post(format!("{}/v1/ingest", t.proc.base))
+            .bearer_auth(&t.api_key)
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await?;
+        if r.status() != 202 {
+            bail!("ingest answered {}", r.status());
+        }
+        r.bytes().await?;
+        ack.push(sent.elapsed());
+        next_record(&mut stream, &mut buf).await?;
+        seen.push(sent.elapsed());
+    }
+    ack.sort();
+    seen.sort();
+    println!(
+        "### Live tail ({} entries sent one at a time to a server with one tail stream open)\n",
+        tpl.len()
+    );
+    println!("| figure | p50 | p99 | max |\n|---|---|---|---|");
+    for (name, v) in [
+        ("**baseline**: ingest request → acknowledged", &ack),
+        ("ingest request → record line on the tail stream", &seen),
+    ] {
+        println!(
+            "| {name} | {} | {} | {} |",
+            procs::ms(procs::percentile(v, 0.5)),
+            procs::ms(procs::percentile(v, 0.99)),
+            procs::ms(*v.last().unwrap_or(&Duration::ZERO))
+        );
+    }
+    println!();
+    Ok(())
+}
+
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+    let bin = procs::sibling("logflux-server")?;
+    let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&parent)?;
+    let work = tempfile::Builder::new()
+        .prefix("logflux-bench-")
+        .tempdir_in(&parent)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("## logflux-bench server\n");
+    println!(
+        "{cores} cores; data under {}; server {}\n",
+        parent.display(),
+        bin.display()
+    );
+
+    // Baseline: sequential write speed of the same disk.
+    let dd = procs::dd_write_mb_s(work.path(), 1024)?;
+
+    // Ingest, agent format: sealed batches with blind tokens.
+    let data = work.path().join("ingest");
+    std::fs::create_dir_all(&data)?;
+    let t = setup(&bin, &data).await?;
+    let (tpl, plain_per_batch) = templates(&t, 32, args.entries_per_batch)?;
+    print_ingest(
+        &t,
+        &format!(
+            "Ingest, agent format ({} clients, {} sealed batches of {} entries per request, {} s)",
+            args.clients, args.parts_per_request, args.entries_per_batch, args.seconds
+        ),
+        dd,
+        ingest(
+            &t,
+            Arc::new(tpl),
+            plain_per_batch,
+            args.clients,
+            args.parts_per_request,
+            Duration::from_secs(args.seconds),
+        ),
+    )
+    .await?;
+    drop(t);
+
+    // Ingest, SDK format: one sealed entry per part, as the v3 SDKs send.
+    let data = work.path().join("ingest-sdk");
+    std::fs::create_dir_all(&data)?;
+    let t = setup(&bin, &data).await?;
+    let (tpl, plain_per_entry) = sdk_templates(&t, 4096)?;
+    print_ingest(
+        &t,
+        &format!(
+            "Ingest, SDK format ({} clients, {} entries per request, {} s)",
+            args.clients, args.sdk_entries_per_request, args.seconds
+        ),
+        dd,
+        ingest(
+            &t,
+            Arc::new(tpl),
+            plain_per_entry,
+            args.clients,
+            args.sdk_entries_per_request,
+            Duration::from_secs(args.seconds),
+        ),
+    )
+    .await?;
+
+    // Live tail: one entry at a time, from the ingest request to its line on a tail stream.
+    tail_latency(&t, args.tail_samples).await?;
     drop(t);
 
     // Needle and scan: N records standing for N × M entries, one carrying the needle token.

@@ -1,10 +1,20 @@
-//! The LogFlux client: key management now; search, tail, export, stats and admin as they land.
+//! The LogFlux client: search, tail, export and stats that decrypt on this machine; keys;
+//! administration; and `logflux up`, the whole system in one command.
 //!
 //! Exit status: [`EXIT_OK`] (0) on success, [`EXIT_NO_RESULTS`] (1) when a search found
-//! nothing, [`EXIT_ERROR`] (2) on any error.
+//! nothing, [`EXIT_ERROR`] (2) on any error (including a record that failed its integrity
+//! check, which is reported on stderr and never printed).
 #![forbid(unsafe_code)]
 
+mod admin;
+mod api;
+mod config;
+mod decrypt;
+mod fetch;
+mod filter;
 mod keys;
+mod output;
+mod search;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +34,13 @@ pub const EXIT_ERROR: i32 = 2;
     about = "LogFlux client: zero-knowledge logs, decrypted only here"
 )]
 pub struct Cli {
+    /// The client config file [default: $LOGFLUX_CONFIG, else ~/.config/logflux/config.yaml].
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+    /// The profile of the config file to use [default: $LOGFLUX_PROFILE, else the file's
+    /// `profile`].
+    #[arg(long, global = true, value_name = "NAME")]
+    profile: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -36,17 +53,64 @@ enum Command {
     /// Start the whole system here with its embedded defaults (server, agent, keys,
     /// credentials), check it end to end, and keep it running until Ctrl-C.
     Up(up::UpArgs),
+    /// Search stored entries: filter, decrypt here, print.
+    ///
+    /// Exit status: 0 with results, 1 with none, 2 on error.
+    Search(search::SearchArgs),
+    /// Show the most recent entries; with -f, keep showing new ones as they arrive.
+    Tail(search::TailArgs),
+    /// Write matching entries to a file (ndjson, json or csv), with progress.
+    Export(search::ExportArgs),
+    /// Counts by level over time buckets, as a text histogram or JSON.
+    Stats(search::StatsArgs),
+    /// Show the settings in effect and where they come from (never the token itself).
+    Config,
+    /// Administer the tenant: applications, API keys, tokens, public key, retention, erasure,
+    /// audit log.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
 }
 
 /// Runs a parsed command line; returns the exit status.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    let rt = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    };
+    let settings = || {
+        config::Settings::resolve(
+            cli.config.as_deref(),
+            cli.profile.as_deref(),
+            &config::ProcessEnv,
+        )
+    };
     match cli.command {
         Command::Keys(cmd) => keys::run(cmd),
-        Command::Up(args) => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(up::run(args))
+        Command::Up(args) => rt()?.block_on(up::run(args)),
+        Command::Search(args) => {
+            let s = settings()?;
+            rt()?.block_on(search::search(&s, args))
+        }
+        Command::Tail(args) => {
+            let s = settings()?;
+            rt()?.block_on(search::tail(&s, args))
+        }
+        Command::Export(args) => {
+            let s = settings()?;
+            rt()?.block_on(search::export(&s, args))
+        }
+        Command::Stats(args) => {
+            let s = settings()?;
+            rt()?.block_on(search::stats(&s, args))
+        }
+        Command::Config => {
+            print!("{}", settings()?.describe());
+            Ok(EXIT_OK)
+        }
+        Command::Admin(cmd) => {
+            let s = settings()?;
+            rt()?.block_on(admin::run(&s, cmd))
         }
     }
 }

@@ -263,10 +263,23 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<i32> {
     let agent = logflux_agent::Agent::start(agent_config).await?;
     let tcp = agent.tcp_addr().context("tcp address")?;
     let decrypted = self_test(&agent, &args.socket, &base, &state, &keys).await?;
+    // `logflux search` in a shell that sourced up.env, even when this binary is not on PATH.
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf));
+    let path_line = match &exe_dir {
+        Some(d)
+            if !std::env::var_os("PATH")
+                .is_some_and(|p| std::env::split_paths(&p).any(|x| x == *d)) =>
+        {
+            format!("export PATH=\"{}:$PATH\"\n", d.display())
+        }
+        _ => String::new(),
+    };
     let env = format!(
         "export LOGFLUX_SERVER={base}\nexport LOGFLUX_API_KEY={}\nexport LOGFLUX_AGENT_SOCKET={}\nexport LOGFLUX_AGENT_TCP={tcp}\n\
          export LOGFLUX_SHARED_SECRET={}\nexport LOGFLUX_CONFIG={}\nexport LOGFLUX_PAT={}\n\
-         export LOGFLUX_PRIVATE_KEY_FILE={}\nexport LOGFLUX_SEARCH_KEY_FILE={}\n",
+         export LOGFLUX_PRIVATE_KEY_FILE={}\nexport LOGFLUX_SEARCH_KEY_FILE={}\n{path_line}",
         state.api_key,
         args.socket.display(),
         state.shared_secret,
@@ -276,8 +289,14 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<i32> {
         keys.join("search.key").display(),
     );
     write_private(&dir.join("up.env"), env.as_bytes())?;
+    write_private(
+        &dir.join("token"),
+        format!("{}\n", state.admin_token).as_bytes(),
+    )?;
     let client_yaml = format!(
-        "# The logflux client's configuration for this stack.\nserver: {base}\nprivate_key_file: {}\nsearch_key_file: {}\n",
+        "# The logflux client's configuration for this stack (logflux --config FILE, or LOGFLUX_CONFIG).\n\
+         server: {base}\ntoken_file: {}\nprivate_key_file: {}\nsearch_key_file: {}\n",
+        dir.join("token").display(),
         keys.join("private_key.pem").display(),
         keys.join("search.key").display()
     );
@@ -292,17 +311,26 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<i32> {
     );
     println!("agent   unix socket {}   tcp {tcp}", args.socket.display());
     println!();
+    println!("In another shell:  source {}", dir.join("up.env").display());
+    println!("Send a log line to the agent (Unix socket, or TCP after authenticating):");
     println!(
-        "Send a log line (in another shell: source {}):",
-        dir.join("up.env").display()
+        "  echo '{{\"payload\":\"Hello, LogFlux\",\"source\":\"my-app\",\"entryType\":1,\"logLevel\":7}}' | nc -U -q0 $LOGFLUX_AGENT_SOCKET"
     );
     println!(
-        "  echo '{{\"payload\":\"Hello\",\"source\":\"my-app\",\"entryType\":1,\"logLevel\":7}}' | nc -U -q0 $LOGFLUX_AGENT_SOCKET"
+        "  echo '{{\"payload\":\"disk almost full\",\"source\":\"my-app\",\"entryType\":1,\"logLevel\":4}}' | socat - UNIX-CONNECT:$LOGFLUX_AGENT_SOCKET"
     );
     println!(
-        "  curl -s $LOGFLUX_SERVER/v1/query -H \"Authorization: Bearer $LOGFLUX_PAT\" -H 'content-type: application/json' -d '{{}}'   # sealed records"
+        "  printf '{{\"version\":\"1.0\",\"action\":\"authenticate\",\"shared_secret\":\"%s\"}}\\n{{\"payload\":\"over tcp\",\"source\":\"my-app\",\"entryType\":1,\"logLevel\":6}}\\n' \"$LOGFLUX_SHARED_SECRET\" | nc -q1 ${{LOGFLUX_AGENT_TCP%:*}} ${{LOGFLUX_AGENT_TCP##*:}}"
     );
-    println!("SDKs: endpoint $LOGFLUX_SERVER with api key $LOGFLUX_API_KEY");
+    println!("Search (decrypted here; exit status 1 when nothing matches):");
+    println!("  logflux search --since 1h");
+    println!(
+        "  logflux search --level err disk          # error and worse, with the word \"disk\""
+    );
+    println!("  logflux search --source my-app --format ndjson");
+    println!("Tail:      logflux tail -f");
+    println!("Counts:    logflux stats --since 1h");
+    println!("SDKs:      endpoint $LOGFLUX_SERVER, API key $LOGFLUX_API_KEY");
     println!(
         "ready (Ctrl-C stops; credentials and keys stay in {})",
         dir.display()

@@ -25,6 +25,7 @@ pub mod codec;
 mod entry;
 pub mod multipart;
 pub mod ndjson;
+pub mod query;
 pub mod sdk;
 mod secret;
 pub mod timefmt;
@@ -32,4 +33,10 @@ mod view;
 
 pub use entry::{Entry, EntryType, Level, UnknownName, limits};
 pub use secret::Secret;
+
+/// The reserved token that the server gives every record not sealed by an agent (SDK entries
+/// carry no blind tokens of their own). A query adds it to each token group so that such
+/// records, which no token can prune, are still returned and filtered after decryption.
+/// It tells the server nothing it did not know: it follows from the record's payload type.
+pub const UNTOKENIZED: &str = "0000000000000000";
 pub use view::EntryView;

@@ -47,6 +47,22 @@ fn check_name(what: &str, name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// `GET /v1/me` (any scope): who the token is — its tenant (the client binds decryption to
+/// it), name, scopes and expiry. Never the token itself.
+pub(crate) async fn me(
+    State(s): State<SharedState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let t = s.access_token(&headers, Scope::Read).await?;
+    Ok(Json(json!({
+        "tenant_id": t.tenant_id,
+        "token_id": t.id,
+        "token_name": t.name,
+        "scopes": t.scopes.split_whitespace().collect::<Vec<_>>(),
+        "expires_ns": t.expires_ns,
+    })))
+}
+
 /// `GET /v1/applications` (read scope) and `GET /v1/admin/applications`.
 pub(crate) async fn list_applications(
     State(s): State<SharedState>,
@@ -392,8 +408,8 @@ pub(crate) async fn audit(
 #[serde(deny_unknown_fields)]
 pub(crate) struct EraseRequest {
     application: String,
-    from: crate::query::TimeBound,
-    to: crate::query::TimeBound,
+    from: logflux_proto::query::TimeBound,
+    to: logflux_proto::query::TimeBound,
 }
 
 /// `POST /v1/admin/erase`: erases every record of an application that overlaps `[from, to]`.
@@ -404,8 +420,8 @@ pub(crate) async fn erase(
     Json(req): Json<EraseRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let t = s.access_token(&headers, Scope::Admin).await?;
-    let from = req.from.ns("from")?;
-    let to = req.to.ns("to")?;
+    let from = req.from.ns("from").map_err(ApiError::BadRequest)?;
+    let to = req.to.ns("to").map_err(ApiError::BadRequest)?;
     if from > to {
         return Err(ApiError::BadRequest("from is after to".into()));
     }

@@ -151,9 +151,9 @@ pub struct SegmentFilter<'a> {
     pub application_ids: &'a [String],
     pub from_ns: i64,
     pub to_ns: i64,
-    /// Newest first (by max_ts, then id) when true.
+    /// Newest first (by max_ts, then id) when true; oldest first (by min_ts, then id) when false.
     pub newest_first: bool,
-    /// Continue after this (max_ts, id) in the listing's order.
+    /// Continue after this (max_ts or min_ts, id) in the listing's order.
     pub after: Option<(i64, i64)>,
     /// Whether the segment at `after` itself is included.
     pub include_after: bool,
@@ -183,6 +183,7 @@ CREATE TABLE IF NOT EXISTS segments (
     records INTEGER NOT NULL, entries INTEGER NOT NULL, bytes INTEGER NOT NULL, bloom BLOB NOT NULL,
     max_received_ns INTEGER NOT NULL, created_ns INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS segments_by_time ON segments (tenant_id, application_id, max_ts);
+CREATE INDEX IF NOT EXISTS segments_by_start ON segments (tenant_id, application_id, min_ts);
 CREATE TABLE IF NOT EXISTS records (
     tenant_id TEXT NOT NULL, record_id TEXT NOT NULL, segment_id INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, record_id));
@@ -217,6 +218,7 @@ CREATE TABLE IF NOT EXISTS segments (
     records BIGINT NOT NULL, entries BIGINT NOT NULL, bytes BIGINT NOT NULL, bloom BYTEA NOT NULL,
     max_received_ns BIGINT NOT NULL, created_ns BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS segments_by_time ON segments (tenant_id, application_id, max_ts);
+CREATE INDEX IF NOT EXISTS segments_by_start ON segments (tenant_id, application_id, min_ts);
 CREATE TABLE IF NOT EXISTS records (
     tenant_id TEXT NOT NULL, record_id TEXT NOT NULL, segment_id BIGINT NOT NULL,
     PRIMARY KEY (tenant_id, record_id));
@@ -955,8 +957,11 @@ impl Catalog {
         })
     }
 
-    /// Segments overlapping the filter's time range, in (max_ts, id) order.
+    /// Segments overlapping the filter's time range: newest first in (max_ts, id) order, oldest
+    /// first in (min_ts, id) order — so that every segment after a position holds no entry
+    /// beyond that position's timestamp, and a client can merge entries exactly.
     pub async fn segments(&self, f: &SegmentFilter<'_>) -> Result<Vec<Segment>> {
+        let col = if f.newest_first { "max_ts" } else { "min_ts" };
         let mut sql = format!(
             "SELECT {SEGMENT_COLUMNS} FROM segments WHERE tenant_id = $1 AND max_ts >= $2 AND min_ts <= $3"
         );
@@ -977,13 +982,13 @@ impl Catalog {
                 (false, true) => ">=",
             };
             sql.push_str(&format!(
-                " AND (max_ts {cmp} ${n} OR (max_ts = ${n} AND id {cmp2} ${}))",
+                " AND ({col} {cmp} ${n} OR ({col} = ${n} AND id {cmp2} ${}))",
                 n + 1
             ));
             n += 2;
         }
         let dir = if f.newest_first { "DESC" } else { "ASC" };
-        sql.push_str(&format!(" ORDER BY max_ts {dir}, id {dir} LIMIT ${n}"));
+        sql.push_str(&format!(" ORDER BY {col} {dir}, id {dir} LIMIT ${n}"));
         let mut q = sqlx::query(audited(sql))
             .bind(f.tenant_id)
             .bind(f.from_ns)

@@ -313,6 +313,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Remote {
 pub(crate) enum ApiError {
     BadRequest(String),
     Unauthorized(String),
+    /// A request signature's timestamp is outside the window (401, code `clock_skew`, with the
+    /// server's clock in `X-LF-Server-Time`).
+    ClockSkew {
+        message: String,
+        server_time: i64,
+    },
     Forbidden(String),
     NotFound(String),
     Conflict(String),
@@ -354,6 +360,12 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized(m) => {
                 (StatusCode::UNAUTHORIZED, "unauthorized", m.clone(), None)
             }
+            ApiError::ClockSkew { message, .. } => (
+                StatusCode::UNAUTHORIZED,
+                "clock_skew",
+                message.clone(),
+                None,
+            ),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m.clone(), None),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m.clone(), None),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m.clone(), None),
@@ -409,6 +421,9 @@ impl IntoResponse for ApiError {
         let h = resp.headers_mut();
         if let Some(r) = retry_after {
             h.insert("retry-after", HeaderValue::from(r));
+        }
+        if let ApiError::ClockSkew { server_time, .. } = self {
+            h.insert("x-lf-server-time", HeaderValue::from(server_time));
         }
         if let ApiError::RateLimited { limit, reset, .. } = self {
             h.insert("x-ratelimit-limit", HeaderValue::from(limit));
@@ -504,6 +519,7 @@ pub(crate) fn router(state: SharedState) -> Router {
         .route("/v1/query", post(query::query))
         .route("/v1/tail", post(query::tail))
         .route("/v1/keys/{key_id}", get(query::data_key))
+        .route("/v1/me", get(admin::me))
         .route("/v1/applications", get(admin::list_applications))
         .route(
             "/v1/admin/applications",

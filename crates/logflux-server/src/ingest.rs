@@ -60,7 +60,15 @@ async fn authenticated_body(
                 &bytes,
                 now,
             )
-            .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+            .map_err(|e| match e {
+                // Told apart from a wrong signature, with the server's time, so a signer whose
+                // clock drifted can correct itself and retry instead of giving up.
+                logflux_crypto::SignatureError::Skew(_) => ApiError::ClockSkew {
+                    message: e.to_string(),
+                    server_time: now,
+                },
+                other => ApiError::Unauthorized(other.to_string()),
+            })?;
         }
         (None, None) if !key.signature_required => {}
         _ => {
@@ -288,6 +296,9 @@ pub(crate) async fn ingest(
             _ => sdk_record_id(part.key_id.unwrap_or(""), part.nonce.as_ref(), &part_body),
         };
         let mut tokens: Vec<u64> = part.search_tokens.iter().map(|t| opaque_token(t)).collect();
+        if part.payload != PartPayload::AgentBatch {
+            tokens.push(opaque_token(logflux_proto::UNTOKENIZED));
+        }
         // Agents send their tokens sorted and distinct; only others need sorting.
         if !tokens.is_sorted_by(|a, b| a < b) {
             tokens.sort_unstable();

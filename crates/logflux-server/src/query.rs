@@ -13,8 +13,9 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use serde::Deserialize;
 use serde_json::{Value, json};
+
+use logflux_proto::query::{self, Cursor, QueryPlan, QueryRequest, TailRequest};
 
 use crate::auth::Scope;
 use crate::bloom;
@@ -22,6 +23,40 @@ use crate::catalog::{Segment, SegmentFilter};
 use crate::http::{ApiError, Remote, SharedState};
 use crate::segment::{self, Footer, opaque_token};
 use crate::store::BlobStore;
+
+/// Why a segment's footer could not be had.
+#[derive(Debug)]
+pub(crate) enum FooterError {
+    /// The store did not answer (retry later).
+    Store(String),
+    /// The object is there but damaged: its records cannot be found. Queries report it and go
+    /// on with the other segments.
+    Damaged(String),
+}
+
+impl From<FooterError> for ApiError {
+    fn from(e: FooterError) -> Self {
+        match e {
+            FooterError::Store(m) => ApiError::Unavailable(m),
+            FooterError::Damaged(m) => ApiError::Internal(m),
+        }
+    }
+}
+
+/// `{"type":"damaged",…}`: a segment skipped because it cannot be read, so the client can say
+/// that part of the answer is missing instead of the whole query failing.
+fn damaged_line(seg: &Segment, message: &str) -> Bytes {
+    tracing::error!(segment = seg.id, object = %seg.object_key, error = %message, "a damaged segment was skipped");
+    let mut bytes = serde_json::to_vec(&json!({
+        "type": "damaged",
+        "application_id": seg.application_id,
+        "segment_id": seg.id,
+        "message": message,
+    }))
+    .expect("JSON");
+    bytes.push(b'\n');
+    bytes.into()
+}
 
 /// Parsed footers by object key with their approximate sizes, and keys in insertion order.
 #[derive(Debug, Default)]
@@ -54,7 +89,7 @@ impl FooterCache {
         &self,
         store: &BlobStore,
         seg: &Segment,
-    ) -> Result<Arc<Footer>, ApiError> {
+    ) -> Result<Arc<Footer>, FooterError> {
         if let Some((f, _)) = self.inner.lock().expect("lock").map.get(&seg.object_key) {
             return Ok(f.clone());
         }
@@ -63,9 +98,9 @@ impl FooterCache {
         let tail = store
             .get_range(&seg.object_key, size - tail_len..size)
             .await
-            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+            .map_err(|e| FooterError::Store(e.to_string()))?;
         let corrupt = |e: segment::SegmentError| {
-            ApiError::Internal(format!("segment {} is unreadable: {e}", seg.object_key))
+            FooterError::Damaged(format!("segment {} is unreadable: {e}", seg.object_key))
         };
         if tail.len() < segment::TRAILER_LEN {
             return Err(corrupt(segment::SegmentError::Short));
@@ -80,7 +115,7 @@ impl FooterCache {
             store
                 .get_range(&seg.object_key, range)
                 .await
-                .map_err(|e| ApiError::Unavailable(e.to_string()))?
+                .map_err(|e| FooterError::Store(e.to_string()))?
         };
         let footer = Arc::new(Footer::parse(&footer_bytes, crc, size).map_err(corrupt)?);
         // Parsed records and postings take a few times the encoded size.
@@ -105,72 +140,17 @@ impl FooterCache {
     }
 }
 
-/// A time bound: Unix nanoseconds or RFC 3339.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub(crate) enum TimeBound {
-    Nanos(i64),
-    Text(String),
-}
-
-impl TimeBound {
-    pub(crate) fn ns(&self, what: &str) -> Result<i64, ApiError> {
-        match self {
-            TimeBound::Nanos(n) => Ok(*n),
-            TimeBound::Text(s) => logflux_proto::timefmt::parse_rfc3339(s)
-                .map_err(|e| ApiError::BadRequest(format!("{what} {s:?}: {e}"))),
-        }
-    }
-}
-
-/// The body of `POST /v1/query`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct QueryRequest {
-    #[serde(default)]
-    from: Option<TimeBound>,
-    #[serde(default)]
-    to: Option<TimeBound>,
-    /// Application ids or names; empty: all.
-    #[serde(default)]
-    applications: Vec<String>,
-    /// SDK entry types to keep (agent batches, which mix types, always pass: filter them by
-    /// their type tokens).
-    #[serde(default)]
-    entry_types: Vec<u8>,
-    /// Token groups: a record matches when it carries at least one token of every group.
-    #[serde(default)]
-    tokens: Vec<Vec<String>>,
-    #[serde(default)]
-    limit: Option<usize>,
-    #[serde(default)]
-    order: Option<String>,
-    #[serde(default)]
-    cursor: Option<String>,
-}
-
 /// Ciphertext bytes in one response, at most (a page holds at least one record).
 const MAX_PAGE_BYTES: u64 = 32 * 1024 * 1024;
 /// Largest single range read when coalescing adjacent records.
 const MAX_READ_BYTES: u64 = 8 * 1024 * 1024;
 
-/// Most records in one response.
-const MAX_LIMIT: usize = 10_000;
-const DEFAULT_LIMIT: usize = 1000;
-const MAX_TOKEN_GROUPS: usize = 64;
-const MAX_TOKENS_PER_GROUP: usize = 256;
+/// Segments listed from the catalog at a time.
+const LISTING_BATCH: usize = 256;
 
 /// A request's token groups as 64-bit tokens, within the limits.
 fn token_groups(tokens: &[Vec<String>]) -> Result<Vec<Vec<u64>>, ApiError> {
-    if tokens.len() > MAX_TOKEN_GROUPS
-        || tokens
-            .iter()
-            .any(|g| g.is_empty() || g.len() > MAX_TOKENS_PER_GROUP)
-    {
-        return Err(ApiError::BadRequest(format!(
-            "tokens: at most {MAX_TOKEN_GROUPS} groups of 1..{MAX_TOKENS_PER_GROUP} tokens"
-        )));
-    }
+    query::check_token_groups(tokens).map_err(ApiError::BadRequest)?;
     Ok(tokens
         .iter()
         .map(|g| g.iter().map(|t| opaque_token(t)).collect())
@@ -190,34 +170,6 @@ async fn application_ids(
     Ok(ids)
 }
 
-/// Where a listing stopped: the segment's (max_ts, id) and the next selected record index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Cursor {
-    max_ts: i64,
-    segment_id: i64,
-    next: usize,
-}
-
-impl Cursor {
-    fn encode(&self) -> String {
-        format!("{}.{}.{}", self.max_ts, self.segment_id, self.next)
-    }
-
-    fn decode(s: &str) -> Result<Cursor, ApiError> {
-        let bad = || ApiError::BadRequest(format!("cursor {s:?} is not one this server issued"));
-        let mut it = s.split('.');
-        let c = Cursor {
-            max_ts: it.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?,
-            segment_id: it.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?,
-            next: it.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?,
-        };
-        if it.next().is_some() {
-            return Err(bad());
-        }
-        Ok(c)
-    }
-}
-
 /// `POST /v1/query`: matching sealed records as NDJSON, one `{"type":"record",…}` line each,
 /// then `{"type":"end","cursor":…}` (cursor `null` when nothing is left).
 pub(crate) async fn query(
@@ -228,34 +180,15 @@ pub(crate) async fn query(
 ) -> Result<Response, ApiError> {
     let token = s.access_token(&headers, Scope::Read).await?;
     let tenant_id = token.tenant_id.clone();
-    let from = req
-        .from
-        .as_ref()
-        .map(|b| b.ns("from"))
-        .transpose()?
-        .unwrap_or(i64::MIN);
-    let to = req
-        .to
-        .as_ref()
-        .map(|b| b.ns("to"))
-        .transpose()?
-        .unwrap_or(i64::MAX);
-    if from > to {
-        return Err(ApiError::BadRequest("from is after to".into()));
-    }
-    let newest_first = match req.order.as_deref() {
-        None | Some("newest") => true,
-        Some("oldest") => false,
-        Some(o) => {
-            return Err(ApiError::BadRequest(format!(
-                "order must be newest or oldest, got {o:?}"
-            )));
-        }
-    };
-    let limit = req.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    let QueryPlan {
+        from,
+        to,
+        newest_first,
+        limit,
+        cursor,
+    } = req.plan().map_err(ApiError::BadRequest)?;
     let groups = token_groups(&req.tokens)?;
     let app_ids = application_ids(&s, &tenant_id, &req.applications).await?;
-    let cursor = req.cursor.as_deref().map(Cursor::decode).transpose()?;
 
     s.catalog
         .audit(
@@ -276,7 +209,8 @@ pub(crate) async fn query(
     let mut scanned = 0usize;
     let mut pruned = 0usize;
     let mut next_cursor = None;
-    let mut position = cursor.map(|c| (c.max_ts, c.segment_id));
+    let order_key = |seg: &Segment| if newest_first { seg.max_ts } else { seg.min_ts };
+    let mut position = cursor.map(|c| (c.ts, c.segment_id));
     // The first listing after a cursor includes the cursor's own segment.
     let mut include = cursor.is_some();
     let mut resume = cursor;
@@ -291,15 +225,28 @@ pub(crate) async fn query(
                 newest_first,
                 after: position,
                 include_after: include,
-                limit: 256,
+                limit: LISTING_BATCH as i64,
             })
             .await?;
         include = false;
         if batch.is_empty() {
             break;
         }
-        for seg in &batch {
-            position = Some((seg.max_ts, seg.id));
+        for (n, seg) in batch.iter().enumerate() {
+            position = Some((order_key(seg), seg.id));
+            // Every later segment of the listing has an order key at or beyond the next one's;
+            // after the last segment of a short listing there is none.
+            let later = match batch.get(n + 1) {
+                Some(next) => order_key(next),
+                None if batch.len() < LISTING_BATCH => {
+                    if newest_first {
+                        i64::MIN
+                    } else {
+                        i64::MAX
+                    }
+                }
+                None => order_key(seg),
+            };
             let start = match resume.take() {
                 Some(c) if c.segment_id == seg.id => c.next,
                 _ => 0,
@@ -309,16 +256,37 @@ pub(crate) async fn query(
                 continue;
             }
             scanned += 1;
-            let footer = s.footers.get(&s.store, seg).await?;
+            let footer = match s.footers.get(&s.store, seg).await {
+                Ok(f) => f,
+                Err(FooterError::Damaged(m)) => {
+                    out.push(damaged_line(seg, &m));
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             let mut selected = select(&footer, from, to, &groups, &req.entry_types);
             if newest_first {
                 selected.reverse();
+            }
+            // watermarks[p]: no record after position p (in this segment or a later one) holds
+            // an entry beyond it — newer when newest first, older when oldest first.
+            let mut watermarks = vec![later; selected.len()];
+            let mut bound = later;
+            for p in (0..selected.len()).rev() {
+                watermarks[p] = bound;
+                let m = &footer.records[selected[p]].meta;
+                bound = if newest_first {
+                    bound.max(m.max_ts)
+                } else {
+                    bound.min(m.min_ts)
+                };
             }
             // The records this page takes from this segment, within the count and byte limits.
             let mut take = Vec::new();
             let mut stop_at = None;
             for (pos, &i) in selected.iter().enumerate().skip(start) {
-                let len = footer.records[i].range.end - footer.records[i].range.start;
+                let i = (i, watermarks[pos]);
+                let len = footer.records[i.0].range.end - footer.records[i.0].range.start;
                 if returned + take.len() == limit
                     || (page_bytes + len > MAX_PAGE_BYTES && (returned + take.len()) > 0)
                 {
@@ -332,10 +300,10 @@ pub(crate) async fn query(
             let mut k = 0;
             while k < take.len() {
                 let mut j = k + 1;
-                let first = &footer.records[take[k]].range;
+                let first = &footer.records[take[k].0].range;
                 let (mut lo, mut hi) = (first.start, first.end);
-                while j < take.len() && take[j].abs_diff(take[j - 1]) == 1 {
-                    let r = &footer.records[take[j]].range;
+                while j < take.len() && take[j].0.abs_diff(take[j - 1].0) == 1 {
+                    let r = &footer.records[take[j].0].range;
                     if hi.max(r.end) - lo.min(r.start) > MAX_READ_BYTES {
                         break;
                     }
@@ -348,17 +316,17 @@ pub(crate) async fn query(
                     .get_range(&seg.object_key, lo..hi)
                     .await
                     .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-                for &i in &take[k..j] {
+                for &(i, watermark) in &take[k..j] {
                     let r = &footer.records[i];
                     let body = &run[(r.range.start - lo) as usize..(r.range.end - lo) as usize];
-                    out.push(record_line(seg, r, body));
+                    out.push(record_line(seg, r, body, Some(watermark)));
                     returned += 1;
                 }
                 k = j;
             }
             if let Some(pos) = stop_at {
                 next_cursor = Some(Cursor {
-                    max_ts: seg.max_ts,
+                    ts: order_key(seg),
                     segment_id: seg.id,
                     next: pos,
                 });
@@ -372,6 +340,9 @@ pub(crate) async fn query(
     let end = json!({
         "type": "end",
         "cursor": next_cursor.map(|c| c.encode()),
+        // No record after this page holds an entry newer (newest first) or older (oldest
+        // first) than this: a client may emit its merged entries up to it.
+        "watermark": next_cursor.map(|c| c.ts),
         "records": returned,
         "segments_scanned": scanned,
         "segments_pruned": pruned,
@@ -407,9 +378,14 @@ fn select(
 }
 
 /// One `{"type":"record",…}` line.
-fn record_line(seg: &Segment, r: &segment::RecordEntry, body: &[u8]) -> Bytes {
+fn record_line(
+    seg: &Segment,
+    r: &segment::RecordEntry,
+    body: &[u8],
+    watermark: Option<i64>,
+) -> Bytes {
     let m = &r.meta;
-    let line = json!({
+    let mut line = json!({
         "type": "record",
         "application_id": seg.application_id,
         "segment_id": seg.id,
@@ -425,24 +401,12 @@ fn record_line(seg: &Segment, r: &segment::RecordEntry, body: &[u8]) -> Bytes {
         "received_ns": m.received_ns,
         "body": STANDARD.encode(body),
     });
+    if let Some(w) = watermark {
+        line["watermark"] = w.into();
+    }
     let mut bytes = serde_json::to_vec(&line).expect("JSON");
     bytes.push(b'\n');
     bytes.into()
-}
-
-/// The body of `POST /v1/tail`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct TailRequest {
-    #[serde(default)]
-    applications: Vec<String>,
-    #[serde(default)]
-    entry_types: Vec<u8>,
-    #[serde(default)]
-    tokens: Vec<Vec<String>>,
-    /// Start after this segment id (a `segment_id` from an earlier line); default: now.
-    #[serde(default)]
-    after_segment: Option<i64>,
 }
 
 /// How often an idle tail sends a heartbeat line.
@@ -479,7 +443,14 @@ impl TailState {
             if !self.groups.is_empty() && !bloom::may_match(&seg.bloom, &self.groups) {
                 continue;
             }
-            let footer = self.s.footers.get(&self.s.store, &seg).await?;
+            let footer = match self.s.footers.get(&self.s.store, &seg).await {
+                Ok(f) => f,
+                Err(FooterError::Damaged(m)) => {
+                    self.pending.push_back(damaged_line(&seg, &m));
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             for i in select(&footer, i64::MIN, i64::MAX, &self.groups, &self.entry_types) {
                 let r = &footer.records[i];
                 let body = self
@@ -488,7 +459,7 @@ impl TailState {
                     .get_range(&seg.object_key, r.range.clone())
                     .await
                     .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-                self.pending.push_back(record_line(&seg, r, &body));
+                self.pending.push_back(record_line(&seg, r, &body, None));
             }
         }
         Ok(())
@@ -496,8 +467,8 @@ impl TailState {
 }
 
 /// `POST /v1/tail`: an endless NDJSON stream of matching records as they are committed (pushed
-/// as soon as their commit completes), with `{"type":"heartbeat","after_segment":N}` lines when
-/// idle; reconnect with `after_segment` to resume without gaps.
+/// as soon as their commit completes), with `{"type":"heartbeat","after_segment":N}` lines
+/// first and when idle; reconnect with `after_segment` to resume without gaps.
 pub(crate) async fn tail(
     State(s): State<SharedState>,
     headers: HeaderMap,
@@ -533,7 +504,11 @@ pub(crate) async fn tail(
         position,
         commits,
         shutdown: s.shutdown.clone(),
-        pending: VecDeque::new(),
+        // The first line says where the stream starts, so a client that loses the connection
+        // before anything happens can resume from there without a gap.
+        pending: VecDeque::from([Bytes::from(format!(
+            "{{\"type\":\"heartbeat\",\"after_segment\":{position}}}\n"
+        ))]),
         last_sent: std::time::Instant::now(),
     };
     let stream = futures_util::stream::unfold(Some(state), |state| async move {
@@ -656,18 +631,5 @@ mod tests {
         assert_eq!(inner.map.len(), 1, "only the newest fits");
         assert!(inner.bytes <= one + one / 2);
         assert!(inner.map.contains_key("t/a/2.lfs"));
-    }
-
-    #[test]
-    fn cursors_round_trip_and_reject_garbage() {
-        let c = Cursor {
-            max_ts: -5,
-            segment_id: 42,
-            next: 7,
-        };
-        assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
-        for bad in ["", "1.2", "1.2.3.4", "a.b.c", "1.2.-1"] {
-            assert!(Cursor::decode(bad).is_err(), "{bad}");
-        }
     }
 }

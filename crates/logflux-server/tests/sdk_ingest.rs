@@ -457,6 +457,45 @@ async fn agent_batches_with_tokens_are_found_by_blind_search() {
         .map(|b| format!("agent-01JD8Z5W3YV5K2N0Q9R7T6S4{b:02}"))
         .collect();
     assert_eq!(seen, want, "every record once, in order, across pages");
+
+    // Watermarks: no record after a line holds an entry beyond that line's watermark, and
+    // here (time-ordered records) each watermark is the next record's edge, so a client can
+    // show entries record by record.
+    for (order, newest) in [("oldest", false), ("newest", true)] {
+        let mut lines = Vec::new();
+        let mut cursor = Value::Null;
+        loop {
+            let (page, end) = t
+                .query(
+                    &t.admin.clone(),
+                    json!({"order": order, "limit": 6, "cursor": cursor}),
+                )
+                .await;
+            lines.extend(page);
+            if end["cursor"].is_null() {
+                break;
+            }
+            cursor = end["cursor"].clone();
+        }
+        assert_eq!(lines.len(), 20);
+        for (i, l) in lines.iter().enumerate() {
+            let w = l["watermark"].as_i64().unwrap();
+            for later in &lines[i + 1..] {
+                if newest {
+                    assert!(later["max_ts"].as_i64().unwrap() <= w, "{order} {i}");
+                } else {
+                    assert!(later["min_ts"].as_i64().unwrap() >= w, "{order} {i}");
+                }
+            }
+            let edge = match lines.get(i + 1) {
+                Some(next) if newest => next["max_ts"].as_i64().unwrap(),
+                Some(next) => next["min_ts"].as_i64().unwrap(),
+                None if newest => i64::MIN,
+                None => i64::MAX,
+            };
+            assert_eq!(w, edge, "{order} {i}");
+        }
+    }
     let (window, _) = t
         .query(
             &t.admin.clone(),

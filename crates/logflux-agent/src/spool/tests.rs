@@ -222,3 +222,128 @@ fn bad_head_file_is_an_error_not_a_reset() {
         Err(SpoolError::Head(_))
     ));
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// One damaged byte anywhere in a segment costs exactly the record it belongs to: the
+    /// records before and after it are all kept, in order, and the damage is counted.
+    #[test]
+    fn a_damaged_frame_costs_only_itself(
+        sizes in proptest::collection::vec(0usize..600, 2..30),
+        at in any::<proptest::sample::Index>(),
+        xor in 1u8..=255,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = SpoolConfig { segment_bytes: u64::MAX, ..SpoolConfig::default() };
+        let recs: Vec<SpoolRecord> =
+            sizes.iter().enumerate().map(|(i, &n)| record(i as u64, n)).collect();
+        let mut frames = Vec::new();
+        {
+            let mut s = Spool::open(dir.path(), cfg).unwrap();
+            for r in &recs {
+                s.append(r).unwrap();
+                let mut p = Vec::new();
+                r.encode(&mut p);
+                frames.push(FRAME_HEADER + p.len());
+            }
+        }
+        let seg = tail_segment(dir.path());
+        let mut data = fs::read(&seg).unwrap();
+        prop_assert_eq!(data.len(), frames.iter().sum::<usize>());
+        let pos = at.index(data.len());
+        data[pos] ^= xor;
+        fs::write(&seg, &data).unwrap();
+        // The record the byte belongs to.
+        let mut hit = 0;
+        let mut end = 0;
+        for (i, f) in frames.iter().enumerate() {
+            end += f;
+            if pos < end {
+                hit = i;
+                break;
+            }
+        }
+        let s = Spool::open(dir.path(), cfg).unwrap();
+        let mut model: VecDeque<SpoolRecord> = recs.iter().cloned().collect();
+        model.remove(hit);
+        check(&s, &model)?;
+        prop_assert_eq!(s.damaged_bytes(), frames[hit] as u64);
+        // Reopening finds nothing more to remove.
+        drop(s);
+        let s = Spool::open(dir.path(), cfg).unwrap();
+        prop_assert_eq!(s.damaged_bytes(), 0);
+        check(&s, &model)?;
+    }
+}
+
+#[test]
+fn damage_in_an_early_segment_keeps_every_later_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config();
+    let mut s = Spool::open(
+        dir.path(),
+        SpoolConfig {
+            max_bytes: u64::MAX,
+            ..cfg
+        },
+    )
+    .unwrap();
+    let recs: Vec<SpoolRecord> = (0..40).map(|n| record(n, 700)).collect();
+    for r in &recs {
+        s.append(r).unwrap();
+    }
+    drop(s);
+    let mut segs: Vec<PathBuf> = fs::read_dir(dir.path().join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    segs.sort();
+    assert!(segs.len() >= 3, "{} segments", segs.len());
+    // The length field of the first frame of the first segment: nothing tells where that
+    // frame ends, so the scan must find the next frame on its own.
+    let mut data = fs::read(&segs[0]).unwrap();
+    data[1] ^= 0x40;
+    fs::write(&segs[0], &data).unwrap();
+    let s = Spool::open(
+        dir.path(),
+        SpoolConfig {
+            max_bytes: u64::MAX,
+            ..cfg
+        },
+    )
+    .unwrap();
+    let model: VecDeque<SpoolRecord> = recs[1..].iter().cloned().collect();
+    check(&s, &model).unwrap();
+    assert!(s.damaged_bytes() > 700);
+}
+
+#[test]
+fn a_caught_up_tail_is_replaced_so_its_disk_space_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SpoolConfig {
+        max_bytes: u64::MAX,
+        segment_bytes: u64::MAX,
+        fsync: FsyncPolicy::Never,
+    };
+    let mut s = Spool::open(dir.path(), cfg).unwrap();
+    for n in 0..40 {
+        s.append(&record(n, 30_000)).unwrap();
+    }
+    let on_disk = |dir: &Path| -> u64 {
+        fs::read_dir(dir.join("segments"))
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum()
+    };
+    assert!(on_disk(dir.path()) > ROLL_WHEN_IDLE);
+    let all = s.peek(usize::MAX, usize::MAX).unwrap();
+    s.ack(all.last().unwrap().1, all.len() as u64).unwrap();
+    assert_eq!(on_disk(dir.path()), 0, "the acknowledged tail was deleted");
+    assert_eq!(s.stats().records, 0);
+    // Appends go on in the new tail, and a reopen sees exactly them.
+    s.append(&record(99, 10)).unwrap();
+    drop(s);
+    let s = Spool::open(dir.path(), cfg).unwrap();
+    check(&s, &VecDeque::from([record(99, 10)])).unwrap();
+}

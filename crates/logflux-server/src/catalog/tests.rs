@@ -311,7 +311,7 @@ async fn segments_commit_list_and_delete() {
         assert_eq!(newest, ["t1/a1/s4", "t1/a2/s2", "t1/a1/s1"]);
         let first = c.segments(&all(false, None, &[])).await.unwrap();
         let after: Vec<String> = c
-            .segments(&all(false, Some((first[0].max_ts, first[0].id)), &[]))
+            .segments(&all(false, Some((first[0].min_ts, first[0].id)), &[]))
             .await
             .unwrap()
             .into_iter()
@@ -321,7 +321,7 @@ async fn segments_commit_list_and_delete() {
         let including: Vec<String> = c
             .segments(&SegmentFilter {
                 include_after: true,
-                ..all(false, Some((first[0].max_ts, first[0].id)), &[])
+                ..all(false, Some((first[0].min_ts, first[0].id)), &[])
             })
             .await
             .unwrap()

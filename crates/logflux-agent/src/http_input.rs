@@ -1,0 +1,364 @@
+//! An HTTP input compatible with Fluent Bit's `http` output, so a team already running Fluent
+//! Bit points it at the agent:
+//!
+//! ```text
+//! [OUTPUT]
+//!     Name   http
+//!     Match  *
+//!     Host   127.0.0.1
+//!     Port   8088
+//!     URI    /
+//!     Format json_lines          # or json, json_stream
+//!     Compress gzip              # optional
+//!     Header Authorization Bearer ${LOGFLUX_HTTP_TOKEN}
+//!     json_date_key date         # Fluent Bit's default
+//!     json_date_format double    # or epoch, iso8601, java_sql_timestamp
+//! ```
+//!
+//! Bodies: a JSON array of records (`json`), or records one after another (`json_lines`,
+//! `json_stream`), optionally gzip (`Content-Encoding: gzip`). A record's message is `log`,
+//! `message` or `msg` (else the record itself, as JSON), its level `level`/`severity`, its time
+//! the `date` key (or `time`/`timestamp`); other fields become metadata. The source is the
+//! record's `tag`, the `Fluent-Tag` header, or the input's `source`.
+
+use std::io::Read as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use logflux_proto::{Entry, EntryType, Level, Secret, timefmt};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::pipeline::{Intake, Shared};
+
+/// `inputs.http`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpInputConfig {
+    pub listen: std::net::SocketAddr,
+    /// The bearer token senders present (at least 32 characters).
+    pub token: String,
+    /// Listen on a non-loopback address.
+    #[serde(default)]
+    pub allow_non_loopback: bool,
+    /// Source of records without a tag.
+    #[serde(default = "default_source")]
+    pub source: String,
+    /// Largest request body (after decompression), in bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// The record key holding the time (Fluent Bit's `json_date_key`).
+    #[serde(default = "default_date_key")]
+    pub date_key: String,
+}
+
+fn default_source() -> String {
+    "fluent-bit".into()
+}
+
+fn default_max_body() -> usize {
+    16 * 1024 * 1024
+}
+
+fn default_date_key() -> String {
+    "date".into()
+}
+
+impl HttpInputConfig {
+    pub fn validate(&self, at: &str) -> anyhow::Result<()> {
+        if self.token.chars().count() < 32 {
+            anyhow::bail!("{at}.token: at least 32 characters");
+        }
+        if !self.listen.ip().is_loopback() && !self.allow_non_loopback {
+            anyhow::bail!(
+                "{at}.listen: {} is not loopback; set allow_non_loopback to expose it",
+                self.listen
+            );
+        }
+        Ok(())
+    }
+}
+
+struct HttpState {
+    cfg: HttpInputConfig,
+    token: Secret,
+    shared: Arc<Shared>,
+    intake: Intake,
+}
+
+/// Time values as Fluent Bit writes them: seconds (double or integer), ISO 8601, or
+/// `java_sql_timestamp` (`2026-11-21 10:00:00.123456`).
+fn record_time(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_f64().and_then(|f| timefmt::from_unix_seconds(f).ok()),
+        Value::String(s) => timefmt::parse_rfc3339(s)
+            .ok()
+            .or_else(|| timefmt::parse_rfc3339(&format!("{}Z", s.replacen(' ', "T", 1))).ok()),
+        _ => None,
+    }
+}
+
+fn value_text(v: Value) -> String {
+    match v {
+        Value::String(s) => s,
+        other => other.to_string(),
+    }
+}
+
+/// One Fluent Bit record as an entry.
+pub fn record_entry(v: Value, date_key: &str, source: &str, now_ns: i64) -> Entry {
+    let Value::Object(mut m) = v else {
+        let mut e = Entry::new(now_ns, Level::Info, source, &value_text(v));
+        e.payload_type = "generic_json".into();
+        return e;
+    };
+    let ts = [date_key, "time", "timestamp", "@timestamp"]
+        .iter()
+        .find_map(|k| m.get(*k).and_then(record_time).map(|t| (k.to_string(), t)));
+    if let Some((k, _)) = &ts {
+        m.remove(k);
+    }
+    let level = ["level", "severity", "log_level"].iter().find_map(|k| {
+        let l = m.get(*k)?.as_str()?.to_ascii_lowercase();
+        let level = match l.as_str() {
+            "warn" => Level::Warning,
+            "fatal" => Level::Critical,
+            "trace" => Level::Debug,
+            other => other.parse().ok()?,
+        };
+        m.remove(*k);
+        Some(level)
+    });
+    let source = m
+        .remove("tag")
+        .map(value_text)
+        .unwrap_or_else(|| source.to_owned());
+    let message = ["log", "message", "msg"]
+        .iter()
+        .find_map(|k| m.remove(*k))
+        .map(value_text);
+    let payload = match message {
+        Some(mut s) => {
+            if s.ends_with('\n') {
+                s.pop();
+            }
+            s
+        }
+        None => Value::Object(m.clone()).to_string(),
+    };
+    let mut e = Entry::new(
+        ts.map_or(now_ns, |(_, t)| t),
+        level.unwrap_or(Level::Info),
+        &source,
+        "",
+    );
+    e.payload = payload;
+    e.entry_type = EntryType::Log;
+    e.payload_type = "generic_json".into();
+    for (k, v) in m {
+        e.metadata.insert(k, value_text(v));
+    }
+    e
+}
+
+/// The records of a body: a JSON array, or JSON values one after another.
+pub fn records(body: &[u8]) -> Result<Vec<Value>, String> {
+    let trimmed = body.trim_ascii_start();
+    if trimmed.starts_with(b"[") {
+        return serde_json::from_slice::<Vec<Value>>(trimmed).map_err(|e| e.to_string());
+    }
+    serde_json::Deserializer::from_slice(body)
+        .into_iter::<Value>()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())
+}
+
+fn error(status: StatusCode, code: &str, message: String) -> Response {
+    let mut r = (
+        status,
+        axum::Json(json!({"status": "error", "error": {"code": code, "message": message}})),
+    )
+        .into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    }
+    r
+}
+
+async fn ingest(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !logflux_crypto::constant_time_eq(presented.as_bytes(), st.token.expose().as_bytes()) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid bearer token is required".into(),
+        );
+    }
+    let gz = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    let body: Vec<u8> = if gz {
+        let mut out = Vec::new();
+        let r = flate2::read::MultiGzDecoder::new(&body[..])
+            .take(st.cfg.max_body_bytes as u64 + 1)
+            .read_to_end(&mut out);
+        if let Err(e) = r {
+            return error(StatusCode::BAD_REQUEST, "bad_gzip", format!("gzip: {e}"));
+        }
+        if out.len() > st.cfg.max_body_bytes {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!(
+                    "more than {} bytes once decompressed",
+                    st.cfg.max_body_bytes
+                ),
+            );
+        }
+        out
+    } else {
+        body.to_vec()
+    };
+    let recs = match records(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            st.shared
+                .metrics
+                .entries_rejected
+                .get_or_create(&crate::metrics::ReasonLabel {
+                    reason: "http_invalid_json",
+                })
+                .inc();
+            return error(StatusCode::BAD_REQUEST, "invalid_json", e);
+        }
+    };
+    let tag = headers
+        .get("fluent-tag")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(&st.cfg.source)
+        .to_owned();
+    let now = timefmt::now_ns();
+    let entries: Vec<Entry> = recs
+        .into_iter()
+        .map(|v| record_entry(v, &st.cfg.date_key, &tag, now))
+        .collect();
+    let n = entries.len();
+    if n == 0 {
+        return (
+            StatusCode::OK,
+            axum::Json(json!({"status": "ok", "accepted": 0})),
+        )
+            .into_response();
+    }
+    // Answered once the entries are in the spool: Fluent Bit retries anything not answered 2xx.
+    let spooled =
+        match tokio::time::timeout(Duration::from_secs(2), st.intake.send_spooled(entries)).await {
+            Ok(Ok(s)) => s,
+            _ => {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "queue_full",
+                    "the agent's spool is full; retry".into(),
+                );
+            }
+        };
+    match tokio::time::timeout(Duration::from_secs(30), spooled).await {
+        Ok(Ok(())) => {
+            st.shared
+                .metrics
+                .entries_received
+                .get_or_create(&crate::metrics::InputLabel { input: "http" })
+                .inc_by(n as u64);
+            (
+                StatusCode::OK,
+                axum::Json(json!({"status": "ok", "accepted": n})),
+            )
+                .into_response()
+        }
+        _ => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "queue_full",
+            "the entries could not be spooled in time; retry".into(),
+        ),
+    }
+}
+
+/// Starts the HTTP input; returns its address and task.
+pub(crate) async fn run(
+    cfg: HttpInputConfig,
+    shared: Arc<Shared>,
+    intake: Intake,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding the http input on {}: {e}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let limit = cfg.max_body_bytes;
+    let st = Arc::new(HttpState {
+        token: Secret::new(cfg.token.clone()),
+        cfg,
+        shared,
+        intake,
+    });
+    let app = axum::Router::new()
+        .fallback(axum::routing::post(ingest))
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .with_state(st);
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.changed().await;
+            })
+            .await;
+    });
+    Ok((addr, task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fluent_bit_formats_and_records() {
+        let lines = br#"{"date":1763719200.5,"log":"GET / 200\n","level":"warn","host":"web-1"}
+{"date":1763719201.25,"message":"second","tag":"app.web"}
+"#;
+        let r = records(lines).unwrap();
+        assert_eq!(r.len(), 2);
+        let stream = br#"{"a":1}{"a":2} {"a":3}"#;
+        assert_eq!(records(stream).unwrap().len(), 3);
+        let array = br#"[{"date":"2026-11-21T10:00:00Z","msg":"x"},{"date":"2026-11-21 10:00:01.5","msg":"y"}]"#;
+        let r2 = records(array).unwrap();
+        assert_eq!(r2.len(), 2);
+        assert!(records(b"{not json").is_err());
+
+        let e = record_entry(r[0].clone(), "date", "fluent-bit", 0);
+        assert_eq!(e.payload, "GET / 200");
+        assert_eq!(e.level, Level::Warning);
+        assert_eq!(e.timestamp_ns, 1_763_719_200_500_000_000);
+        assert_eq!(e.metadata["host"], "web-1");
+        assert_eq!(e.source, "fluent-bit");
+        let e = record_entry(r[1].clone(), "date", "fluent-bit", 0);
+        assert_eq!(e.source, "app.web");
+        let e = record_entry(r2[1].clone(), "date", "fb", 0);
+        assert_eq!(
+            e.timestamp_ns,
+            timefmt::parse_rfc3339("2026-11-21T10:00:01.5Z").unwrap()
+        );
+        let e = record_entry(json!({"cpu": 0.5}), "date", "fb", 9);
+        assert_eq!(e.payload, r#"{"cpu":0.5}"#);
+        assert_eq!(e.timestamp_ns, 9);
+    }
+}

@@ -1,0 +1,538 @@
+//! Line formats of file inputs: what a line (or a joined multi-line event) becomes.
+//!
+//! | format | what it reads | payloadType |
+//! |---|---|---|
+//! | `plain` | any text; the level is the input's `level` | `generic` |
+//! | `json` | one JSON object per line (`message`/`msg`/`log`, `level`/`severity`, `time`/`timestamp`/`ts`; other fields → metadata) | `generic_json` |
+//! | `docker` | Docker's json-file driver (`{"log","stream","time"}`; partial lines joined) | `container` |
+//! | `cri` | Kubernetes CRI (`TIME STREAM F|P MESSAGE`; `P` parts joined) | `container` |
+//! | `nginx_access` | nginx `combined`, or the input's `nginx_log_format` | `nginx` |
+//! | `nginx_error` | nginx's error log | `nginx` |
+
+use std::collections::BTreeMap;
+
+use logflux_proto::{Entry, EntryType, Level, timefmt};
+use regex::Regex;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Formats of file inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    #[default]
+    Plain,
+    Json,
+    Docker,
+    Cri,
+    NginxAccess,
+    NginxError,
+}
+
+/// nginx's `combined` log format.
+pub const NGINX_COMBINED: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
+
+/// A compiled nginx `log_format`.
+#[derive(Debug, Clone)]
+pub struct NginxFormat {
+    re: Regex,
+    vars: Vec<String>,
+}
+
+impl NginxFormat {
+    /// Compiles a `log_format` string: each `$variable` becomes a field; text between them
+    /// must match exactly.
+    pub fn new(format: &str) -> anyhow::Result<NginxFormat> {
+        let mut re = String::from("^");
+        let mut vars = Vec::new();
+        let mut rest = format;
+        let mut prev: Option<char> = None;
+        while !rest.is_empty() {
+            if let Some(after) = rest.strip_prefix('$') {
+                let n = after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
+                if n == 0 {
+                    anyhow::bail!("nginx_log_format: `$` without a variable name in {format:?}");
+                }
+                let name = &after[..n];
+                let class = match prev {
+                    Some('"') => r#"[^"]*"#,
+                    Some('[') => r"[^\]]*",
+                    _ => r"\S*",
+                };
+                re.push_str(&format!("(?P<v{}>{class})", vars.len()));
+                vars.push(name.to_owned());
+                rest = &after[n..];
+                prev = None;
+            } else {
+                let c = rest.chars().next().expect("not empty");
+                re.push_str(&regex::escape(&c.to_string()));
+                prev = Some(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+        re.push('$');
+        Ok(NginxFormat {
+            re: Regex::new(&re)?,
+            vars,
+        })
+    }
+
+    /// The fields of a line, or `None` when it does not have this format.
+    pub fn fields(&self, line: &str) -> Option<Vec<(&str, String)>> {
+        let c = self.re.captures(line)?;
+        Some(
+            self.vars
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (v.as_str(), c[&*format!("v{i}")].to_owned()))
+                .collect(),
+        )
+    }
+}
+
+/// Time in nginx's `$time_local` form (`21/Nov/2026:10:00:00 +0000`).
+fn nginx_local_time(s: &str) -> Option<i64> {
+    let fmt = time::macros::format_description!(
+        "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] [offset_hour sign:mandatory][offset_minute]"
+    );
+    let t = time::OffsetDateTime::parse(s, &fmt).ok()?;
+    i64::try_from(t.unix_timestamp_nanos()).ok()
+}
+
+/// Builds entries from lines; one per input.
+#[derive(Debug, Clone)]
+pub struct Parser {
+    pub format: Format,
+    pub nginx: Option<NginxFormat>,
+    /// Level of lines that carry none.
+    pub level: Level,
+    pub source: String,
+    pub metadata: BTreeMap<String, String>,
+}
+
+fn new_entry(ts: i64, level: Level, source: &str, payload: String, payload_type: &str) -> Entry {
+    let mut e = Entry::new(ts, level, source, "");
+    e.payload = payload;
+    e.entry_type = EntryType::Log;
+    e.payload_type = payload_type.into();
+    e
+}
+
+fn level_from_text(s: &str) -> Option<Level> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "trace" | "debug" | "dbg" => Some(Level::Debug),
+        "info" | "information" | "informational" => Some(Level::Info),
+        "notice" => Some(Level::Notice),
+        "warn" | "warning" => Some(Level::Warning),
+        "error" | "err" => Some(Level::Error),
+        "crit" | "critical" | "fatal" => Some(Level::Critical),
+        "alert" => Some(Level::Alert),
+        "emerg" | "emergency" | "panic" => Some(Level::Emergency),
+        other => other.parse().ok(),
+    }
+}
+
+fn json_time(v: &Value) -> Option<i64> {
+    match v {
+        Value::String(s) => timefmt::parse_rfc3339(s).ok(),
+        Value::Number(n) => n.as_f64().and_then(|f| {
+            // Seconds, milliseconds or nanoseconds since the epoch, by magnitude.
+            if f > 1e17 {
+                Some(f as i64)
+            } else if f > 1e11 {
+                Some((f * 1e6) as i64)
+            } else {
+                timefmt::from_unix_seconds(f).ok()
+            }
+        }),
+        _ => None,
+    }
+}
+
+fn value_text(v: Value) -> String {
+    match v {
+        Value::String(s) => s,
+        other => other.to_string(),
+    }
+}
+
+/// What a line gave: an entry, nothing yet (a partial container line), or nothing at all.
+#[derive(Debug)]
+pub enum Parsed {
+    Entry(Box<Entry>),
+    Partial,
+}
+
+impl Parser {
+    /// Turns one line (or joined event) of `path` into an entry. `partial` holds a container
+    /// line's earlier parts.
+    pub fn parse(&self, line: String, path: &str, partial: &mut String) -> Parsed {
+        let now = timefmt::now_ns();
+        let mut e = match self.format {
+            Format::Plain => new_entry(now, self.level, &self.source, line, "generic"),
+            Format::Json => self.json(line, now),
+            Format::Docker => match self.docker(&line, partial, now) {
+                Some(e) => e,
+                None => return Parsed::Partial,
+            },
+            Format::Cri => match self.cri(&line, partial, now) {
+                Some(e) => e,
+                None => return Parsed::Partial,
+            },
+            Format::NginxAccess => self.nginx_access(line, now),
+            Format::NginxError => self.nginx_error(line, now),
+        };
+        e.metadata.insert("file".into(), path.to_owned());
+        for (k, v) in &self.metadata {
+            e.metadata.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        Parsed::Entry(Box::new(e))
+    }
+
+    fn json(&self, line: String, now: i64) -> Entry {
+        let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(&line) else {
+            // Not JSON after all: kept as text.
+            return new_entry(now, self.level, &self.source, line, "generic");
+        };
+        let take = |m: &mut serde_json::Map<String, Value>, keys: &[&str]| {
+            keys.iter().find_map(|k| m.remove(*k))
+        };
+        let message = take(&mut m, &["message", "msg", "log"]).map(value_text);
+        let level = take(&mut m, &["level", "severity", "lvl", "log.level"])
+            .and_then(|v| level_from_text(&value_text(v)))
+            .unwrap_or(self.level);
+        let ts = take(&mut m, &["time", "timestamp", "ts", "@timestamp"])
+            .and_then(|v| json_time(&v))
+            .unwrap_or(now);
+        let payload = message.unwrap_or_else(|| line.clone());
+        let mut e = new_entry(ts, level, &self.source, payload, "generic_json");
+        for (k, v) in m {
+            e.metadata.insert(k, value_text(v));
+        }
+        e
+    }
+
+    fn docker(&self, line: &str, partial: &mut String, now: i64) -> Option<Entry> {
+        #[derive(Deserialize)]
+        struct D {
+            log: String,
+            #[serde(default)]
+            stream: String,
+            #[serde(default)]
+            time: String,
+        }
+        let Ok(d) = serde_json::from_str::<D>(line) else {
+            return Some(new_entry(
+                now,
+                self.level,
+                &self.source,
+                line.to_owned(),
+                "container",
+            ));
+        };
+        // The json-file driver splits lines over 16 KiB: parts without the final newline.
+        partial.push_str(&d.log);
+        if !partial.ends_with('\n') {
+            return None;
+        }
+        let mut text = std::mem::take(partial);
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+        let ts = timefmt::parse_rfc3339(&d.time).unwrap_or(now);
+        let mut e = new_entry(ts, self.level, &self.source, text, "container");
+        if !d.stream.is_empty() {
+            e.metadata.insert("stream".into(), d.stream);
+        }
+        Some(e)
+    }
+
+    fn cri(&self, line: &str, partial: &mut String, now: i64) -> Option<Entry> {
+        let mut it = line.splitn(4, ' ');
+        let (Some(time), Some(stream), Some(tag), msg) =
+            (it.next(), it.next(), it.next(), it.next())
+        else {
+            return Some(new_entry(
+                now,
+                self.level,
+                &self.source,
+                line.to_owned(),
+                "container",
+            ));
+        };
+        partial.push_str(msg.unwrap_or(""));
+        if tag == "P" {
+            return None;
+        }
+        let ts = timefmt::parse_rfc3339(time).unwrap_or(now);
+        let mut e = new_entry(
+            ts,
+            self.level,
+            &self.source,
+            std::mem::take(partial),
+            "container",
+        );
+        e.metadata.insert("stream".into(), stream.to_owned());
+        Some(e)
+    }
+
+    fn nginx_access(&self, line: String, now: i64) -> Entry {
+        let fmt = self.nginx.as_ref();
+        let Some(fields) = fmt.and_then(|f| f.fields(&line)) else {
+            let mut e = new_entry(now, self.level, &self.source, line, "nginx");
+            e.metadata
+                .insert("parse_error".into(), "not in the access log format".into());
+            return e;
+        };
+        let mut ts = now;
+        let mut level = Level::Info;
+        let mut meta = BTreeMap::new();
+        for (k, v) in fields {
+            if v == "-" || v.is_empty() {
+                continue;
+            }
+            match k {
+                "time_local" => ts = nginx_local_time(&v).unwrap_or(now),
+                "time_iso8601" => ts = timefmt::parse_rfc3339(&v).unwrap_or(now),
+                "request" => {
+                    let mut parts = v.splitn(3, ' ');
+                    if let (Some(m), Some(p)) = (parts.next(), parts.next()) {
+                        meta.insert("method".to_owned(), m.to_owned());
+                        meta.insert("path".to_owned(), p.to_owned());
+                        if let Some(proto) = parts.next() {
+                            meta.insert("protocol".to_owned(), proto.to_owned());
+                        }
+                    }
+                }
+                "status" => {
+                    level = match v.as_bytes().first() {
+                        Some(b'5') => Level::Error,
+                        Some(b'4') => Level::Warning,
+                        _ => Level::Info,
+                    };
+                    meta.insert("status".to_owned(), v);
+                }
+                "body_bytes_sent" | "bytes_sent" => {
+                    meta.insert("bytes".to_owned(), v);
+                }
+                "http_referer" => {
+                    meta.insert("referrer".to_owned(), v);
+                }
+                "http_user_agent" => {
+                    meta.insert("user_agent".to_owned(), v);
+                }
+                "remote_addr" => {
+                    meta.insert("remote_addr".to_owned(), v);
+                }
+                other => {
+                    meta.insert(other.to_owned(), v);
+                }
+            }
+        }
+        let mut e = new_entry(ts, level, &self.source, line, "nginx");
+        e.metadata = meta;
+        e
+    }
+
+    fn nginx_error(&self, line: String, now: i64) -> Entry {
+        // 2026/11/21 10:00:00 [error] 1234#5678: *9 message, client: 1.2.3.4, server: x, …
+        static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+        let re = RE.get_or_init(|| {
+            Regex::new(
+                r"^(?P<t>\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}) \[(?P<l>\w+)\] (?P<pid>\d+)#(?P<tid>\d+): (?:\*(?P<cid>\d+) )?(?P<msg>.*)$",
+            )
+            .expect("static pattern")
+        });
+        let Some(c) = re.captures(&line) else {
+            return new_entry(now, self.level, &self.source, line, "nginx");
+        };
+        let fmt =
+            time::macros::format_description!("[year]/[month]/[day] [hour]:[minute]:[second]");
+        let ts = time::PrimitiveDateTime::parse(&c["t"], &fmt)
+            .ok()
+            .and_then(|t| i64::try_from(t.assume_utc().unix_timestamp_nanos()).ok())
+            .unwrap_or(now);
+        let level = level_from_text(&c["l"]).unwrap_or(self.level);
+        let msg = c["msg"].to_owned();
+        let mut meta = BTreeMap::new();
+        meta.insert("pid".to_owned(), c["pid"].to_owned());
+        if let Some(cid) = c.name("cid") {
+            meta.insert("connection".to_owned(), cid.as_str().to_owned());
+        }
+        // Trailing `, key: value` pairs (client, server, request, upstream, host, referrer).
+        let mut message = msg.as_str();
+        for key in [
+            "referrer", "host", "upstream", "request", "server", "client",
+        ] {
+            let pat = format!(", {key}: ");
+            if let Some(i) = message.rfind(&pat) {
+                let v = message[i + pat.len()..].trim_matches('"').to_owned();
+                meta.insert(key.to_owned(), v);
+                message = &message[..i];
+            }
+        }
+        let mut e = new_entry(ts, level, &self.source, message.to_owned(), "nginx");
+        e.metadata = meta;
+        e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parser(format: Format) -> Parser {
+        Parser {
+            format,
+            nginx: Some(NginxFormat::new(NGINX_COMBINED).unwrap()),
+            level: Level::Info,
+            source: "web".into(),
+            metadata: BTreeMap::new(),
+        }
+    }
+
+    fn one(p: &Parser, line: &str) -> Entry {
+        match p.parse(line.to_owned(), "/var/log/x.log", &mut String::new()) {
+            Parsed::Entry(e) => *e,
+            Parsed::Partial => panic!("partial"),
+        }
+    }
+
+    #[test]
+    fn nginx_access_combined_and_custom_formats() {
+        let p = parser(Format::NginxAccess);
+        let e = one(
+            &p,
+            r#"203.0.113.9 - alice [21/Nov/2026:10:00:00 +0100] "GET /api/orders?id=7 HTTP/1.1" 502 157 "https://shop.example/" "Mozilla/5.0 (X11; Linux)""#,
+        );
+        assert_eq!(e.level, Level::Error);
+        assert_eq!(
+            e.timestamp_ns,
+            timefmt::parse_rfc3339("2026-11-21T09:00:00Z").unwrap()
+        );
+        assert_eq!(e.metadata["method"], "GET");
+        assert_eq!(e.metadata["path"], "/api/orders?id=7");
+        assert_eq!(e.metadata["status"], "502");
+        assert_eq!(e.metadata["bytes"], "157");
+        assert_eq!(e.metadata["referrer"], "https://shop.example/");
+        assert_eq!(e.metadata["user_agent"], "Mozilla/5.0 (X11; Linux)");
+        assert_eq!(e.metadata["remote_addr"], "203.0.113.9");
+        assert_eq!(e.metadata["remote_user"], "alice");
+        assert_eq!(e.payload_type, "nginx");
+        let e = one(
+            &p,
+            r#"::1 - - [21/Nov/2026:10:00:00 +0000] "POST /x HTTP/2.0" 404 0 "-" "curl/8""#,
+        );
+        assert_eq!(e.level, Level::Warning);
+        assert!(!e.metadata.contains_key("referrer"));
+
+        let custom = Parser {
+            nginx: Some(
+                NginxFormat::new(r#"$remote_addr [$time_local] "$request" $status $request_time"#)
+                    .unwrap(),
+            ),
+            ..parser(Format::NginxAccess)
+        };
+        let e = one(
+            &custom,
+            r#"10.0.0.1 [21/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 0.012"#,
+        );
+        assert_eq!(e.level, Level::Info);
+        assert_eq!(e.metadata["request_time"], "0.012");
+        let bad = one(&p, "garbage");
+        assert_eq!(bad.payload, "garbage");
+        assert!(bad.metadata.contains_key("parse_error"));
+    }
+
+    #[test]
+    fn nginx_error_log_levels_and_fields() {
+        let p = parser(Format::NginxError);
+        let e = one(
+            &p,
+            r#"2026/11/21 10:00:00 [error] 4242#4242: *17 open() "/srv/x" failed (2: No such file or directory), client: 127.0.0.1, server: localhost, request: "GET /x HTTP/1.1", host: "localhost:8080""#,
+        );
+        assert_eq!(e.level, Level::Error);
+        assert_eq!(
+            e.payload,
+            r#"open() "/srv/x" failed (2: No such file or directory)"#
+        );
+        assert_eq!(e.metadata["client"], "127.0.0.1");
+        assert_eq!(e.metadata["request"], "GET /x HTTP/1.1");
+        assert_eq!(e.metadata["host"], "localhost:8080");
+        assert_eq!(e.metadata["connection"], "17");
+        let w = one(
+            &p,
+            "2026/11/21 10:00:00 [warn] 1#1: conflicting server name",
+        );
+        assert_eq!(w.level, Level::Warning);
+        let n = one(
+            &p,
+            "2026/11/21 10:00:00 [notice] 1#1: signal process started",
+        );
+        assert_eq!(n.level, Level::Notice);
+    }
+
+    #[test]
+    fn container_formats_join_partial_lines() {
+        let p = parser(Format::Docker);
+        let mut partial = String::new();
+        let r = p.parse(
+            r#"{"log":"part one ","stream":"stderr","time":"2026-11-21T10:00:00.5Z"}"#.into(),
+            "f",
+            &mut partial,
+        );
+        assert!(matches!(r, Parsed::Partial));
+        let Parsed::Entry(e) = p.parse(
+            r#"{"log":"part two\n","stream":"stderr","time":"2026-11-21T10:00:00.6Z"}"#.into(),
+            "f",
+            &mut partial,
+        ) else {
+            panic!()
+        };
+        assert_eq!(e.payload, "part one part two");
+        assert_eq!(e.metadata["stream"], "stderr");
+        assert_eq!(e.payload_type, "container");
+
+        let p = parser(Format::Cri);
+        let mut partial = String::new();
+        assert!(matches!(
+            p.parse(
+                "2026-11-21T10:00:00.1Z stdout P hello ".into(),
+                "f",
+                &mut partial
+            ),
+            Parsed::Partial
+        ));
+        let Parsed::Entry(e) = p.parse(
+            "2026-11-21T10:00:00.2Z stdout F world".into(),
+            "f",
+            &mut partial,
+        ) else {
+            panic!()
+        };
+        assert_eq!(e.payload, "hello world");
+        assert_eq!(
+            e.timestamp_ns,
+            timefmt::parse_rfc3339("2026-11-21T10:00:00.2Z").unwrap()
+        );
+    }
+
+    #[test]
+    fn json_lines_take_message_level_time_and_keep_the_rest() {
+        let p = parser(Format::Json);
+        let e = one(
+            &p,
+            r#"{"time":"2026-11-21T10:00:00Z","level":"warn","msg":"slow","took_ms":812,"user":"u1"}"#,
+        );
+        assert_eq!(e.payload, "slow");
+        assert_eq!(e.level, Level::Warning);
+        assert_eq!(e.metadata["took_ms"], "812");
+        assert_eq!(e.metadata["user"], "u1");
+        assert_eq!(e.payload_type, "generic_json");
+        let t = one(&p, "not json");
+        assert_eq!(t.payload, "not json");
+    }
+}

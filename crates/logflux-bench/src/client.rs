@@ -1,0 +1,419 @@
+//! Client scenario: `logflux search` over a million stored entries — time from enter to the
+//! first and to the last result, decrypted entries per second per core — beside the same
+//! search done with `zstdcat | grep` over the same entries kept as plaintext, in the same run.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use logflux_crypto::{BatchSealer, Dek, RecordBinding, SealingKey, TokenSet, keyfile, wrap_dek};
+use logflux_proto::multipart::{Writer, format_time_range};
+use logflux_proto::{Entry, EntryView, Level};
+use serde_json::{Value, json};
+use tokio::io::AsyncReadExt as _;
+
+use crate::procs;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Entries stored.
+    #[arg(long, default_value_t = 1_000_000)]
+    entries: usize,
+    /// Entries per sealed agent batch (record).
+    #[arg(long, default_value_t = 500)]
+    entries_per_record: usize,
+    /// One entry in this many carries the word searched for.
+    #[arg(long, default_value_t = 1000)]
+    needle_every: usize,
+    /// Runs of each search (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Work directory parent (default: a temporary directory under /tmp).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+/// ~200-byte access-log entries; every `needle_every`-th carries the word `needle`.
+fn entry(i: usize, needle_every: usize) -> Entry {
+    let x = (i as u64).wrapping_mul(6_364_136_223_846_793_005);
+    let mut e = Entry::new(
+        1_763_675_346_545_000_000 + i as i64 * 1_000_000,
+        [
+            Level::Info,
+            Level::Info,
+            Level::Info,
+            Level::Warning,
+            Level::Error,
+        ][(x >> 33) as usize % 5],
+        "checkout-service",
+        &format!(
+            "GET /api/v1/orders/{} completed in {}ms user=u{} trace={:016x} status={}{}",
+            x % 100_000,
+            x % 250,
+            x % 1013,
+            x.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            [200, 201, 404, 500][(x >> 40) as usize % 4],
+            if i % needle_every == needle_every / 2 {
+                " needle"
+            } else {
+                ""
+            }
+        ),
+    );
+    e.metadata.insert("host".into(), format!("web-{}", x % 8));
+    e
+}
+
+/// What one timed run of a command printed and took.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    first: Duration,
+    last: Duration,
+    lines: usize,
+    cpu: f64,
+    rss_mib: f64,
+}
+
+/// Runs `cmd`, timing the first and the last byte of its output.
+async fn timed(mut cmd: tokio::process::Command) -> anyhow::Result<Run> {
+    let started = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().context("pid")?;
+    let mut out = child.stdout.take().context("stdout")?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut first = None;
+    let mut lines = 0;
+    let mut rss: f64 = 0.0;
+    let mut sampled = Instant::now();
+    loop {
+        let n = out.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        first.get_or_insert_with(|| started.elapsed());
+        lines += memchr_count(&buf[..n]);
+        if sampled.elapsed() > Duration::from_millis(50) {
+            rss = rss.max(procs::peak_rss_mib(pid));
+            sampled = Instant::now();
+        }
+    }
+    let last = started.elapsed();
+    // Exited but not yet reaped: the kernel still has its CPU times.
+    rss = rss.max(procs::peak_rss_mib(pid));
+    let cpu = procs::cpu_seconds(pid);
+    let status = child.wait().await?;
+    if !status.success() && status.code() != Some(1) {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(Run {
+        first: first.unwrap_or(last),
+        last,
+        lines,
+        cpu,
+        rss_mib: rss,
+    })
+}
+
+fn memchr_count(b: &[u8]) -> usize {
+    b.iter().filter(|&&c| c == b'\n').count()
+}
+
+fn median(mut runs: Vec<Run>) -> Run {
+    runs.sort_by_key(|r| r.last);
+    runs[runs.len() / 2]
+}
+
+async fn runs(n: usize, make: impl Fn() -> tokio::process::Command) -> anyhow::Result<Run> {
+    let mut v = Vec::new();
+    for _ in 0..n {
+        v.push(timed(make()).await?);
+    }
+    Ok(median(v))
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    std::io::Write::write_all(&mut f, text.as_bytes())?;
+    Ok(())
+}
+
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+    let server_bin = procs::sibling("logflux-server")?;
+    let client_bin = procs::sibling("logflux")?;
+    let work = match &args.dir {
+        Some(d) => tempfile::tempdir_in(d)?,
+        None => tempfile::tempdir()?,
+    };
+    let keys = work.path().join("keys");
+    let st = std::process::Command::new(&client_bin)
+        .args(["keys", "generate", "--dir"])
+        .arg(&keys)
+        .stdout(Stdio::null())
+        .status()?;
+    if !st.success() {
+        bail!("logflux keys generate failed");
+    }
+    let private = keyfile::read_private_key(&keys.join("private_key.pem"))?;
+    let search = keyfile::read_search_key(&keys.join("search.key"))?;
+    let data = work.path().join("server");
+    std::fs::create_dir_all(&data)?;
+    let admin = procs::init_tenant(&server_bin, &data)?;
+    let server = procs::start_server(&server_bin, &data).await?;
+    let base = server.base.clone();
+    let http = reqwest::Client::new();
+    let call = |req: reqwest::RequestBuilder| async move {
+        let r = req.send().await?;
+        if !r.status().is_success() {
+            bail!("{} {}", r.status(), r.text().await.unwrap_or_default());
+        }
+        Ok::<Value, anyhow::Error>(r.json().await.unwrap_or(Value::Null))
+    };
+    call(
+        http.put(format!("{base}/v1/admin/public-key"))
+            .bearer_auth(&admin)
+            .json(&json!({"public_key_pem": private.public_key().to_pem()})),
+    )
+    .await?;
+    let app = call(
+        http.post(format!("{base}/v1/admin/applications"))
+            .bearer_auth(&admin)
+            .json(&json!({"name": "bench"})),
+    )
+    .await?;
+    let app_id = app["id"].as_str().context("app id")?.to_owned();
+    let key = call(
+        http.post(format!("{base}/v1/admin/api-keys"))
+            .bearer_auth(&admin)
+            .json(&json!({"application": "bench", "name": "bench"})),
+    )
+    .await?;
+    let api_key = key["api_key"].as_str().context("api key")?.to_owned();
+    let me = call(http.get(format!("{base}/v1/me")).bearer_auth(&admin)).await?;
+    let tenant = me["tenant_id"].as_str().context("tenant")?.to_owned();
+    let dek = Dek::generate()?;
+    let done = call(
+        http.post(format!("{base}/v1/handshake/complete"))
+            .bearer_auth(&api_key)
+            .json(&json!({"encrypted_secret": B64.encode(wrap_dek(&private.public_key(), &dek)?)})),
+    )
+    .await?;
+    let key_id = done["key_id"].as_str().context("key id")?.to_owned();
+
+    // Load: sealed batches with their blind tokens, exactly as the agent makes them; the same
+    // entries as plaintext NDJSON compressed with zstd for the baseline.
+    println!(
+        "loading {} entries ({} per record) …",
+        args.entries, args.entries_per_record
+    );
+    let sealing = SealingKey::new(&dek);
+    let tk = search.token_key(&app_id);
+    let mut sealer = BatchSealer::new(1);
+    let plain_path = work.path().join("plain.ndjson");
+    let mut plain = std::io::BufWriter::new(std::fs::File::create(&plain_path)?);
+    let records = args.entries.div_ceil(args.entries_per_record);
+    let mut w = Writer::new("benchclientboundary0123456789abcd");
+    let mut in_request = 0;
+    for r in 0..records {
+        let es: Vec<Entry> = (r * args.entries_per_record
+            ..((r + 1) * args.entries_per_record).min(args.entries))
+            .map(|i| entry(i, args.needle_every))
+            .collect();
+        for e in &es {
+            let line = EntryView::from(e.clone()).to_json().to_string();
+            std::io::Write::write_all(&mut plain, line.as_bytes())?;
+            std::io::Write::write_all(&mut plain, b"\n")?;
+        }
+        let record_id = format!("bench{r:08}");
+        let binding = RecordBinding {
+            tenant: &tenant,
+            application: &app_id,
+            key_id: &key_id,
+            record_id: &record_id,
+        };
+        let sealed = sealer.seal(&sealing, &binding, &es)?;
+        let mut ts = TokenSet::new();
+        for e in &es {
+            ts.add_entry(e);
+        }
+        let tokens = ts
+            .finish(&tk)
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        w.part(
+            &[
+                ("X-LF-Payload-Type", "4"),
+                ("X-LF-Key-ID", &key_id),
+                ("X-LF-Nonce", &B64.encode(sealed.nonce)),
+                ("X-LF-Record-ID", &record_id),
+                ("X-LF-Count", &sealed.count.to_string()),
+                (
+                    "X-LF-Time-Range",
+                    &format_time_range(sealed.time_range.0, sealed.time_range.1),
+                ),
+                ("X-LF-Search-Tokens", &tokens),
+            ],
+            &sealed.ciphertext,
+        );
+        in_request += 1;
+        if in_request == 50 || r + 1 == records {
+            let full = std::mem::replace(&mut w, Writer::new("benchclientboundary0123456789abcd"));
+            call(
+                http.post(format!("{base}/v1/ingest"))
+                    .bearer_auth(&api_key)
+                    .header("content-type", full.content_type())
+                    .body(full.finish()),
+            )
+            .await?;
+            in_request = 0;
+        }
+    }
+    std::io::Write::flush(&mut plain)?;
+    drop(plain);
+    let zst = work.path().join("plain.ndjson.zst");
+    let st = std::process::Command::new("zstd")
+        .args(["-q", "-3", "-T1"])
+        .arg(&plain_path)
+        .arg("-o")
+        .arg(&zst)
+        .status()
+        .context("zstd (apt install zstd)")?;
+    if !st.success() {
+        bail!("zstd failed");
+    }
+    let plain_mib = std::fs::metadata(&plain_path)?.len() as f64 / 1048576.0;
+    let zst_mib = std::fs::metadata(&zst)?.len() as f64 / 1048576.0;
+    std::fs::remove_file(&plain_path)?;
+
+    let token_file = work.path().join("token");
+    write_private(&token_file, &admin)?;
+    let config = work.path().join("client.yaml");
+    write_private(
+        &config,
+        &format!(
+            "server: {base}\ntoken_file: {}\nprivate_key_file: {}\nsearch_key_file: {}\n",
+            token_file.display(),
+            keys.join("private_key.pem").display(),
+            keys.join("search.key").display()
+        ),
+    )?;
+    let logflux = |args: &[&str]| {
+        let mut c = tokio::process::Command::new(&client_bin);
+        c.arg("--config").arg(&config).args(args);
+        c
+    };
+    let shell = |script: String| {
+        let mut c = tokio::process::Command::new("sh");
+        c.arg("-c").arg(script);
+        c
+    };
+    let needles = (0..args.entries)
+        .filter(|i| i % args.needle_every == args.needle_every / 2)
+        .count();
+
+    // Warm the server's footer cache and the page cache once, for both sides.
+    timed(logflux(&[
+        "search", "needle", "--limit", "0", "--format", "ndjson",
+    ]))
+    .await?;
+    timed(shell(format!("zstdcat {} | grep -w needle", zst.display()))).await?;
+
+    let word = runs(args.runs, || {
+        logflux(&["search", "needle", "--limit", "0", "--format", "ndjson"])
+    })
+    .await?;
+    let word_base = runs(args.runs, || {
+        shell(format!("zstdcat {} | grep -w needle", zst.display()))
+    })
+    .await?;
+    let all = runs(args.runs, || {
+        logflux(&[
+            "search", "--limit", "0", "--order", "oldest", "--format", "ndjson",
+        ])
+    })
+    .await?;
+    let all_base = runs(args.runs, || shell(format!("zstdcat {}", zst.display()))).await?;
+    if word.lines != needles || word_base.lines != needles {
+        bail!(
+            "the word search found {} (logflux) and {} (grep) entries, expected {needles}",
+            word.lines,
+            word_base.lines
+        );
+    }
+    if all.lines != args.entries || all_base.lines != args.entries {
+        bail!(
+            "the full listing gave {} (logflux) and {} (zstdcat) entries, expected {}",
+            all.lines,
+            all_base.lines,
+            args.entries
+        );
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "\n{} entries ({plain_mib:.0} MiB as NDJSON, {zst_mib:.0} MiB zstd -3; {records} sealed records) · {cores} cores · median of {} runs, warm caches\n",
+        args.entries, args.runs
+    );
+    println!(
+        "| search | logflux: first result | logflux: last result | `zstdcat \\| grep`: first | `zstdcat \\| grep`: last | last-result ratio |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let row = |name: &str, a: &Run, b: &Run| {
+        println!(
+            "| {name} | {} | {} | {} | {} | {:.2}× |",
+            procs::ms(a.first),
+            procs::ms(a.last),
+            procs::ms(b.first),
+            procs::ms(b.last),
+            a.last.as_secs_f64() / b.last.as_secs_f64()
+        );
+    };
+    row(
+        &format!("one word, {needles} matches (`logflux search needle`)"),
+        &word,
+        &word_base,
+    );
+    row(
+        &format!(
+            "everything, {} entries (`logflux search --limit 0`)",
+            args.entries
+        ),
+        &all,
+        &all_base,
+    );
+    println!();
+    println!("| client, full listing | value |");
+    println!("|---|---|");
+    println!(
+        "| decrypted, filtered and printed entries per second (wall) | {:.0} |",
+        args.entries as f64 / all.last.as_secs_f64()
+    );
+    println!(
+        "| client CPU time | {:.2} s ({:.2} cores busy) |",
+        all.cpu,
+        all.cpu / all.last.as_secs_f64()
+    );
+    println!(
+        "| **decrypted entries per second per core** (entries ÷ client CPU seconds) | **{:.0}** |",
+        args.entries as f64 / all.cpu.max(1e-9)
+    );
+    println!("| client peak RSS | {:.0} MiB |", all.rss_mib);
+    println!(
+        "| word search: client CPU time / peak RSS | {:.2} s / {:.0} MiB |",
+        word.cpu, word.rss_mib
+    );
+    drop(server);
+    Ok(())
+}

@@ -1,0 +1,418 @@
+//! Fetching, decrypting and ordering entries: pages of sealed records stream in from the server
+//! (the next page is fetched while the current one is decrypted), are opened in parallel,
+//! filtered exactly, and merged into timestamp order.
+//!
+//! Ordering is exact: the server lists segments newest first by their newest entry (or oldest
+//! first by their oldest entry) and gives each record a watermark that no later record
+//! crosses; entries are held in a heap until a watermark passes them.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use logflux_crypto::keyfile;
+use logflux_proto::{EntryView, timefmt};
+use tokio::sync::mpsc;
+
+use crate::api::{Api, Line, QueryRequest};
+use crate::config::Settings;
+use crate::decrypt::{Decryptor, RecordError};
+use crate::filter::{Filter, FilterArgs};
+
+/// Records asked for in the first page (small, for a quick first result) and in later ones.
+const FIRST_PAGE_RECORDS: usize = 16;
+const PAGE_RECORDS: usize = 1000;
+/// Records decrypted together (one parallel step).
+const CHUNK_RECORDS: usize = 64;
+/// How much later than its entry an SDK part may be timestamped (queueing and retries).
+const SDK_SEND_SLACK_NS: i64 = 5 * 60 * 1_000_000_000;
+/// Entries held for ordering, at most; beyond it the earliest are let out (order may then be
+/// approximate for entries whose records overlap by more than this).
+const MAX_HELD: usize = 2_000_000;
+
+/// Everything a search needs: the server, the tenant's private key, the filter and its tokens.
+#[derive(Debug, Clone)]
+pub(crate) struct Session {
+    pub(crate) api: Api,
+    pub(crate) decryptor: Arc<Decryptor>,
+    pub(crate) filter: Arc<Filter>,
+    /// Application ids for the server (empty: all).
+    pub(crate) applications: Vec<String>,
+    pub(crate) tokens: Vec<Vec<String>>,
+    pub(crate) entry_types: Vec<u8>,
+}
+
+impl Session {
+    /// Connects, learns the tenant, reads the keys and turns the filter into tokens.
+    pub(crate) async fn open(settings: &Settings, args: &FilterArgs) -> anyhow::Result<Session> {
+        let filter = Filter::from_args(args, timefmt::now_ns())?;
+        let private_path = settings.private_key_file()?;
+        let private = keyfile::read_private_key(private_path)
+            .with_context(|| format!("reading the private key {}", private_path.display()))?;
+        let api = crate::api::Api::new(settings)?;
+        let (me, apps) = tokio::try_join!(api.me(), api.applications())?;
+        let mut app_ids = Vec::new();
+        for want in &filter.apps {
+            let Some(a) = apps.iter().find(|a| a.id == *want || a.name == *want) else {
+                let known: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
+                anyhow::bail!(
+                    "no application {want:?} (applications: {})",
+                    if known.is_empty() {
+                        "none yet".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                );
+            };
+            app_ids.push(a.id.clone());
+        }
+        let token_apps: Vec<String> = if app_ids.is_empty() {
+            apps.iter().map(|a| a.id.clone()).collect()
+        } else {
+            app_ids.clone()
+        };
+        let tokens = if filter.wants_tokens() {
+            match &settings.search_key_file {
+                Some(p) => {
+                    let key = keyfile::read_search_key(p)
+                        .with_context(|| format!("reading the search key {}", p.display()))?;
+                    filter.token_groups(&key, &token_apps)
+                }
+                None => {
+                    eprintln!(
+                        "logflux: no search key configured (LOGFLUX_SEARCH_KEY_FILE): every record in the time range is fetched and filtered here"
+                    );
+                    Vec::new()
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        Ok(Session {
+            entry_types: filter.entry_types(),
+            api,
+            decryptor: Arc::new(Decryptor::new(private, me.tenant_id)),
+            filter: Arc::new(filter),
+            applications: app_ids,
+            tokens,
+        })
+    }
+
+    /// The query for this session's filter.
+    pub(crate) fn query(&self, newest_first: bool) -> QueryRequest {
+        QueryRequest {
+            from: self.filter.since_ns,
+            // SDK parts are stored at the time the SDK sent them, which can follow the entry's
+            // own time: records up to a little later are fetched, and entries filtered here.
+            to: self
+                .filter
+                .until_ns
+                .map(|u| u.saturating_add(SDK_SEND_SLACK_NS)),
+            applications: self.applications.clone(),
+            entry_types: self.entry_types.clone(),
+            tokens: self.tokens.clone(),
+            limit: FIRST_PAGE_RECORDS,
+            order: if newest_first { "newest" } else { "oldest" },
+            cursor: None,
+        }
+    }
+
+    /// Decrypts, filters and maps records (in parallel, off the async threads: `map` is where
+    /// output is rendered), reporting records that fail on stderr.
+    pub(crate) async fn open_records<T: Send + 'static>(
+        &self,
+        records: Vec<Line>,
+        map: &Mapper<T>,
+    ) -> anyhow::Result<Opened<T>> {
+        self.decryptor.ensure_keys(&self.api, &records).await;
+        let dec = self.decryptor.clone();
+        let filter = self.filter.clone();
+        let map = map.clone();
+        let results = tokio::task::spawn_blocking(move || {
+            use rayon::prelude::*;
+            records
+                .par_iter()
+                .map(|r| {
+                    dec.open(r).map(|v| {
+                        v.into_iter()
+                            .filter(|e| filter.matches(e))
+                            // Placed within its record's time range, which the server's
+                            // watermarks are about (an SDK entry's own `ts` may precede its
+                            // part's timestamp by its queueing time).
+                            .map(|e| {
+                                (
+                                    e.timestamp_ns.clamp(r.min_ts, r.max_ts.max(r.min_ts)),
+                                    map(e),
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .context("decryption worker")?;
+        let mut out = Opened {
+            records: 0,
+            entries: Vec::new(),
+            errors: Vec::new(),
+        };
+        for r in results {
+            match r {
+                Ok(entries) => {
+                    out.records += 1;
+                    out.entries.extend(entries);
+                }
+                Err(e) => {
+                    eprintln!("logflux: error: {e}");
+                    out.errors.push(e);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// What each decrypted entry becomes (its rendering, or the entry itself).
+pub(crate) type Mapper<T> = Arc<dyn Fn(EntryView) -> T + Send + Sync>;
+
+/// Entries of some records (timestamp and mapped entry), and the records that failed.
+#[derive(Debug)]
+pub(crate) struct Opened<T> {
+    pub(crate) records: u64,
+    pub(crate) entries: Vec<(i64, T)>,
+    pub(crate) errors: Vec<RecordError>,
+}
+
+/// A slice of a query's reply.
+#[derive(Debug)]
+pub(crate) struct Chunk {
+    pub(crate) records: Vec<Line>,
+    /// Entries beyond this (newer when newest first, older when oldest first) may be shown.
+    pub(crate) watermark: Option<i64>,
+    /// Whether the query is complete.
+    pub(crate) done: bool,
+}
+
+/// Runs a query page after page in a task, sending chunks of records as they arrive.
+pub(crate) fn spawn_query(
+    api: Api,
+    mut req: QueryRequest,
+) -> mpsc::Receiver<anyhow::Result<Chunk>> {
+    let (tx, rx) = mpsc::channel(2);
+    tokio::spawn(async move {
+        let newest_first = req.order == "newest";
+        // Every watermark the server sends holds for all later records: keep the one that
+        // lets the most out (the oldest time when newest first, the newest when oldest first).
+        let widen = |w: Option<i64>, new: Option<i64>| match (w, new) {
+            (Some(a), Some(b)) => Some(if newest_first { a.min(b) } else { a.max(b) }),
+            (a, b) => a.or(b),
+        };
+        let mut watermark = None;
+        loop {
+            let mut lines = match api.stream("/v1/query", &req).await {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            let mut records = Vec::new();
+            let end = loop {
+                let line = match lines.next().await {
+                    Ok(Some(l)) => l,
+                    Ok(None) => {
+                        break Err(anyhow::anyhow!(
+                            "the server's reply ended without its end line"
+                        ));
+                    }
+                    Err(e) => break Err(e),
+                };
+                let l: Line = match serde_json::from_slice(&line) {
+                    Ok(l) => l,
+                    Err(e) => break Err(anyhow::anyhow!("a malformed line from the server: {e}")),
+                };
+                match l.kind.as_str() {
+                    "record" => {
+                        watermark = widen(watermark, l.watermark);
+                        records.push(l);
+                        if records.len() == CHUNK_RECORDS {
+                            let chunk = Chunk {
+                                records: std::mem::take(&mut records),
+                                watermark,
+                                done: false,
+                            };
+                            if tx.send(Ok(chunk)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    // A segment the server could not read travels with the records, to be
+                    // reported as their failures are.
+                    "damaged" => records.push(l),
+                    "end" => break Ok(l),
+                    _ => {}
+                }
+            };
+            let end = match end {
+                Ok(e) => e,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            watermark = widen(watermark, end.watermark);
+            let done = end.cursor.is_none();
+            if tx
+                .send(Ok(Chunk {
+                    records,
+                    watermark,
+                    done,
+                }))
+                .await
+                .is_err()
+                || done
+            {
+                return;
+            }
+            req.cursor = end.cursor;
+            req.limit = PAGE_RECORDS;
+        }
+    });
+    rx
+}
+
+struct Held<T> {
+    key: i128,
+    seq: Reverse<u64>,
+    item: T,
+}
+
+impl<T> PartialEq for Held<T> {
+    fn eq(&self, o: &Self) -> bool {
+        (self.key, self.seq) == (o.key, o.seq)
+    }
+}
+impl<T> Eq for Held<T> {}
+impl<T> PartialOrd for Held<T> {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl<T> Ord for Held<T> {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.key, self.seq).cmp(&(o.key, o.seq))
+    }
+}
+
+/// Puts items into timestamp order (newest or oldest first; equal times keep arrival order).
+pub(crate) struct Merger<T> {
+    newest_first: bool,
+    heap: BinaryHeap<Held<T>>,
+    seq: u64,
+    warned: bool,
+}
+
+impl<T> std::fmt::Debug for Merger<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Merger")
+            .field("newest_first", &self.newest_first)
+            .field("held", &self.heap.len())
+            .finish()
+    }
+}
+
+impl<T> Merger<T> {
+    pub(crate) fn new(newest_first: bool) -> Self {
+        Merger {
+            newest_first,
+            heap: BinaryHeap::new(),
+            seq: 0,
+            warned: false,
+        }
+    }
+
+    fn key(&self, ts: i64) -> i128 {
+        if self.newest_first {
+            i128::from(ts)
+        } else {
+            -i128::from(ts)
+        }
+    }
+
+    pub(crate) fn push(&mut self, ts: i64, item: T) {
+        self.seq += 1;
+        self.heap.push(Held {
+            key: self.key(ts),
+            seq: Reverse(self.seq),
+            item,
+        });
+    }
+
+    /// The next item that can be shown given `watermark` (or everything, once `complete`).
+    pub(crate) fn pop(&mut self, watermark: Option<i64>, complete: bool) -> Option<T> {
+        let top = self.heap.peek()?;
+        let full = self.heap.len() > MAX_HELD;
+        let ready = complete || full || watermark.is_some_and(|w| top.key > self.key(w));
+        if full && !self.warned {
+            self.warned = true;
+            eprintln!(
+                "logflux: more than {MAX_HELD} entries overlap in time; from here the order is approximate"
+            );
+        }
+        if ready {
+            self.heap.pop().map(|h| h.item)
+        } else {
+            None
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logflux_proto::{Entry, Level};
+
+    fn e(ts: i64, p: &str) -> (i64, EntryView) {
+        (ts, Entry::new(ts, Level::Info, "s", p).into())
+    }
+
+    #[test]
+    fn merger_holds_entries_until_the_watermark_passes_them() {
+        let mut m = Merger::new(true);
+        for (ts, p) in [(5, "a"), (9, "b"), (7, "c"), (9, "d")] {
+            let (t, v) = e(ts, p);
+            m.push(t, v);
+        }
+        let mut out = Vec::new();
+        while let Some(x) = m.pop(Some(7), false) {
+            out.push(x.payload);
+        }
+        // Newer than 7 only; equal times in arrival order.
+        assert_eq!(out, ["b", "d"]);
+        let (t, v) = e(8, "late");
+        m.push(t, v);
+        while let Some(x) = m.pop(None, true) {
+            out.push(x.payload);
+        }
+        assert_eq!(out, ["b", "d", "late", "c", "a"]);
+        assert!(m.is_empty());
+
+        let mut m = Merger::new(false);
+        for (ts, p) in [(5, "a"), (i64::MIN, "min"), (7, "c")] {
+            let (t, v) = e(ts, p);
+            m.push(t, v);
+        }
+        let first = m.pop(Some(6), false).unwrap();
+        assert_eq!(first.payload, "min");
+        assert_eq!(m.pop(Some(6), false).unwrap().payload, "a");
+        assert!(m.pop(Some(6), false).is_none());
+        assert_eq!(m.pop(None, true).unwrap().payload, "c");
+    }
+}

@@ -1,0 +1,647 @@
+//! `logflux search`, `tail`, `export` and `stats`.
+
+use std::collections::HashSet;
+use std::io::{IsTerminal as _, Write as _};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::{Args, ValueEnum};
+use logflux_proto::{EntryView, Level, timefmt};
+use serde_json::json;
+
+use crate::api::{Line, TailRequest};
+use crate::config::Settings;
+use crate::fetch::{Mapper, Merger, Session, spawn_query};
+use crate::filter::{FilterArgs, parse_duration};
+use crate::output::{Format, Printer, render};
+use crate::{EXIT_ERROR, EXIT_NO_RESULTS, EXIT_OK};
+
+/// Which way results run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Order {
+    Newest,
+    Oldest,
+}
+
+/// When to colour text output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+impl Color {
+    fn on(self) -> bool {
+        match self {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => {
+                std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+            }
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SearchArgs {
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// Most entries to show (0: no limit).
+    #[arg(short = 'n', long, default_value_t = 1000)]
+    limit: u64,
+    /// newest (default) or oldest first.
+    #[arg(long, value_enum, default_value_t = Order::Newest)]
+    order: Order,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Colour levels in text output.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    color: Color,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TailArgs {
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// Keep printing entries as they arrive, until Ctrl-C.
+    #[arg(short = 'f', long)]
+    follow: bool,
+    /// How many recent entries to show first.
+    #[arg(short = 'n', long, default_value_t = 10)]
+    lines: u64,
+    #[arg(short = 'o', long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    color: Color,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// The file to write. It appears only once complete: until then the entries go to
+    /// FILE.partial, which an interruption leaves behind, never FILE.
+    #[arg(long, short = 'O')]
+    output: PathBuf,
+    #[arg(short = 'o', long, value_enum, default_value_t = Format::Ndjson)]
+    format: Format,
+    /// oldest (default) or newest first.
+    #[arg(long, value_enum, default_value_t = Order::Oldest)]
+    order: Order,
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Output formats of `stats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum StatsFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatsArgs {
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// Bucket width (`5m`, `1h`, `1d`); default: about 30 buckets over the range.
+    #[arg(long)]
+    bucket: Option<String>,
+    #[arg(short = 'o', long, value_enum, default_value_t = StatsFormat::Text)]
+    format: StatsFormat,
+}
+
+/// What a run of a query produced.
+#[derive(Debug, Default)]
+struct Summary {
+    entries: u64,
+    records: u64,
+    errors: u64,
+}
+
+/// Whether an error is stdout having been closed (`logflux search | head`).
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Runs the session's query to the end (or `limit` entries, or until `emit` says stop), in
+/// order; `progress` sees each decrypted step.
+async fn run_query<T: Send + 'static>(
+    session: &Session,
+    newest_first: bool,
+    limit: u64,
+    map: Mapper<T>,
+    mut emit: impl FnMut(T) -> anyhow::Result<bool>,
+    mut progress: impl FnMut(&Summary) -> anyhow::Result<()>,
+) -> anyhow::Result<Summary> {
+    let mut rx = spawn_query(session.api.clone(), session.query(newest_first));
+    let mut merger = Merger::new(newest_first);
+    let mut sum = Summary::default();
+    while let Some(chunk) = rx.recv().await {
+        let chunk = chunk?;
+        let opened = session.open_records(chunk.records, &map).await?;
+        sum.records += opened.records;
+        sum.errors += opened.errors.len() as u64;
+        for (ts, item) in opened.entries {
+            merger.push(ts, item);
+        }
+        while let Some(e) = merger.pop(chunk.watermark, chunk.done) {
+            sum.entries += 1;
+            if !emit(e)? || (limit > 0 && sum.entries >= limit) {
+                return Ok(sum);
+            }
+        }
+        progress(&sum)?;
+        if chunk.done {
+            break;
+        }
+    }
+    Ok(sum)
+}
+
+fn status(sum: &Summary) -> i32 {
+    if sum.errors > 0 {
+        EXIT_ERROR
+    } else if sum.entries == 0 {
+        EXIT_NO_RESULTS
+    } else {
+        EXIT_OK
+    }
+}
+
+pub(crate) async fn search(settings: &Settings, args: SearchArgs) -> anyhow::Result<i32> {
+    let session = Session::open(settings, &args.filter).await?;
+    let stdout = std::io::stdout();
+    let (format, color) = (args.format, args.color.on());
+    let printer = std::cell::RefCell::new(Printer::new(
+        std::io::BufWriter::with_capacity(256 * 1024, stdout.lock()),
+        format,
+        color,
+    ));
+    let r: anyhow::Result<Summary> = async {
+        printer.borrow_mut().begin()?;
+        let sum = run_query(
+            &session,
+            args.order == Order::Newest,
+            args.limit,
+            Arc::new(move |e| render(format, color, &e)),
+            |r| {
+                printer.borrow_mut().rendered(r.as_bytes())?;
+                Ok(true)
+            },
+            // Whatever a step decrypted is shown at once (a flush per chunk of records, not
+            // per entry), on a terminal or down a pipe.
+            |_| Ok(printer.borrow_mut().flush()?),
+        )
+        .await?;
+        printer.borrow_mut().finish()?;
+        Ok(sum)
+    }
+    .await;
+    match r {
+        Ok(sum) => Ok(status(&sum)),
+        Err(e) if is_broken_pipe(&e) => Ok(EXIT_OK),
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens the live stream, resuming after `after` when given.
+async fn open_tail(session: &Session, after: Option<i64>) -> anyhow::Result<crate::api::Lines> {
+    session
+        .api
+        .stream(
+            "/v1/tail",
+            &TailRequest {
+                applications: session.applications.clone(),
+                entry_types: session.entry_types.clone(),
+                tokens: session.tokens.clone(),
+                after_segment: after,
+            },
+        )
+        .await
+}
+
+pub(crate) async fn tail(settings: &Settings, args: TailArgs) -> anyhow::Result<i32> {
+    if args.follow && args.filter.until.is_some() {
+        bail!("--until and --follow do not go together");
+    }
+    let session = Session::open(settings, &args.filter).await?;
+    // The live stream is opened first, so nothing committed between the two is missed; what
+    // both return is shown once (by record id).
+    let mut live = if args.follow {
+        Some(open_tail(&session, None).await?)
+    } else {
+        None
+    };
+    let stdout = std::io::stdout();
+    let mut printer = Printer::new(stdout.lock(), args.format, args.color.on());
+    let mut recent = Vec::new();
+    let identity: Mapper<EntryView> = Arc::new(|e| e);
+    let mut seen_records: HashSet<String> = HashSet::new();
+    let r: anyhow::Result<i32> = async {
+        let sum = if args.lines > 0 {
+            let mut rx = spawn_query(session.api.clone(), session.query(true));
+            let mut merger = Merger::new(true);
+            let mut sum = Summary::default();
+            'outer: while let Some(chunk) = rx.recv().await {
+                let chunk = chunk?;
+                seen_records.extend(chunk.records.iter().map(|r| r.record_id.clone()));
+                let opened = session.open_records(chunk.records, &identity).await?;
+                sum.errors += opened.errors.len() as u64;
+                for (ts, e) in opened.entries {
+                    merger.push(ts, e);
+                }
+                while let Some(e) = merger.pop(chunk.watermark, chunk.done) {
+                    recent.push(e);
+                    if recent.len() as u64 >= args.lines {
+                        break 'outer;
+                    }
+                }
+                if chunk.done {
+                    break;
+                }
+            }
+            sum.entries = recent.len() as u64;
+            sum
+        } else {
+            Summary::default()
+        };
+        printer.begin()?;
+        for e in recent.iter().rev() {
+            printer.entry(e)?;
+        }
+        printer.flush()?;
+        let Some(mut lines) = live.take() else {
+            printer.finish()?;
+            return Ok(status(&sum));
+        };
+        eprintln!("logflux: following new entries (Ctrl-C stops)");
+        let mut after: Option<i64> = None;
+        let mut errors = sum.errors;
+        // Live records already shown, the most recent ones (a reconnect resumes one segment
+        // back, so a segment's records may come twice).
+        let mut live_seen: std::collections::VecDeque<String> = Default::default();
+        let interrupted = tokio::signal::ctrl_c();
+        tokio::pin!(interrupted);
+        loop {
+            let next = tokio::select! {
+                _ = &mut interrupted => break,
+                n = tokio::time::timeout(TAIL_STALL, lines.next()) => n,
+            };
+            let line = match next {
+                Ok(Ok(Some(l))) => l,
+                other => {
+                    let why = match other {
+                        Err(_) => "no heartbeat from the server".to_owned(),
+                        Ok(Ok(None)) => "the server ended it".to_owned(),
+                        Ok(Err(e)) => format!("{e:#}"),
+                        Ok(Ok(Some(_))) => unreachable!(),
+                    };
+                    eprintln!("logflux: live stream interrupted ({why}); reconnecting");
+                    lines = tokio::select! {
+                        _ = &mut interrupted => break,
+                        r = reconnect(&session, after) => r?,
+                    };
+                    continue;
+                }
+            };
+            let l: Line =
+                serde_json::from_slice(&line).context("a malformed line from the server")?;
+            if let Some(a) = l.after_segment {
+                after = Some(after.map_or(a, |x| x.max(a)));
+            }
+            if l.kind == "damaged" {
+                // A segment the server cannot read: named, counted, not waited for.
+                errors += session.open_records(vec![l], &identity).await?.errors.len() as u64;
+                continue;
+            }
+            if l.kind != "record" {
+                continue;
+            }
+            let resume = l.segment_id - 1;
+            after = Some(after.map_or(resume, |x| x.max(resume)));
+            if seen_records.contains(&l.record_id) || live_seen.contains(&l.record_id) {
+                continue;
+            }
+            live_seen.push_back(l.record_id.clone());
+            if live_seen.len() > 4096 {
+                live_seen.pop_front();
+            }
+            let opened = session.open_records(vec![l], &identity).await?;
+            errors += opened.errors.len() as u64;
+            let mut entries: Vec<(i64, EntryView)> = opened.entries;
+            entries.sort_by_key(|(ts, _)| *ts);
+            for (_, e) in &entries {
+                printer.entry(e)?;
+            }
+            printer.flush()?;
+        }
+        printer.finish()?;
+        Ok(if errors > 0 { EXIT_ERROR } else { EXIT_OK })
+    }
+    .await;
+    match r {
+        Err(e) if is_broken_pipe(&e) => Ok(EXIT_OK),
+        other => other,
+    }
+}
+
+/// A live stream without a line for this long is dead (the server sends heartbeats every
+/// 15 s).
+const TAIL_STALL: Duration = Duration::from_secs(45);
+
+/// Reopens the live stream after `after`, retrying with backoff while the server is away;
+/// a refusal (bad token, unknown application) ends it.
+async fn reconnect(session: &Session, after: Option<i64>) -> anyhow::Result<crate::api::Lines> {
+    let mut wait = Duration::from_millis(250);
+    loop {
+        tokio::time::sleep(wait).await;
+        match open_tail(session, after).await {
+            Ok(l) => return Ok(l),
+            Err(e) if crate::api::StatusError::is_final(&e) => return Err(e),
+            Err(e) => {
+                wait = (wait * 2).min(Duration::from_secs(10));
+                eprintln!("logflux: {e:#}; retrying in {wait:?}");
+            }
+        }
+    }
+}
+
+pub(crate) async fn export(settings: &Settings, args: ExportArgs) -> anyhow::Result<i32> {
+    if args.output.exists() && !args.force {
+        bail!("{} exists; --force replaces it", args.output.display());
+    }
+    let mut partial = args.output.clone().into_os_string();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let session = Session::open(settings, &args.filter).await?;
+    // Decrypted logs: readable by this user only.
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&partial)
+            .with_context(|| format!("creating {}", partial.display()))?
+    };
+    let format = args.format;
+    let mut printer = Printer::new(
+        std::io::BufWriter::with_capacity(1 << 20, file),
+        format,
+        false,
+    );
+    printer.begin()?;
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {elapsed_precise} {human_pos} entries ({per_sec}) {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let started = Instant::now();
+    let run = run_query(
+        &session,
+        args.order == Order::Newest,
+        0,
+        Arc::new(move |e| render(format, false, &e)),
+        |r| {
+            printer.rendered(r.as_bytes())?;
+            bar.inc(1);
+            Ok(true)
+        },
+        |s| {
+            bar.set_message(format!("from {} records", s.records));
+            Ok(())
+        },
+    );
+    let outcome = tokio::select! {
+        r = run => Some(r),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    bar.finish_and_clear();
+    let written = printer.count();
+    let Some(outcome) = outcome else {
+        let _ = printer.flush();
+        eprintln!(
+            "logflux: interrupted after {written} entries: {} was not written; {} holds the entries exported so far",
+            args.output.display(),
+            partial.display()
+        );
+        return Ok(EXIT_ERROR);
+    };
+    let sum = match outcome {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = printer.flush();
+            return Err(e.context(format!(
+                "export stopped after {written} entries: {} was not written ({} holds them)",
+                args.output.display(),
+                partial.display()
+            )));
+        }
+    };
+    printer.finish()?;
+    let file = printer
+        .into_inner()
+        .into_inner()
+        .map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    if sum.errors > 0 {
+        eprintln!(
+            "logflux: {} records could not be decrypted (listed above): {} was not written; {} holds the {} entries that could",
+            sum.errors,
+            args.output.display(),
+            partial.display(),
+            sum.entries
+        );
+        return Ok(EXIT_ERROR);
+    }
+    std::fs::rename(&partial, &args.output)?;
+    eprintln!(
+        "exported {} entries from {} records to {} in {:.1} s",
+        sum.entries,
+        sum.records,
+        args.output.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(if sum.entries == 0 {
+        EXIT_NO_RESULTS
+    } else {
+        EXIT_OK
+    })
+}
+
+/// A bucket width giving about 30 buckets over `span_ns`, rounded to a familiar one.
+fn auto_bucket(span_ns: i64) -> i64 {
+    const S: i64 = 1_000_000_000;
+    let steps = [
+        S,
+        5 * S,
+        10 * S,
+        30 * S,
+        60 * S,
+        5 * 60 * S,
+        10 * 60 * S,
+        15 * 60 * S,
+        30 * 60 * S,
+        3600 * S,
+        3 * 3600 * S,
+        6 * 3600 * S,
+        12 * 3600 * S,
+        86_400 * S,
+        7 * 86_400 * S,
+    ];
+    let want = span_ns / 30;
+    steps
+        .iter()
+        .copied()
+        .find(|&s| s >= want)
+        .unwrap_or(7 * 86_400 * S)
+}
+
+fn human_width(ns: i64) -> String {
+    const S: i64 = 1_000_000_000;
+    match ns {
+        n if n % (86_400 * S) == 0 => format!("{}d", n / (86_400 * S)),
+        n if n % (3600 * S) == 0 => format!("{}h", n / (3600 * S)),
+        n if n % (60 * S) == 0 => format!("{}m", n / (60 * S)),
+        n => format!("{}s", n / S),
+    }
+}
+
+pub(crate) async fn stats(settings: &Settings, mut args: StatsArgs) -> anyhow::Result<i32> {
+    if args.filter.since.is_none() {
+        args.filter.since = Some("24h".into());
+    }
+    // Counted entries all fall in a bucket: the range is closed at both ends.
+    if args.filter.until.is_none() {
+        args.filter.until = Some("now".into());
+    }
+    let session = Session::open(settings, &args.filter).await?;
+    let since = session.filter.since_ns.unwrap_or(0);
+    let until = session.filter.until_ns.unwrap_or_else(timefmt::now_ns);
+    let width = match &args.bucket {
+        Some(b) => parse_duration(b)
+            .filter(|&w| w > 0)
+            .with_context(|| format!("--bucket {b:?}: a duration like 5m, 1h or 1d"))?,
+        None => auto_bucket(until - since),
+    };
+    let start = since - since.rem_euclid(width);
+    let n = usize::try_from((until - start) / width + 1).unwrap_or(usize::MAX);
+    if n > 10_000 {
+        bail!("{n} buckets: choose a wider --bucket or a shorter range");
+    }
+    let mut counts = vec![[0u64; 8]; n];
+    let sum = run_query(
+        &session,
+        false,
+        0,
+        Arc::new(|e: EntryView| (e.timestamp_ns, e.level)),
+        |(ts, level)| {
+            if let Some(c) = counts.get_mut(((ts - start) / width) as usize) {
+                c[usize::from(level.number() - 1)] += 1;
+            }
+            Ok(true)
+        },
+        |_| Ok(()),
+    )
+    .await?;
+    let mut by_level = [0u64; 8];
+    for c in &counts {
+        for (t, v) in by_level.iter_mut().zip(c) {
+            *t += v;
+        }
+    }
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    match args.format {
+        StatsFormat::Json => {
+            let levels = |c: &[u64; 8]| {
+                Level::ALL
+                    .iter()
+                    .zip(c)
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(l, n)| (l.name().to_owned(), json!(n)))
+                    .collect::<serde_json::Map<_, _>>()
+            };
+            let doc = json!({
+                "since": timefmt::format_rfc3339(since),
+                "until": timefmt::format_rfc3339(until),
+                "bucket_seconds": width / 1_000_000_000,
+                "total": sum.entries,
+                "levels": levels(&by_level),
+                "buckets": counts.iter().enumerate().map(|(i, c)| json!({
+                    "start": timefmt::format_rfc3339(start + i as i64 * width),
+                    "total": c.iter().sum::<u64>(),
+                    "levels": levels(c),
+                })).collect::<Vec<_>>(),
+            });
+            writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+        }
+        StatsFormat::Text => {
+            let shown: Vec<usize> = (0..8).filter(|&i| by_level[i] > 0).collect();
+            let max = counts
+                .iter()
+                .map(|c| c.iter().sum::<u64>())
+                .max()
+                .unwrap_or(0)
+                .max(1);
+            writeln!(
+                out,
+                "{} entries from {} to {}, by {}",
+                sum.entries,
+                crate::output::short_time(since),
+                crate::output::short_time(until),
+                human_width(width)
+            )?;
+            let mut header = format!("{:<24} {:>8}", "bucket start (UTC)", "total");
+            for &i in &shown {
+                header.push_str(&format!(" {:>8}", Level::ALL[i].name()));
+            }
+            writeln!(out, "{header}")?;
+            for (i, c) in counts.iter().enumerate() {
+                let total: u64 = c.iter().sum();
+                let mut row = format!(
+                    "{:<24} {total:>8}",
+                    crate::output::short_time(start + i as i64 * width)
+                );
+                for &l in &shown {
+                    row.push_str(&format!(" {:>8}", c[l]));
+                }
+                let bar = (total * 40).div_ceil(max) as usize;
+                row.push_str("  ");
+                row.push_str(&"█".repeat(bar));
+                writeln!(out, "{}", row.trim_end())?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(status(&sum))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_familiar_widths() {
+        const S: i64 = 1_000_000_000;
+        assert_eq!(auto_bucket(24 * 3600 * S), 3600 * S);
+        assert_eq!(auto_bucket(3600 * S), 5 * 60 * S);
+        assert_eq!(auto_bucket(10 * S), S);
+        assert_eq!(auto_bucket(365 * 86_400 * S), 7 * 86_400 * S);
+        assert_eq!(human_width(3600 * S), "1h");
+        assert_eq!(human_width(90 * S), "90s");
+    }
+}

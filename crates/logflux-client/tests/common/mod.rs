@@ -1,0 +1,370 @@
+//! A whole stack for client tests, through real processes: `logflux up` (server and agent),
+//! entries sent over the agent's Unix socket and TCP and over the SDK-compatible ingest API,
+//! and the `logflux` binary run as a user runs it.
+#![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_logflux");
+
+/// A running `logflux up` and what it wrote.
+pub struct Stack {
+    pub tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+    pub child: tokio::process::Child,
+    /// up.env as a map.
+    pub env: HashMap<String, String>,
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        Stack::start_inner(None).await
+    }
+
+    /// As [`Stack::start`], with every log line (debug level) of the server and the agent
+    /// written to `log`.
+    pub async fn start_logged(log: &Path) -> Stack {
+        Stack::start_inner(Some(log)).await
+    }
+
+    /// `logflux up` again on the directory a stopped stack left.
+    pub async fn restart(tmp: tempfile::TempDir, dir: PathBuf) -> Stack {
+        Stack::launch(tmp, dir, None).await
+    }
+
+    async fn start_inner(log: Option<&Path>) -> Stack {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("stack");
+        // 2048-bit keys made ahead to keep tests fast; `up` makes RSA-4096 ones when absent.
+        let out = std::process::Command::new(BIN)
+            .args(["keys", "generate", "--bits", "2048", "--dir"])
+            .arg(dir.join("keys"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Stack::launch(tmp, dir, log).await
+    }
+
+    async fn launch(tmp: tempfile::TempDir, dir: PathBuf, log: Option<&Path>) -> Stack {
+        let mut cmd = tokio::process::Command::new(BIN);
+        match log {
+            Some(path) => {
+                cmd.env("LOGFLUX_LOG", "debug")
+                    .stderr(std::fs::File::create(path).unwrap());
+            }
+            None => {
+                cmd.stderr(Stdio::inherit());
+            }
+        }
+        let mut child = cmd
+            .arg("up")
+            .arg("--dir")
+            .arg(&dir)
+            .arg("--socket")
+            .arg(dir.join("agent.sock"))
+            .args(["--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(120), lines.next_line())
+                .await
+                .expect("logflux up ready within 120 s")
+                .unwrap()
+                .expect("logflux up exited before ready");
+            if line.starts_with("ready") {
+                break;
+            }
+        }
+        // Keep draining its output so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let env = std::fs::read_to_string(dir.join("up.env"))
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned()))
+            .collect();
+        Stack {
+            tmp,
+            dir,
+            child,
+            env,
+        }
+    }
+
+    pub fn var(&self, k: &str) -> &str {
+        &self.env[k]
+    }
+
+    /// A `logflux` command configured by this stack's client.yaml only (no LOGFLUX_* from the
+    /// test's own environment, a private HOME).
+    pub fn command(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(BIN);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("LOGFLUX_") || k.ends_with("_PROXY") || k.ends_with("_proxy") {
+                c.env_remove(k);
+            }
+        }
+        c.env("HOME", self.tmp.path())
+            .env("LOGFLUX_CONFIG", self.dir.join("client.yaml"))
+            .env("NO_COLOR", "1");
+        c
+    }
+
+    /// Runs `logflux ARGS`: exit code, stdout, stderr.
+    pub fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self.command().args(args).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `logflux search ARGS --format ndjson --limit 0`, parsed; panics on exit status 2.
+    pub fn search(&self, args: &[&str]) -> (i32, Vec<Value>) {
+        let mut all = vec!["search", "--format", "ndjson", "--limit", "0"];
+        all.extend_from_slice(args);
+        let (code, out, err) = self.run(&all);
+        assert!(
+            code == 0 || code == 1,
+            "logflux {all:?}: exit {code}: {err}"
+        );
+        let v: Vec<Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            code == 1,
+            v.is_empty(),
+            "exit status 1 exactly when nothing matched"
+        );
+        (code, v)
+    }
+
+    /// Waits (bounded) until a search for everything returns `n` entries.
+    pub async fn wait_for_entries(&self, n: usize) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            let (_, v) = self.search(&[]);
+            if v.len() >= n {
+                assert_eq!(v.len(), n, "more entries than were sent");
+                return v;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "only {} of {n} entries arrived within 90 s",
+                v.len()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Sends NDJSON lines over the agent's Unix socket.
+    pub async fn send_unix(&self, lines: &[Value]) {
+        let mut s = tokio::net::UnixStream::connect(self.var("LOGFLUX_AGENT_SOCKET"))
+            .await
+            .unwrap();
+        for l in lines {
+            s.write_all(format!("{l}\n").as_bytes()).await.unwrap();
+        }
+        s.shutdown().await.unwrap();
+        // The agent replies to nothing on success: EOF means every line was taken.
+        let mut rest = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut s, &mut rest)
+            .await
+            .unwrap();
+        assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    }
+
+    /// Sends NDJSON lines over the agent's TCP port, after authenticating.
+    pub async fn send_tcp(&self, lines: &[Value]) {
+        let s = tokio::net::TcpStream::connect(self.var("LOGFLUX_AGENT_TCP"))
+            .await
+            .unwrap();
+        let (r, mut w) = s.into_split();
+        let mut r = tokio::io::BufReader::new(r);
+        let auth = json!({"version":"1.0","action":"authenticate","shared_secret": self.var("LOGFLUX_SHARED_SECRET")});
+        w.write_all(format!("{auth}\n").as_bytes()).await.unwrap();
+        let mut reply = String::new();
+        r.read_line(&mut reply).await.unwrap();
+        assert!(reply.contains("authenticated"), "{reply}");
+        for l in lines {
+            w.write_all(format!("{l}\n").as_bytes()).await.unwrap();
+        }
+        w.shutdown().await.unwrap();
+        let mut rest = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut r, &mut rest)
+            .await
+            .unwrap();
+        assert!(rest.is_empty(), "{rest}");
+    }
+
+    /// Sends SDK entries as the v3 SDKs do: handshake (data key wrapped to the tenant's public
+    /// key), then one multipart request, one sealed part per entry (`(entry type, JSON)`).
+    pub async fn send_sdk(&self, entries: &[(u8, Value)], gzip: bool) {
+        let http = reqwest::Client::new();
+        let base = self.var("LOGFLUX_SERVER");
+        let api_key = self.var("LOGFLUX_API_KEY");
+        let init: Value = http
+            .post(format!("{base}/v1/handshake/init"))
+            .bearer_auth(api_key)
+            .json(&json!({"api_key": api_key}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let public =
+            logflux_crypto::PublicKey::from_pem(init["data"]["public_key"].as_str().unwrap())
+                .unwrap();
+        let dek = logflux_crypto::Dek::generate().unwrap();
+        let wrapped = logflux_crypto::wrap_dek(&public, &dek).unwrap();
+        let done: Value = http
+            .post(format!("{base}/v1/handshake/complete"))
+            .bearer_auth(api_key)
+            .json(&json!({"api_key": api_key, "encrypted_secret": B64.encode(wrapped)}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let key_id = done["data"]["key_id"].as_str().unwrap().to_owned();
+        let key = logflux_crypto::SealingKey::new(&dek);
+        let mut w = logflux_proto::multipart::Writer::new("0793c1f2a5b44e2d8f9a0b1c2d3e4f5a");
+        for (t, json) in entries {
+            let (nonce, body) =
+                logflux_crypto::seal_sdk_part(&key, json.to_string().as_bytes(), gzip).unwrap();
+            let ts = json["ts"].as_str().unwrap().to_owned();
+            w.part(
+                &[
+                    ("Content-Type", "application/octet-stream"),
+                    ("X-LF-Entry-Type", &t.to_string()),
+                    ("X-LF-Payload-Type", "1"),
+                    ("X-LF-Timestamp", &ts),
+                    ("X-LF-Key-ID", &key_id),
+                    ("X-LF-Nonce", &B64.encode(nonce)),
+                ],
+                &body,
+            );
+        }
+        let r = http
+            .post(format!("{base}/v1/ingest"))
+            .bearer_auth(api_key)
+            .header("content-type", w.content_type())
+            .body(w.finish())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    }
+}
+
+/// A relay between the client and the server that records every byte the client sends.
+pub struct Capture {
+    pub addr: std::net::SocketAddr,
+    pub sent: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl Capture {
+    /// Relays to `target` (host:port). With `stall_on`, a connection whose request contains
+    /// that text gets no reply bytes from then on (a server gone silent mid-answer).
+    pub async fn start(target: String, stall_on: Option<&'static str>) -> Capture {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let tap = sent.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = l.accept().await {
+                let server = tokio::net::TcpStream::connect(&target).await.unwrap();
+                let tap = tap.clone();
+                let conn = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+                let conn_up = conn.clone();
+                tokio::spawn(async move {
+                    use tokio::io::AsyncReadExt as _;
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let up = async move {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while let Ok(n) = cr.read(&mut buf).await {
+                            if n == 0 {
+                                break;
+                            }
+                            tap.lock().unwrap().extend_from_slice(&buf[..n]);
+                            conn_up.lock().unwrap().extend_from_slice(&buf[..n]);
+                            if sw.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = sw.shutdown().await;
+                    };
+                    let down = async move {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while let Ok(n) = sr.read(&mut buf).await {
+                            if n == 0 {
+                                break;
+                            }
+                            let stall = stall_on.is_some_and(|p| {
+                                conn.lock()
+                                    .unwrap()
+                                    .windows(p.len())
+                                    .any(|w| w == p.as_bytes())
+                            });
+                            if stall {
+                                std::future::pending::<()>().await;
+                            }
+                            if cw.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = cw.shutdown().await;
+                    };
+                    tokio::join!(up, down);
+                });
+            }
+        });
+        Capture { addr, sent }
+    }
+
+    pub fn sent(&self) -> Vec<u8> {
+        self.sent.lock().unwrap().clone()
+    }
+}
+
+/// Nanoseconds of an RFC 3339 time.
+pub fn ns(ts: &str) -> i64 {
+    logflux_proto::timefmt::parse_rfc3339(ts).unwrap()
+}
+
+/// A file's mode bits.
+pub fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+/// Metadata of an ndjson entry as a map.
+pub fn meta(v: &Value) -> BTreeMap<String, String> {
+    v["metadata"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+        .collect()
+}
