@@ -70,8 +70,8 @@ doc = {
                 "entry_types": {"type": "array", "items": {"type": "integer"}},
                 "tokens": {"type": "array", "items": {"type": "array", "items": {"type": "string"}}},
                 "after_segment": {"type": "integer"}}},
-            "RecordLine": {"type": "object", "description": "One line of a query or tail stream: {type: record|end|heartbeat, …}", "required": ["type"], "properties": {
-                "type": {"enum": ["record", "end", "heartbeat"]},
+            "RecordLine": {"type": "object", "description": "One line of a query or tail stream: {type: record|damaged|end|heartbeat, …}. A damaged line names a segment the server cannot read (its footer fails its checksum): its records are missing from the answer, the rest is complete.", "required": ["type"], "properties": {
+                "type": {"enum": ["record", "damaged", "end", "heartbeat"]}, "message": {"type": "string", "description": "damaged lines: what is wrong"},
                 "application_id": {"type": "string"}, "segment_id": {"type": "integer"}, "record_id": {"type": "string"}, "key_id": {"type": "string"},
                 "payload_type": {"type": "integer"}, "entry_type": {"type": "integer"}, "nonce": {"type": ["string", "null"]}, "crlf_stripped": {"type": "boolean"},
                 "min_ts": {"type": "integer"}, "max_ts": {"type": "integer"}, "count": {"type": "integer"}, "received_ns": {"type": "integer"}, "body": {"type": "string", "description": "base64 ciphertext"},
@@ -99,7 +99,7 @@ doc = {
             "requestBody": {"required": True, "content": {"multipart/mixed": {"schema": {"type": "string", "format": "binary"}}}},
             "responses": {"202": ok_json("stored (or already stored)", ref("IngestReply")), **ingest_errors}}},
         "/v1/query": {"post": op("Matching sealed records, as NDJSON", {"200": ndjson("record lines then an end line", ref("RecordLine")), **common_errors, "404": err("unknown application")}, security=pat, body=ref("QueryRequest"), tags=["query"])},
-        "/v1/tail": {"post": op("Live tail: new matching records as NDJSON, heartbeats when idle", {"200": ndjson("record and heartbeat lines", ref("RecordLine")), **common_errors, "404": err("unknown application")}, security=pat, body=ref("TailRequest"), tags=["query"])},
+        "/v1/tail": {"post": op("Live tail: new matching records as NDJSON, heartbeats when idle", {"200": ndjson("record, damaged and heartbeat lines", ref("RecordLine")), **common_errors, "404": err("unknown application")}, security=pat, body=ref("TailRequest"), tags=["query"])},
         "/v1/keys/{key_id}": {"get": op("A wrapped data key", {"200": ok_json("wrapped key", ref("DataKey")), **common_errors, "404": err("no such key in this tenant")}, security=pat, params=[path_param("key_id", "data key id")], tags=["query"])},
         "/v1/me": {"get": op("The token's tenant, name, scopes and expiry", {"200": ok_json("who", ref("Me")), **common_errors}, security=pat, tags=["query"])},
         "/v1/applications": {"get": op("Applications (read scope)", {"200": ok_json("applications", {"type": "object", "properties": {"applications": {"type": "array", "items": ref("Application")}}}), **common_errors}, security=pat, tags=["query"])},

@@ -3,14 +3,14 @@
 //! shown once, at creation, and stored only as hashes.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::{self, Scope};
 use crate::catalog::{AccessToken, ApiKey, Application};
-use crate::http::{ApiError, Remote, SharedState};
+use crate::http::{ApiError, JsonBody, QueryParams, Remote, SharedState};
 
 fn app_json(a: &Application) -> Value {
     json!({"id": a.id, "name": a.name, "retention_days": a.retention_days, "created_ns": a.created_ns})
@@ -85,7 +85,7 @@ pub(crate) async fn create_application(
     State(s): State<SharedState>,
     headers: HeaderMap,
     Remote(remote): Remote,
-    Json(req): Json<CreateApplication>,
+    JsonBody(req): JsonBody<CreateApplication>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let t = s.access_token(&headers, Scope::Admin).await?;
     check_name("name", &req.name)?;
@@ -118,7 +118,7 @@ pub(crate) async fn set_retention(
     headers: HeaderMap,
     Remote(remote): Remote,
     Path(app): Path<String>,
-    Json(req): Json<SetRetention>,
+    JsonBody(req): JsonBody<SetRetention>,
 ) -> Result<Json<Value>, ApiError> {
     let t = s.access_token(&headers, Scope::Admin).await?;
     if req.days.is_some_and(|d| !(1..=36_500).contains(&d)) {
@@ -170,7 +170,7 @@ pub(crate) async fn create_api_key(
     State(s): State<SharedState>,
     headers: HeaderMap,
     Remote(remote): Remote,
-    Json(req): Json<CreateApiKey>,
+    JsonBody(req): JsonBody<CreateApiKey>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let t = s.access_token(&headers, Scope::Admin).await?;
     check_name("name", &req.name)?;
@@ -259,7 +259,7 @@ pub(crate) async fn create_token(
     State(s): State<SharedState>,
     headers: HeaderMap,
     Remote(remote): Remote,
-    Json(req): Json<CreateToken>,
+    JsonBody(req): JsonBody<CreateToken>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let t = s.access_token(&headers, Scope::Admin).await?;
     check_name("name", &req.name)?;
@@ -349,7 +349,7 @@ pub(crate) async fn put_public_key(
     State(s): State<SharedState>,
     headers: HeaderMap,
     Remote(remote): Remote,
-    Json(req): Json<PutPublicKey>,
+    JsonBody(req): JsonBody<PutPublicKey>,
 ) -> Result<Json<Value>, ApiError> {
     let t = s.access_token(&headers, Scope::Admin).await?;
     let key = logflux_crypto::PublicKey::from_pem(&req.public_key_pem)
@@ -382,7 +382,7 @@ pub(crate) struct AuditQuery {
 pub(crate) async fn audit(
     State(s): State<SharedState>,
     headers: HeaderMap,
-    Query(q): Query<AuditQuery>,
+    QueryParams(q): QueryParams<AuditQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let t = s.access_token(&headers, Scope::Admin).await?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
@@ -417,7 +417,7 @@ pub(crate) async fn erase(
     State(s): State<SharedState>,
     headers: HeaderMap,
     Remote(remote): Remote,
-    Json(req): Json<EraseRequest>,
+    JsonBody(req): JsonBody<EraseRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let t = s.access_token(&headers, Scope::Admin).await?;
     let from = req.from.ns("from").map_err(ApiError::BadRequest)?;

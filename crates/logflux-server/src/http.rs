@@ -308,6 +308,44 @@ impl<S: Send + Sync> FromRequestParts<S> for Remote {
     }
 }
 
+/// A JSON request body. A body that is not JSON, has no JSON content type, or does not fit
+/// the request's shape is a documented 400 with the usual error body (axum's own rejections
+/// are plain-text 415 and 422).
+pub(crate) struct JsonBody<T>(pub(crate) T);
+
+impl<S, T> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(JsonBody(v)),
+            Err(r) => Err(ApiError::BadRequest(r.body_text())),
+        }
+    }
+}
+
+/// Query-string parameters, refused the same way as [`JsonBody`].
+pub(crate) struct QueryParams<T>(pub(crate) T);
+
+impl<S, T> FromRequestParts<S> for QueryParams<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(QueryParams(v)),
+            Err(r) => Err(ApiError::BadRequest(r.body_text())),
+        }
+    }
+}
+
 /// Every error a handler returns; turned into PROTOCOL.md's error body in one place.
 #[derive(Debug)]
 pub(crate) enum ApiError {

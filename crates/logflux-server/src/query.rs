@@ -20,7 +20,7 @@ use logflux_proto::query::{self, Cursor, QueryPlan, QueryRequest, TailRequest};
 use crate::auth::Scope;
 use crate::bloom;
 use crate::catalog::{Segment, SegmentFilter};
-use crate::http::{ApiError, Remote, SharedState};
+use crate::http::{ApiError, JsonBody, Remote, SharedState};
 use crate::segment::{self, Footer, opaque_token};
 use crate::store::BlobStore;
 
@@ -176,7 +176,7 @@ pub(crate) async fn query(
     State(s): State<SharedState>,
     headers: HeaderMap,
     Remote(remote): Remote,
-    Json(req): Json<QueryRequest>,
+    JsonBody(req): JsonBody<QueryRequest>,
 ) -> Result<Response, ApiError> {
     let token = s.access_token(&headers, Scope::Read).await?;
     let tenant_id = token.tenant_id.clone();
@@ -473,7 +473,7 @@ pub(crate) async fn tail(
     State(s): State<SharedState>,
     headers: HeaderMap,
     Remote(remote): Remote,
-    Json(req): Json<TailRequest>,
+    JsonBody(req): JsonBody<TailRequest>,
 ) -> Result<Response, ApiError> {
     let token = s.access_token(&headers, Scope::Read).await?;
     let tenant_id = token.tenant_id.clone();

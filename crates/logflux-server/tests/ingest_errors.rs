@@ -271,8 +271,26 @@ async fn signature_required_keys() {
     )
     .await
     .unwrap();
-    let text = r.text().await.unwrap();
-    assert!(text.contains("away from the server's clock"), "{text}");
+    // Told apart from a bad signature, with the server's clock, so a signer can correct.
+    assert_eq!(r.status(), 401);
+    let server_time: i64 = r.headers()["x-lf-server-time"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (server_time - (old + 600)).abs() < 60,
+        "{server_time} vs {old}"
+    );
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "clock_skew", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("away from the server's clock"),
+        "{v}"
+    );
     let r = send(
         "/v1/ingest",
         payload,
@@ -360,4 +378,51 @@ async fn storage_quota_is_507() {
     assert_eq!(statuses.last(), Some(&507), "{statuses:?}");
     assert!(statuses.len() > 2, "some requests fit before the quota");
     t.stop().await;
+}
+
+/// Bodies and query strings that are not what an endpoint takes get the documented 400 with
+/// the JSON error body, never a plain-text 415 or 422 (found by schemathesis).
+#[tokio::test]
+async fn malformed_request_bodies_get_the_documented_error() {
+    let t = TestServer::start().await;
+    let post = |path: &str| {
+        t.http
+            .post(format!("{}{path}", t.base))
+            .bearer_auth(&t.admin)
+    };
+    // No content type.
+    let r = post("/v1/query").body("{}").send().await.unwrap();
+    check_error(r, 400, "bad_request").await;
+    // Not JSON.
+    let r = post("/v1/admin/applications")
+        .header("content-type", "application/json")
+        .body("\u{fffd}\u{fffd}")
+        .send()
+        .await
+        .unwrap();
+    check_error(r, 400, "bad_request").await;
+    // JSON of the wrong shape: the message names the field.
+    let r = post("/v1/admin/tokens")
+        .json(&json!({"name": "n", "scopes": ["read"], "expires_in_days": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expires_in_days"),
+        "{v}"
+    );
+    // An unknown query parameter.
+    let r = t
+        .http
+        .get(format!("{}/v1/admin/audit?limit=1&bogus=2", t.base))
+        .bearer_auth(&t.admin)
+        .send()
+        .await
+        .unwrap();
+    check_error(r, 400, "bad_request").await;
 }
