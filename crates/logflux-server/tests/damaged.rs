@@ -1,0 +1,116 @@
+//! A stored segment whose footer is damaged does not fail queries: it is skipped with a
+//! `damaged` line naming it, and every other record is returned.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use common::{TestServer, tenant_key};
+use logflux_crypto::{Dek, SealingKey, seal_sdk_part, wrap_dek};
+use logflux_proto::multipart::Writer;
+use serde_json::{Value, json};
+
+fn segments(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(segments(&p));
+        } else if p.extension().is_some_and(|x| x == "lfs") {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_damaged_footer_skips_its_segment_and_says_so() {
+    let t = TestServer::start().await;
+    let (_, api_key) = t.app_with_key("web").await;
+    let dek = Dek::generate().unwrap();
+    let key_id = t
+        .register_key(
+            &api_key,
+            &wrap_dek(&tenant_key().public_key(), &dek).unwrap(),
+        )
+        .await;
+    let key = SealingKey::new(&dek);
+    // Three requests, three segments of two records each.
+    for r in 0..3 {
+        let mut w = Writer::new("b");
+        for i in 0..2 {
+            let (nonce, body) = seal_sdk_part(
+                &key,
+                json!({"message": format!("m{r}{i}")})
+                    .to_string()
+                    .as_bytes(),
+                true,
+            )
+            .unwrap();
+            let n64 = B64.encode(nonce);
+            w.part(
+                &[
+                    ("X-LF-Entry-Type", "1"),
+                    ("X-LF-Payload-Type", "1"),
+                    ("X-LF-Key-ID", &key_id),
+                    ("X-LF-Nonce", &n64),
+                ],
+                &body,
+            );
+        }
+        let resp = t
+            .http
+            .post(format!("{}/v1/ingest", t.base))
+            .bearer_auth(&api_key)
+            .header("content-type", w.content_type())
+            .body(w.finish())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 202);
+    }
+    let mut segs = segments(&t.dir.path().join("objects"));
+    segs.sort();
+    assert_eq!(segs.len(), 3);
+    // One bit in the middle segment's footer (its length is in the 13-byte trailer).
+    let mut bytes = std::fs::read(&segs[1]).unwrap();
+    let tr = bytes.len() - 13;
+    let footer_len = u32::from_le_bytes(bytes[tr..tr + 4].try_into().unwrap()) as usize;
+    bytes[tr - footer_len / 2] ^= 0x10;
+    std::fs::write(&segs[1], bytes).unwrap();
+
+    for order in ["newest", "oldest"] {
+        let r = t
+            .http
+            .post(format!("{}/v1/query", t.base))
+            .bearer_auth(&t.admin)
+            .json(&json!({"order": order}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "a damaged segment does not fail the query");
+        let lines: Vec<Value> = r
+            .text()
+            .await
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let kinds: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
+        assert_eq!(
+            kinds.iter().filter(|k| **k == "record").count(),
+            4,
+            "{kinds:?}"
+        );
+        let damaged: Vec<&Value> = lines.iter().filter(|l| l["type"] == "damaged").collect();
+        assert_eq!(damaged.len(), 1, "{kinds:?}");
+        assert!(
+            damaged[0]["message"].as_str().unwrap().contains("checksum"),
+            "{}",
+            damaged[0]
+        );
+        assert!(damaged[0]["segment_id"].as_i64().is_some());
+        assert_eq!(*kinds.last().unwrap(), "end");
+    }
+}
