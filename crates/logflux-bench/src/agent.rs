@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 
 use crate::procs;
@@ -79,28 +79,8 @@ pub(crate) async fn start_stack(
     let server = procs::start_server(&server_bin, &w.join("server")).await?;
     let base = server.base.clone();
     let http = reqwest::Client::new();
-    let sk = logflux_crypto::PrivateKey::generate(2048)?;
-    http.put(format!("{base}/v1/admin/public-key"))
-        .bearer_auth(&admin)
-        .json(&json!({"public_key_pem": sk.public_key().to_pem()}))
-        .send()
-        .await?
-        .error_for_status()?;
-    http.post(format!("{base}/v1/admin/applications"))
-        .bearer_auth(&admin)
-        .json(&json!({"name": "bench"}))
-        .send()
-        .await?
-        .error_for_status()?;
-    let key: Value = http
-        .post(format!("{base}/v1/admin/api-keys"))
-        .bearer_auth(&admin)
-        .json(&json!({"application": "bench", "name": "agent"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let api_key = key["api_key"].as_str().context("api key")?;
+    let p = procs::provision(&http, &base, &admin, "bench", false).await?;
+    let (sk, api_key) = (p.key, p.api_key);
     std::fs::write(w.join("public_key.pem"), sk.public_key().to_pem())?;
     let search = logflux_crypto::SearchKey::generate()?;
     logflux_crypto::keyfile::write_new_file(

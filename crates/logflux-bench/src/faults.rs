@@ -140,13 +140,6 @@ impl Default for LabOptions<'_> {
     }
 }
 
-async fn ok_json(r: reqwest::Response) -> anyhow::Result<Value> {
-    if !r.status().is_success() {
-        bail!("{} {}", r.status(), r.text().await.unwrap_or_default());
-    }
-    Ok(r.json().await?)
-}
-
 impl Lab {
     async fn new(w: &Path, opts: LabOptions<'_>) -> anyhow::Result<Lab> {
         std::fs::create_dir_all(w)?;
@@ -166,33 +159,8 @@ impl Lab {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .build()?;
-        let sk = logflux_crypto::PrivateKey::generate(2048)?;
-        ok_json(
-            http.put(format!("{base}/v1/admin/public-key"))
-                .bearer_auth(&admin)
-                .json(&json!({"public_key_pem": sk.public_key().to_pem()}))
-                .send()
-                .await?,
-        )
-        .await?;
-        ok_json(
-            http.post(format!("{base}/v1/admin/applications"))
-                .bearer_auth(&admin)
-                .json(&json!({"name": "faults"}))
-                .send()
-                .await?,
-        )
-        .await?;
-        let key = ok_json(
-            http.post(format!("{base}/v1/admin/api-keys"))
-                .bearer_auth(&admin)
-                .json(&json!({"application": "faults", "name": "agent",
-                              "signature_required": opts.sign_requests}))
-                .send()
-                .await?,
-        )
-        .await?;
-        let api_key = key["api_key"].as_str().context("api key")?.to_owned();
+        let p = procs::provision(&http, &base, &admin, "faults", opts.sign_requests).await?;
+        let (sk, api_key) = (p.key, p.api_key);
         let keys = w.join("keys");
         std::fs::create_dir_all(&keys)?;
         use std::os::unix::fs::PermissionsExt as _;
@@ -430,6 +398,18 @@ impl Lab {
         }
         Ok(ids)
     }
+}
+
+/// Where a stored segment's footer lies (`body{n} footer trailer`; the 13-byte trailer starts
+/// with the footer's length); the record bodies are everything before it.
+fn footer_range(seg: &[u8]) -> anyhow::Result<std::ops::Range<usize>> {
+    let t = seg
+        .len()
+        .checked_sub(13)
+        .context("segment shorter than its trailer")?;
+    let len = u32::from_le_bytes(seg[t..t + 4].try_into()?) as usize;
+    Ok(t.checked_sub(len)
+        .context("footer longer than the segment")?..t)
 }
 
 fn payload_id(p: &str) -> Option<u64> {
@@ -1154,18 +1134,16 @@ async fn segment_corrupt(ctx: &mut Ctx, w: &Path) -> anyhow::Result<Row> {
     }
     // A bit in a record's body in one segment (the client's AES-GCM check catches it) and a
     // bit in the footer of another (the server's CRC-32C check catches it).
-    let mut body_seg = std::fs::read(&segs[0])?;
-    let t = body_seg.len() - 13;
-    let footer_len = u32::from_le_bytes(body_seg[t..t + 4].try_into()?) as usize;
-    let at = (t - footer_len) / 2;
-    body_seg[at] ^= 0x01;
-    std::fs::write(&segs[0], &body_seg)?;
-    let last = segs.len() - 1;
-    let mut footer_seg = std::fs::read(&segs[last])?;
-    let t = footer_seg.len() - 13;
-    let footer_len = u32::from_le_bytes(footer_seg[t..t + 4].try_into()?) as usize;
-    footer_seg[t - footer_len / 2] ^= 0x01;
-    std::fs::write(&segs[last], &footer_seg)?;
+    let flip = |path: &Path, at: fn(std::ops::Range<usize>) -> usize| -> anyhow::Result<()> {
+        let mut seg = std::fs::read(path)?;
+        let i = at(footer_range(&seg)?);
+        seg[i] ^= 0x01;
+        Ok(std::fs::write(path, &seg)?)
+    };
+    flip(&segs[0], |footer| footer.start / 2)?;
+    flip(&segs[segs.len() - 1], |footer| {
+        footer.start + footer.len() / 2
+    })?;
     lab.start_server().await?;
     let out = lab
         .client(&[

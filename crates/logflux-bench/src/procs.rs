@@ -148,3 +148,55 @@ pub(crate) fn free_port() -> anyhow::Result<u16> {
 pub(crate) fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
+
+/// What [`provision`] set up on a fresh server.
+pub(crate) struct Provisioned {
+    /// The tenant's private key (its public half is uploaded).
+    pub(crate) key: logflux_crypto::PrivateKey,
+    pub(crate) app_id: String,
+    pub(crate) api_key: String,
+}
+
+/// Uploads a new tenant key, creates application `app` and an ingest key for it.
+pub(crate) async fn provision(
+    http: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    app: &str,
+    signature_required: bool,
+) -> anyhow::Result<Provisioned> {
+    async fn ok(r: reqwest::Response) -> anyhow::Result<serde_json::Value> {
+        if !r.status().is_success() {
+            bail!("{} {}", r.status(), r.text().await.unwrap_or_default());
+        }
+        Ok(r.json().await?)
+    }
+    let key = logflux_crypto::PrivateKey::generate(2048)?;
+    ok(http
+        .put(format!("{base}/v1/admin/public-key"))
+        .bearer_auth(admin)
+        .json(&serde_json::json!({"public_key_pem": key.public_key().to_pem()}))
+        .send()
+        .await?)
+    .await?;
+    let a = ok(http
+        .post(format!("{base}/v1/admin/applications"))
+        .bearer_auth(admin)
+        .json(&serde_json::json!({"name": app}))
+        .send()
+        .await?)
+    .await?;
+    let k = ok(http
+        .post(format!("{base}/v1/admin/api-keys"))
+        .bearer_auth(admin)
+        .json(&serde_json::json!({"application": app, "name": app,
+                                  "signature_required": signature_required}))
+        .send()
+        .await?)
+    .await?;
+    Ok(Provisioned {
+        key,
+        app_id: a["id"].as_str().context("application id")?.to_owned(),
+        api_key: k["api_key"].as_str().context("api key")?.to_owned(),
+    })
+}

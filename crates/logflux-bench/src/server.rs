@@ -9,8 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use futures_util::StreamExt as _;
 use logflux_crypto::{
-    BatchSealer, Dek, PrivateKey, RecordBinding, SealingKey, SearchKey, TokenSet, seal_sdk_part,
-    wrap_dek,
+    BatchSealer, Dek, RecordBinding, SealingKey, SearchKey, TokenSet, seal_sdk_part, wrap_dek,
 };
 use logflux_proto::multipart::{Writer, format_time_range};
 use logflux_proto::{Entry, Level};
@@ -68,50 +67,30 @@ async fn setup(bin: &std::path::Path, data: &std::path::Path) -> anyhow::Result<
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()?;
-    let sk = PrivateKey::generate(2048)?;
     let base = &proc.base;
-    let ok = |r: reqwest::Response| async move {
-        if !r.status().is_success() {
-            bail!("{} {}", r.status(), r.text().await.unwrap_or_default());
-        }
-        Ok(r.json::<Value>().await?)
-    };
-    ok(http
-        .put(format!("{base}/v1/admin/public-key"))
-        .bearer_auth(&admin)
-        .json(&json!({"public_key_pem": sk.public_key().to_pem()}))
-        .send()
-        .await?)
-    .await?;
-    let app = ok(http
-        .post(format!("{base}/v1/admin/applications"))
-        .bearer_auth(&admin)
-        .json(&json!({"name": "bench"}))
-        .send()
-        .await?)
-    .await?;
-    let key = ok(http
-        .post(format!("{base}/v1/admin/api-keys"))
-        .bearer_auth(&admin)
-        .json(&json!({"application": "bench", "name": "bench"}))
-        .send()
-        .await?)
-    .await?;
-    let api_key = key["api_key"].as_str().context("api key")?.to_owned();
+    let p = procs::provision(&http, base, &admin, "bench", false).await?;
+    let (sk, api_key) = (p.key, p.api_key);
     let dek = Dek::generate()?;
-    let done = ok(http
+    let r = http
         .post(format!("{base}/v1/handshake/complete"))
         .bearer_auth(&api_key)
         .json(&json!({"encrypted_secret": B64.encode(wrap_dek(&sk.public_key(), &dek)?)}))
         .send()
-        .await?)
-    .await?;
+        .await?;
+    if !r.status().is_success() {
+        bail!(
+            "handshake: {} {}",
+            r.status(),
+            r.text().await.unwrap_or_default()
+        );
+    }
+    let done: Value = r.json().await?;
     Ok(Tenant {
         http,
         admin,
         api_key,
         key_id: done["key_id"].as_str().context("key id")?.to_owned(),
-        app_id: app["id"].as_str().context("app id")?.to_owned(),
+        app_id: p.app_id,
         dek,
         proc,
     })

@@ -293,35 +293,3 @@ pub(crate) struct Line {
     #[serde(default)]
     pub(crate) after_segment: Option<i64>,
 }
-
-/// The body of `POST /v1/query`.
-#[derive(Debug, Clone, Default, Serialize)]
-pub(crate) struct QueryRequest {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) from: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) to: Option<i64>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub(crate) applications: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub(crate) entry_types: Vec<u8>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub(crate) tokens: Vec<Vec<String>>,
-    pub(crate) limit: usize,
-    pub(crate) order: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) cursor: Option<String>,
-}
-
-/// The body of `POST /v1/tail`.
-#[derive(Debug, Clone, Default, Serialize)]
-pub(crate) struct TailRequest {
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub(crate) applications: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub(crate) entry_types: Vec<u8>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub(crate) tokens: Vec<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) after_segment: Option<i64>,
-}

@@ -12,10 +12,11 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use logflux_crypto::keyfile;
+use logflux_proto::query::{QueryRequest, TimeBound};
 use logflux_proto::{EntryView, timefmt};
 use tokio::sync::mpsc;
 
-use crate::api::{Api, Line, QueryRequest};
+use crate::api::{Api, Line};
 use crate::config::Settings;
 use crate::decrypt::{Decryptor, RecordError};
 use crate::filter::{Filter, FilterArgs};
@@ -102,18 +103,18 @@ impl Session {
     /// The query for this session's filter.
     pub(crate) fn query(&self, newest_first: bool) -> QueryRequest {
         QueryRequest {
-            from: self.filter.since_ns,
+            from: self.filter.since_ns.map(TimeBound::Nanos),
             // SDK parts are stored at the time the SDK sent them, which can follow the entry's
             // own time: records up to a little later are fetched, and entries filtered here.
             to: self
                 .filter
                 .until_ns
-                .map(|u| u.saturating_add(SDK_SEND_SLACK_NS)),
+                .map(|u| TimeBound::Nanos(u.saturating_add(SDK_SEND_SLACK_NS))),
             applications: self.applications.clone(),
             entry_types: self.entry_types.clone(),
             tokens: self.tokens.clone(),
-            limit: FIRST_PAGE_RECORDS,
-            order: if newest_first { "newest" } else { "oldest" },
+            limit: Some(FIRST_PAGE_RECORDS),
+            order: Some(if newest_first { "newest" } else { "oldest" }.into()),
             cursor: None,
         }
     }
@@ -202,7 +203,7 @@ pub(crate) fn spawn_query(
 ) -> mpsc::Receiver<anyhow::Result<Chunk>> {
     let (tx, rx) = mpsc::channel(2);
     tokio::spawn(async move {
-        let newest_first = req.order == "newest";
+        let newest_first = req.order.as_deref() != Some("oldest");
         // Every watermark the server sends holds for all later records: keep the one that
         // lets the most out (the oldest time when newest first, the newest when oldest first).
         let widen = |w: Option<i64>, new: Option<i64>| match (w, new) {
@@ -277,7 +278,7 @@ pub(crate) fn spawn_query(
                 return;
             }
             req.cursor = end.cursor;
-            req.limit = PAGE_RECORDS;
+            req.limit = Some(PAGE_RECORDS);
         }
     });
     rx

@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
+use logflux_proto::query::TailRequest;
 use logflux_proto::{EntryView, Level, timefmt};
 use serde_json::json;
 
-use crate::api::{Line, TailRequest};
+use crate::api::Line;
 use crate::config::Settings;
 use crate::fetch::{Mapper, Merger, Session, spawn_query};
 use crate::filter::{FilterArgs, parse_duration};
