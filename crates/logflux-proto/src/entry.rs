@@ -20,6 +20,20 @@ pub mod limits {
     pub const MAX_BATCH_ENTRIES: usize = 100;
     /// Longest NDJSON line: a full payload plus room for the envelope and JSON escaping.
     pub const MAX_LINE_BYTES: usize = MAX_PAYLOAD_BYTES + 64 * 1024;
+
+    /// Widest time range one stored record may declare (last minus first timestamp): an agent
+    /// batch covers seconds to hours, never more. The server refuses wider records; the agent
+    /// cuts a batch before its entries' times (rounded outward) would exceed it.
+    pub const MAX_RECORD_SPAN_NS: i64 = 3600 * 1_000_000_000;
+    /// How far beyond the server's clock a record's times may reach: room for clock skew
+    /// between producers and the server, not for dates in the future.
+    pub const MAX_FUTURE_NS: i64 = 15 * 60 * 1_000_000_000;
+    /// Largest `batch.max_bytes` an agent may be configured with.
+    pub const MAX_AGENT_BATCH_BYTES: usize = 8 * 1024 * 1024;
+    /// Largest decompressed batch a client opens: the agent's largest batch (it is cut once it
+    /// reaches `batch.max_bytes`, so it can exceed it by one entry of at most ~2 MiB) with room
+    /// to spare. A record whose content claims more is refused before it is decompressed.
+    pub const MAX_BATCH_PLAINTEXT_BYTES: usize = 16 * 1024 * 1024;
 }
 
 /// Syslog-style severity, 1 (emergency) to 8 (debug) as on the wire.
