@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The proof suites in one command: benchmarks, faults, security, fuzzing and API robustness.
+# The proof suites in one command: benchmarks, faults, abuse, security, fuzzing and API
+# robustness.
 #
 #   tools/proof.sh                 full form (about an hour): release build; rewrites the
 #                                  generated tables of docs/benchmarks.md and docs/reliability.md
 #   tools/proof.sh --short         short form (minutes), as CI runs it; writes no document
-#   tools/proof.sh [--short] SUITE...   only some of: bench faults security fuzz api
+#   tools/proof.sh [--short] SUITE...   only some of: bench faults abuse security fuzz api
 #
 # The fault suite mounts small tmpfs file systems for its full-disk scenarios (root needed) and
 # runs the agent under faketime for clock skew (Debian package faketime). The API suite
@@ -18,11 +19,11 @@ suites=()
 for a in "$@"; do
     case "$a" in
     --short) short=--short ;;
-    bench | faults | security | fuzz | api) suites+=("$a") ;;
-    *) echo "usage: $0 [--short] [bench|faults|security|fuzz|api]..." >&2; exit 2 ;;
+    bench | faults | abuse | security | fuzz | api) suites+=("$a") ;;
+    *) echo "usage: $0 [--short] [bench|faults|abuse|security|fuzz|api]..." >&2; exit 2 ;;
     esac
 done
-[ "${#suites[@]}" -gt 0 ] || suites=(bench faults security fuzz api)
+[ "${#suites[@]}" -gt 0 ] || suites=(bench faults abuse security fuzz api)
 want() { printf '%s\n' "${suites[@]}" | grep -qx "$1"; }
 
 if [ -n "$short" ]; then
@@ -58,6 +59,16 @@ if want faults; then
         run faults "$bin/logflux-bench" faults --short
     else
         run faults "$bin/logflux-bench" faults --write docs/reliability.md
+    fi
+fi
+if want abuse; then
+    # Floods, hostile producers and slow readers beside legitimate traffic; thousands of
+    # connections, so the file descriptor limit is raised as far as this shell may.
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+    if [ -n "$short" ]; then
+        run abuse "$bin/logflux-bench" abuse --short
+    else
+        run abuse "$bin/logflux-bench" abuse --write docs/reliability.md
     fi
 fi
 if want security; then

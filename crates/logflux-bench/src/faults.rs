@@ -92,38 +92,48 @@ struct Row {
 // ---------------------------------------------------------------------------------------------
 // The lab: a server, an agent with an HTTP input, and the client, on loopback.
 
-struct Bins {
-    server: PathBuf,
-    agent: PathBuf,
-    client: PathBuf,
+pub(crate) struct Bins {
+    pub(crate) server: PathBuf,
+    pub(crate) agent: PathBuf,
+    pub(crate) client: PathBuf,
 }
 
-struct Lab {
-    w: PathBuf,
-    bins: Bins,
-    http: reqwest::Client,
+pub(crate) struct Lab {
+    pub(crate) w: PathBuf,
+    pub(crate) bins: Bins,
+    pub(crate) http: reqwest::Client,
     server_data: PathBuf,
     server_listen: String,
-    server: Option<ServerProc>,
-    agent: Option<tokio::process::Child>,
+    pub(crate) server: Option<ServerProc>,
+    pub(crate) agent: Option<tokio::process::Child>,
     agent_config: PathBuf,
-    agent_url: String,
-    token: String,
+    /// The agent's HTTP input (Fluent Bit's `http` output) and its bearer token.
+    pub(crate) agent_url: String,
+    pub(crate) token: String,
+    /// The agent's TCP input and its shared secret, when `LabOptions::tcp_input` asked for it.
+    pub(crate) agent_tcp: Option<(String, String)>,
     metrics_url: String,
-    client_env: Vec<(String, String)>,
+    pub(crate) client_env: Vec<(String, String)>,
+    /// The tenant's first admin token, and the ingest key the agent uses.
+    pub(crate) admin: String,
+    pub(crate) api_key: String,
+    /// The tenant's private key file (its public half is the tenant key).
+    pub(crate) private_key: PathBuf,
 }
 
-struct LabOptions<'a> {
-    fsync: &'a str,
+pub(crate) struct LabOptions<'a> {
+    pub(crate) fsync: &'a str,
     /// Where the agent sends (a fault proxy); default: the server.
-    upstream: Option<String>,
-    spool_dir: Option<PathBuf>,
-    server_data: Option<PathBuf>,
+    pub(crate) upstream: Option<String>,
+    pub(crate) spool_dir: Option<PathBuf>,
+    pub(crate) server_data: Option<PathBuf>,
     /// Where the server listens (default: a free port).
-    server_listen: Option<String>,
-    sign_requests: bool,
+    pub(crate) server_listen: Option<String>,
+    pub(crate) sign_requests: bool,
     /// A `faketime` offset for the agent's clock (e.g. "+600s").
-    agent_clock: Option<&'a str>,
+    pub(crate) agent_clock: Option<&'a str>,
+    /// Also open the agent's TCP input, with a generated shared secret.
+    pub(crate) tcp_input: bool,
 }
 
 impl Default for LabOptions<'_> {
@@ -136,12 +146,13 @@ impl Default for LabOptions<'_> {
             server_listen: None,
             sign_requests: false,
             agent_clock: None,
+            tcp_input: false,
         }
     }
 }
 
 impl Lab {
-    async fn new(w: &Path, opts: LabOptions<'_>) -> anyhow::Result<Lab> {
+    pub(crate) async fn new(w: &Path, opts: LabOptions<'_>) -> anyhow::Result<Lab> {
         std::fs::create_dir_all(w)?;
         let bins = Bins {
             server: procs::sibling("logflux-server")?,
@@ -160,7 +171,7 @@ impl Lab {
             .timeout(Duration::from_secs(15))
             .build()?;
         let p = procs::provision(&http, &base, &admin, "faults", opts.sign_requests).await?;
-        let (sk, api_key) = (p.key, p.api_key);
+        let (sk, api_key) = (p.key, p.api_key.clone());
         let keys = w.join("keys");
         std::fs::create_dir_all(&keys)?;
         use std::os::unix::fs::PermissionsExt as _;
@@ -180,6 +191,19 @@ impl Lab {
             0o600,
         )?;
         let token: String = (0..40).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+        let agent_tcp = if opts.tcp_input {
+            let mut secret = [0u8; 24];
+            logflux_crypto::random_bytes(&mut secret)?;
+            let secret: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+            Some((format!("127.0.0.1:{}", procs::free_port()?), secret))
+        } else {
+            None
+        };
+        let tcp_input = agent_tcp
+            .as_ref()
+            .map_or(String::new(), |(listen, secret)| {
+                format!("  tcp: {{listen: '{listen}', shared_secret: '{secret}'}}\n")
+            });
         let http_port = procs::free_port()?;
         let metrics_port = procs::free_port()?;
         let spool = opts.spool_dir.unwrap_or_else(|| w.join("spool"));
@@ -189,7 +213,7 @@ impl Lab {
             format!(
                 "server: {{urls: ['{}'], api_key: '{api_key}', sign_requests: {}}}\n\
                  keys: {{public_key_file: '{}', search_key_file: '{}'}}\n\
-                 inputs:\n  http: {{listen: '127.0.0.1:{http_port}', token: '{token}'}}\n\
+                 inputs:\n  http: {{listen: '127.0.0.1:{http_port}', token: '{token}'}}\n{tcp_input}\
                  batch: {{max_wait_ms: 50}}\n\
                  spool: {{dir: '{}', fsync: {}}}\n\
                  shipper: {{backoff_initial_ms: 50, backoff_max_ms: 1000}}\n\
@@ -230,8 +254,12 @@ impl Lab {
             agent_config,
             agent_url: format!("http://127.0.0.1:{http_port}/"),
             token,
+            agent_tcp,
             metrics_url: format!("http://127.0.0.1:{metrics_port}/metrics"),
             client_env,
+            admin,
+            api_key,
+            private_key: keys.join("private.pem"),
         };
         lab.start_agent(opts.agent_clock).await?;
         Ok(lab)
@@ -313,7 +341,7 @@ impl Lab {
         Ok(())
     }
 
-    async fn metrics(&self) -> anyhow::Result<String> {
+    pub(crate) async fn metrics(&self) -> anyhow::Result<String> {
         Ok(self
             .http
             .get(&self.metrics_url)
@@ -323,7 +351,7 @@ impl Lab {
             .await?)
     }
 
-    async fn metric(&self, name: &str) -> f64 {
+    pub(crate) async fn metric(&self, name: &str) -> f64 {
         match self.metrics().await {
             Ok(m) => crate::agent::metric(&m, name),
             Err(_) => f64::NAN,
@@ -331,7 +359,7 @@ impl Lab {
     }
 
     /// Waits (bounded) until the agent's spool is empty: everything spooled was delivered.
-    async fn drained(&self, limit: Duration) -> anyhow::Result<Duration> {
+    pub(crate) async fn drained(&self, limit: Duration) -> anyhow::Result<Duration> {
         let started = Instant::now();
         loop {
             if self.metric("logflux_agent_spool_records").await == 0.0 {
@@ -364,14 +392,14 @@ impl Lab {
         }
     }
 
-    fn client(&self, args: &[&str]) -> std::process::Command {
+    pub(crate) fn client(&self, args: &[&str]) -> std::process::Command {
         let mut c = std::process::Command::new(&self.bins.client);
         c.args(args).envs(self.client_env.iter().cloned());
         c
     }
 
     /// Every entry the server holds, decrypted by the real client: id → copies.
-    fn delivered(&self) -> anyhow::Result<HashMap<u64, u64>> {
+    pub(crate) fn delivered(&self) -> anyhow::Result<HashMap<u64, u64>> {
         let file = self.w.join("export.ndjson");
         let out = self
             .client(&[
@@ -412,7 +440,7 @@ fn footer_range(seg: &[u8]) -> anyhow::Result<std::ops::Range<usize>> {
         .context("footer longer than the segment")?..t)
 }
 
-fn payload_id(p: &str) -> Option<u64> {
+pub(crate) fn payload_id(p: &str) -> Option<u64> {
     let rest = p.strip_prefix("fault ")?;
     u64::from_str_radix(rest.split(' ').next()?, 16).ok()
 }

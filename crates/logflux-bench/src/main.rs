@@ -9,12 +9,14 @@
 //! target/release/logflux-bench crypto [--seconds 3]
 //! target/release/logflux-bench all [--short] [--write docs/benchmarks.md]
 //! target/release/logflux-bench faults [--short] [--write docs/reliability.md]
+//! target/release/logflux-bench abuse [--short] [--write docs/reliability.md]
 //! ```
 //!
 //! Each scenario prints a Markdown table: throughput, latency percentiles, the server's CPU
 //! time and peak RSS, and a baseline measured in the same run (`dd` for disk writes).
 #![forbid(unsafe_code)]
 
+mod abuse;
 mod agent;
 mod all;
 mod client;
@@ -50,6 +52,8 @@ enum Scenario {
     Crypto(crypto::Args),
     /// Fault suite: kill -9, outages, 5xx/429, full disks, corruption, clock skew.
     Faults(faults::Args),
+    /// Abuse suite: floods, hostile producers and slow readers beside legitimate traffic.
+    Abuse(abuse::Args),
     /// Every scenario, each in its own process; `--write docs/benchmarks.md` updates the tables.
     All(all::Args),
 }
@@ -67,6 +71,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Files(args) => files::run(args).await,
             Scenario::Crypto(args) => crypto::run(args).await,
             Scenario::Faults(args) => faults::run(args).await,
+            Scenario::Abuse(args) => abuse::run(args).await,
             // Runs the other scenarios as child processes; it only waits on them.
             Scenario::All(args) => all::run(&args),
         }
