@@ -427,7 +427,12 @@ pub(crate) async fn audit(
     QueryParams(q): QueryParams<AuditQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let t = s.access_token(&headers, Scope::Admin).await?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be 1..1000, got {limit}"
+        )));
+    }
     let events = s
         .catalog
         .audit_events(&t.tenant_id, q.before, limit)
