@@ -26,11 +26,11 @@ fuzz_target!(|data: &[u8]| {
             Err(msg) => assert!(!msg.is_empty()),
         }
     }
-    if let Ok(req) = serde_json::from_slice::<TailRequest>(data) {
-        if req.check().is_ok() {
-            assert!(req.entry_types.iter().all(|t| (1..=7).contains(t)));
-            assert!(req.tokens.len() <= query::MAX_TOKEN_GROUPS);
-        }
+    if let Ok(req) = serde_json::from_slice::<TailRequest>(data)
+        && req.check().is_ok()
+    {
+        assert!(req.entry_types.iter().all(|t| (1..=7).contains(t)));
+        assert!(req.tokens.len() <= query::MAX_TOKEN_GROUPS);
     }
     if let Ok(s) = std::str::from_utf8(data)
         && let Ok(c) = Cursor::decode(s)
