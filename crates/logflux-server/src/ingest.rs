@@ -271,10 +271,10 @@ fn sdk_record_id(key_id: &str, nonce: Option<&[u8; 12]>, body: &[u8]) -> String 
 /// Length of the AES-GCM tag that ends every encrypted part's body.
 const GCM_TAG_BYTES: usize = 16;
 
-/// Fewest bytes one entry takes in a batch v1 (docs/formats.md): a one-byte timestamp, level
-/// and type, a source and a payload type of at least one byte with their lengths, an empty
-/// payload's length and an empty metadata count.
-const MIN_BATCH_ENTRY_BYTES: usize = 8;
+/// Fewest bytes one entry can take in a batch v1 (docs/formats.md), even with every string
+/// empty: a one-byte timestamp, level and type, three one-byte string lengths (source,
+/// payload type, payload) and a one-byte metadata count.
+const MIN_BATCH_ENTRY_BYTES: usize = 7;
 
 /// Most entries one record may declare (`X-LF-Count`): as many of the smallest entries as fit
 /// in the largest batch a client opens. A larger count cannot be true.
@@ -483,4 +483,82 @@ pub(crate) async fn ingest(
             json!({"status": "accepted", "accepted": outcome.stored, "duplicates": outcome.duplicates}),
         ),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logflux_proto::limits::{MAX_FUTURE_NS, MAX_RECORD_SPAN_NS};
+
+    const NOW: i64 = 1_800_000_000_000_000_000;
+
+    fn agent_part(range: (i64, i64), count: u32) -> IngestPart<'static> {
+        IngestPart {
+            payload: PartPayload::AgentBatch,
+            entry_type: None,
+            timestamp_ns: None,
+            key_id: Some("ak_x"),
+            nonce: Some([0; 12]),
+            search_tokens: vec!["00000000000000ff"],
+            record_id: Some("r"),
+            count: Some(count),
+            time_range: Some(range),
+            body: 0..100,
+            crlf_stripped: false,
+        }
+    }
+
+    fn check(
+        part: &IngestPart<'_>,
+        body_len: usize,
+        oldest: Option<i64>,
+    ) -> Result<(i64, i64), String> {
+        check_part(part, 0, body_len, TimeBounds { now: NOW, oldest }).map_err(|e| match e {
+            ApiError::BadRequest(m) => m,
+            other => panic!("not a 400: {other:?}"),
+        })
+    }
+
+    #[test]
+    fn bounds_are_inclusive_and_one_past_is_refused() {
+        let end = NOW + MAX_FUTURE_NS;
+        let widest = (end - MAX_RECORD_SPAN_NS, end);
+        assert_eq!(check(&agent_part(widest, 1), 17, None), Ok(widest));
+        let e = check(&agent_part((widest.0 - 1, end), 1), 17, None).unwrap_err();
+        assert!(
+            e.starts_with("part 0: X-LF-Time-Range") && e.contains("3600 s"),
+            "{e}"
+        );
+        let e = check(&agent_part((NOW, end + 1), 1), 17, None).unwrap_err();
+        assert!(e.contains("15 minutes ahead"), "{e}");
+        assert!(check(&agent_part((NOW, NOW), MAX_RECORD_ENTRIES), 17, None).is_ok());
+        let e = check(&agent_part((NOW, NOW), MAX_RECORD_ENTRIES + 1), 17, None).unwrap_err();
+        assert!(e.contains("X-LF-Count"), "{e}");
+        let e = check(&agent_part((NOW, NOW), 1), 16, None).unwrap_err();
+        assert!(e.contains("body is 16 bytes"), "{e}");
+        // Old times: any age, unless a backfill limit is set.
+        let old = (0, 1);
+        assert!(check(&agent_part(old, 1), 17, None).is_ok());
+        assert!(check(&agent_part(old, 1), 17, Some(0)).is_ok());
+        assert!(check(&agent_part(old, 1), 17, Some(1)).is_err());
+    }
+
+    #[test]
+    fn the_reserved_token_is_refused_in_either_case_and_sdk_parts_get_it() {
+        let mut p = agent_part((NOW, NOW), 1);
+        p.search_tokens = vec!["00000000000000ff", logflux_proto::UNTOKENIZED];
+        assert!(check(&p, 17, None).unwrap_err().contains("reserved"));
+        let mut sdk = agent_part((NOW, NOW), 1);
+        sdk.payload = PartPayload::SdkEncrypted;
+        sdk.time_range = None;
+        sdk.timestamp_ns = Some(NOW - 200 * 365 * 86_400 * 1_000_000_000);
+        sdk.search_tokens = vec![logflux_proto::UNTOKENIZED];
+        assert!(check(&sdk, 17, None).is_ok(), "SDK parts carry it anyway");
+        sdk.timestamp_ns = Some(NOW + MAX_FUTURE_NS + 1);
+        assert!(
+            check(&sdk, 17, None)
+                .unwrap_err()
+                .contains("X-LF-Timestamp")
+        );
+    }
 }
