@@ -318,6 +318,13 @@ fn check_part(
         return Err(refuse("body is empty".into()));
     }
     if part.payload == PartPayload::AgentBatch {
+        if let Some(t) = part.entry_type {
+            return Err(refuse(format!(
+                "{} is {}; an agent batch mixes entry types and carries none",
+                headers::ENTRY_TYPE,
+                t.number()
+            )));
+        }
         for token in &part.search_tokens {
             if token.len() != 16 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(refuse(format!(
@@ -534,6 +541,10 @@ mod tests {
         assert!(check(&agent_part((NOW, NOW), MAX_RECORD_ENTRIES), 17, None).is_ok());
         let e = check(&agent_part((NOW, NOW), MAX_RECORD_ENTRIES + 1), 17, None).unwrap_err();
         assert!(e.contains("X-LF-Count"), "{e}");
+        let mut typed = agent_part((NOW, NOW), 1);
+        typed.entry_type = Some(logflux_proto::EntryType::Metric);
+        let e = check(&typed, 17, None).unwrap_err();
+        assert!(e.contains("X-LF-Entry-Type is 2"), "{e}");
         let e = check(&agent_part((NOW, NOW), 1), 16, None).unwrap_err();
         assert!(e.contains("body is 16 bytes"), "{e}");
         // Old times: any age, unless a backfill limit is set.

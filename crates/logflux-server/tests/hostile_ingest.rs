@@ -172,6 +172,15 @@ async fn hostile_parts_are_refused_with_their_reason_and_nothing_is_stored() {
             "entries",
         ),
         (
+            "an agent part with an entry type",
+            with(
+                agent(&key_id, "r9", recent, TOKEN, 64),
+                "X-LF-Entry-Type",
+                "3",
+            ),
+            "an agent batch mixes entry types",
+        ),
+        (
             "an SDK timestamp centuries ahead",
             with(sdk(&key_id, &dek), "X-LF-Timestamp", "2200-01-01T00:00:00Z"),
             "X-LF-Timestamp 2200-01-01T00:00:00Z is more than 15 minutes ahead",
