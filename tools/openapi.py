@@ -26,6 +26,8 @@ def op(summary, responses, security=None, body=None, params=None, tags=None):
     if security is not None:
         o["security"] = security
     if body is not None:
+        # Any body-reading endpoint answers a declared oversize Content-Length at once.
+        responses.setdefault("413", err("Declared body larger than the endpoint reads (answered before it is read)"))
         o["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
     if params:
         o["parameters"] = params
@@ -42,7 +44,7 @@ doc = {
     "components": {
         "securitySchemes": {
             "apiKey": {"type": "http", "scheme": "bearer", "description": "Ingest API key <region>-lf_<secret>"},
-            "pat": {"type": "http", "scheme": "bearer", "description": "Personal access token lf_pat_<secret>"},
+            "pat": {"type": "http", "scheme": "bearer", "description": "Personal access token lf_pat_<secret>. Scopes: read (queries, tail, data keys, applications), write (read, and provisioning ingest: create applications, set retention, create/list/revoke API keys), admin (write, and access tokens, the tenant public key, erasure, the audit log)"},
         },
         "schemas": {
             "Error": {"type": "object", "required": ["status", "error", "request_id"], "properties": {
@@ -67,8 +69,8 @@ doc = {
                 "cursor": {"type": ["string", "null"]}}},
             "TailRequest": {"type": "object", "additionalProperties": False, "properties": {
                 "applications": {"type": "array", "items": {"type": "string"}},
-                "entry_types": {"type": "array", "items": {"type": "integer"}},
-                "tokens": {"type": "array", "items": {"type": "array", "items": {"type": "string"}}},
+                "entry_types": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 7}},
+                "tokens": {"type": "array", "maxItems": 64, "items": {"type": "array", "minItems": 1, "maxItems": 4096, "items": {"type": "string"}}},
                 "after_segment": {"type": "integer"}}},
             "RecordLine": {"type": "object", "description": "One line of a query or tail stream: {type: record|damaged|end|heartbeat, …}. A damaged line names a segment the server cannot read (its footer fails its checksum): its records are missing from the answer, the rest is complete.", "required": ["type"], "properties": {
                 "type": {"enum": ["record", "damaged", "end", "heartbeat"]}, "message": {"type": "string", "description": "damaged lines: what is wrong"},
@@ -98,27 +100,27 @@ doc = {
         "/v1/ingest": {"post": {"summary": "Store sealed records (multipart/mixed, one part per record)", "tags": ["ingest"], "security": apikey,
             "requestBody": {"required": True, "content": {"multipart/mixed": {"schema": {"type": "string", "format": "binary"}}}},
             "responses": {"202": ok_json("stored (or already stored)", ref("IngestReply")), **ingest_errors}}},
-        "/v1/query": {"post": op("Matching sealed records, as NDJSON", {"200": ndjson("record lines then an end line", ref("RecordLine")), **common_errors, "404": err("unknown application")}, security=pat, body=ref("QueryRequest"), tags=["query"])},
-        "/v1/tail": {"post": op("Live tail: new matching records as NDJSON, heartbeats when idle", {"200": ndjson("record, damaged and heartbeat lines", ref("RecordLine")), **common_errors, "404": err("unknown application")}, security=pat, body=ref("TailRequest"), tags=["query"])},
+        "/v1/query": {"post": op("Matching sealed records, as NDJSON", {"200": ndjson("record lines then an end line", ref("RecordLine")), **common_errors, "404": err("unknown application"), "409": err("the name matches several applications (catalogs from before names were case-folded): use the id")}, security=pat, body=ref("QueryRequest"), tags=["query"])},
+        "/v1/tail": {"post": op("Live tail: new matching records as NDJSON, heartbeats when idle", {"200": ndjson("record, damaged and heartbeat lines", ref("RecordLine")), **common_errors, "404": err("unknown application"), "409": err("the name matches several applications (catalogs from before names were case-folded): use the id")}, security=pat, body=ref("TailRequest"), tags=["query"])},
         "/v1/keys/{key_id}": {"get": op("A wrapped data key", {"200": ok_json("wrapped key", ref("DataKey")), **common_errors, "404": err("no such key in this tenant")}, security=pat, params=[path_param("key_id", "data key id")], tags=["query"])},
         "/v1/me": {"get": op("The token's tenant, name, scopes and expiry", {"200": ok_json("who", ref("Me")), **common_errors}, security=pat, tags=["query"])},
         "/v1/applications": {"get": op("Applications (read scope)", {"200": ok_json("applications", {"type": "object", "properties": {"applications": {"type": "array", "items": ref("Application")}}}), **common_errors}, security=pat, tags=["query"])},
         "/v1/admin/applications": {
             "get": op("Applications", {"200": ok_json("applications", {"type": "object", "properties": {"applications": {"type": "array", "items": ref("Application")}}}), **common_errors}, security=pat, tags=["admin"]),
-            "post": op("Create an application", {"201": ok_json("created", ref("Application")), **common_errors, "409": err("exists")}, security=pat, body={"type": "object", "required": ["name"], "additionalProperties": False, "properties": {"name": {"type": "string"}}}, tags=["admin"])},
-        "/v1/admin/applications/{app}/retention": {"put": op("Set retention", {"200": ok_json("application", ref("Application")), **common_errors, "404": err("unknown application")}, security=pat, params=[path_param("app", "application id or name")], body={"type": "object", "additionalProperties": False, "properties": {"days": {"type": ["integer", "null"], "minimum": 1, "maximum": 36500}}}, tags=["admin"])},
+            "post": op("Create an application", {"201": ok_json("created", ref("Application")), **common_errors, "409": err("an application of this name (ignoring case) exists")}, security=pat, body={"type": "object", "required": ["name"], "additionalProperties": False, "properties": {"name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$", "description": "Case-insensitive (stored lower-case; Web and web are one name), and never starting with app_, the prefix of every application id"}}}, tags=["admin"])},
+        "/v1/admin/applications/{app}/retention": {"put": op("Set retention", {"200": ok_json("application", ref("Application")), **common_errors, "404": err("unknown application"), "409": err("the name matches several applications (catalogs from before names were case-folded): use the id")}, security=pat, params=[path_param("app", "application id or name")], body={"type": "object", "additionalProperties": False, "properties": {"days": {"type": ["integer", "null"], "minimum": 1, "maximum": 36500}}}, tags=["admin"])},
         "/v1/admin/api-keys": {
             "get": op("API keys (never the keys themselves)", {"200": ok_json("keys", {"type": "object", "properties": {"api_keys": {"type": "array", "items": ref("ApiKey")}}}), **common_errors}, security=pat, tags=["admin"]),
-            "post": op("Create an API key (shown once)", {"201": ok_json("created", ref("ApiKey")), **common_errors, "404": err("unknown application")}, security=pat, body={"type": "object", "required": ["application", "name"], "additionalProperties": False, "properties": {"application": {"type": "string"}, "name": {"type": "string"}, "region": {"enum": ["eu", "us", "ca", "au", "ap"]}, "signature_required": {"type": "boolean"}}}, tags=["admin"])},
+            "post": op("Create an API key (shown once)", {"201": ok_json("created", ref("ApiKey")), **common_errors, "404": err("unknown application"), "409": err("the name matches several applications (catalogs from before names were case-folded): use the id")}, security=pat, body={"type": "object", "required": ["application", "name"], "additionalProperties": False, "properties": {"application": {"type": "string"}, "name": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}, "region": {"enum": ["eu", "us", "ca", "au", "ap"]}, "signature_required": {"type": "boolean"}}}, tags=["admin"])},
         "/v1/admin/api-keys/{id}": {"delete": op("Revoke an API key", {"204": {"description": "revoked"}, **common_errors, "404": err("no such active key")}, security=pat, params=[path_param("id", "API key id")], tags=["admin"])},
         "/v1/admin/tokens": {
             "get": op("Access tokens", {"200": ok_json("tokens", {"type": "object", "properties": {"tokens": {"type": "array", "items": ref("Token")}}}), **common_errors}, security=pat, tags=["admin"]),
-            "post": op("Create an access token (shown once)", {"201": ok_json("created", ref("Token")), **common_errors}, security=pat, body={"type": "object", "required": ["name", "scopes"], "additionalProperties": False, "properties": {"name": {"type": "string"}, "scopes": {"type": "array", "items": {"enum": ["read", "write", "admin"]}}, "expires_in_days": {"type": "integer", "minimum": 1, "maximum": 3650}}}, tags=["admin"])},
+            "post": op("Create an access token (shown once)", {"201": ok_json("created", ref("Token")), **common_errors}, security=pat, body={"type": "object", "required": ["name", "scopes"], "additionalProperties": False, "properties": {"name": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}, "scopes": {"type": "array", "minItems": 1, "items": {"enum": ["read", "write", "admin"]}}, "expires_in_days": {"type": "integer", "minimum": 1, "maximum": 3650}}}, tags=["admin"])},
         "/v1/admin/tokens/{id}": {"delete": op("Revoke an access token", {"204": {"description": "revoked"}, **common_errors, "404": err("no such active token")}, security=pat, params=[path_param("id", "token id")], tags=["admin"])},
         "/v1/admin/public-key": {
             "get": op("The tenant public key", {"200": ok_json("key", ref("PublicKey")), **common_errors, "404": err("none yet")}, security=pat, tags=["admin"]),
             "put": op("Set the tenant public key", {"200": ok_json("key", ref("PublicKey")), **common_errors}, security=pat, body={"type": "object", "required": ["public_key_pem"], "additionalProperties": False, "properties": {"public_key_pem": {"type": "string"}}}, tags=["admin"])},
-        "/v1/admin/erase": {"post": op("Erase every record of an application overlapping [from, to] (records are erased whole)", {"200": ok_json("what was erased", {"type": "object", "properties": {"application_id": {"type": "string"}, "segments_deleted": {"type": "integer"}, "segments_rewritten": {"type": "integer"}, "records_erased": {"type": "integer"}}}), **common_errors, "404": err("unknown application")}, security=pat, body={"type": "object", "required": ["application", "from", "to"], "additionalProperties": False, "properties": {"application": {"type": "string"}, "from": ref("TimeBound"), "to": ref("TimeBound")}}, tags=["admin"])},
+        "/v1/admin/erase": {"post": op("Erase every record of an application overlapping [from, to] (records are erased whole)", {"200": ok_json("what was erased", {"type": "object", "properties": {"application_id": {"type": "string"}, "segments_deleted": {"type": "integer"}, "segments_rewritten": {"type": "integer"}, "records_erased": {"type": "integer"}}}), **common_errors, "404": err("unknown application"), "409": err("the name matches several applications (catalogs from before names were case-folded): use the id")}, security=pat, body={"type": "object", "required": ["application", "from", "to"], "additionalProperties": False, "properties": {"application": {"type": "string"}, "from": ref("TimeBound"), "to": ref("TimeBound")}}, tags=["admin"])},
         "/v1/admin/audit": {"get": op("Audit log, newest first", {"200": ok_json("events", ref("AuditPage")), **common_errors}, security=pat, params=[{"name": "before", "in": "query", "schema": {"type": "integer"}}, {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}], tags=["admin"])},
     },
 }

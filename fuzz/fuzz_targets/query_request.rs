@@ -10,6 +10,8 @@ fuzz_target!(|data: &[u8]| {
             Ok(plan) => {
                 assert!(plan.from <= plan.to);
                 assert!((1..=query::MAX_LIMIT).contains(&plan.limit));
+                assert_eq!(plan.limit, req.limit.unwrap_or(query::DEFAULT_LIMIT));
+                assert!(req.entry_types.iter().all(|t| (1..=7).contains(t)));
                 assert!(req.tokens.len() <= query::MAX_TOKEN_GROUPS);
                 if let Some(c) = plan.cursor {
                     // A cursor that decodes is one the server could have issued.
@@ -24,8 +26,11 @@ fuzz_target!(|data: &[u8]| {
             Err(msg) => assert!(!msg.is_empty()),
         }
     }
-    if let Ok(req) = serde_json::from_slice::<TailRequest>(data) {
-        let _ = query::check_token_groups(&req.tokens);
+    if let Ok(req) = serde_json::from_slice::<TailRequest>(data)
+        && req.check().is_ok()
+    {
+        assert!(req.entry_types.iter().all(|t| (1..=7).contains(t)));
+        assert!(req.tokens.len() <= query::MAX_TOKEN_GROUPS);
     }
     if let Ok(s) = std::str::from_utf8(data)
         && let Ok(c) = Cursor::decode(s)

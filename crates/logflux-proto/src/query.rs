@@ -74,6 +74,15 @@ pub struct TailRequest {
     pub after_segment: Option<i64>,
 }
 
+impl TailRequest {
+    /// Validates the request (entry types, token groups) as `openapi.json` constrains it. The
+    /// error is the message of a 400 answer.
+    pub fn check(&self) -> Result<(), String> {
+        check_entry_types(&self.entry_types)?;
+        check_token_groups(&self.tokens)
+    }
+}
+
 /// Where a listing stopped: the segment's order key (max_ts newest first, min_ts oldest first),
 /// its id and the next selected record index. Opaque to clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,9 +118,20 @@ pub struct QueryPlan {
     pub from: i64,
     pub to: i64,
     pub newest_first: bool,
-    /// In `1..=MAX_LIMIT`.
+    /// In `1..=MAX_LIMIT`; the request's limit, never clamped.
     pub limit: usize,
     pub cursor: Option<Cursor>,
+}
+
+/// Checks `entry_types`: each a wire number 1..=7 (`openapi.json`'s `minimum`/`maximum`).
+pub fn check_entry_types(entry_types: &[u8]) -> Result<(), String> {
+    match entry_types
+        .iter()
+        .find(|&&t| crate::EntryType::from_number(i64::from(t)).is_none())
+    {
+        Some(t) => Err(format!("entry_types: each must be 1..7, got {t}")),
+        None => Ok(()),
+    }
 }
 
 /// Checks the number and size of token groups.
@@ -129,8 +149,9 @@ pub fn check_token_groups(tokens: &[Vec<String>]) -> Result<(), String> {
 }
 
 impl QueryRequest {
-    /// Validates the request: time bounds, order, limit, token groups, cursor. The error is
-    /// the message of a 400 answer.
+    /// Validates the request: time bounds, order, limit, entry types, token groups, cursor,
+    /// exactly as `openapi.json` constrains them (a value outside a documented bound is
+    /// refused, never clamped). The error is the message of a 400 answer.
     pub fn plan(&self) -> Result<QueryPlan, String> {
         let from = self
             .from
@@ -152,12 +173,17 @@ impl QueryRequest {
             Some("oldest") => false,
             Some(o) => return Err(format!("order must be newest or oldest, got {o:?}")),
         };
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(format!("limit must be 1..{MAX_LIMIT}, got {limit}"));
+        }
+        check_entry_types(&self.entry_types)?;
         check_token_groups(&self.tokens)?;
         Ok(QueryPlan {
             from,
             to,
             newest_first,
-            limit: self.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT),
+            limit,
             cursor: self.cursor.as_deref().map(Cursor::decode).transpose()?,
         })
     }
@@ -183,7 +209,7 @@ mod tests {
     #[test]
     fn plans_and_refusals() {
         let q: QueryRequest = serde_json::from_str(
-            r#"{"from":"2026-11-21T00:00:00Z","to":1900000000000000000,"limit":0,"order":"oldest","tokens":[["a","b"]]}"#,
+            r#"{"from":"2026-11-21T00:00:00Z","to":1900000000000000000,"limit":1,"order":"oldest","tokens":[["a","b"]],"entry_types":[1,7]}"#,
         )
         .unwrap();
         let p = q.plan().unwrap();
@@ -204,5 +230,32 @@ mod tests {
         assert!(e(r#"{"cursor":"x"}"#).contains("cursor"));
         assert!(e(r#"{"from":"yesterday"}"#).starts_with("from \"yesterday\""));
         assert!(serde_json::from_str::<QueryRequest>(r#"{"form":1}"#).is_err());
+    }
+
+    #[test]
+    fn out_of_range_limits_and_entry_types_are_refused_not_clamped() {
+        let e = |j: &str| {
+            serde_json::from_str::<QueryRequest>(j)
+                .unwrap()
+                .plan()
+                .unwrap_err()
+        };
+        for limit in ["0", "10001", "9223372036854775808"] {
+            let msg = e(&format!(r#"{{"limit":{limit}}}"#));
+            assert_eq!(msg, format!("limit must be 1..10000, got {limit}"));
+        }
+        for limit in [1, 10_000] {
+            let q: QueryRequest = serde_json::from_str(&format!(r#"{{"limit":{limit}}}"#)).unwrap();
+            assert_eq!(q.plan().unwrap().limit, limit);
+        }
+        assert_eq!(
+            e(r#"{"entry_types":[0]}"#),
+            "entry_types: each must be 1..7, got 0"
+        );
+        assert!(e(r#"{"entry_types":[1,8]}"#).contains("got 8"));
+        let tail = |j: &str| serde_json::from_str::<TailRequest>(j).unwrap().check();
+        assert!(tail(r#"{"entry_types":[0]}"#).unwrap_err().contains("1..7"));
+        assert!(tail(r#"{"tokens":[[]]}"#).unwrap_err().contains("groups"));
+        assert_eq!(tail(r#"{"entry_types":[7],"tokens":[["a"]]}"#), Ok(()));
     }
 }

@@ -1,6 +1,10 @@
 //! The admin API, scoped to the caller's tenant: applications, API keys, access tokens, the
 //! tenant public key, retention and the audit log. Every action is audited; credentials are
 //! shown once, at creation, and stored only as hashes.
+//!
+//! Scopes: `read` lists applications and reads records; `write` also provisions ingest
+//! (creates applications, sets their retention, creates, lists and revokes API keys);
+//! `admin` also manages access tokens, the tenant public key, erasure and the audit log.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -47,6 +51,37 @@ fn check_name(what: &str, name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// An application name as the API accepts it, case-folded: 1..63 of `a-z 0-9 . _ -`,
+/// starting with a letter or digit (so never `.` or `..`, and safe in a URL path), and not
+/// starting with `app_`, the prefix of every application id, so a name never reads as an id.
+/// Returns the folded name (`Web` and `web` are one name).
+pub(crate) fn application_name(name: &str) -> Result<String, ApiError> {
+    let folded = name.to_ascii_lowercase();
+    let b = folded.as_bytes();
+    let well_formed = (1..=63).contains(&b.len())
+        && b[0].is_ascii_alphanumeric()
+        && b.iter().all(|&c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-')
+        });
+    if !well_formed {
+        return Err(ApiError::BadRequest(format!(
+            "application name must be 1..63 characters of a-z, 0-9, ., _ or -, starting with a \
+             letter or digit (case is ignored), got {:?}",
+            name.chars().take(80).collect::<String>()
+        )));
+    }
+    if folded.starts_with(APPLICATION_ID_PREFIX) {
+        return Err(ApiError::BadRequest(format!(
+            "application name must not start with {APPLICATION_ID_PREFIX:?}, which begins every \
+             application id, got {name:?}"
+        )));
+    }
+    Ok(folded)
+}
+
+/// Every application id starts with this; no application name does.
+pub(crate) const APPLICATION_ID_PREFIX: &str = "app_";
+
 /// `GET /v1/me` (any scope): who the token is — its tenant (the client binds decryption to
 /// it), name, scopes and expiry. Never the token itself.
 pub(crate) async fn me(
@@ -87,12 +122,19 @@ pub(crate) async fn create_application(
     Remote(remote): Remote,
     JsonBody(req): JsonBody<CreateApplication>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let t = s.access_token(&headers, Scope::Admin).await?;
-    check_name("name", &req.name)?;
+    let t = s.access_token(&headers, Scope::Write).await?;
+    let name = application_name(&req.name)?;
     let app = s
         .catalog
-        .create_application(&auth::new_id("app_"), &t.tenant_id, &req.name)
-        .await?;
+        .create_application(&auth::new_id(APPLICATION_ID_PREFIX), &t.tenant_id, &name)
+        .await
+        .map_err(|e| match e {
+            crate::catalog::CatalogError::Conflict(_) => ApiError::Conflict(format!(
+                "an application named {name:?} (ignoring case) already exists, or the name is \
+                 another application's id"
+            )),
+            other => other.into(),
+        })?;
     s.catalog
         .audit(
             &t.tenant_id,
@@ -100,7 +142,7 @@ pub(crate) async fn create_application(
             "application.create",
             &app.id,
             &remote,
-            &json!({"name": req.name}).to_string(),
+            &json!({"name": name}).to_string(),
         )
         .await?;
     Ok((StatusCode::CREATED, Json(app_json(&app))))
@@ -120,7 +162,7 @@ pub(crate) async fn set_retention(
     Path(app): Path<String>,
     JsonBody(req): JsonBody<SetRetention>,
 ) -> Result<Json<Value>, ApiError> {
-    let t = s.access_token(&headers, Scope::Admin).await?;
+    let t = s.access_token(&headers, Scope::Write).await?;
     if req.days.is_some_and(|d| !(1..=36_500).contains(&d)) {
         return Err(ApiError::BadRequest(
             "days must be 1..36500, or null to keep forever".into(),
@@ -148,7 +190,7 @@ pub(crate) async fn list_api_keys(
     State(s): State<SharedState>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let t = s.access_token(&headers, Scope::Admin).await?;
+    let t = s.access_token(&headers, Scope::Write).await?;
     let keys = s.catalog.api_keys(&t.tenant_id).await?;
     Ok(Json(
         json!({"api_keys": keys.iter().map(api_key_json).collect::<Vec<_>>()}),
@@ -172,7 +214,7 @@ pub(crate) async fn create_api_key(
     Remote(remote): Remote,
     JsonBody(req): JsonBody<CreateApiKey>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let t = s.access_token(&headers, Scope::Admin).await?;
+    let t = s.access_token(&headers, Scope::Write).await?;
     check_name("name", &req.name)?;
     let region = req.region.unwrap_or_else(|| s.config.region.clone());
     if !auth::REGIONS.contains(&region.as_str()) {
@@ -219,7 +261,7 @@ pub(crate) async fn revoke_api_key(
     Remote(remote): Remote,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let t = s.access_token(&headers, Scope::Admin).await?;
+    let t = s.access_token(&headers, Scope::Write).await?;
     s.catalog.revoke_api_key(&t.tenant_id, &id).await?;
     s.forget_credentials();
     s.catalog
@@ -385,7 +427,12 @@ pub(crate) async fn audit(
     QueryParams(q): QueryParams<AuditQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let t = s.access_token(&headers, Scope::Admin).await?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be 1..1000, got {limit}"
+        )));
+    }
     let events = s
         .catalog
         .audit_events(&t.tenant_id, q.before, limit)

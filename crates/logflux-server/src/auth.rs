@@ -34,12 +34,26 @@ impl Scope {
     }
 }
 
-/// Whether a space-separated scope list grants `needed` (admin implies every scope).
+impl Scope {
+    /// Whether holding this scope grants `needed`: each scope includes the ones below it
+    /// (admin ⊇ write ⊇ read). `write` provisions ingest (applications, their retention, API
+    /// keys) without managing access tokens, the tenant key, erasure or the audit log.
+    fn includes(self, needed: Scope) -> bool {
+        let rank = |s: Scope| match s {
+            Scope::Read => 0,
+            Scope::Write => 1,
+            Scope::Admin => 2,
+        };
+        rank(self) >= rank(needed)
+    }
+}
+
+/// Whether a space-separated scope list grants `needed`.
 pub(crate) fn grants(scopes: &str, needed: Scope) -> bool {
     scopes
         .split_whitespace()
         .filter_map(Scope::parse)
-        .any(|s| s == needed || s == Scope::Admin)
+        .any(|s| s.includes(needed))
 }
 
 fn random_secret() -> String {
@@ -136,6 +150,9 @@ mod tests {
         assert!(!grants("read", Scope::Write));
         assert!(grants("admin", Scope::Write));
         assert!(grants("read write", Scope::Write));
+        assert!(grants("write", Scope::Read), "write includes read");
+        assert!(!grants("write", Scope::Admin));
+        assert!(!grants("read", Scope::Admin));
         assert!(!grants("", Scope::Read));
         assert!(!grants("superuser", Scope::Read));
     }

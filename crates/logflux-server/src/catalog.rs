@@ -29,6 +29,10 @@ pub enum CatalogError {
     NotFound(&'static str),
     #[error("{0} already exists")]
     Conflict(&'static str),
+    /// A name that matches more than one row (only possible in catalogs written before names
+    /// were case-folded); the message says how to address the row instead.
+    #[error("{0}")]
+    Ambiguous(String),
 }
 
 type Result<T> = std::result::Result<T, CatalogError>;
@@ -496,6 +500,9 @@ impl Catalog {
 
     // ---- applications ---------------------------------------------------------------------
 
+    /// Creates an application. `name` is stored as given (the API case-folds and checks it);
+    /// it is refused as a conflict when it equals, ignoring ASCII case, the name or the id of
+    /// another application of the tenant, so a name always finds one application.
     pub async fn create_application(
         &self,
         id: &str,
@@ -503,8 +510,10 @@ impl Catalog {
         name: &str,
     ) -> Result<Application> {
         let created_ns = now_ns();
-        sqlx::query(
-            "INSERT INTO applications (id, tenant_id, name, retention_days, created_ns) VALUES ($1, $2, $3, NULL, $4)",
+        let inserted = sqlx::query(
+            "INSERT INTO applications (id, tenant_id, name, retention_days, created_ns) \
+             SELECT $1, $2, $3, NULL, $4 WHERE NOT EXISTS (SELECT 1 FROM applications \
+             WHERE tenant_id = $2 AND (lower(name) = lower($3) OR id = $3))",
         )
         .bind(id)
         .bind(tenant_id)
@@ -512,7 +521,16 @@ impl Catalog {
         .bind(created_ns)
         .execute(&self.pool)
         .await
-        .map_err(|e| if is_unique_violation(&e) { CatalogError::Conflict("application") } else { e.into() })?;
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                CatalogError::Conflict("application")
+            } else {
+                e.into()
+            }
+        })?;
+        if inserted.rows_affected() == 0 {
+            return Err(CatalogError::Conflict("application"));
+        }
         Ok(Application {
             id: id.into(),
             tenant_id: tenant_id.into(),
@@ -544,18 +562,37 @@ impl Catalog {
         .collect()
     }
 
-    /// An application of `tenant_id`, by id or by name.
+    /// An application of `tenant_id`, by id, or by name ignoring ASCII case. An id wins over a
+    /// name (ids never change; names made since names were checked cannot equal an id); a name
+    /// that matches several applications (catalogs from before names were case-folded) is
+    /// refused with a message naming their ids.
     pub async fn application(&self, tenant_id: &str, id_or_name: &str) -> Result<Application> {
-        let r = sqlx::query(
+        let mut rows = sqlx::query(
             "SELECT id, tenant_id, name, retention_days, created_ns FROM applications \
-             WHERE tenant_id = $1 AND (id = $2 OR name = $2)",
+             WHERE tenant_id = $1 AND (id = $2 OR lower(name) = lower($2)) ORDER BY id",
         )
         .bind(tenant_id)
         .bind(id_or_name)
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await?
-        .ok_or(CatalogError::NotFound("application"))?;
-        Self::application_row(&r)
+        .iter()
+        .map(Self::application_row)
+        .collect::<Result<Vec<_>>>()?;
+        if let Some(i) = rows.iter().position(|a| a.id == id_or_name) {
+            return Ok(rows.swap_remove(i));
+        }
+        match <[Application; 1]>::try_from(rows) {
+            Ok([a]) => Ok(a),
+            Err(rows) if rows.is_empty() => Err(CatalogError::NotFound("application")),
+            Err(rows) => Err(CatalogError::Ambiguous(format!(
+                "application name {id_or_name:?} matches {} applications ({}); use its id",
+                rows.len(),
+                rows.iter()
+                    .map(|a| a.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
     }
 
     pub async fn set_retention(

@@ -21,6 +21,7 @@
 //! commit: {linger_ms: 2}
 //! housekeeping_interval_s: 300
 //! token_expiry_days: 90
+//! ingest: {max_backfill_days: 3650}                # default: records of any age
 //! ```
 
 use std::net::SocketAddr;
@@ -47,6 +48,14 @@ pub struct FileConfig {
     pub housekeeping_interval_s: Option<u64>,
     pub token_expiry_days: Option<i64>,
     pub log_json: Option<bool>,
+    pub ingest: Option<IngestSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSection {
+    /// Refuse records whose first entry is older than this many days (default: any age).
+    pub max_backfill_days: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -170,6 +179,12 @@ impl FileConfig {
             }
             c.http.token_expiry_days = d;
         }
+        if let Some(d) = self.ingest.and_then(|i| i.max_backfill_days) {
+            if !(1..=36_500).contains(&d) {
+                problems.push("ingest.max_backfill_days: must be 1..36500".to_owned());
+            }
+            c.http.max_backfill_days = Some(d);
+        }
         if !problems.is_empty() {
             anyhow::bail!("invalid configuration:\n  {}", problems.join("\n  "));
         }
@@ -211,12 +226,13 @@ mod tests {
             PathBuf::from("/etc/logflux/tls/cert.pem")
         );
         assert_eq!(c.commit_linger, Duration::from_millis(2));
+        assert_eq!(c.http.max_backfill_days, Some(3650));
     }
 
     #[test]
     fn problems_are_reported_together() {
         let f: FileConfig = logflux_config::from_str(
-            "region: mars\nlimits: {max_parts: 0}\ntoken_expiry_days: 0\n",
+            "region: mars\nlimits: {max_parts: 0}\ntoken_expiry_days: 0\ningest: {max_backfill_days: 0}\n",
             "c",
         )
         .unwrap();
@@ -224,6 +240,10 @@ mod tests {
         assert!(e.contains("region: must be one of"), "{e}");
         assert!(e.contains("limits.max_parts"), "{e}");
         assert!(e.contains("token_expiry_days"), "{e}");
+        assert!(
+            e.contains("ingest.max_backfill_days: must be 1..36500"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub struct HttpConfig {
     pub rate_limit_burst: u32,
     /// Days a new personal access token stays valid unless told otherwise.
     pub token_expiry_days: i64,
+    /// Refuse records whose first entry is older than this many days (`None`: any age, the
+    /// default, so archives can be imported with their own times).
+    pub max_backfill_days: Option<i64>,
 }
 
 impl Default for HttpConfig {
@@ -51,6 +54,7 @@ impl Default for HttpConfig {
             rate_limit_per_second: 1000,
             rate_limit_burst: 2000,
             token_expiry_days: 90,
+            max_backfill_days: None,
         }
     }
 }
@@ -77,6 +81,12 @@ pub(crate) type SharedState = Arc<AppState>;
 
 /// A tenant's quota, the bytes it stores, and when they were looked up.
 type CachedUsage = (Option<i64>, i64, Instant);
+
+/// Largest handshake body (a wrapped key and an API key in JSON).
+pub(crate) const MAX_HANDSHAKE_BODY_BYTES: usize = 64 * 1024;
+
+/// Largest JSON body of the other routes: axum's default limit, which [`JsonBody`] applies.
+const MAX_JSON_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 /// A looked-up API key (or its absence) and when it was looked up.
 type CachedKey = (Option<ApiKey>, Instant);
@@ -232,12 +242,43 @@ impl AppState {
         }
     }
 
+    /// Whether the request carries a valid credential of either kind (an active API key, or
+    /// an access token neither expired nor revoked, whatever its scopes).
+    async fn authenticated(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        if auth::is_api_key_shape(bearer(headers)?) {
+            self.api_key(headers).await.map(drop)
+        } else {
+            self.valid_access_token(headers).await.map(drop)
+        }
+    }
+
     /// The personal access token presented, checked for expiry, revocation and `scope`.
     pub(crate) async fn access_token(
         &self,
         headers: &HeaderMap,
         scope: Scope,
     ) -> Result<AccessToken, ApiError> {
+        let token = self.valid_access_token(headers).await?;
+        if !auth::grants(&token.scopes, scope) {
+            return Err(ApiError::Forbidden(format!(
+                "this token's scopes ({}) do not include {}",
+                token.scopes,
+                scope.name()
+            )));
+        }
+        let now = logflux_proto::timefmt::now_ns();
+        if token.last_used_ns.is_none_or(|t| now - t > 60_000_000_000) {
+            let catalog = self.catalog.clone();
+            let id = token.id.clone();
+            tokio::spawn(async move {
+                let _ = catalog.touch_access_token(&id, now).await;
+            });
+        }
+        Ok(token)
+    }
+
+    /// The personal access token presented, checked for expiry and revocation only.
+    async fn valid_access_token(&self, headers: &HeaderMap) -> Result<AccessToken, ApiError> {
         let presented = bearer(headers)?;
         if !auth::is_access_token_shape(presented) {
             return Err(ApiError::Unauthorized(
@@ -256,21 +297,16 @@ impl AppState {
         if token.expires_ns <= now {
             return Err(ApiError::Unauthorized("access token expired".into()));
         }
-        if !auth::grants(&token.scopes, scope) {
-            return Err(ApiError::Forbidden(format!(
-                "this token's scopes ({}) do not include {}",
-                token.scopes,
-                scope.name()
-            )));
-        }
-        if token.last_used_ns.is_none_or(|t| now - t > 60_000_000_000) {
-            let catalog = self.catalog.clone();
-            let id = token.id.clone();
-            tokio::spawn(async move {
-                let _ = catalog.touch_access_token(&id, now).await;
-            });
-        }
         Ok(token)
+    }
+
+    /// The largest body the route at `path` (a matched route pattern) reads.
+    fn body_limit(&self, path: &str) -> usize {
+        match path {
+            "/v1/ingest" => self.config.max_request_bytes,
+            "/v1/handshake/init" | "/v1/handshake/complete" => MAX_HANDSHAKE_BODY_BYTES,
+            _ => MAX_JSON_BODY_BYTES,
+        }
     }
 }
 
@@ -379,6 +415,7 @@ impl From<CatalogError> for ApiError {
         match e {
             CatalogError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
             CatalogError::Conflict(what) => ApiError::Conflict(format!("{what} already exists")),
+            CatalogError::Ambiguous(message) => ApiError::Conflict(message),
             other => ApiError::Unavailable(other.to_string()),
         }
     }
@@ -534,6 +571,38 @@ async fn observe(
     resp
 }
 
+/// Answers a request that declares a body larger than its route reads as soon as its headers
+/// arrive, without reading any of the body: 401 when it carries no valid credential (an
+/// unauthenticated client learns nothing else), 413 otherwise. Bodies without a declared
+/// length are still cut at the limit while they are read.
+async fn early_limits(
+    State(s): State<SharedState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(len) = declared {
+        let limit = req
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .map_or(MAX_JSON_BODY_BYTES, |p| s.body_limit(p.as_str()));
+        if len > limit as u64 {
+            if let Err(e) = s.authenticated(req.headers()).await {
+                return e.into_response();
+            }
+            return ApiError::TooLarge(format!(
+                "request body of {len} bytes declared; this endpoint reads at most {limit} bytes"
+            ))
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
 async fn openapi() -> impl IntoResponse {
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
@@ -583,6 +652,10 @@ pub(crate) fn router(state: SharedState) -> Router {
         )
         .route("/v1/admin/audit", get(admin::audit))
         .route("/v1/admin/erase", post(admin::erase))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            early_limits,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::catalog::ApiKey;
 use crate::commit::Incoming;
-use crate::http::{ApiError, Remote, SharedState};
+use crate::http::{ApiError, MAX_HANDSHAKE_BODY_BYTES, Remote, SharedState};
 use crate::segment::{RecordMeta, opaque_token};
 
 #[derive(Debug, Deserialize)]
@@ -105,8 +105,14 @@ pub(crate) async fn handshake_init(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let (key, bytes) =
-        authenticated_body(&s, &headers, body, "/v1/handshake/init", 64 * 1024).await?;
+    let (key, bytes) = authenticated_body(
+        &s,
+        &headers,
+        body,
+        "/v1/handshake/init",
+        MAX_HANDSHAKE_BODY_BYTES,
+    )
+    .await?;
     let req: InitRequest = parse_json(&bytes)?;
     check_body_key(&headers, req.api_key.as_deref())?;
     let tenant = s.catalog.tenant(&key.tenant_id).await?;
@@ -160,8 +166,14 @@ pub(crate) async fn handshake_complete(
     Remote(remote): Remote,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let (key, bytes) =
-        authenticated_body(&s, &headers, body, "/v1/handshake/complete", 64 * 1024).await?;
+    let (key, bytes) = authenticated_body(
+        &s,
+        &headers,
+        body,
+        "/v1/handshake/complete",
+        MAX_HANDSHAKE_BODY_BYTES,
+    )
+    .await?;
     let req: CompleteRequest = parse_json(&bytes)?;
     check_body_key(&headers, req.api_key.as_deref())?;
     let secret = req.encrypted_secret.trim();
@@ -256,6 +268,148 @@ fn sdk_record_id(key_id: &str, nonce: Option<&[u8; 12]>, body: &[u8]) -> String 
     format!("sdk-{}", hex::encode(&ctx.finish().as_ref()[..16]))
 }
 
+/// Length of the AES-GCM tag that ends every encrypted part's body.
+const GCM_TAG_BYTES: usize = 16;
+
+/// Fewest bytes one entry can take in a batch v1 (docs/formats.md), even with every string
+/// empty: a one-byte timestamp, level and type, three one-byte string lengths (source,
+/// payload type, payload) and a one-byte metadata count.
+const MIN_BATCH_ENTRY_BYTES: usize = 7;
+
+/// Most entries one record may declare (`X-LF-Count`): as many of the smallest entries as fit
+/// in the largest batch a client opens. A larger count cannot be true.
+const MAX_RECORD_ENTRIES: u32 =
+    (logflux_proto::limits::MAX_BATCH_PLAINTEXT_BYTES / MIN_BATCH_ENTRY_BYTES) as u32;
+
+/// What ingest checks against the server's clock.
+#[derive(Debug, Clone, Copy)]
+struct TimeBounds {
+    /// The server's clock when the request arrived.
+    now: i64,
+    /// Records whose first entry is older than this are refused (`ingest.max_backfill_days`).
+    oldest: Option<i64>,
+}
+
+/// Checks every cleartext field of a part that the server stores and later selects records
+/// by, beyond what the multipart parser already bounds (payload and entry type numbers, key id
+/// and record id shapes, nonce length, token count), and returns the record's time range.
+/// A record that breaks a rule would be fetched by queries it does not belong to (the reserved
+/// token, a range of centuries) or could never be opened (an empty body), so it is refused
+/// with a 400 that names the part and the rule; docs/formats.md lists every rule.
+fn check_part(
+    part: &IngestPart<'_>,
+    index: usize,
+    body_len: usize,
+    t: TimeBounds,
+) -> Result<(i64, i64), ApiError> {
+    use logflux_proto::limits::{MAX_FUTURE_NS, MAX_RECORD_SPAN_NS};
+    use logflux_proto::multipart::headers;
+    let refuse = |what: String| ApiError::BadRequest(format!("part {index}: {what}"));
+    let fmt = logflux_proto::timefmt::format_rfc3339;
+    // Bodies: an encrypted part is a ciphertext and its tag; a tag alone seals nothing.
+    if part.payload.is_encrypted() && body_len <= GCM_TAG_BYTES {
+        return Err(refuse(format!(
+            "body is {body_len} bytes; an encrypted part is its ciphertext and a \
+             {GCM_TAG_BYTES}-byte GCM tag, so at least {} bytes",
+            GCM_TAG_BYTES + 1
+        )));
+    }
+    if body_len == 0 {
+        return Err(refuse("body is empty".into()));
+    }
+    if part.payload == PartPayload::AgentBatch {
+        if let Some(t) = part.entry_type {
+            return Err(refuse(format!(
+                "{} is {}; an agent batch mixes entry types and carries none",
+                headers::ENTRY_TYPE,
+                t.number()
+            )));
+        }
+        for token in &part.search_tokens {
+            if token.len() != 16 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(refuse(format!(
+                    "{}: an agent token is 16 hex digits, got {:?}",
+                    headers::SEARCH_TOKENS,
+                    token.chars().take(32).collect::<String>()
+                )));
+            }
+            if opaque_token(token) == opaque_token(logflux_proto::UNTOKENIZED) {
+                return Err(refuse(format!(
+                    "{}: {} is reserved for records without tokens and cannot be sent",
+                    headers::SEARCH_TOKENS,
+                    logflux_proto::UNTOKENIZED
+                )));
+            }
+        }
+    }
+    match (part.payload, part.count) {
+        (_, Some(c)) if c > MAX_RECORD_ENTRIES => {
+            return Err(refuse(format!(
+                "{} is {c}; a record holds at most {MAX_RECORD_ENTRIES} entries",
+                headers::COUNT
+            )));
+        }
+        (PartPayload::SdkEncrypted | PartPayload::SdkGzip, Some(c)) if c != 1 => {
+            return Err(refuse(format!(
+                "{} is {c}; an SDK part is one entry",
+                headers::COUNT
+            )));
+        }
+        _ => {}
+    }
+    let latest = t.now.saturating_add(MAX_FUTURE_NS);
+    if let Some(ts) = part.timestamp_ns
+        && ts > latest
+    {
+        return Err(refuse(format!(
+            "{} {} is more than {} minutes ahead of the server's clock ({})",
+            headers::TIMESTAMP,
+            fmt(ts),
+            MAX_FUTURE_NS / 60_000_000_000,
+            fmt(t.now)
+        )));
+    }
+    let (min_ts, max_ts) = match (part.time_range, part.timestamp_ns) {
+        (Some(r), _) => r,
+        (None, Some(ts)) => (ts, ts),
+        (None, None) => (t.now, t.now),
+    };
+    if min_ts > max_ts {
+        return Err(refuse(format!(
+            "{} starts after it ends",
+            headers::TIME_RANGE
+        )));
+    }
+    if max_ts.saturating_sub(min_ts) > MAX_RECORD_SPAN_NS {
+        return Err(refuse(format!(
+            "{} {} spans more than {} s, the widest a record may cover",
+            headers::TIME_RANGE,
+            logflux_proto::multipart::format_time_range(min_ts, max_ts),
+            MAX_RECORD_SPAN_NS / 1_000_000_000
+        )));
+    }
+    if max_ts > latest {
+        return Err(refuse(format!(
+            "{} ends at {}, more than {} minutes ahead of the server's clock ({})",
+            headers::TIME_RANGE,
+            fmt(max_ts),
+            MAX_FUTURE_NS / 60_000_000_000,
+            fmt(t.now)
+        )));
+    }
+    if let Some(oldest) = t.oldest
+        && min_ts < oldest
+    {
+        return Err(refuse(format!(
+            "the record starts at {}, before {} (this server refuses records older than its \
+             ingest.max_backfill_days)",
+            fmt(min_ts),
+            fmt(oldest)
+        )));
+    }
+    Ok((min_ts, max_ts))
+}
+
 /// `POST /v1/ingest`: stores every part of a multipart body, or none of them.
 pub(crate) async fn ingest(
     State(s): State<SharedState>,
@@ -279,18 +433,21 @@ pub(crate) async fn ingest(
     let raw_parts = multipart::parse(&body, &boundary, &limits).map_err(multipart_error)?;
     s.check_quota(&key.tenant_id, body.len()).await?;
     let received_ns = logflux_proto::timefmt::now_ns();
+    let bounds = TimeBounds {
+        now: received_ns,
+        oldest: s
+            .config
+            .max_backfill_days
+            .map(|d| received_ns.saturating_sub(d.saturating_mul(86_400 * 1_000_000_000))),
+    };
     let mut records = Vec::with_capacity(raw_parts.len());
     for (i, raw) in raw_parts.iter().enumerate() {
         let part = IngestPart::from_raw(raw, i).map_err(multipart_error)?;
+        let (min_ts, max_ts) = check_part(&part, i, part.body.len(), bounds)?;
         if let Some(k) = part.key_id {
             s.check_data_key(&key, k).await?;
         }
         let part_body = body.slice(part.body.clone());
-        let (min_ts, max_ts) = match (part.time_range, part.timestamp_ns) {
-            (Some(r), _) => r,
-            (None, Some(t)) => (t, t),
-            (None, None) => (received_ns, received_ns),
-        };
         let record_id = match (part.payload, part.record_id) {
             (PartPayload::AgentBatch, Some(id)) => format!("agent-{id}"),
             _ => sdk_record_id(part.key_id.unwrap_or(""), part.nonce.as_ref(), &part_body),
@@ -333,4 +490,86 @@ pub(crate) async fn ingest(
             json!({"status": "accepted", "accepted": outcome.stored, "duplicates": outcome.duplicates}),
         ),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logflux_proto::limits::{MAX_FUTURE_NS, MAX_RECORD_SPAN_NS};
+
+    const NOW: i64 = 1_800_000_000_000_000_000;
+
+    fn agent_part(range: (i64, i64), count: u32) -> IngestPart<'static> {
+        IngestPart {
+            payload: PartPayload::AgentBatch,
+            entry_type: None,
+            timestamp_ns: None,
+            key_id: Some("ak_x"),
+            nonce: Some([0; 12]),
+            search_tokens: vec!["00000000000000ff"],
+            record_id: Some("r"),
+            count: Some(count),
+            time_range: Some(range),
+            body: 0..100,
+            crlf_stripped: false,
+        }
+    }
+
+    fn check(
+        part: &IngestPart<'_>,
+        body_len: usize,
+        oldest: Option<i64>,
+    ) -> Result<(i64, i64), String> {
+        check_part(part, 0, body_len, TimeBounds { now: NOW, oldest }).map_err(|e| match e {
+            ApiError::BadRequest(m) => m,
+            other => panic!("not a 400: {other:?}"),
+        })
+    }
+
+    #[test]
+    fn bounds_are_inclusive_and_one_past_is_refused() {
+        let end = NOW + MAX_FUTURE_NS;
+        let widest = (end - MAX_RECORD_SPAN_NS, end);
+        assert_eq!(check(&agent_part(widest, 1), 17, None), Ok(widest));
+        let e = check(&agent_part((widest.0 - 1, end), 1), 17, None).unwrap_err();
+        assert!(
+            e.starts_with("part 0: X-LF-Time-Range") && e.contains("3600 s"),
+            "{e}"
+        );
+        let e = check(&agent_part((NOW, end + 1), 1), 17, None).unwrap_err();
+        assert!(e.contains("15 minutes ahead"), "{e}");
+        assert!(check(&agent_part((NOW, NOW), MAX_RECORD_ENTRIES), 17, None).is_ok());
+        let e = check(&agent_part((NOW, NOW), MAX_RECORD_ENTRIES + 1), 17, None).unwrap_err();
+        assert!(e.contains("X-LF-Count"), "{e}");
+        let mut typed = agent_part((NOW, NOW), 1);
+        typed.entry_type = Some(logflux_proto::EntryType::Metric);
+        let e = check(&typed, 17, None).unwrap_err();
+        assert!(e.contains("X-LF-Entry-Type is 2"), "{e}");
+        let e = check(&agent_part((NOW, NOW), 1), 16, None).unwrap_err();
+        assert!(e.contains("body is 16 bytes"), "{e}");
+        // Old times: any age, unless a backfill limit is set.
+        let old = (0, 1);
+        assert!(check(&agent_part(old, 1), 17, None).is_ok());
+        assert!(check(&agent_part(old, 1), 17, Some(0)).is_ok());
+        assert!(check(&agent_part(old, 1), 17, Some(1)).is_err());
+    }
+
+    #[test]
+    fn the_reserved_token_is_refused_in_either_case_and_sdk_parts_get_it() {
+        let mut p = agent_part((NOW, NOW), 1);
+        p.search_tokens = vec!["00000000000000ff", logflux_proto::UNTOKENIZED];
+        assert!(check(&p, 17, None).unwrap_err().contains("reserved"));
+        let mut sdk = agent_part((NOW, NOW), 1);
+        sdk.payload = PartPayload::SdkEncrypted;
+        sdk.time_range = None;
+        sdk.timestamp_ns = Some(NOW - 200 * 365 * 86_400 * 1_000_000_000);
+        sdk.search_tokens = vec![logflux_proto::UNTOKENIZED];
+        assert!(check(&sdk, 17, None).is_ok(), "SDK parts carry it anyway");
+        sdk.timestamp_ns = Some(NOW + MAX_FUTURE_NS + 1);
+        assert!(
+            check(&sdk, 17, None)
+                .unwrap_err()
+                .contains("X-LF-Timestamp")
+        );
+    }
 }

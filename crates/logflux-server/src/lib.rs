@@ -83,27 +83,109 @@ impl ServerConfig {
         }
     }
 
+    /// Opens the catalog and the store. A local catalog and store live in private directories
+    /// (created 0700; one that group or others may write is refused, since whoever can write
+    /// there can replace the catalog) and the SQLite files are 0600: they hold credential
+    /// hashes and wrapped data keys.
     async fn open(&self) -> anyhow::Result<(Catalog, BlobStore)> {
-        if let Some(path) = self.catalog_url.strip_prefix("sqlite:")
-            && let Some(parent) = PathBuf::from(path.split('?').next().unwrap_or(path)).parent()
-            && !parent.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
+        let sqlite_file = self
+            .catalog_url
+            .strip_prefix("sqlite:")
+            .map(|p| PathBuf::from(p.split('?').next().unwrap_or(p)))
+            .filter(|p| !p.as_os_str().is_empty() && !p.to_string_lossy().starts_with(':'));
+        if let Some(file) = &sqlite_file {
+            if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+                private_dir(parent)?;
+            }
+            create_private_file(file)?;
         }
         let catalog = Catalog::connect(&self.catalog_url)
             .await
             .with_context(|| format!("opening the catalog {}", redact_url(&self.catalog_url)))?;
+        if let Some(file) = &sqlite_file {
+            // Catalogs made by earlier versions were 0644; SQLite gives its -wal and -shm files
+            // the database file's mode, but they may predate it too.
+            for suffix in ["", "-wal", "-shm"] {
+                let mut name = file.as_os_str().to_owned();
+                name.push(suffix);
+                restrict_file(&PathBuf::from(name))?;
+            }
+        }
         let store = if self.store_url.starts_with("s3://") {
             BlobStore::s3(&self.store_url, &self.store_options)?
         } else {
-            if let Some(parent) = PathBuf::from(&self.store_url).parent() {
-                std::fs::create_dir_all(parent).ok();
+            let root = PathBuf::from(&self.store_url);
+            if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+                private_dir(parent)?;
             }
+            private_dir(&root)?;
             BlobStore::local(&self.store_url)?
         };
         Ok((catalog, store))
     }
+}
+
+/// Creates `dir` (and missing parents) with mode 0700, and refuses a directory that group or
+/// others may write, naming it and its mode.
+pub fn private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let mode = std::fs::metadata(dir)
+            .with_context(|| format!("reading the mode of {}", dir.display()))?
+            .permissions()
+            .mode()
+            & 0o7777;
+        if mode & 0o022 != 0 {
+            bail!(
+                "refusing to use data directory {} with mode {mode:04o}: group or others may \
+                 write to it (and so replace the catalog or objects); run chmod 700 {}",
+                dir.display(),
+                dir.display()
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(())
+}
+
+/// Creates an empty `file` with mode 0600 if it does not exist (SQLite then uses it).
+fn create_private_file(file: &std::path::Path) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(file) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("creating {}", file.display())),
+    }
+}
+
+/// Sets `file` to mode 0600 if it exists and is more open.
+fn restrict_file(file: &std::path::Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let Ok(meta) = std::fs::metadata(file) else {
+            return Ok(());
+        };
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("setting {} to mode 0600", file.display()))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = file;
+    Ok(())
 }
 
 /// PEM files for HTTPS: a certificate chain (leaf first) and its private key.

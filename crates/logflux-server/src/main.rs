@@ -47,6 +47,9 @@ struct Cli {
     /// Group-commit linger in milliseconds [default: 2].
     #[arg(long)]
     commit_linger_ms: Option<u64>,
+    /// Refuse records whose first entry is older than this many days [default: any age].
+    #[arg(long)]
+    max_backfill_days: Option<i64>,
     /// Log as JSON lines.
     #[arg(long)]
     log_json: bool,
@@ -127,6 +130,11 @@ fn configure(cli: &Cli) -> anyhow::Result<(ServerConfig, bool)> {
     if let Some(ms) = cli.commit_linger_ms {
         file.commit.get_or_insert_with(Default::default).linger_ms = Some(ms);
     }
+    if let Some(d) = cli.max_backfill_days {
+        file.ingest
+            .get_or_insert_with(Default::default)
+            .max_backfill_days = Some(d);
+    }
     let log_json = cli.log_json || file.log_json.unwrap_or(false);
     let data_dir = file
         .data_dir
@@ -134,8 +142,7 @@ fn configure(cli: &Cli) -> anyhow::Result<(ServerConfig, bool)> {
         .unwrap_or_else(|| PathBuf::from("./logflux-data"));
     let config = file.into_server_config()?;
     if config.catalog_url.starts_with("sqlite:") || !config.store_url.starts_with("s3://") {
-        std::fs::create_dir_all(&data_dir)
-            .with_context(|| format!("creating {}", data_dir.display()))?;
+        logflux_server::private_dir(&data_dir)?;
     }
     Ok((config, log_json))
 }
@@ -194,6 +201,13 @@ async fn run(command: Command, config: ServerConfig) -> anyhow::Result<()> {
                     .map_or("off".to_owned(), |t| t.cert_file.display().to_string())
             );
             println!("region: {}", config.http.region);
+            println!(
+                "ingest.max_backfill_days: {}",
+                config
+                    .http
+                    .max_backfill_days
+                    .map_or("none".to_owned(), |d| d.to_string())
+            );
             println!("configuration is valid");
             Ok(())
         }

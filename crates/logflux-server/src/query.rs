@@ -477,6 +477,7 @@ pub(crate) async fn tail(
 ) -> Result<Response, ApiError> {
     let token = s.access_token(&headers, Scope::Read).await?;
     let tenant_id = token.tenant_id.clone();
+    req.check().map_err(ApiError::BadRequest)?;
     let groups = token_groups(&req.tokens)?;
     let app_ids = application_ids(&s, &tenant_id, &req.applications).await?;
     // Subscribe before reading the position, so no commit falls between them.
