@@ -264,6 +264,9 @@ async fn segments_commit_list_and_delete() {
             ])
             .await
             .unwrap();
+        let Commit::Committed(ids) = ids else {
+            panic!("{ids:?}")
+        };
         assert_eq!(ids.len(), 3);
         assert!(ids[0] < ids[1] && ids[1] < ids[2]);
         // Record ids are per tenant.
@@ -278,8 +281,28 @@ async fn segments_commit_list_and_delete() {
             c.known_records("t2", &["r2".into()]).await.unwrap(),
             Vec::<String>::new()
         );
-        // A record committed again is ignored, not an error.
-        c.commit_segments(&[segment("t1", "a1", "t1/a1/s4", 30, 40, &["r1", "r5"])])
+        // A segment holding a record id another segment holds is not committed at all: the
+        // conflict is reported, and the caller commits again without it.
+        assert_eq!(
+            c.commit_segments(&[
+                segment("t1", "a1", "t1/a1/s4", 30, 40, &["r5", "r1"]),
+                segment("t2", "a9", "t2/a9/s5", 0, 1, &["r7"]),
+            ])
+            .await
+            .unwrap(),
+            Commit::Conflict(vec![("t1".into(), "r1".into())]),
+            "{}",
+            b.name
+        );
+        assert!(!c.has_object_key("t1/a1/s4").await.unwrap());
+        assert!(!c.has_object_key("t2/a9/s5").await.unwrap());
+        assert!(
+            c.known_records("t2", &["r7".into()])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        c.commit_segments(&[segment("t1", "a1", "t1/a1/s4", 30, 40, &["r5"])])
             .await
             .unwrap();
 
