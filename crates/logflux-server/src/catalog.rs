@@ -29,6 +29,8 @@ pub enum CatalogError {
     NotFound(&'static str),
     #[error("{0} already exists")]
     Conflict(&'static str),
+    #[error("not supported: {0}")]
+    Unsupported(&'static str),
 }
 
 type Result<T> = std::result::Result<T, CatalogError>;
@@ -886,6 +888,125 @@ impl Catalog {
             wrapped: r.try_get("wrapped")?,
             created_ns: r.try_get("created_ns")?,
         })
+    }
+
+    /// Every data key of every tenant (to mirror them in the store).
+    pub async fn all_data_keys(&self) -> Result<Vec<DataKey>> {
+        sqlx::query("SELECT id, tenant_id, application_id, wrapped, created_ns FROM data_keys")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(DataKey {
+                    id: r.try_get("id")?,
+                    tenant_id: r.try_get("tenant_id")?,
+                    application_id: r.try_get("application_id")?,
+                    wrapped: r.try_get("wrapped")?,
+                    created_ns: r.try_get("created_ns")?,
+                })
+            })
+            .collect()
+    }
+
+    // ---- recovery: re-registering what the store describes --------------------------------
+
+    /// Inserts `t` as it is unless a tenant with its id exists; returns whether it was
+    /// inserted. A different tenant holding its name is a conflict.
+    pub async fn restore_tenant(&self, t: &Tenant) -> Result<bool> {
+        let n = sqlx::query(
+            "INSERT INTO tenants (id, name, public_key_pem, created_ns, quota_bytes) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(&t.id)
+        .bind(&t.name)
+        .bind(&t.public_key_pem)
+        .bind(t.created_ns)
+        .bind(t.quota_bytes)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if n == 0 && matches!(self.tenant(&t.id).await, Err(CatalogError::NotFound(_))) {
+            return Err(CatalogError::Conflict("another tenant with this name"));
+        }
+        Ok(n > 0)
+    }
+
+    /// Inserts `a` as it is unless an application with its id exists; returns whether it was
+    /// inserted. A different application of the tenant holding its name is a conflict.
+    pub async fn restore_application(&self, a: &Application) -> Result<bool> {
+        let n = sqlx::query(
+            "INSERT INTO applications (id, tenant_id, name, retention_days, created_ns) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(&a.id)
+        .bind(&a.tenant_id)
+        .bind(&a.name)
+        .bind(a.retention_days)
+        .bind(a.created_ns)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if n == 0
+            && matches!(
+                self.application(&a.tenant_id, &a.id).await,
+                Err(CatalogError::NotFound(_))
+            )
+        {
+            return Err(CatalogError::Conflict("another application with this name"));
+        }
+        Ok(n > 0)
+    }
+
+    /// Inserts `k` as it is unless a data key with its id exists; returns whether it was
+    /// inserted.
+    pub async fn restore_data_key(&self, k: &DataKey) -> Result<bool> {
+        let n = sqlx::query(
+            "INSERT INTO data_keys (id, tenant_id, application_id, wrapped, created_ns) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(&k.id)
+        .bind(&k.tenant_id)
+        .bind(&k.application_id)
+        .bind(&k.wrapped)
+        .bind(k.created_ns)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
+    /// A consistent copy of an SQLite catalog, taken while it is in use (`VACUUM INTO`), at
+    /// `path`, which must not exist or be empty. PostgreSQL catalogs are backed up with
+    /// `pg_dump`.
+    pub async fn backup_sqlite(&self, path: &str) -> Result<()> {
+        if self.dialect != Dialect::Sqlite {
+            return Err(CatalogError::Unsupported(
+                "backup of a PostgreSQL catalog (use pg_dump)",
+            ));
+        }
+        sqlx::query("VACUUM INTO $1")
+            .bind(path)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// SQLite only: `PRAGMA integrity_check`'s answer (`ok` when sound), after moving the WAL's
+    /// content into the main file, so that the file alone is the whole database.
+    pub async fn check_sqlite(&self) -> Result<String> {
+        if self.dialect != Dialect::Sqlite {
+            return Err(CatalogError::Unsupported(
+                "an SQLite check of a PostgreSQL catalog",
+            ));
+        }
+        let ok: String = sqlx::query("PRAGMA integrity_check")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await?;
+        Ok(ok)
     }
 
     // ---- segments and records -------------------------------------------------------------

@@ -203,6 +203,20 @@ pub(crate) async fn handshake_complete(
             Err(e) => return Err(e.into()),
         },
     };
+    // The store first: every key the catalog knows (and records can name) is then in the
+    // store too, so the catalog can be rebuilt from it.
+    crate::recovery::publish_data_key(
+        &s.store,
+        &crate::catalog::DataKey {
+            id: key_id.clone(),
+            tenant_id: key.tenant_id.clone(),
+            application_id: key.application_id.clone(),
+            wrapped: wrapped.clone(),
+            created_ns: logflux_proto::timefmt::now_ns(),
+        },
+    )
+    .await
+    .map_err(|e| ApiError::Unavailable(format!("storing the data key: {e:#}")))?;
     s.catalog
         .create_data_key(&key_id, &key.tenant_id, &key.application_id, &wrapped)
         .await
