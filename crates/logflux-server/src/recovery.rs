@@ -227,6 +227,10 @@ pub struct RebuildReport {
     pub data_keys: usize,
     pub segments: usize,
     pub records: usize,
+    /// Settings of known tenants and applications (public key, quota, retention) set to what
+    /// the store describes: its objects are rewritten after every change, so where the catalog
+    /// differs, the catalog is the older.
+    pub updated: usize,
     /// Tenants or applications a segment names but no metadata object describes: registered
     /// under their id as name.
     pub placeholders: usize,
@@ -244,6 +248,13 @@ impl std::fmt::Display for RebuildReport {
             "registered: {} tenants, {} applications, {} data keys, {} segments ({} records)",
             self.tenants, self.applications, self.data_keys, self.segments, self.records
         )?;
+        if self.updated > 0 {
+            writeln!(
+                f,
+                "updated from the store: {} settings (public key, quota, retention)",
+                self.updated
+            )?;
+        }
         if self.unquarantined > 0 {
             writeln!(
                 f,
@@ -302,7 +313,22 @@ pub(crate) async fn rebuild(catalog: &Catalog, store: &BlobStore) -> anyhow::Res
             quota_bytes: o.quota_bytes,
         };
         match catalog.restore_tenant(&t).await {
-            Ok(inserted) => report.tenants += usize::from(inserted),
+            Ok(true) => report.tenants += 1,
+            Ok(false) => {
+                // The object is rewritten after every change: where the catalog differs, it
+                // is the older of the two (a lost WAL, a restored backup).
+                let have = catalog.tenant(&t.id).await?;
+                if let Some(pem) = &t.public_key_pem
+                    && have.public_key_pem.as_ref() != Some(pem)
+                {
+                    catalog.set_public_key(&t.id, pem).await?;
+                    report.updated += 1;
+                }
+                if have.quota_bytes != t.quota_bytes {
+                    catalog.set_quota(&t.id, t.quota_bytes).await?;
+                    report.updated += 1;
+                }
+            }
             Err(CatalogError::Conflict(_)) => report.skipped.push(format!(
                 "tenant {} ({:?}): another tenant has its name",
                 t.id, t.name
@@ -323,7 +349,16 @@ pub(crate) async fn rebuild(catalog: &Catalog, store: &BlobStore) -> anyhow::Res
             created_ns: o.created_ns,
         };
         match catalog.restore_application(&a).await {
-            Ok(inserted) => report.applications += usize::from(inserted),
+            Ok(true) => report.applications += 1,
+            Ok(false) => {
+                let have = catalog.application(&a.tenant_id, &a.id).await?;
+                if have.retention_days != a.retention_days {
+                    catalog
+                        .set_retention(&a.tenant_id, &a.id, a.retention_days)
+                        .await?;
+                    report.updated += 1;
+                }
+            }
             Err(CatalogError::Conflict(_)) => report.skipped.push(format!(
                 "application {} ({:?}): another application of the tenant has its name",
                 a.id, a.name

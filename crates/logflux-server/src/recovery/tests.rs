@@ -72,6 +72,26 @@ async fn a_lost_catalog_is_rebuilt_from_the_store_idempotently() {
     segment(&store, Some(&old), None, &[("r1", 100), ("r2", 300)]).await;
     segment(&store, Some(&old), None, &[("r3", 200)]).await;
 
+    // A catalog that lost its latest changes (a WAL) gets them back from the store.
+    let stale = sqlite(dir.path(), "stale.db").await;
+    stale.create_tenant("t_1", "acme").await.unwrap();
+    stale
+        .create_application("app_1", "t_1", "web")
+        .await
+        .unwrap();
+    let report = rebuild(&stale, &store).await.unwrap();
+    assert_eq!(
+        (report.tenants, report.applications, report.updated),
+        (0, 0, 3)
+    );
+    let t = stale.tenant("t_1").await.unwrap();
+    assert_eq!(
+        (t.public_key_pem.as_deref(), t.quota_bytes),
+        (Some("PEM"), Some(5_000))
+    );
+    let a = stale.application("t_1", "web").await.unwrap();
+    assert_eq!(a.retention_days, Some(30));
+
     // The catalog is gone; a new, empty one is rebuilt from the store alone.
     let new = sqlite(dir.path(), "new.db").await;
     let report = rebuild(&new, &store).await.unwrap();
