@@ -180,6 +180,9 @@ async fn run(
     }
 }
 
+/// A record and the index of the request it came from.
+type Placed<'a> = (usize, &'a Incoming);
+
 /// How many times a batch is rebuilt after losing record ids to segments committed
 /// meanwhile; every round drops at least one record, so this only bounds pathological cases.
 const MAX_CONFLICT_ROUNDS: usize = 16;
@@ -217,7 +220,7 @@ async fn commit_batch(
 
     // New records, grouped by tenant and application, with the request each came from.
     let mut outcomes = vec![Outcome::default(); batch.len()];
-    let mut groups: HashMap<(&str, &str), Vec<(usize, &Incoming)>> = HashMap::new();
+    let mut groups: HashMap<(&str, &str), Vec<Placed<'_>>> = HashMap::new();
     for (i, req) in batch.iter().enumerate() {
         for rec in &req.records {
             if seen.insert((req.tenant_id.clone(), rec.meta.record_id.clone())) {
@@ -231,7 +234,7 @@ async fn commit_batch(
             }
         }
     }
-    let mut groups: Vec<((&str, &str), Vec<(usize, &Incoming)>)> = groups.into_iter().collect();
+    let mut groups: Vec<_> = groups.into_iter().collect();
     // The segments of each group, built and written; `None` when the group must be (re)built.
     let mut built: Vec<Option<Vec<(NewSegment, usize)>>> = vec![None; groups.len()];
     // Objects written but not committed, after losing a race.
@@ -318,7 +321,7 @@ async fn commit_batch(
 fn build_segments(
     tenant: &str,
     app: &str,
-    records: &[(usize, &Incoming)],
+    records: &[Placed<'_>],
     max_bytes: usize,
 ) -> Vec<(NewSegment, Bytes)> {
     let mut out = Vec::new();

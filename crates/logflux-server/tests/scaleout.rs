@@ -209,10 +209,10 @@ async fn two_servers_share_postgres_and_s3() {
 
 /// S3 when configured (as in CI), else a directory both servers share.
 fn s3_or_shared_dir(dir: &std::path::Path) -> String {
-    if std::env::var("LOGFLUX_TEST_S3_URL").is_ok() || required("LOGFLUX_REQUIRE_S3") {
-        if let Some(url) = s3_url() {
-            return url;
-        }
+    if (std::env::var("LOGFLUX_TEST_S3_URL").is_ok() || required("LOGFLUX_REQUIRE_S3"))
+        && let Some(url) = s3_url()
+    {
+        return url;
     }
     eprintln!(
         "no S3 server: both servers share the directory {}",
