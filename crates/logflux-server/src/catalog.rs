@@ -1247,6 +1247,31 @@ impl Catalog {
             .collect()
     }
 
+    /// Every segment's id, object key and commit time (for `catalog rebuild`).
+    pub async fn segment_objects(&self) -> Result<Vec<(i64, String, i64)>> {
+        sqlx::query("SELECT id, object_key, created_ns FROM segments")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("id")?,
+                    r.try_get("object_key")?,
+                    r.try_get("created_ns")?,
+                ))
+            })
+            .collect()
+    }
+
+    #[cfg(test)]
+    pub(crate) async fn backdate_segments_for_tests(&self, by_ns: i64) {
+        sqlx::query("UPDATE segments SET created_ns = created_ns - $1")
+            .bind(by_ns)
+            .execute(&self.pool)
+            .await
+            .expect("backdating segments");
+    }
+
     /// Deletes segments (and their record ids) by id, in one transaction.
     pub async fn delete_segments(&self, ids: &[i64]) -> Result<()> {
         let mut tx = self.pool.begin().await?;

@@ -100,7 +100,12 @@ enum CatalogCommand {
     /// Re-register every segment, data key, application and tenant the store holds and the
     /// catalog does not know (after a lost WAL, a lost catalog or a restored backup);
     /// idempotent. Quarantined segments are moved back first.
-    Rebuild,
+    Rebuild {
+        /// Also remove catalog rows of segments the store no longer holds (deleted since a
+        /// restored backup was taken).
+        #[arg(long)]
+        prune_missing: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -284,8 +289,8 @@ async fn run(command: Command, config: ServerConfig) -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
-        Command::Catalog(CatalogCommand::Rebuild) => {
-            let report = logflux_server::rebuild_catalog(&config).await?;
+        Command::Catalog(CatalogCommand::Rebuild { prune_missing }) => {
+            let report = logflux_server::rebuild_catalog(&config, prune_missing).await?;
             print!("{report}");
             println!("catalog rebuild done");
             Ok(())
@@ -307,7 +312,8 @@ async fn run(command: Command, config: ServerConfig) -> anyhow::Result<()> {
                     "segments written after the backup are not in it: run `logflux-server catalog rebuild`"
                 );
             } else {
-                let report = logflux_server::rebuild_catalog(&config).await?;
+                // The backup is older than the store: segments deleted since are pruned.
+                let report = logflux_server::rebuild_catalog(&config, true).await?;
                 print!("{report}");
                 println!("catalog rebuild done");
             }

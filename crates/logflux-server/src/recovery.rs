@@ -237,8 +237,10 @@ pub struct RebuildReport {
     /// What was left out, and why (one line each).
     pub skipped: Vec<String>,
     /// Segments the catalog names that the store does not hold (deleted after a backup was
-    /// taken, by retention or erasure).
+    /// taken, by retention or erasure), left in the catalog.
     pub missing_objects: usize,
+    /// Such segments removed from the catalog (`--prune-missing`, and after a restore).
+    pub pruned: usize,
 }
 
 impl std::fmt::Display for RebuildReport {
@@ -272,10 +274,17 @@ impl std::fmt::Display for RebuildReport {
         for s in &self.skipped {
             writeln!(f, "skipped: {s}")?;
         }
+        if self.pruned > 0 {
+            writeln!(
+                f,
+                "removed from the catalog: {} segments the store no longer holds (deleted since the backup by retention or erasure)",
+                self.pruned
+            )?;
+        }
         if self.missing_objects > 0 {
             writeln!(
                 f,
-                "the catalog names {} segments the store does not hold (deleted since the backup); queries skip them as damaged",
+                "the catalog names {} segments the store does not hold (deleted since the backup?); queries report them as damaged; `catalog rebuild --prune-missing` removes them",
                 self.missing_objects
             )?;
         }
@@ -283,13 +292,27 @@ impl std::fmt::Display for RebuildReport {
     }
 }
 
+/// Segments committed this close to the listing are never pruned: their commit time comes from
+/// another server's clock.
+const PRUNE_MARGIN_NS: i64 = 10 * 60 * 1_000_000_000;
+
 /// Re-registers everything the store describes that the catalog does not know: quarantined
 /// segments (moved back), tenants, applications, data keys, then segments, newest first.
 /// Idempotent: what the catalog knows is left as it is. A segment whose record ids other
 /// segments hold (the original of an erasure's rewrite, or the loser of a commit race) is left
 /// out, so no record becomes visible twice and nothing erased comes back.
-pub(crate) async fn rebuild(catalog: &Catalog, store: &BlobStore) -> anyhow::Result<RebuildReport> {
+///
+/// With `prune_missing`, catalog rows whose object the store does not hold are removed first
+/// (an older catalog names segments deleted since, and their record ids would keep an
+/// erasure's rewrite out). Only rows committed well before the listing are removed, and none
+/// when the store holds no segment at all (a wrong store URL must not empty the catalog).
+pub(crate) async fn rebuild(
+    catalog: &Catalog,
+    store: &BlobStore,
+    prune_missing: bool,
+) -> anyhow::Result<RebuildReport> {
     let mut report = RebuildReport::default();
+    let listed_ns = logflux_proto::timefmt::now_ns();
     let mut keys = Vec::new();
     for (key, _) in store.list("").await.context("listing the store")? {
         match quarantined(&key) {
@@ -383,6 +406,29 @@ pub(crate) async fn rebuild(catalog: &Catalog, store: &BlobStore) -> anyhow::Res
         report.data_keys += usize::from(catalog.restore_data_key(&k).await?);
     }
 
+    let present: HashSet<&String> = keys.iter().collect();
+    let rows = catalog.segment_objects().await?;
+    let missing: Vec<&(i64, String, i64)> = rows
+        .iter()
+        .filter(|(_, key, _)| !present.contains(key))
+        .collect();
+    if prune_missing && !missing.is_empty() {
+        anyhow::ensure!(
+            keys.iter().any(|k| segment_owner(k).is_some()),
+            "the store holds no segment at all, but the catalog names {}: is the store URL \
+             right? Nothing was pruned",
+            rows.len()
+        );
+        let old: Vec<i64> = missing
+            .iter()
+            .filter(|(_, _, created)| *created < listed_ns - PRUNE_MARGIN_NS)
+            .map(|(id, _, _)| *id)
+            .collect();
+        catalog.delete_segments(&old).await?;
+        report.pruned = old.len();
+    }
+    report.missing_objects = missing.len() - report.pruned;
+
     // Segments, newest first (object names are ULIDs): an erasure's rewrite is newer than the
     // segment it replaced, so it claims the kept records and the original is left out.
     let known: HashSet<String> = catalog.all_object_keys().await?.into_iter().collect();
@@ -413,8 +459,6 @@ pub(crate) async fn rebuild(catalog: &Catalog, store: &BlobStore) -> anyhow::Res
             )),
         }
     }
-    let present: HashSet<&String> = keys.iter().collect();
-    report.missing_objects = known.iter().filter(|k| !present.contains(k)).count();
     Ok(report)
 }
 
@@ -527,10 +571,13 @@ async fn open(config: &ServerConfig) -> anyhow::Result<(Catalog, BlobStore)> {
     config.open().await
 }
 
-/// `logflux-server catalog rebuild`.
-pub async fn rebuild_catalog(config: &ServerConfig) -> anyhow::Result<RebuildReport> {
+/// `logflux-server catalog rebuild [--prune-missing]`.
+pub async fn rebuild_catalog(
+    config: &ServerConfig,
+    prune_missing: bool,
+) -> anyhow::Result<RebuildReport> {
     let (catalog, store) = open(config).await?;
-    let report = rebuild(&catalog, &store).await;
+    let report = rebuild(&catalog, &store, prune_missing).await;
     catalog.close().await;
     report
 }

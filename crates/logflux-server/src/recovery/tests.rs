@@ -79,7 +79,7 @@ async fn a_lost_catalog_is_rebuilt_from_the_store_idempotently() {
         .create_application("app_1", "t_1", "web")
         .await
         .unwrap();
-    let report = rebuild(&stale, &store).await.unwrap();
+    let report = rebuild(&stale, &store, false).await.unwrap();
     assert_eq!(
         (report.tenants, report.applications, report.updated),
         (0, 0, 3)
@@ -94,7 +94,7 @@ async fn a_lost_catalog_is_rebuilt_from_the_store_idempotently() {
 
     // The catalog is gone; a new, empty one is rebuilt from the store alone.
     let new = sqlite(dir.path(), "new.db").await;
-    let report = rebuild(&new, &store).await.unwrap();
+    let report = rebuild(&new, &store, false).await.unwrap();
     assert_eq!(
         report,
         RebuildReport {
@@ -150,7 +150,7 @@ async fn a_lost_catalog_is_rebuilt_from_the_store_idempotently() {
 
     // Again: nothing left to do.
     assert_eq!(
-        rebuild(&new, &store).await.unwrap(),
+        rebuild(&new, &store, false).await.unwrap(),
         RebuildReport::default()
     );
 }
@@ -185,7 +185,7 @@ async fn rebuild_leaves_out_replaced_segments_and_brings_back_quarantined_ones()
     .await;
 
     let c = sqlite(dir.path(), "c.db").await;
-    let report = rebuild(&c, &store).await.unwrap();
+    let report = rebuild(&c, &store, false).await.unwrap();
     assert_eq!(
         (
             report.unquarantined,
@@ -265,4 +265,64 @@ fn object_keys_are_classified() {
         Some(("t/a/2026/x.lfs", 17))
     );
     assert_eq!(quarantined("t/a/2026/x.lfs"), None);
+}
+
+#[tokio::test]
+async fn an_older_catalog_is_pruned_of_deleted_segments_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::local(dir.path().join("objects")).unwrap();
+    let c = sqlite(dir.path(), "c.db").await;
+    // The backup names a segment an erasure later rewrote (r1 erased) and deleted.
+    let gone = segment(
+        &store,
+        Some(&c),
+        Some("t_1/app_1/2026/11/20/01aaaaaaaaaaaaaaaaaaaaaaaa.lfs"),
+        &[("r1", 100), ("r2", 300)],
+    )
+    .await;
+    store.delete(&gone.object_key).await.unwrap();
+    segment(
+        &store,
+        None,
+        Some("t_1/app_1/2026/11/21/01bbbbbbbbbbbbbbbbbbbbbbbb.lfs"),
+        &[("r2", 300)],
+    )
+    .await;
+
+    // Without pruning, the stale row keeps r2 and the rewrite is left out, with a report.
+    let r = rebuild(&c, &store, false).await.unwrap();
+    assert_eq!(
+        (r.segments, r.missing_objects, r.pruned, r.skipped.len()),
+        (0, 1, 0, 1),
+        "{r}"
+    );
+
+    // Rows committed within the last minutes are never pruned (another server's clock).
+    let r = rebuild(&c, &store, true).await.unwrap();
+    assert_eq!((r.pruned, r.missing_objects), (0, 1), "{r}");
+    backdate(&c).await;
+    let r = rebuild(&c, &store, true).await.unwrap();
+    assert_eq!(
+        (r.pruned, r.missing_objects, r.segments, r.records),
+        (1, 0, 1, 1),
+        "{r}"
+    );
+    assert_eq!(
+        c.known_records("t_1", &["r1".into(), "r2".into()])
+            .await
+            .unwrap(),
+        ["r2"]
+    );
+
+    // A store without any segment prunes nothing: most likely the wrong store.
+    let empty = BlobStore::local(dir.path().join("elsewhere")).unwrap();
+    backdate(&c).await;
+    let e = rebuild(&c, &empty, true).await.unwrap_err();
+    assert!(e.to_string().contains("holds no segment at all"), "{e}");
+    assert_eq!(c.all_object_keys().await.unwrap().len(), 1);
+}
+
+/// Makes every segment row a day old.
+async fn backdate(c: &Catalog) {
+    c.backdate_segments_for_tests(86_400_000_000_000).await;
 }
