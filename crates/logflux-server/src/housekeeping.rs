@@ -145,6 +145,10 @@ pub(crate) async fn run_once(
             continue;
         }
         if now_s - mtime > grace {
+            // A `catalog rebuild` may have registered it since `known` was read.
+            if catalog.has_object_key(key).await? {
+                continue;
+            }
             store
                 .rename(key, &recovery::quarantine_key(key, now_s))
                 .await?;

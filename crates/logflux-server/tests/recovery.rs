@@ -442,3 +442,42 @@ async fn an_old_backup_restored_and_rebuilt_loses_no_record() {
     assert_eq!(client.messages(&p.base).await, want);
     p.kill().await;
 }
+
+/// The store's copy of a data key is the one the catalog holds: a second registration of the
+/// same id with other bytes is refused and does not replace it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_key_registration_leaves_the_stored_key_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let admin = init(d);
+    let p = spawn(d, &[]).await;
+    let client = Client::setup(&p.base, &admin).await;
+    let id = format!("ak_{}", "ab".repeat(16));
+    let mut statuses = Vec::new();
+    let mut wrapped = Vec::new();
+    for _ in 0..2 {
+        let w = wrap_dek(&client.sk.public_key(), &Dek::generate().unwrap()).unwrap();
+        let r = client
+            .http
+            .post(format!("{}/v1/handshake/complete", p.base))
+            .bearer_auth(&client.api_key)
+            .json(&json!({"encrypted_secret": B64.encode(&w), "key_id": id}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+        wrapped.push(w);
+    }
+    assert_eq!(statuses, [200, 409]);
+    let tenant = std::fs::read_dir(d.join("objects"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("_keys").join(format!("{id}.json")).exists())
+        .expect("the key object");
+    let stored: Value = serde_json::from_slice(
+        &std::fs::read(tenant.join("_keys").join(format!("{id}.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(stored["wrapped_key"], B64.encode(&wrapped[0]));
+    p.kill().await;
+}
