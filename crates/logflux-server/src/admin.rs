@@ -135,6 +135,9 @@ pub(crate) async fn create_application(
             )),
             other => other.into(),
         })?;
+    crate::recovery::publish_application(&s.catalog, &s.store, &t.tenant_id, &app.id)
+        .await
+        .map_err(unavailable)?;
     s.catalog
         .audit(
             &t.tenant_id,
@@ -172,6 +175,9 @@ pub(crate) async fn set_retention(
     s.catalog
         .set_retention(&t.tenant_id, &app.id, req.days)
         .await?;
+    crate::recovery::publish_application(&s.catalog, &s.store, &t.tenant_id, &app.id)
+        .await
+        .map_err(unavailable)?;
     s.catalog
         .audit(
             &t.tenant_id,
@@ -398,6 +404,9 @@ pub(crate) async fn put_public_key(
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let pem = key.to_pem();
     s.catalog.set_public_key(&t.tenant_id, &pem).await?;
+    crate::recovery::publish_tenant(&s.catalog, &s.store, &t.tenant_id)
+        .await
+        .map_err(unavailable)?;
     let fp = key.fingerprint().to_string();
     s.catalog
         .audit(
@@ -496,4 +505,10 @@ pub(crate) async fn erase(
         "segments_rewritten": erased.segments_rewritten,
         "records_erased": erased.records_erased,
     })))
+}
+
+/// A store failure while describing a change in the store (see `recovery`): the change is in
+/// the catalog, and the next housekeeping pass writes a description that is missing.
+fn unavailable(e: anyhow::Error) -> ApiError {
+    ApiError::Unavailable(format!("storing the change's description: {e:#}"))
 }

@@ -33,6 +33,8 @@ pub enum CatalogError {
     /// were case-folded); the message says how to address the row instead.
     #[error("{0}")]
     Ambiguous(String),
+    #[error("not supported: {0}")]
+    Unsupported(&'static str),
 }
 
 type Result<T> = std::result::Result<T, CatalogError>;
@@ -240,6 +242,7 @@ CREATE INDEX IF NOT EXISTS audit_by_time ON audit (tenant_id, at_ns);
 const SEGMENT_COLUMNS: &str = "id, tenant_id, application_id, object_key, min_ts, max_ts, records, \
      entries, bytes, bloom, max_received_ns, created_ns";
 
+/// Inserts a segment's row (its records are claimed separately, see [`claim_records`]).
 async fn insert_segment(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     s: &NewSegment,
@@ -262,22 +265,62 @@ async fn insert_segment(
     .bind(created_ns)
     .fetch_one(&mut **tx)
     .await?;
-    let id: i64 = row.try_get("id")?;
-    for chunk in s.record_ids.chunks(300) {
+    Ok(row.try_get("id")?)
+}
+
+/// Claims record ids for the segments just inserted: `(tenant, record id, segment id)`. The
+/// primary key `(tenant_id, record_id)` makes the catalog the arbiter between servers: a
+/// record id is held by one segment only. Returns the `(tenant, record id)` pairs another
+/// segment already holds (nothing is changed for them).
+///
+/// Claims are inserted in one global order, so two transactions claiming overlapping ids
+/// wait for each other instead of deadlocking; one batched statement per 300 records.
+async fn claim_records(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    mut claims: Vec<(&str, &str, i64)>,
+) -> Result<Vec<(String, String)>> {
+    claims.sort_unstable();
+    let mut conflicts = Vec::new();
+    for chunk in claims.chunks(300) {
         let values: Vec<String> = (0..chunk.len())
-            .map(|i| format!("($1, $2, ${})", i + 3))
+            .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
             .collect();
         let sql = format!(
-            "INSERT INTO records (tenant_id, segment_id, record_id) VALUES {} ON CONFLICT DO NOTHING",
+            "INSERT INTO records (tenant_id, record_id, segment_id) VALUES {} \
+             ON CONFLICT DO NOTHING RETURNING tenant_id, record_id",
             values.join(", ")
         );
-        let mut q = sqlx::query(audited(sql)).bind(&s.tenant_id).bind(id);
-        for r in chunk {
-            q = q.bind(r);
+        let mut q = sqlx::query(audited(sql));
+        for (tenant, record, segment) in chunk {
+            q = q.bind(*tenant).bind(*record).bind(*segment);
         }
-        q.execute(&mut **tx).await?;
+        let mut claimed = std::collections::HashSet::new();
+        for r in q.fetch_all(&mut **tx).await? {
+            claimed.insert((
+                r.try_get::<String, _>("tenant_id")?,
+                r.try_get::<String, _>("record_id")?,
+            ));
+        }
+        if claimed.len() < chunk.len() {
+            for (tenant, record, _) in chunk {
+                let key = ((*tenant).to_owned(), (*record).to_owned());
+                if !claimed.contains(&key) {
+                    conflicts.push(key);
+                }
+            }
+        }
     }
-    Ok(id)
+    Ok(conflicts)
+}
+
+/// What [`Catalog::commit_segments`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Commit {
+    /// Every segment is in the catalog, with these ids, in order.
+    Committed(Vec<i64>),
+    /// Nothing was committed: these `(tenant, record id)` pairs are already held by other
+    /// segments (committed meanwhile by another server, or registered by a rebuild).
+    Conflict(Vec<(String, String)>),
 }
 
 /// The catalog.
@@ -884,6 +927,125 @@ impl Catalog {
         })
     }
 
+    /// Every data key of every tenant (to mirror them in the store).
+    pub async fn all_data_keys(&self) -> Result<Vec<DataKey>> {
+        sqlx::query("SELECT id, tenant_id, application_id, wrapped, created_ns FROM data_keys")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(DataKey {
+                    id: r.try_get("id")?,
+                    tenant_id: r.try_get("tenant_id")?,
+                    application_id: r.try_get("application_id")?,
+                    wrapped: r.try_get("wrapped")?,
+                    created_ns: r.try_get("created_ns")?,
+                })
+            })
+            .collect()
+    }
+
+    // ---- recovery: re-registering what the store describes --------------------------------
+
+    /// Inserts `t` as it is unless a tenant with its id exists; returns whether it was
+    /// inserted. A different tenant holding its name is a conflict.
+    pub async fn restore_tenant(&self, t: &Tenant) -> Result<bool> {
+        let n = sqlx::query(
+            "INSERT INTO tenants (id, name, public_key_pem, created_ns, quota_bytes) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(&t.id)
+        .bind(&t.name)
+        .bind(&t.public_key_pem)
+        .bind(t.created_ns)
+        .bind(t.quota_bytes)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if n == 0 && matches!(self.tenant(&t.id).await, Err(CatalogError::NotFound(_))) {
+            return Err(CatalogError::Conflict("another tenant with this name"));
+        }
+        Ok(n > 0)
+    }
+
+    /// Inserts `a` as it is unless an application with its id exists; returns whether it was
+    /// inserted. A different application of the tenant holding its name is a conflict.
+    pub async fn restore_application(&self, a: &Application) -> Result<bool> {
+        let n = sqlx::query(
+            "INSERT INTO applications (id, tenant_id, name, retention_days, created_ns) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(&a.id)
+        .bind(&a.tenant_id)
+        .bind(&a.name)
+        .bind(a.retention_days)
+        .bind(a.created_ns)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if n == 0
+            && matches!(
+                self.application(&a.tenant_id, &a.id).await,
+                Err(CatalogError::NotFound(_))
+            )
+        {
+            return Err(CatalogError::Conflict("another application with this name"));
+        }
+        Ok(n > 0)
+    }
+
+    /// Inserts `k` as it is unless a data key with its id exists; returns whether it was
+    /// inserted.
+    pub async fn restore_data_key(&self, k: &DataKey) -> Result<bool> {
+        let n = sqlx::query(
+            "INSERT INTO data_keys (id, tenant_id, application_id, wrapped, created_ns) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(&k.id)
+        .bind(&k.tenant_id)
+        .bind(&k.application_id)
+        .bind(&k.wrapped)
+        .bind(k.created_ns)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
+    /// A consistent copy of an SQLite catalog, taken while it is in use (`VACUUM INTO`), at
+    /// `path`, which must not exist or be empty. PostgreSQL catalogs are backed up with
+    /// `pg_dump`.
+    pub async fn backup_sqlite(&self, path: &str) -> Result<()> {
+        if self.dialect != Dialect::Sqlite {
+            return Err(CatalogError::Unsupported(
+                "backup of a PostgreSQL catalog (use pg_dump)",
+            ));
+        }
+        sqlx::query("VACUUM INTO $1")
+            .bind(path)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// SQLite only: `PRAGMA integrity_check`'s answer (`ok` when sound), after moving the WAL's
+    /// content into the main file, so that the file alone is the whole database.
+    pub async fn check_sqlite(&self) -> Result<String> {
+        if self.dialect != Dialect::Sqlite {
+            return Err(CatalogError::Unsupported(
+                "an SQLite check of a PostgreSQL catalog",
+            ));
+        }
+        let ok: String = sqlx::query("PRAGMA integrity_check")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await?;
+        Ok(ok)
+    }
+
     // ---- segments and records -------------------------------------------------------------
 
     /// Which of `record_ids` are already stored for `tenant_id`.
@@ -911,18 +1073,43 @@ impl Catalog {
         Ok(known)
     }
 
-    /// Records `segments` and their record ids in one transaction; returns their ids in order.
-    /// A record id that another server committed meanwhile is left pointing at the first
-    /// segment (ON CONFLICT DO NOTHING).
-    pub async fn commit_segments(&self, segments: &[NewSegment]) -> Result<Vec<i64>> {
+    /// Records `segments` and claims their record ids in one transaction. If another segment
+    /// already holds any of the record ids, nothing is committed and those ids are returned:
+    /// the caller commits again without them, so that no record is ever visible twice.
+    pub async fn commit_segments(&self, segments: &[NewSegment]) -> Result<Commit> {
         let mut tx = self.pool.begin().await?;
         let created_ns = now_ns();
         let mut ids = Vec::with_capacity(segments.len());
         for s in segments {
             ids.push(insert_segment(&mut tx, s, created_ns).await?);
         }
+        let claims = segments
+            .iter()
+            .zip(&ids)
+            .flat_map(|(s, id)| {
+                s.record_ids
+                    .iter()
+                    .map(move |r| (s.tenant_id.as_str(), r.as_str(), *id))
+            })
+            .collect();
+        let conflicts = claim_records(&mut tx, claims).await?;
+        if !conflicts.is_empty() {
+            tx.rollback().await?;
+            return Ok(Commit::Conflict(conflicts));
+        }
         tx.commit().await?;
-        Ok(ids)
+        Ok(Commit::Committed(ids))
+    }
+
+    /// Whether a segment row names `object_key`.
+    pub async fn has_object_key(&self, object_key: &str) -> Result<bool> {
+        Ok(
+            sqlx::query("SELECT 1 AS x FROM segments WHERE object_key = $1")
+                .bind(object_key)
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some(),
+        )
     }
 
     /// Replaces segment `old_id` by `new` (or by nothing) in one transaction: after it, queries
@@ -946,7 +1133,20 @@ impl Catalog {
             return Err(CatalogError::NotFound("segment"));
         }
         let id = match new {
-            Some(s) => Some(insert_segment(&mut tx, s, now_ns()).await?),
+            Some(s) => {
+                let id = insert_segment(&mut tx, s, now_ns()).await?;
+                let claims = s
+                    .record_ids
+                    .iter()
+                    .map(|r| (s.tenant_id.as_str(), r.as_str(), id))
+                    .collect();
+                // The ids were released by the delete above; a conflict means another
+                // segment holds one of them, and the swap would hide a record.
+                if !claim_records(&mut tx, claims).await?.is_empty() {
+                    return Err(CatalogError::Conflict("record id of the new segment"));
+                }
+                Some(id)
+            }
             None => None,
         };
         tx.commit().await?;
@@ -1082,6 +1282,31 @@ impl Catalog {
             .iter()
             .map(|r| Ok(r.try_get("object_key")?))
             .collect()
+    }
+
+    /// Every segment's id, object key and commit time (for `catalog rebuild`).
+    pub async fn segment_objects(&self) -> Result<Vec<(i64, String, i64)>> {
+        sqlx::query("SELECT id, object_key, created_ns FROM segments")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("id")?,
+                    r.try_get("object_key")?,
+                    r.try_get("created_ns")?,
+                ))
+            })
+            .collect()
+    }
+
+    #[cfg(test)]
+    pub(crate) async fn backdate_segments_for_tests(&self, by_ns: i64) {
+        sqlx::query("UPDATE segments SET created_ns = created_ns - $1")
+            .bind(by_ns)
+            .execute(&self.pool)
+            .await
+            .expect("backdating segments");
     }
 
     /// Deletes segments (and their record ids) by id, in one transaction.

@@ -5,9 +5,11 @@
 //!   always means nothing of that request was stored (the Java SDK rebuilds retries, which
 //!   cannot be deduplicated).
 //! - A record whose id the tenant already stored, or that appears twice in one batch, is
-//!   acknowledged as a duplicate and not stored again.
+//!   acknowledged as a duplicate and not stored again — also when another server commits the
+//!   same id at the same moment: the catalog's primary key on `(tenant, record id)` decides,
+//!   and the loser commits again without it (see [`commit_batch`]).
 //! - A crash after an object is written but before the catalog commit leaves an orphan object
-//!   that no query can see; housekeeping deletes such objects later.
+//!   that no query can see; housekeeping quarantines such objects after a long grace.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -17,7 +19,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::bloom;
-use crate::catalog::{Catalog, NewSegment};
+use crate::catalog::{Catalog, Commit, NewSegment};
 use crate::metrics::Metrics;
 use crate::segment::{RecordMeta, SegmentWriter};
 use crate::store::BlobStore;
@@ -178,15 +180,28 @@ async fn run(
     }
 }
 
+/// A record and the index of the request it came from.
+type Placed<'a> = (usize, &'a Incoming);
+
+/// How many times a batch is rebuilt after losing record ids to segments committed
+/// meanwhile; every round drops at least one record, so this only bounds pathological cases.
+const MAX_CONFLICT_ROUNDS: usize = 16;
+
 /// Commits a batch; returns each request's outcome, in order, and the segments and bytes
 /// written.
+///
+/// Another server may commit the same record ids at the same moment (a retry racing its
+/// original). The catalog is the arbiter: the commit transaction claims every record id, and
+/// if another segment holds one, nothing is committed; the segments that held a lost record
+/// are rebuilt without it and written again, and the lost records are acknowledged as already
+/// stored. A record is therefore visible once, whichever servers receive it.
 async fn commit_batch(
     catalog: &Catalog,
     store: &BlobStore,
     config: &CommitConfig,
     batch: &[Request],
 ) -> Result<(Vec<Outcome>, usize, usize), CommitError> {
-    // Which record ids each tenant already has.
+    // Which record ids each tenant already has (a cheap filter; the commit itself decides).
     let mut ids_by_tenant: HashMap<&str, Vec<String>> = HashMap::new();
     for req in batch {
         ids_by_tenant
@@ -203,9 +218,9 @@ async fn commit_batch(
         seen.extend(known.into_iter().map(|id| ((*tenant).to_owned(), id)));
     }
 
-    // New records, grouped by tenant and application, each request's count kept.
+    // New records, grouped by tenant and application, with the request each came from.
     let mut outcomes = vec![Outcome::default(); batch.len()];
-    let mut groups: HashMap<(&str, &str), Vec<&Incoming>> = HashMap::new();
+    let mut groups: HashMap<(&str, &str), Vec<Placed<'_>>> = HashMap::new();
     for (i, req) in batch.iter().enumerate() {
         for rec in &req.records {
             if seen.insert((req.tenant_id.clone(), rec.meta.record_id.clone())) {
@@ -213,57 +228,140 @@ async fn commit_batch(
                 groups
                     .entry((&req.tenant_id, &req.application_id))
                     .or_default()
-                    .push(rec);
+                    .push((i, rec));
             } else {
                 outcomes[i].duplicates += 1;
             }
         }
     }
-
-    // Build the segments.
-    let mut segments = Vec::new();
-    let mut objects = Vec::new();
-    for ((tenant, app), records) in groups {
-        let mut writer = SegmentWriter::new();
-        let mut ids = Vec::new();
-        for rec in records {
-            if !writer.is_empty() && writer.body_len() + rec.body.len() > config.max_segment_bytes {
-                let (seg, data) = finish_segment(
-                    tenant,
-                    app,
-                    std::mem::take(&mut writer),
-                    std::mem::take(&mut ids),
-                );
-                segments.push(seg);
-                objects.push((segments.last().expect("pushed").object_key.clone(), data));
+    let mut groups: Vec<_> = groups.into_iter().collect();
+    // The segments of each group, built and written; `None` when the group must be (re)built.
+    let mut built: Vec<Option<Vec<(NewSegment, usize)>>> = vec![None; groups.len()];
+    // Objects written but not committed, after losing a race.
+    let mut superseded = Vec::new();
+    for _ in 0..MAX_CONFLICT_ROUNDS {
+        // Build and write the segments of the groups that need it. Durable objects first,
+        // then the catalog: a record is visible only when both are done.
+        let mut objects = Vec::new();
+        for (g, ((tenant, app), records)) in groups.iter().enumerate() {
+            if built[g].is_none() {
+                let segs = build_segments(tenant, app, records, config.max_segment_bytes);
+                let mut sized = Vec::with_capacity(segs.len());
+                for (seg, data) in segs {
+                    sized.push((seg.clone(), data.len()));
+                    objects.push((seg.object_key, data));
+                }
+                built[g] = Some(sized);
             }
-            ids.push(rec.meta.record_id.clone());
-            writer.add(rec.meta.clone(), &rec.body);
         }
-        if !writer.is_empty() {
-            let (seg, data) = finish_segment(tenant, app, writer, ids);
-            objects.push((seg.object_key.clone(), data));
-            segments.push(seg);
+        let puts = objects.into_iter().map(|(key, data)| async move {
+            store
+                .put(&key, data)
+                .await
+                .map_err(|e| CommitError::Storage(e.to_string()))
+        });
+        futures_util::future::try_join_all(puts).await?;
+        let segments: Vec<NewSegment> = built
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|(s, _)| s.clone())
+            .collect();
+        if segments.is_empty() {
+            break;
+        }
+        let lost = match catalog
+            .commit_segments(&segments)
+            .await
+            .map_err(|e| CommitError::Catalog(e.to_string()))?
+        {
+            Commit::Committed(_) => {
+                discard(catalog, store, superseded).await;
+                let bytes = built.iter().flatten().flatten().map(|(_, n)| n).sum();
+                return Ok((outcomes, segments.len(), bytes));
+            }
+            Commit::Conflict(lost) => lost,
+        };
+        tracing::info!(
+            records = lost.len(),
+            "record ids committed meanwhile by another server; committing again without them"
+        );
+        let lost: HashSet<(String, String)> = lost.into_iter().collect();
+        for (g, ((tenant, _), records)) in groups.iter_mut().enumerate() {
+            let before = records.len();
+            records.retain(|(i, rec)| {
+                let gone = lost.contains(&((*tenant).to_owned(), rec.meta.record_id.clone()));
+                if gone {
+                    outcomes[*i].stored -= 1;
+                    outcomes[*i].duplicates += 1;
+                }
+                !gone
+            });
+            if records.len() != before {
+                if let Some(segs) = built[g].take() {
+                    superseded.extend(segs.into_iter().map(|(s, _)| s.object_key));
+                }
+                if records.is_empty() {
+                    built[g] = Some(Vec::new());
+                }
+            }
         }
     }
-    if segments.is_empty() {
+    discard(catalog, store, superseded).await;
+    if built.iter().flatten().all(Vec::is_empty) {
         return Ok((outcomes, 0, 0));
     }
-    let bytes: usize = objects.iter().map(|(_, d)| d.len()).sum();
+    Err(CommitError::Catalog(format!(
+        "record ids kept being committed by others for {MAX_CONFLICT_ROUNDS} rounds"
+    )))
+}
 
-    // Durable objects first, then the catalog: a record is visible only when both are done.
-    let puts = objects.into_iter().map(|(key, data)| async move {
-        store
-            .put(&key, data)
-            .await
-            .map_err(|e| CommitError::Storage(e.to_string()))
-    });
-    futures_util::future::try_join_all(puts).await?;
-    catalog
-        .commit_segments(&segments)
-        .await
-        .map_err(|e| CommitError::Catalog(e.to_string()))?;
-    Ok((outcomes, segments.len(), bytes))
+/// The segments of one tenant and application's records, each at most `max_bytes` of bodies
+/// (or one record).
+fn build_segments(
+    tenant: &str,
+    app: &str,
+    records: &[Placed<'_>],
+    max_bytes: usize,
+) -> Vec<(NewSegment, Bytes)> {
+    let mut out = Vec::new();
+    let mut writer = SegmentWriter::new();
+    let mut ids = Vec::new();
+    for (_, rec) in records {
+        if !writer.is_empty() && writer.body_len() + rec.body.len() > max_bytes {
+            out.push(finish_segment(
+                tenant,
+                app,
+                std::mem::take(&mut writer),
+                std::mem::take(&mut ids),
+            ));
+        }
+        ids.push(rec.meta.record_id.clone());
+        writer.add(rec.meta.clone(), &rec.body);
+    }
+    if !writer.is_empty() {
+        out.push(finish_segment(tenant, app, writer, ids));
+    }
+    out
+}
+
+/// Deletes objects written for a commit that lost a race, unless a catalog row names them (a
+/// `catalog rebuild` running at the same moment may have registered one). A failure leaves an
+/// orphan for housekeeping; it is logged, not an error of the commit.
+async fn discard(catalog: &Catalog, store: &BlobStore, keys: Vec<String>) {
+    for key in keys {
+        match catalog.has_object_key(&key).await {
+            Ok(false) => {
+                if let Err(e) = store.delete(&key).await {
+                    tracing::warn!(object = %key, error = %e, "could not delete a superseded segment; housekeeping will");
+                }
+            }
+            Ok(true) => {}
+            Err(e) => {
+                tracing::warn!(object = %key, error = %e, "could not check a superseded segment; housekeeping will");
+            }
+        }
+    }
 }
 
 /// The catalog row and the object bytes of a finished segment, under a new object key.

@@ -20,6 +20,8 @@
 //! rate_limit: {requests_per_second: 1000, burst: 2000}
 //! commit: {linger_ms: 2}
 //! housekeeping_interval_s: 300
+//! orphan_grace_days: 7           # segments no catalog names: quarantined after this
+//! quarantine_days: 30            # … and deleted from _quarantine/ after this
 //! token_expiry_days: 90
 //! ingest: {max_backfill_days: 3650}                # default: records of any age
 //! ```
@@ -46,6 +48,8 @@ pub struct FileConfig {
     pub rate_limit: Option<RateSection>,
     pub commit: Option<CommitSection>,
     pub housekeeping_interval_s: Option<u64>,
+    pub orphan_grace_days: Option<u64>,
+    pub quarantine_days: Option<u64>,
     pub token_expiry_days: Option<i64>,
     pub log_json: Option<bool>,
     pub ingest: Option<IngestSection>,
@@ -173,6 +177,28 @@ impl FileConfig {
             }
             c.housekeeping_interval = Duration::from_secs(s.max(1));
         }
+        for (name, value, target) in [
+            (
+                "orphan_grace_days",
+                self.orphan_grace_days,
+                &mut c.orphan_grace,
+            ),
+            (
+                "quarantine_days",
+                self.quarantine_days,
+                &mut c.quarantine_period,
+            ),
+        ] {
+            if let Some(d) = value {
+                if !(1..=3650).contains(&d) {
+                    problems.push(format!(
+                        "{name}: must be 1..3650 days (segments the catalog does not know may \
+                         be all that is left after a catalog loss), got {d}"
+                    ));
+                }
+                *target = Duration::from_secs(d.clamp(1, 3650) * 86_400);
+            }
+        }
         if let Some(d) = self.token_expiry_days {
             if !(1..=3650).contains(&d) {
                 problems.push("token_expiry_days: must be 1..3650".to_owned());
@@ -227,12 +253,14 @@ mod tests {
         );
         assert_eq!(c.commit_linger, Duration::from_millis(2));
         assert_eq!(c.http.max_backfill_days, Some(3650));
+        assert_eq!(c.orphan_grace, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.quarantine_period, Duration::from_secs(30 * 86_400));
     }
 
     #[test]
     fn problems_are_reported_together() {
         let f: FileConfig = logflux_config::from_str(
-            "region: mars\nlimits: {max_parts: 0}\ntoken_expiry_days: 0\ningest: {max_backfill_days: 0}\n",
+            "region: mars\nlimits: {max_parts: 0}\ntoken_expiry_days: 0\ningest: {max_backfill_days: 0}\norphan_grace_days: 0\n",
             "c",
         )
         .unwrap();
@@ -244,6 +272,7 @@ mod tests {
             e.contains("ingest.max_backfill_days: must be 1..36500"),
             "{e}"
         );
+        assert!(e.contains("orphan_grace_days: must be 1..3650"), "{e}");
     }
 
     #[test]

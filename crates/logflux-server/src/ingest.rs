@@ -215,18 +215,44 @@ pub(crate) async fn handshake_complete(
             Err(e) => return Err(e.into()),
         },
     };
-    s.catalog
+    // The store first: every key the catalog knows (and records can name) is then in the
+    // store too, so the catalog can be rebuilt from it.
+    crate::recovery::publish_data_key(
+        &s.store,
+        &crate::catalog::DataKey {
+            id: key_id.clone(),
+            tenant_id: key.tenant_id.clone(),
+            application_id: key.application_id.clone(),
+            wrapped: wrapped.clone(),
+            created_ns: logflux_proto::timefmt::now_ns(),
+        },
+    )
+    .await
+    .map_err(|e| ApiError::Unavailable(format!("storing the data key: {e:#}")))?;
+    match s
+        .catalog
         .create_data_key(&key_id, &key.tenant_id, &key.application_id, &wrapped)
         .await
-        .map_err(|e| match e {
-            crate::catalog::CatalogError::Db(ref d)
-                if d.as_database_error()
-                    .is_some_and(|d| d.is_unique_violation()) =>
+    {
+        Ok(_) => {}
+        Err(crate::catalog::CatalogError::Db(ref d))
+            if d.as_database_error()
+                .is_some_and(|d| d.is_unique_violation()) =>
+        {
+            // A concurrent registration of the same id won. This request's object may have
+            // landed after the winner's: write the winner's again, so the store holds the key
+            // the catalog has.
+            if let Ok(winner) = s.catalog.data_key(&key.tenant_id, &key_id).await
+                && let Err(e) = crate::recovery::publish_data_key(&s.store, &winner).await
             {
-                ApiError::Conflict(format!("key id {key_id} is already registered"))
+                tracing::warn!(key_id = %key_id, error = %e, "could not rewrite a data key object");
             }
-            other => other.into(),
-        })?;
+            return Err(ApiError::Conflict(format!(
+                "key id {key_id} is already registered"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    }
     s.catalog
         .audit(
             &key.tenant_id,

@@ -27,6 +27,7 @@ mod ingest;
 mod metrics;
 mod query;
 mod ratelimit;
+mod recovery;
 mod segment;
 pub mod store;
 
@@ -40,6 +41,9 @@ use tokio::sync::{oneshot, watch};
 
 pub use auth::{REGIONS, Scope};
 pub use http::HttpConfig;
+pub use recovery::{
+    POSTGRES_BACKUP_ADVICE, RebuildReport, backup_catalog, rebuild_catalog, restore_catalog,
+};
 
 use crate::catalog::Catalog;
 use crate::commit::{CommitConfig, Committer};
@@ -65,6 +69,11 @@ pub struct ServerConfig {
     pub commit_linger: Duration,
     /// How often retention and orphan collection run.
     pub housekeeping_interval: Duration,
+    /// How long a segment no catalog names stays in place before housekeeping moves it to
+    /// the store's `_quarantine/` (after a catalog loss, run `catalog rebuild` within this).
+    pub orphan_grace: Duration,
+    /// How long a quarantined segment is kept before it is deleted.
+    pub quarantine_period: Duration,
 }
 
 impl ServerConfig {
@@ -80,6 +89,8 @@ impl ServerConfig {
             http: HttpConfig::default(),
             commit_linger: CommitConfig::default().linger,
             housekeeping_interval: Duration::from_secs(300),
+            orphan_grace: housekeeping::HousekeepingConfig::default().orphan_grace,
+            quarantine_period: housekeeping::HousekeepingConfig::default().quarantine,
         }
     }
 
@@ -263,6 +274,8 @@ impl Server {
                 config.listen
             );
         }
+        // One server per SQLite catalog; `restore` refuses while this is held.
+        let catalog_lock = recovery::lock_catalog(&config.catalog_url)?;
         let (catalog, store) = config.open().await?;
         let commits = Arc::new(watch::channel(0u64).0);
         let commit_config = CommitConfig {
@@ -277,6 +290,7 @@ impl Server {
             commits.clone(),
             metrics.clone(),
         );
+        let housekeeping_metrics = metrics.clone();
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let state = Arc::new(AppState::new(
             catalog.clone(),
@@ -292,7 +306,16 @@ impl Server {
             .with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let hk = housekeeping::start(catalog.clone(), store.clone(), config.housekeeping_interval);
+        let hk = housekeeping::start(
+            catalog.clone(),
+            store.clone(),
+            housekeeping::HousekeepingConfig {
+                interval: config.housekeeping_interval,
+                orphan_grace: config.orphan_grace,
+                quarantine: config.quarantine_period,
+            },
+            housekeeping_metrics,
+        );
         let app = normalize(http::router(state));
         let task = tokio::spawn(async move {
             let result = match tls {
@@ -316,6 +339,7 @@ impl Server {
             // router is dropped, and the loop ends after committing what it holds.
             commit_task.await.ok();
             catalog.close().await;
+            drop(catalog_lock);
             result
         });
         tracing::info!(%addr, "logflux-server listening");
@@ -479,12 +503,13 @@ pub async fn set_quota(
     tenant: &str,
     quota_bytes: Option<i64>,
 ) -> anyhow::Result<()> {
-    let (catalog, _) = config.open().await?;
+    let (catalog, store) = config.open().await?;
     let t = catalog
         .tenant_by_name(tenant)
         .await
         .with_context(|| format!("tenant {tenant:?}"))?;
     catalog.set_quota(&t.id, quota_bytes).await?;
+    recovery::publish_tenant(&catalog, &store, &t.id).await?;
     catalog
         .audit(
             &t.id,
@@ -536,7 +561,7 @@ pub async fn init_tenant(
     tenant: &str,
     expiry_days: i64,
 ) -> anyhow::Result<InitOutcome> {
-    let (catalog, _) = config.open().await?;
+    let (catalog, store) = config.open().await?;
     if tenant.is_empty()
         || tenant.len() > 64
         || !tenant
@@ -554,6 +579,7 @@ pub async fn init_tenant(
         }
         Err(e) => return Err(e.into()),
     };
+    recovery::publish_tenant(&catalog, &store, &t.id).await?;
     let (token, prefix) = auth::new_access_token();
     let expires = logflux_proto::timefmt::now_ns() + expiry_days * 86_400 * 1_000_000_000;
     let record = catalog

@@ -66,6 +66,27 @@ enum Command {
     /// Operator commands for tenants (run on the server host, against its catalog).
     #[command(subcommand)]
     Tenants(TenantsCommand),
+    /// Catalog maintenance (run on the server host, against its catalog and store).
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+    /// Write a consistent copy of the SQLite catalog to FILE (mode 0600) while the server
+    /// runs. For PostgreSQL, prints how to use pg_dump.
+    Backup {
+        /// The backup file; it must not exist.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Replace the SQLite catalog by a backup (the server must be stopped; the replaced files
+    /// are kept as catalog.db.replaced-TIME), then rebuild what is newer than the backup from
+    /// the store.
+    Restore {
+        /// The backup file written by `backup`.
+        #[arg(long)]
+        from: PathBuf,
+        /// Do not run `catalog rebuild` after restoring.
+        #[arg(long)]
+        no_rebuild: bool,
+    },
     /// Create a tenant and print its first admin access token (shown once).
     Init {
         /// The tenant's name.
@@ -74,6 +95,19 @@ enum Command {
         /// Days until the admin token expires.
         #[arg(long, default_value_t = 90)]
         token_expiry_days: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CatalogCommand {
+    /// Re-register every segment, data key, application and tenant the store holds and the
+    /// catalog does not know (after a lost WAL, a lost catalog or a restored backup);
+    /// idempotent. Quarantined segments are moved back first.
+    Rebuild {
+        /// Also remove catalog rows of segments the store no longer holds (deleted since a
+        /// restored backup was taken).
+        #[arg(long)]
+        prune_missing: bool,
     },
 }
 
@@ -267,6 +301,36 @@ async fn run(command: Command, config: ServerConfig) -> anyhow::Result<()> {
             let token = logflux_server::new_admin_token(&config, &name, token_expiry_days).await?;
             println!("new admin access token for {name} (shown once):");
             println!("{token}");
+            Ok(())
+        }
+        Command::Catalog(CatalogCommand::Rebuild { prune_missing }) => {
+            let report = logflux_server::rebuild_catalog(&config, prune_missing).await?;
+            print!("{report}");
+            println!("catalog rebuild done");
+            Ok(())
+        }
+        Command::Backup { out } => {
+            let bytes = logflux_server::backup_catalog(&config, &out).await?;
+            println!("catalog backed up to {} ({bytes} bytes)", out.display());
+            println!(
+                "restore with: logflux-server restore --from {} (server stopped)",
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Restore { from, no_rebuild } => {
+            logflux_server::restore_catalog(&config, &from).await?;
+            println!("catalog restored from {}", from.display());
+            if no_rebuild {
+                println!(
+                    "segments written after the backup are not in it: run `logflux-server catalog rebuild`"
+                );
+            } else {
+                // The backup is older than the store: segments deleted since are pruned.
+                let report = logflux_server::rebuild_catalog(&config, true).await?;
+                print!("{report}");
+                println!("catalog rebuild done");
+            }
             Ok(())
         }
         Command::Serve => {

@@ -3,6 +3,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -27,6 +28,10 @@ pub(crate) struct Metrics {
     pub(crate) query_segments_scanned: Counter,
     pub(crate) query_segments_pruned: Counter,
     pub(crate) query_records_returned: Counter,
+    pub(crate) unknown_segments: Gauge,
+    pub(crate) segments_quarantined: Counter,
+    pub(crate) quarantine_deleted: Counter,
+    pub(crate) housekeeping_passes: Counter,
 }
 
 impl Metrics {
@@ -45,6 +50,10 @@ impl Metrics {
         let query_segments_scanned = Counter::default();
         let query_segments_pruned = Counter::default();
         let query_records_returned = Counter::default();
+        let unknown_segments = Gauge::default();
+        let segments_quarantined = Counter::default();
+        let quarantine_deleted = Counter::default();
+        let housekeeping_passes = Counter::default();
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -92,6 +101,27 @@ impl Metrics {
             "Records returned by queries",
             query_records_returned.clone(),
         );
+        registry.register(
+            "unknown_segments",
+            "Segments in the store that the catalog does not name (older than an hour, not yet \
+             quarantined); after a catalog loss, run `logflux-server catalog rebuild`",
+            unknown_segments.clone(),
+        );
+        registry.register(
+            "segments_quarantined",
+            "Segments no catalog named, moved to _quarantine/ after the orphan grace",
+            segments_quarantined.clone(),
+        );
+        registry.register(
+            "quarantine_deleted",
+            "Quarantined segments deleted after the quarantine period",
+            quarantine_deleted.clone(),
+        );
+        registry.register(
+            "housekeeping_passes",
+            "Completed housekeeping passes (retention, orphans, store metadata)",
+            housekeeping_passes.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -105,6 +135,10 @@ impl Metrics {
             query_segments_scanned,
             query_segments_pruned,
             query_records_returned,
+            unknown_segments,
+            segments_quarantined,
+            quarantine_deleted,
+            housekeeping_passes,
         }
     }
 

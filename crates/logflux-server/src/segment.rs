@@ -353,6 +353,27 @@ impl Footer {
         Footer::parse(&segment[r.start as usize..r.end as usize], crc, len as u64)
     }
 
+    /// What the catalog keeps about the segment this footer ends (`segment_len` bytes long):
+    /// the same summary [`SegmentWriter::finish`] gave, so a lost catalog row can be rebuilt.
+    pub(crate) fn summary(&self, segment_len: u64) -> SegmentSummary {
+        let mut s = SegmentSummary {
+            min_ts: i64::MAX,
+            max_ts: i64::MIN,
+            records: self.records.len() as u32,
+            entries: 0,
+            bytes: segment_len,
+            tokens: self.index.iter().map(|(t, _)| *t).collect(),
+            max_received_ns: i64::MIN,
+        };
+        for r in &self.records {
+            s.min_ts = s.min_ts.min(r.meta.min_ts);
+            s.max_ts = s.max_ts.max(r.meta.max_ts);
+            s.entries += u64::from(r.meta.count);
+            s.max_received_ns = s.max_received_ns.max(r.meta.received_ns);
+        }
+        s
+    }
+
     fn postings(&self, token: u64) -> &[u32] {
         match self.index.binary_search_by_key(&token, |(t, _)| *t) {
             Ok(i) => &self.index[i].1,

@@ -166,6 +166,21 @@ impl BlobStore {
         }
     }
 
+    /// Moves object `from` to `to` (replacing `to`); returns once the move is durable. On the
+    /// local directory a rename; on S3 a copy, then the delete of `from`.
+    pub async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        match self {
+            BlobStore::Local(s) => s.rename(from, to).await,
+            BlobStore::Remote(s) => {
+                s.store
+                    .copy(&s.path(from)?, &s.path(to)?)
+                    .await
+                    .map_err(|e| not_found(from, e))?;
+                self.delete(from).await
+            }
+        }
+    }
+
     /// Every object key under `prefix` (`""` for all), with its last-modified time in Unix
     /// seconds.
     pub async fn list(&self, prefix: &str) -> Result<Vec<(String, i64)>> {
@@ -346,6 +361,19 @@ impl LocalStore {
         }
     }
 
+    async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let (src, dst) = (self.path(from)?, self.path(to)?);
+        let root = self.root.clone();
+        let key = from.to_owned();
+        tokio::task::spawn_blocking(move || rename_durably(&root, &src, &dst))
+            .await
+            .map_err(|e| StoreError::Io {
+                key: key.clone(),
+                source: std::io::Error::other(e),
+            })?
+            .map_err(|e| io_err(&key, e))
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<(String, i64)>> {
         let root = self.root.clone();
         let prefix = prefix.to_owned();
@@ -406,6 +434,30 @@ fn io_err(key: &str, e: std::io::Error) -> StoreError {
             source: e,
         }
     }
+}
+
+/// Renames `src` to `dst`, creating `dst`'s directories, and fsyncs both directories (and
+/// every directory created up to `root`).
+fn rename_durably(root: &Path, src: &Path, dst: &Path) -> std::io::Result<()> {
+    let dir = dst.parent().expect("keys have a parent");
+    let created = !dir.exists();
+    if created {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::rename(src, dst)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    if let Some(src_dir) = src.parent() {
+        std::fs::File::open(src_dir)?.sync_all()?;
+    }
+    if created {
+        let mut d = dir;
+        while d != root {
+            let Some(parent) = d.parent() else { break };
+            std::fs::File::open(parent)?.sync_all()?;
+            d = parent;
+        }
+    }
+    Ok(())
 }
 
 /// Writes `data` to `path` so that after a crash the file is either absent or complete:

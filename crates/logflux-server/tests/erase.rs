@@ -154,7 +154,12 @@ fn walk(dir: &std::path::Path) -> usize {
         .unwrap()
         .map(|e| {
             let p = e.unwrap().path();
-            if p.is_dir() { walk(&p) } else { 1 }
+            // Segments only: the store also holds tenant, application and key objects.
+            if p.is_dir() {
+                walk(&p)
+            } else {
+                usize::from(p.extension().is_some_and(|x| x == "lfs"))
+            }
         })
         .sum()
 }

@@ -1,10 +1,13 @@
 //! Scale-out: two stateless servers share one PostgreSQL catalog and one S3-compatible bucket.
-//! Records ingested through one are found through the other.
+//! Records ingested through one are found through the other, and a record sent to both at the
+//! same instant is stored once.
 //!
 //! Needs PostgreSQL (`LOGFLUX_TEST_POSTGRES`, default postgres://postgres@127.0.0.1:5432/test)
 //! and an S3 server (`LOGFLUX_TEST_S3_URL` plus `AWS_*`; `tools/s3-test-server.sh` starts
 //! Garage). Skips with a message when either is missing, unless `LOGFLUX_REQUIRE_POSTGRES=1`
-//! or `LOGFLUX_REQUIRE_S3=1` (CI) make that a failure.
+//! or `LOGFLUX_REQUIRE_S3=1` (CI) make that a failure. The race test falls back to a local
+//! directory shared by both servers when no S3 server is configured (the race is decided by
+//! the catalog, not the store).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -200,6 +203,136 @@ async fn two_servers_share_postgres_and_s3() {
         buf.push_str(std::str::from_utf8(&chunk).unwrap());
     }
     drop(stream);
+    b.shutdown().await.unwrap();
+    a.stop().await;
+}
+
+/// S3 when configured (as in CI), else a directory both servers share.
+fn s3_or_shared_dir(dir: &std::path::Path) -> String {
+    if (std::env::var("LOGFLUX_TEST_S3_URL").is_ok() || required("LOGFLUX_REQUIRE_S3"))
+        && let Some(url) = s3_url()
+    {
+        return url;
+    }
+    eprintln!(
+        "no S3 server: both servers share the directory {}",
+        dir.display()
+    );
+    dir.join("shared-objects").display().to_string()
+}
+
+/// A retry racing its original on another server: the same record reaches two servers at the
+/// same instant, 200 times. Each record must be stored (and found) exactly once, and exactly
+/// one of the two answers may count it as accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_record_sent_to_two_servers_at_once_is_stored_once() {
+    let Some(pg) = fresh_postgres_url().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config: ServerConfig = common::config_for(dir.path());
+    config.catalog_url = pg;
+    config.store_url = s3_or_shared_dir(dir.path());
+    let mut a = TestServer::start_with(dir, config.clone()).await;
+    let b = Server::start(config).await.unwrap();
+    let base_b = format!("http://{}", b.local_addr());
+
+    let (_, api_key) = a.app_with_key("web").await;
+    let dek = Dek::generate().unwrap();
+    let key_id = a
+        .register_key(
+            &api_key,
+            &wrap_dek(&tenant_key().public_key(), &dek).unwrap(),
+        )
+        .await;
+    let sealing = SealingKey::new(&dek);
+    const RACES: usize = 200;
+    let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(8));
+    let mut races = Vec::new();
+    for i in 0..RACES {
+        let (nonce, body) = seal_sdk_part(
+            &sealing,
+            format!("{{\"message\":\"race {i}\"}}").as_bytes(),
+            true,
+        )
+        .unwrap();
+        let mut w = Writer::new("b");
+        let n = B64.encode(nonce);
+        w.part(
+            &[
+                ("X-LF-Entry-Type", "1"),
+                ("X-LF-Payload-Type", "1"),
+                ("X-LF-Key-ID", &key_id),
+                ("X-LF-Nonce", &n),
+            ],
+            &body,
+        );
+        let payload = w.finish();
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+        let permit = limit.clone().acquire_owned().await.unwrap();
+        let mut sends = Vec::new();
+        for base in [a.base.clone(), base_b.clone()] {
+            let (http, api_key, payload, barrier) = (
+                a.http.clone(),
+                api_key.clone(),
+                payload.clone(),
+                barrier.clone(),
+            );
+            sends.push(tokio::spawn(async move {
+                let req = http
+                    .post(format!("{base}/v1/ingest"))
+                    .bearer_auth(&api_key)
+                    .header("content-type", "multipart/mixed; boundary=b")
+                    .body(payload);
+                barrier.wait().await;
+                let r = req.send().await.unwrap();
+                assert_eq!(r.status(), 202);
+                let v: serde_json::Value = r.json().await.unwrap();
+                v["accepted"].as_u64().unwrap()
+            }));
+        }
+        races.push(tokio::spawn(async move {
+            let mut accepted = 0;
+            for s in sends {
+                accepted += s.await.unwrap();
+            }
+            drop(permit);
+            accepted
+        }));
+    }
+    let mut double_accepts = 0;
+    for r in races {
+        let accepted = r.await.unwrap();
+        assert!(accepted >= 1, "a race stored nothing");
+        double_accepts += usize::from(accepted > 1);
+    }
+
+    // Every record is found exactly once, through either server.
+    let mut seen: std::collections::HashMap<String, usize> = Default::default();
+    let mut cursor = serde_json::Value::Null;
+    loop {
+        let (records, end) = a
+            .query(
+                &a.admin,
+                json!({"order": "oldest", "limit": 1000, "cursor": cursor}),
+            )
+            .await;
+        for r in records {
+            *seen
+                .entry(r["record_id"].as_str().unwrap().to_owned())
+                .or_default() += 1;
+        }
+        if end["cursor"].is_null() {
+            break;
+        }
+        cursor = end["cursor"].clone();
+    }
+    let twice = seen.values().filter(|n| **n > 1).count();
+    assert_eq!(
+        (seen.len(), twice, double_accepts),
+        (RACES, 0, 0),
+        "(distinct records, records stored twice, races both servers accepted)"
+    );
     b.shutdown().await.unwrap();
     a.stop().await;
 }

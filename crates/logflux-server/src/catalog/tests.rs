@@ -264,6 +264,9 @@ async fn segments_commit_list_and_delete() {
             ])
             .await
             .unwrap();
+        let Commit::Committed(ids) = ids else {
+            panic!("{ids:?}")
+        };
         assert_eq!(ids.len(), 3);
         assert!(ids[0] < ids[1] && ids[1] < ids[2]);
         // Record ids are per tenant.
@@ -278,8 +281,28 @@ async fn segments_commit_list_and_delete() {
             c.known_records("t2", &["r2".into()]).await.unwrap(),
             Vec::<String>::new()
         );
-        // A record committed again is ignored, not an error.
-        c.commit_segments(&[segment("t1", "a1", "t1/a1/s4", 30, 40, &["r1", "r5"])])
+        // A segment holding a record id another segment holds is not committed at all: the
+        // conflict is reported, and the caller commits again without it.
+        assert_eq!(
+            c.commit_segments(&[
+                segment("t1", "a1", "t1/a1/s4", 30, 40, &["r5", "r1"]),
+                segment("t2", "a9", "t2/a9/s5", 0, 1, &["r7"]),
+            ])
+            .await
+            .unwrap(),
+            Commit::Conflict(vec![("t1".into(), "r1".into())]),
+            "{}",
+            b.name
+        );
+        assert!(!c.has_object_key("t1/a1/s4").await.unwrap());
+        assert!(!c.has_object_key("t2/a9/s5").await.unwrap());
+        assert!(
+            c.known_records("t2", &["r7".into()])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        c.commit_segments(&[segment("t1", "a1", "t1/a1/s4", 30, 40, &["r5"])])
             .await
             .unwrap();
 
@@ -464,4 +487,29 @@ async fn only_one_postgres_leader_at_a_time() {
 async fn bad_url_is_a_clear_error() {
     let e = Catalog::connect("mysql://x").await.unwrap_err();
     assert!(e.to_string().contains("neither sqlite"), "{e}");
+}
+
+/// Two servers committing overlapping record ids at the same moment, in opposite orders: one
+/// commit wins whole, the other commits nothing and is told every id it lost. (Whether the two
+/// transactions interleave is up to the scheduler; the global claim order that keeps them from
+/// deadlocking when they do is by construction, see `claim_records`.)
+#[tokio::test]
+async fn overlapping_commits_at_once_store_each_record_once() {
+    for b in backends().await {
+        let c = &b.catalog;
+        let ids: Vec<String> = (0..700).map(|i| format!("r{i:04}")).collect();
+        let forward: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let backward: Vec<&str> = forward.iter().rev().copied().collect();
+        let sx = [segment("t1", "a1", "t1/a1/x", 0, 1, &forward)];
+        let sy = [segment("t1", "a1", "t1/a1/y", 0, 1, &backward)];
+        let (x, y) = tokio::join!(c.commit_segments(&sx), c.commit_segments(&sy));
+        let (x, y) = (x.unwrap(), y.unwrap());
+        let lost = match (&x, &y) {
+            (Commit::Committed(_), Commit::Conflict(lost))
+            | (Commit::Conflict(lost), Commit::Committed(_)) => lost.len(),
+            other => panic!("{}: {other:?}", b.name),
+        };
+        assert_eq!(lost, 700, "{}", b.name);
+        assert_eq!(c.all_object_keys().await.unwrap().len(), 1, "{}", b.name);
+    }
 }

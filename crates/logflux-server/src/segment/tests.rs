@@ -169,3 +169,30 @@ proptest! {
         let _ = Footer::parse(&prefixed, crc, prefixed.len() as u64 + 13 + 100);
     }
 }
+
+#[test]
+fn a_footer_gives_back_the_summary_its_writer_gave() {
+    let mut w = SegmentWriter::new();
+    for (i, tokens) in [vec![7u64, 3], vec![3, 9], vec![]].into_iter().enumerate() {
+        w.add(
+            RecordMeta {
+                record_id: format!("r{i}"),
+                key_id: "k".into(),
+                payload: 4,
+                entry_type: 0,
+                nonce: Some([1; 12]),
+                crlf_stripped: false,
+                min_ts: 100 - i as i64 * 10,
+                max_ts: 200 + i as i64,
+                count: 3 + i as u32,
+                received_ns: 1_000 + i as i64,
+                tokens,
+            },
+            b"body",
+        );
+    }
+    let (bytes, summary) = w.finish();
+    let footer = Footer::from_segment(&bytes).unwrap();
+    assert_eq!(footer.summary(bytes.len() as u64), summary);
+    assert_eq!(summary.tokens, [3, 7, 9]);
+}

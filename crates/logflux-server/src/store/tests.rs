@@ -153,3 +153,40 @@ fn s3_urls_are_checked() {
     let e = BlobStore::s3("s3://b", &[("colour".into(), "red".into())]).unwrap_err();
     assert!(e.to_string().contains("unknown option"), "{e}");
 }
+
+#[tokio::test]
+async fn rename_moves_an_object_and_creates_its_prefix() {
+    for (name, s, _dir) in backends() {
+        s.put("t1/a1/2026/11/20/seg.lfs", Bytes::from_static(b"segment"))
+            .await
+            .unwrap();
+        s.rename(
+            "t1/a1/2026/11/20/seg.lfs",
+            "_quarantine/1700000000/t1/a1/2026/11/20/seg.lfs",
+        )
+        .await
+        .unwrap();
+        let keys: Vec<String> = s
+            .list("")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(
+            keys,
+            ["_quarantine/1700000000/t1/a1/2026/11/20/seg.lfs"],
+            "{name}"
+        );
+        assert_eq!(
+            &s.get("_quarantine/1700000000/t1/a1/2026/11/20/seg.lfs")
+                .await
+                .unwrap()[..],
+            b"segment"
+        );
+        assert!(matches!(
+            s.rename("t1/absent.lfs", "t1/other.lfs").await,
+            Err(StoreError::NotFound(_))
+        ));
+    }
+}
