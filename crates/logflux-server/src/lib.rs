@@ -40,6 +40,7 @@ use tokio::sync::{oneshot, watch};
 
 pub use auth::{REGIONS, Scope};
 pub use http::HttpConfig;
+pub use query::TailConfig;
 
 use crate::catalog::Catalog;
 use crate::commit::{CommitConfig, Committer};

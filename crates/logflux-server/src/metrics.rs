@@ -3,6 +3,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -10,6 +11,12 @@ use prometheus_client::registry::Registry;
 pub(crate) struct RouteStatus {
     pub(crate) route: String,
     pub(crate) status: u16,
+}
+
+/// Why a live tail was ended by the server.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct TailEnd {
+    pub(crate) reason: String,
 }
 
 /// Every metric the server exports.
@@ -27,6 +34,9 @@ pub(crate) struct Metrics {
     pub(crate) query_segments_scanned: Counter,
     pub(crate) query_segments_pruned: Counter,
     pub(crate) query_records_returned: Counter,
+    pub(crate) tail_streams: Gauge,
+    pub(crate) tail_ended: Family<TailEnd, Counter>,
+    pub(crate) tail_refused: Counter,
 }
 
 impl Metrics {
@@ -45,6 +55,9 @@ impl Metrics {
         let query_segments_scanned = Counter::default();
         let query_segments_pruned = Counter::default();
         let query_records_returned = Counter::default();
+        let tail_streams = Gauge::default();
+        let tail_ended = Family::<TailEnd, Counter>::default();
+        let tail_refused = Counter::default();
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -92,6 +105,18 @@ impl Metrics {
             "Records returned by queries",
             query_records_returned.clone(),
         );
+        registry.register("tail_streams", "Live tails open", tail_streams.clone());
+        registry.register(
+            "tail_ended",
+            "Live tails the server ended, by reason (token_revoked, token_expired, \
+             slow_consumer, shutdown, unavailable)",
+            tail_ended.clone(),
+        );
+        registry.register(
+            "tail_refused",
+            "Live tails refused with 429 too_many_streams",
+            tail_refused.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -105,6 +130,9 @@ impl Metrics {
             query_segments_scanned,
             query_segments_pruned,
             query_records_returned,
+            tail_streams,
+            tail_ended,
+            tail_refused,
         }
     }
 
