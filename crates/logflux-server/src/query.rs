@@ -61,16 +61,30 @@ fn damaged_line(seg: &Segment, message: &str) -> Bytes {
     bytes.into()
 }
 
-/// Parsed footers by object key with their approximate sizes, and keys in insertion order.
+/// A parsed footer, its approximate size in memory, and the length and checksum it was read
+/// and verified with.
+#[derive(Debug, Clone)]
+struct Cached {
+    footer: Arc<Footer>,
+    size: usize,
+    footer_len: u32,
+    crc: u32,
+}
+
+/// Parsed footers by object key, and keys in insertion order.
 #[derive(Debug, Default)]
 struct CacheMap {
-    map: HashMap<String, (Arc<Footer>, usize)>,
+    map: HashMap<String, Cached>,
     order: VecDeque<String>,
     bytes: usize,
 }
 
 /// Parsed footers by object key, bounded by an approximate memory budget (oldest inserted
-/// evicted first).
+/// evicted first). A footer is cached only as read from the store and verified against its
+/// checksum. On a local store, where a disk can damage a segment after it was cached, every
+/// use reads the stored footer again and compares its checksum (no parse), so damage is
+/// reported by the first query after it, not after a restart. S3-compatible stores check
+/// their objects themselves and segments are never rewritten: there the cache is trusted.
 #[derive(Debug)]
 pub(crate) struct FooterCache {
     budget: usize,
@@ -93,8 +107,19 @@ impl FooterCache {
         store: &BlobStore,
         seg: &Segment,
     ) -> Result<Arc<Footer>, FooterError> {
-        if let Some((f, _)) = self.inner.lock().expect("lock").map.get(&seg.object_key) {
-            return Ok(f.clone());
+        let cached = self
+            .inner
+            .lock()
+            .expect("lock")
+            .map
+            .get(&seg.object_key)
+            .cloned();
+        if let Some(c) = cached {
+            if !matches!(store, BlobStore::Local(_)) || still_intact(store, seg, &c).await? {
+                return Ok(c.footer);
+            }
+            // Read it again from scratch: the parse says what is wrong.
+            self.evict(&seg.object_key);
         }
         let size = seg.bytes as u64;
         let tail_len = size.min(64 * 1024);
@@ -129,18 +154,56 @@ impl FooterCache {
                 let Some(old) = inner.order.pop_front() else {
                     break;
                 };
-                if let Some((_, n)) = inner.map.remove(&old) {
-                    inner.bytes -= n;
+                if let Some(c) = inner.map.remove(&old) {
+                    inner.bytes -= c.size;
                 }
             }
-            inner
-                .map
-                .insert(seg.object_key.clone(), (footer.clone(), size));
+            inner.map.insert(
+                seg.object_key.clone(),
+                Cached {
+                    footer: footer.clone(),
+                    size,
+                    footer_len,
+                    crc,
+                },
+            );
             inner.order.push_back(seg.object_key.clone());
             inner.bytes += size;
         }
         Ok(footer)
     }
+
+    fn evict(&self, key: &str) {
+        let mut inner = self.inner.lock().expect("lock");
+        if let Some(c) = inner.map.remove(key) {
+            inner.bytes -= c.size;
+            inner.order.retain(|k| k != key);
+        }
+    }
+}
+
+/// Whether the stored footer and trailer of `seg` are still those `cached` was parsed from:
+/// one read of the segment's end and a checksum, no parse.
+async fn still_intact(
+    store: &BlobStore,
+    seg: &Segment,
+    cached: &Cached,
+) -> Result<bool, FooterError> {
+    let size = seg.bytes as u64;
+    let Ok(range) = segment::footer_range(size, cached.footer_len) else {
+        return Ok(false);
+    };
+    let end = store
+        .get_range(&seg.object_key, range.start..size)
+        .await
+        .map_err(|e| FooterError::Store(e.to_string()))?;
+    let Some(split) = end.len().checked_sub(segment::TRAILER_LEN) else {
+        return Ok(false);
+    };
+    Ok(
+        segment::parse_trailer(&end[split..]) == Ok((cached.footer_len, cached.crc))
+            && crc32c::crc32c(&end[..split]) == cached.crc,
+    )
 }
 
 /// Ciphertext bytes in one response, at most (a page holds at least one record).
@@ -755,8 +818,8 @@ impl Producer {
 
 /// Ends the stream when its token is revoked, deleted or expires, or the server shuts down.
 async fn watch_credential(s: SharedState, token_hash: Vec<u8>, expires_ns: i64) -> Stop {
-    let left = u64::try_from(expires_ns.saturating_sub(logflux_proto::timefmt::now_ns()))
-        .unwrap_or(0);
+    let left =
+        u64::try_from(expires_ns.saturating_sub(logflux_proto::timefmt::now_ns())).unwrap_or(0);
     // Far enough for any token (at most ten years), near enough not to overflow.
     let expiry = tokio::time::Instant::now()
         + Duration::from_nanos(left).min(Duration::from_secs(20 * 365 * 86_400));

@@ -144,7 +144,10 @@ impl Lines {
         let mut before = Vec::new();
         loop {
             let left = within.saturating_sub(started.elapsed());
-            let line = self.next(left).await.expect("the stream closed without an end line");
+            let line = self
+                .next(left)
+                .await
+                .expect("the stream closed without an end line");
             if line["type"] == "end" {
                 assert!(
                     self.next(Duration::from_secs(10)).await.is_none(),
@@ -187,9 +190,15 @@ async fn a_tail_ends_when_its_token_is_revoked() {
     let p = producer(&t).await;
     let (token, token_id) = read_token(&t).await;
     let mut lines = Lines::open(&t, &token, json!({})).await;
-    assert_eq!(lines.next(Duration::from_secs(10)).await.unwrap()["type"], "heartbeat");
+    assert_eq!(
+        lines.next(Duration::from_secs(10)).await.unwrap()["type"],
+        "heartbeat"
+    );
     ingest(&t, &p, 1, 100).await;
-    assert_eq!(lines.next(Duration::from_secs(10)).await.unwrap()["type"], "record");
+    assert_eq!(
+        lines.next(Duration::from_secs(10)).await.unwrap()["type"],
+        "record"
+    );
 
     let r = t
         .http
@@ -203,7 +212,14 @@ async fn a_tail_ends_when_its_token_is_revoked() {
     assert!(before.iter().all(|l| l["type"] != "record"), "{before:?}");
     assert_eq!(end["reason"], "token_revoked", "{end}");
     assert!(end["after_segment"].as_i64().is_some(), "{end}");
-    assert_eq!(metric(&t, "logflux_server_tail_ended_total{reason=\"token_revoked\"}").await, 1);
+    assert_eq!(
+        metric(
+            &t,
+            "logflux_server_tail_ended_total{reason=\"token_revoked\"}"
+        )
+        .await,
+        1
+    );
     // The stream's place was given back.
     assert_eq!(metric(&t, "logflux_server_tail_streams").await, 0);
 }
@@ -215,7 +231,10 @@ async fn a_tail_ends_when_its_token_is_revoked_on_another_server() {
     let t = TestServer::start_with(dir, config).await;
     let (token, token_id) = read_token(&t).await;
     let mut lines = Lines::open(&t, &token, json!({})).await;
-    assert_eq!(lines.next(Duration::from_secs(10)).await.unwrap()["type"], "heartbeat");
+    assert_eq!(
+        lines.next(Duration::from_secs(10)).await.unwrap()["type"],
+        "heartbeat"
+    );
     // Revoked in the catalog behind this server's back, as another server of a scale-out
     // deployment does: the periodic check finds it.
     let catalog = logflux_server::catalog::Catalog::connect(&t.config.catalog_url)
@@ -325,7 +344,8 @@ impl RawTail {
         let mut rest = &self.raw[start + 4..];
         let mut body = Vec::new();
         while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
-            let len = usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap(), 16).unwrap();
+            let len =
+                usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap(), 16).unwrap();
             if len == 0 {
                 return (body, true);
             }
@@ -353,7 +373,13 @@ async fn a_tail_that_never_reads_is_ended_as_a_slow_consumer_and_resumes_without
     // nothing, until the server gives up on it.
     let mut sent: HashSet<String> = HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while metric(&t, "logflux_server_tail_ended_total{reason=\"slow_consumer\"}").await == 0 {
+    while metric(
+        &t,
+        "logflux_server_tail_ended_total{reason=\"slow_consumer\"}",
+    )
+    .await
+        == 0
+    {
         assert!(
             Instant::now() < deadline,
             "a tail that never reads was not ended after {} records",
@@ -365,7 +391,10 @@ async fn a_tail_that_never_reads_is_ended_as_a_slow_consumer_and_resumes_without
 
     // Now it reads: what it was handed, then the end line saying where to resume.
     while !raw.body().1 {
-        assert!(raw.read_some().await > 0, "connection closed before the last chunk");
+        assert!(
+            raw.read_some().await > 0,
+            "connection closed before the last chunk"
+        );
     }
     let body = raw.body().0;
     let lines: Vec<Value> = body
@@ -381,7 +410,10 @@ async fn a_tail_that_never_reads_is_ended_as_a_slow_consumer_and_resumes_without
         .filter(|l| l["type"] == "record")
         .map(|l| l["nonce"].as_str().unwrap().to_owned())
         .collect();
-    assert!(got.len() < sent.len(), "it was ended before it had everything");
+    assert!(
+        got.len() < sent.len(),
+        "it was ended before it had everything"
+    );
 
     // Resuming from the end line's cursor brings the rest: nothing is lost.
     let mut lines = Lines::open(
@@ -424,7 +456,10 @@ async fn a_token_holds_only_so_many_tails() {
     Lines::open(&t, &t.admin, json!({})).await;
 
     // A stream closed gives its place back.
-    assert_eq!(first.next(Duration::from_secs(10)).await.unwrap()["type"], "heartbeat");
+    assert_eq!(
+        first.next(Duration::from_secs(10)).await.unwrap()["type"],
+        "heartbeat"
+    );
     drop(first);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -440,7 +475,10 @@ async fn a_token_holds_only_so_many_tails() {
             break;
         }
         assert_eq!(r.status(), 429);
-        assert!(Instant::now() < deadline, "the closed stream's place was not given back");
+        assert!(
+            Instant::now() < deadline,
+            "the closed stream's place was not given back"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
