@@ -21,7 +21,7 @@
 //! commit: {linger_ms: 2}
 //! housekeeping_interval_s: 300
 //! token_expiry_days: 90
-//! tail: {buffer_bytes: 1048576, slow_consumer_timeout_s: 30, max_streams_per_token: 8, max_streams: 256, credential_check_s: 5}
+//! tail: {buffer_bytes: 262144, slow_consumer_timeout_s: 30, max_streams_per_token: 8, max_streams: 256, credential_check_s: 5}
 //! ```
 
 use std::net::SocketAddr;

@@ -503,7 +503,7 @@ pub struct TailConfig {
 impl Default for TailConfig {
     fn default() -> Self {
         TailConfig {
-            buffer_bytes: 1024 * 1024,
+            buffer_bytes: 256 * 1024,
             slow_consumer_timeout: Duration::from_secs(30),
             max_streams_per_token: 8,
             max_streams: 256,

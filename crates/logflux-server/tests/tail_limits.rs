@@ -485,3 +485,60 @@ async fn a_token_holds_only_so_many_tails() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// This process's resident memory and its peak, MiB (Linux).
+fn rss_mib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap()
+            / 1024
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Memory of the server (in this process) with 100 tails that never read while 64 MiB are
+/// committed: bounded by 100 × (buffer + the connection's write buffer), whatever is
+/// committed. A measurement run by hand (`--ignored --nocapture`); it prints its figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run by hand"]
+async fn memory_of_tails_that_never_read_is_bounded() {
+    // TAILS=0 gives the baseline.
+    let tails_n: usize = std::env::var("TAILS").map_or(100, |v| v.parse().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_for(dir.path());
+    config.http.tail.max_streams_per_token = tails_n.max(1);
+    config.http.tail.max_streams = tails_n.max(1);
+    let t = TestServer::start_with(dir, config).await;
+    let p = producer(&t).await;
+    ingest(&t, &p, 4, 1024).await;
+    let mut tails = Vec::new();
+    for _ in 0..tails_n {
+        tails.push(RawTail::open(&t, &t.admin).await);
+    }
+    let before = rss_mib();
+    let mut sent = 0usize;
+    while sent < 64 << 20 {
+        ingest(&t, &p, 16, 64 * 1024).await;
+        sent += 16 * 64 * 1024;
+    }
+    // Let every stream fill what it can.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = rss_mib();
+    println!(
+        "{tails_n} tails that never read, {} MiB committed: RSS {} MiB before, {} MiB after \
+         (peak {} MiB)",
+        sent >> 20,
+        before.0,
+        after.0,
+        after.1
+    );
+    assert!(
+        after.0.saturating_sub(before.0) < (tails_n as u64) * 2 + 64,
+        "{before:?} → {after:?}"
+    );
+    drop(tails);
+}
