@@ -521,9 +521,11 @@ async fn memory_of_tails_that_never_read_is_bounded() {
     }
     let before = rss_mib();
     let mut sent = 0usize;
+    // Requests of PARTS records of 64 KiB: one segment each (16 MiB by default).
+    let parts: usize = std::env::var("PARTS").map_or(256, |v| v.parse().unwrap());
     while sent < 64 << 20 {
-        ingest(&t, &p, 16, 64 * 1024).await;
-        sent += 16 * 64 * 1024;
+        ingest(&t, &p, parts, 64 * 1024).await;
+        sent += parts * 64 * 1024;
     }
     // Let every stream fill what it can.
     tokio::time::sleep(Duration::from_secs(3)).await;
