@@ -281,9 +281,12 @@ pub(crate) struct Line {
     pub(crate) max_ts: i64,
     #[serde(default)]
     pub(crate) body: String,
-    // Damaged-segment line.
+    // Damaged-segment line, and why the server ended a live stream.
     #[serde(default)]
     pub(crate) message: String,
+    /// Why the server ended a live stream (`end` line of a tail).
+    #[serde(default)]
+    pub(crate) reason: Option<String>,
     // End line.
     #[serde(default)]
     pub(crate) cursor: Option<String>,

@@ -318,6 +318,23 @@ pub(crate) async fn tail(settings: &Settings, args: TailArgs) -> anyhow::Result<
             if let Some(a) = l.after_segment {
                 after = Some(after.map_or(a, |x| x.max(a)));
             }
+            if l.kind == "end" {
+                let reason = l.reason.as_deref().unwrap_or("unknown");
+                if matches!(reason, "token_revoked" | "token_expired") {
+                    // Reconnecting cannot help: the token is no longer valid.
+                    bail!("the server ended the live stream ({reason}): {}", l.message);
+                }
+                // slow_consumer, shutdown, unavailable: resume where this stream got to.
+                eprintln!(
+                    "logflux: the server ended the live stream ({reason}: {}); reconnecting",
+                    l.message
+                );
+                lines = tokio::select! {
+                    _ = &mut interrupted => break,
+                    r = reconnect(&session, after) => r?,
+                };
+                continue;
+            }
             if l.kind == "damaged" {
                 // A segment the server cannot read: named, counted, not waited for.
                 errors += session.open_records(vec![l], &identity).await?.errors.len() as u64;

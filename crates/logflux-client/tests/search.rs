@@ -484,3 +484,61 @@ async fn tail_follow_shows_new_entries_as_they_arrive() {
         .collect();
     assert_eq!(p, ["live entry 1", "live entry 2"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tail_follow_exits_with_the_reason_when_its_token_is_revoked() {
+    let stack = Stack::start().await;
+    let mut child = tokio::process::Command::from(stack.command())
+        .args(["tail", "-f", "-n", "0", "--format", "ndjson"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut err = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    loop {
+        let l = tokio::time::timeout(Duration::from_secs(60), err.next_line())
+            .await
+            .expect("tail starts")
+            .unwrap()
+            .expect("tail exited");
+        if l.contains("following") {
+            break;
+        }
+    }
+    // The token the client uses is revoked (by itself, as an admin token may).
+    let http = reqwest::Client::new();
+    let base = stack.var("LOGFLUX_SERVER");
+    let pat = stack.var("LOGFLUX_PAT");
+    let me: Value = http
+        .get(format!("{base}/v1/me"))
+        .bearer_auth(pat)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = http
+        .delete(format!(
+            "{base}/v1/admin/tokens/{}",
+            me["token_id"].as_str().unwrap()
+        ))
+        .bearer_auth(pat)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    // It stops at once with the reason, instead of reconnecting.
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("tail -f exits")
+        .unwrap();
+    assert_eq!(status.code(), Some(2));
+    let mut rest = Vec::new();
+    while let Some(l) = err.next_line().await.unwrap() {
+        rest.push(l);
+    }
+    assert!(rest.iter().any(|l| l.contains("token_revoked")), "{rest:?}");
+    assert!(!rest.iter().any(|l| l.contains("reconnecting")), "{rest:?}");
+}

@@ -359,6 +359,9 @@ pub(crate) async fn revoke_token(
 ) -> Result<StatusCode, ApiError> {
     let t = s.access_token(&headers, Scope::Admin).await?;
     s.catalog.revoke_access_token(&t.tenant_id, &id).await?;
+    // Live tails of this server check their token now; other servers' within
+    // `tail.credential_check_s`.
+    s.tails.credentials_changed();
     s.catalog
         .audit(
             &t.tenant_id,

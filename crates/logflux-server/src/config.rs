@@ -24,6 +24,7 @@
 //! quarantine_days: 30            # … and deleted from _quarantine/ after this
 //! token_expiry_days: 90
 //! ingest: {max_backfill_days: 3650}                # default: records of any age
+//! tail: {buffer_bytes: 262144, slow_consumer_timeout_s: 30, max_streams_per_token: 8, max_streams: 256, credential_check_s: 5}
 //! ```
 
 use std::net::SocketAddr;
@@ -53,6 +54,7 @@ pub struct FileConfig {
     pub token_expiry_days: Option<i64>,
     pub log_json: Option<bool>,
     pub ingest: Option<IngestSection>,
+    pub tail: Option<TailSection>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,6 +88,17 @@ pub struct LimitsSection {
 pub struct RateSection {
     pub requests_per_second: Option<u32>,
     pub burst: Option<u32>,
+}
+
+/// Limits of live tails (docs/server.md, "Live tail").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TailSection {
+    pub buffer_bytes: Option<usize>,
+    pub slow_consumer_timeout_s: Option<u64>,
+    pub max_streams_per_token: Option<usize>,
+    pub max_streams: Option<usize>,
+    pub credential_check_s: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -211,6 +224,39 @@ impl FileConfig {
             }
             c.http.max_backfill_days = Some(d);
         }
+        if let Some(t) = self.tail {
+            let limits = &mut c.http.tail;
+            if let Some(v) = t.buffer_bytes {
+                if !(4096..=1 << 30).contains(&v) {
+                    problems.push("tail.buffer_bytes: must be 4096..1073741824".to_owned());
+                }
+                limits.buffer_bytes = v.clamp(4096, 1 << 30);
+            }
+            if let Some(v) = t.slow_consumer_timeout_s {
+                if !(1..=3600).contains(&v) {
+                    problems.push("tail.slow_consumer_timeout_s: must be 1..3600".to_owned());
+                }
+                limits.slow_consumer_timeout = Duration::from_secs(v.clamp(1, 3600));
+            }
+            if let Some(v) = t.max_streams_per_token {
+                if v == 0 {
+                    problems.push("tail.max_streams_per_token: must be at least 1".to_owned());
+                }
+                limits.max_streams_per_token = v;
+            }
+            if let Some(v) = t.max_streams {
+                if v == 0 {
+                    problems.push("tail.max_streams: must be at least 1".to_owned());
+                }
+                limits.max_streams = v;
+            }
+            if let Some(v) = t.credential_check_s {
+                if !(1..=300).contains(&v) {
+                    problems.push("tail.credential_check_s: must be 1..300".to_owned());
+                }
+                limits.credential_check = Duration::from_secs(v.clamp(1, 300));
+            }
+        }
         if !problems.is_empty() {
             anyhow::bail!("invalid configuration:\n  {}", problems.join("\n  "));
         }
@@ -255,12 +301,14 @@ mod tests {
         assert_eq!(c.http.max_backfill_days, Some(3650));
         assert_eq!(c.orphan_grace, Duration::from_secs(7 * 86_400));
         assert_eq!(c.quarantine_period, Duration::from_secs(30 * 86_400));
+        assert_eq!(c.http.tail.max_streams_per_token, 8);
+        assert_eq!(c.http.tail.credential_check, Duration::from_secs(5));
     }
 
     #[test]
     fn problems_are_reported_together() {
         let f: FileConfig = logflux_config::from_str(
-            "region: mars\nlimits: {max_parts: 0}\ntoken_expiry_days: 0\ningest: {max_backfill_days: 0}\norphan_grace_days: 0\n",
+            "region: mars\nlimits: {max_parts: 0}\ntoken_expiry_days: 0\ningest: {max_backfill_days: 0}\norphan_grace_days: 0\ntail: {buffer_bytes: 10, credential_check_s: 0}\n",
             "c",
         )
         .unwrap();
@@ -273,6 +321,8 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("orphan_grace_days: must be 1..3650"), "{e}");
+        assert!(e.contains("tail.buffer_bytes"), "{e}");
+        assert!(e.contains("tail.credential_check_s"), "{e}");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::auth::{self, Scope};
 use crate::catalog::{AccessToken, ApiKey, Catalog, CatalogError};
 use crate::commit::{CommitError, Committer};
 use crate::metrics::{Metrics, RouteStatus};
-use crate::query::FooterCache;
+use crate::query::{FooterCache, TailConfig, TailStreams};
 use crate::ratelimit::RateLimiter;
 use crate::store::BlobStore;
 use crate::{admin, ingest, query};
@@ -42,6 +42,8 @@ pub struct HttpConfig {
     /// Refuse records whose first entry is older than this many days (`None`: any age, the
     /// default, so archives can be imported with their own times).
     pub max_backfill_days: Option<i64>,
+    /// Limits of live tails.
+    pub tail: TailConfig,
 }
 
 impl Default for HttpConfig {
@@ -55,6 +57,7 @@ impl Default for HttpConfig {
             rate_limit_burst: 2000,
             token_expiry_days: 90,
             max_backfill_days: None,
+            tail: TailConfig::default(),
         }
     }
 }
@@ -72,6 +75,7 @@ pub(crate) struct AppState {
     pub(crate) config: HttpConfig,
     pub(crate) footers: FooterCache,
     pub(crate) limiter: RateLimiter,
+    pub(crate) tails: TailStreams,
     api_keys: Mutex<HashMap<Vec<u8>, CachedKey>>,
     usage: Mutex<HashMap<String, CachedUsage>>,
     data_keys: Mutex<HashMap<(String, String), (String, Instant)>>,
@@ -116,6 +120,7 @@ impl AppState {
             config,
             footers: FooterCache::new(256 * 1024 * 1024),
             limiter,
+            tails: TailStreams::new(),
             api_keys: Mutex::new(HashMap::new()),
             usage: Mutex::new(HashMap::new()),
             data_keys: Mutex::new(HashMap::new()),
@@ -310,7 +315,7 @@ impl AppState {
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     let value = headers
         .get(axum::http::header::AUTHORIZATION)
         .ok_or_else(|| ApiError::Unauthorized("missing Authorization: Bearer header".into()))?
@@ -402,6 +407,8 @@ pub(crate) enum ApiError {
         limit: u32,
         reset: u64,
     },
+    /// Too many live tails open for this token or this server (429, code `too_many_streams`).
+    TooManyStreams(String),
     /// Something an administrator must set up first (shown to the caller; retried later).
     NotConfigured(String),
     /// The tenant's storage quota is used up (507).
@@ -455,6 +462,12 @@ impl IntoResponse for ApiError {
                 "rate_limited",
                 format!("rate limit exceeded; retry after {retry_after} s"),
                 Some(*retry_after),
+            ),
+            ApiError::TooManyStreams(m) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_streams",
+                m.clone(),
+                Some(5),
             ),
             ApiError::QuotaExceeded(m) => (
                 StatusCode::INSUFFICIENT_STORAGE,

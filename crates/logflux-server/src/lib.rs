@@ -41,6 +41,7 @@ use tokio::sync::{oneshot, watch};
 
 pub use auth::{REGIONS, Scope};
 pub use http::HttpConfig;
+pub use query::TailConfig;
 pub use recovery::{
     POSTGRES_BACKUP_ADVICE, RebuildReport, backup_catalog, rebuild_catalog, restore_catalog,
 };

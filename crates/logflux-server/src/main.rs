@@ -242,6 +242,16 @@ async fn run(command: Command, config: ServerConfig) -> anyhow::Result<()> {
                     .max_backfill_days
                     .map_or("none".to_owned(), |d| d.to_string())
             );
+            let tail = &config.http.tail;
+            println!(
+                "tail: {} bytes buffered per stream, {} streams per token, {} in all, slow \
+                 consumers ended after {} s, tokens checked every {} s",
+                tail.buffer_bytes,
+                tail.max_streams_per_token,
+                tail.max_streams,
+                tail.slow_consumer_timeout.as_secs(),
+                tail.credential_check.as_secs()
+            );
             println!("configuration is valid");
             Ok(())
         }

@@ -13,6 +13,12 @@ pub(crate) struct RouteStatus {
     pub(crate) status: u16,
 }
 
+/// Why a live tail was ended by the server.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct TailEnd {
+    pub(crate) reason: String,
+}
+
 /// Every metric the server exports.
 #[derive(Debug)]
 pub(crate) struct Metrics {
@@ -32,6 +38,9 @@ pub(crate) struct Metrics {
     pub(crate) segments_quarantined: Counter,
     pub(crate) quarantine_deleted: Counter,
     pub(crate) housekeeping_passes: Counter,
+    pub(crate) tail_streams: Gauge,
+    pub(crate) tail_ended: Family<TailEnd, Counter>,
+    pub(crate) tail_refused: Counter,
 }
 
 impl Metrics {
@@ -54,6 +63,9 @@ impl Metrics {
         let segments_quarantined = Counter::default();
         let quarantine_deleted = Counter::default();
         let housekeeping_passes = Counter::default();
+        let tail_streams = Gauge::default();
+        let tail_ended = Family::<TailEnd, Counter>::default();
+        let tail_refused = Counter::default();
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -122,6 +134,18 @@ impl Metrics {
             "Completed housekeeping passes (retention, orphans, store metadata)",
             housekeeping_passes.clone(),
         );
+        registry.register("tail_streams", "Live tails open", tail_streams.clone());
+        registry.register(
+            "tail_ended",
+            "Live tails the server ended, by reason (token_revoked, token_expired, \
+             slow_consumer, shutdown, unavailable)",
+            tail_ended.clone(),
+        );
+        registry.register(
+            "tail_refused",
+            "Live tails refused with 429 too_many_streams",
+            tail_refused.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -139,6 +163,9 @@ impl Metrics {
             segments_quarantined,
             quarantine_deleted,
             housekeeping_passes,
+            tail_streams,
+            tail_ended,
+            tail_refused,
         }
     }
 

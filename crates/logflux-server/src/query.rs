@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::Body;
@@ -14,6 +15,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use serde_json::{Value, json};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
 
 use logflux_proto::query::{self, Cursor, QueryPlan, QueryRequest, TailRequest};
 
@@ -21,6 +23,7 @@ use crate::auth::Scope;
 use crate::bloom;
 use crate::catalog::{Segment, SegmentFilter};
 use crate::http::{ApiError, JsonBody, Remote, SharedState};
+use crate::metrics::TailEnd;
 use crate::segment::{self, Footer, opaque_token};
 use crate::store::BlobStore;
 
@@ -58,16 +61,30 @@ fn damaged_line(seg: &Segment, message: &str) -> Bytes {
     bytes.into()
 }
 
-/// Parsed footers by object key with their approximate sizes, and keys in insertion order.
+/// A parsed footer, its approximate size in memory, and the length and checksum it was read
+/// and verified with.
+#[derive(Debug, Clone)]
+struct Cached {
+    footer: Arc<Footer>,
+    size: usize,
+    footer_len: u32,
+    crc: u32,
+}
+
+/// Parsed footers by object key, and keys in insertion order.
 #[derive(Debug, Default)]
 struct CacheMap {
-    map: HashMap<String, (Arc<Footer>, usize)>,
+    map: HashMap<String, Cached>,
     order: VecDeque<String>,
     bytes: usize,
 }
 
 /// Parsed footers by object key, bounded by an approximate memory budget (oldest inserted
-/// evicted first).
+/// evicted first). A footer is cached only as read from the store and verified against its
+/// checksum. On a local store, where a disk can damage a segment after it was cached, every
+/// use reads the stored footer again and compares its checksum (no parse), so damage is
+/// reported by the first query after it, not after a restart. S3-compatible stores check
+/// their objects themselves and segments are never rewritten: there the cache is trusted.
 #[derive(Debug)]
 pub(crate) struct FooterCache {
     budget: usize,
@@ -90,8 +107,19 @@ impl FooterCache {
         store: &BlobStore,
         seg: &Segment,
     ) -> Result<Arc<Footer>, FooterError> {
-        if let Some((f, _)) = self.inner.lock().expect("lock").map.get(&seg.object_key) {
-            return Ok(f.clone());
+        let cached = self
+            .inner
+            .lock()
+            .expect("lock")
+            .map
+            .get(&seg.object_key)
+            .cloned();
+        if let Some(c) = cached {
+            if !matches!(store, BlobStore::Local(_)) || still_intact(store, seg, &c).await? {
+                return Ok(c.footer);
+            }
+            // Read it again from scratch: the parse says what is wrong.
+            self.evict(&seg.object_key);
         }
         let size = seg.bytes as u64;
         let tail_len = size.min(64 * 1024);
@@ -126,18 +154,56 @@ impl FooterCache {
                 let Some(old) = inner.order.pop_front() else {
                     break;
                 };
-                if let Some((_, n)) = inner.map.remove(&old) {
-                    inner.bytes -= n;
+                if let Some(c) = inner.map.remove(&old) {
+                    inner.bytes -= c.size;
                 }
             }
-            inner
-                .map
-                .insert(seg.object_key.clone(), (footer.clone(), size));
+            inner.map.insert(
+                seg.object_key.clone(),
+                Cached {
+                    footer: footer.clone(),
+                    size,
+                    footer_len,
+                    crc,
+                },
+            );
             inner.order.push_back(seg.object_key.clone());
             inner.bytes += size;
         }
         Ok(footer)
     }
+
+    fn evict(&self, key: &str) {
+        let mut inner = self.inner.lock().expect("lock");
+        if let Some(c) = inner.map.remove(key) {
+            inner.bytes -= c.size;
+            inner.order.retain(|k| k != key);
+        }
+    }
+}
+
+/// Whether the stored footer and trailer of `seg` are still those `cached` was parsed from:
+/// one read of the segment's end and a checksum, no parse.
+async fn still_intact(
+    store: &BlobStore,
+    seg: &Segment,
+    cached: &Cached,
+) -> Result<bool, FooterError> {
+    let size = seg.bytes as u64;
+    let Ok(range) = segment::footer_range(size, cached.footer_len) else {
+        return Ok(false);
+    };
+    let end = store
+        .get_range(&seg.object_key, range.start..size)
+        .await
+        .map_err(|e| FooterError::Store(e.to_string()))?;
+    let Some(split) = end.len().checked_sub(segment::TRAILER_LEN) else {
+        return Ok(false);
+    };
+    Ok(
+        segment::parse_trailer(&end[split..]) == Ok((cached.footer_len, cached.crc))
+            && crc32c::crc32c(&end[..split]) == cached.crc,
+    )
 }
 
 /// Ciphertext bytes in one response, at most (a page holds at least one record).
@@ -410,65 +476,440 @@ fn record_line(
 }
 
 /// How often an idle tail sends a heartbeat line.
-const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
+const HEARTBEAT: Duration = Duration::from_secs(15);
 /// How often a tail looks for segments other servers committed.
-const TAIL_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+const TAIL_POLL: Duration = Duration::from_millis(500);
+/// Segments listed from the catalog at a time by a tail.
+const TAIL_LISTING: usize = 64;
 
-struct TailState {
+/// Limits of live tails (`tail:` in the configuration file).
+#[derive(Debug, Clone)]
+pub struct TailConfig {
+    /// Bytes of lines one stream holds ready ahead of its reader. A record line larger than
+    /// this is still sent, alone.
+    pub buffer_bytes: usize,
+    /// How long a stream with a full buffer waits for its reader to take a line before it
+    /// ends with `slow_consumer`.
+    pub slow_consumer_timeout: Duration,
+    /// Open streams per access token; one more gets 429 `too_many_streams`.
+    pub max_streams_per_token: usize,
+    /// Open streams on this server, all tokens together.
+    pub max_streams: usize,
+    /// How often an open stream checks that its token is neither revoked nor deleted (expiry
+    /// ends it at the exact time, and a revocation through this server at once).
+    pub credential_check: Duration,
+}
+
+impl Default for TailConfig {
+    fn default() -> Self {
+        TailConfig {
+            buffer_bytes: 256 * 1024,
+            slow_consumer_timeout: Duration::from_secs(30),
+            max_streams_per_token: 8,
+            max_streams: 256,
+            credential_check: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why the server ended a tail stream: the `reason` of its `end` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EndReason {
+    TokenRevoked,
+    TokenExpired,
+    SlowConsumer,
+    Shutdown,
+    Unavailable,
+}
+
+impl EndReason {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            EndReason::TokenRevoked => "token_revoked",
+            EndReason::TokenExpired => "token_expired",
+            EndReason::SlowConsumer => "slow_consumer",
+            EndReason::Shutdown => "shutdown",
+            EndReason::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Open tail streams, per token and in all.
+#[derive(Debug)]
+pub(crate) struct TailStreams {
+    open: Mutex<(usize, HashMap<String, usize>)>,
+    /// Bumped when a token is revoked through this server, so its streams check at once.
+    revocations: watch::Sender<u64>,
+}
+
+impl TailStreams {
+    pub(crate) fn new() -> Self {
+        TailStreams {
+            open: Mutex::new((0, HashMap::new())),
+            revocations: watch::Sender::new(0),
+        }
+    }
+
+    /// Makes every open stream check its token now (after a revocation).
+    pub(crate) fn credentials_changed(&self) {
+        self.revocations.send_modify(|n| *n += 1);
+    }
+
+    fn release(&self, token_id: &str) {
+        let mut open = self.open.lock().expect("lock");
+        open.0 -= 1;
+        if let Some(n) = open.1.get_mut(token_id) {
+            *n -= 1;
+            if *n == 0 {
+                open.1.remove(token_id);
+            }
+        }
+    }
+}
+
+/// One open stream's place in [`TailStreams`], given back when the response body is dropped
+/// (its connection closed or its last line taken).
+struct Slot {
+    s: SharedState,
+    token_id: String,
+}
+
+impl Slot {
+    fn take(s: &SharedState, token_id: &str) -> Result<Slot, ApiError> {
+        let limits = &s.config.tail;
+        {
+            let mut open = s.tails.open.lock().expect("lock");
+            let refused = if open.0 >= limits.max_streams {
+                Some(format!(
+                    "this server has {} live tails open, its limit; retry later",
+                    open.0
+                ))
+            } else {
+                let n = open.1.get(token_id).copied().unwrap_or(0);
+                (n >= limits.max_streams_per_token).then(|| {
+                    format!(
+                        "this token has {n} live tails open, the most allowed \
+                         (tail.max_streams_per_token); close one first"
+                    )
+                })
+            };
+            if let Some(m) = refused {
+                drop(open);
+                s.metrics.tail_refused.inc();
+                return Err(ApiError::TooManyStreams(m));
+            }
+            open.0 += 1;
+            *open.1.entry(token_id.to_owned()).or_default() += 1;
+        }
+        s.metrics.tail_streams.inc();
+        Ok(Slot {
+            s: s.clone(),
+            token_id: token_id.to_owned(),
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.s.tails.release(&self.token_id);
+        self.s.metrics.tail_streams.dec();
+    }
+}
+
+/// A line ready for the reader. It holds its share of the stream's buffer until it is handed
+/// to the connection.
+struct Ready {
+    line: Bytes,
+    /// The `after_segment` a reconnect may give once the reader has this line.
+    resume: i64,
+    _room: OwnedSemaphorePermit,
+}
+
+/// What the producer has ready and how the stream ended, shared with the reader.
+#[derive(Default)]
+struct Outbox {
+    state: Mutex<OutboxState>,
+    /// Wakes the reader.
+    ready: Notify,
+}
+
+#[derive(Default)]
+struct OutboxState {
+    lines: VecDeque<Ready>,
+    end: Option<(EndReason, String)>,
+}
+
+impl Outbox {
+    fn push(&self, ready: Ready) {
+        self.state.lock().expect("lock").lines.push_back(ready);
+        self.ready.notify_one();
+    }
+
+    /// Ends the stream: what was not taken yet is dropped (the reader resumes from what it
+    /// really got), and the `end` line comes next.
+    fn end(&self, reason: EndReason, message: String) {
+        let dropped = {
+            let mut st = self.state.lock().expect("lock");
+            st.end = Some((reason, message));
+            std::mem::take(&mut st.lines)
+        };
+        drop(dropped);
+        self.ready.notify_one();
+    }
+}
+
+/// How a producer stopped.
+enum Stop {
+    End(EndReason, String),
+    /// The reader is gone (the connection closed).
+    Gone,
+}
+
+fn unavailable(e: impl std::fmt::Debug) -> Stop {
+    tracing::warn!(error = ?e, "a tail stopped: the catalog or the store failed");
+    Stop::End(
+        EndReason::Unavailable,
+        "the server could not read the catalog or the store; reconnect with after_segment".into(),
+    )
+}
+
+/// Reads matching records of newly committed segments from the store, one line at a time and
+/// only as the reader makes room, so a stream holds at most its buffer whatever is committed.
+struct Producer {
     s: SharedState,
     tenant_id: String,
     app_ids: Vec<String>,
     groups: Vec<Vec<u64>>,
     entry_types: Vec<u8>,
+    /// Every segment up to this one was queued whole.
     position: i64,
-    commits: tokio::sync::watch::Receiver<u64>,
-    shutdown: tokio::sync::watch::Receiver<bool>,
-    pending: VecDeque<Bytes>,
-    last_sent: std::time::Instant,
+    commits: watch::Receiver<u64>,
+    room: Arc<Semaphore>,
+    outbox: Arc<Outbox>,
+    last_sent: Instant,
 }
 
-impl TailState {
-    /// Fills `pending` with the matching records of segments committed after `position`.
-    async fn poll(&mut self) -> Result<(), ApiError> {
-        let segs = self
-            .s
-            .catalog
-            .segments_after(&self.tenant_id, self.position, 64)
-            .await?;
-        for seg in segs {
-            self.position = seg.id;
-            if !self.app_ids.is_empty() && !self.app_ids.contains(&seg.application_id) {
-                continue;
+impl Producer {
+    async fn run(mut self) -> Stop {
+        // The first line says where the stream starts, so a client that loses the connection
+        // before anything happens can resume from there without a gap.
+        if let Err(stop) = self.heartbeat().await {
+            return stop;
+        }
+        loop {
+            if let Err(stop) = self.poll().await {
+                return stop;
             }
-            if !self.groups.is_empty() && !bloom::may_match(&seg.bloom, &self.groups) {
-                continue;
+            if self.last_sent.elapsed() >= HEARTBEAT
+                && let Err(stop) = self.heartbeat().await
+            {
+                return stop;
             }
-            let footer = match self.s.footers.get(&self.s.store, &seg).await {
-                Ok(f) => f,
-                Err(FooterError::Damaged(m)) => {
-                    self.pending.push_back(damaged_line(&seg, &m));
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            };
-            for i in select(&footer, i64::MIN, i64::MAX, &self.groups, &self.entry_types) {
-                let r = &footer.records[i];
-                let body = self
-                    .s
-                    .store
-                    .get_range(&seg.object_key, r.range.clone())
-                    .await
-                    .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-                self.pending.push_back(record_line(&seg, r, &body, None));
+            // Woken at once by this server's commits; other servers' commits (scale-out) are
+            // found by polling the catalog.
+            tokio::select! {
+                r = self.commits.changed() => if r.is_err() {
+                    return Stop::End(EndReason::Shutdown, "the server is shutting down".into());
+                },
+                () = tokio::time::sleep(TAIL_POLL) => {}
             }
+        }
+    }
+
+    /// Room for a line of about `bytes` (the whole buffer for a larger one), waiting for the
+    /// reader at most the slow-consumer timeout.
+    async fn reserve(&self, bytes: usize) -> Result<OwnedSemaphorePermit, Stop> {
+        let limits = &self.s.config.tail;
+        let n = u32::try_from(bytes.clamp(1, limits.buffer_bytes)).unwrap_or(u32::MAX);
+        match tokio::time::timeout(
+            limits.slow_consumer_timeout,
+            self.room.clone().acquire_many_owned(n),
+        )
+        .await
+        {
+            Ok(Ok(p)) => Ok(p),
+            Ok(Err(_)) => Err(Stop::Gone),
+            Err(_) => Err(Stop::End(
+                EndReason::SlowConsumer,
+                format!(
+                    "the reader took nothing for {} ms while {} bytes waited for it; reconnect \
+                     with after_segment",
+                    limits.slow_consumer_timeout.as_millis(),
+                    limits.buffer_bytes - self.room.available_permits()
+                ),
+            )),
+        }
+    }
+
+    fn send(&mut self, line: Bytes, resume: i64, room: OwnedSemaphorePermit) {
+        self.outbox.push(Ready {
+            line,
+            resume,
+            _room: room,
+        });
+        self.last_sent = Instant::now();
+    }
+
+    async fn heartbeat(&mut self) -> Result<(), Stop> {
+        let line = Bytes::from(format!(
+            "{{\"type\":\"heartbeat\",\"after_segment\":{}}}\n",
+            self.position
+        ));
+        let room = self.reserve(line.len()).await?;
+        self.send(line, self.position, room);
+        Ok(())
+    }
+
+    /// Queues the matching records of segments committed after `position`.
+    async fn poll(&mut self) -> Result<(), Stop> {
+        loop {
+            let segs = self
+                .s
+                .catalog
+                .segments_after(&self.tenant_id, self.position, TAIL_LISTING as i64)
+                .await
+                .map_err(unavailable)?;
+            for seg in &segs {
+                self.queue_segment(seg).await?;
+                self.position = seg.id;
+            }
+            if segs.len() < TAIL_LISTING {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn queue_segment(&mut self, seg: &Segment) -> Result<(), Stop> {
+        if !self.app_ids.is_empty() && !self.app_ids.contains(&seg.application_id) {
+            return Ok(());
+        }
+        if !self.groups.is_empty() && !bloom::may_match(&seg.bloom, &self.groups) {
+            return Ok(());
+        }
+        // A reconnect after this line resumes one segment back: the reader may get some of
+        // this segment twice (clients drop repeats by record id), never miss any.
+        let resume = seg.id - 1;
+        let footer = match self.s.footers.get(&self.s.store, seg).await {
+            Ok(f) => f,
+            Err(FooterError::Damaged(m)) => {
+                let line = damaged_line(seg, &m);
+                let room = self.reserve(line.len()).await?;
+                self.send(line, resume, room);
+                return Ok(());
+            }
+            Err(e @ FooterError::Store(_)) => return Err(unavailable(e)),
+        };
+        for i in select(&footer, i64::MIN, i64::MAX, &self.groups, &self.entry_types) {
+            let r = &footer.records[i];
+            // Room first, then the read: a stalled reader holds no record beyond its buffer.
+            let len = (r.range.end - r.range.start) as usize;
+            let room = self.reserve(len.div_ceil(3) * 4 + 1024).await?;
+            let body = self
+                .s
+                .store
+                .get_range(&seg.object_key, r.range.clone())
+                .await
+                .map_err(unavailable)?;
+            self.send(record_line(seg, r, &body, None), resume, room);
         }
         Ok(())
     }
 }
 
+/// Ends the stream when its token is revoked, deleted or expires, or the server shuts down.
+async fn watch_credential(s: SharedState, token_hash: Vec<u8>, expires_ns: i64) -> Stop {
+    let left =
+        u64::try_from(expires_ns.saturating_sub(logflux_proto::timefmt::now_ns())).unwrap_or(0);
+    // Far enough for any token (at most ten years), near enough not to overflow.
+    let expiry = tokio::time::Instant::now()
+        + Duration::from_nanos(left).min(Duration::from_secs(20 * 365 * 86_400));
+    let mut shutdown = s.shutdown.clone();
+    let mut revocations = s.tails.revocations.subscribe();
+    let mut check = tokio::time::interval(s.config.tail.credential_check);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    check.tick().await;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(expiry) => {
+                return Stop::End(EndReason::TokenExpired, "the access token expired".into());
+            }
+            _ = shutdown.wait_for(|stopping| *stopping) => {
+                return Stop::End(
+                    EndReason::Shutdown,
+                    "the server is shutting down; reconnect with after_segment".into(),
+                );
+            }
+            _ = check.tick() => {}
+            _ = revocations.changed() => {}
+        }
+        match s.catalog.access_token_by_hash(&token_hash).await {
+            Ok(Some(t)) if t.revoked_ns.is_none() => {
+                if t.expires_ns <= logflux_proto::timefmt::now_ns() {
+                    return Stop::End(EndReason::TokenExpired, "the access token expired".into());
+                }
+            }
+            Ok(_) => {
+                return Stop::End(
+                    EndReason::TokenRevoked,
+                    "the access token was revoked".into(),
+                );
+            }
+            Err(e) => return unavailable(e),
+        }
+    }
+}
+
+/// The `{"type":"end",…}` line of a tail the server ended.
+fn tail_end_line(reason: EndReason, message: &str, after_segment: i64) -> Bytes {
+    let mut bytes = serde_json::to_vec(&json!({
+        "type": "end",
+        "reason": reason.name(),
+        "message": message,
+        "after_segment": after_segment,
+    }))
+    .expect("JSON");
+    bytes.push(b'\n');
+    bytes.into()
+}
+
+/// The response body's side of a tail: takes ready lines in order and, once the stream ended,
+/// the `end` line instead of anything still queued.
+struct Reader {
+    outbox: Arc<Outbox>,
+    resume: i64,
+    done: bool,
+    _slot: Slot,
+    /// Dropped with the reader: tells the producer the connection is gone.
+    _gone: oneshot::Sender<()>,
+}
+
+impl Reader {
+    async fn next(&mut self) -> Option<Bytes> {
+        if self.done {
+            return None;
+        }
+        loop {
+            let ready = {
+                let mut st = self.outbox.state.lock().expect("lock");
+                if let Some((reason, message)) = st.end.take() {
+                    self.done = true;
+                    return Some(tail_end_line(reason, &message, self.resume));
+                }
+                st.lines.pop_front()
+            };
+            if let Some(r) = ready {
+                self.resume = self.resume.max(r.resume);
+                return Some(r.line);
+            }
+            self.outbox.ready.notified().await;
+        }
+    }
+}
+
 /// `POST /v1/tail`: an endless NDJSON stream of matching records as they are committed (pushed
 /// as soon as their commit completes), with `{"type":"heartbeat","after_segment":N}` lines
-/// first and when idle; reconnect with `after_segment` to resume without gaps.
+/// first and when idle; reconnect with `after_segment` to resume without gaps. The server ends
+/// a stream with `{"type":"end","reason":…,"after_segment":N}` (see [`EndReason`]).
 pub(crate) async fn tail(
     State(s): State<SharedState>,
     headers: HeaderMap,
@@ -476,10 +917,12 @@ pub(crate) async fn tail(
     JsonBody(req): JsonBody<TailRequest>,
 ) -> Result<Response, ApiError> {
     let token = s.access_token(&headers, Scope::Read).await?;
+    let token_hash = crate::auth::hash(crate::http::bearer(&headers)?);
     let tenant_id = token.tenant_id.clone();
     req.check().map_err(ApiError::BadRequest)?;
     let groups = token_groups(&req.tokens)?;
     let app_ids = application_ids(&s, &tenant_id, &req.applications).await?;
+    let slot = Slot::take(&s, &token.id)?;
     // Subscribe before reading the position, so no commit falls between them.
     let commits = s.commits.subscribe();
     let position = match req.after_segment {
@@ -496,7 +939,8 @@ pub(crate) async fn tail(
             "{}",
         )
         .await?;
-    let state = TailState {
+    let outbox = Arc::new(Outbox::default());
+    let producer = Producer {
         s: s.clone(),
         tenant_id,
         app_ids,
@@ -504,48 +948,40 @@ pub(crate) async fn tail(
         entry_types: req.entry_types,
         position,
         commits,
-        shutdown: s.shutdown.clone(),
-        // The first line says where the stream starts, so a client that loses the connection
-        // before anything happens can resume from there without a gap.
-        pending: VecDeque::from([Bytes::from(format!(
-            "{{\"type\":\"heartbeat\",\"after_segment\":{position}}}\n"
-        ))]),
-        last_sent: std::time::Instant::now(),
+        room: Arc::new(Semaphore::new(s.config.tail.buffer_bytes)),
+        outbox: outbox.clone(),
+        last_sent: Instant::now(),
     };
-    let stream = futures_util::stream::unfold(Some(state), |state| async move {
-        let mut st = state?;
-        loop {
-            if let Some(line) = st.pending.pop_front() {
-                st.last_sent = std::time::Instant::now();
-                return Some((Ok::<_, std::io::Error>(line), Some(st)));
-            }
-            if let Err(e) = st.poll().await {
-                tracing::warn!(error = ?e, "tail stopped");
-                return None;
-            }
-            if !st.pending.is_empty() {
-                continue;
-            }
-            if *st.shutdown.borrow() {
-                return None;
-            }
-            if st.last_sent.elapsed() >= HEARTBEAT {
-                st.last_sent = std::time::Instant::now();
-                let hb = format!(
-                    "{{\"type\":\"heartbeat\",\"after_segment\":{}}}\n",
-                    st.position
-                );
-                return Some((Ok(Bytes::from(hb)), Some(st)));
-            }
-            // Woken at once by this server's commits; other servers' commits (scale-out) are
-            // found by polling the catalog.
-            let mut shutdown = st.shutdown.clone();
-            tokio::select! {
-                r = st.commits.changed() => if r.is_err() { return None },
-                () = tokio::time::sleep(TAIL_POLL) => {}
-                _ = shutdown.changed() => return None,
-            }
+    let (gone_tx, gone) = oneshot::channel::<()>();
+    let watcher = watch_credential(s.clone(), token_hash, token.expires_ns);
+    let metrics = s.metrics.clone();
+    let ends = outbox.clone();
+    tokio::spawn(async move {
+        let stop = tokio::select! {
+            stop = producer.run() => stop,
+            stop = watcher => stop,
+            _ = gone => Stop::Gone,
+        };
+        if let Stop::End(reason, message) = stop {
+            metrics
+                .tail_ended
+                .get_or_create(&TailEnd {
+                    reason: reason.name().to_owned(),
+                })
+                .inc();
+            ends.end(reason, message);
         }
+    });
+    let reader = Reader {
+        outbox,
+        resume: position,
+        done: false,
+        _slot: slot,
+        _gone: gone_tx,
+    };
+    let stream = futures_util::stream::unfold(reader, |mut r| async move {
+        let line = r.next().await?;
+        Some((Ok::<_, std::convert::Infallible>(line), r))
     });
     Ok((
         [(header::CONTENT_TYPE, "application/x-ndjson")],

@@ -24,9 +24,8 @@ fn segments(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-#[tokio::test]
-async fn a_damaged_footer_skips_its_segment_and_says_so() {
-    let t = TestServer::start().await;
+/// Three requests, three segments of two records each; returns their files, in order.
+async fn three_segments(t: &TestServer) -> Vec<std::path::PathBuf> {
     let (_, api_key) = t.app_with_key("web").await;
     let dek = Dek::generate().unwrap();
     let key_id = t
@@ -73,13 +72,45 @@ async fn a_damaged_footer_skips_its_segment_and_says_so() {
     let mut segs = segments(&t.dir.path().join("objects"));
     segs.sort();
     assert_eq!(segs.len(), 3);
-    // One bit in the middle segment's footer (its length is in the 13-byte trailer).
-    let mut bytes = std::fs::read(&segs[1]).unwrap();
+    segs
+}
+
+/// Flips one bit in the middle of a segment's footer (its length is in the 13-byte trailer).
+fn flip_footer_bit(seg: &std::path::Path) {
+    let mut bytes = std::fs::read(seg).unwrap();
     let tr = bytes.len() - 13;
     let footer_len = u32::from_le_bytes(bytes[tr..tr + 4].try_into().unwrap()) as usize;
     bytes[tr - footer_len / 2] ^= 0x10;
-    std::fs::write(&segs[1], bytes).unwrap();
+    std::fs::write(seg, bytes).unwrap();
+}
 
+#[tokio::test]
+async fn a_damaged_footer_skips_its_segment_and_says_so() {
+    let t = TestServer::start().await;
+    let segs = three_segments(&t).await;
+    flip_footer_bit(&segs[1]);
+    assert_damaged_is_reported(&t).await;
+}
+
+/// A footer already read (and cached) by an earlier query, then damaged on disk, is reported
+/// by the next query, without a restart.
+#[tokio::test]
+async fn a_footer_damaged_after_it_was_cached_is_reported_at_once() {
+    let t = TestServer::start().await;
+    let segs = three_segments(&t).await;
+    let (records, _) = t.query(&t.admin, json!({})).await;
+    assert_eq!(records.len(), 6, "every footer read and cached");
+    flip_footer_bit(&segs[1]);
+    assert_damaged_is_reported(&t).await;
+    // Repaired (restored from a backup): read again, whole.
+    flip_footer_bit(&segs[1]);
+    let (records, _) = t.query(&t.admin, json!({})).await;
+    assert_eq!(records.len(), 6);
+    assert!(records.iter().all(|l| l["type"] == "record"));
+}
+
+/// Queries in both orders get the four intact records and one `damaged` line.
+async fn assert_damaged_is_reported(t: &TestServer) {
     for order in ["newest", "oldest"] {
         let r = t
             .http
