@@ -417,3 +417,111 @@ async fn http_bodies_are_bounded_in_size_and_number() {
     assert_eq!(r.status(), 200);
     s.stop().await;
 }
+
+/// The resident set of this process (agent, server and test client together), in MiB.
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib / 1024.0
+}
+
+/// Memory before, at the peak of and after rounds of floods of unauthenticated connections
+/// that each send 4 KiB without a newline, with an authenticated client measured alongside.
+/// A measurement, not a check: run with `--ignored --nocapture` (LOGFLUX_FLOOD_CONNS sets the
+/// connections per round, 4 000 by default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement; prints figures"]
+async fn flood_memory_figures() {
+    let conns: usize = std::env::var("LOGFLUX_FLOOD_CONNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4000);
+    let mut s = Stack::new().await;
+    s.start_agent().await;
+    let addr = s.tcp();
+    let mut c = Client::new(TcpStream::connect(addr).await.unwrap());
+    c.send(&authenticate_line()).await;
+    assert_eq!(
+        reply_within(&mut c, "auth").await.unwrap()["status"],
+        "success"
+    );
+    eprintln!("baseline: {:.1} MiB", rss_mib());
+    for round in 1..=3 {
+        let mut flood = Vec::with_capacity(conns);
+        let mut peak = rss_mib();
+        for i in 0..conns {
+            let Ok(mut f) = TcpStream::connect(addr).await else {
+                continue;
+            };
+            let _ = f.write_all(&[b'x'; 4096]).await;
+            flood.push(f);
+            if i % 500 == 0 {
+                peak = peak.max(rss_mib());
+            }
+        }
+        // The client is served in the middle of the flood.
+        let started = Instant::now();
+        c.send(&entry_line(&format!("round-{round}"))).await;
+        c.send(r#"{"action":"ping"}"#).await;
+        assert_eq!(
+            reply_within(&mut c, "pong during the flood").await.unwrap(),
+            json!({"status": "pong"})
+        );
+        let latency = started.elapsed();
+        peak = peak.max(rss_mib());
+        drop(flood);
+        // Closed connections end their tasks; polled, bounded, until the memory settles.
+        let mut after = rss_mib();
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            after = rss_mib();
+        }
+        eprintln!(
+            "round {round}: {conns} connections, peak {peak:.1} MiB, after {after:.1} MiB, \
+             client entry+ping {latency:?}"
+        );
+    }
+    s.shipped(3).await;
+    s.stop().await;
+}
+
+/// Memory before, at the peak of and after 100 unauthenticated requests to the HTTP input that
+/// each declare a 10 MiB body and send all of it but its last byte. A measurement: run with
+/// `--ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement; prints figures"]
+async fn http_flood_memory_figures() {
+    let (mut s, addr) = http_stack("").await;
+    eprintln!("baseline: {:.1} MiB", rss_mib());
+    let body = vec![b'x'; 10 * 1024 * 1024 - 1];
+    let body = std::sync::Arc::new(body);
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = TcpStream::connect(addr).await.unwrap();
+            let head = "POST / HTTP/1.1\r\nHost: agent\r\nContent-Length: 10485760\r\n\r\n";
+            let _ = c.write_all(head.as_bytes()).await;
+            // Refused early, the write fails; otherwise the unfinished request is held open.
+            let _ = tokio::time::timeout(Duration::from_secs(10), c.write_all(&body)).await;
+            c
+        }));
+    }
+    let mut open = Vec::new();
+    for t in tasks {
+        open.push(t.await.unwrap());
+    }
+    let peak = rss_mib();
+    drop(open);
+    let mut after = rss_mib();
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        after = rss_mib();
+    }
+    eprintln!("100 unauthenticated 10 MiB bodies: peak {peak:.1} MiB, after {after:.1} MiB");
+    s.stop().await;
+}
