@@ -110,6 +110,10 @@ struct HttpState {
 /// How long a request waits for its turn to read its body before 503.
 const BODY_TURN_WAIT: Duration = Duration::from_secs(2);
 
+/// How long a connection may take to send a request's headers, the first ones from connecting
+/// and the next ones from the end of the previous response (HTTP/1.1 keep-alive).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long reading one body may take before 408.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -420,11 +424,44 @@ pub(crate) async fn run(
         .fallback(axum::routing::post(ingest))
         .with_state(st);
     let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.changed().await;
-            })
-            .await;
+        use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+        use hyper_util::server::conn::auto::Builder;
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        loop {
+            let tcp = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok((s, _)) => s,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(input = "http", error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = stop.changed() => break,
+            };
+            let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+            let watcher = graceful.watcher();
+            tokio::spawn(async move {
+                // A connection that sends nothing is closed: hyper's header timeout starts only
+                // once the protocol is known, which needs a first byte.
+                let mut first = [0u8; 1];
+                if !matches!(
+                    tokio::time::timeout(HEADER_TIMEOUT, tcp.peek(&mut first)).await,
+                    Ok(Ok(1))
+                ) {
+                    return;
+                }
+                let mut builder = Builder::new(TokioExecutor::new());
+                builder
+                    .http1()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT);
+                let conn = builder.serve_connection(TokioIo::new(tcp), svc);
+                let _ = watcher.watch(conn.into_owned()).await;
+            });
+        }
+        graceful.shutdown().await;
     });
     Ok((addr, task))
 }

@@ -525,3 +525,38 @@ async fn http_flood_memory_figures() {
     eprintln!("100 unauthenticated 10 MiB bodies: peak {peak:.1} MiB, after {after:.1} MiB");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn http_connections_without_a_request_are_closed() {
+    let (mut s, addr) = http_stack("").await;
+    // Nothing at all, and headers that never end: both closed after the 10 s header timeout.
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    let mut partial = TcpStream::connect(addr).await.unwrap();
+    partial
+        .write_all(b"POST / HTTP/1.1\r\nHost: agent\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let limit = Duration::from_secs(15);
+    let (a, b) = tokio::join!(
+        closed_within(&mut silent, limit, "a silent connection"),
+        closed_within(&mut partial, limit, "unfinished headers"),
+    );
+    let ((), ()) = (a, b);
+    assert!(
+        started.elapsed() >= Duration::from_secs(9),
+        "{:?}",
+        started.elapsed()
+    );
+    // Requests on a connection kept alive are still served.
+    let r = s
+        .http
+        .post(format!("http://{addr}/"))
+        .bearer_auth(HTTP_TOKEN)
+        .body("{\"log\":\"served\"}\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    s.stop().await;
+}
