@@ -572,7 +572,7 @@ mod tests {
     fn every_problem_is_reported_with_its_path() {
         let text = "server: {urls: ['http://10.0.0.5:8080', 'ftp://x'], api_key: nope}\n\
                     keys: {search_key_file: /k}\n\
-                    inputs: {tcp: {listen: 0.0.0.0:9999, shared_secret: short}}\n\
+                    inputs: {tcp: {listen: 0.0.0.0:9999, shared_secret: short, auth_timeout_ms: 0, max_unauthenticated: 0, max_connections: 0, max_connections_per_peer: 0}, unix_socket: {max_connections: 0}}\n\
                     spool: {dir: /s, max_bytes: 10}\n\
                     metrics: {listen: 0.0.0.0:9100}\n";
         let c: AgentConfig = logflux_config::from_str(text, "a.yaml").unwrap();
@@ -584,6 +584,11 @@ mod tests {
             "keys: set public_key_file or public_key_fingerprint",
             "inputs.tcp.shared_secret: at least 32 characters",
             "inputs.tcp.listen: 0.0.0.0:9999 is not loopback",
+            "inputs.tcp.auth_timeout_ms: 10..60000",
+            "inputs.tcp.max_connections: 1..1000000",
+            "inputs.tcp.max_unauthenticated: 1..1000000",
+            "inputs.tcp.max_connections_per_peer: at least 1",
+            "inputs.unix_socket.max_connections: 1..1000000",
             "spool.max_bytes",
             "metrics.listen",
         ] {

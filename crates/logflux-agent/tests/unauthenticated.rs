@@ -273,6 +273,84 @@ async fn an_idle_authenticated_connection_is_closed_after_the_idle_timeout() {
     s.stop().await;
 }
 
+#[tokio::test]
+async fn authenticated_connections_beyond_the_cap_are_refused_when_they_authenticate() {
+    let mut s = Stack::new().await;
+    s.agent_config.inputs.tcp.as_mut().unwrap().max_connections = 1;
+    s.start_agent().await;
+    let mut first = Client::new(TcpStream::connect(s.tcp()).await.unwrap());
+    first.send(&authenticate_line()).await;
+    assert_eq!(
+        reply_within(&mut first, "auth").await.unwrap()["status"],
+        "success"
+    );
+    let mut second = Client::new(TcpStream::connect(s.tcp()).await.unwrap());
+    second.send(&authenticate_line()).await;
+    let e = reply_within(&mut second, "auth beyond the cap")
+        .await
+        .unwrap();
+    assert_eq!(e["error"]["code"], "unavailable", "{e}");
+    assert!(reply_within(&mut second, "the close").await.is_none());
+    // The first is unaffected, and its slot is free again once it leaves.
+    first.send(r#"{"action":"ping"}"#).await;
+    assert_eq!(
+        reply_within(&mut first, "pong").await.unwrap(),
+        json!({"status": "pong"})
+    );
+    drop(first);
+    metrics_until(&s, |m| {
+        metric(m, "logflux_agent_tcp_connections{state=\"authenticated\"}") == 0
+    })
+    .await;
+    let mut third = Client::new(TcpStream::connect(s.tcp()).await.unwrap());
+    third.send(&authenticate_line()).await;
+    assert_eq!(
+        reply_within(&mut third, "auth").await.unwrap()["status"],
+        "success"
+    );
+    let m = s.agent.as_ref().unwrap().metrics_text();
+    assert_eq!(
+        metric(
+            &m,
+            "logflux_agent_tcp_connections_refused_total{reason=\"max_connections\"}"
+        ),
+        1,
+        "{m}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn an_idle_unix_socket_connection_is_closed_after_the_idle_timeout() {
+    let mut s = Stack::new().await;
+    s.agent_config
+        .inputs
+        .unix_socket
+        .as_mut()
+        .unwrap()
+        .idle_timeout_s = 1;
+    s.start_agent().await;
+    let mut c = tokio::net::UnixStream::connect(s.socket()).await.unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(PROMPT, c.read(&mut buf))
+        .await
+        .expect("closed within the idle timeout")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without a reply");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    let m = s.agent.as_ref().unwrap().metrics_text();
+    assert_eq!(
+        metric(
+            &m,
+            "logflux_agent_connections_idle_closed_total{input=\"unix\"}"
+        ),
+        1,
+        "{m}"
+    );
+    s.stop().await;
+}
+
 const HTTP_TOKEN: &str = "fluent-bit-token-0123456789abcdef01";
 
 async fn http_stack(extra: &str) -> (Stack, std::net::SocketAddr) {
