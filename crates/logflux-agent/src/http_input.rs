@@ -301,6 +301,7 @@ async fn ingest(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body
         Ok(Ok(Some(b))) => b,
         Ok(Ok(None)) => return st.too_large(),
         Ok(Err(e)) => {
+            st.refused("bad_body");
             return error(
                 StatusCode::BAD_REQUEST,
                 "bad_body",

@@ -202,7 +202,7 @@ impl Metrics {
         r.register(
             "http_requests_refused",
             "HTTP input requests refused before their body was read or while it was read, by \
-             reason: unauthorized, too_large, body_timeout, busy",
+             reason: unauthorized, too_large, body_timeout, bad_body (the connection failed), busy",
             m.http_requests_refused.clone(),
         );
         Metrics { registry: r, ..m }
