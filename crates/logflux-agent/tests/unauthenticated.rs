@@ -150,7 +150,7 @@ async fn a_connection_that_never_authenticates_is_closed_at_the_deadline() {
         c.send(r#"{"action":"ping"}"#).await;
         match reply_within(&mut c, "pings before the deadline").await {
             Some(r) if r["status"] == "pong" => {
-                // Pings are polled, not slept on: they are what the test sends meanwhile.
+                // Paced (not a synchronisation): a few dozen pings before the deadline.
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             Some(r) => {
