@@ -244,7 +244,7 @@ impl Agent {
             let listener = api::bind_unix(&u.path, mode).await?;
             tasks.push(tokio::spawn(api::serve_unix(
                 listener,
-                u.path.clone(),
+                u.clone(),
                 shared.clone(),
                 intake.clone(),
                 stop_rx.clone(),
@@ -257,10 +257,9 @@ impl Agent {
                 .await
                 .with_context(|| format!("binding {}", t.listen))?;
             tcp_addr = Some(listener.local_addr()?);
-            let secret = Arc::new(Secret::new(t.shared_secret.clone()));
             tasks.push(tokio::spawn(api::serve_tcp(
                 listener,
-                secret,
+                t.clone(),
                 shared.clone(),
                 intake.clone(),
                 stop_rx.clone(),

@@ -4,24 +4,56 @@
 //! Replies are one line each and only for pings, authentication, and errors; accepted entries
 //! get no reply, so a client reading after a ping never finds anything else first.
 
-use std::path::{Path, PathBuf};
+mod gate;
+
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use logflux_proto::ndjson::{self, ErrorCode, Message, ProtocolError};
 use logflux_proto::{Secret, limits};
-use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncWrite, AsyncWriteExt as _, BufReader};
-use tokio::sync::{Semaphore, watch};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::sync::{Semaphore, oneshot, watch};
+use tokio::time::Instant;
 
 use crate::metrics::{InputLabel, ReasonLabel};
 use crate::pipeline::{Intake, Shared};
 
-/// How long a client waits for room in the pipeline before `queue_full`.
-const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+use gate::{Gate, Refusal, TcpLimits, Ticket};
 
-/// Most connections served at once per listener; more wait to be accepted.
-const MAX_CONNECTIONS: usize = 16_384;
+/// How long a client waits for room in the pipeline before `queue_full`.
+const QUEUE_WAIT: Duration = Duration::from_secs(2);
+
+/// Longest line read before a TCP connection authenticates. The `authenticate` message is
+/// under 200 bytes; the C SDK authenticates with the secret inside an entry, on lines it
+/// truncates at 4 096 bytes.
+const PRE_AUTH_MAX_LINE: usize = 8 * 1024;
+
+/// Read buffer of a connection not yet authenticated, and of one that is.
+const PRE_AUTH_READ_BUF: usize = 4 * 1024;
+const READ_BUF: usize = 64 * 1024;
+
+/// A line buffer grown past this by a long line is released once the line is handled.
+const LINE_KEEP: usize = 64 * 1024;
+
+/// Entry bytes gathered before they are handed over, at most (besides `CHUNK_ENTRIES`).
+const CHUNK_BYTES: usize = 1024 * 1024;
+
+/// After an error that closes the connection, input still arriving is read and dropped for at
+/// most this long (and this much), so the client reads the error line instead of a reset.
+const LINGER: Duration = Duration::from_millis(500);
+const LINGER_BYTES: usize = 256 * 1024;
+
+/// What a connection is allowed.
+#[derive(Debug, Clone, Copy)]
+struct ConnLimits {
+    /// From connecting to authenticating (TCP).
+    auth_timeout: Duration,
+    /// With nothing received for this long, an authenticated connection is closed.
+    idle_timeout: Option<Duration>,
+}
 
 fn reason(code: ErrorCode) -> &'static str {
     code.as_str()
@@ -36,34 +68,213 @@ fn log_refusal(e: &ProtocolError, input: &'static str) {
     }
 }
 
-/// Serves one connection until it closes. `secret` is `Some` for TCP.
-async fn serve_connection<S>(
-    stream: S,
+/// A connection being served, with what it is allowed.
+struct Conn {
     input: &'static str,
+    /// `Some` for TCP: the shared secret it must present.
     secret: Option<Arc<Secret>>,
     shared: Arc<Shared>,
     intake: Intake,
-    mut shutdown: watch::Receiver<bool>,
-) where
+    shutdown: watch::Receiver<bool>,
+    limits: ConnLimits,
+    /// Its place at the TCP gate, and the signal that evicts it while unauthenticated.
+    ticket: Option<Ticket>,
+    evict: Option<oneshot::Receiver<()>>,
+}
+
+impl Conn {
+    /// Counts the connection as authenticated; refused when the gate is full (counted there)
+    /// or when it was evicted meanwhile.
+    fn authenticate(&mut self) -> Result<(), Refusal> {
+        if let Some(t) = &mut self.ticket {
+            t.authenticate()?;
+        }
+        self.evict = None;
+        Ok(())
+    }
+
+    fn refused(&self, reason: &'static str) {
+        self.shared
+            .metrics
+            .tcp_connections_refused
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+
+    fn rejected(&self, code: ErrorCode, n: u64) {
+        self.shared
+            .metrics
+            .entries_rejected
+            .get_or_create(&ReasonLabel {
+                reason: reason(code),
+            })
+            .inc_by(n);
+    }
+}
+
+/// A read buffer that stays small until its connection authenticates, and is released with it.
+struct ReadBuf<R> {
+    inner: R,
+    buf: Vec<u8>,
+    pos: usize,
+    cap: usize,
+}
+
+impl<R: AsyncRead + Unpin> ReadBuf<R> {
+    fn new(inner: R, cap: usize) -> Self {
+        ReadBuf {
+            inner,
+            buf: Vec::new(),
+            pos: 0,
+            cap,
+        }
+    }
+
+    /// The buffered input, reading more when none is left; empty at the end of the stream.
+    /// Cancel-safe (nothing is read when the future is dropped).
+    async fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.pos >= self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+            self.buf.reserve_exact(self.cap);
+            self.inner.read_buf(&mut self.buf).await?;
+        }
+        Ok(&self.buf[self.pos..])
+    }
+
+    fn buffer(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.buf.len());
+    }
+
+    fn set_capacity(&mut self, cap: usize) {
+        self.cap = cap;
+    }
+}
+
+/// Writes a reply, giving up at the deadline (a client that never reads is dropped).
+async fn send<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8], deadline: Option<Instant>) -> bool {
+    match deadline {
+        Some(d) => matches!(
+            tokio::time::timeout_at(d, w.write_all(bytes)).await,
+            Ok(Ok(()))
+        ),
+        None => w.write_all(bytes).await.is_ok(),
+    }
+}
+
+/// Writes a last error line, ends the output, and reads and drops what the client still sends
+/// for a moment, so the client reads the error instead of a connection reset.
+async fn close_with<R, W>(reader: &mut ReadBuf<R>, write: &mut W, error: &ProtocolError)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let until = Instant::now() + LINGER;
+    if !send(write, &error.to_line(), Some(until)).await {
+        return;
+    }
+    let _ = tokio::time::timeout_at(until, write.shutdown()).await;
+    reader.consume(usize::MAX);
+    let mut drained = 0;
+    while drained < LINGER_BYTES {
+        match tokio::time::timeout_at(until, reader.fill_buf()).await {
+            Ok(Ok(b)) if !b.is_empty() => {
+                let n = b.len();
+                drained += n;
+                reader.consume(n);
+            }
+            _ => return,
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves when the gate evicts the connection; never once it is authenticated.
+async fn evicted(rx: &mut Option<oneshot::Receiver<()>>) {
+    if let Some(r) = rx {
+        if r.await.is_ok() {
+            return;
+        }
+        // The gate is gone (shutting down): the shutdown signal ends the connection.
+        *rx = None;
+    }
+    std::future::pending().await
+}
+
+/// Serves one connection until it closes.
+///
+/// Before a TCP connection authenticates, it has `auth_timeout` from connecting, lines of at
+/// most `PRE_AUTH_MAX_LINE` bytes and a small read buffer; after, an idle timeout and full-size
+/// lines. Replies are written within the same deadlines.
+async fn serve_connection<S>(stream: S, mut c: Conn)
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (read, mut write) = tokio::io::split(stream);
-    let mut reader = BufReader::with_capacity(64 * 1024, read);
-    let mut authenticated = secret.is_none();
+    let mut authenticated = c.secret.is_none();
+    let mut reader = ReadBuf::new(
+        read,
+        if authenticated {
+            READ_BUF
+        } else {
+            PRE_AUTH_READ_BUF
+        },
+    );
+    let auth_deadline = Instant::now() + c.limits.auth_timeout;
+    let mut last_input = Instant::now();
+    let idle_timeout = c.limits.idle_timeout;
+    let deadline = |authenticated: bool, last_input: Instant| {
+        if authenticated {
+            idle_timeout.map(|t| last_input + t)
+        } else {
+            Some(auth_deadline)
+        }
+    };
     let mut line: Vec<u8> = Vec::new();
     // Entries parsed but not yet handed over: passed on in chunks, whenever the socket has no
     // more buffered input and always before a reply (so a pong still means "everything before
     // it was handed over").
     let mut chunk: Vec<logflux_proto::Entry> = Vec::new();
+    let mut chunk_bytes = 0;
     loop {
         if !chunk.is_empty()
-            && (reader.buffer().is_empty() || chunk.len() >= CHUNK_ENTRIES)
-            && let Some(e) = flush(&mut chunk, &intake, &shared, input).await
-            && write.write_all(&e.to_line()).await.is_err()
+            && (reader.buffer().is_empty()
+                || chunk.len() >= CHUNK_ENTRIES
+                || chunk_bytes >= CHUNK_BYTES)
         {
-            return;
+            chunk_bytes = 0;
+            if let Some(e) = flush(&mut chunk, &c.intake, &c.shared, c.input).await
+                && !send(
+                    &mut write,
+                    &e.to_line(),
+                    deadline(authenticated, last_input),
+                )
+                .await
+            {
+                return;
+            }
         }
-        line.clear();
+        // A long line's buffer is not kept for the life of the connection.
+        if line.capacity() > LINE_KEEP {
+            line = Vec::new();
+        } else {
+            line.clear();
+        }
+        let max_line = if authenticated {
+            limits::MAX_LINE_BYTES
+        } else {
+            PRE_AUTH_MAX_LINE
+        };
         // Read one line, never buffering more than the limit.
         let mut too_long = false;
         let eof = loop {
@@ -71,22 +282,46 @@ async fn serve_connection<S>(
                 r = reader.fill_buf() => match r {
                     Ok(b) => b,
                     Err(_) => {
-                        let _ = flush(&mut chunk, &intake, &shared, input).await;
+                        let _ = flush(&mut chunk, &c.intake, &c.shared, c.input).await;
                         return;
                     }
                 },
-                _ = shutdown.changed() => {
-                    let _ = flush(&mut chunk, &intake, &shared, input).await;
+                _ = c.shutdown.changed() => {
+                    let _ = flush(&mut chunk, &c.intake, &c.shared, c.input).await;
                     return;
                 }
+                () = sleep_until(deadline(authenticated, last_input)) => {
+                    let _ = flush(&mut chunk, &c.intake, &c.shared, c.input).await;
+                    if authenticated {
+                        c.shared
+                            .metrics
+                            .connections_idle_closed
+                            .get_or_create(&InputLabel { input: c.input })
+                            .inc();
+                    } else {
+                        c.refused("auth_timeout");
+                        let e = ProtocolError::new(
+                            ErrorCode::AuthRequired,
+                            format!(
+                                "not authenticated within {} ms of connecting",
+                                c.limits.auth_timeout.as_millis()
+                            ),
+                        );
+                        close_with(&mut reader, &mut write, &e).await;
+                    }
+                    return;
+                }
+                // Counted by the gate.
+                () = evicted(&mut c.evict) => return,
             };
             if buf.is_empty() {
                 break true;
             }
+            last_input = Instant::now();
             match memchr::memchr(b'\n', buf) {
                 Some(i) => {
                     if !too_long {
-                        if line.len() + i > limits::MAX_LINE_BYTES {
+                        if line.len() + i > max_line {
                             too_long = true;
                         } else {
                             line.extend_from_slice(&buf[..i]);
@@ -98,7 +333,7 @@ async fn serve_connection<S>(
                 None => {
                     let n = buf.len();
                     if !too_long {
-                        if line.len() + n > limits::MAX_LINE_BYTES {
+                        if line.len() + n > max_line {
                             too_long = true;
                             line.clear();
                         } else {
@@ -106,31 +341,44 @@ async fn serve_connection<S>(
                         }
                     }
                     reader.consume(n);
+                    if too_long && !authenticated {
+                        // Not read to its end: the connection closes.
+                        break false;
+                    }
                 }
             }
         };
+        if too_long && !authenticated {
+            c.rejected(ErrorCode::LineTooLong, 1);
+            c.refused("pre_auth_line_too_long");
+            let e = ProtocolError::new(
+                ErrorCode::LineTooLong,
+                format!(
+                    "a line before authentication is limited to {PRE_AUTH_MAX_LINE} bytes; \
+                     authenticate first: {{\"action\":\"authenticate\",\"shared_secret\":\"…\"}}"
+                ),
+            );
+            close_with(&mut reader, &mut write, &e).await;
+            return;
+        }
+        let deadline = deadline(authenticated, last_input);
         if too_long {
             let e = ndjson::line_too_long(limits::MAX_LINE_BYTES + 1);
-            shared
-                .metrics
-                .entries_rejected
-                .get_or_create(&ReasonLabel {
-                    reason: reason(e.code),
-                })
-                .inc();
-            log_refusal(&e, input);
-            if let Some(q) = flush(&mut chunk, &intake, &shared, input).await {
-                let _ = write.write_all(&q.to_line()).await;
+            c.rejected(e.code, 1);
+            log_refusal(&e, c.input);
+            if let Some(q) = flush(&mut chunk, &c.intake, &c.shared, c.input).await {
+                let _ = send(&mut write, &q.to_line(), deadline).await;
             }
-            if write.write_all(&e.to_line()).await.is_err() || eof {
+            chunk_bytes = 0;
+            if !send(&mut write, &e.to_line(), deadline).await || eof {
                 return;
             }
             continue;
         }
         if line.iter().all(u8::is_ascii_whitespace) {
             if eof {
-                if let Some(q) = flush(&mut chunk, &intake, &shared, input).await {
-                    let _ = write.write_all(&q.to_line()).await;
+                if let Some(q) = flush(&mut chunk, &c.intake, &c.shared, c.input).await {
+                    let _ = send(&mut write, &q.to_line(), deadline).await;
                 }
                 return;
             }
@@ -141,28 +389,29 @@ async fn serve_connection<S>(
             logflux_proto::timefmt::now_ns(),
         ) {
             Ok(Message::Ping) => Some(ndjson::PONG_LINE.to_vec()),
-            Ok(Message::Authenticate { shared_secret }) => match &secret {
+            Ok(Message::Authenticate { shared_secret }) => match &c.secret {
                 Some(s)
                     if logflux_crypto::constant_time_eq(
                         s.expose().as_bytes(),
                         shared_secret.expose().as_bytes(),
                     ) =>
                 {
+                    if c.authenticate().is_err() {
+                        let _ = flush(&mut chunk, &c.intake, &c.shared, c.input).await;
+                        close_with(&mut reader, &mut write, &too_many()).await;
+                        return;
+                    }
                     authenticated = true;
+                    reader.set_capacity(READ_BUF);
                     Some(ndjson::AUTHENTICATED_LINE.to_vec())
                 }
                 Some(_) => {
                     let e = ProtocolError::new(ErrorCode::AuthFailed, "authentication failed");
-                    shared
-                        .metrics
-                        .entries_rejected
-                        .get_or_create(&ReasonLabel {
-                            reason: reason(e.code),
-                        })
-                        .inc();
+                    c.rejected(e.code, 1);
+                    c.refused("auth_failed");
                     // Entries accepted before this line are still handed over.
-                    let _ = flush(&mut chunk, &intake, &shared, input).await;
-                    let _ = write.write_all(&e.to_line()).await;
+                    let _ = flush(&mut chunk, &c.intake, &c.shared, c.input).await;
+                    close_with(&mut reader, &mut write, &e).await;
                     return;
                 }
                 // On the Unix socket the file mode is the access control.
@@ -171,7 +420,7 @@ async fn serve_connection<S>(
             Ok(Message::Entries(m)) => {
                 if !authenticated {
                     // The C SDK sends its secret inside every entry instead.
-                    let ok = match (&secret, &m.shared_secret) {
+                    let ok = match (&c.secret, &m.shared_secret) {
                         (Some(s), Some(given)) => logflux_crypto::constant_time_eq(
                             s.expose().as_bytes(),
                             given.expose().as_bytes(),
@@ -180,6 +429,7 @@ async fn serve_connection<S>(
                     };
                     if !ok {
                         let e = if m.shared_secret.is_some() {
+                            c.refused("auth_failed");
                             ProtocolError::new(ErrorCode::AuthFailed, "authentication failed")
                         } else {
                             ProtocolError::new(
@@ -187,63 +437,61 @@ async fn serve_connection<S>(
                                 "authenticate first: {\"action\":\"authenticate\",\"shared_secret\":\"…\"}",
                             )
                         };
-                        shared
-                            .metrics
-                            .entries_rejected
-                            .get_or_create(&ReasonLabel {
-                                reason: reason(e.code),
-                            })
-                            .inc_by((m.entries.len() + m.rejected.len()) as u64);
-                        let _ = write.write_all(&e.to_line()).await;
+                        c.rejected(e.code, (m.entries.len() + m.rejected.len()) as u64);
+                        close_with(&mut reader, &mut write, &e).await;
+                        return;
+                    }
+                    if c.authenticate().is_err() {
+                        c.rejected(ErrorCode::Unavailable, m.entries.len() as u64);
+                        close_with(&mut reader, &mut write, &too_many()).await;
                         return;
                     }
                     authenticated = true;
+                    reader.set_capacity(READ_BUF);
                 }
                 for (_, e) in &m.rejected {
-                    shared
-                        .metrics
-                        .entries_rejected
-                        .get_or_create(&ReasonLabel {
-                            reason: reason(e.code),
-                        })
-                        .inc();
+                    c.rejected(e.code, 1);
                 }
                 let error = m.error_reply();
                 if let Some(e) = &error {
-                    log_refusal(e, input);
+                    log_refusal(e, c.input);
                 }
+                chunk_bytes += line.len();
                 chunk.extend(m.entries);
                 error.map(|e| e.to_line())
             }
             Err(e) => {
-                shared
-                    .metrics
-                    .entries_rejected
-                    .get_or_create(&ReasonLabel {
-                        reason: reason(e.code),
-                    })
-                    .inc();
-                log_refusal(&e, input);
+                c.rejected(e.code, 1);
+                log_refusal(&e, c.input);
                 Some(e.to_line())
             }
         };
         if let Some(r) = reply {
-            if let Some(e) = flush(&mut chunk, &intake, &shared, input).await
-                && write.write_all(&e.to_line()).await.is_err()
+            chunk_bytes = 0;
+            if let Some(e) = flush(&mut chunk, &c.intake, &c.shared, c.input).await
+                && !send(&mut write, &e.to_line(), deadline).await
             {
                 return;
             }
-            if write.write_all(&r).await.is_err() {
+            if !send(&mut write, &r, deadline).await {
                 return;
             }
         }
         if eof {
-            if let Some(e) = flush(&mut chunk, &intake, &shared, input).await {
-                let _ = write.write_all(&e.to_line()).await;
+            if let Some(e) = flush(&mut chunk, &c.intake, &c.shared, c.input).await {
+                let _ = send(&mut write, &e.to_line(), deadline).await;
             }
             return;
         }
     }
+}
+
+/// The reply to a connection that authenticates when `max_connections` are served already.
+fn too_many() -> ProtocolError {
+    ProtocolError::new(
+        ErrorCode::Unavailable,
+        "the agent serves its maximum of authenticated connections (inputs.tcp.max_connections); retry later",
+    )
 }
 
 /// Entries handed over per chunk, at most.
@@ -316,39 +564,20 @@ pub(crate) async fn bind_unix(path: &Path, mode: u32) -> anyhow::Result<tokio::n
     Ok(listener)
 }
 
-/// What the accept loop needs of a listener.
-trait Listener: Send + Sync + 'static {
-    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
-    fn accept_one(&self)
-    -> impl std::future::Future<Output = std::io::Result<Self::Stream>> + Send;
-}
-
-impl Listener for tokio::net::UnixListener {
-    type Stream = tokio::net::UnixStream;
-    async fn accept_one(&self) -> std::io::Result<Self::Stream> {
-        self.accept().await.map(|(s, _)| s)
-    }
-}
-
-impl Listener for tokio::net::TcpListener {
-    type Stream = tokio::net::TcpStream;
-    async fn accept_one(&self) -> std::io::Result<Self::Stream> {
-        let (s, _) = self.accept().await?;
-        let _ = s.set_nodelay(true);
-        Ok(s)
-    }
-}
-
-/// Accepts connections until shutdown, at most `MAX_CONNECTIONS` served at once.
-async fn serve<L: Listener>(
-    listener: L,
-    input: &'static str,
-    secret: Option<Arc<Secret>>,
+/// Serves the Unix socket until shutdown, then removes it. The socket's file mode decides who
+/// connects; at most `max_connections` are served at once, more wait in the listen backlog.
+pub(crate) async fn serve_unix(
+    listener: tokio::net::UnixListener,
+    cfg: crate::config::UnixSection,
     shared: Arc<Shared>,
     intake: Intake,
     shutdown: watch::Receiver<bool>,
 ) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let limits = ConnLimits {
+        auth_timeout: Duration::ZERO,
+        idle_timeout: idle(cfg.idle_timeout_s),
+    };
+    let permits = Arc::new(Semaphore::new(cfg.max_connections));
     let mut stop = shutdown.clone();
     loop {
         let permit = tokio::select! {
@@ -356,49 +585,91 @@ async fn serve<L: Listener>(
             _ = stop.changed() => break,
         };
         let stream = tokio::select! {
-            r = listener.accept_one() => match r {
-                Ok(s) => s,
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(input, error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tracing::warn!(input = "unix", error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
             _ = stop.changed() => break,
         };
-        let (shared, intake, sd, secret) = (
-            shared.clone(),
-            intake.clone(),
-            shutdown.clone(),
-            secret.clone(),
-        );
+        let conn = Conn {
+            input: "unix",
+            secret: None,
+            shared: shared.clone(),
+            intake: intake.clone(),
+            shutdown: shutdown.clone(),
+            limits,
+            ticket: None,
+            evict: None,
+        };
         tokio::spawn(async move {
-            serve_connection(stream, input, secret, shared, intake, sd).await;
+            serve_connection(stream, conn).await;
             drop(permit);
         });
     }
+    let _ = std::fs::remove_file(&cfg.path);
 }
 
-/// Serves the Unix socket until shutdown, then removes it.
-pub(crate) async fn serve_unix(
-    listener: tokio::net::UnixListener,
-    path: PathBuf,
-    shared: Arc<Shared>,
-    intake: Intake,
-    shutdown: watch::Receiver<bool>,
-) {
-    serve(listener, "unix", None, shared, intake, shutdown).await;
-    let _ = std::fs::remove_file(&path);
+fn idle(seconds: u64) -> Option<Duration> {
+    (seconds > 0).then(|| Duration::from_secs(seconds))
 }
 
-/// Serves TCP until shutdown.
+/// Serves TCP until shutdown. Every connection passes the gate (`gate.rs`): unauthenticated
+/// ones are capped with the oldest evicted, authenticated ones capped apart, non-loopback
+/// peers capped per address.
 pub(crate) async fn serve_tcp(
     listener: tokio::net::TcpListener,
-    secret: Arc<Secret>,
+    cfg: crate::config::TcpSection,
     shared: Arc<Shared>,
     intake: Intake,
     shutdown: watch::Receiver<bool>,
 ) {
-    serve(listener, "tcp", Some(secret), shared, intake, shutdown).await;
+    let secret = Arc::new(Secret::new(cfg.shared_secret.clone()));
+    let limits = ConnLimits {
+        auth_timeout: Duration::from_millis(cfg.auth_timeout_ms),
+        idle_timeout: idle(cfg.idle_timeout_s),
+    };
+    let gate = Gate::new(
+        TcpLimits {
+            max_connections: cfg.max_connections,
+            max_unauthenticated: cfg.max_unauthenticated,
+            max_per_peer: cfg.max_connections_per_peer,
+        },
+        shared.metrics.tcp_connections_refused.clone(),
+        shared.metrics.tcp_connections.clone(),
+    );
+    let mut stop = shutdown.clone();
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(input = "tcp", error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => break,
+        };
+        // Refused connections are dropped at once (and counted by the gate).
+        let Ok((ticket, evict)) = gate.admit(peer.ip().to_canonical()) else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = Conn {
+            input: "tcp",
+            secret: Some(secret.clone()),
+            shared: shared.clone(),
+            intake: intake.clone(),
+            shutdown: shutdown.clone(),
+            limits,
+            ticket: Some(ticket),
+            evict: Some(evict),
+        };
+        tokio::spawn(serve_connection(stream, conn));
+    }
 }

@@ -160,6 +160,12 @@ pub struct UnixSection {
     /// Octal file mode of the socket.
     #[serde(default = "default_mode")]
     pub mode: String,
+    /// Connections served at once; more wait in the listen backlog.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// A connection that sends nothing for this long is closed (0: never).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_s: u64,
 }
 
 fn default_socket() -> PathBuf {
@@ -179,10 +185,45 @@ pub struct TcpSection {
     /// Listen on a non-loopback address.
     #[serde(default)]
     pub allow_non_loopback: bool,
+    /// Time from connecting to a successful authentication; then the connection is closed.
+    #[serde(default = "default_auth_timeout")]
+    pub auth_timeout_ms: u64,
+    /// An authenticated connection that sends nothing for this long is closed (0: never).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_s: u64,
+    /// Authenticated connections served at once; one more is refused when it authenticates.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Connections not yet authenticated; at the limit a new one closes the oldest of them.
+    #[serde(default = "default_max_unauthenticated")]
+    pub max_unauthenticated: usize,
+    /// Connections from one non-loopback address (authenticated or not); more are refused.
+    #[serde(default = "default_max_connections_per_peer")]
+    pub max_connections_per_peer: usize,
 }
 
 fn default_tcp() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9999))
+}
+
+fn default_auth_timeout() -> u64 {
+    5_000
+}
+
+fn default_idle_timeout() -> u64 {
+    300
+}
+
+fn default_max_connections() -> usize {
+    1_024
+}
+
+fn default_max_unauthenticated() -> usize {
+    256
+}
+
+fn default_max_connections_per_peer() -> usize {
+    64
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -394,14 +435,29 @@ impl AgentConfig {
                     tcp.listen
                 ));
             }
+            if !(10..=60_000).contains(&tcp.auth_timeout_ms) {
+                p.push("inputs.tcp.auth_timeout_ms: 10..60000".to_owned());
+            }
+            if !(1..=1_000_000).contains(&tcp.max_connections) {
+                p.push("inputs.tcp.max_connections: 1..1000000".to_owned());
+            }
+            if !(1..=1_000_000).contains(&tcp.max_unauthenticated) {
+                p.push("inputs.tcp.max_unauthenticated: 1..1000000".to_owned());
+            }
+            if tcp.max_connections_per_peer == 0 {
+                p.push("inputs.tcp.max_connections_per_peer: at least 1".to_owned());
+            }
         }
-        if let Some(u) = &self.inputs.unix_socket
-            && u32::from_str_radix(u.mode.trim_start_matches("0o"), 8).is_err()
-        {
-            p.push(format!(
-                "inputs.unix_socket.mode: an octal mode like \"0660\", got {:?}",
-                u.mode
-            ));
+        if let Some(u) = &self.inputs.unix_socket {
+            if u32::from_str_radix(u.mode.trim_start_matches("0o"), 8).is_err() {
+                p.push(format!(
+                    "inputs.unix_socket.mode: an octal mode like \"0660\", got {:?}",
+                    u.mode
+                ));
+            }
+            if !(1..=1_000_000).contains(&u.max_connections) {
+                p.push("inputs.unix_socket.max_connections: 1..1000000".to_owned());
+            }
         }
         let files = self.inputs.file_inputs();
         for (i, (f, _)) in files.iter().enumerate() {
@@ -516,7 +572,7 @@ mod tests {
     fn every_problem_is_reported_with_its_path() {
         let text = "server: {urls: ['http://10.0.0.5:8080', 'ftp://x'], api_key: nope}\n\
                     keys: {search_key_file: /k}\n\
-                    inputs: {tcp: {listen: 0.0.0.0:9999, shared_secret: short}}\n\
+                    inputs: {tcp: {listen: 0.0.0.0:9999, shared_secret: short, auth_timeout_ms: 0, max_unauthenticated: 0, max_connections: 0, max_connections_per_peer: 0}, unix_socket: {max_connections: 0}}\n\
                     spool: {dir: /s, max_bytes: 10}\n\
                     metrics: {listen: 0.0.0.0:9100}\n";
         let c: AgentConfig = logflux_config::from_str(text, "a.yaml").unwrap();
@@ -528,6 +584,11 @@ mod tests {
             "keys: set public_key_file or public_key_fingerprint",
             "inputs.tcp.shared_secret: at least 32 characters",
             "inputs.tcp.listen: 0.0.0.0:9999 is not loopback",
+            "inputs.tcp.auth_timeout_ms: 10..60000",
+            "inputs.tcp.max_connections: 1..1000000",
+            "inputs.tcp.max_unauthenticated: 1..1000000",
+            "inputs.tcp.max_connections_per_peer: at least 1",
+            "inputs.unix_socket.max_connections: 1..1000000",
             "spool.max_bytes",
             "metrics.listen",
         ] {

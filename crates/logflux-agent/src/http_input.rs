@@ -25,14 +25,14 @@ use std::io::Read as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use logflux_proto::{Entry, EntryType, Level, Secret, timefmt};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use crate::pipeline::{Intake, Shared};
 
@@ -49,9 +49,13 @@ pub struct HttpInputConfig {
     /// Source of records without a tag.
     #[serde(default = "default_source")]
     pub source: String,
-    /// Largest request body (after decompression), in bytes.
+    /// Largest request body, as sent and after decompression, in bytes.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// Request bodies read at once; others wait for a turn (up to 2 s, then 503). The memory
+    /// bodies hold is bounded by `max_body_bytes` × this (twice that for gzip).
+    #[serde(default = "default_max_concurrent_bodies")]
+    pub max_concurrent_bodies: usize,
     /// The record key holding the time (Fluent Bit's `json_date_key`).
     #[serde(default = "default_date_key")]
     pub date_key: String,
@@ -65,6 +69,10 @@ fn default_max_body() -> usize {
     16 * 1024 * 1024
 }
 
+fn default_max_concurrent_bodies() -> usize {
+    4
+}
+
 fn default_date_key() -> String {
     "date".into()
 }
@@ -73,6 +81,12 @@ impl HttpInputConfig {
     pub fn validate(&self, at: &str) -> anyhow::Result<()> {
         if self.token.chars().count() < 32 {
             anyhow::bail!("{at}.token: at least 32 characters");
+        }
+        if !(1..=1024).contains(&self.max_concurrent_bodies) {
+            anyhow::bail!("{at}.max_concurrent_bodies: 1..1024");
+        }
+        if !(1024..=1024 * 1024 * 1024).contains(&self.max_body_bytes) {
+            anyhow::bail!("{at}.max_body_bytes: 1 KiB..1 GiB");
         }
         if !self.listen.ip().is_loopback() && !self.allow_non_loopback {
             anyhow::bail!(
@@ -89,7 +103,19 @@ struct HttpState {
     token: Secret,
     shared: Arc<Shared>,
     intake: Intake,
+    /// One permit per body being read and decoded.
+    bodies: Semaphore,
 }
+
+/// How long a request waits for its turn to read its body before 503.
+const BODY_TURN_WAIT: Duration = Duration::from_secs(2);
+
+/// How long a connection may take to send a request's headers, the first ones from connecting
+/// and the next ones from the end of the previous response (HTTP/1.1 keep-alive).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long reading one body may take before 408.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Time values as Fluent Bit writes them: seconds (double or integer), ISO 8601, or
 /// `java_sql_timestamp` (`2026-11-21 10:00:00.123456`).
@@ -191,19 +217,109 @@ fn error(status: StatusCode, code: &str, message: String) -> Response {
     r
 }
 
-async fn ingest(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Bytes) -> Response {
+impl HttpState {
+    fn refused(&self, reason: &'static str) {
+        self.shared
+            .metrics
+            .http_requests_refused
+            .get_or_create(&crate::metrics::ReasonLabel { reason })
+            .inc();
+    }
+
+    fn too_large(&self) -> Response {
+        self.refused("too_large");
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "the body is limited to {} bytes (inputs.http.max_body_bytes)",
+                self.cfg.max_body_bytes
+            ),
+        )
+    }
+}
+
+/// Reads a body of at most `limit` bytes (`declared` of them announced); `None` when it is
+/// longer, which stops reading there, whether or not a length was declared (chunked bodies).
+async fn read_limited(
+    mut body: Body,
+    limit: usize,
+    declared: usize,
+) -> Result<Option<Vec<u8>>, axum::Error> {
+    use axum::body::HttpBody as _;
+    let mut out = Vec::with_capacity(declared.min(limit));
+    while let Some(frame) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+    {
+        if let Ok(data) = frame?.into_data() {
+            if out.len() + data.len() > limit {
+                return Ok(None);
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Handles one request. Everything that can refuse it without the body (the token, a declared
+/// oversize length) is decided as soon as the headers arrive, before a byte of the body is read;
+/// then the body is read with a bounded size, time and number of bodies at once.
+async fn ingest(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body) -> Response {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     if !logflux_crypto::constant_time_eq(presented.as_bytes(), st.token.expose().as_bytes()) {
+        st.refused("unauthorized");
         return error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "a valid bearer token is required".into(),
         );
     }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > st.cfg.max_body_bytes as u64) {
+        return st.too_large();
+    }
+    let Ok(Ok(_turn)) = tokio::time::timeout(BODY_TURN_WAIT, st.bodies.acquire()).await else {
+        st.refused("busy");
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!(
+                "{} bodies are being read (inputs.http.max_concurrent_bodies); retry",
+                st.cfg.max_concurrent_bodies
+            ),
+        );
+    };
+    let read = read_limited(body, st.cfg.max_body_bytes, declared.unwrap_or(0) as usize);
+    let body = match tokio::time::timeout(BODY_READ_TIMEOUT, read).await {
+        Ok(Ok(Some(b))) => b,
+        Ok(Ok(None)) => return st.too_large(),
+        Ok(Err(e)) => {
+            st.refused("bad_body");
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_body",
+                format!("reading the body: {e}"),
+            );
+        }
+        Err(_) => {
+            st.refused("body_timeout");
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!(
+                    "the body was not received within {} s",
+                    BODY_READ_TIMEOUT.as_secs()
+                ),
+            );
+        }
+    };
     let gz = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -217,18 +333,11 @@ async fn ingest(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Byte
             return error(StatusCode::BAD_REQUEST, "bad_gzip", format!("gzip: {e}"));
         }
         if out.len() > st.cfg.max_body_bytes {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!(
-                    "more than {} bytes once decompressed",
-                    st.cfg.max_body_bytes
-                ),
-            );
+            return st.too_large();
         }
         out
     } else {
-        body.to_vec()
+        body
     };
     let recs = match records(&body) {
         Ok(r) => r,
@@ -305,23 +414,55 @@ pub(crate) async fn run(
         .await
         .map_err(|e| anyhow::anyhow!("binding the http input on {}: {e}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    let limit = cfg.max_body_bytes;
     let st = Arc::new(HttpState {
         token: Secret::new(cfg.token.clone()),
+        bodies: Semaphore::new(cfg.max_concurrent_bodies),
         cfg,
         shared,
         intake,
     });
     let app = axum::Router::new()
         .fallback(axum::routing::post(ingest))
-        .layer(axum::extract::DefaultBodyLimit::max(limit))
         .with_state(st);
     let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.changed().await;
-            })
-            .await;
+        use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+        use hyper_util::server::conn::auto::Builder;
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        loop {
+            let tcp = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok((s, _)) => s,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(input = "http", error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = stop.changed() => break,
+            };
+            let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+            let watcher = graceful.watcher();
+            tokio::spawn(async move {
+                // A connection that sends nothing is closed: hyper's header timeout starts only
+                // once the protocol is known, which needs a first byte.
+                let mut first = [0u8; 1];
+                if !matches!(
+                    tokio::time::timeout(HEADER_TIMEOUT, tcp.peek(&mut first)).await,
+                    Ok(Ok(1))
+                ) {
+                    return;
+                }
+                let mut builder = Builder::new(TokioExecutor::new());
+                builder
+                    .http1()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT);
+                let conn = builder.serve_connection(TokioIo::new(tcp), svc);
+                let _ = watcher.watch(conn.into_owned()).await;
+            });
+        }
+        graceful.shutdown().await;
     });
     Ok((addr, task))
 }

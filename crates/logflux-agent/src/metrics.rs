@@ -33,6 +33,11 @@ pub(crate) struct ReasonLabel {
     pub(crate) reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ConnStateLabel {
+    pub(crate) state: &'static str,
+}
+
 /// Every metric the agent exports.
 #[derive(Debug)]
 pub(crate) struct Metrics {
@@ -55,6 +60,10 @@ pub(crate) struct Metrics {
     pub(crate) file_events: Family<FileEventLabel, Counter>,
     pub(crate) forwarded: Family<TargetLabel, Counter>,
     pub(crate) forward_dropped: Family<TargetLabel, Counter>,
+    pub(crate) tcp_connections_refused: Family<ReasonLabel, Counter>,
+    pub(crate) tcp_connections: Family<ConnStateLabel, Gauge>,
+    pub(crate) connections_idle_closed: Family<InputLabel, Counter>,
+    pub(crate) http_requests_refused: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -85,6 +94,10 @@ impl Metrics {
             file_events: Family::default(),
             forwarded: Family::default(),
             forward_dropped: Family::default(),
+            tcp_connections_refused: Family::default(),
+            tcp_connections: Family::default(),
+            connections_idle_closed: Family::default(),
+            http_requests_refused: Family::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -168,6 +181,29 @@ impl Metrics {
             "forward_dropped",
             "Forwarded copies dropped because the target's queue was full, by target",
             m.forward_dropped.clone(),
+        );
+        r.register(
+            "tcp_connections_refused",
+            "TCP local API connections closed before being served, by reason: auth_timeout, \
+             auth_failed, pre_auth_line_too_long, evicted (oldest unauthenticated, to make room), \
+             per_peer_limit, max_connections",
+            m.tcp_connections_refused.clone(),
+        );
+        r.register(
+            "tcp_connections",
+            "Open TCP local API connections, by state (authenticated, unauthenticated)",
+            m.tcp_connections.clone(),
+        );
+        r.register(
+            "connections_idle_closed",
+            "Local API connections closed after sending nothing for idle_timeout_s, by input",
+            m.connections_idle_closed.clone(),
+        );
+        r.register(
+            "http_requests_refused",
+            "HTTP input requests refused before their body was read or while it was read, by \
+             reason: unauthorized, too_large, body_timeout, bad_body (the connection failed), busy",
+            m.http_requests_refused.clone(),
         );
         Metrics { registry: r, ..m }
     }
