@@ -660,6 +660,14 @@ pub(crate) async fn serve_tcp(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        // Dead peers (a crashed host, a cut network) are found by keepalive probes and their
+        // slots released, without closing live clients that are merely quiet.
+        let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(
+            &socket2::TcpKeepalive::new()
+                .with_time(Duration::from_secs(60))
+                .with_interval(Duration::from_secs(10))
+                .with_retries(6),
+        );
         let conn = Conn {
             input: "tcp",
             secret: Some(secret.clone()),

@@ -210,8 +210,10 @@ fn default_auth_timeout() -> u64 {
     5_000
 }
 
+/// Off: a TCP client cannot see a close before its next write, so closing a quiet but live
+/// connection would lose that write (docs/decisions.md); TCP keepalive finds dead peers instead.
 fn default_idle_timeout() -> u64 {
-    300
+    0
 }
 
 fn default_max_connections() -> usize {
