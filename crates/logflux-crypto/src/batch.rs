@@ -33,6 +33,8 @@ pub struct SealedBatch {
     pub time_range: (i64, i64),
     /// Size of the encoded batch before compression.
     pub plaintext_len: usize,
+    /// Size of the zstd frame, before padding.
+    pub compressed_len: usize,
 }
 
 /// Seals batches, reusing its compression context and buffer between calls.
@@ -132,6 +134,7 @@ impl BatchSealer {
             count,
             time_range,
             plaintext_len: self.plain.len(),
+            compressed_len: n,
         })
     }
 }
