@@ -1,6 +1,8 @@
-//! One bad record among good ones — a body that fails its integrity check, and a correctly
-//! sealed zstd bomb — costs `search`, `export`, `stats` and `tail` an error line naming it:
-//! the good entries are all there, and the exit status is 2.
+//! Records as the client meets them. One bad record among good ones — a body that fails its
+//! integrity check, and a correctly sealed zstd bomb — costs `search`, `export`, `stats` and
+//! `tail` an error line naming it: the good entries are all there, and the exit status is 2.
+//! And records' time ranges, rounded outward by the agent, cost no precision: entries are
+//! filtered exactly after decryption.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -199,4 +201,39 @@ async fn one_bad_record_costs_an_error_line_not_the_command() {
     assert_eq!(code, 2, "{err}");
     assert_eq!(out.lines().count(), 5);
     names_both(&err);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sub_second_window_returns_exactly_its_entries() {
+    let s = Stack::start().await;
+    let (_, before) = s.search(&[]);
+    // Ten entries 100 ms apart within one second: one record, whose range the agent rounds
+    // out to the whole second.
+    let second = timefmt::now_ns() / 1_000_000_000 * 1_000_000_000 - 30_000_000_000;
+    let at = |k: i64| second + k * 100_000_000 + 1234;
+    let lines: Vec<Value> = (0..10)
+        .map(|k| {
+            json!({"version": "1.0", "payload": format!("tick {k}"), "source": "clock",
+                        "entryType": 1, "logLevel": 6, "timestamp": timefmt::format_rfc3339(at(k))})
+        })
+        .collect();
+    s.send_unix(&lines).await;
+    s.wait_for_entries(before.len() + 10).await;
+    // From just before tick 3 to exactly tick 6 (both bounds inclusive).
+    let since = timefmt::format_rfc3339(at(3) - 1);
+    let until = timefmt::format_rfc3339(at(6));
+    let (code, found) = s.search(&["--order", "oldest", "--since", &since, "--until", &until]);
+    assert_eq!(code, 0);
+    let payloads: Vec<&str> = found
+        .iter()
+        .map(|e| e["payload"].as_str().unwrap())
+        .collect();
+    assert_eq!(payloads, ["tick 3", "tick 4", "tick 5", "tick 6"]);
+    let (code, found) = s.search(&[
+        "--since",
+        &timefmt::format_rfc3339(at(6) + 1),
+        "--until",
+        &timefmt::format_rfc3339(at(7) - 1),
+    ]);
+    assert_eq!((code, found.len()), (1, 0), "nothing between two ticks");
 }
