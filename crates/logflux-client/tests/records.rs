@@ -237,3 +237,45 @@ async fn a_sub_second_window_returns_exactly_its_entries() {
     ]);
     assert_eq!((code, found.len()), (1, 0), "nothing between two ticks");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_log_records_a_query_without_its_tokens() {
+    let s = Stack::start().await;
+    let word = "zebrafinch";
+    let (code, _) = s.search(&[word, "--level", "error"]);
+    assert_eq!(code, 1);
+    // The blind token the client sent for the word, for each application.
+    let http = reqwest::Client::new();
+    let apps = get(&s, &http, "/v1/applications").await;
+    let text = std::fs::read_to_string(s.var("LOGFLUX_SEARCH_KEY_FILE")).unwrap();
+    let key = logflux_crypto::SearchKey::from_text(text.trim()).unwrap();
+    let tokens: Vec<String> = apps["applications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            key.token_key(a["id"].as_str().unwrap())
+                .token(logflux_crypto::Field::Word, word)
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(!tokens.is_empty());
+    let audit = get(&s, &http, "/v1/admin/audit").await;
+    let query = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "query")
+        .unwrap_or_else(|| panic!("no query audited: {audit}"));
+    let details: Value = serde_json::from_str(query["details"].as_str().unwrap()).unwrap();
+    assert_eq!(details["token_groups"], 2, "{details}");
+    let all = audit.to_string();
+    assert!(!all.contains(word), "{all}");
+    for t in &tokens {
+        assert!(
+            !all.contains(t.as_str()),
+            "token {t} in the audit log: {all}"
+        );
+    }
+}
