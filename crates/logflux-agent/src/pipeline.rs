@@ -598,6 +598,59 @@ mod tests {
         assert_eq!(batch_len(&[], &c), 0);
     }
 
+    proptest::proptest! {
+        /// Cutting `pending` batch after batch delivers every entry once, in order, and every
+        /// batch of more than one entry keeps within every limit.
+        #[test]
+        fn cuts_deliver_everything_within_the_limits(
+            times in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::any::<i64>(),
+                    0i64..10 * H,
+                    proptest::strategy::Just(i64::MIN),
+                    proptest::strategy::Just(i64::MAX),
+                ],
+                0..200,
+            ),
+            sizes in proptest::collection::vec(0usize..4000, 200),
+            max_entries in 1usize..50,
+            granule_ms in 1i64..=60_000,
+        ) {
+            let mut c = config(granule_ms * 1_000_000);
+            c.max_entries = max_entries;
+            c.max_bytes = 8 * 1024;
+            let pending: Vec<Entry> = times
+                .iter()
+                .zip(&sizes)
+                .map(|(&t, &n)| {
+                    let mut e = at(t);
+                    e.payload = "x".repeat(n);
+                    e
+                })
+                .collect();
+            let mut rest = &pending[..];
+            let mut out = Vec::new();
+            while !rest.is_empty() {
+                let n = batch_len(rest, &c);
+                proptest::prop_assert!(n >= 1 && n <= max_entries);
+                let batch = &rest[..n];
+                if n > 1 {
+                    let bytes: usize = batch.iter().map(Entry::approx_size).sum();
+                    proptest::prop_assert!(bytes <= c.max_bytes);
+                    let (lo, hi) = batch.iter().fold((i64::MAX, i64::MIN), |(l, h), e| {
+                        (l.min(e.timestamp_ns), h.max(e.timestamp_ns))
+                    });
+                    proptest::prop_assert!(
+                        rounded_span(lo, hi, c.time_granularity_ns) <= limits::MAX_RECORD_SPAN_NS
+                    );
+                }
+                out.extend_from_slice(batch);
+                rest = &rest[n..];
+            }
+            proptest::prop_assert_eq!(out, pending);
+        }
+    }
+
     #[test]
     fn entries_far_in_the_future_get_their_arrival_time() {
         let now = 1_763_675_346 * S;
