@@ -320,6 +320,20 @@ pub(crate) fn rounded_range(lo: i64, hi: i64, granule: i64) -> (i64, i64) {
     (clamp(floor(lo)), clamp(floor(hi) + g - 1))
 }
 
+/// A record id: 128 random bits written as a ULID is (26 Crockford base-32 digits). A real ULID
+/// would start with the sealing time in milliseconds, telling the server more than the record's
+/// rounded range does.
+fn random_record_id() -> String {
+    let mut bits = [0u8; 16];
+    if logflux_crypto::random_bytes(&mut bits).is_err() {
+        // The system's generator failed (it does not in practice): a ULID is still unique.
+        return ulid::Ulid::new().to_string().to_lowercase();
+    }
+    ulid::Ulid(u128::from_be_bytes(bits))
+        .to_string()
+        .to_lowercase()
+}
+
 /// Width of the rounded range of entries from `lo` to `hi` (0 for none).
 fn rounded_span(lo: i64, hi: i64, granule: i64) -> i64 {
     if lo > hi {
@@ -416,7 +430,7 @@ fn seal_and_spool(
                 return;
             }
         };
-        let record_id = ulid::Ulid::new().to_string().to_lowercase();
+        let record_id = random_record_id();
         let binding = RecordBinding {
             tenant: &config.tenant_id,
             application: &config.application_id,

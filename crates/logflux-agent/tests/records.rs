@@ -149,6 +149,17 @@ async fn stored_records_reveal_rounded_ranges_bucketed_counts_and_padded_lengths
         // The count is the entries' number rounded up to a power of two.
         let count = r["count"].as_u64().unwrap();
         assert_eq!(count, (entries.len() as u64).next_power_of_two(), "{r}");
+        // The record id is random: it does not start with the sealing time, as a ULID would.
+        let id = r["record_id"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("agent-");
+        assert_eq!(id.len(), 26, "{r}");
+        let ulid_ms = ulid::Ulid::from_string(&id.to_uppercase())
+            .unwrap()
+            .timestamp_ms() as i64;
+        let received_ms = ts(r, "received_ns") / 1_000_000;
+        assert!((ulid_ms - received_ms).abs() > 60_000, "{r}");
         // The sealed body (without its 16-byte tag) has a Padmé length.
         let body = base64_len(r["body"].as_str().unwrap()) - 16;
         assert_eq!(logflux_crypto::padme(body), body, "{r}");
