@@ -12,7 +12,7 @@
 //! inputs:
 //!   unix_socket: {path: /tmp/logflux-agent.sock, mode: "0660"}
 //!   tcp: {listen: 127.0.0.1:9999, shared_secret: ${LOGFLUX_SHARED_SECRET}}
-//! batch: {max_wait_ms: 1000, max_entries: 1000, max_bytes: 1048576, zstd_level: 1}
+//! batch: {max_wait_ms: 1000, max_entries: 1000, max_bytes: 1048576, zstd_level: 1, time_granularity_ms: 1000}
 //! rotation: {max_age_s: 86400, max_batches: 100000}
 //! spool: {dir: /var/lib/logflux-agent, max_bytes: 1073741824, fsync: always, when_full: block}
 //! shipper: {max_records_per_request: 64, max_request_bytes: 8388608}
@@ -235,6 +235,8 @@ pub struct BatchSection {
     pub max_entries: usize,
     pub max_bytes: usize,
     pub zstd_level: i32,
+    /// Records tell the server their time range rounded outward to this many milliseconds.
+    pub time_granularity_ms: u64,
 }
 
 impl Default for BatchSection {
@@ -244,6 +246,7 @@ impl Default for BatchSection {
             max_entries: 1000,
             max_bytes: 1024 * 1024,
             zstd_level: 1,
+            time_granularity_ms: 1000,
         }
     }
 }
@@ -495,11 +498,28 @@ impl AgentConfig {
             p.push(format!("{e:#}"));
         }
         let b = &self.batch;
-        if b.max_entries == 0 || b.max_entries > 100_000 {
-            p.push("batch.max_entries: 1..100000".to_owned());
+        if b.max_entries == 0 || b.max_entries > logflux_proto::batch::MAX_ENTRIES {
+            p.push(format!(
+                "batch.max_entries: {} is not within 1..{}",
+                b.max_entries,
+                logflux_proto::batch::MAX_ENTRIES
+            ));
         }
-        if b.max_bytes < 1024 || b.max_bytes > 64 * 1024 * 1024 {
-            p.push("batch.max_bytes: 1 KiB..64 MiB".to_owned());
+        // Clients refuse a batch larger than limits::MAX_BATCH_PLAINTEXT_BYTES; one cut at
+        // this size (plus at most one entry) stays well within it.
+        let max_bytes = logflux_proto::limits::MAX_AGENT_BATCH_BYTES;
+        if b.max_bytes < 1024 || b.max_bytes > max_bytes {
+            p.push(format!(
+                "batch.max_bytes: {} is not within 1 KiB..{} MiB ({max_bytes} bytes)",
+                b.max_bytes,
+                max_bytes / (1024 * 1024)
+            ));
+        }
+        if b.time_granularity_ms == 0 || b.time_granularity_ms > 60_000 {
+            p.push(format!(
+                "batch.time_granularity_ms: {} is not within 1..60000",
+                b.time_granularity_ms
+            ));
         }
         if b.max_wait_ms == 0 || b.max_wait_ms > 60_000 {
             p.push("batch.max_wait_ms: 1..60000".to_owned());
@@ -596,6 +616,31 @@ mod tests {
         ] {
             assert!(e.contains(needle), "missing {needle:?} in {e}");
         }
+    }
+
+    #[test]
+    fn batch_limits_are_capped_with_their_path() {
+        let text = "server: {urls: [https://x], api_key: eu-lf_a}\n\
+                    keys: {search_key_file: /k, public_key_file: /p}\n\
+                    inputs: {unix_socket: {path: /tmp/s}}\n\
+                    batch: {max_bytes: 16777216, max_entries: 100001, time_granularity_ms: 0}\n\
+                    spool: {dir: /s}\n";
+        let c: AgentConfig = logflux_config::from_str(text, "a.yaml").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        for needle in [
+            "batch.max_bytes: 16777216 is not within 1 KiB..8 MiB",
+            "batch.max_entries: 100001 is not within 1..100000",
+            "batch.time_granularity_ms: 0 is not within 1..60000",
+        ] {
+            assert!(e.contains(needle), "missing {needle:?} in {e}");
+        }
+        let ok = text
+            .replace("16777216", "8388608")
+            .replace("100001", "100000")
+            .replace("time_granularity_ms: 0", "time_granularity_ms: 60000");
+        let c: AgentConfig = logflux_config::from_str(&ok, "a.yaml").unwrap();
+        c.validate().unwrap();
+        assert_eq!(BatchSection::default().time_granularity_ms, 1000);
     }
 
     #[test]

@@ -46,6 +46,7 @@ pub(crate) struct Metrics {
     pub(crate) entries_rejected: Family<ReasonLabel, Counter>,
     pub(crate) batches_sealed: Counter,
     pub(crate) entries_sealed: Counter,
+    pub(crate) entries_restamped: Counter,
     pub(crate) spooled_bytes: Counter,
     pub(crate) spool_bytes: Gauge,
     pub(crate) spool_records: Gauge,
@@ -80,6 +81,7 @@ impl Metrics {
             entries_rejected: Family::default(),
             batches_sealed: Counter::default(),
             entries_sealed: Counter::default(),
+            entries_restamped: Counter::default(),
             spooled_bytes: Counter::default(),
             spool_bytes: Gauge::default(),
             spool_records: Gauge::default(),
@@ -112,6 +114,11 @@ impl Metrics {
         );
         r.register("batches_sealed", "Batches sealed", m.batches_sealed.clone());
         r.register("entries_sealed", "Entries sealed", m.entries_sealed.clone());
+        r.register(
+            "entries_restamped",
+            "Entries stamped with their arrival time: their own was more than 5 minutes ahead of the agent's clock (kept in metadata logflux_original_time)",
+            m.entries_restamped.clone(),
+        );
         r.register(
             "spooled_bytes",
             "Bytes written to the spool",

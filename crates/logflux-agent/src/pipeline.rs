@@ -1,14 +1,20 @@
 //! From inputs to the spool: entries are gathered into micro-batches (max wait, max entries,
-//! max bytes), enriched, sealed (zstd then AES-256-GCM under the current data key, bound to
-//! tenant, application, key id and record id), given their blind tokens, and appended to the
-//! spool. Nothing in clear ever reaches the disk.
+//! max bytes, and a time range no wider than `limits::MAX_RECORD_SPAN_NS`), enriched, sealed
+//! (zstd then AES-256-GCM under the current data key, bound to tenant, application, key id and
+//! record id), given their blind tokens, and appended to the spool. Nothing in clear ever
+//! reaches the disk.
+//!
+//! What a record tells the server is kept small: its time range is rounded outward to whole
+//! granules (`batch.time_granularity_ms`), and an entry stamped too far in the future is
+//! stamped with its arrival time instead (the server refuses such records), its own time kept
+//! in metadata.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use logflux_crypto::{BatchSealer, RecordBinding, TokenKey, TokenSet};
-use logflux_proto::Entry;
+use logflux_proto::{Entry, limits, timefmt};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::config::WhenFull;
@@ -157,6 +163,8 @@ pub(crate) struct SealerConfig {
     pub(crate) max_entries: usize,
     pub(crate) max_bytes: usize,
     pub(crate) zstd_level: i32,
+    /// Records' time ranges are rounded outward to multiples of this, in nanoseconds.
+    pub(crate) time_granularity_ns: i64,
     pub(crate) tenant_id: String,
     pub(crate) application_id: String,
     pub(crate) when_full: WhenFull,
@@ -189,11 +197,26 @@ pub(crate) fn start(
     let task = tokio::spawn(async move {
         let mut pending: Vec<Entry> = Vec::new();
         let mut bytes = 0usize;
+        // Earliest and latest time in `pending`.
+        let mut span = (i64::MAX, i64::MIN);
         let mut acks = Acks::default();
-        let take = |m: Msg, pending: &mut Vec<Entry>, bytes: &mut usize, acks: &mut Acks| {
-            *bytes += m.entries.iter().map(Entry::approx_size).sum::<usize>();
-            acks.received(m.entries.len(), m.spooled);
-            pending.extend(m.entries);
+        let granule = config.time_granularity_ns;
+        let take = |m: Msg,
+                    pending: &mut Vec<Entry>,
+                    bytes: &mut usize,
+                    span: &mut (i64, i64),
+                    acks: &mut Acks| {
+            let mut entries = m.entries;
+            let restamped = restamp_future(&mut entries, timefmt::now_ns());
+            if restamped > 0 {
+                shared.metrics.entries_restamped.inc_by(restamped);
+            }
+            *bytes += entries.iter().map(Entry::approx_size).sum::<usize>();
+            *span = entries.iter().fold(*span, |(lo, hi), e| {
+                (lo.min(e.timestamp_ns), hi.max(e.timestamp_ns))
+            });
+            acks.received(entries.len(), m.spooled);
+            pending.extend(entries);
         };
         loop {
             let first = if pending.is_empty() {
@@ -205,27 +228,29 @@ pub(crate) fn start(
                 None
             };
             if let Some(m) = first {
-                take(m, &mut pending, &mut bytes, &mut acks);
+                take(m, &mut pending, &mut bytes, &mut span, &mut acks);
             }
             let deadline = tokio::time::Instant::now() + config.max_wait;
             let mut closed = false;
-            while pending.len() < config.max_entries && bytes < config.max_bytes {
+            while pending.len() < config.max_entries
+                && bytes < config.max_bytes
+                && rounded_span(span.0, span.1, granule) <= limits::MAX_RECORD_SPAN_NS
+            {
                 tokio::select! {
                     r = rx.recv() => match r {
-                        Some(m) => take(m, &mut pending, &mut bytes, &mut acks),
+                        Some(m) => take(m, &mut pending, &mut bytes, &mut span, &mut acks),
                         None => { closed = true; break; }
                     },
                     () = tokio::time::sleep_until(deadline) => break,
                 }
             }
-            // Seal at most max_entries at a time; the rest starts the next batch.
-            let rest = if pending.len() > config.max_entries {
-                pending.split_off(config.max_entries)
-            } else {
-                Vec::new()
-            };
+            // Seal what fits in one batch; the rest starts the next one.
+            let rest = pending.split_off(batch_len(&pending, &config));
             let batch = std::mem::replace(&mut pending, rest);
             bytes = bytes.saturating_sub(batch.iter().map(Entry::approx_size).sum());
+            span = pending.iter().fold((i64::MAX, i64::MIN), |(lo, hi), e| {
+                (lo.min(e.timestamp_ns), hi.max(e.timestamp_ns))
+            });
             let (shared2, state2, config2, key2) = (
                 shared.clone(),
                 state.clone(),
@@ -257,6 +282,88 @@ pub(crate) fn start(
         },
         task,
     )
+}
+
+/// How far beyond the agent's clock an entry's time may be before it is stamped with its
+/// arrival time: well within what the server accepts (`limits::MAX_FUTURE_NS`), so that the
+/// record's range rounded outward and some clock skew still pass.
+pub(crate) const FUTURE_MARGIN_NS: i64 = 5 * 60 * 1_000_000_000;
+
+/// The metadata key that keeps the own time of an entry stamped with its arrival time.
+pub(crate) const ORIGINAL_TIME_KEY: &str = "logflux_original_time";
+
+/// Stamps entries whose time is beyond `now` + [`FUTURE_MARGIN_NS`] (a line with a wrong year,
+/// a producer's clock far ahead) with `now`, keeping their own time (RFC 3339) under
+/// [`ORIGINAL_TIME_KEY`]; returns how many were.
+fn restamp_future(entries: &mut [Entry], now: i64) -> u64 {
+    let mut n = 0;
+    for e in entries {
+        if e.timestamp_ns > now.saturating_add(FUTURE_MARGIN_NS) {
+            e.metadata.insert(
+                ORIGINAL_TIME_KEY.to_owned(),
+                timefmt::format_rfc3339(e.timestamp_ns),
+            );
+            e.timestamp_ns = now;
+            n += 1;
+        }
+    }
+    n
+}
+
+/// The time range a record declares for entries from `lo` to `hi`: rounded outward to whole
+/// granules, `[⌊lo⌋, ⌊hi⌋ + granule − 1]`, so it says only which granules hold entries (a
+/// one-entry batch no longer gives its time to the nanosecond).
+pub(crate) fn rounded_range(lo: i64, hi: i64, granule: i64) -> (i64, i64) {
+    let g = i128::from(granule.max(1));
+    let clamp = |v: i128| v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+    let floor = |v: i64| i128::from(v).div_euclid(g) * g;
+    (clamp(floor(lo)), clamp(floor(hi) + g - 1))
+}
+
+/// A record id: 128 random bits written as a ULID is (26 Crockford base-32 digits). A real ULID
+/// would start with the sealing time in milliseconds, telling the server more than the record's
+/// rounded range does.
+fn random_record_id() -> String {
+    let mut bits = [0u8; 16];
+    if logflux_crypto::random_bytes(&mut bits).is_err() {
+        // The system's generator failed (it does not in practice): a ULID is still unique.
+        return ulid::Ulid::new().to_string().to_lowercase();
+    }
+    ulid::Ulid(u128::from_be_bytes(bits))
+        .to_string()
+        .to_lowercase()
+}
+
+/// Width of the rounded range of entries from `lo` to `hi` (0 for none).
+fn rounded_span(lo: i64, hi: i64, granule: i64) -> i64 {
+    if lo > hi {
+        return 0;
+    }
+    let (lo, hi) = rounded_range(lo, hi, granule);
+    hi.saturating_sub(lo)
+}
+
+/// How many of `pending`'s first entries make the next batch: at most `max_entries`, at most
+/// `max_bytes` (but at least one entry), and a rounded time range no wider than
+/// `limits::MAX_RECORD_SPAN_NS` — files read from archives can hold months of lines, which
+/// then make several records, each with a true, bounded range.
+fn batch_len(pending: &[Entry], config: &SealerConfig) -> usize {
+    let (mut lo, mut hi, mut bytes) = (i64::MAX, i64::MIN, 0usize);
+    for (i, e) in pending.iter().enumerate() {
+        if i == config.max_entries {
+            return i;
+        }
+        let (l, h) = (lo.min(e.timestamp_ns), hi.max(e.timestamp_ns));
+        let b = bytes + e.approx_size();
+        if i > 0
+            && (b > config.max_bytes
+                || rounded_span(l, h, config.time_granularity_ns) > limits::MAX_RECORD_SPAN_NS)
+        {
+            return i;
+        }
+        (lo, hi, bytes) = (l, h, b);
+    }
+    pending.len()
 }
 
 /// Entries received and entries done (spooled or dropped) since start, and who waits for
@@ -323,7 +430,7 @@ fn seal_and_spool(
                 return;
             }
         };
-        let record_id = ulid::Ulid::new().to_string().to_lowercase();
+        let record_id = random_record_id();
         let binding = RecordBinding {
             tenant: &config.tenant_id,
             application: &config.application_id,
@@ -341,13 +448,18 @@ fn seal_and_spool(
         for e in &batch {
             tokens.add_entry(e);
         }
+        let (min_ts, max_ts) = rounded_range(
+            sealed.time_range.0,
+            sealed.time_range.1,
+            config.time_granularity_ns,
+        );
         SpoolRecord {
             record_id,
             key_id: key.key_id.clone(),
             nonce: sealed.nonce,
             count: sealed.count,
-            min_ts: sealed.time_range.0,
-            max_ts: sealed.time_range.1,
+            min_ts,
+            max_ts,
             sealed_ns: logflux_proto::timefmt::now_ns(),
             tokens: tokens.finish(token_key).into_iter().map(|t| t.0).collect(),
             body: sealed.ciphertext,
@@ -402,5 +514,179 @@ fn seal_and_spool(
                 std::thread::sleep(Duration::from_millis(500));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logflux_proto::Level;
+
+    const S: i64 = 1_000_000_000;
+    const H: i64 = 3600 * S;
+
+    fn config(granule: i64) -> SealerConfig {
+        SealerConfig {
+            max_wait: Duration::from_millis(1),
+            max_entries: 1000,
+            max_bytes: 1 << 20,
+            zstd_level: 1,
+            time_granularity_ns: granule,
+            tenant_id: String::new(),
+            application_id: String::new(),
+            when_full: WhenFull::Block,
+            enrich: BTreeMap::new(),
+            intake_budget_kib: 1024,
+            redactor: Arc::new(Redactor::new(&[]).expect("no rules")),
+            forwarders: Vec::new(),
+        }
+    }
+
+    fn at(ts: i64) -> Entry {
+        Entry::new(ts, Level::Info, "s", "line")
+    }
+
+    #[test]
+    fn ranges_are_rounded_outward_to_whole_granules() {
+        assert_eq!(
+            rounded_range(1_500_000_000, 1_500_000_000, S),
+            (S, 2 * S - 1)
+        );
+        // An entry on a granule's first nanosecond says no more than one inside it.
+        assert_eq!(rounded_range(S, S, S), (S, 2 * S - 1));
+        assert_eq!(rounded_range(-1, 0, S), (-S, S - 1));
+        assert_eq!(rounded_range(7, 9, 1), (7, 9));
+        assert_eq!(
+            rounded_range(i64::MIN, i64::MAX, S),
+            (i64::MIN, i64::MAX),
+            "extremes saturate"
+        );
+        assert_eq!(rounded_span(i64::MAX, i64::MIN, S), 0, "no entries");
+    }
+
+    #[test]
+    fn batches_are_cut_before_their_rounded_range_exceeds_the_limit() {
+        let c = config(S);
+        let base = 1_763_675_346 * S + 123;
+        // Days of archived lines, one every 10 minutes.
+        let pending: Vec<Entry> = (0..1000).map(|i| at(base + i * 600 * S)).collect();
+        let mut rest = &pending[..];
+        let mut batches = 0;
+        while !rest.is_empty() {
+            let n = batch_len(rest, &c);
+            assert!(n >= 1);
+            let (lo, hi) = rest[..n].iter().fold((i64::MAX, i64::MIN), |(l, h), e| {
+                (l.min(e.timestamp_ns), h.max(e.timestamp_ns))
+            });
+            let (rlo, rhi) = rounded_range(lo, hi, S);
+            assert!(rhi - rlo <= limits::MAX_RECORD_SPAN_NS, "batch {batches}");
+            rest = &rest[n..];
+            batches += 1;
+        }
+        // Six entries per hour: a batch holds the lines of at most an hour.
+        assert!((160..=200).contains(&batches), "{batches} batches");
+        // Lines exactly an hour apart: rounding outward makes their range wider than an hour.
+        assert_eq!(batch_len(&[at(base), at(base + H)], &c), 1);
+        assert_eq!(batch_len(&[at(10 * H), at(11 * H - S)], &c), 2);
+        // One entry always makes a batch, whatever its time.
+        assert_eq!(batch_len(&[at(i64::MIN), at(i64::MAX)], &c), 1);
+        assert_eq!(batch_len(&[at(i64::MAX)], &c), 1);
+    }
+
+    #[test]
+    fn batches_are_cut_at_max_entries_and_max_bytes() {
+        let mut c = config(S);
+        c.max_entries = 10;
+        let pending: Vec<Entry> = (0..25).map(|_| at(5 * S)).collect();
+        assert_eq!(batch_len(&pending, &c), 10);
+        c.max_entries = 1000;
+        c.max_bytes = 3 * at(0).approx_size();
+        assert_eq!(batch_len(&pending, &c), 3);
+        let mut big = at(0);
+        big.payload = "x".repeat(10 * c.max_bytes);
+        assert_eq!(
+            batch_len(&[big.clone(), at(0)], &c),
+            1,
+            "at least one entry"
+        );
+        assert_eq!(batch_len(&[], &c), 0);
+    }
+
+    proptest::proptest! {
+        /// Cutting `pending` batch after batch delivers every entry once, in order, and every
+        /// batch of more than one entry keeps within every limit.
+        #[test]
+        fn cuts_deliver_everything_within_the_limits(
+            times in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::any::<i64>(),
+                    0i64..10 * H,
+                    proptest::strategy::Just(i64::MIN),
+                    proptest::strategy::Just(i64::MAX),
+                ],
+                0..200,
+            ),
+            sizes in proptest::collection::vec(0usize..4000, 200),
+            max_entries in 1usize..50,
+            granule_ms in 1i64..=60_000,
+        ) {
+            let mut c = config(granule_ms * 1_000_000);
+            c.max_entries = max_entries;
+            c.max_bytes = 8 * 1024;
+            let pending: Vec<Entry> = times
+                .iter()
+                .zip(&sizes)
+                .map(|(&t, &n)| {
+                    let mut e = at(t);
+                    e.payload = "x".repeat(n);
+                    e
+                })
+                .collect();
+            let mut rest = &pending[..];
+            let mut out = Vec::new();
+            while !rest.is_empty() {
+                let n = batch_len(rest, &c);
+                proptest::prop_assert!(n >= 1 && n <= max_entries);
+                let batch = &rest[..n];
+                if n > 1 {
+                    let bytes: usize = batch.iter().map(Entry::approx_size).sum();
+                    proptest::prop_assert!(bytes <= c.max_bytes);
+                    let (lo, hi) = batch.iter().fold((i64::MAX, i64::MIN), |(l, h), e| {
+                        (l.min(e.timestamp_ns), h.max(e.timestamp_ns))
+                    });
+                    proptest::prop_assert!(
+                        rounded_span(lo, hi, c.time_granularity_ns) <= limits::MAX_RECORD_SPAN_NS
+                    );
+                }
+                out.extend_from_slice(batch);
+                rest = &rest[n..];
+            }
+            proptest::prop_assert_eq!(out, pending);
+        }
+    }
+
+    #[test]
+    fn entries_far_in_the_future_get_their_arrival_time() {
+        let now = 1_763_675_346 * S;
+        let mut entries = vec![
+            at(now + FUTURE_MARGIN_NS),
+            at(now + FUTURE_MARGIN_NS + 1),
+            at(4_102_444_800 * S), // 2100-01-01
+            at(now - 365 * 24 * H),
+        ];
+        assert_eq!(restamp_future(&mut entries, now), 2);
+        assert_eq!(entries[0].timestamp_ns, now + FUTURE_MARGIN_NS);
+        assert!(!entries[0].metadata.contains_key(ORIGINAL_TIME_KEY));
+        assert_eq!(entries[1].timestamp_ns, now);
+        assert_eq!(entries[2].timestamp_ns, now);
+        assert_eq!(
+            entries[2].metadata[ORIGINAL_TIME_KEY],
+            "2100-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            entries[3].timestamp_ns,
+            now - 365 * 24 * H,
+            "old times are kept"
+        );
     }
 }

@@ -215,13 +215,25 @@ async fn register_keys(http: &reqwest::Client, cfg: &ShipperConfig, base: &str) 
     Outcome::Delivered
 }
 
+/// The entry count a record tells the server: rounded up to a power of two (at most a batch's
+/// largest count), so it says the order of magnitude, not the number. The server requires
+/// at least 1; it only adds counts up into its segment summaries.
+pub(crate) fn count_bucket(count: u32) -> u32 {
+    let max = logflux_proto::batch::MAX_ENTRIES as u32;
+    count
+        .max(1)
+        .checked_next_power_of_two()
+        .unwrap_or(max)
+        .min(max)
+}
+
 fn body_of(records: &[(SpoolRecord, Position)]) -> (String, Vec<u8>) {
     let mut boundary = [0u8; 16];
     let _ = logflux_crypto::random_bytes(&mut boundary);
     let mut w = Writer::new(format!("logflux-agent-{}", hex::encode(boundary)));
     for (r, _) in records {
         let nonce = B64.encode(r.nonce);
-        let count = r.count.to_string();
+        let count = count_bucket(r.count).to_string();
         let range = format_time_range(r.min_ts, r.max_ts);
         let tokens: String = r
             .tokens
@@ -412,5 +424,22 @@ async fn ack(shared: &Arc<Shared>, upto: Position, n: u64) {
     if !matches!(r, Ok(Ok(()))) {
         // The records will be sent again after a restart; the server deduplicates them.
         tracing::error!("recording an acknowledgement in the spool failed");
+    }
+}
+
+#[cfg(test)]
+mod count_tests {
+    use super::count_bucket;
+
+    #[test]
+    fn counts_are_sent_as_powers_of_two() {
+        let sent: Vec<u32> = [0, 1, 2, 3, 5, 1000, 65_536, 65_537, 100_000, u32::MAX]
+            .into_iter()
+            .map(count_bucket)
+            .collect();
+        assert_eq!(
+            sent,
+            [1, 1, 2, 4, 8, 1024, 65_536, 100_000, 100_000, 100_000]
+        );
     }
 }

@@ -36,14 +36,20 @@ pub(crate) struct RecordError {
     pub(crate) reason: String,
 }
 
-fn record_error(r: &Line, reason: impl Into<String>) -> RecordError {
-    RecordError {
-        record_id: r.record_id.clone(),
-        application_id: r.application_id.clone(),
-        segment_id: r.segment_id,
-        key_id: r.key_id.clone(),
-        reason: reason.into(),
+impl RecordError {
+    pub(crate) fn new(r: &Line, reason: impl Into<String>) -> RecordError {
+        RecordError {
+            record_id: r.record_id.clone(),
+            application_id: r.application_id.clone(),
+            segment_id: r.segment_id,
+            key_id: r.key_id.clone(),
+            reason: reason.into(),
+        }
     }
+}
+
+fn record_error(r: &Line, reason: impl Into<String>) -> RecordError {
+    RecordError::new(r, reason)
 }
 
 /// Opens records of one tenant with its private key.
@@ -174,8 +180,17 @@ impl Decryptor {
                     key_id: &r.key_id,
                     record_id,
                 };
-                let entries = open_batch(&key, &binding, &nonce()?, &body)
-                    .map_err(|e| record_error(r, format!("integrity check failed: {e}")))?;
+                let entries = open_batch(&key, &binding, &nonce()?, &body).map_err(|e| {
+                    record_error(
+                        r,
+                        match e.kind() {
+                            logflux_crypto::ErrorKind::Integrity => {
+                                format!("integrity check failed: {e}")
+                            }
+                            _ => format!("content refused: {e}"),
+                        },
+                    )
+                })?;
                 Ok(entries.into_iter().map(EntryView::from).collect())
             }
             PAYLOAD_SDK_SEALED | PAYLOAD_SDK_GZIP => {

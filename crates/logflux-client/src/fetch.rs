@@ -24,8 +24,11 @@ use crate::filter::{Filter, FilterArgs};
 /// Records asked for in the first page (small, for a quick first result) and in later ones.
 const FIRST_PAGE_RECORDS: usize = 16;
 const PAGE_RECORDS: usize = 1000;
-/// Records decrypted together (one parallel step).
-const CHUNK_RECORDS: usize = 64;
+/// Records decrypted together (one parallel step). With a batch's plaintext bounded at
+/// `limits::MAX_BATCH_PLAINTEXT_BYTES` (and `batch::MAX_ENTRIES` entries), this bounds what
+/// one step can hold however hostile the records: 16 × 16 MiB of content (and their decoded
+/// entries), where 64 × 256 MiB could be asked for before.
+const CHUNK_RECORDS: usize = 16;
 /// How much later than its entry an SDK part may be timestamped (queueing and retries).
 const SDK_SEND_SLACK_NS: i64 = 5 * 60 * 1_000_000_000;
 /// Entries held for ordering, at most; beyond it the earliest are let out (order may then be
@@ -135,7 +138,11 @@ impl Session {
             records
                 .par_iter()
                 .map(|r| {
-                    dec.open(r).map(|v| {
+                    // A bug that panics on one record's content costs that record, not the run.
+                    let opened =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dec.open(r)))
+                            .unwrap_or_else(|_| Err(RecordError::new(r, "could not be decoded")));
+                    opened.map(|v| {
                         v.into_iter()
                             .filter(|e| filter.matches(e))
                             // Placed within its record's time range, which the server's

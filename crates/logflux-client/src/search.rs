@@ -475,17 +475,19 @@ pub(crate) async fn export(settings: &Settings, args: ExportArgs) -> anyhow::Res
         .into_inner()
         .map_err(|e| e.into_error())?;
     file.sync_all()?;
+    // The query ran to its end: the file holds every entry that could be opened, and records
+    // that could not were each named above (one bad record costs only itself).
+    std::fs::rename(&partial, &args.output)?;
     if sum.errors > 0 {
         eprintln!(
-            "logflux: {} records could not be decrypted (listed above): {} was not written; {} holds the {} entries that could",
-            sum.errors,
+            "logflux: exported {} entries from {} records to {}; {} records could not be opened (listed above) and are missing from it",
+            sum.entries,
+            sum.records,
             args.output.display(),
-            partial.display(),
-            sum.entries
+            sum.errors,
         );
         return Ok(EXIT_ERROR);
     }
-    std::fs::rename(&partial, &args.output)?;
     eprintln!(
         "exported {} entries from {} records to {} in {:.1} s",
         sum.entries,

@@ -174,16 +174,16 @@ async fn proxies_integrity_errors_and_interrupted_exports() {
     assert!(!out.contains(&selftest), "{out}");
     assert!(err.contains("record agent-"), "{err}");
     assert!(err.contains("integrity check failed"), "{err}");
-    // An export with a record that failed is not presented as complete, and is private.
+    // An export with a record that failed holds the others, says what is missing, exits 2,
+    // and is private.
     let damaged = stack.tmp.path().join("damaged.ndjson");
     let (code, _, err) = stack.run(&["export", "-O", damaged.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
-    assert!(!damaged.exists());
-    assert!(err.contains("was not written"), "{err}");
-    assert_eq!(
-        common::mode(&stack.tmp.path().join("damaged.ndjson.partial")),
-        0o600
-    );
+    assert!(err.contains("1 records could not be opened"), "{err}");
+    let written = std::fs::read_to_string(&damaged).unwrap();
+    assert!(written.contains("an intact entry"), "{written}");
+    assert!(!written.contains(&selftest), "{written}");
+    assert_eq!(common::mode(&damaged), 0o600);
 
     // An export interrupted while the server is silent: FILE never appears.
     let silent = Capture::start(server_addr, Some("POST /v1/query")).await;

@@ -1,14 +1,28 @@
-use logflux_proto::Entry;
 use logflux_proto::batch;
+use logflux_proto::{Entry, limits};
 
 use crate::aead::{NONCE_LEN, RecordBinding, SealingKey};
 use crate::error::CryptoError;
 
 /// Largest decompressed batch accepted when opening, in bytes: bounds what a hostile record
-/// can make a client allocate.
-pub const MAX_BATCH_PLAINTEXT: usize = 256 * 1024 * 1024;
+/// can make a client allocate (see `limits::MAX_BATCH_PLAINTEXT_BYTES`).
+pub const MAX_BATCH_PLAINTEXT: usize = limits::MAX_BATCH_PLAINTEXT_BYTES;
 
-/// A sealed batch: `AES-256-GCM(zstd(batch v1))` with the record binding as associated data.
+/// The length Padmé padding gives a message of `len` bytes: `len` rounded up so that only its
+/// top `⌊log2 ⌊log2 len⌋⌋ + 1` bits may be non-zero. The padded length reveals O(log log n)
+/// bits of the true one, at most about 12 % more bytes (less for longer messages).
+pub fn padme(len: usize) -> usize {
+    if len < 2 {
+        return len;
+    }
+    let e = len.ilog2();
+    let s = e.ilog2() + 1;
+    let mask = (1usize << (e - s)) - 1;
+    (len + mask) & !mask
+}
+
+/// A sealed batch: `AES-256-GCM(zstd(batch v1) ‖ zero padding)` with the record binding as
+/// associated data; the zstd frame and its padding fill `padme(frame length)` bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedBatch {
     pub nonce: [u8; NONCE_LEN],
@@ -19,6 +33,8 @@ pub struct SealedBatch {
     pub time_range: (i64, i64),
     /// Size of the encoded batch before compression.
     pub plaintext_len: usize,
+    /// Size of the zstd frame, before padding.
+    pub compressed_len: usize,
 }
 
 /// Seals batches, reusing its compression context and buffer between calls.
@@ -100,7 +116,10 @@ impl BatchSealer {
             .compressor
             .compress_to_buffer(&self.plain, &mut buf)
             .map_err(|e| CryptoError::Format(format!("zstd: {e}")))?;
+        // Zeros after the self-delimiting frame, so the ciphertext's length stops tracking the
+        // content's.
         buf.truncate(n);
+        buf.resize(padme(n), 0);
         let aad = binding.aad();
         let nonce = match nonce {
             Some(n) => {
@@ -115,11 +134,14 @@ impl BatchSealer {
             count,
             time_range,
             plaintext_len: self.plain.len(),
+            compressed_len: n,
         })
     }
 }
 
-/// Opens a sealed batch back into exactly the entries that were sealed.
+/// Opens a sealed batch back into exactly the entries that were sealed. Padded batches and
+/// older unpadded ones alike; a frame whose content claims more than [`MAX_BATCH_PLAINTEXT`]
+/// is refused before anything is decompressed.
 pub fn open_batch(
     key: &SealingKey,
     binding: &RecordBinding<'_>,
@@ -127,7 +149,8 @@ pub fn open_batch(
     ciphertext: &[u8],
 ) -> Result<Vec<Entry>, CryptoError> {
     let mut buf = ciphertext.to_vec();
-    let compressed = key.open(nonce, &binding.aad(), &mut buf)?;
+    let opened = key.open(nonce, &binding.aad(), &mut buf)?;
+    let compressed = unpad(opened)?;
     let size = match zstd::zstd_safe::get_frame_content_size(compressed) {
         Ok(Some(n)) => usize::try_from(n).unwrap_or(usize::MAX),
         _ => {
@@ -144,4 +167,18 @@ pub fn open_batch(
     let plain = zstd::bulk::decompress(compressed, size)
         .map_err(|e| CryptoError::Format(format!("zstd: {e}")))?;
     batch::decode(&plain).map_err(|e| CryptoError::Format(e.to_string()))
+}
+
+/// The zstd frame at the start of a sealed batch's plaintext, without its padding (none in
+/// batches sealed before padding was introduced), which must be all zero bytes.
+fn unpad(opened: &[u8]) -> Result<&[u8], CryptoError> {
+    let frame = zstd::zstd_safe::find_frame_compressed_size(opened)
+        .map_err(|_| CryptoError::Format("not a complete zstd frame".into()))?;
+    let (frame, padding) = opened.split_at(frame.min(opened.len()));
+    if padding.iter().any(|&b| b != 0) {
+        return Err(CryptoError::Format(
+            "bytes after the zstd frame are not zero padding".into(),
+        ));
+    }
+    Ok(frame)
 }

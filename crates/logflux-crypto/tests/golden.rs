@@ -78,11 +78,39 @@ const BINDING: RecordBinding<'static> = RecordBinding {
     record_id: "01JD8Z5W3YV5K2N0Q9R7T6S4P3",
 };
 
+/// Batches sealed before padding existed (the zstd frame alone under AES-GCM): frozen, never
+/// written anew, they must keep opening.
 #[test]
 fn sealed_batch_v1_golden() {
-    let path = golden("sealed_batch_v1.json");
+    check_sealed_batch_golden("sealed_batch_v1.json", None);
+}
+
+/// Batches sealed today: `zstd frame ‖ zero padding` to the frame's Padmé length.
+#[test]
+fn sealed_batch_v1_padded_golden() {
+    check_sealed_batch_golden(
+        "sealed_batch_v1_padded.json",
+        Some(
+            "LogFlux sealed batch v1, padded: AES-256-GCM(zstd(batch v1) || zeros to padme(frame length)), AAD = RecordBinding",
+        ),
+    );
+    // What the sealer writes today is padded.
+    let path = golden("sealed_batch_v1_padded.json");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let ct = B64.decode(doc["ciphertext_b64"].as_str().unwrap()).unwrap();
+    let body = ct.len() - 16;
+    assert_eq!(logflux_crypto::padme(body), body);
+    let frame = doc["zstd_frame_len"].as_u64().unwrap() as usize;
+    assert!(frame < body, "the golden batch carries padding");
+    assert_eq!(logflux_crypto::padme(frame), body);
+}
+
+/// Checks a committed sealed batch; `bless_as` writes it anew (with that format description)
+/// under `LOGFLUX_BLESS=1`.
+fn check_sealed_batch_golden(name: &str, bless_as: Option<&str>) {
+    let path = golden(name);
     let dek_bytes: Vec<u8> = (0u8..32).collect();
-    if bless() {
+    if let (Some(format), true) = (bless_as, bless()) {
         let key = SealingKey::new(&Dek::from_bytes(&dek_bytes).unwrap());
         let nonce = *b"golden-nonce";
         let sealed = BatchSealer::new(3)
@@ -90,8 +118,10 @@ fn sealed_batch_v1_golden() {
             .unwrap();
         let mut plain = Vec::new();
         batch::encode(&entries(), &mut plain);
+        let frame = zstd::bulk::compress(&plain, 3).unwrap();
         let doc = json!({
-            "format": "LogFlux sealed batch v1: AES-256-GCM(zstd(batch v1)), AAD = RecordBinding",
+            "format": format,
+            "zstd_frame_len": frame.len(),
             "dek_hex": hex::encode(&dek_bytes),
             "tenant": BINDING.tenant,
             "application": BINDING.application,

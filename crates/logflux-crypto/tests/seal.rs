@@ -225,6 +225,105 @@ fn gzip_bombs_are_bounded() {
     ));
 }
 
+/// Seals `plaintext` (the bytes under AES-GCM, whatever they are) as a batch would be.
+fn seal_raw(key: &SealingKey, mut plaintext: Vec<u8>) -> ([u8; 12], Vec<u8>) {
+    let nonce = key.seal(&BINDING.aad(), &mut plaintext).unwrap();
+    (nonce, plaintext)
+}
+
+#[test]
+fn batch_bomb_claiming_255_mib_is_refused_before_decompressing() {
+    use std::io::Write as _;
+    // 255 MiB of zeros compress to a few KiB; the frame states its content size.
+    let claimed = 255 * 1024 * 1024;
+    let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
+    enc.include_contentsize(true).unwrap();
+    enc.set_pledged_src_size(Some(claimed as u64)).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..claimed / zeros.len() {
+        enc.write_all(&zeros).unwrap();
+    }
+    let frame = enc.finish().unwrap();
+    assert!(frame.len() < 64 * 1024, "{} bytes", frame.len());
+    let key = SealingKey::new(&Dek::generate().unwrap());
+    let (nonce, ct) = seal_raw(&key, frame);
+    let started = std::time::Instant::now();
+    let err = open_batch(&key, &BINDING, &nonce, &ct).unwrap_err();
+    assert!(
+        matches!(err, CryptoError::TooLarge { limit } if limit == logflux_proto::limits::MAX_BATCH_PLAINTEXT_BYTES),
+        "{err}"
+    );
+    // Refused from the frame header: nothing was decompressed.
+    assert!(started.elapsed() < std::time::Duration::from_millis(50));
+}
+
+#[test]
+fn sealed_batches_are_padded_to_padme_lengths_and_open() {
+    use logflux_crypto::padme;
+    // Padmé: at most 12 % more, only the top bits of the length may be set.
+    for len in [2usize, 9, 100, 1000, 4097, 65_535, 1 << 20, 10_000_019] {
+        let p = padme(len);
+        assert!(
+            p >= len && (p - len) as f64 <= 0.12 * len as f64,
+            "{len} -> {p}"
+        );
+        assert_eq!(padme(p), p, "padded lengths are fixed points");
+    }
+    assert_eq!(padme(9), 10);
+    assert_eq!(padme(1000), 1024);
+    assert_eq!(padme(221), 224);
+    let key = SealingKey::new(&Dek::generate().unwrap());
+    let mut sealer = BatchSealer::new(3);
+    let mut lengths = std::collections::BTreeSet::new();
+    for n in 1..200 {
+        let entries = sample(n);
+        let sealed = sealer.seal(&key, &BINDING, &entries).unwrap();
+        let body = sealed.ciphertext.len() - 16;
+        assert_eq!(
+            padme(body),
+            body,
+            "{n} entries: {body} bytes is not a Padmé length"
+        );
+        lengths.insert(body);
+        assert_eq!(
+            open_batch(&key, &BINDING, &sealed.nonce, &sealed.ciphertext).unwrap(),
+            entries
+        );
+    }
+    // Far fewer distinct lengths than batches.
+    assert!(lengths.len() < 100, "{} distinct lengths", lengths.len());
+}
+
+#[test]
+fn unpadded_batches_still_open_and_bad_padding_is_refused() {
+    let key = SealingKey::new(&Dek::generate().unwrap());
+    let entries = sample(7);
+    let mut plain = Vec::new();
+    logflux_proto::batch::encode(&entries, &mut plain);
+    let frame = zstd::bulk::compress(&plain, 3).unwrap();
+    // As sealed before padding existed.
+    let (nonce, ct) = seal_raw(&key, frame.clone());
+    assert_eq!(open_batch(&key, &BINDING, &nonce, &ct).unwrap(), entries);
+    // Zero padding of any length is accepted; anything else after the frame is not.
+    let mut padded = frame.clone();
+    padded.extend_from_slice(&[0; 5]);
+    let (nonce, ct) = seal_raw(&key, padded);
+    assert_eq!(open_batch(&key, &BINDING, &nonce, &ct).unwrap(), entries);
+    let mut junk = frame.clone();
+    junk.extend_from_slice(&[0, 0, 1]);
+    let (nonce, ct) = seal_raw(&key, junk);
+    let e = open_batch(&key, &BINDING, &nonce, &ct).unwrap_err();
+    assert!(
+        matches!(e, CryptoError::Format(ref m) if m.contains("padding")),
+        "{e}"
+    );
+    let (nonce, ct) = seal_raw(&key, frame[..frame.len() - 1].to_vec());
+    assert!(matches!(
+        open_batch(&key, &BINDING, &nonce, &ct),
+        Err(CryptoError::Format(_))
+    ));
+}
+
 #[test]
 fn debug_output_never_shows_keys() {
     let dek = Dek::generate().unwrap();

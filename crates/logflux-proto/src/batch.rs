@@ -22,6 +22,9 @@ use crate::entry::{Entry, EntryType, Level};
 const MAGIC: &[u8; 3] = b"LFB";
 /// The format version this crate writes.
 pub const VERSION: u8 = 1;
+/// Most entries in one batch: the agent's largest `batch.max_entries`. A decoded entry takes
+/// more memory than its few encoded bytes, so this bounds what one record can cost a reader.
+pub const MAX_ENTRIES: usize = 100_000;
 
 /// Why a batch could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,6 +41,8 @@ pub enum BatchError {
     Invalid { entry: usize, what: &'static str },
     #[error("{0} bytes of trailing data after the last entry")]
     Trailing(usize),
+    #[error("{0} entries in one batch (at most {max})", max = MAX_ENTRIES)]
+    TooManyEntries(u64),
 }
 
 /// Appends the encoding of `entries` to `out`.
@@ -72,6 +77,9 @@ pub fn decode(buf: &[u8]) -> Result<Vec<Entry>, BatchError> {
         return Err(BatchError::Version(version));
     }
     let count = r.varint().map_err(read)?;
+    if count > MAX_ENTRIES as u64 {
+        return Err(BatchError::TooManyEntries(count));
+    }
     // Every entry takes at least 7 bytes, so a count beyond that is a lie.
     let count = usize::try_from(count)
         .ok()
@@ -175,13 +183,33 @@ mod tests {
     }
 
     #[test]
+    fn more_entries_than_an_agent_batch_holds_are_refused() {
+        let mut buf = Vec::new();
+        encode(
+            &vec![Entry::new(0, Level::Info, "", ""); MAX_ENTRIES],
+            &mut buf,
+        );
+        assert_eq!(decode(&buf).unwrap().len(), MAX_ENTRIES);
+        buf.clear();
+        encode(
+            &vec![Entry::new(0, Level::Info, "", ""); MAX_ENTRIES + 1],
+            &mut buf,
+        );
+        assert_eq!(
+            decode(&buf),
+            Err(BatchError::TooManyEntries(MAX_ENTRIES as u64 + 1))
+        );
+    }
+
+    #[test]
     fn header_errors() {
         assert_eq!(decode(b"XYZ\x01\x00"), Err(BatchError::Magic));
         assert_eq!(decode(b"LFB\x02\x00"), Err(BatchError::Version(2)));
-        // A count far beyond the input's size.
+        // A count far beyond the input's size, and one beyond any batch.
+        assert_eq!(decode(b"LFB\x01\xe8\x07"), Err(BatchError::Truncated(6)));
         assert_eq!(
             decode(b"LFB\x01\xff\xff\xff\xff\x0f"),
-            Err(BatchError::Truncated(9))
+            Err(BatchError::TooManyEntries(u64::from(u32::MAX)))
         );
         // An 11-byte varint.
         assert!(matches!(

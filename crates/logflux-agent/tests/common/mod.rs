@@ -140,19 +140,28 @@ impl Stack {
 
     /// Every entry stored on the server, decrypted here with the tenant's private key.
     pub async fn stored_entries(&self) -> Vec<Entry> {
+        self.stored_records(json!({"order": "oldest"}))
+            .await
+            .into_iter()
+            .flat_map(|(_, entries)| entries)
+            .collect()
+    }
+
+    /// The records a query (`POST /v1/query` body, all pages) returns, each as the server
+    /// sent it and decrypted here with the tenant's private key.
+    pub async fn stored_records(&self, mut query: Value) -> Vec<(Value, Vec<Entry>)> {
         let identity: Value = serde_json::from_str(
             &std::fs::read_to_string(self.dir.path().join("spool/identity.json")).unwrap(),
         )
         .unwrap();
         let tenant = identity["tenant_id"].as_str().unwrap();
         let mut out = Vec::new();
-        let mut cursor = Value::Null;
         loop {
             let text = self
                 .http
                 .post(format!("{}/v1/query", self.base))
                 .bearer_auth(&self.admin)
-                .json(&json!({"order": "oldest", "cursor": cursor}))
+                .json(&query)
                 .send()
                 .await
                 .unwrap()
@@ -197,20 +206,19 @@ impl Stack {
                     .unwrap()
                     .try_into()
                     .unwrap();
-                out.extend(
-                    open_batch(
-                        &SealingKey::new(&dek),
-                        &binding,
-                        &nonce,
-                        &B64.decode(r["body"].as_str().unwrap()).unwrap(),
-                    )
-                    .unwrap(),
-                );
+                let entries = open_batch(
+                    &SealingKey::new(&dek),
+                    &binding,
+                    &nonce,
+                    &B64.decode(r["body"].as_str().unwrap()).unwrap(),
+                )
+                .unwrap();
+                out.push((r, entries));
             }
             if end["cursor"].is_null() {
                 return out;
             }
-            cursor = end["cursor"].clone();
+            query["cursor"] = end["cursor"].clone();
         }
     }
 
