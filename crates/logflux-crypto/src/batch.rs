@@ -21,8 +21,8 @@ pub fn padme(len: usize) -> usize {
     (len + mask) & !mask
 }
 
-/// A sealed batch: `AES-256-GCM(zstd(batch v1) ‖ zero padding)` with the record binding as
-/// associated data; the zstd frame and its padding fill `padme(frame length)` bytes.
+/// A sealed batch: `AES-256-GCM(zstd(batch v1) ‖ skippable frame of zeros)` with the record
+/// binding as associated data; the two frames fill `padme(frame length + 8)` bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedBatch {
     pub nonce: [u8; NONCE_LEN],
@@ -116,10 +116,16 @@ impl BatchSealer {
             .compressor
             .compress_to_buffer(&self.plain, &mut buf)
             .map_err(|e| CryptoError::Format(format!("zstd: {e}")))?;
-        // Zeros after the self-delimiting frame, so the ciphertext's length stops tracking the
-        // content's.
+        // A zstd skippable frame of zeros after the content's frame, so the ciphertext's length
+        // stops tracking the content's. Any zstd decoder skips it: clients from before padding
+        // open padded batches too.
         buf.truncate(n);
-        buf.resize(padme(n), 0);
+        let padded = padme(n + SKIPPABLE_HEADER);
+        let pad = u32::try_from(padded - n - SKIPPABLE_HEADER)
+            .map_err(|_| CryptoError::Format("padding longer than a skippable frame".into()))?;
+        buf.extend_from_slice(&SKIPPABLE_MAGIC.to_le_bytes());
+        buf.extend_from_slice(&pad.to_le_bytes());
+        buf.resize(padded, 0);
         let aad = binding.aad();
         let nonce = match nonce {
             Some(n) => {
@@ -169,16 +175,30 @@ pub fn open_batch(
     batch::decode(&plain).map_err(|e| CryptoError::Format(e.to_string()))
 }
 
-/// The zstd frame at the start of a sealed batch's plaintext, without its padding (none in
-/// batches sealed before padding was introduced), which must be all zero bytes.
+/// Magic number of the zstd skippable frame that pads a sealed batch (RFC 8878 §3.1.2: any of
+/// `0x184D2A50..=0x184D2A5F`; we write the first).
+const SKIPPABLE_MAGIC: u32 = 0x184D_2A50;
+/// A skippable frame's header: its magic number and its content length, little-endian.
+const SKIPPABLE_HEADER: usize = 8;
+
+/// The zstd frame at the start of a sealed batch's plaintext, without its padding: nothing (as
+/// sealed before padding) or exactly one skippable frame of zeros that ends the plaintext.
 fn unpad(opened: &[u8]) -> Result<&[u8], CryptoError> {
     let frame = zstd::zstd_safe::find_frame_compressed_size(opened)
         .map_err(|_| CryptoError::Format("not a complete zstd frame".into()))?;
     let (frame, padding) = opened.split_at(frame.min(opened.len()));
-    if padding.iter().any(|&b| b != 0) {
-        return Err(CryptoError::Format(
-            "bytes after the zstd frame are not zero padding".into(),
-        ));
+    if padding.is_empty() {
+        return Ok(frame);
+    }
+    let bad = || CryptoError::Format("bytes after the zstd frame are not its padding".into());
+    let (header, zeros) = padding.split_at_checked(SKIPPABLE_HEADER).ok_or_else(bad)?;
+    let magic = u32::from_le_bytes(header[..4].try_into().map_err(|_| bad())?);
+    let len = u32::from_le_bytes(header[4..].try_into().map_err(|_| bad())?);
+    if magic != SKIPPABLE_MAGIC
+        || usize::try_from(len).ok() != Some(zeros.len())
+        || zeros.iter().any(|&b| b != 0)
+    {
+        return Err(bad());
     }
     Ok(frame)
 }

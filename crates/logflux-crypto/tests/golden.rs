@@ -85,13 +85,14 @@ fn sealed_batch_v1_golden() {
     check_sealed_batch_golden("sealed_batch_v1.json", None);
 }
 
-/// Batches sealed today: `zstd frame ‖ zero padding` to the frame's Padmé length.
+/// Batches sealed today: `zstd frame ‖ skippable frame of zeros` to the Padmé length of the
+/// frame plus the skippable frame's 8-byte header.
 #[test]
 fn sealed_batch_v1_padded_golden() {
     check_sealed_batch_golden(
         "sealed_batch_v1_padded.json",
         Some(
-            "LogFlux sealed batch v1, padded: AES-256-GCM(zstd(batch v1) || zeros to padme(frame length)), AAD = RecordBinding",
+            "LogFlux sealed batch v1, padded: AES-256-GCM(zstd(batch v1) || zstd skippable frame (magic 0x184D2A50) of zeros, to padme(frame length + 8)), AAD = RecordBinding",
         ),
     );
     // What the sealer writes today is padded.
@@ -102,7 +103,7 @@ fn sealed_batch_v1_padded_golden() {
     assert_eq!(logflux_crypto::padme(body), body);
     let frame = doc["zstd_frame_len"].as_u64().unwrap() as usize;
     assert!(frame < body, "the golden batch carries padding");
-    assert_eq!(logflux_crypto::padme(frame), body);
+    assert_eq!(logflux_crypto::padme(frame + 8), body);
 }
 
 /// Checks a committed sealed batch; `bless_as` writes it anew (with that format description)

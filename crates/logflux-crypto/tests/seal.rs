@@ -304,19 +304,39 @@ fn unpadded_batches_still_open_and_bad_padding_is_refused() {
     // As sealed before padding existed.
     let (nonce, ct) = seal_raw(&key, frame.clone());
     assert_eq!(open_batch(&key, &BINDING, &nonce, &ct).unwrap(), entries);
-    // Zero padding of any length is accepted; anything else after the frame is not.
-    let mut padded = frame.clone();
-    padded.extend_from_slice(&[0; 5]);
-    let (nonce, ct) = seal_raw(&key, padded);
+    // A skippable frame of zeros is the padding; anything else after the frame is refused.
+    let skippable = |len: u32, fill: u8| {
+        let mut p = frame.clone();
+        p.extend_from_slice(&0x184D_2A50u32.to_le_bytes());
+        p.extend_from_slice(&len.to_le_bytes());
+        p.extend(std::iter::repeat_n(fill, len as usize));
+        p
+    };
+    let (nonce, ct) = seal_raw(&key, skippable(5, 0));
     assert_eq!(open_batch(&key, &BINDING, &nonce, &ct).unwrap(), entries);
-    let mut junk = frame.clone();
-    junk.extend_from_slice(&[0, 0, 1]);
-    let (nonce, ct) = seal_raw(&key, junk);
-    let e = open_batch(&key, &BINDING, &nonce, &ct).unwrap_err();
-    assert!(
-        matches!(e, CryptoError::Format(ref m) if m.contains("padding")),
-        "{e}"
+    // Any zstd decoder skips that frame: a client from before padding decompressed the whole
+    // plaintext with the first frame's content size, and still gets the batch.
+    assert_eq!(
+        zstd::bulk::decompress(&skippable(5, 0), plain.len()).unwrap(),
+        plain
     );
+    let mut wrong_len = skippable(5, 0);
+    wrong_len.push(0);
+    let mut bare_zeros = frame.clone();
+    bare_zeros.extend_from_slice(&[0; 12]);
+    for junk in [
+        skippable(5, 1),
+        wrong_len,
+        bare_zeros,
+        [&frame[..], &[0, 0, 1]].concat(),
+    ] {
+        let (nonce, ct) = seal_raw(&key, junk);
+        let e = open_batch(&key, &BINDING, &nonce, &ct).unwrap_err();
+        assert!(
+            matches!(e, CryptoError::Format(ref m) if m.contains("padding")),
+            "{e}"
+        );
+    }
     let (nonce, ct) = seal_raw(&key, frame[..frame.len() - 1].to_vec());
     assert!(matches!(
         open_batch(&key, &BINDING, &nonce, &ct),
