@@ -135,6 +135,9 @@ struct Target {
     secret: String,
     server: String,
     admin: String,
+    /// The blind token of the word "legit", which every legitimate entry carries: searches
+    /// select the legitimate clients' records, not an attacker's bulk.
+    legit_token: String,
     /// The next entry id (HTTP ids; TCP ids carry bit 44).
     ids: Arc<AtomicU64>,
 }
@@ -211,7 +214,8 @@ impl Legit {
                         .http
                         .post(format!("{}/v1/query", t.server))
                         .bearer_auth(&t.admin)
-                        .json(&json!({"from": now_ns() - 60_000_000_000i64, "limit": 100}))
+                        .json(&json!({"from": now_ns() - 60_000_000_000i64, "limit": 100,
+                                      "tokens": [[t.legit_token]]}))
                         .timeout(OP_TIMEOUT)
                         .send()
                         .await;
@@ -1060,6 +1064,12 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     .await?;
     let server = lab.server.as_ref().context("server")?.base.clone();
     let (tcp, secret) = lab.agent_tcp.clone().context("tcp input")?;
+    let legit_token = Producer::new(&lab, &server)
+        .await?
+        .token_key
+        .token(logflux_crypto::Field::Word, "legit")
+        .context("a token for the word legit")?
+        .to_string();
     let target = Target {
         http: reqwest::Client::builder()
             .pool_max_idle_per_host(8)
@@ -1070,6 +1080,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         secret,
         server: server.clone(),
         admin: lab.admin.clone(),
+        legit_token,
         ids: Arc::new(AtomicU64::new(1)),
     };
     let tcp_addr: SocketAddr = tcp.parse()?;
@@ -1180,7 +1191,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
          window: posts of 20 entries to the agent's HTTP input every 100 ms (acknowledged once \
          spooled), TCP clients that connect, authenticate and send every 200 ms (timed to the \
          authentication reply), and a search of the last minute every 250 ms. Each cell: \
-         successes/attempts · p50 / p99 (p99 as a multiple of the quiet run's). Memory: peak \
+         successes/attempts · p50 / p99 (p99 as a multiple of the quiet run's). The searches select \
+         the legitimate entries by a blind token. Memory: peak \
          during the attack / resident 3 s after it stopped, in MiB.\n\n\
          | attack | legitimate success | HTTP input | TCP input | search | agent MiB | server MiB | acknowledged but lost | held | notes |\n\
          |---|---|---|---|---|---|---|---|---|---|\n",
