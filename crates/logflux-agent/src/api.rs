@@ -146,8 +146,9 @@ impl<R: AsyncRead + Unpin> ReadBuf<R> {
         &self.buf[self.pos..]
     }
 
+    /// Drops `n` buffered bytes (`usize::MAX`: all of them).
     fn consume(&mut self, n: usize) {
-        self.pos = (self.pos + n).min(self.buf.len());
+        self.pos = self.pos.saturating_add(n).min(self.buf.len());
     }
 
     fn set_capacity(&mut self, cap: usize) {
@@ -679,5 +680,22 @@ pub(crate) async fn serve_tcp(
             evict: Some(evict),
         };
         tokio::spawn(serve_connection(stream, conn));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReadBuf;
+
+    #[tokio::test]
+    async fn consuming_everything_empties_the_buffer() {
+        let mut r = ReadBuf::new(&b"authenticate-me-please"[..], 8);
+        assert_eq!(r.fill_buf().await.expect("read"), b"authenti");
+        r.consume(3);
+        assert_eq!(r.buffer(), b"henti");
+        // What an error close does: drop whatever is buffered, however much.
+        r.consume(usize::MAX);
+        assert!(r.buffer().is_empty());
+        assert_eq!(r.fill_buf().await.expect("read"), b"cate-me-");
     }
 }

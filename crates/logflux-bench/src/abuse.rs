@@ -1263,6 +1263,18 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     }
+    // Never a panic: any in the agent's log fails the suite.
+    let panics = std::fs::read_to_string(lab.w.join("agent.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("panicked at"))
+        .count();
+    if panics > 0 {
+        failed.push(format!("the agent's log shows {panics} panics"));
+        body.push_str(&format!(
+            "\n**The agent panicked {panics} times** (see its log).\n"
+        ));
+    }
     println!("{body}");
     if let Some(file) = &args.write {
         crate::all::replace_generated(file, BEGIN, END, &body)?;
