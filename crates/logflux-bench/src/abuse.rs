@@ -202,7 +202,7 @@ impl Legit {
                 }
             }));
         }
-        // Searches of the last minute on the server.
+        // Searches of the last 10 s on the server: the same amount of data in every window.
         {
             let (t, traffic, stop) = (t.clone(), traffic.clone(), stop.clone());
             tasks.push(tokio::spawn(async move {
@@ -214,7 +214,7 @@ impl Legit {
                         .http
                         .post(format!("{}/v1/query", t.server))
                         .bearer_auth(&t.admin)
-                        .json(&json!({"from": now_ns() - 60_000_000_000i64, "limit": 100,
+                        .json(&json!({"from": now_ns() - 10_000_000_000i64, "limit": 100,
                                       "tokens": [[t.legit_token]]}))
                         .timeout(OP_TIMEOUT)
                         .send()
@@ -390,15 +390,18 @@ async fn big_body(s: &mut tokio::net::TcpStream, head: &str, body_bytes: usize, 
     if s.write_all(head.as_bytes()).await.is_err() {
         return;
     }
-    let line = b"{\"log\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}\n";
-    let chunk: Vec<u8> = line.iter().copied().cycle().take(256 * 1024).collect();
+    static CHUNK: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let chunk = CHUNK.get_or_init(|| {
+        let line = b"{\"log\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}\n";
+        line.iter().copied().cycle().take(256 * 1024).collect()
+    });
     let mut sent = 0;
     while sent < body_bytes {
         if stop.load(Ordering::Relaxed) {
             return;
         }
         // A peer that answered early and closed makes the write fail: the attacker moves on.
-        match tokio::time::timeout(Duration::from_secs(1), s.write_all(&chunk)).await {
+        match tokio::time::timeout(Duration::from_secs(1), s.write_all(chunk)).await {
             Ok(Ok(())) => sent += chunk.len(),
             Ok(Err(_)) => return,
             Err(_) => {}
@@ -412,27 +415,22 @@ fn http_unauthenticated_bodies(
     n: u64,
     stop: &Arc<AtomicBool>,
 ) -> Vec<JoinHandle<()>> {
-    swarm(
-        n,
-        Duration::from_millis(100),
-        stop,
-        move |i, stop| async move {
-            let Ok(mut s) = connect_from(i, to).await else {
-                return;
-            };
-            let auth = if i % 2 == 0 {
-                "Authorization: Bearer not-the-token-not-the-token-not-the-token\r\n"
-            } else {
-                ""
-            };
-            let head = format!(
-                "POST / HTTP/1.1\r\nHost: {to}\r\n{auth}Content-Type: application/x-ndjson\r\n\
+    swarm(n, Duration::from_secs(1), stop, move |i, stop| async move {
+        let Ok(mut s) = connect_from(i, to).await else {
+            return;
+        };
+        let auth = if i % 2 == 0 {
+            "Authorization: Bearer not-the-token-not-the-token-not-the-token\r\n"
+        } else {
+            ""
+        };
+        let head = format!(
+            "POST / HTTP/1.1\r\nHost: {to}\r\n{auth}Content-Type: application/x-ndjson\r\n\
              Content-Length: {}\r\n\r\n",
-                10 << 20
-            );
-            big_body(&mut s, &head, (10 << 20) - (64 << 10), &stop).await;
-        },
-    )
+            10 << 20
+        );
+        big_body(&mut s, &head, (10 << 20) - (64 << 10), &stop).await;
+    })
 }
 
 fn server_oversize_bodies(
@@ -442,7 +440,7 @@ fn server_oversize_bodies(
     body_bytes: usize,
     stop: &Arc<AtomicBool>,
 ) -> Vec<JoinHandle<()>> {
-    swarm(n, Duration::from_millis(100), stop, move |i, stop| {
+    swarm(n, Duration::from_secs(1), stop, move |i, stop| {
         let api_key = api_key.clone();
         async move {
             let Ok(mut s) = connect_from(i, to).await else {
@@ -741,6 +739,9 @@ struct Row {
     agent_after: f64,
     server_peak: f64,
     server_after: f64,
+    /// CPU seconds during the window: agent, server, and this process (attackers and
+    /// legitimate clients together).
+    cpu: (f64, f64, f64),
     notes: Vec<String>,
     /// Conditions of the attack's own that failed (besides success, latency and loss).
     failures: Vec<String>,
@@ -772,12 +773,23 @@ async fn window(
 ) -> anyhow::Result<Row> {
     let (agent, server) = pids(lab)?;
     let reset = reset_peak(agent) & reset_peak(server);
+    let me = std::process::id();
+    let cpu0 = (
+        procs::cpu_seconds(agent),
+        procs::cpu_seconds(server),
+        procs::cpu_seconds(me),
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let attackers = attack(&stop);
     tokio::time::sleep(ramp).await;
     let legit = Legit::start(target);
     tokio::time::sleep(window).await;
     let traffic = legit.finish().await;
+    let cpu = (
+        procs::cpu_seconds(agent) - cpu0.0,
+        procs::cpu_seconds(server) - cpu0.1,
+        procs::cpu_seconds(me) - cpu0.2,
+    );
     let (agent_peak, server_peak) = (
         status_kib(agent, "VmHWM:") / 1024.0,
         status_kib(server, "VmHWM:") / 1024.0,
@@ -799,6 +811,7 @@ async fn window(
         agent_after: rss_mib(agent),
         server_peak,
         server_after: rss_mib(server),
+        cpu,
         notes,
         failures: Vec::new(),
     })
@@ -1190,19 +1203,21 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         "`logflux-bench abuse{}` — {} s per window, {} s in all. Legitimate traffic in every \
          window: posts of 20 entries to the agent's HTTP input every 100 ms (acknowledged once \
          spooled), TCP clients that connect, authenticate and send every 200 ms (timed to the \
-         authentication reply), and a search of the last minute every 250 ms. Each cell: \
+         authentication reply), and a search of the last 10 s every 250 ms. Each cell: \
          successes/attempts · p50 / p99 (p99 as a multiple of the quiet run's). The searches select \
          the legitimate entries by a blind token. Memory: peak \
-         during the attack / resident 3 s after it stopped, in MiB.\n\n\
-         | attack | legitimate success | HTTP input | TCP input | search | agent MiB | server MiB | acknowledged but lost | held | notes |\n\
-         |---|---|---|---|---|---|---|---|---|---|\n",
+         during the attack / resident 3 s after it stopped, in MiB. CPU: seconds used during the \
+         window by the agent, the server and the suite itself (attackers and legitimate \
+         clients), on the same cores.\n\n\
+         | attack | legitimate success | HTTP input | TCP input | search | agent MiB | server MiB | CPU s agent / server / suite | acknowledged but lost | held | notes |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
         if short { " --short" } else { "" },
         win.as_secs(),
         started.elapsed().as_secs()
     );
     let row_line = |r: &Row, held: &str| {
         format!(
-            "| {} | {:.2} % | {} | {} | {} | {:.0} / {:.0} | {:.0} / {:.0} | {} | {held} | {} |\n",
+            "| {} | {:.2} % | {} | {} | {} | {:.0} / {:.0} | {:.0} / {:.0} | {:.1} / {:.1} / {:.1} | {} | {held} | {} |\n",
             r.attack,
             r.traffic.success() * 100.0,
             cell(&r.traffic.http, &quiet.traffic.http),
@@ -1212,6 +1227,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             r.agent_after,
             r.server_peak,
             r.server_after,
+            r.cpu.0,
+            r.cpu.1,
+            r.cpu.2,
             lost(&r.traffic),
             r.notes
                 .iter()
@@ -1257,7 +1275,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             }
             Err((name, e)) => {
                 body.push_str(&format!(
-                    "| {name} | — | — | — | — | — | — | — | **NO** | could not run: {e} |\n"
+                    "| {name} | — | — | — | — | — | — | — | — | **NO** | could not run: {e} |\n"
                 ));
                 failed.push(format!("{name}: {e}"));
             }
