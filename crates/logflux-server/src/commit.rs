@@ -316,15 +316,65 @@ async fn commit_batch(
     )))
 }
 
-/// The segments of one tenant and application's records, each at most `max_bytes` of bodies
-/// (or one record).
+/// Most groups by time one commit of an application is split into (besides cuts by size).
+const MAX_TIME_GROUPS: usize = 8;
+/// How far a record's start may lie from its group's earliest before it starts a new group.
+const GROUP_SPAN_NS: i64 = 86_400 * 1_000_000_000;
+
+/// The time group of each record: records whose starts lie within a day of each other share
+/// one, at most [`MAX_TIME_GROUPS`] in all (the last takes whatever remains). A segment's time
+/// range is the union of its records', so one record dated far from the others (an archive
+/// being imported, or a producer's deliberately old record) would otherwise widen the segment
+/// and defeat the catalog's pruning by time for every query of the tenant.
+fn time_groups(records: &[Placed<'_>]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..records.len()).collect();
+    order.sort_by_key(|&i| records[i].1.meta.min_ts);
+    let mut group = vec![0; records.len()];
+    let mut current = 0;
+    let mut start: Option<i64> = None;
+    for i in order {
+        let ts = records[i].1.meta.min_ts;
+        match start {
+            None => start = Some(ts),
+            Some(s) if ts.saturating_sub(s) > GROUP_SPAN_NS && current + 1 < MAX_TIME_GROUPS => {
+                current += 1;
+                start = Some(ts);
+            }
+            Some(_) => {}
+        }
+        group[i] = current;
+    }
+    group
+}
+
+/// The segments of one tenant and application's records: one run per time group, each cut at
+/// `max_bytes` of bodies (or one record).
 fn build_segments(
     tenant: &str,
     app: &str,
     records: &[Placed<'_>],
     max_bytes: usize,
 ) -> Vec<(NewSegment, Bytes)> {
+    let groups = time_groups(records);
     let mut out = Vec::new();
+    for g in 0..=groups.iter().copied().max().unwrap_or(0) {
+        let in_group = records
+            .iter()
+            .zip(&groups)
+            .filter(|(_, rg)| **rg == g)
+            .map(|(r, _)| r);
+        build_group(tenant, app, in_group, max_bytes, &mut out);
+    }
+    out
+}
+
+fn build_group<'a>(
+    tenant: &str,
+    app: &str,
+    records: impl Iterator<Item = &'a Placed<'a>>,
+    max_bytes: usize,
+    out: &mut Vec<(NewSegment, Bytes)>,
+) {
     let mut writer = SegmentWriter::new();
     let mut ids = Vec::new();
     for (_, rec) in records {
@@ -342,7 +392,6 @@ fn build_segments(
     if !writer.is_empty() {
         out.push(finish_segment(tenant, app, writer, ids));
     }
-    out
 }
 
 /// Deletes objects written for a commit that lost a race, unless a catalog row names them (a
@@ -398,4 +447,65 @@ fn object_key(tenant: &str, app: &str) -> String {
         now.day(),
         ulid::Ulid::new().to_string().to_lowercase()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, min_ts: i64) -> Incoming {
+        Incoming {
+            meta: RecordMeta {
+                record_id: id.into(),
+                key_id: "k".into(),
+                payload: 4,
+                entry_type: 0,
+                nonce: Some([0; 12]),
+                crlf_stripped: false,
+                min_ts,
+                max_ts: min_ts + 1_000_000_000,
+                count: 1,
+                received_ns: min_ts,
+                tokens: Vec::new(),
+            },
+            body: Bytes::from_static(b"sealed body of some length"),
+        }
+    }
+
+    #[test]
+    fn records_far_apart_in_time_go_to_separate_segments() {
+        const DAY: i64 = 86_400 * 1_000_000_000;
+        let now = 1_796_000_000 * 1_000_000_000;
+        // Today's records and one claiming 1678 (its own range is an hour at most).
+        let recs = [
+            record("a", now),
+            record("old", -9_000_000_000_000_000_000),
+            record("b", now + 5_000_000_000),
+            record("c", now - DAY / 2),
+        ];
+        let placed: Vec<Placed<'_>> = recs.iter().enumerate().collect();
+        let segs = build_segments("t", "a", &placed, 1 << 20);
+        let mut ranges: Vec<(i64, i64, i64)> = segs
+            .iter()
+            .map(|(s, _)| (s.min_ts, s.max_ts, s.records))
+            .collect();
+        ranges.sort();
+        assert_eq!(ranges.len(), 2, "{ranges:?}");
+        assert_eq!(ranges[0].2, 1, "the old record alone");
+        assert_eq!(ranges[1], (now - DAY / 2, now + 6_000_000_000, 3));
+    }
+
+    #[test]
+    fn time_groups_are_bounded() {
+        const DAY: i64 = 86_400 * 1_000_000_000;
+        let recs: Vec<Incoming> = (0..100)
+            .map(|i| record(&i.to_string(), i * 2 * DAY))
+            .collect();
+        let placed: Vec<Placed<'_>> = recs.iter().enumerate().collect();
+        let groups = time_groups(&placed);
+        assert_eq!(groups.iter().max(), Some(&(MAX_TIME_GROUPS - 1)));
+        let segs = build_segments("t", "a", &placed, 1 << 20);
+        assert_eq!(segs.len(), MAX_TIME_GROUPS);
+        assert_eq!(segs.iter().map(|(s, _)| s.records).sum::<i64>(), 100);
+    }
 }

@@ -584,10 +584,11 @@ async fn observe(
     resp
 }
 
-/// Answers a request that declares a body larger than its route reads as soon as its headers
-/// arrive, without reading any of the body: 401 when it carries no valid credential (an
-/// unauthenticated client learns nothing else), 413 otherwise. Bodies without a declared
-/// length are still cut at the limit while they are read.
+/// Answers from the headers alone, before any body byte is read: a request that carries a body
+/// gets 401 unless its credential is valid (every route that reads a body needs one, so an
+/// unauthenticated client costs no more than its headers), and one that declares a body larger
+/// than its route reads gets 413. Bodies without a declared length are still cut at the limit
+/// while they are read.
 async fn early_limits(
     State(s): State<SharedState>,
     req: axum::extract::Request,
@@ -598,15 +599,19 @@ async fn early_limits(
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
+    let has_body = declared.is_some_and(|n| n > 0)
+        || req
+            .headers()
+            .contains_key(axum::http::header::TRANSFER_ENCODING);
+    if has_body && let Err(e) = s.authenticated(req.headers()).await {
+        return e.into_response();
+    }
     if let Some(len) = declared {
         let limit = req
             .extensions()
             .get::<axum::extract::MatchedPath>()
             .map_or(MAX_JSON_BODY_BYTES, |p| s.body_limit(p.as_str()));
         if len > limit as u64 {
-            if let Err(e) = s.authenticated(req.headers()).await {
-                return e.into_response();
-            }
             return ApiError::TooLarge(format!(
                 "request body of {len} bytes declared; this endpoint reads at most {limit} bytes"
             ))

@@ -1,6 +1,7 @@
 //! A request that declares a body larger than its endpoint reads is answered as soon as its
 //! headers arrive, before any of the body is sent: 401 without a valid credential, 413 with
-//! one. A raw TCP client sends only the headers and waits, with a deadline, for the answer.
+//! one. A request without a valid credential gets its 401 before any body is read, whatever
+//! its size. A raw TCP client sends only the headers and waits, with a deadline, for the answer.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -79,6 +80,25 @@ async fn a_declared_oversize_body_is_answered_before_it_is_sent() {
         status_without_body(&t, "/v1/admin/erase", None, GIB).await,
         401
     );
+    // A body within the limit is not read either until the credential is good: without one the
+    // answer comes before any of it is sent.
+    for path in [
+        "/v1/query",
+        "/v1/tail",
+        "/v1/admin/applications",
+        "/v1/ingest",
+    ] {
+        assert_eq!(
+            status_without_body(&t, path, None, 1000).await,
+            401,
+            "{path}"
+        );
+        assert_eq!(
+            status_without_body(&t, path, Some("lf_pat_wrong"), 1000).await,
+            401,
+            "{path}"
+        );
+    }
     // Within the limit, the body is still awaited and read as before.
     let r = t
         .http
