@@ -71,10 +71,17 @@ async fn a_refused_record_is_dead_lettered_alone_and_the_others_of_its_request_d
         .await
         .is_err()
     {
-        panic!("the four good entries were not delivered: {}", agent.status());
+        panic!(
+            "the four good entries were not delivered: {}",
+            agent.status()
+        );
     }
     let m = agent.metrics_text();
-    assert_eq!(metric(&m, "logflux_agent_records_dead_lettered_total"), 1, "{m}");
+    assert_eq!(
+        metric(&m, "logflux_agent_records_dead_lettered_total"),
+        1,
+        "{m}"
+    );
     let mut stored: Vec<String> = s
         .stored_entries()
         .await
