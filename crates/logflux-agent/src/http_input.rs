@@ -59,6 +59,14 @@ pub struct HttpInputConfig {
     /// The record key holding the time (Fluent Bit's `json_date_key`).
     #[serde(default = "default_date_key")]
     pub date_key: String,
+    /// Connections open at once; a connection over the cap is closed as soon as it is
+    /// accepted (counted as refused, reason `max_connections`).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// How long a connection may take to send a request's headers, in milliseconds: the first
+    /// ones from connecting, the next ones from the end of the previous response.
+    #[serde(default = "default_header_timeout_ms")]
+    pub header_timeout_ms: u64,
 }
 
 fn default_source() -> String {
@@ -77,6 +85,14 @@ fn default_date_key() -> String {
     "date".into()
 }
 
+fn default_max_connections() -> usize {
+    256
+}
+
+fn default_header_timeout_ms() -> u64 {
+    10_000
+}
+
 impl HttpInputConfig {
     pub fn validate(&self, at: &str) -> anyhow::Result<()> {
         if self.token.chars().count() < 32 {
@@ -84,6 +100,12 @@ impl HttpInputConfig {
         }
         if !(1..=1024).contains(&self.max_concurrent_bodies) {
             anyhow::bail!("{at}.max_concurrent_bodies: 1..1024");
+        }
+        if !(1..=65_536).contains(&self.max_connections) {
+            anyhow::bail!("{at}.max_connections: 1..65536");
+        }
+        if !(100..=600_000).contains(&self.header_timeout_ms) {
+            anyhow::bail!("{at}.header_timeout_ms: 100..600000");
         }
         if !(1024..=1024 * 1024 * 1024).contains(&self.max_body_bytes) {
             anyhow::bail!("{at}.max_body_bytes: 1 KiB..1 GiB");
@@ -109,10 +131,6 @@ struct HttpState {
 
 /// How long a request waits for its turn to read its body before 503.
 const BODY_TURN_WAIT: Duration = Duration::from_secs(2);
-
-/// How long a connection may take to send a request's headers, the first ones from connecting
-/// and the next ones from the end of the previous response (HTTP/1.1 keep-alive).
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long reading one body may take before 408.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -421,12 +439,13 @@ pub(crate) async fn run(
         shared,
         intake,
     });
+    let header_timeout = Duration::from_millis(st.cfg.header_timeout_ms);
+    let connections = Arc::new(Semaphore::new(st.cfg.max_connections));
     let app = axum::Router::new()
         .fallback(axum::routing::post(ingest))
-        .with_state(st);
+        .with_state(st.clone());
     let task = tokio::spawn(async move {
-        use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-        use hyper_util::server::conn::auto::Builder;
+        use hyper_util::rt::{TokioIo, TokioTimer};
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         loop {
             let tcp = tokio::select! {
@@ -441,25 +460,34 @@ pub(crate) async fn run(
                 },
                 _ = stop.changed() => break,
             };
+            // Over the cap the connection is dropped unread: it costs no task and no buffer.
+            let Ok(permit) = connections.clone().try_acquire_owned() else {
+                st.refused("max_connections");
+                drop(tcp);
+                continue;
+            };
             let svc = hyper_util::service::TowerToHyperService::new(app.clone());
             let watcher = graceful.watcher();
             tokio::spawn(async move {
+                let _permit = permit;
                 // A connection that sends nothing is closed: hyper's header timeout starts only
-                // once the protocol is known, which needs a first byte.
+                // with a first byte.
                 let mut first = [0u8; 1];
                 if !matches!(
-                    tokio::time::timeout(HEADER_TIMEOUT, tcp.peek(&mut first)).await,
+                    tokio::time::timeout(header_timeout, tcp.peek(&mut first)).await,
                     Ok(Ok(1))
                 ) {
                     return;
                 }
-                let mut builder = Builder::new(TokioExecutor::new());
-                builder
-                    .http1()
+                // HTTP/1.1 only, as Fluent Bit's http output speaks: the header timeout is an
+                // HTTP/1 setting, and an HTTP/2 connection (prior knowledge) would be kept open
+                // by a peer that sends its preface and then nothing. Its preface is refused here
+                // as a malformed HTTP/1 request.
+                let conn = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_TIMEOUT);
-                let conn = builder.serve_connection(TokioIo::new(tcp), svc);
-                let _ = watcher.watch(conn.into_owned()).await;
+                    .header_read_timeout(header_timeout)
+                    .serve_connection(TokioIo::new(tcp), svc);
+                let _ = watcher.watch(conn).await;
             });
         }
         graceful.shutdown().await;

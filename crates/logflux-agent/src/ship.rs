@@ -6,6 +6,8 @@
 //!   record sealed under them is sent.
 //! - 2xx: acknowledged, removed from the spool. 400, 401, 413: the server will never take these
 //!   records; they go to the dead-letter directory (a spool of its own), counted and logged.
+//!   The server refuses a whole request for one bad part: a 400 that names the part
+//!   (`part N: …`) dead-letters that record only, and the others are sent again.
 //!   429: wait `Retry-After`. 5xx and network errors: retry forever with exponential backoff
 //!   and jitter, failing over to the next configured endpoint.
 
@@ -111,6 +113,9 @@ enum Outcome {
     Delivered,
     /// The server refused these records for good.
     Refused(u16, String),
+    /// The server refused the request for the record at this index of the batch alone (a 400
+    /// whose message names the part); the others were not stored and may be good.
+    RefusedPart(usize, String),
     /// Try again after this long (at least).
     Retry(Duration, String),
 }
@@ -285,7 +290,11 @@ async fn send(
         }
         Ok(r) if matches!(r.status().as_u16(), 400 | 401 | 413) => {
             let status = r.status().as_u16();
-            Outcome::Refused(status, r.text().await.unwrap_or_default())
+            let text = r.text().await.unwrap_or_default();
+            match refused_part(&text) {
+                Some(i) if status == 400 && i < records.len() => Outcome::RefusedPart(i, text),
+                _ => Outcome::Refused(status, text),
+            }
         }
         Ok(r) => {
             let status = r.status();
@@ -295,6 +304,61 @@ async fn send(
         }
         Err(e) => Outcome::Retry(cfg.backoff_initial, format!("{e}")),
     }
+}
+
+/// The part a 400 refuses the request for: the server's error message starts `part N: ` (N
+/// counted from 0 in the multipart body) when one part broke a rule, and names none when the
+/// request as a whole is bad.
+fn refused_part(response: &str) -> Option<usize> {
+    let v: serde_json::Value = serde_json::from_str(response).ok()?;
+    let rest = v["error"]["message"].as_str()?.strip_prefix("part ")?;
+    let (n, _) = rest.split_once(": ")?;
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok()
+}
+
+/// Moves `records` (the first ones of the spool) to the dead-letter directory, then
+/// acknowledges them in the spool. False when the dead-letter directory could not be written
+/// (the records stay in the spool).
+async fn dead_letter(
+    shared: &Arc<Shared>,
+    cfg: &ShipperConfig,
+    records: &[(SpoolRecord, Position)],
+    status: u16,
+    text: &str,
+) -> bool {
+    let Some(&(_, upto)) = records.last() else {
+        return true;
+    };
+    tracing::error!(status, records = records.len(), response = %text.chars().take(300).collect::<String>(), "the server refused records for good; moved to the dead-letter directory");
+    let dir = cfg.spool_dir.join("deadletter");
+    let owned: Vec<SpoolRecord> = records.iter().map(|(r, _)| r.clone()).collect();
+    let dl = tokio::task::spawn_blocking(move || -> Result<(), crate::spool::SpoolError> {
+        let mut dead = Spool::open(
+            &dir,
+            SpoolConfig {
+                max_bytes: u64::MAX,
+                ..SpoolConfig::default()
+            },
+        )?;
+        for r in &owned {
+            dead.append(r)?;
+        }
+        Ok(())
+    })
+    .await;
+    if !matches!(dl, Ok(Ok(()))) {
+        tracing::error!("writing the dead-letter directory failed; the records stay in the spool");
+        return false;
+    }
+    let n = records.len() as u64;
+    ack(shared, upto, n).await;
+    shared.metrics.records_dead_lettered.inc_by(n);
+    shared.status.lock().expect("lock").last_error =
+        Some(format!("server refused records with {status}"));
+    true
 }
 
 /// Runs until shutdown. Records stay in the spool until acknowledged, so stopping at any
@@ -308,11 +372,15 @@ pub(crate) async fn run(
     let mut endpoint = 0usize;
     let mut registered: HashSet<String> = HashSet::new();
     let mut backoff = cfg.backoff_initial;
+    // Fewer records than `max_records` in the next request: those before a part the server
+    // refused, sent again without it. Every round either removes records from the spool or
+    // lowers this, so a batch with bad parts takes at most one request per record.
+    let mut limit = cfg.max_records;
     loop {
         if *shutdown.borrow() {
             return;
         }
-        let (max_r, max_b) = (cfg.max_records, cfg.max_bytes);
+        let (max_r, max_b) = (limit, cfg.max_bytes);
         let s = shared.clone();
         let batch = match tokio::task::spawn_blocking(move || {
             s.spool.lock().expect("lock").peek(max_r, max_b)
@@ -359,41 +427,27 @@ pub(crate) async fn run(
                 st.last_delivery_ns = Some(now);
                 st.endpoint = Some(base);
                 backoff = cfg.backoff_initial;
+                limit = cfg.max_records;
             }
             Outcome::Refused(status, text) => {
-                tracing::error!(status, records = batch.len(), response = %text.chars().take(300).collect::<String>(), "the server refused records for good; moved to the dead-letter directory");
-                let dir = cfg.spool_dir.join("deadletter");
-                let records: Vec<SpoolRecord> = batch.iter().map(|(r, _)| r.clone()).collect();
-                let dl =
-                    tokio::task::spawn_blocking(move || -> Result<(), crate::spool::SpoolError> {
-                        let mut dead = Spool::open(
-                            &dir,
-                            SpoolConfig {
-                                max_bytes: u64::MAX,
-                                ..SpoolConfig::default()
-                            },
-                        )?;
-                        for r in &records {
-                            dead.append(r)?;
-                        }
-                        Ok(())
-                    })
-                    .await;
-                match dl {
-                    Ok(Ok(())) => {
-                        let (upto, n) = (batch.last().expect("non-empty").1, batch.len() as u64);
-                        ack(&shared, upto, n).await;
-                        shared.metrics.records_dead_lettered.inc_by(n);
-                        shared.status.lock().expect("lock").last_error =
-                            Some(format!("server refused records with {status}"));
-                    }
-                    _ => {
-                        tracing::error!(
-                            "writing the dead-letter directory failed; the records stay in the spool"
-                        );
-                        tokio::time::sleep(Duration::from_secs(5)).await;
-                    }
+                if dead_letter(&shared, &cfg, &batch, status, &text).await {
+                    limit = cfg.max_records;
+                } else {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
                 }
+            }
+            // The first record is the bad one: it alone goes. Else the records before it are
+            // sent again on their own, which brings the bad one to the front.
+            Outcome::RefusedPart(0, text) => {
+                if dead_letter(&shared, &cfg, &batch[..1], 400, &text).await {
+                    limit = cfg.max_records;
+                } else {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            }
+            Outcome::RefusedPart(i, text) => {
+                tracing::warn!(part = i, response = %text.chars().take(300).collect::<String>(), "the server refused one record of a request; sending the records before it again");
+                limit = i;
             }
             Outcome::Retry(wait, why) => {
                 shared.metrics.retries.inc();
@@ -429,7 +483,31 @@ async fn ack(shared: &Arc<Shared>, upto: Position, n: u64) {
 
 #[cfg(test)]
 mod count_tests {
-    use super::count_bucket;
+    use super::{count_bucket, refused_part};
+
+    #[test]
+    fn a_refusal_names_a_part_only_in_the_servers_own_words() {
+        let body = |m: &str| {
+            serde_json::json!({"status": "error", "error": {"code": "bad_request", "message": m}})
+                .to_string()
+        };
+        assert_eq!(
+            refused_part(&body("part 3: X-LF-Time-Range spans more than 3600 s")),
+            Some(3)
+        );
+        assert_eq!(refused_part(&body("part 0: body is empty")), Some(0));
+        for whole in [
+            body("boundary missing"),
+            body("part : x"),
+            body("part -1: x"),
+            body("part 2 x"),
+            body("the part 2: x"),
+            "part 1: not json".to_owned(),
+            String::new(),
+        ] {
+            assert_eq!(refused_part(&whole), None, "{whole}");
+        }
+    }
 
     #[test]
     fn counts_are_sent_as_powers_of_two() {

@@ -638,3 +638,71 @@ async fn http_connections_without_a_request_are_closed() {
     assert_eq!(r.status(), 200);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn http_an_h2_preface_then_silence_is_closed_within_the_header_timeout() {
+    let (mut s, addr) = http_stack(", header_timeout_ms: 500").await;
+    // HTTP/2 with prior knowledge: the preface, then nothing (not even SETTINGS).
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    closed_within(&mut c, Duration::from_millis(500) + PROMPT, "an h2 preface").await;
+    // HTTP/1.1 is served as before.
+    let r = s
+        .http
+        .post(format!("http://{addr}/"))
+        .bearer_auth(HTTP_TOKEN)
+        .body("{\"log\":\"served\"}\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn http_connections_over_the_cap_are_closed_at_once() {
+    let (mut s, addr) = http_stack(", max_connections: 2").await;
+    // Two connections that send nothing hold the two places (until the header timeout).
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(TcpStream::connect(addr).await.unwrap());
+    }
+    // The server takes a connection when it accepts it, in order: the third is over the cap.
+    for _ in 0..3 {
+        let mut over = TcpStream::connect(addr).await.unwrap();
+        closed_within(&mut over, PROMPT, "a connection over the cap").await;
+    }
+    let m = s.agent.as_ref().unwrap().metrics_text();
+    assert_eq!(
+        metric(
+            &m,
+            "logflux_agent_http_requests_refused_total{reason=\"max_connections\"}"
+        ),
+        3,
+        "{m}"
+    );
+    // Once the held connections go, a legitimate request is served (the agent frees a place
+    // when it sees the close, so retry until then, bounded).
+    drop(held);
+    let deadline = Instant::now() + PROMPT;
+    loop {
+        let r = s
+            .http
+            .post(format!("http://{addr}/"))
+            .bearer_auth(HTTP_TOKEN)
+            .body("{\"log\":\"served\"}\n")
+            .send()
+            .await;
+        match r {
+            Ok(r) => {
+                assert_eq!(r.status(), 200);
+                break;
+            }
+            Err(e) => assert!(Instant::now() < deadline, "not served: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.stop().await;
+}
