@@ -33,7 +33,8 @@ const ORPHAN_MIN_AGE_S: i64 = 3600;
 pub(crate) struct HousekeepingConfig {
     /// How often a pass runs.
     pub(crate) interval: Duration,
-    /// How long a segment no catalog names stays where it is before it is quarantined.
+    /// How long a segment no catalog names stays where it is, from the pass that first found
+    /// it unknown, before it is quarantined.
     pub(crate) orphan_grace: Duration,
     /// How long a quarantined segment is kept before it is deleted.
     pub(crate) quarantine: Duration,
@@ -554,11 +555,11 @@ mod tests {
             (pass.deletions_done, pass.quarantined, pass.in_quarantine),
             (2, 0, 0)
         );
-        assert_eq!(keys(&store).await, [c.clone()]);
+        assert_eq!(keys(&store).await, std::slice::from_ref(&c));
         assert!(catalog.pending_deletions().await.unwrap().is_empty());
         let report = recovery::rebuild(&catalog, &store, false).await.unwrap();
         assert_eq!(report.segments, 0);
-        assert_eq!(keys(&store).await, [c.clone()]);
+        assert_eq!(keys(&store).await, std::slice::from_ref(&c));
 
         // An erasure whose delete succeeds leaves nothing pending.
         let erased =

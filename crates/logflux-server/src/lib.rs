@@ -70,8 +70,9 @@ pub struct ServerConfig {
     pub commit_linger: Duration,
     /// How often retention and orphan collection run.
     pub housekeeping_interval: Duration,
-    /// How long a segment no catalog names stays in place before housekeeping moves it to
-    /// the store's `_quarantine/` (after a catalog loss, run `catalog rebuild` within this).
+    /// How long a segment no catalog names stays in place, from the housekeeping pass that
+    /// first found it unknown, before housekeeping moves it to the store's `_quarantine/`
+    /// (after a catalog loss, run `catalog rebuild` within this).
     pub orphan_grace: Duration,
     /// How long a quarantined segment is kept before it is deleted.
     pub quarantine_period: Duration,
