@@ -16,7 +16,7 @@
 //! - store metadata: tenants, applications and data keys the store does not describe yet are
 //!   written to it (see `recovery`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -253,14 +253,20 @@ async fn delete_pending(
     pending: &HashSet<String>,
     listing: &[(String, i64)],
 ) -> usize {
+    let mut copies: HashMap<&str, Vec<&str>> = HashMap::new();
+    if !pending.is_empty() {
+        for (k, _) in listing {
+            if let Some((original, _)) = recovery::quarantined(k)
+                && pending.contains(original)
+            {
+                copies.entry(original).or_default().push(k);
+            }
+        }
+    }
     let mut done = 0;
     for key in pending {
-        let copies = listing
-            .iter()
-            .map(|(k, _)| k)
-            .filter(|k| recovery::quarantined(k).is_some_and(|(original, _)| original == key));
         let mut result = store.delete(key).await;
-        for copy in copies {
+        for copy in copies.get(key.as_str()).into_iter().flatten() {
             if result.is_ok() {
                 result = store.delete(copy).await;
             }
