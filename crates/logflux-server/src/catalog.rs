@@ -6,6 +6,7 @@
 //! 64-bit, booleans are integers, timestamps are Unix nanoseconds. Only the schema (column
 //! types) and leader election differ per dialect. One conformance suite runs against both.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -199,6 +200,10 @@ CREATE TABLE IF NOT EXISTS audit (
     actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, remote TEXT NOT NULL,
     details TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_by_time ON audit (tenant_id, at_ns);
+CREATE TABLE IF NOT EXISTS unknown_objects (
+    object_key TEXT PRIMARY KEY, first_seen_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS pending_deletions (
+    object_key TEXT PRIMARY KEY, since_ns INTEGER NOT NULL);
 "#;
 
 const POSTGRES_SCHEMA: &str = r#"
@@ -234,6 +239,10 @@ CREATE TABLE IF NOT EXISTS audit (
     actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, remote TEXT NOT NULL,
     details TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_by_time ON audit (tenant_id, at_ns);
+CREATE TABLE IF NOT EXISTS unknown_objects (
+    object_key TEXT PRIMARY KEY, first_seen_ns BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS pending_deletions (
+    object_key TEXT PRIMARY KEY, since_ns BIGINT NOT NULL);
 "#;
 
 // SQLite treats `$n` as a named parameter numbered by first appearance, so in every query
@@ -311,6 +320,21 @@ async fn claim_records(
         }
     }
     Ok(conflicts)
+}
+
+/// Records the object of segment `id` as pending deletion, in the transaction that drops the
+/// segment: housekeeping deletes it (and never quarantines it) if the caller's own delete
+/// fails or the server stops first, and `catalog rebuild` never registers it again.
+async fn mark_for_deletion(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO pending_deletions (object_key, since_ns) \
+         SELECT object_key, $1 FROM segments WHERE id = $2 ON CONFLICT DO NOTHING",
+    )
+    .bind(now_ns())
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// What [`Catalog::commit_segments`] did.
@@ -1124,6 +1148,7 @@ impl Catalog {
             .bind(old_id)
             .execute(&mut *tx)
             .await?;
+        mark_for_deletion(&mut tx, old_id).await?;
         let n = sqlx::query("DELETE FROM segments WHERE id = $1")
             .bind(old_id)
             .execute(&mut *tx)
@@ -1309,16 +1334,78 @@ impl Catalog {
             .expect("backdating segments");
     }
 
-    /// Deletes segments (and their record ids) by id, in one transaction.
+    /// Deletes segments (and their record ids) by id, in one transaction, and records their
+    /// objects as pending deletion.
     pub async fn delete_segments(&self, ids: &[i64]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for id in ids {
+            mark_for_deletion(&mut tx, *id).await?;
             sqlx::query("DELETE FROM records WHERE segment_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
             sqlx::query("DELETE FROM segments WHERE id = $1")
                 .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Objects of dropped segments (erased or expired) that are still to be deleted.
+    pub async fn pending_deletions(&self) -> Result<Vec<String>> {
+        sqlx::query("SELECT object_key FROM pending_deletions")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok(r.try_get("object_key")?))
+            .collect()
+    }
+
+    /// Forgets a pending deletion once its object is deleted.
+    pub async fn deletion_done(&self, object_key: &str) -> Result<()> {
+        sqlx::query("DELETE FROM pending_deletions WHERE object_key = $1")
+            .bind(object_key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Store objects housekeeping found that no segment names, with the time each was first
+    /// found so (the orphan grace counts from it).
+    pub async fn unknown_objects(&self) -> Result<HashMap<String, i64>> {
+        sqlx::query("SELECT object_key, first_seen_ns FROM unknown_objects")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("object_key")?, r.try_get("first_seen_ns")?)))
+            .collect()
+    }
+
+    /// Records objects found unknown at `now_ns` (those already recorded keep their time).
+    pub async fn note_unknown_objects(&self, keys: &[String], now_ns: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for key in keys {
+            sqlx::query(
+                "INSERT INTO unknown_objects (object_key, first_seen_ns) VALUES ($1, $2) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(key)
+            .bind(now_ns)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Forgets unknown objects: known again, quarantined, or gone.
+    pub async fn forget_unknown_objects(&self, keys: &[String]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for key in keys {
+            sqlx::query("DELETE FROM unknown_objects WHERE object_key = $1")
+                .bind(key)
                 .execute(&mut *tx)
                 .await?;
         }

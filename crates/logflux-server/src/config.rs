@@ -20,7 +20,7 @@
 //! rate_limit: {requests_per_second: 1000, burst: 2000}
 //! commit: {linger_ms: 2}
 //! housekeeping_interval_s: 300
-//! orphan_grace_days: 7           # segments no catalog names: quarantined after this
+//! orphan_grace_days: 7           # segments no catalog names: quarantined once unknown this long
 //! quarantine_days: 30            # … and deleted from _quarantine/ after this
 //! token_expiry_days: 90
 //! ingest: {max_backfill_days: 3650}                # default: records of any age

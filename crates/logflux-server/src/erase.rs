@@ -4,8 +4,10 @@
 //! record that overlaps the range is erased whole: at the range's edges up to one batch's
 //! worth of entries just outside it may go too, and nothing inside it stays. Segments entirely
 //! inside the range are dropped; others are rewritten without the erased records, the old and
-//! new segment swapped in one catalog transaction, then the old object deleted (an orphan if
-//! the server stops in between, collected by housekeeping).
+//! new segment swapped in one catalog transaction, then the old object deleted. The swap
+//! records the old object as pending deletion: if its delete fails or the server stops first,
+//! housekeeping deletes it on its next pass (it is never quarantined), and `catalog rebuild`
+//! never registers it again.
 
 use crate::catalog::Catalog;
 use crate::commit::finish_segment;
@@ -36,7 +38,7 @@ pub(crate) async fn erase(
         let overlaps = |min: i64, max: i64| max >= from && min <= to;
         if seg.min_ts >= from && seg.max_ts <= to {
             catalog.replace_segment(seg.id, None).await?;
-            store.delete(&seg.object_key).await?;
+            delete_object(catalog, store, &seg.object_key).await?;
             out.segments_deleted += 1;
             out.records_erased += seg.records as usize;
             continue;
@@ -70,8 +72,16 @@ pub(crate) async fn erase(
             catalog.replace_segment(seg.id, Some(&new_seg)).await?;
             out.segments_rewritten += 1;
         }
-        store.delete(&seg.object_key).await?;
+        delete_object(catalog, store, &seg.object_key).await?;
         out.records_erased += removed;
     }
     Ok(out)
+}
+
+/// Deletes the object of a segment the catalog no longer names. The swap recorded it as
+/// pending deletion: if this fails or never runs, housekeeping deletes it.
+async fn delete_object(catalog: &Catalog, store: &BlobStore, key: &str) -> anyhow::Result<()> {
+    store.delete(key).await?;
+    catalog.deletion_done(key).await?;
+    Ok(())
 }

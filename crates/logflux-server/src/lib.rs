@@ -70,8 +70,9 @@ pub struct ServerConfig {
     pub commit_linger: Duration,
     /// How often retention and orphan collection run.
     pub housekeeping_interval: Duration,
-    /// How long a segment no catalog names stays in place before housekeeping moves it to
-    /// the store's `_quarantine/` (after a catalog loss, run `catalog rebuild` within this).
+    /// How long a segment no catalog names stays in place, from the housekeeping pass that
+    /// first found it unknown, before housekeeping moves it to the store's `_quarantine/`
+    /// (after a catalog loss, run `catalog rebuild` within this).
     pub orphan_grace: Duration,
     /// How long a quarantined segment is kept before it is deleted.
     pub quarantine_period: Duration,
@@ -100,11 +101,7 @@ impl ServerConfig {
     /// there can replace the catalog) and the SQLite files are 0600: they hold credential
     /// hashes and wrapped data keys.
     async fn open(&self) -> anyhow::Result<(Catalog, BlobStore)> {
-        let sqlite_file = self
-            .catalog_url
-            .strip_prefix("sqlite:")
-            .map(|p| PathBuf::from(p.split('?').next().unwrap_or(p)))
-            .filter(|p| !p.as_os_str().is_empty() && !p.to_string_lossy().starts_with(':'));
+        let sqlite_file = recovery::sqlite_path(&self.catalog_url);
         if let Some(file) = &sqlite_file {
             if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
                 private_dir(parent)?;
@@ -275,7 +272,8 @@ impl Server {
                 config.listen
             );
         }
-        // One server per SQLite catalog; `restore` refuses while this is held.
+        // One server per SQLite catalog; `restore` refuses while this is held. Taking it
+        // creates the catalog's directory private (or refuses it) first.
         let catalog_lock = recovery::lock_catalog(&config.catalog_url)?;
         let (catalog, store) = config.open().await?;
         let commits = Arc::new(watch::channel(0u64).0);

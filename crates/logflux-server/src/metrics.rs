@@ -36,6 +36,7 @@ pub(crate) struct Metrics {
     pub(crate) query_records_returned: Counter,
     pub(crate) unknown_segments: Gauge,
     pub(crate) segments_quarantined: Counter,
+    pub(crate) segments_in_quarantine: Gauge,
     pub(crate) quarantine_deleted: Counter,
     pub(crate) housekeeping_passes: Counter,
     pub(crate) tail_streams: Gauge,
@@ -61,6 +62,7 @@ impl Metrics {
         let query_records_returned = Counter::default();
         let unknown_segments = Gauge::default();
         let segments_quarantined = Counter::default();
+        let segments_in_quarantine = Gauge::default();
         let quarantine_deleted = Counter::default();
         let housekeeping_passes = Counter::default();
         let tail_streams = Gauge::default();
@@ -116,13 +118,20 @@ impl Metrics {
         registry.register(
             "unknown_segments",
             "Segments in the store that the catalog does not name (older than an hour, not yet \
-             quarantined); after a catalog loss, run `logflux-server catalog rebuild`",
+             quarantined, whatever their age); after a catalog loss, run `logflux-server catalog \
+             rebuild`",
             unknown_segments.clone(),
         );
         registry.register(
             "segments_quarantined",
             "Segments no catalog named, moved to _quarantine/ after the orphan grace",
             segments_quarantined.clone(),
+        );
+        registry.register(
+            "segments_in_quarantine",
+            "Segments in _quarantine/ now (deleted after the quarantine period; `logflux-server \
+             catalog rebuild` moves them back)",
+            segments_in_quarantine.clone(),
         );
         registry.register(
             "quarantine_deleted",
@@ -161,6 +170,7 @@ impl Metrics {
             query_records_returned,
             unknown_segments,
             segments_quarantined,
+            segments_in_quarantine,
             quarantine_deleted,
             housekeeping_passes,
             tail_streams,

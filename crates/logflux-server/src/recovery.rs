@@ -241,6 +241,9 @@ pub struct RebuildReport {
     pub missing_objects: usize,
     /// Such segments removed from the catalog (`--prune-missing`, and after a restore).
     pub pruned: usize,
+    /// Objects of erased or expired segments still to be deleted (the catalog lists them;
+    /// housekeeping deletes them): neither moved back nor registered.
+    pub pending_deletion: usize,
 }
 
 impl std::fmt::Display for RebuildReport {
@@ -271,6 +274,13 @@ impl std::fmt::Display for RebuildReport {
                 self.placeholders
             )?;
         }
+        if self.pending_deletion > 0 {
+            writeln!(
+                f,
+                "left out: {} objects of erased or expired segments, still to be deleted by housekeeping",
+                self.pending_deletion
+            )?;
+        }
         for s in &self.skipped {
             writeln!(f, "skipped: {s}")?;
         }
@@ -298,6 +308,8 @@ const PRUNE_MARGIN_NS: i64 = 10 * 60 * 1_000_000_000;
 
 /// Re-registers everything the store describes that the catalog does not know: quarantined
 /// segments (moved back), tenants, applications, data keys, then segments, newest first.
+/// Objects the catalog lists as pending deletion (an erasure's or retention's, whose delete
+/// failed) are neither moved back nor registered.
 /// Idempotent: what the catalog knows is left as it is. A segment whose record ids other
 /// segments hold (the original of an erasure's rewrite, or the loser of a commit race) is left
 /// out, so no record becomes visible twice and nothing erased comes back.
@@ -313,15 +325,19 @@ pub(crate) async fn rebuild(
 ) -> anyhow::Result<RebuildReport> {
     let mut report = RebuildReport::default();
     let listed_ns = logflux_proto::timefmt::now_ns();
+    // Objects of erased or expired segments, still to be deleted: never brought back.
+    let pending: HashSet<String> = catalog.pending_deletions().await?.into_iter().collect();
     let mut keys = Vec::new();
     for (key, _) in store.list("").await.context("listing the store")? {
         match quarantined(&key) {
+            Some((original, _)) if pending.contains(original) => report.pending_deletion += 1,
             Some((original, _)) if segment_owner(original).is_some() => {
                 store.rename(&key, original).await?;
                 report.unquarantined += 1;
                 keys.push(original.to_owned());
             }
             Some(_) => {}
+            None if pending.contains(&key) => report.pending_deletion += 1,
             None => keys.push(key),
         }
     }
@@ -531,20 +547,27 @@ async fn read_segment(
     })
 }
 
-/// The path of an SQLite catalog URL's database file.
-fn sqlite_path(catalog_url: &str) -> Option<&Path> {
+/// The path of an SQLite catalog URL's database file (`sqlite:PATH` or `sqlite://PATH`, any
+/// `?options` dropped); `None` for PostgreSQL and in-memory databases. The one parser for
+/// every use of the path (directory and file modes, lock, backup, restore).
+pub(crate) fn sqlite_path(catalog_url: &str) -> Option<&Path> {
     let rest = catalog_url.strip_prefix("sqlite:")?;
     let path = rest.split('?').next().unwrap_or(rest);
     let path = path.strip_prefix("//").unwrap_or(path);
-    Some(Path::new(path))
+    (!path.is_empty() && !path.starts_with(':')).then(|| Path::new(path))
 }
 
 /// Holds the SQLite catalog's lock file (`catalog.db.lock`) while a server serves it or a
-/// restore replaces it; `None` for PostgreSQL. Fails when another process holds it.
+/// restore replaces it; `None` for PostgreSQL. Fails when another process holds it. The
+/// catalog's directory is created private, or refused, first: no lock file is ever made in a
+/// directory others may write.
 pub(crate) fn lock_catalog(catalog_url: &str) -> anyhow::Result<Option<std::fs::File>> {
     let Some(db) = sqlite_path(catalog_url) else {
         return Ok(None);
     };
+    if let Some(dir) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
+        crate::private_dir(dir)?;
+    }
     let lock = db.with_extension("db.lock");
     let mut opts = std::fs::OpenOptions::new();
     opts.create(true).truncate(false).write(true);
@@ -631,11 +654,11 @@ pub async fn restore_catalog(config: &ServerConfig, from: &Path) -> anyhow::Resu
     };
     let db = db.to_path_buf();
     let _lock = lock_catalog(&config.catalog_url)?;
+    // The lock created the directory (private) if it was missing.
     let dir = db
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let tmp = db.with_extension("db.restoring");
     remove_sqlite_files(&tmp)?;
     {

@@ -64,6 +64,21 @@ async fn a_group_or_world_writable_data_directory_is_refused() {
                 && msg.contains("chmod 700"),
             "{msg}"
         );
-        assert!(!dir.path().join("catalog.db").exists(), "nothing created");
+        for f in ["catalog.db", "catalog.db.lock"] {
+            assert!(
+                !dir.path().join(f).exists(),
+                "{f} created in a refused directory"
+            );
+        }
     }
+}
+
+#[tokio::test]
+async fn a_server_starts_on_a_data_directory_that_does_not_exist_yet() {
+    let parent = tempfile::tempdir().unwrap();
+    let data = parent.path().join("new").join("data");
+    let server = Server::start(config_for(&data)).await.unwrap();
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("catalog.db.lock")), 0o600);
+    server.shutdown().await.unwrap();
 }

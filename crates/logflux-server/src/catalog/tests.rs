@@ -513,3 +513,65 @@ async fn overlapping_commits_at_once_store_each_record_once() {
         assert_eq!(c.all_object_keys().await.unwrap().len(), 1, "{}", b.name);
     }
 }
+
+#[tokio::test]
+async fn dropped_segments_are_pending_deletion_and_unknown_objects_keep_their_first_time() {
+    for b in backends().await {
+        let c = &b.catalog;
+        let Commit::Committed(ids) = c
+            .commit_segments(&[
+                segment("t1", "a1", "t1/a1/s1", 0, 10, &["r1"]),
+                segment("t1", "a1", "t1/a1/s2", 0, 10, &["r2"]),
+                segment("t1", "a1", "t1/a1/s3", 0, 10, &["r3"]),
+            ])
+            .await
+            .unwrap()
+        else {
+            panic!("{}", b.name)
+        };
+        // An erasure's swap, an erasure's drop and retention record the old objects in the
+        // same transaction.
+        c.replace_segment(
+            ids[0],
+            Some(&segment("t1", "a1", "t1/a1/s1b", 0, 10, &["r1"])),
+        )
+        .await
+        .unwrap();
+        c.replace_segment(ids[1], None).await.unwrap();
+        c.delete_segments(&[ids[2]]).await.unwrap();
+        let mut pending = c.pending_deletions().await.unwrap();
+        pending.sort();
+        assert_eq!(pending, ["t1/a1/s1", "t1/a1/s2", "t1/a1/s3"], "{}", b.name);
+        // A failed swap records nothing.
+        assert!(c.replace_segment(ids[0], None).await.is_err());
+        assert_eq!(c.pending_deletions().await.unwrap().len(), 3, "{}", b.name);
+        for k in ["t1/a1/s1", "t1/a1/s2", "t1/a1/s3"] {
+            c.deletion_done(k).await.unwrap();
+        }
+        assert!(
+            c.pending_deletions().await.unwrap().is_empty(),
+            "{}",
+            b.name
+        );
+
+        // An unknown object keeps the time it was first noted.
+        let keys = ["x/y/1.lfs".to_owned(), "x/y/2.lfs".to_owned()];
+        c.note_unknown_objects(&keys, 100).await.unwrap();
+        c.note_unknown_objects(&keys, 200).await.unwrap();
+        let seen = c.unknown_objects().await.unwrap();
+        assert_eq!(
+            (seen.len(), seen["x/y/1.lfs"], seen["x/y/2.lfs"]),
+            (2, 100, 100),
+            "{}",
+            b.name
+        );
+        c.forget_unknown_objects(&keys[..1]).await.unwrap();
+        let seen = c.unknown_objects().await.unwrap();
+        assert_eq!(
+            seen.into_keys().collect::<Vec<_>>(),
+            ["x/y/2.lfs"],
+            "{}",
+            b.name
+        );
+    }
+}

@@ -326,3 +326,21 @@ async fn an_older_catalog_is_pruned_of_deleted_segments_only_when_asked() {
 async fn backdate(c: &Catalog) {
     c.backdate_segments_for_tests(86_400_000_000_000).await;
 }
+
+#[test]
+fn one_parser_finds_the_sqlite_file_of_a_catalog_url() {
+    for (url, path) in [
+        (
+            "sqlite:/var/lib/logflux/catalog.db",
+            Some("/var/lib/logflux/catalog.db"),
+        ),
+        ("sqlite:///var/lib/c.db?mode=rwc", Some("/var/lib/c.db")),
+        ("sqlite://data/c.db", Some("data/c.db")),
+        ("sqlite:c.db", Some("c.db")),
+        ("sqlite::memory:", None),
+        ("sqlite:", None),
+        ("postgres://u@h/db", None),
+    ] {
+        assert_eq!(sqlite_path(url), path.map(Path::new), "{url}");
+    }
+}
