@@ -354,7 +354,8 @@ impl Server {
         self.addr
     }
 
-    /// Stops accepting, finishes in-flight requests, commits what is pending, closes.
+    /// Stops accepting, ends live tails, finishes in-flight requests (dropping connections
+    /// still open after `shutdown_grace`), commits what is pending, closes.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
