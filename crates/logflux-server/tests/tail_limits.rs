@@ -657,6 +657,7 @@ async fn memory_of_tails_that_never_read_is_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config_for(dir.path());
     config.http.tail.max_streams_per_token = tails_n.max(1);
+    config.http.tail.max_streams_per_tenant = tails_n.max(1);
     config.http.tail.max_streams = tails_n.max(1);
     let t = TestServer::start_with(dir, config).await;
     let p = producer(&t).await;
