@@ -24,7 +24,7 @@
 //! quarantine_days: 30            # … and deleted from _quarantine/ after this
 //! token_expiry_days: 90
 //! ingest: {max_backfill_days: 3650}                # default: records of any age
-//! tail: {buffer_bytes: 262144, slow_consumer_timeout_s: 30, max_streams_per_token: 8, max_streams: 256, credential_check_s: 5}
+//! tail: {buffer_bytes: 262144, slow_consumer_timeout_s: 30, max_streams_per_token: 8, max_streams_per_tenant: 64, max_streams: 256, credential_check_s: 5}
 //! ```
 
 use std::net::SocketAddr;
@@ -97,6 +97,7 @@ pub struct TailSection {
     pub buffer_bytes: Option<usize>,
     pub slow_consumer_timeout_s: Option<u64>,
     pub max_streams_per_token: Option<usize>,
+    pub max_streams_per_tenant: Option<usize>,
     pub max_streams: Option<usize>,
     pub credential_check_s: Option<u64>,
 }
@@ -244,6 +245,12 @@ impl FileConfig {
                 }
                 limits.max_streams_per_token = v;
             }
+            if let Some(v) = t.max_streams_per_tenant {
+                if v == 0 {
+                    problems.push("tail.max_streams_per_tenant: must be at least 1".to_owned());
+                }
+                limits.max_streams_per_tenant = v;
+            }
             if let Some(v) = t.max_streams {
                 if v == 0 {
                     problems.push("tail.max_streams: must be at least 1".to_owned());
@@ -302,13 +309,14 @@ mod tests {
         assert_eq!(c.orphan_grace, Duration::from_secs(7 * 86_400));
         assert_eq!(c.quarantine_period, Duration::from_secs(30 * 86_400));
         assert_eq!(c.http.tail.max_streams_per_token, 8);
+        assert_eq!(c.http.tail.max_streams_per_tenant, 64);
         assert_eq!(c.http.tail.credential_check, Duration::from_secs(5));
     }
 
     #[test]
     fn problems_are_reported_together() {
         let f: FileConfig = logflux_config::from_str(
-            "region: mars\nlimits: {max_parts: 0}\ntoken_expiry_days: 0\ningest: {max_backfill_days: 0}\norphan_grace_days: 0\ntail: {buffer_bytes: 10, credential_check_s: 0}\n",
+            "region: mars\nlimits: {max_parts: 0}\ntoken_expiry_days: 0\ningest: {max_backfill_days: 0}\norphan_grace_days: 0\ntail: {buffer_bytes: 10, credential_check_s: 0, max_streams_per_tenant: 0}\n",
             "c",
         )
         .unwrap();
@@ -323,6 +331,7 @@ mod tests {
         assert!(e.contains("orphan_grace_days: must be 1..3650"), "{e}");
         assert!(e.contains("tail.buffer_bytes"), "{e}");
         assert!(e.contains("tail.credential_check_s"), "{e}");
+        assert!(e.contains("tail.max_streams_per_tenant"), "{e}");
     }
 
     #[test]

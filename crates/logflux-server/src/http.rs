@@ -407,7 +407,8 @@ pub(crate) enum ApiError {
         limit: u32,
         reset: u64,
     },
-    /// Too many live tails open for this token or this server (429, code `too_many_streams`).
+    /// Too many live tails open for this token, its tenant or this server (429, code
+    /// `too_many_streams`).
     TooManyStreams(String),
     /// Something an administrator must set up first (shown to the caller; retried later).
     NotConfigured(String),

@@ -20,6 +20,7 @@ mod bloom;
 pub mod catalog;
 mod commit;
 pub mod config;
+mod conn;
 mod erase;
 mod housekeeping;
 mod http;
@@ -76,6 +77,11 @@ pub struct ServerConfig {
     pub orphan_grace: Duration,
     /// How long a quarantined segment is kept before it is deleted.
     pub quarantine_period: Duration,
+    /// A connection whose peer takes nothing written to it for this long is dropped (a live
+    /// tail that never reads, a query answer nobody takes).
+    pub write_stall_timeout: Duration,
+    /// How long a shutdown waits for open connections to finish before it drops them.
+    pub shutdown_grace: Duration,
 }
 
 impl ServerConfig {
@@ -93,6 +99,8 @@ impl ServerConfig {
             housekeeping_interval: Duration::from_secs(300),
             orphan_grace: housekeeping::HousekeepingConfig::default().orphan_grace,
             quarantine_period: housekeeping::HousekeepingConfig::default().quarantine,
+            write_stall_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 
@@ -316,23 +324,13 @@ impl Server {
             housekeeping_metrics,
         );
         let app = normalize(http::router(state));
+        let limits = conn::ConnLimits {
+            write_stall: config.write_stall_timeout,
+            shutdown_grace: config.shutdown_grace,
+        };
         let task = tokio::spawn(async move {
-            let result = match tls {
-                None => {
-                    axum::serve(
-                        listener,
-                        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(app),
-                    )
-                    .with_graceful_shutdown(async move {
-                        let _ = stopped.await;
-                        // Live tails end, so their connections do not hold the shutdown open.
-                        let _ = shutdown_tx.send(true);
-                    })
-                    .await
-                    .context("serving HTTP")
-                }
-                Some(tls) => serve_tls(listener, tls, app, stopped, shutdown_tx).await,
-            };
+            // Live tails end at the shutdown, so their connections do not hold it open.
+            let result = conn::serve(listener, tls, app, limits, stopped, shutdown_tx).await;
             hk.abort();
             // Every request handler is done: the committer's senders are gone once the
             // router is dropped, and the loop ends after committing what it holds.
@@ -354,7 +352,8 @@ impl Server {
         self.addr
     }
 
-    /// Stops accepting, finishes in-flight requests, commits what is pending, closes.
+    /// Stops accepting, ends live tails, finishes in-flight requests (dropping connections
+    /// still open after `shutdown_grace`), commits what is pending, closes.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -371,82 +370,6 @@ impl Server {
     pub fn stop_handle(&mut self) -> Option<oneshot::Sender<()>> {
         self.stop.take()
     }
-}
-
-/// Serves HTTPS (HTTP/1.1 and HTTP/2 by ALPN) until `stopped`, then drains connections.
-async fn serve_tls<S>(
-    listener: tokio::net::TcpListener,
-    tls: Arc<rustls::ServerConfig>,
-    app: S,
-    mut stopped: oneshot::Receiver<()>,
-    shutdown_tx: watch::Sender<bool>,
-) -> anyhow::Result<()>
-where
-    S: tower::Service<
-            axum::extract::Request,
-            Response = axum::response::Response,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use hyper_util::server::conn::auto::Builder;
-    use hyper_util::service::TowerToHyperService;
-    use tower::ServiceExt as _;
-
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(c) => c,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = &mut stopped => break,
-        };
-        let acceptor = acceptor.clone();
-        let watcher = graceful.watcher();
-        let svc = app
-            .clone()
-            .map_request(move |req: hyper::Request<hyper::body::Incoming>| {
-                let mut req = req.map(axum::body::Body::new);
-                req.extensions_mut()
-                    .insert(axum::extract::ConnectInfo(peer));
-                req
-            });
-        tokio::spawn(async move {
-            let stream =
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
-            let builder = Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection_with_upgrades(
-                TokioIo::new(stream),
-                TowerToHyperService::new(svc),
-            );
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
-    let _ = shutdown_tx.send(true);
-    graceful.shutdown().await;
-    Ok(())
 }
 
 /// Collapses a leading `//` in the path (SDKs given a base URL with a trailing slash send

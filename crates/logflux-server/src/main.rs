@@ -244,10 +244,11 @@ async fn run(command: Command, config: ServerConfig) -> anyhow::Result<()> {
             );
             let tail = &config.http.tail;
             println!(
-                "tail: {} bytes buffered per stream, {} streams per token, {} in all, slow \
-                 consumers ended after {} s, tokens checked every {} s",
+                "tail: {} bytes buffered per stream, {} streams per token, {} per tenant, {} in \
+                 all, slow consumers ended after {} s, tokens checked every {} s",
                 tail.buffer_bytes,
                 tail.max_streams_per_token,
+                tail.max_streams_per_tenant,
                 tail.max_streams,
                 tail.slow_consumer_timeout.as_secs(),
                 tail.credential_check.as_secs()

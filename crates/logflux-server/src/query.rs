@@ -493,7 +493,9 @@ pub struct TailConfig {
     pub slow_consumer_timeout: Duration,
     /// Open streams per access token; one more gets 429 `too_many_streams`.
     pub max_streams_per_token: usize,
-    /// Open streams on this server, all tokens together.
+    /// Open streams of one tenant, all its tokens together.
+    pub max_streams_per_tenant: usize,
+    /// Open streams on this server, all tenants together.
     pub max_streams: usize,
     /// How often an open stream checks that its token is neither revoked nor deleted (expiry
     /// ends it at the exact time, and a revocation through this server at once).
@@ -506,6 +508,7 @@ impl Default for TailConfig {
             buffer_bytes: 256 * 1024,
             slow_consumer_timeout: Duration::from_secs(30),
             max_streams_per_token: 8,
+            max_streams_per_tenant: 64,
             max_streams: 256,
             credential_check: Duration::from_secs(5),
         }
@@ -534,10 +537,10 @@ impl EndReason {
     }
 }
 
-/// Open tail streams, per token and in all.
+/// Open tail streams, per token, per tenant and in all.
 #[derive(Debug)]
 pub(crate) struct TailStreams {
-    open: Mutex<(usize, HashMap<String, usize>)>,
+    open: Mutex<OpenStreams>,
     /// Bumped when a token is revoked through this server, so its streams check at once.
     revocations: watch::Sender<u64>,
 }
@@ -545,7 +548,7 @@ pub(crate) struct TailStreams {
 impl TailStreams {
     pub(crate) fn new() -> Self {
         TailStreams {
-            open: Mutex::new((0, HashMap::new())),
+            open: Mutex::new(OpenStreams::default()),
             revocations: watch::Sender::new(0),
         }
     }
@@ -555,40 +558,60 @@ impl TailStreams {
         self.revocations.send_modify(|n| *n += 1);
     }
 
-    fn release(&self, token_id: &str) {
-        let mut open = self.open.lock().expect("lock");
-        open.0 -= 1;
-        if let Some(n) = open.1.get_mut(token_id) {
-            *n -= 1;
-            if *n == 0 {
-                open.1.remove(token_id);
+    fn release(&self, tenant_id: &str, token_id: &str) {
+        let mut guard = self.open.lock().expect("lock");
+        let open = &mut *guard;
+        open.all -= 1;
+        for (map, key) in [
+            (&mut open.per_token, token_id),
+            (&mut open.per_tenant, tenant_id),
+        ] {
+            if let Some(n) = map.get_mut(key) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(key);
+                }
             }
         }
     }
 }
 
-/// One open stream's place in [`TailStreams`], given back when the response body is dropped
-/// (its connection closed or its last line taken).
+#[derive(Debug, Default)]
+struct OpenStreams {
+    all: usize,
+    per_token: HashMap<String, usize>,
+    per_tenant: HashMap<String, usize>,
+}
+
+/// One open stream's place in [`TailStreams`], given back as soon as the server ends the
+/// stream or its reader goes away, whether or not its connection ever takes the `end` line.
 struct Slot {
     s: SharedState,
+    tenant_id: String,
     token_id: String,
 }
 
 impl Slot {
-    fn take(s: &SharedState, token_id: &str) -> Result<Slot, ApiError> {
+    fn take(s: &SharedState, tenant_id: &str, token_id: &str) -> Result<Slot, ApiError> {
         let limits = &s.config.tail;
         {
             let mut open = s.tails.open.lock().expect("lock");
-            let refused = if open.0 >= limits.max_streams {
+            let of_token = open.per_token.get(token_id).copied().unwrap_or(0);
+            let of_tenant = open.per_tenant.get(tenant_id).copied().unwrap_or(0);
+            let refused = if open.all >= limits.max_streams {
                 Some(format!(
                     "this server has {} live tails open, its limit; retry later",
-                    open.0
+                    open.all
+                ))
+            } else if of_tenant >= limits.max_streams_per_tenant {
+                Some(format!(
+                    "this tenant has {of_tenant} live tails open, the most allowed \
+                     (tail.max_streams_per_tenant); close one first"
                 ))
             } else {
-                let n = open.1.get(token_id).copied().unwrap_or(0);
-                (n >= limits.max_streams_per_token).then(|| {
+                (of_token >= limits.max_streams_per_token).then(|| {
                     format!(
-                        "this token has {n} live tails open, the most allowed \
+                        "this token has {of_token} live tails open, the most allowed \
                          (tail.max_streams_per_token); close one first"
                     )
                 })
@@ -598,12 +621,14 @@ impl Slot {
                 s.metrics.tail_refused.inc();
                 return Err(ApiError::TooManyStreams(m));
             }
-            open.0 += 1;
-            *open.1.entry(token_id.to_owned()).or_default() += 1;
+            open.all += 1;
+            *open.per_token.entry(token_id.to_owned()).or_default() += 1;
+            *open.per_tenant.entry(tenant_id.to_owned()).or_default() += 1;
         }
         s.metrics.tail_streams.inc();
         Ok(Slot {
             s: s.clone(),
+            tenant_id: tenant_id.to_owned(),
             token_id: token_id.to_owned(),
         })
     }
@@ -611,7 +636,7 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.s.tails.release(&self.token_id);
+        self.s.tails.release(&self.tenant_id, &self.token_id);
         self.s.metrics.tail_streams.dec();
     }
 }
@@ -878,7 +903,6 @@ struct Reader {
     outbox: Arc<Outbox>,
     resume: i64,
     done: bool,
-    _slot: Slot,
     /// Dropped with the reader: tells the producer the connection is gone.
     _gone: oneshot::Sender<()>,
 }
@@ -922,7 +946,7 @@ pub(crate) async fn tail(
     req.check().map_err(ApiError::BadRequest)?;
     let groups = token_groups(&req.tokens)?;
     let app_ids = application_ids(&s, &tenant_id, &req.applications).await?;
-    let slot = Slot::take(&s, &token.id)?;
+    let slot = Slot::take(&s, &tenant_id, &token.id)?;
     // Subscribe before reading the position, so no commit falls between them.
     let commits = s.commits.subscribe();
     let position = match req.after_segment {
@@ -956,7 +980,10 @@ pub(crate) async fn tail(
     let watcher = watch_credential(s.clone(), token_hash, token.expires_ns);
     let metrics = s.metrics.clone();
     let ends = outbox.clone();
+    // The slot lives with the producer: a stream the server ended gives its place back at
+    // once, even when its reader never takes the end line and its connection lingers.
     tokio::spawn(async move {
+        let _slot = slot;
         let stop = tokio::select! {
             stop = producer.run() => stop,
             stop = watcher => stop,
@@ -976,7 +1003,6 @@ pub(crate) async fn tail(
         outbox,
         resume: position,
         done: false,
-        _slot: slot,
         _gone: gone_tx,
     };
     let stream = futures_util::stream::unfold(reader, |mut r| async move {

@@ -486,6 +486,152 @@ async fn a_token_holds_only_so_many_tails() {
     }
 }
 
+/// Opens a tail with `token`, retrying while it is refused with 429 until `within`; panics
+/// with `why` if it never opens.
+async fn open_when_allowed(t: &TestServer, token: &str, within: Duration, why: &str) -> Lines {
+    let deadline = Instant::now() + within;
+    loop {
+        let r = t
+            .http
+            .post(format!("{}/v1/tail", t.base))
+            .bearer_auth(token)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            return Lines {
+                stream: r.bytes_stream().boxed(),
+                buf: Vec::new(),
+            };
+        }
+        assert_eq!(r.status(), 429);
+        assert!(Instant::now() < deadline, "{why}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Commits records until the server ends a tail as a slow consumer: then the reader's
+/// connection holds as much as it can and takes nothing more, not even the end line.
+async fn fill_until_slow_consumer(t: &TestServer, p: &(String, String, SealingKey)) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metric(
+        t,
+        "logflux_server_tail_ended_total{reason=\"slow_consumer\"}",
+    )
+    .await
+        == 0
+    {
+        assert!(Instant::now() < deadline, "the tail was not ended in time");
+        ingest(t, p, 16, 16 * 1024).await;
+    }
+}
+
+fn never_reading(dir: &std::path::Path) -> logflux_server::ServerConfig {
+    let mut c = config_for(dir);
+    c.http.tail.buffer_bytes = 64 * 1024;
+    c.http.tail.slow_consumer_timeout = Duration::from_millis(300);
+    c
+}
+
+#[tokio::test]
+async fn a_tail_ended_as_a_slow_consumer_gives_its_place_back_though_its_reader_never_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = never_reading(dir.path());
+    config.http.tail.max_streams_per_token = 1;
+    // Only the end of the stream can give the place back: the connection stays.
+    config.write_stall_timeout = Duration::from_secs(600);
+    let t = TestServer::start_with(dir, config).await;
+    let p = producer(&t).await;
+    let (token, _) = read_token(&t).await;
+    let raw = RawTail::open(&t, &token).await;
+    fill_until_slow_consumer(&t, &p).await;
+    assert_eq!(metric(&t, "logflux_server_tail_streams").await, 0);
+    let mut again = open_when_allowed(
+        &t,
+        &token,
+        Duration::from_secs(10),
+        "the ended stream still holds the token's only place",
+    )
+    .await;
+    assert_eq!(
+        again.next(Duration::from_secs(10)).await.unwrap()["type"],
+        "heartbeat"
+    );
+    // The first reader is still connected and still reads nothing.
+    drop(raw);
+}
+
+#[tokio::test]
+async fn a_tenant_holds_only_so_many_tails() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_for(dir.path());
+    config.http.tail.max_streams_per_tenant = 2;
+    let t = TestServer::start_with(dir, config).await;
+    let (first, _) = read_token(&t).await;
+    let (second, _) = read_token(&t).await;
+    let _a = Lines::open(&t, &first, json!({})).await;
+    let _b = Lines::open(&t, &t.admin, json!({})).await;
+    // A token with no stream of its own is refused: its tenant has all it may.
+    let r = t
+        .http
+        .post(format!("{}/v1/tail", t.base))
+        .bearer_auth(&second)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "too_many_streams", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tail.max_streams_per_tenant"),
+        "{v}"
+    );
+    assert_eq!(metric(&t, "logflux_server_tail_refused_total").await, 1);
+}
+
+#[tokio::test]
+async fn a_connection_that_takes_nothing_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = never_reading(dir.path());
+    config.write_stall_timeout = Duration::from_secs(1);
+    // Only the write stall can close the connection: the shutdown would wait for it.
+    config.shutdown_grace = Duration::from_secs(600);
+    let mut t = TestServer::start_with(dir, config).await;
+    let p = producer(&t).await;
+    let _raw = RawTail::open(&t, &t.admin).await;
+    fill_until_slow_consumer(&t, &p).await;
+    tokio::time::timeout(Duration::from_secs(20), t.server.take().unwrap().shutdown())
+        .await
+        .expect("the connection that takes nothing still holds the shutdown")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_shutdown_does_not_wait_for_ever_for_a_tail_that_never_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = never_reading(dir.path());
+    config.write_stall_timeout = Duration::from_secs(600);
+    config.shutdown_grace = Duration::from_secs(1);
+    let mut t = TestServer::start_with(dir, config).await;
+    let p = producer(&t).await;
+    let _raw = RawTail::open(&t, &t.admin).await;
+    fill_until_slow_consumer(&t, &p).await;
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(20), t.server.take().unwrap().shutdown())
+        .await
+        .expect("a tail that never reads holds the shutdown")
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "the grace was given"
+    );
+}
+
 /// This process's resident memory and its peak, MiB (Linux).
 fn rss_mib() -> (u64, u64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -511,6 +657,7 @@ async fn memory_of_tails_that_never_read_is_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config_for(dir.path());
     config.http.tail.max_streams_per_token = tails_n.max(1);
+    config.http.tail.max_streams_per_tenant = tails_n.max(1);
     config.http.tail.max_streams = tails_n.max(1);
     let t = TestServer::start_with(dir, config).await;
     let p = producer(&t).await;
