@@ -580,7 +580,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 .map(|k| common[(i * 7 + k * 13) % common.len()])
                 .collect();
             tokens.extend(
-                (0..100u64).map(|k| ((i as u64) << 20 | k).wrapping_mul(0xc2b2_ae3d_27d4_eb4f)),
+                // Never 0: that is the reserved token, which agent records may not carry.
+                (0..100u64).map(|k| ((i as u64) << 20 | k).wrapping_mul(0xc2b2_ae3d_27d4_eb4f) | 1),
             );
             if i == args.needle_records * 7 / 10 {
                 tokens.push(needle);
@@ -626,7 +627,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 .send()
                 .await?;
             if r.status() != 202 {
-                bail!("needle load answered {}", r.status());
+                bail!(
+                    "needle load answered {} {}",
+                    r.status(),
+                    r.text().await.unwrap_or_default()
+                );
             }
             anyhow::Ok(())
         }));
