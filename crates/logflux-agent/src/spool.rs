@@ -38,6 +38,11 @@ const FRAME_HEADER: usize = 8;
 /// A wholly acknowledged tail segment at least this large is replaced by a new one, freeing
 /// the disk (a smaller one is kept: rolling costs a file and two fsyncs).
 const ROLL_WHEN_IDLE: u64 = 1024 * 1024;
+/// Bytes kept aside on the spool's file system (the file `reserve`, zeros) so that an
+/// acknowledgement can always be recorded: the head file needs a block of its own, and once
+/// appends have filled the disk, a spool that cannot record an acknowledgement can never delete
+/// what was delivered, so a full disk would stay full for ever.
+const RESERVE_BYTES: usize = 64 * 1024;
 
 /// When appends reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -307,7 +312,37 @@ impl Spool {
         let len = f.metadata().map_err(io_err(&p))?.len();
         spool.tail = (tail_id, f, len);
         sync_dir(&seg_dir)?;
+        spool.keep_reserve();
         Ok(spool)
+    }
+
+    /// Makes sure the reserve exists and is whole; best effort (on a full disk it waits for the
+    /// next acknowledgement that frees space).
+    fn keep_reserve(&self) {
+        let p = self.dir.join("reserve");
+        if fs::metadata(&p).is_ok_and(|m| m.len() >= RESERVE_BYTES as u64) {
+            return;
+        }
+        let made = File::create(&p).and_then(|mut f| {
+            f.write_all(&[0u8; RESERVE_BYTES])
+                .and_then(|()| f.sync_all())
+        });
+        if made.is_err() {
+            let _ = fs::remove_file(&p);
+        }
+    }
+
+    /// Records `head` durably: a new file renamed over `head`.
+    fn write_head(&self, head: Position) -> Result<(), SpoolError> {
+        let tmp = self.dir.join("head.tmp");
+        let path = self.dir.join("head");
+        {
+            let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+            writeln!(f, "{} {}", head.segment, head.offset).map_err(io_err(&tmp))?;
+            f.sync_all().map_err(io_err(&tmp))?;
+        }
+        fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        sync_dir(&self.dir)
     }
 
     /// Bytes of unacknowledged records on disk.
@@ -490,15 +525,13 @@ impl Spool {
                 offset: 0,
             };
         }
-        let tmp = self.dir.join("head.tmp");
-        let path = self.dir.join("head");
-        {
-            let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
-            writeln!(f, "{} {}", head.segment, head.offset).map_err(io_err(&tmp))?;
-            f.sync_all().map_err(io_err(&tmp))?;
+        if let Err(e) = self.write_head(head) {
+            // A full disk: give up the reserve for this one write, then try again.
+            if fs::remove_file(self.dir.join("reserve")).is_err() {
+                return Err(e);
+            }
+            self.write_head(head)?;
         }
-        fs::rename(&tmp, &path).map_err(io_err(&path))?;
-        sync_dir(&self.dir)?;
         self.head = head;
         self.records = self.records.saturating_sub(acked_records);
         let before: Vec<u64> = self
@@ -516,6 +549,7 @@ impl Spool {
             }
         }
         self.segments.retain(|s| s.0 >= head.segment);
+        self.keep_reserve();
         self.oldest_ts = if self.records == 0 {
             None
         } else {

@@ -347,3 +347,58 @@ fn a_caught_up_tail_is_replaced_so_its_disk_space_returns() {
     let s = Spool::open(dir.path(), cfg).unwrap();
     check(&s, &VecDeque::from([record(99, 10)])).unwrap();
 }
+
+/// A disk filled to the last byte (appends, then anything else) must still let the spool
+/// record acknowledgements, or what was delivered could never be deleted and the disk would
+/// stay full. Needs a tmpfs (root); skipped with a message otherwise, unless
+/// LOGFLUX_REQUIRE_PROGRAMS=1 (CI), which makes it a failure.
+#[test]
+fn a_disk_full_to_the_last_byte_still_records_acknowledgements() {
+    struct Mounted(std::path::PathBuf);
+    impl Drop for Mounted {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("fs");
+    fs::create_dir(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
+        .arg(&mnt)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        assert!(
+            std::env::var("LOGFLUX_REQUIRE_PROGRAMS").as_deref() != Ok("1"),
+            "cannot mount a tmpfs (root needed)"
+        );
+        eprintln!("skipped: cannot mount a tmpfs (root needed)");
+        return;
+    }
+    let _unmount = Mounted(mnt.clone());
+    let mut spool = Spool::open(&mnt.join("spool"), SpoolConfig::default()).unwrap();
+    let mut appended = 0u64;
+    while spool.append(&record(appended, 8 * 1024)).is_ok() {
+        appended += 1;
+        assert!(appended < 1000, "a 512 KiB file system never filled");
+    }
+    assert!(appended > 10, "only {appended} records fit");
+    // Whatever room the failed append left is taken too.
+    let _ = fs::write(mnt.join("filler"), vec![1u8; 1 << 20]);
+    let mut delivered = 0u64;
+    loop {
+        let batch = spool.peek(4, usize::MAX).unwrap();
+        let Some(&(_, upto)) = batch.last() else {
+            break;
+        };
+        spool
+            .ack(upto, batch.len() as u64)
+            .expect("an acknowledgement is recorded on a full disk");
+        delivered += batch.len() as u64;
+    }
+    assert_eq!(delivered, appended);
+    // The delivered records' space came back: appends work again.
+    spool.append(&record(appended, 8 * 1024)).unwrap();
+}
