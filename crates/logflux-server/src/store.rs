@@ -470,7 +470,11 @@ fn write_durably(root: &Path, path: &Path, data: &[u8]) -> std::io::Result<()> {
     if created {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+    // Unique per write: two writers of one key at once (housekeeping republishing a metadata
+    // object while an admin request publishes it) must not share a temporary file.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("{}-{n}.tmp", std::process::id()));
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(data)?;
     f.sync_all()?;

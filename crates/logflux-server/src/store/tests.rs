@@ -190,3 +190,30 @@ async fn rename_moves_an_object_and_creates_its_prefix() {
         ));
     }
 }
+
+/// Two writers of one key at once (housekeeping republishing a metadata object while an admin
+/// request publishes it) both succeed, and the object is one of the two whole values.
+#[test]
+fn concurrent_writes_of_one_key_all_succeed() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let path = root.path().join("t/_meta/applications/app_1.json");
+    std::thread::scope(|s| {
+        for w in 0..8u8 {
+            let (root, path) = (root.path(), &path);
+            s.spawn(move || {
+                for _ in 0..50 {
+                    write_durably(root, path, &[w; 100]).expect("a concurrent write");
+                }
+            });
+        }
+    });
+    let data = std::fs::read(&path).expect("read");
+    assert_eq!(data.len(), 100);
+    assert!(data.iter().all(|&b| b == data[0]));
+    let leftovers: Vec<_> = std::fs::read_dir(path.parent().expect("parent"))
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
