@@ -353,6 +353,19 @@ async fn an_idle_unix_socket_connection_is_closed_after_the_idle_timeout() {
 
 const HTTP_TOKEN: &str = "fluent-bit-token-0123456789abcdef01";
 
+/// A request with the token is served (200).
+async fn assert_served(s: &Stack, addr: std::net::SocketAddr) {
+    let r = s
+        .http
+        .post(format!("http://{addr}/"))
+        .bearer_auth(HTTP_TOKEN)
+        .body("{\"log\":\"served\"}\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
 async fn http_stack(extra: &str) -> (Stack, std::net::SocketAddr) {
     let mut s = Stack::new().await;
     s.agent_config.inputs.http = Some(
@@ -627,15 +640,7 @@ async fn http_connections_without_a_request_are_closed() {
         started.elapsed()
     );
     // Requests on a connection kept alive are still served.
-    let r = s
-        .http
-        .post(format!("http://{addr}/"))
-        .bearer_auth(HTTP_TOKEN)
-        .body("{\"log\":\"served\"}\n")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_served(&s, addr).await;
     s.stop().await;
 }
 
@@ -649,15 +654,7 @@ async fn http_an_h2_preface_then_silence_is_closed_within_the_header_timeout() {
         .unwrap();
     closed_within(&mut c, Duration::from_millis(500) + PROMPT, "an h2 preface").await;
     // HTTP/1.1 is served as before.
-    let r = s
-        .http
-        .post(format!("http://{addr}/"))
-        .bearer_auth(HTTP_TOKEN)
-        .body("{\"log\":\"served\"}\n")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_served(&s, addr).await;
     s.stop().await;
 }
 

@@ -3,6 +3,8 @@
 //! rebuild` registers them again with their data keys, and every entry decrypts.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Stdio;
@@ -11,9 +13,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use logflux_crypto::{
-    Dek, PrivateKey, SealingKey, open_sdk_part, seal_sdk_part, unwrap_dek, wrap_dek,
-};
+use logflux_crypto::{Dek, PrivateKey, SealingKey, seal_sdk_part, wrap_dek};
 use logflux_proto::multipart::Writer;
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt as _;
@@ -215,33 +215,7 @@ impl Client {
                     end = r;
                     continue;
                 }
-                let key_id = r["key_id"].as_str().unwrap();
-                let k: Value = self
-                    .http
-                    .get(format!("{base}/v1/keys/{key_id}"))
-                    .bearer_auth(&self.admin)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                let wrapped = B64.decode(k["wrapped_key"].as_str().unwrap()).unwrap();
-                let dek = unwrap_dek(&self.sk, &wrapped).unwrap();
-                let nonce: [u8; 12] = B64
-                    .decode(r["nonce"].as_str().unwrap())
-                    .unwrap()
-                    .try_into()
-                    .unwrap();
-                let body = B64.decode(r["body"].as_str().unwrap()).unwrap();
-                let json = open_sdk_part(
-                    &SealingKey::new(&dek),
-                    &nonce,
-                    &body,
-                    r["crlf_stripped"].as_bool().unwrap(),
-                )
-                .unwrap();
-                let v: Value = serde_json::from_slice(&json).unwrap();
+                let v = common::open_sdk_record(&self.http, base, &self.admin, &self.sk, &r).await;
                 assert!(
                     out.insert(v["message"].as_str().unwrap().to_owned()),
                     "a record is stored twice"

@@ -9,8 +9,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use common::{TestServer, tenant_key};
 use logflux_crypto::{
-    BatchSealer, Dek, RecordBinding, SealingKey, SearchKey, TokenSet, open_batch, open_sdk_part,
-    unwrap_dek, wrap_dek, wrap_dek_mgf1_sha1,
+    BatchSealer, Dek, RecordBinding, SealingKey, SearchKey, TokenSet, open_batch, wrap_dek,
+    wrap_dek_mgf1_sha1,
 };
 use logflux_proto::multipart::{Writer, format_time_range};
 use logflux_proto::{Entry, Level};
@@ -56,33 +56,7 @@ fn js_body(boundary: &str, key_id: &str, parts: &[([u8; 12], Vec<u8>)]) -> Vec<u
 async fn decrypt_sdk(t: &TestServer, records: &[Value]) -> Vec<Value> {
     let mut out = Vec::new();
     for r in records {
-        let key_id = r["key_id"].as_str().unwrap();
-        let k: Value = t
-            .http
-            .get(format!("{}/v1/keys/{key_id}", t.base))
-            .bearer_auth(&t.admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let wrapped = B64.decode(k["wrapped_key"].as_str().unwrap()).unwrap();
-        let dek = unwrap_dek(tenant_key(), &wrapped).unwrap();
-        let nonce: [u8; 12] = B64
-            .decode(r["nonce"].as_str().unwrap())
-            .unwrap()
-            .try_into()
-            .unwrap();
-        let body = B64.decode(r["body"].as_str().unwrap()).unwrap();
-        let json = open_sdk_part(
-            &SealingKey::new(&dek),
-            &nonce,
-            &body,
-            r["crlf_stripped"].as_bool().unwrap(),
-        )
-        .unwrap();
-        out.push(serde_json::from_slice(&json).unwrap());
+        out.push(common::open_sdk_record(&t.http, &t.base, &t.admin, tenant_key(), r).await);
     }
     out
 }

@@ -166,3 +166,40 @@ impl TestServer {
         }
     }
 }
+
+/// Decrypts one SDK record line of a query answer: fetches its wrapped data key with `token`,
+/// unwraps it with `sk` and opens the part. Returns the SDK's JSON payload.
+pub async fn open_sdk_record(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    sk: &PrivateKey,
+    r: &Value,
+) -> Value {
+    let key_id = r["key_id"].as_str().unwrap();
+    let k: Value = http
+        .get(format!("{base}/v1/keys/{key_id}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let wrapped = B64.decode(k["wrapped_key"].as_str().unwrap()).unwrap();
+    let dek = logflux_crypto::unwrap_dek(sk, &wrapped).unwrap();
+    let nonce: [u8; 12] = B64
+        .decode(r["nonce"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let body = B64.decode(r["body"].as_str().unwrap()).unwrap();
+    let json = logflux_crypto::open_sdk_part(
+        &logflux_crypto::SealingKey::new(&dek),
+        &nonce,
+        &body,
+        r["crlf_stripped"].as_bool().unwrap(),
+    )
+    .unwrap();
+    serde_json::from_slice(&json).unwrap()
+}
