@@ -31,6 +31,39 @@ pub struct Agent {
     metrics_addr: Option<std::net::SocketAddr>,
     tcp_addr: Option<std::net::SocketAddr>,
     http_addr: Option<std::net::SocketAddr>,
+    shutdown_timeout: Duration,
+    spool_max_bytes: u64,
+}
+
+/// How a shutdown went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Entries received but not spooled: the shutdown ran out of time (a full spool while
+    /// the server is away). They are lost.
+    pub not_spooled: u64,
+    /// The bound the shutdown had (`shutdown_timeout_s`).
+    pub timeout: Duration,
+    /// The spool's size and limit when it ended, in bytes.
+    pub spool_bytes: u64,
+    pub spool_max_bytes: u64,
+}
+
+impl std::fmt::Display for ShutdownReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.not_spooled == 0 {
+            return write!(f, "everything received is sealed and spooled");
+        }
+        write!(
+            f,
+            "{} entries received were not spooled within shutdown_timeout_s ({} s) and are lost; \
+             the spool held {} of {} bytes (spool.max_bytes) and the server did not take records. \
+             Raise spool.max_bytes or shutdown_timeout_s, or stop the agent while the server is up",
+            self.not_spooled,
+            self.timeout.as_secs(),
+            self.spool_bytes,
+            self.spool_max_bytes
+        )
+    }
 }
 
 fn http_client(cfg: &AgentConfig) -> anyhow::Result<reqwest::Client> {
@@ -131,7 +164,8 @@ async fn identity(
 
 impl Agent {
     /// Starts everything the configuration enables.
-    pub async fn start(cfg: AgentConfig) -> anyhow::Result<Agent> {
+    pub async fn start(mut cfg: AgentConfig) -> anyhow::Result<Agent> {
+        cfg.expand_home();
         cfg.validate()?;
         let dir = cfg.spool.dir.clone();
         std::fs::create_dir_all(&dir)
@@ -141,11 +175,14 @@ impl Agent {
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).ok();
         }
         let pin = match (&cfg.keys.public_key_file, &cfg.keys.public_key_fingerprint) {
-            (Some(f), _) => Pin::Key(keyfile::read_public_key(f)?),
+            (Some(f), _) => {
+                Pin::Key(keyfile::read_public_key(f).context("keys.public_key_file")?)
+            }
             (None, Some(fp)) => Pin::Fingerprint(fp.parse()?),
             (None, None) => bail!("keys: set public_key_file or public_key_fingerprint"),
         };
-        let search_key = keyfile::read_search_key(&cfg.keys.search_key_file)?;
+        let search_key = keyfile::read_search_key(&cfg.keys.search_key_file)
+            .context("keys.search_key_file")?;
         let (stop, stop_rx) = watch::channel(false);
         let http = http_client(&cfg)?;
         let signer = crate::ship::Signer::new(&cfg.server.api_key, cfg.server.sign_requests);
@@ -172,6 +209,8 @@ impl Agent {
             appended: Notify::new(),
             status: Mutex::new(Status::default()),
             shipped: watch::channel(0).0,
+            abandon: watch::channel(false).0,
+            unspooled: std::sync::atomic::AtomicU64::new(0),
         });
         shared.update_spool_gauges();
 
@@ -304,10 +343,24 @@ impl Agent {
             tracing::info!(%addr, "http input");
         }
         let mut metrics_addr = None;
-        if let Some(addr) = cfg.metrics.listen {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding metrics on {addr}"))?;
+        // A busy metrics port (another exporter on it) costs the metrics, not the logs.
+        let metrics_listener = match cfg.metrics.listen {
+            Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::warn!(
+                        %addr,
+                        error = %e,
+                        "cannot listen for metrics; the agent runs on without /metrics, /status and \
+                         /healthz (and `logflux-agent status`): set metrics.listen to a free \
+                         loopback port, or `metrics: {{listen: null}}` to turn them off"
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        if let Some(listener) = metrics_listener {
             metrics_addr = Some(listener.local_addr()?);
             let s = shared.clone();
             let app = axum::Router::new()
@@ -356,6 +409,8 @@ impl Agent {
             metrics_addr,
             tcp_addr,
             http_addr,
+            shutdown_timeout: Duration::from_secs(cfg.shutdown_timeout_s),
+            spool_max_bytes: cfg.spool.max_bytes,
         })
     }
 
@@ -396,16 +451,64 @@ impl Agent {
     }
 
     /// Stops accepting, seals and spools everything received, stops shipping (what is not yet
-    /// delivered stays in the spool for the next start).
-    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+    /// delivered stays in the spool for the next start). Fails, saying how many entries, when
+    /// some could not be spooled within `shutdown_timeout_s` (see [`Agent::shutdown_report`]).
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let report = self.shutdown_report().await?;
+        if report.not_spooled > 0 {
+            bail!("{report}");
+        }
+        Ok(())
+    }
+
+    /// Like [`Agent::shutdown`], bounded by `shutdown_timeout_s`: inputs and the shipper get
+    /// until then to stop, and the sealer to spool what it holds. When time is up (the spool
+    /// is full and the server away, so nothing can make room), what is left is counted as
+    /// not spooled, and the agent stops anyway.
+    pub async fn shutdown_report(mut self) -> anyhow::Result<ShutdownReport> {
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
         let _ = self.stop.send(true);
-        for t in self.tasks.drain(..) {
+        let mut late = Vec::new();
+        for mut t in std::mem::take(&mut self.tasks) {
+            if !late.is_empty() || tokio::time::timeout_at(deadline, &mut t).await.is_err() {
+                t.abort();
+                late.push(t);
+            }
+        }
+        let timed_out = !late.is_empty();
+        for t in late {
             let _ = t.await;
         }
         // The inputs are gone; dropping the last intake lets the sealer finish.
         self.intake.take();
-        self.sealer.await.context("sealer task")?;
-        Ok(())
+        let sealer = &mut self.sealer;
+        let done = if timed_out {
+            None
+        } else {
+            tokio::time::timeout_at(deadline, &mut *sealer).await.ok()
+        };
+        let done = match done {
+            Some(r) => r,
+            None => {
+                tracing::warn!(
+                    timeout_s = self.shutdown_timeout.as_secs(),
+                    "shutdown_timeout_s reached: what is not spooled yet is given up"
+                );
+                let _ = self.shared.abandon.send(true);
+                sealer.await
+            }
+        };
+        done.context("sealer task")?;
+        let st = self.shared.spool.lock().expect("lock").stats();
+        Ok(ShutdownReport {
+            not_spooled: self
+                .shared
+                .unspooled
+                .load(std::sync::atomic::Ordering::Relaxed),
+            timeout: self.shutdown_timeout,
+            spool_bytes: st.bytes,
+            spool_max_bytes: self.spool_max_bytes,
+        })
     }
 }
 
@@ -413,18 +516,6 @@ fn status_json(s: &Shared) -> serde_json::Value {
     let st = s.spool.lock().expect("lock").stats();
     let status = s.status.lock().expect("lock").clone();
     let now = logflux_proto::timefmt::now_ns();
-    // One label at a time: `get_or_create` returns a guard on the family's lock, and a second
-    // call in the same expression could wait for a write lock behind it.
-    let received_unix = s
-        .metrics
-        .entries_received
-        .get_or_create(&crate::metrics::InputLabel { input: "unix" })
-        .get();
-    let received_tcp = s
-        .metrics
-        .entries_received
-        .get_or_create(&crate::metrics::InputLabel { input: "tcp" })
-        .get();
     json!({
         "spool": {
             "records": st.records,
@@ -435,7 +526,7 @@ fn status_json(s: &Shared) -> serde_json::Value {
         "last_delivery_age_s": status.last_delivery_ns.map(|t| (now - t) as f64 / 1e9),
         "last_error": status.last_error,
         "endpoint": status.endpoint,
-        "entries_received": received_unix + received_tcp,
+        "entries_received": s.metrics.received_total(),
         "entries_shipped": s.metrics.entries_shipped.get(),
         "records_dead_lettered": s.metrics.records_dead_lettered.get(),
         "entries_dropped": s.metrics.entries_dropped.get(),

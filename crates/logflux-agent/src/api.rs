@@ -512,11 +512,7 @@ async fn flush(
     let n = entries.len() as u64;
     match intake.send(entries, QUEUE_WAIT).await {
         Ok(()) => {
-            shared
-                .metrics
-                .entries_received
-                .get_or_create(&InputLabel { input })
-                .inc_by(n);
+            shared.metrics.received(input, n);
             None
         }
         Err(_) => {

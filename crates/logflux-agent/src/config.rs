@@ -16,9 +16,12 @@
 //! rotation: {max_age_s: 86400, max_batches: 100000}
 //! spool: {dir: /var/lib/logflux-agent, max_bytes: 1073741824, fsync: always, when_full: block}
 //! shipper: {max_records_per_request: 64, max_request_bytes: 8388608}
-//! metrics: {listen: 127.0.0.1:9100}
+//! metrics: {listen: 127.0.0.1:8465}
 //! labels: {env: prod}
+//! shutdown_timeout_s: 10
 //! ```
+//!
+//! Every path may start with `~/` (the home directory of the user running the agent).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -61,10 +64,18 @@ pub struct AgentConfig {
     /// Copies of selected entries (after redaction) sent as RFC 5424 syslog to other systems.
     #[serde(default)]
     pub forward: Vec<crate::forward::ForwardConfig>,
+    /// On SIGTERM, how long the agent may take to seal and spool what it holds; what is not
+    /// spooled by then (a full spool with the server away) is counted, reported, and lost.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout_s: u64,
 }
 
 fn yes() -> bool {
     true
+}
+
+fn default_shutdown_timeout() -> u64 {
+    10
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -369,8 +380,13 @@ impl Default for MetricsSection {
     }
 }
 
+/// Port 8465: outside 9100-9999, which Prometheus' default port allocations (its wiki) have
+/// handed out to exporters in full — 9100 is node_exporter's — and clear of the agent's other
+/// defaults (TCP 9999, HTTP input 8088) and the server's 8080.
+pub const DEFAULT_METRICS_PORT: u16 = 8465;
+
 fn default_metrics() -> Option<SocketAddr> {
-    Some(SocketAddr::from(([127, 0, 0, 1], 9100)))
+    Some(SocketAddr::from(([127, 0, 0, 1], DEFAULT_METRICS_PORT)))
 }
 
 /// Hosts a plain `http://` URL may point at without `allow_insecure_http`.
@@ -545,17 +561,127 @@ impl AgentConfig {
         {
             p.push("metrics.listen: must be a loopback address".to_owned());
         }
+        if !(1..=3600).contains(&self.shutdown_timeout_s) {
+            p.push(format!(
+                "shutdown_timeout_s: {} is not within 1..3600",
+                self.shutdown_timeout_s
+            ));
+        }
         if !p.is_empty() {
             bail!("invalid configuration:\n  {}", p.join("\n  "));
         }
         Ok(())
     }
 
-    /// Loads and validates a file.
+    /// Loads and validates a file (paths starting with `~/` are taken from `$HOME`).
     pub fn load(path: &std::path::Path) -> anyhow::Result<AgentConfig> {
-        let c: AgentConfig = logflux_config::load(path)?;
+        let mut c: AgentConfig = logflux_config::load(path)?;
+        c.expand_home();
         c.validate()?;
         Ok(c)
+    }
+
+    /// The address `logflux-agent status` asks, read from the file's `metrics` section alone:
+    /// an unset `${VAR}` elsewhere in the file does not matter.
+    pub fn load_status_address(path: &std::path::Path) -> anyhow::Result<Option<SocketAddr>> {
+        let m: Option<MetricsSection> = logflux_config::load_section(path, "metrics")?;
+        Ok(m.unwrap_or_default().listen)
+    }
+
+    /// Replaces a leading `~/` with `$HOME` in every path of the configuration: the one place
+    /// that knows which fields are paths. Idempotent ([`crate::Agent::start`] calls it too).
+    pub fn expand_home(&mut self) {
+        use logflux_config::{expand_home as home, expand_home_str as home_str};
+        let opt = |p: &mut Option<PathBuf>| {
+            if let Some(p) = p.as_mut() {
+                *p = home(p);
+            }
+        };
+        let strs = |v: &mut Vec<String>| {
+            for s in v.iter_mut() {
+                *s = home_str(s);
+            }
+        };
+        opt(&mut self.server.ca_file);
+        opt(&mut self.keys.public_key_file);
+        self.keys.search_key_file = home(&self.keys.search_key_file);
+        self.spool.dir = home(&self.spool.dir);
+        if let Some(u) = &mut self.inputs.unix_socket {
+            u.path = home(&u.path);
+        }
+        for f in &mut self.inputs.files {
+            strs(&mut f.paths);
+            strs(&mut f.exclude);
+        }
+        if let Some(d) = &mut self.inputs.docker {
+            d.containers_dir = home(&d.containers_dir);
+        }
+        if let Some(k) = &mut self.inputs.kubernetes {
+            k.logs_dir = home(&k.logs_dir);
+        }
+        if let Some(n) = &mut self.inputs.nginx {
+            strs(&mut n.access_logs);
+            strs(&mut n.error_logs);
+        }
+        for sy in &mut self.inputs.syslog {
+            if let Some(p) = sy.listen.strip_prefix("unix://") {
+                sy.listen = format!("unix://{}", home_str(p));
+            }
+        }
+        if let Some(j) = &mut self.inputs.journald {
+            j.journalctl = home(&j.journalctl);
+            opt(&mut j.directory);
+            for f in &mut j.files {
+                *f = home(f);
+            }
+        }
+        for f in &mut self.forward {
+            opt(&mut f.ca_file);
+        }
+    }
+
+    /// Checks that every file the configuration names can be used: key files exist, are
+    /// readable and well-formed, secret ones are not accessible by group or others (as at
+    /// startup); CA files are readable certificates. Every problem, with its config path.
+    pub fn check_files(&self) -> anyhow::Result<()> {
+        use logflux_crypto::keyfile;
+        let mut p = Vec::new();
+        if let Some(f) = &self.keys.public_key_file
+            && let Err(e) = keyfile::read_public_key(f)
+        {
+            p.push(format!("keys.public_key_file: {e}"));
+        }
+        if let Err(e) = keyfile::read_search_key(&self.keys.search_key_file) {
+            p.push(format!("keys.search_key_file: {e}"));
+        }
+        let ca = |at: String, f: &std::path::Path, p: &mut Vec<String>| match std::fs::read(f) {
+            Err(e) => p.push(format!("{at}: {}: {e}", f.display())),
+            Ok(pem)
+                if reqwest::Certificate::from_pem_bundle(&pem).is_ok_and(|c| !c.is_empty()) => {}
+            Ok(_) => p.push(format!(
+                "{at}: {}: no PEM certificate in it",
+                f.display()
+            )),
+        };
+        if let Some(f) = &self.server.ca_file {
+            ca("server.ca_file".to_owned(), f, &mut p);
+        }
+        for (i, fw) in self.forward.iter().enumerate() {
+            if let Some(f) = &fw.ca_file {
+                ca(format!("forward[{i}].ca_file"), f, &mut p);
+            }
+        }
+        if let Some(j) = &self.inputs.journald {
+            for (i, f) in j.files.iter().enumerate() {
+                if let Err(e) = std::fs::File::open(f) {
+                    p.push(format!("inputs.journald.files[{i}]: {}: {e}", f.display()));
+                }
+            }
+        }
+        if !p.is_empty() {
+            bail!("files the configuration names cannot be used:\n  {}", p.join("\n  "));
+        }
+        Ok(())
     }
 }
 
@@ -655,6 +781,88 @@ mod tests {
             e.starts_with("agent.yaml: spool.fsynk: unknown field `fsynk`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_leading_tilde_is_expanded_in_every_path() {
+        let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else {
+            return; // nothing to expand to
+        };
+        let h = |p: &str| std::path::Path::new(&home).join(p);
+        let hs = |p: &str| h(p).to_string_lossy().into_owned();
+        let text = "server: {urls: [https://x], api_key: eu-lf_a, ca_file: ~/ca.pem}\n\
+                    keys: {public_key_file: ~/k/pk.pem, search_key_file: ~/k/search.key}\n\
+                    inputs:\n\
+                    \x20 unix_socket: {path: ~/agent.sock}\n\
+                    \x20 files: [{paths: [~/logs/*.log], exclude: [~/logs/skip.log]}]\n\
+                    \x20 docker: {containers_dir: ~/docker}\n\
+                    \x20 kubernetes: {logs_dir: ~/k8s}\n\
+                    \x20 nginx: {access_logs: [~/nginx/access.log], error_logs: [~/nginx/error.log]}\n\
+                    \x20 syslog: [{listen: 'unix://~/syslog.sock'}]\n\
+                    \x20 journald: {journalctl: ~/bin/journalctl, directory: ~/journal, files: [~/j.journal]}\n\
+                    spool: {dir: ~/spool}\n\
+                    forward: [{address: '127.0.0.1:6514', ca_file: ~/siem.pem}]\n";
+        let mut c: AgentConfig = logflux_config::from_str(text, "a.yaml").unwrap();
+        c.expand_home();
+        assert_eq!(c.server.ca_file, Some(h("ca.pem")));
+        assert_eq!(c.keys.public_key_file, Some(h("k/pk.pem")));
+        assert_eq!(c.keys.search_key_file, h("k/search.key"));
+        assert_eq!(c.inputs.unix_socket.as_ref().unwrap().path, h("agent.sock"));
+        assert_eq!(c.inputs.files[0].paths, vec![hs("logs/*.log")]);
+        assert_eq!(c.inputs.files[0].exclude, vec![hs("logs/skip.log")]);
+        assert_eq!(c.inputs.docker.as_ref().unwrap().containers_dir, h("docker"));
+        assert_eq!(c.inputs.kubernetes.as_ref().unwrap().logs_dir, h("k8s"));
+        let n = c.inputs.nginx.as_ref().unwrap();
+        assert_eq!(n.access_logs, vec![hs("nginx/access.log")]);
+        assert_eq!(n.error_logs, vec![hs("nginx/error.log")]);
+        assert_eq!(
+            c.inputs.syslog[0].listen,
+            format!("unix://{}", hs("syslog.sock"))
+        );
+        let j = c.inputs.journald.as_ref().unwrap();
+        assert_eq!(j.journalctl, h("bin/journalctl"));
+        assert_eq!(j.directory, Some(h("journal")));
+        assert_eq!(j.files, vec![h("j.journal")]);
+        assert_eq!(c.spool.dir, h("spool"));
+        assert_eq!(c.forward[0].ca_file, Some(h("siem.pem")));
+        // Nothing is left with a `~` in it, and a second pass changes nothing.
+        assert!(!format!("{c:?}").contains('~'), "{c:?}");
+        let again = format!("{c:?}");
+        c.expand_home();
+        assert_eq!(format!("{c:?}"), again);
+    }
+
+    #[test]
+    fn check_files_reports_each_unusable_file_with_its_path() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        std::fs::write(dir.path().join("search.key"), "00".repeat(32)).unwrap();
+        std::fs::set_permissions(
+            dir.path().join("search.key"),
+            std::fs::Permissions::from_mode(0o640),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("ca.pem"), "not a certificate").unwrap();
+        let text = format!(
+            "server: {{urls: [https://x], api_key: eu-lf_a, ca_file: '{d}/ca.pem'}}\n\
+             keys: {{public_key_file: '{d}/missing.pem', search_key_file: '{d}/search.key'}}\n\
+             inputs: {{unix_socket: {{path: /tmp/s}}}}\n\
+             spool: {{dir: '{d}/spool'}}\n\
+             forward: [{{address: '127.0.0.1:6514', ca_file: '{d}/nope.pem'}}]\n"
+        );
+        let c: AgentConfig = logflux_config::from_str(&text, "a.yaml").unwrap();
+        c.validate().unwrap();
+        let e = c.check_files().unwrap_err().to_string();
+        for needle in [
+            format!("keys.public_key_file: public key file {d}/missing.pem: No such file"),
+            format!("keys.search_key_file: search key file {d}/search.key is accessible by group or others"),
+            format!("server.ca_file: {d}/ca.pem: no PEM certificate in it"),
+            format!("forward[0].ca_file: {d}/nope.pem: No such file"),
+        ] {
+            assert!(e.contains(&needle), "missing {needle:?} in {e}");
+        }
+        assert_eq!(e.matches("No such file").count(), 2, "{e}");
     }
 
     #[test]

@@ -331,7 +331,8 @@ async fn run_inner(
         _ => "file",
     };
     let poll = Duration::from_millis(cfg.poll_interval_ms.max(10));
-    let mut joiners: HashMap<u64, Joiner> = HashMap::new();
+    // Each file's event being joined, with the file's path (for its source and metadata).
+    let mut joiners: HashMap<u64, (Joiner, Arc<Path>)> = HashMap::new();
     let mut partials: HashMap<u64, String> = HashMap::new();
     let mut contexts: HashMap<PathBuf, (Parser, String)> = HashMap::new();
     let mut last_line = Instant::now();
@@ -359,10 +360,14 @@ async fn run_inner(
         for l in lines {
             match &rules {
                 Some(r) => {
-                    let j = joiners.entry(l.file).or_default();
+                    let (j, path) = joiners
+                        .entry(l.file)
+                        .or_insert_with(|| (Joiner::default(), l.path.clone()));
                     if let Some((text, end)) = j.push(r, l.text, l.end) {
-                        events.push((l.file, l.path.clone(), text, end));
+                        events.push((l.file, path.clone(), text, end));
                     }
+                    // A renamed file (rotation) goes on under its new name.
+                    *path = l.path;
                 }
                 None => events.push((l.file, l.path, l.text, l.end)),
             }
@@ -370,18 +375,15 @@ async fn run_inner(
         if let Some(r) = &rules
             && last_line.elapsed() >= r.timeout
         {
-            // No new line for the timeout: pending events are complete. (Paths are only for
-            // metadata; a joiner's file keeps its path from its lines.)
-            let paths: HashMap<u64, Arc<Path>> = HashMap::new();
-            for (file, j) in joiners.iter_mut() {
+            // No new line for the timeout: pending events are complete, each with its own
+            // file's path (so its own source and metadata).
+            for (file, (j, path)) in joiners.iter_mut() {
                 if let Some((text, end)) = j.take() {
-                    let path = paths
-                        .get(file)
-                        .cloned()
-                        .unwrap_or_else(|| Arc::from(Path::new("")));
-                    events.push((*file, path, text, end));
+                    events.push((*file, path.clone(), text, end));
                 }
             }
+            // Files with nothing pending are forgotten (a rotated file's id is not reused).
+            joiners.retain(|_, (j, _)| !j.is_empty());
         }
         let mut entries = Vec::with_capacity(events.len());
         let mut ends: HashMap<u64, u64> = HashMap::new();
@@ -424,11 +426,7 @@ async fn run_inner(
                 }
                 _ = stop.changed() => return Ok(()),
             };
-            shared
-                .metrics
-                .entries_received
-                .get_or_create(&crate::metrics::InputLabel { input: input_label })
-                .inc_by(n);
+            shared.metrics.received(input_label, n);
             // Reading goes on; these offsets are committed once the entries are in the spool
             // (acknowledgements come in order). In flight is bounded by the intake's budget.
             in_flight.push_back((spooled, ends));
@@ -480,7 +478,7 @@ async fn run_inner(
         }
         if !got_lines {
             let wait = match &rules {
-                Some(r) if joiners.values().any(|j| !j.is_empty()) => poll.min(r.timeout),
+                Some(r) if joiners.values().any(|(j, _)| !j.is_empty()) => poll.min(r.timeout),
                 _ => poll,
             };
             tokio::select! {

@@ -402,11 +402,7 @@ async fn ingest(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body
         };
     match tokio::time::timeout(Duration::from_secs(30), spooled).await {
         Ok(Ok(())) => {
-            st.shared
-                .metrics
-                .entries_received
-                .get_or_create(&crate::metrics::InputLabel { input: "http" })
-                .inc_by(n as u64);
+            st.shared.metrics.received("http", n as u64);
             (
                 StatusCode::OK,
                 axum::Json(json!({"status": "ok", "accepted": n})),

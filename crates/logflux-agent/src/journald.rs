@@ -249,11 +249,7 @@ async fn follow(
                 }
                 _ = stop.changed() => return Ok(true),
             };
-            shared
-                .metrics
-                .entries_received
-                .get_or_create(&crate::metrics::InputLabel { input: "journald" })
-                .inc_by(n);
+            shared.metrics.received("journald", n);
             if spooled.await.is_err() {
                 return Ok(true);
             }

@@ -28,4 +28,4 @@ pub mod spool;
 pub mod syslog;
 pub mod tail;
 
-pub use agent::{Agent, default_config_path};
+pub use agent::{Agent, ShutdownReport, default_config_path};

@@ -1,6 +1,7 @@
 //! `logflux-agent`: flags and the runtime here; everything else is in the library.
 #![forbid(unsafe_code)]
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -38,8 +39,12 @@ fn main() {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOGFLUX_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal: not in a file or journal, not with NO_COLOR.
+    let ansi = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     if cli.log_json {
         b.json().init();
@@ -50,53 +55,107 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    if let Err(e) = rt.block_on(run(cli)) {
-        eprintln!("logflux-agent: error: {e:#}");
-        std::process::exit(2);
+    match rt.block_on(run(cli)) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("logflux-agent: error: {e:#}");
+            std::process::exit(2);
+        }
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Exit status when a shutdown had to give up entries (not spooled within its bound).
+const EXIT_NOT_SPOOLED: i32 = 1;
+/// Exit status after a second SIGTERM or SIGINT (128 + SIGINT, as shells report it).
+const EXIT_SECOND_SIGNAL: i32 = 130;
+
+async fn run(cli: Cli) -> anyhow::Result<i32> {
     let path = cli
         .config
         .unwrap_or_else(logflux_agent::default_config_path);
+    let command = cli.command.unwrap_or(Command::Run);
+    if let Command::Status = command {
+        // Only the agent's local address is needed: the rest of the file (and the variables
+        // it refers to, like the API key) is not read.
+        let addr = AgentConfig::load_status_address(&path)?
+            .context("status needs metrics.listen (the agent's status endpoint)")?;
+        let v: serde_json::Value = reqwest::get(format!("http://{addr}/status"))
+            .await
+            .with_context(|| format!("no agent answers on {addr} (is it running?)"))?
+            .json()
+            .await?;
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
     let config = AgentConfig::load(&path)?;
-    match cli.command.unwrap_or(Command::Run) {
+    match command {
         Command::CheckConfig => {
+            config.check_files()?;
             println!("{}: configuration is valid", path.display());
-            Ok(())
+            Ok(0)
         }
-        Command::Status => {
-            let addr = config
-                .metrics
-                .listen
-                .context("status needs metrics.listen (the agent's status endpoint)")?;
-            let v: serde_json::Value = reqwest::get(format!("http://{addr}/status"))
-                .await
-                .with_context(|| format!("no agent answers on {addr} (is it running?)"))?
-                .json()
-                .await?;
-            println!("{}", serde_json::to_string_pretty(&v)?);
-            Ok(())
-        }
+        Command::Status => unreachable!("answered above"),
         Command::Run => {
-            let agent = logflux_agent::Agent::start(config).await?;
+            // Installed before anything starts, so that no signal is missed.
+            let mut signals = Signals::new()?;
+            let agent = tokio::select! {
+                a = logflux_agent::Agent::start(config) => a?,
+                name = signals.next() => {
+                    eprintln!("logflux-agent: {name} before the agent was ready; stopped");
+                    return Ok(EXIT_SECOND_SIGNAL);
+                }
+            };
             if let Some(a) = agent.tcp_addr() {
                 println!("tcp listening on {a}");
             }
             println!("ready");
-            shutdown_signal().await;
-            tracing::info!("shutting down: sealing and spooling what is held");
-            agent.shutdown().await
+            let name = signals.next().await;
+            tracing::info!(
+                signal = name,
+                "shutting down: sealing and spooling what is held (a second SIGTERM or SIGINT stops at once)"
+            );
+            tokio::select! {
+                r = agent.shutdown_report() => {
+                    let report = r?;
+                    if report.not_spooled > 0 {
+                        eprintln!("logflux-agent: stopped: {report}");
+                        Ok(EXIT_NOT_SPOOLED)
+                    } else {
+                        tracing::info!("stopped: {report}");
+                        Ok(0)
+                    }
+                }
+                name = signals.next() => {
+                    eprintln!(
+                        "logflux-agent: second signal ({name}): stopped at once; entries not yet \
+                         in the spool are lost (what is in the spool is kept for the next start)"
+                    );
+                    Ok(EXIT_SECOND_SIGNAL)
+                }
+            }
         }
     }
 }
 
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// SIGTERM and SIGINT, each as often as they come.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
     }
 }

@@ -42,7 +42,10 @@ pub(crate) struct ConnStateLabel {
 #[derive(Debug)]
 pub(crate) struct Metrics {
     registry: Registry,
-    pub(crate) entries_received: Family<InputLabel, Counter>,
+    /// Use [`Metrics::received`], which also keeps `received_all`.
+    entries_received: Family<InputLabel, Counter>,
+    /// The sum of `entries_received` over every input (for `/status`; not exported).
+    received_all: Counter,
     pub(crate) entries_rejected: Family<ReasonLabel, Counter>,
     pub(crate) batches_sealed: Counter,
     pub(crate) entries_sealed: Counter,
@@ -78,6 +81,7 @@ impl Metrics {
         let mut r = Registry::with_prefix("logflux_agent");
         let m = Metrics {
             entries_received: Family::default(),
+            received_all: Counter::default(),
             entries_rejected: Family::default(),
             batches_sealed: Counter::default(),
             entries_sealed: Counter::default(),
@@ -213,6 +217,19 @@ impl Metrics {
             m.http_requests_refused.clone(),
         );
         Metrics { registry: r, ..m }
+    }
+
+    /// Counts `n` entries an input took in (`entries_received{input}`, and the total).
+    pub(crate) fn received(&self, input: &'static str, n: u64) {
+        self.entries_received
+            .get_or_create(&InputLabel { input })
+            .inc_by(n);
+        self.received_all.inc_by(n);
+    }
+
+    /// Entries received by every input together.
+    pub(crate) fn received_total(&self) -> u64 {
+        self.received_all.get()
     }
 
     pub(crate) fn encode(&self) -> String {

@@ -33,6 +33,11 @@ pub(crate) struct Shared {
     pub(crate) status: Mutex<Status>,
     /// Entries the server has acknowledged so far.
     pub(crate) shipped: tokio::sync::watch::Sender<u64>,
+    /// Set when a shutdown ran out of time: the sealer stops waiting for room in the spool and
+    /// for more entries, and counts what it could not spool in `unspooled`.
+    pub(crate) abandon: tokio::sync::watch::Sender<bool>,
+    /// Entries received but not spooled because the shutdown ran out of time.
+    pub(crate) unspooled: std::sync::atomic::AtomicU64,
 }
 
 /// What `logflux-agent status` shows besides the spool.
@@ -44,6 +49,15 @@ pub(crate) struct Status {
 }
 
 impl Shared {
+    fn abandoned(&self) -> bool {
+        *self.abandon.borrow()
+    }
+
+    fn count_unspooled(&self, n: u64) {
+        self.unspooled
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Brings the file-event counters of one input up to the tailer's totals.
     pub(crate) fn record_tail_stats(&self, input: &'static str, st: &crate::tail::TailStats) {
         use crate::metrics::FileEventLabel;
@@ -194,6 +208,7 @@ pub(crate) fn start(
         BatchSealer::new(config.zstd_level),
         TokenSet::new(),
     )));
+    let mut abandon = shared.abandon.subscribe();
     let task = tokio::spawn(async move {
         let mut pending: Vec<Entry> = Vec::new();
         let mut bytes = 0usize;
@@ -220,7 +235,7 @@ pub(crate) fn start(
         };
         loop {
             let first = if pending.is_empty() {
-                match rx.recv().await {
+                match next_msg(&mut rx, &mut abandon).await {
                     Some(m) => Some(m),
                     None => break,
                 }
@@ -237,7 +252,7 @@ pub(crate) fn start(
                 && rounded_span(span.0, span.1, granule) <= limits::MAX_RECORD_SPAN_NS
             {
                 tokio::select! {
-                    r = rx.recv() => match r {
+                    r = next_msg(&mut rx, &mut abandon) => match r {
                         Some(m) => take(m, &mut pending, &mut bytes, &mut span, &mut acks),
                         None => { closed = true; break; }
                     },
@@ -270,9 +285,23 @@ pub(crate) fn start(
                 break;
             }
         }
+        // Abandoned: inputs still open (a local client's connection) are refused from now on;
+        // what they handed over meanwhile is counted.
+        rx.close();
+        while let Ok(m) = rx.try_recv() {
+            shared.count_unspooled(m.entries.len() as u64);
+        }
         let s = shared.clone();
         let _ = tokio::task::spawn_blocking(move || s.spool.lock().expect("lock").sync()).await;
-        tracing::info!("sealer stopped; everything received is sealed and spooled");
+        let lost = shared.unspooled.load(std::sync::atomic::Ordering::Relaxed);
+        if lost == 0 {
+            tracing::info!("sealer stopped; everything received is sealed and spooled");
+        } else {
+            tracing::warn!(
+                entries = lost,
+                "sealer stopped; entries received but not spooled are lost"
+            );
+        }
     });
     (
         Intake {
@@ -282,6 +311,21 @@ pub(crate) fn start(
         },
         task,
     )
+}
+
+/// The next message for the sealer; `None` when every intake is gone, or when the shutdown
+/// ran out of time and nothing more is waiting.
+async fn next_msg(
+    rx: &mut mpsc::UnboundedReceiver<Msg>,
+    abandon: &mut tokio::sync::watch::Receiver<bool>,
+) -> Option<Msg> {
+    if *abandon.borrow() {
+        return rx.try_recv().ok();
+    }
+    tokio::select! {
+        m = rx.recv() => m,
+        _ = abandon.wait_for(|a| *a) => rx.try_recv().ok(),
+    }
 }
 
 /// How far beyond the agent's clock an entry's time may be before it is stamped with its
@@ -489,6 +533,11 @@ fn seal_and_spool(
                     entries = n,
                     "spool full: batch dropped (when_full: drop_newest)"
                 );
+                return;
+            }
+            Err(_) if shared.abandoned() => {
+                // The shutdown ran out of time: nothing will make room any more.
+                shared.count_unspooled(n);
                 return;
             }
             Err(SpoolError::Full { used, max }) => {

@@ -79,20 +79,18 @@ pub enum SpoolError {
     Full { used: u64, max: u64 },
     #[error("record of {0} bytes is larger than the spool's limit")]
     TooLarge(usize),
-    #[error("spool I/O on {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    // The I/O error is in the message only: as a `source` too, a chain (`{:#}`) would print
+    // it twice.
+    #[error("spool I/O on {path}: {error}")]
+    Io { path: PathBuf, error: io::Error },
     #[error("spool head file {0} is malformed")]
     Head(PathBuf),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
-    move |source| SpoolError::Io {
+    move |error| SpoolError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 

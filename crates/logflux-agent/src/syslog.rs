@@ -390,11 +390,7 @@ async fn deliver(
             .inc();
         return;
     }
-    shared
-        .metrics
-        .entries_received
-        .get_or_create(&crate::metrics::InputLabel { input: transport })
-        .inc();
+    shared.metrics.received(transport, 1);
 }
 
 async fn udp(

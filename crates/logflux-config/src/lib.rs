@@ -17,12 +17,10 @@ use std::path::Path;
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    // The I/O error is in the message, not also a `source`: printed as a chain (`{:#}`) it
+    // would say "No such file or directory" twice.
+    #[error("cannot read config file {path}: {error}")]
+    Read { path: String, error: std::io::Error },
     #[error("{origin}: line {line}: ${{{var}}} is not set (set it, or write ${{{var}:-default}})")]
     Env {
         origin: String,
@@ -124,11 +122,110 @@ pub fn from_str<T: serde::de::DeserializeOwned>(
 
 /// Reads and parses the file at `path`.
 pub fn load<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
         path: path.display().to_string(),
-        source,
+        error,
     })?;
     from_str(&text, &path.display().to_string())
+}
+
+/// Reads only the top-level field `key` of the file at `path` (`None` when the file does not
+/// have it): a command that needs one section (`logflux-agent status` needs `metrics`) does
+/// not fail over an unset `${VAR}` elsewhere in the file. A reference inside the section
+/// must still be set.
+pub fn load_section<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    key: &str,
+) -> Result<Option<T>, ConfigError> {
+    const UNSET: &str = "__logflux_unset_variable__";
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+        path: origin.clone(),
+        error,
+    })?;
+    // Unset references become a marker, so the rest of the file still parses.
+    let expanded = expand_env(&text, &origin, |v| {
+        Some(std::env::var(v).unwrap_or_else(|_| format!("{UNSET}{v}{UNSET}")))
+    })?;
+    let doc: serde_yaml_ng::Value = if expanded.trim().is_empty() {
+        serde_yaml_ng::Value::Null
+    } else {
+        serde_yaml_ng::from_str(&expanded).map_err(|e| ConfigError::Field {
+            origin: origin.clone(),
+            path: "(top level)".to_owned(),
+            message: e.to_string(),
+        })?
+    };
+    let Some(section) = doc.get(key) else {
+        return Ok(None);
+    };
+    let section_text = serde_yaml_ng::to_string(section).unwrap_or_default();
+    if let Some(i) = section_text.find(UNSET) {
+        let var = section_text[i + UNSET.len()..]
+            .split(UNSET)
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        // The line is that of the first reference to the variable in the file.
+        let line = text
+            .lines()
+            .position(|l| l.contains(&format!("${{{var}")))
+            .map_or(0, |n| n + 1);
+        return Err(ConfigError::Env { origin, line, var });
+    }
+    serde_path_to_error::deserialize(section.clone())
+        .map(Some)
+        .map_err(|e| {
+            let path = e.path().to_string();
+            let mut message = e.into_inner().to_string();
+            if let Some((own, rest)) = message.split_once(": ")
+                && !own.contains(' ')
+                && path.contains(own)
+            {
+                message = rest.to_owned();
+            }
+            ConfigError::Field {
+                origin,
+                path: if path == "." {
+                    key.to_owned()
+                } else {
+                    format!("{key}.{path}")
+                },
+                message,
+            }
+        })
+}
+
+/// `path` with a leading `~/` (or a lone `~`) replaced by `$HOME`; other paths unchanged.
+/// Config files name paths the way a shell user writes them; without this a path like
+/// `~/.config/logflux/keys/public_key.pem` would be looked up in a directory named `~`.
+pub fn expand_home(path: &Path) -> std::path::PathBuf {
+    expand_home_with(path, std::env::var_os("HOME"))
+}
+
+fn expand_home_with(path: &Path, home: Option<std::ffi::OsString>) -> std::path::PathBuf {
+    let Some(home) = home.filter(|h| !h.is_empty()) else {
+        return path.to_path_buf();
+    };
+    if path == Path::new("~") {
+        return home.into();
+    }
+    match path.strip_prefix("~") {
+        // `strip_prefix` works on components: `~/x` matches, `~user/x` does not.
+        Ok(rest) if path.as_os_str().as_encoded_bytes().starts_with(b"~/") => {
+            Path::new(&home).join(rest)
+        }
+        _ => path.to_path_buf(),
+    }
+}
+
+/// [`expand_home`] for a path kept as text (a glob pattern, a `unix:///…` address's path).
+pub fn expand_home_str(path: &str) -> String {
+    if path == "~" || path.starts_with("~/") {
+        expand_home(Path::new(path)).to_string_lossy().into_owned()
+    } else {
+        path.to_owned()
+    }
 }
 
 #[cfg(test)]
@@ -212,6 +309,62 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("c.yaml:"), "{e}");
+    }
+
+    #[test]
+    fn a_leading_tilde_is_the_home_directory() {
+        let home = Some(std::ffi::OsString::from("/home/ada"));
+        let e = |p: &str| expand_home_with(Path::new(p), home.clone());
+        assert_eq!(
+            e("~/.config/logflux/keys/public_key.pem"),
+            Path::new("/home/ada/.config/logflux/keys/public_key.pem")
+        );
+        assert_eq!(e("~"), Path::new("/home/ada"));
+        assert_eq!(e("/etc/~/x"), Path::new("/etc/~/x"));
+        assert_eq!(e("~bob/x"), Path::new("~bob/x"));
+        assert_eq!(e("relative/x"), Path::new("relative/x"));
+        assert_eq!(
+            expand_home_with(Path::new("~/x"), None),
+            Path::new("~/x"),
+            "no HOME: left as written"
+        );
+    }
+
+    #[test]
+    fn a_missing_file_says_why_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = load::<Inner>(&dir.path().join("missing.yaml")).unwrap_err();
+        let text = format!("{:#}", anyhow::Error::from(e));
+        assert_eq!(text.matches("No such file").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn one_section_is_read_without_the_rest_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("agent.yaml");
+        std::fs::write(
+            &p,
+            "server: {urls: [https://x], api_key: ${LOGFLUX_TEST_SURELY_UNSET_1}}\n\
+             inner: {port: 9}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            load_section::<Inner>(&p, "inner").unwrap(),
+            Some(Inner {
+                port: 9,
+                tags: vec![]
+            })
+        );
+        assert_eq!(load_section::<Inner>(&p, "other").unwrap(), None);
+        std::fs::write(&p, "a: 1\ninner: {port: ${LOGFLUX_TEST_SURELY_UNSET_2}}\n").unwrap();
+        let e = load_section::<Inner>(&p, "inner").unwrap_err().to_string();
+        assert!(
+            e.contains("line 2: ${LOGFLUX_TEST_SURELY_UNSET_2} is not set"),
+            "{e}"
+        );
+        std::fs::write(&p, "inner: {port: http}\n").unwrap();
+        let e = load_section::<Inner>(&p, "inner").unwrap_err().to_string();
+        assert!(e.contains("inner.port: invalid type"), "{e}");
     }
 
     #[test]

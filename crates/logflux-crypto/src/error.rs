@@ -30,12 +30,13 @@ pub enum CryptoError {
         path: PathBuf,
         mode: u32,
     },
-    #[error("{what} file {path}: {source}")]
+    // The I/O error is in the message only: as a `source` too, a chain (`{:#}`) would print
+    // "No such file or directory" twice.
+    #[error("{what} file {path}: {error}")]
     Io {
         what: &'static str,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("integrity check failed: the data was modified, or the key or record binding is wrong")]
     Integrity,

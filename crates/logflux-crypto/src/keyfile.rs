@@ -17,10 +17,10 @@ use crate::tokens::SearchKey;
 const MAX_KEY_FILE: u64 = 64 * 1024;
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> CryptoError + 'a {
-    move |source| CryptoError::Io {
+    move |error| CryptoError::Io {
         what,
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
@@ -51,7 +51,7 @@ fn read_text(what: &'static str, path: &Path) -> Result<zeroize::Zeroizing<Strin
         return Err(CryptoError::Io {
             what,
             path: path.to_path_buf(),
-            source: std::io::Error::other(format!(
+            error: std::io::Error::other(format!(
                 "{} bytes is too large for a key file",
                 meta.len()
             )),
@@ -111,4 +111,29 @@ pub fn write_new_file(
     f.write_all(contents)
         .and_then(|()| f.sync_all())
         .map_err(io(what, path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error and every cause below it, as `anyhow`'s `{:#}` prints them.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut text = e.to_string();
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            text.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        text
+    }
+
+    #[test]
+    fn a_missing_key_file_says_no_such_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = read_public_key(&dir.path().join("public_key.pem")).unwrap_err();
+        let text = chain(&e);
+        assert_eq!(text.matches("No such file").count(), 1, "{text}");
+        assert!(text.starts_with("public key file "), "{text}");
+    }
 }

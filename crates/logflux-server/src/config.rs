@@ -112,9 +112,11 @@ impl FileConfig {
     /// The configuration this file describes, on top of the embedded defaults. Checks values
     /// and reports every problem at once.
     pub fn into_server_config(self) -> anyhow::Result<ServerConfig> {
-        let data_dir = self
-            .data_dir
-            .unwrap_or_else(|| PathBuf::from("./logflux-data"));
+        // Paths may start with `~/` (the home directory), as in the agent's configuration.
+        let data_dir = self.data_dir.map_or_else(
+            || PathBuf::from("./logflux-data"),
+            |d| logflux_config::expand_home(&d),
+        );
         let mut c = ServerConfig::embedded(data_dir);
         let mut problems = Vec::new();
         if let Some(l) = self.listen {
@@ -139,7 +141,10 @@ impl FileConfig {
                 }
             }
         }
-        c.tls = self.tls;
+        c.tls = self.tls.map(|t| TlsFiles {
+            cert_file: logflux_config::expand_home(&t.cert_file),
+            key_file: logflux_config::expand_home(&t.key_file),
+        });
         if let Some(a) = self.allow_insecure_http {
             c.allow_insecure_http = a;
         }

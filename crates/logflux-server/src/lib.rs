@@ -214,6 +214,61 @@ pub struct TlsFiles {
 }
 
 impl TlsFiles {
+    /// Checks both files as serving would (`check-config`): they exist and are readable, the
+    /// key is not accessible by group or others, the certificate and key parse and match.
+    /// Each problem names its config path (`tls.cert_file`, `tls.key_file`).
+    pub fn check(&self) -> anyhow::Result<()> {
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let mut p = Vec::new();
+        let certs: Vec<CertificateDer<'static>> =
+            match CertificateDer::pem_file_iter(&self.cert_file) {
+                Err(e) => {
+                    p.push(format!("tls.cert_file: {}: {e}", self.cert_file.display()));
+                    Vec::new()
+                }
+                Ok(it) => match it.collect::<Result<Vec<_>, _>>() {
+                    Ok(c) if c.is_empty() => {
+                        p.push(format!(
+                            "tls.cert_file: {}: no certificate in it",
+                            self.cert_file.display()
+                        ));
+                        c
+                    }
+                    Ok(c) => c,
+                    Err(e) => {
+                        p.push(format!("tls.cert_file: {}: {e}", self.cert_file.display()));
+                        Vec::new()
+                    }
+                },
+            };
+        let key_ok = match logflux_crypto::keyfile::check_owner_only("TLS key", &self.key_file) {
+            Err(e) => {
+                p.push(format!("tls.key_file: {e}"));
+                false
+            }
+            Ok(()) => match PrivateKeyDer::from_pem_file(&self.key_file) {
+                Err(e) => {
+                    p.push(format!("tls.key_file: {}: {e}", self.key_file.display()));
+                    false
+                }
+                Ok(_) => true,
+            },
+        };
+        if p.is_empty() && !certs.is_empty() && key_ok {
+            if let Err(e) = self.server_config() {
+                p.push(format!("tls: {e:#}"));
+            }
+        }
+        if !p.is_empty() {
+            anyhow::bail!(
+                "files the configuration names cannot be used:\n  {}",
+                p.join("\n  ")
+            );
+        }
+        Ok(())
+    }
+
     /// A rustls server configuration: TLS 1.2 and 1.3 with AWS-LC, ALPN h2 and http/1.1. The
     /// key file must not be readable by group or others.
     fn server_config(&self) -> anyhow::Result<Arc<rustls::ServerConfig>> {

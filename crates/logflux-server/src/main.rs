@@ -1,6 +1,7 @@
 //! `logflux-server`: flags and the runtime here; everything else is in the library.
 #![forbid(unsafe_code)]
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -170,10 +171,10 @@ fn configure(cli: &Cli) -> anyhow::Result<(ServerConfig, bool)> {
             .max_backfill_days = Some(d);
     }
     let log_json = cli.log_json || file.log_json.unwrap_or(false);
-    let data_dir = file
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("./logflux-data"));
+    let data_dir = file.data_dir.as_deref().map_or_else(
+        || PathBuf::from("./logflux-data"),
+        logflux_config::expand_home,
+    );
     let config = file.into_server_config()?;
     if config.catalog_url.starts_with("sqlite:") || !config.store_url.starts_with("s3://") {
         logflux_server::private_dir(&data_dir)?;
@@ -192,8 +193,12 @@ fn main() {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOGFLUX_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal: not in a file or journal, not with NO_COLOR.
+    let ansi = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     if log_json {
         builder.json().init();
@@ -253,6 +258,9 @@ async fn run(command: Command, config: ServerConfig) -> anyhow::Result<()> {
                 tail.slow_consumer_timeout.as_secs(),
                 tail.credential_check.as_secs()
             );
+            if let Some(tls) = &config.tls {
+                tls.check()?;
+            }
             println!("configuration is valid");
             Ok(())
         }
