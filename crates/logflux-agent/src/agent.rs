@@ -175,14 +175,12 @@ impl Agent {
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).ok();
         }
         let pin = match (&cfg.keys.public_key_file, &cfg.keys.public_key_fingerprint) {
-            (Some(f), _) => {
-                Pin::Key(keyfile::read_public_key(f).context("keys.public_key_file")?)
-            }
+            (Some(f), _) => Pin::Key(keyfile::read_public_key(f).context("keys.public_key_file")?),
             (None, Some(fp)) => Pin::Fingerprint(fp.parse()?),
             (None, None) => bail!("keys: set public_key_file or public_key_fingerprint"),
         };
-        let search_key = keyfile::read_search_key(&cfg.keys.search_key_file)
-            .context("keys.search_key_file")?;
+        let search_key =
+            keyfile::read_search_key(&cfg.keys.search_key_file).context("keys.search_key_file")?;
         let (stop, stop_rx) = watch::channel(false);
         let http = http_client(&cfg)?;
         let signer = crate::ship::Signer::new(&cfg.server.api_key, cfg.server.sign_requests);

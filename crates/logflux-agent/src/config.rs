@@ -656,12 +656,9 @@ impl AgentConfig {
         }
         let ca = |at: String, f: &std::path::Path, p: &mut Vec<String>| match std::fs::read(f) {
             Err(e) => p.push(format!("{at}: {}: {e}", f.display())),
-            Ok(pem)
-                if reqwest::Certificate::from_pem_bundle(&pem).is_ok_and(|c| !c.is_empty()) => {}
-            Ok(_) => p.push(format!(
-                "{at}: {}: no PEM certificate in it",
-                f.display()
-            )),
+            Ok(pem) if reqwest::Certificate::from_pem_bundle(&pem).is_ok_and(|c| !c.is_empty()) => {
+            }
+            Ok(_) => p.push(format!("{at}: {}: no PEM certificate in it", f.display())),
         };
         if let Some(f) = &self.server.ca_file {
             ca("server.ca_file".to_owned(), f, &mut p);
@@ -679,7 +676,10 @@ impl AgentConfig {
             }
         }
         if !p.is_empty() {
-            bail!("files the configuration names cannot be used:\n  {}", p.join("\n  "));
+            bail!(
+                "files the configuration names cannot be used:\n  {}",
+                p.join("\n  ")
+            );
         }
         Ok(())
     }
@@ -810,7 +810,10 @@ mod tests {
         assert_eq!(c.inputs.unix_socket.as_ref().unwrap().path, h("agent.sock"));
         assert_eq!(c.inputs.files[0].paths, vec![hs("logs/*.log")]);
         assert_eq!(c.inputs.files[0].exclude, vec![hs("logs/skip.log")]);
-        assert_eq!(c.inputs.docker.as_ref().unwrap().containers_dir, h("docker"));
+        assert_eq!(
+            c.inputs.docker.as_ref().unwrap().containers_dir,
+            h("docker")
+        );
         assert_eq!(c.inputs.kubernetes.as_ref().unwrap().logs_dir, h("k8s"));
         let n = c.inputs.nginx.as_ref().unwrap();
         assert_eq!(n.access_logs, vec![hs("nginx/access.log")]);
@@ -856,7 +859,9 @@ mod tests {
         let e = c.check_files().unwrap_err().to_string();
         for needle in [
             format!("keys.public_key_file: public key file {d}/missing.pem: No such file"),
-            format!("keys.search_key_file: search key file {d}/search.key is accessible by group or others"),
+            format!(
+                "keys.search_key_file: search key file {d}/search.key is accessible by group or others"
+            ),
             format!("server.ca_file: {d}/ca.pem: no PEM certificate in it"),
             format!("forward[0].ca_file: {d}/nope.pem: No such file"),
         ] {

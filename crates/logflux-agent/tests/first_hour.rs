@@ -80,7 +80,10 @@ fn check_config_expands_tilde_and_refuses_key_files_that_are_missing_or_open() {
         "{err}"
     );
     assert_eq!(err.matches("No such file").count(), 1, "{err}");
-    assert!(err.contains("keys.search_key_file: search key file"), "{err}");
+    assert!(
+        err.contains("keys.search_key_file: search key file"),
+        "{err}"
+    );
     assert!(err.contains("chmod 600"), "{err}");
 
     // Starting says the same about the missing key, once.
@@ -140,7 +143,10 @@ async fn a_busy_metrics_port_is_a_warning_and_the_agent_delivers() {
     let mut c = Client::new(tokio::net::UnixStream::connect(s.socket()).await.unwrap());
     c.send(&entry_line("delivered without metrics")).await;
     s.shipped(1).await;
-    assert_eq!(s.stored_entries().await[0].payload, "delivered without metrics");
+    assert_eq!(
+        s.stored_entries().await[0].payload,
+        "delivered without metrics"
+    );
     drop(held);
     s.stop().await;
 }
@@ -460,6 +466,9 @@ async fn logs_written_to_a_file_have_no_colours() {
     let text = String::from_utf8_lossy(&text);
     assert!(text.contains("INFO"), "{text}");
     assert!(text.contains("shutting down"), "{text}");
-    assert!(!text.contains('\u{1b}'), "ANSI escapes in a log file: {text:?}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "ANSI escapes in a log file: {text:?}"
+    );
     s.stop().await;
 }

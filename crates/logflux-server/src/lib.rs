@@ -255,10 +255,12 @@ impl TlsFiles {
                 Ok(_) => true,
             },
         };
-        if p.is_empty() && !certs.is_empty() && key_ok {
-            if let Err(e) = self.server_config() {
-                p.push(format!("tls: {e:#}"));
-            }
+        if p.is_empty()
+            && !certs.is_empty()
+            && key_ok
+            && let Err(e) = self.server_config()
+        {
+            p.push(format!("tls: {e:#}"));
         }
         if !p.is_empty() {
             anyhow::bail!(

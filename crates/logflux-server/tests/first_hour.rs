@@ -85,5 +85,8 @@ fn logs_written_to_a_file_have_no_colours() {
     assert!(status.success(), "{status}");
     let text = String::from_utf8_lossy(&std::fs::read(&log).unwrap()).into_owned();
     assert!(text.contains("INFO"), "{text}");
-    assert!(!text.contains('\u{1b}'), "ANSI escapes in a log file: {text:?}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "ANSI escapes in a log file: {text:?}"
+    );
 }
