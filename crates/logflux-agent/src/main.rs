@@ -101,8 +101,9 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             let agent = tokio::select! {
                 a = logflux_agent::Agent::start(config) => a?,
                 name = signals.next() => {
+                    // Nothing was taken in yet: nothing to seal or spool.
                     eprintln!("logflux-agent: {name} before the agent was ready; stopped");
-                    return Ok(EXIT_SECOND_SIGNAL);
+                    return Ok(0);
                 }
             };
             if let Some(a) = agent.tcp_addr() {
