@@ -6,7 +6,11 @@ use clap::Parser as _;
 fn main() {
     let cli = logflux_client::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOGFLUX_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        // rustls-platform-verifier logs a refused certificate at error level; the error
+        // returned says it (explained) already.
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("warn,rustls_platform_verifier=off")
+        });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
