@@ -26,7 +26,7 @@ pub(crate) struct Api {
 }
 
 /// Whether `url`'s host is a loopback address or `localhost`.
-fn is_loopback(url: &reqwest::Url) -> bool {
+pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
     match url.host_str() {
         Some("localhost") => true,
         Some(h) => h

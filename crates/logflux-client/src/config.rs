@@ -383,6 +383,16 @@ impl Settings {
                         "must be https:// (or http:// on loopback), got {}://",
                         u.scheme()
                     )),
+                    // As Api::new decides (LOGFLUX_ALLOW_HTTP is read there, from the process).
+                    Ok(u) if u.scheme() == "http"
+                        && !crate::api::is_loopback(&u)
+                        && std::env::var_os("LOGFLUX_ALLOW_HTTP").is_none_or(|v| v != "1") =>
+                    {
+                        Some(
+                            "plain http:// off loopback is refused (the token would travel in clear): use https://, or set LOGFLUX_ALLOW_HTTP=1 on a network you trust"
+                                .into(),
+                        )
+                    }
                     Ok(_) => None,
                 },
             },
@@ -641,6 +651,22 @@ mod tests {
             .unwrap()
             .describe();
         assert!(shown.contains("(!) must be https://"), "{shown}");
+        let cfg_http = write(
+            d.path(),
+            "http.yaml",
+            "server: http://logs.example.com\n",
+            0o600,
+        );
+        let shown = Settings::resolve_to_show(Some(&cfg_http), None, &env)
+            .unwrap()
+            .describe();
+        if std::env::var_os("LOGFLUX_ALLOW_HTTP").is_none() {
+            assert!(
+                shown
+                    .contains("http://logs.example.com  (!) plain http:// off loopback is refused"),
+                "{shown}"
+            );
+        }
         // An unknown profile is marked by `config`, and an error for every other command.
         let shown = Settings::resolve_to_show(Some(&cfg), Some("stage"), &env)
             .unwrap()
