@@ -150,7 +150,8 @@ async fn identity(
                 tracing::warn!(endpoint = %base, %status, %message, "handshake failed; retrying");
             }
             Err(e) => {
-                tracing::warn!(endpoint = %base, error = %e, "server unreachable for the first handshake; retrying")
+                let error = logflux_config::tls::explain_send_error(&e);
+                tracing::warn!(endpoint = %base, %error, "server unreachable for the first handshake; retrying")
             }
         }
         tokio::select! {

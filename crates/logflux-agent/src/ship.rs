@@ -214,7 +214,15 @@ async fn register_keys(http: &reqwest::Client, cfg: &ShipperConfig, base: &str) 
                     format!("the server refused data key {key_id}: {status} {text}"),
                 );
             }
-            Err(e) => return Outcome::Retry(cfg.backoff_initial, format!("key registration: {e}")),
+            Err(e) => {
+                return Outcome::Retry(
+                    cfg.backoff_initial,
+                    format!(
+                        "key registration: {}",
+                        logflux_config::tls::explain_send_error(&e)
+                    ),
+                );
+            }
         }
     }
     Outcome::Delivered
@@ -302,7 +310,11 @@ async fn send(
             let wait = retry_after(&r).unwrap_or(cfg.backoff_initial);
             Outcome::Retry(wait, format!("server answered {status}"))
         }
-        Err(e) => Outcome::Retry(cfg.backoff_initial, format!("{e}")),
+        // Causes included (reqwest's message alone hides them), certificate errors explained.
+        Err(e) => Outcome::Retry(
+            cfg.backoff_initial,
+            logflux_config::tls::explain_send_error(&e),
+        ),
     }
 }
 

@@ -26,7 +26,7 @@ pub(crate) struct Api {
 }
 
 /// Whether `url`'s host is a loopback address or `localhost`.
-fn is_loopback(url: &reqwest::Url) -> bool {
+pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
     match url.host_str() {
         Some("localhost") => true,
         Some(h) => h
@@ -91,10 +91,14 @@ impl Api {
         rb: reqwest::RequestBuilder,
         what: &str,
     ) -> anyhow::Result<reqwest::Response> {
-        let r = rb
-            .send()
-            .await
-            .with_context(|| format!("{what}: cannot reach the server at {}", self.base))?;
+        // The causes said once, and a refused certificate in plain words with what to do.
+        let r = rb.send().await.map_err(|e| {
+            anyhow::anyhow!(
+                "{what}: cannot reach the server at {}: {}",
+                self.base,
+                logflux_config::tls::explain_send_error(&e)
+            )
+        })?;
         if r.status().is_success() {
             return Ok(r);
         }
@@ -109,11 +113,12 @@ impl Api {
             StatusCode::FORBIDDEN => " (the token lacks the scope this needs)",
             _ => "",
         };
-        Err(
-            anyhow::Error::new(StatusError(status.as_u16())).context(format!(
-                "{what}: the server answered {status}: {message}{hint}"
-            )),
-        )
+        // The status is carried by the error itself, not as a cause under it: a cause would
+        // print again after the message ("…403 Forbidden…: HTTP status 403").
+        Err(anyhow::Error::new(StatusError {
+            status: status.as_u16(),
+            message: format!("{what}: the server answered {status}: {message}{hint}"),
+        }))
     }
 
     /// GET a JSON document.
@@ -172,17 +177,22 @@ impl Api {
     }
 }
 
-/// The HTTP status of a refused request (found with `downcast_ref` in an error's chain).
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("HTTP status {0}")]
-pub(crate) struct StatusError(pub(crate) u16);
+/// A refused request: its HTTP status (found with `downcast_ref` in an error's chain) and the
+/// message shown, which names the request, the status and the server's reason.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub(crate) struct StatusError {
+    pub(crate) status: u16,
+    message: String,
+}
 
 impl StatusError {
     /// Whether an error is a refusal that retrying will not change (4xx other than 408/429).
     pub(crate) fn is_final(e: &anyhow::Error) -> bool {
         e.chain().any(|c| {
-            c.downcast_ref::<StatusError>()
-                .is_some_and(|s| (400..500).contains(&s.0) && s.0 != 408 && s.0 != 429)
+            c.downcast_ref::<StatusError>().is_some_and(|s| {
+                (400..500).contains(&s.status) && s.status != 408 && s.status != 429
+            })
         })
     }
 }

@@ -1,5 +1,5 @@
 //! Decryption, here and only here: agent batches (AES-256-GCM bound to tenant, application, key
-//! and record, then zstd) and SDK entries (AES-256-GCM, gzip, payload v2.0 JSON) alike. Data
+//! and record, then zstd) and SDK entries (AES-256-GCM, gzip, payload v2.0 JSON or, from the Go SDK, plain text) alike. Data
 //! keys are fetched wrapped, unwrapped once with the private key and cached; records are opened
 //! in parallel across cores. A record that fails its integrity check yields an error naming it,
 //! never plaintext.
@@ -128,8 +128,12 @@ impl Decryptor {
                     let k = w.and_then(|w| {
                         unwrap_dek(&this.private, &w)
                             .map(|dek| Arc::new(SealingKey::new(&dek)))
-                            .map_err(|e| {
-                                format!("data key does not unwrap with this private key: {e}")
+                            .map_err(|e| match e {
+                                // Already says "the data key does not unwrap with this private key".
+                                logflux_crypto::CryptoError::Unwrap => e.to_string(),
+                                other => format!(
+                                    "data key does not unwrap with this private key: {other}"
+                                ),
                             })
                     });
                     (id, k)
@@ -184,9 +188,8 @@ impl Decryptor {
                     record_error(
                         r,
                         match e.kind() {
-                            logflux_crypto::ErrorKind::Integrity => {
-                                format!("integrity check failed: {e}")
-                            }
+                            // Its message begins "integrity check failed".
+                            logflux_crypto::ErrorKind::Integrity => e.to_string(),
                             _ => format!("content refused: {e}"),
                         },
                     )
@@ -194,17 +197,19 @@ impl Decryptor {
                 Ok(entries.into_iter().map(EntryView::from).collect())
             }
             PAYLOAD_SDK_SEALED | PAYLOAD_SDK_GZIP => {
-                let json = if r.payload_type == PAYLOAD_SDK_SEALED {
+                let plaintext = if r.payload_type == PAYLOAD_SDK_SEALED {
                     let key = self.key(r)?;
+                    // The error says what failed (CryptoError::Integrity reads "integrity check
+                    // failed: …"): no prefix of our own, which would say it twice.
                     open_sdk_part(&key, &nonce()?, &body, r.crlf_stripped)
-                        .map_err(|e| record_error(r, format!("integrity check failed: {e}")))?
+                        .map_err(|e| record_error(r, e.to_string()))?
                 } else {
                     open_sdk_gzip(&body).map_err(|e| record_error(r, e.to_string()))?
                 };
-                let obj =
-                    logflux_proto::sdk::parse(&json).map_err(|e| record_error(r, e.to_string()))?;
+                // A v2 JSON object, or (the Go SDK's Info/Warn/… and logging adapters) the bare
+                // message text.
                 let t = EntryType::from_number(i64::from(r.entry_type)).unwrap_or(EntryType::Log);
-                Ok(vec![logflux_proto::sdk::to_view(t, r.min_ts, obj)])
+                Ok(vec![logflux_proto::sdk::view_of(t, r.min_ts, &plaintext)])
             }
             p => Err(record_error(r, format!("unknown payload type {p}"))),
         }

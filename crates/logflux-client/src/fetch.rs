@@ -51,10 +51,11 @@ impl Session {
     /// Connects, learns the tenant, reads the keys and turns the filter into tokens.
     pub(crate) async fn open(settings: &Settings, args: &FilterArgs) -> anyhow::Result<Session> {
         let filter = Filter::from_args(args, timefmt::now_ns())?;
-        let private_path = settings.private_key_file()?;
-        let private = keyfile::read_private_key(private_path)
-            .with_context(|| format!("reading the private key {}", private_path.display()))?;
+        // Server and token first: without them nothing else matters.
         let api = crate::api::Api::new(settings)?;
+        let private_path = settings.private_key_file()?;
+        // keyfile's errors name the file ("private key file …: …"): no context of our own.
+        let private = keyfile::read_private_key(private_path)?;
         let (me, apps) = tokio::try_join!(api.me(), api.applications())?;
         let mut app_ids = Vec::new();
         for want in &filter.apps {
@@ -79,8 +80,7 @@ impl Session {
         let tokens = if filter.wants_tokens() {
             match &settings.search_key_file {
                 Some(p) => {
-                    let key = keyfile::read_search_key(p)
-                        .with_context(|| format!("reading the search key {}", p.display()))?;
+                    let key = keyfile::read_search_key(p)?;
                     filter.token_groups(&key, &token_apps)
                 }
                 None => {

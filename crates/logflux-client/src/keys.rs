@@ -69,14 +69,9 @@ pub(crate) fn run(cmd: KeysCommand) -> anyhow::Result<i32> {
 }
 
 fn default_key_dir() -> anyhow::Result<PathBuf> {
-    let base = match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
-        Some(x) => PathBuf::from(x),
-        None => {
-            let home = std::env::var_os("HOME").context("HOME is not set; pass --dir")?;
-            PathBuf::from(home).join(".config")
-        }
-    };
-    Ok(base.join("logflux").join("keys"))
+    // The same directory the client looks in for keys not configured (config.rs).
+    crate::config::default_key_dir(&crate::config::ProcessEnv)
+        .context("neither XDG_CONFIG_HOME nor HOME is set; pass --dir")
 }
 
 /// Where `generate` wrote the three files.

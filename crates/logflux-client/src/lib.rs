@@ -63,7 +63,8 @@ enum Command {
     Export(search::ExportArgs),
     /// Counts by level over time buckets, as a text histogram or JSON.
     Stats(search::StatsArgs),
-    /// Show the settings in effect and where they come from (never the token itself).
+    /// Show the settings in effect and where they come from (never the token itself); marks
+    /// with (!) what is missing or wrong.
     Config,
     /// Administer the tenant: applications, API keys, tokens, public key, retention, erasure,
     /// audit log.
@@ -105,7 +106,14 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             rt()?.block_on(search::stats(&s, args))
         }
         Command::Config => {
-            print!("{}", settings()?.describe());
+            // Shown even when settings are missing or wrong (each marked): only an unreadable
+            // or invalid config file is an error.
+            let s = config::Settings::resolve_to_show(
+                cli.config.as_deref(),
+                cli.profile.as_deref(),
+                &config::ProcessEnv,
+            )?;
+            print!("{}", s.describe());
             Ok(EXIT_OK)
         }
         Command::Admin(cmd) => {

@@ -8,7 +8,11 @@ use clap::Parser as _;
 fn main() {
     let cli = logflux_client::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOGFLUX_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        // rustls-platform-verifier logs a refused certificate at error level; the error
+        // returned says it (explained) already.
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("warn,rustls_platform_verifier=off")
+        });
     // Colours only for a person at a terminal: not in a file or journal, not with NO_COLOR
     // (`logflux up` logs the embedded server's and agent's events here).
     let ansi = std::io::stderr().is_terminal()

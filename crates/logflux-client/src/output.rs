@@ -106,6 +106,26 @@ pub(crate) fn short_time(ns: i64) -> String {
     format!("{secs}.{frac:0<3}Z")
 }
 
+/// A rate for people: "184,616 entries/s" (whole numbers with thousands separators from 10 up,
+/// one decimal below).
+pub(crate) fn rate(per_sec: f64) -> String {
+    if !per_sec.is_finite() || per_sec <= 0.0 {
+        return "0 entries/s".into();
+    }
+    if per_sec < 10.0 {
+        return format!("{per_sec:.1} entries/s");
+    }
+    let digits = format!("{:.0}", per_sec);
+    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    format!("{grouped} entries/s")
+}
+
 /// One entry in `format` (for `json`, the object alone: the printer adds separators). Pure,
 /// so that entries are rendered in parallel where they are decrypted.
 pub(crate) fn render(format: Format, color: bool, e: &EntryView) -> String {
@@ -337,5 +357,17 @@ mod tests {
         assert_eq!(short_time(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(short_time(1_500_000_000), "1970-01-01T00:00:01.500Z");
         assert_eq!(short_time(1_012_345_678), "1970-01-01T00:00:01.012Z");
+    }
+
+    #[test]
+    fn rates_read_as_entries_per_second() {
+        // Regression: the export's progress showed "184,615.7835/s".
+        assert_eq!(rate(184_615.783_5), "184,616 entries/s");
+        assert_eq!(rate(1_234_567.4), "1,234,567 entries/s");
+        assert_eq!(rate(999.5), "1,000 entries/s");
+        assert_eq!(rate(12.0), "12 entries/s");
+        assert_eq!(rate(2.54), "2.5 entries/s");
+        assert_eq!(rate(0.0), "0 entries/s");
+        assert_eq!(rate(f64::NAN), "0 entries/s");
     }
 }

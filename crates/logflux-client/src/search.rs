@@ -422,9 +422,15 @@ pub(crate) async fn export(settings: &Settings, args: ExportArgs) -> anyhow::Res
         indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
     bar.set_style(
         indicatif::ProgressStyle::with_template(
-            "{spinner} {elapsed_precise} {human_pos} entries ({per_sec}) {msg}",
+            "{spinner} {elapsed_precise} {human_pos} entries ({rate}) {msg}",
         )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner())
+        .with_key(
+            "rate",
+            |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = w.write_str(&crate::output::rate(s.per_sec()));
+            },
+        ),
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     let started = Instant::now();
@@ -469,6 +475,17 @@ pub(crate) async fn export(settings: &Settings, args: ExportArgs) -> anyhow::Res
             )));
         }
     };
+    if sum.entries == 0 && sum.errors == 0 {
+        // Nothing to keep: no empty file left behind.
+        drop(printer);
+        std::fs::remove_file(&partial)
+            .with_context(|| format!("removing {}", partial.display()))?;
+        eprintln!(
+            "logflux: nothing matched; {} not written",
+            args.output.display()
+        );
+        return Ok(EXIT_NO_RESULTS);
+    }
     printer.finish()?;
     let file = printer
         .into_inner()
@@ -488,18 +505,15 @@ pub(crate) async fn export(settings: &Settings, args: ExportArgs) -> anyhow::Res
         );
         return Ok(EXIT_ERROR);
     }
+    let secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "exported {} entries from {} records to {} in {:.1} s",
+        "exported {} entries from {} records to {} in {secs:.1} s ({})",
         sum.entries,
         sum.records,
         args.output.display(),
-        started.elapsed().as_secs_f64()
+        crate::output::rate(sum.entries as f64 / secs.max(1e-3))
     );
-    Ok(if sum.entries == 0 {
-        EXIT_NO_RESULTS
-    } else {
-        EXIT_OK
-    })
+    Ok(EXIT_OK)
 }
 
 /// A bucket width giving about 30 buckets over `span_ns`, rounded to a familiar one.

@@ -174,6 +174,11 @@ async fn proxies_integrity_errors_and_interrupted_exports() {
     assert!(!out.contains(&selftest), "{out}");
     assert!(err.contains("record agent-"), "{err}");
     assert!(err.contains("integrity check failed"), "{err}");
+    // Regression: "integrity check failed: integrity check failed: …".
+    assert!(
+        !err.contains("integrity check failed: integrity check failed"),
+        "said once: {err}"
+    );
     // An export with a record that failed holds the others, says what is missing, exits 2,
     // and is private.
     let damaged = stack.tmp.path().join("damaged.ndjson");

@@ -12,6 +12,8 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod tls;
+
 use std::path::Path;
 
 /// Why a configuration could not be loaded.

@@ -5,6 +5,12 @@
 //! compact JSON), the payload is the message (or, for other types, a one-line rendering of their
 //! fields), and every other field is kept in [`EntryView::fields`] as sent — unknown ones
 //! included, nothing dropped.
+//!
+//! The Go SDK's lower-level `Info`/`Warn`/… methods and its logging adapters (stdlib, logrus,
+//! zap, zerolog) seal the raw message text instead of a JSON object: [`view_of`] shows such a
+//! plaintext as a plain log line (PROTOCOL.md §2). Its high-level API writes `kind` where the
+//! other SDKs write `metric_type`, and a span's `name` where they write `description`; both are
+//! rendered alike.
 
 use serde_json::{Map, Value};
 
@@ -30,6 +36,35 @@ pub fn parse(json: &[u8]) -> Result<Map<String, Value>, SdkError> {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(SdkError::NotObject),
         Err(e) => Err(SdkError::Json(e.to_string())),
+    }
+}
+
+/// The view of one decrypted (and decompressed) SDK plaintext: a v2 JSON object through
+/// [`to_view`], anything else (the Go SDK's raw message text) as a plain log line — payload the
+/// text (invalid UTF-8 replaced, one trailing line break dropped), level info (parts carry no
+/// level), type and time from the part headers.
+pub fn view_of(entry_type: EntryType, part_timestamp_ns: i64, plaintext: &[u8]) -> EntryView {
+    match parse(plaintext) {
+        Ok(obj) => to_view(entry_type, part_timestamp_ns, obj),
+        Err(_) => plain_view(entry_type, part_timestamp_ns, plaintext),
+    }
+}
+
+fn plain_view(entry_type: EntryType, part_timestamp_ns: i64, plaintext: &[u8]) -> EntryView {
+    let text = String::from_utf8_lossy(plaintext);
+    let text = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(&text);
+    EntryView {
+        timestamp_ns: part_timestamp_ns,
+        level: Level::Info,
+        entry_type,
+        source: "unknown".into(),
+        payload: text.to_owned(),
+        payload_type: PAYLOAD_TYPE.into(),
+        metadata: Default::default(),
+        fields: Map::new(),
     }
 }
 
@@ -134,14 +169,19 @@ fn render(entry_type: EntryType, obj: &mut Map<String, Value>) -> String {
                 s.push(' ');
                 s.push_str(&unit);
             }
-            if let Some(t) = get("metric_type") {
+            // `kind`: the Go SDK's name for it.
+            if let Some(t) = get("metric_type").or_else(|| get("kind")) {
                 s.push_str(&format!(" ({t})"));
             }
             s
         }),
         EntryType::Trace => get("operation").map(|op| {
             let mut s = op;
-            if let Some(d) = get("description").filter(|d| !d.is_empty()) {
+            // `name`: the Go SDK's name for a span's description.
+            if let Some(d) = get("description")
+                .or_else(|| get("name"))
+                .filter(|d| !d.is_empty())
+            {
                 s.push_str(&format!(": {d}"));
             }
             let details: Vec<String> =

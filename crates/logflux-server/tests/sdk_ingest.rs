@@ -166,6 +166,206 @@ async fn javascript_sdk_traffic_round_trips() {
     t.stop().await;
 }
 
+/// One part as the Go SDK (v3.0.x) builds it: entry type, `X-LF-Timestamp`, payload type and
+/// the body (sealed when payload type 1).
+struct GoPart {
+    entry_type: u8,
+    timestamp: &'static str,
+    payload_type: u8,
+    nonce: Option<[u8; 12]>,
+    body: Vec<u8>,
+}
+
+/// Seals `plain` as the Go SDK's encryptor does: gzip when compression is on (payload type stays
+/// 1 either way), then AES-256-GCM without associated data.
+fn go_seal(key: &SealingKey, plain: &[u8], compress: bool) -> ([u8; 12], Vec<u8>) {
+    let mut buf = if compress {
+        gzip(plain)
+    } else {
+        plain.to_vec()
+    };
+    let nonce = key.seal(&[], &mut buf).unwrap();
+    (nonce, buf)
+}
+
+/// A body exactly as Go's `mime/multipart` writes the SDK's parts: header names canonicalised
+/// by `textproto` (`X-Lf-Entry-Type`, `X-Lf-Key-Id`) and sorted, a CRLF before every later
+/// delimiter, epilogue CRLF.
+fn go_body(boundary: &str, key_id: &str, parts: &[GoPart]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        if i == 0 {
+            out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        } else {
+            out.extend_from_slice(format!("\r\n--{boundary}\r\n").as_bytes());
+        }
+        let mut h = vec![
+            ("Content-Type", "application/octet-stream".to_owned()),
+            ("X-Lf-Entry-Type", p.entry_type.to_string()),
+            ("X-Lf-Payload-Type", p.payload_type.to_string()),
+            ("X-Lf-Timestamp", p.timestamp.to_owned()),
+        ];
+        if let Some(n) = p.nonce {
+            h.push(("X-Lf-Key-Id", key_id.to_owned()));
+            h.push(("X-Lf-Nonce", B64.encode(n)));
+        }
+        h.sort();
+        for (k, v) in h {
+            out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&p.body);
+    }
+    out.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    out
+}
+
+/// The Go SDK's variations (PROTOCOL.md §2): handshake with `User-Agent: Go-http-client/1.1`,
+/// ingest with `logflux-go-sdk/3.0.0`, a 60-hex boundary, `X-Lf-…` header names, timestamps of
+/// 6 to 9 fraction digits with trailing zeros trimmed, the raw message text (gzipped or not)
+/// where the others seal a JSON object, and `kind` / a span's `name` in its v2 JSON.
+#[tokio::test]
+async fn go_sdk_traffic_raw_text_and_its_header_spellings_are_stored() {
+    let mut t = TestServer::start().await;
+    let (_, api_key) = t.app_with_key("gosvc").await;
+    let dek = Dek::generate().unwrap();
+    let wrapped = wrap_dek(&tenant_key().public_key(), &dek).unwrap();
+    // The handshake goes out with Go's default User-Agent, not the SDK's.
+    let r = t
+        .http
+        .post(format!("{}/v1/handshake/init", t.base))
+        .bearer_auth(&api_key)
+        .header("user-agent", "Go-http-client/1.1")
+        .json(&json!({"api_key": api_key}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let r = t
+        .http
+        .post(format!("{}/v1/handshake/complete", t.base))
+        .bearer_auth(&api_key)
+        .header("user-agent", "Go-http-client/1.1")
+        .json(&json!({"api_key": api_key, "encrypted_secret": B64.encode(&wrapped)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let v: Value = r.json().await.unwrap();
+    let key_id = v["data"]["key_id"].as_str().unwrap().to_owned();
+
+    let key = SealingKey::new(&dek);
+    let metric = json!({"v":"2.0","type":"metric","source":"gosvc","level":7,"ts":"2026-11-20T21:49:06.5451Z","name":"requests","value":42,"kind":"counter"});
+    let span = json!({"v":"2.0","type":"trace","source":"gosvc","level":7,"ts":"2026-11-20T21:49:06.5451Z","trace_id":"t1","span_id":"s1","operation":"GET /","name":"index","start_time":"2026-11-20T21:49:06.5Z","end_time":"2026-11-20T21:49:06.512Z","duration_ms":12,"status":"ok"});
+    // (plaintext, gzip, entry type, timestamp): the timestamps have 6, 7, 8, 9 and (trailing
+    // zeros trimmed) 4 and 0 fraction digits.
+    let sealed: Vec<(Vec<u8>, bool, u8, &'static str)> = vec![
+        (
+            b"user alice logged in".to_vec(),
+            true,
+            1,
+            "2026-11-20T21:49:06.123456Z",
+        ),
+        (
+            b"disk almost full".to_vec(),
+            false,
+            1,
+            "2026-11-20T21:49:07.1234567Z",
+        ),
+        (
+            metric.to_string().into_bytes(),
+            true,
+            2,
+            "2026-11-20T21:49:08.12345678Z",
+        ),
+        (
+            span.to_string().into_bytes(),
+            false,
+            3,
+            "2026-11-20T21:49:09.123456789Z",
+        ),
+        (
+            b"retrying in 5s\n".to_vec(),
+            true,
+            1,
+            "2026-11-20T21:49:10.5451Z",
+        ),
+        (b"{not json".to_vec(), true, 1, "2026-11-20T21:49:11Z"),
+    ];
+    let mut parts: Vec<GoPart> = sealed
+        .iter()
+        .map(|(plain, compress, entry_type, timestamp)| {
+            let (nonce, body) = go_seal(&key, plain, *compress);
+            GoPart {
+                entry_type: *entry_type,
+                timestamp,
+                payload_type: 1,
+                nonce: Some(nonce),
+                body,
+            }
+        })
+        .collect();
+    // Type 7 (managed telemetry): gzip only, not encrypted.
+    parts.push(GoPart {
+        entry_type: 7,
+        timestamp: "2026-11-20T21:49:12.98765Z",
+        payload_type: 3,
+        nonce: None,
+        body: gzip(b"sensor online"),
+    });
+    // Go's multipart boundary: 30 random bytes in hex.
+    let boundary = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f0";
+    assert_eq!(boundary.len(), 60);
+    let r = t
+        .http
+        .post(format!("{}/v1/ingest", t.base))
+        .bearer_auth(&api_key)
+        .header("user-agent", "logflux-go-sdk/3.0.0")
+        .header(
+            "content-type",
+            format!("multipart/mixed; boundary={boundary}"),
+        )
+        .body(go_body(boundary, &key_id, &parts))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["accepted"], 7, "{v}");
+
+    let (records, end) = t.query(&t.admin.clone(), json!({"order": "oldest"})).await;
+    assert_eq!(records.len(), 7, "{end}");
+    let by_ts = |ts: &str| {
+        let ns = logflux_proto::timefmt::parse_rfc3339(ts).unwrap();
+        records
+            .iter()
+            .find(|r| r["min_ts"] == ns)
+            .unwrap_or_else(|| panic!("no record at {ts} ({ns}): {records:?}"))
+    };
+    for (plain, _, entry_type, ts) in &sealed {
+        let r = by_ts(ts);
+        assert_eq!(r["entry_type"], *entry_type, "{ts}");
+        assert_eq!(r["payload_type"], 1);
+        let got = common::open_sdk_plaintext(&t.http, &t.base, &t.admin, tenant_key(), r).await;
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(plain),
+            "{ts}: the plaintext comes back as sealed"
+        );
+    }
+    let r = by_ts("2026-11-20T21:49:12.98765Z");
+    assert_eq!(
+        (r["entry_type"].as_u64(), r["payload_type"].as_u64()),
+        (Some(7), Some(3))
+    );
+    let body = B64.decode(r["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        logflux_crypto::open_sdk_gzip(&body).unwrap(),
+        b"sensor online"
+    );
+    t.stop().await;
+}
+
 /// Sends raw HTTP/1.1 as the JDK's client does over plain HTTP, h2c upgrade headers included.
 async fn raw_post(
     addr: std::net::SocketAddr,

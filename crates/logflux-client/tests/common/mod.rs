@@ -218,12 +218,54 @@ impl Stack {
     /// Sends SDK entries as the v3 SDKs do: handshake (data key wrapped to the tenant's public
     /// key), then one multipart request, one sealed part per entry (`(entry type, JSON)`).
     pub async fn send_sdk(&self, entries: &[(u8, Value)], gzip: bool) {
+        let parts: Vec<SdkPart> = entries
+            .iter()
+            .map(|(t, json)| SdkPart {
+                entry_type: *t,
+                plaintext: json.to_string().into_bytes(),
+                gzip,
+                timestamp: json["ts"].as_str().unwrap().to_owned(),
+            })
+            .collect();
+        self.send_sdk_parts(SdkStyle::Js, &parts).await;
+    }
+
+    /// Sends sealed parts as the SDK `style` writes them: its User-Agents, boundary and header
+    /// spellings.
+    pub async fn send_sdk_parts(&self, style: SdkStyle, parts: &[SdkPart]) {
         let http = reqwest::Client::new();
         let base = self.var("LOGFLUX_SERVER");
         let api_key = self.var("LOGFLUX_API_KEY");
+        let (handshake_ua, ingest_ua, boundary, h) = match style {
+            SdkStyle::Js => (
+                "logflux-js-sdk/3.0.0",
+                "logflux-js-sdk/3.0.0",
+                "0793c1f2a5b44e2d8f9a0b1c2d3e4f5a",
+                [
+                    "X-LF-Entry-Type",
+                    "X-LF-Payload-Type",
+                    "X-LF-Timestamp",
+                    "X-LF-Key-ID",
+                    "X-LF-Nonce",
+                ],
+            ),
+            SdkStyle::Go => (
+                "Go-http-client/1.1",
+                "logflux-go-sdk/3.0.0",
+                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f0",
+                [
+                    "X-Lf-Entry-Type",
+                    "X-Lf-Payload-Type",
+                    "X-Lf-Timestamp",
+                    "X-Lf-Key-Id",
+                    "X-Lf-Nonce",
+                ],
+            ),
+        };
         let init: Value = http
             .post(format!("{base}/v1/handshake/init"))
             .bearer_auth(api_key)
+            .header("user-agent", handshake_ua)
             .json(&json!({"api_key": api_key}))
             .send()
             .await
@@ -239,6 +281,7 @@ impl Stack {
         let done: Value = http
             .post(format!("{base}/v1/handshake/complete"))
             .bearer_auth(api_key)
+            .header("user-agent", handshake_ua)
             .json(&json!({"api_key": api_key, "encrypted_secret": B64.encode(wrapped)}))
             .send()
             .await
@@ -248,19 +291,17 @@ impl Stack {
             .unwrap();
         let key_id = done["data"]["key_id"].as_str().unwrap().to_owned();
         let key = logflux_crypto::SealingKey::new(&dek);
-        let mut w = logflux_proto::multipart::Writer::new("0793c1f2a5b44e2d8f9a0b1c2d3e4f5a");
-        for (t, json) in entries {
-            let (nonce, body) =
-                logflux_crypto::seal_sdk_part(&key, json.to_string().as_bytes(), gzip).unwrap();
-            let ts = json["ts"].as_str().unwrap().to_owned();
+        let mut w = logflux_proto::multipart::Writer::new(boundary);
+        for p in parts {
+            let (nonce, body) = logflux_crypto::seal_sdk_part(&key, &p.plaintext, p.gzip).unwrap();
             w.part(
                 &[
                     ("Content-Type", "application/octet-stream"),
-                    ("X-LF-Entry-Type", &t.to_string()),
-                    ("X-LF-Payload-Type", "1"),
-                    ("X-LF-Timestamp", &ts),
-                    ("X-LF-Key-ID", &key_id),
-                    ("X-LF-Nonce", &B64.encode(nonce)),
+                    (h[0], &p.entry_type.to_string()),
+                    (h[1], "1"),
+                    (h[2], &p.timestamp),
+                    (h[3], &key_id),
+                    (h[4], &B64.encode(nonce)),
                 ],
                 &body,
             );
@@ -268,6 +309,7 @@ impl Stack {
         let r = http
             .post(format!("{base}/v1/ingest"))
             .bearer_auth(api_key)
+            .header("user-agent", ingest_ua)
             .header("content-type", w.content_type())
             .body(w.finish())
             .send()
@@ -275,6 +317,25 @@ impl Stack {
             .unwrap();
         assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
     }
+}
+
+/// Which SDK's way of writing requests [`Stack::send_sdk_parts`] imitates (PROTOCOL.md §2).
+#[derive(Debug, Clone, Copy)]
+pub enum SdkStyle {
+    /// 32-hex boundary, `X-LF-…` headers, the SDK's User-Agent everywhere.
+    Js,
+    /// The Go SDK: `Go-http-client/1.1` on the handshake, a 60-hex boundary, `X-Lf-…` headers.
+    Go,
+}
+
+/// One SDK part to seal: its plaintext (a v2 JSON object, or the Go SDK's bare text), whether
+/// it is gzipped before sealing, and its `X-LF-Timestamp`.
+#[derive(Debug, Clone)]
+pub struct SdkPart {
+    pub entry_type: u8,
+    pub plaintext: Vec<u8>,
+    pub gzip: bool,
+    pub timestamp: String,
 }
 
 /// A relay between the client and the server that records every byte the client sends.

@@ -168,3 +168,51 @@ fn agent_entries_view_has_no_fields() {
         json!({"timestamp":"1970-01-01T00:00:00.000000007Z","logLevel":5,"entryType":1,"source":"s","payload":"p","payloadType":"generic","metadata":{"k":"v"}})
     );
 }
+
+#[test]
+fn go_sdk_raw_message_text_is_a_plain_log_line() {
+    // The Go SDK's Info/Warn/… and its logrus, zap, zerolog and stdlib adapters seal the bare
+    // text, not a JSON object.
+    let v = view_of(EntryType::Log, PART_TS, b"user alice logged in\n");
+    assert_eq!(v.payload, "user alice logged in");
+    assert_eq!(v.level, Level::Info);
+    assert_eq!(v.entry_type, EntryType::Log);
+    assert_eq!(v.timestamp_ns, PART_TS, "time from the part header");
+    assert_eq!(v.payload_type, PAYLOAD_TYPE);
+    assert!(v.fields.is_empty() && v.metadata.is_empty());
+    // Text that happens to be JSON, but not an object, is text too.
+    assert_eq!(view_of(EntryType::Event, PART_TS, b"42").payload, "42");
+    assert_eq!(
+        view_of(EntryType::Log, PART_TS, b"[not json").payload,
+        "[not json"
+    );
+    // Invalid UTF-8 is shown, not refused.
+    assert_eq!(
+        view_of(EntryType::Log, PART_TS, b"caf\xe9").payload,
+        "caf\u{fffd}"
+    );
+    // A v2 object still goes through to_view.
+    let v = view_of(
+        EntryType::Log,
+        PART_TS,
+        br#"{"v":"2.0","type":"log","source":"go","level":5,"message":"hi"}"#,
+    );
+    assert_eq!((v.payload.as_str(), v.level), ("hi", Level::Warning));
+}
+
+#[test]
+fn go_sdk_kind_and_span_name() {
+    let v = view(
+        EntryType::Metric,
+        json!({"v":"2.0","type":"metric","source":"go","level":7,"ts":"2026-11-20T21:49:06.5451Z","name":"requests","value":42,"kind":"counter"}),
+    );
+    assert_eq!(v.payload, "requests = 42 (counter)");
+    assert_eq!(v.fields["kind"], "counter", "kept as sent");
+    assert_eq!(v.timestamp_ns % 1_000_000_000, 545_100_000);
+    let v = view(
+        EntryType::Trace,
+        json!({"v":"2.0","type":"trace","source":"go","trace_id":"t","span_id":"s","operation":"GET /","name":"index","start_time":"a","end_time":"b","duration_ms":12,"status":"ok"}),
+    );
+    assert_eq!(v.payload, "GET /: index (12 ms, ok)");
+    assert_eq!(v.fields["name"], "index");
+}

@@ -176,6 +176,19 @@ pub async fn open_sdk_record(
     sk: &PrivateKey,
     r: &Value,
 ) -> Value {
+    let plain = open_sdk_plaintext(http, base, token, sk, r).await;
+    serde_json::from_slice(&plain).unwrap()
+}
+
+/// As [`open_sdk_record`], returning the plaintext as it was sealed (gunzipped): the JSON
+/// object of most SDKs, the bare message text of the Go SDK's `Info`/`Warn`/… methods.
+pub async fn open_sdk_plaintext(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    sk: &PrivateKey,
+    r: &Value,
+) -> Vec<u8> {
     let key_id = r["key_id"].as_str().unwrap();
     let k: Value = http
         .get(format!("{base}/v1/keys/{key_id}"))
@@ -194,12 +207,11 @@ pub async fn open_sdk_record(
         .try_into()
         .unwrap();
     let body = B64.decode(r["body"].as_str().unwrap()).unwrap();
-    let json = logflux_crypto::open_sdk_part(
+    logflux_crypto::open_sdk_part(
         &logflux_crypto::SealingKey::new(&dek),
         &nonce,
         &body,
         r["crlf_stripped"].as_bool().unwrap(),
     )
-    .unwrap();
-    serde_json::from_slice(&json).unwrap()
+    .unwrap()
 }
