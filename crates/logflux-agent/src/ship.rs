@@ -388,6 +388,10 @@ pub(crate) async fn run(
     // refused, sent again without it. Every round either removes records from the spool or
     // lowers this, so a batch with bad parts takes at most one request per record.
     let mut limit = cfg.max_records;
+    // A server that stays down fails every retry the same way: the first failure is a
+    // warning, the same reason again within a minute only a debug line (the count is in
+    // `retries_total` and `status`), and the first delivery after failures says so.
+    let mut failing: Option<(String, std::time::Instant, u64)> = None;
     loop {
         if *shutdown.borrow() {
             return;
@@ -440,6 +444,9 @@ pub(crate) async fn run(
                 st.endpoint = Some(base);
                 backoff = cfg.backoff_initial;
                 limit = cfg.max_records;
+                if let Some((_, _, retries)) = failing.take() {
+                    tracing::info!(endpoint = %st.endpoint.as_deref().unwrap_or(""), retries, "delivery resumed");
+                }
             }
             Outcome::Refused(status, text) => {
                 if dead_letter(&shared, &cfg, &batch, status, &text).await {
@@ -464,7 +471,18 @@ pub(crate) async fn run(
             Outcome::Retry(wait, why) => {
                 shared.metrics.retries.inc();
                 let wait = wait.max(jitter(backoff));
-                tracing::warn!(endpoint = %base, reason = %why, retry_in_ms = wait.as_millis() as u64, "delivery failed; will retry");
+                let repeat = matches!(&failing, Some((last, at, _))
+                    if *last == why && at.elapsed() < Duration::from_secs(60));
+                if repeat {
+                    tracing::debug!(endpoint = %base, reason = %why, retry_in_ms = wait.as_millis() as u64, "delivery failed again; will retry");
+                    if let Some((_, _, n)) = failing.as_mut() {
+                        *n += 1;
+                    }
+                } else {
+                    tracing::warn!(endpoint = %base, reason = %why, retry_in_ms = wait.as_millis() as u64, "delivery failed; will retry (the same failure is logged again after a minute)");
+                    let n = failing.as_ref().map_or(0, |f| f.2) + 1;
+                    failing = Some((why.clone(), std::time::Instant::now(), n));
+                }
                 shared.status.lock().expect("lock").last_error = Some(why);
                 if cfg.urls.len() > 1 {
                     endpoint += 1;

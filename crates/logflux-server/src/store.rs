@@ -20,12 +20,10 @@ pub enum StoreError {
     NotFound(String),
     #[error("object key {0:?} is not valid")]
     Key(String),
-    #[error("storage I/O on {key}: {source}")]
-    Io {
-        key: String,
-        #[source]
-        source: std::io::Error,
-    },
+    // The I/O error is said in the message only (not also as a `source`), so a printed
+    // chain does not repeat it.
+    #[error("storage I/O on {key}: {err}")]
+    Io { key: String, err: std::io::Error },
     #[error("object store: {0}")]
     Remote(#[from] object_store::Error),
     #[error("store URL {0:?}: {1}")]
@@ -221,7 +219,7 @@ impl BlobStore {
 fn short_read(key: &str, range: &Range<u64>, got: usize) -> StoreError {
     StoreError::Io {
         key: key.to_owned(),
-        source: std::io::Error::new(
+        err: std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,
             format!("range {range:?} gave {got} bytes"),
         ),
@@ -280,9 +278,9 @@ pub struct LocalStore {
 
 impl LocalStore {
     fn new(root: PathBuf) -> Result<Self> {
-        std::fs::create_dir_all(&root).map_err(|source| StoreError::Io {
+        std::fs::create_dir_all(&root).map_err(|err| StoreError::Io {
             key: root.display().to_string(),
-            source,
+            err,
         })?;
         Ok(LocalStore { root })
     }
@@ -305,9 +303,9 @@ impl LocalStore {
             .await
             .map_err(|e| StoreError::Io {
                 key: key.clone(),
-                source: std::io::Error::other(e),
+                err: std::io::Error::other(e),
             })?
-            .map_err(|source| StoreError::Io { key, source })
+            .map_err(|err| StoreError::Io { key, err })
     }
 
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
@@ -331,7 +329,7 @@ impl LocalStore {
         .await
         .map_err(|e| StoreError::Io {
             key: k.clone(),
-            source: std::io::Error::other(e),
+            err: std::io::Error::other(e),
         })?
         .map_err(|e| io_err(&k, e))
     }
@@ -369,7 +367,7 @@ impl LocalStore {
             .await
             .map_err(|e| StoreError::Io {
                 key: key.clone(),
-                source: std::io::Error::other(e),
+                err: std::io::Error::other(e),
             })?
             .map_err(|e| io_err(&key, e))
     }
@@ -420,7 +418,7 @@ impl LocalStore {
         .await
         .map_err(|e| StoreError::Io {
             key: String::new(),
-            source: std::io::Error::other(e),
+            err: std::io::Error::other(e),
         })?
     }
 }
@@ -431,7 +429,7 @@ fn io_err(key: &str, e: std::io::Error) -> StoreError {
     } else {
         StoreError::Io {
             key: key.to_owned(),
-            source: e,
+            err: e,
         }
     }
 }
