@@ -64,7 +64,7 @@ impl Zone {
     }
 
     /// Seconds east of UTC at `ns`, or `None` for UTC itself (shown as `Z`).
-    fn offset(self, ns: i64) -> Option<i32> {
+    pub(crate) fn offset(self, ns: i64) -> Option<i32> {
         use chrono::{Offset as _, TimeZone as _};
         match self {
             Zone::Utc => None,

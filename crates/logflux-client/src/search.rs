@@ -157,6 +157,10 @@ pub(crate) struct StatsArgs {
     bucket: Option<String>,
     #[arg(short = 'o', long, value_enum, default_value_t = StatsFormat::Text)]
     format: StatsFormat,
+    /// Buckets in UTC: aligned to UTC and shown in UTC (default: aligned to local time and,
+    /// in text output, shown in local time; JSON always writes UTC).
+    #[arg(long)]
+    utc: bool,
 }
 
 /// Whether entries beyond a limit match.
@@ -291,18 +295,42 @@ fn limit_notice(rest: Rest, shown: u64, oldest: bool) -> Option<String> {
     }
 }
 
+/// How `search` lists: which end the limit keeps, the order the server lists in, and
+/// whether entries are held to be shown the other way round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Plan {
+    oldest_end: bool,
+    newest_first: bool,
+    hold: bool,
+}
+
+impl Plan {
+    fn new(order: Option<Order>, reverse: bool, limit: u64) -> Plan {
+        let (oldest_end, newest_first, hold) = match (order, reverse) {
+            (Some(Order::Oldest), _) => (true, false, false),
+            (Some(Order::Newest), _) | (None, true) => (false, true, false),
+            // Without a limit, everything oldest first is a listing oldest first.
+            (None, false) if limit == 0 => (false, false, false),
+            // The newest N, shown oldest first (`journalctl -n`): listed newest first, held,
+            // shown reversed.
+            (None, false) => (false, true, true),
+        };
+        Plan {
+            oldest_end,
+            newest_first,
+            hold,
+        }
+    }
+}
+
 pub(crate) async fn search(settings: &Settings, args: SearchArgs) -> anyhow::Result<i32> {
     let session = Session::open(settings, &args.filter).await?;
     let style = args.show.style();
-    // Which end the limit keeps, the order the server lists in, and whether the entries are
-    // held to be shown the other way round (the newest N, oldest first: `journalctl -n`).
-    let (oldest_end, newest_first, hold) = match (args.order, args.reverse) {
-        (Some(Order::Oldest), _) => (true, false, false),
-        (Some(Order::Newest), _) | (None, true) => (false, true, false),
-        // Without a limit, everything oldest first is a listing oldest first.
-        (None, false) if args.limit == 0 => (false, false, false),
-        (None, false) => (false, true, true),
-    };
+    let Plan {
+        oldest_end,
+        newest_first,
+        hold,
+    } = Plan::new(args.order, args.reverse, args.limit);
     let (writer, pager) = Out::open(args.show.no_pager).split();
     let printer = std::cell::RefCell::new(Printer::new(
         std::io::BufWriter::with_capacity(256 * 1024, writer),
@@ -333,10 +361,13 @@ pub(crate) async fn search(settings: &Settings, args: SearchArgs) -> anyhow::Res
                 Ok(())
             },
         )
-        .await?;
+        .await;
+        // Entries held to be shown oldest first are shown even when the query failed part
+        // way, as streamed ones are.
         for r in held.iter().rev() {
             printer.borrow_mut().rendered(r.as_bytes())?;
         }
+        let sum = sum?;
         printer.borrow_mut().finish()?;
         Ok(sum)
     }
@@ -707,7 +738,11 @@ pub(crate) async fn stats(settings: &Settings, mut args: StatsArgs) -> anyhow::R
             .with_context(|| format!("--bucket {b:?}: a duration like 5m, 1h or 1d"))?,
         None => auto_bucket(until - since),
     };
-    let start = since - since.rem_euclid(width);
+    // Buckets start on whole widths of local time (of UTC with --utc): the local offset at
+    // `since` is the one used.
+    let zone = Zone::new(args.utc);
+    let offset_ns = i64::from(zone.offset(since).unwrap_or(0)) * 1_000_000_000;
+    let start = since - (since + offset_ns).rem_euclid(width);
     let n = usize::try_from((until - start) / width + 1).unwrap_or(usize::MAX);
     if n > 10_000 {
         bail!("{n} buckets: choose a wider --bucket or a shorter range");
@@ -771,11 +806,12 @@ pub(crate) async fn stats(settings: &Settings, mut args: StatsArgs) -> anyhow::R
                 out,
                 "{} entries from {} to {}, by {}",
                 sum.entries,
-                crate::output::short_time(since),
-                crate::output::short_time(until),
+                crate::output::zoned_time(since, zone),
+                crate::output::zoned_time(until, zone),
                 human_width(width)
             )?;
-            let mut header = format!("{:<24} {:>8}", "bucket start (UTC)", "total");
+            let col = crate::output::zoned_time(start, zone).len();
+            let mut header = format!("{:<col$} {:>8}", "bucket start", "total");
             for &i in &shown {
                 header.push_str(&format!(" {:>8}", Level::ALL[i].name()));
             }
@@ -783,8 +819,8 @@ pub(crate) async fn stats(settings: &Settings, mut args: StatsArgs) -> anyhow::R
             for (i, c) in counts.iter().enumerate() {
                 let total: u64 = c.iter().sum();
                 let mut row = format!(
-                    "{:<24} {total:>8}",
-                    crate::output::short_time(start + i as i64 * width)
+                    "{:<col$} {total:>8}",
+                    crate::output::zoned_time(start + i as i64 * width, zone)
                 );
                 for &l in &shown {
                     row.push_str(&format!(" {:>8}", c[l]));
@@ -803,6 +839,39 @@ pub(crate) async fn stats(settings: &Settings, mut args: StatsArgs) -> anyhow::R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_newest_n_are_shown_oldest_first_unless_reversed() {
+        let plan = |o, r, n| {
+            let p = Plan::new(o, r, n);
+            (p.oldest_end, p.newest_first, p.hold)
+        };
+        assert_eq!(plan(None, false, 1000), (false, true, true));
+        assert_eq!(plan(None, false, 0), (false, false, false));
+        assert_eq!(plan(None, true, 1000), (false, true, false));
+        assert_eq!(plan(Some(Order::Newest), false, 5), (false, true, false));
+        assert_eq!(plan(Some(Order::Oldest), false, 5), (true, false, false));
+    }
+
+    #[test]
+    fn the_limit_notice_says_which_end_and_whether_more_match() {
+        assert_eq!(limit_notice(Rest::None, 1000, false), None);
+        assert_eq!(
+            limit_notice(Rest::More, 1000, false).unwrap(),
+            "logflux: showing the newest 1000 entries; more match — use -n N for more, or -n 0 for all"
+        );
+        assert!(
+            limit_notice(Rest::More, 7, true)
+                .unwrap()
+                .contains("the oldest 7 entries; more match")
+        );
+        let maybe = limit_notice(Rest::Unknown, 10, false).unwrap();
+        assert!(
+            maybe.contains("the newest 10 entries; more may match"),
+            "{maybe}"
+        );
+        assert!(maybe.contains("-n 0"), "{maybe}");
+    }
 
     #[test]
     fn buckets_are_familiar_widths() {

@@ -879,6 +879,28 @@ async fn journalctl_flags_priority_grep_output_modes_times_and_zones() {
         ndjson_payloads(&String::from_utf8(out.stdout).unwrap()).len(),
         3
     );
+    // stats: hourly buckets on local hours, shown in local time; --utc: UTC hours.
+    for (utc, suffix) in [(false, ":00:00.000+05:30 "), (true, ":00:00.000Z ")] {
+        let mut c = stack.command();
+        c.env("TZ", "IST-5:30")
+            .args(["stats", "--source", "jc", "--since", "3h", "--bucket", "1h"]);
+        if utc {
+            c.arg("--utc");
+        }
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.starts_with("4 entries from "), "{text}");
+        let rows: Vec<&str> = text.lines().skip(2).collect();
+        assert!(rows.len() >= 3, "{text}");
+        for r in rows {
+            assert_eq!(r.get(13..13 + suffix.len()), Some(suffix), "{text}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
