@@ -36,8 +36,8 @@ pub(crate) struct FilterArgs {
     pub(crate) priority: Option<String>,
     /// Entries at or after WHEN: now, today, yesterday, a span back from now (`30m`,
     /// `1h30m`, "1 hour ago", "2 days ago"), a time of today (`10:42`, `10:42:30`), a date or
-    /// a date and time (`2026-11-20`, "2026-11-20 10:42") — these in local time —, or
-    /// RFC 3339 (`2026-11-20T14:00:00Z`).
+    /// a date and time (`2026-11-20`, "2026-11-20 10:42") — these in local time —,
+    /// RFC 3339 (`2026-11-20T14:00:00Z`), or Unix seconds (`@1796026520`).
     #[arg(short = 'S', long, value_name = "WHEN", allow_hyphen_values = true)]
     pub(crate) since: Option<String>,
     /// Entries at or before WHEN (same forms as --since).

@@ -88,7 +88,7 @@ pub(crate) struct SearchArgs {
     filter: FilterArgs,
     /// Most entries to show (0: no limit): the newest N (with --order oldest, the oldest N).
     /// When more match, stderr says so.
-    #[arg(short = 'n', long, default_value_t = 1000)]
+    #[arg(short = 'n', long, visible_alias = "lines", default_value_t = 1000)]
     limit: u64,
     /// Newest first (by default the newest N are shown oldest first, as `journalctl -n`).
     #[arg(short = 'r', long, conflicts_with = "order")]

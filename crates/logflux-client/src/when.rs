@@ -1,8 +1,8 @@
 //! Points in time as `--since` and `--until` take them, in the forms journalctl accepts: `now`,
 //! `today`, `yesterday`, `tomorrow`, spans back from now (`30m`, `1h30m`, `1 hour ago`,
 //! `2 days ago`, `-15min`) or ahead (`+1h`), times of today (`10:42`, `10:42:30`), local dates and
-//! times (`2026-11-30`, `2026-11-30 10:42`, `2026-11-30T10:42:30`) and RFC 3339 (`…Z`,
-//! `…+01:00`). Every form without a zone is in the local time zone, which is passed in (the
+//! times (`2026-11-30`, `2026-11-30 10:42`, `2026-11-30T10:42:30`), RFC 3339 (`…Z`,
+//! `…+01:00`) and Unix seconds (`@1796026520`). Every form without a zone is in the local time zone, which is passed in (the
 //! process's own, `chrono::Local`, outside tests).
 
 use anyhow::bail;
@@ -74,7 +74,8 @@ fn midnight(d: NaiveDate) -> NaiveDateTime {
 
 const FORMS: &str = "use now, today, yesterday, a span back from now (30m, 1h30m, \"1 hour ago\", \
     \"2 days ago\"), a time of today (10:42, 10:42:30), a local date or date and time \
-    (2026-11-20, \"2026-11-20 10:42\") or RFC 3339 (2026-11-20T14:00:00Z)";
+    (2026-11-20, \"2026-11-20 10:42\"), RFC 3339 (2026-11-20T14:00:00Z) or Unix seconds \
+    (@1796026520)";
 
 /// A point in time (see the module's forms), relative to `now_ns`, local forms in `tz`.
 pub(crate) fn parse_when<Tz: TimeZone>(s: &str, now_ns: i64, tz: &Tz) -> anyhow::Result<i64> {
@@ -105,6 +106,12 @@ pub(crate) fn parse_when<Tz: TimeZone>(s: &str, now_ns: i64, tz: &Tz) -> anyhow:
     }
     if let Ok(t) = timefmt::parse_rfc3339(s) {
         return Ok(t);
+    }
+    // journalctl's `@UNIX-SECONDS`.
+    if let Some(secs) = s.strip_prefix('@')
+        && let Ok(v) = secs.parse::<f64>()
+    {
+        return timefmt::from_unix_seconds(v).map_err(|e| anyhow::anyhow!("{s:?}: {e}"));
     }
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return day_start(Some(d));
@@ -234,6 +241,12 @@ mod tests {
             parse_when("2026-11-20T14:00:00+01:00", NOW, &hawaii).unwrap(),
             at("2026-11-20T13:00:00Z")
         );
+        // So does a Unix time.
+        assert_eq!(parse_when("@1796026520", NOW, &india).unwrap(), NOW);
+        assert_eq!(
+            parse_when("@1796026520.5", NOW, &hawaii).unwrap(),
+            NOW + NS / 2
+        );
     }
 
     #[test]
@@ -250,6 +263,7 @@ mod tests {
             "2026-13-01",
             "1 fortnight ago",
             "10:42 tomorrow",
+            "@soon",
         ] {
             let e = parse_when(bad, NOW, &tz).unwrap_err().to_string();
             assert!(e.contains("is not a time"), "{bad}: {e}");
