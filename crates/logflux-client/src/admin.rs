@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::EXIT_OK;
 use crate::api::Api;
 use crate::config::Settings;
-use crate::filter::parse_when;
+use crate::when::parse_when;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum AdminCommand {
@@ -401,8 +401,8 @@ pub(crate) async fn run(settings: &Settings, cmd: AdminCommand) -> anyhow::Resul
             yes,
         } => {
             let now = logflux_proto::timefmt::now_ns();
-            let from = parse_when(&since, now).context("--since")?;
-            let to = parse_when(&until, now).context("--until")?;
+            let from = parse_when(&since, now, &chrono::Local).context("--since")?;
+            let to = parse_when(&until, now, &chrono::Local).context("--until")?;
             if !yes {
                 anyhow::bail!(
                     "erasing {app} from {} to {} cannot be undone: add --yes to confirm",

@@ -50,7 +50,7 @@ pub(crate) struct Session {
 impl Session {
     /// Connects, learns the tenant, reads the keys and turns the filter into tokens.
     pub(crate) async fn open(settings: &Settings, args: &FilterArgs) -> anyhow::Result<Session> {
-        let filter = Filter::from_args(args, timefmt::now_ns())?;
+        let filter = Filter::from_args(args, timefmt::now_ns(), &chrono::Local)?;
         // Server and token first: without them nothing else matters.
         let api = crate::api::Api::new(settings)?;
         let private_path = settings.private_key_file()?;
@@ -376,7 +376,7 @@ impl<T> Merger<T> {
         }
     }
 
-    #[cfg(test)]
+    /// Whether no item is held.
     pub(crate) fn is_empty(&self) -> bool {
         self.heap.is_empty()
     }

@@ -8,7 +8,9 @@ use std::ops::RangeInclusive;
 use anyhow::{Context as _, bail};
 use clap::Args;
 use logflux_crypto::{Field, SearchKey};
-use logflux_proto::{EntryType, EntryView, Level, timefmt};
+use logflux_proto::{EntryType, EntryView, Level};
+
+use crate::when::parse_when;
 
 /// The server's limits on token groups (`POST /v1/query`).
 const MAX_TOKEN_GROUPS: usize = 64;
@@ -17,27 +19,41 @@ const MAX_TOKENS_PER_GROUP: usize = 4096;
 /// The filters shared by `search`, `tail`, `export` and `stats`.
 #[derive(Debug, Clone, Default, Args)]
 pub(crate) struct FilterArgs {
-    /// Whole words that must all appear in the payload (case-insensitive); pruned on the
-    /// server through blind tokens.
-    #[arg(value_name = "WORD")]
+    /// Words and phrases that must all appear in the payload, case-insensitive. An argument of
+    /// letters, digits and `_` only is a WORD: a whole word of the payload. Any other argument
+    /// (`10.10.34.11`, `/v2/servers`, `user@host`, `"connection refused"`) is a PHRASE: the
+    /// payload must contain it as written, not starting or ending inside a word. Pruned on the
+    /// server through the blind tokens of their words.
+    #[arg(value_name = "WORD|PHRASE")]
     pub(crate) words: Vec<String>,
-    /// LEVEL and everything more severe (like `journalctl -p`), or a range `err..warning`.
-    /// Names (emerg, alert, crit, err, warning, notice, info, debug) or numbers 1..8.
-    #[arg(short = 'l', long, value_name = "LEVEL")]
+    /// LEVEL and everything more severe, or a range `err..warning`. Names (emerg, alert,
+    /// crit, err, warning, notice, info, debug) or LogFlux numbers 1 (emerg) .. 8 (debug).
+    #[arg(short = 'l', long, value_name = "LEVEL", conflicts_with = "priority")]
     pub(crate) level: Option<String>,
-    /// Entries at or after: a duration back from now (`30s`, `15m`, `1h`, `7d`, `2w`,
-    /// `1h30m`), an RFC 3339 time, or a date (`2026-11-20`, UTC).
-    #[arg(short = 'S', long, value_name = "WHEN")]
+    /// As `journalctl -p`: PRIORITY and everything more severe, or a range `err..warning`.
+    /// Names as --level, or syslog numbers 0 (emerg) .. 7 (debug), as journalctl numbers them.
+    #[arg(short = 'p', long, value_name = "PRIORITY")]
+    pub(crate) priority: Option<String>,
+    /// Entries at or after WHEN: now, today, yesterday, a span back from now (`30m`,
+    /// `1h30m`, "1 hour ago", "2 days ago"), a time of today (`10:42`, `10:42:30`), a date or
+    /// a date and time (`2026-11-20`, "2026-11-20 10:42") — these in local time —,
+    /// RFC 3339 (`2026-11-20T14:00:00Z`), or Unix seconds (`@1796026520`).
+    #[arg(short = 'S', long, value_name = "WHEN", allow_hyphen_values = true)]
     pub(crate) since: Option<String>,
-    /// Entries at or before (same forms as --since).
-    #[arg(short = 'U', long, value_name = "WHEN")]
+    /// Entries at or before WHEN (same forms as --since).
+    #[arg(short = 'U', long, value_name = "WHEN", allow_hyphen_values = true)]
     pub(crate) until: Option<String>,
     /// A substring the payload must contain, exactly (case-sensitive); checked here only.
     #[arg(long, value_name = "TEXT")]
     pub(crate) contains: Option<String>,
-    /// A regular expression the payload must match; checked here only.
+    /// A regular expression the payload must match (case-sensitive); checked here only.
     #[arg(long, value_name = "RE")]
     pub(crate) regex: Option<String>,
+    /// As `journalctl --grep`: a regular expression the payload must match; case-insensitive
+    /// when the pattern has no upper-case letter (outside escapes such as `\S`), else
+    /// case-sensitive. Checked here only.
+    #[arg(short = 'g', long, value_name = "PATTERN")]
+    pub(crate) grep: Option<String>,
     /// The entry's source, exactly.
     #[arg(long, value_name = "SOURCE")]
     pub(crate) source: Option<String>,
@@ -59,9 +75,12 @@ pub(crate) struct Filter {
     pub(crate) since_ns: Option<i64>,
     pub(crate) until_ns: Option<i64>,
     pub(crate) contains: Option<String>,
-    /// Lower-cased words.
+    /// Lower-cased positional WORDs.
     pub(crate) words: Vec<String>,
+    /// Positional arguments that are phrases.
+    pub(crate) phrases: Vec<Phrase>,
     pub(crate) regex: Option<regex::Regex>,
+    pub(crate) grep: Option<regex::Regex>,
     pub(crate) source: Option<String>,
     pub(crate) entry_type: Option<EntryType>,
     pub(crate) meta: Vec<(String, String)>,
@@ -80,53 +99,93 @@ pub(crate) fn parse_levels(s: &str) -> anyhow::Result<RangeInclusive<u8>> {
     Ok(1..=l.number())
 }
 
-/// A duration like `90s`, `15m`, `1h30m`, `7d`, `2w`, in nanoseconds.
+/// A duration like `90s`, `15m`, `1h30m`, `7d`, `2w`, `"1 hour"`, in nanoseconds.
 pub(crate) fn parse_duration(s: &str) -> Option<i64> {
-    let mut total: i64 = 0;
-    let mut num = String::new();
-    let mut any = false;
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let n: i64 = num.parse().ok()?;
-        num.clear();
-        let unit: i64 = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 7 * 86_400,
-            _ => return None,
-        };
-        total = total.checked_add(n.checked_mul(unit)?.checked_mul(1_000_000_000)?)?;
-        any = true;
-    }
-    (num.is_empty() && any).then_some(total)
+    crate::when::parse_span(s)
 }
 
-/// A point in time: `now`, a duration back from `now_ns`, an RFC 3339 time, or a date (UTC).
-pub(crate) fn parse_when(s: &str, now_ns: i64) -> anyhow::Result<i64> {
-    let s = s.trim();
-    if s == "now" {
-        return Ok(now_ns);
+/// `journalctl -p`: as [`parse_levels`], but numbers are syslog's 0 (emerg) .. 7 (debug).
+pub(crate) fn parse_priority(s: &str) -> anyhow::Result<RangeInclusive<u8>> {
+    let one = |x: &str| -> anyhow::Result<Level> {
+        let x = x.trim();
+        if let Ok(n) = x.parse::<u8>() {
+            if n > 7 {
+                bail!("priority {n}: syslog numbers are 0 (emerg) .. 7 (debug)");
+            }
+            return Ok(Level::ALL[usize::from(n)]);
+        }
+        if x.bytes().all(|b| b.is_ascii_digit()) {
+            bail!("priority {x:?}: syslog numbers are 0 (emerg) .. 7 (debug)");
+        }
+        Ok(x.parse()?)
+    };
+    if let Some((a, b)) = s.split_once("..") {
+        let (a, b) = (one(a)?.number(), one(b)?.number());
+        return Ok(a.min(b)..=a.max(b));
     }
-    if let Some(d) = parse_duration(s) {
-        return Ok(now_ns.saturating_sub(d));
+    Ok(1..=one(s)?.number())
+}
+
+/// A positional argument that is not a single word: its text must appear in the payload as
+/// written (case-insensitive), not starting or ending inside a word.
+#[derive(Debug, Clone)]
+pub(crate) struct Phrase {
+    /// The argument, lower-cased.
+    text: String,
+    /// Its words, lower-cased (they prune, as words do).
+    words: Vec<String>,
+    /// Whether it starts (ends) with a word character: then the payload's character before
+    /// (after) it must not be one.
+    word_start: bool,
+    word_end: bool,
+}
+
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+impl Phrase {
+    fn new(arg: &str) -> Phrase {
+        let text = arg.to_lowercase();
+        Phrase {
+            words: logflux_crypto::words(&text).map(str::to_owned).collect(),
+            word_start: text.chars().next().is_some_and(is_word_char),
+            word_end: text.chars().next_back().is_some_and(is_word_char),
+            text,
+        }
     }
-    if let Ok(t) = timefmt::parse_rfc3339(s) {
-        return Ok(t);
+
+    /// Whether `lower` (a lower-cased payload) contains the phrase.
+    fn found_in(&self, lower: &str) -> bool {
+        lower.match_indices(self.text.as_str()).any(|(i, m)| {
+            let before_ok =
+                !self.word_start || !lower[..i].chars().next_back().is_some_and(is_word_char);
+            let after_ok = !self.word_end
+                || !lower[i + m.len()..]
+                    .chars()
+                    .next()
+                    .is_some_and(is_word_char);
+            before_ok && after_ok
+        })
     }
-    if s.len() == 10
-        && let Ok(t) = timefmt::parse_rfc3339(&format!("{s}T00:00:00Z"))
-    {
-        return Ok(t);
+}
+
+/// Whether a `--grep` pattern asks for case-sensitive matching: it has an upper-case letter
+/// outside an escape (`\S`, `\W`, `\D` are classes, not letters).
+fn has_upper_case(pattern: &str) -> bool {
+    let mut escaped = false;
+    for c in pattern.chars() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        if c == '\\' {
+            escaped = true;
+        } else if c.is_uppercase() {
+            return true;
+        }
     }
-    bail!(
-        "{s:?} is not a time: use a duration back from now (30m, 1h, 7d), an RFC 3339 time \
-         (2026-11-20T14:00:00Z) or a date (2026-11-20)"
-    )
+    false
 }
 
 /// An entry type by name or number.
@@ -138,14 +197,23 @@ pub(crate) fn parse_type(s: &str) -> anyhow::Result<EntryType> {
 }
 
 impl Filter {
-    /// Parses the arguments; times relative to `now_ns`.
-    pub(crate) fn from_args(a: &FilterArgs, now_ns: i64) -> anyhow::Result<Filter> {
+    /// Parses the arguments; times relative to `now_ns`, local times in `tz`.
+    pub(crate) fn from_args<Tz: chrono::TimeZone>(
+        a: &FilterArgs,
+        now_ns: i64,
+        tz: &Tz,
+    ) -> anyhow::Result<Filter> {
         let mut words = Vec::new();
+        let mut phrases = Vec::new();
         for w in &a.words {
-            // A positional argument is split the way payloads are, so `user_id=42` asks for
-            // the two words `user_id` and `42`.
-            for part in logflux_crypto::words(w) {
-                words.push(part.to_lowercase());
+            if w.is_empty() {
+                bail!("an empty search word: give a word (timeout) or a phrase (\"db-1 down\")");
+            }
+            if w.chars().all(is_word_char) {
+                words.push(w.to_lowercase());
+            } else {
+                // `10.10.34.11` is not the four words 10, 10, 34, 11 anywhere: it is a phrase.
+                phrases.push(Phrase::new(w));
             }
         }
         let meta = a
@@ -158,27 +226,42 @@ impl Filter {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let f = Filter {
-            levels: a.level.as_deref().map(parse_levels).transpose()?,
+            levels: match (&a.level, &a.priority) {
+                (Some(l), _) => Some(parse_levels(l).context("--level")?),
+                (None, Some(p)) => Some(parse_priority(p).context("--priority")?),
+                (None, None) => None,
+            },
             since_ns: a
                 .since
                 .as_deref()
-                .map(|s| parse_when(s, now_ns))
+                .map(|s| parse_when(s, now_ns, tz))
                 .transpose()
                 .context("--since")?,
             until_ns: a
                 .until
                 .as_deref()
-                .map(|s| parse_when(s, now_ns))
+                .map(|s| parse_when(s, now_ns, tz))
                 .transpose()
                 .context("--until")?,
             contains: a.contains.clone(),
             words,
+            phrases,
             regex: a
                 .regex
                 .as_deref()
                 .map(regex::Regex::new)
                 .transpose()
                 .context("--regex")?,
+            grep: a
+                .grep
+                .as_deref()
+                .map(|g| {
+                    regex::RegexBuilder::new(g)
+                        .case_insensitive(!has_upper_case(g))
+                        .build()
+                })
+                .transpose()
+                .context("--grep")?,
             source: a.source.clone(),
             entry_type: a.entry_type.as_deref().map(parse_type).transpose()?,
             meta,
@@ -196,6 +279,7 @@ impl Filter {
     pub(crate) fn wants_tokens(&self) -> bool {
         self.levels.as_ref().is_some_and(|l| *l != (1..=8))
             || !self.words.is_empty()
+            || self.phrases.iter().any(|p| !p.words.is_empty())
             || self.source.is_some()
             || self.entry_type.is_some()
             || !self.meta.is_empty()
@@ -222,7 +306,11 @@ impl Filter {
         for (k, v) in &self.meta {
             fields.push(vec![(Field::Meta(k), v.clone())]);
         }
-        for w in &self.words {
+        let mut words: Vec<&String> = self.words.iter().collect();
+        words.extend(self.phrases.iter().flat_map(|p| &p.words));
+        words.sort_unstable();
+        words.dedup();
+        for w in words {
             fields.push(vec![(Field::Word, w.clone())]);
         }
         let mut groups = Vec::new();
@@ -323,7 +411,20 @@ impl Filter {
         if !self.words.is_empty() && !self.has_words(&e.payload) {
             return false;
         }
+        if !self.phrases.is_empty() {
+            let lower = if e.payload.is_ascii() {
+                e.payload.to_ascii_lowercase()
+            } else {
+                e.payload.to_lowercase()
+            };
+            if !self.phrases.iter().all(|p| p.found_in(&lower)) {
+                return false;
+            }
+        }
         if self.regex.as_ref().is_some_and(|r| !r.is_match(&e.payload)) {
+            return false;
+        }
+        if self.grep.as_ref().is_some_and(|r| !r.is_match(&e.payload)) {
             return false;
         }
         true
@@ -347,23 +448,170 @@ mod tests {
     }
 
     #[test]
-    fn times_are_durations_rfc3339_or_dates() {
-        let s = 1_000_000_000;
-        assert_eq!(parse_when("30m", NOW).unwrap(), NOW - 1800 * s);
-        assert_eq!(parse_when("1h30m", NOW).unwrap(), NOW - 5400 * s);
-        assert_eq!(parse_when("7d", NOW).unwrap(), NOW - 7 * 86_400 * s);
-        assert_eq!(parse_when("now", NOW).unwrap(), NOW);
-        assert_eq!(
-            parse_when("2026-11-20T14:00:00Z", NOW).unwrap(),
-            timefmt::parse_rfc3339("2026-11-20T14:00:00Z").unwrap()
-        );
-        assert_eq!(
-            parse_when("2026-11-20", NOW).unwrap(),
-            timefmt::parse_rfc3339("2026-11-20T00:00:00Z").unwrap()
-        );
-        for bad in ["", "1x", "h", "yesterday", "12"] {
-            assert!(parse_when(bad, NOW).is_err(), "{bad}");
+    fn priority_is_journalctls_with_syslog_numbers() {
+        assert_eq!(parse_priority("err").unwrap(), 1..=4);
+        assert_eq!(parse_priority("3").unwrap(), 1..=4, "syslog 3 is err");
+        assert_eq!(parse_priority("0").unwrap(), 1..=1);
+        assert_eq!(parse_priority("7").unwrap(), 1..=8);
+        assert_eq!(parse_priority("err..warning").unwrap(), 4..=5);
+        assert_eq!(parse_priority("4..3").unwrap(), 4..=5);
+        let e = parse_priority("8").unwrap_err().to_string();
+        assert!(e.contains("0 (emerg) .. 7 (debug)"), "{e}");
+        assert!(parse_priority("loud").is_err());
+        // -p and --level are one filter: both at once is refused by the parser; the filter
+        // takes whichever is given.
+        let f = Filter::from_args(
+            &FilterArgs {
+                priority: Some("warning".into()),
+                ..Default::default()
+            },
+            NOW,
+            &utc(),
+        )
+        .unwrap();
+        assert_eq!(f.levels, Some(1..=5));
+    }
+
+    fn utc() -> chrono::FixedOffset {
+        chrono::FixedOffset::east_opt(0).unwrap()
+    }
+
+    fn words(args: &[&str]) -> Filter {
+        Filter::from_args(
+            &FilterArgs {
+                words: args.iter().map(|a| (*a).to_owned()).collect(),
+                ..Default::default()
+            },
+            NOW,
+            &utc(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn an_argument_with_separators_is_a_phrase_matched_as_written() {
+        // The address of the report: its words 10, 10, 34, 11 anywhere are not a match.
+        let ip = words(&["10.10.34.11"]);
+        assert!(ip.words.is_empty());
+        assert_eq!(ip.phrases.len(), 1);
+        for yes in [
+            "accepted from 10.10.34.11",
+            "10.10.34.11:443 reset",
+            "peer=10.10.34.11, retry",
+            "(10.10.34.11)",
+        ] {
+            assert!(ip.matches(&entry(Level::Info, yes)), "{yes}");
         }
+        for no in [
+            "10.10.34.12 said 11",
+            "from 10.10.34.110",
+            "from 110.10.34.11",
+            "10 10 34 11",
+            "11.34.10.10",
+            "10-10-34-11",
+            "10.10.34.1",
+        ] {
+            assert!(!ip.matches(&entry(Level::Info, no)), "{no}");
+        }
+        let path = words(&["/v2/servers"]);
+        assert!(path.matches(&entry(Level::Info, "GET /v2/servers/12 200")));
+        assert!(path.matches(&entry(Level::Info, "GET /V2/Servers 200")));
+        assert!(!path.matches(&entry(Level::Info, "GET /v2/serversX 200")));
+        assert!(!path.matches(&entry(Level::Info, "GET /v2/other/servers")));
+        let mail = words(&["alice@example.com"]);
+        assert!(mail.matches(&entry(Level::Info, "mail to <Alice@Example.com> sent")));
+        assert!(!mail.matches(&entry(Level::Info, "mail to malice@example.com")));
+        assert!(!mail.matches(&entry(Level::Info, "alice at example.com")));
+        let uuid = words(&["3f2a9c1e-7b4d-4e1a-9c3b-2d5e6f708192"]);
+        assert!(uuid.matches(&entry(
+            Level::Info,
+            "job 3F2A9C1E-7B4D-4E1A-9C3B-2D5E6F708192 done"
+        )));
+        assert!(!uuid.matches(&entry(
+            Level::Info,
+            "job 3f2a9c1e-7b4d-4e1a-9c3b-2d5e6f708193 done"
+        )));
+        let spaced = words(&["connection refused", "db"]);
+        assert_eq!(spaced.words, ["db"]);
+        assert!(spaced.matches(&entry(Level::Info, "Connection refused by db")));
+        assert!(!spaced.matches(&entry(Level::Info, "refused connection by db")));
+        assert!(!spaced.matches(&entry(Level::Info, "connection was refused by db")));
+        // Non-ASCII case folding, as for words.
+        let koeln = words(&["grüße-köln"]);
+        assert!(koeln.matches(&entry(Level::Info, "GRÜSSE? no: Grüße-Köln!")));
+        // A word is still a whole word, anywhere.
+        let w = words(&["timeout"]);
+        assert!(w.phrases.is_empty());
+        assert!(w.matches(&entry(Level::Info, "upstream TIMEOUT, retrying")));
+        assert!(!w.matches(&entry(Level::Info, "timeouts")));
+    }
+
+    #[test]
+    fn a_phrase_prunes_with_the_tokens_of_its_words() {
+        let key = SearchKey::from_text(&"22".repeat(32)).unwrap();
+        let apps = vec!["app_a".to_owned()];
+        let f = words(&["10.10.34.11", "user@host"]);
+        assert!(f.wants_tokens());
+        let g = f.token_groups(&key, &apps);
+        // 10, 34, 11, user, host: each once.
+        assert_eq!(g.len(), 5);
+        let k = key.token_key("app_a");
+        for w in ["10", "34", "11", "user", "host"] {
+            let t = k.token(Field::Word, w).unwrap().to_string();
+            assert!(g.iter().any(|g| g.contains(&t)), "{w}");
+        }
+        // A phrase without a word cannot prune; it is checked here.
+        let dots = words(&["..."]);
+        assert!(!dots.wants_tokens());
+        assert!(dots.matches(&entry(Level::Info, "wait...")));
+        assert!(!dots.matches(&entry(Level::Info, "wait.")));
+        let e = Filter::from_args(
+            &FilterArgs {
+                words: vec![String::new()],
+                ..Default::default()
+            },
+            NOW,
+            &utc(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("empty search word"), "{e}");
+    }
+
+    #[test]
+    fn grep_is_case_insensitive_when_all_lower_case() {
+        let g = |p: &str| {
+            Filter::from_args(
+                &FilterArgs {
+                    grep: Some(p.into()),
+                    ..Default::default()
+                },
+                NOW,
+                &utc(),
+            )
+            .unwrap()
+        };
+        let lower = g(r"time.?out\s+after");
+        assert!(lower.matches(&entry(Level::Info, "upstream TIMEOUT after 30s")));
+        assert!(lower.matches(&entry(Level::Info, "time-out after 1s")));
+        let upper = g("Timeout");
+        assert!(upper.matches(&entry(Level::Info, "Timeout after 30s")));
+        assert!(!upper.matches(&entry(Level::Info, "timeout after 30s")));
+        // Escapes are not letters: \S keeps it case-insensitive.
+        let esc = g(r"took \S+ms");
+        assert!(esc.matches(&entry(Level::Info, "TOOK 35ms")));
+        assert!(has_upper_case("A"));
+        assert!(!has_upper_case(r"\W\D\S"));
+        assert!(has_upper_case(r"\\A"));
+        let bad = Filter::from_args(
+            &FilterArgs {
+                grep: Some("(".into()),
+                ..Default::default()
+            },
+            NOW,
+            &utc(),
+        )
+        .unwrap_err();
+        assert!(format!("{bad:#}").contains("--grep"), "{bad:#}");
     }
 
     fn entry(level: Level, payload: &str) -> EntryView {
@@ -382,7 +630,7 @@ mod tests {
             source: Some("api".into()),
             ..Default::default()
         };
-        let f = Filter::from_args(&args, NOW).unwrap();
+        let f = Filter::from_args(&args, NOW, &utc()).unwrap();
         assert!(f.matches(&entry(Level::Error, "connection REFUSED by db-1")));
         assert!(!f.matches(&entry(Level::Info, "connection refused by db-1")));
         assert!(!f.matches(&entry(Level::Error, "connection refused by db-2")));
@@ -396,6 +644,7 @@ mod tests {
                 ..Default::default()
             },
             NOW,
+            &utc(),
         )
         .unwrap();
         assert!(re.matches(&entry(Level::Info, "request took 35ms")));
@@ -412,6 +661,7 @@ mod tests {
                 ..Default::default()
             },
             NOW,
+            &utc(),
         )
         .unwrap();
         let apps = vec!["app_a".to_owned(), "app_b".to_owned()];
@@ -432,7 +682,7 @@ mod tests {
         );
         // Nothing in clear.
         assert!(!format!("{g:?}").contains("timeout"));
-        let none = Filter::from_args(&FilterArgs::default(), NOW).unwrap();
+        let none = Filter::from_args(&FilterArgs::default(), NOW, &utc()).unwrap();
         assert!(none.token_groups(&key, &apps).is_empty());
         assert!(!none.wants_tokens());
     }

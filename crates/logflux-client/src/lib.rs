@@ -14,8 +14,10 @@ mod fetch;
 mod filter;
 mod keys;
 mod output;
+mod pager;
 mod search;
 mod up;
+mod when;
 
 use clap::{Parser, Subcommand};
 

@@ -1,5 +1,9 @@
-//! Printing entries: `text` (for people; levels coloured on a terminal), `json` (one array),
-//! `ndjson` (one object per line) and `csv`.
+//! Printing entries: `text` (`short`; for people, levels coloured on a terminal), `json` (one
+//! array), `ndjson` (one object per line), `json-pretty` (indented objects), `csv`, `cat` (the
+//! payload alone) and `verbose` (every field on its own line).
+//!
+//! Times in `text` and `verbose` are local (the process's time zone) unless `--utc`; the
+//! machine formats (`json`, `ndjson`, `json-pretty`, `csv`) always carry RFC 3339 in UTC.
 
 use std::io::Write;
 
@@ -10,24 +14,93 @@ use serde_json::Value;
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Format {
+    /// time, level, source: payload, metadata (journalctl's `short`)
+    #[value(alias = "short")]
     Text,
+    /// one JSON array of entries (with `-o`: one object per line, as journalctl's `json`)
     Json,
+    /// one JSON object per line
     Ndjson,
+    /// one indented JSON object per entry
+    JsonPretty,
+    /// comma-separated, with a header
     Csv,
+    /// the payload alone
+    Cat,
+    /// every field of an entry, one per line
+    Verbose,
+}
+
+impl Format {
+    /// The format `-o NAME` asks for: journalctl's names, where `json` is one object per
+    /// line (`--format json` is one array).
+    pub(crate) fn journalctl(self) -> Format {
+        match self {
+            Format::Json => Format::Ndjson,
+            f => f,
+        }
+    }
+}
+
+/// `-o MODE` against `--format FORMAT` (`json` differs, see [`Format::journalctl`]).
+pub(crate) fn chosen(o: Option<Format>, format: Option<Format>, default: Format) -> Format {
+    o.map(Format::journalctl).or(format).unwrap_or(default)
+}
+
+/// The time zone of times shown to people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Zone {
+    Utc,
+    /// The process's own (`TZ`, else `/etc/localtime`).
+    Local,
+    /// A fixed offset east of UTC, in seconds (tests).
+    #[cfg(test)]
+    Fixed(i32),
+}
+
+impl Zone {
+    pub(crate) fn new(utc: bool) -> Zone {
+        if utc { Zone::Utc } else { Zone::Local }
+    }
+
+    /// Seconds east of UTC at `ns`, or `None` for UTC itself (shown as `Z`).
+    pub(crate) fn offset(self, ns: i64) -> Option<i32> {
+        use chrono::{Offset as _, TimeZone as _};
+        match self {
+            Zone::Utc => None,
+            Zone::Local => Some(
+                chrono::Local
+                    .offset_from_utc_datetime(
+                        &chrono::DateTime::from_timestamp_nanos(ns).naive_utc(),
+                    )
+                    .fix()
+                    .local_minus_utc(),
+            ),
+            #[cfg(test)]
+            Zone::Fixed(s) => Some(s),
+        }
+    }
+}
+
+/// How entries are shown: format, colour, time zone.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Style {
+    pub(crate) format: Format,
+    pub(crate) color: bool,
+    pub(crate) zone: Zone,
 }
 
 /// Writes entries in one format.
 pub(crate) struct Printer<W: Write> {
     out: W,
-    format: Format,
-    color: bool,
+    style: Style,
     count: u64,
 }
 
 impl<W: Write> std::fmt::Debug for Printer<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Printer")
-            .field("format", &self.format)
+            .field("style", &self.style)
             .field("count", &self.count)
             .finish()
     }
@@ -97,6 +170,25 @@ fn push_clean(out: &mut String, text: &str) {
     }
 }
 
+/// RFC 3339 with milliseconds in `zone` (`Z` for UTC, else the offset): fixed width for
+/// columns.
+pub(crate) fn zoned_time(ns: i64, zone: Zone) -> String {
+    match zone.offset(ns) {
+        None => short_time(ns),
+        Some(off) => {
+            let local = short_time(ns.saturating_add(i64::from(off) * 1_000_000_000));
+            let sign = if off < 0 { '-' } else { '+' };
+            let abs = off.unsigned_abs();
+            format!(
+                "{}{sign}{:02}:{:02}",
+                local.trim_end_matches('Z'),
+                abs / 3600,
+                abs / 60 % 60
+            )
+        }
+    }
+}
+
 /// RFC 3339 with milliseconds, UTC: fixed width for columns.
 pub(crate) fn short_time(ns: i64) -> String {
     let full = timefmt::format_rfc3339(ns.div_euclid(1_000_000) * 1_000_000);
@@ -126,17 +218,32 @@ pub(crate) fn rate(per_sec: f64) -> String {
     format!("{grouped} entries/s")
 }
 
-/// One entry in `format` (for `json`, the object alone: the printer adds separators). Pure,
+/// One entry in `style` (for `json`, the object alone: the printer adds separators). Pure,
 /// so that entries are rendered in parallel where they are decrypted.
-pub(crate) fn render(format: Format, color: bool, e: &EntryView) -> String {
+pub(crate) fn render(style: Style, e: &EntryView) -> String {
     let mut s = String::with_capacity(128 + e.payload.len());
-    match format {
-        Format::Text => text(color, e, &mut s),
+    match style.format {
+        Format::Text => text(style, e, &mut s),
         Format::Ndjson => {
             s.push_str(&e.to_json().to_string());
             s.push('\n');
         }
         Format::Json => s.push_str(&e.to_json().to_string()),
+        Format::JsonPretty => {
+            s.push_str(&serde_json::to_string_pretty(&e.to_json()).unwrap_or_default());
+            s.push('\n');
+        }
+        Format::Cat => {
+            // The payload as it is, its lines kept; other control characters escaped.
+            for (i, l) in e.payload.split('\n').enumerate() {
+                if i > 0 {
+                    s.push('\n');
+                }
+                push_clean(&mut s, l.trim_end_matches('\r'));
+            }
+            s.push('\n');
+        }
+        Format::Verbose => verbose(style, e, &mut s),
         Format::Csv => {
             for (i, f) in [
                 timefmt::format_rfc3339(e.timestamp_ns),
@@ -162,9 +269,48 @@ pub(crate) fn render(format: Format, color: bool, e: &EntryView) -> String {
     s
 }
 
-fn text(color: bool, e: &EntryView, s: &mut String) {
+/// `verbose`: the time, then every field on its own line, indented; a blank line after.
+fn verbose(style: Style, e: &EntryView, s: &mut String) {
     use std::fmt::Write as _;
-    s.push_str(&short_time(e.timestamp_ns));
+    s.push_str(&zoned_time(e.timestamp_ns, style.zone));
+    s.push('\n');
+    let mut field = |k: &str, v: &str| {
+        s.push_str("    ");
+        push_clean(s, k);
+        s.push('=');
+        // Continuation lines of a value indented under it.
+        for (i, l) in v.split('\n').enumerate() {
+            if i > 0 {
+                s.push_str("\n        ");
+            }
+            push_clean(s, l.trim_end_matches('\r'));
+        }
+        s.push('\n');
+    };
+    field("timestamp", &timefmt::format_rfc3339(e.timestamp_ns));
+    let mut level = String::new();
+    let _ = write!(level, "{} ({})", e.level.name(), e.level.number());
+    field("level", &level);
+    field("entry_type", e.entry_type.name());
+    field("source", &e.source);
+    field("payload_type", &e.payload_type);
+    field("payload", &e.payload);
+    for (k, v) in &e.metadata {
+        field(&format!("metadata.{k}"), v);
+    }
+    for (k, v) in &e.fields {
+        match v {
+            Value::String(t) => field(&format!("fields.{k}"), t),
+            other => field(&format!("fields.{k}"), &other.to_string()),
+        }
+    }
+    s.push('\n');
+}
+
+fn text(style: Style, e: &EntryView, s: &mut String) {
+    use std::fmt::Write as _;
+    let color = style.color;
+    s.push_str(&zoned_time(e.timestamp_ns, style.zone));
     s.push(' ');
     let label = level_label(e.level);
     if color {
@@ -212,11 +358,10 @@ fn text(color: bool, e: &EntryView, s: &mut String) {
 }
 
 impl<W: Write> Printer<W> {
-    pub(crate) fn new(out: W, format: Format, color: bool) -> Self {
+    pub(crate) fn new(out: W, style: Style) -> Self {
         Printer {
             out,
-            format,
-            color,
+            style,
             count: 0,
         }
     }
@@ -228,7 +373,7 @@ impl<W: Write> Printer<W> {
 
     /// Writes whatever comes before the first entry.
     pub(crate) fn begin(&mut self) -> std::io::Result<()> {
-        match self.format {
+        match self.style.format {
             Format::Csv => self.out.write_all(CSV_HEADER.as_bytes()),
             Format::Json => self.out.write_all(b"["),
             _ => Ok(()),
@@ -237,13 +382,13 @@ impl<W: Write> Printer<W> {
 
     /// Writes one entry.
     pub(crate) fn entry(&mut self, e: &EntryView) -> std::io::Result<()> {
-        let r = render(self.format, self.color, e);
+        let r = render(self.style, e);
         self.rendered(r.as_bytes())
     }
 
     /// Writes one entry already rendered by [`render`] in this printer's format.
     pub(crate) fn rendered(&mut self, r: &[u8]) -> std::io::Result<()> {
-        if self.format == Format::Json {
+        if self.style.format == Format::Json {
             self.out
                 .write_all(if self.count == 0 { b"\n" } else { b",\n" })?;
         }
@@ -253,7 +398,7 @@ impl<W: Write> Printer<W> {
 
     /// Writes whatever comes after the last entry and flushes.
     pub(crate) fn finish(&mut self) -> std::io::Result<()> {
-        if self.format == Format::Json {
+        if self.style.format == Format::Json {
             self.out
                 .write_all(if self.count == 0 { b"]\n" } else { b"\n]\n" })?;
         }
@@ -287,8 +432,16 @@ mod tests {
         e.into()
     }
 
+    fn utc(format: Format) -> Style {
+        Style {
+            format,
+            color: false,
+            zone: Zone::Utc,
+        }
+    }
+
     fn render(format: Format) -> String {
-        let mut p = Printer::new(Vec::new(), format, false);
+        let mut p = Printer::new(Vec::new(), utc(format));
         p.begin().unwrap();
         p.entry(&sample()).unwrap();
         p.entry(&sample()).unwrap();
@@ -326,7 +479,7 @@ mod tests {
             "{c}"
         );
         let empty = {
-            let mut p = Printer::new(Vec::new(), Format::Json, false);
+            let mut p = Printer::new(Vec::new(), utc(Format::Json));
             p.begin().unwrap();
             p.finish().unwrap();
             String::from_utf8(p.into_inner()).unwrap()
@@ -340,7 +493,7 @@ mod tests {
         e.payload = "ok\x1b]52;c;ZXZpbA==\x07 done\rFAKE\n\x1b[2Jnext".into();
         e.source = "a\x1b[31mb".into();
         e.metadata.insert("k\x1b".into(), "v\x1b[0m".into());
-        let t = super::render(Format::Text, false, &e);
+        let t = super::render(utc(Format::Text), &e);
         assert!(
             !t.contains('\x1b') && !t.contains('\x07') && !t.contains('\r'),
             "{t:?}"
@@ -350,6 +503,75 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("\n    \\u{1b}[2Jnext"), "{t}");
+    }
+
+    #[test]
+    fn text_shows_the_time_in_the_zone_given() {
+        let at = |zone| {
+            super::render(
+                Style {
+                    format: Format::Text,
+                    color: false,
+                    zone,
+                },
+                &sample(),
+            )
+        };
+        assert!(at(Zone::Utc).starts_with("2025-11-21T04:40:00.123Z ERROR "));
+        assert!(
+            at(Zone::Fixed(5 * 3600 + 1800)).starts_with("2025-11-21T10:10:00.123+05:30 ERROR ")
+        );
+        assert!(at(Zone::Fixed(-10 * 3600)).starts_with("2025-11-20T18:40:00.123-10:00 ERROR "));
+        assert!(at(Zone::Fixed(0)).starts_with("2025-11-21T04:40:00.123+00:00 ERROR "));
+        // Machine formats stay UTC whatever the zone.
+        let j = super::render(
+            Style {
+                format: Format::Ndjson,
+                color: false,
+                zone: Zone::Fixed(3600),
+            },
+            &sample(),
+        );
+        assert!(j.contains("\"2025-11-21T04:40:00.123Z\""), "{j}");
+    }
+
+    #[test]
+    fn journalctl_output_names() {
+        use clap::ValueEnum as _;
+        assert_eq!(Format::from_str("short", false).unwrap(), Format::Text);
+        assert_eq!(
+            Format::from_str("json-pretty", false).unwrap(),
+            Format::JsonPretty
+        );
+        // -o json is journalctl's: one object per line; --format json stays an array.
+        assert_eq!(
+            chosen(Some(Format::Json), None, Format::Text),
+            Format::Ndjson
+        );
+        assert_eq!(chosen(None, Some(Format::Json), Format::Text), Format::Json);
+        assert_eq!(chosen(None, None, Format::Text), Format::Text);
+        assert_eq!(chosen(Some(Format::Cat), None, Format::Text), Format::Cat);
+    }
+
+    #[test]
+    fn cat_verbose_and_json_pretty() {
+        let mut e = sample();
+        e.fields.insert("value".into(), serde_json::json!(0.5));
+        let cat = super::render(utc(Format::Cat), &e);
+        assert_eq!(cat, "boom, \"quoted\"\n  at main.rs:1\n");
+        let v = super::render(utc(Format::Verbose), &e);
+        assert_eq!(
+            v,
+            "2025-11-21T04:40:00.123Z\n    timestamp=2025-11-21T04:40:00.123Z\n    level=error (4)\n    \
+             entry_type=log\n    source=api\n    payload_type=generic\n    payload=boom, \"quoted\"\n          \
+             at main.rs:1\n    metadata.region=eu west\n    fields.value=0.5\n\n"
+        );
+        let p = super::render(utc(Format::JsonPretty), &e);
+        assert!(p.starts_with("{\n  \""), "{p}");
+        let back: Value = serde_json::from_str(&p).unwrap();
+        assert_eq!(back["payload"], "boom, \"quoted\"\n  at main.rs:1");
+        e.payload = "a\x1b[2Jb".into();
+        assert_eq!(super::render(utc(Format::Cat), &e), "a\\u{1b}[2Jb\n");
     }
 
     #[test]

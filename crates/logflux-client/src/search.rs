@@ -14,9 +14,10 @@ use serde_json::json;
 
 use crate::api::Line;
 use crate::config::Settings;
-use crate::fetch::{Mapper, Merger, Session, spawn_query};
+use crate::fetch::{Chunk, Mapper, Merger, Session, spawn_query};
 use crate::filter::{FilterArgs, parse_duration};
-use crate::output::{Format, Printer, render};
+use crate::output::{Format, Printer, Style, Zone, chosen, render};
+use crate::pager::Out;
 use crate::{EXIT_ERROR, EXIT_NO_RESULTS, EXIT_OK};
 
 /// Which way results run.
@@ -46,22 +47,58 @@ impl Color {
     }
 }
 
+/// How entries are shown: `search` and `tail`.
+#[derive(Debug, Args)]
+pub(crate) struct ShowArgs {
+    /// Output mode, with journalctl's names: short (= text), json (one object per line, as
+    /// journalctl's; = ndjson), json-pretty, cat (the payload alone), verbose (every field);
+    /// also text, ndjson, csv.
+    #[arg(short = 'o', long = "output", value_enum, value_name = "MODE")]
+    output: Option<Format>,
+    /// Output format: text (default), json (one JSON array), ndjson, json-pretty, csv, cat,
+    /// verbose.
+    #[arg(long, value_enum, conflicts_with = "output")]
+    format: Option<Format>,
+    /// Colour levels in text output.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    color: Color,
+    /// Show times in UTC (default: local time, as journalctl, on a terminal or not; json,
+    /// ndjson, json-pretty and csv are always RFC 3339 in UTC).
+    #[arg(long)]
+    utc: bool,
+    /// Do not pipe output into a pager (on a terminal, output goes through $LOGFLUX_PAGER,
+    /// else $PAGER, else `less`; never when piped).
+    #[arg(long)]
+    no_pager: bool,
+}
+
+impl ShowArgs {
+    fn style(&self) -> Style {
+        Style {
+            format: chosen(self.output, self.format, Format::Text),
+            color: self.color.on(),
+            zone: Zone::new(self.utc),
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct SearchArgs {
     #[command(flatten)]
     filter: FilterArgs,
-    /// Most entries to show (0: no limit).
-    #[arg(short = 'n', long, default_value_t = 1000)]
+    /// Most entries to show (0: no limit): the newest N (with --order oldest, the oldest N).
+    /// When more match, stderr says so.
+    #[arg(short = 'n', long, visible_alias = "lines", default_value_t = 1000)]
     limit: u64,
-    /// newest (default) or oldest first.
-    #[arg(long, value_enum, default_value_t = Order::Newest)]
-    order: Order,
-    /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value_t = Format::Text)]
-    format: Format,
-    /// Colour levels in text output.
-    #[arg(long, value_enum, default_value_t = Color::Auto)]
-    color: Color,
+    /// Newest first (by default the newest N are shown oldest first, as `journalctl -n`).
+    #[arg(short = 'r', long, conflicts_with = "order")]
+    reverse: bool,
+    /// newest: the newest N, newest first (as -r); oldest: the oldest N, oldest first.
+    /// Default: the newest N, oldest first.
+    #[arg(long, value_enum)]
+    order: Option<Order>,
+    #[command(flatten)]
+    show: ShowArgs,
 }
 
 #[derive(Debug, Args)]
@@ -74,10 +111,8 @@ pub(crate) struct TailArgs {
     /// How many recent entries to show first.
     #[arg(short = 'n', long, default_value_t = 10)]
     lines: u64,
-    #[arg(short = 'o', long, value_enum, default_value_t = Format::Text)]
-    format: Format,
-    #[arg(long, value_enum, default_value_t = Color::Auto)]
-    color: Color,
+    #[command(flatten)]
+    show: ShowArgs,
 }
 
 #[derive(Debug, Args)]
@@ -88,11 +123,19 @@ pub(crate) struct ExportArgs {
     /// FILE.partial, which an interruption leaves behind, never FILE.
     #[arg(long, short = 'O')]
     output: PathBuf,
-    #[arg(short = 'o', long, value_enum, default_value_t = Format::Ndjson)]
-    format: Format,
+    /// Output mode, with journalctl's names (json: one object per line; see search -o).
+    #[arg(short = 'o', value_enum, value_name = "MODE")]
+    mode: Option<Format>,
+    /// Output format: ndjson (default), json (one JSON array), csv, json-pretty, text, cat,
+    /// verbose.
+    #[arg(long, value_enum, conflicts_with = "mode")]
+    format: Option<Format>,
     /// oldest (default) or newest first.
     #[arg(long, value_enum, default_value_t = Order::Oldest)]
     order: Order,
+    /// Times of text and verbose output in UTC (default: local time).
+    #[arg(long)]
+    utc: bool,
     /// Replace FILE if it exists.
     #[arg(long)]
     force: bool,
@@ -114,6 +157,23 @@ pub(crate) struct StatsArgs {
     bucket: Option<String>,
     #[arg(short = 'o', long, value_enum, default_value_t = StatsFormat::Text)]
     format: StatsFormat,
+    /// Buckets in UTC: aligned to UTC and shown in UTC (default: aligned to local time and,
+    /// in text output, shown in local time; JSON always writes UTC).
+    #[arg(long)]
+    utc: bool,
+}
+
+/// Whether entries beyond a limit match.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Rest {
+    /// None: everything that matches was shown.
+    #[default]
+    None,
+    /// At least one more matches.
+    More,
+    /// The limit was reached and [`PROBE_RECORDS`] more records held no match; later ones
+    /// were not looked at.
+    Unknown,
 }
 
 /// What a run of a query produced.
@@ -122,6 +182,38 @@ struct Summary {
     entries: u64,
     records: u64,
     errors: u64,
+    rest: Rest,
+}
+
+/// Records looked at past a limit for one more match, at most (a search whose matches are
+/// rare past its limit would otherwise cost a full listing to say so).
+const PROBE_RECORDS: usize = 2000;
+
+/// Whether the query still holds a match: it reads on until one, the end, or
+/// [`PROBE_RECORDS`] records. Records that cannot be opened are reported and counted.
+async fn probe_rest(
+    session: &Session,
+    rx: &mut tokio::sync::mpsc::Receiver<anyhow::Result<Chunk>>,
+    sum: &mut Summary,
+) -> anyhow::Result<Rest> {
+    let nothing: Mapper<()> = Arc::new(|_| ());
+    let mut examined = 0;
+    while let Some(chunk) = rx.recv().await {
+        let chunk = chunk?;
+        examined += chunk.records.len();
+        let opened = session.open_records(chunk.records, &nothing).await?;
+        sum.errors += opened.errors.len() as u64;
+        if !opened.entries.is_empty() {
+            return Ok(Rest::More);
+        }
+        if chunk.done {
+            return Ok(Rest::None);
+        }
+        if examined >= PROBE_RECORDS {
+            return Ok(Rest::Unknown);
+        }
+    }
+    Ok(Rest::None)
 }
 
 /// Whether an error is stdout having been closed (`logflux search | head`).
@@ -133,7 +225,8 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 /// Runs the session's query to the end (or `limit` entries, or until `emit` says stop), in
-/// order; `progress` sees each decrypted step.
+/// order; `progress` sees each decrypted step. At the limit, it finds out whether more match
+/// ([`Summary::rest`]).
 async fn run_query<T: Send + 'static>(
     session: &Session,
     newest_first: bool,
@@ -155,7 +248,18 @@ async fn run_query<T: Send + 'static>(
         }
         while let Some(e) = merger.pop(chunk.watermark, chunk.done) {
             sum.entries += 1;
-            if !emit(e)? || (limit > 0 && sum.entries >= limit) {
+            if !emit(e)? {
+                return Ok(sum);
+            }
+            if limit > 0 && sum.entries >= limit {
+                // Entries held for ordering matched too.
+                sum.rest = if !merger.is_empty() {
+                    Rest::More
+                } else if chunk.done {
+                    Rest::None
+                } else {
+                    probe_rest(session, &mut rx, &mut sum).await?
+                };
                 return Ok(sum);
             }
         }
@@ -177,37 +281,109 @@ fn status(sum: &Summary) -> i32 {
     }
 }
 
+/// What stderr says when the limit cut the output.
+fn limit_notice(rest: Rest, shown: u64, oldest: bool) -> Option<String> {
+    let end = if oldest { "oldest" } else { "newest" };
+    match rest {
+        Rest::None => None,
+        Rest::More => Some(format!(
+            "logflux: showing the {end} {shown} entries; more match — use -n N for more, or -n 0 for all"
+        )),
+        Rest::Unknown => Some(format!(
+            "logflux: showing the {end} {shown} entries; more may match (the next {PROBE_RECORDS} records held none) — use -n 0 for all"
+        )),
+    }
+}
+
+/// How `search` lists: which end the limit keeps, the order the server lists in, and
+/// whether entries are held to be shown the other way round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Plan {
+    oldest_end: bool,
+    newest_first: bool,
+    hold: bool,
+}
+
+impl Plan {
+    fn new(order: Option<Order>, reverse: bool, limit: u64) -> Plan {
+        let (oldest_end, newest_first, hold) = match (order, reverse) {
+            (Some(Order::Oldest), _) => (true, false, false),
+            (Some(Order::Newest), _) | (None, true) => (false, true, false),
+            // Without a limit, everything oldest first is a listing oldest first.
+            (None, false) if limit == 0 => (false, false, false),
+            // The newest N, shown oldest first (`journalctl -n`): listed newest first, held,
+            // shown reversed.
+            (None, false) => (false, true, true),
+        };
+        Plan {
+            oldest_end,
+            newest_first,
+            hold,
+        }
+    }
+}
+
 pub(crate) async fn search(settings: &Settings, args: SearchArgs) -> anyhow::Result<i32> {
     let session = Session::open(settings, &args.filter).await?;
-    let stdout = std::io::stdout();
-    let (format, color) = (args.format, args.color.on());
+    let style = args.show.style();
+    let Plan {
+        oldest_end,
+        newest_first,
+        hold,
+    } = Plan::new(args.order, args.reverse, args.limit);
+    let (writer, pager) = Out::open(args.show.no_pager).split();
     let printer = std::cell::RefCell::new(Printer::new(
-        std::io::BufWriter::with_capacity(256 * 1024, stdout.lock()),
-        format,
-        color,
+        std::io::BufWriter::with_capacity(256 * 1024, writer),
+        style,
     ));
+    let mut held: Vec<String> = Vec::new();
     let r: anyhow::Result<Summary> = async {
         printer.borrow_mut().begin()?;
         let sum = run_query(
             &session,
-            args.order == Order::Newest,
+            newest_first,
             args.limit,
-            Arc::new(move |e| render(format, color, &e)),
+            Arc::new(move |e| render(style, &e)),
             |r| {
-                printer.borrow_mut().rendered(r.as_bytes())?;
+                if hold {
+                    held.push(r);
+                } else {
+                    printer.borrow_mut().rendered(r.as_bytes())?;
+                }
                 Ok(true)
             },
             // Whatever a step decrypted is shown at once (a flush per chunk of records, not
             // per entry), on a terminal or down a pipe.
-            |_| Ok(printer.borrow_mut().flush()?),
+            |_| {
+                if !hold {
+                    printer.borrow_mut().flush()?;
+                }
+                Ok(())
+            },
         )
-        .await?;
+        .await;
+        // Entries held to be shown oldest first are shown even when the query failed part
+        // way, as streamed ones are.
+        for r in held.iter().rev() {
+            printer.borrow_mut().rendered(r.as_bytes())?;
+        }
+        let sum = sum?;
         printer.borrow_mut().finish()?;
         Ok(sum)
     }
     .await;
+    // The pager's input is closed, then the user leaves it; what stderr says comes after.
+    drop(printer);
+    if let Some(p) = pager {
+        p.wait();
+    }
     match r {
-        Ok(sum) => Ok(status(&sum)),
+        Ok(sum) => {
+            if let Some(n) = limit_notice(sum.rest, sum.entries, oldest_end) {
+                eprintln!("{n}");
+            }
+            Ok(status(&sum))
+        }
         Err(e) if is_broken_pipe(&e) => Ok(EXIT_OK),
         Err(e) => Err(e),
     }
@@ -241,8 +417,9 @@ pub(crate) async fn tail(settings: &Settings, args: TailArgs) -> anyhow::Result<
     } else {
         None
     };
-    let stdout = std::io::stdout();
-    let mut printer = Printer::new(stdout.lock(), args.format, args.color.on());
+    // A pager for what is shown once, never for what keeps coming.
+    let (writer, pager) = Out::open(args.show.no_pager || args.follow).split();
+    let mut printer = Printer::new(writer, args.show.style());
     let mut recent = Vec::new();
     let identity: Mapper<EntryView> = Arc::new(|e| e);
     let mut seen_records: HashSet<String> = HashSet::new();
@@ -281,6 +458,10 @@ pub(crate) async fn tail(settings: &Settings, args: TailArgs) -> anyhow::Result<
         printer.flush()?;
         let Some(mut lines) = live.take() else {
             printer.finish()?;
+            drop(printer);
+            if let Some(p) = pager {
+                p.wait();
+            }
             return Ok(status(&sum));
         };
         eprintln!("logflux: following new entries (Ctrl-C stops)");
@@ -411,12 +592,12 @@ pub(crate) async fn export(settings: &Settings, args: ExportArgs) -> anyhow::Res
             .open(&partial)
             .with_context(|| format!("creating {}", partial.display()))?
     };
-    let format = args.format;
-    let mut printer = Printer::new(
-        std::io::BufWriter::with_capacity(1 << 20, file),
-        format,
-        false,
-    );
+    let style = Style {
+        format: chosen(args.mode, args.format, Format::Ndjson),
+        color: false,
+        zone: Zone::new(args.utc),
+    };
+    let mut printer = Printer::new(std::io::BufWriter::with_capacity(1 << 20, file), style);
     printer.begin()?;
     let bar =
         indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
@@ -438,7 +619,7 @@ pub(crate) async fn export(settings: &Settings, args: ExportArgs) -> anyhow::Res
         &session,
         args.order == Order::Newest,
         0,
-        Arc::new(move |e| render(format, false, &e)),
+        Arc::new(move |e| render(style, &e)),
         |r| {
             printer.rendered(r.as_bytes())?;
             bar.inc(1);
@@ -571,7 +752,11 @@ pub(crate) async fn stats(settings: &Settings, mut args: StatsArgs) -> anyhow::R
             .with_context(|| format!("--bucket {b:?}: a duration like 5m, 1h or 1d"))?,
         None => auto_bucket(until - since),
     };
-    let start = since - since.rem_euclid(width);
+    // Buckets start on whole widths of local time (of UTC with --utc): the local offset at
+    // `since` is the one used.
+    let zone = Zone::new(args.utc);
+    let offset_ns = i64::from(zone.offset(since).unwrap_or(0)) * 1_000_000_000;
+    let start = since - (since + offset_ns).rem_euclid(width);
     let n = usize::try_from((until - start) / width + 1).unwrap_or(usize::MAX);
     if n > 10_000 {
         bail!("{n} buckets: choose a wider --bucket or a shorter range");
@@ -635,11 +820,12 @@ pub(crate) async fn stats(settings: &Settings, mut args: StatsArgs) -> anyhow::R
                 out,
                 "{} entries from {} to {}, by {}",
                 sum.entries,
-                crate::output::short_time(since),
-                crate::output::short_time(until),
+                crate::output::zoned_time(since, zone),
+                crate::output::zoned_time(until, zone),
                 human_width(width)
             )?;
-            let mut header = format!("{:<24} {:>8}", "bucket start (UTC)", "total");
+            let col = crate::output::zoned_time(start, zone).len();
+            let mut header = format!("{:<col$} {:>8}", "bucket start", "total");
             for &i in &shown {
                 header.push_str(&format!(" {:>8}", Level::ALL[i].name()));
             }
@@ -647,8 +833,8 @@ pub(crate) async fn stats(settings: &Settings, mut args: StatsArgs) -> anyhow::R
             for (i, c) in counts.iter().enumerate() {
                 let total: u64 = c.iter().sum();
                 let mut row = format!(
-                    "{:<24} {total:>8}",
-                    crate::output::short_time(start + i as i64 * width)
+                    "{:<col$} {total:>8}",
+                    crate::output::zoned_time(start + i as i64 * width, zone)
                 );
                 for &l in &shown {
                     row.push_str(&format!(" {:>8}", c[l]));
@@ -667,6 +853,39 @@ pub(crate) async fn stats(settings: &Settings, mut args: StatsArgs) -> anyhow::R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_newest_n_are_shown_oldest_first_unless_reversed() {
+        let plan = |o, r, n| {
+            let p = Plan::new(o, r, n);
+            (p.oldest_end, p.newest_first, p.hold)
+        };
+        assert_eq!(plan(None, false, 1000), (false, true, true));
+        assert_eq!(plan(None, false, 0), (false, false, false));
+        assert_eq!(plan(None, true, 1000), (false, true, false));
+        assert_eq!(plan(Some(Order::Newest), false, 5), (false, true, false));
+        assert_eq!(plan(Some(Order::Oldest), false, 5), (true, false, false));
+    }
+
+    #[test]
+    fn the_limit_notice_says_which_end_and_whether_more_match() {
+        assert_eq!(limit_notice(Rest::None, 1000, false), None);
+        assert_eq!(
+            limit_notice(Rest::More, 1000, false).unwrap(),
+            "logflux: showing the newest 1000 entries; more match — use -n N for more, or -n 0 for all"
+        );
+        assert!(
+            limit_notice(Rest::More, 7, true)
+                .unwrap()
+                .contains("the oldest 7 entries; more match")
+        );
+        let maybe = limit_notice(Rest::Unknown, 10, false).unwrap();
+        assert!(
+            maybe.contains("the newest 10 entries; more may match"),
+            "{maybe}"
+        );
+        assert!(maybe.contains("-n 0"), "{maybe}");
+    }
 
     #[test]
     fn buckets_are_familiar_widths() {

@@ -37,6 +37,10 @@ async fn the_server_never_receives_a_query_word_in_clear() {
             "search",
             "zebracorn",
             "Quuxinator",
+            // A phrase: its words leave as tokens, the phrase itself not at all.
+            "In Quuxinator",
+            "--grep",
+            "quux.nator",
             "--contains",
             "failure in",
             "--regex",
@@ -75,6 +79,7 @@ async fn the_server_never_receives_a_query_word_in_clear() {
         "quuxinator",
         "failure in",
         "zebra[a-z]",
+        "quux.nator",
         "svc-hidden-source",
         "tenant-secret-key",
         "meta-hidden-value",

@@ -542,3 +542,457 @@ async fn tail_follow_exits_with_the_reason_when_its_token_is_revoked() {
     assert!(rest.iter().any(|l| l.contains("token_revoked")), "{rest:?}");
     assert!(!rest.iter().any(|l| l.contains("reconnecting")), "{rest:?}");
 }
+
+/// Sends `payloads` over the agent's socket, one second apart, the last one a minute ago, all
+/// from `source` at level info; returns their timestamps.
+async fn send_timed(stack: &Stack, source: &str, payloads: &[String]) -> Vec<i64> {
+    let now = timefmt::now_ns();
+    let base = now - now % S - 60 * S - payloads.len() as i64 * S;
+    let mut times = Vec::new();
+    let lines: Vec<Value> = payloads
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let ts = base + (i as i64 + 1) * S;
+            times.push(ts);
+            json!({"payload": p, "source": source, "entryType": 1, "logLevel": 7,
+                   "timestamp": timefmt::format_rfc3339(ts)})
+        })
+        .collect();
+    stack.send_unix(&lines).await;
+    times
+}
+
+fn ndjson_payloads(out: &str) -> Vec<String> {
+    out.lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["payload"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+const LIMIT_CUT: &str = "more match";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn search_says_on_stderr_when_the_limit_cut_the_output() {
+    let stack = Stack::start().await;
+    let many: Vec<String> = (0..1001).map(|i| format!("bulk entry {i}")).collect();
+    send_timed(&stack, "bulk", &many).await;
+    let five: Vec<String> = (0..5).map(|i| format!("few entry {i}")).collect();
+    send_timed(&stack, "few", &five).await;
+    stack.wait_for_entries(1001 + 5 + 1).await;
+
+    // The default limit, 1000, with 1001 matching: the newest 1000, and stderr says so.
+    let (code, out, err) = stack.run(&["search", "--source", "bulk", "--format", "ndjson"]);
+    assert_eq!(code, 0, "{err}");
+    let got = ndjson_payloads(&out);
+    assert_eq!(got.len(), 1000);
+    assert_eq!(got, many[1..], "the newest 1000, oldest of them first");
+    assert!(
+        err.contains(
+            "showing the newest 1000 entries; more match — use -n N for more, or -n 0 for all"
+        ),
+        "{err}"
+    );
+    // Everything fits: not a word.
+    for n in ["0", "1001", "2000"] {
+        let (code, out, err) = stack.run(&["search", "--source", "bulk", "-n", n, "-o", "ndjson"]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(ndjson_payloads(&out), many, "-n {n}");
+        assert!(
+            !err.contains(LIMIT_CUT) && !err.contains("showing"),
+            "-n {n}: {err}"
+        );
+    }
+    // Exactly as many as match: silent too.
+    let (_, out, err) = stack.run(&["search", "--source", "few", "-n", "5", "-o", "ndjson"]);
+    assert_eq!(ndjson_payloads(&out), five);
+    assert!(!err.contains("showing"), "{err}");
+    // One fewer than match: cut.
+    let (_, out, err) = stack.run(&["search", "--source", "few", "-n", "4", "-o", "ndjson"]);
+    assert_eq!(ndjson_payloads(&out), five[1..]);
+    assert!(
+        err.contains("showing the newest 4 entries; more match"),
+        "{err}"
+    );
+    // -r: newest first; --order oldest: the oldest N; --order newest as before (newest first).
+    let (_, out, err) = stack.run(&["search", "--source", "few", "-n", "2", "-r", "-o", "ndjson"]);
+    assert_eq!(ndjson_payloads(&out), ["few entry 4", "few entry 3"]);
+    assert!(
+        err.contains("showing the newest 2 entries; more match"),
+        "{err}"
+    );
+    let (_, out, _) = stack.run(&[
+        "search", "--source", "few", "--order", "newest", "-n", "2", "-o", "ndjson",
+    ]);
+    assert_eq!(ndjson_payloads(&out), ["few entry 4", "few entry 3"]);
+    let (_, out, err) = stack.run(&[
+        "search", "--source", "few", "--order", "oldest", "-n", "2", "-o", "ndjson",
+    ]);
+    assert_eq!(ndjson_payloads(&out), ["few entry 0", "few entry 1"]);
+    assert!(
+        err.contains("showing the oldest 2 entries; more match"),
+        "{err}"
+    );
+    let (_, out, _) = stack.run(&["search", "--source", "few", "-r", "-n", "0", "-o", "ndjson"]);
+    assert_eq!(
+        ndjson_payloads(&out),
+        five.iter().rev().cloned().collect::<Vec<_>>()
+    );
+    let (code, _, err) = stack.run(&["search", "-r", "--order", "oldest"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot be used with"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_search_argument_with_separators_is_a_phrase_not_its_words_anywhere() {
+    let stack = Stack::start().await;
+    let sent: Vec<String> = [
+        // The report: 10.10.34.11 matched entries holding 10, 10, 34 and 11 apart.
+        "login from 10.10.34.11 accepted",
+        "peer 10.10.34.11:443 reset",
+        "login from 10.10.34.12 port 11",
+        "counters 10 10 34 11",
+        "from 110.10.34.11 denied",
+        "from 10.10.34.110 denied",
+        "11.34.10.10 reversed",
+        "GET /v2/servers 200",
+        "GET /V2/Servers/17 404",
+        "GET /v2/other/servers 200",
+        "GET /v2/serversX 200",
+        "mail to alice@example.com sent",
+        "mail to Alice@Example.COM sent",
+        "mail to malice@example.com sent",
+        "alice at example com",
+        "job 3f2a9c1e-7b4d-4e1a-9c3b-2d5e6f708192 done",
+        "job 3f2a9c1e-7b4d-4e1a-9c3b-2d5e6f708193 done",
+        "ssh root@db-1 failed",
+        "ssh root@db-10 failed",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    send_timed(&stack, "phr", &sent).await;
+    stack.wait_for_entries(sent.len() + 1).await;
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["10.10.34.11"],
+            &[
+                "login from 10.10.34.11 accepted",
+                "peer 10.10.34.11:443 reset",
+            ],
+        ),
+        (
+            &["/v2/servers"],
+            &["GET /v2/servers 200", "GET /V2/Servers/17 404"],
+        ),
+        (
+            &["alice@example.com"],
+            &[
+                "mail to alice@example.com sent",
+                "mail to Alice@Example.COM sent",
+            ],
+        ),
+        (
+            &["3f2a9c1e-7b4d-4e1a-9c3b-2d5e6f708192"],
+            &["job 3f2a9c1e-7b4d-4e1a-9c3b-2d5e6f708192 done"],
+        ),
+        (&["root@db-1"], &["ssh root@db-1 failed"]),
+        // A phrase and a word together: both must hold.
+        (
+            &["10.10.34.11", "accepted"],
+            &["login from 10.10.34.11 accepted"],
+        ),
+        (&["from 10.10.34.11"], &["login from 10.10.34.11 accepted"]),
+        // Words are still whole words anywhere.
+        (
+            &["11", "34"],
+            &[
+                "login from 10.10.34.11 accepted",
+                "peer 10.10.34.11:443 reset",
+                "login from 10.10.34.12 port 11",
+                "counters 10 10 34 11",
+                "from 110.10.34.11 denied",
+                "11.34.10.10 reversed",
+            ],
+        ),
+    ];
+    for (args, want) in cases {
+        let mut all = vec!["--source", "phr"];
+        all.extend_from_slice(args);
+        let (_, got) = stack.search(&all);
+        let mut want: Vec<String> = want.iter().map(|s| (*s).to_owned()).collect();
+        want.sort();
+        assert_eq!(payloads(&got), want, "logflux search {args:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn journalctl_flags_priority_grep_output_modes_times_and_zones() {
+    let stack = Stack::start().await;
+    let now = timefmt::now_ns();
+    let at = |back: i64| timefmt::format_rfc3339(now - now % S - back * S);
+    let lines = vec![
+        json!({"payload": "disk Full on /var", "source": "jc", "entryType": 1, "logLevel": 3, "timestamp": at(7200)}),
+        json!({"payload": "request failed: Timeout", "source": "jc", "entryType": 1, "logLevel": 4, "timestamp": at(1800)}),
+        json!({"payload": "retrying after timeout", "source": "jc", "entryType": 1, "logLevel": 5, "timestamp": at(600),
+               "metadata": {"region": "eu"}}),
+        json!({"payload": "all good\nsecond line", "source": "jc", "entryType": 1, "logLevel": 7, "timestamp": at(60)}),
+    ];
+    stack.send_unix(&lines).await;
+    stack.wait_for_entries(lines.len() + 1).await;
+    let p = |args: &[&str]| {
+        let mut all = vec!["--source", "jc"];
+        all.extend_from_slice(args);
+        payloads(&stack.search(&all).1)
+    };
+    // -p is journalctl's: syslog numbers (3 = err); --level numbers are LogFlux's (3 = crit).
+    assert_eq!(
+        p(&["-p", "3"]),
+        ["disk Full on /var", "request failed: Timeout"]
+    );
+    assert_eq!(
+        p(&["-p", "err"]),
+        ["disk Full on /var", "request failed: Timeout"]
+    );
+    assert_eq!(p(&["-l", "3"]), ["disk Full on /var"]);
+    assert_eq!(
+        p(&["-p", "err..warning"]),
+        ["request failed: Timeout", "retrying after timeout"]
+    );
+    let (code, _, err) = stack.run(&["search", "-p", "err", "-l", "err"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot be used with"), "{err}");
+    let (code, _, err) = stack.run(&["search", "-p", "8"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("0 (emerg) .. 7 (debug)"), "{err}");
+    // --grep: all lower case, case-insensitive; an upper-case letter makes it sensitive.
+    assert_eq!(
+        p(&["--grep", "time.?out"]),
+        ["request failed: Timeout", "retrying after timeout"]
+    );
+    assert_eq!(p(&["-g", "Timeout"]), ["request failed: Timeout"]);
+    assert_eq!(p(&["--grep", "full"]), ["disk Full on /var"]);
+    // --since and --until, journalctl's forms.
+    assert_eq!(
+        p(&["--since", "1 hour ago"]),
+        [
+            "all good\nsecond line",
+            "request failed: Timeout",
+            "retrying after timeout"
+        ]
+    );
+    assert_eq!(
+        p(&["--since", "20 minutes ago"]),
+        ["all good\nsecond line", "retrying after timeout"]
+    );
+    assert_eq!(p(&["--until", "2 hours ago"]), ["disk Full on /var"]);
+    assert_eq!(p(&["--since", "yesterday"]).len(), 4);
+    assert_eq!(
+        p(&["--until", "now", "--since", "-5min"]),
+        ["all good\nsecond line"]
+    );
+
+    // Output modes: -o json is journalctl's, one object per line; --format json an array.
+    let (code, out, err) = stack.run(&["search", "--source", "jc", "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 4, "{out}");
+    assert_eq!(
+        ndjson_payloads(&out)[0],
+        "disk Full on /var",
+        "oldest first"
+    );
+    let (_, out, _) = stack.run(&["search", "--source", "jc", "--format", "json"]);
+    assert_eq!(serde_json::from_str::<Vec<Value>>(&out).unwrap().len(), 4);
+    let (_, out, _) = stack.run(&["search", "--source", "jc", "-o", "json-pretty", "-n", "1"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["payload"], "all good\nsecond line");
+    assert!(out.lines().count() > 5, "indented: {out}");
+    let (_, out, _) = stack.run(&["search", "--source", "jc", "-o", "cat"]);
+    assert_eq!(
+        out,
+        "disk Full on /var\nrequest failed: Timeout\nretrying after timeout\nall good\nsecond line\n"
+    );
+    let (_, out, _) = stack.run(&["search", "--source", "jc", "-o", "verbose", "-n", "2"]);
+    for want in [
+        "    level=warning (5)\n",
+        "    source=jc\n",
+        "    payload=retrying after timeout\n",
+        "    metadata.region=eu\n",
+        "    payload=all good\n        second line\n",
+    ] {
+        assert!(out.contains(want), "{want:?} not in {out}");
+    }
+    let (_, short, _) = stack.run(&["search", "--source", "jc", "-o", "short", "--utc"]);
+    let (_, text, _) = stack.run(&["search", "--source", "jc", "--format", "text", "--utc"]);
+    assert_eq!(short, text);
+
+    // Times: local (the process's TZ) unless --utc, piped or not; machine formats UTC.
+    let newest = at(60);
+    let run_tz = |args: &[&str]| {
+        let out = stack
+            .command()
+            .env("TZ", "IST-5:30")
+            .args(["search", "--source", "jc", "-n", "1"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let local = {
+        let t = logflux_proto::timefmt::parse_rfc3339(&newest).unwrap() + (5 * 3600 + 1800) * S;
+        format!(
+            "{}.000+05:30 INFO",
+            timefmt::format_rfc3339(t).trim_end_matches('Z')
+        )
+    };
+    let text = run_tz(&[]);
+    assert!(text.starts_with(&local), "{text} (want {local})");
+    let utc = format!("{}.000Z INFO", newest.trim_end_matches('Z'));
+    assert!(run_tz(&["--utc"]).starts_with(&utc), "want {utc}");
+    assert!(run_tz(&["-o", "verbose"]).starts_with(&local[..29]));
+    let j = run_tz(&["-o", "json"]);
+    assert!(j.contains(&format!("\"timestamp\":\"{newest}\"")), "{j}");
+    // A local time of day: in IST, the entry an hour back is at (local) HH:MM of today or,
+    // just after midnight, yesterday's; --since that minute finds the last three.
+    let out = stack
+        .command()
+        .env("TZ", "IST-5:30")
+        .args(["search", "--source", "jc", "-o", "ndjson", "--since"])
+        .arg({
+            let t = now - now % S - 1800 * S + (5 * 3600 + 1800) * S;
+            let hm = &timefmt::format_rfc3339(t - t % (60 * S))[..16];
+            hm.replace('T', " ")
+        })
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        ndjson_payloads(&String::from_utf8(out.stdout).unwrap()).len(),
+        3
+    );
+    // stats: hourly buckets on local hours, shown in local time; --utc: UTC hours.
+    for (utc, suffix) in [(false, ":00:00.000+05:30 "), (true, ":00:00.000Z ")] {
+        let mut c = stack.command();
+        c.env("TZ", "IST-5:30")
+            .args(["stats", "--source", "jc", "--since", "3h", "--bucket", "1h"]);
+        if utc {
+            c.arg("--utc");
+        }
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.starts_with("4 entries from "), "{text}");
+        let rows: Vec<&str> = text.lines().skip(2).collect();
+        assert!(rows.len() >= 3, "{text}");
+        for r in rows {
+            assert_eq!(r.get(13..13 + suffix.len()), Some(suffix), "{text}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn output_goes_through_the_pager_on_a_terminal_only() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: `script` (util-linux) is needed for a pseudo-terminal");
+        return;
+    }
+    let stack = Stack::start().await;
+    let payloads: Vec<String> = (0..3).map(|i| format!("paged entry {i}")).collect();
+    send_timed(&stack, "pg", &payloads).await;
+    stack.wait_for_entries(4).await;
+    let dir = stack.tmp.path();
+    let fake = dir.join("fake-pager");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho \"LESS=$LESS\" > \"$(dirname \"$0\")/paged\"\ncat >> \"$(dirname \"$0\")/paged\"\n",
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let paged = dir.join("paged");
+    let on_terminal = |extra: &str, vars: &[(&str, &str)]| {
+        let _ = std::fs::remove_file(&paged);
+        let mut c = stack.command_of("script");
+        c.args([
+            "-qec",
+            &format!("{} search --source pg --utc {extra}", common::BIN),
+            "/dev/null",
+        ])
+        .stdin(std::process::Stdio::null())
+        .env_remove("LESS")
+        .env_remove("LOGFLUX_PAGER");
+        for (k, v) in vars {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let fake_s = fake.to_str().unwrap();
+    // On a terminal: everything goes to $PAGER, with journalctl's LESS flags.
+    let screen = on_terminal("", &[("PAGER", fake_s)]);
+    let got = std::fs::read_to_string(&paged).expect("the pager ran");
+    assert!(got.starts_with("LESS=FRSXMK\n"), "{got}");
+    for p in &payloads {
+        assert!(got.contains(&format!("pg: {p}")), "{got}");
+        assert!(
+            !screen.contains(p.as_str()),
+            "not on the terminal itself: {screen}"
+        );
+    }
+    // $LOGFLUX_PAGER wins over $PAGER, and the user's LESS is kept.
+    on_terminal(
+        "",
+        &[("PAGER", "false"), ("LOGFLUX_PAGER", fake_s), ("LESS", "R")],
+    );
+    let got = std::fs::read_to_string(&paged).expect("LOGFLUX_PAGER ran");
+    assert!(
+        got.starts_with("LESS=R\n") && got.contains("paged entry 2"),
+        "{got}"
+    );
+    // --no-pager, or PAGER=cat: straight to the terminal.
+    for (extra, vars) in [
+        ("--no-pager", vec![("PAGER", fake_s)]),
+        ("", vec![("PAGER", "cat")]),
+    ] {
+        let screen = on_terminal(extra, &vars);
+        assert!(!paged.exists(), "{extra} {vars:?}");
+        assert!(screen.contains("pg: paged entry 2"), "{screen}");
+    }
+    // Piped: never a pager.
+    let out = stack
+        .command()
+        .env("PAGER", fake_s)
+        .args(["search", "--source", "pg"])
+        .output()
+        .unwrap();
+    assert!(!paged.exists());
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .contains("paged entry 0")
+    );
+}

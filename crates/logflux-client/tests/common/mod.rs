@@ -114,7 +114,13 @@ impl Stack {
     /// A `logflux` command configured by this stack's client.yaml only (no LOGFLUX_* from the
     /// test's own environment, a private HOME).
     pub fn command(&self) -> std::process::Command {
-        let mut c = std::process::Command::new(BIN);
+        self.command_of(BIN)
+    }
+
+    /// As [`Stack::command`], running `program` (a wrapper such as `script`) with the same
+    /// environment.
+    pub fn command_of(&self, program: &str) -> std::process::Command {
+        let mut c = std::process::Command::new(program);
         for (k, _) in std::env::vars() {
             if k.starts_with("LOGFLUX_") || k.ends_with("_PROXY") || k.ends_with("_proxy") {
                 c.env_remove(k);

@@ -1,0 +1,148 @@
+//! A pager for output on a terminal, as journalctl has one: `$LOGFLUX_PAGER`, else `$PAGER`,
+//! else `less`; empty or `cat` means none. `less` gets `LESS=FRSXMK` unless `LESS` is set (quit
+//! at once when the output fits a screen, colours, long lines chopped, screen not cleared,
+//! Ctrl-C quits). Never when stdout is not a terminal, with `--no-pager`, or for `tail -f`.
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+
+/// The pager command to run, if any: the decision alone, from whether stdout is a terminal,
+/// `--no-pager`, and the environment (`env` looks a variable up).
+pub(crate) fn choose(
+    stdout_is_terminal: bool,
+    no_pager: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<String> {
+    if !stdout_is_terminal || no_pager {
+        return None;
+    }
+    let cmd = env("LOGFLUX_PAGER")
+        .or_else(|| env("PAGER"))
+        .unwrap_or_else(|| "less".to_owned());
+    let cmd = cmd.trim();
+    (!cmd.is_empty() && cmd != "cat").then(|| cmd.to_owned())
+}
+
+/// Whether `program` is an executable file on `$PATH`.
+fn on_path(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|d| {
+            std::fs::metadata(d.join(program))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
+/// A running pager.
+#[derive(Debug)]
+pub(crate) struct Pager {
+    child: Child,
+}
+
+impl Pager {
+    /// Starts `cmd` (through `sh -c`, so it may carry arguments) reading what is written to
+    /// the returned pipe. `None` when it cannot start: output then goes to stdout.
+    pub(crate) fn spawn(cmd: &str) -> Option<(Pager, std::process::ChildStdin)> {
+        // The default must exist, or nothing at all would be shown.
+        if cmd == "less" && !on_path("less") {
+            return None;
+        }
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(cmd).stdin(Stdio::piped());
+        if std::env::var_os("LESS").is_none() {
+            c.env("LESS", "FRSXMK");
+        }
+        if std::env::var_os("LESSCHARSET").is_none() {
+            c.env("LESSCHARSET", "utf-8");
+        }
+        match c.spawn() {
+            Ok(mut child) => {
+                let stdin = child.stdin.take()?;
+                Some((Pager { child }, stdin))
+            }
+            Err(e) => {
+                eprintln!("logflux: the pager {cmd:?} did not start ({e}); printing directly");
+                None
+            }
+        }
+    }
+
+    /// Waits for the user to leave the pager (its input must be closed first).
+    pub(crate) fn wait(mut self) {
+        let _ = self.child.wait();
+    }
+}
+
+/// Where output goes: stdout, or a pager's input.
+pub(crate) struct Out {
+    writer: Box<dyn Write>,
+    pager: Option<Pager>,
+}
+
+impl std::fmt::Debug for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Out").field("pager", &self.pager).finish()
+    }
+}
+
+impl Out {
+    /// A pager when [`choose`] says so and it starts, else stdout.
+    pub(crate) fn open(no_pager: bool) -> Out {
+        use std::io::IsTerminal as _;
+        let env = |k: &str| std::env::var(k).ok();
+        let pager = choose(std::io::stdout().is_terminal(), no_pager, &env)
+            .and_then(|cmd| Pager::spawn(&cmd));
+        match pager {
+            Some((pager, stdin)) => Out {
+                writer: Box::new(stdin),
+                pager: Some(pager),
+            },
+            None => Out {
+                writer: Box::new(std::io::stdout().lock()),
+                pager: None,
+            },
+        }
+    }
+
+    /// Splits into the writer and the pager to wait for once the writer is dropped.
+    pub(crate) fn split(self) -> (Box<dyn Write>, Option<Pager>) {
+        (self.writer, self.pager)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn a_pager_only_on_a_terminal_and_not_when_refused() {
+        let none = env(&[]);
+        assert_eq!(choose(true, false, &none).as_deref(), Some("less"));
+        assert_eq!(choose(false, false, &none), None, "piped: never");
+        assert_eq!(choose(true, true, &none), None, "--no-pager");
+    }
+
+    #[test]
+    fn logflux_pager_then_pager_and_empty_or_cat_mean_none() {
+        let both = env(&[("LOGFLUX_PAGER", "most -s"), ("PAGER", "more")]);
+        assert_eq!(choose(true, false, &both).as_deref(), Some("most -s"));
+        let pager = env(&[("PAGER", "more")]);
+        assert_eq!(choose(true, false, &pager).as_deref(), Some("more"));
+        for off in ["", "cat", " cat "] {
+            assert_eq!(choose(true, false, &env(&[("LOGFLUX_PAGER", off)])), None);
+            assert_eq!(choose(true, false, &env(&[("PAGER", off)])), None);
+        }
+        // LOGFLUX_PAGER empty wins over PAGER: no pager.
+        let off = env(&[("LOGFLUX_PAGER", ""), ("PAGER", "more")]);
+        assert_eq!(choose(true, false, &off), None);
+    }
+}
