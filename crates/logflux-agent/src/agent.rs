@@ -31,6 +31,8 @@ pub struct Agent {
     metrics_addr: Option<std::net::SocketAddr>,
     tcp_addr: Option<std::net::SocketAddr>,
     http_addr: Option<std::net::SocketAddr>,
+    /// One agent per spool directory (`DIR/agent.lock`), held until the agent is dropped.
+    _lock: logflux_config::dir_lock::DirLock,
 }
 
 fn http_client(cfg: &AgentConfig) -> anyhow::Result<reqwest::Client> {
@@ -140,6 +142,15 @@ impl Agent {
             use std::os::unix::fs::PermissionsExt as _;
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).ok();
         }
+        // Two agents on one spool would append to the same segment while each counts only its
+        // own frames, and each would then ship the other's records in place of its own: every
+        // record would wait for the next append to be delivered.
+        let lock = logflux_config::dir_lock::lock_dir(
+            &dir,
+            "agent.lock",
+            "the spool directory",
+            "stop that agent first, or give this one another spool.dir",
+        )?;
         let pin = match (&cfg.keys.public_key_file, &cfg.keys.public_key_fingerprint) {
             (Some(f), _) => Pin::Key(keyfile::read_public_key(f)?),
             (None, Some(fp)) => Pin::Fingerprint(fp.parse()?),
@@ -166,12 +177,14 @@ impl Agent {
                 .clone()
         });
         let redactor = Arc::new(redactor);
+        let head = spool.head();
         let shared = Arc::new(Shared {
             metrics,
             spool: Mutex::new(spool),
             appended: Notify::new(),
             status: Mutex::new(Status::default()),
             shipped: watch::channel(0).0,
+            head: watch::channel(head).0,
         });
         shared.update_spool_gauges();
 
@@ -356,6 +369,7 @@ impl Agent {
             metrics_addr,
             tcp_addr,
             http_addr,
+            _lock: lock,
         })
     }
 

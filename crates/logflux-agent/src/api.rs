@@ -1,8 +1,8 @@
 //! The local API (PROTOCOL.md §1): NDJSON over a Unix socket (access by file mode) and over
 //! TCP (shared-secret authentication first, or the C SDK's secret inside each entry).
 //!
-//! Replies are one line each and only for pings, authentication, and errors; accepted entries
-//! get no reply, so a client reading after a ping never finds anything else first.
+//! Replies are one line each and only for pings, flushes, authentication, and errors; accepted
+//! entries get no reply, so a client reading after a ping never finds anything else first.
 
 mod gate;
 
@@ -390,6 +390,29 @@ where
             logflux_proto::timefmt::now_ns(),
         ) {
             Ok(Message::Ping) => Some(ndjson::PONG_LINE.to_vec()),
+            Ok(Message::Flush) if !authenticated => {
+                c.refused("auth_required");
+                let e = ProtocolError::new(
+                    ErrorCode::AuthRequired,
+                    "authenticate first: {\"action\":\"authenticate\",\"shared_secret\":\"…\"}",
+                );
+                close_with(&mut reader, &mut write, &e).await;
+                return;
+            }
+            // This connection's entries go first; then everything handed over is sealed,
+            // spooled and delivered before the reply.
+            Ok(Message::Flush) => {
+                chunk_bytes = 0;
+                match flush(&mut chunk, &c.intake, &c.shared, c.input).await {
+                    Some(e) => Some(e.to_line()),
+                    None => Some(
+                        match deliver_all(&c.shared, &c.intake, &mut c.shutdown).await {
+                            Ok(()) => ndjson::FLUSHED_LINE.to_vec(),
+                            Err(e) => e.to_line(),
+                        },
+                    ),
+                }
+            }
             Ok(Message::Authenticate { shared_secret }) => match &c.secret {
                 Some(s)
                     if logflux_crypto::constant_time_eq(
@@ -493,6 +516,47 @@ fn too_many() -> ProtocolError {
         ErrorCode::Unavailable,
         "the agent serves its maximum of authenticated connections (inputs.tcp.max_connections); retry later",
     )
+}
+
+/// How long a `flush` waits for the server to acknowledge what it sealed.
+const FLUSH_WAIT: Duration = Duration::from_secs(30);
+
+/// The `flush` action: seals what the agent holds now (everything handed over before, from
+/// any input), and waits until the server has acknowledged everything in the spool up to it —
+/// at most `FLUSH_WAIT`, then says why not (what was sealed stays in the spool and is
+/// delivered later, as always).
+async fn deliver_all(
+    shared: &Arc<Shared>,
+    intake: &Intake,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), ProtocolError> {
+    let stopping = || ProtocolError::new(ErrorCode::Unavailable, "the agent is stopping");
+    let wait = async {
+        let spooled = intake.flush().await.map_err(|_| stopping())?;
+        spooled.await.map_err(|_| stopping())?;
+        let s = shared.clone();
+        let end = tokio::task::spawn_blocking(move || s.spool.lock().expect("lock").end())
+            .await
+            .map_err(|_| stopping())?;
+        let mut head = shared.head.subscribe();
+        head.wait_for(|h| *h >= end).await.map_err(|_| stopping())?;
+        Ok(())
+    };
+    tokio::select! {
+        r = tokio::time::timeout(FLUSH_WAIT, wait) => r.unwrap_or_else(|_| {
+            let last = shared.status.lock().expect("lock").last_error.clone();
+            Err(ProtocolError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "sealed and spooled, but the server has not acknowledged everything within \
+                     {} s (last delivery error: {}); the agent keeps retrying",
+                    FLUSH_WAIT.as_secs(),
+                    last.as_deref().unwrap_or("none")
+                ),
+            ))
+        }),
+        _ = shutdown.changed() => Err(stopping()),
+    }
 }
 
 /// Entries handed over per chunk, at most.

@@ -33,6 +33,9 @@ pub(crate) struct Shared {
     pub(crate) status: Mutex<Status>,
     /// Entries the server has acknowledged so far.
     pub(crate) shipped: tokio::sync::watch::Sender<u64>,
+    /// The spool's head, after each acknowledgement (delivered or dead-lettered): everything
+    /// before it has left the spool.
+    pub(crate) head: tokio::sync::watch::Sender<crate::spool::Position>,
 }
 
 /// What `logflux-agent status` shows besides the spool.
@@ -100,6 +103,8 @@ struct Msg {
     entries: Vec<Entry>,
     _permit: OwnedSemaphorePermit,
     spooled: Option<oneshot::Sender<()>>,
+    /// Seal what is gathered now instead of waiting out `max_wait` (a `flush`).
+    seal_now: bool,
 }
 
 /// The pipeline is full: the spool is full (or the sealer is behind).
@@ -110,7 +115,7 @@ impl Intake {
     /// Hands entries over, waiting up to `wait` for room (the client is slowed down meanwhile);
     /// `QueueFull` when there is still none (the spool is full and the sealer cannot proceed).
     pub(crate) async fn send(&self, entries: Vec<Entry>, wait: Duration) -> Result<(), QueueFull> {
-        self.send_inner(entries, Some(wait), None).await
+        self.send_inner(entries, Some(wait), None, false).await
     }
 
     /// Hands entries over, waiting as long as it takes for room, and returns what resolves
@@ -121,7 +126,15 @@ impl Intake {
         entries: Vec<Entry>,
     ) -> Result<oneshot::Receiver<()>, QueueFull> {
         let (tx, rx) = oneshot::channel();
-        self.send_inner(entries, None, Some(tx)).await?;
+        self.send_inner(entries, None, Some(tx), false).await?;
+        Ok(rx)
+    }
+
+    /// Asks the sealer to seal what it holds now; what is returned resolves once every entry
+    /// handed over before is in the spool (the `flush` action).
+    pub(crate) async fn flush(&self) -> Result<oneshot::Receiver<()>, QueueFull> {
+        let (tx, rx) = oneshot::channel();
+        self.send_inner(Vec::new(), None, Some(tx), true).await?;
         Ok(rx)
     }
 
@@ -130,6 +143,7 @@ impl Intake {
         entries: Vec<Entry>,
         wait: Option<Duration>,
         spooled: Option<oneshot::Sender<()>>,
+        seal_now: bool,
     ) -> Result<(), QueueFull> {
         let kib = entries
             .iter()
@@ -151,6 +165,7 @@ impl Intake {
                 entries,
                 _permit: permit,
                 spooled,
+                seal_now,
             })
             .map_err(|_| QueueFull)
     }
@@ -205,7 +220,8 @@ pub(crate) fn start(
                     pending: &mut Vec<Entry>,
                     bytes: &mut usize,
                     span: &mut (i64, i64),
-                    acks: &mut Acks| {
+                    acks: &mut Acks|
+         -> bool {
             let mut entries = m.entries;
             let restamped = restamp_future(&mut entries, timefmt::now_ns());
             if restamped > 0 {
@@ -217,7 +233,10 @@ pub(crate) fn start(
             });
             acks.received(entries.len(), m.spooled);
             pending.extend(entries);
+            m.seal_now
         };
+        // A flush came: everything gathered is sealed without waiting for more.
+        let mut seal_now = false;
         loop {
             let first = if pending.is_empty() {
                 match rx.recv().await {
@@ -228,17 +247,18 @@ pub(crate) fn start(
                 None
             };
             if let Some(m) = first {
-                take(m, &mut pending, &mut bytes, &mut span, &mut acks);
+                seal_now |= take(m, &mut pending, &mut bytes, &mut span, &mut acks);
             }
             let deadline = tokio::time::Instant::now() + config.max_wait;
             let mut closed = false;
-            while pending.len() < config.max_entries
+            while !seal_now
+                && pending.len() < config.max_entries
                 && bytes < config.max_bytes
                 && rounded_span(span.0, span.1, granule) <= limits::MAX_RECORD_SPAN_NS
             {
                 tokio::select! {
                     r = rx.recv() => match r {
-                        Some(m) => take(m, &mut pending, &mut bytes, &mut span, &mut acks),
+                        Some(m) => seal_now |= take(m, &mut pending, &mut bytes, &mut span, &mut acks),
                         None => { closed = true; break; }
                     },
                     () = tokio::time::sleep_until(deadline) => break,
@@ -266,6 +286,9 @@ pub(crate) fn start(
                 tracing::error!(error = %e, "sealer thread failed");
             }
             acks.done(n);
+            if pending.is_empty() {
+                seal_now = false;
+            }
             if closed && pending.is_empty() {
                 break;
             }

@@ -14,6 +14,8 @@
 
 use std::path::Path;
 
+pub mod dir_lock;
+
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
