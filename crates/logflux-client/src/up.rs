@@ -206,7 +206,10 @@ async fn find(
 /// shell `up` runs in (the shell that sources up.env may have another).
 fn path_line(exe: Option<&Path>) -> String {
     match exe.and_then(Path::parent) {
-        Some(d) => format!("export PATH={}:\"$PATH\"\n", sh_quote(&d.display().to_string())),
+        Some(d) => format!(
+            "export PATH={}:\"$PATH\"\n",
+            sh_quote(&d.display().to_string())
+        ),
         None => String::new(),
     }
 }

@@ -187,7 +187,10 @@ async fn a_second_up_on_the_same_dir_is_refused_naming_the_pid() {
     .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains(&format!("in use by process {pid}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("in use by process {pid}")),
+        "{stderr}"
+    );
     assert!(stderr.contains("--dir"), "{stderr}");
     assert!(!dir.join("second.sock").exists());
     assert_eq!(
