@@ -78,11 +78,13 @@ pub fn lock_dir(dir: &Path, name: &str, what: &str, hint: &str) -> Result<DirLoc
         }
         Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
     }
-    // The holder's pid, for whoever is refused next (the lock, not the file's content, is
-    // what excludes: a stale pid left by a killed process means nothing).
-    file.set_len(0).map_err(io)?;
-    file.seek(SeekFrom::Start(0)).map_err(io)?;
-    writeln!(file, "{}", std::process::id()).map_err(io)?;
+    // The holder's pid, for whoever is refused next. Best effort: the lock, not the file's
+    // content, is what excludes (a stale pid left by a killed process means nothing), and a
+    // full disk must not keep an agent from starting to drain its spool.
+    let _ = file
+        .set_len(0)
+        .and_then(|()| file.seek(SeekFrom::Start(0)))
+        .and_then(|_| writeln!(file, "{}", std::process::id()));
     Ok(DirLock { _file: file, path })
 }
 
