@@ -24,10 +24,10 @@ impl DirLock {
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     /// Another process holds the lock.
-    #[error("{what} {dir} is in use by {holder} (it holds the lock {lock}); {hint}", holder = holder(*.pid))]
+    #[error("{what} is in use by {holder} (it holds the lock {lock}); {hint}", holder = holder(*.pid))]
     Held {
+        /// What is locked, with its path ("the spool directory /var/lib/…").
         what: String,
-        dir: PathBuf,
         lock: PathBuf,
         /// The holder's process id, when it could be read.
         pid: Option<u32>,
@@ -53,7 +53,17 @@ fn holder(pid: Option<u32>) -> String {
 /// which process holds it. `what` names the directory in the error ("the spool directory"),
 /// `hint` says what to do ("stop it first, or use another directory").
 pub fn lock_dir(dir: &Path, name: &str, what: &str, hint: &str) -> Result<DirLock, LockError> {
-    let path = dir.join(name);
+    lock_file(
+        &dir.join(name),
+        &format!("{what} {}", dir.display()),
+        hint,
+    )
+}
+
+/// Takes the lock file `path` (its directory must exist), created with mode 0600, or says which
+/// process holds it; `what` names what it guards, path included ("the catalog /…/catalog.db").
+pub fn lock_file(path: &Path, what: &str, hint: &str) -> Result<DirLock, LockError> {
+    let path = path.to_path_buf();
     let io = |source| LockError::Io {
         path: path.clone(),
         source,
@@ -70,7 +80,6 @@ pub fn lock_dir(dir: &Path, name: &str, what: &str, hint: &str) -> Result<DirLoc
             let _ = file.read_to_string(&mut text);
             return Err(LockError::Held {
                 what: what.to_owned(),
-                dir: dir.to_path_buf(),
                 lock: path.clone(),
                 pid: text.trim().parse().ok(),
                 hint: hint.to_owned(),
