@@ -2,7 +2,7 @@
 """Runs README.md's shell blocks, in order, the way a newcomer pastes them, and fails when the
 README and the programs disagree.
 
-Usage: tools/readme-check.py [--readme README.md] [--bin-dir target/debug] [--keep]
+Usage: tools/readme-check.py [--readme README.md] [--bin-dir target/debug] [--keep] [--self-test]
 
 Every fenced block of the README is handled, top to bottom:
 
@@ -67,12 +67,13 @@ import urllib.request
 
 READY_TIMEOUT_S = 300
 BLOCK_TIMEOUT_S = 600
+_ISO_TIME = r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?: ?(?:Z|[+-]\d\d:?\d\d|UTC))?"
+_SYSLOG_TIME = r"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d(?:\.\d+)?"
 DEFAULT_MASKS = [
-    # RFC 3339, or a local "date time" display.
-    (
-        r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?",
-        r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?",
-    ),
+    # A time written in the sample stands for any time of the same form: RFC 3339, a local
+    # "date time" display (with an optional zone), or journalctl's "Nov 30 10:42:30".
+    (_ISO_TIME, _ISO_TIME),
+    (_SYSLOG_TIME, _SYSLOG_TIME),
 ]
 
 
@@ -529,13 +530,44 @@ def tail(path):
         return ""
 
 
+def self_test():
+    """The parser and the matcher, on small cases (`--self-test`)."""
+    m = DEFAULT_MASKS
+    assert matches(["a …", "…", "c"], ["a b", "x", "y", "c"], m)[0]
+    assert matches(["…"], [], m)[0]
+    assert not matches(["a", "b"], ["a"], m)[0]
+    assert not matches(["a"], ["a", "b"], m)[0], "extra output lines contradict the sample"
+    assert matches(["2026-11-21T00:37:54.056Z INFO x"], ["2026-11-30T05:01:02.1Z INFO x"], m)[0]
+    assert not matches(["2026-11-21 00:37:54 ERROR x"], ["2026-11-30 05:01:02 WARN x"], m)[0]
+    masked = [("host=vm", r"host=\S+")] + m
+    assert matches(["y host=vm"], ["y host=db-1"], masked)[0]
+    assert split_comment("a '#b' \"#c\" # d") == "a '#b' \"#c\""
+    assert command_of("x  y &   ") == "x y"
+    assert logical_lines("a \\\n  b\nc\n") == [(0, "a \\\n  b"), (2, "c")]
+    blocks = parse(
+        "# T\n<!-- readme-check: skip \"why not\"\n  needs nc -->\n```sh\nx\n```\n```text\ny\n```\n"
+    )
+    assert [b.directives for b in blocks] == [[["skip", "why not"], ["needs", "nc"]], []]
+    assert blocks[0].line == 4 and blocks[0].heading == "T" and blocks[1].text == "y\n"
+    try:
+        parse("<!-- readme-check: skip x -->\ntext\n```sh\n```\n")
+        raise AssertionError("an annotation away from its block is refused")
+    except CheckError:
+        pass
+    print("readme-check: self-test ok")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap.add_argument("--readme", default=os.path.join(root, "README.md"))
     ap.add_argument("--bin-dir", default=os.path.join(root, "target", "debug"))
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--self-test", action="store_true", help="test the parser and matcher, only")
     args = ap.parse_args()
+    if args.self_test:
+        self_test()
+        return 0
     runner = None
     try:
         blocks = parse(open(args.readme).read())
