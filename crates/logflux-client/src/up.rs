@@ -337,6 +337,10 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<i32> {
     println!(
         "  printf '{{\"version\":\"1.0\",\"action\":\"authenticate\",\"shared_secret\":\"%s\"}}\\n{{\"payload\":\"over tcp\",\"source\":\"my-app\",\"entryType\":1,\"logLevel\":6}}\\n' \"$LOGFLUX_SHARED_SECRET\" | nc -q1 ${{LOGFLUX_AGENT_TCP%:*}} ${{LOGFLUX_AGENT_TCP##*:}}"
     );
+    println!(
+        "Wait until the agent has delivered what it received (it batches for up to 200 ms first):"
+    );
+    println!("  echo '{{\"action\":\"flush\"}}' | nc -U -N $LOGFLUX_AGENT_SOCKET");
     println!("Search (decrypted here; exit status 1 when nothing matches):");
     println!("  logflux search --since 1h");
     println!(

@@ -53,11 +53,7 @@ fn holder(pid: Option<u32>) -> String {
 /// which process holds it. `what` names the directory in the error ("the spool directory"),
 /// `hint` says what to do ("stop it first, or use another directory").
 pub fn lock_dir(dir: &Path, name: &str, what: &str, hint: &str) -> Result<DirLock, LockError> {
-    lock_file(
-        &dir.join(name),
-        &format!("{what} {}", dir.display()),
-        hint,
-    )
+    lock_file(&dir.join(name), &format!("{what} {}", dir.display()), hint)
 }
 
 /// Takes the lock file `path` (its directory must exist), created with mode 0600, or says which
