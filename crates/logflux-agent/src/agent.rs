@@ -185,6 +185,7 @@ impl Agent {
             status: Mutex::new(Status::default()),
             shipped: watch::channel(0).0,
             head: watch::channel(head).0,
+            connections: Arc::default(),
         });
         shared.update_spool_gauges();
 

@@ -36,6 +36,8 @@ pub(crate) struct Shared {
     /// The spool's head, after each acknowledgement (delivered or dead-lettered): everything
     /// before it has left the spool.
     pub(crate) head: tokio::sync::watch::Sender<crate::spool::Position>,
+    /// The local API's open connections, in accept order (for `flush`).
+    pub(crate) connections: Arc<crate::api::Connections>,
 }
 
 /// What `logflux-agent status` shows besides the spool.

@@ -18,13 +18,14 @@ async fn flush_replies_once_entries_sent_before_on_other_connections_are_at_the_
     s.agent_config.batch.max_wait_ms = 60_000;
     s.start_agent().await;
     let started = Instant::now();
+    // Written and closed at once, as `echo … | nc -U -q0` does: the agent may not have read
+    // them yet when the flush arrives; the flush waits for connections accepted before it.
     for payload in ["Hello, LogFlux", "disk almost full on db-1"] {
         let mut c = Client::new(tokio::net::UnixStream::connect(s.socket()).await.unwrap());
         c.send(&entry_line(payload)).await;
-        // The ping only makes sure the entry was read before the flush is sent (a closed
-        // connection's input is read by its own task, at its own pace).
-        c.send(r#"{"action":"ping"}"#).await;
-        assert_eq!(c.reply().await.unwrap(), json!({"status": "pong"}));
+        tokio::io::AsyncWriteExt::shutdown(&mut c.writer)
+            .await
+            .unwrap();
     }
     let mut c = Client::new(tokio::net::UnixStream::connect(s.socket()).await.unwrap());
     c.send(r#"{"version":"1.0","action":"flush"}"#).await;
@@ -124,5 +125,31 @@ async fn a_second_agent_on_the_same_spool_is_refused_naming_the_pid() {
     s.agent.take().unwrap().shutdown().await.unwrap();
     let again = Agent::start(second).await.unwrap();
     again.shutdown().await.unwrap();
+    s.stop().await;
+}
+
+/// An entry followed by the start of the next line, on a connection that stays open: the
+/// entry is handed over before the agent waits for the rest, so a flush covers it.
+#[tokio::test]
+async fn flush_covers_whole_lines_of_a_connection_still_writing_the_next_one() {
+    let mut s = Stack::new().await;
+    s.agent_config.batch.max_wait_ms = 60_000;
+    s.start_agent().await;
+    let mut writer = tokio::net::UnixStream::connect(s.socket()).await.unwrap();
+    let partial = format!("{}\n{{\"payload\":\"not yet", entry_line("complete"));
+    tokio::io::AsyncWriteExt::write_all(&mut writer, partial.as_bytes())
+        .await
+        .unwrap();
+    let mut c = Client::new(tokio::net::UnixStream::connect(s.socket()).await.unwrap());
+    c.send(r#"{"action":"flush"}"#).await;
+    assert_eq!(c.reply().await.unwrap(), json!({"status": "flushed"}));
+    let stored: Vec<String> = s
+        .stored_entries()
+        .await
+        .into_iter()
+        .map(|e| e.payload)
+        .collect();
+    assert_eq!(stored, ["complete"]);
+    drop(writer);
     s.stop().await;
 }
