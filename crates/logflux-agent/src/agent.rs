@@ -33,6 +33,8 @@ pub struct Agent {
     http_addr: Option<std::net::SocketAddr>,
     shutdown_timeout: Duration,
     spool_max_bytes: u64,
+    /// One agent per spool directory (`DIR/agent.lock`), held until the agent is dropped.
+    _lock: logflux_config::dir_lock::DirLock,
 }
 
 /// How a shutdown went.
@@ -175,6 +177,15 @@ impl Agent {
             use std::os::unix::fs::PermissionsExt as _;
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).ok();
         }
+        // Two agents on one spool would append to the same segment while each counts only its
+        // own frames, and each would then ship the other's records in place of its own: every
+        // record would wait for the next append to be delivered.
+        let lock = logflux_config::dir_lock::lock_dir(
+            &dir,
+            "agent.lock",
+            "the spool directory",
+            "stop that agent first, or give this one another spool.dir",
+        )?;
         let pin = match (&cfg.keys.public_key_file, &cfg.keys.public_key_fingerprint) {
             (Some(f), _) => Pin::Key(keyfile::read_public_key(f).context("keys.public_key_file")?),
             (None, Some(fp)) => Pin::Fingerprint(fp.parse()?),
@@ -202,6 +213,7 @@ impl Agent {
                 .clone()
         });
         let redactor = Arc::new(redactor);
+        let head = spool.head();
         let shared = Arc::new(Shared {
             metrics,
             spool: Mutex::new(spool),
@@ -210,6 +222,8 @@ impl Agent {
             shipped: watch::channel(0).0,
             abandon: watch::channel(false).0,
             unspooled: std::sync::atomic::AtomicU64::new(0),
+            head: watch::channel(head).0,
+            connections: Arc::default(),
         });
         shared.update_spool_gauges();
 
@@ -410,6 +424,7 @@ impl Agent {
             http_addr,
             shutdown_timeout: Duration::from_secs(cfg.shutdown_timeout_s),
             spool_max_bytes: cfg.spool.max_bytes,
+            _lock: lock,
         })
     }
 

@@ -1,20 +1,23 @@
 //! The local API (PROTOCOL.md §1): NDJSON over a Unix socket (access by file mode) and over
 //! TCP (shared-secret authentication first, or the C SDK's secret inside each entry).
 //!
-//! Replies are one line each and only for pings, authentication, and errors; accepted entries
-//! get no reply, so a client reading after a ping never finds anything else first.
+//! Replies are one line each and only for pings, flushes, authentication, and errors; accepted
+//! entries get no reply, so a client reading after a ping never finds anything else first.
 
 mod gate;
 
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use logflux_proto::ndjson::{self, ErrorCode, Message, ProtocolError};
 use logflux_proto::{Secret, limits};
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf as IoBuf};
 use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::time::Instant;
 
@@ -68,6 +71,143 @@ fn log_refusal(e: &ProtocolError, input: &'static str) {
     }
 }
 
+/// The connections being served (Unix socket and TCP), numbered in accept order, each with
+/// whether its last read found nothing waiting — then everything it was sent so far has been
+/// read and handed over. A `flush` waits, briefly, for the connections accepted before it to
+/// get there, so entries a client wrote and closed just before are part of it.
+#[derive(Debug)]
+pub(crate) struct Connections {
+    next: AtomicU64,
+    open: Mutex<BTreeMap<u64, Arc<AtomicBool>>>,
+    /// Flushes waiting; readers signal `changed` only while there are some.
+    waiters: AtomicUsize,
+    changed: watch::Sender<u64>,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Connections {
+            next: AtomicU64::new(0),
+            open: Mutex::new(BTreeMap::new()),
+            waiters: AtomicUsize::new(0),
+            changed: watch::channel(0).0,
+        }
+    }
+}
+
+/// How long a flush waits for the connections accepted before it to read what they were sent
+/// (a client flooding without pause never gets there; the flush then goes ahead).
+const FLUSH_DRAIN_WAIT: Duration = Duration::from_secs(1);
+
+impl Connections {
+    /// Numbers a connection just accepted; it counts as open until the guard is dropped.
+    fn register(self: &Arc<Self>) -> ConnGuard {
+        let seq = self.next.fetch_add(1, Ordering::SeqCst);
+        let drained = Arc::new(AtomicBool::new(false));
+        self.open
+            .lock()
+            .expect("connections lock")
+            .insert(seq, drained.clone());
+        ConnGuard {
+            conns: self.clone(),
+            seq,
+            drained,
+        }
+    }
+
+    fn signal(&self) {
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            self.changed.send_modify(|v| *v = v.wrapping_add(1));
+        }
+    }
+
+    fn drained_before(&self, seq: u64) -> bool {
+        self.open
+            .lock()
+            .expect("connections lock")
+            .range(..seq)
+            .all(|(_, d)| d.load(Ordering::SeqCst))
+    }
+
+    /// Waits (at most `FLUSH_DRAIN_WAIT`) until every connection accepted before `seq` has
+    /// read all it was sent, or closed.
+    async fn wait_drained_before(&self, seq: u64) {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let mut rx = self.changed.subscribe();
+        let _ = tokio::time::timeout(FLUSH_DRAIN_WAIT, async {
+            while !self.drained_before(seq) {
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A connection's place among the open ones.
+struct ConnGuard {
+    conns: Arc<Connections>,
+    seq: u64,
+    drained: Arc<AtomicBool>,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.conns
+            .open
+            .lock()
+            .expect("connections lock")
+            .remove(&self.seq);
+        self.conns.signal();
+    }
+}
+
+/// A stream that records whether its last read found nothing waiting (see `Connections`).
+struct Tracked<S> {
+    inner: S,
+    drained: Arc<AtomicBool>,
+    conns: Arc<Connections>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut IoBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if r.is_pending() {
+            if !this.drained.swap(true, Ordering::SeqCst) {
+                this.conns.signal();
+            }
+        } else {
+            this.drained.store(false, Ordering::SeqCst);
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
 /// A connection being served, with what it is allowed.
 struct Conn {
     input: &'static str,
@@ -80,6 +220,8 @@ struct Conn {
     /// Its place at the TCP gate, and the signal that evicts it while unauthenticated.
     ticket: Option<Ticket>,
     evict: Option<oneshot::Receiver<()>>,
+    /// Its place among the open connections (for `flush`).
+    guard: ConnGuard,
 }
 
 impl Conn {
@@ -221,6 +363,11 @@ async fn serve_connection<S>(stream: S, mut c: Conn)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let stream = Tracked {
+        inner: stream,
+        drained: c.guard.drained.clone(),
+        conns: c.guard.conns.clone(),
+    };
     let (read, mut write) = tokio::io::split(stream);
     let mut authenticated = c.secret.is_none();
     let mut reader = ReadBuf::new(
@@ -279,6 +426,21 @@ where
         // Read one line, never buffering more than the limit.
         let mut too_long = false;
         let eof = loop {
+            // Before waiting for the rest of a line, the whole lines before it are handed over
+            // (a read that finds nothing marks the connection drained for `flush`).
+            if !chunk.is_empty() && reader.buffer().is_empty() {
+                chunk_bytes = 0;
+                if let Some(e) = flush(&mut chunk, &c.intake, &c.shared, c.input).await
+                    && !send(
+                        &mut write,
+                        &e.to_line(),
+                        deadline(authenticated, last_input),
+                    )
+                    .await
+                {
+                    return;
+                }
+            }
             let buf = tokio::select! {
                 r = reader.fill_buf() => match r {
                     Ok(b) => b,
@@ -390,6 +552,29 @@ where
             logflux_proto::timefmt::now_ns(),
         ) {
             Ok(Message::Ping) => Some(ndjson::PONG_LINE.to_vec()),
+            Ok(Message::Flush) if !authenticated => {
+                c.refused("auth_required");
+                let e = ProtocolError::new(
+                    ErrorCode::AuthRequired,
+                    "authenticate first: {\"action\":\"authenticate\",\"shared_secret\":\"…\"}",
+                );
+                close_with(&mut reader, &mut write, &e).await;
+                return;
+            }
+            // This connection's entries go first; then everything handed over is sealed,
+            // spooled and delivered before the reply.
+            Ok(Message::Flush) => {
+                chunk_bytes = 0;
+                match flush(&mut chunk, &c.intake, &c.shared, c.input).await {
+                    Some(e) => Some(e.to_line()),
+                    None => Some(
+                        match deliver_all(&c.shared, &c.intake, &mut c.shutdown, &c.guard).await {
+                            Ok(()) => ndjson::FLUSHED_LINE.to_vec(),
+                            Err(e) => e.to_line(),
+                        },
+                    ),
+                }
+            }
             Ok(Message::Authenticate { shared_secret }) => match &c.secret {
                 Some(s)
                     if logflux_crypto::constant_time_eq(
@@ -493,6 +678,50 @@ fn too_many() -> ProtocolError {
         ErrorCode::Unavailable,
         "the agent serves its maximum of authenticated connections (inputs.tcp.max_connections); retry later",
     )
+}
+
+/// How long a `flush` waits for the server to acknowledge what it sealed.
+const FLUSH_WAIT: Duration = Duration::from_secs(30);
+
+/// The `flush` action: seals what the agent holds now (everything handed over before, from
+/// any input), and waits until the server has acknowledged everything in the spool up to it —
+/// at most `FLUSH_WAIT`, then says why not (what was sealed stays in the spool and is
+/// delivered later, as always).
+async fn deliver_all(
+    shared: &Arc<Shared>,
+    intake: &Intake,
+    shutdown: &mut watch::Receiver<bool>,
+    this: &ConnGuard,
+) -> Result<(), ProtocolError> {
+    let stopping = || ProtocolError::new(ErrorCode::Unavailable, "the agent is stopping");
+    let wait = async {
+        // What the connections accepted before this one were sent goes first.
+        this.conns.wait_drained_before(this.seq).await;
+        let spooled = intake.flush().await.map_err(|_| stopping())?;
+        spooled.await.map_err(|_| stopping())?;
+        let s = shared.clone();
+        let end = tokio::task::spawn_blocking(move || s.spool.lock().expect("lock").end())
+            .await
+            .map_err(|_| stopping())?;
+        let mut head = shared.head.subscribe();
+        head.wait_for(|h| *h >= end).await.map_err(|_| stopping())?;
+        Ok(())
+    };
+    tokio::select! {
+        r = tokio::time::timeout(FLUSH_WAIT, wait) => r.unwrap_or_else(|_| {
+            let last = shared.status.lock().expect("lock").last_error.clone();
+            Err(ProtocolError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "sealed and spooled, but the server has not acknowledged everything within \
+                     {} s (last delivery error: {}); the agent keeps retrying",
+                    FLUSH_WAIT.as_secs(),
+                    last.as_deref().unwrap_or("none")
+                ),
+            ))
+        }),
+        _ = shutdown.changed() => Err(stopping()),
+    }
 }
 
 /// Entries handed over per chunk, at most.
@@ -602,6 +831,7 @@ pub(crate) async fn serve_unix(
             limits,
             ticket: None,
             evict: None,
+            guard: shared.connections.register(),
         };
         tokio::spawn(async move {
             serve_connection(stream, conn).await;
@@ -674,6 +904,7 @@ pub(crate) async fn serve_tcp(
             limits,
             ticket: Some(ticket),
             evict: Some(evict),
+            guard: shared.connections.register(),
         };
         tokio::spawn(serve_connection(stream, conn));
     }

@@ -38,6 +38,11 @@ pub(crate) struct Shared {
     pub(crate) abandon: tokio::sync::watch::Sender<bool>,
     /// Entries received but not spooled because the shutdown ran out of time.
     pub(crate) unspooled: std::sync::atomic::AtomicU64,
+    /// The spool's head, after each acknowledgement (delivered or dead-lettered): everything
+    /// before it has left the spool.
+    pub(crate) head: tokio::sync::watch::Sender<crate::spool::Position>,
+    /// The local API's open connections, in accept order (for `flush`).
+    pub(crate) connections: Arc<crate::api::Connections>,
 }
 
 /// What `logflux-agent status` shows besides the spool.
@@ -114,6 +119,8 @@ struct Msg {
     entries: Vec<Entry>,
     _permit: OwnedSemaphorePermit,
     spooled: Option<oneshot::Sender<()>>,
+    /// Seal what is gathered now instead of waiting out `max_wait` (a `flush`).
+    seal_now: bool,
 }
 
 /// The pipeline is full: the spool is full (or the sealer is behind).
@@ -124,7 +131,7 @@ impl Intake {
     /// Hands entries over, waiting up to `wait` for room (the client is slowed down meanwhile);
     /// `QueueFull` when there is still none (the spool is full and the sealer cannot proceed).
     pub(crate) async fn send(&self, entries: Vec<Entry>, wait: Duration) -> Result<(), QueueFull> {
-        self.send_inner(entries, Some(wait), None).await
+        self.send_inner(entries, Some(wait), None, false).await
     }
 
     /// Hands entries over, waiting as long as it takes for room, and returns what resolves
@@ -135,7 +142,15 @@ impl Intake {
         entries: Vec<Entry>,
     ) -> Result<oneshot::Receiver<()>, QueueFull> {
         let (tx, rx) = oneshot::channel();
-        self.send_inner(entries, None, Some(tx)).await?;
+        self.send_inner(entries, None, Some(tx), false).await?;
+        Ok(rx)
+    }
+
+    /// Asks the sealer to seal what it holds now; what is returned resolves once every entry
+    /// handed over before is in the spool (the `flush` action).
+    pub(crate) async fn flush(&self) -> Result<oneshot::Receiver<()>, QueueFull> {
+        let (tx, rx) = oneshot::channel();
+        self.send_inner(Vec::new(), None, Some(tx), true).await?;
         Ok(rx)
     }
 
@@ -144,6 +159,7 @@ impl Intake {
         entries: Vec<Entry>,
         wait: Option<Duration>,
         spooled: Option<oneshot::Sender<()>>,
+        seal_now: bool,
     ) -> Result<(), QueueFull> {
         let kib = entries
             .iter()
@@ -165,6 +181,7 @@ impl Intake {
                 entries,
                 _permit: permit,
                 spooled,
+                seal_now,
             })
             .map_err(|_| QueueFull)
     }
@@ -220,7 +237,8 @@ pub(crate) fn start(
                     pending: &mut Vec<Entry>,
                     bytes: &mut usize,
                     span: &mut (i64, i64),
-                    acks: &mut Acks| {
+                    acks: &mut Acks|
+         -> bool {
             let mut entries = m.entries;
             let restamped = restamp_future(&mut entries, timefmt::now_ns());
             if restamped > 0 {
@@ -232,7 +250,10 @@ pub(crate) fn start(
             });
             acks.received(entries.len(), m.spooled);
             pending.extend(entries);
+            m.seal_now
         };
+        // A flush came: everything gathered is sealed without waiting for more.
+        let mut seal_now = false;
         loop {
             let first = if pending.is_empty() {
                 match next_msg(&mut rx, &mut abandon).await {
@@ -243,17 +264,18 @@ pub(crate) fn start(
                 None
             };
             if let Some(m) = first {
-                take(m, &mut pending, &mut bytes, &mut span, &mut acks);
+                seal_now |= take(m, &mut pending, &mut bytes, &mut span, &mut acks);
             }
             let deadline = tokio::time::Instant::now() + config.max_wait;
             let mut closed = false;
-            while pending.len() < config.max_entries
+            while !seal_now
+                && pending.len() < config.max_entries
                 && bytes < config.max_bytes
                 && rounded_span(span.0, span.1, granule) <= limits::MAX_RECORD_SPAN_NS
             {
                 tokio::select! {
                     r = next_msg(&mut rx, &mut abandon) => match r {
-                        Some(m) => take(m, &mut pending, &mut bytes, &mut span, &mut acks),
+                        Some(m) => seal_now |= take(m, &mut pending, &mut bytes, &mut span, &mut acks),
                         None => { closed = true; break; }
                     },
                     () = tokio::time::sleep_until(deadline) => break,
@@ -281,6 +303,9 @@ pub(crate) fn start(
                 tracing::error!(error = %e, "sealer thread failed");
             }
             acks.done(n);
+            if pending.is_empty() {
+                seal_now = false;
+            }
             if closed && pending.is_empty() {
                 break;
             }

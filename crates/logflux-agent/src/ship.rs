@@ -500,7 +500,12 @@ pub(crate) async fn run(
 async fn ack(shared: &Arc<Shared>, upto: Position, n: u64) {
     let s = shared.clone();
     let r = tokio::task::spawn_blocking(move || {
-        let r = s.spool.lock().expect("lock").ack(upto, n);
+        let (r, head) = {
+            let mut spool = s.spool.lock().expect("lock");
+            let r = spool.ack(upto, n);
+            (r, spool.head())
+        };
+        s.head.send_replace(head);
         s.update_spool_gauges();
         r
     })

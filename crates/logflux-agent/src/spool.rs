@@ -343,6 +343,20 @@ impl Spool {
         sync_dir(&self.dir)
     }
 
+    /// Everything before this position is acknowledged.
+    pub fn head(&self) -> Position {
+        self.head
+    }
+
+    /// Just after the last record appended: the head reaches it once everything in the spool
+    /// is acknowledged.
+    pub fn end(&self) -> Position {
+        Position {
+            segment: self.tail.0,
+            offset: self.tail.2,
+        }
+    }
+
     /// Bytes of unacknowledged records on disk.
     pub fn used_bytes(&self) -> u64 {
         self.segments

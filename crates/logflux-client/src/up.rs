@@ -202,6 +202,23 @@ async fn find(
     Ok(None)
 }
 
+/// up.env's PATH line: the directory of the running `logflux` first, whatever the PATH of the
+/// shell `up` runs in (the shell that sources up.env may have another).
+fn path_line(exe: Option<&Path>) -> String {
+    match exe.and_then(Path::parent) {
+        Some(d) => format!(
+            "export PATH={}:\"$PATH\"\n",
+            sh_quote(&d.display().to_string())
+        ),
+        None => String::new(),
+    }
+}
+
+/// `text` as one shell word: single-quoted, a `'` in it written `'\''`.
+fn sh_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
 fn rand_bytes() -> [u8; 4] {
     let mut b = [0u8; 4];
     let _ = logflux_crypto::random_bytes(&mut b);
@@ -214,11 +231,19 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<i32> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     let dir = dir.canonicalize()?;
+    // One `up` per directory, for its whole life: a second one would share the catalog, the
+    // objects and the agent's spool with this one, and rewrite up.env.
+    let _lock = logflux_config::dir_lock::lock_dir(
+        &dir,
+        "up.lock",
+        "the directory",
+        "stop that `logflux up` first, or give this one another --dir",
+    )?;
     let keys = dir.join("keys");
     if !keys.join("private_key.pem").exists() {
         println!(
             "creating an RSA-4096 key pair and a search key in {} …",
-            keys.display()
+            args.dir.join("keys").display()
         );
         crate::keys::generate(&keys, 4096)?;
     }
@@ -263,30 +288,20 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<i32> {
     let agent = logflux_agent::Agent::start(agent_config).await?;
     let tcp = agent.tcp_addr().context("tcp address")?;
     let decrypted = self_test(&agent, &args.socket, &base, &state, &keys).await?;
-    // `logflux search` in a shell that sourced up.env, even when this binary is not on PATH.
-    let exe_dir = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(Path::to_path_buf));
-    let path_line = match &exe_dir {
-        Some(d)
-            if !std::env::var_os("PATH")
-                .is_some_and(|p| std::env::split_paths(&p).any(|x| x == *d)) =>
-        {
-            format!("export PATH=\"{}:$PATH\"\n", d.display())
-        }
-        _ => String::new(),
-    };
+    // `logflux search` in a shell that sourced up.env, even when this binary is not on that
+    // shell's PATH (it may be on this one's only): its directory always comes first.
+    let path_line = path_line(std::env::current_exe().ok().as_deref());
     let env = format!(
         "export LOGFLUX_SERVER={base}\nexport LOGFLUX_API_KEY={}\nexport LOGFLUX_AGENT_SOCKET={}\nexport LOGFLUX_AGENT_TCP={tcp}\n\
          export LOGFLUX_SHARED_SECRET={}\nexport LOGFLUX_CONFIG={}\nexport LOGFLUX_PAT={}\n\
          export LOGFLUX_PRIVATE_KEY_FILE={}\nexport LOGFLUX_SEARCH_KEY_FILE={}\n{path_line}",
         state.api_key,
-        args.socket.display(),
+        sh_quote(&args.socket.display().to_string()),
         state.shared_secret,
-        dir.join("client.yaml").display(),
+        sh_quote(&dir.join("client.yaml").display().to_string()),
         state.admin_token,
-        keys.join("private_key.pem").display(),
-        keys.join("search.key").display(),
+        sh_quote(&keys.join("private_key.pem").display().to_string()),
+        sh_quote(&keys.join("search.key").display().to_string()),
     );
     write_private(&dir.join("up.env"), env.as_bytes())?;
     write_private(
@@ -322,6 +337,10 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<i32> {
     println!(
         "  printf '{{\"version\":\"1.0\",\"action\":\"authenticate\",\"shared_secret\":\"%s\"}}\\n{{\"payload\":\"over tcp\",\"source\":\"my-app\",\"entryType\":1,\"logLevel\":6}}\\n' \"$LOGFLUX_SHARED_SECRET\" | nc -q1 ${{LOGFLUX_AGENT_TCP%:*}} ${{LOGFLUX_AGENT_TCP##*:}}"
     );
+    println!(
+        "Wait until the agent has delivered what it received (it batches for up to 200 ms first):"
+    );
+    println!("  echo '{{\"action\":\"flush\"}}' | nc -U -N $LOGFLUX_AGENT_SOCKET");
     println!("Search (decrypted here; exit status 1 when nothing matches):");
     println!("  logflux search --since 1h");
     println!(
@@ -333,7 +352,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<i32> {
     println!("SDKs:      endpoint $LOGFLUX_SERVER, API key $LOGFLUX_API_KEY");
     println!(
         "ready (Ctrl-C stops; credentials and keys stay in {})",
-        dir.display()
+        args.dir.display()
     );
     shutdown_signal().await;
     // stdout may be gone by now (a closed pipe): say it if possible, never panic over it.

@@ -11,7 +11,19 @@ use tokio::io::AsyncBufReadExt as _;
 const BIN: &str = env!("CARGO_BIN_EXE_logflux");
 
 async fn up(dir: &std::path::Path) -> (tokio::process::Child, Vec<String>) {
-    let mut child = tokio::process::Command::new(BIN)
+    up_with_path(dir, None).await
+}
+
+/// `logflux up` with `PATH` set to `path` (when given).
+async fn up_with_path(
+    dir: &std::path::Path,
+    path: Option<&str>,
+) -> (tokio::process::Child, Vec<String>) {
+    let mut cmd = tokio::process::Command::new(BIN);
+    if let Some(p) = path {
+        cmd.env("PATH", p);
+    }
+    let mut child = cmd
         .args([
             "up",
             "--dir",
@@ -58,11 +70,9 @@ async fn stop(mut child: tokio::process::Child) {
     assert!(status.success(), "{status}");
 }
 
-#[tokio::test]
-async fn up_starts_everything_checks_it_and_is_reusable() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("stack");
-    // 2048-bit keys made ahead, only to keep the test fast; `up` makes RSA-4096 ones when absent.
+/// 2048-bit keys made ahead in DIR/keys, only to keep the tests fast; `up` makes RSA-4096
+/// ones when absent.
+fn small_keys(dir: &std::path::Path) {
     let out = std::process::Command::new(BIN)
         .args([
             "keys",
@@ -79,6 +89,13 @@ async fn up_starts_everything_checks_it_and_is_reusable() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[tokio::test]
+async fn up_starts_everything_checks_it_and_is_reusable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("stack");
+    small_keys(&dir);
 
     let (child, lines) = up(&dir).await;
     let all = lines.join("\n");
@@ -135,6 +152,91 @@ async fn up_starts_everything_checks_it_and_is_reusable() {
     assert_eq!(
         std::fs::read_to_string(dir.join("up.json")).unwrap(),
         state_before
+    );
+    stop(child).await;
+}
+
+/// A second `up` on a directory in use, with other ports, used to start: it shared the catalog,
+/// the objects and the agent's spool with the first and rewrote up.env.
+#[tokio::test]
+async fn a_second_up_on_the_same_dir_is_refused_naming_the_pid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("stack");
+    small_keys(&dir);
+    let (child, _) = up(&dir).await;
+    let pid = child.id().unwrap();
+    let env_before = std::fs::read_to_string(dir.join("up.env")).unwrap();
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(BIN)
+            .args([
+                "up",
+                "--dir",
+                dir.to_str().unwrap(),
+                "--socket",
+                dir.join("second.sock").to_str().unwrap(),
+                "--tcp",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+            ])
+            .output(),
+    )
+    .await
+    .expect("refused at once")
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("in use by process {pid}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--dir"), "{stderr}");
+    assert!(!dir.join("second.sock").exists());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("up.env")).unwrap(),
+        env_before
+    );
+    stop(child).await;
+    // Free again once the first one stopped.
+    let (child, _) = up(&dir).await;
+    stop(child).await;
+}
+
+/// up.env left the PATH line out when `logflux` was on PATH where `up` ran: a fresh shell
+/// sourcing it then found no `logflux`.
+#[tokio::test]
+async fn up_env_puts_logflux_on_path_even_when_it_already_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("stack");
+    small_keys(&dir);
+    let exe = std::path::Path::new(BIN).canonicalize().unwrap();
+    let bin_dir = exe.parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let (child, _) = up_with_path(&dir, Some(&path)).await;
+    let env = std::fs::read_to_string(dir.join("up.env")).unwrap();
+    assert!(
+        env.contains(&format!("export PATH='{}':\"$PATH\"", bin_dir.display())),
+        "{env}"
+    );
+    // A fresh shell without it on PATH finds this very binary after sourcing up.env.
+    let out = std::process::Command::new("/bin/sh")
+        .args(["-c", ". \"$1\" && command -v logflux", "sh"])
+        .arg(dir.join("up.env"))
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        std::path::Path::new(String::from_utf8_lossy(&out.stdout).trim())
+            .canonicalize()
+            .unwrap(),
+        exe
     );
     stop(child).await;
 }

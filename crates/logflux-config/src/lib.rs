@@ -16,6 +16,8 @@ pub mod tls;
 
 use std::path::Path;
 
+pub mod dir_lock;
+
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -38,7 +38,7 @@ pub enum ErrorCode {
     InvalidEntry,
     /// A batch is empty, too large or not an array.
     InvalidBatch,
-    /// `action` is neither `ping` nor `authenticate`.
+    /// `action` is none of `ping`, `flush`, `authenticate`.
     UnknownAction,
     /// The line is longer than the limit.
     LineTooLong,
@@ -132,6 +132,8 @@ impl ProtocolError {
 
 /// The reply to a ping.
 pub const PONG_LINE: &[u8] = b"{\"status\":\"pong\"}\n";
+/// The reply to a `flush` once everything received before it is at the server.
+pub const FLUSHED_LINE: &[u8] = b"{\"status\":\"flushed\"}\n";
 /// The reply to a successful `authenticate`.
 pub const AUTHENTICATED_LINE: &[u8] = b"{\"status\":\"success\",\"message\":\"authenticated\"}\n";
 
@@ -140,6 +142,9 @@ pub const AUTHENTICATED_LINE: &[u8] = b"{\"status\":\"success\",\"message\":\"au
 pub enum Message {
     /// `{"action":"ping"}`: reply [`PONG_LINE`].
     Ping,
+    /// `{"action":"flush"}`: seal what the agent holds and deliver it, then reply
+    /// [`FLUSHED_LINE`] (LogFlux's own addition; no SDK sends it).
+    Flush,
     /// `{"action":"authenticate","shared_secret":…}`.
     Authenticate { shared_secret: Secret },
     /// A single entry or a batch.
@@ -297,7 +302,7 @@ fn parse_action(raw: RawObject<'_>) -> Result<Message, ProtocolError> {
             return Err(ProtocolError::new(
                 ErrorCode::UnknownAction,
                 format!(
-                    "action must be a string (ping or authenticate), got {}",
+                    "action must be a string (ping, flush or authenticate), got {}",
                     other.kind()
                 ),
             ));
@@ -305,6 +310,7 @@ fn parse_action(raw: RawObject<'_>) -> Result<Message, ProtocolError> {
     };
     match action {
         "ping" => Ok(Message::Ping),
+        "flush" => Ok(Message::Flush),
         "authenticate" => match optional_secret(&raw.shared_secret, "shared_secret")? {
             Some(shared_secret) => Ok(Message::Authenticate { shared_secret }),
             None => Err(ProtocolError::new(
@@ -314,7 +320,7 @@ fn parse_action(raw: RawObject<'_>) -> Result<Message, ProtocolError> {
         },
         other => Err(ProtocolError::new(
             ErrorCode::UnknownAction,
-            format!("unknown action {other:?}; expected ping or authenticate"),
+            format!("unknown action {other:?}; expected ping, flush or authenticate"),
         )),
     }
 }

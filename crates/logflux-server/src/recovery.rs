@@ -561,7 +561,9 @@ pub(crate) fn sqlite_path(catalog_url: &str) -> Option<&Path> {
 /// restore replaces it; `None` for PostgreSQL. Fails when another process holds it. The
 /// catalog's directory is created private, or refused, first: no lock file is ever made in a
 /// directory others may write.
-pub(crate) fn lock_catalog(catalog_url: &str) -> anyhow::Result<Option<std::fs::File>> {
+pub(crate) fn lock_catalog(
+    catalog_url: &str,
+) -> anyhow::Result<Option<logflux_config::dir_lock::DirLock>> {
     let Some(db) = sqlite_path(catalog_url) else {
         return Ok(None);
     };
@@ -569,24 +571,12 @@ pub(crate) fn lock_catalog(catalog_url: &str) -> anyhow::Result<Option<std::fs::
         crate::private_dir(dir)?;
     }
     let lock = db.with_extension("db.lock");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.create(true).truncate(false).write(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let file = opts
-        .open(&lock)
-        .with_context(|| format!("opening {}", lock.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(Some(file)),
-        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
-            "the catalog {} is in use by a running logflux-server (lock {} is held); stop it first",
-            db.display(),
-            lock.display()
-        ),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("locking {}", lock.display()))
-        }
-    }
+    let held = logflux_config::dir_lock::lock_file(
+        &lock,
+        &format!("the catalog {}", db.display()),
+        "stop that server (a logflux-server, or a `logflux up`) first",
+    )?;
+    Ok(Some(held))
 }
 
 /// The catalog and the store of `config`.

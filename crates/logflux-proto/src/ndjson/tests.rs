@@ -74,6 +74,10 @@ fn ping_and_authenticate() {
         Ok(Message::Ping)
     );
     assert_eq!(parse_line(br#"{"action":"ping"}"#, NOW), Ok(Message::Ping));
+    assert_eq!(
+        parse_line(br#"{"action":"flush"}"#, NOW),
+        Ok(Message::Flush)
+    );
     match parse_line(
         br#"{"version":"1.0","action":"authenticate","shared_secret":"s3cret"}"#,
         NOW,

@@ -1,0 +1,155 @@
+//! The `flush` action of the local API, and one agent per spool directory.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Client, Stack, entry_line};
+use logflux_agent::Agent;
+use serde_json::json;
+
+/// The README's quickstart: entries sent on their own connections, then a search. With a
+/// `flush` in between, the search finds them — at once, without waiting out the batch linger.
+#[tokio::test]
+async fn flush_replies_once_entries_sent_before_on_other_connections_are_at_the_server() {
+    let mut s = Stack::new().await;
+    // The longest linger there is: only a flush seals these entries before it ends.
+    s.agent_config.batch.max_wait_ms = 60_000;
+    s.start_agent().await;
+    let started = Instant::now();
+    // Written and closed at once, as `echo … | nc -U -q0` does: the agent may not have read
+    // them yet when the flush arrives; the flush waits for connections accepted before it.
+    for payload in ["Hello, LogFlux", "disk almost full on db-1"] {
+        let mut c = Client::new(tokio::net::UnixStream::connect(s.socket()).await.unwrap());
+        c.send(&entry_line(payload)).await;
+        tokio::io::AsyncWriteExt::shutdown(&mut c.writer)
+            .await
+            .unwrap();
+    }
+    let mut c = Client::new(tokio::net::UnixStream::connect(s.socket()).await.unwrap());
+    c.send(r#"{"version":"1.0","action":"flush"}"#).await;
+    assert_eq!(c.reply().await.unwrap(), json!({"status": "flushed"}));
+    // Already at the server, without waiting for anything else.
+    let stored: Vec<String> = s
+        .stored_entries()
+        .await
+        .into_iter()
+        .map(|e| e.payload)
+        .collect();
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert!(stored.contains(&"Hello, LogFlux".to_owned()), "{stored:?}");
+    assert!(stored.contains(&"disk almost full on db-1".to_owned()));
+    assert!(started.elapsed() < Duration::from_secs(30));
+
+    // A flush with nothing to seal answers at once; the connection stays usable.
+    c.send(r#"{"action":"flush"}"#).await;
+    assert_eq!(c.reply().await.unwrap(), json!({"status": "flushed"}));
+    // This connection's own entries, sent just before, are in.
+    c.send(&entry_line("same connection")).await;
+    c.send(r#"{"action":"flush"}"#).await;
+    assert_eq!(c.reply().await.unwrap(), json!({"status": "flushed"}));
+    assert_eq!(s.stored_entries().await.len(), 3);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn flush_over_tcp_needs_authentication() {
+    let mut s = Stack::new().await;
+    s.start_agent().await;
+    let mut c = Client::new(tokio::net::TcpStream::connect(s.tcp()).await.unwrap());
+    c.send(r#"{"action":"flush"}"#).await;
+    assert_eq!(c.reply().await.unwrap()["error"]["code"], "auth_required");
+    assert!(c.reply().await.is_none(), "closed");
+
+    let mut c = Client::new(tokio::net::TcpStream::connect(s.tcp()).await.unwrap());
+    c.send(&format!(
+        r#"{{"action":"authenticate","shared_secret":"{}"}}"#,
+        common::SECRET
+    ))
+    .await;
+    assert_eq!(c.reply().await.unwrap()["status"], "success");
+    c.send(&entry_line("over tcp")).await;
+    c.send(r#"{"action":"flush"}"#).await;
+    assert_eq!(c.reply().await.unwrap(), json!({"status": "flushed"}));
+    assert_eq!(s.stored_entries().await.len(), 1);
+    s.stop().await;
+}
+
+/// A flush while the server is down says so, within its bound, and the entries stay spooled.
+#[tokio::test]
+async fn flush_with_the_server_down_says_what_is_pending() {
+    let mut s = Stack::new().await;
+    // The identity is cached from a first run against the real server.
+    s.start_agent().await;
+    s.agent.take().unwrap().shutdown().await.unwrap();
+    s.agent_config.server.urls = vec!["http://127.0.0.1:9".into()];
+    s.start_agent().await;
+    let mut c = Client::new(tokio::net::UnixStream::connect(s.socket()).await.unwrap());
+    c.send(&entry_line("pending")).await;
+    c.send(r#"{"action":"flush"}"#).await;
+    // The agent answers within its bound of 30 s (longer than `Client::reply` waits).
+    let mut line = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::io::AsyncBufReadExt::read_line(&mut c.reader, &mut line),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let r: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(r["error"]["code"], "unavailable", "{r}");
+    let msg = r["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("not acknowledged"), "{msg}");
+    assert_eq!(s.agent.as_ref().unwrap().status()["spool"]["records"], 1);
+    s.stop().await;
+}
+
+/// Two agents on one spool each counted only their own appends to the shared segment and
+/// shipped the other's records in place of their own: each entry waited for the next one.
+#[tokio::test]
+async fn a_second_agent_on_the_same_spool_is_refused_naming_the_pid() {
+    let mut s = Stack::new().await;
+    s.start_agent().await;
+    let mut second = s.agent_config.clone();
+    second.inputs.unix_socket.as_mut().unwrap().path = s.dir.path().join("second.sock");
+    let e = Agent::start(second.clone()).await.unwrap_err();
+    let text = format!("{e:#}");
+    assert!(
+        text.contains(&format!("in use by process {}", std::process::id())),
+        "{text}"
+    );
+    assert!(text.contains("spool"), "{text}");
+    assert!(!s.dir.path().join("second.sock").exists());
+    // Stopped, the first one releases it.
+    s.agent.take().unwrap().shutdown().await.unwrap();
+    let again = Agent::start(second).await.unwrap();
+    again.shutdown().await.unwrap();
+    s.stop().await;
+}
+
+/// An entry followed by the start of the next line, on a connection that stays open: the
+/// entry is handed over before the agent waits for the rest, so a flush covers it.
+#[tokio::test]
+async fn flush_covers_whole_lines_of_a_connection_still_writing_the_next_one() {
+    let mut s = Stack::new().await;
+    s.agent_config.batch.max_wait_ms = 60_000;
+    s.start_agent().await;
+    let mut writer = tokio::net::UnixStream::connect(s.socket()).await.unwrap();
+    let partial = format!("{}\n{{\"payload\":\"not yet", entry_line("complete"));
+    tokio::io::AsyncWriteExt::write_all(&mut writer, partial.as_bytes())
+        .await
+        .unwrap();
+    let mut c = Client::new(tokio::net::UnixStream::connect(s.socket()).await.unwrap());
+    c.send(r#"{"action":"flush"}"#).await;
+    assert_eq!(c.reply().await.unwrap(), json!({"status": "flushed"}));
+    let stored: Vec<String> = s
+        .stored_entries()
+        .await
+        .into_iter()
+        .map(|e| e.payload)
+        .collect();
+    assert_eq!(stored, ["complete"]);
+    drop(writer);
+    s.stop().await;
+}
