@@ -24,6 +24,14 @@ pub struct Stack {
     pub env: HashMap<String, String>,
 }
 
+/// A value of up.env as the shell reads it: bare, or in single quotes (`'\''` for a quote).
+fn sh_unquote(v: &str) -> String {
+    match v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
+        Some(inner) => inner.replace("'\\''", "'"),
+        None => v.to_owned(),
+    }
+}
+
 impl Stack {
     pub async fn start() -> Stack {
         Stack::start_inner(None).await
@@ -97,7 +105,7 @@ impl Stack {
             .lines()
             .filter_map(|l| l.strip_prefix("export "))
             .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned()))
+            .map(|(k, v)| (k.to_owned(), sh_unquote(v)))
             .collect();
         Stack {
             tmp,
