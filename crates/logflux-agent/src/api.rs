@@ -694,11 +694,19 @@ async fn deliver_all(
     this: &ConnGuard,
 ) -> Result<(), ProtocolError> {
     let stopping = || ProtocolError::new(ErrorCode::Unavailable, "the agent is stopping");
+    // The spool's head also passes records that were dead-lettered (the server refused them)
+    // and the sealer's acknowledgement also covers entries it dropped: neither reached the
+    // server, so a rise of either while flushing is an error, not "flushed".
+    let dead_before = shared.metrics.records_dead_lettered.get();
+    let dropped_before = shared.metrics.entries_dropped.get();
+    // How far the flush got, for the reply when time runs out.
+    let sealed = std::sync::atomic::AtomicBool::new(false);
     let wait = async {
         // What the connections accepted before this one were sent goes first.
         this.conns.wait_drained_before(this.seq).await;
         let spooled = intake.flush().await.map_err(|_| stopping())?;
         spooled.await.map_err(|_| stopping())?;
+        sealed.store(true, std::sync::atomic::Ordering::Relaxed);
         let s = shared.clone();
         let end = tokio::task::spawn_blocking(move || s.spool.lock().expect("lock").end())
             .await
@@ -707,21 +715,41 @@ async fn deliver_all(
         head.wait_for(|h| *h >= end).await.map_err(|_| stopping())?;
         Ok(())
     };
-    tokio::select! {
+    let r = tokio::select! {
         r = tokio::time::timeout(FLUSH_WAIT, wait) => r.unwrap_or_else(|_| {
             let last = shared.status.lock().expect("lock").last_error.clone();
+            let what = if sealed.load(std::sync::atomic::Ordering::Relaxed) {
+                "sealed and spooled, but the server has not acknowledged everything"
+            } else {
+                "not everything could be sealed and spooled (the spool is full or the agent is busy)"
+            };
             Err(ProtocolError::new(
                 ErrorCode::Unavailable,
                 format!(
-                    "sealed and spooled, but the server has not acknowledged everything within \
-                     {} s (last delivery error: {}); the agent keeps retrying",
+                    "{what} within {} s (last delivery error: {}); the agent keeps retrying",
                     FLUSH_WAIT.as_secs(),
                     last.as_deref().unwrap_or("none")
                 ),
             ))
         }),
         _ = shutdown.changed() => Err(stopping()),
+    };
+    r?;
+    let dead = shared.metrics.records_dead_lettered.get() - dead_before;
+    let dropped = shared.metrics.entries_dropped.get() - dropped_before;
+    if dead > 0 || dropped > 0 {
+        let last = shared.status.lock().expect("lock").last_error.clone();
+        return Err(ProtocolError::new(
+            ErrorCode::Unavailable,
+            format!(
+                "not everything reached the server: {dead} records were refused by it and moved \
+                 to the dead-letter directory, {dropped} entries were dropped (last error: {}); \
+                 see logflux-agent status",
+                last.as_deref().unwrap_or("none")
+            ),
+        ));
     }
+    Ok(())
 }
 
 /// Entries handed over per chunk, at most.

@@ -366,10 +366,12 @@ async fn dead_letter(
         return false;
     }
     let n = records.len() as u64;
-    ack(shared, upto, n).await;
+    // Counted and said before the head moves past them: a `flush` woken by the head must see
+    // that these records did not reach the server.
     shared.metrics.records_dead_lettered.inc_by(n);
     shared.status.lock().expect("lock").last_error =
         Some(format!("server refused records with {status}"));
+    ack(shared, upto, n).await;
     true
 }
 

@@ -53,6 +53,65 @@ async fn flush_replies_once_entries_sent_before_on_other_connections_are_at_the_
     s.stop().await;
 }
 
+/// The spool's head also moves past records the server refused for good (dead-lettered):
+/// those never reached it, so the flush must not answer "flushed".
+#[tokio::test]
+async fn flush_does_not_say_flushed_when_the_server_refused_the_records() {
+    let mut s = Stack::new().await;
+    s.start_agent().await;
+    let mut c = Client::new(tokio::net::UnixStream::connect(s.socket()).await.unwrap());
+    c.send(&entry_line("accepted")).await;
+    c.send(r#"{"action":"flush"}"#).await;
+    assert_eq!(c.reply().await.unwrap(), json!({"status": "flushed"}));
+    // The agent's API key is revoked: the server answers 401 to every request, for good.
+    let keys: serde_json::Value = s
+        .http
+        .get(format!("{}/v1/admin/api-keys", s.base))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = keys["api_keys"]
+        .as_array()
+        .or(keys.as_array())
+        .and_then(|a| a.first())
+        .and_then(|k| k["id"].as_str())
+        .unwrap_or_else(|| panic!("no api key id in {keys}"))
+        .to_owned();
+    let r = s
+        .http
+        .delete(format!("{}/v1/admin/api-keys/{id}", s.base))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    c.send(&entry_line("refused")).await;
+    c.send(r#"{"action":"flush"}"#).await;
+    let r = c.reply().await.unwrap();
+    assert_eq!(
+        r["error"]["code"],
+        "unavailable",
+        "{r} {} {:?}",
+        s.agent.as_ref().unwrap().status(),
+        s.stored_entries().await.into_iter().map(|e| e.payload).collect::<Vec<_>>()
+    );
+    let msg = r["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("1 records were refused"), "{msg}");
+    assert!(msg.contains("401"), "{msg}");
+    let stored: Vec<String> = s
+        .stored_entries()
+        .await
+        .into_iter()
+        .map(|e| e.payload)
+        .collect();
+    assert_eq!(stored, ["accepted"]);
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn flush_over_tcp_needs_authentication() {
     let mut s = Stack::new().await;

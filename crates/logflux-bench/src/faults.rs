@@ -269,16 +269,17 @@ impl Lab {
     async fn start_agent(&mut self, clock: Option<&str>) -> anyhow::Result<Duration> {
         let started = Instant::now();
         let config = self.agent_config.to_str().context("path")?;
-        let mut cmd = match clock {
-            Some(offset) => {
-                let mut c = tokio::process::Command::new("faketime");
-                c.args(["-f", offset])
-                    .arg(&self.bins.agent)
-                    .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
-                c
-            }
-            None => tokio::process::Command::new(&self.bins.agent),
-        };
+        // With a clock offset, libfaketime is preloaded into the agent itself: the `faketime`
+        // program forks the agent as its own child, which killing `faketime` (a kill -9
+        // scenario, or the end of the run) leaves running — an orphan agent that kept the
+        // run's inherited file descriptors (a build lock held by a caller) open.
+        let mut cmd = tokio::process::Command::new(&self.bins.agent);
+        if let Some(offset) = clock {
+            cmd.env("LD_PRELOAD", libfaketime()?)
+                .env("FAKETIME", offset)
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+                .env("FAKETIME_NO_CACHE", "1");
+        }
         let mut child = cmd
             .args(["--config", config, "run"])
             .env("LOGFLUX_LOG", "error")
@@ -1210,14 +1211,27 @@ async fn segment_corrupt(ctx: &mut Ctx, w: &Path) -> anyhow::Result<Row> {
     })
 }
 
-async fn clock_skew(ctx: &mut Ctx, w: &Path) -> anyhow::Result<Row> {
-    if std::process::Command::new("faketime")
-        .arg("--help")
-        .output()
-        .is_err()
-    {
-        bail!("faketime is not installed (Debian package faketime)");
+/// Debian's libfaketime (package faketime), whatever the architecture directory.
+fn libfaketime() -> anyhow::Result<PathBuf> {
+    for dir in ["/usr/lib", "/usr/local/lib", "/usr/lib64"] {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut candidates = vec![Path::new(dir).join("faketime/libfaketime.so.1")];
+        candidates.extend(
+            entries
+                .flatten()
+                .map(|e| e.path().join("faketime/libfaketime.so.1")),
+        );
+        if let Some(p) = candidates.into_iter().find(|p| p.is_file()) {
+            return Ok(p);
+        }
     }
+    bail!("faketime is not installed (Debian package faketime: libfaketime.so.1 not found)")
+}
+
+async fn clock_skew(ctx: &mut Ctx, w: &Path) -> anyhow::Result<Row> {
+    libfaketime()?;
     let lab = Lab::new(
         w,
         LabOptions {

@@ -148,7 +148,11 @@ impl Phrase {
     fn new(arg: &str) -> Phrase {
         let text = arg.to_lowercase();
         Phrase {
-            words: logflux_crypto::words(&text).map(str::to_owned).collect(),
+            // The words of the argument as written, as the producer split its payload before
+            // lower-casing each word (the token does that): lower-casing the whole text first
+            // can give other words (`İ` becomes `i` and a combining dot; a final sigma), whose
+            // tokens no record has — the server would prune away entries that match.
+            words: logflux_crypto::words(arg).map(str::to_owned).collect(),
             word_start: text.chars().next().is_some_and(is_word_char),
             word_end: text.chars().next_back().is_some_and(is_word_char),
             text,
@@ -156,17 +160,28 @@ impl Phrase {
     }
 
     /// Whether `lower` (a lower-cased payload) contains the phrase.
+    /// Every occurrence is tried, overlapping ones included: in `110.10.10.5`, `10.10` is
+    /// refused at the first (inside `110`) and found at the next (`.10.10.`).
     fn found_in(&self, lower: &str) -> bool {
-        lower.match_indices(self.text.as_str()).any(|(i, m)| {
+        let Some(first) = self.text.chars().next() else {
+            return false;
+        };
+        let mut from = 0;
+        while let Some(k) = lower[from..].find(self.text.as_str()) {
+            let i = from + k;
             let before_ok =
                 !self.word_start || !lower[..i].chars().next_back().is_some_and(is_word_char);
             let after_ok = !self.word_end
-                || !lower[i + m.len()..]
+                || !lower[i + self.text.len()..]
                     .chars()
                     .next()
                     .is_some_and(is_word_char);
-            before_ok && after_ok
-        })
+            if before_ok && after_ok {
+                return true;
+            }
+            from = i + first.len_utf8();
+        }
+        false
     }
 }
 
@@ -536,6 +551,16 @@ mod tests {
         assert!(spaced.matches(&entry(Level::Info, "Connection refused by db")));
         assert!(!spaced.matches(&entry(Level::Info, "refused connection by db")));
         assert!(!spaced.matches(&entry(Level::Info, "connection was refused by db")));
+        // An occurrence refused (inside `110`) does not hide the next, overlapping one.
+        let overlap = words(&["10.10"]);
+        assert!(overlap.matches(&entry(Level::Info, "from 110.10.10.5")));
+        assert!(!overlap.matches(&entry(Level::Info, "from 110.10.105")));
+        // The words that prune are the producer's: split first, then lower-cased (the token
+        // lower-cases each word), never the words of the lower-cased whole.
+        let dotted = words(&["İstanbul-1"]);
+        assert_eq!(dotted.phrases[0].words, ["İstanbul", "1"]);
+        let sigma = words(&["ΟΔΟΣ.Α"]);
+        assert_eq!(sigma.phrases[0].words, ["ΟΔΟΣ", "Α"]);
         // Non-ASCII case folding, as for words.
         let koeln = words(&["grüße-köln"]);
         assert!(koeln.matches(&entry(Level::Info, "GRÜSSE? no: Grüße-Köln!")));

@@ -190,30 +190,37 @@ struct Summary {
 const PROBE_RECORDS: usize = 2000;
 
 /// Whether the query still holds a match: it reads on until one, the end, or
-/// [`PROBE_RECORDS`] records. Records that cannot be opened are reported and counted.
+/// [`PROBE_RECORDS`] records. It only informs the notice: records past the limit that cannot
+/// be opened are not the output's errors (they are not shown, and the search that shows them
+/// reports them), and a failure while probing makes the answer "unknown", not the search's
+/// error.
 async fn probe_rest(
     session: &Session,
     rx: &mut tokio::sync::mpsc::Receiver<anyhow::Result<Chunk>>,
-    sum: &mut Summary,
-) -> anyhow::Result<Rest> {
+) -> Rest {
     let nothing: Mapper<()> = Arc::new(|_| ());
     let mut examined = 0;
+    let mut unopened = false;
     while let Some(chunk) = rx.recv().await {
-        let chunk = chunk?;
+        let Ok(chunk) = chunk else {
+            return Rest::Unknown;
+        };
         examined += chunk.records.len();
-        let opened = session.open_records(chunk.records, &nothing).await?;
-        sum.errors += opened.errors.len() as u64;
+        let Ok(opened) = session.open_records(chunk.records, &nothing).await else {
+            return Rest::Unknown;
+        };
+        unopened |= !opened.errors.is_empty();
         if !opened.entries.is_empty() {
-            return Ok(Rest::More);
+            return Rest::More;
         }
         if chunk.done {
-            return Ok(Rest::None);
+            break;
         }
         if examined >= PROBE_RECORDS {
-            return Ok(Rest::Unknown);
+            return Rest::Unknown;
         }
     }
-    Ok(Rest::None)
+    if unopened { Rest::Unknown } else { Rest::None }
 }
 
 /// Whether an error is stdout having been closed (`logflux search | head`).
@@ -258,7 +265,7 @@ async fn run_query<T: Send + 'static>(
                 } else if chunk.done {
                     Rest::None
                 } else {
-                    probe_rest(session, &mut rx, &mut sum).await?
+                    probe_rest(session, &mut rx).await
                 };
                 return Ok(sum);
             }
@@ -418,7 +425,7 @@ pub(crate) async fn tail(settings: &Settings, args: TailArgs) -> anyhow::Result<
         None
     };
     // A pager for what is shown once, never for what keeps coming.
-    let (writer, pager) = Out::open(args.show.no_pager || args.follow).split();
+    let (writer, mut pager) = Out::open(args.show.no_pager || args.follow).split();
     let mut printer = Printer::new(writer, args.show.style());
     let mut recent = Vec::new();
     let identity: Mapper<EntryView> = Arc::new(|e| e);
@@ -458,10 +465,6 @@ pub(crate) async fn tail(settings: &Settings, args: TailArgs) -> anyhow::Result<
         printer.flush()?;
         let Some(mut lines) = live.take() else {
             printer.finish()?;
-            drop(printer);
-            if let Some(p) = pager {
-                p.wait();
-            }
             return Ok(status(&sum));
         };
         eprintln!("logflux: following new entries (Ctrl-C stops)");
@@ -546,6 +549,12 @@ pub(crate) async fn tail(settings: &Settings, args: TailArgs) -> anyhow::Result<
         Ok(if errors > 0 { EXIT_ERROR } else { EXIT_OK })
     }
     .await;
+    // The pager's input is closed, then the user leaves it (also after an error: logflux must
+    // not print its error and exit while the pager holds the terminal).
+    drop(printer);
+    if let Some(p) = pager.take() {
+        p.wait();
+    }
     match r {
         Err(e) if is_broken_pipe(&e) => Ok(EXIT_OK),
         other => other,

@@ -50,7 +50,9 @@ pub(crate) fn parse_span(s: &str) -> Option<i64> {
 }
 
 /// The instant of a local date and time; in a daylight-saving gap (a time that does not exist
-/// there), the first instant after it; in an overlap, the earlier of the two.
+/// there), the same time moved on by the gap, in 15-minute steps (02:07 in a 02:00→03:00 gap
+/// is 03:07, as glibc's `mktime` and so journalctl have it); in an overlap, the earlier of
+/// the two.
 fn local_instant<Tz: TimeZone>(tz: &Tz, t: NaiveDateTime) -> anyhow::Result<i64> {
     for step in 0..=8 {
         let candidate = t + chrono::Duration::minutes(15 * step);

@@ -34,11 +34,12 @@ pub enum LockError {
         hint: String,
     },
     /// The lock file could not be opened or locked.
-    #[error("locking {path}: {source}")]
+    // The I/O error is in the message only (not also a `source`), so a printed chain says
+    // it once.
+    #[error("locking {path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -60,9 +61,9 @@ pub fn lock_dir(dir: &Path, name: &str, what: &str, hint: &str) -> Result<DirLoc
 /// process holds it; `what` names what it guards, path included ("the catalog /…/catalog.db").
 pub fn lock_file(path: &Path, what: &str, hint: &str) -> Result<DirLock, LockError> {
     let path = path.to_path_buf();
-    let io = |source| LockError::Io {
+    let io = |error| LockError::Io {
         path: path.clone(),
-        source,
+        error,
     };
     let mut opts = std::fs::OpenOptions::new();
     opts.read(true).write(true).create(true).truncate(false);

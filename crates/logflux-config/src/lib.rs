@@ -48,6 +48,17 @@ pub fn expand_env(
     origin: &str,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<String, ConfigError> {
+    expand_env_or(text, origin, lookup, |_| None)
+}
+
+/// As [`expand_env`]; a variable that is unset and has no default becomes `unset(name)`
+/// where that is `Some`, and is an error where it is `None`.
+fn expand_env_or(
+    text: &str,
+    origin: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+    unset: impl Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
     let mut out = String::with_capacity(text.len());
     for (n, line) in text.split_inclusive('\n').enumerate() {
         let mut rest = line;
@@ -70,6 +81,7 @@ pub fn expand_env(
                 match (lookup(var), default) {
                     (Some(v), _) => out.push_str(&v),
                     (None, Some(d)) => out.push_str(d),
+                    (None, None) if let Some(v) = unset(var) => out.push_str(&v),
                     (None, None) => {
                         return Err(ConfigError::Env {
                             origin: origin.to_owned(),
@@ -147,10 +159,14 @@ pub fn load_section<T: serde::de::DeserializeOwned>(
         path: origin.clone(),
         error,
     })?;
-    // Unset references become a marker, so the rest of the file still parses.
-    let expanded = expand_env(&text, &origin, |v| {
-        Some(std::env::var(v).unwrap_or_else(|_| format!("{UNSET}{v}{UNSET}")))
-    })?;
+    // Unset references without a default become a marker, so the rest of the file still
+    // parses; `${VAR:-default}` takes its default as `load` does.
+    let expanded = expand_env_or(
+        &text,
+        &origin,
+        |v| std::env::var(v).ok(),
+        |v| Some(format!("{UNSET}{v}{UNSET}")),
+    )?;
     let doc: serde_yaml_ng::Value = if expanded.trim().is_empty() {
         serde_yaml_ng::Value::Null
     } else {
@@ -366,6 +382,9 @@ mod tests {
             e.contains("line 2: ${LOGFLUX_TEST_SURELY_UNSET_2} is not set"),
             "{e}"
         );
+        // A default applies here as in `load`.
+        std::fs::write(&p, "inner: {port: ${LOGFLUX_TEST_SURELY_UNSET_3:-7}}\n").unwrap();
+        assert_eq!(load_section::<Inner>(&p, "inner").unwrap().unwrap().port, 7);
         std::fs::write(&p, "inner: {port: http}\n").unwrap();
         let e = load_section::<Inner>(&p, "inner").unwrap_err().to_string();
         assert!(e.contains("inner.port: invalid type"), "{e}");

@@ -43,10 +43,17 @@ pub fn parse(json: &[u8]) -> Result<Map<String, Value>, SdkError> {
 /// [`to_view`], anything else (the Go SDK's raw message text) as a plain log line — payload the
 /// text (invalid UTF-8 replaced, one trailing line break dropped), level info (parts carry no
 /// level), type and time from the part headers.
+///
+/// A JSON object counts as a v2 payload only when it says so (`v` or `type`): a raw line that
+/// happens to be JSON — what zap, logrus and zerolog JSON formatters write through the Go
+/// SDK's adapters (`{"level":"info","ts":…,"msg":…}`) — is a plain line, shown as written,
+/// its `ts` and fields not mistaken for the payload's own.
 pub fn view_of(entry_type: EntryType, part_timestamp_ns: i64, plaintext: &[u8]) -> EntryView {
     match parse(plaintext) {
-        Ok(obj) => to_view(entry_type, part_timestamp_ns, obj),
-        Err(_) => plain_view(entry_type, part_timestamp_ns, plaintext),
+        Ok(obj) if obj.contains_key("v") || obj.contains_key("type") => {
+            to_view(entry_type, part_timestamp_ns, obj)
+        }
+        _ => plain_view(entry_type, part_timestamp_ns, plaintext),
     }
 }
 

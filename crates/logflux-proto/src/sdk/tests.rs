@@ -191,6 +191,13 @@ fn go_sdk_raw_message_text_is_a_plain_log_line() {
         view_of(EntryType::Log, PART_TS, b"caf\xe9").payload,
         "caf\u{fffd}"
     );
+    // A line that is itself a JSON object (a zap/logrus/zerolog JSON formatter behind the Go
+    // SDK's adapters) is shown as written: its `ts` and `msg` are not the payload's fields.
+    let zap = br#"{"level":"error","ts":1796026520.5,"msg":"db down","source":"x"}"#;
+    let v = view_of(EntryType::Log, PART_TS, zap);
+    assert_eq!(v.payload.as_bytes(), zap);
+    assert_eq!(v.timestamp_ns, PART_TS);
+    assert_eq!(v.source, "unknown");
     // A v2 object still goes through to_view.
     let v = view_of(
         EntryType::Log,
