@@ -1,5 +1,7 @@
 //! Parse errors: each unsupported construct is refused with its byte position and its name.
 
+#![allow(clippy::unwrap_used)]
+
 use logflux_query::{ErrorKind, Query, parse};
 
 /// The error for `q`, asserting its position is where `at` first occurs in `q` and that the
@@ -37,11 +39,7 @@ fn unsupported_constructs_are_named_at_their_position() {
         "label_replace",
         "label_replace",
     );
-    refused(
-        r#"{app="a"} | pattern "<ip> <_>""#,
-        "pattern",
-        "| pattern",
-    );
+    refused(r#"{app="a"} | pattern "<ip> <_>""#, "pattern", "| pattern");
     refused(r#"{app="a"} | regexp "(?P<x>.)""#, "regexp", "| regexp");
     refused(
         r#"quantile_over_time(0.99, {app="a"} | json | unwrap d [5m])"#,
@@ -60,7 +58,11 @@ fn unsupported_constructs_are_named_at_their_position() {
         "`and`",
     );
     refused(r#"{app="a"} |> "<_> x""#, "|>", "pattern line filters");
-    refused(r#"{app="a"} | json a="b.c""#, "a=", "`| json` with parameters");
+    refused(
+        r#"{app="a"} | json a="b.c""#,
+        "a=",
+        "`| json` with parameters",
+    );
     refused(r#"{app="a"} | unpack"#, "unpack", "| unpack");
     refused(
         r#"{app="a"} | line_format "{{ .a | upper }}""#,
