@@ -55,7 +55,7 @@ fn bench(c: &mut Criterion) {
             assert_eq!(m.len(), 8);
         });
     });
-    let Ok(Query::Log(log)) = parse(r#"{app="web", level=~"err|warning"} |= "disk full""#) else {
+    let Ok(Query::Log(log)) = parse(r#"{app="web", level=~"err|info"} |= "disk full""#) else {
         panic!("log query");
     };
     g.bench_function("log query with line filter, 1M rows", |b| {

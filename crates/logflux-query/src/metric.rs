@@ -322,8 +322,8 @@ impl MetricQuery {
                 "the end ({end_ns}) is before the start ({start_ns})"
             )));
         }
-        let points = (end_ns - start_ns) / step_ns + 1;
-        if points > MAX_POINTS {
+        let points = (i128::from(end_ns) - i128::from(start_ns)) / i128::from(step_ns) + 1;
+        if points > i128::from(MAX_POINTS) {
             return Err(QueryError::eval(format!(
                 "exceeded maximum resolution of {MAX_POINTS} points per time series: {points} points for this range and step; try a larger step"
             )));
@@ -331,7 +331,7 @@ impl MetricQuery {
         let data = self.extract(rows, start_ns, end_ns)?;
         let mut out: BTreeMap<Lbls, Vec<(i64, f64)>> = BTreeMap::new();
         let mut t = start_ns;
-        while t <= end_ns {
+        loop {
             let mut next = 0;
             match eval(&self.expr, t, &data, &mut next)? {
                 Value::Scalar(v) => out.entry(Rc::default()).or_default().push((t, v)),
@@ -341,7 +341,10 @@ impl MetricQuery {
                     }
                 }
             }
-            t += step_ns;
+            match t.checked_add(step_ns) {
+                Some(n) if n <= end_ns => t = n,
+                _ => break,
+            }
         }
         Ok(out
             .into_iter()

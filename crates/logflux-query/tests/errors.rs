@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use logflux_query::{ErrorKind, Query, parse};
+use proptest::prelude::*;
 
 /// The error for `q`, asserting its position is where `at` first occurs in `q` and that the
 /// message names `construct`.
@@ -123,4 +124,18 @@ fn the_supported_subset_parses() {
     }
     assert!(matches!(parse(r#"{app="a"}"#), Ok(Query::Log(_))));
     assert!(matches!(parse(r#"vector(1)"#), Ok(Query::Metric(_))));
+}
+
+proptest! {
+    /// Bad input is an error, never a panic: arbitrary text, and LogQL-looking text.
+    #[test]
+    fn parse_never_panics(
+        s in ".{0,80}",
+        t in r#"[{}()\[\]|=!~"`a-z_0-9 ,.+*/%^<>:$-]{0,80}"#,
+    ) {
+        let _ = parse(&s);
+        let _ = parse(&t);
+        let _ = parse(&format!("{{app=\"a\"}} {t}"));
+        let _ = parse(&format!("sum(count_over_time({{app=\"a\"}} {t}"));
+    }
 }
