@@ -34,7 +34,7 @@ mod parse;
 mod words;
 
 pub use log::{LogQuery, MatchOp, Matcher, stream_labels};
-pub use metric::{InstantValue, MetricQuery};
+pub use metric::{Collector, InstantValue, MetricQuery};
 pub use parse::parse;
 pub use words::words;
 

@@ -302,16 +302,8 @@ impl MetricQuery {
         self.expr.is_scalar()
     }
 
-    /// Evaluates at `start_ns`, `start_ns + step_ns`, … up to `end_ns` (Loki's query_range).
-    /// `rows` holds the entries fetched for [`MetricQuery::log_queries`] (any order; each
-    /// range aggregation applies its own log query to them).
-    pub fn eval_range(
-        &self,
-        rows: &[Row<'_>],
-        start_ns: i64,
-        end_ns: i64,
-        step_ns: i64,
-    ) -> Result<Matrix, QueryError> {
+    /// Checks a range query's step and bounds (before any entry is read).
+    fn check_range(start_ns: i64, end_ns: i64, step_ns: i64) -> Result<(), QueryError> {
         if step_ns <= 0 {
             return Err(QueryError::eval(format!(
                 "the step must be positive, got {step_ns} ns"
@@ -328,12 +320,178 @@ impl MetricQuery {
                 "exceeded maximum resolution of {MAX_POINTS} points per time series: {points} points for this range and step; try a larger step"
             )));
         }
-        let data = self.extract(rows, start_ns, end_ns)?;
+        Ok(())
+    }
+
+    /// Evaluates at `start_ns`, `start_ns + step_ns`, … up to `end_ns` (Loki's query_range).
+    /// `rows` holds the entries fetched for [`MetricQuery::log_queries`] (any order; each
+    /// range aggregation applies its own log query to them).
+    pub fn eval_range(
+        &self,
+        rows: &[Row<'_>],
+        start_ns: i64,
+        end_ns: i64,
+        step_ns: i64,
+    ) -> Result<Matrix, QueryError> {
+        Self::check_range(start_ns, end_ns, step_ns)?;
+        let mut c = self.collector(start_ns, end_ns);
+        c.push_all(rows)?;
+        c.eval_range(step_ns)
+    }
+
+    /// Evaluates at one instant (Loki's instant query); a scalar result is one sample with no
+    /// labels.
+    pub fn eval_instant(&self, rows: &[Row<'_>], at_ns: i64) -> Result<Vector, QueryError> {
+        Ok(match self.eval_instant_value(rows, at_ns)? {
+            InstantValue::Vector(v) => v,
+            InstantValue::Scalar(s) => vec![(Labels::new(), s)],
+        })
+    }
+
+    /// As [`MetricQuery::eval_instant`], telling a scalar from a vector.
+    pub fn eval_instant_value(
+        &self,
+        rows: &[Row<'_>],
+        at_ns: i64,
+    ) -> Result<InstantValue, QueryError> {
+        let mut c = self.collector(at_ns, at_ns);
+        c.push_all(rows)?;
+        c.eval_instant_value()
+    }
+
+    /// A collector of samples for a range query from `start_ns` to `end_ns` (an instant
+    /// query: both the same), fed one entry at a time: entries need not be kept in memory,
+    /// and workers decrypting in parallel can each fill one and [`Collector::merge`] them.
+    pub fn collector(&self, start_ns: i64, end_ns: i64) -> Collector<'_> {
+        let ranges = self.range_exprs();
+        Collector {
+            query: self,
+            start_ns,
+            end_ns,
+            ranges: ranges
+                .into_iter()
+                .map(|r| RangeAcc {
+                    from: start_ns
+                        .saturating_sub(r.offset_ns)
+                        .saturating_sub(r.range_ns),
+                    to: end_ns.saturating_sub(r.offset_ns),
+                    series: Vec::new(),
+                    index: HashMap::new(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Samples of a metric query's range aggregations, collected entry by entry (see
+/// [`MetricQuery::collector`]).
+#[derive(Debug)]
+pub struct Collector<'q> {
+    query: &'q MetricQuery,
+    start_ns: i64,
+    end_ns: i64,
+    ranges: Vec<RangeAcc>,
+}
+
+#[derive(Debug)]
+struct RangeAcc {
+    /// Entries in `(from, to]` count.
+    from: i64,
+    to: i64,
+    series: Vec<SeriesAcc>,
+    index: HashMap<u64, Vec<usize>>,
+}
+
+#[derive(Debug)]
+struct SeriesAcc {
+    labels: Vec<(String, String)>,
+    ts: Vec<i64>,
+    vals: Vec<f64>,
+}
+
+impl Collector<'_> {
+    /// Adds one entry (each range aggregation applies its own log query to it). Fails on a
+    /// pipeline error left in a sample (Loki's `__error__` rule).
+    pub fn push(&mut self, row: &Row<'_>) -> Result<(), QueryError> {
+        let mut ctx = Ctx::default();
+        self.push_with(row, &mut ctx)
+    }
+
+    /// Adds entries, reusing one label buffer.
+    pub fn push_all(&mut self, rows: &[Row<'_>]) -> Result<(), QueryError> {
+        let mut ctx = Ctx::default();
+        for row in rows {
+            self.push_with(row, &mut ctx)?;
+        }
+        Ok(())
+    }
+
+    fn push_with<'r>(&mut self, row: &Row<'r>, ctx: &mut Ctx<'r>) -> Result<(), QueryError> {
+        let ranges = self.query.range_exprs();
+        for (r, acc) in ranges.into_iter().zip(&mut self.ranges) {
+            acc.push(r, row, ctx)?;
+        }
+        Ok(())
+    }
+
+    /// Adds the samples another collector of the same query and bounds gathered.
+    pub fn merge(&mut self, other: Collector<'_>) {
+        for (acc, o) in self.ranges.iter_mut().zip(other.ranges) {
+            for s in o.series {
+                let h = hash_labels(s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                let bucket = acc.index.entry(h).or_default();
+                match bucket
+                    .iter()
+                    .copied()
+                    .find(|&i| acc.series[i].labels == s.labels)
+                {
+                    Some(i) => {
+                        acc.series[i].ts.extend(s.ts);
+                        acc.series[i].vals.extend(s.vals);
+                    }
+                    None => {
+                        bucket.push(acc.series.len());
+                        acc.series.push(s);
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(self) -> Vec<Vec<SeriesData>> {
+        self.ranges
+            .into_iter()
+            .map(|acc| {
+                acc.series
+                    .into_iter()
+                    .map(|mut s| {
+                        if !s.ts.is_sorted() {
+                            let mut pairs: Vec<(i64, f64)> =
+                                s.ts.iter().copied().zip(s.vals.iter().copied()).collect();
+                            pairs.sort_by_key(|p| p.0);
+                            (s.ts, s.vals) = pairs.into_iter().unzip();
+                        }
+                        SeriesData {
+                            labels: Rc::new(s.labels),
+                            ts: s.ts,
+                            vals: s.vals,
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The range query's result, steps `start, start + step, … <= end`.
+    pub fn eval_range(self, step_ns: i64) -> Result<Matrix, QueryError> {
+        let (start_ns, end_ns, query) = (self.start_ns, self.end_ns, self.query);
+        MetricQuery::check_range(start_ns, end_ns, step_ns)?;
+        let data = self.finish();
         let mut out: BTreeMap<Lbls, Vec<(i64, f64)>> = BTreeMap::new();
         let mut t = start_ns;
         loop {
             let mut next = 0;
-            match eval(&self.expr, t, &data, &mut next)? {
+            match eval(&query.expr, t, &data, &mut next)? {
                 Value::Scalar(v) => out.entry(Rc::default()).or_default().push((t, v)),
                 Value::Vector(v) => {
                     for (l, x) in v {
@@ -355,43 +513,18 @@ impl MetricQuery {
             .collect())
     }
 
-    /// Evaluates at one instant (Loki's instant query); a scalar result is one sample with no
-    /// labels.
-    pub fn eval_instant(&self, rows: &[Row<'_>], at_ns: i64) -> Result<Vector, QueryError> {
-        Ok(match self.eval_instant_value(rows, at_ns)? {
-            InstantValue::Vector(v) => v,
-            InstantValue::Scalar(s) => vec![(Labels::new(), s)],
-        })
-    }
-
-    /// As [`MetricQuery::eval_instant`], telling a scalar from a vector.
-    pub fn eval_instant_value(
-        &self,
-        rows: &[Row<'_>],
-        at_ns: i64,
-    ) -> Result<InstantValue, QueryError> {
-        let data = self.extract(rows, at_ns, at_ns)?;
+    /// The instant query's result, at the collector's end.
+    pub fn eval_instant_value(self) -> Result<InstantValue, QueryError> {
+        let (at_ns, query) = (self.end_ns, self.query);
+        let data = self.finish();
         let mut next = 0;
-        Ok(match eval(&self.expr, at_ns, &data, &mut next)? {
+        Ok(match eval(&query.expr, at_ns, &data, &mut next)? {
             Value::Scalar(s) => InstantValue::Scalar(s),
             Value::Vector(mut v) => {
                 v.sort_by(|a, b| a.0.cmp(&b.0));
                 InstantValue::Vector(v.into_iter().map(|(l, x)| (to_labels(&l), x)).collect())
             }
         })
-    }
-
-    /// Runs each range aggregation's log query over the rows once: samples per series.
-    fn extract(
-        &self,
-        rows: &[Row<'_>],
-        start_ns: i64,
-        end_ns: i64,
-    ) -> Result<Vec<Vec<SeriesData>>, QueryError> {
-        self.range_exprs()
-            .into_iter()
-            .map(|r| extract_one(r, rows, start_ns, end_ns))
-            .collect()
     }
 }
 
@@ -415,24 +548,25 @@ impl Hasher for Fnv {
     }
 }
 
-fn extract_one(
-    r: &RangeExpr,
-    rows: &[Row<'_>],
-    start_ns: i64,
-    end_ns: i64,
-) -> Result<Vec<SeriesData>, QueryError> {
-    let from = start_ns
-        .saturating_sub(r.offset_ns)
-        .saturating_sub(r.range_ns);
-    let to = end_ns.saturating_sub(r.offset_ns);
-    let mut series: Vec<SeriesData> = Vec::new();
-    let mut index: HashMap<u64, Vec<usize>> = HashMap::new();
-    let mut ctx = Ctx::default();
-    let mut keep: Vec<usize> = Vec::new();
-    for row in rows {
+fn hash_labels<'a>(labels: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    for (k, v) in labels {
+        k.hash(&mut h);
+        v.hash(&mut h);
+    }
+    h.finish()
+}
+
+impl RangeAcc {
+    fn push<'r>(
+        &mut self,
+        r: &RangeExpr,
+        row: &Row<'r>,
+        ctx: &mut Ctx<'r>,
+    ) -> Result<(), QueryError> {
         let ts = row.entry.timestamp_ns;
-        if ts <= from || ts > to || !r.log.run(row, &mut ctx) {
-            continue;
+        if ts <= self.from || ts > self.to || !r.log.run(row, ctx) {
+            return Ok(());
         }
         if let Some(err) = ctx.get(ERROR) {
             let details = ctx.get(ERROR_DETAILS).unwrap_or("");
@@ -451,40 +585,30 @@ fn extract_one(
             RangeFn::Bytes | RangeFn::BytesRate => ctx.line.len() as f64,
             _ => ctx.value.unwrap_or(1.0),
         };
-        keep.clear();
-        keep.extend((0..ctx.labels.len()).filter(|&i| {
-            r.grouping
-                .as_ref()
-                .is_none_or(|g| g.keeps(&ctx.labels[i].name))
-        }));
-        keep.sort_unstable_by(|&a, &b| ctx.labels[a].name.cmp(&ctx.labels[b].name));
-        let mut h = Fnv(0xcbf2_9ce4_8422_2325);
-        for &i in &keep {
-            ctx.labels[i].name.hash(&mut h);
-            ctx.labels[i].value.hash(&mut h);
+        // The labels kept, sorted by name (a few: sorted in place, no allocation).
+        let labels = &mut ctx.labels;
+        if let Some(g) = &r.grouping {
+            labels.retain(|l| g.keeps(&l.name));
         }
-        let bucket = index.entry(h.finish()).or_default();
-        let same = |s: &SeriesData| {
-            s.labels.len() == keep.len()
+        labels.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        let h = hash_labels(labels.iter().map(|l| (&*l.name, &*l.value)));
+        let bucket = self.index.entry(h).or_default();
+        let series = &mut self.series;
+        let same = |s: &SeriesAcc| {
+            s.labels.len() == labels.len()
                 && s.labels
                     .iter()
-                    .zip(&keep)
-                    .all(|((n, v), &i)| *n == ctx.labels[i].name && *v == ctx.labels[i].value)
+                    .zip(labels.iter())
+                    .all(|((n, v), l)| *n == l.name && *v == l.value)
         };
         let idx = match bucket.iter().copied().find(|&i| same(&series[i])) {
             Some(i) => i,
             None => {
-                series.push(SeriesData {
-                    labels: Rc::new(
-                        keep.iter()
-                            .map(|&i| {
-                                (
-                                    ctx.labels[i].name.to_string(),
-                                    ctx.labels[i].value.to_string(),
-                                )
-                            })
-                            .collect(),
-                    ),
+                series.push(SeriesAcc {
+                    labels: labels
+                        .iter()
+                        .map(|l| (l.name.to_string(), l.value.to_string()))
+                        .collect(),
                     ts: Vec::new(),
                     vals: Vec::new(),
                 });
@@ -494,16 +618,8 @@ fn extract_one(
         };
         series[idx].ts.push(ts);
         series[idx].vals.push(value);
+        Ok(())
     }
-    for s in &mut series {
-        if !s.ts.is_sorted() {
-            let mut pairs: Vec<(i64, f64)> =
-                s.ts.iter().copied().zip(s.vals.iter().copied()).collect();
-            pairs.sort_by_key(|p| p.0);
-            (s.ts, s.vals) = pairs.into_iter().unzip();
-        }
-    }
-    Ok(series)
 }
 
 fn eval(e: &Expr, t: i64, data: &[Vec<SeriesData>], next: &mut usize) -> Result<Value, QueryError> {

@@ -374,3 +374,45 @@ fn bounds_and_limits() {
     // No entries: no series (absent, not 0).
     assert!(m.eval_range(&[], 0, 10 * S, S).unwrap().is_empty());
 }
+
+#[test]
+fn collectors_fed_in_parts_and_merged_equal_one_pass() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<MetricQuery>();
+    send_sync::<logflux_query::LogQuery>();
+    fn send<T: Send>() {}
+    send::<logflux_query::Collector<'static>>();
+    let entries = data();
+    let rows: Vec<Row<'_>> = entries
+        .iter()
+        .map(|e| Row {
+            app: "web",
+            entry: e,
+        })
+        .collect();
+    for q in [
+        r#"sum by (level) (count_over_time({app="web"}[1m]))"#,
+        r#"max_over_time({app="web"} | logfmt | unwrap took [1m]) by (source) / sum by (source) (bytes_rate({app="web"}[1m]))"#,
+    ] {
+        let m = metric(q);
+        let whole = m.eval_range(&rows, 60 * S, 120 * S, 60 * S).unwrap();
+        // Two workers, entries in reverse order, then merged.
+        let mut a = m.collector(60 * S, 120 * S);
+        let mut b = m.collector(60 * S, 120 * S);
+        for (i, r) in rows.iter().rev().enumerate() {
+            if i % 2 == 0 {
+                a.push(r).unwrap()
+            } else {
+                b.push(r).unwrap()
+            }
+        }
+        a.merge(b);
+        assert_eq!(a.eval_range(60 * S).unwrap(), whole, "{q}");
+        let mut c = m.collector(60 * S, 60 * S);
+        c.push_all(&rows).unwrap();
+        assert_eq!(
+            c.eval_instant_value().unwrap(),
+            m.eval_instant_value(&rows, 60 * S).unwrap()
+        );
+    }
+}
