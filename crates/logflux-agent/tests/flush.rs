@@ -97,7 +97,11 @@ async fn flush_does_not_say_flushed_when_the_server_refused_the_records() {
         "unavailable",
         "{r} {} {:?}",
         s.agent.as_ref().unwrap().status(),
-        s.stored_entries().await.into_iter().map(|e| e.payload).collect::<Vec<_>>()
+        s.stored_entries()
+            .await
+            .into_iter()
+            .map(|e| e.payload)
+            .collect::<Vec<_>>()
     );
     let msg = r["error"]["message"].as_str().unwrap();
     assert!(msg.contains("1 records were refused"), "{msg}");

@@ -1,20 +1,13 @@
-//! The payload tokeniser of `logflux search` (`logflux_crypto::words`), mirrored here because
-//! that crate is not pure: words are maximal runs of Unicode alphanumerics and `_`. A test in
-//! `tests/` checks both agree on sample texts is not possible without the impure crate, so the
-//! unit tests below use the same cases as `logflux-crypto`'s.
+//! Words as `logflux search` and the producers' blind tokens have them: the tokeniser is
+//! `logflux_crypto::words` itself (no I/O: the crate stays pure), so pruning cannot drift
+//! from what producers index.
 
-/// Words longer than this many bytes (after lower-casing) get no blind token
-/// (`logflux_crypto::MAX_WORD_BYTES`).
-pub(crate) const MAX_WORD_BYTES: usize = 64;
+pub(crate) use logflux_crypto::MAX_WORD_BYTES;
+pub use logflux_crypto::words;
 
+/// A word character of [`words`]: a Unicode alphanumeric or `_`.
 pub(crate) fn is_word_char(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
-}
-
-/// The words of a text, as written (tokens lower-case them).
-pub fn words(text: &str) -> impl Iterator<Item = &str> {
-    text.split(|c: char| !is_word_char(c))
-        .filter(|w| !w.is_empty())
 }
 
 /// A word as its token is computed: lower-cased as `logflux_crypto` does.
@@ -64,6 +57,17 @@ mod tests {
         assert_eq!(words("").count(), 0);
         assert_eq!(words("  ...  ").count(), 0);
         assert_eq!(words("tail").collect::<Vec<_>>(), ["tail"]);
+    }
+
+    #[test]
+    fn word_characters_are_the_tokenisers() {
+        for c in [
+            'a', 'Z', '0', '_', 'é', 'ß', '東', '٣', '-', '.', ' ', '/', '@', '\u{307}', '—',
+        ] {
+            let mut b = [0u8; 4];
+            let one = c.encode_utf8(&mut b);
+            assert_eq!(is_word_char(c), words(one).next() == Some(&*one), "{c:?}");
+        }
     }
 
     #[test]
