@@ -29,6 +29,39 @@ pub(crate) struct UpArgs {
     /// The server's address (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:8080")]
     http: SocketAddr,
+    /// Where `logflux serve` (Loki's HTTP API, decrypted here, for Grafana) listens; `off`:
+    /// not started (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:3100", value_name = "ADDR|off")]
+    serve: ServeAddr,
+}
+
+/// `--serve`: an address, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ServeAddr {
+    Off,
+    At(SocketAddr),
+}
+
+impl std::str::FromStr for ServeAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(ServeAddr::Off);
+        }
+        s.parse()
+            .map(ServeAddr::At)
+            .map_err(|_| format!("{s:?} is not an address (127.0.0.1:3100) or off"))
+    }
+}
+
+/// The environment `up` resolves its own client.yaml in: the home directory only, so the
+/// stack's service uses the stack's token and keys whatever LOGFLUX_* the shell has.
+struct StackEnv;
+
+impl crate::config::Env for StackEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        (name == "HOME").then(|| std::env::var("HOME").ok()).flatten()
+    }
 }
 
 /// What the first run created, kept in DIR/up.json (mode 0600).
@@ -276,10 +309,44 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<i32> {
         }
         _ => String::new(),
     };
+    let client_yaml_path = dir.join("client.yaml");
+    let client_yaml = format!(
+        "# The logflux client's configuration for this stack (logflux --config FILE, or LOGFLUX_CONFIG).\n\
+         server: {base}\ntoken_file: {}\nprivate_key_file: {}\nsearch_key_file: {}\n",
+        dir.join("token").display(),
+        keys.join("private_key.pem").display(),
+        keys.join("search.key").display()
+    );
+    write_private(
+        &dir.join("token"),
+        format!("{}\n", state.admin_token).as_bytes(),
+    )?;
+    write_private(&client_yaml_path, client_yaml.as_bytes())?;
+    let serve = match args.serve {
+        ServeAddr::Off => None,
+        ServeAddr::At(addr) => {
+            let settings = crate::config::Settings::resolve(Some(&client_yaml_path), None, &StackEnv)?;
+            let serve_args = crate::serve::ServeArgs::for_up(addr, dir.join("serve.token"));
+            Some(
+                crate::serve::start(&settings, &serve_args)
+                    .await
+                    .with_context(|| format!("starting logflux serve on {addr} (--serve ADDR, or --serve off)"))?,
+            )
+        }
+    };
+    let serve_env = serve
+        .as_ref()
+        .map(|r| {
+            format!(
+                "export LOGFLUX_SERVE_URL={}\nexport LOGFLUX_SERVE_TOKEN={}\n",
+                r.url, r.token
+            )
+        })
+        .unwrap_or_default();
     let env = format!(
         "export LOGFLUX_SERVER={base}\nexport LOGFLUX_API_KEY={}\nexport LOGFLUX_AGENT_SOCKET={}\nexport LOGFLUX_AGENT_TCP={tcp}\n\
          export LOGFLUX_SHARED_SECRET={}\nexport LOGFLUX_CONFIG={}\nexport LOGFLUX_PAT={}\n\
-         export LOGFLUX_PRIVATE_KEY_FILE={}\nexport LOGFLUX_SEARCH_KEY_FILE={}\n{path_line}",
+         export LOGFLUX_PRIVATE_KEY_FILE={}\nexport LOGFLUX_SEARCH_KEY_FILE={}\n{serve_env}{path_line}",
         state.api_key,
         args.socket.display(),
         state.shared_secret,
@@ -289,18 +356,6 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<i32> {
         keys.join("search.key").display(),
     );
     write_private(&dir.join("up.env"), env.as_bytes())?;
-    write_private(
-        &dir.join("token"),
-        format!("{}\n", state.admin_token).as_bytes(),
-    )?;
-    let client_yaml = format!(
-        "# The logflux client's configuration for this stack (logflux --config FILE, or LOGFLUX_CONFIG).\n\
-         server: {base}\ntoken_file: {}\nprivate_key_file: {}\nsearch_key_file: {}\n",
-        dir.join("token").display(),
-        keys.join("private_key.pem").display(),
-        keys.join("search.key").display()
-    );
-    write_private(&dir.join("client.yaml"), client_yaml.as_bytes())?;
     println!(
         "self-test: an entry went app → agent (sealed) → server (stored encrypted) → here (decrypted): {decrypted:?}"
     );
@@ -310,6 +365,10 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<i32> {
         dir.join("server").display()
     );
     println!("agent   unix socket {}   tcp {tcp}", args.socket.display());
+    if let Some(r) = &serve {
+        crate::serve::print_settings(r);
+        println!("                       (also $LOGFLUX_SERVE_TOKEN in up.env)");
+    }
     println!();
     println!("In another shell:  source {}", dir.join("up.env").display());
     println!("Send a log line to the agent (Unix socket, or TCP after authenticating):");
@@ -341,6 +400,9 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<i32> {
         &mut std::io::stdout(),
         b"stopping: sealing and spooling what the agent holds, finishing server commits\n",
     );
+    if let Some(r) = serve {
+        r.shutdown().await;
+    }
     agent.shutdown().await?;
     server.shutdown().await?;
     Ok(crate::EXIT_OK)

@@ -22,6 +22,8 @@ async fn up(dir: &std::path::Path) -> (tokio::process::Child, Vec<String>) {
             "127.0.0.1:0",
             "--http",
             "127.0.0.1:0",
+            "--serve",
+            "127.0.0.1:0",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -105,6 +107,8 @@ async fn up_starts_everything_checks_it_and_is_reusable() {
         "LOGFLUX_SHARED_SECRET=",
         "LOGFLUX_CONFIG=",
         "LOGFLUX_PAT=lf_pat_",
+        "LOGFLUX_SERVE_URL=http://127.0.0.1:",
+        "LOGFLUX_SERVE_TOKEN=",
     ] {
         assert!(
             env.contains(&format!("export {var}")),

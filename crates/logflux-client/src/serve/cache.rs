@@ -40,8 +40,6 @@ struct Inner {
     order: BTreeMap<u64, String>,
     bytes: usize,
     tick: u64,
-    hits: u64,
-    misses: u64,
 }
 
 /// The cache; cheap to share (`Arc`).
@@ -51,13 +49,12 @@ pub(crate) struct Cache {
     inner: Mutex<Inner>,
 }
 
-/// Counters for tests and `/metrics`-like reporting.
+/// Counters, for tests.
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct CacheStats {
     pub(crate) records: usize,
     pub(crate) bytes: usize,
-    pub(crate) hits: u64,
-    pub(crate) misses: u64,
 }
 
 impl Cache {
@@ -84,13 +81,9 @@ impl Cache {
                 inner.order.remove(last);
                 *last = tick;
                 inner.order.insert(tick, record_id.to_owned());
-                inner.hits += 1;
                 Some(entries.clone())
             }
-            None => {
-                inner.misses += 1;
-                None
-            }
+            None => None,
         }
     }
 
@@ -122,13 +115,12 @@ impl Cache {
         inner.bytes += cost;
     }
 
+    #[cfg(test)]
     pub(crate) fn stats(&self) -> CacheStats {
         let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         CacheStats {
             records: g.map.len(),
             bytes: g.bytes,
-            hits: g.hits,
-            misses: g.misses,
         }
     }
 }

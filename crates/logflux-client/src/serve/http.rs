@@ -372,6 +372,8 @@ async fn guard(State(s): State<Arc<Service>>, req: Request, next: Next) -> Respo
 pub(crate) struct Req {
     pub(crate) params: Params,
     pub(crate) headers: HeaderMap,
+    /// `{name}` of `/loki/api/v1/label/{name}/values`.
+    pub(crate) label_name: Option<String>,
 }
 
 async fn read(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Req, LokiError> {
@@ -381,9 +383,15 @@ async fn read(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Resu
             message: format!("{method} is not allowed: GET or POST"),
         });
     }
+    let label_name = uri
+        .path()
+        .strip_prefix("/loki/api/v1/label/")
+        .and_then(|p| p.strip_suffix("/values"))
+        .map(percent_decode);
     Ok(Req {
         params: Params::from_request(&uri, &headers, &body),
         headers,
+        label_name,
     })
 }
 

@@ -149,10 +149,16 @@ pub(crate) struct Scanner {
     service: Arc<Service>,
     rx: Option<tokio::sync::mpsc::Receiver<anyhow::Result<Chunk>>>,
     names: Arc<HashMap<String, Arc<str>>>,
-    /// Bytes of decrypted entries this scan holds, at most the cache's capacity.
+    /// Whether the caller holds every record (then their bytes are bounded by the cache's
+    /// capacity).
+    hold: bool,
+    /// Bytes of decrypted entries this scan held.
     pub(crate) held_bytes: usize,
     pub(crate) records: u64,
     pub(crate) failed: u64,
+    /// Records found decrypted in the cache, and records decrypted.
+    pub(crate) cache_hits: u64,
+    pub(crate) decrypted: u64,
 }
 
 impl std::fmt::Debug for Scanner {
@@ -164,6 +170,12 @@ impl std::fmt::Debug for Scanner {
 }
 
 impl Scanner {
+    /// This scan's records are all held by the caller: their bytes are bounded.
+    pub(crate) fn holding(mut self) -> Scanner {
+        self.hold = true;
+        self
+    }
+
     /// The next chunk of records; `None` at the end.
     pub(crate) async fn next(&mut self) -> Result<Option<Batch>, LokiError> {
         let Some(rx) = self.rx.as_mut() else {
@@ -188,7 +200,10 @@ impl Scanner {
                 continue;
             }
             match self.service.cache.get(&r.record_id) {
-                Some(entries) => out.push((r, entries)),
+                Some(entries) => {
+                    self.cache_hits += 1;
+                    out.push((r, entries));
+                }
                 None => missing.push(r),
             }
         }
@@ -218,6 +233,7 @@ impl Scanner {
             for (r, o) in opened {
                 match o {
                     Ok(v) => {
+                        self.decrypted += 1;
                         let v = Arc::new(v);
                         self.service.cache.insert(&r.record_id, v.clone());
                         out.push((r, v));
@@ -234,7 +250,7 @@ impl Scanner {
         for (r, entries) in out {
             self.records += 1;
             self.held_bytes += cache::entries_bytes(&entries);
-            if self.held_bytes > self.service.cache.capacity() {
+            if self.hold && self.held_bytes > self.service.cache.capacity() {
                 return Err(LokiError::bad(format!(
                     "the query's time range holds more than {} MiB of decrypted entries (the limit, --cache-mb): narrow the time range or the selector",
                     self.service.cache.capacity() >> 20
@@ -299,9 +315,12 @@ impl Service {
             service: self.clone(),
             rx: None,
             names: Arc::new(names.clone()),
+            hold: false,
             held_bytes: 0,
             records: 0,
             failed: 0,
+            cache_hits: 0,
+            decrypted: 0,
         };
         // Applications asked for that do not exist: nothing matches.
         if scan.apps.is_some() && ids.is_empty() {
@@ -356,7 +375,6 @@ impl Service {
 /// A running service.
 #[derive(Debug)]
 pub(crate) struct Running {
-    pub(crate) addr: SocketAddr,
     pub(crate) url: String,
     pub(crate) token: String,
     pub(crate) token_file: PathBuf,
@@ -434,7 +452,6 @@ pub(crate) async fn start(settings: &Settings, args: &ServeArgs) -> anyhow::Resu
         addr.to_string()
     };
     Ok(Running {
-        addr,
         url: format!("{scheme}://{host}"),
         token,
         token_file,
