@@ -452,7 +452,7 @@ pub(crate) fn router(s: Arc<Service>) -> Router {
         .route("/loki/api/v1/index/stats", route!(loki::index_stats))
         .route("/loki/api/v1/index/volume", route!(loki::index_volume))
         .route("/loki/api/v1/detected_labels", route!(loki::detected_labels))
-        .route("/loki/api/v1/tail", get(loki::tail))
+        .route("/loki/api/v1/tail", get(super::ws::tail))
         .route("/loki/api/v2alpha/tail", route!(v2_tail))
         .fallback(|uri: Uri| async move {
             LokiError {

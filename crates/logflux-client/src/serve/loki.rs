@@ -218,7 +218,22 @@ async fn each_row(
     Ok(())
 }
 
-/// A log query's lines in `[start, end)`, newest (or oldest) first, at most `limit`.
+/// A log query's lines in `[start, end)`, newest (or oldest) first, at most `limit`;
+/// `seen` gets the ids of the records read.
+pub(crate) async fn log_lines(
+    s: &Arc<Service>,
+    q: &LogQuery,
+    start: i64,
+    end: i64,
+    limit: u64,
+    newest_first: bool,
+    seen: &mut std::collections::HashSet<String>,
+) -> Result<Vec<LogLine>, LokiError> {
+    run_log(s, q, start, end, limit, newest_first, &mut Work::default(), seen).await
+}
+
+/// As [`log_lines`], counting the work.
+#[allow(clippy::too_many_arguments)]
 async fn run_log(
     s: &Arc<Service>,
     q: &LogQuery,
@@ -227,6 +242,7 @@ async fn run_log(
     limit: u64,
     newest_first: bool,
     work: &mut Work,
+    seen: &mut std::collections::HashSet<String>,
 ) -> Result<Vec<LogLine>, LokiError> {
     let Some(scan) = scan_for(&q.prune(), start, end, newest_first) else {
         return Ok(Vec::new());
@@ -236,6 +252,7 @@ async fn run_log(
     let mut out = Vec::new();
     'outer: while let Some(b) = scanner.next().await? {
         for r in &b.records {
+            seen.insert(r.record_id.clone());
             for e in r.entries.iter() {
                 if e.timestamp_ns < start || (e.timestamp_ns >= end && end > start) {
                     continue;
@@ -364,7 +381,9 @@ pub(crate) async fn query_range(s: &Arc<Service>, r: Req) -> Result<Response, Lo
     let step = r.params.step(start, end)?;
     match parse_query(&substitute_auto(raw, step))? {
         Query::Log(q) => {
-            let lines = run_log(s, &q, start, end, limit, newest_first, &mut work).await?;
+            let mut seen = std::collections::HashSet::new();
+            let lines =
+                run_log(s, &q, start, end, limit, newest_first, &mut work, &mut seen).await?;
             work.returned = lines.len() as u64;
             Ok(streams_response(lines, &r, work, started))
         }
@@ -600,11 +619,6 @@ pub(crate) async fn detected_labels(s: &Arc<Service>, r: Req) -> Result<Response
         "detectedLabels": seen.iter().map(|(k, v)| json!({"label": k, "cardinality": v.len()})).collect::<Vec<_>>(),
     }))
     .into_response())
-}
-
-/// `GET /loki/api/v1/tail` (WebSocket).
-pub(crate) async fn tail() -> Response {
-    LokiError::bad("tail is not served yet").into_response()
 }
 
 #[cfg(test)]

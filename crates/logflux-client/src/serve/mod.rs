@@ -13,6 +13,7 @@ pub(crate) mod cache;
 pub(crate) mod guard;
 pub(crate) mod http;
 pub(crate) mod loki;
+pub(crate) mod ws;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -129,6 +130,7 @@ pub(crate) struct Scan {
 /// One decrypted record: its application's name, entries and time range.
 #[derive(Debug, Clone)]
 pub(crate) struct Opened {
+    pub(crate) record_id: String,
     pub(crate) app: Arc<str>,
     pub(crate) entries: Entries,
     pub(crate) min_ts: i64,
@@ -188,31 +190,81 @@ impl Scanner {
         if chunk.done {
             self.rx = None;
         }
-        let mut out = Vec::with_capacity(chunk.records.len());
+        let opened = self.service.open_lines(chunk.records, &self.names).await?;
+        self.failed += opened.failed;
+        self.cache_hits += opened.cache_hits;
+        self.decrypted += opened.decrypted;
+        let mut records = Vec::with_capacity(opened.records.len());
+        for r in opened.records {
+            self.records += 1;
+            self.held_bytes += cache::entries_bytes(&r.entries);
+            if self.hold && self.held_bytes > self.service.cache.capacity() {
+                return Err(LokiError::bad(format!(
+                    "the query's time range holds more than {} MiB of decrypted entries (the limit, --cache-mb): narrow the time range or the selector",
+                    self.service.cache.capacity() >> 20
+                )));
+            }
+            records.push(r);
+        }
+        Ok(Some(Batch {
+            records,
+            watermark: chunk.watermark,
+            done: chunk.done,
+        }))
+    }
+}
+
+/// Records opened: from the cache or decrypted now.
+#[derive(Debug, Default)]
+pub(crate) struct OpenedLines {
+    pub(crate) records: Vec<Opened>,
+    pub(crate) failed: u64,
+    pub(crate) cache_hits: u64,
+    pub(crate) decrypted: u64,
+}
+
+/// A scan's request to the server: application ids, blind tokens, id → name.
+#[derive(Debug, Clone)]
+pub(crate) struct Prepared {
+    /// Nothing can match (applications asked for that do not exist).
+    pub(crate) empty: bool,
+    pub(crate) ids: Vec<String>,
+    pub(crate) tokens: Vec<Vec<String>>,
+    pub(crate) names: Arc<HashMap<String, Arc<str>>>,
+}
+
+impl Service {
+    /// Opens records (in parallel, off the async threads): from the cache when held, else
+    /// decrypted and cached. A record that fails is reported on stderr by id (never its
+    /// content) and left out.
+    pub(crate) async fn open_lines(
+        self: &Arc<Self>,
+        lines: Vec<crate::api::Line>,
+        names: &HashMap<String, Arc<str>>,
+    ) -> Result<OpenedLines, LokiError> {
+        let mut res = OpenedLines::default();
+        let mut out = Vec::with_capacity(lines.len());
         let mut missing = Vec::new();
-        for r in chunk.records {
+        for r in lines {
             if r.kind == "damaged" {
                 eprintln!(
                     "logflux serve: the server cannot read segment {} of application {}: its records are left out",
                     r.segment_id, r.application_id
                 );
-                self.failed += 1;
+                res.failed += 1;
                 continue;
             }
-            match self.service.cache.get(&r.record_id) {
+            match self.cache.get(&r.record_id) {
                 Some(entries) => {
-                    self.cache_hits += 1;
+                    res.cache_hits += 1;
                     out.push((r, entries));
                 }
                 None => missing.push(r),
             }
         }
         if !missing.is_empty() {
-            self.service
-                .decryptor
-                .ensure_keys(&self.service.api, &missing)
-                .await;
-            let dec = self.service.decryptor.clone();
+            self.decryptor.ensure_keys(&self.api, &missing).await;
+            let dec = self.decryptor.clone();
             let opened = tokio::task::spawn_blocking(move || {
                 use rayon::prelude::*;
                 missing
@@ -233,50 +285,34 @@ impl Scanner {
             for (r, o) in opened {
                 match o {
                     Ok(v) => {
-                        self.decrypted += 1;
+                        res.decrypted += 1;
                         let v = Arc::new(v);
-                        self.service.cache.insert(&r.record_id, v.clone());
+                        self.cache.insert(&r.record_id, v.clone());
                         out.push((r, v));
                     }
                     Err(e) => {
-                        // Names the record, never its content.
                         eprintln!("logflux serve: {e}");
-                        self.failed += 1;
+                        res.failed += 1;
                     }
                 }
             }
         }
-        let mut records = Vec::with_capacity(out.len());
-        for (r, entries) in out {
-            self.records += 1;
-            self.held_bytes += cache::entries_bytes(&entries);
-            if self.hold && self.held_bytes > self.service.cache.capacity() {
-                return Err(LokiError::bad(format!(
-                    "the query's time range holds more than {} MiB of decrypted entries (the limit, --cache-mb): narrow the time range or the selector",
-                    self.service.cache.capacity() >> 20
-                )));
-            }
-            let app = self
-                .names
-                .get(&r.application_id)
-                .cloned()
-                .unwrap_or_else(|| Arc::from(r.application_id.as_str()));
-            records.push(Opened {
-                app,
+        res.records = out
+            .into_iter()
+            .map(|(r, entries)| Opened {
+                app: names
+                    .get(&r.application_id)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::from(r.application_id.as_str())),
                 entries,
                 min_ts: r.min_ts,
                 max_ts: r.max_ts.max(r.min_ts),
-            });
-        }
-        Ok(Some(Batch {
-            records,
-            watermark: chunk.watermark,
-            done: chunk.done,
-        }))
+                record_id: r.record_id,
+            })
+            .collect();
+        Ok(res)
     }
-}
 
-impl Service {
     /// The tenant's applications, reused for [`APPS_TTL`].
     pub(crate) async fn applications(&self) -> Result<Arc<Vec<Application>>, LokiError> {
         let mut g = self.apps.lock().await;
@@ -295,9 +331,9 @@ impl Service {
         Ok(apps)
     }
 
-    /// Starts fetching what `scan` asks for: the same request `logflux search` sends (time
-    /// bounds, applications, blind tokens), pages and all.
-    pub(crate) async fn scan(self: &Arc<Self>, scan: &Scan) -> Result<Scanner, LokiError> {
+    /// What the server is asked for `scan`: the same application ids and blind tokens
+    /// `logflux search` sends for the same conditions.
+    pub(crate) async fn prepare(&self, scan: &Scan) -> Result<Prepared, LokiError> {
         let apps = self.applications().await?;
         let names: HashMap<String, Arc<str>> = apps
             .iter()
@@ -311,21 +347,7 @@ impl Service {
                 .map(|a| a.id.clone())
                 .collect(),
         };
-        let empty = Scanner {
-            service: self.clone(),
-            rx: None,
-            names: Arc::new(names.clone()),
-            hold: false,
-            held_bytes: 0,
-            records: 0,
-            failed: 0,
-            cache_hits: 0,
-            decrypted: 0,
-        };
-        // Applications asked for that do not exist: nothing matches.
-        if scan.apps.is_some() && ids.is_empty() {
-            return Ok(empty);
-        }
+        let empty = scan.apps.is_some() && ids.is_empty();
         let token_apps: Vec<String> = if ids.is_empty() {
             apps.iter().map(|a| a.id.clone()).collect()
         } else {
@@ -355,19 +377,47 @@ impl Service {
             }
             _ => Vec::new(),
         };
-        let req = QueryRequest {
-            from: Some(TimeBound::Nanos(scan.from_ns)),
-            to: Some(TimeBound::Nanos(scan.to_ns.saturating_add(SDK_SEND_SLACK_NS))),
-            applications: ids,
-            entry_types: scan.entry_types.clone(),
+        Ok(Prepared {
+            empty,
+            ids,
             tokens,
-            limit: Some(1000),
-            order: Some(if scan.newest_first { "newest" } else { "oldest" }.into()),
-            cursor: None,
+            names: Arc::new(names),
+        })
+    }
+
+    /// Starts fetching what `scan` asks for: the request `logflux search` sends (time
+    /// bounds, applications, blind tokens), pages and all.
+    pub(crate) async fn scan(self: &Arc<Self>, scan: &Scan) -> Result<Scanner, LokiError> {
+        let p = self.prepare(scan).await?;
+        let rx = if p.empty {
+            None
+        } else {
+            Some(spawn_query(
+                self.api.clone(),
+                QueryRequest {
+                    from: Some(TimeBound::Nanos(scan.from_ns)),
+                    to: Some(TimeBound::Nanos(
+                        scan.to_ns.saturating_add(SDK_SEND_SLACK_NS),
+                    )),
+                    applications: p.ids,
+                    entry_types: scan.entry_types.clone(),
+                    tokens: p.tokens,
+                    limit: Some(1000),
+                    order: Some(if scan.newest_first { "newest" } else { "oldest" }.into()),
+                    cursor: None,
+                },
+            ))
         };
         Ok(Scanner {
-            rx: Some(spawn_query(self.api.clone(), req)),
-            ..empty
+            service: self.clone(),
+            rx,
+            names: p.names,
+            hold: false,
+            held_bytes: 0,
+            records: 0,
+            failed: 0,
+            cache_hits: 0,
+            decrypted: 0,
         })
     }
 }
