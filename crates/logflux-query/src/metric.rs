@@ -1,0 +1,832 @@
+//! Metric queries: range aggregations over log queries, vector aggregations, binary
+//! operations; evaluated as Loki and Prometheus do (window `(t - range - offset, t - offset]`,
+//! steps `start, start + step, …, <= end`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::rc::Rc;
+
+use crate::log::{Cmp, Ctx, ERROR, ERROR_DETAILS, LogQuery};
+use crate::{Labels, MAX_POINTS, Matrix, QueryError, Row, Series, Vector};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RangeFn {
+    Count,
+    Rate,
+    Bytes,
+    BytesRate,
+    Sum,
+    Avg,
+    Max,
+    Min,
+}
+
+impl RangeFn {
+    pub(crate) fn from_name(n: &str) -> Option<RangeFn> {
+        Some(match n {
+            "count_over_time" => RangeFn::Count,
+            "rate" => RangeFn::Rate,
+            "bytes_over_time" => RangeFn::Bytes,
+            "bytes_rate" => RangeFn::BytesRate,
+            "sum_over_time" => RangeFn::Sum,
+            "avg_over_time" => RangeFn::Avg,
+            "max_over_time" => RangeFn::Max,
+            "min_over_time" => RangeFn::Min,
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            RangeFn::Count => "count_over_time",
+            RangeFn::Rate => "rate",
+            RangeFn::Bytes => "bytes_over_time",
+            RangeFn::BytesRate => "bytes_rate",
+            RangeFn::Sum => "sum_over_time",
+            RangeFn::Avg => "avg_over_time",
+            RangeFn::Max => "max_over_time",
+            RangeFn::Min => "min_over_time",
+        }
+    }
+
+    pub(crate) fn needs_unwrap(self) -> bool {
+        matches!(
+            self,
+            RangeFn::Sum | RangeFn::Avg | RangeFn::Max | RangeFn::Min
+        )
+    }
+
+    pub(crate) fn allows_unwrap(self) -> bool {
+        self.needs_unwrap() || self == RangeFn::Rate
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AggOp {
+    Sum,
+    Count,
+    Avg,
+    Min,
+    Max,
+    Topk,
+    Bottomk,
+}
+
+impl AggOp {
+    pub(crate) fn from_name(n: &str) -> Option<AggOp> {
+        Some(match n {
+            "sum" => AggOp::Sum,
+            "count" => AggOp::Count,
+            "avg" => AggOp::Avg,
+            "min" => AggOp::Min,
+            "max" => AggOp::Max,
+            "topk" => AggOp::Topk,
+            "bottomk" => AggOp::Bottomk,
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            AggOp::Sum => "sum",
+            AggOp::Count => "count",
+            AggOp::Avg => "avg",
+            AggOp::Min => "min",
+            AggOp::Max => "max",
+            AggOp::Topk => "topk",
+            AggOp::Bottomk => "bottomk",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Pow,
+    Cmp(Cmp),
+}
+
+impl fmt::Display for BinOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::Mod => "%",
+            BinOp::Pow => "^",
+            BinOp::Cmp(Cmp::Eq) => "==",
+            BinOp::Cmp(Cmp::Ne) => "!=",
+            BinOp::Cmp(Cmp::Gt) => ">",
+            BinOp::Cmp(Cmp::Ge) => ">=",
+            BinOp::Cmp(Cmp::Lt) => "<",
+            BinOp::Cmp(Cmp::Le) => "<=",
+        })
+    }
+}
+
+impl BinOp {
+    /// The arithmetic result, or for comparisons whether it holds (1/0).
+    fn apply(self, a: f64, b: f64) -> f64 {
+        match self {
+            BinOp::Add => a + b,
+            BinOp::Sub => a - b,
+            BinOp::Mul => a * b,
+            BinOp::Div => a / b,
+            BinOp::Mod => a % b,
+            BinOp::Pow => a.powf(b),
+            BinOp::Cmp(c) => {
+                if c.holds(a, b) {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Grouping {
+    By(Vec<String>),
+    Without(Vec<String>),
+}
+
+impl Grouping {
+    fn keeps(&self, name: &str) -> bool {
+        match self {
+            Grouping::By(n) => n.iter().any(|x| x == name),
+            Grouping::Without(n) => !n.iter().any(|x| x == name),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct RangeExpr {
+    pub(crate) func: RangeFn,
+    pub(crate) log: LogQuery,
+    pub(crate) range_ns: i64,
+    pub(crate) offset_ns: i64,
+    pub(crate) grouping: Option<Grouping>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Expr {
+    Num(f64),
+    Vector(f64),
+    Range(Box<RangeExpr>),
+    Agg {
+        op: AggOp,
+        param: Option<usize>,
+        grouping: Option<Grouping>,
+        expr: Box<Expr>,
+    },
+    Bin {
+        op: BinOp,
+        bool_mod: bool,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
+    Neg(Box<Expr>),
+}
+
+impl Expr {
+    pub(crate) fn is_scalar(&self) -> bool {
+        match self {
+            Expr::Num(_) => true,
+            Expr::Neg(e) => e.is_scalar(),
+            Expr::Bin { lhs, rhs, .. } => lhs.is_scalar() && rhs.is_scalar(),
+            _ => false,
+        }
+    }
+
+    fn ranges<'a>(&'a self, out: &mut Vec<&'a RangeExpr>) {
+        match self {
+            Expr::Num(_) | Expr::Vector(_) => {}
+            Expr::Range(r) => out.push(r),
+            Expr::Agg { expr, .. } | Expr::Neg(expr) => expr.ranges(out),
+            Expr::Bin { lhs, rhs, .. } => {
+                lhs.ranges(out);
+                rhs.ranges(out);
+            }
+        }
+    }
+}
+
+/// A metric query.
+#[derive(Debug, Clone)]
+pub struct MetricQuery {
+    expr: Expr,
+}
+
+/// An instant query's result: Loki answers `resultType` `vector` or `scalar`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InstantValue {
+    Vector(Vector),
+    Scalar(f64),
+}
+
+/// A sorted label set, shared between steps.
+type Lbls = Rc<Vec<(String, String)>>;
+type Sample = (Lbls, f64);
+
+#[derive(Debug, Clone)]
+enum Value {
+    Scalar(f64),
+    Vector(Vec<(Lbls, f64)>),
+}
+
+#[derive(Debug)]
+struct SeriesData {
+    labels: Lbls,
+    ts: Vec<i64>,
+    vals: Vec<f64>,
+}
+
+impl MetricQuery {
+    pub(crate) fn new(expr: Expr) -> Self {
+        MetricQuery { expr }
+    }
+
+    fn range_exprs(&self) -> Vec<&RangeExpr> {
+        let mut out = Vec::new();
+        self.expr.ranges(&mut out);
+        out
+    }
+
+    /// The log queries inside the range aggregations (the caller fetches entries for each).
+    pub fn log_queries(&self) -> Vec<&LogQuery> {
+        self.range_exprs().into_iter().map(|r| &r.log).collect()
+    }
+
+    /// How far before `start` entries are needed: the largest range plus its offset (0 for
+    /// queries without a range aggregation). With a negative offset, entries after `end` are
+    /// needed too: use [`MetricQuery::fetch_window`].
+    pub fn range_ns(&self) -> i64 {
+        self.range_exprs()
+            .iter()
+            .map(|r| r.range_ns.saturating_add(r.offset_ns))
+            .max()
+            .unwrap_or(0)
+            .max(0)
+    }
+
+    /// The entries a range query from `start_ns` to `end_ns` reads: timestamps in
+    /// `(from, to]`.
+    pub fn fetch_window(&self, start_ns: i64, end_ns: i64) -> (i64, i64) {
+        let r = self.range_exprs();
+        let from = r
+            .iter()
+            .map(|r| {
+                start_ns
+                    .saturating_sub(r.offset_ns)
+                    .saturating_sub(r.range_ns)
+            })
+            .min()
+            .unwrap_or(start_ns);
+        let to = r
+            .iter()
+            .map(|r| end_ns.saturating_sub(r.offset_ns))
+            .max()
+            .unwrap_or(end_ns);
+        (from, to)
+    }
+
+    /// Whether the result is a scalar (no vector in the expression: `1 + 2`).
+    pub fn is_scalar(&self) -> bool {
+        self.expr.is_scalar()
+    }
+
+    /// Checks a range query's step and bounds (before any entry is read).
+    fn check_range(start_ns: i64, end_ns: i64, step_ns: i64) -> Result<(), QueryError> {
+        if step_ns <= 0 {
+            return Err(QueryError::eval(format!(
+                "the step must be positive, got {step_ns} ns"
+            )));
+        }
+        if end_ns < start_ns {
+            return Err(QueryError::eval(format!(
+                "the end ({end_ns}) is before the start ({start_ns})"
+            )));
+        }
+        let points = (i128::from(end_ns) - i128::from(start_ns)) / i128::from(step_ns) + 1;
+        if points > i128::from(MAX_POINTS) {
+            return Err(QueryError::eval(format!(
+                "exceeded maximum resolution of {MAX_POINTS} points per time series: {points} points for this range and step; try a larger step"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Evaluates at `start_ns`, `start_ns + step_ns`, … up to `end_ns` (Loki's query_range).
+    /// `rows` holds the entries fetched for [`MetricQuery::log_queries`] (any order; each
+    /// range aggregation applies its own log query to them).
+    pub fn eval_range(
+        &self,
+        rows: &[Row<'_>],
+        start_ns: i64,
+        end_ns: i64,
+        step_ns: i64,
+    ) -> Result<Matrix, QueryError> {
+        Self::check_range(start_ns, end_ns, step_ns)?;
+        let mut c = self.collector(start_ns, end_ns);
+        c.push_all(rows)?;
+        c.eval_range(step_ns)
+    }
+
+    /// Evaluates at one instant (Loki's instant query); a scalar result is one sample with no
+    /// labels.
+    pub fn eval_instant(&self, rows: &[Row<'_>], at_ns: i64) -> Result<Vector, QueryError> {
+        Ok(match self.eval_instant_value(rows, at_ns)? {
+            InstantValue::Vector(v) => v,
+            InstantValue::Scalar(s) => vec![(Labels::new(), s)],
+        })
+    }
+
+    /// As [`MetricQuery::eval_instant`], telling a scalar from a vector.
+    pub fn eval_instant_value(
+        &self,
+        rows: &[Row<'_>],
+        at_ns: i64,
+    ) -> Result<InstantValue, QueryError> {
+        let mut c = self.collector(at_ns, at_ns);
+        c.push_all(rows)?;
+        c.eval_instant_value()
+    }
+
+    /// A collector of samples for a range query from `start_ns` to `end_ns` (an instant
+    /// query: both the same), fed one entry at a time: entries need not be kept in memory,
+    /// and workers decrypting in parallel can each fill one and [`Collector::merge`] them.
+    pub fn collector(&self, start_ns: i64, end_ns: i64) -> Collector<'_> {
+        let ranges = self.range_exprs();
+        Collector {
+            query: self,
+            start_ns,
+            end_ns,
+            ranges: ranges
+                .into_iter()
+                .map(|r| RangeAcc {
+                    from: start_ns
+                        .saturating_sub(r.offset_ns)
+                        .saturating_sub(r.range_ns),
+                    to: end_ns.saturating_sub(r.offset_ns),
+                    series: Vec::new(),
+                    index: HashMap::new(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Samples of a metric query's range aggregations, collected entry by entry (see
+/// [`MetricQuery::collector`]).
+#[derive(Debug)]
+pub struct Collector<'q> {
+    query: &'q MetricQuery,
+    start_ns: i64,
+    end_ns: i64,
+    ranges: Vec<RangeAcc>,
+}
+
+#[derive(Debug)]
+struct RangeAcc {
+    /// Entries in `(from, to]` count.
+    from: i64,
+    to: i64,
+    series: Vec<SeriesAcc>,
+    index: HashMap<u64, Vec<usize>>,
+}
+
+#[derive(Debug)]
+struct SeriesAcc {
+    labels: Vec<(String, String)>,
+    ts: Vec<i64>,
+    vals: Vec<f64>,
+}
+
+impl Collector<'_> {
+    /// Adds one entry (each range aggregation applies its own log query to it). Fails on a
+    /// pipeline error left in a sample (Loki's `__error__` rule).
+    pub fn push(&mut self, row: &Row<'_>) -> Result<(), QueryError> {
+        let mut ctx = Ctx::default();
+        self.push_with(row, &mut ctx)
+    }
+
+    /// Adds entries, reusing one label buffer.
+    pub fn push_all(&mut self, rows: &[Row<'_>]) -> Result<(), QueryError> {
+        let mut ctx = Ctx::default();
+        for row in rows {
+            self.push_with(row, &mut ctx)?;
+        }
+        Ok(())
+    }
+
+    fn push_with<'r>(&mut self, row: &Row<'r>, ctx: &mut Ctx<'r>) -> Result<(), QueryError> {
+        let ranges = self.query.range_exprs();
+        for (r, acc) in ranges.into_iter().zip(&mut self.ranges) {
+            acc.push(r, row, ctx)?;
+        }
+        Ok(())
+    }
+
+    /// Adds the samples another collector of the same query and bounds gathered.
+    pub fn merge(&mut self, other: Collector<'_>) {
+        for (acc, o) in self.ranges.iter_mut().zip(other.ranges) {
+            for s in o.series {
+                let h = hash_labels(s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                let bucket = acc.index.entry(h).or_default();
+                match bucket
+                    .iter()
+                    .copied()
+                    .find(|&i| acc.series[i].labels == s.labels)
+                {
+                    Some(i) => {
+                        acc.series[i].ts.extend(s.ts);
+                        acc.series[i].vals.extend(s.vals);
+                    }
+                    None => {
+                        bucket.push(acc.series.len());
+                        acc.series.push(s);
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(self) -> Vec<Vec<SeriesData>> {
+        self.ranges
+            .into_iter()
+            .map(|acc| {
+                acc.series
+                    .into_iter()
+                    .map(|mut s| {
+                        if !s.ts.is_sorted() {
+                            let mut pairs: Vec<(i64, f64)> =
+                                s.ts.iter().copied().zip(s.vals.iter().copied()).collect();
+                            pairs.sort_by_key(|p| p.0);
+                            (s.ts, s.vals) = pairs.into_iter().unzip();
+                        }
+                        SeriesData {
+                            labels: Rc::new(s.labels),
+                            ts: s.ts,
+                            vals: s.vals,
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The range query's result, steps `start, start + step, … <= end`.
+    pub fn eval_range(self, step_ns: i64) -> Result<Matrix, QueryError> {
+        let (start_ns, end_ns, query) = (self.start_ns, self.end_ns, self.query);
+        MetricQuery::check_range(start_ns, end_ns, step_ns)?;
+        let data = self.finish();
+        let mut out: BTreeMap<Lbls, Vec<(i64, f64)>> = BTreeMap::new();
+        let mut t = start_ns;
+        loop {
+            let mut next = 0;
+            match eval(&query.expr, t, &data, &mut next)? {
+                Value::Scalar(v) => out.entry(Rc::default()).or_default().push((t, v)),
+                Value::Vector(v) => {
+                    for (l, x) in v {
+                        out.entry(l).or_default().push((t, x));
+                    }
+                }
+            }
+            match t.checked_add(step_ns) {
+                Some(n) if n <= end_ns => t = n,
+                _ => break,
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|(l, points)| Series {
+                labels: to_labels(&l),
+                points,
+            })
+            .collect())
+    }
+
+    /// The instant query's result, at the collector's end.
+    pub fn eval_instant_value(self) -> Result<InstantValue, QueryError> {
+        let (at_ns, query) = (self.end_ns, self.query);
+        let data = self.finish();
+        let mut next = 0;
+        Ok(match eval(&query.expr, at_ns, &data, &mut next)? {
+            Value::Scalar(s) => InstantValue::Scalar(s),
+            Value::Vector(mut v) => {
+                v.sort_by(|a, b| a.0.cmp(&b.0));
+                InstantValue::Vector(v.into_iter().map(|(l, x)| (to_labels(&l), x)).collect())
+            }
+        })
+    }
+}
+
+fn to_labels(l: &[(String, String)]) -> Labels {
+    l.iter().cloned().collect()
+}
+
+/// FNV-1a: a fast hash for label sets (collisions are resolved by comparing).
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+fn hash_labels<'a>(labels: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    for (k, v) in labels {
+        k.hash(&mut h);
+        v.hash(&mut h);
+    }
+    h.finish()
+}
+
+impl RangeAcc {
+    fn push<'r>(
+        &mut self,
+        r: &RangeExpr,
+        row: &Row<'r>,
+        ctx: &mut Ctx<'r>,
+    ) -> Result<(), QueryError> {
+        let ts = row.entry.timestamp_ns;
+        if ts <= self.from || ts > self.to || !r.log.run(row, ctx) {
+            return Ok(());
+        }
+        if let Some(err) = ctx.get(ERROR) {
+            let details = ctx.get(ERROR_DETAILS).unwrap_or("");
+            let labels: Vec<String> = ctx
+                .labels
+                .iter()
+                .filter(|l| l.name != ERROR && l.name != ERROR_DETAILS)
+                .map(|l| format!("{}={:?}", l.name, l.value))
+                .collect();
+            return Err(QueryError::eval(format!(
+                "pipeline error: '{err}' ({details}) for series: '{{{}}}'. Use a label filter to intentionally skip this error (e.g. | __error__!=\"{err}\"), or | drop __error__; to skip all potential errors match empty errors (e.g. | __error__=\"\"); the label filter can also be given after unwrap (e.g. | unwrap latency | __error__=\"\")",
+                labels.join(", ")
+            )));
+        }
+        let value = match r.func {
+            RangeFn::Bytes | RangeFn::BytesRate => ctx.line.len() as f64,
+            _ => ctx.value.unwrap_or(1.0),
+        };
+        // The labels kept, sorted by name (a few: sorted in place, no allocation).
+        let labels = &mut ctx.labels;
+        if let Some(g) = &r.grouping {
+            labels.retain(|l| g.keeps(&l.name));
+        }
+        labels.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        let h = hash_labels(labels.iter().map(|l| (&*l.name, &*l.value)));
+        let bucket = self.index.entry(h).or_default();
+        let series = &mut self.series;
+        let same = |s: &SeriesAcc| {
+            s.labels.len() == labels.len()
+                && s.labels
+                    .iter()
+                    .zip(labels.iter())
+                    .all(|((n, v), l)| *n == l.name && *v == l.value)
+        };
+        let idx = match bucket.iter().copied().find(|&i| same(&series[i])) {
+            Some(i) => i,
+            None => {
+                series.push(SeriesAcc {
+                    labels: labels
+                        .iter()
+                        .map(|l| (l.name.to_string(), l.value.to_string()))
+                        .collect(),
+                    ts: Vec::new(),
+                    vals: Vec::new(),
+                });
+                bucket.push(series.len() - 1);
+                series.len() - 1
+            }
+        };
+        series[idx].ts.push(ts);
+        series[idx].vals.push(value);
+        Ok(())
+    }
+}
+
+fn eval(e: &Expr, t: i64, data: &[Vec<SeriesData>], next: &mut usize) -> Result<Value, QueryError> {
+    Ok(match e {
+        Expr::Num(n) => Value::Scalar(*n),
+        Expr::Vector(v) => Value::Vector(vec![(Rc::default(), *v)]),
+        Expr::Neg(inner) => match eval(inner, t, data, next)? {
+            Value::Scalar(s) => Value::Scalar(-s),
+            Value::Vector(v) => Value::Vector(v.into_iter().map(|(l, x)| (l, -x)).collect()),
+        },
+        Expr::Range(r) => {
+            let series = &data[*next];
+            *next += 1;
+            Value::Vector(range_at(r, series, t))
+        }
+        Expr::Agg {
+            op,
+            param,
+            grouping,
+            expr,
+        } => {
+            let v = match eval(expr, t, data, next)? {
+                Value::Vector(v) => v,
+                Value::Scalar(_) => {
+                    return Err(QueryError::eval(format!(
+                        "{} needs a vector, got a scalar (use vector(…))",
+                        op.name()
+                    )));
+                }
+            };
+            Value::Vector(aggregate(*op, *param, grouping.as_ref(), v))
+        }
+        Expr::Bin {
+            op,
+            bool_mod,
+            lhs,
+            rhs,
+        } => {
+            let l = eval(lhs, t, data, next)?;
+            let r = eval(rhs, t, data, next)?;
+            binary(*op, *bool_mod, l, r)?
+        }
+    })
+}
+
+fn range_at(r: &RangeExpr, series: &[SeriesData], t: i64) -> Vec<(Lbls, f64)> {
+    let hi = t.saturating_sub(r.offset_ns);
+    let lo = hi.saturating_sub(r.range_ns);
+    let secs = r.range_ns as f64 / 1e9;
+    let mut out = Vec::new();
+    for s in series {
+        let a = s.ts.partition_point(|&x| x <= lo);
+        let b = s.ts.partition_point(|&x| x <= hi);
+        if a == b {
+            continue;
+        }
+        let w = &s.vals[a..b];
+        let n = w.len() as f64;
+        let sum = || w.iter().sum::<f64>();
+        let v = match r.func {
+            RangeFn::Count => n,
+            RangeFn::Rate if r.log.has_unwrap() => sum() / secs,
+            RangeFn::Rate => n / secs,
+            RangeFn::Bytes | RangeFn::Sum => sum(),
+            RangeFn::BytesRate => sum() / secs,
+            RangeFn::Avg => sum() / n,
+            RangeFn::Max => w
+                .iter()
+                .copied()
+                .fold(f64::NAN, |m, x| if m.is_nan() || x > m { x } else { m }),
+            RangeFn::Min => w
+                .iter()
+                .copied()
+                .fold(f64::NAN, |m, x| if m.is_nan() || x < m { x } else { m }),
+        };
+        out.push((s.labels.clone(), v));
+    }
+    out
+}
+
+fn group_key(labels: &[(String, String)], g: Option<&Grouping>) -> Vec<(String, String)> {
+    match g {
+        None => Vec::new(),
+        Some(g) => labels.iter().filter(|(n, _)| g.keeps(n)).cloned().collect(),
+    }
+}
+
+fn aggregate(
+    op: AggOp,
+    param: Option<usize>,
+    g: Option<&Grouping>,
+    v: Vec<(Lbls, f64)>,
+) -> Vec<(Lbls, f64)> {
+    if matches!(op, AggOp::Topk | AggOp::Bottomk) {
+        let k = param.unwrap_or(1);
+        let mut groups: BTreeMap<Vec<(String, String)>, Vec<Sample>> = BTreeMap::new();
+        for (l, x) in v {
+            groups.entry(group_key(&l, g)).or_default().push((l, x));
+        }
+        let mut out = Vec::new();
+        for (_, mut members) in groups {
+            // Largest (smallest) first; NaN last either way; ties by labels.
+            members.sort_by(|a, b| {
+                let ord = match (a.1.is_nan(), b.1.is_nan()) {
+                    (true, true) => std::cmp::Ordering::Equal,
+                    (true, false) => std::cmp::Ordering::Greater,
+                    (false, true) => std::cmp::Ordering::Less,
+                    _ if op == AggOp::Topk => b.1.total_cmp(&a.1),
+                    _ => a.1.total_cmp(&b.1),
+                };
+                ord.then_with(|| a.0.cmp(&b.0))
+            });
+            members.truncate(k);
+            out.extend(members);
+        }
+        return out;
+    }
+    // (value, count) per group, in first-seen order made deterministic by the BTreeMap.
+    let mut groups: BTreeMap<Vec<(String, String)>, (f64, f64)> = BTreeMap::new();
+    for (l, x) in v {
+        let acc = groups.entry(group_key(&l, g)).or_insert((f64::NAN, 0.0));
+        acc.1 += 1.0;
+        acc.0 = match op {
+            AggOp::Sum | AggOp::Avg => {
+                if acc.1 == 1.0 {
+                    x
+                } else {
+                    acc.0 + x
+                }
+            }
+            AggOp::Count => acc.1,
+            AggOp::Max => {
+                if acc.0.is_nan() || x > acc.0 {
+                    x
+                } else {
+                    acc.0
+                }
+            }
+            AggOp::Min => {
+                if acc.0.is_nan() || x < acc.0 {
+                    x
+                } else {
+                    acc.0
+                }
+            }
+            AggOp::Topk | AggOp::Bottomk => acc.0,
+        };
+    }
+    groups
+        .into_iter()
+        .map(|(l, (x, n))| (Rc::new(l), if op == AggOp::Avg { x / n } else { x }))
+        .collect()
+}
+
+fn binary(op: BinOp, bool_mod: bool, l: Value, r: Value) -> Result<Value, QueryError> {
+    let is_cmp = matches!(op, BinOp::Cmp(_));
+    // The value a comparison keeps (the vector's), or the result.
+    let elem = |vec_value: f64, a: f64, b: f64| -> Option<f64> {
+        let x = op.apply(a, b);
+        if !is_cmp || bool_mod {
+            Some(x)
+        } else if x == 1.0 {
+            Some(vec_value)
+        } else {
+            None
+        }
+    };
+    Ok(match (l, r) {
+        (Value::Scalar(a), Value::Scalar(b)) => Value::Scalar(op.apply(a, b)),
+        (Value::Vector(v), Value::Scalar(s)) => Value::Vector(
+            v.into_iter()
+                .filter_map(|(l, x)| elem(x, x, s).map(|y| (l, y)))
+                .collect(),
+        ),
+        (Value::Scalar(s), Value::Vector(v)) => Value::Vector(
+            v.into_iter()
+                .filter_map(|(l, x)| elem(x, s, x).map(|y| (l, y)))
+                .collect(),
+        ),
+        (Value::Vector(lv), Value::Vector(rv)) => {
+            let mut right: HashMap<Lbls, f64> = HashMap::with_capacity(rv.len());
+            for (l, x) in rv {
+                if right.insert(l.clone(), x).is_some() {
+                    return Err(duplicate(&l, "right"));
+                }
+            }
+            let mut seen: HashMap<Lbls, ()> = HashMap::with_capacity(lv.len());
+            let mut out = Vec::new();
+            for (l, x) in lv {
+                if seen.insert(l.clone(), ()).is_some() {
+                    return Err(duplicate(&l, "left"));
+                }
+                if let Some(&y) = right.get(&l)
+                    && let Some(z) = elem(x, x, y)
+                {
+                    out.push((l, z));
+                }
+            }
+            Value::Vector(out)
+        }
+    })
+}
+
+fn duplicate(l: &[(String, String)], side: &str) -> QueryError {
+    let s: Vec<String> = l.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    QueryError::eval(format!(
+        "found duplicate series for the match group {{{}}} on the {side} hand-side of the operation; aggregate first (sum by (…))",
+        s.join(", ")
+    ))
+}
