@@ -173,24 +173,46 @@ fn stats(w: Work, started: Instant) -> Value {
     })
 }
 
-/// Every record of `scan`, held (bounded by the cache's capacity).
-async fn fetch_all(
+/// Feeds a metric query's collector with the entries of its window `(from, to]`, a chunk of
+/// records at a time: decrypted records are not held (the cache keeps what it can), only the
+/// samples, at most [`max_samples`].
+async fn collect(
     s: &Arc<Service>,
-    scan: Option<Scan>,
+    m: &logflux_query::MetricQuery,
+    c: &mut logflux_query::Collector<'_>,
+    from: i64,
+    to: i64,
     work: &mut Work,
-) -> Result<Vec<Opened>, LokiError> {
-    let Some(scan) = scan else {
-        return Ok(Vec::new());
+) -> Result<(), LokiError> {
+    let qs = m.log_queries();
+    if qs.is_empty() {
+        return Ok(());
+    }
+    let Some(scan) = scan_for(&common_prune(&qs), from, to, false) else {
+        return Ok(());
     };
-    let mut scanner = s.scan(&scan).await?.holding();
-    let mut out = Vec::new();
+    let max = max_samples(s);
+    let mut scanner = s.scan(&scan).await?;
     while let Some(b) = scanner.next().await? {
-        out.extend(b.records);
+        let rows = rows(&b.records, from, to);
+        work.lines += rows.len() as u64;
+        work.bytes += rows.iter().map(|r| r.entry.payload.len() as u64).sum::<u64>();
+        if work.lines > max {
+            return Err(LokiError::bad(format!(
+                "the query's window holds more than {max} entries (the limit, from --cache-mb): narrow the time range or the selector"
+            )));
+        }
+        c.push_all(&rows).map_err(|e| LokiError::bad(e.to_string()))?;
     }
     work.records += scanner.records;
     work.cache_hits += scanner.cache_hits;
     work.decrypted += scanner.decrypted;
-    Ok(out)
+    Ok(())
+}
+
+/// Entries one metric query may count: what the cache's bytes would hold as samples.
+fn max_samples(s: &Service) -> u64 {
+    (s.cache.capacity() / 24) as u64
 }
 
 /// Calls `f` on every row of `scan` in `(from, to]`, without holding records.
@@ -389,19 +411,9 @@ pub(crate) async fn query_range(s: &Arc<Service>, r: Req) -> Result<Response, Lo
         }
         Query::Metric(m) => {
             let (from, to) = m.fetch_window(start, end);
-            let qs = m.log_queries();
-            let records = if qs.is_empty() {
-                Vec::new()
-            } else {
-                let scan = scan_for(&common_prune(&qs), from, to, false);
-                fetch_all(s, scan, &mut work).await?
-            };
-            let rows = rows(&records, from, to);
-            work.lines = rows.len() as u64;
-            work.bytes = rows.iter().map(|r| r.entry.payload.len() as u64).sum();
-            let matrix = m
-                .eval_range(&rows, start, end, step)
-                .map_err(|e| LokiError::bad(e.to_string()))?;
+            let mut c = m.collector(start, end);
+            collect(s, &m, &mut c, from, to, &mut work).await?;
+            let matrix = c.eval_range(step).map_err(|e| LokiError::bad(e.to_string()))?;
             let result: Vec<Value> = matrix
                 .iter()
                 .map(|s| {
@@ -440,16 +452,10 @@ pub(crate) async fn query(s: &Arc<Service>, r: Req) -> Result<Response, LokiErro
                     super::http::human_duration(super::http::MAX_RANGE_NS)
                 )));
             }
-            let qs = m.log_queries();
-            let records = if qs.is_empty() {
-                Vec::new()
-            } else {
-                fetch_all(s, scan_for(&common_prune(&qs), from, to, false), &mut work).await?
-            };
-            let rows = rows(&records, from, to);
-            work.lines = rows.len() as u64;
-            let v = m
-                .eval_instant_value(&rows, at)
+            let mut c = m.collector(at, at);
+            collect(s, &m, &mut c, from, to, &mut work).await?;
+            let v = c
+                .eval_instant_value()
                 .map_err(|e| LokiError::bad(e.to_string()))?;
             let (kind, result) = match v {
                 InstantValue::Scalar(x) => ("scalar", json!([seconds(at), sample_value(x)])),

@@ -50,7 +50,8 @@ pub(crate) struct ServeArgs {
     /// The PEM private key of --tls-cert (mode 0600).
     #[arg(long, requires = "tls_cert", value_name = "FILE")]
     pub(crate) tls_key: Option<PathBuf>,
-    /// Memory for decrypted records, in MiB; also the most one query may hold.
+    /// Memory for decrypted records, in MiB (also bounds the entries one metric query counts:
+    /// MiB × 2^20 / 24).
     #[arg(long, default_value_t = 256, value_name = "MIB")]
     pub(crate) cache_mb: u64,
     /// The access token's file, made (mode 0600) when absent [default: serve.token beside
@@ -151,11 +152,6 @@ pub(crate) struct Scanner {
     service: Arc<Service>,
     rx: Option<tokio::sync::mpsc::Receiver<anyhow::Result<Chunk>>>,
     names: Arc<HashMap<String, Arc<str>>>,
-    /// Whether the caller holds every record (then their bytes are bounded by the cache's
-    /// capacity).
-    hold: bool,
-    /// Bytes of decrypted entries this scan held.
-    pub(crate) held_bytes: usize,
     pub(crate) records: u64,
     pub(crate) failed: u64,
     /// Records found decrypted in the cache, and records decrypted.
@@ -172,12 +168,6 @@ impl std::fmt::Debug for Scanner {
 }
 
 impl Scanner {
-    /// This scan's records are all held by the caller: their bytes are bounded.
-    pub(crate) fn holding(mut self) -> Scanner {
-        self.hold = true;
-        self
-    }
-
     /// The next chunk of records; `None` at the end.
     pub(crate) async fn next(&mut self) -> Result<Option<Batch>, LokiError> {
         let Some(rx) = self.rx.as_mut() else {
@@ -197,13 +187,6 @@ impl Scanner {
         let mut records = Vec::with_capacity(opened.records.len());
         for r in opened.records {
             self.records += 1;
-            self.held_bytes += cache::entries_bytes(&r.entries);
-            if self.hold && self.held_bytes > self.service.cache.capacity() {
-                return Err(LokiError::bad(format!(
-                    "the query's time range holds more than {} MiB of decrypted entries (the limit, --cache-mb): narrow the time range or the selector",
-                    self.service.cache.capacity() >> 20
-                )));
-            }
             records.push(r);
         }
         Ok(Some(Batch {
@@ -412,8 +395,6 @@ impl Service {
             service: self.clone(),
             rx,
             names: p.names,
-            hold: false,
-            held_bytes: 0,
             records: 0,
             failed: 0,
             cache_hits: 0,
