@@ -60,7 +60,9 @@ struct StackEnv;
 
 impl crate::config::Env for StackEnv {
     fn var(&self, name: &str) -> Option<String> {
-        (name == "HOME").then(|| std::env::var("HOME").ok()).flatten()
+        (name == "HOME")
+            .then(|| std::env::var("HOME").ok())
+            .flatten()
     }
 }
 
@@ -325,12 +327,15 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<i32> {
     let serve = match args.serve {
         ServeAddr::Off => None,
         ServeAddr::At(addr) => {
-            let settings = crate::config::Settings::resolve(Some(&client_yaml_path), None, &StackEnv)?;
+            let settings =
+                crate::config::Settings::resolve(Some(&client_yaml_path), None, &StackEnv)?;
             let serve_args = crate::serve::ServeArgs::for_up(addr, dir.join("serve.token"));
             Some(
                 crate::serve::start(&settings, &serve_args)
                     .await
-                    .with_context(|| format!("starting logflux serve on {addr} (--serve ADDR, or --serve off)"))?,
+                    .with_context(|| {
+                        format!("starting logflux serve on {addr} (--serve ADDR, or --serve off)")
+                    })?,
             )
         }
     };

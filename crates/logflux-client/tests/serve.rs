@@ -98,7 +98,10 @@ fn window() -> (i64, i64) {
 
 fn labels_ok(v: &Value) {
     let m = v.as_object().expect("labels are an object");
-    assert!(m.values().all(Value::is_string), "label values are strings: {v}");
+    assert!(
+        m.values().all(Value::is_string),
+        "label values are strings: {v}"
+    );
 }
 
 /// Loki's documented shapes (HTTP API reference): the envelope and each result type.
@@ -241,10 +244,7 @@ async fn grafanas_requests_are_answered_in_lokis_shapes_with_what_search_finds()
             }
             "logs_range.json" => {
                 let got = stream_lines(&v);
-                let want = entries()
-                    .into_iter()
-                    .filter(|e| e.1 == "api")
-                    .count();
+                let want = entries().into_iter().filter(|e| e.1 == "api").count();
                 assert_eq!(got.len(), want, "{v}");
                 // Metadata that is not a stream label travels folded into the labels (Loki's
                 // default encoding).
@@ -355,10 +355,7 @@ async fn grafanas_requests_are_answered_in_lokis_shapes_with_what_search_finds()
     for s in v["data"]["result"].as_array().unwrap() {
         assert!(s["stream"].get("region").is_none(), "{s}");
         for val in s["values"].as_array().unwrap() {
-            assert!(
-                val[2]["structuredMetadata"]["region"].is_string(),
-                "{val}"
-            );
+            assert!(val[2]["structuredMetadata"]["region"].is_string(), "{val}");
         }
     }
 
@@ -395,7 +392,10 @@ async fn grafanas_requests_are_answered_in_lokis_shapes_with_what_search_finds()
 
     // The cache: the same metric query again decrypts nothing.
     let q = [
-        ("query", "sum(count_over_time({app=\"default\"}[2h]))".to_owned()),
+        (
+            "query",
+            "sum(count_over_time({app=\"default\"}[2h]))".to_owned(),
+        ),
         ("time", end.to_string()),
     ];
     let first = c.json("/loki/api/v1/query", &q).await;
@@ -459,7 +459,13 @@ async fn the_guard_refuses_no_token_another_host_and_other_origins() {
     assert_eq!(r.status(), 401);
     assert!(r.headers().get("www-authenticate").is_some());
     // A wrong token.
-    let r = c.http.get(&url).bearer_auth("0".repeat(64)).send().await.unwrap();
+    let r = c
+        .http
+        .get(&url)
+        .bearer_auth("0".repeat(64))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     // DNS rebinding: a page's own name in Host, even with the token.
     let r = c
@@ -511,7 +517,10 @@ async fn the_guard_refuses_no_token_another_host_and_other_origins() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("without TLS") && err.contains("--tls-cert"), "{err}");
+    assert!(
+        err.contains("without TLS") && err.contains("--tls-cert"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -530,7 +539,10 @@ async fn bad_input_is_a_400_naming_the_position_or_the_limit() {
     };
     // Malformed LogQL: Loki's plain-text message with the position.
     let (s, body) = c
-        .get("/loki/api/v1/query_range", &range(r#"{app="default"} |= "x" | "#, &[]))
+        .get(
+            "/loki/api/v1/query_range",
+            &range(r#"{app="default"} |= "x" | "#, &[]),
+        )
         .await;
     assert_eq!(s, 400, "{body}");
     assert!(body.starts_with("parse error at line 1, col "), "{body}");
@@ -596,7 +608,10 @@ async fn bad_input_is_a_400_naming_the_position_or_the_limit() {
     assert!(body.contains("yesterday"), "{body}");
     // A log query as an instant query, as Loki refuses it.
     let (s, body) = c
-        .get("/loki/api/v1/query", &[("query", r#"{app="default"}"#.to_owned())])
+        .get(
+            "/loki/api/v1/query",
+            &[("query", r#"{app="default"}"#.to_owned())],
+        )
         .await;
     assert_eq!(s, 400);
     assert!(body.contains("range query"), "{body}");
@@ -633,7 +648,10 @@ async fn serve_alone_starts_with_the_clients_config_and_makes_its_token() {
         }
     }
     let url = url.unwrap();
-    let token = std::fs::read_to_string(&token_file).unwrap().trim().to_owned();
+    let token = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_owned();
     assert_eq!(common::mode(&token_file), 0o600);
     let v: Value = reqwest::Client::builder()
         .no_proxy()

@@ -14,11 +14,7 @@ pub(crate) type Entries = Arc<Vec<EntryView>>;
 /// What an entry costs in memory, about: its strings and a fixed overhead.
 pub(crate) fn entry_bytes(e: &EntryView) -> usize {
     const OVERHEAD: usize = 160;
-    let meta: usize = e
-        .metadata
-        .iter()
-        .map(|(k, v)| k.len() + v.len() + 64)
-        .sum();
+    let meta: usize = e.metadata.iter().map(|(k, v)| k.len() + v.len() + 64).sum();
     let fields: usize = e
         .fields
         .iter()
@@ -111,7 +107,9 @@ impl Cache {
         inner.tick += 1;
         let tick = inner.tick;
         inner.order.insert(tick, record_id.to_owned());
-        inner.map.insert(record_id.to_owned(), (entries, cost, tick));
+        inner
+            .map
+            .insert(record_id.to_owned(), (entries, cost, tick));
         inner.bytes += cost;
     }
 

@@ -240,12 +240,7 @@ mod tests {
     const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
     fn guard() -> Guard {
-        Guard::new(
-            TOKEN.into(),
-            "127.0.0.1:3100".parse().unwrap(),
-            false,
-            &[],
-        )
+        Guard::new(TOKEN.into(), "127.0.0.1:3100".parse().unwrap(), false, &[])
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
@@ -267,19 +262,28 @@ mod tests {
         );
         let bearer = format!("Bearer {TOKEN}");
         assert!(
-            g.check(&headers(&[("host", "localhost:3100"), ("authorization", &bearer)]))
-                .is_ok()
+            g.check(&headers(&[
+                ("host", "localhost:3100"),
+                ("authorization", &bearer)
+            ]))
+            .is_ok()
         );
         let basic = format!("Basic {}", B64.encode(format!("grafana:{TOKEN}")));
         assert!(
-            g.check(&headers(&[("host", "127.0.0.1:3100"), ("authorization", &basic)]))
-                .is_ok()
+            g.check(&headers(&[
+                ("host", "127.0.0.1:3100"),
+                ("authorization", &basic)
+            ]))
+            .is_ok()
         );
         let wrong = format!("Bearer {}", TOKEN.replace('0', "1"));
         assert_eq!(
-            g.check(&headers(&[("host", "127.0.0.1:3100"), ("authorization", &wrong)]))
-                .unwrap_err()
-                .status,
+            g.check(&headers(&[
+                ("host", "127.0.0.1:3100"),
+                ("authorization", &wrong)
+            ]))
+            .unwrap_err()
+            .status,
             StatusCode::UNAUTHORIZED
         );
         assert!(!constant_time_eq(b"abc", b"abcd"));
@@ -301,8 +305,11 @@ mod tests {
         assert!(e.message.contains("evil.example:3100"), "{}", e.message);
         // Another port is another service.
         assert!(
-            g.check(&headers(&[("host", "127.0.0.1:3101"), ("authorization", &bearer)]))
-                .is_err()
+            g.check(&headers(&[
+                ("host", "127.0.0.1:3101"),
+                ("authorization", &bearer)
+            ]))
+            .is_err()
         );
         let e = g
             .check(&headers(&[
@@ -370,6 +377,9 @@ mod tests {
         assert_eq!(load_or_create_token(&p).unwrap(), t);
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = load_or_create_token(&p).unwrap_err().to_string();
-        assert!(e.contains("readable by others") && e.contains("0644"), "{e}");
+        assert!(
+            e.contains("readable by others") && e.contains("0644"),
+            "{e}"
+        );
     }
 }

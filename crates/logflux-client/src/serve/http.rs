@@ -447,11 +447,17 @@ pub(crate) fn router(s: Arc<Service>) -> Router {
         .route("/loki/api/v1/query_range", route!(loki::query_range))
         .route("/loki/api/v1/labels", route!(loki::labels))
         .route("/loki/api/v1/label", route!(loki::labels))
-        .route("/loki/api/v1/label/{name}/values", route!(loki::label_values))
+        .route(
+            "/loki/api/v1/label/{name}/values",
+            route!(loki::label_values),
+        )
         .route("/loki/api/v1/series", route!(loki::series))
         .route("/loki/api/v1/index/stats", route!(loki::index_stats))
         .route("/loki/api/v1/index/volume", route!(loki::index_volume))
-        .route("/loki/api/v1/detected_labels", route!(loki::detected_labels))
+        .route(
+            "/loki/api/v1/detected_labels",
+            route!(loki::detected_labels),
+        )
         .route("/loki/api/v1/tail", get(super::ws::tail))
         .route("/loki/api/v2alpha/tail", route!(v2_tail))
         .fallback(|uri: Uri| async move {
@@ -479,11 +485,11 @@ mod tests {
             parse_time("1700000000123456789"),
             Some(1_700_000_000_123_456_789)
         );
-        assert_eq!(parse_time("1700000000.5"), Some(1_700_000_000 * NS + NS / 2));
         assert_eq!(
-            parse_time("2023-11-14T22:13:20Z"),
-            Some(1_700_000_000 * NS)
+            parse_time("1700000000.5"),
+            Some(1_700_000_000 * NS + NS / 2)
         );
+        assert_eq!(parse_time("2023-11-14T22:13:20Z"), Some(1_700_000_000 * NS));
         assert_eq!(parse_time("yesterday"), None);
         assert_eq!(parse_time("1e300.0"), None);
     }

@@ -78,8 +78,12 @@ pub(crate) fn scan_for(p: &Prune, from_ns: i64, to_ns: i64, newest_first: bool) 
         if sources.is_empty() {
             return None;
         }
-        scan.conditions
-            .push(sources.iter().map(|s| (FieldSpec::Source, s.clone())).collect());
+        scan.conditions.push(
+            sources
+                .iter()
+                .map(|s| (FieldSpec::Source, s.clone()))
+                .collect(),
+        );
     }
     for (k, values) in &p.metadata {
         if values.is_empty() {
@@ -196,13 +200,17 @@ async fn collect(
     while let Some(b) = scanner.next().await? {
         let rows = rows(&b.records, from, to);
         work.lines += rows.len() as u64;
-        work.bytes += rows.iter().map(|r| r.entry.payload.len() as u64).sum::<u64>();
+        work.bytes += rows
+            .iter()
+            .map(|r| r.entry.payload.len() as u64)
+            .sum::<u64>();
         if work.lines > max {
             return Err(LokiError::bad(format!(
                 "the query's window holds more than {max} entries (the limit, from --cache-mb): narrow the time range or the selector"
             )));
         }
-        c.push_all(&rows).map_err(|e| LokiError::bad(e.to_string()))?;
+        c.push_all(&rows)
+            .map_err(|e| LokiError::bad(e.to_string()))?;
     }
     work.records += scanner.records;
     work.cache_hits += scanner.cache_hits;
@@ -251,7 +259,17 @@ pub(crate) async fn log_lines(
     newest_first: bool,
     seen: &mut std::collections::HashSet<String>,
 ) -> Result<Vec<LogLine>, LokiError> {
-    run_log(s, q, start, end, limit, newest_first, &mut Work::default(), seen).await
+    run_log(
+        s,
+        q,
+        start,
+        end,
+        limit,
+        newest_first,
+        &mut Work::default(),
+        seen,
+    )
+    .await
 }
 
 /// As [`log_lines`], counting the work.
@@ -309,7 +327,7 @@ async fn run_log(
     work.decrypted += scanner.decrypted;
     // Within equal times the merger keeps arrival order; Loki's order is by time only.
     if newest_first {
-        out.sort_by(|a, b| b.ts_ns.cmp(&a.ts_ns));
+        out.sort_by_key(|l| std::cmp::Reverse(l.ts_ns));
     } else {
         out.sort_by_key(|l| l.ts_ns);
     }
@@ -413,7 +431,9 @@ pub(crate) async fn query_range(s: &Arc<Service>, r: Req) -> Result<Response, Lo
             let (from, to) = m.fetch_window(start, end);
             let mut c = m.collector(start, end);
             collect(s, &m, &mut c, from, to, &mut work).await?;
-            let matrix = c.eval_range(step).map_err(|e| LokiError::bad(e.to_string()))?;
+            let matrix = c
+                .eval_range(step)
+                .map_err(|e| LokiError::bad(e.to_string()))?;
             let result: Vec<Value> = matrix
                 .iter()
                 .map(|s| {
@@ -545,7 +565,12 @@ pub(crate) async fn label_values(s: &Arc<Service>, r: Req) -> Result<Response, L
 /// `/loki/api/v1/series`: the label sets of the streams `match[]` selects.
 pub(crate) async fn series(s: &Arc<Service>, r: Req) -> Result<Response, LokiError> {
     let mut sels = Vec::new();
-    for m in r.params.all("match[]").into_iter().chain(r.params.all("match")) {
+    for m in r
+        .params
+        .all("match[]")
+        .into_iter()
+        .chain(r.params.all("match"))
+    {
         if let Some(q) = selector(Some(m))? {
             sels.push(q);
         }

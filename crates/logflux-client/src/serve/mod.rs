@@ -248,23 +248,24 @@ impl Service {
         if !missing.is_empty() {
             self.decryptor.ensure_keys(&self.api, &missing).await;
             let dec = self.decryptor.clone();
-            let opened = tokio::task::spawn_blocking(move || {
-                use rayon::prelude::*;
-                missing
-                    .into_par_iter()
-                    .map(|r| {
-                        let o = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            dec.open(&r)
-                        }))
-                        .unwrap_or_else(|_| {
-                            Err(crate::decrypt::RecordError::new(&r, "could not be decoded"))
-                        });
-                        (r, o)
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .await
-            .map_err(|e| LokiError::internal(format!("decryption worker: {e}")))?;
+            let opened =
+                tokio::task::spawn_blocking(move || {
+                    use rayon::prelude::*;
+                    missing
+                        .into_par_iter()
+                        .map(|r| {
+                            let o = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                dec.open(&r)
+                            }))
+                            .unwrap_or_else(|_| {
+                                Err(crate::decrypt::RecordError::new(&r, "could not be decoded"))
+                            });
+                            (r, o)
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .await
+                .map_err(|e| LokiError::internal(format!("decryption worker: {e}")))?;
             for (r, o) in opened {
                 match o {
                     Ok(v) => {
@@ -386,7 +387,14 @@ impl Service {
                     entry_types: scan.entry_types.clone(),
                     tokens: p.tokens,
                     limit: Some(1000),
-                    order: Some(if scan.newest_first { "newest" } else { "oldest" }.into()),
+                    order: Some(
+                        if scan.newest_first {
+                            "newest"
+                        } else {
+                            "oldest"
+                        }
+                        .into(),
+                    ),
                     cursor: None,
                 },
             ))

@@ -135,8 +135,10 @@ pub(crate) async fn tail(State(s): State<Arc<Service>>, mut req: Request) -> Res
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let (true, Some(key)) = (upgrade, key) else {
-        return LokiError::bad("tail is a WebSocket: send Upgrade: websocket and Sec-WebSocket-Key")
-            .into_response();
+        return LokiError::bad(
+            "tail is a WebSocket: send Upgrade: websocket and Sec-WebSocket-Key",
+        )
+        .into_response();
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
@@ -157,14 +159,8 @@ pub(crate) async fn tail(State(s): State<Arc<Service>>, mut req: Request) -> Res
     resp
 }
 
-async fn session<R, W>(
-    s: Arc<Service>,
-    q: LogQuery,
-    limit: u64,
-    start: i64,
-    mut rd: R,
-    mut wr: W,
-) where
+async fn session<R, W>(s: Arc<Service>, q: LogQuery, limit: u64, start: i64, mut rd: R, mut wr: W)
+where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin,
 {
