@@ -766,3 +766,146 @@ async fn tail_sends_history_then_new_entries_over_a_websocket() {
         .unwrap();
     assert_eq!(op, 8);
 }
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("the openssl binary is needed: apt-get install openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn off_loopback_serve_runs_with_tls_and_answers_over_https() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let stack = Stack::start().await;
+    let d = stack.tmp.path().join("tls");
+    std::fs::create_dir_all(&d).unwrap();
+    openssl(
+        &d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=serve test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+    );
+    openssl(
+        &d,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    );
+    std::fs::write(
+        d.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        &d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ],
+    );
+    std::fs::set_permissions(d.join("server.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut child = tokio::process::Command::from(stack.command())
+        .args(["serve", "--listen", "0.0.0.0:0", "--tls-cert"])
+        .arg(d.join("server.pem"))
+        .arg("--tls-key")
+        .arg(d.join("server.key"))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt as _;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut url = None;
+    loop {
+        let l = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("serve printed its settings");
+        if let Some(rest) = l.strip_prefix("serve   ") {
+            url = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if l.starts_with("serving") {
+            break;
+        }
+    }
+    let url = url.unwrap();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let token = std::fs::read_to_string(stack.dir.join("serve.token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(d.join("ca.pem")).unwrap()).unwrap();
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .add_root_certificate(ca)
+        .build()
+        .unwrap();
+    let v: Value = http
+        .get(format!("{url}/loki/api/v1/query"))
+        .bearer_auth(&token)
+        .query(&[("query", "vector(1)+vector(1)")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    validate(&v, "vector");
+    assert_eq!(v["data"]["result"][0]["value"][1], "2");
+    // Plain HTTP to the TLS port is not served.
+    let plain = url.replace("https://", "http://");
+    assert!(
+        reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .get(format!("{plain}/ready"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .map(|r| !r.status().is_success())
+            .unwrap_or(true)
+    );
+}

@@ -85,6 +85,11 @@ async fn up_starts_everything_checks_it_and_is_reusable() {
     let (child, lines) = up(&dir).await;
     let all = lines.join("\n");
     assert!(all.contains("self-test: an entry went app → agent (sealed) → server (stored encrypted) → here (decrypted)"), "{all}");
+    // The Grafana data source settings to paste.
+    assert!(
+        all.contains("Grafana") && all.contains("Basic authentication"),
+        "{all}"
+    );
     let env_path = dir.join("up.env");
     assert_eq!(
         std::fs::metadata(&env_path).unwrap().permissions().mode() & 0o777,

@@ -85,11 +85,17 @@ impl Guard {
         }
     }
 
-    /// Checks a request's headers: `Host`, then `Origin` and `Sec-Fetch-Site`, then the token.
-    pub(crate) fn check(&self, headers: &HeaderMap) -> Result<(), Refusal> {
+    /// Checks a request: its host (`Host`, or over HTTP/2 the `:authority` the URI carries),
+    /// then `Origin` and `Sec-Fetch-Site`, then the token.
+    pub(crate) fn check(
+        &self,
+        headers: &HeaderMap,
+        authority: Option<&str>,
+    ) -> Result<(), Refusal> {
         let host = headers
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
+            .or(authority)
             .map(str::to_ascii_lowercase);
         match host {
             Some(h) if self.hosts.contains(&h) => {}
@@ -243,6 +249,30 @@ mod tests {
         Guard::new(TOKEN.into(), "127.0.0.1:3100".parse().unwrap(), false, &[])
     }
 
+    impl Guard {
+        fn check_h(&self, h: &HeaderMap) -> Result<(), Refusal> {
+            self.check(h, None)
+        }
+    }
+
+    #[test]
+    fn an_http2_request_names_its_host_in_the_authority() {
+        // HTTP/2 has no Host header: `:authority` arrives in the URI (Grafana's Go client
+        // speaks HTTP/2 over TLS).
+        let g = guard();
+        let bearer = format!("Bearer {TOKEN}");
+        let h = headers(&[("authorization", &bearer)]);
+        assert!(g.check(&h, Some("127.0.0.1:3100")).is_ok());
+        assert_eq!(
+            g.check(&h, Some("evil.example:3100")).unwrap_err().status,
+            StatusCode::MISDIRECTED_REQUEST
+        );
+        assert_eq!(
+            g.check(&h, None).unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
+    }
+
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
@@ -255,14 +285,14 @@ mod tests {
     fn the_token_is_required_as_bearer_or_basic_password() {
         let g = guard();
         assert_eq!(
-            g.check(&headers(&[("host", "127.0.0.1:3100")]))
+            g.check_h(&headers(&[("host", "127.0.0.1:3100")]))
                 .unwrap_err()
                 .status,
             StatusCode::UNAUTHORIZED
         );
         let bearer = format!("Bearer {TOKEN}");
         assert!(
-            g.check(&headers(&[
+            g.check_h(&headers(&[
                 ("host", "localhost:3100"),
                 ("authorization", &bearer)
             ]))
@@ -270,7 +300,7 @@ mod tests {
         );
         let basic = format!("Basic {}", B64.encode(format!("grafana:{TOKEN}")));
         assert!(
-            g.check(&headers(&[
+            g.check_h(&headers(&[
                 ("host", "127.0.0.1:3100"),
                 ("authorization", &basic)
             ]))
@@ -278,7 +308,7 @@ mod tests {
         );
         let wrong = format!("Bearer {}", TOKEN.replace('0', "1"));
         assert_eq!(
-            g.check(&headers(&[
+            g.check_h(&headers(&[
                 ("host", "127.0.0.1:3100"),
                 ("authorization", &wrong)
             ]))
@@ -296,7 +326,7 @@ mod tests {
         let bearer = format!("Bearer {TOKEN}");
         // DNS rebinding: the page's own name.
         let e = g
-            .check(&headers(&[
+            .check_h(&headers(&[
                 ("host", "evil.example:3100"),
                 ("authorization", &bearer),
             ]))
@@ -305,14 +335,14 @@ mod tests {
         assert!(e.message.contains("evil.example:3100"), "{}", e.message);
         // Another port is another service.
         assert!(
-            g.check(&headers(&[
+            g.check_h(&headers(&[
                 ("host", "127.0.0.1:3101"),
                 ("authorization", &bearer)
             ]))
             .is_err()
         );
         let e = g
-            .check(&headers(&[
+            .check_h(&headers(&[
                 ("host", "127.0.0.1:3100"),
                 ("origin", "https://evil.example"),
                 ("authorization", &bearer),
@@ -320,7 +350,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.status, StatusCode::FORBIDDEN);
         let e = g
-            .check(&headers(&[
+            .check_h(&headers(&[
                 ("host", "127.0.0.1:3100"),
                 ("sec-fetch-site", "cross-site"),
                 ("authorization", &bearer),
@@ -329,7 +359,7 @@ mod tests {
         assert_eq!(e.status, StatusCode::FORBIDDEN);
         // Its own origin (a UI served here) is fine.
         assert!(
-            g.check(&headers(&[
+            g.check_h(&headers(&[
                 ("host", "127.0.0.1:3100"),
                 ("origin", "http://127.0.0.1:3100"),
                 ("sec-fetch-site", "same-origin"),
@@ -345,7 +375,7 @@ mod tests {
         );
         assert!(
             named
-                .check(&headers(&[
+                .check_h(&headers(&[
                     ("host", "logs.example.net:3100"),
                     ("origin", "https://logs.example.net:3100"),
                     ("authorization", &bearer),

@@ -351,7 +351,8 @@ pub(crate) fn success(data: Value) -> Response {
 
 /// Every request passes the guard first.
 async fn guard(State(s): State<Arc<Service>>, req: Request, next: Next) -> Response {
-    if let Err(r) = s.guard.check(req.headers()) {
+    let authority = req.uri().authority().map(|a| a.as_str().to_owned());
+    if let Err(r) = s.guard.check(req.headers(), authority.as_deref()) {
         let mut resp = LokiError {
             status: r.status,
             message: r.message,
