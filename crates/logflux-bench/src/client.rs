@@ -1,6 +1,9 @@
 //! Client scenario: `logflux search` over a million stored entries — time from enter to the
 //! first and to the last result, decrypted entries per second per core — beside the same
-//! search done with `zstdcat | grep` over the same entries kept as plaintext, in the same run.
+//! search done with `zstdcat | grep` over the same entries kept as plaintext, in the same run;
+//! then `logflux serve` (Loki's API) on the same data: a `count_over_time by level` metric
+//! query (cold and warm cache) and a needle line filter, beside `logflux stats` and
+//! `logflux search`.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -414,6 +417,151 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         "| word search: client CPU time / peak RSS | {:.2} s / {:.0} MiB |",
         word.cpu, word.rss_mib
     );
+    serve_figures(&client_bin, &config, work.path(), &args, needles, &word).await?;
     drop(server);
+    Ok(())
+}
+
+/// One timed request to `logflux serve`: wall time to the whole answer, and the answer.
+async fn timed_get(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    params: &[(&str, String)],
+) -> anyhow::Result<(Duration, Value)> {
+    let started = Instant::now();
+    let r = http.get(url).bearer_auth(token).query(params).send().await?;
+    let status = r.status();
+    let body = r.bytes().await?;
+    let took = started.elapsed();
+    if !status.is_success() {
+        bail!("{url}: {status}: {}", String::from_utf8_lossy(&body));
+    }
+    Ok((took, serde_json::from_slice(&body)?))
+}
+
+/// `logflux serve` over the same records: figures beside `logflux stats` and `search`.
+async fn serve_figures(
+    client_bin: &Path,
+    config: &Path,
+    work: &Path,
+    args: &Args,
+    needles: usize,
+    word: &Run,
+) -> anyhow::Result<()> {
+    use tokio::io::AsyncBufReadExt as _;
+    const CACHE_MB: u64 = 2048;
+    let token_file = work.join("serve.token");
+    let mut child = tokio::process::Command::new(client_bin)
+        .arg("--config")
+        .arg(config)
+        .args(["serve", "--listen", "127.0.0.1:0", "--cache-mb"])
+        .arg(CACHE_MB.to_string())
+        .arg("--token-file")
+        .arg(&token_file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().context("pid")?;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let mut url = None;
+    while let Some(l) = lines.next_line().await? {
+        if let Some(rest) = l.strip_prefix("serve   ") {
+            url = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if l.starts_with("serving") {
+            break;
+        }
+    }
+    let url = url.context("logflux serve printed no URL")?;
+    let token = std::fs::read_to_string(&token_file)?.trim().to_owned();
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let first_ns = entry(0, args.needle_every).timestamp_ns;
+    let last_ns = entry(args.entries - 1, args.needle_every).timestamp_ns;
+    let at = last_ns + 1_000_000_000;
+    let range_s = (at - first_ns) / 1_000_000_000 + 2;
+    let metric = [
+        (
+            "query",
+            format!("sum by (level) (count_over_time({{app=\"bench\"}}[{range_s}s]))"),
+        ),
+        ("time", at.to_string()),
+    ];
+    let (cold, v) = timed_get(&http, &format!("{url}/loki/api/v1/query"), &token, &metric).await?;
+    let counted: f64 = v["data"]["result"]
+        .as_array()
+        .context("a vector")?
+        .iter()
+        .filter_map(|s| s["value"][1].as_str()?.parse::<f64>().ok())
+        .sum();
+    if counted as usize != args.entries {
+        bail!("serve counted {counted} entries, expected {}", args.entries);
+    }
+    let mut warm = Vec::new();
+    for _ in 0..args.runs {
+        warm.push(timed_get(&http, &format!("{url}/loki/api/v1/query"), &token, &metric).await?.0);
+    }
+    warm.sort();
+    let warm = warm[warm.len() / 2];
+    let rss = procs::peak_rss_mib(pid);
+    let needle = [
+        ("query", "{app=\"bench\"} |= \"needle\"".to_owned()),
+        ("start", (first_ns - 1_000_000_000).to_string()),
+        ("end", at.to_string()),
+        ("limit", "5000".to_owned()),
+    ];
+    let mut needle_runs = Vec::new();
+    let mut found = 0;
+    for _ in 0..args.runs {
+        let (t, v) =
+            timed_get(&http, &format!("{url}/loki/api/v1/query_range"), &token, &needle).await?;
+        found = v["data"]["result"]
+            .as_array()
+            .context("streams")?
+            .iter()
+            .map(|s| s["values"].as_array().map_or(0, Vec::len))
+            .sum::<usize>();
+        needle_runs.push(t);
+    }
+    if found != needles {
+        bail!("serve found {found} needle entries, expected {needles}");
+    }
+    needle_runs.sort();
+    let needle_t = needle_runs[needle_runs.len() / 2];
+    // `logflux stats` over the same range: the search side's counts by level.
+    let since = format!("@{}", first_ns / 1_000_000_000 - 1);
+    let until = format!("@{}", at / 1_000_000_000);
+    let stats = runs(args.runs, || {
+        let mut c = tokio::process::Command::new(client_bin);
+        c.arg("--config")
+            .arg(config)
+            .args(["stats", "--since", &since, "--until", &until, "-o", "json", "--utc"]);
+        c
+    })
+    .await?;
+    println!();
+    println!(
+        "logflux serve (--cache-mb {CACHE_MB}), same records, same run; HTTP wall time to the whole answer:\n"
+    );
+    println!("| query | logflux serve | beside it |");
+    println!("|---|---|---|");
+    println!(
+        "| `sum by (level) (count_over_time({{app=\"bench\"}}[{range_s}s]))`, {} entries, cold cache (decrypts every record) | {} | `logflux stats` (counts by level, same range): {} |",
+        args.entries,
+        procs::ms(cold),
+        procs::ms(stats.last)
+    );
+    println!(
+        "| the same, warm cache (median of {}) | **{}** | |",
+        args.runs,
+        procs::ms(warm)
+    );
+    println!(
+        "| `{{app=\"bench\"}} |= \"needle\"`, {needles} matches (no blind token: `|=` alone cannot prune), warm | {} | `logflux search needle` (pruned by the word's token): {} |",
+        procs::ms(needle_t),
+        procs::ms(word.last)
+    );
+    println!("| serve peak RSS after the cold query | {rss:.0} MiB | |");
     Ok(())
 }
