@@ -430,7 +430,12 @@ async fn timed_get(
     params: &[(&str, String)],
 ) -> anyhow::Result<(Duration, Value)> {
     let started = Instant::now();
-    let r = http.get(url).bearer_auth(token).query(params).send().await?;
+    let r = http
+        .get(url)
+        .bearer_auth(token)
+        .query(params)
+        .send()
+        .await?;
     let status = r.status();
     let body = r.bytes().await?;
     let took = started.elapsed();
@@ -500,7 +505,11 @@ async fn serve_figures(
     }
     let mut warm = Vec::new();
     for _ in 0..args.runs {
-        warm.push(timed_get(&http, &format!("{url}/loki/api/v1/query"), &token, &metric).await?.0);
+        warm.push(
+            timed_get(&http, &format!("{url}/loki/api/v1/query"), &token, &metric)
+                .await?
+                .0,
+        );
     }
     warm.sort();
     let warm = warm[warm.len() / 2];
@@ -514,8 +523,13 @@ async fn serve_figures(
     let mut needle_runs = Vec::new();
     let mut found = 0;
     for _ in 0..args.runs {
-        let (t, v) =
-            timed_get(&http, &format!("{url}/loki/api/v1/query_range"), &token, &needle).await?;
+        let (t, v) = timed_get(
+            &http,
+            &format!("{url}/loki/api/v1/query_range"),
+            &token,
+            &needle,
+        )
+        .await?;
         found = v["data"]["result"]
             .as_array()
             .context("streams")?
@@ -534,9 +548,9 @@ async fn serve_figures(
     let until = format!("@{}", at / 1_000_000_000);
     let stats = runs(args.runs, || {
         let mut c = tokio::process::Command::new(client_bin);
-        c.arg("--config")
-            .arg(config)
-            .args(["stats", "--since", &since, "--until", &until, "-o", "json", "--utc"]);
+        c.arg("--config").arg(config).args([
+            "stats", "--since", &since, "--until", &until, "-o", "json", "--utc",
+        ]);
         c
     })
     .await?;

@@ -309,31 +309,43 @@ async fn grafanas_requests_are_answered_in_lokis_shapes_with_what_search_finds()
     assert!(replayed >= 14, "{replayed} fixtures");
 
     // The same filter through `logflux search` and through LogQL: the same entries.
-    let (_, searched) = stack.search(&["--source", "api", "--level", "err", "--since", "1h"]);
-    let v = c
-        .json(
-            "/loki/api/v1/query_range",
-            &[
-                (
-                    "query",
-                    r#"{source="api", level=~"emergency|alert|critical|error"}"#.to_owned(),
-                ),
-                ("start", start.to_string()),
-                ("end", end.to_string()),
-                ("limit", "5000".into()),
-            ],
-        )
-        .await;
-    validate(&v, "streams");
-    let mut a: Vec<String> = searched
-        .iter()
-        .map(|e| e["payload"].as_str().unwrap().to_owned())
-        .collect();
-    let mut b = stream_lines(&v);
-    a.sort();
-    b.sort();
-    assert!(!a.is_empty());
-    assert_eq!(a, b);
+    for (args, logql) in [
+        (
+            &["--source", "api", "--level", "err"][..],
+            r#"{source="api", level=~"emergency|alert|critical|error"}"#,
+        ),
+        (
+            &["--source", "worker", "--contains", "refused"][..],
+            r#"{source="worker"} |= "refused""#,
+        ),
+        (&["-m", "region=eu"][..], r#"{region="eu"}"#),
+        (&["timeout"][..], r#"{app="default"} |~ `(?i)\btimeout\b`"#),
+    ] {
+        let mut all = vec!["--since", "1h"];
+        all.extend_from_slice(args);
+        let (_, searched) = stack.search(&all);
+        let v = c
+            .json(
+                "/loki/api/v1/query_range",
+                &[
+                    ("query", logql.to_owned()),
+                    ("start", start.to_string()),
+                    ("end", end.to_string()),
+                    ("limit", "5000".into()),
+                ],
+            )
+            .await;
+        validate(&v, "streams");
+        let mut a: Vec<String> = searched
+            .iter()
+            .map(|e| e["payload"].as_str().unwrap().to_owned())
+            .collect();
+        let mut b = stream_lines(&v);
+        a.sort();
+        b.sort();
+        assert!(!a.is_empty(), "{args:?}");
+        assert_eq!(a, b, "search {args:?} and {logql}");
+    }
 
     // Categorized labels on request (Loki 3): stream labels apart from structured metadata.
     let r = c
