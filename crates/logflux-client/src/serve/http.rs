@@ -134,10 +134,10 @@ impl Params {
                 "end timestamp must not be before or equal to start time",
             ));
         }
-        if end - start > MAX_RANGE_NS {
+        if end.saturating_sub(start) > MAX_RANGE_NS {
             return Err(LokiError::bad(format!(
                 "the query time range exceeds the limit (query length: {}, limit: {})",
-                human_duration(end - start),
+                human_duration(end.saturating_sub(start)),
                 human_duration(MAX_RANGE_NS)
             )));
         }
@@ -509,6 +509,11 @@ mod tests {
         assert!(e.message.contains("5000"), "{}", e.message);
         assert_eq!(params("").limit().unwrap(), 100);
         let e = params("start=0&end=1700000000").range(0, 0).unwrap_err();
+        assert!(e.message.contains("721h0m0s"), "{}", e.message);
+        // Extreme times are refused, not overflowed.
+        let e = params("start=-9223372036854775808&end=9223372036854775807")
+            .range(0, 0)
+            .unwrap_err();
         assert!(e.message.contains("721h0m0s"), "{}", e.message);
         let day = 86_400 * NS;
         let e = params("step=1s").step(0, day).unwrap_err();

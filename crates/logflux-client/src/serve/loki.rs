@@ -465,10 +465,10 @@ pub(crate) async fn query(s: &Arc<Service>, r: Req) -> Result<Response, LokiErro
         )),
         Query::Metric(m) => {
             let (from, to) = m.fetch_window(at, at);
-            if to - from > super::http::MAX_RANGE_NS {
+            if to.saturating_sub(from) > super::http::MAX_RANGE_NS {
                 return Err(LokiError::bad(format!(
                     "the query time range exceeds the limit (query length: {}, limit: {})",
-                    super::http::human_duration(to - from),
+                    super::http::human_duration(to.saturating_sub(from)),
                     super::http::human_duration(super::http::MAX_RANGE_NS)
                 )));
             }
