@@ -255,7 +255,9 @@ async fn run<W: AsyncWrite + Unpin>(
         };
         match l.kind.as_str() {
             "record" => {
-                if !seen.insert(l.record_id.clone()) {
+                // Already sent with the history (committed while both were opening). Only
+                // the history's records are remembered: the set does not grow with the tail.
+                if seen.remove(&l.record_id) {
                     continue;
                 }
                 let opened = s.open_lines(vec![l], &prepared.names).await?;
