@@ -369,7 +369,7 @@ impl MetricQuery {
             start_ns,
             end_ns,
             ranges: ranges
-                .into_iter()
+                .iter()
                 .map(|r| RangeAcc {
                     from: start_ns
                         .saturating_sub(r.offset_ns)
@@ -379,6 +379,7 @@ impl MetricQuery {
                     index: HashMap::new(),
                 })
                 .collect(),
+            exprs: ranges,
         }
     }
 }
@@ -388,6 +389,7 @@ impl MetricQuery {
 #[derive(Debug)]
 pub struct Collector<'q> {
     query: &'q MetricQuery,
+    exprs: Vec<&'q RangeExpr>,
     start_ns: i64,
     end_ns: i64,
     ranges: Vec<RangeAcc>,
@@ -427,8 +429,7 @@ impl Collector<'_> {
     }
 
     fn push_with<'r>(&mut self, row: &Row<'r>, ctx: &mut Ctx<'r>) -> Result<(), QueryError> {
-        let ranges = self.query.range_exprs();
-        for (r, acc) in ranges.into_iter().zip(&mut self.ranges) {
+        for (r, acc) in self.exprs.iter().zip(&mut self.ranges) {
             acc.push(r, row, ctx)?;
         }
         Ok(())
