@@ -180,20 +180,21 @@ fn stats(w: Work, started: Instant) -> Value {
 /// Feeds a metric query's collector with the entries of its window `(from, to]`, a chunk of
 /// records at a time: decrypted records are not held (the cache keeps what it can), only the
 /// samples, at most [`max_samples`].
-async fn collect(
+async fn collect<'q>(
     s: &Arc<Service>,
-    m: &logflux_query::MetricQuery,
-    c: &mut logflux_query::Collector<'_>,
-    from: i64,
-    to: i64,
+    m: &'q logflux_query::MetricQuery,
+    start: i64,
+    end: i64,
     work: &mut Work,
-) -> Result<(), LokiError> {
+) -> Result<logflux_query::Collector<'q>, LokiError> {
+    let mut c = m.collector(start, end);
+    let (from, to) = m.fetch_window(start, end);
     let qs = m.log_queries();
     if qs.is_empty() {
-        return Ok(());
+        return Ok(c);
     }
     let Some(scan) = scan_for(&common_prune(&qs), from, to, false) else {
-        return Ok(());
+        return Ok(c);
     };
     let max = max_samples(s);
     let mut scanner = s.scan(&scan).await?;
@@ -209,14 +210,31 @@ async fn collect(
                 "the query's window holds more than {max} entries (the limit, from --cache-mb): narrow the time range or the selector"
             )));
         }
-        c.push_all(&rows)
-            .map_err(|e| LokiError::bad(e.to_string()))?;
+        // Counting is CPU work: off the async workers (block_in_place), spread over the
+        // cores in chunks whose collectors are merged.
+        tokio::task::block_in_place(|| {
+            use rayon::prelude::*;
+            let parts: Vec<_> = rows
+                .par_chunks(COLLECT_CHUNK)
+                .map(|chunk| {
+                    let mut part = m.collector(start, end);
+                    part.push_all(chunk).map(|()| part)
+                })
+                .collect();
+            for p in parts {
+                c.merge(p.map_err(|e| LokiError::bad(e.to_string()))?);
+            }
+            Ok::<(), LokiError>(())
+        })?;
     }
     work.records += scanner.records;
     work.cache_hits += scanner.cache_hits;
     work.decrypted += scanner.decrypted;
-    Ok(())
+    Ok(c)
 }
+
+/// Entries one worker counts before its collector is merged.
+const COLLECT_CHUNK: usize = 16_384;
 
 /// Entries one metric query may count: what the cache's bytes would hold as samples.
 fn max_samples(s: &Service) -> u64 {
@@ -428,9 +446,7 @@ pub(crate) async fn query_range(s: &Arc<Service>, r: Req) -> Result<Response, Lo
             Ok(streams_response(lines, &r, work, started))
         }
         Query::Metric(m) => {
-            let (from, to) = m.fetch_window(start, end);
-            let mut c = m.collector(start, end);
-            collect(s, &m, &mut c, from, to, &mut work).await?;
+            let c = collect(s, &m, start, end, &mut work).await?;
             let matrix = c
                 .eval_range(step)
                 .map_err(|e| LokiError::bad(e.to_string()))?;
@@ -472,8 +488,7 @@ pub(crate) async fn query(s: &Arc<Service>, r: Req) -> Result<Response, LokiErro
                     super::http::human_duration(super::http::MAX_RANGE_NS)
                 )));
             }
-            let mut c = m.collector(at, at);
-            collect(s, &m, &mut c, from, to, &mut work).await?;
+            let c = collect(s, &m, at, at, &mut work).await?;
             let v = c
                 .eval_instant_value()
                 .map_err(|e| LokiError::bad(e.to_string()))?;
