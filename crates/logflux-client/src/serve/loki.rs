@@ -234,7 +234,7 @@ async fn collect<'q>(
 }
 
 /// Entries one worker counts before its collector is merged.
-const COLLECT_CHUNK: usize = 16_384;
+const COLLECT_CHUNK: usize = 2048;
 
 /// Entries one metric query may count: what the cache's bytes would hold as samples.
 fn max_samples(s: &Service) -> u64 {
