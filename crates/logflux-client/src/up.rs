@@ -330,13 +330,27 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<i32> {
             let settings =
                 crate::config::Settings::resolve(Some(&client_yaml_path), None, &StackEnv)?;
             let serve_args = crate::serve::ServeArgs::for_up(addr, dir.join("serve.token"));
-            Some(
-                crate::serve::start(&settings, &serve_args)
-                    .await
-                    .with_context(|| {
-                        format!("starting logflux serve on {addr} (--serve ADDR, or --serve off)")
-                    })?,
-            )
+            match crate::serve::start(&settings, &serve_args).await {
+                Ok(r) => Some(r),
+                // Another service on the port (a Loki of its own on 3100): the stack runs
+                // without serve, and says how to have it.
+                Err(e)
+                    if e.chain().any(|c| {
+                        c.downcast_ref::<std::io::Error>()
+                            .is_some_and(|io| io.kind() == std::io::ErrorKind::AddrInUse)
+                    }) =>
+                {
+                    eprintln!(
+                        "logflux: warning: logflux serve not started: {addr} is in use by another process; run with --serve 127.0.0.1:PORT (or --serve off)"
+                    );
+                    None
+                }
+                Err(e) => {
+                    return Err(e.context(format!(
+                        "starting logflux serve on {addr} (--serve ADDR, or --serve off)"
+                    )));
+                }
+            }
         }
     };
     let serve_env = serve

@@ -921,3 +921,52 @@ async fn off_loopback_serve_runs_with_tls_and_answers_over_https() {
             .unwrap_or(true)
     );
 }
+
+#[tokio::test]
+async fn up_runs_without_serve_when_its_port_is_taken_and_says_so() {
+    // Another process holds the port (a Loki of its own, say).
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("stack");
+    let out = std::process::Command::new(common::BIN)
+        .args(["keys", "generate", "--bits", "2048", "--dir"])
+        .arg(dir.join("keys"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let log = tmp.path().join("up.err");
+    let mut child = tokio::process::Command::new(common::BIN)
+        .arg("up")
+        .arg("--dir")
+        .arg(&dir)
+        .arg("--socket")
+        .arg(dir.join("agent.sock"))
+        .args(["--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--serve"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt as _;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    loop {
+        let l = tokio::time::timeout(Duration::from_secs(120), lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("logflux up ready despite the taken port");
+        if l.starts_with("ready") {
+            break;
+        }
+    }
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        err.contains("logflux serve not started") && err.contains(&port.to_string()),
+        "{err}"
+    );
+    let env = std::fs::read_to_string(dir.join("up.env")).unwrap();
+    assert!(!env.contains("LOGFLUX_SERVE_URL"), "{env}");
+    drop(taken);
+}
