@@ -1,5 +1,6 @@
 //! Decrypted records in memory, so a dashboard refreshing every 10 s does not decrypt the same
-//! records again: records are immutable, so a record id always opens to the same entries.
+//! records again: records are immutable, so a record (application and record id) always opens
+//! to the same entries.
 //! Bounded by bytes (an estimate of what the entries hold), least recently used first out.
 //! Nothing here is ever written to disk.
 

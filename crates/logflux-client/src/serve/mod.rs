@@ -197,6 +197,12 @@ impl Scanner {
     }
 }
 
+/// A record's key in the cache: its application and id (ids are the producer's; one service
+/// serves one tenant).
+fn cache_key(r: &crate::api::Line) -> String {
+    format!("{}/{}", r.application_id, r.record_id)
+}
+
 /// Records opened: from the cache or decrypted now.
 #[derive(Debug, Default)]
 pub(crate) struct OpenedLines {
@@ -237,7 +243,7 @@ impl Service {
                 res.failed += 1;
                 continue;
             }
-            match self.cache.get(&r.record_id) {
+            match self.cache.get(&cache_key(&r)) {
                 Some(entries) => {
                     res.cache_hits += 1;
                     out.push((r, entries));
@@ -271,7 +277,7 @@ impl Service {
                     Ok(v) => {
                         res.decrypted += 1;
                         let v = Arc::new(v);
-                        self.cache.insert(&r.record_id, v.clone());
+                        self.cache.insert(&cache_key(&r), v.clone());
                         out.push((r, v));
                     }
                     Err(e) => {
