@@ -42,7 +42,7 @@ one directive per line, arguments split like a shell does:
                                   process ending first is a failure); stopped at the end.
                                   In EXTRA and URL, {work} is the work directory, {http_port}
                                   and {tcp_port} the ports that replace 8080 and 9999, and
-                                  {up_http} and {up_tcp} two more free ports
+                                  {up_http}, {up_tcp} and {up_serve} three more free ports
     status "CMD" N                the line whose command is CMD may also exit with status N
     omit "CMD" "REASON"           the line whose command is CMD is not run
     placeholder "TEXT" "CMD" "REGEX"
@@ -264,7 +264,7 @@ class Runner:
         self.home = os.path.join(self.work, "home")
         os.makedirs(self.home)
         self.http_port, self.tcp_port = free_port(), free_port()
-        self.up_http, self.up_tcp = free_port(), free_port()
+        self.up_http, self.up_tcp, self.up_serve = free_port(), free_port(), free_port()
         self.subst = [
             (re.compile(r"cargo run --release --bin ([\w-]+) --"), r"\1"),
             (re.compile(r"(?<![\w/.-])target/release/([\w-]+)"), r"\1"),
@@ -290,13 +290,14 @@ class Runner:
         return text
 
     def fill(self, text):
-        """`{work}`, `{http_port}`, `{tcp_port}`, `{up_http}`, `{up_tcp}` in an annotation."""
+        """`{work}`, `{http_port}`, `{tcp_port}`, `{up_http}`, `{up_tcp}`, `{up_serve}` in an annotation."""
         for k, v in {
             "work": self.work,
             "http_port": self.http_port,
             "tcp_port": self.tcp_port,
             "up_http": self.up_http,
             "up_tcp": self.up_tcp,
+            "up_serve": self.up_serve,
         }.items():
             text = text.replace("{" + k + "}", str(v))
         return text

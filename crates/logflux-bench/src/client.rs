@@ -1,6 +1,9 @@
 //! Client scenario: `logflux search` over a million stored entries — time from enter to the
 //! first and to the last result, decrypted entries per second per core — beside the same
-//! search done with `zstdcat | grep` over the same entries kept as plaintext, in the same run.
+//! search done with `zstdcat | grep` over the same entries kept as plaintext, in the same run;
+//! then `logflux serve` (Loki's API) on the same data: a `count_over_time by level` metric
+//! query (cold and warm cache) and a needle line filter, beside `logflux stats` and
+//! `logflux search`.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -414,6 +417,343 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         "| word search: client CPU time / peak RSS | {:.2} s / {:.0} MiB |",
         word.cpu, word.rss_mib
     );
+    let mut live = Live {
+        http: &http,
+        base: &base,
+        api_key: &api_key,
+        sealing: &sealing,
+        sealer: &mut sealer,
+        tenant: &tenant,
+        app_id: &app_id,
+        key_id: &key_id,
+        tk: &tk,
+    };
+    serve_figures(
+        &client_bin,
+        &config,
+        work.path(),
+        &args,
+        needles,
+        &word,
+        &mut live,
+    )
+    .await?;
     drop(server);
+    Ok(())
+}
+
+/// What sending one more sealed record takes (for the tail latency).
+struct Live<'a> {
+    http: &'a reqwest::Client,
+    base: &'a str,
+    api_key: &'a str,
+    sealing: &'a SealingKey,
+    sealer: &'a mut BatchSealer,
+    tenant: &'a str,
+    app_id: &'a str,
+    key_id: &'a str,
+    tk: &'a logflux_crypto::TokenKey,
+}
+
+impl Live<'_> {
+    /// Seals `entries` into one record (with their blind tokens) and ingests it.
+    async fn send(&mut self, record_id: &str, entries: &[Entry]) -> anyhow::Result<()> {
+        let binding = RecordBinding {
+            tenant: self.tenant,
+            application: self.app_id,
+            key_id: self.key_id,
+            record_id,
+        };
+        let sealed = self.sealer.seal(self.sealing, &binding, entries)?;
+        let mut ts = TokenSet::new();
+        for e in entries {
+            ts.add_entry(e);
+        }
+        let tokens = ts
+            .finish(self.tk)
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut w = Writer::new("benchclientboundary0123456789abcd");
+        w.part(
+            &[
+                ("X-LF-Payload-Type", "4"),
+                ("X-LF-Key-ID", self.key_id),
+                ("X-LF-Nonce", &B64.encode(sealed.nonce)),
+                ("X-LF-Record-ID", record_id),
+                ("X-LF-Count", &sealed.count.to_string()),
+                (
+                    "X-LF-Time-Range",
+                    &format_time_range(sealed.time_range.0, sealed.time_range.1),
+                ),
+                ("X-LF-Search-Tokens", &tokens),
+            ],
+            &sealed.ciphertext,
+        );
+        let r = self
+            .http
+            .post(format!("{}/v1/ingest", self.base))
+            .bearer_auth(self.api_key)
+            .header("content-type", w.content_type())
+            .body(w.finish())
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!("ingest: {}", r.status());
+        }
+        Ok(())
+    }
+}
+
+/// Reads one server WebSocket frame: (opcode, payload).
+async fn ws_frame(s: &mut tokio::net::TcpStream) -> anyhow::Result<(u8, Vec<u8>)> {
+    let mut h = [0u8; 2];
+    s.read_exact(&mut h).await?;
+    let mut len = u64::from(h[1] & 0x7f);
+    if len == 126 {
+        let mut b = [0u8; 2];
+        s.read_exact(&mut b).await?;
+        len = u64::from(u16::from_be_bytes(b));
+    } else if len == 127 {
+        let mut b = [0u8; 8];
+        s.read_exact(&mut b).await?;
+        len = u64::from_be_bytes(b);
+    }
+    let mut p = vec![0u8; usize::try_from(len)?];
+    s.read_exact(&mut p).await?;
+    Ok((h[0] & 0x0f, p))
+}
+
+/// Time from sending an entry (sealed record to the server's ingest API) to its message on a
+/// WebSocket tail of `logflux serve`, `n` times.
+async fn tail_latencies(
+    url: &str,
+    token: &str,
+    live: &mut Live<'_>,
+    n: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    use tokio::io::AsyncWriteExt as _;
+    let u = reqwest::Url::parse_with_params(
+        &format!("{url}/loki/api/v1/tail"),
+        &[("query", r#"{app="bench"} |= "tailprobe""#), ("limit", "1")],
+    )?;
+    let host = format!(
+        "{}:{}",
+        u.host_str().context("host")?,
+        u.port().context("port")?
+    );
+    let mut s = tokio::net::TcpStream::connect(&host).await?;
+    let req = format!(
+        "GET {}?{} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Authorization: Bearer {token}\r\n\r\n",
+        u.path(),
+        u.query().unwrap_or_default(),
+    );
+    s.write_all(req.as_bytes()).await?;
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).await?;
+        head.push(b[0]);
+    }
+    if !head.starts_with(b"HTTP/1.1 101") {
+        bail!("tail: {}", String::from_utf8_lossy(&head));
+    }
+    // Let the session open the server's live stream before the first entry is sent.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut out = Vec::new();
+    for i in 0..n {
+        let mut e = Entry::new(
+            logflux_proto::timefmt::now_ns(),
+            Level::Info,
+            "checkout-service",
+            &format!("tailprobe {i}"),
+        );
+        e.metadata.insert("host".into(), "web-0".into());
+        let started = Instant::now();
+        live.send(&format!("tail{i:06}"), &[e]).await?;
+        loop {
+            let (op, p) = tokio::time::timeout(Duration::from_secs(30), ws_frame(&mut s))
+                .await
+                .context("no tail message within 30 s")??;
+            if op == 1 && String::from_utf8_lossy(&p).contains(&format!("tailprobe {i}\"")) {
+                break;
+            }
+            if op == 8 {
+                bail!("the tail closed: {}", String::from_utf8_lossy(&p));
+            }
+        }
+        out.push(started.elapsed());
+    }
+    Ok(out)
+}
+
+/// One timed request to `logflux serve`: wall time to the whole answer, and the answer.
+async fn timed_get(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    params: &[(&str, String)],
+) -> anyhow::Result<(Duration, Value)> {
+    let started = Instant::now();
+    let r = http
+        .get(url)
+        .bearer_auth(token)
+        .query(params)
+        .send()
+        .await?;
+    let status = r.status();
+    let body = r.bytes().await?;
+    let took = started.elapsed();
+    if !status.is_success() {
+        bail!("{url}: {status}: {}", String::from_utf8_lossy(&body));
+    }
+    Ok((took, serde_json::from_slice(&body)?))
+}
+
+/// `logflux serve` over the same records: figures beside `logflux stats` and `search`.
+async fn serve_figures(
+    client_bin: &Path,
+    config: &Path,
+    work: &Path,
+    args: &Args,
+    needles: usize,
+    word: &Run,
+    live: &mut Live<'_>,
+) -> anyhow::Result<()> {
+    use tokio::io::AsyncBufReadExt as _;
+    const CACHE_MB: u64 = 2048;
+    let token_file = work.join("serve.token");
+    let mut child = tokio::process::Command::new(client_bin)
+        .arg("--config")
+        .arg(config)
+        .args(["serve", "--listen", "127.0.0.1:0", "--cache-mb"])
+        .arg(CACHE_MB.to_string())
+        .arg("--token-file")
+        .arg(&token_file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().context("pid")?;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let mut url = None;
+    while let Some(l) = lines.next_line().await? {
+        if let Some(rest) = l.strip_prefix("serve   ") {
+            url = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if l.starts_with("serving") {
+            break;
+        }
+    }
+    let url = url.context("logflux serve printed no URL")?;
+    let token = std::fs::read_to_string(&token_file)?.trim().to_owned();
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let first_ns = entry(0, args.needle_every).timestamp_ns;
+    let last_ns = entry(args.entries - 1, args.needle_every).timestamp_ns;
+    let at = last_ns + 1_000_000_000;
+    let range_s = (at - first_ns) / 1_000_000_000 + 2;
+    let metric = [
+        (
+            "query",
+            format!("sum by (level) (count_over_time({{app=\"bench\"}}[{range_s}s]))"),
+        ),
+        ("time", at.to_string()),
+    ];
+    let (cold, v) = timed_get(&http, &format!("{url}/loki/api/v1/query"), &token, &metric).await?;
+    let counted: f64 = v["data"]["result"]
+        .as_array()
+        .context("a vector")?
+        .iter()
+        .filter_map(|s| s["value"][1].as_str()?.parse::<f64>().ok())
+        .sum();
+    if counted as usize != args.entries {
+        bail!("serve counted {counted} entries, expected {}", args.entries);
+    }
+    let mut warm = Vec::new();
+    for _ in 0..args.runs {
+        warm.push(
+            timed_get(&http, &format!("{url}/loki/api/v1/query"), &token, &metric)
+                .await?
+                .0,
+        );
+    }
+    warm.sort();
+    let warm = warm[warm.len() / 2];
+    let rss = procs::peak_rss_mib(pid);
+    let needle = [
+        ("query", "{app=\"bench\"} |= \"needle\"".to_owned()),
+        ("start", (first_ns - 1_000_000_000).to_string()),
+        ("end", at.to_string()),
+        ("limit", "5000".to_owned()),
+    ];
+    let mut needle_runs = Vec::new();
+    let mut found = 0;
+    for _ in 0..args.runs {
+        let (t, v) = timed_get(
+            &http,
+            &format!("{url}/loki/api/v1/query_range"),
+            &token,
+            &needle,
+        )
+        .await?;
+        found = v["data"]["result"]
+            .as_array()
+            .context("streams")?
+            .iter()
+            .map(|s| s["values"].as_array().map_or(0, Vec::len))
+            .sum::<usize>();
+        needle_runs.push(t);
+    }
+    if found != needles {
+        bail!("serve found {found} needle entries, expected {needles}");
+    }
+    needle_runs.sort();
+    let needle_t = needle_runs[needle_runs.len() / 2];
+    // `logflux stats` over the same range: the search side's counts by level.
+    let since = format!("@{}", first_ns / 1_000_000_000 - 1);
+    let until = format!("@{}", at / 1_000_000_000);
+    let stats = runs(args.runs, || {
+        let mut c = tokio::process::Command::new(client_bin);
+        c.arg("--config").arg(config).args([
+            "stats", "--since", &since, "--until", &until, "-o", "json", "--utc",
+        ]);
+        c
+    })
+    .await?;
+    println!();
+    println!(
+        "logflux serve (--cache-mb {CACHE_MB}), same records, same run; HTTP wall time to the whole answer:\n"
+    );
+    println!("| query | logflux serve | beside it |");
+    println!("|---|---|---|");
+    println!(
+        "| `sum by (level) (count_over_time({{app=\"bench\"}}[{range_s}s]))`, {} entries, cold cache (decrypts every record) | {} | `logflux stats` (counts by level, same range): {} |",
+        args.entries,
+        procs::ms(cold),
+        procs::ms(stats.last)
+    );
+    println!(
+        "| the same, warm cache (median of {}) | **{}** | |",
+        args.runs,
+        procs::ms(warm)
+    );
+    println!(
+        "| `{{app=\"bench\"}} |= \"needle\"`, {needles} matches (no blind token: `|=` alone cannot prune), warm | {} | `logflux search needle` (pruned by the word's token): {} |",
+        procs::ms(needle_t),
+        procs::ms(word.last)
+    );
+    println!("| serve peak RSS after the cold query | {rss:.0} MiB | |");
+    let mut lat = tail_latencies(&url, &token, live, 20).await?;
+    lat.sort();
+    let p = |q: f64| lat[((lat.len() as f64 - 1.0) * q).round() as usize];
+    println!(
+        "| WebSocket tail: entry sent (sealed record to the ingest API) → its tail message, {} entries | p50 {} · p99 {} | |",
+        lat.len(),
+        procs::ms(p(0.5)),
+        procs::ms(p(0.99))
+    );
     Ok(())
 }

@@ -116,7 +116,7 @@ fn expand_home(p: &Path, env: &dyn Env) -> PathBuf {
 }
 
 /// The client's config directory: `$XDG_CONFIG_HOME/logflux` or `~/.config/logflux`.
-fn config_dir(env: &dyn Env) -> Option<PathBuf> {
+pub(crate) fn config_dir(env: &dyn Env) -> Option<PathBuf> {
     if let Some(x) = env.var("XDG_CONFIG_HOME") {
         return Some(PathBuf::from(x).join("logflux"));
     }

@@ -211,6 +211,45 @@ pub(crate) fn parse_type(s: &str) -> anyhow::Result<EntryType> {
     Ok(s.parse()?)
 }
 
+/// Token groups for the server's `POST /v1/query` and `POST /v1/tail`, shared by every reader
+/// (`search`, `tail`, `serve`): each element of `fields` is one condition, met by any of its
+/// (field, value) alternatives. A record matches when it has a token of every group. Each
+/// group holds the tokens of every application searched (tokens are per application) and the
+/// reserved token of records without tokens (SDK entries), which are then filtered here.
+pub(crate) fn token_groups(
+    key: &SearchKey,
+    app_ids: &[String],
+    fields: Vec<Vec<(Field<'_>, String)>>,
+) -> Vec<Vec<String>> {
+    let keys: Vec<_> = app_ids.iter().map(|a| key.token_key(a)).collect();
+    let mut groups = Vec::new();
+    for alternatives in fields {
+        let mut g: Vec<String> = Vec::new();
+        let mut all_tokenless = true;
+        for k in &keys {
+            for (field, value) in &alternatives {
+                if let Some(t) = k.token(*field, value) {
+                    g.push(t.to_string());
+                    all_tokenless = false;
+                }
+            }
+        }
+        // A word too long for a token cannot prune: it is checked here only.
+        if all_tokenless {
+            continue;
+        }
+        g.push(logflux_proto::UNTOKENIZED.to_owned());
+        g.sort_unstable();
+        g.dedup();
+        // Groups only prune: beyond the server's limits they are left out, and the exact
+        // test here still applies.
+        if g.len() <= MAX_TOKENS_PER_GROUP && groups.len() < MAX_TOKEN_GROUPS {
+            groups.push(g);
+        }
+    }
+    groups
+}
+
 impl Filter {
     /// Parses the arguments; times relative to `now_ns`, local times in `tz`.
     pub(crate) fn from_args<Tz: chrono::TimeZone>(
@@ -300,12 +339,8 @@ impl Filter {
             || !self.meta.is_empty()
     }
 
-    /// Token groups for the server: a record matches when it has a token of every group. Each
-    /// group holds the tokens of every application searched (tokens are per application) and
-    /// the reserved token of records without tokens (SDK entries), which are then filtered
-    /// here.
+    /// This filter's token groups for the server (see [`token_groups`]).
     pub(crate) fn token_groups(&self, key: &SearchKey, app_ids: &[String]) -> Vec<Vec<String>> {
-        let keys: Vec<_> = app_ids.iter().map(|a| key.token_key(a)).collect();
         let mut fields: Vec<Vec<(Field<'_>, String)>> = Vec::new();
         if let Some(l) = &self.levels
             && *l != (1..=8)
@@ -328,32 +363,7 @@ impl Filter {
         for w in words {
             fields.push(vec![(Field::Word, w.clone())]);
         }
-        let mut groups = Vec::new();
-        for alternatives in fields {
-            let mut g: Vec<String> = Vec::new();
-            let mut all_tokenless = true;
-            for k in &keys {
-                for (field, value) in &alternatives {
-                    if let Some(t) = k.token(*field, value) {
-                        g.push(t.to_string());
-                        all_tokenless = false;
-                    }
-                }
-            }
-            // A word too long for a token cannot prune: it is checked here only.
-            if all_tokenless {
-                continue;
-            }
-            g.push(logflux_proto::UNTOKENIZED.to_owned());
-            g.sort_unstable();
-            g.dedup();
-            // Groups only prune: beyond the server's limits they are left out, and the exact
-            // test here still applies.
-            if g.len() <= MAX_TOKENS_PER_GROUP && groups.len() < MAX_TOKEN_GROUPS {
-                groups.push(g);
-            }
-        }
-        groups
+        token_groups(key, app_ids, fields)
     }
 
     /// SDK entry types for the server (agent batches always pass: they are filtered by their

@@ -16,6 +16,7 @@ mod keys;
 mod output;
 mod pager;
 mod search;
+mod serve;
 mod up;
 mod when;
 
@@ -65,6 +66,9 @@ enum Command {
     Export(search::ExportArgs),
     /// Counts by level over time buckets, as a text histogram or JSON.
     Stats(search::StatsArgs),
+    /// Serve Loki's HTTP API on this machine (for Grafana's Loki data source and our UIs):
+    /// queries decrypted here, behind a token; see docs/serve.md.
+    Serve(serve::ServeArgs),
     /// Show the settings in effect and where they come from (never the token itself); marks
     /// with (!) what is missing or wrong.
     Config,
@@ -106,6 +110,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Stats(args) => {
             let s = settings()?;
             rt()?.block_on(search::stats(&s, args))
+        }
+        Command::Serve(args) => {
+            let s = settings()?;
+            rt()?.block_on(serve::run(&s, args))
         }
         Command::Config => {
             // Shown even when settings are missing or wrong (each marked): only an unreadable

@@ -29,6 +29,41 @@ pub(crate) struct UpArgs {
     /// The server's address (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:8080")]
     http: SocketAddr,
+    /// Where `logflux serve` (Loki's HTTP API, decrypted here, for Grafana) listens; `off`:
+    /// not started (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:3100", value_name = "ADDR|off")]
+    serve: ServeAddr,
+}
+
+/// `--serve`: an address, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ServeAddr {
+    Off,
+    At(SocketAddr),
+}
+
+impl std::str::FromStr for ServeAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(ServeAddr::Off);
+        }
+        s.parse()
+            .map(ServeAddr::At)
+            .map_err(|_| format!("{s:?} is not an address (127.0.0.1:3100) or off"))
+    }
+}
+
+/// The environment `up` resolves its own client.yaml in: the home directory only, so the
+/// stack's service uses the stack's token and keys whatever LOGFLUX_* the shell has.
+struct StackEnv;
+
+impl crate::config::Env for StackEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        (name == "HOME")
+            .then(|| std::env::var("HOME").ok())
+            .flatten()
+    }
 }
 
 /// What the first run created, kept in DIR/up.json (mode 0600).
@@ -291,10 +326,61 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<i32> {
     // `logflux search` in a shell that sourced up.env, even when this binary is not on that
     // shell's PATH (it may be on this one's only): its directory always comes first.
     let path_line = path_line(std::env::current_exe().ok().as_deref());
+    let client_yaml_path = dir.join("client.yaml");
+    let client_yaml = format!(
+        "# The logflux client's configuration for this stack (logflux --config FILE, or LOGFLUX_CONFIG).\n\
+         server: {base}\ntoken_file: {}\nprivate_key_file: {}\nsearch_key_file: {}\n",
+        dir.join("token").display(),
+        keys.join("private_key.pem").display(),
+        keys.join("search.key").display()
+    );
+    write_private(
+        &dir.join("token"),
+        format!("{}\n", state.admin_token).as_bytes(),
+    )?;
+    write_private(&client_yaml_path, client_yaml.as_bytes())?;
+    let serve = match args.serve {
+        ServeAddr::Off => None,
+        ServeAddr::At(addr) => {
+            let settings =
+                crate::config::Settings::resolve(Some(&client_yaml_path), None, &StackEnv)?;
+            let serve_args = crate::serve::ServeArgs::for_up(addr, dir.join("serve.token"));
+            match crate::serve::start(&settings, &serve_args).await {
+                Ok(r) => Some(r),
+                // Another service on the port (a Loki of its own on 3100): the stack runs
+                // without serve, and says how to have it.
+                Err(e)
+                    if e.chain().any(|c| {
+                        c.downcast_ref::<std::io::Error>()
+                            .is_some_and(|io| io.kind() == std::io::ErrorKind::AddrInUse)
+                    }) =>
+                {
+                    eprintln!(
+                        "logflux: warning: logflux serve not started: {addr} is in use by another process; run with --serve 127.0.0.1:PORT (or --serve off)"
+                    );
+                    None
+                }
+                Err(e) => {
+                    return Err(e.context(format!(
+                        "starting logflux serve on {addr} (--serve ADDR, or --serve off)"
+                    )));
+                }
+            }
+        }
+    };
+    let serve_env = serve
+        .as_ref()
+        .map(|r| {
+            format!(
+                "export LOGFLUX_SERVE_URL={}\nexport LOGFLUX_SERVE_TOKEN={}\n",
+                r.url, r.token
+            )
+        })
+        .unwrap_or_default();
     let env = format!(
         "export LOGFLUX_SERVER={base}\nexport LOGFLUX_API_KEY={}\nexport LOGFLUX_AGENT_SOCKET={}\nexport LOGFLUX_AGENT_TCP={tcp}\n\
          export LOGFLUX_SHARED_SECRET={}\nexport LOGFLUX_CONFIG={}\nexport LOGFLUX_PAT={}\n\
-         export LOGFLUX_PRIVATE_KEY_FILE={}\nexport LOGFLUX_SEARCH_KEY_FILE={}\n{path_line}",
+         export LOGFLUX_PRIVATE_KEY_FILE={}\nexport LOGFLUX_SEARCH_KEY_FILE={}\n{serve_env}{path_line}",
         state.api_key,
         sh_quote(&args.socket.display().to_string()),
         state.shared_secret,
@@ -304,18 +390,6 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<i32> {
         sh_quote(&keys.join("search.key").display().to_string()),
     );
     write_private(&dir.join("up.env"), env.as_bytes())?;
-    write_private(
-        &dir.join("token"),
-        format!("{}\n", state.admin_token).as_bytes(),
-    )?;
-    let client_yaml = format!(
-        "# The logflux client's configuration for this stack (logflux --config FILE, or LOGFLUX_CONFIG).\n\
-         server: {base}\ntoken_file: {}\nprivate_key_file: {}\nsearch_key_file: {}\n",
-        dir.join("token").display(),
-        keys.join("private_key.pem").display(),
-        keys.join("search.key").display()
-    );
-    write_private(&dir.join("client.yaml"), client_yaml.as_bytes())?;
     println!(
         "self-test: an entry went app → agent (sealed) → server (stored encrypted) → here (decrypted): {decrypted:?}"
     );
@@ -325,6 +399,10 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<i32> {
         dir.join("server").display()
     );
     println!("agent   unix socket {}   tcp {tcp}", args.socket.display());
+    if let Some(r) = &serve {
+        crate::serve::print_settings(r);
+        println!("                       (also $LOGFLUX_SERVE_TOKEN in up.env)");
+    }
     println!();
     println!("In another shell:  source {}", dir.join("up.env").display());
     println!("Send a log line to the agent (Unix socket, or TCP after authenticating):");
@@ -360,6 +438,9 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<i32> {
         &mut std::io::stdout(),
         b"stopping: sealing and spooling what the agent holds, finishing server commits\n",
     );
+    if let Some(r) = serve {
+        r.shutdown().await;
+    }
     agent.shutdown().await?;
     server.shutdown().await?;
     Ok(crate::EXIT_OK)

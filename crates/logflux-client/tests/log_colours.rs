@@ -28,7 +28,14 @@ async fn up_logs_written_to_a_file_have_no_colours() {
         .arg(&dir)
         .arg("--socket")
         .arg(dir.join("agent.sock"))
-        .args(["--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args([
+            "--tcp",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--serve",
+            "127.0.0.1:0",
+        ])
         .env("LOGFLUX_LOG", "info")
         .env_remove("NO_COLOR")
         .stdout(Stdio::piped())

@@ -34,6 +34,8 @@ async fn up_with_path(
             "127.0.0.1:0",
             "--http",
             "127.0.0.1:0",
+            "--serve",
+            "127.0.0.1:0",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -100,6 +102,11 @@ async fn up_starts_everything_checks_it_and_is_reusable() {
     let (child, lines) = up(&dir).await;
     let all = lines.join("\n");
     assert!(all.contains("self-test: an entry went app → agent (sealed) → server (stored encrypted) → here (decrypted)"), "{all}");
+    // The Grafana data source settings to paste.
+    assert!(
+        all.contains("Grafana") && all.contains("Basic authentication"),
+        "{all}"
+    );
     let env_path = dir.join("up.env");
     assert_eq!(
         std::fs::metadata(&env_path).unwrap().permissions().mode() & 0o777,
@@ -122,6 +129,8 @@ async fn up_starts_everything_checks_it_and_is_reusable() {
         "LOGFLUX_SHARED_SECRET=",
         "LOGFLUX_CONFIG=",
         "LOGFLUX_PAT=lf_pat_",
+        "LOGFLUX_SERVE_URL=http://127.0.0.1:",
+        "LOGFLUX_SERVE_TOKEN=",
     ] {
         assert!(
             env.contains(&format!("export {var}")),

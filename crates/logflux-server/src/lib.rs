@@ -273,7 +273,7 @@ impl TlsFiles {
 
     /// A rustls server configuration: TLS 1.2 and 1.3 with AWS-LC, ALPN h2 and http/1.1. The
     /// key file must not be readable by group or others.
-    fn server_config(&self) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    pub fn server_config(&self) -> anyhow::Result<Arc<rustls::ServerConfig>> {
         use rustls::pki_types::pem::PemObject as _;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
         logflux_crypto::keyfile::check_owner_only("TLS key", &self.key_file)?;

@@ -82,7 +82,14 @@ impl Stack {
             .arg(&dir)
             .arg("--socket")
             .arg(dir.join("agent.sock"))
-            .args(["--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args([
+                "--tcp",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+                "--serve",
+                "127.0.0.1:0",
+            ])
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()

@@ -1,0 +1,176 @@
+//! Decrypted records in memory, so a dashboard refreshing every 10 s does not decrypt the same
+//! records again: records are immutable, so a record (application and record id) always opens
+//! to the same entries.
+//! Bounded by bytes (an estimate of what the entries hold), least recently used first out.
+//! Nothing here is ever written to disk.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use logflux_proto::EntryView;
+
+/// The entries of one record.
+pub(crate) type Entries = Arc<Vec<EntryView>>;
+
+/// What an entry costs in memory, about: its strings and a fixed overhead.
+pub(crate) fn entry_bytes(e: &EntryView) -> usize {
+    const OVERHEAD: usize = 160;
+    let meta: usize = e.metadata.iter().map(|(k, v)| k.len() + v.len() + 64).sum();
+    let fields: usize = e
+        .fields
+        .iter()
+        .map(|(k, v)| k.len() + v.to_string().len() + 64)
+        .sum();
+    OVERHEAD + e.source.len() + e.payload.len() + e.payload_type.len() + meta + fields
+}
+
+/// The cost of a record's entries.
+pub(crate) fn entries_bytes(v: &[EntryView]) -> usize {
+    64 + v.iter().map(entry_bytes).sum::<usize>()
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Record id → (entries, cost, last use).
+    map: HashMap<String, (Entries, usize, u64)>,
+    /// Last use → record id.
+    order: BTreeMap<u64, String>,
+    bytes: usize,
+    tick: u64,
+}
+
+/// The cache; cheap to share (`Arc`).
+#[derive(Debug)]
+pub(crate) struct Cache {
+    capacity: usize,
+    inner: Mutex<Inner>,
+}
+
+/// Counters, for tests.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CacheStats {
+    pub(crate) records: usize,
+    pub(crate) bytes: usize,
+}
+
+impl Cache {
+    pub(crate) fn new(capacity_bytes: usize) -> Cache {
+        Cache {
+            capacity: capacity_bytes,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    /// The capacity in bytes.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The entries of `record_id`, if held (then it is the most recently used).
+    pub(crate) fn get(&self, record_id: &str) -> Option<Entries> {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let inner = &mut *g;
+        inner.tick += 1;
+        let tick = inner.tick;
+        match inner.map.get_mut(record_id) {
+            Some((entries, _, last)) => {
+                inner.order.remove(last);
+                *last = tick;
+                inner.order.insert(tick, record_id.to_owned());
+                Some(entries.clone())
+            }
+            None => None,
+        }
+    }
+
+    /// Holds `entries` of `record_id`, letting out the least recently used records to stay
+    /// within the capacity. A record larger than the whole capacity is not held.
+    pub(crate) fn insert(&self, record_id: &str, entries: Entries) {
+        let cost = entries_bytes(&entries) + record_id.len();
+        if cost > self.capacity {
+            return;
+        }
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let inner = &mut *g;
+        if let Some((_, old, last)) = inner.map.remove(record_id) {
+            inner.order.remove(&last);
+            inner.bytes -= old;
+        }
+        while inner.bytes + cost > self.capacity {
+            let Some((_, id)) = inner.order.pop_first() else {
+                break;
+            };
+            if let Some((_, c, _)) = inner.map.remove(&id) {
+                inner.bytes -= c;
+            }
+        }
+        inner.tick += 1;
+        let tick = inner.tick;
+        inner.order.insert(tick, record_id.to_owned());
+        inner
+            .map
+            .insert(record_id.to_owned(), (entries, cost, tick));
+        inner.bytes += cost;
+    }
+
+    #[cfg(test)]
+    pub(crate) fn stats(&self) -> CacheStats {
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        CacheStats {
+            records: g.map.len(),
+            bytes: g.bytes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logflux_proto::{Entry, Level};
+
+    fn entries(payload: &str, n: usize) -> Entries {
+        Arc::new(
+            (0..n)
+                .map(|i| Entry::new(i as i64, Level::Info, "s", payload).into())
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn least_recently_used_records_go_first_and_bytes_stay_bounded() {
+        let one = entries_bytes(&entries(&"x".repeat(100), 1)) + 2;
+        let c = Cache::new(one * 3);
+        for id in ["r1", "r2", "r3"] {
+            c.insert(id, entries(&"x".repeat(100), 1));
+        }
+        assert_eq!(c.stats().records, 3);
+        // r1 used: r2 is now the least recently used.
+        assert!(c.get("r1").is_some());
+        c.insert("r4", entries(&"x".repeat(100), 1));
+        assert!(c.get("r2").is_none(), "r2 was the least recently used");
+        for id in ["r1", "r3", "r4"] {
+            assert!(c.get(id).is_some(), "{id}");
+        }
+        assert!(c.stats().bytes <= c.capacity());
+        // A record larger than the whole cache is not held, and evicts nothing.
+        c.insert("big", entries(&"y".repeat(10_000), 1));
+        assert!(c.get("big").is_none());
+        assert_eq!(c.stats().records, 3);
+        // Replacing a record does not count it twice.
+        c.insert("r1", entries(&"x".repeat(100), 1));
+        assert_eq!(c.stats().records, 3);
+        assert!(c.stats().bytes <= c.capacity());
+    }
+
+    #[test]
+    fn many_records_never_exceed_the_bound() {
+        let c = Cache::new(50_000);
+        for i in 0..1000 {
+            c.insert(&format!("r{i}"), entries("some log line", 3));
+            assert!(c.stats().bytes <= 50_000);
+        }
+        assert!(c.get("r999").is_some());
+        assert!(c.get("r0").is_none());
+    }
+}

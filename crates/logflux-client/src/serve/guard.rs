@@ -1,0 +1,415 @@
+//! The local access guard of `logflux serve`: it holds decryption keys on a port every local
+//! user and every web page in a browser can reach, so every request must
+//!
+//! - name this service in `Host` (the listen address, `localhost:PORT`, `127.0.0.1:PORT`,
+//!   `[::1]:PORT`, or a name given with `--allow-host`): a page that rebinds its own DNS name
+//!   to 127.0.0.1 sends its own name, and is refused;
+//! - not come from another origin: an `Origin` header other than this service's own, or
+//!   `Sec-Fetch-Site: cross-site`, is refused (and no CORS header is ever sent, so a browser
+//!   never lets another page read an answer);
+//! - carry the token: `Authorization: Bearer TOKEN`, or basic auth with any user name and
+//!   the token as password (Grafana's data source settings), compared in constant time.
+//!
+//! The token is made once (32 random bytes, hex) into a file of mode 0600; a file that group
+//! or others can read is refused.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::{Context as _, bail};
+use axum::http::{HeaderMap, StatusCode, header};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+
+/// Why a request was refused: its status and a message that says what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub(crate) status: StatusCode,
+    pub(crate) message: String,
+}
+
+fn refuse(status: StatusCode, message: impl Into<String>) -> Refusal {
+    Refusal {
+        status,
+        message: message.into(),
+    }
+}
+
+/// What a request must show.
+#[derive(Clone)]
+pub(crate) struct Guard {
+    token: String,
+    /// `Host` values accepted (lower case, with the port).
+    hosts: Vec<String>,
+    /// `Origin` values accepted (this service's own).
+    origins: Vec<String>,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("hosts", &self.hosts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Guard {
+    /// A guard for a service listening on `addr` (its actual port), over HTTPS when `tls`;
+    /// `extra_hosts` are further names (`logs.example.net` or `logs.example.net:3100`).
+    pub(crate) fn new(token: String, addr: SocketAddr, tls: bool, extra_hosts: &[String]) -> Guard {
+        let port = addr.port();
+        let mut hosts = vec![
+            format!("localhost:{port}"),
+            format!("127.0.0.1:{port}"),
+            format!("[::1]:{port}"),
+        ];
+        if !addr.ip().is_unspecified() {
+            hosts.push(addr.to_string());
+        }
+        for h in extra_hosts {
+            let h = h.to_ascii_lowercase();
+            if h.contains(':') && !h.ends_with(']') {
+                hosts.push(h);
+            } else {
+                hosts.push(format!("{h}:{port}"));
+            }
+        }
+        hosts.sort();
+        hosts.dedup();
+        let scheme = if tls { "https" } else { "http" };
+        let origins = hosts.iter().map(|h| format!("{scheme}://{h}")).collect();
+        Guard {
+            token,
+            hosts,
+            origins,
+        }
+    }
+
+    /// Checks a request: its host (`Host`, or over HTTP/2 the `:authority` the URI carries),
+    /// then `Origin` and `Sec-Fetch-Site`, then the token.
+    pub(crate) fn check(
+        &self,
+        headers: &HeaderMap,
+        authority: Option<&str>,
+    ) -> Result<(), Refusal> {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or(authority)
+            .map(str::to_ascii_lowercase);
+        match host {
+            Some(h) if self.hosts.contains(&h) => {}
+            Some(h) => {
+                return Err(refuse(
+                    StatusCode::MISDIRECTED_REQUEST,
+                    format!(
+                        "Host {h:?} is not this service (accepted: {}); give other names with --allow-host",
+                        self.hosts.join(", ")
+                    ),
+                ));
+            }
+            None => {
+                return Err(refuse(
+                    StatusCode::BAD_REQUEST,
+                    "a request without a Host header is refused",
+                ));
+            }
+        }
+        if let Some(o) = headers.get(header::ORIGIN) {
+            let o = o.to_str().unwrap_or("").to_ascii_lowercase();
+            if !self.origins.contains(&o) {
+                return Err(refuse(
+                    StatusCode::FORBIDDEN,
+                    format!("cross-origin requests are refused (Origin {o:?})"),
+                ));
+            }
+        }
+        if headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
+        {
+            return Err(refuse(
+                StatusCode::FORBIDDEN,
+                "cross-site requests are refused (Sec-Fetch-Site: cross-site)",
+            ));
+        }
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(presented_secret);
+        match presented {
+            Some(p) if constant_time_eq(p.as_bytes(), self.token.as_bytes()) => Ok(()),
+            Some(_) => Err(refuse(
+                StatusCode::UNAUTHORIZED,
+                "wrong token (it is in serve.token in the client's config directory, or LOGFLUX_SERVE_TOKEN in up.env)",
+            )),
+            None => Err(refuse(
+                StatusCode::UNAUTHORIZED,
+                "a token is required: Authorization: Bearer TOKEN, or basic auth with the token as password",
+            )),
+        }
+    }
+}
+
+/// The secret of an `Authorization` header: a bearer token, or a basic-auth password.
+fn presented_secret(v: &str) -> Option<String> {
+    let (scheme, rest) = v.trim().split_once(' ')?;
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(rest.to_owned());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = B64.decode(rest).ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        let (_, password) = text.split_once(':')?;
+        return Some(password.to_owned());
+    }
+    None
+}
+
+/// Whether `a == b`, in time that depends on their lengths only.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a
+        .iter()
+        .zip(b)
+        .fold(0u8, |acc, (x, y)| acc | std::hint::black_box(x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+/// Refuses a listen address off loopback without TLS: the token and decrypted logs would
+/// travel in clear.
+pub(crate) fn check_listen(addr: SocketAddr, tls: bool) -> anyhow::Result<()> {
+    if !addr.ip().is_loopback() && !tls {
+        bail!(
+            "refusing to serve decrypted logs on {addr} without TLS: listen on 127.0.0.1 (the default), or give --tls-cert and --tls-key"
+        );
+    }
+    Ok(())
+}
+
+/// The token in `path`, made (32 random bytes, hex, mode 0600) when absent. A file that group
+/// or others can read is refused.
+pub(crate) fn load_or_create_token(path: &Path) -> anyhow::Result<String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    match std::fs::metadata(path) {
+        Ok(m) => {
+            let mode = m.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                bail!(
+                    "{} is readable by others (mode {mode:04o}): run chmod 600 {} (and consider deleting it so a new token is made)",
+                    path.display(),
+                    path.display()
+                );
+            }
+            let t = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let t = t.trim().to_owned();
+            if t.len() < 32 {
+                bail!(
+                    "{} holds no usable token (at least 32 characters): delete it and a new one is made",
+                    path.display()
+                );
+            }
+            Ok(t)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let mut raw = [0u8; 32];
+            logflux_crypto::random_bytes(&mut raw)?;
+            let token = hex::encode(raw);
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            f.write_all(format!("{token}\n").as_bytes())?;
+            f.sync_all()?;
+            Ok(token)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn guard() -> Guard {
+        Guard::new(TOKEN.into(), "127.0.0.1:3100".parse().unwrap(), false, &[])
+    }
+
+    impl Guard {
+        fn check_h(&self, h: &HeaderMap) -> Result<(), Refusal> {
+            self.check(h, None)
+        }
+    }
+
+    #[test]
+    fn an_http2_request_names_its_host_in_the_authority() {
+        // HTTP/2 has no Host header: `:authority` arrives in the URI (Grafana's Go client
+        // speaks HTTP/2 over TLS).
+        let g = guard();
+        let bearer = format!("Bearer {TOKEN}");
+        let h = headers(&[("authorization", &bearer)]);
+        assert!(g.check(&h, Some("127.0.0.1:3100")).is_ok());
+        assert_eq!(
+            g.check(&h, Some("evil.example:3100")).unwrap_err().status,
+            StatusCode::MISDIRECTED_REQUEST
+        );
+        assert_eq!(
+            g.check(&h, None).unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn the_token_is_required_as_bearer_or_basic_password() {
+        let g = guard();
+        assert_eq!(
+            g.check_h(&headers(&[("host", "127.0.0.1:3100")]))
+                .unwrap_err()
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+        let bearer = format!("Bearer {TOKEN}");
+        assert!(
+            g.check_h(&headers(&[
+                ("host", "localhost:3100"),
+                ("authorization", &bearer)
+            ]))
+            .is_ok()
+        );
+        let basic = format!("Basic {}", B64.encode(format!("grafana:{TOKEN}")));
+        assert!(
+            g.check_h(&headers(&[
+                ("host", "127.0.0.1:3100"),
+                ("authorization", &basic)
+            ]))
+            .is_ok()
+        );
+        let wrong = format!("Bearer {}", TOKEN.replace('0', "1"));
+        assert_eq!(
+            g.check_h(&headers(&[
+                ("host", "127.0.0.1:3100"),
+                ("authorization", &wrong)
+            ]))
+            .unwrap_err()
+            .status,
+            StatusCode::UNAUTHORIZED
+        );
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+        assert!(constant_time_eq(b"abc", b"abc"));
+    }
+
+    #[test]
+    fn another_host_or_origin_is_refused_before_the_token_is_looked_at() {
+        let g = guard();
+        let bearer = format!("Bearer {TOKEN}");
+        // DNS rebinding: the page's own name.
+        let e = g
+            .check_h(&headers(&[
+                ("host", "evil.example:3100"),
+                ("authorization", &bearer),
+            ]))
+            .unwrap_err();
+        assert_eq!(e.status, StatusCode::MISDIRECTED_REQUEST);
+        assert!(e.message.contains("evil.example:3100"), "{}", e.message);
+        // Another port is another service.
+        assert!(
+            g.check_h(&headers(&[
+                ("host", "127.0.0.1:3101"),
+                ("authorization", &bearer)
+            ]))
+            .is_err()
+        );
+        let e = g
+            .check_h(&headers(&[
+                ("host", "127.0.0.1:3100"),
+                ("origin", "https://evil.example"),
+                ("authorization", &bearer),
+            ]))
+            .unwrap_err();
+        assert_eq!(e.status, StatusCode::FORBIDDEN);
+        let e = g
+            .check_h(&headers(&[
+                ("host", "127.0.0.1:3100"),
+                ("sec-fetch-site", "cross-site"),
+                ("authorization", &bearer),
+            ]))
+            .unwrap_err();
+        assert_eq!(e.status, StatusCode::FORBIDDEN);
+        // Its own origin (a UI served here) is fine.
+        assert!(
+            g.check_h(&headers(&[
+                ("host", "127.0.0.1:3100"),
+                ("origin", "http://127.0.0.1:3100"),
+                ("sec-fetch-site", "same-origin"),
+                ("authorization", &bearer),
+            ]))
+            .is_ok()
+        );
+        let named = Guard::new(
+            TOKEN.into(),
+            "0.0.0.0:3100".parse().unwrap(),
+            true,
+            &["Logs.Example.net".into()],
+        );
+        assert!(
+            named
+                .check_h(&headers(&[
+                    ("host", "logs.example.net:3100"),
+                    ("origin", "https://logs.example.net:3100"),
+                    ("authorization", &bearer),
+                ]))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn off_loopback_needs_tls() {
+        assert!(check_listen("127.0.0.1:3100".parse().unwrap(), false).is_ok());
+        assert!(check_listen("[::1]:3100".parse().unwrap(), false).is_ok());
+        let e = check_listen("0.0.0.0:3100".parse().unwrap(), false).unwrap_err();
+        assert!(e.to_string().contains("--tls-cert"), "{e}");
+        assert!(check_listen("0.0.0.0:3100".parse().unwrap(), true).is_ok());
+    }
+
+    #[test]
+    fn the_token_file_is_made_once_owner_only_and_a_readable_one_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("sub/serve.token");
+        let t = load_or_create_token(&p).unwrap();
+        assert_eq!(t.len(), 64);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(load_or_create_token(&p).unwrap(), t);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = load_or_create_token(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("readable by others") && e.contains("0644"),
+            "{e}"
+        );
+    }
+}
