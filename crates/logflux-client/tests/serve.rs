@@ -466,10 +466,10 @@ async fn the_guard_refuses_no_token_another_host_and_other_origins() {
     let stack = Stack::start().await;
     let c = Client::new(&stack);
     let url = format!("{}/loki/api/v1/labels", c.url);
-    // No token: 401 with a challenge.
+    // No token: 401, without a challenge (a browser would prompt for the token and keep it).
     let r = c.http.get(&url).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    assert!(r.headers().get("www-authenticate").is_some());
+    assert!(r.headers().get("www-authenticate").is_none());
     // A wrong token.
     let r = c
         .http
@@ -519,6 +519,9 @@ async fn the_guard_refuses_no_token_another_host_and_other_origins() {
     // The token works as bearer and as basic password; the token file is owner-only.
     let r = c.http.get(&url).bearer_auth(&c.token).send().await.unwrap();
     assert_eq!(r.status(), 200);
+    // Decrypted answers are not for a browser's disk cache.
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     assert_eq!(common::mode(&stack.dir.join("serve.token")), 0o600);
 
     // Off loopback without TLS: refused before anything is served.

@@ -35,7 +35,7 @@ mod words;
 
 pub use log::{LogQuery, MatchOp, Matcher, stream_labels};
 pub use metric::{Collector, InstantValue, MetricQuery};
-pub use parse::parse;
+pub use parse::{MAX_QUERY_BYTES, MAX_QUERY_NODES, parse};
 pub use words::words;
 
 /// Points per series a range query may ask for (Loki's limit).

@@ -12,7 +12,17 @@ use crate::{Query, QueryError};
 
 /// Parses a LogQL query of the supported subset (see `docs/logql.md`).
 pub fn parse(q: &str) -> Result<Query, QueryError> {
-    let mut p = Parser { t: lex(q)?, i: 0 };
+    if q.len() > MAX_QUERY_BYTES {
+        return Err(QueryError::parse(
+            MAX_QUERY_BYTES,
+            format!("the query is longer than {MAX_QUERY_BYTES} bytes"),
+        ));
+    }
+    let mut p = Parser {
+        t: lex(q)?,
+        i: 0,
+        nodes: 0,
+    };
     let start = p.pos();
     let node = p.expr(0)?;
     if !matches!(p.peek(), Tok::Eof) {
@@ -37,9 +47,19 @@ enum Node {
     Expr(Expr),
 }
 
+/// Queries longer than this are refused.
+pub const MAX_QUERY_BYTES: usize = 64 * 1024;
+
+/// At most this many operators, parentheses and label-filter alternatives in one query. The
+/// tree is evaluated (and dropped) recursively: its depth must stay far from what a thread's
+/// stack holds, whatever a caller sends (`((((…))))`, `1+1+…+1`, `| a="1" or a="1" or …`).
+pub const MAX_QUERY_NODES: usize = 256;
+
 struct Parser {
     t: Vec<Token>,
     i: usize,
+    /// Operators, parentheses and alternatives seen so far (see [`MAX_QUERY_NODES`]).
+    nodes: usize,
 }
 
 const UNSUPPORTED_FNS: [&str; 19] = [
@@ -78,6 +98,20 @@ const UNSUPPORTED_STAGES: [&str; 8] = [
 ];
 
 impl Parser {
+    /// Counts one more node of the tree; refuses the query past [`MAX_QUERY_NODES`].
+    fn grow(&mut self) -> Result<(), QueryError> {
+        self.nodes += 1;
+        if self.nodes > MAX_QUERY_NODES {
+            return Err(QueryError::parse(
+                self.pos(),
+                format!(
+                    "the query is too complex: more than {MAX_QUERY_NODES} operators, parentheses and alternatives"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn peek(&self) -> &Tok {
         &self.t[self.i].tok
     }
@@ -178,8 +212,10 @@ impl Parser {
     }
 
     fn expr(&mut self, min_prec: u8) -> Result<Node, QueryError> {
+        self.grow()?;
         let mut lhs = self.unary()?;
         loop {
+            self.grow()?;
             if let Tok::Ident(w) = self.peek()
                 && matches!(w.as_str(), "and" | "or" | "unless")
             {
@@ -745,8 +781,10 @@ impl Parser {
     }
 
     fn label_or(&mut self) -> Result<LabelFilter, QueryError> {
+        self.grow()?;
         let mut l = self.label_and()?;
         while self.is_ident("or") {
+            self.grow()?;
             self.bump();
             let r = self.label_and()?;
             l = LabelFilter::Or(Box::new(l), Box::new(r));
@@ -757,6 +795,7 @@ impl Parser {
     fn label_and(&mut self) -> Result<LabelFilter, QueryError> {
         let mut l = self.label_atom()?;
         while self.is_ident("and") || self.is_punct(",") {
+            self.grow()?;
             self.bump();
             let r = self.label_atom()?;
             l = LabelFilter::And(Box::new(l), Box::new(r));

@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use logflux_query::{ErrorKind, Query, parse};
+use logflux_query::{ErrorKind, MAX_QUERY_BYTES, MAX_QUERY_NODES, Query, parse};
 use proptest::prelude::*;
 
 /// The error for `q`, asserting its position is where `at` first occurs in `q` and that the
@@ -124,6 +124,42 @@ fn the_supported_subset_parses() {
     }
     assert!(matches!(parse(r#"{app="a"}"#), Ok(Query::Log(_))));
     assert!(matches!(parse(r#"vector(1)"#), Ok(Query::Metric(_))));
+}
+
+/// A tree too deep for a thread's stack (evaluated and dropped recursively) is refused while
+/// parsing, whatever shape makes it deep: nesting, chains of operators, alternatives, signs.
+/// Run on a thread with a small stack, as a tokio worker's is bounded.
+#[test]
+fn queries_too_deep_or_too_long_are_refused_not_a_stack_overflow() {
+    std::thread::Builder::new()
+        .stack_size(512 * 1024)
+        .spawn(|| {
+            let n = 100_000;
+            for q in [
+                format!("{}1{}", "(".repeat(n), ")".repeat(n)),
+                format!("1{}", "+1".repeat(n)),
+                format!("{}1", "-".repeat(n)),
+                format!("{{app=\"a\"}} | json | a=\"1\"{}", " or a=\"1\"".repeat(n)),
+                format!("{{app=\"a\"}} | json | {}a=\"1\"{}", "(".repeat(n), ")".repeat(n)),
+            ] {
+                let e = parse(&q).unwrap_err();
+                assert_eq!(e.kind, ErrorKind::Parse);
+                assert!(
+                    e.message.contains("too complex") || e.message.contains("longer than"),
+                    "{}",
+                    e.message
+                );
+            }
+            let e = parse(&format!("{{app=\"{}\"}}", "a".repeat(MAX_QUERY_BYTES))).unwrap_err();
+            assert!(e.message.contains(&format!("longer than {MAX_QUERY_BYTES} bytes")), "{}", e.message);
+            // What Grafana sends stays far below the bound.
+            let nested = format!("{}1{}", "(".repeat(MAX_QUERY_NODES / 4), ")".repeat(MAX_QUERY_NODES / 4));
+            assert!(parse(&nested).is_ok());
+            assert!(parse("sum by (level, detected_level) (count_over_time({app=\"web\"} | drop __error__ [1m]))").is_ok());
+        })
+        .unwrap()
+        .join()
+        .unwrap();
 }
 
 proptest! {

@@ -224,15 +224,29 @@ pub(crate) fn load_or_create_token(path: &Path) -> anyhow::Result<String> {
             let mut raw = [0u8; 32];
             logflux_crypto::random_bytes(&mut raw)?;
             let token = hex::encode(raw);
+            // Written whole to a file of our own, then linked into place: two first starts at
+            // once cannot see each other's half-written file, and the one that loses the
+            // race reads the winner's token.
+            let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
-                .create_new(true)
+                .create(true)
+                .truncate(true)
                 .mode(0o600)
-                .open(path)
-                .with_context(|| format!("creating {}", path.display()))?;
+                .open(&tmp)
+                .with_context(|| format!("creating {}", tmp.display()))?;
             f.write_all(format!("{token}\n").as_bytes())?;
             f.sync_all()?;
-            Ok(token)
+            drop(f);
+            let linked = std::fs::hard_link(&tmp, path);
+            let _ = std::fs::remove_file(&tmp);
+            match linked {
+                Ok(()) => Ok(token),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    load_or_create_token(path)
+                }
+                Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+            }
         }
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }

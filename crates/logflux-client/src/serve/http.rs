@@ -191,7 +191,8 @@ impl Params {
                 "zero or negative query resolution step widths are not accepted. Try a positive integer",
             ));
         }
-        if (end - start) / step > MAX_POINTS {
+        // Points are start, start+step, …, end: one more than the steps.
+        if (end - start) / step + 1 > MAX_POINTS {
             return Err(LokiError::bad(format!(
                 "exceeded maximum resolution of {MAX_POINTS} points per timeseries. Try increasing the value of the step parameter"
             )));
@@ -358,15 +359,27 @@ async fn guard(State(s): State<Arc<Service>>, req: Request, next: Next) -> Respo
             message: r.message,
         }
         .into_response();
-        if r.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Basic realm=\"logflux serve\""),
-            );
-        }
+        // No `WWW-Authenticate` challenge: a browser would prompt for the token and keep it
+        // for the origin. Grafana sends its basic auth without being asked.
+        private(&mut resp);
         return resp;
     }
-    next.run(req).await
+    let mut resp = next.run(req).await;
+    private(&mut resp);
+    resp
+}
+
+/// Decrypted answers are not kept by a browser's cache (on disk) nor sniffed as another type.
+fn private(resp: &mut Response) {
+    let h = resp.headers_mut();
+    h.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
 }
 
 /// A request as the handlers see it.
@@ -518,6 +531,9 @@ mod tests {
         let day = 86_400 * NS;
         let e = params("step=1s").step(0, day).unwrap_err();
         assert!(e.message.contains("11000"), "{}", e.message);
+        // 11 000 points (start, start+step, …, end) pass; 11 001 do not.
+        assert!(params("step=1").step(0, 10_999 * NS).is_ok());
+        assert!(params("step=1").step(0, 11_000 * NS).is_err());
         assert_eq!(params("step=60000ms").step(0, day).unwrap(), 60 * NS);
         assert_eq!(params("step=15").step(0, day).unwrap(), 15 * NS);
         assert_eq!(params("").step(0, day).unwrap(), 345 * NS);

@@ -446,6 +446,7 @@ pub(crate) async fn query_range(s: &Arc<Service>, r: Req) -> Result<Response, Lo
             Ok(streams_response(lines, &r, work, started))
         }
         Query::Metric(m) => {
+            check_fetch_window(&m, start, end)?;
             let c = collect(s, &m, start, end, &mut work).await?;
             let matrix = c
                 .eval_range(step)
@@ -469,6 +470,25 @@ pub(crate) async fn query_range(s: &Arc<Service>, r: Req) -> Result<Response, Lo
     }
 }
 
+/// What a metric query fetches — its range plus its largest `[range]` and offset before it —
+/// is held to the same limit as a query's range (`count_over_time(x[1y])` over an hour would
+/// fetch and decrypt a year).
+fn check_fetch_window(
+    m: &logflux_query::MetricQuery,
+    start: i64,
+    end: i64,
+) -> Result<(), LokiError> {
+    let (from, to) = m.fetch_window(start, end);
+    if to.saturating_sub(from) > super::http::MAX_RANGE_NS {
+        return Err(LokiError::bad(format!(
+            "the query time range exceeds the limit (query length: {}, limit: {})",
+            super::http::human_duration(to.saturating_sub(from)),
+            super::http::human_duration(super::http::MAX_RANGE_NS)
+        )));
+    }
+    Ok(())
+}
+
 /// `GET|POST /loki/api/v1/query` (instant).
 pub(crate) async fn query(s: &Arc<Service>, r: Req) -> Result<Response, LokiError> {
     let started = Instant::now();
@@ -480,14 +500,7 @@ pub(crate) async fn query(s: &Arc<Service>, r: Req) -> Result<Response, LokiErro
             "log queries are not supported as an instant query type, please change your query to a range query type",
         )),
         Query::Metric(m) => {
-            let (from, to) = m.fetch_window(at, at);
-            if to.saturating_sub(from) > super::http::MAX_RANGE_NS {
-                return Err(LokiError::bad(format!(
-                    "the query time range exceeds the limit (query length: {}, limit: {})",
-                    super::http::human_duration(to.saturating_sub(from)),
-                    super::http::human_duration(super::http::MAX_RANGE_NS)
-                )));
-            }
+            check_fetch_window(&m, at, at)?;
             let c = collect(s, &m, at, at, &mut work).await?;
             let v = c
                 .eval_instant_value()
