@@ -376,6 +376,21 @@ impl<T> Merger<T> {
         }
     }
 
+    /// Keeps only the `n` items that would be popped first (when more than twice as many are
+    /// held): a query that wants `n` more results never needs the others, whatever comes
+    /// later (what is pushed later can only come before them). Bounds a limited query's
+    /// memory by its limit, not by how many entries match.
+    pub(crate) fn keep_first(&mut self, n: usize) {
+        if self.heap.len() <= n.saturating_mul(2).max(1024) {
+            return;
+        }
+        let mut v = std::mem::take(&mut self.heap).into_sorted_vec();
+        // Ascending: the heap pops from the end.
+        let drop = v.len() - n;
+        v.drain(..drop);
+        self.heap = BinaryHeap::from(v);
+    }
+
     /// Whether no item is held.
     pub(crate) fn is_empty(&self) -> bool {
         self.heap.is_empty()
@@ -385,6 +400,33 @@ impl<T> Merger<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keep_first_keeps_what_would_be_popped_first() {
+        for newest_first in [true, false] {
+            let mut m = Merger::new(newest_first);
+            let mut all: Vec<i64> = (0..5000).map(|i| (i * 7919) % 5000).collect();
+            for &t in &all {
+                m.push(t, t);
+            }
+            m.keep_first(10);
+            // More arrive after the trim; some belong among the first.
+            for t in [-1, 5001, 2500] {
+                m.push(t, t);
+                all.push(t);
+            }
+            let mut got = Vec::new();
+            while let Some(t) = m.pop(None, true) {
+                got.push(t);
+            }
+            all.sort_unstable();
+            if newest_first {
+                all.reverse();
+            }
+            assert_eq!(got[..10], all[..10], "newest_first={newest_first}");
+            assert!(got.len() <= 13);
+        }
+    }
     use logflux_proto::{Entry, Level};
 
     fn e(ts: i64, p: &str) -> (i64, EntryView) {

@@ -34,7 +34,7 @@ mod parse;
 mod words;
 
 pub use log::{LogQuery, MatchOp, Matcher, stream_labels};
-pub use metric::{Collector, InstantValue, MetricQuery};
+pub use metric::{Collector, InstantValue, MAX_SERIES, MetricQuery};
 pub use parse::{MAX_QUERY_BYTES, MAX_QUERY_NODES, parse};
 pub use words::words;
 

@@ -371,6 +371,7 @@ impl MetricQuery {
             ranges: ranges
                 .iter()
                 .map(|r| RangeAcc {
+                    too_many: false,
                     from: start_ns
                         .saturating_sub(r.offset_ns)
                         .saturating_sub(r.range_ns),
@@ -402,6 +403,20 @@ struct RangeAcc {
     to: i64,
     series: Vec<SeriesAcc>,
     index: HashMap<u64, Vec<usize>>,
+    /// More than [`MAX_SERIES`] label sets were met (by `merge`, which cannot fail).
+    too_many: bool,
+}
+
+/// At most this many distinct label sets per range expression of a query, as Loki's
+/// `max_query_series` (500 by default; ours is higher, its cost is the labels held): a label
+/// per line (`| json` of a request id) would otherwise hold a series, labels and all, per
+/// entry.
+pub const MAX_SERIES: usize = 10_000;
+
+fn too_many_series() -> QueryError {
+    QueryError::eval(format!(
+        "maximum number of series ({MAX_SERIES}) reached for a single query: the lines carry more distinct label sets than that; keep fewer labels on them (| keep app, level or | drop …) or filter the lines first"
+    ))
 }
 
 #[derive(Debug)]
@@ -453,10 +468,18 @@ impl Collector<'_> {
                     None => {
                         bucket.push(acc.series.len());
                         acc.series.push(s);
+                        acc.too_many |= acc.series.len() > MAX_SERIES;
                     }
                 }
             }
         }
+    }
+
+    fn check_series(&self) -> Result<(), QueryError> {
+        if self.ranges.iter().any(|r| r.too_many) {
+            return Err(too_many_series());
+        }
+        Ok(())
     }
 
     fn finish(self) -> Vec<Vec<SeriesData>> {
@@ -487,6 +510,7 @@ impl Collector<'_> {
     pub fn eval_range(self, step_ns: i64) -> Result<Matrix, QueryError> {
         let (start_ns, end_ns, query) = (self.start_ns, self.end_ns, self.query);
         MetricQuery::check_range(start_ns, end_ns, step_ns)?;
+        self.check_series()?;
         let data = self.finish();
         let mut out: BTreeMap<Lbls, Vec<(i64, f64)>> = BTreeMap::new();
         let mut t = start_ns;
@@ -516,6 +540,7 @@ impl Collector<'_> {
 
     /// The instant query's result, at the collector's end.
     pub fn eval_instant_value(self) -> Result<InstantValue, QueryError> {
+        self.check_series()?;
         let (at_ns, query) = (self.end_ns, self.query);
         let data = self.finish();
         let mut next = 0;
@@ -605,6 +630,9 @@ impl RangeAcc {
         let idx = match bucket.iter().copied().find(|&i| same(&series[i])) {
             Some(i) => i,
             None => {
+                if series.len() >= MAX_SERIES {
+                    return Err(too_many_series());
+                }
                 series.push(SeriesAcc {
                     labels: labels
                         .iter()

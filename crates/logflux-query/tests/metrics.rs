@@ -416,3 +416,40 @@ fn collectors_fed_in_parts_and_merged_equal_one_pass() {
         );
     }
 }
+
+/// A label per line (here each entry its own source) would hold a series per entry: past
+/// `MAX_SERIES` distinct label sets the query is refused, with the limit named; with fewer
+/// labels kept on the lines, the same entries are one series.
+#[test]
+fn a_query_with_more_series_than_the_limit_is_refused() {
+    let n = logflux_query::MAX_SERIES;
+    let entries: Vec<EntryView> = (0..=n)
+        .map(|i| logflux_proto::Entry::new(10 * S, Level::Info, &format!("s{i}"), "x").into())
+        .collect();
+    let rows: Vec<Row<'_>> = entries
+        .iter()
+        .map(|e| Row {
+            app: "web",
+            entry: e,
+        })
+        .collect();
+    let e = metric(r#"count_over_time({app="web"}[1m])"#)
+        .eval_range(&rows, 60 * S, 60 * S, 60 * S)
+        .unwrap_err();
+    assert!(
+        e.message
+            .contains(&format!("maximum number of series ({n})")),
+        "{e}"
+    );
+    // Fewer labels on the lines (`| keep`), the same entries are one series.
+    let one = metric(r#"count_over_time({app="web"} | keep app [1m])"#)
+        .eval_range(&rows, 60 * S, 60 * S, 60 * S)
+        .unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].points, [(60 * S, (n + 1) as f64)]);
+    let exactly: Vec<Row<'_>> = rows[..n].to_vec();
+    let m = metric(r#"count_over_time({app="web"}[1m])"#)
+        .eval_range(&exactly, 60 * S, 60 * S, 60 * S)
+        .unwrap();
+    assert_eq!(m.len(), n);
+}

@@ -331,6 +331,8 @@ async fn run_log(
                 break 'outer;
             }
         }
+        // Lines that can no longer make the limit are let go: memory follows `limit`.
+        merger.keep_first((limit as usize).saturating_sub(out.len()));
         if b.done {
             break;
         }

@@ -36,8 +36,10 @@ use http::LokiError;
 
 /// How much later than its entry an SDK part may be timestamped (as `search` allows).
 const SDK_SEND_SLACK_NS: i64 = 5 * 60 * 1_000_000_000;
-/// How long the list of applications (ids and names) is reused.
-const APPS_TTL: Duration = Duration::from_secs(30);
+/// How long the list of applications (ids and names) is reused. Short: blind tokens are made
+/// per application, so a query prepared with a list that misses a new application would
+/// prune away its records, even those that match (a dashboard refresh re-lists).
+const APPS_TTL: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ServeArgs {

@@ -119,6 +119,14 @@ pub(crate) async fn tail(State(s): State<Arc<Service>>, mut req: Request) -> Res
         let limit = params.limit()?;
         let now = logflux_proto::timefmt::now_ns();
         let start = params.time("start", now - DEFAULT_SINCE_NS)?;
+        // The history before the live stream is held to a query's range limit (Loki limits
+        // its tail look-back too): `start=0` would scan, and remember, everything.
+        if now.saturating_sub(start) > super::http::MAX_RANGE_NS {
+            return Err(LokiError::bad(format!(
+                "the tail's start is further back than the limit ({})",
+                super::http::human_duration(super::http::MAX_RANGE_NS)
+            )));
+        }
         Ok((q, limit, start))
     })();
     let (q, limit, start) = match prepared {
