@@ -132,7 +132,7 @@ pub(crate) fn parse_priority(s: &str) -> anyhow::Result<RangeInclusive<u8>> {
 pub(crate) struct Phrase {
     /// The argument, lower-cased.
     text: String,
-    /// Its words, lower-cased (they prune, as words do).
+    /// Its words as written (they prune, as words do; the token lower-cases each).
     words: Vec<String>,
     /// Whether it starts (ends) with a word character: then the payload's character before
     /// (after) it must not be one.

@@ -428,11 +428,12 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<i32> {
     println!("Tail:      logflux tail -f");
     println!("Counts:    logflux stats --since 1h");
     println!("SDKs:      endpoint $LOGFLUX_SERVER, API key $LOGFLUX_API_KEY");
+    let signals = crate::serve::stop_signals()?;
     println!(
         "ready (Ctrl-C stops; credentials and keys stay in {})",
         args.dir.display()
     );
-    shutdown_signal().await;
+    signals.await;
     // stdout may be gone by now (a closed pipe): say it if possible, never panic over it.
     let _ = std::io::Write::write_all(
         &mut std::io::stdout(),
@@ -444,13 +445,4 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<i32> {
     agent.shutdown().await?;
     server.shutdown().await?;
     Ok(crate::EXIT_OK)
-}
-
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

@@ -44,17 +44,28 @@ pub fn parse(json: &[u8]) -> Result<Map<String, Value>, SdkError> {
 /// text (invalid UTF-8 replaced, one trailing line break dropped), level info (parts carry no
 /// level), type and time from the part headers.
 ///
-/// A JSON object counts as a v2 payload only when it says so (`v` or `type`): a raw line that
+/// A JSON object counts as a v2 payload only when it says so (`v` "2…", or `type` an entry
+/// type's name): a raw line that
 /// happens to be JSON — what zap, logrus and zerolog JSON formatters write through the Go
 /// SDK's adapters (`{"level":"info","ts":…,"msg":…}`) — is a plain line, shown as written,
 /// its `ts` and fields not mistaken for the payload's own.
 pub fn view_of(entry_type: EntryType, part_timestamp_ns: i64, plaintext: &[u8]) -> EntryView {
     match parse(plaintext) {
-        Ok(obj) if obj.contains_key("v") || obj.contains_key("type") => {
-            to_view(entry_type, part_timestamp_ns, obj)
-        }
+        Ok(obj) if is_v2(&obj) => to_view(entry_type, part_timestamp_ns, obj),
         _ => plain_view(entry_type, part_timestamp_ns, plaintext),
     }
+}
+
+/// Whether an object is an SDK payload v2.0 (not a JSON log line that has a `type` of its
+/// own, such as `{"level":"info","msg":"…","type":"access"}`).
+fn is_v2(obj: &Map<String, Value>) -> bool {
+    obj.get("v")
+        .and_then(Value::as_str)
+        .is_some_and(|v| v.starts_with('2'))
+        || obj
+            .get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| EntryType::ALL.iter().any(|e| e.name() == t))
 }
 
 fn plain_view(entry_type: EntryType, part_timestamp_ns: i64, plaintext: &[u8]) -> EntryView {

@@ -355,12 +355,15 @@ async fn run(command: Command, config: ServerConfig) -> anyhow::Result<()> {
         Command::Serve => {
             let tls = config.tls.is_some();
             let mut server = Server::start(config).await?;
+            // The handlers are in place before the line scripts wait for: a SIGTERM sent right
+            // after it is a graceful stop, not the default action (killed, commits unfinished).
+            let signals = shutdown_signal()?;
             // Scripts and tests wait for this line (useful with --listen 127.0.0.1:0).
             let scheme = if tls { "https" } else { "http" };
             println!("listening on {scheme}://{}", server.local_addr());
             let stop = server.stop_handle();
             tokio::spawn(async move {
-                shutdown_signal().await;
+                signals.await;
                 tracing::info!("shutting down: finishing requests and pending commits");
                 if let Some(stop) = stop {
                     let _ = stop.send(());
@@ -371,17 +374,15 @@ async fn run(command: Command, config: ServerConfig) -> anyhow::Result<()> {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
+/// SIGTERM or SIGINT (Ctrl-C), registered now (not when first awaited).
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
         tokio::select! {
-            _ = ctrl_c => {}
+            _ = int.recv() => {}
             _ = term.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    })
 }

@@ -228,10 +228,12 @@ pub(crate) fn load_or_create_token(path: &Path) -> anyhow::Result<String> {
             // once cannot see each other's half-written file, and the one that loses the
             // race reads the winner's token.
             let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+            // A leftover of ours is removed; a new file is made (never an existing one or a
+            // symlink followed), so its mode is ours.
+            let _ = std::fs::remove_file(&tmp);
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
-                .create(true)
-                .truncate(true)
+                .create_new(true)
                 .mode(0o600)
                 .open(&tmp)
                 .with_context(|| format!("creating {}", tmp.display()))?;

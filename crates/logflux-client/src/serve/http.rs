@@ -191,8 +191,9 @@ impl Params {
                 "zero or negative query resolution step widths are not accepted. Try a positive integer",
             ));
         }
-        // Points are start, start+step, …, end: one more than the steps.
-        if (end - start) / step + 1 > MAX_POINTS {
+        // Loki's rule (steps, not points): Grafana's safe step, ceil(range / 11000), can make
+        // exactly 11 000 steps, which Loki answers.
+        if (end - start) / step > MAX_POINTS {
             return Err(LokiError::bad(format!(
                 "exceeded maximum resolution of {MAX_POINTS} points per timeseries. Try increasing the value of the step parameter"
             )));
@@ -531,9 +532,9 @@ mod tests {
         let day = 86_400 * NS;
         let e = params("step=1s").step(0, day).unwrap_err();
         assert!(e.message.contains("11000"), "{}", e.message);
-        // 11 000 points (start, start+step, …, end) pass; 11 001 do not.
-        assert!(params("step=1").step(0, 10_999 * NS).is_ok());
-        assert!(params("step=1").step(0, 11_000 * NS).is_err());
+        // As Loki: 11 000 steps pass (Grafana's safe step can make exactly that), 11 001 do not.
+        assert!(params("step=1").step(0, 11_000 * NS).is_ok());
+        assert!(params("step=1").step(0, 11_001 * NS).is_err());
         assert_eq!(params("step=60000ms").step(0, day).unwrap(), 60 * NS);
         assert_eq!(params("step=15").step(0, day).unwrap(), 15 * NS);
         assert_eq!(params("").step(0, day).unwrap(), 345 * NS);

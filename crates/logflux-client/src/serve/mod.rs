@@ -40,6 +40,10 @@ const SDK_SEND_SLACK_NS: i64 = 5 * 60 * 1_000_000_000;
 /// per application, so a query prepared with a list that misses a new application would
 /// prune away its records, even those that match (a dashboard refresh re-lists).
 const APPS_TTL: Duration = Duration::from_secs(2);
+/// Connections open at once; more are closed on arrival.
+const MAX_CONNECTIONS: usize = 512;
+/// How long a connection may take to send a request's head (HTTP/1).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ServeArgs {
@@ -531,10 +535,21 @@ async fn accept_loop(
             Some(_) = conns.join_next(), if !conns.is_empty() => continue,
             _ = &mut stop => break,
         };
+        // Before authentication anyone local can connect: open connections are capped, and
+        // one that does not send its request head in time is closed (HTTP/1).
+        while conns.try_join_next().is_some() {}
+        if conns.len() >= MAX_CONNECTIONS {
+            drop(tcp);
+            continue;
+        }
         let svc = TowerToHyperService::new(app.clone());
         let acceptor = acceptor.clone();
         conns.spawn(async move {
-            let builder = Builder::new(TokioExecutor::new());
+            let mut builder = Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
             match acceptor {
                 None => {
                     let _ = builder
@@ -560,15 +575,26 @@ async fn accept_loop(
 /// `logflux serve`: until Ctrl-C or SIGTERM.
 pub(crate) async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<i32> {
     let running = start(settings, &args).await?;
+    let signals = stop_signals()?;
     print_settings(&running);
     println!("serving (Ctrl-C stops)");
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    signals.await;
     running.shutdown().await;
     Ok(crate::EXIT_OK)
+}
+
+/// SIGTERM or SIGINT (Ctrl-C), registered when called — before the line scripts wait for is
+/// printed, so a signal sent right after it is a graceful stop, not the default action.
+pub(crate) fn stop_signals() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
 }
 
 /// What to paste into Grafana's Loki data source settings.

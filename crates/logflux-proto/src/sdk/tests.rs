@@ -198,6 +198,12 @@ fn go_sdk_raw_message_text_is_a_plain_log_line() {
     assert_eq!(v.payload.as_bytes(), zap);
     assert_eq!(v.timestamp_ns, PART_TS);
     assert_eq!(v.source, "unknown");
+    // Nor is a line whose own `type` is not an entry type's name.
+    let access = br#"{"level":"info","msg":"GET /","type":"access"}"#;
+    assert_eq!(
+        view_of(EntryType::Log, PART_TS, access).payload.as_bytes(),
+        access
+    );
     // A v2 object still goes through to_view.
     let v = view_of(
         EntryType::Log,
