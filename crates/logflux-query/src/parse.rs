@@ -53,7 +53,7 @@ pub const MAX_QUERY_BYTES: usize = 64 * 1024;
 /// At most this many operators, parentheses and label-filter alternatives in one query. The
 /// tree is evaluated (and dropped) recursively: its depth must stay far from what a thread's
 /// stack holds, whatever a caller sends (`((((…))))`, `1+1+…+1`, `| a="1" or a="1" or …`).
-pub const MAX_QUERY_NODES: usize = 256;
+pub const MAX_QUERY_NODES: usize = 128;
 
 struct Parser {
     t: Vec<Token>,
