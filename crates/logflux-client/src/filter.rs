@@ -7,7 +7,7 @@ use std::ops::RangeInclusive;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use logflux_crypto::{Field, SearchKey};
+use logflux_crypto::{Field, SearchKey, is_word_char};
 use logflux_proto::{EntryType, EntryView, Level};
 
 use crate::when::parse_when;
@@ -138,10 +138,6 @@ pub(crate) struct Phrase {
     /// (after) it must not be one.
     word_start: bool,
     word_end: bool,
-}
-
-fn is_word_char(c: char) -> bool {
-    c.is_alphanumeric() || c == '_'
 }
 
 impl Phrase {

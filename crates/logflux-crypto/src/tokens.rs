@@ -210,7 +210,8 @@ pub struct Words<'a> {
     pos: usize,
 }
 
-fn is_word_char(c: char) -> bool {
+/// A character of a word of [`words`]: a Unicode alphanumeric or `_`.
+pub fn is_word_char(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
 

@@ -204,40 +204,9 @@ impl Params {
 
 /// `a=b&c=d` pairs, percent-decoded (`+` is a space).
 pub(crate) fn form_pairs(s: &str) -> Vec<(String, String)> {
-    s.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
-        })
+    form_urlencoded::parse(s.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                match std::str::from_utf8(&b[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                {
-                    Some(x) => {
-                        out.push(x);
-                        i += 3;
-                        continue;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A time as Loki reads one: with a `.`, float seconds; an integer of up to 10 digits,
@@ -402,7 +371,11 @@ async fn read(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Resu
         .path()
         .strip_prefix("/loki/api/v1/label/")
         .and_then(|p| p.strip_suffix("/values"))
-        .map(percent_decode);
+        .map(|n| {
+            percent_encoding::percent_decode_str(n)
+                .decode_utf8_lossy()
+                .into_owned()
+        });
     Ok(Req {
         params: Params::from_request(&uri, &headers, &body),
         headers,
