@@ -473,6 +473,33 @@ impl LogQuery {
         })
     }
 
+    /// Whether the pipeline only filters lines and drops or keeps labels by name: a sample's
+    /// labels are then the entry's own (less those dropped), known without building them.
+    pub(crate) fn only_line_filters(&self) -> bool {
+        self.stages
+            .iter()
+            .all(|s| matches!(s, Stage::Line(_) | Stage::Drop(_) | Stage::Keep(_)))
+    }
+
+    /// Whether a label named `name` is left by the pipeline's `drop` and `keep` stages.
+    pub(crate) fn leaves_label(&self, name: &str) -> bool {
+        self.stages.iter().all(|s| match s {
+            Stage::Drop(names) => !names.iter().any(|n| n == name),
+            Stage::Keep(names) => names.iter().any(|n| n == name),
+            _ => true,
+        })
+    }
+
+    /// The selector and the line filters (for a pipeline of [`LogQuery::only_line_filters`],
+    /// whether the entry passes).
+    pub(crate) fn passes_line_filters(&self, row: &Row<'_>) -> bool {
+        self.matches_selector(row)
+            && self.stages.iter().all(|s| match s {
+                Stage::Line(f) => f.keep(&row.entry.payload),
+                _ => true,
+            })
+    }
+
     /// Whether the pipeline ends with `| unwrap` (metric queries only).
     pub(crate) fn has_unwrap(&self) -> bool {
         self.stages

@@ -7,6 +7,9 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 
+use logflux_proto::EntryView;
+use rustc_hash::{FxHashMap, FxHasher};
+
 use crate::log::{Cmp, Ctx, ERROR, ERROR_DETAILS, LogQuery};
 use crate::{Labels, MAX_POINTS, Matrix, QueryError, Row, Series, Vector};
 
@@ -48,6 +51,16 @@ impl RangeFn {
             RangeFn::Max => "max_over_time",
             RangeFn::Min => "min_over_time",
         }
+    }
+
+    /// Whether the function adds its samples up (count, rate, bytes, sum): then a `sum` of its
+    /// series is the function over all their samples, and the samples can be grouped as
+    /// the sum groups them before any series is kept.
+    fn adds_up(self) -> bool {
+        matches!(
+            self,
+            RangeFn::Count | RangeFn::Rate | RangeFn::Bytes | RangeFn::BytesRate | RangeFn::Sum
+        )
     }
 
     pub(crate) fn needs_unwrap(self) -> bool {
@@ -157,6 +170,9 @@ pub(crate) enum Grouping {
     Without(Vec<String>),
 }
 
+/// `sum` without `by` or `without`: one group.
+static ONE_GROUP: Grouping = Grouping::By(Vec::new());
+
 impl Grouping {
     fn keeps(&self, name: &str) -> bool {
         match self {
@@ -205,10 +221,24 @@ impl Expr {
         }
     }
 
-    fn ranges<'a>(&'a self, out: &mut Vec<&'a RangeExpr>) {
+    /// The range aggregations, in evaluation order, each with the grouping its samples can be
+    /// collected under: its own (`sum_over_time(… | unwrap x [1m]) by (a)`), or that of a
+    /// `sum` right around it when the function adds up (`sum by (level) (count_over_time(…))`
+    /// counts each level's entries: the series the sum merges need not be kept apart).
+    fn ranges<'a>(&'a self, out: &mut Vec<(&'a RangeExpr, Option<&'a Grouping>)>) {
         match self {
             Expr::Num(_) | Expr::Vector(_) => {}
-            Expr::Range(r) => out.push(r),
+            Expr::Range(r) => out.push((r, r.grouping.as_ref())),
+            Expr::Agg {
+                op: AggOp::Sum,
+                grouping,
+                expr,
+                ..
+            } if matches!(&**expr, Expr::Range(r) if r.grouping.is_none() && r.func.adds_up()) => {
+                if let Expr::Range(r) = &**expr {
+                    out.push((r, Some(grouping.as_ref().unwrap_or(&ONE_GROUP))));
+                }
+            }
             Expr::Agg { expr, .. } | Expr::Neg(expr) => expr.ranges(out),
             Expr::Bin { lhs, rhs, .. } => {
                 lhs.ranges(out);
@@ -246,7 +276,26 @@ struct SeriesData {
     labels: Lbls,
     ts: Vec<i64>,
     vals: Vec<f64>,
+    /// Set instead of samples when they were added up per step as they came.
+    steps: Option<Steps>,
 }
+
+/// A series' samples added up per step of a range query: at step `k` (time `start + k ×
+/// step`), the sum and number of the samples in that step's window. For functions that add
+/// up, with windows no wider than a few steps (Grafana's `[$__auto]` is one step), this is
+/// what each step reads, kept in place of every sample.
+#[derive(Debug, Clone)]
+struct Steps {
+    start: i64,
+    step: i64,
+    cells: Vec<(f64, u32)>,
+}
+
+/// Most windows a sample may fall in for its series to be kept per step.
+const STEPS_MAX_WINDOWS: i64 = 4;
+/// Cells (steps × series) one range aggregation keeps per step, at most (16 bytes each):
+/// series beyond keep samples.
+const STEPS_MAX_CELLS: usize = 2_000_000;
 
 impl MetricQuery {
     pub(crate) fn new(expr: Expr) -> Self {
@@ -256,7 +305,7 @@ impl MetricQuery {
     fn range_exprs(&self) -> Vec<&RangeExpr> {
         let mut out = Vec::new();
         self.expr.ranges(&mut out);
-        out
+        out.into_iter().map(|(r, _)| r).collect()
     }
 
     /// The log queries inside the range aggregations (the caller fetches entries for each).
@@ -334,7 +383,7 @@ impl MetricQuery {
         step_ns: i64,
     ) -> Result<Matrix, QueryError> {
         Self::check_range(start_ns, end_ns, step_ns)?;
-        let mut c = self.collector(start_ns, end_ns);
+        let mut c = self.range_collector(start_ns, end_ns, step_ns);
         c.push_all(rows)?;
         c.eval_range(step_ns)
     }
@@ -363,24 +412,44 @@ impl MetricQuery {
     /// query: both the same), fed one entry at a time: entries need not be kept in memory,
     /// and workers decrypting in parallel can each fill one and [`Collector::merge`] them.
     pub fn collector(&self, start_ns: i64, end_ns: i64) -> Collector<'_> {
-        let ranges = self.range_exprs();
+        // One point (an instant query): any step.
+        let step = (start_ns == end_ns).then_some(1);
+        self.collector_with(start_ns, end_ns, step)
+    }
+
+    /// A collector for a range query from `start_ns` by `step_ns` to `end_ns`: samples of
+    /// functions that add up are added per step as they come ([`Collector::eval_range`] must
+    /// then be given this step).
+    pub fn range_collector(&self, start_ns: i64, end_ns: i64, step_ns: i64) -> Collector<'_> {
+        self.collector_with(start_ns, end_ns, Some(step_ns))
+    }
+
+    fn collector_with(&self, start_ns: i64, end_ns: i64, step: Option<i64>) -> Collector<'_> {
+        let mut ranges = Vec::new();
+        self.expr.ranges(&mut ranges);
         Collector {
             query: self,
             start_ns,
             end_ns,
+            step,
             ranges: ranges
                 .iter()
-                .map(|r| RangeAcc {
+                .map(|&(r, group)| RangeAcc {
                     too_many: false,
                     from: start_ns
                         .saturating_sub(r.offset_ns)
                         .saturating_sub(r.range_ns),
                     to: end_ns.saturating_sub(r.offset_ns),
+                    group: group.cloned(),
+                    direct: Direct::plan(r, group),
+                    plan: step.and_then(|st| StepPlan::new(r, start_ns, end_ns, st)),
+                    cells: 0,
+                    small: Vec::new(),
                     series: Vec::new(),
-                    index: HashMap::new(),
+                    index: FxHashMap::default(),
                 })
                 .collect(),
-            exprs: ranges,
+            exprs: ranges.into_iter().map(|(r, _)| r).collect(),
         }
     }
 }
@@ -393,6 +462,8 @@ pub struct Collector<'q> {
     exprs: Vec<&'q RangeExpr>,
     start_ns: i64,
     end_ns: i64,
+    /// The step samples are added up by, if any.
+    step: Option<i64>,
     ranges: Vec<RangeAcc>,
 }
 
@@ -401,8 +472,18 @@ struct RangeAcc {
     /// Entries in `(from, to]` count.
     from: i64,
     to: i64,
+    /// The labels a sample keeps (see `Expr::ranges`).
+    group: Option<Grouping>,
+    /// Set when the labels kept can be read straight off an entry.
+    direct: Option<Direct>,
+    /// Set when samples are added up per step as they come.
+    plan: Option<StepPlan>,
+    /// Cells held per step, in all series.
+    cells: usize,
+    /// Small key → series (see [`Direct::small`]); empty until used.
+    small: Vec<usize>,
     series: Vec<SeriesAcc>,
-    index: HashMap<u64, Vec<usize>>,
+    index: FxHashMap<u64, Vec<usize>>,
     /// More than [`MAX_SERIES`] label sets were met (by `merge`, which cannot fail).
     too_many: bool,
 }
@@ -424,6 +505,74 @@ struct SeriesAcc {
     labels: Vec<(String, String)>,
     ts: Vec<i64>,
     vals: Vec<f64>,
+    steps: Option<Steps>,
+}
+
+/// How a range aggregation's samples can be added up per step (see [`Steps`]).
+#[derive(Debug, Clone, Copy)]
+struct StepPlan {
+    start: i64,
+    step: i64,
+    points: usize,
+    range_ns: i64,
+    offset_ns: i64,
+}
+
+impl StepPlan {
+    /// For a range query from `start` by `step` to `end`, when the function adds up and a
+    /// sample falls in at most [`STEPS_MAX_WINDOWS`] windows (an instant query's one point
+    /// included); `None` keeps samples.
+    fn new(r: &RangeExpr, start: i64, end: i64, step: i64) -> Option<StepPlan> {
+        if !r.func.adds_up() || step <= 0 || end < start {
+            return None;
+        }
+        let points = (i128::from(end) - i128::from(start)) / i128::from(step) + 1;
+        let windows = (i128::from(r.range_ns) + i128::from(step) - 1) / i128::from(step);
+        // The windows' bounds are computed without saturating (the sample way saturates at
+        // the ends of time): far from them only.
+        let far = |x: i128| x.abs() < i128::from(i64::MAX / 4);
+        let ok = points <= i128::from(MAX_POINTS)
+            && windows.min(points) <= i128::from(STEPS_MAX_WINDOWS)
+            && far(i128::from(start) - i128::from(r.range_ns) - i128::from(r.offset_ns).abs())
+            && far(i128::from(end) + i128::from(r.offset_ns).abs());
+        ok.then_some(StepPlan {
+            start,
+            step,
+            points: points as usize,
+            range_ns: r.range_ns,
+            offset_ns: r.offset_ns,
+        })
+    }
+
+    fn cells(&self) -> Steps {
+        Steps {
+            start: self.start,
+            step: self.step,
+            cells: vec![(0.0, 0); self.points],
+        }
+    }
+
+    /// Adds a sample at `ts` to the steps whose window `(t - offset - range, t - offset]`
+    /// holds it: `ts + offset <= t < ts + offset + range`.
+    /// (No overflow: the plan is made far from the ends of time, and a sample is within the
+    /// collector's window.)
+    fn add(&self, steps: &mut Steps, ts: i64, v: f64) {
+        let lo = ts + self.offset_ns;
+        let hi = lo + self.range_ns;
+        let (start, step) = (self.start, self.step);
+        let first = if lo <= start {
+            0
+        } else {
+            (lo - start + step - 1) / step
+        };
+        let mut k = first;
+        while k < self.points as i64 && start + k * step < hi {
+            let c = &mut steps.cells[k as usize];
+            c.0 += v;
+            c.1 += 1;
+            k += 1;
+        }
+    }
 }
 
 impl Collector<'_> {
@@ -461,11 +610,11 @@ impl Collector<'_> {
                     .copied()
                     .find(|&i| acc.series[i].labels == s.labels)
                 {
-                    Some(i) => {
-                        acc.series[i].ts.extend(s.ts);
-                        acc.series[i].vals.extend(s.vals);
-                    }
+                    Some(i) => merge_series(acc.plan.as_ref(), &mut acc.series[i], s),
                     None => {
+                        if let Some(st) = &s.steps {
+                            acc.cells += st.cells.len();
+                        }
                         bucket.push(acc.series.len());
                         acc.series.push(s);
                         acc.too_many |= acc.series.len() > MAX_SERIES;
@@ -499,6 +648,7 @@ impl Collector<'_> {
                             labels: Rc::new(s.labels),
                             ts: s.ts,
                             vals: s.vals,
+                            steps: s.steps,
                         }
                     })
                     .collect()
@@ -510,6 +660,15 @@ impl Collector<'_> {
     pub fn eval_range(self, step_ns: i64) -> Result<Matrix, QueryError> {
         let (start_ns, end_ns, query) = (self.start_ns, self.end_ns, self.query);
         MetricQuery::check_range(start_ns, end_ns, step_ns)?;
+        if self
+            .step
+            .is_some_and(|s| s != step_ns && start_ns != end_ns)
+        {
+            return Err(QueryError::eval(format!(
+                "this collector adds samples up by a step of {} ns, not {step_ns}",
+                self.step.unwrap_or_default()
+            )));
+        }
         self.check_series()?;
         let data = self.finish();
         let mut out: BTreeMap<Lbls, Vec<(i64, f64)>> = BTreeMap::new();
@@ -558,29 +717,127 @@ fn to_labels(l: &[(String, String)]) -> Labels {
     l.iter().cloned().collect()
 }
 
-/// FNV-1a: a fast hash for label sets (collisions are resolved by comparing).
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-}
-
+/// A label set's hash (fast, not keyed: collisions are resolved by comparing, and the label
+/// sets of one query are bounded by [`MAX_SERIES`]).
 fn hash_labels<'a>(labels: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
-    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    let mut h = FxHasher::default();
     for (k, v) in labels {
         k.hash(&mut h);
         v.hash(&mut h);
     }
     h.finish()
+}
+
+/// Where a grouping label's value is on an entry.
+#[derive(Debug, Clone, Copy)]
+enum Field {
+    App,
+    Source,
+    Level,
+    Type,
+    /// A metadata key (the label's own name).
+    Meta,
+}
+
+/// Most labels read straight off an entry.
+const DIRECT_MAX: usize = 8;
+
+/// The labels a sample keeps, read straight off an entry: for a range aggregation whose
+/// pipeline only filters lines (and drops or keeps labels by name) and whose samples are
+/// grouped `by` names, the labels are those names' values on the entry. Nothing is built per
+/// entry; the result is the one the pipeline gives (`direct_labels_equal_the_pipelines`).
+#[derive(Debug)]
+struct Direct {
+    /// Names (sorted, as labels are) and where each value is.
+    fields: Vec<(String, Field)>,
+    /// Whether an entry's metadata keys must be looked at ([`Direct::plain`]): when a field
+    /// is metadata, or when `__error__` is left (a metadata key of that name is an error).
+    /// Not for the log volume query (`by (level, detected_level)`, `| drop __error__`).
+    check_metadata: bool,
+    /// Whether every field is the level or the type: a label set is then a number below
+    /// [`SMALL_KEYS`], and its series is found in a table.
+    small: bool,
+}
+
+/// Level and type numbers (each below 16) make a small key: `level + 16 × type`.
+const SMALL_KEYS: usize = 256;
+
+impl Direct {
+    fn plan(r: &RangeExpr, group: Option<&Grouping>) -> Option<Direct> {
+        let Some(Grouping::By(names)) = group else {
+            return None;
+        };
+        if !r.log.only_line_filters() {
+            return None;
+        }
+        let mut names: Vec<&String> = names.iter().filter(|n| r.log.leaves_label(n)).collect();
+        names.sort_unstable();
+        names.dedup();
+        if names.len() > DIRECT_MAX {
+            return None;
+        }
+        let check_metadata = r.log.leaves_label(ERROR)
+            || names.iter().any(|n| {
+                !matches!(
+                    n.as_str(),
+                    "app" | "source" | "level" | "detected_level" | "type"
+                )
+            });
+        let fields: Vec<(String, Field)> = names
+            .into_iter()
+            .map(|n| {
+                let f = match n.as_str() {
+                    "app" => Field::App,
+                    "source" => Field::Source,
+                    "level" | "detected_level" => Field::Level,
+                    "type" => Field::Type,
+                    _ => Field::Meta,
+                };
+                (n.clone(), f)
+            })
+            .collect();
+        let small = fields
+            .iter()
+            .all(|(_, f)| matches!(f, Field::Level | Field::Type));
+        Some(Direct {
+            fields,
+            check_metadata,
+            small,
+        })
+    }
+
+    /// Whether an entry's metadata becomes labels as their keys read: each key a label name
+    /// as written (no `_` for other characters), none starting `__` (`__error__` is a
+    /// pipeline error). Else the entry takes the pipeline's way. (A key named as one of the
+    /// entry's own labels, `level`, is not a label either way.)
+    fn plain(e: &EntryView) -> bool {
+        e.metadata.keys().all(|k| {
+            let b = k.as_bytes();
+            !b.is_empty()
+                && !b[0].is_ascii_digit()
+                && !k.starts_with("__")
+                && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        })
+    }
+
+    /// The small key of an entry's labels (for a plan whose fields are all small).
+    fn small_key(e: &EntryView) -> usize {
+        usize::from(e.level.number() & 15) + 16 * usize::from(e.entry_type.number() & 15)
+    }
+
+    /// The values of the fields on an entry (`None`: no such label), in `out`.
+    fn values<'r>(&self, row: &Row<'r>, out: &mut [Option<&'r str>; DIRECT_MAX]) {
+        let e = row.entry;
+        for ((name, f), v) in self.fields.iter().zip(out.iter_mut()) {
+            *v = match f {
+                Field::App => Some(row.app),
+                Field::Source => Some(e.source.as_str()),
+                Field::Level => Some(e.level.name()),
+                Field::Type => Some(e.entry_type.name()),
+                Field::Meta => e.metadata.get(name).map(String::as_str),
+            };
+        }
+    }
 }
 
 impl RangeAcc {
@@ -591,7 +848,46 @@ impl RangeAcc {
         ctx: &mut Ctx<'r>,
     ) -> Result<(), QueryError> {
         let ts = row.entry.timestamp_ns;
-        if ts <= self.from || ts > self.to || !r.log.run(row, ctx) {
+        if ts <= self.from || ts > self.to {
+            return Ok(());
+        }
+        if let Some(d) = &self.direct
+            && (!d.check_metadata || Direct::plain(row.entry))
+        {
+            if !r.log.passes_line_filters(row) {
+                return Ok(());
+            }
+            let value = match r.func {
+                RangeFn::Bytes | RangeFn::BytesRate => row.entry.payload.len() as f64,
+                _ => 1.0,
+            };
+            let small = d.small.then(|| Direct::small_key(row.entry));
+            if let Some(k) = small
+                && let Some(&idx) = self.small.get(k)
+                && idx != usize::MAX
+            {
+                self.record(idx, ts, value);
+                return Ok(());
+            }
+            let mut values = [None; DIRECT_MAX];
+            d.values(row, &mut values);
+            let labels = || {
+                d.fields
+                    .iter()
+                    .zip(values)
+                    .filter_map(|((n, _), v)| Some((n.as_str(), v?)))
+            };
+            let idx = series_index(&mut self.index, &mut self.series, labels)?;
+            if let Some(k) = small {
+                if self.small.is_empty() {
+                    self.small = vec![usize::MAX; SMALL_KEYS];
+                }
+                self.small[k] = idx;
+            }
+            self.record(idx, ts, value);
+            return Ok(());
+        }
+        if !r.log.run(row, ctx) {
             return Ok(());
         }
         if let Some(err) = ctx.get(ERROR) {
@@ -613,42 +909,114 @@ impl RangeAcc {
         };
         // The labels kept, sorted by name (a few: sorted in place, no allocation).
         let labels = &mut ctx.labels;
-        if let Some(g) = &r.grouping {
+        if let Some(g) = &self.group {
             labels.retain(|l| g.keeps(&l.name));
         }
         labels.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        let h = hash_labels(labels.iter().map(|l| (&*l.name, &*l.value)));
-        let bucket = self.index.entry(h).or_default();
-        let series = &mut self.series;
-        let same = |s: &SeriesAcc| {
-            s.labels.len() == labels.len()
-                && s.labels
-                    .iter()
-                    .zip(labels.iter())
-                    .all(|((n, v), l)| *n == l.name && *v == l.value)
-        };
-        let idx = match bucket.iter().copied().find(|&i| same(&series[i])) {
-            Some(i) => i,
-            None => {
-                if series.len() >= MAX_SERIES {
-                    return Err(too_many_series());
-                }
-                series.push(SeriesAcc {
-                    labels: labels
-                        .iter()
-                        .map(|l| (l.name.to_string(), l.value.to_string()))
-                        .collect(),
-                    ts: Vec::new(),
-                    vals: Vec::new(),
-                });
-                bucket.push(series.len() - 1);
-                series.len() - 1
-            }
-        };
-        series[idx].ts.push(ts);
-        series[idx].vals.push(value);
+        let labels = &*labels;
+        let idx = series_index(&mut self.index, &mut self.series, || {
+            labels.iter().map(|l| (&*l.name, &*l.value))
+        })?;
+        self.record(idx, ts, value);
         Ok(())
     }
+
+    /// Keeps a sample of series `idx`: added to its steps, or kept.
+    fn record(&mut self, idx: usize, ts: i64, value: f64) {
+        let s = &mut self.series[idx];
+        if let Some(plan) = &self.plan {
+            if s.steps.is_none() && s.ts.is_empty() && self.cells + plan.points <= STEPS_MAX_CELLS {
+                self.cells += plan.points;
+                s.steps = Some(plan.cells());
+            }
+            if let Some(st) = &mut s.steps {
+                plan.add(st, ts, value);
+                return;
+            }
+        }
+        s.ts.push(ts);
+        s.vals.push(value);
+    }
+}
+
+/// Adds `other`'s samples to `mine` (the same labels, from collectors of the same query,
+/// bounds and step).
+fn merge_series(plan: Option<&StepPlan>, mine: &mut SeriesAcc, other: SeriesAcc) {
+    let Some(plan) = plan else {
+        mine.ts.extend(other.ts);
+        mine.vals.extend(other.vals);
+        return;
+    };
+    if mine.steps.is_none() && other.steps.is_some() {
+        let mut st = plan.cells();
+        for (&t, &v) in mine.ts.iter().zip(&mine.vals) {
+            plan.add(&mut st, t, v);
+        }
+        mine.ts = Vec::new();
+        mine.vals = Vec::new();
+        mine.steps = Some(st);
+    }
+    match (&mut mine.steps, other.steps) {
+        (Some(m), Some(o)) => {
+            for (a, b) in m.cells.iter_mut().zip(o.cells) {
+                a.0 += b.0;
+                a.1 += b.1;
+            }
+        }
+        (Some(m), None) => {
+            for (&t, &v) in other.ts.iter().zip(&other.vals) {
+                plan.add(m, t, v);
+            }
+        }
+        (None, _) => {
+            mine.ts.extend(other.ts);
+            mine.vals.extend(other.vals);
+        }
+    }
+}
+
+/// The series of `labels` (sorted by name; called to hash, to compare, and to keep when
+/// new), made when new.
+fn series_index<'l, I>(
+    index: &mut FxHashMap<u64, Vec<usize>>,
+    series: &mut Vec<SeriesAcc>,
+    labels: impl Fn() -> I,
+) -> Result<usize, QueryError>
+where
+    I: Iterator<Item = (&'l str, &'l str)>,
+{
+    let h = hash_labels(labels());
+    let bucket = index.entry(h).or_default();
+    let same = |s: &SeriesAcc| {
+        let mut mine = s.labels.iter();
+        let mut theirs = labels();
+        loop {
+            match (mine.next(), theirs.next()) {
+                (None, None) => return true,
+                (Some((n, v)), Some((m, w))) if n == m && v == w => {}
+                _ => return false,
+            }
+        }
+    };
+    let idx = match bucket.iter().copied().find(|&i| same(&series[i])) {
+        Some(i) => i,
+        None => {
+            if series.len() >= MAX_SERIES {
+                return Err(too_many_series());
+            }
+            series.push(SeriesAcc {
+                labels: labels()
+                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                    .collect(),
+                ts: Vec::new(),
+                vals: Vec::new(),
+                steps: None,
+            });
+            bucket.push(series.len() - 1);
+            series.len() - 1
+        }
+    };
+    Ok(idx)
 }
 
 fn eval(e: &Expr, t: i64, data: &[Vec<SeriesData>], next: &mut usize) -> Result<Value, QueryError> {
@@ -700,6 +1068,30 @@ fn range_at(r: &RangeExpr, series: &[SeriesData], t: i64) -> Vec<(Lbls, f64)> {
     let secs = r.range_ns as f64 / 1e9;
     let mut out = Vec::new();
     for s in series {
+        if let Some(st) = &s.steps {
+            let off = t - st.start;
+            let cell = (off >= 0 && off % st.step == 0)
+                .then(|| st.cells.get((off / st.step) as usize))
+                .flatten();
+            let Some(&(sum, n)) = cell else {
+                continue;
+            };
+            if n == 0 {
+                continue;
+            }
+            let n = f64::from(n);
+            let v = match r.func {
+                RangeFn::Count => n,
+                RangeFn::Rate if r.log.has_unwrap() => sum / secs,
+                RangeFn::Rate => n / secs,
+                RangeFn::Bytes | RangeFn::Sum => sum,
+                RangeFn::BytesRate => sum / secs,
+                // Never kept per step (they do not add up).
+                RangeFn::Avg | RangeFn::Max | RangeFn::Min => continue,
+            };
+            out.push((s.labels.clone(), v));
+            continue;
+        }
         let a = s.ts.partition_point(|&x| x <= lo);
         let b = s.ts.partition_point(|&x| x <= hi);
         if a == b {
@@ -858,4 +1250,87 @@ fn duplicate(l: &[(String, String)], side: &str) -> QueryError {
         "found duplicate series for the match group {{{}}} on the {side} hand-side of the operation; aggregate first (sum by (…))",
         s.join(", ")
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::{Query, parse};
+    use logflux_proto::{Entry, Level};
+
+    const S: i64 = 1_000_000_000;
+
+    /// Series past the cell budget keep samples; collectors holding a series both ways merge
+    /// into the result one collector that keeps every sample gives.
+    #[test]
+    fn series_beyond_the_cell_budget_keep_samples_and_merge_with_stepped_ones() {
+        let Ok(Query::Metric(m)) = parse(r#"sum by (source) (count_over_time({app="web"}[1m]))"#)
+        else {
+            panic!()
+        };
+        let entries: Vec<EntryView> = (0..300)
+            .map(|i| {
+                Entry::new(
+                    i * S,
+                    Level::ALL[(i % 8) as usize],
+                    ["a", "b", "c"][(i % 3) as usize],
+                    "x",
+                )
+                .into()
+            })
+            .collect();
+        let rows: Vec<Row<'_>> = entries
+            .iter()
+            .map(|e| Row {
+                app: "web",
+                entry: e,
+            })
+            .collect();
+        let (start, end, step) = (60 * S, 300 * S, 30 * S);
+        let mut whole = m.collector(start, end);
+        whole.push_all(&rows).unwrap();
+        assert!(whole.ranges[0].plan.is_none());
+        let want = whole.eval_range(step).unwrap();
+        assert_eq!(want.len(), 3);
+
+        // Room for one series' steps in the first collector, none in the second.
+        let mut a = m.range_collector(start, end, step);
+        let points = a.ranges[0].plan.unwrap().points;
+        a.ranges[0].cells = STEPS_MAX_CELLS - points;
+        a.push_all(&rows[..150]).unwrap();
+        let stepped = |c: &Collector<'_>| {
+            c.ranges[0]
+                .series
+                .iter()
+                .filter(|s| s.steps.is_some())
+                .count()
+        };
+        assert_eq!(stepped(&a), 1);
+        let mut b = m.range_collector(start, end, step);
+        b.ranges[0].cells = STEPS_MAX_CELLS;
+        b.push_all(&rows[150..]).unwrap();
+        assert_eq!(stepped(&b), 0);
+        // Either way round.
+        let mut b2 = m.range_collector(start, end, step);
+        b2.ranges[0].cells = STEPS_MAX_CELLS;
+        b2.push_all(&rows[150..]).unwrap();
+        let mut a2 = m.range_collector(start, end, step);
+        a2.ranges[0].cells = STEPS_MAX_CELLS - points;
+        a2.push_all(&rows[..150]).unwrap();
+        a.merge(b);
+        b2.merge(a2);
+        assert_eq!(a.eval_range(step).unwrap(), want);
+        assert_eq!(b2.eval_range(step).unwrap(), want);
+    }
+
+    #[test]
+    fn a_stepped_collector_refuses_another_step() {
+        let Ok(Query::Metric(m)) = parse(r#"count_over_time({app="web"}[1m])"#) else {
+            panic!()
+        };
+        let c = m.range_collector(0, 600 * S, 60 * S);
+        assert!(c.eval_range(30 * S).is_err());
+    }
 }

@@ -244,3 +244,106 @@ fn the_needle_rule_on_a_known_case() {
     // `sdisk` may be the tail of `xsdisk`: only `full` is certain.
     assert_eq!(q.prune().words, ["full"]);
 }
+
+/// Metadata keys an entry may carry: plain ones, ones the pipeline renames (`region-1` is the
+/// label `region_1`), one named as an entry label, and `__error__`.
+const META_KEYS: [&str; 6] = [
+    "host",
+    "region",
+    "region-1",
+    "region_1",
+    "level",
+    "__error__",
+];
+
+fn meta_ent() -> impl Strategy<Value = (Ent, i64, Vec<(usize, usize)>)> {
+    (
+        ent(),
+        0i64..600,
+        prop::collection::vec((0..META_KEYS.len(), 0..3usize), 0..3),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// A `sum` of an adding range function collects its samples grouped as the sum groups
+    /// them, reading the labels straight off the entries where the pipeline only filters
+    /// lines, and (a range query) adds them up per step as they come, in collectors merged
+    /// like serve's workers merge theirs: the result equals the general way's (the same
+    /// query with `* 1` between the sum and the range function, which collects every series
+    /// as the pipeline labels it, in one collector that keeps every sample).
+    #[test]
+    fn grouped_collection_equals_the_general_way(
+        ents in prop::collection::vec(meta_ent(), 1..40),
+        func in prop::sample::select(vec!["count_over_time", "rate", "bytes_over_time", "bytes_rate"]),
+        by in prop::sample::subsequence(vec!["app", "source", "level", "detected_level", "type", "host", "region", "region_1", "nope"], 0..4),
+        without in any::<bool>(),
+        needle in prop::option::of(prop::sample::select(VOCAB.to_vec())),
+        drop in prop::option::of(prop::sample::select(vec!["level", "host", "region", "__error__"])),
+        range in prop::sample::select(vec!["30s", "1m", "90s", "2m", "5m"]),
+        offset in prop::sample::select(vec!["", " offset 1m", " offset -30s"]),
+        split in 0usize..40,
+        step_s in prop::sample::select(vec![30i64, 60]),
+    ) {
+        let views: Vec<(&str, EntryView)> = ents
+            .iter()
+            .map(|(e, t, meta)| {
+                let mut v = view(e);
+                v.timestamp_ns = t * 1_000_000_000;
+                for &(k, val) in meta {
+                    v.metadata.insert(META_KEYS[k].into(), ["a", "b", ""][val].into());
+                }
+                (e.app, v)
+            })
+            .collect();
+        let rows: Vec<Row<'_>> = views.iter().map(|(app, entry)| Row { app, entry }).collect();
+        let grouping = format!("{} ({})", if without { "without" } else { "by" }, by.join(", "));
+        let mut inner = r#"{app=~"web|other"}"#.to_owned();
+        if let Some(n) = needle {
+            inner += &format!(" |= {}", quote(n));
+        }
+        if let Some(d) = drop {
+            inner += &format!(" | drop {d}");
+        }
+        let fast = format!("sum {grouping} ({func}({inner} [{range}]{offset}))");
+        let general = format!("sum {grouping} ({func}({inner} [{range}]{offset}) * 1)");
+        let (Ok(Query::Metric(f)), Ok(Query::Metric(g))) = (parse(&fast), parse(&general)) else {
+            panic!("{fast}")
+        };
+        let s = 1_000_000_000;
+        let (start, end, step) = (60 * s, 600 * s, step_s * s);
+        let split = split.min(rows.len());
+        let a = (|| {
+            let mut c = f.range_collector(start, end, step);
+            c.push_all(&rows[..split])?;
+            let mut d = f.range_collector(start, end, step);
+            d.push_all(&rows[split..])?;
+            c.merge(d);
+            c.eval_range(step)
+        })()
+        .map_err(|e| e.to_string());
+        let b = (|| {
+            // Start ≠ end: a collector that keeps every sample.
+            let mut c = g.collector(start, end);
+            c.push_all(&rows)?;
+            c.eval_range(step)
+        })()
+        .map_err(|e| e.to_string());
+        match (a, b) {
+            (Ok(a), Ok(b)) => {
+                // Rates are sums of quotients one way, a quotient of the sum the other.
+                let close = |x: f64, y: f64| (x - y).abs() <= 1e-9 * x.abs().max(1.0);
+                prop_assert_eq!(a.len(), b.len(), "{}", fast);
+                for (x, y) in a.iter().zip(&b) {
+                    prop_assert_eq!(&x.labels, &y.labels, "{}", fast);
+                    prop_assert_eq!(x.points.len(), y.points.len(), "{}", fast);
+                    for (p, q) in x.points.iter().zip(&y.points) {
+                        prop_assert!(p.0 == q.0 && close(p.1, q.1), "{}: {:?} vs {:?}", fast, x, y);
+                    }
+                }
+            }
+            (a, b) => prop_assert_eq!(a.err(), b.err(), "{}", fast),
+        }
+    }
+}

@@ -179,15 +179,19 @@ fn stats(w: Work, started: Instant) -> Value {
 
 /// Feeds a metric query's collector with the entries of its window `(from, to]`, a chunk of
 /// records at a time: decrypted records are not held (the cache keeps what it can), only the
-/// samples, at most [`max_samples`].
+/// samples, at most [`max_samples`]. A range query's `step` lets the collectors add samples
+/// up per step as they come.
 async fn collect<'q>(
     s: &Arc<Service>,
     m: &'q logflux_query::MetricQuery,
-    start: i64,
-    end: i64,
+    (start, end, step): (i64, i64, Option<i64>),
     work: &mut Work,
 ) -> Result<logflux_query::Collector<'q>, LokiError> {
-    let mut c = m.collector(start, end);
+    let collector = || match step {
+        Some(step) => m.range_collector(start, end, step),
+        None => m.collector(start, end),
+    };
+    let mut c = collector();
     let (from, to) = m.fetch_window(start, end);
     let qs = m.log_queries();
     if qs.is_empty() {
@@ -217,7 +221,7 @@ async fn collect<'q>(
             let parts: Vec<_> = rows
                 .par_chunks(COLLECT_CHUNK)
                 .map(|chunk| {
-                    let mut part = m.collector(start, end);
+                    let mut part = collector();
                     part.push_all(chunk).map(|()| part)
                 })
                 .collect();
@@ -449,7 +453,7 @@ pub(crate) async fn query_range(s: &Arc<Service>, r: Req) -> Result<Response, Lo
         }
         Query::Metric(m) => {
             check_fetch_window(&m, start, end)?;
-            let c = collect(s, &m, start, end, &mut work).await?;
+            let c = collect(s, &m, (start, end, Some(step)), &mut work).await?;
             let matrix = c
                 .eval_range(step)
                 .map_err(|e| LokiError::bad(e.to_string()))?;
@@ -503,7 +507,7 @@ pub(crate) async fn query(s: &Arc<Service>, r: Req) -> Result<Response, LokiErro
         )),
         Query::Metric(m) => {
             check_fetch_window(&m, at, at)?;
-            let c = collect(s, &m, at, at, &mut work).await?;
+            let c = collect(s, &m, (at, at, None), &mut work).await?;
             let v = c
                 .eval_instant_value()
                 .map_err(|e| LokiError::bad(e.to_string()))?;
