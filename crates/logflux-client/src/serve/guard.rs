@@ -55,8 +55,15 @@ impl std::fmt::Debug for Guard {
 
 impl Guard {
     /// A guard for a service listening on `addr` (its actual port), over HTTPS when `tls`;
-    /// `extra_hosts` are further names (`logs.example.net` or `logs.example.net:3100`).
-    pub(crate) fn new(token: String, addr: SocketAddr, tls: bool, extra_hosts: &[String]) -> Guard {
+    /// `extra_hosts` are further names (`logs.example.net`, `logs.example.net:3100`, an IPv6
+    /// address bare or in brackets: `fe80::1`, `[fe80::1]`, `[fe80::1]:3100`), normalised
+    /// here to the form a `Host` header carries. A name that cannot be one is an error.
+    pub(crate) fn new(
+        token: String,
+        addr: SocketAddr,
+        tls: bool,
+        extra_hosts: &[String],
+    ) -> anyhow::Result<Guard> {
         let port = addr.port();
         let mut hosts = vec![
             format!("localhost:{port}"),
@@ -67,22 +74,17 @@ impl Guard {
             hosts.push(addr.to_string());
         }
         for h in extra_hosts {
-            let h = h.to_ascii_lowercase();
-            if h.contains(':') && !h.ends_with(']') {
-                hosts.push(h);
-            } else {
-                hosts.push(format!("{h}:{port}"));
-            }
+            hosts.push(allowed_host(h, port)?);
         }
         hosts.sort();
         hosts.dedup();
         let scheme = if tls { "https" } else { "http" };
         let origins = hosts.iter().map(|h| format!("{scheme}://{h}")).collect();
-        Guard {
+        Ok(Guard {
             token,
             hosts,
             origins,
-        }
+        })
     }
 
     /// Checks a request: its host (`Host`, or over HTTP/2 the `:authority` the URI carries),
@@ -96,7 +98,7 @@ impl Guard {
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .or(authority)
-            .map(str::to_ascii_lowercase);
+            .map(host_key);
         match host {
             Some(h) if self.hosts.contains(&h) => {}
             Some(h) => {
@@ -149,6 +151,56 @@ impl Guard {
             )),
         }
     }
+}
+
+/// An `--allow-host` value as a `Host` header carries it, lower case with the port (`port`
+/// when it names none); an IPv6 address in brackets, in its canonical form.
+fn allowed_host(name: &str, port: u16) -> anyhow::Result<String> {
+    let h = name.trim().to_ascii_lowercase();
+    let bad = |why: &str| {
+        anyhow::anyhow!(
+            "--allow-host {name:?}: {why}; give a name (logs.lan), a name and port \
+             (logs.lan:3100), or an IPv6 address (fe80::1, [fe80::1] or [fe80::1]:3100)"
+        )
+    };
+    if h.is_empty() {
+        return Err(bad("empty"));
+    }
+    if let Ok(ip) = h.parse::<std::net::Ipv6Addr>() {
+        return Ok(format!("[{ip}]:{port}"));
+    }
+    if let Some(rest) = h.strip_prefix('[') {
+        let (inner, after) = rest
+            .split_once(']')
+            .ok_or_else(|| bad("no closing bracket"))?;
+        let ip: std::net::Ipv6Addr = inner
+            .parse()
+            .map_err(|_| bad("not an IPv6 address in the brackets"))?;
+        return match after {
+            "" => Ok(format!("[{ip}]:{port}")),
+            p => match p.strip_prefix(':').and_then(|p| p.parse::<u16>().ok()) {
+                Some(p) => Ok(format!("[{ip}]:{p}")),
+                None => Err(bad("not a port after the brackets")),
+            },
+        };
+    }
+    match h.split_once(':') {
+        None => Ok(format!("{h}:{port}")),
+        Some((host, p)) if !host.is_empty() && p.parse::<u16>().is_ok() => Ok(h),
+        Some(_) => Err(bad("not a name and a port")),
+    }
+}
+
+/// A `Host` header (or `:authority`) as it is compared: lower case, an IPv6 address in its
+/// canonical form (`[FE80:0::1]:3100` is `[fe80::1]:3100`).
+fn host_key(host: &str) -> String {
+    let h = host.to_ascii_lowercase();
+    if let Some((inner, after)) = h.strip_prefix('[').and_then(|r| r.split_once(']'))
+        && let Ok(ip) = inner.parse::<std::net::Ipv6Addr>()
+    {
+        return format!("[{ip}]{after}");
+    }
+    h
 }
 
 /// The secret of an `Authorization` header: a bearer token, or a basic-auth password.
@@ -262,7 +314,7 @@ mod tests {
     const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
     fn guard() -> Guard {
-        Guard::new(TOKEN.into(), "127.0.0.1:3100".parse().unwrap(), false, &[])
+        Guard::new(TOKEN.into(), "127.0.0.1:3100".parse().unwrap(), false, &[]).unwrap()
     }
 
     impl Guard {
@@ -388,7 +440,8 @@ mod tests {
             "0.0.0.0:3100".parse().unwrap(),
             true,
             &["Logs.Example.net".into()],
-        );
+        )
+        .unwrap();
         assert!(
             named
                 .check_h(&headers(&[
@@ -398,6 +451,83 @@ mod tests {
                 ]))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn an_ipv6_allow_host_matches_its_host_header_bare_or_bracketed() {
+        let bearer = format!("Bearer {TOKEN}");
+        let ok = |g: &Guard, host: &str| {
+            g.check_h(&headers(&[("host", host), ("authorization", &bearer)]))
+                .is_ok()
+        };
+        for given in [
+            "fe80::1",
+            "FE80::1",
+            "[fe80::1]",
+            "[fe80:0:0::1]",
+            "[fe80::1]:3100",
+        ] {
+            let g = Guard::new(
+                TOKEN.into(),
+                "0.0.0.0:3100".parse().unwrap(),
+                true,
+                &[given.into()],
+            )
+            .unwrap();
+            assert!(ok(&g, "[fe80::1]:3100"), "--allow-host {given}");
+            // The same address however the client writes it.
+            assert!(ok(&g, "[FE80:0000::1]:3100"), "--allow-host {given}");
+            assert!(!ok(&g, "[fe80::2]:3100"), "--allow-host {given}");
+            assert!(!ok(&g, "[fe80::1]:3101"), "--allow-host {given}");
+            // Its own origin is the same address.
+            assert!(
+                g.check_h(&headers(&[
+                    ("host", "[fe80::1]:3100"),
+                    ("origin", "https://[fe80::1]:3100"),
+                    ("authorization", &bearer),
+                ]))
+                .is_ok(),
+                "--allow-host {given}"
+            );
+        }
+        let g = Guard::new(
+            TOKEN.into(),
+            "[::]:3100".parse().unwrap(),
+            true,
+            &[
+                "::1".into(),
+                "[fe80::1]:3200".into(),
+                "logs.lan:3300".into(),
+            ],
+        )
+        .unwrap();
+        assert!(ok(&g, "[::1]:3100"));
+        assert!(ok(&g, "[fe80::1]:3200"));
+        assert!(!ok(&g, "[fe80::1]:3100"));
+        assert!(ok(&g, "logs.lan:3300"));
+        // What cannot be a Host is refused at start, naming the value and the forms.
+        for bad in [
+            "",
+            "[fe80::1",
+            "[logs.lan]",
+            "[fe80::1]x",
+            "fe80::1%eth0",
+            "logs.lan:x",
+            ":3100",
+        ] {
+            let e = Guard::new(
+                TOKEN.into(),
+                "127.0.0.1:3100".parse().unwrap(),
+                false,
+                &[bad.into()],
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains("--allow-host") && e.contains("[fe80::1]:3100"),
+                "{bad:?}: {e}"
+            );
+        }
     }
 
     #[test]

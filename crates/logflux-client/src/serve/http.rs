@@ -246,7 +246,8 @@ pub(crate) fn parse_step(v: &str) -> Option<i64> {
     parse_prom_duration(v)
 }
 
-/// `1h30m`, `15s`, `500ms`, `2d`, `1w`, `1y` in nanoseconds.
+/// `1h30m`, `15s`, `500ms`, `2d`, `1w`, `1y` in nanoseconds; microseconds as `us`, `µs` (the
+/// micro sign) or `μs` (the Greek mu), as Prometheus reads them.
 pub(crate) fn parse_prom_duration(v: &str) -> Option<i64> {
     let mut total: i64 = 0;
     let mut rest = v;
@@ -260,12 +261,16 @@ pub(crate) fn parse_prom_duration(v: &str) -> Option<i64> {
         }
         let n: i64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
-        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let unit_len: usize = rest
+            .chars()
+            .take_while(|c| c.is_alphabetic())
+            .map(char::len_utf8)
+            .sum();
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let mul: i64 = match unit {
             "ns" => 1,
-            "us" | "µs" => 1_000,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
             "ms" => 1_000_000,
             "s" => NS,
             "m" => 60 * NS,
@@ -514,6 +519,27 @@ mod tests {
         assert!(params("step=0s").step(0, day).is_err());
         assert!(params("direction=sideways").newest_first().is_err());
         assert!(!params("direction=FORWARD").newest_first().unwrap());
+    }
+
+    #[test]
+    fn durations_are_read_as_prometheus_reads_them_micro_sign_and_mu_too() {
+        assert_eq!(parse_prom_duration("1h30m"), Some(5400 * NS));
+        assert_eq!(parse_prom_duration("1ns"), Some(1));
+        assert_eq!(parse_prom_duration("15us"), Some(15_000));
+        // U+00B5 MICRO SIGN and U+03BC GREEK SMALL LETTER MU, as Go's time.ParseDuration and
+        // Prometheus accept both.
+        assert_eq!(parse_prom_duration("15\u{b5}s"), Some(15_000));
+        assert_eq!(parse_prom_duration("15\u{3bc}s"), Some(15_000));
+        assert_eq!(parse_prom_duration("1ms500\u{b5}s"), Some(1_500_000));
+        assert_eq!(parse_prom_duration("1\u{3bc}"), None);
+        assert_eq!(parse_prom_duration("1\u{e9}s"), None);
+        assert_eq!(parse_prom_duration("s"), None);
+        assert_eq!(parse_prom_duration(""), None);
+        assert_eq!(
+            params("step=500\u{3bc}s").step(0, NS).unwrap(),
+            500_000,
+            "a step in microseconds"
+        );
     }
 
     #[test]

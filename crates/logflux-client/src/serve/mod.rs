@@ -64,8 +64,9 @@ pub(crate) struct ServeArgs {
     /// the config file, else ~/.config/logflux/serve.token].
     #[arg(long, value_name = "FILE")]
     pub(crate) token_file: Option<PathBuf>,
-    /// Another name this service is reached by (its Host header), e.g. with TLS on a LAN;
-    /// repeat for several. localhost, 127.0.0.1 and [::1] are always accepted.
+    /// Another name this service is reached by (its Host header), e.g. with TLS on a LAN:
+    /// a name, name:port, or an IPv6 address (fe80::1, [fe80::1]:3100); repeat for several.
+    /// localhost, 127.0.0.1 and [::1] are always accepted.
     #[arg(long, value_name = "NAME")]
     pub(crate) allow_host: Vec<String>,
 }
@@ -490,7 +491,7 @@ pub(crate) async fn start(settings: &Settings, args: &ServeArgs) -> anyhow::Resu
         decryptor: Arc::new(Decryptor::new(private, me.tenant_id)),
         search_key,
         cache: Cache::new(cache_bytes),
-        guard: guard::Guard::new(token.clone(), addr, tls.is_some(), &args.allow_host),
+        guard: guard::Guard::new(token.clone(), addr, tls.is_some(), &args.allow_host)?,
         apps: Mutex::new(None),
     });
     let app = http::router(service);

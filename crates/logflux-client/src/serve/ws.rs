@@ -1,274 +1,225 @@
-//! `GET /loki/api/v1/tail`: Loki's live tail over a WebSocket (RFC 6455, text frames, as
-//! Grafana's live view reads it). The handshake and framing are done here (a server side
-//! needs little of the protocol: unmasked text frames out; masked close, ping and pong in).
+//! `GET /loki/api/v1/tail`: Loki's live tail over a WebSocket (text messages, as Grafana's
+//! live view reads them). The protocol (RFC 6455: handshake, framing, masking, control frames,
+//! pings) is axum's `ws` over tungstenite; this module checks the query before upgrading and
+//! runs the session.
 //!
 //! A session sends the newest `limit` entries since `start` (default an hour back), oldest
 //! first, then every new entry the server's live stream carries that the query matches, each
-//! message `{"streams":[…],"dropped_entries":[]}`. The server's live stream is opened before
-//! the history is read, so nothing committed in between is missed; records seen in both are
-//! sent once.
+//! message `{"streams":[…],"dropped_entries":[]}`. The server's live stream is opened, and its
+//! first line (a heartbeat naming the segment it starts after) read, before the history is
+//! read, so nothing committed in between is missed; records seen in both are sent once.
+//!
+//! When the server's live stream ends, fails or stops heartbeating, it is opened again (capped
+//! exponential backoff) with `after_segment` = the last position the server gave, so nothing
+//! committed meanwhile is lost and nothing is sent twice (a resumed stream repeats at most the
+//! segment it was in; those records are recognised by id). The WebSocket stays open meanwhile;
+//! the session ends when the client leaves, or with 1011 when the server refuses the
+//! credentials for good (a revoked or expired token: retrying cannot help).
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt as _, StreamExt as _};
 use logflux_proto::query::TailRequest;
 use logflux_query::{LogLine, LogQuery, Query, Row};
 use serde_json::json;
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
-use super::Service;
 use super::http::{DEFAULT_SINCE_NS, LokiError, Params};
-use crate::api::Line;
+use super::{Prepared, Scan, Service};
+use crate::api::{Line, Lines, StatusError};
 
-const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-/// Longest frame accepted from a client (it only sends control frames).
-const MAX_CLIENT_FRAME: u64 = 64 * 1024;
-/// Without a line (heartbeats included) from the server for this long, the session ends.
+/// Largest message (and frame) accepted from a client: it only sends control frames.
+const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+/// Without a line (heartbeats included) from the server for this long, the live stream is
+/// taken for lost and opened again (the server heartbeats every 15 s).
 const STALL: Duration = Duration::from_secs(75);
+/// The first wait before opening a lost live stream again, doubled up to [`BACKOFF_MAX`].
+const BACKOFF_START: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// Longest close reason: a control frame's payload is at most 125 bytes, 2 of them the code.
+const MAX_CLOSE_REASON: usize = 123;
+/// Live records remembered to drop the repeats of a resumed stream (it repeats at most the
+/// segment it was in).
+const RECENT_RECORDS: usize = 4096;
+/// `end` reasons a reconnect cannot help with.
+const FINAL_END_REASONS: [&str; 2] = ["token_revoked", "token_expired"];
 
-/// `Sec-WebSocket-Accept` for a key.
-pub(crate) fn accept_key(key: &str) -> String {
-    let d = aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
-        format!("{key}{GUID}").as_bytes(),
-    );
-    B64.encode(d.as_ref())
-}
-
-/// A server frame (FIN set, unmasked).
-pub(crate) fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let n = payload.len();
-    let mut f = Vec::with_capacity(n + 10);
-    f.push(0x80 | opcode);
-    if n < 126 {
-        f.push(n as u8);
-    } else if n <= 0xffff {
-        f.push(126);
-        f.extend_from_slice(&(n as u16).to_be_bytes());
-    } else {
-        f.push(127);
-        f.extend_from_slice(&(n as u64).to_be_bytes());
-    }
-    f.extend_from_slice(payload);
-    f
-}
-
-/// Reads one client frame: (opcode, unmasked payload).
-async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<(u8, Vec<u8>)> {
-    let mut h = [0u8; 2];
-    r.read_exact(&mut h).await?;
-    let opcode = h[0] & 0x0f;
-    let masked = h[1] & 0x80 != 0;
-    let mut len = u64::from(h[1] & 0x7f);
-    if len == 126 {
-        let mut b = [0u8; 2];
-        r.read_exact(&mut b).await?;
-        len = u64::from(u16::from_be_bytes(b));
-    } else if len == 127 {
-        let mut b = [0u8; 8];
-        r.read_exact(&mut b).await?;
-        len = u64::from_be_bytes(b);
-    }
-    if len > MAX_CLIENT_FRAME {
-        return Err(std::io::Error::other("client frame too large"));
-    }
-    let mut mask = [0u8; 4];
-    if masked {
-        r.read_exact(&mut mask).await?;
-    }
-    let mut p = vec![0u8; len as usize];
-    r.read_exact(&mut p).await?;
-    if masked {
-        for (i, b) in p.iter_mut().enumerate() {
-            *b ^= mask[i % 4];
-        }
-    }
-    Ok((opcode, p))
-}
-
-fn close_frame(code: u16, reason: &str) -> Vec<u8> {
-    let mut p = code.to_be_bytes().to_vec();
-    p.extend_from_slice(&reason.as_bytes()[..reason.len().min(120)]);
-    frame(0x8, &p)
-}
-
-fn message(lines: Vec<LogLine>) -> Vec<u8> {
-    let m = json!({
-        "streams": super::loki::streams_json(lines, false),
-        "dropped_entries": [],
-    });
-    frame(0x1, m.to_string().as_bytes())
-}
-
-/// The handler: checks the query and the upgrade, answers 101, and runs the session.
-pub(crate) async fn tail(State(s): State<Arc<Service>>, mut req: Request) -> Response {
-    let params = Params::from_request(req.uri(), req.headers(), &[]);
-    let prepared = (|| {
-        let q = params.query()?;
-        let Query::Log(q) = super::loki::parse_query(q)? else {
-            return Err(LokiError::bad(
-                "tail takes a log query ({app=\"web\"} |= \"error\"), not a metric query",
-            ));
-        };
-        let limit = params.limit()?;
-        let now = logflux_proto::timefmt::now_ns();
-        let start = params.time("start", now - DEFAULT_SINCE_NS)?;
-        // The history before the live stream is held to a query's range limit (Loki limits
-        // its tail look-back too): `start=0` would scan, and remember, everything.
-        if now.saturating_sub(start) > super::http::MAX_RANGE_NS {
-            return Err(LokiError::bad(format!(
-                "the tail's start is further back than the limit ({})",
-                super::http::human_duration(super::http::MAX_RANGE_NS)
-            )));
-        }
-        Ok((q, limit, start))
-    })();
-    let (q, limit, start) = match prepared {
+/// The handler: checks the query, then the upgrade, and runs the session on the WebSocket.
+/// Every refusal is a plain 4xx in Loki's shape, before any upgrade.
+pub(crate) async fn tail(
+    State(s): State<Arc<Service>>,
+    uri: Uri,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let params = Params::from_request(&uri, &headers, &[]);
+    let (q, limit, start) = match check(&params) {
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
-    let h = req.headers();
-    let upgrade = h
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let key = h
-        .get("sec-websocket-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let (true, Some(key)) = (upgrade, key) else {
-        return LokiError::bad(
-            "tail is a WebSocket: send Upgrade: websocket and Sec-WebSocket-Key",
-        )
-        .into_response();
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return refuse_upgrade(rejection),
     };
-    let on_upgrade = hyper::upgrade::on(&mut req);
-    tokio::spawn(async move {
-        let Ok(upgraded) = on_upgrade.await else {
-            return;
-        };
-        let io = hyper_util::rt::TokioIo::new(upgraded);
-        let (rd, wr) = tokio::io::split(io);
-        session(s, q, limit, start, rd, wr).await;
-    });
-    let mut resp = StatusCode::SWITCHING_PROTOCOLS.into_response();
-    let hm = resp.headers_mut();
-    hm.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    hm.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    if let Ok(v) = HeaderValue::from_str(&accept_key(&key)) {
-        hm.insert("sec-websocket-accept", v);
+    ws.max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| session(s, q, limit, start, socket))
+}
+
+/// The tail's parameters: a log query, `limit`, and a `start` within the range limit.
+fn check(params: &Params) -> Result<(LogQuery, u64, i64), LokiError> {
+    let q = params.query()?;
+    let Query::Log(q) = super::loki::parse_query(q)? else {
+        return Err(LokiError::bad(
+            "tail takes a log query ({app=\"web\"} |= \"error\"), not a metric query",
+        ));
+    };
+    let limit = params.limit()?;
+    let now = logflux_proto::timefmt::now_ns();
+    let start = params.time("start", now - DEFAULT_SINCE_NS)?;
+    // The history before the live stream is held to a query's range limit (Loki limits its
+    // tail look-back too): `start=0` would scan, and remember, everything.
+    if now.saturating_sub(start) > super::http::MAX_RANGE_NS {
+        return Err(LokiError::bad(format!(
+            "the tail's start is further back than the limit ({})",
+            super::http::human_duration(super::http::MAX_RANGE_NS)
+        )));
+    }
+    Ok((q, limit, start))
+}
+
+/// A request that is not a WebSocket upgrade this service speaks: Loki's error shape, with
+/// the status axum chose (400 for a missing or wrong header). A wrong version is answered
+/// with the version spoken (RFC 6455 §4.4).
+fn refuse_upgrade(rejection: WebSocketUpgradeRejection) -> Response {
+    let version = matches!(
+        rejection,
+        WebSocketUpgradeRejection::InvalidWebSocketVersionHeader(_)
+    );
+    let mut resp = LokiError {
+        status: rejection.status(),
+        message: format!(
+            "tail is a WebSocket (Upgrade: websocket, Sec-WebSocket-Version: 13): {}",
+            rejection.body_text()
+        ),
+    }
+    .into_response();
+    if version {
+        resp.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
     }
     resp
 }
 
-async fn session<R, W>(s: Arc<Service>, q: LogQuery, limit: u64, start: i64, mut rd: R, mut wr: W)
-where
-    R: AsyncRead + Unpin + Send + 'static,
-    W: AsyncWrite + Unpin,
-{
-    // The client's frames: close ends the session; pings are answered below.
-    let (ctl_tx, mut ctl_rx) = tokio::sync::mpsc::channel::<(u8, Vec<u8>)>(4);
-    let reader = tokio::spawn(async move {
+/// `message` cut to fit a close frame, on a character boundary.
+fn close_reason(message: &str) -> &str {
+    &message[..message.floor_char_boundary(MAX_CLOSE_REASON)]
+}
+
+type Sender = SplitSink<WebSocket, Message>;
+
+/// The close a client's read error calls for (RFC 6455 §7.4.1): 1002 for a frame the protocol
+/// forbids (unmasked, a fragmented control frame…), 1009 for one larger than accepted, 1007
+/// for text that is not UTF-8; none when the connection itself failed.
+fn refusal(e: axum::Error) -> Option<CloseFrame> {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let inner = e.into_inner();
+    let code = match inner.downcast_ref::<WsError>()? {
+        WsError::Protocol(_) => 1002,
+        WsError::Capacity(_) => 1009,
+        WsError::Utf8(_) => 1007,
+        _ => return None,
+    };
+    Some(CloseFrame {
+        code,
+        reason: close_reason(&inner.to_string()).to_owned().into(),
+    })
+}
+
+async fn session(s: Arc<Service>, q: LogQuery, limit: u64, start: i64, socket: WebSocket) {
+    let (mut tx, mut rx) = socket.split();
+    // The client's side is read all along, so tungstenite answers its pings and its close.
+    // Reading goes on after a close until tungstenite has sent the answering close. A frame
+    // the protocol forbids ends the session with the close code that says why.
+    let mut client = tokio::spawn(async move {
         loop {
-            match read_frame(&mut rd).await {
-                Ok((op, p)) => {
-                    let close = op == 0x8;
-                    if ctl_tx.send((op, p)).await.is_err() || close {
-                        return;
-                    }
-                }
-                Err(_) => {
-                    let _ = ctl_tx.send((0x8, Vec::new())).await;
-                    return;
-                }
+            match rx.next().await {
+                None => return None,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return refusal(e),
             }
         }
     });
-    let r = run(&s, &q, limit, start, &mut wr, &mut ctl_rx).await;
-    let close = match r {
-        Ok(()) => close_frame(1000, ""),
-        Err(e) => close_frame(1011, &e.message),
+    let ended = tokio::select! {
+        left = &mut client => {
+            if let Ok(Some(close)) = left {
+                let _ = tx.send(Message::Close(Some(close))).await;
+            }
+            return;
+        }
+        r = run(&s, &q, limit, start, &mut tx) => r,
     };
-    let _ = wr.write_all(&close).await;
-    let _ = wr.flush().await;
-    reader.abort();
+    let e = match ended {
+        Err(End::Error(e)) => e,
+        Err(End::ClientGone) => return,
+    };
+    tracing::warn!(error = %e.message, "serve: a tail ended");
+    let close = CloseFrame {
+        code: 1011,
+        reason: close_reason(&e.message).to_owned().into(),
+    };
+    if tx.send(Message::Close(Some(close))).await.is_ok() {
+        // The client answers with its close; the reader above sees it.
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut client).await;
+    }
+    client.abort();
 }
 
-async fn run<W: AsyncWrite + Unpin>(
+/// Runs a session until something ends it for good (the client leaving is seen by the
+/// caller, which drops this).
+async fn run(
     s: &Arc<Service>,
     q: &LogQuery,
     limit: u64,
     start: i64,
-    wr: &mut W,
-    ctl: &mut tokio::sync::mpsc::Receiver<(u8, Vec<u8>)>,
-) -> Result<(), LokiError> {
-    let prune = q.prune();
+    tx: &mut Sender,
+) -> Result<Infallible, End> {
     let now = logflux_proto::timefmt::now_ns();
-    let Some(scan) = super::loki::scan_for(&prune, start, now, true) else {
+    let Some(scan) = super::loki::scan_for(&q.prune(), start, now, true) else {
         // Nothing can match: keep the socket until the client leaves.
-        while let Some((op, _)) = ctl.recv().await {
-            if op == 0x8 {
-                break;
-            }
-        }
-        return Ok(());
+        return std::future::pending().await;
     };
-    let prepared = s.prepare(&scan).await?;
-    let mut live = s
-        .api
-        .stream(
-            "/v1/tail",
-            &TailRequest {
-                applications: prepared.ids.clone(),
-                entry_types: scan.entry_types.clone(),
-                tokens: prepared.tokens.clone(),
-                after_segment: None,
-            },
-        )
-        .await
-        .map_err(|e| LokiError::internal(format!("the server's live stream: {e:#}")))?;
+    let mut live = Live::open(s, scan).await?;
     // History: the newest `limit` since start, sent oldest first.
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut history = super::loki::log_lines(s, q, start, now, limit, true, &mut seen).await?;
+    let mut sent = Sent::default();
+    let mut history =
+        super::loki::log_lines(s, q, start, now, limit, true, &mut sent.history).await?;
     history.reverse();
     if !history.is_empty() {
-        write(wr, &message(history)).await?;
+        send(tx, history).await?;
     }
     loop {
-        let next = tokio::select! {
-            c = ctl.recv() => match c {
-                None | Some((0x8, _)) => return Ok(()),
-                Some((0x9, p)) => {
-                    write(wr, &frame(0xA, &p)).await?;
-                    continue;
-                }
-                Some(_) => continue,
-            },
-            n = tokio::time::timeout(STALL, live.next()) => n,
-        };
-        let line = match next {
-            Ok(Ok(Some(l))) => l,
-            Err(_) => return Err(LokiError::internal("no heartbeat from the server")),
-            Ok(Ok(None)) => return Err(LokiError::internal("the server ended the live stream")),
-            Ok(Err(e)) => return Err(LokiError::internal(format!("the live stream: {e:#}"))),
-        };
+        let line = live.next_line().await?;
         let Ok(l) = serde_json::from_slice::<Line>(&line) else {
             continue;
         };
+        live.saw(&l);
         match l.kind.as_str() {
             "record" => {
-                // Already sent with the history (committed while both were opening). Only
-                // the history's records are remembered: the set does not grow with the tail.
-                if seen.remove(&l.record_id) {
+                if sent.repeat(&l.record_id) {
                     continue;
                 }
-                let opened = s.open_lines(vec![l], &prepared.names).await?;
+                let opened = s.open_lines(vec![l], &live.prepared.names).await?;
                 let mut out = Vec::new();
                 for r in &opened.records {
                     for e in r.entries.iter() {
@@ -282,28 +233,269 @@ async fn run<W: AsyncWrite + Unpin>(
                 }
                 if !out.is_empty() {
                     out.sort_by_key(|l| l.ts_ns);
-                    write(wr, &message(out)).await?;
+                    send(tx, out).await?;
                 }
             }
             "end" => {
-                return Err(LokiError::internal(format!(
-                    "the server ended the live stream ({}): {}",
-                    l.reason.as_deref().unwrap_or("unknown"),
-                    l.message
-                )));
+                let reason = l.reason.as_deref().unwrap_or("unknown");
+                if FINAL_END_REASONS.contains(&reason) {
+                    return Err(End::Error(LokiError::internal(format!(
+                        "the server ended the live stream ({reason}): {}",
+                        l.message
+                    ))));
+                }
+                live.lost(format!("the server ended it ({reason})")).await?;
             }
             _ => {}
         }
     }
 }
 
-async fn write<W: AsyncWrite + Unpin>(wr: &mut W, f: &[u8]) -> Result<(), LokiError> {
-    wr.write_all(f)
+/// Why a session ended.
+#[derive(Debug)]
+enum End {
+    /// Writing to the client failed: it is gone.
+    ClientGone,
+    /// Closed with 1011 and this reason.
+    Error(LokiError),
+}
+
+impl From<LokiError> for End {
+    fn from(e: LokiError) -> End {
+        End::Error(e)
+    }
+}
+
+/// Records already sent, so a record is sent once: the history's (dropped when the live
+/// stream brings them, as they come once more at most), and the latest live ones.
+#[derive(Debug, Default)]
+struct Sent {
+    history: HashSet<String>,
+    recent: VecDeque<String>,
+}
+
+impl Sent {
+    /// Whether `id` was sent already; else it is remembered as sent.
+    fn repeat(&mut self, id: &str) -> bool {
+        let recent = self.recent.iter().any(|r| r == id);
+        let repeat = self.history.remove(id) || recent;
+        if !recent {
+            if self.recent.len() == RECENT_RECORDS {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(id.to_owned());
+        }
+        repeat
+    }
+}
+
+/// Capped exponential waits: 0.5 s, 1 s, 2 s, … 10 s, 10 s, …
+#[derive(Debug)]
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff(BACKOFF_START)
+    }
+
+    fn next(&mut self) -> Duration {
+        let wait = self.0;
+        self.0 = (self.0 * 2).min(BACKOFF_MAX);
+        wait
+    }
+}
+
+/// The server's live stream for a scan, opened again where it left off when it is lost.
+struct Live<'a> {
+    s: &'a Arc<Service>,
+    scan: Scan,
+    prepared: Prepared,
+    lines: Lines,
+    /// The segment the server has given everything up to (its heartbeats' `after_segment`,
+    /// and one segment back from a record's: its segment may not be whole yet).
+    after: i64,
+}
+
+impl<'a> Live<'a> {
+    /// Opens the stream and reads its first line, the heartbeat naming where it starts: from
+    /// then on every loss can be resumed without a gap. Until the position is known nothing
+    /// has been sent, so failures here are retried the same way.
+    async fn open(s: &'a Arc<Service>, scan: Scan) -> Result<Live<'a>, LokiError> {
+        let mut prepared = s.prepare(&scan).await?;
+        let mut backoff = Backoff::new();
+        let mut attempt = 0u32;
+        loop {
+            let why = match open_stream(s, &scan, &prepared, None).await {
+                Ok(mut lines) => match first_position(&mut lines).await {
+                    Ok(after) => {
+                        return Ok(Live {
+                            s,
+                            scan,
+                            prepared,
+                            lines,
+                            after,
+                        });
+                    }
+                    Err(Fail::Final(e)) => return Err(e),
+                    Err(Fail::Retry(why)) => why,
+                },
+                Err(Fail::Final(e)) => return Err(e),
+                Err(Fail::Retry(why)) => why,
+            };
+            attempt += 1;
+            let wait = backoff.next();
+            tracing::warn!(
+                reason = %why,
+                attempt,
+                retry_in_ms = wait.as_millis() as u64,
+                "serve: a tail could not open the server's live stream; retrying"
+            );
+            tokio::time::sleep(wait).await;
+            if let Ok(p) = s.prepare(&scan).await {
+                prepared = p;
+            }
+        }
+    }
+
+    /// The next line of the stream, opening it again as often as it is lost.
+    async fn next_line(&mut self) -> Result<Vec<u8>, LokiError> {
+        loop {
+            let why = match tokio::time::timeout(STALL, self.lines.next()).await {
+                Ok(Ok(Some(l))) => return Ok(l),
+                Err(_) => format!("no line from the server for {} s", STALL.as_secs()),
+                Ok(Ok(None)) => "the server closed it".to_owned(),
+                Ok(Err(e)) => format!("{e:#}"),
+            };
+            self.lost(why).await?;
+        }
+    }
+
+    /// Notes the position a line gives.
+    fn saw(&mut self, l: &Line) {
+        if let Some(a) = l.after_segment {
+            self.after = self.after.max(a);
+        }
+        if l.kind == "record" || l.kind == "damaged" {
+            self.after = self.after.max(l.segment_id - 1);
+        }
+    }
+
+    /// Opens the stream again after `after`, waiting longer after each failure, until it
+    /// opens (or the credentials are refused for good).
+    async fn lost(&mut self, why: String) -> Result<(), LokiError> {
+        let mut backoff = Backoff::new();
+        let mut why = why;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let wait = backoff.next();
+            tracing::warn!(
+                reason = %why,
+                after_segment = self.after,
+                attempt,
+                retry_in_ms = wait.as_millis() as u64,
+                "serve: a tail lost the server's live stream; reconnecting"
+            );
+            tokio::time::sleep(wait).await;
+            // The applications are listed again (one may have been added); when that fails,
+            // the stream's own answer says why.
+            if let Ok(p) = self.s.prepare(&self.scan).await {
+                self.prepared = p;
+            }
+            match open_stream(self.s, &self.scan, &self.prepared, Some(self.after)).await {
+                Ok(lines) => {
+                    self.lines = lines;
+                    tracing::info!(
+                        after_segment = self.after,
+                        attempts = attempt,
+                        "serve: a tail resumed the server's live stream"
+                    );
+                    return Ok(());
+                }
+                Err(Fail::Final(e)) => return Err(e),
+                Err(Fail::Retry(w)) => why = w,
+            }
+        }
+    }
+}
+
+/// Why opening or reading the live stream failed: worth retrying or not.
+enum Fail {
+    Retry(String),
+    Final(LokiError),
+}
+
+async fn open_stream(
+    s: &Service,
+    scan: &Scan,
+    prepared: &Prepared,
+    after: Option<i64>,
+) -> Result<Lines, Fail> {
+    s.api
+        .stream(
+            "/v1/tail",
+            &TailRequest {
+                applications: prepared.ids.clone(),
+                entry_types: scan.entry_types.clone(),
+                tokens: prepared.tokens.clone(),
+                after_segment: after,
+            },
+        )
         .await
-        .map_err(|e| LokiError::internal(format!("writing to the client: {e}")))?;
-    wr.flush()
+        .map_err(|e| {
+            if StatusError::is_final(&e) {
+                Fail::Final(LokiError::internal(format!(
+                    "the server's live stream: {e:#}"
+                )))
+            } else {
+                Fail::Retry(format!("{e:#}"))
+            }
+        })
+}
+
+/// The position a fresh stream starts after: its first line, a heartbeat.
+async fn first_position(lines: &mut Lines) -> Result<i64, Fail> {
+    let line = match tokio::time::timeout(STALL, lines.next()).await {
+        Ok(Ok(Some(l))) => l,
+        Err(_) => {
+            return Err(Fail::Retry(format!(
+                "no line from the server for {} s",
+                STALL.as_secs()
+            )));
+        }
+        Ok(Ok(None)) => return Err(Fail::Retry("the server closed it".into())),
+        Ok(Err(e)) => return Err(Fail::Retry(format!("{e:#}"))),
+    };
+    let l: Line = serde_json::from_slice(&line).map_err(|e| {
+        Fail::Final(LokiError::internal(format!(
+            "the server's live stream began with a malformed line: {e}"
+        )))
+    })?;
+    match (l.kind.as_str(), l.after_segment) {
+        ("heartbeat", Some(after)) => Ok(after),
+        ("end", _) => {
+            let reason = l.reason.as_deref().unwrap_or("unknown");
+            let e = format!("the server ended the live stream ({reason}): {}", l.message);
+            if FINAL_END_REASONS.contains(&reason) {
+                Err(Fail::Final(LokiError::internal(e)))
+            } else {
+                Err(Fail::Retry(e))
+            }
+        }
+        (kind, _) => Err(Fail::Final(LokiError::internal(format!(
+            "the server's live stream began with a {kind:?} line, not a heartbeat naming its position: is the server older than this client?"
+        )))),
+    }
+}
+
+async fn send(tx: &mut Sender, lines: Vec<LogLine>) -> Result<(), End> {
+    let m = json!({
+        "streams": super::loki::streams_json(lines, false),
+        "dropped_entries": [],
+    });
+    tx.send(Message::Text(m.to_string().into()))
         .await
-        .map_err(|e| LokiError::internal(format!("writing to the client: {e}")))
+        .map_err(|_| End::ClientGone)
 }
 
 #[cfg(test)]
@@ -311,32 +503,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_handshake_and_frames_follow_rfc_6455() {
-        // RFC 6455 §1.3's example.
-        assert_eq!(
-            accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-        );
-        assert_eq!(frame(0x1, b"hi"), [0x81, 2, b'h', b'i']);
-        let big = frame(0x1, &[0u8; 300]);
-        assert_eq!(&big[..4], &[0x81, 126, 1, 44]);
-        let huge = frame(0x1, &vec![0u8; 70_000]);
-        assert_eq!(huge[1], 127);
+    fn a_close_reason_is_cut_on_a_character_boundary_to_fit_the_frame() {
+        assert_eq!(close_reason("short"), "short");
+        let ascii = "x".repeat(200);
+        assert_eq!(close_reason(&ascii).len(), MAX_CLOSE_REASON);
+        // 122 ASCII bytes then a 2-byte character: cutting at 123 would split it.
+        let s = format!("{}é and more", "x".repeat(122));
+        let r = close_reason(&s);
+        assert_eq!(r.len(), 122);
+        assert!(r.chars().all(|c| c == 'x'));
+        // Characters of 3 and 4 bytes across the limit.
+        for c in ['€', '😀'] {
+            let s = c.to_string().repeat(100);
+            let r = close_reason(&s);
+            assert!(r.len() <= MAX_CLOSE_REASON && r.len() > MAX_CLOSE_REASON - 4);
+            assert!(s.starts_with(r));
+        }
     }
 
-    #[tokio::test]
-    async fn masked_client_frames_are_unmasked() {
-        let mask = [1u8, 2, 3, 4];
-        let payload = b"ping!";
-        let mut f = vec![0x89, 0x80 | payload.len() as u8];
-        f.extend_from_slice(&mask);
-        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        let (op, p) = read_frame(&mut &f[..]).await.unwrap();
-        assert_eq!(op, 0x9);
-        assert_eq!(p, payload);
-        // Too large: refused, not allocated.
-        let mut f = vec![0x81, 0x80 | 127];
-        f.extend_from_slice(&(1u64 << 40).to_be_bytes());
-        assert!(read_frame(&mut &f[..]).await.is_err());
+    #[test]
+    fn reconnects_wait_longer_each_time_up_to_ten_seconds() {
+        let mut b = Backoff::new();
+        let waits: Vec<u64> = (0..8).map(|_| b.next().as_millis() as u64).collect();
+        assert_eq!(waits, [500, 1000, 2000, 4000, 8000, 10_000, 10_000, 10_000]);
+    }
+
+    #[test]
+    fn a_record_is_sent_once_across_history_and_resumed_streams() {
+        let mut sent = Sent::default();
+        sent.history.insert("h1".into());
+        // The live stream brings a history record once: dropped, and a resumed stream that
+        // repeats its segment brings it again: dropped again.
+        assert!(sent.repeat("h1"));
+        assert!(sent.repeat("h1"));
+        assert!(!sent.repeat("n1"));
+        assert!(sent.repeat("n1"));
+        // The memory of live records is bounded.
+        for i in 0..RECENT_RECORDS + 10 {
+            sent.repeat(&format!("r{i}"));
+        }
+        assert_eq!(sent.recent.len(), RECENT_RECORDS);
+        assert!(!sent.repeat("n1"), "the oldest were forgotten");
     }
 }

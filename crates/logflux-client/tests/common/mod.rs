@@ -34,21 +34,49 @@ fn sh_unquote(v: &str) -> String {
 
 impl Stack {
     pub async fn start() -> Stack {
-        Stack::start_inner(None).await
+        Stack::start_inner(None, "127.0.0.1:0").await
+    }
+
+    /// As [`Stack::start`], the server listening on `http` (a fixed address, so that a
+    /// restart on it is the same server to its clients).
+    pub async fn start_on(http: &str) -> Stack {
+        Stack::start_inner(None, http).await
     }
 
     /// As [`Stack::start`], with every log line (debug level) of the server and the agent
     /// written to `log`.
     pub async fn start_logged(log: &Path) -> Stack {
-        Stack::start_inner(Some(log)).await
+        Stack::start_inner(Some(log), "127.0.0.1:0").await
     }
 
     /// `logflux up` again on the directory a stopped stack left.
     pub async fn restart(tmp: tempfile::TempDir, dir: PathBuf) -> Stack {
-        Stack::launch(tmp, dir, None).await
+        Stack::launch(tmp, dir, None, "127.0.0.1:0").await
     }
 
-    async fn start_inner(log: Option<&Path>) -> Stack {
+    /// As [`Stack::restart`], the server listening on `http`.
+    pub async fn restart_on(tmp: tempfile::TempDir, dir: PathBuf, http: &str) -> Stack {
+        Stack::launch(tmp, dir, None, http).await
+    }
+
+    /// Stops `logflux up` as Ctrl-C does (it flushes and ends its live streams) and waits for
+    /// it; the directory stays for [`Stack::restart`].
+    pub async fn stop(self) -> (tempfile::TempDir, PathBuf) {
+        let mut child = self.child;
+        let pid = child.id().unwrap();
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        tokio::time::timeout(Duration::from_secs(60), child.wait())
+            .await
+            .expect("logflux up stops within 60 s of SIGINT")
+            .unwrap();
+        (self.tmp, self.dir)
+    }
+
+    async fn start_inner(log: Option<&Path>, http: &str) -> Stack {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("stack");
         // 2048-bit keys made ahead to keep tests fast; `up` makes RSA-4096 ones when absent.
@@ -62,10 +90,10 @@ impl Stack {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Stack::launch(tmp, dir, log).await
+        Stack::launch(tmp, dir, log, http).await
     }
 
-    async fn launch(tmp: tempfile::TempDir, dir: PathBuf, log: Option<&Path>) -> Stack {
+    async fn launch(tmp: tempfile::TempDir, dir: PathBuf, log: Option<&Path>, http: &str) -> Stack {
         let mut cmd = tokio::process::Command::new(BIN);
         match log {
             Some(path) => {
@@ -86,7 +114,7 @@ impl Stack {
                 "--tcp",
                 "127.0.0.1:0",
                 "--http",
-                "127.0.0.1:0",
+                http,
                 "--serve",
                 "127.0.0.1:0",
             ])
