@@ -174,6 +174,30 @@ fn validate_shape(v: &Value, shape: &str) {
                 assert!(l["label"].is_string() && l["cardinality"].is_u64(), "{l}");
             }
         }
+        // Loki's `DetectedFieldsResponse`: `fields` and `limit` only when something was found.
+        "detected_fields" => {
+            for f in v["fields"].as_array().unwrap() {
+                assert!(f["label"].is_string() && f["cardinality"].is_u64(), "{f}");
+                let t = f["type"].as_str().unwrap();
+                assert!(
+                    ["string", "int", "float", "boolean", "duration", "bytes"].contains(&t),
+                    "{f}"
+                );
+                match &f["parsers"] {
+                    Value::Null => {}
+                    Value::Array(p) => assert!(
+                        !p.is_empty() && p.iter().all(|p| p == "json" || p == "logfmt"),
+                        "{f}"
+                    ),
+                    other => panic!("parsers: {other}"),
+                }
+            }
+            assert!(v["limit"].is_u64(), "{v}");
+        }
+        "detected_field_values" => {
+            assert!(v["values"].as_array().unwrap().iter().all(Value::is_string));
+            assert!(v["limit"].is_u64(), "{v}");
+        }
         "buildinfo" => assert!(v["version"].is_string()),
         other => panic!("unknown shape {other}"),
     }
@@ -303,10 +327,34 @@ async fn grafanas_requests_are_answered_in_lokis_shapes_with_what_search_finds()
             "index_stats.json" => {
                 assert_eq!(v["entries"].as_u64().unwrap() as usize, entries().len() + 1);
             }
+            // Of the lines, only "user_id=42 logged in #N" has a logfmt pair with a value.
+            "detected_fields.json" => {
+                let f = |n: &str| {
+                    v["fields"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|f| f["label"] == n)
+                        .unwrap_or_else(|| panic!("no {n}: {v}"))
+                        .clone()
+                };
+                assert_eq!(
+                    f("user_id"),
+                    json!({"label": "user_id", "type": "int", "cardinality": 1, "parsers": ["logfmt"]})
+                );
+                assert_eq!(
+                    f("region"),
+                    json!({"label": "region", "type": "string", "cardinality": 2, "parsers": null})
+                );
+                assert_eq!(v["limit"], 1000);
+            }
+            "detected_field_values.json" => {
+                assert_eq!(v, json!({"values": ["42"], "limit": 1000}));
+            }
             _ => {}
         }
     }
-    assert!(replayed >= 14, "{replayed} fixtures");
+    assert!(replayed >= 16, "{replayed} fixtures");
 
     // The same filter through `logflux search` and through LogQL: the same entries.
     for (args, logql) in [
@@ -430,6 +478,274 @@ async fn grafanas_requests_are_answered_in_lokis_shapes_with_what_search_finds()
             f.display()
         );
     }
+}
+
+/// Lines of known times, levels and formats for the field and volume endpoints:
+/// (seconds after the base, level number, region, payload).
+fn field_entries() -> Vec<(i64, u8, &'static str, &'static str)> {
+    vec![
+        (0, 7, "eu", r#"{"status":200,"path":"/a","took":"15ms"}"#),
+        (60, 5, "us", r#"{"status":404,"path":"/b","took":"1.5s"}"#),
+        (600, 7, "eu", "user=alice size=10KB ok=true"),
+        (660, 4, "eu", "connection refused by db-1"),
+        (1200, 4, "us", r#"{"status":500,"path":"/a"}"#),
+    ]
+}
+
+#[tokio::test]
+async fn fields_and_volume_over_time_are_lokis_for_known_entries() {
+    let stack = Stack::start().await;
+    let c = Client::new(&stack);
+    // Steps of 600 s from a base on that grid, 40 to 50 minutes ago.
+    let now = timefmt::now_ns();
+    let base = now - now.rem_euclid(600 * S) - 2400 * S;
+    let lines: Vec<Value> = field_entries()
+        .iter()
+        .map(|(dt, level, region, p)| {
+            json!({"payload": p, "source": "fields", "entryType": 1, "logLevel": level,
+                   "metadata": {"region": region},
+                   "timestamp": timefmt::format_rfc3339(base + dt * S)})
+        })
+        .collect();
+    stack.send_unix(&lines).await;
+    stack.wait_for_entries(lines.len() + 1).await;
+    let sel = r#"{source="fields"}"#;
+    let (start, end) = (base - 600 * S, now + 60 * S);
+    let range = |extra: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
+        let mut p = vec![
+            ("query", sel.to_owned()),
+            ("start", start.to_string()),
+            ("end", end.to_string()),
+        ];
+        p.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        p
+    };
+    let len = |i: usize| field_entries()[i].3.len() as u64;
+    // A step's point is stamped with its last millisecond.
+    let stamp = |k: i64| (base + (k + 1) * 600 * S - 1_000_000) as f64 / S as f64;
+    let points = |v: &Value| -> Vec<(f64, u64)> {
+        v["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p[0].as_f64().unwrap(),
+                    p[1].as_str().unwrap().parse().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let same = |got: Vec<(f64, u64)>, want: Vec<(f64, u64)>| {
+        assert_eq!(got.len(), want.len(), "{got:?} {want:?}");
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g.0 - w.0).abs() < 1e-6 && g.1 == w.1, "{got:?} {want:?}");
+        }
+    };
+
+    // volume_range by the selector's labels: one series, bytes per 600 s step.
+    let v = c
+        .json(
+            "/loki/api/v1/index/volume_range",
+            &range(&[("step", "600s")]),
+        )
+        .await;
+    validate(&v, "matrix");
+    let r = v["data"]["result"].as_array().unwrap();
+    assert_eq!(r.len(), 1, "{v}");
+    assert_eq!(r[0]["metric"], json!({"source": "fields"}));
+    same(
+        points(&r[0]),
+        vec![
+            (stamp(0), len(0) + len(1)),
+            (stamp(1), len(2) + len(3)),
+            (stamp(2), len(4)),
+        ],
+    );
+
+    // By level: each step's own series; the largest first point first.
+    let v = c
+        .json(
+            "/loki/api/v1/index/volume_range",
+            &range(&[("step", "600"), ("targetLabels", "level")]),
+        )
+        .await;
+    validate(&v, "matrix");
+    let by: Vec<(String, Vec<(f64, u64)>)> = v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["metric"]["level"].as_str().unwrap().to_owned(), points(s)))
+        .collect();
+    assert_eq!(by.len(), 3, "{v}");
+    let get = |l: &str| by.iter().find(|(n, _)| n == l).unwrap().1.clone();
+    same(get("info"), vec![(stamp(0), len(0)), (stamp(1), len(2))]);
+    same(get("warning"), vec![(stamp(0), len(1))]);
+    same(get("error"), vec![(stamp(1), len(3)), (stamp(2), len(4))]);
+    let first: Vec<u64> = by.iter().map(|(_, p)| p[0].1).collect();
+    assert!(first.windows(2).all(|w| w[0] >= w[1]), "{v}");
+
+    // limit=1: each step keeps its largest series only.
+    let v = c
+        .json(
+            "/loki/api/v1/index/volume_range",
+            &range(&[("step", "600s"), ("targetLabels", "level"), ("limit", "1")]),
+        )
+        .await;
+    let kept: usize = v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["values"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(kept, 3, "{v}");
+
+    // aggregateBy=labels: one series per stream label name, `{name=""}` (the agent adds
+    // `host`).
+    let total: u64 = (0..5).map(len).sum();
+    let v = c
+        .json(
+            "/loki/api/v1/index/volume",
+            &range(&[("aggregateBy", "labels")]),
+        )
+        .await;
+    validate(&v, "vector");
+    let mut names: Vec<(String, u64)> = v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let m = s["metric"].as_object().unwrap();
+            assert_eq!(m.len(), 1, "{s}");
+            let (k, val) = m.iter().next().unwrap();
+            assert_eq!(val, "", "{s}");
+            (k.clone(), s["value"][1].as_str().unwrap().parse().unwrap())
+        })
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["app", "host", "level", "source", "type"].map(|n| (n.to_owned(), total))
+    );
+    let (st, body) = c
+        .get(
+            "/loki/api/v1/index/volume_range",
+            &range(&[("aggregateBy", "streams")]),
+        )
+        .await;
+    assert_eq!((st, body.as_str()), (400, "invalid aggregation option\n"));
+
+    // detected_fields: metadata (no parser; the agent adds `agent_id`), JSON fields, logfmt
+    // fields; Loki's types.
+    let v = c.json("/loki/api/v1/detected_fields", &range(&[])).await;
+    validate_shape(&v, "detected_fields");
+    assert_eq!(
+        v,
+        json!({"fields": [
+            {"label": "agent_id", "type": "string", "cardinality": 1, "parsers": null},
+            {"label": "detected_level", "type": "string", "cardinality": 3, "parsers": null},
+            {"label": "ok", "type": "boolean", "cardinality": 1, "parsers": ["logfmt"]},
+            {"label": "path", "type": "string", "cardinality": 2, "parsers": ["json"]},
+            {"label": "region", "type": "string", "cardinality": 2, "parsers": null},
+            {"label": "size", "type": "bytes", "cardinality": 1, "parsers": ["logfmt"]},
+            {"label": "status", "type": "int", "cardinality": 3, "parsers": ["json"]},
+            {"label": "took", "type": "duration", "cardinality": 2, "parsers": ["json"]},
+            {"label": "user", "type": "string", "cardinality": 1, "parsers": ["logfmt"]},
+        ], "limit": 1000})
+    );
+    // line_limit: the newest lines only ("connection refused…" and the last JSON line).
+    let v = c
+        .json(
+            "/loki/api/v1/detected_fields",
+            &range(&[("line_limit", "2")]),
+        )
+        .await;
+    let labels: Vec<&str> = v["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        ["agent_id", "detected_level", "path", "region", "status"]
+    );
+    // limit: the first fields met (the newest line's metadata, in name order).
+    let v = c
+        .json("/loki/api/v1/detected_fields", &range(&[("limit", "1")]))
+        .await;
+    assert_eq!(v["fields"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["fields"][0]["label"], "agent_id");
+    assert_eq!(v["limit"], 1);
+    // A query's own parser and filters are applied first.
+    let v = c
+        .json(
+            "/loki/api/v1/detected_fields",
+            &[
+                ("query", format!("{sel} | json | status >= 400")),
+                ("start", start.to_string()),
+                ("end", end.to_string()),
+            ],
+        )
+        .await;
+    let status = v["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["label"] == "status")
+        .unwrap();
+    assert_eq!(status["cardinality"], 2, "{v}");
+    // Nothing found: Loki's empty object.
+    let v = c
+        .json(
+            "/loki/api/v1/detected_fields",
+            &[
+                ("query", r#"{source="nothing-here"}"#.to_owned()),
+                ("start", start.to_string()),
+                ("end", end.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(v, json!({}));
+
+    // Values of one field.
+    for (name, want) in [
+        ("status", json!(["200", "404", "500"])),
+        ("region", json!(["eu", "us"])),
+        ("took", json!(["1.5s", "15ms"])),
+    ] {
+        let v = c
+            .json(
+                &format!("/loki/api/v1/detected_field/{name}/values"),
+                &range(&[]),
+            )
+            .await;
+        validate_shape(&v, "detected_field_values");
+        assert_eq!(v, json!({"values": want, "limit": 1000}), "{name}");
+    }
+    let v = c
+        .json("/loki/api/v1/detected_field/absent/values", &range(&[]))
+        .await;
+    assert_eq!(v, json!({}));
+
+    // Bad input: a metric query, absurd limits.
+    for (extra, needle) in [
+        (&[("line_limit", "100000")][..], "5000"),
+        (&[("limit", "0")][..], "positive"),
+        (&[("limit", "9999")][..], "5000"),
+    ] {
+        let (st, body) = c.get("/loki/api/v1/detected_fields", &range(extra)).await;
+        assert_eq!(st, 400, "{extra:?}: {body}");
+        assert!(body.contains(needle), "{extra:?}: {body}");
+    }
+    let (st, body) = c
+        .get(
+            "/loki/api/v1/detected_fields",
+            &[("query", format!("count_over_time({sel}[1m])"))],
+        )
+        .await;
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("stream selector"), "{body}");
 }
 
 fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {

@@ -27,12 +27,17 @@ use std::fmt;
 
 use logflux_proto::EntryView;
 
+mod fields;
 mod lex;
 mod log;
 mod metric;
 mod parse;
 mod words;
 
+pub use fields::{
+    DetectedField, EXACT_VALUES, FieldDetector, FieldType, LineFields, Parser, field_values,
+    line_fields,
+};
 pub use log::{LogQuery, MatchOp, Matcher, stream_labels};
 pub use metric::{Collector, InstantValue, MAX_SERIES, MetricQuery};
 pub use parse::{MAX_QUERY_BYTES, MAX_QUERY_NODES, parse};

@@ -244,7 +244,7 @@ impl Conv {
 }
 
 /// Go's `strconv.ParseFloat`: also `NaN`, `Inf`, `+Inf`, `-Inf` (any case), no spaces.
-fn parse_go_float(v: &str) -> Option<f64> {
+pub(crate) fn parse_go_float(v: &str) -> Option<f64> {
     if v.is_empty() || v.starts_with(char::is_whitespace) || v.ends_with(char::is_whitespace) {
         return None;
     }
@@ -382,7 +382,7 @@ impl<'r> Ctx<'r> {
     }
 
     /// A parsed label, renamed `NAME_extracted` when a stream label or metadata has the name.
-    fn set_parsed(&mut self, name: String, value: Cow<'r, str>) {
+    pub(crate) fn set_parsed(&mut self, name: String, value: Cow<'r, str>) {
         let clash = self
             .labels
             .iter()
@@ -656,7 +656,7 @@ impl LogQuery {
     }
 }
 
-fn json_stage(ctx: &mut Ctx<'_>) {
+pub(crate) fn json_stage(ctx: &mut Ctx<'_>) {
     let line = std::mem::take(&mut ctx.line);
     match serde_json::from_str::<serde_json::Value>(&line) {
         Ok(serde_json::Value::Object(m)) => flatten(ctx, "", &m),
@@ -699,7 +699,7 @@ fn logfmt_stage(ctx: &mut Ctx<'_>) {
     ctx.line = line;
 }
 
-fn logfmt_pairs(line: &str, mut f: impl FnMut(&str, String)) -> Result<(), String> {
+pub(crate) fn logfmt_pairs(line: &str, mut f: impl FnMut(&str, String)) -> Result<(), String> {
     let b = line.as_bytes();
     let mut i = 0;
     while i < b.len() {

@@ -146,19 +146,30 @@ impl Params {
 
     /// `limit`: at most [`MAX_LIMIT`], default [`DEFAULT_LIMIT`].
     pub(crate) fn limit(&self) -> Result<u64, LokiError> {
-        let Some(v) = self.get("limit") else {
-            return Ok(DEFAULT_LIMIT);
-        };
-        let n: u64 = v
-            .parse()
-            .map_err(|_| LokiError::bad(format!("invalid limit {v:?}: give a whole number")))?;
-        if n == 0 {
-            return Err(LokiError::bad("limit must be a positive value"));
-        }
+        self.lines("limit", DEFAULT_LIMIT)
+    }
+
+    /// A number of lines (`limit`, `line_limit`): at most [`MAX_LIMIT`], Loki's message.
+    pub(crate) fn lines(&self, name: &str, default: u64) -> Result<u64, LokiError> {
+        let n = self.positive(name, default)?;
         if n > MAX_LIMIT {
             return Err(LokiError::bad(format!(
                 "max entries limit per query exceeded, limit > max_entries_limit ({n} > {MAX_LIMIT})"
             )));
+        }
+        Ok(n)
+    }
+
+    /// A positive whole number, or `default`.
+    pub(crate) fn positive(&self, name: &str, default: u64) -> Result<u64, LokiError> {
+        let Some(v) = self.get(name) else {
+            return Ok(default);
+        };
+        let n: u64 = v
+            .parse()
+            .map_err(|_| LokiError::bad(format!("invalid {name} {v:?}: give a whole number")))?;
+        if n == 0 {
+            return Err(LokiError::bad("limit must be a positive value"));
         }
         Ok(n)
     }
@@ -361,7 +372,8 @@ fn private(resp: &mut Response) {
 pub(crate) struct Req {
     pub(crate) params: Params,
     pub(crate) headers: HeaderMap,
-    /// `{name}` of `/loki/api/v1/label/{name}/values`.
+    /// `{name}` of `/loki/api/v1/label/{name}/values` and of
+    /// `/loki/api/v1/detected_field/{name}/values`.
     pub(crate) label_name: Option<String>,
 }
 
@@ -372,9 +384,10 @@ async fn read(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Resu
             message: format!("{method} is not allowed: GET or POST"),
         });
     }
-    let label_name = uri
-        .path()
+    let path = uri.path();
+    let label_name = path
         .strip_prefix("/loki/api/v1/label/")
+        .or_else(|| path.strip_prefix("/loki/api/v1/detected_field/"))
         .and_then(|p| p.strip_suffix("/values"))
         .map(|n| {
             percent_encoding::percent_decode_str(n)
@@ -448,8 +461,20 @@ pub(crate) fn router(s: Arc<Service>) -> Router {
         .route("/loki/api/v1/index/stats", route!(loki::index_stats))
         .route("/loki/api/v1/index/volume", route!(loki::index_volume))
         .route(
+            "/loki/api/v1/index/volume_range",
+            route!(loki::index_volume_range),
+        )
+        .route(
             "/loki/api/v1/detected_labels",
             route!(loki::detected_labels),
+        )
+        .route(
+            "/loki/api/v1/detected_fields",
+            route!(loki::detected_fields),
+        )
+        .route(
+            "/loki/api/v1/detected_field/{name}/values",
+            route!(loki::detected_field_values),
         )
         .route("/loki/api/v1/tail", get(super::ws::tail))
         .route("/loki/api/v2alpha/tail", route!(v2_tail))
@@ -517,6 +542,10 @@ mod tests {
         assert_eq!(params("step=15").step(0, day).unwrap(), 15 * NS);
         assert_eq!(params("").step(0, day).unwrap(), 345 * NS);
         assert!(params("step=0s").step(0, day).is_err());
+        assert_eq!(params("").lines("line_limit", 100).unwrap(), 100);
+        assert!(params("line_limit=5001").lines("line_limit", 100).is_err());
+        assert!(params("field_limit=0").positive("field_limit", 1).is_err());
+        assert!(params("field_limit=x").positive("field_limit", 1).is_err());
         assert!(params("direction=sideways").newest_first().is_err());
         assert!(!params("direction=FORWARD").newest_first().unwrap());
     }

@@ -638,36 +638,307 @@ pub(crate) async fn index_stats(s: &Arc<Service>, r: Req) -> Result<Response, Lo
     .into_response())
 }
 
-/// `/loki/api/v1/index/volume`: bytes per label set (`targetLabels`, else the selector's
-/// label names), largest first, at most `limit`.
-pub(crate) async fn index_volume(s: &Arc<Service>, r: Req) -> Result<Response, LokiError> {
+/// How `index/volume` and `index/volume_range` group bytes (`aggregateBy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VolumeBy {
+    /// One series per label set: the target labels (`targetLabels`, else the selector's
+    /// label names) of each stream.
+    Series,
+    /// One series per label name (`{name=""}`): every label of each stream, or the
+    /// `targetLabels` only.
+    Labels,
+}
+
+/// Distinct series one volume request may group into (Loki's `volume_max_series` answers
+/// the same way, with its own default).
+const MAX_VOLUME_SERIES: usize = logflux_query::MAX_SERIES;
+/// (series, step) cells one `volume_range` request may hold.
+const MAX_VOLUME_CELLS: usize = 1_000_000;
+
+/// A series' bytes.
+type Volume = (Labels, u64);
+
+/// Bytes per series and bucket, the series interned: memory follows the cells, bounded.
+#[derive(Debug, Default)]
+struct VolumeAcc {
+    series: Vec<Labels>,
+    ids: std::collections::HashMap<Labels, u32>,
+    cells: std::collections::HashMap<(i64, u32), u64>,
+    error: Option<LokiError>,
+}
+
+impl VolumeAcc {
+    fn add(&mut self, bucket: i64, key: Labels, bytes: u64) {
+        if self.error.is_some() {
+            return;
+        }
+        let id = match self.ids.get(&key) {
+            Some(id) => *id,
+            None => {
+                if self.series.len() >= MAX_VOLUME_SERIES {
+                    self.error = Some(LokiError::bad(format!(
+                        "the query hit the max number of series limit (limit: {MAX_VOLUME_SERIES} series): narrow the selector or name fewer targetLabels"
+                    )));
+                    return;
+                }
+                let id = self.series.len() as u32;
+                self.series.push(key.clone());
+                self.ids.insert(key, id);
+                id
+            }
+        };
+        *self.cells.entry((bucket, id)).or_default() += bytes;
+        if self.cells.len() > MAX_VOLUME_CELLS {
+            self.error = Some(LokiError::bad(format!(
+                "the volume holds more than {MAX_VOLUME_CELLS} (series, step) points: raise the step, narrow the range or the selector"
+            )));
+        }
+    }
+
+    /// Per bucket (in time order), its `limit` largest series, largest first (ties by
+    /// labels), as Loki limits each step's volumes.
+    fn top(self, limit: usize) -> Result<Vec<(i64, Vec<Volume>)>, LokiError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let mut buckets: BTreeMap<i64, Vec<(u32, u64)>> = BTreeMap::new();
+        for ((b, id), bytes) in self.cells {
+            buckets.entry(b).or_default().push((id, bytes));
+        }
+        let series = self.series;
+        Ok(buckets
+            .into_iter()
+            .map(|(b, mut v)| {
+                v.sort_by(|x, y| {
+                    y.1.cmp(&x.1)
+                        .then_with(|| series[x.0 as usize].cmp(&series[y.0 as usize]))
+                });
+                v.truncate(limit);
+                (
+                    b,
+                    v.into_iter()
+                        .map(|(id, bytes)| (series[id as usize].clone(), bytes))
+                        .collect(),
+                )
+            })
+            .collect())
+    }
+}
+
+/// The bytes of the streams a selector names in the request's range, grouped as
+/// `aggregateBy` asks, per `bucket_of` an entry's timestamp.
+async fn volume(
+    s: &Arc<Service>,
+    r: &Req,
+    bucket_of: impl Fn(i64) -> i64,
+) -> Result<(VolumeAcc, Work), LokiError> {
     let q = selector(Some(r.params.query()?))?;
-    let target: Vec<String> = match r.params.get("targetLabels") {
-        Some(t) => t.split(',').map(|x| x.trim().to_owned()).collect(),
-        None => q
+    let by = match r.params.get("aggregateBy") {
+        None | Some("series") => VolumeBy::Series,
+        Some("labels") => VolumeBy::Labels,
+        Some(_) => return Err(LokiError::bad("invalid aggregation option")),
+    };
+    let given: Vec<String> = r
+        .params
+        .get("targetLabels")
+        .map(|t| t.split(',').map(|x| x.trim().to_owned()).collect())
+        .unwrap_or_default();
+    let target: Vec<String> = match by {
+        VolumeBy::Series if given.is_empty() => q
             .iter()
             .flat_map(|q| q.selector_labels().iter().map(|m| m.name.clone()))
             .collect(),
+        _ => given,
     };
-    let limit = r.params.limit()?;
-    let (_, end) = r.params.range(now_ns(), DEFAULT_LABEL_SINCE_NS)?;
     let sel: Vec<LogQuery> = q.into_iter().collect();
-    let mut volume: BTreeMap<Labels, u64> = BTreeMap::new();
-    each_stream(s, &r, &sel, |row, l| {
-        let key: Labels = l
-            .into_iter()
-            .filter(|(k, _)| target.is_empty() || target.contains(k))
-            .collect();
-        *volume.entry(key).or_default() += row.entry.payload.len() as u64;
+    let mut acc = VolumeAcc::default();
+    let work = each_stream(s, r, &sel, |row, l| {
+        let bytes = row.entry.payload.len() as u64;
+        let bucket = bucket_of(row.entry.timestamp_ns);
+        let wanted = |k: &String| target.is_empty() || target.contains(k);
+        match by {
+            VolumeBy::Series => {
+                let key: Labels = l.into_iter().filter(|(k, _)| wanted(k)).collect();
+                acc.add(bucket, key, bytes);
+            }
+            VolumeBy::Labels => {
+                for (k, _) in l {
+                    if wanted(&k) {
+                        acc.add(bucket, Labels::from([(k, String::new())]), bytes);
+                    }
+                }
+            }
+        }
     })
     .await?;
-    let mut v: Vec<(Labels, u64)> = volume.into_iter().collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    v.truncate(limit as usize);
+    Ok((acc, work))
+}
+
+/// `/loki/api/v1/index/volume`: bytes per label set (`targetLabels`, else the selector's
+/// label names) or per label name (`aggregateBy=labels`), largest first, at most `limit`;
+/// a `vector` at `end`.
+pub(crate) async fn index_volume(s: &Arc<Service>, r: Req) -> Result<Response, LokiError> {
+    let limit = r.params.limit()?;
+    let (_, end) = r.params.range(now_ns(), DEFAULT_LABEL_SINCE_NS)?;
+    let (acc, _) = volume(s, &r, |_| 0).await?;
+    let v = acc
+        .top(limit as usize)?
+        .into_iter()
+        .next()
+        .map(|(_, v)| v)
+        .unwrap_or_default();
     Ok(success(json!({
         "resultType": "vector",
         "result": v.iter().map(|(l, b)| json!({"metric": labels_json(l), "value": [seconds(end - end % NS), b.to_string()]})).collect::<Vec<_>>(),
     })))
+}
+
+/// `/loki/api/v1/index/volume_range`: as `index/volume`, per `step` (a `matrix`). As Loki,
+/// steps are aligned to the Unix epoch, each point stamped with the end of its step (the
+/// step's last millisecond, the request's `end` for the last one), each step holds its own
+/// `limit` largest series, and a series has points only for steps where it has bytes.
+/// Series are ordered by their first point, largest first.
+pub(crate) async fn index_volume_range(s: &Arc<Service>, r: Req) -> Result<Response, LokiError> {
+    let started = Instant::now();
+    let limit = r.params.limit()?;
+    let (start, end) = r.params.range(now_ns(), DEFAULT_LABEL_SINCE_NS)?;
+    let step = r.params.step(start, end)?;
+    let (acc, mut work) = volume(s, &r, |ts| ts.div_euclid(step)).await?;
+    let ms = 1_000_000;
+    let stamp = |b: i64| {
+        let t = (b + 1).saturating_mul(step).saturating_sub(ms).min(end);
+        t - t.rem_euclid(ms)
+    };
+    let mut series: BTreeMap<Labels, Vec<(i64, u64)>> = BTreeMap::new();
+    for (b, v) in acc.top(limit as usize)? {
+        for (l, bytes) in v {
+            series.entry(l).or_default().push((stamp(b), bytes));
+        }
+    }
+    let mut series: Vec<(Labels, Vec<(i64, u64)>)> = series.into_iter().collect();
+    series.sort_by(|a, b| b.1[0].1.cmp(&a.1[0].1).then_with(|| a.0.cmp(&b.0)));
+    work.returned = series.len() as u64;
+    let result: Vec<Value> = series
+        .iter()
+        .map(|(l, points)| {
+            json!({
+                "metric": labels_json(l),
+                "values": points.iter().map(|(t, b)| json!([seconds(*t), b.to_string()])).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(success(json!({
+        "resultType": "matrix",
+        "result": result,
+        "stats": stats(work, started),
+    })))
+}
+
+/// Lines Loki's `detected_fields` looks at when the request names no `line_limit`
+/// (`defaultQueryLimit` in Loki's `pkg/loghttp/params.go`).
+const DEFAULT_FIELD_LINES: u64 = 100;
+/// Fields (or values) answered when the request names no `limit` (Loki's default).
+const DEFAULT_FIELD_LIMIT: u64 = 1000;
+/// Most fields (or values) one request may ask for: each field holds up to
+/// [`logflux_query::EXACT_VALUES`] value hashes or a 4 KiB sketch.
+const MAX_FIELD_LIMIT: u64 = 5000;
+
+/// The newest `line_limit` lines of `query` in `[start, end)` and the `limit` of a
+/// `detected_fields` or `detected_field/{name}/values` request, read as Loki reads them.
+async fn field_lines(s: &Arc<Service>, r: &Req) -> Result<(Vec<LogLine>, usize), LokiError> {
+    let raw = r.params.query()?;
+    let (start, end) = r.params.range(now_ns(), DEFAULT_SINCE_NS)?;
+    let line_limit = r.params.lines("line_limit", DEFAULT_FIELD_LINES)?;
+    // `limit`, or (before Loki 3.4) `field_limit`.
+    let name = if r.params.get("limit").is_some() {
+        "limit"
+    } else {
+        "field_limit"
+    };
+    let limit = r.params.positive(name, DEFAULT_FIELD_LIMIT)?;
+    if limit > MAX_FIELD_LIMIT {
+        return Err(LokiError::bad(format!(
+            "{name} {limit} is above the most fields or values served ({MAX_FIELD_LIMIT})"
+        )));
+    }
+    // Loki checks the step of these requests too.
+    r.params.step(start, end)?;
+    let Some(q) = selector(Some(raw))? else {
+        return Err(LokiError::bad("query parameter is required: query=<LogQL>"));
+    };
+    let mut seen = std::collections::HashSet::new();
+    let lines = run_log(
+        s,
+        &q,
+        start,
+        end,
+        line_limit,
+        true,
+        &mut Work::default(),
+        &mut seen,
+    )
+    .await?;
+    Ok((lines, limit as usize))
+}
+
+/// `/loki/api/v1/detected_fields`: the fields of the newest `line_limit` lines (default
+/// 100) the query selects — structured metadata (`parsers: null`) and what the query's
+/// parsers and `| json` (else `| logfmt`) read from each line — with Loki's type and the
+/// number of distinct values (exact up to 1024, a HyperLogLog estimate above), sorted by
+/// name, at most `limit` (default 1000). As Loki, `fields` and `limit` are left out when
+/// nothing is found.
+pub(crate) async fn detected_fields(s: &Arc<Service>, r: Req) -> Result<Response, LokiError> {
+    let (lines, limit) = field_lines(s, &r).await?;
+    let fields = tokio::task::block_in_place(|| {
+        let mut d = logflux_query::FieldDetector::new(limit);
+        for l in &lines {
+            d.add(l);
+        }
+        d.fields()
+    });
+    let mut body = Map::new();
+    if !fields.is_empty() {
+        body.insert(
+            "fields".into(),
+            Value::Array(
+                fields
+                    .iter()
+                    .map(|f| {
+                        json!({
+                            "label": f.label,
+                            "type": f.field_type.name(),
+                            "cardinality": f.cardinality,
+                            "parsers": f.parsers.as_ref().map(|p| p.iter().map(|p| p.name()).collect::<Vec<_>>()),
+                        })
+                    })
+                    .collect(),
+            ),
+        );
+        body.insert("limit".into(), json!(limit));
+    }
+    Ok(axum::Json(Value::Object(body)).into_response())
+}
+
+/// `/loki/api/v1/detected_field/{name}/values`: the distinct values the field takes in the
+/// newest `line_limit` lines, sorted; as Loki, lines stop being read once `limit` values are
+/// found. `{"values":[…],"limit":N}`, or `{}` when there are none.
+pub(crate) async fn detected_field_values(s: &Arc<Service>, r: Req) -> Result<Response, LokiError> {
+    let name = r.label_name.clone().unwrap_or_default();
+    let (lines, limit) = field_lines(s, &r).await?;
+    let values = tokio::task::block_in_place(|| {
+        let mut values = BTreeSet::new();
+        for l in &lines {
+            if values.len() >= limit {
+                break;
+            }
+            values.extend(logflux_query::field_values(l, &name));
+        }
+        values
+    });
+    if values.is_empty() {
+        return Ok(axum::Json(json!({})).into_response());
+    }
+    Ok(axum::Json(json!({"values": values, "limit": limit})).into_response())
 }
 
 /// `/loki/api/v1/detected_labels`: stream labels and how many values each has.
@@ -731,6 +1002,31 @@ mod tests {
             ..Prune::default()
         };
         assert!(scan_for(&none, 1, 2, true).is_none());
+    }
+
+    #[test]
+    fn volume_keeps_each_steps_largest_series_and_bounds_its_series() {
+        let l = |v: &str| Labels::from([("level".to_owned(), v.to_owned())]);
+        let mut acc = VolumeAcc::default();
+        acc.add(1, l("info"), 5);
+        acc.add(0, l("info"), 10);
+        acc.add(0, l("error"), 30);
+        acc.add(0, l("debug"), 10);
+        acc.add(1, l("info"), 1);
+        let top = acc.top(2).unwrap();
+        assert_eq!(
+            top,
+            vec![
+                (0, vec![(l("error"), 30), (l("debug"), 10)]),
+                (1, vec![(l("info"), 6)]),
+            ]
+        );
+        let mut acc = VolumeAcc::default();
+        for i in 0..=MAX_VOLUME_SERIES {
+            acc.add(0, l(&i.to_string()), 1);
+        }
+        let e = acc.top(1).unwrap_err();
+        assert!(e.message.contains("max number of series"), "{}", e.message);
     }
 
     #[test]
