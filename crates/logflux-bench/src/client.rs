@@ -682,6 +682,44 @@ async fn serve_figures(
     }
     warm.sort();
     let warm = warm[warm.len() / 2];
+    // Grafana's log volume query as its Loki data source sends it (a range query, about 250
+    // points over the range; `$__auto` is the step), warm.
+    let step_s = (range_s / 250).max(1);
+    let volume = [
+        (
+            "query",
+            "sum by (level, detected_level) (count_over_time({app=\"bench\"} | drop __error__ [$__auto]))".to_owned(),
+        ),
+        ("start", (first_ns - 1_000_000_000).to_string()),
+        ("end", at.to_string()),
+        ("step", format!("{step_s}s")),
+    ];
+    let mut volume_runs = Vec::new();
+    for _ in 0..args.runs {
+        let (t, v) = timed_get(
+            &http,
+            &format!("{url}/loki/api/v1/query_range"),
+            &token,
+            &volume,
+        )
+        .await?;
+        let counted: f64 = v["data"]["result"]
+            .as_array()
+            .context("a matrix")?
+            .iter()
+            .flat_map(|s| s["values"].as_array().cloned().unwrap_or_default())
+            .filter_map(|p| p[1].as_str()?.parse::<f64>().ok())
+            .sum();
+        if counted as usize != args.entries {
+            bail!(
+                "serve's log volume counted {counted} entries, expected {}",
+                args.entries
+            );
+        }
+        volume_runs.push(t);
+    }
+    volume_runs.sort();
+    let volume_t = volume_runs[volume_runs.len() / 2];
     let rss = procs::peak_rss_mib(pid);
     let needle = [
         ("query", "{app=\"bench\"} |= \"needle\"".to_owned()),
@@ -739,6 +777,11 @@ async fn serve_figures(
         "| the same, warm cache (median of {}) | **{}** | |",
         args.runs,
         procs::ms(warm)
+    );
+    println!(
+        "| Grafana's log volume, `sum by (level, detected_level) (count_over_time({{app=\"bench\"}} | drop __error__ [$__auto]))`, step {step_s}s, warm (median of {}) | **{}** | |",
+        args.runs,
+        procs::ms(volume_t)
     );
     println!(
         "| `{{app=\"bench\"}} |= \"needle\"`, {needles} matches (no blind token: `|=` alone cannot prune), warm | {} | `logflux search needle` (pruned by the word's token): {} |",

@@ -172,17 +172,17 @@ pub fn line_fields(line: &LogLine) -> LineFields {
         ctx.labels.truncate(base);
         parser = Some(Parser::Logfmt);
         let text = std::mem::take(&mut ctx.line);
-        // As Loki's detection (`NewLogfmtParser(strict=false, keepEmpty=false)`): keys
-        // without a value are not fields; what was read before a syntax error is kept, as
-        // `| logfmt` keeps it.
+        // Read as `| logfmt` reads it (what was read before a syntax error is kept; a key
+        // given twice keeps its last value, empty or not); as Loki's detection
+        // (`NewLogfmtParser(strict=false, keepEmpty=false)`), a key left without a value is
+        // not a field (below).
         let _ = logfmt_pairs(&text, |k, v| {
-            if !v.is_empty() {
-                ctx.set_parsed(sanitize(k).into_owned(), Cow::Owned(v));
-            }
+            ctx.set_parsed(sanitize(k).into_owned(), Cow::Owned(v));
         });
     }
     let mut parsed: Vec<(String, String)> = ctx.labels[base..]
         .iter()
+        .filter(|l| parser != Some(Parser::Logfmt) || !l.value.is_empty())
         .map(|l| (l.name.to_string(), l.value.to_string()))
         .collect();
     if parsed.is_empty() {
