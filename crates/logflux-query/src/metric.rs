@@ -283,17 +283,19 @@ struct SeriesData {
 /// A series' samples added up per step of a range query: at step `k` (time `start + k ×
 /// step`), the sum and number of the samples in that step's window. For functions that add
 /// up, with windows no wider than a few steps (Grafana's `[$__auto]` is one step), this is
-/// what each step reads, kept in place of every sample.
+/// what each step reads, kept in place of every sample once a series has half as many
+/// samples as steps (a cell costs what a sample does: never more than twice the samples'
+/// memory). Sums are added in arrival order, not per series then summed: a float result
+/// may differ from the general way's in its last digits (docs/logql.md).
 #[derive(Debug, Clone)]
 struct Steps {
-    start: i64,
-    step: i64,
-    cells: Vec<(f64, u32)>,
+    plan: StepPlan,
+    cells: Vec<(f64, u64)>,
 }
 
 /// Most windows a sample may fall in for its series to be kept per step.
 const STEPS_MAX_WINDOWS: i64 = 4;
-/// Cells (steps × series) one range aggregation keeps per step, at most (16 bytes each):
+/// Cells (steps × series) one range aggregation makes per step, at most (16 bytes each):
 /// series beyond keep samples.
 const STEPS_MAX_CELLS: usize = 2_000_000;
 
@@ -431,7 +433,6 @@ impl MetricQuery {
             query: self,
             start_ns,
             end_ns,
-            step,
             ranges: ranges
                 .iter()
                 .map(|&(r, group)| RangeAcc {
@@ -462,8 +463,6 @@ pub struct Collector<'q> {
     exprs: Vec<&'q RangeExpr>,
     start_ns: i64,
     end_ns: i64,
-    /// The step samples are added up by, if any.
-    step: Option<i64>,
     ranges: Vec<RangeAcc>,
 }
 
@@ -532,6 +531,8 @@ impl StepPlan {
         // the ends of time): far from them only.
         let far = |x: i128| x.abs() < i128::from(i64::MAX / 4);
         let ok = points <= i128::from(MAX_POINTS)
+            && far(i128::from(step))
+            && far(i128::from(r.range_ns))
             && windows.min(points) <= i128::from(STEPS_MAX_WINDOWS)
             && far(i128::from(start) - i128::from(r.range_ns) - i128::from(r.offset_ns).abs())
             && far(i128::from(end) + i128::from(r.offset_ns).abs());
@@ -544,33 +545,50 @@ impl StepPlan {
         })
     }
 
-    fn cells(&self) -> Steps {
+    /// Empty steps.
+    fn steps(self) -> Steps {
         Steps {
-            start: self.start,
-            step: self.step,
+            plan: self,
             cells: vec![(0.0, 0); self.points],
         }
     }
 
+    /// Samples a series keeps before they are added up per step.
+    fn samples_kept(&self) -> usize {
+        (self.points / 2).max(1)
+    }
+}
+
+impl Steps {
     /// Adds a sample at `ts` to the steps whose window `(t - offset - range, t - offset]`
-    /// holds it: `ts + offset <= t < ts + offset + range`.
-    /// (No overflow: the plan is made far from the ends of time, and a sample is within the
-    /// collector's window.)
-    fn add(&self, steps: &mut Steps, ts: i64, v: f64) {
-        let lo = ts + self.offset_ns;
-        let hi = lo + self.range_ns;
-        let (start, step) = (self.start, self.step);
+    /// holds it: `ts + offset <= t < ts + offset + range`. A sample outside every window
+    /// (one the collector would not have taken) is ignored.
+    fn add(&mut self, ts: i64, v: f64) {
+        let p = self.plan;
+        // In i128: the plan keeps start, end, step, range and offset far from the ends of
+        // i64, but a sample's time is any i64.
+        let lo = i128::from(ts) + i128::from(p.offset_ns);
+        let hi = lo + i128::from(p.range_ns);
+        let (start, step) = (i128::from(p.start), i128::from(p.step));
         let first = if lo <= start {
             0
         } else {
             (lo - start + step - 1) / step
         };
         let mut k = first;
-        while k < self.points as i64 && start + k * step < hi {
-            let c = &mut steps.cells[k as usize];
+        while k < p.points as i128 && start + k * step < hi {
+            let c = &mut self.cells[k as usize];
             c.0 += v;
             c.1 += 1;
             k += 1;
+        }
+    }
+
+    /// Adds another series' steps (of the same plan).
+    fn add_steps(&mut self, other: &Steps) {
+        for (a, b) in self.cells.iter_mut().zip(&other.cells) {
+            a.0 += b.0;
+            a.1 += b.1;
         }
     }
 }
@@ -610,7 +628,7 @@ impl Collector<'_> {
                     .copied()
                     .find(|&i| acc.series[i].labels == s.labels)
                 {
-                    Some(i) => merge_series(acc.plan.as_ref(), &mut acc.series[i], s),
+                    Some(i) => merge_series(&mut acc.series[i], s),
                     None => {
                         if let Some(st) = &s.steps {
                             acc.cells += st.cells.len();
@@ -660,13 +678,19 @@ impl Collector<'_> {
     pub fn eval_range(self, step_ns: i64) -> Result<Matrix, QueryError> {
         let (start_ns, end_ns, query) = (self.start_ns, self.end_ns, self.query);
         MetricQuery::check_range(start_ns, end_ns, step_ns)?;
-        if self
-            .step
-            .is_some_and(|s| s != step_ns && start_ns != end_ns)
-        {
+        // Series kept per step are read at their plan's steps: those must be these.
+        let other = self
+            .ranges
+            .iter()
+            .flat_map(|r| &r.series)
+            .filter_map(|s| s.steps.as_ref())
+            .find(|st| {
+                st.plan.start != start_ns || (st.plan.points > 1 && st.plan.step != step_ns)
+            });
+        if let Some(st) = other {
             return Err(QueryError::eval(format!(
-                "this collector adds samples up by a step of {} ns, not {step_ns}",
-                self.step.unwrap_or_default()
+                "this collector adds samples up from {} by a step of {} ns, not from {start_ns} by {step_ns}",
+                st.plan.start, st.plan.step
             )));
         }
         self.check_series()?;
@@ -921,51 +945,50 @@ impl RangeAcc {
         Ok(())
     }
 
-    /// Keeps a sample of series `idx`: added to its steps, or kept.
+    /// Keeps a sample of series `idx`: added to its steps, or kept (and the series' samples
+    /// moved to steps once there are [`StepPlan::samples_kept`] of them).
     fn record(&mut self, idx: usize, ts: i64, value: f64) {
         let s = &mut self.series[idx];
-        if let Some(plan) = &self.plan {
-            if s.steps.is_none() && s.ts.is_empty() && self.cells + plan.points <= STEPS_MAX_CELLS {
-                self.cells += plan.points;
-                s.steps = Some(plan.cells());
-            }
-            if let Some(st) = &mut s.steps {
-                plan.add(st, ts, value);
-                return;
-            }
+        if let Some(st) = &mut s.steps {
+            st.add(ts, value);
+            return;
         }
         s.ts.push(ts);
         s.vals.push(value);
+        if let Some(plan) = self.plan
+            && s.ts.len() >= plan.samples_kept()
+            && self.cells + plan.points <= STEPS_MAX_CELLS
+        {
+            self.cells += plan.points;
+            to_steps(s, plan);
+        }
     }
 }
 
+/// Moves a series' samples to steps.
+fn to_steps(s: &mut SeriesAcc, plan: StepPlan) {
+    let mut st = plan.steps();
+    for (&t, &v) in s.ts.iter().zip(&s.vals) {
+        st.add(t, v);
+    }
+    s.ts = Vec::new();
+    s.vals = Vec::new();
+    s.steps = Some(st);
+}
+
 /// Adds `other`'s samples to `mine` (the same labels, from collectors of the same query,
-/// bounds and step).
-fn merge_series(plan: Option<&StepPlan>, mine: &mut SeriesAcc, other: SeriesAcc) {
-    let Some(plan) = plan else {
-        mine.ts.extend(other.ts);
-        mine.vals.extend(other.vals);
-        return;
-    };
-    if mine.steps.is_none() && other.steps.is_some() {
-        let mut st = plan.cells();
-        for (&t, &v) in mine.ts.iter().zip(&mine.vals) {
-            plan.add(&mut st, t, v);
-        }
-        mine.ts = Vec::new();
-        mine.vals = Vec::new();
-        mine.steps = Some(st);
+/// bounds and step; a series kept per step carries its plan).
+fn merge_series(mine: &mut SeriesAcc, other: SeriesAcc) {
+    if mine.steps.is_none()
+        && let Some(o) = &other.steps
+    {
+        to_steps(mine, o.plan);
     }
     match (&mut mine.steps, other.steps) {
-        (Some(m), Some(o)) => {
-            for (a, b) in m.cells.iter_mut().zip(o.cells) {
-                a.0 += b.0;
-                a.1 += b.1;
-            }
-        }
+        (Some(m), Some(o)) => m.add_steps(&o),
         (Some(m), None) => {
             for (&t, &v) in other.ts.iter().zip(&other.vals) {
-                plan.add(m, t, v);
+                m.add(t, v);
             }
         }
         (None, _) => {
@@ -1069,9 +1092,10 @@ fn range_at(r: &RangeExpr, series: &[SeriesData], t: i64) -> Vec<(Lbls, f64)> {
     let mut out = Vec::new();
     for s in series {
         if let Some(st) = &s.steps {
-            let off = t - st.start;
-            let cell = (off >= 0 && off % st.step == 0)
-                .then(|| st.cells.get((off / st.step) as usize))
+            let off = i128::from(t) - i128::from(st.plan.start);
+            let step = i128::from(st.plan.step);
+            let cell = (off >= 0 && off % step == 0)
+                .then(|| st.cells.get((off / step) as usize))
                 .flatten();
             let Some(&(sum, n)) = cell else {
                 continue;
@@ -1079,7 +1103,7 @@ fn range_at(r: &RangeExpr, series: &[SeriesData], t: i64) -> Vec<(Lbls, f64)> {
             if n == 0 {
                 continue;
             }
-            let n = f64::from(n);
+            let n = n as f64;
             let v = match r.func {
                 RangeFn::Count => n,
                 RangeFn::Rate if r.log.has_unwrap() => sum / secs,
@@ -1330,7 +1354,30 @@ mod tests {
         let Ok(Query::Metric(m)) = parse(r#"count_over_time({app="web"}[1m])"#) else {
             panic!()
         };
-        let c = m.range_collector(0, 600 * S, 60 * S);
-        assert!(c.eval_range(30 * S).is_err());
+        let entries: Vec<EntryView> = (0..600)
+            .map(|i| Entry::new(i * S, Level::Info, "a", "x").into())
+            .collect();
+        let rows: Vec<Row<'_>> = entries
+            .iter()
+            .map(|e| Row {
+                app: "web",
+                entry: e,
+            })
+            .collect();
+        let mut c = m.range_collector(0, 600 * S, 60 * S);
+        c.push_all(&rows).unwrap();
+        assert!(c.ranges[0].series[0].steps.is_some());
+        let e = c.eval_range(30 * S).unwrap_err().to_string();
+        assert!(e.contains("by a step of 60000000000 ns"), "{e}");
+        // A collector that keeps samples takes any step, and merges stepped series in.
+        let mut d = m.collector(0, 600 * S);
+        let mut stepped = m.range_collector(0, 600 * S, 60 * S);
+        stepped.push_all(&rows[..300]).unwrap();
+        d.push_all(&rows[300..]).unwrap();
+        d.merge(stepped);
+        assert_eq!(
+            d.eval_range(60 * S).unwrap(),
+            m.eval_range(&rows, 0, 600 * S, 60 * S).unwrap()
+        );
     }
 }

@@ -11,7 +11,7 @@
 #![allow(clippy::unwrap_used)]
 
 use logflux_proto::{EntryView, Level};
-use logflux_query::{Query, Row, parse, words};
+use logflux_query::{InstantValue, Labels, Query, Row, parse, words};
 use proptest::prelude::*;
 
 const SOURCES: [&str; 3] = ["api", "db", "Api"];
@@ -246,14 +246,15 @@ fn the_needle_rule_on_a_known_case() {
 }
 
 /// Metadata keys an entry may carry: plain ones, ones the pipeline renames (`region-1` is the
-/// label `region_1`), one named as an entry label, and `__error__`.
-const META_KEYS: [&str; 6] = [
+/// label `region_1`), one named as an entry label, `__error__`, and `n`, a number to unwrap.
+const META_KEYS: [&str; 7] = [
     "host",
     "region",
     "region-1",
     "region_1",
     "level",
     "__error__",
+    "n",
 ];
 
 fn meta_ent() -> impl Strategy<Value = (Ent, i64, Vec<(usize, usize)>)> {
@@ -276,11 +277,12 @@ proptest! {
     #[test]
     fn grouped_collection_equals_the_general_way(
         ents in prop::collection::vec(meta_ent(), 1..40),
-        func in prop::sample::select(vec!["count_over_time", "rate", "bytes_over_time", "bytes_rate"]),
+        func in prop::sample::select(vec!["count_over_time", "rate", "bytes_over_time", "bytes_rate", "sum_over_time", "rate_unwrap"]),
         by in prop::sample::subsequence(vec!["app", "source", "level", "detected_level", "type", "host", "region", "region_1", "nope"], 0..4),
         without in any::<bool>(),
         needle in prop::option::of(prop::sample::select(VOCAB.to_vec())),
         drop in prop::option::of(prop::sample::select(vec!["level", "host", "region", "__error__"])),
+        keep in prop::option::of(prop::sample::select(vec!["level", "host, source", "region, level, __error__"])),
         range in prop::sample::select(vec!["30s", "1m", "90s", "2m", "5m"]),
         offset in prop::sample::select(vec!["", " offset 1m", " offset -30s"]),
         split in 0usize..40,
@@ -292,7 +294,8 @@ proptest! {
                 let mut v = view(e);
                 v.timestamp_ns = t * 1_000_000_000;
                 for &(k, val) in meta {
-                    v.metadata.insert(META_KEYS[k].into(), ["a", "b", ""][val].into());
+                    let vals = if META_KEYS[k] == "n" { ["1", "2.5", "7"] } else { ["a", "b", ""] };
+                    v.metadata.insert(META_KEYS[k].into(), vals[val].into());
                 }
                 (e.app, v)
             })
@@ -306,6 +309,20 @@ proptest! {
         if let Some(d) = drop {
             inner += &format!(" | drop {d}");
         }
+        if let Some(k) = keep {
+            inner += &format!(" | keep {k}");
+        }
+        let func = match func {
+            "sum_over_time" => {
+                inner += " | unwrap n";
+                "sum_over_time"
+            }
+            "rate_unwrap" => {
+                inner += " | unwrap n";
+                "rate"
+            }
+            f => f,
+        };
         let fast = format!("sum {grouping} ({func}({inner} [{range}]{offset}))");
         let general = format!("sum {grouping} ({func}({inner} [{range}]{offset}) * 1)");
         let (Ok(Query::Metric(f)), Ok(Query::Metric(g))) = (parse(&fast), parse(&general)) else {
@@ -330,10 +347,37 @@ proptest! {
             c.eval_range(step)
         })()
         .map_err(|e| e.to_string());
+        // Rates are sums of quotients one way, a quotient of the sum the other.
+        let close = |x: f64, y: f64| (x - y).abs() <= 1e-9 * x.abs().max(1.0);
+        // An instant query at `end` (one point, added up as it comes) is the general way's
+        // last point.
+        let at = (|| {
+            let mut c = f.collector(end, end);
+            c.push_all(&rows[..split])?;
+            let mut d = f.collector(end, end);
+            d.push_all(&rows[split..])?;
+            c.merge(d);
+            c.eval_instant_value()
+        })()
+        .map_err(|e| e.to_string());
+        match (&at, &b) {
+            (Ok(InstantValue::Vector(v)), Ok(b)) => {
+                let last: Vec<(&Labels, f64)> = b
+                    .iter()
+                    .filter_map(|s| s.points.iter().find(|p| p.0 == end).map(|p| (&s.labels, p.1)))
+                    .collect();
+                prop_assert_eq!(v.len(), last.len(), "{}: {:?} vs {:?}", fast, v, last);
+                for ((l, x), (m, y)) in v.iter().zip(&last) {
+                    prop_assert!(l == *m && close(*x, *y), "{}: {:?} vs {:?}", fast, v, last);
+                }
+            }
+            // The instant's window is one of the range's: an error there is one here (not
+            // the other way round).
+            (_, Err(_)) => {}
+            (x, y) => prop_assert!(false, "{}: {:?} vs {:?}", fast, x, y),
+        }
         match (a, b) {
             (Ok(a), Ok(b)) => {
-                // Rates are sums of quotients one way, a quotient of the sum the other.
-                let close = |x: f64, y: f64| (x - y).abs() <= 1e-9 * x.abs().max(1.0);
                 prop_assert_eq!(a.len(), b.len(), "{}", fast);
                 for (x, y) in a.iter().zip(&b) {
                     prop_assert_eq!(&x.labels, &y.labels, "{}", fast);
