@@ -187,6 +187,15 @@ pub(crate) struct StatusError {
 }
 
 impl StatusError {
+    /// A refusal as [`Api`] makes it from an answer, for tests.
+    #[cfg(test)]
+    pub(crate) fn for_test(status: u16, message: &str) -> StatusError {
+        StatusError {
+            status,
+            message: message.to_owned(),
+        }
+    }
+
     /// Whether an error is a refusal that retrying will not change (4xx other than 408/429).
     pub(crate) fn is_final(e: &anyhow::Error) -> bool {
         e.chain().any(|c| {
@@ -289,8 +298,9 @@ pub(crate) struct Line {
     pub(crate) min_ts: i64,
     #[serde(default)]
     pub(crate) max_ts: i64,
+    /// The base64 ciphertext; absent from a listing asked for without bodies.
     #[serde(default)]
-    pub(crate) body: String,
+    pub(crate) body: Option<String>,
     // Damaged-segment line, and why the server ended a live stream.
     #[serde(default)]
     pub(crate) message: String,
@@ -300,6 +310,10 @@ pub(crate) struct Line {
     // End line.
     #[serde(default)]
     pub(crate) cursor: Option<String>,
+    /// End line of `/v1/records`: records left for another request (beyond the answer's byte
+    /// bound). Its `missing` ones are those left without a body.
+    #[serde(default)]
+    pub(crate) more: Vec<logflux_proto::query::RecordRef>,
     #[serde(default)]
     pub(crate) watermark: Option<i64>,
     // Heartbeat.

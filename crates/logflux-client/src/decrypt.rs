@@ -164,8 +164,11 @@ impl Decryptor {
                 ..record_error(r, "")
             });
         }
+        let Some(body) = r.body.as_deref() else {
+            return Err(record_error(r, "the server sent no body for it"));
+        };
         let body = B64
-            .decode(&r.body)
+            .decode(body)
             .map_err(|_| record_error(r, "the body is not base64"))?;
         let nonce = || -> Result<[u8; NONCE_LEN], RecordError> {
             r.nonce

@@ -7,16 +7,19 @@
 //! crosses; entries are held in a heap until a watermark passes them.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use logflux_crypto::keyfile;
-use logflux_proto::query::{QueryRequest, TimeBound};
+use logflux_proto::query::{
+    MAX_RECORDS_PER_REQUEST, QueryRequest, RecordRef, RecordsRequest, TimeBound,
+};
 use logflux_proto::{EntryView, timefmt};
 use tokio::sync::mpsc;
 
-use crate::api::{Api, Line};
+use crate::api::{Api, Line, Lines, StatusError};
 use crate::config::Settings;
 use crate::decrypt::{Decryptor, RecordError};
 use crate::filter::{Filter, FilterArgs};
@@ -119,6 +122,7 @@ impl Session {
             limit: Some(FIRST_PAGE_RECORDS),
             order: Some(if newest_first { "newest" } else { "oldest" }.into()),
             cursor: None,
+            bodies: None,
         }
     }
 
@@ -203,10 +207,156 @@ pub(crate) struct Chunk {
     pub(crate) done: bool,
 }
 
+/// Where the bodies of a query's records come from.
+#[derive(Clone)]
+pub(crate) enum Bodies {
+    /// In the listing's record lines (`logflux search`, which keeps nothing).
+    Listed,
+    /// The listing comes without bodies (`bodies: false`, footers only on the server); records
+    /// `held` says the caller already has are passed on without one, the others' bodies are
+    /// fetched with `POST /v1/records`, one request per page (more only when the server's byte
+    /// bound cuts an answer). Against a server older than `bodies`, bodies are listed.
+    Fetched { held: HeldRecords },
+}
+
+/// Whether the caller already has a record's content (then its body is not fetched).
+pub(crate) type HeldRecords = Arc<dyn Fn(&Line) -> bool + Send + Sync>;
+
+impl std::fmt::Debug for Bodies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Bodies::Listed => "Listed",
+            Bodies::Fetched { .. } => "Fetched",
+        })
+    }
+}
+
+/// Set once a server refused `bodies: false` (a server older than the field): from then on
+/// this process lists records with their bodies.
+static BODIES_REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// Whether `e` is a server's refusal of the `bodies` field (400, unknown field).
+fn refuses_bodies(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<StatusError>()
+            .is_some_and(|s| s.status == 400 && s.to_string().contains("unknown field `bodies`"))
+    })
+}
+
+/// The lines of one page: streamed as they arrive, or read whole first (to fetch the bodies
+/// it lacks in one request).
+enum Page {
+    Streamed(Lines),
+    Read(std::vec::IntoIter<Line>),
+}
+
+impl Page {
+    async fn next(&mut self) -> anyhow::Result<Line> {
+        match self {
+            Page::Streamed(lines) => {
+                let Some(line) = lines.next().await? else {
+                    anyhow::bail!("the server's reply ended without its end line");
+                };
+                serde_json::from_slice(&line)
+                    .map_err(|e| anyhow::anyhow!("a malformed line from the server: {e}"))
+            }
+            Page::Read(lines) => lines
+                .next()
+                .context("the server's reply ended without its end line"),
+        }
+    }
+
+    /// Reads a page listed without bodies to its end line and fills in the bodies of the
+    /// records `held` does not hold.
+    async fn read(mut lines: Lines, api: &Api, held: &HeldRecords) -> anyhow::Result<Page> {
+        let mut page = Vec::new();
+        loop {
+            let Some(line) = lines.next().await? else {
+                anyhow::bail!("the server's reply ended without its end line");
+            };
+            let l: Line = serde_json::from_slice(&line)
+                .map_err(|e| anyhow::anyhow!("a malformed line from the server: {e}"))?;
+            let end = l.kind == "end";
+            page.push(l);
+            if end {
+                break;
+            }
+        }
+        fill_bodies(api, &mut page, |l| held(l)).await?;
+        Ok(Page::Read(page.into_iter()))
+    }
+}
+
+/// Fetches, with `POST /v1/records`, the bodies of the record lines in `lines` that have none
+/// and that `skip` does not exclude, and puts them in place. A record the server no longer
+/// has (erased or expired since it was listed) is left without a body: opening it reports it.
+pub(crate) async fn fill_bodies(
+    api: &Api,
+    lines: &mut [Line],
+    skip: impl Fn(&Line) -> bool,
+) -> anyhow::Result<()> {
+    let wanted: Vec<RecordRef> = lines
+        .iter()
+        .filter(|l| l.kind == "record" && l.body.is_none() && !skip(l))
+        .map(|l| RecordRef {
+            segment_id: l.segment_id,
+            record_id: l.record_id.clone(),
+        })
+        .collect();
+    let mut bodies: HashMap<(i64, String), String> = HashMap::new();
+    for chunk in wanted.chunks(MAX_RECORDS_PER_REQUEST) {
+        let mut ask = chunk.to_vec();
+        while !ask.is_empty() {
+            let mut reply = api
+                .stream(
+                    "/v1/records",
+                    &RecordsRequest {
+                        records: std::mem::take(&mut ask),
+                    },
+                )
+                .await?;
+            let mut got = 0usize;
+            loop {
+                let Some(line) = reply.next().await? else {
+                    anyhow::bail!("/v1/records: the server's reply ended without its end line");
+                };
+                let l: Line = serde_json::from_slice(&line)
+                    .map_err(|e| anyhow::anyhow!("/v1/records: a malformed line: {e}"))?;
+                match l.kind.as_str() {
+                    "record" => {
+                        if let Some(b) = l.body {
+                            got += 1;
+                            bodies.insert((l.segment_id, l.record_id), b);
+                        }
+                    }
+                    "end" => {
+                        ask = l.more;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            // Each answer carries at least one record when any is left: never loop idle.
+            anyhow::ensure!(
+                ask.is_empty() || got > 0,
+                "/v1/records: the server sent no record and {} to ask for again",
+                ask.len()
+            );
+        }
+    }
+    for l in lines.iter_mut() {
+        if l.kind == "record" && l.body.is_none() {
+            l.body = bodies.remove(&(l.segment_id, l.record_id.clone()));
+        }
+    }
+    Ok(())
+}
+
 /// Runs a query page after page in a task, sending chunks of records as they arrive.
 pub(crate) fn spawn_query(
     api: Api,
     mut req: QueryRequest,
+    bodies: Bodies,
 ) -> mpsc::Receiver<anyhow::Result<Chunk>> {
     let (tx, rx) = mpsc::channel(2);
     tokio::spawn(async move {
@@ -219,8 +369,29 @@ pub(crate) fn spawn_query(
         };
         let mut watermark = None;
         loop {
-            let mut lines = match api.stream("/v1/query", &req).await {
-                Ok(l) => l,
+            let held = match &bodies {
+                Bodies::Fetched { held } if !BODIES_REFUSED.load(Ordering::Relaxed) => Some(held),
+                _ => None,
+            };
+            req.bodies = held.map(|_| false);
+            let page = match api.stream("/v1/query", &req).await {
+                Ok(l) => match held {
+                    Some(held) => Page::read(l, &api, held).await,
+                    None => Ok(Page::Streamed(l)),
+                },
+                Err(e) if held.is_some() && refuses_bodies(&e) => {
+                    if !BODIES_REFUSED.swap(true, Ordering::Relaxed) {
+                        eprintln!(
+                            "logflux: the server does not know `bodies: false` (it is older than \
+                             this client): records are listed with their bodies from now on"
+                        );
+                    }
+                    continue;
+                }
+                Err(e) => Err(e),
+            };
+            let mut lines = match page {
+                Ok(p) => p,
                 Err(e) => {
                     let _ = tx.send(Err(e)).await;
                     return;
@@ -228,18 +399,9 @@ pub(crate) fn spawn_query(
             };
             let mut records = Vec::new();
             let end = loop {
-                let line = match lines.next().await {
-                    Ok(Some(l)) => l,
-                    Ok(None) => {
-                        break Err(anyhow::anyhow!(
-                            "the server's reply ended without its end line"
-                        ));
-                    }
-                    Err(e) => break Err(e),
-                };
-                let l: Line = match serde_json::from_slice(&line) {
+                let l = match lines.next().await {
                     Ok(l) => l,
-                    Err(e) => break Err(anyhow::anyhow!("a malformed line from the server: {e}")),
+                    Err(e) => break Err(e),
                 };
                 match l.kind.as_str() {
                     "record" => {
@@ -400,6 +562,24 @@ impl<T> Merger<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_refusal_of_the_bodies_field_turns_bodies_back_on() {
+        let refusal = |status, m: &str| {
+            anyhow::Error::new(StatusError::for_test(status, m)).context("listing records")
+        };
+        // What this server's JsonBody answers when it does not know a field.
+        let old = "/v1/query: the server answered 400 Bad Request: Failed to deserialize the \
+                   JSON body into the target type: unknown field `bodies`, expected one of \
+                   `from`, `to`, `applications` at line 1 column 26";
+        assert!(refuses_bodies(&refusal(400, old)));
+        assert!(!refuses_bodies(&refusal(401, old)));
+        assert!(!refuses_bodies(&refusal(
+            400,
+            "/v1/query: the server answered 400 Bad Request: limit must be 1..10000, got 0"
+        )));
+        assert!(!refuses_bodies(&anyhow::anyhow!("unknown field `bodies`")));
+    }
 
     #[test]
     fn keep_first_keeps_what_would_be_popped_first() {

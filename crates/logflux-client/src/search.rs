@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::api::Line;
 use crate::config::Settings;
-use crate::fetch::{Chunk, Mapper, Merger, Session, spawn_query};
+use crate::fetch::{Bodies, Chunk, Mapper, Merger, Session, spawn_query};
 use crate::filter::{FilterArgs, parse_duration};
 use crate::output::{Format, Printer, Style, Zone, chosen, render};
 use crate::pager::Out;
@@ -242,7 +242,11 @@ async fn run_query<T: Send + 'static>(
     mut emit: impl FnMut(T) -> anyhow::Result<bool>,
     mut progress: impl FnMut(&Summary) -> anyhow::Result<()>,
 ) -> anyhow::Result<Summary> {
-    let mut rx = spawn_query(session.api.clone(), session.query(newest_first));
+    let mut rx = spawn_query(
+        session.api.clone(),
+        session.query(newest_first),
+        Bodies::Listed,
+    );
     let mut merger = Merger::new(newest_first);
     let mut sum = Summary::default();
     while let Some(chunk) = rx.recv().await {
@@ -432,7 +436,7 @@ pub(crate) async fn tail(settings: &Settings, args: TailArgs) -> anyhow::Result<
     let mut seen_records: HashSet<String> = HashSet::new();
     let r: anyhow::Result<i32> = async {
         let sum = if args.lines > 0 {
-            let mut rx = spawn_query(session.api.clone(), session.query(true));
+            let mut rx = spawn_query(session.api.clone(), session.query(true), Bodies::Listed);
             let mut merger = Merger::new(true);
             let mut sum = Summary::default();
             'outer: while let Some(chunk) = rx.recv().await {

@@ -748,6 +748,92 @@ async fn fields_and_volume_over_time_are_lokis_for_known_entries() {
     assert!(body.contains("stream selector"), "{body}");
 }
 
+/// The server's count of record bytes read for queries (`/metrics`).
+async fn server_record_bytes(stack: &Stack) -> u64 {
+    let text = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("{}/metrics", stack.var("LOGFLUX_SERVER")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("logflux_server_query_record_bytes_total "))
+        .unwrap_or_else(|| panic!("no record bytes counter in {text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_warm_query_lists_records_without_their_bodies() {
+    let stack = stack_with_entries().await;
+    let c = Client::new(&stack);
+    let (start, end) = window();
+    let logs = [
+        ("query", "{app=\"default\"} |= \"#\"".to_owned()),
+        ("start", start.to_string()),
+        ("end", end.to_string()),
+        ("limit", "1000".into()),
+        ("direction", "forward".into()),
+    ];
+    let metric = [
+        (
+            "query",
+            "sum by (level) (count_over_time({app=\"default\"}[2h]))".to_owned(),
+        ),
+        ("time", end.to_string()),
+    ];
+    // Cold: the bodies are read (and the records decrypted and cached).
+    let before = server_record_bytes(&stack).await;
+    let first = c.json("/loki/api/v1/query_range", &logs).await;
+    let first_metric = c.json("/loki/api/v1/query", &metric).await;
+    let cold = server_record_bytes(&stack).await;
+    assert!(cold > before, "a cold query fetches the bodies it decrypts");
+    let lines = stream_lines(&first);
+    assert_eq!(lines.len(), entries().len(), "{first}");
+    // Warm: the same answers, and not one record byte read on the server.
+    let again = c.json("/loki/api/v1/query_range", &logs).await;
+    let again_metric = c.json("/loki/api/v1/query", &metric).await;
+    assert_eq!(first["data"]["result"], again["data"]["result"]);
+    assert_eq!(
+        first_metric["data"]["result"],
+        again_metric["data"]["result"]
+    );
+    assert_eq!(
+        server_record_bytes(&stack).await,
+        cold,
+        "a warm query lists records without bodies and takes them from the cache"
+    );
+    for v in [&again, &again_metric] {
+        let chunk = &v["data"]["stats"]["cache"]["chunk"];
+        assert_eq!(chunk["entriesStored"], 0, "{v}");
+        assert!(chunk["entriesFound"].as_u64().unwrap() > 0, "{v}");
+    }
+    // A new entry: only its record's body is fetched, and it is in the next answer.
+    let lines_before = lines.len();
+    stack
+        .send_unix(&[
+            json!({"payload": "one more #99", "source": "api", "entryType": 1, "logLevel": 6}),
+        ])
+        .await;
+    stack.wait_for_entries(entries().len() + 2).await;
+    let warm = server_record_bytes(&stack).await;
+    let third = c.json("/loki/api/v1/query_range", &logs).await;
+    assert_eq!(stream_lines(&third).len(), lines_before + 1, "{third}");
+    let grown = server_record_bytes(&stack).await - warm;
+    assert!(
+        grown > 0 && grown < cold - before,
+        "only the new record: {grown} bytes"
+    );
+    let chunk = &third["data"]["stats"]["cache"]["chunk"];
+    assert!(chunk["entriesFound"].as_u64().unwrap() > 0, "{third}");
+}
+
 fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;

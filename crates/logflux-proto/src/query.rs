@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 pub const MAX_LIMIT: usize = 10_000;
 /// Records in a response when the request names no limit.
 pub const DEFAULT_LIMIT: usize = 1000;
+/// Most records one `POST /v1/records` request names.
+pub const MAX_RECORDS_PER_REQUEST: usize = 1000;
 /// Most token groups in a request.
 pub const MAX_TOKEN_GROUPS: usize = 64;
 /// Room for every level of a range, for each application of the tenant, in one group.
@@ -57,6 +59,47 @@ pub struct QueryRequest {
     pub order: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
+    /// Whether record lines carry their ciphertext (`body`); absent: yes. With `false` the
+    /// server lists records from their segments' footers alone, and a client fetches the
+    /// bodies it lacks with `POST /v1/records`. Serialized only when `Some(false)`, so a
+    /// request that wants bodies is the one servers without this field accept.
+    #[serde(default, skip_serializing_if = "wants_bodies")]
+    pub bodies: Option<bool>,
+}
+
+/// Whether `bodies` asks for bodies (absent or `true`): then the field is left out.
+fn wants_bodies(bodies: &Option<bool>) -> bool {
+    *bodies != Some(false)
+}
+
+/// One record named by `POST /v1/records`: the segment and record id of a query's record line.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordRef {
+    pub segment_id: i64,
+    pub record_id: String,
+}
+
+/// The body of `POST /v1/records`: records (with their bodies) by segment and id, answered in
+/// the request's order.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordsRequest {
+    pub records: Vec<RecordRef>,
+}
+
+impl RecordsRequest {
+    /// Validates the request: at most [`MAX_RECORDS_PER_REQUEST`] records. The error is the
+    /// message of a 400 answer.
+    pub fn check(&self) -> Result<(), String> {
+        if self.records.len() > MAX_RECORDS_PER_REQUEST {
+            return Err(format!(
+                "records: at most {MAX_RECORDS_PER_REQUEST} in one request, got {}; split it",
+                self.records.len()
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The body of `POST /v1/tail`.
@@ -121,6 +164,8 @@ pub struct QueryPlan {
     /// In `1..=MAX_LIMIT`; the request's limit, never clamped.
     pub limit: usize,
     pub cursor: Option<Cursor>,
+    /// Whether record lines carry their ciphertext.
+    pub bodies: bool,
 }
 
 /// Checks `entry_types`: each a wire number 1..=7 (`openapi.json`'s `minimum`/`maximum`).
@@ -185,6 +230,7 @@ impl QueryRequest {
             newest_first,
             limit,
             cursor: self.cursor.as_deref().map(Cursor::decode).transpose()?,
+            bodies: self.bodies.unwrap_or(true),
         })
     }
 }
@@ -257,5 +303,54 @@ mod tests {
         assert!(tail(r#"{"entry_types":[0]}"#).unwrap_err().contains("1..7"));
         assert!(tail(r#"{"tokens":[[]]}"#).unwrap_err().contains("groups"));
         assert_eq!(tail(r#"{"entry_types":[7],"tokens":[["a"]]}"#), Ok(()));
+    }
+
+    #[test]
+    fn bodies_default_to_true_and_only_false_is_sent() {
+        let parse = |j: &str| serde_json::from_str::<QueryRequest>(j).unwrap();
+        assert!(parse("{}").plan().unwrap().bodies);
+        assert!(parse(r#"{"bodies":true}"#).plan().unwrap().bodies);
+        assert!(!parse(r#"{"bodies":false}"#).plan().unwrap().bodies);
+        assert!(serde_json::from_str::<QueryRequest>(r#"{"bodies":"no"}"#).is_err());
+        let json = |bodies| {
+            serde_json::to_string(&QueryRequest {
+                bodies,
+                ..QueryRequest::default()
+            })
+            .unwrap()
+        };
+        // What an older server (which refuses unknown fields) accepts, unless bodies are off.
+        assert_eq!(json(None), "{}");
+        assert_eq!(json(Some(true)), "{}");
+        assert_eq!(json(Some(false)), r#"{"bodies":false}"#);
+    }
+
+    #[test]
+    fn records_requests_are_bounded_and_strict() {
+        let refs = |n: usize| RecordsRequest {
+            records: (0..n)
+                .map(|i| RecordRef {
+                    segment_id: 1,
+                    record_id: format!("r{i}"),
+                })
+                .collect(),
+        };
+        assert_eq!(refs(MAX_RECORDS_PER_REQUEST).check(), Ok(()));
+        assert_eq!(refs(0).check(), Ok(()));
+        let e = refs(MAX_RECORDS_PER_REQUEST + 1).check().unwrap_err();
+        assert!(e.contains("at most 1000") && e.contains("1001"), "{e}");
+        let parse = |j: &str| serde_json::from_str::<RecordsRequest>(j);
+        assert_eq!(
+            parse(r#"{"records":[{"segment_id":3,"record_id":"a"}]}"#)
+                .unwrap()
+                .records,
+            [RecordRef {
+                segment_id: 3,
+                record_id: "a".into()
+            }]
+        );
+        assert!(parse(r#"{"records":[],"more":1}"#).is_err());
+        assert!(parse(r#"{"records":[{"segment_id":3,"record_id":"a","x":1}]}"#).is_err());
+        assert!(parse("{}").is_err());
     }
 }

@@ -1269,6 +1269,30 @@ impl Catalog {
             .collect()
     }
 
+    /// The segments of `tenant_id` among `ids`, in id order. An id that is not a segment of
+    /// this tenant (another tenant's, or deleted) is simply not in the answer: a caller cannot
+    /// learn anything about other tenants' segments from it.
+    pub async fn tenant_segments(&self, tenant_id: &str, ids: &[i64]) -> Result<Vec<Segment>> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(500) {
+            let placeholders: Vec<String> =
+                (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT {SEGMENT_COLUMNS} FROM segments WHERE tenant_id = $1 AND id IN ({}) ORDER BY id",
+                placeholders.join(", ")
+            );
+            let mut q = sqlx::query(audited(sql)).bind(tenant_id);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                out.push(Self::segment_row(&r)?);
+            }
+        }
+        out.sort_by_key(|s| s.id);
+        Ok(out)
+    }
+
     /// Segments of a tenant committed after segment id `after_id`, oldest first (live tail).
     pub async fn segments_after(
         &self,

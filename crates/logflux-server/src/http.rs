@@ -643,6 +643,7 @@ pub(crate) fn router(state: SharedState) -> Router {
         .route("/v1/handshake/complete", post(ingest::handshake_complete))
         .route("/v1/ingest", post(ingest::ingest))
         .route("/v1/query", post(query::query))
+        .route("/v1/records", post(query::records))
         .route("/v1/tail", post(query::tail))
         .route("/v1/keys/{key_id}", get(query::data_key))
         .route("/v1/me", get(admin::me))

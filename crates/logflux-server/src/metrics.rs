@@ -34,6 +34,7 @@ pub(crate) struct Metrics {
     pub(crate) query_segments_scanned: Counter,
     pub(crate) query_segments_pruned: Counter,
     pub(crate) query_records_returned: Counter,
+    pub(crate) query_record_bytes: Counter,
     pub(crate) unknown_segments: Gauge,
     pub(crate) segments_quarantined: Counter,
     pub(crate) segments_in_quarantine: Gauge,
@@ -60,6 +61,7 @@ impl Metrics {
         let query_segments_scanned = Counter::default();
         let query_segments_pruned = Counter::default();
         let query_records_returned = Counter::default();
+        let query_record_bytes = Counter::default();
         let unknown_segments = Gauge::default();
         let segments_quarantined = Counter::default();
         let segments_in_quarantine = Gauge::default();
@@ -116,6 +118,12 @@ impl Metrics {
             query_records_returned.clone(),
         );
         registry.register(
+            "query_record_bytes",
+            "Record bytes (ciphertext) read from the store to answer /v1/query and /v1/records \
+             (a query with bodies: false reads none)",
+            query_record_bytes.clone(),
+        );
+        registry.register(
             "unknown_segments",
             "Segments in the store that the catalog does not name (older than an hour, not yet \
              quarantined, whatever their age); after a catalog loss, run `logflux-server catalog \
@@ -168,6 +176,7 @@ impl Metrics {
             query_segments_scanned,
             query_segments_pruned,
             query_records_returned,
+            query_record_bytes,
             unknown_segments,
             segments_quarantined,
             segments_in_quarantine,

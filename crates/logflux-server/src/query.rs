@@ -17,7 +17,9 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
 
-use logflux_proto::query::{self, Cursor, QueryPlan, QueryRequest, TailRequest};
+use logflux_proto::query::{
+    self, Cursor, QueryPlan, QueryRequest, RecordRef, RecordsRequest, TailRequest,
+};
 
 use crate::auth::Scope;
 use crate::bloom;
@@ -208,6 +210,12 @@ async fn still_intact(
 
 /// Ciphertext bytes in one response, at most (a page holds at least one record).
 const MAX_PAGE_BYTES: u64 = 32 * 1024 * 1024;
+/// What a record line without its body counts toward [`MAX_PAGE_BYTES`]: about the size of
+/// the line itself (ids, key id, nonce, times), not the ciphertext the server does not read.
+/// With at most `query::MAX_LIMIT` records a page of such lines counts at most 5 MiB, so the
+/// count limit ends it first: a page without bodies is never cut by bytes, and its size is
+/// bounded by its lines all the same.
+const LISTED_RECORD_BYTES: u64 = 512;
 /// Largest single range read when coalescing adjacent records.
 const MAX_READ_BYTES: u64 = 8 * 1024 * 1024;
 
@@ -252,6 +260,7 @@ pub(crate) async fn query(
         newest_first,
         limit,
         cursor,
+        bodies,
     } = req.plan().map_err(ApiError::BadRequest)?;
     let groups = token_groups(&req.tokens)?;
     let app_ids = application_ids(&s, &tenant_id, &req.applications).await?;
@@ -263,8 +272,9 @@ pub(crate) async fn query(
             "query",
             &req.applications.join(","),
             &remote,
-            &json!({"from": from, "to": to, "token_groups": groups.len(), "limit": limit})
-                .to_string(),
+            &json!({"from": from, "to": to, "token_groups": groups.len(), "limit": limit,
+                "bodies": bodies})
+            .to_string(),
         )
         .await?;
 
@@ -352,7 +362,11 @@ pub(crate) async fn query(
             let mut stop_at = None;
             for (pos, &i) in selected.iter().enumerate().skip(start) {
                 let i = (i, watermarks[pos]);
-                let len = footer.records[i.0].range.end - footer.records[i.0].range.start;
+                let len = if bodies {
+                    footer.records[i.0].range.end - footer.records[i.0].range.start
+                } else {
+                    LISTED_RECORD_BYTES
+                };
                 if returned + take.len() == limit
                     || (page_bytes + len > MAX_PAGE_BYTES && (returned + take.len()) > 0)
                 {
@@ -362,34 +376,21 @@ pub(crate) async fn query(
                 page_bytes += len;
                 take.push(i);
             }
-            // Adjacent records lie next to each other: read each run at once.
-            let mut k = 0;
-            while k < take.len() {
-                let mut j = k + 1;
-                let first = &footer.records[take[k].0].range;
-                let (mut lo, mut hi) = (first.start, first.end);
-                while j < take.len() && take[j].0.abs_diff(take[j - 1].0) == 1 {
-                    let r = &footer.records[take[j].0].range;
-                    if hi.max(r.end) - lo.min(r.start) > MAX_READ_BYTES {
-                        break;
-                    }
-                    lo = lo.min(r.start);
-                    hi = hi.max(r.end);
-                    j += 1;
+            if bodies {
+                let indices: Vec<usize> = take.iter().map(|&(i, _)| i).collect();
+                let mut marks = take.iter().map(|&(_, w)| w);
+                read_bodies(&s, seg, &footer, &indices, |i, body| {
+                    let w = marks.next().expect("one watermark per record");
+                    out.push(record_line(seg, &footer.records[i], Some(&body), Some(w)));
+                })
+                .await?;
+            } else {
+                // Footers only: no record byte is read.
+                for &(i, w) in &take {
+                    out.push(record_line(seg, &footer.records[i], None, Some(w)));
                 }
-                let run = s
-                    .store
-                    .get_range(&seg.object_key, lo..hi)
-                    .await
-                    .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-                for &(i, watermark) in &take[k..j] {
-                    let r = &footer.records[i];
-                    let body = &run[(r.range.start - lo) as usize..(r.range.end - lo) as usize];
-                    out.push(record_line(seg, r, body, Some(watermark)));
-                    returned += 1;
-                }
-                k = j;
             }
+            returned += take.len();
             if let Some(pos) = stop_at {
                 next_cursor = Some(Cursor {
                     ts: order_key(seg),
@@ -424,6 +425,175 @@ pub(crate) async fn query(
         .into_response())
 }
 
+/// Reads the bodies of `footer`'s records `indices` and hands each to `emit` in that order.
+/// Adjacent records lie next to each other: a run of them (ascending or descending) is read at
+/// once, up to [`MAX_READ_BYTES`] a read.
+async fn read_bodies(
+    s: &SharedState,
+    seg: &Segment,
+    footer: &Footer,
+    indices: &[usize],
+    mut emit: impl FnMut(usize, Bytes),
+) -> Result<(), ApiError> {
+    let mut k = 0;
+    while k < indices.len() {
+        let mut j = k + 1;
+        let first = &footer.records[indices[k]].range;
+        let (mut lo, mut hi) = (first.start, first.end);
+        while j < indices.len() && indices[j].abs_diff(indices[j - 1]) == 1 {
+            let r = &footer.records[indices[j]].range;
+            if hi.max(r.end) - lo.min(r.start) > MAX_READ_BYTES {
+                break;
+            }
+            lo = lo.min(r.start);
+            hi = hi.max(r.end);
+            j += 1;
+        }
+        let run = s
+            .store
+            .get_range(&seg.object_key, lo..hi)
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        s.metrics.query_record_bytes.inc_by(hi - lo);
+        for &i in &indices[k..j] {
+            let r = &footer.records[i].range;
+            emit(i, run.slice((r.start - lo) as usize..(r.end - lo) as usize));
+        }
+        k = j;
+    }
+    Ok(())
+}
+
+/// `POST /v1/records`: records by segment and id, with their bodies, as NDJSON: one
+/// `{"type":"record",…}` line (the shape of `/v1/query`'s, without a watermark) per record
+/// found, in the request's order, then `{"type":"end","records":n,"missing":[ids],"more":[…]}`.
+/// `missing` names the requested record ids that are not there: not in the segment, or the
+/// segment is not one of the token's tenant (deleted, or another tenant's: the answer is the
+/// same, so it reveals nothing). A segment that cannot be read gets a `damaged` line and its
+/// records are missing. The bodies of one answer count at most [`MAX_PAGE_BYTES`] (at least
+/// one record is sent): the records found but not sent are listed in `more`, as `{segment_id,
+/// record_id}` in the request's order, to be asked for again.
+pub(crate) async fn records(
+    State(s): State<SharedState>,
+    headers: HeaderMap,
+    Remote(remote): Remote,
+    JsonBody(req): JsonBody<RecordsRequest>,
+) -> Result<Response, ApiError> {
+    let token = s.access_token(&headers, Scope::Read).await?;
+    let tenant_id = token.tenant_id.clone();
+    req.check().map_err(ApiError::BadRequest)?;
+    s.catalog
+        .audit(
+            &tenant_id,
+            &format!("token:{}", token.id),
+            "records",
+            "",
+            &remote,
+            &json!({"records": req.records.len()}).to_string(),
+        )
+        .await?;
+
+    let mut ids: Vec<i64> = req.records.iter().map(|r| r.segment_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut out: Vec<Bytes> = Vec::new();
+    // The tenant's readable segments named by the request, with their footers.
+    let mut segments: HashMap<i64, (Segment, Arc<Footer>)> = HashMap::new();
+    for seg in s.catalog.tenant_segments(&tenant_id, &ids).await? {
+        match s.footers.get(&s.store, &seg).await {
+            Ok(f) => {
+                segments.insert(seg.id, (seg, f));
+            }
+            Err(FooterError::Damaged(m)) => out.push(damaged_line(&seg, &m)),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // Where each wanted record lies in its segment.
+    let mut wanted: HashMap<i64, HashMap<&str, usize>> = HashMap::new();
+    for r in &req.records {
+        if segments.contains_key(&r.segment_id) {
+            wanted
+                .entry(r.segment_id)
+                .or_default()
+                .insert(r.record_id.as_str(), usize::MAX);
+        }
+    }
+    for (id, names) in &mut wanted {
+        let footer = &segments[id].1;
+        for (i, e) in footer.records.iter().enumerate() {
+            if let Some(slot) = names.get_mut(e.meta.record_id.as_str()) {
+                *slot = i;
+            }
+        }
+    }
+    let locate = |r: &RecordRef| {
+        wanted
+            .get(&r.segment_id)
+            .and_then(|m| m.get(r.record_id.as_str()))
+            .copied()
+            .filter(|&i| i != usize::MAX)
+    };
+    // What this answer sends, in the request's order, within the byte bound.
+    let mut send: Vec<(i64, usize)> = Vec::new();
+    let mut missing: Vec<&str> = Vec::new();
+    let mut more: Vec<&RecordRef> = Vec::new();
+    let mut page_bytes = 0u64;
+    for r in &req.records {
+        let Some(i) = locate(r) else {
+            missing.push(&r.record_id);
+            continue;
+        };
+        let range = &segments[&r.segment_id].1.records[i].range;
+        let len = range.end - range.start;
+        if !more.is_empty() || (page_bytes + len > MAX_PAGE_BYTES && !send.is_empty()) {
+            more.push(r);
+            continue;
+        }
+        page_bytes += len;
+        send.push((r.segment_id, i));
+    }
+    // Read each segment's records in their stored order, adjacent ones together.
+    let mut bodies: HashMap<(i64, usize), Bytes> = HashMap::new();
+    let mut by_segment: HashMap<i64, Vec<usize>> = HashMap::new();
+    for &(id, i) in &send {
+        by_segment.entry(id).or_default().push(i);
+    }
+    for (id, mut indices) in by_segment {
+        indices.sort_unstable();
+        indices.dedup();
+        let (seg, footer) = &segments[&id];
+        read_bodies(&s, seg, footer, &indices, |i, body| {
+            bodies.insert((id, i), body);
+        })
+        .await?;
+    }
+    for &(id, i) in &send {
+        let (seg, footer) = &segments[&id];
+        out.push(record_line(
+            seg,
+            &footer.records[i],
+            Some(&bodies[&(id, i)]),
+            None,
+        ));
+    }
+    s.metrics.query_records_returned.inc_by(send.len() as u64);
+    let mut end = serde_json::to_vec(&json!({
+        "type": "end",
+        "records": send.len(),
+        "missing": missing,
+        "more": more,
+    }))
+    .expect("JSON");
+    end.push(b'\n');
+    out.push(end.into());
+    let stream = futures_util::stream::iter(out.into_iter().map(Ok::<_, std::convert::Infallible>));
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
 /// The records of `footer` in `[from, to]` matching every token group, of the wanted SDK entry
 /// types (agent batches, type 0, always pass).
 fn select(
@@ -443,11 +613,12 @@ fn select(
         .collect()
 }
 
-/// One `{"type":"record",…}` line.
+/// One `{"type":"record",…}` line; without `body` when none is given (a query with
+/// `bodies: false`).
 fn record_line(
     seg: &Segment,
     r: &segment::RecordEntry,
-    body: &[u8],
+    body: Option<&[u8]>,
     watermark: Option<i64>,
 ) -> Bytes {
     let m = &r.meta;
@@ -465,8 +636,10 @@ fn record_line(
         "max_ts": m.max_ts,
         "count": m.count,
         "received_ns": m.received_ns,
-        "body": STANDARD.encode(body),
     });
+    if let Some(body) = body {
+        line["body"] = STANDARD.encode(body).into();
+    }
     if let Some(w) = watermark {
         line["watermark"] = w.into();
     }
@@ -835,7 +1008,7 @@ impl Producer {
                 .get_range(&seg.object_key, r.range.clone())
                 .await
                 .map_err(unavailable)?;
-            self.send(record_line(seg, r, &body, None), resume, room);
+            self.send(record_line(seg, r, Some(&body), None), resume, room);
         }
         Ok(())
     }

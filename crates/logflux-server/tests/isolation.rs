@@ -57,6 +57,7 @@ async fn every_endpoint_refuses_every_wrong_credential() {
     assert_eq!(r.status(), 202);
     let (records, _) = t.query(&t.admin.clone(), json!({})).await;
     let record_a = records[0]["record_id"].as_str().unwrap().to_owned();
+    let segment_a = records[0]["segment_id"].clone();
     let revoked = t
         .admin_post(
             "/v1/admin/tokens",
@@ -183,6 +184,13 @@ async fn every_endpoint_refuses_every_wrong_credential() {
             Method::POST,
             "/v1/query".into(),
             Some(json!({})),
+            false,
+            false,
+        ),
+        ep(
+            Method::POST,
+            "/v1/records".into(),
+            Some(json!({"records": [{"segment_id": segment_a, "record_id": record_a}]})),
             false,
             false,
         ),

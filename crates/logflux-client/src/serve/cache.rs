@@ -84,6 +84,12 @@ impl Cache {
         }
     }
 
+    /// Whether `record_id` is held (its use is not counted: [`Cache::get`] does that).
+    pub(crate) fn contains(&self, record_id: &str) -> bool {
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        g.map.contains_key(record_id)
+    }
+
     /// Holds `entries` of `record_id`, letting out the least recently used records to stay
     /// within the capacity. A record larger than the whole capacity is not held.
     pub(crate) fn insert(&self, record_id: &str, entries: Entries) {
@@ -149,6 +155,7 @@ mod tests {
         assert!(c.get("r1").is_some());
         c.insert("r4", entries(&"x".repeat(100), 1));
         assert!(c.get("r2").is_none(), "r2 was the least recently used");
+        assert!(!c.contains("r2") && c.contains("r4"));
         for id in ["r1", "r3", "r4"] {
             assert!(c.get(id).is_some(), "{id}");
         }

@@ -30,7 +30,7 @@ use tokio::sync::{Mutex, oneshot};
 use crate::api::{Api, Application};
 use crate::config::Settings;
 use crate::decrypt::Decryptor;
-use crate::fetch::{Chunk, spawn_query};
+use crate::fetch::{Bodies, Chunk, spawn_query};
 use cache::{Cache, Entries};
 use http::LokiError;
 
@@ -259,6 +259,11 @@ impl Service {
             }
         }
         if !missing.is_empty() {
+            // Listed without a body because the cache held them when their page came, and
+            // let out since: fetched now.
+            crate::fetch::fill_bodies(&self.api, &mut missing, |_| false)
+                .await
+                .map_err(|e| LokiError::internal(format!("fetching records: {e:#}")))?;
             self.decryptor.ensure_keys(&self.api, &missing).await;
             let dec = self.decryptor.clone();
             let opened =
@@ -409,6 +414,15 @@ impl Service {
                         .into(),
                     ),
                     cursor: None,
+                    // Set by `spawn_query`: listed without bodies, those the cache lacks
+                    // fetched by id.
+                    bodies: None,
+                },
+                Bodies::Fetched {
+                    held: {
+                        let service = self.clone();
+                        Arc::new(move |l: &crate::api::Line| service.cache.contains(&cache_key(l)))
+                    },
                 },
             ))
         };

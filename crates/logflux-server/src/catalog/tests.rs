@@ -371,6 +371,23 @@ async fn segments_commit_list_and_delete() {
             .collect();
         assert_eq!(w, ["t1/a2/s2"]);
 
+        // By id, within the tenant only: another tenant's id and an unknown one are absent.
+        let by_id: Vec<String> = c
+            .tenant_segments("t1", &[ids[1], ids[2], 999_999, ids[0], ids[1]])
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.object_key)
+            .collect();
+        assert_eq!(by_id, ["t1/a1/s1", "t1/a2/s2"], "{}", b.name);
+        let other = c.tenant_segments("t2", &[ids[0], ids[2]]).await.unwrap();
+        assert_eq!(other.len(), 1);
+        assert_eq!(other[0].object_key, "t2/a9/s3");
+        assert_eq!(other[0].bloom, vec![1, 2, 3]);
+        assert!(c.tenant_segments("t1", &[]).await.unwrap().is_empty());
+        let many: Vec<i64> = (0..1200).map(|i| ids[0] + i).collect();
+        assert_eq!(c.tenant_segments("t1", &many).await.unwrap().len(), 3);
+
         let tail = c.segments_after("t1", ids[0], 10).await.unwrap();
         assert_eq!(tail.len(), 2);
         assert_eq!(c.last_segment_id("t1").await.unwrap(), tail[1].id);
