@@ -685,13 +685,18 @@ async fn serve_figures(
     // Grafana's log volume query as its Loki data source sends it (a range query, about 250
     // points over the range; `$__auto` is the step), warm.
     let step_s = (range_s / 250).max(1);
+    // Windows of one step each, from the start to the last step at or after `at`: every
+    // entry is in exactly one (Grafana aligns its range to the step the same way).
+    let volume_start = first_ns - 1_000_000_000;
+    let step_ns = step_s * 1_000_000_000;
+    let volume_end = volume_start + (at - volume_start + step_ns - 1) / step_ns * step_ns;
     let volume = [
         (
             "query",
             "sum by (level, detected_level) (count_over_time({app=\"bench\"} | drop __error__ [$__auto]))".to_owned(),
         ),
-        ("start", (first_ns - 1_000_000_000).to_string()),
-        ("end", at.to_string()),
+        ("start", volume_start.to_string()),
+        ("end", volume_end.to_string()),
         ("step", format!("{step_s}s")),
     ];
     let mut volume_runs = Vec::new();
