@@ -571,3 +571,146 @@ async fn entries_committed_while_the_server_is_out_of_reach_still_come_once() {
     assert_eq!(got, ["committed while cut off", "after the mend"]);
     ws.close(None).await.unwrap();
 }
+
+/// A TCP relay to the server that holds back each request containing a text (its bytes wait
+/// in the relay) while closed; `held` hears of every request held.
+struct Gate {
+    addr: std::net::SocketAddr,
+    open: tokio::sync::watch::Sender<bool>,
+    held: tokio::sync::mpsc::UnboundedReceiver<()>,
+}
+
+impl Gate {
+    async fn start(target: String, hold: &'static str) -> Gate {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let (open, _) = tokio::sync::watch::channel(false);
+        let state = open.clone();
+        let (held_tx, held) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = l.accept().await {
+                let server = tokio::net::TcpStream::connect(&target).await.unwrap();
+                let mut open = state.subscribe();
+                let held = held_tx.clone();
+                tokio::spawn(async move {
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let up = async move {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while let Ok(n) = cr.read(&mut buf).await {
+                            if n == 0 {
+                                break;
+                            }
+                            let chunk = &buf[..n];
+                            if !*open.borrow_and_update()
+                                && chunk.windows(hold.len()).any(|w| w == hold.as_bytes())
+                            {
+                                let _ = held.send(());
+                                let _ = open.wait_for(|o| *o).await;
+                            }
+                            if sw.write_all(chunk).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = sw.shutdown().await;
+                    };
+                    let down = async move {
+                        let _ = tokio::io::copy(&mut sr, &mut cw).await;
+                        let _ = cw.shutdown().await;
+                    };
+                    tokio::join!(up, down);
+                });
+            }
+        });
+        Gate { addr, open, held }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Waits (bounded) until a request is held.
+    async fn held(&mut self) {
+        tokio::time::timeout(Duration::from_secs(60), self.held.recv())
+            .await
+            .expect("a request held within 60 s")
+            .unwrap();
+    }
+
+    fn release(&self) {
+        self.open.send_replace(true);
+    }
+}
+
+/// Asserts that nothing but the answer to a ping is due on `ws`.
+async fn nothing_more(ws: &mut Ws) {
+    ws.send(Message::Ping("anything else?".into())).await.unwrap();
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        match m {
+            Message::Pong(p) => {
+                assert_eq!(&p[..], b"anything else?");
+                return;
+            }
+            Message::Ping(_) => {}
+            other => panic!("nothing but the pong was due: {other:?}"),
+        }
+    }
+}
+
+fn stamped(payload: &str, ts_ns: i64) -> Value {
+    json!({"payload": payload, "source": "tailer", "entryType": 1, "logLevel": 6,
+           "timestamp": logflux_proto::timefmt::format_rfc3339(ts_ns)})
+}
+
+#[tokio::test]
+async fn a_record_committed_as_the_tail_starts_comes_once_history_and_live_split() {
+    let stack = Stack::start().await;
+    stack.send_unix(&[entry("before the tail", "tailer")]).await;
+    stack.wait_for_entries(2).await;
+    // `serve` reaches the server through a gate that holds its queries (the tail's history)
+    // back: the live stream opens, the history waits.
+    let mut gate = Gate::start(
+        stack
+            .var("LOGFLUX_SERVER")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned(),
+        "POST /v1/query",
+    )
+    .await;
+    let serve = OwnServe::start(&stack, Some(&gate.url())).await;
+    let t0 = logflux_proto::timefmt::now_ns();
+    let mut ws = connect(
+        &serve.url,
+        &serve.token,
+        &[("query", r#"{source="tailer"}"#), ("limit", "10")],
+    )
+    .await;
+    gate.held().await;
+    // Committed after the live stream's start and before the history is read: both read
+    // it. One entry is older than the tail, one stamped as it comes, one a minute ahead.
+    stack
+        .send_unix(&[
+            stamped("stamped before the tail", t0 - 1_000_000_000),
+            entry("stamped as it came", "tailer"),
+            stamped("stamped a minute ahead", t0 + 60_000_000_000),
+        ])
+        .await;
+    stack.wait_for_entries(5).await;
+    gate.release();
+    // The history has what is older than its end; the live stream the rest; each once.
+    let mut history = lines(&next_json(&mut ws).await);
+    history.sort();
+    assert_eq!(history, ["before the tail", "stamped before the tail"]);
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        got.extend(lines(&next_json(&mut ws).await));
+    }
+    assert_eq!(got, ["stamped as it came", "stamped a minute ahead"]);
+    nothing_more(&mut ws).await;
+}

@@ -271,7 +271,8 @@ async fn each_row(
 }
 
 /// A log query's lines in `[start, end)`, newest (or oldest) first, at most `limit`;
-/// `seen` gets the ids of the records read.
+/// `seen` is called with every record read (the tail tells by it what its live stream may
+/// bring again).
 pub(crate) async fn log_lines(
     s: &Arc<Service>,
     q: &LogQuery,
@@ -279,7 +280,7 @@ pub(crate) async fn log_lines(
     end: i64,
     limit: u64,
     newest_first: bool,
-    seen: &mut std::collections::HashSet<String>,
+    seen: &mut (dyn FnMut(&super::Opened) + Send),
 ) -> Result<Vec<LogLine>, LokiError> {
     run_log(
         s,
@@ -304,7 +305,7 @@ async fn run_log(
     limit: u64,
     newest_first: bool,
     work: &mut Work,
-    seen: &mut std::collections::HashSet<String>,
+    seen: &mut (dyn FnMut(&super::Opened) + Send),
 ) -> Result<Vec<LogLine>, LokiError> {
     let Some(scan) = scan_for(&q.prune(), start, end, newest_first) else {
         return Ok(Vec::new());
@@ -314,7 +315,7 @@ async fn run_log(
     let mut out = Vec::new();
     'outer: while let Some(b) = scanner.next().await? {
         for r in &b.records {
-            seen.insert(r.record_id.clone());
+            seen(r);
             for e in r.entries.iter() {
                 if e.timestamp_ns < start || (e.timestamp_ns >= end && end > start) {
                     continue;
@@ -445,9 +446,17 @@ pub(crate) async fn query_range(s: &Arc<Service>, r: Req) -> Result<Response, Lo
     let step = r.params.step(start, end)?;
     match parse_query(&substitute_auto(raw, step))? {
         Query::Log(q) => {
-            let mut seen = std::collections::HashSet::new();
-            let lines =
-                run_log(s, &q, start, end, limit, newest_first, &mut work, &mut seen).await?;
+            let lines = run_log(
+                s,
+                &q,
+                start,
+                end,
+                limit,
+                newest_first,
+                &mut work,
+                &mut |_| {},
+            )
+            .await?;
             work.returned = lines.len() as u64;
             Ok(streams_response(lines, &r, work, started))
         }
@@ -866,7 +875,6 @@ async fn field_lines(s: &Arc<Service>, r: &Req) -> Result<(Vec<LogLine>, usize),
     let Some(q) = selector(Some(raw))? else {
         return Err(LokiError::bad("query parameter is required: query=<LogQL>"));
     };
-    let mut seen = std::collections::HashSet::new();
     let lines = run_log(
         s,
         &q,
@@ -875,7 +883,7 @@ async fn field_lines(s: &Arc<Service>, r: &Req) -> Result<(Vec<LogLine>, usize),
         line_limit,
         true,
         &mut Work::default(),
-        &mut seen,
+        &mut |_| {},
     )
     .await?;
     Ok((lines, limit as usize))

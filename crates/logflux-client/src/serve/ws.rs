@@ -16,7 +16,7 @@
 //! the session ends when the client leaves, or with 1011 when the server refuses the
 //! credentials for good (a revoked or expired token: retrying cannot help).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -200,10 +200,17 @@ async fn run(
         return std::future::pending().await;
     };
     let mut live = Live::open(s, scan).await?;
-    // History: the newest `limit` since start, sent oldest first.
+    // History: the newest `limit` since start up to now, sent oldest first. "Now" is read
+    // once the live stream's position is known: whatever is committed from then on comes on
+    // the live stream, so the history may read records the live stream brings too. Those
+    // are remembered: sent whole by the history (skipped when they come live), or only up to
+    // the history's end (their later entries sent when they come live).
+    let end = logflux_proto::timefmt::now_ns();
     let mut sent = Sent::default();
-    let mut history =
-        super::loki::log_lines(s, q, start, now, limit, true, &mut sent.history).await?;
+    let mut history = super::loki::log_lines(s, q, start, end, limit, true, &mut |r| {
+        sent.read_by_history(r, end)
+    })
+    .await?;
     history.reverse();
     if !history.is_empty() {
         send(tx, history).await?;
@@ -216,13 +223,15 @@ async fn run(
         live.saw(&l);
         match l.kind.as_str() {
             "record" => {
-                if sent.repeat(&l.record_id) {
-                    continue;
-                }
+                let from = match sent.due(&l.record_id) {
+                    Due::Nothing => continue,
+                    Due::All => i64::MIN,
+                    Due::From(end) => end,
+                };
                 let opened = s.open_lines(vec![l], &live.prepared.names).await?;
                 let mut out = Vec::new();
                 for r in &opened.records {
-                    for e in r.entries.iter() {
+                    for e in r.entries.iter().filter(|e| e.timestamp_ns >= from) {
                         if let Some(x) = q.eval(&Row {
                             app: &r.app,
                             entry: e,
@@ -266,26 +275,50 @@ impl From<LokiError> for End {
     }
 }
 
-/// Records already sent, so a record is sent once: the history's (dropped when the live
+/// Records already sent, so an entry is sent once: the history's (dropped when the live
 /// stream brings them, as they come once more at most), and the latest live ones.
 #[derive(Debug, Default)]
 struct Sent {
-    history: HashSet<String>,
+    /// Records the history read: id → the history's end when the record has entries at or
+    /// beyond it (left to the live stream), `None` when the history had all of it.
+    history: HashMap<String, Option<i64>>,
     recent: VecDeque<String>,
 }
 
+/// What of a record the live stream brings is still to be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Due {
+    /// Every entry: the history did not read it.
+    All,
+    /// Its entries at or after this time: the history sent those before.
+    From(i64),
+    /// Nothing: sent already.
+    Nothing,
+}
+
 impl Sent {
-    /// Whether `id` was sent already; else it is remembered as sent.
-    fn repeat(&mut self, id: &str) -> bool {
-        let recent = self.recent.iter().any(|r| r == id);
-        let repeat = self.history.remove(id) || recent;
-        if !recent {
-            if self.recent.len() == RECENT_RECORDS {
-                self.recent.pop_front();
-            }
-            self.recent.push_back(id.to_owned());
+    /// Notes a record the history read, up to `end` (exclusive).
+    fn read_by_history(&mut self, r: &super::Opened, end: i64) {
+        let beyond = r.entries.iter().any(|e| e.timestamp_ns >= end);
+        self.history
+            .insert(r.record_id.clone(), beyond.then_some(end));
+    }
+
+    /// What of record `id`, brought by the live stream, is still to be sent; from then on it
+    /// counts as sent.
+    fn due(&mut self, id: &str) -> Due {
+        if self.recent.iter().any(|r| r == id) {
+            return Due::Nothing;
         }
-        repeat
+        if self.recent.len() == RECENT_RECORDS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(id.to_owned());
+        match self.history.remove(id) {
+            None => Due::All,
+            Some(None) => Due::Nothing,
+            Some(Some(end)) => Due::From(end),
+        }
     }
 }
 
@@ -531,18 +564,16 @@ mod tests {
     #[test]
     fn a_record_is_sent_once_across_history_and_resumed_streams() {
         let mut sent = Sent::default();
-        sent.history.insert("h1".into());
-        // The live stream brings a history record once: dropped, and a resumed stream that
-        // repeats its segment brings it again: dropped again.
-        assert!(sent.repeat("h1"));
-        assert!(sent.repeat("h1"));
-        assert!(!sent.repeat("n1"));
-        assert!(sent.repeat("n1"));
-        // The memory of live records is bounded.
-        for i in 0..RECENT_RECORDS + 10 {
-            sent.repeat(&format!("r{i}"));
-        }
-        assert_eq!(sent.recent.len(), RECENT_RECORDS);
-        assert!(!sent.repeat("n1"), "the oldest were forgotten");
+        sent.history.insert("h1".into(), None);
+        sent.history.insert("h2".into(), Some(1_000));
+        // The live stream brings a record the history had whole: dropped; one the history
+        // read up to its end: its entries from that end on. A resumed stream that repeats
+        // its segment brings them again: dropped.
+        assert_eq!(sent.due("h1"), Due::Nothing);
+        assert_eq!(sent.due("h2"), Due::From(1_000));
+        assert_eq!(sent.due("h1"), Due::Nothing);
+        assert_eq!(sent.due("h2"), Due::Nothing);
+        assert_eq!(sent.due("n1"), Due::All);
+        assert_eq!(sent.due("n1"), Due::Nothing);
     }
 }
