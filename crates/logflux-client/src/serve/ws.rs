@@ -16,7 +16,7 @@
 //! the session ends when the client leaves, or with 1011 when the server refuses the
 //! credentials for good (a revoked or expired token: retrying cannot help).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,9 +46,6 @@ const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// Longest close reason: a control frame's payload is at most 125 bytes, 2 of them the code.
 const MAX_CLOSE_REASON: usize = 123;
-/// Live records remembered to drop the repeats of a resumed stream (it repeats at most the
-/// segment it was in).
-const RECENT_RECORDS: usize = 4096;
 /// `end` reasons a reconnect cannot help with.
 const FINAL_END_REASONS: [&str; 2] = ["token_revoked", "token_expired"];
 
@@ -221,9 +218,10 @@ async fn run(
             continue;
         };
         live.saw(&l);
+        sent.advance(live.after);
         match l.kind.as_str() {
             "record" => {
-                let from = match sent.due(&l.record_id) {
+                let from = match sent.due(l.segment_id, &l.record_id) {
                     Due::Nothing => continue,
                     Due::All => i64::MIN,
                     Due::From(end) => end,
@@ -275,14 +273,19 @@ impl From<LokiError> for End {
     }
 }
 
-/// Records already sent, so an entry is sent once: the history's (dropped when the live
-/// stream brings them, as they come once more at most), and the latest live ones.
+/// Records already sent, so an entry is sent once: those the history read (the live stream
+/// may bring them once more), and those the live stream brought from segments a resumed
+/// stream may repeat.
 #[derive(Debug, Default)]
 struct Sent {
     /// Records the history read: id → the history's end when the record has entries at or
     /// beyond it (left to the live stream), `None` when the history had all of it.
     history: HashMap<String, Option<i64>>,
-    recent: VecDeque<String>,
+    /// Ids of the records the live stream brought, per segment after the resume point: a
+    /// resumed stream repeats those segments (the server resumes one segment back), never
+    /// earlier ones. Cleared as the resume point passes them, so at most about one segment's
+    /// records are held, however many it has.
+    live: BTreeMap<i64, HashSet<String>>,
 }
 
 /// What of a record the live stream brings is still to be sent.
@@ -304,20 +307,28 @@ impl Sent {
             .insert(r.record_id.clone(), beyond.then_some(end));
     }
 
-    /// What of record `id`, brought by the live stream, is still to be sent; from then on it
-    /// counts as sent.
-    fn due(&mut self, id: &str) -> Due {
-        if self.recent.iter().any(|r| r == id) {
+    /// What of record `id` of `segment`, brought by the live stream, is still to be sent;
+    /// from then on it counts as sent.
+    fn due(&mut self, segment: i64, id: &str) -> Due {
+        if !self.live.entry(segment).or_default().insert(id.to_owned()) {
             return Due::Nothing;
         }
-        if self.recent.len() == RECENT_RECORDS {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(id.to_owned());
         match self.history.remove(id) {
             None => Due::All,
             Some(None) => Due::Nothing,
             Some(Some(end)) => Due::From(end),
+        }
+    }
+
+    /// Forgets the live records of segments at or before `after`, the point a resumed stream
+    /// would start after: it cannot bring them again.
+    fn advance(&mut self, after: i64) {
+        if self
+            .live
+            .first_key_value()
+            .is_some_and(|(&first, _)| first <= after)
+        {
+            self.live = self.live.split_off(&(after + 1));
         }
     }
 }
@@ -569,11 +580,34 @@ mod tests {
         // The live stream brings a record the history had whole: dropped; one the history
         // read up to its end: its entries from that end on. A resumed stream that repeats
         // its segment brings them again: dropped.
-        assert_eq!(sent.due("h1"), Due::Nothing);
-        assert_eq!(sent.due("h2"), Due::From(1_000));
-        assert_eq!(sent.due("h1"), Due::Nothing);
-        assert_eq!(sent.due("h2"), Due::Nothing);
-        assert_eq!(sent.due("n1"), Due::All);
-        assert_eq!(sent.due("n1"), Due::Nothing);
+        assert_eq!(sent.due(5, "h1"), Due::Nothing);
+        assert_eq!(sent.due(5, "h2"), Due::From(1_000));
+        assert_eq!(sent.due(5, "h1"), Due::Nothing);
+        assert_eq!(sent.due(5, "h2"), Due::Nothing);
+        assert_eq!(sent.due(5, "n1"), Due::All);
+        assert_eq!(sent.due(5, "n1"), Due::Nothing);
+    }
+
+    #[test]
+    fn a_resumed_segment_of_more_than_4096_records_is_not_sent_again() {
+        let mut sent = Sent::default();
+        // Segment 7 brings 5000 records (the stream's position is 6 meanwhile), then the
+        // stream is lost and resumed after 6: the whole segment comes again.
+        let ids: Vec<String> = (0..5000).map(|i| format!("r{i}")).collect();
+        for pass in 0..2 {
+            sent.advance(6);
+            for id in &ids {
+                let due = sent.due(7, id);
+                assert_eq!(due, if pass == 0 { Due::All } else { Due::Nothing }, "{id}");
+            }
+        }
+        // Segment 8 begins: 7 is whole, a resume starts after it; its ids are let go.
+        sent.advance(7);
+        assert_eq!(sent.due(8, "s0"), Due::All);
+        assert_eq!(sent.live.len(), 1);
+        assert_eq!(sent.live[&8].len(), 1);
+        // A heartbeat after 8: nothing is held.
+        sent.advance(8);
+        assert!(sent.live.is_empty());
     }
 }
