@@ -204,8 +204,9 @@ async fn run(
     // the history's end (their later entries sent when they come live).
     let end = logflux_proto::timefmt::now_ns();
     let mut sent = Sent::default();
+    let live_start = live.after;
     let mut history = super::loki::log_lines(s, q, start, end, limit, true, &mut |r| {
-        sent.read_by_history(r, end)
+        sent.read_by_history(r, live_start, end)
     })
     .await?;
     history.reverse();
@@ -278,9 +279,11 @@ impl From<LokiError> for End {
 /// stream may repeat.
 #[derive(Debug, Default)]
 struct Sent {
-    /// Records the history read: id → the history's end when the record has entries at or
-    /// beyond it (left to the live stream), `None` when the history had all of it.
-    history: HashMap<String, Option<i64>>,
+    /// Records the history read that the live stream may bring too (those of segments after
+    /// its start): id → their segment, and the history's end when the record has entries at
+    /// or beyond it (left to the live stream), `None` when the history had all of it. Held
+    /// until the live stream brings them or passes their segment.
+    history: HashMap<String, (i64, Option<i64>)>,
     /// Ids of the records the live stream brought, per segment after the resume point: a
     /// resumed stream repeats those segments (the server resumes one segment back), never
     /// earlier ones. Cleared as the resume point passes them, so at most about one segment's
@@ -300,11 +303,15 @@ enum Due {
 }
 
 impl Sent {
-    /// Notes a record the history read, up to `end` (exclusive).
-    fn read_by_history(&mut self, r: &super::Opened, end: i64) {
+    /// Notes a record the history read, up to `end` (exclusive), if the live stream (which
+    /// starts after segment `live_start`) will bring it too.
+    fn read_by_history(&mut self, r: &super::Opened, live_start: i64, end: i64) {
+        if r.segment_id <= live_start {
+            return;
+        }
         let beyond = r.entries.iter().any(|e| e.timestamp_ns >= end);
         self.history
-            .insert(r.record_id.clone(), beyond.then_some(end));
+            .insert(r.record_id.clone(), (r.segment_id, beyond.then_some(end)));
     }
 
     /// What of record `id` of `segment`, brought by the live stream, is still to be sent;
@@ -315,14 +322,17 @@ impl Sent {
         }
         match self.history.remove(id) {
             None => Due::All,
-            Some(None) => Due::Nothing,
-            Some(Some(end)) => Due::From(end),
+            Some((_, None)) => Due::Nothing,
+            Some((_, Some(end))) => Due::From(end),
         }
     }
 
-    /// Forgets the live records of segments at or before `after`, the point a resumed stream
-    /// would start after: it cannot bring them again.
+    /// Forgets the records of segments at or before `after`, the point a resumed stream would
+    /// start after: it cannot bring them again.
     fn advance(&mut self, after: i64) {
+        if !self.history.is_empty() {
+            self.history.retain(|_, (segment, _)| *segment > after);
+        }
         if self
             .live
             .first_key_value()
@@ -575,8 +585,8 @@ mod tests {
     #[test]
     fn a_record_is_sent_once_across_history_and_resumed_streams() {
         let mut sent = Sent::default();
-        sent.history.insert("h1".into(), None);
-        sent.history.insert("h2".into(), Some(1_000));
+        sent.history.insert("h1".into(), (5, None));
+        sent.history.insert("h2".into(), (5, Some(1_000)));
         // The live stream brings a record the history had whole: dropped; one the history
         // read up to its end: its entries from that end on. A resumed stream that repeats
         // its segment brings them again: dropped.
@@ -609,5 +619,40 @@ mod tests {
         // A heartbeat after 8: nothing is held.
         sent.advance(8);
         assert!(sent.live.is_empty());
+    }
+
+    fn opened(id: &str, segment_id: i64, times: &[i64]) -> super::super::Opened {
+        let entries = times
+            .iter()
+            .map(|&t| logflux_proto::Entry::new(t, logflux_proto::Level::Info, "s", "p").into())
+            .collect::<Vec<_>>();
+        super::super::Opened {
+            record_id: id.into(),
+            segment_id,
+            app: "web".into(),
+            entries: std::sync::Arc::new(entries),
+            min_ts: times[0],
+            max_ts: times[times.len() - 1],
+        }
+    }
+
+    #[test]
+    fn the_history_remembers_only_records_the_live_stream_can_still_bring() {
+        let mut sent = Sent::default();
+        // The live stream starts after segment 10; the history ends at 100.
+        for i in 0..1000 {
+            sent.read_by_history(&opened(&format!("old{i}"), 1 + i % 10, &[50]), 10, 100);
+        }
+        sent.read_by_history(&opened("whole", 11, &[60, 70]), 10, 100);
+        sent.read_by_history(&opened("split", 12, &[90, 110]), 10, 100);
+        sent.read_by_history(&opened("never brought", 13, &[95]), 10, 100);
+        assert_eq!(sent.history.len(), 3, "records of segments up to 10 never come live");
+        assert_eq!(sent.due(11, "whole"), Due::Nothing);
+        assert_eq!(sent.due(12, "split"), Due::From(100));
+        assert_eq!(sent.due(14, "new"), Due::All);
+        // Segment 13's record did not match the live stream's tokens (it was never brought):
+        // once the stream is past it, it is let go.
+        sent.advance(13);
+        assert!(sent.history.is_empty());
     }
 }
