@@ -44,6 +44,10 @@ const STALL: Duration = Duration::from_secs(75);
 /// The first wait before opening a lost live stream again, doubled up to [`BACKOFF_MAX`].
 const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// A live stream up this long, or that brought a line beyond its first heartbeat, has proved
+/// itself: the next loss starts the waits over from [`BACKOFF_START`]. A stream that opens
+/// and ends at once keeps the waits growing.
+const PROVEN: Duration = Duration::from_secs(30);
 /// Longest close reason: a control frame's payload is at most 125 bytes, 2 of them the code.
 const MAX_CLOSE_REASON: usize = 123;
 /// `end` reasons a reconnect cannot help with.
@@ -214,10 +218,7 @@ async fn run(
         send(tx, history).await?;
     }
     loop {
-        let line = live.next_line().await?;
-        let Ok(l) = serde_json::from_slice::<Line>(&line) else {
-            continue;
-        };
+        let l = live.next_line().await?;
         live.saw(&l);
         sent.advance(live.after);
         match l.kind.as_str() {
@@ -359,6 +360,56 @@ impl Backoff {
     }
 }
 
+/// The waits before opening a lost live stream again: they grow across losses, and start
+/// over only once a stream has proved itself ([`PROVEN`]).
+#[derive(Debug)]
+struct Reconnect {
+    backoff: Backoff,
+    /// When the stream in use opened.
+    opened: tokio::time::Instant,
+    /// Its lines so far (its `end` line not counted).
+    lines: u32,
+}
+
+impl Reconnect {
+    fn new(now: tokio::time::Instant) -> Reconnect {
+        Reconnect {
+            backoff: Backoff::new(),
+            opened: now,
+            lines: 0,
+        }
+    }
+
+    /// A stream opened at `now`.
+    fn opened(&mut self, now: tokio::time::Instant) {
+        self.opened = now;
+        self.lines = 0;
+    }
+
+    /// A line of kind `kind` came: a line beyond the first heartbeat proves the stream.
+    fn line(&mut self, kind: &str) {
+        if kind == "end" {
+            return;
+        }
+        self.lines += 1;
+        if self.lines > 1 {
+            self.backoff = Backoff::new();
+        }
+    }
+
+    /// The stream was lost at `now`: a stream up for [`PROVEN`] proved itself too.
+    fn lost(&mut self, now: tokio::time::Instant) {
+        if now.saturating_duration_since(self.opened) >= PROVEN {
+            self.backoff = Backoff::new();
+        }
+    }
+
+    /// The wait before the next attempt.
+    fn wait(&mut self) -> Duration {
+        self.backoff.next()
+    }
+}
+
 /// The server's live stream for a scan, opened again where it left off when it is lost.
 struct Live<'a> {
     s: &'a Arc<Service>,
@@ -368,6 +419,7 @@ struct Live<'a> {
     /// The segment the server has given everything up to (its heartbeats' `after_segment`,
     /// and one segment back from a record's: its segment may not be whole yet).
     after: i64,
+    reconnect: Reconnect,
 }
 
 impl<'a> Live<'a> {
@@ -382,12 +434,15 @@ impl<'a> Live<'a> {
             let why = match open_stream(s, &scan, &prepared, None).await {
                 Ok(mut lines) => match first_position(&mut lines).await {
                     Ok(after) => {
+                        let mut reconnect = Reconnect::new(tokio::time::Instant::now());
+                        reconnect.line("heartbeat");
                         return Ok(Live {
                             s,
                             scan,
                             prepared,
                             lines,
                             after,
+                            reconnect,
                         });
                     }
                     Err(Fail::Final(e)) => return Err(e),
@@ -411,11 +466,18 @@ impl<'a> Live<'a> {
         }
     }
 
-    /// The next line of the stream, opening it again as often as it is lost.
-    async fn next_line(&mut self) -> Result<Vec<u8>, LokiError> {
+    /// The next line of the stream (a malformed one skipped), opening it again as often as
+    /// it is lost.
+    async fn next_line(&mut self) -> Result<Line, LokiError> {
         loop {
             let why = match tokio::time::timeout(STALL, self.lines.next()).await {
-                Ok(Ok(Some(l))) => return Ok(l),
+                Ok(Ok(Some(l))) => {
+                    let Ok(l) = serde_json::from_slice::<Line>(&l) else {
+                        continue;
+                    };
+                    self.reconnect.line(&l.kind);
+                    return Ok(l);
+                }
                 Err(_) => format!("no line from the server for {} s", STALL.as_secs()),
                 Ok(Ok(None)) => "the server closed it".to_owned(),
                 Ok(Err(e)) => format!("{e:#}"),
@@ -437,12 +499,12 @@ impl<'a> Live<'a> {
     /// Opens the stream again after `after`, waiting longer after each failure, until it
     /// opens (or the credentials are refused for good).
     async fn lost(&mut self, why: String) -> Result<(), LokiError> {
-        let mut backoff = Backoff::new();
+        self.reconnect.lost(tokio::time::Instant::now());
         let mut why = why;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let wait = backoff.next();
+            let wait = self.reconnect.wait();
             tracing::warn!(
                 reason = %why,
                 after_segment = self.after,
@@ -459,6 +521,7 @@ impl<'a> Live<'a> {
             match open_stream(self.s, &self.scan, &self.prepared, Some(self.after)).await {
                 Ok(lines) => {
                     self.lines = lines;
+                    self.reconnect.opened(tokio::time::Instant::now());
                     tracing::info!(
                         after_segment = self.after,
                         attempts = attempt,
@@ -580,6 +643,33 @@ mod tests {
         let mut b = Backoff::new();
         let waits: Vec<u64> = (0..8).map(|_| b.next().as_millis() as u64).collect();
         assert_eq!(waits, [500, 1000, 2000, 4000, 8000, 10_000, 10_000, 10_000]);
+    }
+
+    #[test]
+    fn waits_grow_across_losses_of_streams_that_end_at_once() {
+        let t = tokio::time::Instant::now();
+        let mut r = Reconnect::new(t);
+        r.line("heartbeat");
+        let mut waits = Vec::new();
+        // Each stream opens, heartbeats once and ends: the waits keep growing.
+        for i in 0..6u64 {
+            r.lost(t + Duration::from_secs(i));
+            waits.push(r.wait().as_millis() as u64);
+            r.opened(t + Duration::from_secs(i));
+            r.line("heartbeat");
+            r.line("end");
+        }
+        assert_eq!(waits, [500, 1000, 2000, 4000, 8000, 10_000]);
+        // A stream that brought a record proved itself: the next loss starts over.
+        r.line("record");
+        r.lost(t + Duration::from_secs(7));
+        assert_eq!(r.wait(), BACKOFF_START);
+        // So does one up for 30 s, even with nothing to bring.
+        r.wait();
+        r.opened(t + Duration::from_secs(10));
+        r.line("heartbeat");
+        r.lost(t + Duration::from_secs(10) + PROVEN);
+        assert_eq!(r.wait(), BACKOFF_START);
     }
 
     #[test]
