@@ -714,3 +714,55 @@ async fn a_record_committed_as_the_tail_starts_comes_once_history_and_live_split
     assert_eq!(got, ["stamped as it came", "stamped a minute ahead"]);
     nothing_more(&mut ws).await;
 }
+
+#[tokio::test]
+async fn a_tail_the_server_refuses_for_too_many_streams_is_closed_with_try_again_later() {
+    let stack = Stack::start().await;
+    stack.send_unix(&[entry("before the tail", "tailer")]).await;
+    stack.wait_for_entries(2).await;
+    let base = stack.var("LOGFLUX_SERVE_URL");
+    let token = stack.var("LOGFLUX_SERVE_TOKEN");
+    let params = [("query", r#"{source="tailer"}"#), ("limit", "10")];
+    // The server's limit of live streams per token (8 by default): each of these tails holds
+    // one once it has sent its history.
+    let mut open = Vec::new();
+    for _ in 0..8 {
+        let mut ws = connect(base, token, &params).await;
+        assert_eq!(lines(&next_json(&mut ws).await), ["before the tail"]);
+        open.push(ws);
+    }
+    // One more is refused by the server (429 too_many_streams): the client hears why, with
+    // 1013 (try again later), instead of an open socket that never sends anything.
+    let mut ws = connect(base, token, &params).await;
+    let m = tokio::time::timeout(Duration::from_secs(30), ws.next())
+        .await
+        .expect("an answer within 30 s")
+        .expect("a close frame")
+        .unwrap();
+    let Message::Close(Some(close)) = m else {
+        panic!("a close was due: {m:?}");
+    };
+    assert_eq!(close.code, CloseCode::Again, "{close:?}");
+    assert!(close.reason.contains("429"), "{close:?}");
+    assert!(close.reason.contains("live tails open"), "{close:?}");
+    // A tail given back makes room again.
+    drop(open.pop());
+    let mut ws = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let mut ws = connect(base, token, &params).await;
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    let m: Value = serde_json::from_str(t.as_str()).unwrap();
+                    assert_eq!(lines(&m), ["before the tail"]);
+                    return ws;
+                }
+                // The server has not seen the dropped tail go yet.
+                Some(Ok(Message::Close(Some(c)))) if c.code == CloseCode::Again => {}
+                other => panic!("history or 1013 was due: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("room within 60 s");
+    nothing_more(&mut ws).await;
+}

@@ -48,6 +48,12 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// itself: the next loss starts the waits over from [`BACKOFF_START`]. A stream that opens
 /// and ends at once keeps the waits growing.
 const PROVEN: Duration = Duration::from_secs(30);
+/// Failed attempts at opening the live stream before a session gives up, when it has not
+/// opened yet (the client has been sent nothing: it should hear why rather than wait on an
+/// open socket). A refusal (4xx) gives up at once.
+const FIRST_OPEN_ATTEMPTS: u32 = 3;
+/// Longest wait a server's `Retry-After` is honoured with.
+const RETRY_AFTER_MAX: Duration = Duration::from_secs(60);
 /// Longest close reason: a control frame's payload is at most 125 bytes, 2 of them the code.
 const MAX_CLOSE_REASON: usize = 123;
 /// `end` reasons a reconnect cannot help with.
@@ -170,13 +176,14 @@ async fn session(s: Arc<Service>, q: LogQuery, limit: u64, start: i64, socket: W
         }
         r = run(&s, &q, limit, start, &mut tx) => r,
     };
-    let e = match ended {
-        Err(End::Error(e)) => e,
+    let (code, e) = match ended {
+        Err(End::Error(e)) => (1011, e),
+        Err(End::TryLater(e)) => (1013, e),
         Err(End::ClientGone) => return,
     };
-    tracing::warn!(error = %e.message, "serve: a tail ended");
+    tracing::warn!(error = %e.message, code, "serve: a tail ended");
     let close = CloseFrame {
-        code: 1011,
+        code,
         reason: close_reason(&e.message).to_owned().into(),
     };
     if tx.send(Message::Close(Some(close))).await.is_ok() {
@@ -253,7 +260,8 @@ async fn run(
                         l.message
                     ))));
                 }
-                live.lost(format!("the server ended it ({reason})")).await?;
+                live.lost(Retry::because(format!("the server ended it ({reason})")))
+                    .await?;
             }
             _ => {}
         }
@@ -265,8 +273,10 @@ async fn run(
 enum End {
     /// Writing to the client failed: it is gone.
     ClientGone,
-    /// Closed with 1011 and this reason.
+    /// Closed with 1011 (internal error) and this reason.
     Error(LokiError),
+    /// Closed with 1013 (try again later) and this reason: the server is busy or away.
+    TryLater(LokiError),
 }
 
 impl From<LokiError> for End {
@@ -425,13 +435,15 @@ struct Live<'a> {
 impl<'a> Live<'a> {
     /// Opens the stream and reads its first line, the heartbeat naming where it starts: from
     /// then on every loss can be resumed without a gap. Until the position is known nothing
-    /// has been sent, so failures here are retried the same way.
-    async fn open(s: &'a Arc<Service>, scan: Scan) -> Result<Live<'a>, LokiError> {
+    /// has been sent: a refusal ends the session at once, other failures after
+    /// [`FIRST_OPEN_ATTEMPTS`] — with 1013 (try again later) when the server is busy (429)
+    /// or unavailable (503), else 1011.
+    async fn open(s: &'a Arc<Service>, scan: Scan) -> Result<Live<'a>, End> {
         let mut prepared = s.prepare(&scan).await?;
         let mut backoff = Backoff::new();
         let mut attempt = 0u32;
         loop {
-            let why = match open_stream(s, &scan, &prepared, None).await {
+            let failed = match open_stream(s, &scan, &prepared, None).await {
                 Ok(mut lines) => match first_position(&mut lines).await {
                     Ok(after) => {
                         let mut reconnect = Reconnect::new(tokio::time::Instant::now());
@@ -445,16 +457,27 @@ impl<'a> Live<'a> {
                             reconnect,
                         });
                     }
-                    Err(Fail::Final(e)) => return Err(e),
-                    Err(Fail::Retry(why)) => why,
+                    Err(f) => f,
                 },
-                Err(Fail::Final(e)) => return Err(e),
-                Err(Fail::Retry(why)) => why,
+                Err(f) => f,
+            };
+            let retry = match failed {
+                Fail::Final(e) => return Err(End::Error(e)),
+                Fail::Retry(r) => r,
             };
             attempt += 1;
-            let wait = backoff.next();
+            let refused = retry.status.is_some_and(|c| (400..500).contains(&c));
+            if refused || attempt >= FIRST_OPEN_ATTEMPTS {
+                let e = LokiError::internal(format!("live stream: {}", retry.why));
+                return Err(if matches!(retry.status, Some(429 | 503)) {
+                    End::TryLater(e)
+                } else {
+                    End::Error(e)
+                });
+            }
+            let wait = retry.wait(backoff.next());
             tracing::warn!(
-                reason = %why,
+                reason = %retry.why,
                 attempt,
                 retry_in_ms = wait.as_millis() as u64,
                 "serve: a tail could not open the server's live stream; retrying"
@@ -482,7 +505,7 @@ impl<'a> Live<'a> {
                 Ok(Ok(None)) => "the server closed it".to_owned(),
                 Ok(Err(e)) => format!("{e:#}"),
             };
-            self.lost(why).await?;
+            self.lost(Retry::because(why)).await?;
         }
     }
 
@@ -498,15 +521,15 @@ impl<'a> Live<'a> {
 
     /// Opens the stream again after `after`, waiting longer after each failure, until it
     /// opens (or the credentials are refused for good).
-    async fn lost(&mut self, why: String) -> Result<(), LokiError> {
+    async fn lost(&mut self, why: Retry) -> Result<(), LokiError> {
         self.reconnect.lost(tokio::time::Instant::now());
         let mut why = why;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let wait = self.reconnect.wait();
+            let wait = why.wait(self.reconnect.wait());
             tracing::warn!(
-                reason = %why,
+                reason = %why.why,
                 after_segment = self.after,
                 attempt,
                 retry_in_ms = wait.as_millis() as u64,
@@ -538,8 +561,32 @@ impl<'a> Live<'a> {
 
 /// Why opening or reading the live stream failed: worth retrying or not.
 enum Fail {
-    Retry(String),
+    Retry(Retry),
     Final(LokiError),
+}
+
+/// A failure worth retrying: why, the server's status if it answered one, and the wait it
+/// asked for (`Retry-After`).
+#[derive(Debug)]
+struct Retry {
+    why: String,
+    status: Option<u16>,
+    retry_after: Option<Duration>,
+}
+
+impl Retry {
+    fn because(why: impl Into<String>) -> Retry {
+        Retry {
+            why: why.into(),
+            status: None,
+            retry_after: None,
+        }
+    }
+
+    /// The wait before the next attempt: `backoff`, or longer if the server asked for it.
+    fn wait(&self, backoff: Duration) -> Duration {
+        backoff.max(self.retry_after.unwrap_or_default().min(RETRY_AFTER_MAX))
+    }
 }
 
 async fn open_stream(
@@ -565,7 +612,12 @@ async fn open_stream(
                     "the server's live stream: {e:#}"
                 )))
             } else {
-                Fail::Retry(format!("{e:#}"))
+                let refusal = StatusError::of(&e);
+                Fail::Retry(Retry {
+                    why: format!("{e:#}"),
+                    status: refusal.map(|r| r.status),
+                    retry_after: refusal.and_then(|r| r.retry_after),
+                })
             }
         })
 }
@@ -575,13 +627,13 @@ async fn first_position(lines: &mut Lines) -> Result<i64, Fail> {
     let line = match tokio::time::timeout(STALL, lines.next()).await {
         Ok(Ok(Some(l))) => l,
         Err(_) => {
-            return Err(Fail::Retry(format!(
+            return Err(Fail::Retry(Retry::because(format!(
                 "no line from the server for {} s",
                 STALL.as_secs()
-            )));
+            ))));
         }
-        Ok(Ok(None)) => return Err(Fail::Retry("the server closed it".into())),
-        Ok(Err(e)) => return Err(Fail::Retry(format!("{e:#}"))),
+        Ok(Ok(None)) => return Err(Fail::Retry(Retry::because("the server closed it"))),
+        Ok(Err(e)) => return Err(Fail::Retry(Retry::because(format!("{e:#}")))),
     };
     let l: Line = serde_json::from_slice(&line).map_err(|e| {
         Fail::Final(LokiError::internal(format!(
@@ -596,7 +648,7 @@ async fn first_position(lines: &mut Lines) -> Result<i64, Fail> {
             if FINAL_END_REASONS.contains(&reason) {
                 Err(Fail::Final(LokiError::internal(e)))
             } else {
-                Err(Fail::Retry(e))
+                Err(Fail::Retry(Retry::because(e)))
             }
         }
         (kind, _) => Err(Fail::Final(LokiError::internal(format!(
