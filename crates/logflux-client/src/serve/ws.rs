@@ -26,7 +26,6 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream::SplitSink;
 use futures_util::{SinkExt as _, StreamExt as _};
 use logflux_proto::query::TailRequest;
 use logflux_query::{LogLine, LogQuery, Query, Row};
@@ -54,6 +53,14 @@ const PROVEN: Duration = Duration::from_secs(30);
 const FIRST_OPEN_ATTEMPTS: u32 = 3;
 /// Longest wait a server's `Retry-After` is honoured with.
 const RETRY_AFTER_MAX: Duration = Duration::from_secs(60);
+/// A ping is sent to the client this often, so that a client gone without a word (its
+/// machine asleep, a network cut) is found out.
+const PING_EVERY: Duration = Duration::from_secs(30);
+/// Without any frame from the client (a pong or anything else) for this long, the session
+/// ends.
+const CLIENT_SILENT_MAX: Duration = Duration::from_secs(90);
+/// How long the session waits for a close to be answered, or a message to be taken.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// Longest close reason: a control frame's payload is at most 125 bytes, 2 of them the code.
 const MAX_CLOSE_REASON: usize = 123;
 /// `end` reasons a reconnect cannot help with.
@@ -133,7 +140,8 @@ fn close_reason(message: &str) -> &str {
     &message[..message.floor_char_boundary(MAX_CLOSE_REASON)]
 }
 
-type Sender = SplitSink<WebSocket, Message>;
+/// What the session sends the client, from [`run`]: a data message at a time.
+type Outbox = tokio::sync::mpsc::Sender<Message>;
 
 /// The close a client's read error calls for (RFC 6455 §7.4.1): 1002 for a frame the protocol
 /// forbids (unmasked, a fragmented control frame…), 1009 for one larger than accepted, 1007
@@ -153,44 +161,132 @@ fn refusal(e: axum::Error) -> Option<CloseFrame> {
     })
 }
 
+/// The client's reader task, aborted when dropped (every way the session ends).
+struct Reader(tokio::task::JoinHandle<Option<CloseFrame>>);
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 async fn session(s: Arc<Service>, q: LogQuery, limit: u64, start: i64, socket: WebSocket) {
     let (mut tx, mut rx) = socket.split();
     // The client's side is read all along, so tungstenite answers its pings and its close.
     // Reading goes on after a close until tungstenite has sent the answering close. A frame
-    // the protocol forbids ends the session with the close code that says why.
-    let mut client = tokio::spawn(async move {
+    // the protocol forbids ends the session with the close code that says why. Every frame
+    // is news that the client is there.
+    let (heard_tx, mut heard) = tokio::sync::watch::channel(());
+    let mut client = Reader(tokio::spawn(async move {
         loop {
             match rx.next().await {
                 None => return None,
-                Some(Ok(_)) => {}
+                Some(Ok(_)) => {
+                    heard_tx.send_replace(());
+                }
                 Some(Err(e)) => return refusal(e),
             }
         }
-    });
-    let ended = tokio::select! {
-        left = &mut client => {
-            if let Ok(Some(close)) = left {
-                let _ = tx.send(Message::Close(Some(close))).await;
+    }));
+    let (out, mut outbox) = tokio::sync::mpsc::channel(1);
+    let run = run(&s, &q, limit, start, out);
+    tokio::pin!(run);
+    let mut liveness = Liveness::new(tokio::time::Instant::now());
+    let (code, message) = loop {
+        tokio::select! {
+            left = &mut client.0 => {
+                if let Ok(Some(close)) = left {
+                    let _ = tokio::time::timeout(CLOSE_WAIT, tx.send(Message::Close(Some(close))))
+                        .await;
+                }
+                return;
             }
-            return;
+            ended = &mut run => match ended {
+                Err(End::Error(e)) => break (1011, e.message),
+                Err(End::TryLater(e)) => break (1013, e.message),
+                Err(End::ClientGone) => return,
+            },
+            Some(m) = outbox.recv() => {
+                // A client that takes nothing for as long as it may stay silent is gone.
+                if !matches!(tokio::time::timeout(CLIENT_SILENT_MAX, tx.send(m)).await, Ok(Ok(()))) {
+                    return;
+                }
+            }
+            tick = keepalive(&mut heard, &mut liveness) => match tick {
+                Tick::Ping => {
+                    if tokio::time::timeout(CLIENT_SILENT_MAX, tx.send(Message::Ping(Default::default())))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Tick::Silent => {
+                    tracing::info!(silent_s = CLIENT_SILENT_MAX.as_secs(), "serve: a tail's client stopped answering; ending it");
+                    break (1001, format!("no frame from the client for {} s", CLIENT_SILENT_MAX.as_secs()));
+                }
+            },
         }
-        r = run(&s, &q, limit, start, &mut tx) => r,
     };
-    let (code, e) = match ended {
-        Err(End::Error(e)) => (1011, e),
-        Err(End::TryLater(e)) => (1013, e),
-        Err(End::ClientGone) => return,
-    };
-    tracing::warn!(error = %e.message, code, "serve: a tail ended");
+    if code != 1001 {
+        tracing::warn!(error = %message, code, "serve: a tail ended");
+    }
     let close = CloseFrame {
         code,
-        reason: close_reason(&e.message).to_owned().into(),
+        reason: close_reason(&message).to_owned().into(),
     };
-    if tx.send(Message::Close(Some(close))).await.is_ok() {
+    if matches!(
+        tokio::time::timeout(CLOSE_WAIT, tx.send(Message::Close(Some(close)))).await,
+        Ok(Ok(()))
+    ) {
         // The client answers with its close; the reader above sees it.
-        let _ = tokio::time::timeout(Duration::from_secs(5), &mut client).await;
+        let _ = tokio::time::timeout(CLOSE_WAIT, &mut client.0).await;
     }
-    client.abort();
+}
+
+/// What keeping an eye on the client calls for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tick {
+    /// A ping is due.
+    Ping,
+    /// Nothing came from the client for [`CLIENT_SILENT_MAX`].
+    Silent,
+}
+
+/// When the client was last heard from and last pinged.
+#[derive(Debug)]
+struct Liveness {
+    heard: tokio::time::Instant,
+    pinged: tokio::time::Instant,
+}
+
+impl Liveness {
+    fn new(now: tokio::time::Instant) -> Liveness {
+        Liveness {
+            heard: now,
+            pinged: now,
+        }
+    }
+}
+
+/// Waits until a ping is due or the client has been silent too long, noting every frame
+/// `heard` tells of meanwhile. Cancel-safe: the session polls it beside its other work.
+async fn keepalive(heard: &mut tokio::sync::watch::Receiver<()>, l: &mut Liveness) -> Tick {
+    loop {
+        let silent_at = l.heard + CLIENT_SILENT_MAX;
+        let ping_at = l.pinged + PING_EVERY;
+        tokio::select! {
+            Ok(()) = heard.changed() => l.heard = tokio::time::Instant::now(),
+            () = tokio::time::sleep_until(silent_at.min(ping_at)) => {
+                let now = tokio::time::Instant::now();
+                if now >= silent_at {
+                    return Tick::Silent;
+                }
+                l.pinged = now;
+                return Tick::Ping;
+            }
+        }
+    }
 }
 
 /// Runs a session until something ends it for good (the client leaving is seen by the
@@ -200,7 +296,7 @@ async fn run(
     q: &LogQuery,
     limit: u64,
     start: i64,
-    tx: &mut Sender,
+    tx: Outbox,
 ) -> Result<Infallible, End> {
     let now = logflux_proto::timefmt::now_ns();
     let Some(scan) = super::loki::scan_for(&q.prune(), start, now, true) else {
@@ -222,7 +318,7 @@ async fn run(
     .await?;
     history.reverse();
     if !history.is_empty() {
-        send(tx, history).await?;
+        send(&tx, history).await?;
     }
     loop {
         let l = live.next_line().await?;
@@ -249,7 +345,7 @@ async fn run(
                 }
                 if !out.is_empty() {
                     out.sort_by_key(|l| l.ts_ns);
-                    send(tx, out).await?;
+                    send(&tx, out).await?;
                 }
             }
             "end" => {
@@ -657,7 +753,7 @@ async fn first_position(lines: &mut Lines) -> Result<i64, Fail> {
     }
 }
 
-async fn send(tx: &mut Sender, lines: Vec<LogLine>) -> Result<(), End> {
+async fn send(tx: &Outbox, lines: Vec<LogLine>) -> Result<(), End> {
     let m = json!({
         "streams": super::loki::streams_json(lines, false),
         "dropped_entries": [],
@@ -695,6 +791,52 @@ mod tests {
         let mut b = Backoff::new();
         let waits: Vec<u64> = (0..8).map(|_| b.next().as_millis() as u64).collect();
         assert_eq!(waits, [500, 1000, 2000, 4000, 8000, 10_000, 10_000, 10_000]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_client_is_pinged_every_30_s_and_given_up_after_90_s() {
+        let t0 = tokio::time::Instant::now();
+        let (heard_tx, mut heard) = tokio::sync::watch::channel(());
+        let mut l = Liveness::new(t0);
+        let mut ticks = Vec::new();
+        loop {
+            let tick = keepalive(&mut heard, &mut l).await;
+            ticks.push((tick, (tokio::time::Instant::now() - t0).as_secs()));
+            if tick == Tick::Silent {
+                break;
+            }
+        }
+        assert_eq!(ticks, [(Tick::Ping, 30), (Tick::Ping, 60), (Tick::Silent, 90)]);
+
+        // A client that answers (a pong at 80 s) is kept: silent only 90 s after that.
+        let t0 = tokio::time::Instant::now();
+        let mut l = Liveness::new(t0);
+        let answer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(80)).await;
+            heard_tx.send_replace(());
+            // Kept open: a closed channel is no news.
+            std::future::pending::<()>().await;
+        });
+        let mut ticks = Vec::new();
+        loop {
+            let tick = keepalive(&mut heard, &mut l).await;
+            ticks.push((tick, (tokio::time::Instant::now() - t0).as_secs()));
+            if tick == Tick::Silent {
+                break;
+            }
+        }
+        answer.abort();
+        assert_eq!(
+            ticks,
+            [
+                (Tick::Ping, 30),
+                (Tick::Ping, 60),
+                (Tick::Ping, 90),
+                (Tick::Ping, 120),
+                (Tick::Ping, 150),
+                (Tick::Silent, 170)
+            ]
+        );
     }
 
     #[test]
