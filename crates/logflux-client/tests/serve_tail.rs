@@ -766,3 +766,41 @@ async fn a_tail_the_server_refuses_for_too_many_streams_is_closed_with_try_again
     .expect("room within 60 s");
     nothing_more(&mut ws).await;
 }
+
+#[tokio::test]
+async fn a_tail_on_an_application_not_yet_created_gets_its_entries_once_it_is() {
+    let mut stack = Stack::start().await;
+    stack.send_unix(&[entry("in another app", "tailer")]).await;
+    stack.wait_for_entries(2).await;
+    let base = stack.var("LOGFLUX_SERVE_URL").to_owned();
+    let token = stack.var("LOGFLUX_SERVE_TOKEN").to_owned();
+    let mut ws = connect(&base, &token, &[("query", r#"{app="later"}"#)]).await;
+    // The application comes into being, with a key of its own, and an entry is sent to it.
+    let (code, _, err) = stack.run(&["admin", "apps", "create", "later"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, key, err) = stack.run(&[
+        "admin", "api-keys", "create", "--app", "later", "--name", "tail-test",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    stack
+        .env
+        .insert("LOGFLUX_API_KEY".into(), key.trim().to_owned());
+    let ts = logflux_proto::timefmt::format_rfc3339(
+        logflux_proto::timefmt::now_ns() / 1_000_000 * 1_000_000,
+    );
+    stack
+        .send_sdk(
+            &[(
+                1,
+                json!({"v":"2.0","type":"log","source":"late","level":6,"ts": ts,
+                       "message":"the first entry of a new app"}),
+            )],
+            false,
+        )
+        .await;
+    // It comes (by the history or the live stream, once), nothing of the other app does.
+    let m = next_json(&mut ws).await;
+    assert_eq!(lines(&m), ["the first entry of a new app"], "{m}");
+    assert_eq!(m["streams"][0]["stream"]["app"], "later", "{m}");
+    nothing_more(&mut ws).await;
+}

@@ -51,6 +51,9 @@ const PROVEN: Duration = Duration::from_secs(30);
 /// opened yet (the client has been sent nothing: it should hear why rather than wait on an
 /// open socket). A refusal (4xx) gives up at once.
 const FIRST_OPEN_ATTEMPTS: u32 = 3;
+/// How often a tail on applications that do not exist looks again for them: the server is
+/// asked for nothing meanwhile (an empty list would be all applications).
+const REPREPARE_EVERY: Duration = Duration::from_secs(10);
 /// Longest wait a server's `Retry-After` is honoured with.
 const RETRY_AFTER_MAX: Duration = Duration::from_secs(60);
 /// A ping is sent to the client this often, so that a client gone without a word (its
@@ -536,6 +539,14 @@ impl<'a> Live<'a> {
     /// or unavailable (503), else 1011.
     async fn open(s: &'a Arc<Service>, scan: Scan) -> Result<Live<'a>, End> {
         let mut prepared = s.prepare(&scan).await?;
+        // None of the applications asked for exists: nothing can match until one is added.
+        // The socket is kept, and the list read again now and then.
+        while prepared.empty {
+            tokio::time::sleep(REPREPARE_EVERY).await;
+            if let Ok(p) = s.prepare(&scan).await {
+                prepared = p;
+            }
+        }
         let mut backoff = Backoff::new();
         let mut attempt = 0u32;
         loop {
@@ -579,7 +590,9 @@ impl<'a> Live<'a> {
                 "serve: a tail could not open the server's live stream; retrying"
             );
             tokio::time::sleep(wait).await;
-            if let Ok(p) = s.prepare(&scan).await {
+            if let Ok(p) = s.prepare(&scan).await
+                && !p.empty
+            {
                 prepared = p;
             }
         }
@@ -633,8 +646,11 @@ impl<'a> Live<'a> {
             );
             tokio::time::sleep(wait).await;
             // The applications are listed again (one may have been added); when that fails,
-            // the stream's own answer says why.
-            if let Ok(p) = self.s.prepare(&self.scan).await {
+            // the stream's own answer says why. A list that no longer has any of them is not
+            // taken: asking for no application would be asking for all.
+            if let Ok(p) = self.s.prepare(&self.scan).await
+                && !p.empty
+            {
                 self.prepared = p;
             }
             match open_stream(self.s, &self.scan, &self.prepared, Some(self.after)).await {
