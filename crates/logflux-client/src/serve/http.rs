@@ -169,7 +169,8 @@ impl Params {
             .parse()
             .map_err(|_| LokiError::bad(format!("invalid {name} {v:?}: give a whole number")))?;
         if n == 0 {
-            return Err(LokiError::bad("limit must be a positive value"));
+            // Loki's message for `limit`, naming the parameter given.
+            return Err(LokiError::bad(format!("{name} must be a positive value")));
         }
         Ok(n)
     }
@@ -546,7 +547,14 @@ mod tests {
         assert!(params("step=0s").step(0, day).is_err());
         assert_eq!(params("").lines("line_limit", 100).unwrap(), 100);
         assert!(params("line_limit=5001").lines("line_limit", 100).is_err());
-        assert!(params("field_limit=0").positive("field_limit", 1).is_err());
+        let zero = params("field_limit=0")
+            .positive("field_limit", 1)
+            .unwrap_err();
+        assert_eq!(zero.message, "field_limit must be a positive value");
+        assert_eq!(
+            params("limit=0").limit().unwrap_err().message,
+            "limit must be a positive value"
+        );
         assert!(params("field_limit=x").positive("field_limit", 1).is_err());
         assert!(params("direction=sideways").newest_first().is_err());
         assert!(!params("direction=FORWARD").newest_first().unwrap());
