@@ -644,7 +644,9 @@ impl Gate {
 
 /// Asserts that nothing but the answer to a ping is due on `ws`.
 async fn nothing_more(ws: &mut Ws) {
-    ws.send(Message::Ping("anything else?".into())).await.unwrap();
+    ws.send(Message::Ping("anything else?".into()))
+        .await
+        .unwrap();
     loop {
         let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await
@@ -779,7 +781,13 @@ async fn a_tail_on_an_application_not_yet_created_gets_its_entries_once_it_is() 
     let (code, _, err) = stack.run(&["admin", "apps", "create", "later"]);
     assert_eq!(code, 0, "{err}");
     let (code, key, err) = stack.run(&[
-        "admin", "api-keys", "create", "--app", "later", "--name", "tail-test",
+        "admin",
+        "api-keys",
+        "create",
+        "--app",
+        "later",
+        "--name",
+        "tail-test",
     ]);
     assert_eq!(code, 0, "{err}");
     stack

@@ -6,15 +6,18 @@
 //! A session sends the newest `limit` entries since `start` (default an hour back), oldest
 //! first, then every new entry the server's live stream carries that the query matches, each
 //! message `{"streams":[…],"dropped_entries":[]}`. The server's live stream is opened, and its
-//! first line (a heartbeat naming the segment it starts after) read, before the history is
-//! read, so nothing committed in between is missed; records seen in both are sent once.
+//! first line (a heartbeat naming the segment it starts after) read, before the history's end
+//! is taken and the history read, so nothing committed in between is missed; a record seen in
+//! both is split at the history's end (see [`Sent`]), so each entry is sent once.
 //!
 //! When the server's live stream ends, fails or stops heartbeating, it is opened again (capped
-//! exponential backoff) with `after_segment` = the last position the server gave, so nothing
-//! committed meanwhile is lost and nothing is sent twice (a resumed stream repeats at most the
-//! segment it was in; those records are recognised by id). The WebSocket stays open meanwhile;
-//! the session ends when the client leaves, or with 1011 when the server refuses the
-//! credentials for good (a revoked or expired token: retrying cannot help).
+//! exponential backoff kept across losses, [`Reconnect`]) with `after_segment` = the last
+//! position the server gave, so nothing committed meanwhile is lost and nothing is sent twice
+//! (a resumed stream repeats at most the segment it was in; those records are recognised by
+//! id). The WebSocket stays open meanwhile, and the client is pinged every 30 s; the session
+//! ends when the client leaves or stays silent 90 s (1001), with 1013 or 1011 when the live
+//! stream cannot open at the start, or with 1011 when the server refuses the credentials for
+//! good (a revoked or expired token: retrying cannot help).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::convert::Infallible;
@@ -199,8 +202,7 @@ async fn session(s: Arc<Service>, q: LogQuery, limit: u64, start: i64, socket: W
         tokio::select! {
             left = &mut client.0 => {
                 if let Ok(Some(close)) = left {
-                    let _ = tokio::time::timeout(CLOSE_WAIT, tx.send(Message::Close(Some(close))))
-                        .await;
+                    let _ = give(&mut tx, Message::Close(Some(close)), CLOSE_WAIT).await;
                 }
                 return;
             }
@@ -211,22 +213,20 @@ async fn session(s: Arc<Service>, q: LogQuery, limit: u64, start: i64, socket: W
             },
             Some(m) = outbox.recv() => {
                 // A client that takes nothing for as long as it may stay silent is gone.
-                if !matches!(tokio::time::timeout(CLIENT_SILENT_MAX, tx.send(m)).await, Ok(Ok(()))) {
+                if !give(&mut tx, m, CLIENT_SILENT_MAX).await {
                     return;
                 }
             }
             tick = keepalive(&mut heard, &mut liveness) => match tick {
                 Tick::Ping => {
-                    if tokio::time::timeout(CLIENT_SILENT_MAX, tx.send(Message::Ping(Default::default())))
-                        .await
-                        .is_err()
-                    {
+                    if !give(&mut tx, Message::Ping(Default::default()), CLIENT_SILENT_MAX).await {
                         return;
                     }
                 }
                 Tick::Silent => {
-                    tracing::info!(silent_s = CLIENT_SILENT_MAX.as_secs(), "serve: a tail's client stopped answering; ending it");
-                    break (1001, format!("no frame from the client for {} s", CLIENT_SILENT_MAX.as_secs()));
+                    let silent = CLIENT_SILENT_MAX.as_secs();
+                    tracing::info!(silent_s = silent, "serve: a tail's client went silent");
+                    break (1001, format!("no frame from the client for {silent} s"));
                 }
             },
         }
@@ -238,13 +238,19 @@ async fn session(s: Arc<Service>, q: LogQuery, limit: u64, start: i64, socket: W
         code,
         reason: close_reason(&message).to_owned().into(),
     };
-    if matches!(
-        tokio::time::timeout(CLOSE_WAIT, tx.send(Message::Close(Some(close)))).await,
-        Ok(Ok(()))
-    ) {
+    if give(&mut tx, Message::Close(Some(close)), CLOSE_WAIT).await {
         // The client answers with its close; the reader above sees it.
         let _ = tokio::time::timeout(CLOSE_WAIT, &mut client.0).await;
     }
+}
+
+/// Sends `m` to the client; whether it was taken within `wait`.
+async fn give(
+    tx: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    m: Message,
+    wait: Duration,
+) -> bool {
+    matches!(tokio::time::timeout(wait, tx.send(m)).await, Ok(Ok(())))
 }
 
 /// What keeping an eye on the client calls for.
@@ -822,7 +828,10 @@ mod tests {
                 break;
             }
         }
-        assert_eq!(ticks, [(Tick::Ping, 30), (Tick::Ping, 60), (Tick::Silent, 90)]);
+        assert_eq!(
+            ticks,
+            [(Tick::Ping, 30), (Tick::Ping, 60), (Tick::Silent, 90)]
+        );
 
         // A client that answers (a pong at 80 s) is kept: silent only 90 s after that.
         let t0 = tokio::time::Instant::now();
@@ -946,7 +955,11 @@ mod tests {
         sent.read_by_history(&opened("whole", 11, &[60, 70]), 10, 100);
         sent.read_by_history(&opened("split", 12, &[90, 110]), 10, 100);
         sent.read_by_history(&opened("never brought", 13, &[95]), 10, 100);
-        assert_eq!(sent.history.len(), 3, "records of segments up to 10 never come live");
+        assert_eq!(
+            sent.history.len(),
+            3,
+            "records of segments up to 10 never come live"
+        );
         assert_eq!(sent.due(11, "whole"), Due::Nothing);
         assert_eq!(sent.due(12, "split"), Due::From(100));
         assert_eq!(sent.due(14, "new"), Due::All);
