@@ -46,10 +46,12 @@ async fn connect(base: &str, token: &str, params: &[(&str, &str)]) -> Ws {
     ws
 }
 
-/// The next data message as JSON (pings and pongs skipped); panics on a close or after 60 s.
+/// The next data message as JSON (pings and pongs skipped); panics on a close or after 60 s
+/// (in all: `serve`'s pings every 30 s do not put the deadline off).
 async fn next_json(ws: &mut Ws) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let m = tokio::time::timeout(Duration::from_secs(60), ws.next())
+        let m = tokio::time::timeout_at(deadline, ws.next())
             .await
             .expect("a message within 60 s")
             .expect("the WebSocket is open")
@@ -647,8 +649,9 @@ async fn nothing_more(ws: &mut Ws) {
     ws.send(Message::Ping("anything else?".into()))
         .await
         .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        let m = tokio::time::timeout_at(deadline, ws.next())
             .await
             .unwrap()
             .unwrap()
