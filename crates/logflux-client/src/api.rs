@@ -103,6 +103,12 @@ impl Api {
             return Ok(r);
         }
         let status = r.status();
+        let retry_after = r
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(std::time::Duration::from_secs);
         let body = r.text().await.unwrap_or_default();
         let message = serde_json::from_str::<Value>(&body)
             .ok()
@@ -117,6 +123,7 @@ impl Api {
         // print again after the message ("…403 Forbidden…: HTTP status 403").
         Err(anyhow::Error::new(StatusError {
             status: status.as_u16(),
+            retry_after,
             message: format!("{what}: the server answered {status}: {message}{hint}"),
         }))
     }
@@ -183,6 +190,8 @@ impl Api {
 #[error("{message}")]
 pub(crate) struct StatusError {
     pub(crate) status: u16,
+    /// The wait the server asked for (`Retry-After` in seconds), if any.
+    pub(crate) retry_after: Option<std::time::Duration>,
     message: String,
 }
 
@@ -193,7 +202,13 @@ impl StatusError {
         StatusError {
             status,
             message: message.to_owned(),
+            retry_after: None,
         }
+    }
+
+    /// The refusal in an error's chain, if it is one.
+    pub(crate) fn of(e: &anyhow::Error) -> Option<&StatusError> {
+        e.chain().find_map(|c| c.downcast_ref::<StatusError>())
     }
 
     /// Whether an error is a refusal that retrying will not change (4xx other than 408/429).

@@ -46,10 +46,12 @@ async fn connect(base: &str, token: &str, params: &[(&str, &str)]) -> Ws {
     ws
 }
 
-/// The next data message as JSON (pings and pongs skipped); panics on a close or after 60 s.
+/// The next data message as JSON (pings and pongs skipped); panics on a close or after 60 s
+/// (in all: `serve`'s pings every 30 s do not put the deadline off).
 async fn next_json(ws: &mut Ws) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let m = tokio::time::timeout(Duration::from_secs(60), ws.next())
+        let m = tokio::time::timeout_at(deadline, ws.next())
             .await
             .expect("a message within 60 s")
             .expect("the WebSocket is open")
@@ -570,4 +572,246 @@ async fn entries_committed_while_the_server_is_out_of_reach_still_come_once() {
     }
     assert_eq!(got, ["committed while cut off", "after the mend"]);
     ws.close(None).await.unwrap();
+}
+
+/// A TCP relay to the server that holds back each request containing a text (its bytes wait
+/// in the relay) while closed; `held` hears of every request held.
+struct Gate {
+    addr: std::net::SocketAddr,
+    open: tokio::sync::watch::Sender<bool>,
+    held: tokio::sync::mpsc::UnboundedReceiver<()>,
+}
+
+impl Gate {
+    async fn start(target: String, hold: &'static str) -> Gate {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let (open, _) = tokio::sync::watch::channel(false);
+        let state = open.clone();
+        let (held_tx, held) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = l.accept().await {
+                let server = tokio::net::TcpStream::connect(&target).await.unwrap();
+                let mut open = state.subscribe();
+                let held = held_tx.clone();
+                tokio::spawn(async move {
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let up = async move {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while let Ok(n) = cr.read(&mut buf).await {
+                            if n == 0 {
+                                break;
+                            }
+                            let chunk = &buf[..n];
+                            if !*open.borrow_and_update()
+                                && chunk.windows(hold.len()).any(|w| w == hold.as_bytes())
+                            {
+                                let _ = held.send(());
+                                let _ = open.wait_for(|o| *o).await;
+                            }
+                            if sw.write_all(chunk).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = sw.shutdown().await;
+                    };
+                    let down = async move {
+                        let _ = tokio::io::copy(&mut sr, &mut cw).await;
+                        let _ = cw.shutdown().await;
+                    };
+                    tokio::join!(up, down);
+                });
+            }
+        });
+        Gate { addr, open, held }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Waits (bounded) until a request is held.
+    async fn held(&mut self) {
+        tokio::time::timeout(Duration::from_secs(60), self.held.recv())
+            .await
+            .expect("a request held within 60 s")
+            .unwrap();
+    }
+
+    fn release(&self) {
+        self.open.send_replace(true);
+    }
+}
+
+/// Asserts that nothing but the answer to a ping is due on `ws`.
+async fn nothing_more(ws: &mut Ws) {
+    ws.send(Message::Ping("anything else?".into()))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        match m {
+            Message::Pong(p) => {
+                assert_eq!(&p[..], b"anything else?");
+                return;
+            }
+            Message::Ping(_) => {}
+            other => panic!("nothing but the pong was due: {other:?}"),
+        }
+    }
+}
+
+fn stamped(payload: &str, ts_ns: i64) -> Value {
+    json!({"payload": payload, "source": "tailer", "entryType": 1, "logLevel": 6,
+           "timestamp": logflux_proto::timefmt::format_rfc3339(ts_ns)})
+}
+
+#[tokio::test]
+async fn a_record_committed_as_the_tail_starts_comes_once_history_and_live_split() {
+    let stack = Stack::start().await;
+    stack.send_unix(&[entry("before the tail", "tailer")]).await;
+    stack.wait_for_entries(2).await;
+    // `serve` reaches the server through a gate that holds its queries (the tail's history)
+    // back: the live stream opens, the history waits.
+    let mut gate = Gate::start(
+        stack
+            .var("LOGFLUX_SERVER")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned(),
+        "POST /v1/query",
+    )
+    .await;
+    let serve = OwnServe::start(&stack, Some(&gate.url())).await;
+    let t0 = logflux_proto::timefmt::now_ns();
+    let mut ws = connect(
+        &serve.url,
+        &serve.token,
+        &[("query", r#"{source="tailer"}"#), ("limit", "10")],
+    )
+    .await;
+    gate.held().await;
+    // Committed after the live stream's start and before the history is read: both read
+    // it. One entry is older than the tail, one stamped as it comes, one a minute ahead.
+    stack
+        .send_unix(&[
+            stamped("stamped before the tail", t0 - 1_000_000_000),
+            entry("stamped as it came", "tailer"),
+            stamped("stamped a minute ahead", t0 + 60_000_000_000),
+        ])
+        .await;
+    stack.wait_for_entries(5).await;
+    gate.release();
+    // The history has what is older than its end; the live stream the rest; each once.
+    let mut history = lines(&next_json(&mut ws).await);
+    history.sort();
+    assert_eq!(history, ["before the tail", "stamped before the tail"]);
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        got.extend(lines(&next_json(&mut ws).await));
+    }
+    assert_eq!(got, ["stamped as it came", "stamped a minute ahead"]);
+    nothing_more(&mut ws).await;
+}
+
+#[tokio::test]
+async fn a_tail_the_server_refuses_for_too_many_streams_is_closed_with_try_again_later() {
+    let stack = Stack::start().await;
+    stack.send_unix(&[entry("before the tail", "tailer")]).await;
+    stack.wait_for_entries(2).await;
+    let base = stack.var("LOGFLUX_SERVE_URL");
+    let token = stack.var("LOGFLUX_SERVE_TOKEN");
+    let params = [("query", r#"{source="tailer"}"#), ("limit", "10")];
+    // The server's limit of live streams per token (8 by default): each of these tails holds
+    // one once it has sent its history.
+    let mut open = Vec::new();
+    for _ in 0..8 {
+        let mut ws = connect(base, token, &params).await;
+        assert_eq!(lines(&next_json(&mut ws).await), ["before the tail"]);
+        open.push(ws);
+    }
+    // One more is refused by the server (429 too_many_streams): the client hears why, with
+    // 1013 (try again later), instead of an open socket that never sends anything.
+    let mut ws = connect(base, token, &params).await;
+    let m = tokio::time::timeout(Duration::from_secs(30), ws.next())
+        .await
+        .expect("an answer within 30 s")
+        .expect("a close frame")
+        .unwrap();
+    let Message::Close(Some(close)) = m else {
+        panic!("a close was due: {m:?}");
+    };
+    assert_eq!(close.code, CloseCode::Again, "{close:?}");
+    assert!(close.reason.contains("429"), "{close:?}");
+    assert!(close.reason.contains("live tails open"), "{close:?}");
+    // A tail given back makes room again.
+    drop(open.pop());
+    let mut ws = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let mut ws = connect(base, token, &params).await;
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    let m: Value = serde_json::from_str(t.as_str()).unwrap();
+                    assert_eq!(lines(&m), ["before the tail"]);
+                    return ws;
+                }
+                // The server has not seen the dropped tail go yet.
+                Some(Ok(Message::Close(Some(c)))) if c.code == CloseCode::Again => {}
+                other => panic!("history or 1013 was due: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("room within 60 s");
+    nothing_more(&mut ws).await;
+}
+
+#[tokio::test]
+async fn a_tail_on_an_application_not_yet_created_gets_its_entries_once_it_is() {
+    let mut stack = Stack::start().await;
+    stack.send_unix(&[entry("in another app", "tailer")]).await;
+    stack.wait_for_entries(2).await;
+    let base = stack.var("LOGFLUX_SERVE_URL").to_owned();
+    let token = stack.var("LOGFLUX_SERVE_TOKEN").to_owned();
+    let mut ws = connect(&base, &token, &[("query", r#"{app="later"}"#)]).await;
+    // The application comes into being, with a key of its own, and an entry is sent to it.
+    let (code, _, err) = stack.run(&["admin", "apps", "create", "later"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, key, err) = stack.run(&[
+        "admin",
+        "api-keys",
+        "create",
+        "--app",
+        "later",
+        "--name",
+        "tail-test",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    stack
+        .env
+        .insert("LOGFLUX_API_KEY".into(), key.trim().to_owned());
+    let ts = logflux_proto::timefmt::format_rfc3339(
+        logflux_proto::timefmt::now_ns() / 1_000_000 * 1_000_000,
+    );
+    stack
+        .send_sdk(
+            &[(
+                1,
+                json!({"v":"2.0","type":"log","source":"late","level":6,"ts": ts,
+                       "message":"the first entry of a new app"}),
+            )],
+            false,
+        )
+        .await;
+    // It comes (by the history or the live stream, once), nothing of the other app does.
+    let m = next_json(&mut ws).await;
+    assert_eq!(lines(&m), ["the first entry of a new app"], "{m}");
+    assert_eq!(m["streams"][0]["stream"]["app"], "later", "{m}");
+    nothing_more(&mut ws).await;
 }

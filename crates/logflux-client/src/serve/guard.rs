@@ -186,19 +186,33 @@ fn allowed_host(name: &str, port: u16) -> anyhow::Result<String> {
     }
     match h.split_once(':') {
         None => Ok(format!("{h}:{port}")),
-        Some((host, p)) if !host.is_empty() && p.parse::<u16>().is_ok() => Ok(h),
+        // The port as a number: `logs.lan:03100` is port 3100, as a `Host` header writes it.
+        Some((host, p)) if !host.is_empty() => match p.parse::<u16>() {
+            Ok(p) => Ok(format!("{host}:{p}")),
+            Err(_) => Err(bad("not a name and a port")),
+        },
         Some(_) => Err(bad("not a name and a port")),
     }
 }
 
 /// A `Host` header (or `:authority`) as it is compared: lower case, an IPv6 address in its
-/// canonical form (`[FE80:0::1]:3100` is `[fe80::1]:3100`).
+/// canonical form (`[FE80:0::1]:3100` is `[fe80::1]:3100`), the port as a number
+/// (`:03100` is `:3100`).
 fn host_key(host: &str) -> String {
     let h = host.to_ascii_lowercase();
+    let port = |p: &str| p.parse::<u16>().ok();
     if let Some((inner, after)) = h.strip_prefix('[').and_then(|r| r.split_once(']'))
         && let Ok(ip) = inner.parse::<std::net::Ipv6Addr>()
     {
-        return format!("[{ip}]{after}");
+        return match after.strip_prefix(':').and_then(port) {
+            Some(p) => format!("[{ip}]:{p}"),
+            None => format!("[{ip}]{after}"),
+        };
+    }
+    if let Some((name, p)) = h.split_once(':')
+        && let Some(p) = port(p)
+    {
+        return format!("{name}:{p}");
     }
     h
 }
@@ -451,6 +465,36 @@ mod tests {
                 ]))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn an_allow_host_port_with_leading_zeros_matches_the_port() {
+        let bearer = format!("Bearer {TOKEN}");
+        let ok = |g: &Guard, host: &str| {
+            g.check_h(&headers(&[("host", host), ("authorization", &bearer)]))
+                .is_ok()
+        };
+        for given in ["logs.lan:03100", "[fe80::1]:03100"] {
+            let g = Guard::new(
+                TOKEN.into(),
+                "0.0.0.0:3100".parse().unwrap(),
+                true,
+                &[given.into()],
+            )
+            .unwrap();
+            let host = given.replace(":03100", ":3100");
+            assert!(ok(&g, &host), "--allow-host {given}, Host: {host}");
+            assert!(ok(&g, given), "--allow-host {given}, Host: {given}");
+            assert!(!ok(&g, &given.replace(":03100", ":3101")), "{given}");
+        }
+        let bad = Guard::new(
+            TOKEN.into(),
+            "0.0.0.0:3100".parse().unwrap(),
+            true,
+            &["logs.lan:99999".into()],
+        )
+        .unwrap_err();
+        assert!(bad.to_string().contains("not a name and a port"), "{bad}");
     }
 
     #[test]

@@ -169,7 +169,8 @@ impl Params {
             .parse()
             .map_err(|_| LokiError::bad(format!("invalid {name} {v:?}: give a whole number")))?;
         if n == 0 {
-            return Err(LokiError::bad("limit must be a positive value"));
+            // Loki's message for `limit`, naming the parameter given.
+            return Err(LokiError::bad(format!("{name} must be a positive value")));
         }
         Ok(n)
     }
@@ -257,8 +258,10 @@ pub(crate) fn parse_step(v: &str) -> Option<i64> {
     parse_prom_duration(v)
 }
 
-/// `1h30m`, `15s`, `500ms`, `2d`, `1w`, `1y` in nanoseconds; microseconds as `us`, `µs` (the
-/// micro sign) or `μs` (the Greek mu), as Prometheus reads them.
+/// `1h30m`, `15s`, `500ms`, `2d`, `1w`, `1y` in nanoseconds, as Prometheus's
+/// `model.ParseDuration` reads them; also nanoseconds (`ns`) and microseconds as `us`, `µs`
+/// (the micro sign) or `μs` (the Greek mu), units of Go's `time.ParseDuration` that
+/// Prometheus's parser lacks (accepted all the same: a step that small is harmless).
 pub(crate) fn parse_prom_duration(v: &str) -> Option<i64> {
     let mut total: i64 = 0;
     let mut rest = v;
@@ -544,19 +547,26 @@ mod tests {
         assert!(params("step=0s").step(0, day).is_err());
         assert_eq!(params("").lines("line_limit", 100).unwrap(), 100);
         assert!(params("line_limit=5001").lines("line_limit", 100).is_err());
-        assert!(params("field_limit=0").positive("field_limit", 1).is_err());
+        let zero = params("field_limit=0")
+            .positive("field_limit", 1)
+            .unwrap_err();
+        assert_eq!(zero.message, "field_limit must be a positive value");
+        assert_eq!(
+            params("limit=0").limit().unwrap_err().message,
+            "limit must be a positive value"
+        );
         assert!(params("field_limit=x").positive("field_limit", 1).is_err());
         assert!(params("direction=sideways").newest_first().is_err());
         assert!(!params("direction=FORWARD").newest_first().unwrap());
     }
 
     #[test]
-    fn durations_are_read_as_prometheus_reads_them_micro_sign_and_mu_too() {
+    fn durations_are_read_as_prometheus_reads_them_with_go_s_ns_and_micro_units_too() {
         assert_eq!(parse_prom_duration("1h30m"), Some(5400 * NS));
         assert_eq!(parse_prom_duration("1ns"), Some(1));
         assert_eq!(parse_prom_duration("15us"), Some(15_000));
-        // U+00B5 MICRO SIGN and U+03BC GREEK SMALL LETTER MU, as Go's time.ParseDuration and
-        // Prometheus accept both.
+        // U+00B5 MICRO SIGN and U+03BC GREEK SMALL LETTER MU, as Go's time.ParseDuration
+        // accepts both (Prometheus's model.ParseDuration has no microseconds at all).
         assert_eq!(parse_prom_duration("15\u{b5}s"), Some(15_000));
         assert_eq!(parse_prom_duration("15\u{3bc}s"), Some(15_000));
         assert_eq!(parse_prom_duration("1ms500\u{b5}s"), Some(1_500_000));

@@ -271,7 +271,8 @@ async fn each_row(
 }
 
 /// A log query's lines in `[start, end)`, newest (or oldest) first, at most `limit`;
-/// `seen` gets the ids of the records read.
+/// `seen` is called with every record read (the tail tells by it what its live stream may
+/// bring again).
 pub(crate) async fn log_lines(
     s: &Arc<Service>,
     q: &LogQuery,
@@ -279,7 +280,7 @@ pub(crate) async fn log_lines(
     end: i64,
     limit: u64,
     newest_first: bool,
-    seen: &mut std::collections::HashSet<String>,
+    seen: &mut (dyn FnMut(&super::Opened) + Send),
 ) -> Result<Vec<LogLine>, LokiError> {
     run_log(
         s,
@@ -304,7 +305,7 @@ async fn run_log(
     limit: u64,
     newest_first: bool,
     work: &mut Work,
-    seen: &mut std::collections::HashSet<String>,
+    seen: &mut (dyn FnMut(&super::Opened) + Send),
 ) -> Result<Vec<LogLine>, LokiError> {
     let Some(scan) = scan_for(&q.prune(), start, end, newest_first) else {
         return Ok(Vec::new());
@@ -314,7 +315,7 @@ async fn run_log(
     let mut out = Vec::new();
     'outer: while let Some(b) = scanner.next().await? {
         for r in &b.records {
-            seen.insert(r.record_id.clone());
+            seen(r);
             for e in r.entries.iter() {
                 if e.timestamp_ns < start || (e.timestamp_ns >= end && end > start) {
                     continue;
@@ -445,9 +446,17 @@ pub(crate) async fn query_range(s: &Arc<Service>, r: Req) -> Result<Response, Lo
     let step = r.params.step(start, end)?;
     match parse_query(&substitute_auto(raw, step))? {
         Query::Log(q) => {
-            let mut seen = std::collections::HashSet::new();
-            let lines =
-                run_log(s, &q, start, end, limit, newest_first, &mut work, &mut seen).await?;
+            let lines = run_log(
+                s,
+                &q,
+                start,
+                end,
+                limit,
+                newest_first,
+                &mut work,
+                &mut |_| {},
+            )
+            .await?;
             work.returned = lines.len() as u64;
             Ok(streams_response(lines, &r, work, started))
         }
@@ -866,7 +875,6 @@ async fn field_lines(s: &Arc<Service>, r: &Req) -> Result<(Vec<LogLine>, usize),
     let Some(q) = selector(Some(raw))? else {
         return Err(LokiError::bad("query parameter is required: query=<LogQL>"));
     };
-    let mut seen = std::collections::HashSet::new();
     let lines = run_log(
         s,
         &q,
@@ -875,7 +883,7 @@ async fn field_lines(s: &Arc<Service>, r: &Req) -> Result<(Vec<LogLine>, usize),
         line_limit,
         true,
         &mut Work::default(),
-        &mut seen,
+        &mut |_| {},
     )
     .await?;
     Ok((lines, limit as usize))
@@ -925,20 +933,26 @@ pub(crate) async fn detected_fields(s: &Arc<Service>, r: Req) -> Result<Response
 pub(crate) async fn detected_field_values(s: &Arc<Service>, r: Req) -> Result<Response, LokiError> {
     let name = r.label_name.clone().unwrap_or_default();
     let (lines, limit) = field_lines(s, &r).await?;
-    let values = tokio::task::block_in_place(|| {
-        let mut values = BTreeSet::new();
-        for l in &lines {
-            if values.len() >= limit {
-                break;
-            }
-            values.extend(logflux_query::field_values(l, &name));
-        }
-        values
-    });
+    let values = tokio::task::block_in_place(|| distinct_values(&lines, &name, limit));
     if values.is_empty() {
         return Ok(axum::Json(json!({})).into_response());
     }
     Ok(axum::Json(json!({"values": values, "limit": limit})).into_response())
+}
+
+/// The first `limit` distinct values field `name` takes in `lines` (in their order), sorted.
+/// A line may give more than one value: the limit is held all the same.
+fn distinct_values(lines: &[LogLine], name: &str, limit: usize) -> BTreeSet<String> {
+    let mut values = BTreeSet::new();
+    for l in lines {
+        for v in logflux_query::field_values(l, name) {
+            if values.len() >= limit {
+                return values;
+            }
+            values.insert(v);
+        }
+    }
+    values
 }
 
 /// `/loki/api/v1/detected_labels`: stream labels and how many values each has.
@@ -961,6 +975,27 @@ pub(crate) async fn detected_labels(s: &Arc<Service>, r: Req) -> Result<Response
 mod tests {
     use super::*;
     use logflux_proto::{EntryType, Level};
+
+    #[test]
+    fn detected_field_values_are_held_to_the_limit_when_a_line_gives_two() {
+        let line = |sm: &str, parsed: &str| {
+            let one = |v: &str| -> Labels { [("region".to_owned(), v.to_owned())].into() };
+            LogLine {
+                ts_ns: 1,
+                line: "x".into(),
+                labels: Labels::new(),
+                structured_metadata: one(sm),
+                parsed: one(parsed),
+            }
+        };
+        // The second line brings two new values with one left under the limit.
+        let lines = [line("eu", "eu"), line("us", "ap"), line("sa", "af")];
+        let got = distinct_values(&lines, "region", 2);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got.contains("eu"), "the first found are kept: {got:?}");
+        assert_eq!(distinct_values(&lines, "region", 10).len(), 5);
+        assert!(distinct_values(&lines, "zone", 10).is_empty());
+    }
 
     #[test]
     fn the_engines_exact_sets_become_the_scans_token_conditions() {

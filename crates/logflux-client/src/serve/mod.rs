@@ -135,10 +135,12 @@ pub(crate) struct Scan {
     pub(crate) newest_first: bool,
 }
 
-/// One decrypted record: its application's name, entries and time range.
+/// One decrypted record: its application's name, entries and time range, and the segment
+/// the server keeps it in.
 #[derive(Debug, Clone)]
 pub(crate) struct Opened {
     pub(crate) record_id: String,
+    pub(crate) segment_id: i64,
     pub(crate) app: Arc<str>,
     pub(crate) entries: Entries,
     pub(crate) min_ts: i64,
@@ -309,6 +311,7 @@ impl Service {
                 entries,
                 min_ts: r.min_ts,
                 max_ts: r.max_ts.max(r.min_ts),
+                segment_id: r.segment_id,
                 record_id: r.record_id,
             })
             .collect();
