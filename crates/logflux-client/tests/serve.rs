@@ -1050,21 +1050,7 @@ async fn serve_alone_starts_with_the_clients_config_and_makes_its_token() {
         .unwrap();
     use tokio::io::AsyncBufReadExt as _;
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut url = None;
-    loop {
-        let l = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-            .await
-            .unwrap()
-            .unwrap()
-            .expect("serve printed its settings");
-        if let Some(rest) = l.strip_prefix("serve   ") {
-            url = rest.split_whitespace().next().map(str::to_owned);
-        }
-        if l.starts_with("serving") {
-            break;
-        }
-    }
-    let url = url.unwrap();
+    let url = common::serve_url(&mut lines).await;
     let token = std::fs::read_to_string(&token_file)
         .unwrap()
         .trim()
@@ -1176,21 +1162,7 @@ async fn off_loopback_serve_runs_with_tls_and_answers_over_https() {
         .unwrap();
     use tokio::io::AsyncBufReadExt as _;
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut url = None;
-    loop {
-        let l = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-            .await
-            .unwrap()
-            .unwrap()
-            .expect("serve printed its settings");
-        if let Some(rest) = l.strip_prefix("serve   ") {
-            url = rest.split_whitespace().next().map(str::to_owned);
-        }
-        if l.starts_with("serving") {
-            break;
-        }
-    }
-    let url = url.unwrap();
+    let url = common::serve_url(&mut lines).await;
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     let token = std::fs::read_to_string(stack.dir.join("serve.token"))
         .unwrap()

@@ -354,20 +354,7 @@ impl OwnServe {
             }
         });
         let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut url = None;
-        loop {
-            let l = tokio::time::timeout(Duration::from_secs(60), out.next_line())
-                .await
-                .unwrap()
-                .unwrap()
-                .expect("serve printed its settings");
-            if let Some(rest) = l.strip_prefix("serve   ") {
-                url = rest.split_whitespace().next().map(str::to_owned);
-            }
-            if l.starts_with("serving") {
-                break;
-            }
-        }
+        let url = common::serve_url(&mut out).await;
         tokio::spawn(async move { while let Ok(Some(_)) = out.next_line().await {} });
         let token = std::fs::read_to_string(&token_file)
             .unwrap()
@@ -375,7 +362,7 @@ impl OwnServe {
             .to_owned();
         OwnServe {
             _child: child,
-            url: url.unwrap(),
+            url,
             token,
             log,
             all,

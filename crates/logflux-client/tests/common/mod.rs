@@ -478,3 +478,25 @@ pub fn meta(v: &Value) -> BTreeMap<String, String> {
         .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
         .collect()
 }
+
+/// Reads a starting `logflux serve`'s standard output up to its `serving` line and returns the
+/// URL of its `serve   URL …` line.
+pub async fn serve_url<R>(lines: &mut tokio::io::Lines<R>) -> String
+where
+    R: tokio::io::AsyncBufRead + Unpin,
+{
+    let mut url = None;
+    loop {
+        let l = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("serve printed its settings within 60 s")
+            .unwrap()
+            .expect("serve printed its settings");
+        if let Some(rest) = l.strip_prefix("serve   ") {
+            url = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if l.starts_with("serving") {
+            return url.expect("a `serve   URL` line before `serving`");
+        }
+    }
+}
