@@ -253,13 +253,7 @@ enum Page {
 impl Page {
     async fn next(&mut self) -> anyhow::Result<Line> {
         match self {
-            Page::Streamed(lines) => {
-                let Some(line) = lines.next().await? else {
-                    anyhow::bail!("the server's reply ended without its end line");
-                };
-                serde_json::from_slice(&line)
-                    .map_err(|e| anyhow::anyhow!("a malformed line from the server: {e}"))
-            }
+            Page::Streamed(lines) => next_line(lines).await,
             Page::Read(lines) => lines
                 .next()
                 .context("the server's reply ended without its end line"),
@@ -271,11 +265,7 @@ impl Page {
     async fn read(mut lines: Lines, api: &Api, held: &HeldRecords) -> anyhow::Result<Page> {
         let mut page = Vec::new();
         loop {
-            let Some(line) = lines.next().await? else {
-                anyhow::bail!("the server's reply ended without its end line");
-            };
-            let l: Line = serde_json::from_slice(&line)
-                .map_err(|e| anyhow::anyhow!("a malformed line from the server: {e}"))?;
+            let l = next_line(&mut lines).await?;
             let end = l.kind == "end";
             page.push(l);
             if end {
@@ -285,6 +275,15 @@ impl Page {
         fill_bodies(api, &mut page, |l| held(l)).await?;
         Ok(Page::Read(page.into_iter()))
     }
+}
+
+/// The next line of a query's reply, parsed (it ends with an end line).
+async fn next_line(lines: &mut Lines) -> anyhow::Result<Line> {
+    let Some(line) = lines.next().await? else {
+        anyhow::bail!("the server's reply ended without its end line");
+    };
+    serde_json::from_slice(&line)
+        .map_err(|e| anyhow::anyhow!("a malformed line from the server: {e}"))
 }
 
 /// Fetches, with `POST /v1/records`, the bodies of the record lines in `lines` that have none
@@ -317,11 +316,7 @@ pub(crate) async fn fill_bodies(
                 .await?;
             let mut got = 0usize;
             loop {
-                let Some(line) = reply.next().await? else {
-                    anyhow::bail!("/v1/records: the server's reply ended without its end line");
-                };
-                let l: Line = serde_json::from_slice(&line)
-                    .map_err(|e| anyhow::anyhow!("/v1/records: a malformed line: {e}"))?;
+                let l = next_line(&mut reply).await.context("/v1/records")?;
                 match l.kind.as_str() {
                     "record" => {
                         if let Some(b) = l.body {

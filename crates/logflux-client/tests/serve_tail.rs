@@ -436,22 +436,7 @@ async fn a_tail_outlives_a_server_restart_and_loses_nothing() {
         "each once, in order, nothing from before the restart again"
     );
     // Nothing else (no repeat of a resumed segment) follows: a ping's pong comes next.
-    ws.send(Message::Ping("still here".into())).await.unwrap();
-    loop {
-        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        match m {
-            Message::Pong(p) => {
-                assert_eq!(&p[..], b"still here");
-                break;
-            }
-            Message::Ping(_) => {}
-            other => panic!("nothing but the pong was due: {other:?}"),
-        }
-    }
+    nothing_more(&mut ws).await;
     // The reconnects are logged, without any log content.
     let log = serve.all.lock().unwrap().join("\n");
     for payload in [
