@@ -6,8 +6,8 @@ mod common;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use common::{TestServer, tenant_key};
-use logflux_crypto::{Dek, SealingKey, seal_sdk_part, wrap_dek};
+use common::TestServer;
+use logflux_crypto::{SealingKey, seal_sdk_part};
 use logflux_proto::multipart::Writer;
 use serde_json::{Value, json};
 
@@ -26,14 +26,7 @@ fn segments(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 /// Three requests, three segments of two records each; returns their files, in order.
 async fn three_segments(t: &TestServer) -> Vec<std::path::PathBuf> {
-    let (_, api_key) = t.app_with_key("web").await;
-    let dek = Dek::generate().unwrap();
-    let key_id = t
-        .register_key(
-            &api_key,
-            &wrap_dek(&tenant_key().public_key(), &dek).unwrap(),
-        )
-        .await;
+    let (api_key, key_id, dek) = t.producer("web").await;
     let key = SealingKey::new(&dek);
     // Three requests, three segments of two records each.
     for r in 0..3 {

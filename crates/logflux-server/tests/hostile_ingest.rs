@@ -8,8 +8,8 @@ mod common;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use common::{TestServer, tenant_key};
-use logflux_crypto::{Dek, SealingKey, seal_sdk_part, wrap_dek};
+use common::TestServer;
+use logflux_crypto::{Dek, SealingKey, seal_sdk_part};
 use logflux_proto::multipart::{Writer, format_time_range};
 use logflux_proto::timefmt::{format_rfc3339, now_ns, parse_rfc3339};
 use serde_json::{Value, json};
@@ -86,24 +86,12 @@ async fn post(t: &TestServer, api_key: &str, parts: &[&Part]) -> (u16, Value) {
     (status, r.json().await.unwrap())
 }
 
-async fn setup(t: &TestServer) -> (String, String, Dek) {
-    let (_, api_key) = t.app_with_key("web").await;
-    let dek = Dek::generate().unwrap();
-    let key_id = t
-        .register_key(
-            &api_key,
-            &wrap_dek(&tenant_key().public_key(), &dek).unwrap(),
-        )
-        .await;
-    (api_key, key_id, dek)
-}
-
 const TOKEN: &str = "0123456789abcdef";
 
 #[tokio::test]
 async fn hostile_parts_are_refused_with_their_reason_and_nothing_is_stored() {
     let mut t = TestServer::start().await;
-    let (api_key, key_id, dek) = setup(&t).await;
+    let (api_key, key_id, dek) = t.producer("web").await;
     let now = now_ns();
     let ts = |s: &str| parse_rfc3339(s).unwrap();
     let recent = (now - 60 * S, now - 50 * S);
@@ -259,7 +247,7 @@ async fn hostile_parts_are_refused_with_their_reason_and_nothing_is_stored() {
 #[tokio::test]
 async fn a_query_of_an_unrelated_window_does_not_fetch_a_hostile_record() {
     let mut t = TestServer::start().await;
-    let (api_key, key_id, _) = setup(&t).await;
+    let (api_key, key_id, _) = t.producer("web").await;
     let now = now_ns();
     let ts = |s: &str| parse_rfc3339(s).unwrap();
     // The poisoned record of defect 1 (60 bytes, 1678 to 2262 and the reserved token), then a
@@ -304,7 +292,7 @@ async fn a_backfill_limit_refuses_older_records_only() {
     let mut config = common::config_for(dir.path());
     config.http.max_backfill_days = Some(30);
     let mut t = TestServer::start_with(dir, config).await;
-    let (api_key, key_id, _) = setup(&t).await;
+    let (api_key, key_id, _) = t.producer("web").await;
     let now = now_ns();
     let day = 86_400 * S;
     let old = agent(

@@ -54,14 +54,7 @@ async fn bad_requests_and_limits() {
     config.http.rate_limit_per_second = 1;
     config.http.rate_limit_burst = 40;
     let mut t = TestServer::start_with(dir, config).await;
-    let (_, api_key) = t.app_with_key("web").await;
-    let dek = Dek::generate().unwrap();
-    let key_id = t
-        .register_key(
-            &api_key,
-            &wrap_dek(&tenant_key().public_key(), &dek).unwrap(),
-        )
-        .await;
+    let (api_key, key_id, dek) = t.producer("web").await;
     let post = |b: Vec<u8>, ct: &str| {
         t.http
             .post(format!("{}/v1/ingest", t.base))
@@ -337,14 +330,7 @@ async fn agent_proposed_key_ids_register_idempotently() {
 #[tokio::test]
 async fn storage_quota_is_507() {
     let mut t = TestServer::start().await;
-    let (_, api_key) = t.app_with_key("web").await;
-    let dek = Dek::generate().unwrap();
-    let key_id = t
-        .register_key(
-            &api_key,
-            &wrap_dek(&tenant_key().public_key(), &dek).unwrap(),
-        )
-        .await;
+    let (api_key, key_id, dek) = t.producer("web").await;
     logflux_server::set_quota(&t.config, "acme", Some(20_000))
         .await
         .unwrap();

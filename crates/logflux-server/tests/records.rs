@@ -7,8 +7,8 @@ mod common;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use common::{TestServer, tenant_key};
-use logflux_crypto::{Dek, SealingKey, seal_sdk_part, wrap_dek};
+use common::TestServer;
+use logflux_crypto::{Dek, SealingKey, seal_sdk_part};
 use logflux_proto::multipart::Writer;
 use logflux_proto::timefmt;
 use serde_json::{Value, json};
@@ -49,19 +49,6 @@ async fn ingest(
         .await
         .unwrap();
     assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
-}
-
-/// A tenant with an application and its data key: (api key, key id, data key).
-async fn producer(t: &TestServer) -> (String, String, Dek) {
-    let (_, api_key) = t.app_with_key("web").await;
-    let dek = Dek::generate().unwrap();
-    let key_id = t
-        .register_key(
-            &api_key,
-            &wrap_dek(&tenant_key().public_key(), &dek).unwrap(),
-        )
-        .await;
-    (api_key, key_id, dek)
 }
 
 /// `logflux_server_query_record_bytes_total` from `/metrics`.
@@ -118,7 +105,7 @@ fn refs(lines: &[&Value]) -> Value {
 #[tokio::test]
 async fn listing_without_bodies_matches_the_listing_with_them_and_reads_no_record() {
     let mut t = TestServer::start().await;
-    let (api_key, key_id, dek) = producer(&t).await;
+    let (api_key, key_id, dek) = t.producer("web").await;
     let base = timefmt::now_ns() - 3_600_000_000_000;
     // Three segments of five records; the second overlaps the others in time.
     for (n, start) in [
@@ -183,7 +170,7 @@ async fn listing_without_bodies_matches_the_listing_with_them_and_reads_no_recor
 #[tokio::test]
 async fn records_come_in_request_order_and_missing_ones_are_named() {
     let mut t = TestServer::start().await;
-    let (api_key, key_id, dek) = producer(&t).await;
+    let (api_key, key_id, dek) = t.producer("web").await;
     let base = timefmt::now_ns() - 3_600_000_000_000;
     for n in 0..2 {
         let payloads: Vec<Vec<u8>> = (0..4)
@@ -268,7 +255,7 @@ async fn records_come_in_request_order_and_missing_ones_are_named() {
 #[tokio::test]
 async fn another_tenants_records_are_missing_and_bad_requests_are_refused() {
     let mut t = TestServer::start().await;
-    let (api_key, key_id, dek) = producer(&t).await;
+    let (api_key, key_id, dek) = t.producer("web").await;
     ingest(
         &t,
         &api_key,
@@ -345,7 +332,7 @@ async fn another_tenants_records_are_missing_and_bad_requests_are_refused() {
 #[tokio::test]
 async fn an_answer_beyond_the_byte_bound_lists_the_rest_as_more() {
     let mut t = TestServer::start().await;
-    let (api_key, key_id, dek) = producer(&t).await;
+    let (api_key, key_id, dek) = t.producer("web").await;
     // Five records of 7 MiB: 35 MiB, beyond the 32 MiB an answer carries.
     let payloads: Vec<Vec<u8>> = (0..5u8).map(|i| vec![b'a' + i; 7 << 20]).collect();
     ingest(

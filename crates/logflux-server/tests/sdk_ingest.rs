@@ -64,14 +64,7 @@ async fn decrypt_sdk(t: &TestServer, records: &[Value]) -> Vec<Value> {
 #[tokio::test]
 async fn javascript_sdk_traffic_round_trips() {
     let mut t = TestServer::start().await;
-    let (_, api_key) = t.app_with_key("web").await;
-    let dek = Dek::generate().unwrap();
-    let key_id = t
-        .register_key(
-            &api_key,
-            &wrap_dek(&tenant_key().public_key(), &dek).unwrap(),
-        )
-        .await;
+    let (api_key, key_id, dek) = t.producer("web").await;
     let key = SealingKey::new(&dek);
     let entries: Vec<Value> = (0..5)
         .map(|i| json!({"v":"2.0","type":"log","source":"web","level":4,"ts":"2026-11-20T21:49:06.545Z","message":format!("payment {i} failed"),"attributes":{"user":"u1"}}))

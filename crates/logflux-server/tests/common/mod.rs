@@ -115,6 +115,20 @@ impl TestServer {
         )
     }
 
+    /// An application `name` with an API key and a data key registered for it, as an SDK
+    /// makes one: (api key, key id, data key).
+    pub async fn producer(&self, name: &str) -> (String, String, logflux_crypto::Dek) {
+        let (_, api_key) = self.app_with_key(name).await;
+        let dek = logflux_crypto::Dek::generate().unwrap();
+        let key_id = self
+            .register_key(
+                &api_key,
+                &logflux_crypto::wrap_dek(&tenant_key().public_key(), &dek).unwrap(),
+            )
+            .await;
+        (api_key, key_id, dek)
+    }
+
     /// Handshake as an SDK: returns the key id for `wrapped`.
     pub async fn register_key(&self, api_key: &str, wrapped: &[u8]) -> String {
         let init = self
