@@ -1,0 +1,62 @@
+// The LogFlux web UI: a shell (navigation, theme) and a page per route of the address's hash:
+//   #/explore?q=…&since=1h | &start=…&end=…   search (explore.js)
+//   #/saved                                   saved searches (saved.js)
+//   #/dashboards, #/dashboards/<id>           dashboards (dashboards.js)
+// Everything it shows was decrypted by this `logflux serve`, on this machine.
+import { html, render } from './lib/html.js';
+import { useEffect, useState } from './vendor/hooks.module.js';
+import { ExplorePage } from './explore.js';
+import { SavedPage } from './saved.js';
+import { DashboardsPage } from './dashboards.js';
+
+/** The route of a hash: its path and its parameters. */
+export function parseHash(hash) {
+  const h = hash.replace(/^#/, '') || '/explore';
+  const [path, query = ''] = h.split('?');
+  return { path, params: new URLSearchParams(query) };
+}
+
+/** Goes to `path` with `params` (an object; empty values left out). */
+export function navigate(path, params = {}, { replace = false } = {}) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') q.set(k, v);
+  const s = q.toString();
+  const hash = `#${path}${s ? `?${s}` : ''}`;
+  if (replace) history.replaceState(null, '', hash);
+  else location.hash = hash;
+  if (replace) window.dispatchEvent(new HashChangeEvent('hashchange'));
+}
+
+function useRoute() {
+  const [route, setRoute] = useState(() => parseHash(location.hash));
+  useEffect(() => {
+    const on = () => setRoute(parseHash(location.hash));
+    window.addEventListener('hashchange', on);
+    return () => window.removeEventListener('hashchange', on);
+  }, []);
+  return route;
+}
+
+function Nav({ path }) {
+  const link = (href, label, active) =>
+    html`<a href=${href} aria-current=${active ? 'page' : undefined}>${label}</a>`;
+  return html`<header class="top">
+    <span class="brand">LogFlux</span>
+    <nav aria-label="Pages">
+      ${link('#/explore', 'Explore', path.startsWith('/explore'))}
+      ${link('#/saved', 'Saved searches', path.startsWith('/saved'))}
+      ${link('#/dashboards', 'Dashboards', path.startsWith('/dashboards'))}
+    </nav>
+  </header>`;
+}
+
+function App() {
+  const route = useRoute();
+  let page;
+  if (route.path.startsWith('/saved')) page = html`<${SavedPage} route=${route} />`;
+  else if (route.path.startsWith('/dashboards')) page = html`<${DashboardsPage} route=${route} />`;
+  else page = html`<${ExplorePage} route=${route} />`;
+  return html`<${Nav} path=${route.path} /><main id="main">${page}</main>`;
+}
+
+render(html`<${App} />`, document.getElementById('app'));
