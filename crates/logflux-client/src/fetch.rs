@@ -353,7 +353,14 @@ pub(crate) fn spawn_query(
     mut req: QueryRequest,
     bodies: Bodies,
 ) -> mpsc::Receiver<anyhow::Result<Chunk>> {
-    let (tx, rx) = mpsc::channel(2);
+    // Listed bodies stream in: two chunks ahead bound what is held. A page listed without
+    // bodies is read whole before its chunks go out, so a page's worth of chunks may wait:
+    // the next page is then asked for while the caller works through this one.
+    let ahead = match bodies {
+        Bodies::Listed => 2,
+        Bodies::Fetched { .. } => PAGE_RECORDS.div_ceil(CHUNK_RECORDS) + 1,
+    };
+    let (tx, rx) = mpsc::channel(ahead);
     tokio::spawn(async move {
         let newest_first = req.order.as_deref() != Some("oldest");
         // Every watermark the server sends holds for all later records: keep the one that

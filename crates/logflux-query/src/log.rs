@@ -177,11 +177,42 @@ pub(crate) struct SelMatcher {
     pub(crate) m: Matcher,
 }
 
+/// A string a line filter looks for, with its searcher built once: memchr's vectorised
+/// substring search, where `str::contains` sets one up again for every line.
+#[derive(Clone)]
+pub(crate) struct Needle {
+    text: String,
+    finder: memchr::memmem::Finder<'static>,
+}
+
+impl Needle {
+    pub(crate) fn new(text: &str) -> Needle {
+        Needle {
+            text: text.to_owned(),
+            finder: memchr::memmem::Finder::new(text.as_bytes()).into_owned(),
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    fn in_line(&self, line: &str) -> bool {
+        self.finder.find(line.as_bytes()).is_some()
+    }
+}
+
+impl std::fmt::Debug for Needle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.text.fmt(f)
+    }
+}
+
 /// A line filter: `|= "a"`, `!= "a"`, `|~ "re"`, `!~ "re"`, each with `or` alternatives.
 #[derive(Debug, Clone)]
 pub(crate) enum LineFilter {
-    Contains(Vec<String>),
-    NotContains(Vec<String>),
+    Contains(Vec<Needle>),
+    NotContains(Vec<Needle>),
     Re(Vec<Regex>),
     NotRe(Vec<Regex>),
 }
@@ -189,8 +220,8 @@ pub(crate) enum LineFilter {
 impl LineFilter {
     fn keep(&self, line: &str) -> bool {
         match self {
-            LineFilter::Contains(n) => n.iter().any(|n| line.contains(n.as_str())),
-            LineFilter::NotContains(n) => !n.iter().any(|n| line.contains(n.as_str())),
+            LineFilter::Contains(n) => n.iter().any(|n| n.in_line(line)),
+            LineFilter::NotContains(n) => !n.iter().any(|n| n.in_line(line)),
             LineFilter::Re(r) => r.iter().any(|r| r.is_match(line)),
             LineFilter::NotRe(r) => !r.iter().any(|r| r.is_match(line)),
         }
@@ -645,7 +676,7 @@ impl LogQuery {
                 // After line_format the line is no longer the payload.
                 Stage::LineFormat(_) => break,
                 Stage::Line(LineFilter::Contains(n)) if n.len() == 1 => {
-                    p.words.extend(exact_words(&n[0]));
+                    p.words.extend(exact_words(n[0].as_str()));
                 }
                 _ => {}
             }

@@ -565,18 +565,21 @@ impl Steps {
     /// (one the collector would not have taken) is ignored.
     fn add(&mut self, ts: i64, v: f64) {
         let p = self.plan;
-        // In i128: the plan keeps start, end, step, range and offset far from the ends of
-        // i64, but a sample's time is any i64.
-        let lo = i128::from(ts) + i128::from(p.offset_ns);
-        let hi = lo + i128::from(p.range_ns);
-        let (start, step) = (i128::from(p.start), i128::from(p.step));
-        let first = if lo <= start {
+        // The plan keeps start, end, step, range and offset within a quarter of i64 of zero
+        // (`StepPlan::new`), so every window lies within it too: a sample farther out is in
+        // none, and for the others nothing below overflows i64.
+        if ts.unsigned_abs() >= (i64::MAX / 4).unsigned_abs() {
+            return;
+        }
+        let lo = ts + p.offset_ns;
+        let hi = lo + p.range_ns;
+        let first = if lo <= p.start {
             0
         } else {
-            (lo - start + step - 1) / step
+            (lo - p.start + p.step - 1) / p.step
         };
         let mut k = first;
-        while k < p.points as i128 && start + k * step < hi {
+        while k < p.points as i64 && p.start + k * p.step < hi {
             let c = &mut self.cells[k as usize];
             c.0 += v;
             c.1 += 1;

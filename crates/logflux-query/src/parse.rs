@@ -4,8 +4,8 @@ use regex::Regex;
 
 use crate::lex::{Tok, Token, lex};
 use crate::log::{
-    Cmp, Conv, LabelFilter, LineFilter, LogQuery, MatchOp, Matcher, SelMatcher, Stage, Target,
-    TplPart,
+    Cmp, Conv, LabelFilter, LineFilter, LogQuery, MatchOp, Matcher, Needle, SelMatcher, Stage,
+    Target, TplPart,
 };
 use crate::metric::{AggOp, BinOp, Expr, Grouping, MetricQuery, RangeExpr, RangeFn};
 use crate::{Query, QueryError};
@@ -771,7 +771,7 @@ impl Parser {
                 })
                 .collect()
         };
-        let texts = || needles.iter().map(|(s, _)| s.clone()).collect();
+        let texts = || needles.iter().map(|(s, _)| Needle::new(s)).collect();
         Ok(match kind {
             0 => LineFilter::Contains(texts()),
             1 => LineFilter::NotContains(texts()),

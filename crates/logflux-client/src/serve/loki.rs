@@ -177,10 +177,11 @@ fn stats(w: Work, started: Instant) -> Value {
     })
 }
 
-/// Feeds a metric query's collector with the entries of its window `(from, to]`, a chunk of
-/// records at a time: decrypted records are not held (the cache keeps what it can), only the
-/// samples, at most [`max_samples`]. A range query's `step` lets the collectors add samples
-/// up per step as they come.
+/// Feeds a metric query's collector with the entries of its window `(from, to]`, the
+/// records come so far at a time (at most [`COLLECT_ENTRIES`] entries): decrypted records
+/// are not held beyond that (the cache keeps what it can), only the samples, at most
+/// [`max_samples`]. A range query's `step` lets the collectors add samples up per step as
+/// they come.
 async fn collect<'q>(
     s: &Arc<Service>,
     m: &'q logflux_query::MetricQuery,
@@ -202,34 +203,56 @@ async fn collect<'q>(
     };
     let max = max_samples(s);
     let mut scanner = s.scan(&scan).await?;
-    while let Some(b) = scanner.next().await? {
-        let rows = rows(&b.records, from, to);
-        work.lines += rows.len() as u64;
-        work.bytes += rows
-            .iter()
-            .map(|r| r.entry.payload.len() as u64)
-            .sum::<u64>();
+    let mut held: Vec<Opened> = Vec::new();
+    let mut held_entries = 0;
+    loop {
+        let next = scanner.next().await?;
+        let last = next.is_none();
+        if let Some(b) = next {
+            held_entries += b.records.iter().map(|r| r.entries.len()).sum::<usize>();
+            held.extend(b.records);
+        }
+        // More records while they are here already; counted as soon as the next would be
+        // waited for.
+        if !last && held_entries < COLLECT_ENTRIES && scanner.ready() {
+            continue;
+        }
+        // Counting is CPU work: off the async workers (block_in_place), spread over the
+        // cores a few records at a time (each worker picks its rows out of its records),
+        // the workers' collectors merged.
+        let (part, lines, bytes) = tokio::task::block_in_place(|| {
+            use rayon::prelude::*;
+            held.par_chunks(COLLECT_RECORDS)
+                .map(|records| {
+                    let rows = rows(records, from, to);
+                    let bytes = rows
+                        .iter()
+                        .map(|r| r.entry.payload.len() as u64)
+                        .sum::<u64>();
+                    let mut part = collector();
+                    part.push_all(&rows)?;
+                    Ok((part, rows.len() as u64, bytes))
+                })
+                .try_reduce_with(|(mut a, al, ab), (b, bl, bb)| {
+                    a.merge(b);
+                    Ok((a, al + bl, ab + bb))
+                })
+                .unwrap_or_else(|| Ok((collector(), 0, 0)))
+                .map_err(|e: logflux_query::QueryError| LokiError::bad(e.to_string()))
+        })?;
+        held.clear();
+        held_entries = 0;
+        work.lines += lines;
+        work.bytes += bytes;
         if work.lines > max {
             return Err(LokiError::bad(format!(
                 "the query's window holds more than {max} entries (the limit, from --cache-mb): narrow the time range or the selector"
             )));
         }
-        // Counting is CPU work: off the async workers (block_in_place), spread over the
-        // cores in chunks whose collectors are merged.
-        tokio::task::block_in_place(|| {
-            use rayon::prelude::*;
-            let parts: Vec<_> = rows
-                .par_chunks(COLLECT_CHUNK)
-                .map(|chunk| {
-                    let mut part = collector();
-                    part.push_all(chunk).map(|()| part)
-                })
-                .collect();
-            for p in parts {
-                c.merge(p.map_err(|e| LokiError::bad(e.to_string()))?);
-            }
-            Ok::<(), LokiError>(())
-        })?;
+        c.merge(part);
+        if last {
+            break;
+        }
     }
     work.records += scanner.records;
     work.cache_hits += scanner.cache_hits;
@@ -237,8 +260,11 @@ async fn collect<'q>(
     Ok(c)
 }
 
-/// Entries one worker counts before its collector is merged.
-const COLLECT_CHUNK: usize = 2048;
+/// Entries held together before they are counted (more: fewer hand-overs to the workers;
+/// fewer: less decrypted content held when the cache cannot keep it).
+const COLLECT_ENTRIES: usize = 1 << 17;
+/// Records one worker counts before taking more.
+const COLLECT_RECORDS: usize = 4;
 
 /// Entries one metric query may count: what the cache's bytes would hold as samples.
 fn max_samples(s: &Service) -> u64 {

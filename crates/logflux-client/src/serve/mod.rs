@@ -36,6 +36,8 @@ use http::LokiError;
 
 /// How much later than its entry an SDK part may be timestamped (as `search` allows).
 const SDK_SEND_SLACK_NS: i64 = 5 * 60 * 1_000_000_000;
+/// Records asked for in a scan's first page (later pages: 1000, the most the server sends).
+const FIRST_PAGE_RECORDS: usize = 250;
 /// How long the list of applications (ids and names) is reused. Short: blind tokens are made
 /// per application, so a query prepared with a list that misses a new application would
 /// prune away its records, even those that match (a dashboard refresh re-lists).
@@ -177,6 +179,13 @@ impl std::fmt::Debug for Scanner {
 }
 
 impl Scanner {
+    /// Whether [`Scanner::next`] has a chunk waiting (or the end): it then waits for no page.
+    pub(crate) fn ready(&self) -> bool {
+        self.rx
+            .as_ref()
+            .is_none_or(|rx| !rx.is_empty() || rx.is_closed())
+    }
+
     /// The next chunk of records; `None` at the end.
     pub(crate) async fn next(&mut self) -> Result<Option<Batch>, LokiError> {
         let Some(rx) = self.rx.as_mut() else {
@@ -407,7 +416,9 @@ impl Service {
                     applications: p.ids,
                     entry_types: scan.entry_types.clone(),
                     tokens: p.tokens,
-                    limit: Some(1000),
+                    // A first page smaller than the next ones: counting starts sooner, while
+                    // the server lists the rest.
+                    limit: Some(FIRST_PAGE_RECORDS),
                     order: Some(
                         if scan.newest_first {
                             "newest"
