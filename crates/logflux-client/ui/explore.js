@@ -337,12 +337,13 @@ function QueryBar({ text, setText, run, inputRef, span }) {
       next = opt;
       caret = opt.length;
     }
+    // The field gets the text and the caret at once (not after a render), so keys typed right
+    // after land where the completion ended.
+    el.value = next;
+    el.focus();
+    el.setSelectionRange(caret, caret);
     setText(next);
     setOptions([]);
-    requestAnimationFrame(() => {
-      el.focus();
-      el.setSelectionRange(caret, caret);
-    });
   };
 
   const onKeyDown = (e) => {
