@@ -7,12 +7,16 @@
 //! - [`http`]: routes, parameters, limits, Loki's error answers;
 //! - [`guard`]: the local access guard (token, Host, Origin);
 //! - [`cache`]: decrypted records in memory, bounded, LRU;
-//! - [`loki`]: queries, labels, series, tail, in Loki's shapes.
+//! - [`loki`]: queries, labels, series, tail, in Loki's shapes;
+//! - [`ui`]: the web UI's files (compiled in), its sign-in link and pages;
+//! - [`uiapi`]: the web UI's JSON API (saved searches, dashboards, export).
 
 pub(crate) mod cache;
 pub(crate) mod guard;
 pub(crate) mod http;
 pub(crate) mod loki;
+pub(crate) mod ui;
+pub(crate) mod uiapi;
 pub(crate) mod ws;
 
 use std::collections::HashMap;
@@ -87,14 +91,11 @@ impl ServeArgs {
     }
 }
 
-/// Where the token lives by default.
+/// Where the token lives by default: in the client's config directory.
 pub(crate) fn default_token_file(settings: &Settings) -> anyhow::Result<PathBuf> {
-    if let Some(dir) = settings.config_file.as_deref().and_then(|c| c.parent()) {
-        return Ok(dir.join("serve.token"));
-    }
-    crate::config::default_config_path(&crate::config::ProcessEnv)
-        .and_then(|p| p.parent().map(|d| d.join("serve.token")))
-        .context("no home directory for serve.token: give --token-file")
+    crate::uistore::config_dir(settings)
+        .map(|d| d.join("serve.token"))
+        .context("no place for serve.token: give --token-file")
 }
 
 /// The running service's state, shared by every request.
@@ -104,6 +105,10 @@ pub(crate) struct Service {
     pub(crate) search_key: Option<SearchKey>,
     pub(crate) cache: Cache,
     pub(crate) guard: guard::Guard,
+    /// The web UI's saved searches and dashboards, in the client's config directory.
+    pub(crate) store: crate::uistore::Store,
+    /// One store operation at a time.
+    pub(crate) ui_lock: std::sync::Mutex<()>,
     apps: Mutex<Option<(Instant, Arc<Vec<Application>>)>>,
 }
 
@@ -168,6 +173,55 @@ pub(crate) struct Scanner {
     /// Records found decrypted in the cache, and records decrypted.
     pub(crate) cache_hits: u64,
     pub(crate) decrypted: u64,
+    /// What was left out, named (never its content): at most [`MAX_WARNINGS`], then a count.
+    pub(crate) warnings: Warnings,
+}
+
+/// Records a query names as left out before it only counts the rest.
+pub(crate) const MAX_WARNINGS: usize = 20;
+
+/// Records left out of an answer, by name, for the `warnings` of Loki's responses (the UI
+/// shows them): at most [`MAX_WARNINGS`] named, the rest counted.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Warnings {
+    named: Vec<String>,
+    more: u64,
+}
+
+impl Warnings {
+    pub(crate) fn push(&mut self, w: String) {
+        if self.named.len() < MAX_WARNINGS {
+            self.named.push(w);
+        } else {
+            self.more += 1;
+        }
+    }
+
+    pub(crate) fn extend(&mut self, other: Warnings) {
+        for w in other.named {
+            self.push(w);
+        }
+        self.more += other.more;
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.named.is_empty()
+    }
+
+    /// The warnings as sent: each named one, then how many more there were.
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        let mut v: Vec<serde_json::Value> = self.named.iter().map(|w| w.as_str().into()).collect();
+        if self.more > 0 {
+            v.push(
+                format!(
+                    "{} more records were left out (see serve's standard error)",
+                    self.more
+                )
+                .into(),
+            );
+        }
+        v.into()
+    }
 }
 
 impl std::fmt::Debug for Scanner {
@@ -200,6 +254,7 @@ impl Scanner {
         }
         let opened = self.service.open_lines(chunk.records, &self.names).await?;
         self.failed += opened.failed;
+        self.warnings.extend(opened.warnings);
         self.cache_hits += opened.cache_hits;
         self.decrypted += opened.decrypted;
         let mut records = Vec::with_capacity(opened.records.len());
@@ -226,6 +281,8 @@ fn cache_key(r: &crate::api::Line) -> String {
 pub(crate) struct OpenedLines {
     pub(crate) records: Vec<Opened>,
     pub(crate) failed: u64,
+    /// The failed ones, named.
+    pub(crate) warnings: Warnings,
     pub(crate) cache_hits: u64,
     pub(crate) decrypted: u64,
 }
@@ -243,7 +300,7 @@ pub(crate) struct Prepared {
 impl Service {
     /// Opens records (in parallel, off the async threads): from the cache when held, else
     /// decrypted and cached. A record that fails is reported on stderr by id (never its
-    /// content) and left out.
+    /// content), named in the answer's warnings, and left out.
     pub(crate) async fn open_lines(
         self: &Arc<Self>,
         lines: Vec<crate::api::Line>,
@@ -258,6 +315,11 @@ impl Service {
                     "logflux serve: the server cannot read segment {} of application {}: its records are left out",
                     r.segment_id, r.application_id
                 );
+                res.warnings.push(format!(
+                    "segment {} (application {}) cannot be read by the server: its records are left out",
+                    r.segment_id,
+                    app_name(names, &r.application_id)
+                ));
                 res.failed += 1;
                 continue;
             }
@@ -305,6 +367,8 @@ impl Service {
                     }
                     Err(e) => {
                         eprintln!("logflux serve: {e}");
+                        res.warnings
+                            .push(record_warning(&e, app_name(names, &r.application_id)));
                         res.failed += 1;
                     }
                 }
@@ -448,8 +512,28 @@ impl Service {
             failed: 0,
             cache_hits: 0,
             decrypted: 0,
+            warnings: Warnings::default(),
         })
     }
+}
+
+/// An application's name, else its id.
+fn app_name<'a>(names: &'a HashMap<String, Arc<str>>, id: &'a str) -> &'a str {
+    names.get(id).map_or(id, |n| n)
+}
+
+/// A record that failed to open, as a query's warning names it: its id, segment and
+/// application, and why (an integrity failure in the contract's words), never its content.
+fn record_warning(e: &crate::decrypt::RecordError, app: &str) -> String {
+    let why = if e.reason.contains("integrity check failed") {
+        "failed its integrity check".to_owned()
+    } else {
+        format!("could not be opened ({})", e.reason)
+    };
+    format!(
+        "record {} of segment {} (application {app}) {why}: left out",
+        e.record_id, e.segment_id
+    )
 }
 
 /// A running service.
@@ -520,6 +604,8 @@ pub(crate) async fn start(settings: &Settings, args: &ServeArgs) -> anyhow::Resu
         search_key,
         cache: Cache::new(cache_bytes),
         guard: guard::Guard::new(token.clone(), addr, tls.is_some(), &args.allow_host)?,
+        store: crate::uistore::Store::new(crate::uistore::config_dir(settings)?),
+        ui_lock: std::sync::Mutex::new(()),
         apps: Mutex::new(None),
     });
     let app = http::router(service);
@@ -626,9 +712,13 @@ pub(crate) fn stop_signals() -> anyhow::Result<impl std::future::Future<Output =
     })
 }
 
-/// What to paste into Grafana's Loki data source settings.
+/// The web UI's sign-in link, and what to paste into Grafana's Loki data source settings.
 pub(crate) fn print_settings(r: &Running) {
     println!("serve   {}   (Loki's HTTP API, decrypted here)", r.url);
+    println!(
+        "ui      {}   (the web UI: open this sign-in link in a browser, or run logflux ui)",
+        ui::login_link(&r.url, &r.token, None)
+    );
     println!("Grafana: Connections → Data sources → Add → Loki:");
     println!("  URL                  {}", r.url);
     println!("  Authentication       Basic authentication: any user, password = the token");

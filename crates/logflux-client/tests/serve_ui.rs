@@ -1,0 +1,772 @@
+//! The web UI's side of `logflux serve` (issue 14) against a real stack: its files served
+//! with the CSP and their types, the sign-in link (cookie, redirect, no open redirect), the
+//! session cookie as credentials for the Loki API, and the CSRF rules.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::Stack;
+use reqwest::header::HeaderMap;
+
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; font-src 'self'; connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+struct Ui {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl Ui {
+    fn new(stack: &Stack) -> Ui {
+        Ui {
+            // Redirects are looked at, not followed.
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            url: stack.var("LOGFLUX_SERVE_URL").to_owned(),
+            token: stack.var("LOGFLUX_SERVE_TOKEN").to_owned(),
+        }
+    }
+
+    /// Signs in with the link and returns the `Cookie` header value the browser would send.
+    async fn sign_in(&self) -> String {
+        let r = self
+            .http
+            .get(format!("{}/ui/login", self.url))
+            .query(&[("token", &self.token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+        set.split(';').next().unwrap().to_owned()
+    }
+
+    async fn get(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
+        let mut req = self.http.get(format!("{}{path}", self.url));
+        if let Some(c) = cookie {
+            req = req.header("Cookie", c);
+        }
+        req.send().await.unwrap()
+    }
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> &'a str {
+    h.get(name)
+        .unwrap_or_else(|| panic!("no {name} header in {h:?}"))
+        .to_str()
+        .unwrap()
+}
+
+fn secured(h: &HeaderMap) {
+    assert_eq!(header(h, "content-security-policy"), CSP);
+    assert_eq!(header(h, "x-content-type-options"), "nosniff");
+    assert_eq!(header(h, "referrer-policy"), "no-referrer");
+    assert!(h.get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn the_ui_is_served_with_its_csp_types_and_etags_to_a_signed_in_browser_only() {
+    let stack = Stack::start().await;
+    let ui = Ui::new(&stack);
+    // `/` leads to the UI.
+    let r = ui.get("/", None).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(header(r.headers(), "location"), "/ui/");
+    // Without the cookie: a page saying how to sign in, not a redirect (nothing to loop on).
+    let r = ui.get("/ui/", None).await;
+    assert_eq!(r.status(), 401);
+    secured(r.headers());
+    assert!(header(r.headers(), "content-type").starts_with("text/html"));
+    let body = r.text().await.unwrap();
+    assert!(body.contains("logflux ui"), "{body}");
+    assert!(!body.contains(&ui.token));
+    assert_eq!(ui.get("/ui/app.js", None).await.status(), 401);
+
+    let cookie = ui.sign_in().await;
+    let r = ui.get("/ui/", Some(&cookie)).await;
+    assert_eq!(r.status(), 200);
+    let h = r.headers().clone();
+    secured(&h);
+    assert_eq!(header(&h, "content-type"), "text/html; charset=utf-8");
+    assert_eq!(header(&h, "cache-control"), "no-cache");
+    let etag = header(&h, "etag").to_owned();
+    let index = r.text().await.unwrap();
+    assert_eq!(
+        index,
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/ui/index.html")).unwrap(),
+        "ui/index.html as it is in the sources"
+    );
+    // Revalidation: the same file is 304 without a body.
+    let r = ui
+        .http
+        .get(format!("{}/ui/", ui.url))
+        .header("Cookie", &cookie)
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    assert_eq!(header(r.headers(), "etag"), etag);
+    assert!(r.bytes().await.unwrap().is_empty());
+    for (path, ty) in [
+        ("/ui/app.js", "text/javascript; charset=utf-8"),
+        ("/ui/style.css", "text/css; charset=utf-8"),
+        (
+            "/ui/vendor/preact.module.js",
+            "text/javascript; charset=utf-8",
+        ),
+    ] {
+        let r = ui.get(path, Some(&cookie)).await;
+        assert_eq!(r.status(), 200, "{path}");
+        secured(r.headers());
+        assert_eq!(header(r.headers(), "content-type"), ty, "{path}");
+        // Another file, another tag.
+        assert_ne!(header(r.headers(), "etag"), etag, "{path}");
+    }
+    let r = ui.get("/ui/no-such-file.js", Some(&cookie)).await;
+    assert_eq!(r.status(), 404);
+    secured(r.headers());
+    let r = ui.get("/ui/../Cargo.toml", Some(&cookie)).await;
+    assert_eq!(r.status(), 404);
+    // The decrypted API's answers stay out of the browser's cache.
+    let r = ui.get("/loki/api/v1/labels", Some(&cookie)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(r.headers(), "cache-control"), "no-store");
+    secured(r.headers());
+}
+
+#[tokio::test]
+async fn the_sign_in_link_sets_an_httponly_strict_cookie_that_is_not_the_token_and_refuses_open_redirects()
+ {
+    let stack = Stack::start().await;
+    let ui = Ui::new(&stack);
+    let login = format!("{}/ui/login", ui.url);
+    let next = "/ui/#/explore?q=%7Bapp%3D%22default%22%7D&since=1h";
+    let r = ui
+        .http
+        .get(&login)
+        .query(&[("token", ui.token.as_str()), ("next", next)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    secured(r.headers());
+    assert_eq!(header(r.headers(), "location"), next);
+    let set = header(r.headers(), "set-cookie").to_owned();
+    let attrs: Vec<&str> = set.split(';').map(str::trim).collect();
+    assert!(attrs.contains(&"HttpOnly"), "{set}");
+    assert!(attrs.contains(&"SameSite=Strict"), "{set}");
+    assert!(attrs.contains(&"Path=/"), "{set}");
+    let value = attrs[0].strip_prefix("logflux_session=").unwrap();
+    assert!(value.len() >= 32, "{set}");
+    assert!(
+        !set.contains(&ui.token),
+        "the cookie is not the token: {set}"
+    );
+    assert!(!ui.token.contains(value));
+
+    // A wrong token: 401, no cookie.
+    let r = ui
+        .http
+        .get(&login)
+        .query(&[("token", "0".repeat(64).as_str()), ("next", next)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get("set-cookie").is_none());
+    assert!(r.text().await.unwrap().contains("logflux serve"));
+    let r = ui.get("/ui/login", None).await;
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get("set-cookie").is_none());
+
+    // Open redirects: anything but a path of the UI goes to the UI's home.
+    for bad in [
+        "//evil.example",
+        "https://evil",
+        "https://evil.example/ui/",
+        "/ui//evil.example",
+        "/\\evil.example",
+        "/ui/\\\\evil.example",
+        "/loki/api/v1/labels",
+    ] {
+        let r = ui
+            .http
+            .get(&login)
+            .query(&[("token", ui.token.as_str()), ("next", bad)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "{bad}");
+        assert_eq!(header(r.headers(), "location"), "/ui/", "next={bad}");
+    }
+
+    // Another site's link to the sign-in page is refused (login CSRF), token or not.
+    let r = ui
+        .http
+        .get(&login)
+        .query(&[("token", ui.token.as_str())])
+        .header("Sec-Fetch-Site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.headers().get("set-cookie").is_none());
+}
+
+#[tokio::test]
+async fn the_cookie_works_for_the_loki_api_but_not_to_change_things_without_the_ui_header_nor_from_another_origin()
+ {
+    let stack = Stack::start().await;
+    let ui = Ui::new(&stack);
+    let cookie = ui.sign_in().await;
+    let labels = format!("{}/loki/api/v1/labels", ui.url);
+    let r = ui.get("/loki/api/v1/labels", Some(&cookie)).await;
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["status"], "success");
+    assert!(
+        v["data"].as_array().unwrap().iter().any(|l| l == "app"),
+        "{v}"
+    );
+    // The token itself as the cookie, or another value: refused.
+    for bad in [
+        format!("logflux_session={}", ui.token),
+        "logflux_session=00".into(),
+    ] {
+        let r = ui.get("/loki/api/v1/labels", Some(&bad)).await;
+        assert_eq!(r.status(), 401, "{bad}");
+    }
+    // A POST (Loki takes queries as forms) with the cookie but without X-LogFlux-UI: what a
+    // form on another site would send. Refused.
+    let form = "query=%7Bapp%3D%22default%22%7D";
+    let query_range = format!("{}/loki/api/v1/query_range", ui.url);
+    let r = ui
+        .http
+        .post(&query_range)
+        .header("Cookie", &cookie)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("X-LogFlux-UI"));
+    let r = ui
+        .http
+        .put(&labels)
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // With the header (the UI's own fetch): answered.
+    let r = ui
+        .http
+        .post(&query_range)
+        .header("Cookie", &cookie)
+        .header("X-LogFlux-UI", "1")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Another origin is refused even with the cookie and the header.
+    for (h, v) in [
+        ("Origin", "http://evil.example"),
+        ("Sec-Fetch-Site", "cross-site"),
+    ] {
+        let r = ui
+            .http
+            .post(&query_range)
+            .header("Cookie", &cookie)
+            .header("X-LogFlux-UI", "1")
+            .header(h, v)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{h}: {v}");
+        let r = ui
+            .http
+            .get(&labels)
+            .header("Cookie", &cookie)
+            .header(h, v)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{h}: {v}");
+    }
+}
+
+/// A `logflux serve` of its own on the stack's client config (token in `token_file`): the
+/// process, its URL and the lines it printed before `serving`.
+async fn own_serve(
+    stack: &Stack,
+    token_file: &std::path::Path,
+) -> (tokio::process::Child, String, Vec<String>) {
+    let mut child = tokio::process::Command::from(stack.command())
+        .args(["serve", "--listen", "127.0.0.1:0", "--token-file"])
+        .arg(token_file)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt as _;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    loop {
+        let l = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("serve printed its settings within 60 s")
+            .unwrap()
+            .expect("serve printed its settings");
+        if l.starts_with("serving") {
+            break;
+        }
+        printed.push(l);
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let url = printed
+        .iter()
+        .find_map(|l| l.strip_prefix("serve   "))
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    (child, url, printed)
+}
+
+#[tokio::test]
+async fn serve_prints_the_ui_link_and_the_link_signs_in() {
+    let stack = Stack::start().await;
+    let token_file = stack.tmp.path().join("own/serve.token");
+    let (mut child, url, printed) = own_serve(&stack, &token_file).await;
+    let link = printed
+        .iter()
+        .find_map(|l| l.strip_prefix("ui      "))
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("a `ui      LINK` line: {printed:?}"))
+        .to_owned();
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    assert_eq!(link, format!("{url}/ui/login?token={}", token.trim()));
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http.get(&link).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(r.headers().get("set-cookie").is_some());
+    child.kill().await.unwrap();
+}
+
+/// The UI's JSON API as the page calls it: the session cookie and `X-LogFlux-UI: 1`.
+struct Api {
+    ui: Ui,
+    cookie: String,
+}
+
+impl Api {
+    async fn new(stack: &Stack) -> Api {
+        let ui = Ui::new(stack);
+        let cookie = ui.sign_in().await;
+        Api { ui, cookie }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .ui
+            .http
+            .request(method, format!("{}{path}", self.ui.url))
+            .header("Cookie", &self.cookie)
+            .header("X-LogFlux-UI", "1");
+        if let Some(b) = body {
+            req = req
+                .header("Content-Type", "application/json")
+                .body(b.to_string());
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        secured(r.headers());
+        let text = r.text().await.unwrap();
+        let v = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: not JSON: {text}"))
+        };
+        (status, v)
+    }
+
+    async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+}
+
+#[tokio::test]
+async fn the_session_api_answers_signed_in_pages_only() {
+    let stack = Stack::start().await;
+    let api = Api::new(&stack).await;
+    let (s, v) = api.get("/api/ui/session").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        std::path::Path::new(v["user_config"].as_str().unwrap()),
+        stack.dir
+    );
+    let r = api.ui.get("/api/ui/session", None).await;
+    assert_eq!(r.status(), 401);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(v["error"].as_str().unwrap().contains("token"), "{v}");
+    let (s, v) = api.get("/api/ui/nothing-here").await;
+    assert_eq!(s, 404);
+    assert!(v["error"].is_string());
+    let (s, v) = api
+        .call(reqwest::Method::POST, "/api/ui/session", None)
+        .await;
+    assert_eq!(s, 405, "{v}");
+    assert!(v["error"].is_string());
+}
+
+#[tokio::test]
+async fn saved_searches_are_created_listed_renamed_and_deleted_in_a_private_file_that_outlives_serve()
+ {
+    use reqwest::Method;
+    let stack = Stack::start().await;
+    let api = Api::new(&stack).await;
+    let (s, v) = api.get("/api/ui/saved").await;
+    assert_eq!((s, v), (200, serde_json::json!({"searches": []})));
+    let errors = serde_json::json!({
+        "query": r#"{app="default", level="error"} |= "timeout""#,
+        "range": {"since": "1h"}
+    });
+    let (s, v) = api
+        .call(
+            Method::PUT,
+            "/api/ui/saved/web%20errors",
+            Some(errors.clone()),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["name"], "web errors");
+    let (s, _) = api
+        .call(
+            Method::PUT,
+            "/api/ui/saved/a%20night",
+            Some(serde_json::json!({
+                "query": "timeout db-1",
+                "range": {"start": "2026-11-01T00:00:00Z", "end": "2026-11-01T06:00:00Z"}
+            })),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (_, v) = api.get("/api/ui/saved").await;
+    let names: Vec<&str> = v["searches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a night", "web errors"], "sorted by name");
+    assert_eq!(v["searches"][1]["query"], errors["query"]);
+    assert_eq!(v["searches"][0]["range"]["start"], "2026-11-01T00:00:00Z");
+    let file = stack.dir.join("saved-searches.json");
+    assert_eq!(common::mode(&file), 0o600);
+    let on_disk: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(on_disk["version"], 1);
+    assert_eq!(on_disk["searches"], v["searches"]);
+
+    // Rename: taken → 409, missing → 404, free → renamed.
+    let rename = |to: &str| Some(serde_json::json!({ "to": to }));
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/ui/saved/a%20night/rename",
+            rename("web errors"),
+        )
+        .await;
+    assert_eq!(s, 409, "{v}");
+    let (s, _) = api
+        .call(Method::POST, "/api/ui/saved/nothing/rename", rename("x"))
+        .await;
+    assert_eq!(s, 404);
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/ui/saved/a%20night/rename",
+            rename("night of 1 Nov"),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["name"], "night of 1 Nov");
+
+    // Bad names, bodies and fields.
+    for bad in ["a%2Fb", "tab%09x", &"x".repeat(101)] {
+        let (s, v) = api
+            .call(
+                Method::PUT,
+                &format!("/api/ui/saved/{bad}"),
+                Some(errors.clone()),
+            )
+            .await;
+        assert_eq!(s, 400, "{bad}: {v}");
+    }
+    let (s, v) = api
+        .call(
+            Method::PUT,
+            "/api/ui/saved/x",
+            Some(serde_json::json!({"query": "a", "range": {"since": "1h"}, "colour": "red"})),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert!(v["error"].as_str().unwrap().contains("colour"), "{v}");
+    let (s, v) = api
+        .call(
+            Method::PUT,
+            "/api/ui/saved/x",
+            Some(serde_json::json!({"query": "a", "range": {"since": "soon"}})),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert!(v["error"].as_str().unwrap().contains("range.since"), "{v}");
+
+    // Delete: 204, then 404.
+    let (s, _) = api
+        .call(Method::DELETE, "/api/ui/saved/web%20errors", None)
+        .await;
+    assert_eq!(s, 204);
+    let (s, _) = api
+        .call(Method::DELETE, "/api/ui/saved/web%20errors", None)
+        .await;
+    assert_eq!(s, 404);
+
+    // Another serve on the same config reads what this one wrote.
+    let (mut child, url, _) = own_serve(&stack, &stack.dir.join("serve.token")).await;
+    let r = api
+        .ui
+        .http
+        .get(format!("{url}/api/ui/saved"))
+        .bearer_auth(&api.ui.token)
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = r.json().await.unwrap();
+    let names: Vec<&str> = v["searches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["night of 1 Nov"]);
+    child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn dashboards_are_validated_files_and_the_overview_is_built_in_until_saved() {
+    use reqwest::Method;
+    let stack = Stack::start().await;
+    let api = Api::new(&stack).await;
+    let (s, v) = api.get("/api/ui/dashboards").await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        v,
+        serde_json::json!({"dashboards": [{"id": "overview", "title": "Overview", "panels": 5}]})
+    );
+    let (s, overview) = api.get("/api/ui/dashboards/overview").await;
+    assert_eq!(s, 200);
+    assert_eq!(overview["panels"][0]["type"], "timeseries");
+    assert!(
+        overview["panels"][0]["query"]
+            .as_str()
+            .unwrap()
+            .contains("$__interval")
+    );
+    assert!(
+        !stack.dir.join("dashboards").exists(),
+        "nothing written by reading"
+    );
+
+    // A new dashboard.
+    let mut web = overview.clone();
+    web["id"] = "web".into();
+    web["title"] = "Web".into();
+    web["refresh"] = serde_json::Value::Null;
+    web["panels"] = serde_json::json!([{
+        "id": "p1", "title": "Errors by source", "type": "table",
+        "query": r#"sum by (source) (count_over_time({app="default", level="error"}[$__range]))"#,
+        "x": 0, "y": 0, "w": 12, "h": 4, "limit": 10
+    }]);
+    let (s, v) = api
+        .call(Method::PUT, "/api/ui/dashboards/web", Some(web.clone()))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(common::mode(&stack.dir.join("dashboards")), 0o700);
+    let file = stack.dir.join("dashboards/web.json");
+    assert_eq!(common::mode(&file), 0o600);
+    let on_disk: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(on_disk, web, "the file is the dashboard as sent");
+    let (_, got) = api.get("/api/ui/dashboards/web").await;
+    assert_eq!(got, web);
+
+    // Saving the Overview writes its file; the list shows both.
+    let mut o = overview.clone();
+    o["title"] = "Our overview".into();
+    let (s, _) = api
+        .call(Method::PUT, "/api/ui/dashboards/overview", Some(o))
+        .await;
+    assert_eq!(s, 200);
+    let (_, v) = api.get("/api/ui/dashboards").await;
+    assert_eq!(
+        v,
+        serde_json::json!({"dashboards": [
+            {"id": "overview", "title": "Our overview", "panels": 5},
+            {"id": "web", "title": "Web", "panels": 1}
+        ]})
+    );
+
+    // Refused: unknown fields (named with their path), bad sizes, ids.
+    let mut bad = web.clone();
+    bad["panels"][0]["colour"] = "red".into();
+    let (s, v) = api
+        .call(Method::PUT, "/api/ui/dashboards/web", Some(bad))
+        .await;
+    assert_eq!(s, 400);
+    assert!(
+        v["error"].as_str().unwrap().contains("panels[0].colour"),
+        "{v}"
+    );
+    let mut bad = web.clone();
+    bad["panels"][0]["w"] = 13.into();
+    let (s, v) = api
+        .call(Method::PUT, "/api/ui/dashboards/web", Some(bad))
+        .await;
+    assert_eq!(s, 400);
+    assert!(v["error"].as_str().unwrap().contains("panels[0].w"), "{v}");
+    let (s, v) = api
+        .call(Method::PUT, "/api/ui/dashboards/other", Some(web.clone()))
+        .await;
+    assert_eq!(s, 400, "the body's id is not the path's: {v}");
+    for id in ["Web", "a.b", "..", &"a".repeat(65)] {
+        let (s, v) = api.get(&format!("/api/ui/dashboards/{id}")).await;
+        assert!(s == 400 || s == 404, "{id}: {s} {v}");
+        assert!(v["error"].is_string());
+    }
+
+    // Delete: the file goes; the Overview's deletion brings the built-in one back.
+    let (s, _) = api
+        .call(Method::DELETE, "/api/ui/dashboards/web", None)
+        .await;
+    assert_eq!(s, 204);
+    assert!(!file.exists());
+    let (s, _) = api.get("/api/ui/dashboards/web").await;
+    assert_eq!(s, 404);
+    let (s, _) = api
+        .call(Method::DELETE, "/api/ui/dashboards/overview", None)
+        .await;
+    assert_eq!(s, 204);
+    let (_, v) = api.get("/api/ui/dashboards/overview").await;
+    assert_eq!(v["title"], "Overview");
+    // Without the UI header, a change is refused (CSRF).
+    let r = api
+        .ui
+        .http
+        .delete(format!("{}/api/ui/dashboards/overview", api.ui.url))
+        .header("Cookie", &api.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_record_that_fails_its_integrity_check_is_named_in_the_query_s_warnings_never_shown() {
+    let stack = Stack::start().await;
+    stack
+        .send_unix(&[serde_json::json!(
+            {"payload": "an intact entry", "source": "t", "entryType": 1, "logLevel": 6}
+        )])
+        .await;
+    let all = stack.wait_for_entries(2).await;
+    let selftest = all.iter().find(|e| e["source"] == "logflux-up").unwrap()["payload"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // As tests/privacy.rs: segment names are ULIDs, the first holds the self-test entry; one
+    // flipped byte of it fails the record's integrity check.
+    let mut segments: Vec<_> = walk(&stack.dir.join("server/objects"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "lfs"))
+        .collect();
+    segments.sort_by_key(|p| p.file_name().unwrap().to_owned());
+    let mut bytes = std::fs::read(&segments[0]).unwrap();
+    bytes[5] ^= 0x01;
+    std::fs::write(&segments[0], bytes).unwrap();
+
+    let api = Api::new(&stack).await;
+    let now = logflux_proto::timefmt::now_ns();
+    let range = format!(
+        "start={}&end={}",
+        now - 3600 * 1_000_000_000,
+        now + 60 * 1_000_000_000
+    );
+    for query in [
+        "%7Bapp%3D~%22.%2B%22%7D",
+        "sum(count_over_time(%7Bapp%3D~%22.%2B%22%7D%5B1h%5D))",
+    ] {
+        let (s, v) = api
+            .get(&format!("/loki/api/v1/query_range?query={query}&{range}"))
+            .await;
+        assert_eq!(s, 200, "{v}");
+        let warnings = v["warnings"].as_array().unwrap_or_else(|| panic!("{v}"));
+        assert_eq!(warnings.len(), 1, "{v}");
+        let w = warnings[0].as_str().unwrap();
+        assert!(
+            w.starts_with("record agent-")
+                && w.contains(" of segment ")
+                && w.contains("(application default)")
+                && w.ends_with("failed its integrity check: left out"),
+            "{w}"
+        );
+        let text = v.to_string();
+        assert!(
+            !text.contains(&selftest),
+            "the damaged record's content: {text}"
+        );
+        if query.starts_with("%7B") {
+            assert!(text.contains("an intact entry"), "{text}");
+        } else {
+            assert_eq!(v["data"]["result"][0]["values"][0][1], "1", "{v}");
+        }
+    }
+    // A query that meets no damaged record has no warnings.
+    let (_, v) = api
+        .get(&format!(
+            "/loki/api/v1/query_range?query=%7Bsource%3D%22t%22%7D&{range}"
+        ))
+        .await;
+    assert!(v.get("warnings").is_none(), "{v}");
+}
