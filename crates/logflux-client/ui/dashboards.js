@@ -59,7 +59,7 @@ function CreateForm({ existing, onError }) {
   return html`<form class="lf-toolbar" onSubmit=${submit} aria-labelledby="create-title">
     <h2 id="create-title" class="lf-h-inline">New dashboard</h2>
     <label class="lf-field">Title <input name="title" value=${title} onInput=${(e) => setTitle(e.currentTarget.value)} /></label>
-    <label class="lf-field">Id (file name) <input name="id" value=${shownId} pattern="[a-z0-9-]{1,64}"
+    <label class="lf-field">Id (file name) <input name="id" value=${shownId} pattern=${'[a-z0-9\\-]{1,64}'}
       onInput=${(e) => { setIdEdited(true); setId(e.currentTarget.value); }} /></label>
     <button type="submit" class="primary">Create</button>
   </form>`;
@@ -309,13 +309,17 @@ function ResizeHandle({ panel, onSize }) {
 }
 
 function PanelTools({ panel, onEdit, onRemove, onMove, onResize }) {
-  const b = (label, text, fn) => html`<button type="button" class="lf-tool" aria-label=${`${label} ${panel.title}`} title=${label} onClick=${fn}>${text}</button>`;
+  // The short sign is hidden from assistive technology, which reads the words instead (the
+  // visible text stays out of the accessible name, so no label/content mismatch).
+  const b = (label, text, fn) => html`<button type="button" class="lf-tool" title=${label} onClick=${fn}>
+    <span aria-hidden="true">${text}</span><span class="lf-sr">${label}: ${panel.title}</span>
+  </button>`;
   return html`<div class="lf-tools" role="group" aria-label=${`Layout of ${panel.title}`}>
     ${b('Move left', '←', () => onMove(-1, 0))}${b('Move right', '→', () => onMove(1, 0))}
     ${b('Move up', '↑', () => onMove(0, -1))}${b('Move down', '↓', () => onMove(0, 1))}
     ${b('Narrower', 'W−', () => onResize(-1, 0))}${b('Wider', 'W+', () => onResize(1, 0))}
     ${b('Shorter', 'H−', () => onResize(0, -1))}${b('Taller', 'H+', () => onResize(0, 1))}
-    ${b('Edit', 'Edit', onEdit)}${b('Remove', 'Remove', onRemove)}
+    ${b('Edit panel', 'Edit', onEdit)}${b('Remove panel', 'Remove', onRemove)}
   </div>`;
 }
 
