@@ -8,24 +8,9 @@ import { useEffect, useState } from './vendor/hooks.module.js';
 import { ExplorePage } from './explore.js';
 import { SavedPage } from './saved.js';
 import { DashboardsPage } from './dashboards.js';
+import { parseHash } from './lib/nav.js';
 
-/** The route of a hash: its path and its parameters. */
-export function parseHash(hash) {
-  const h = hash.replace(/^#/, '') || '/explore';
-  const [path, query = ''] = h.split('?');
-  return { path, params: new URLSearchParams(query) };
-}
-
-/** Goes to `path` with `params` (an object; empty values left out). */
-export function navigate(path, params = {}, { replace = false } = {}) {
-  const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') q.set(k, v);
-  const s = q.toString();
-  const hash = `#${path}${s ? `?${s}` : ''}`;
-  if (replace) history.replaceState(null, '', hash);
-  else location.hash = hash;
-  if (replace) window.dispatchEvent(new HashChangeEvent('hashchange'));
-}
+export { parseHash, navigate } from './lib/nav.js';
 
 function useRoute() {
   const [route, setRoute] = useState(() => parseHash(location.hash));
@@ -59,4 +44,6 @@ function App() {
   return html`<${Nav} path=${route.path} /><main id="main">${page}</main>`;
 }
 
-render(html`<${App} />`, document.getElementById('app'));
+const root = document.getElementById('app');
+root.textContent = ''; // the loading message
+render(html`<${App} />`, root);

@@ -1,0 +1,176 @@
+//! The web UI in a real browser: a `logflux up` stack (its `serve` included) filled with known
+//! entries, then the Node tests in `ui-tests/` (`node --test`, Debian's Chromium driven by
+//! playwright-core) against it. The tests read where everything is from the environment (see
+//! `ui-tests/harness.mjs`); this test asserts that Node exited 0 and prints what it wrote.
+//!
+//! Skipped with a message when `node`, `ui-tests/node_modules` (`npm ci` in `ui-tests/`) or
+//! `/usr/bin/chromium` is missing; a failure instead with `LOGFLUX_REQUIRE_PROGRAMS=1` (CI).
+//! `LOGFLUX_UI_UPDATE_SCREENSHOTS=1` writes the screenshots to `docs/screenshots/` (else a
+//! temporary directory).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::Stack;
+use serde_json::{Value, json};
+
+/// The reason the test cannot run here, if one is missing: node, the npm packages, Chromium.
+fn missing(ui_tests: &Path) -> Option<String> {
+    let node = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !node {
+        return Some("node is not installed (Debian package nodejs)".into());
+    }
+    if !ui_tests.join("node_modules/playwright-core").is_dir()
+        || !ui_tests.join("node_modules/axe-core").is_dir()
+    {
+        return Some(format!(
+            "the test's npm packages are not installed: run `npm ci` in {}",
+            ui_tests.display()
+        ));
+    }
+    if !Path::new("/usr/bin/chromium").exists() {
+        return Some("/usr/bin/chromium is missing (Debian package chromium)".into());
+    }
+    None
+}
+
+const LEVELS: [&str; 8] = [
+    "emergency",
+    "alert",
+    "critical",
+    "error",
+    "warning",
+    "notice",
+    "info",
+    "debug",
+];
+
+/// The known entries: 60 over the last 50 minutes (one every 50 s), from three sources, every
+/// level, plain and JSON payloads, metadata `region` and `request_id`, some with a `host`.
+/// Every sixth is an error of `billing` whose payload has the word `checkout-timeout`.
+/// Returned as the agent's NDJSON lines and as the fixtures the Node tests read.
+fn known_entries(now_ns: i64) -> (Vec<Value>, Vec<Value>) {
+    let mut lines = Vec::new();
+    let mut fixtures = Vec::new();
+    for i in 0..60i64 {
+        let ts_ns = now_ns - 50 * 60 * 1_000_000_000 + i * 50 * 1_000_000_000;
+        let (source, level, payload) = if i % 6 == 3 {
+            (
+                "billing",
+                "error",
+                format!("checkout-timeout after 30s for order {i}"),
+            )
+        } else {
+            match i % 3 {
+                0 => (
+                    "web-api",
+                    ["info", "notice", "debug", "warning"][(i as usize / 3) % 4],
+                    format!("GET /orders/{i} 200 in {}ms", i * 3),
+                ),
+                1 => (
+                    "worker",
+                    ["info", "warning", "critical", "debug"][(i as usize / 3) % 4],
+                    json!({"job": "resize", "id": i, "ok": i % 2 == 0, "took_ms": i * 7})
+                        .to_string(),
+                ),
+                _ => (
+                    "billing",
+                    ["info", "alert", "emergency", "notice"][(i as usize / 3) % 4],
+                    format!("invoice {i} paid"),
+                ),
+            }
+        };
+        let mut metadata = json!({
+            "region": if i % 2 == 0 { "eu-west" } else { "us-east" },
+            "request_id": format!("r-{i}"),
+        });
+        if i % 5 == 0 {
+            metadata["host"] = json!("db-1");
+        }
+        let level_no = LEVELS.iter().position(|l| *l == level).unwrap() + 1;
+        lines.push(json!({
+            "payload": payload,
+            "source": source,
+            "entryType": 1,
+            "logLevel": level_no,
+            "timestamp": logflux_proto::timefmt::format_rfc3339(ts_ns),
+            "metadata": metadata,
+        }));
+        fixtures.push(json!({
+            "ts_ns": ts_ns.to_string(),
+            "app": "default",
+            "source": source,
+            "level": level,
+            "payload": payload,
+            "metadata": metadata,
+        }));
+    }
+    (lines, fixtures)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_web_ui_in_chromium() {
+    let ui_tests = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("ui-tests");
+    if let Some(why) = missing(&ui_tests) {
+        assert!(
+            std::env::var("LOGFLUX_REQUIRE_PROGRAMS").as_deref() != Ok("1"),
+            "the browser tests cannot run (LOGFLUX_REQUIRE_PROGRAMS=1): {why}"
+        );
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let stack = Stack::start().await;
+    let (lines, fixtures) = known_entries(logflux_proto::timefmt::now_ns());
+    stack.send_unix(&lines).await;
+    // `logflux up`'s own self-test entry is there too.
+    stack.wait_for_entries(lines.len() + 1).await;
+
+    let serve = stack.var("LOGFLUX_SERVE_URL").to_owned();
+    let token = stack.var("LOGFLUX_SERVE_TOKEN").to_owned();
+    let fixtures_file = stack.tmp.path().join("ui-fixtures.json");
+    std::fs::write(
+        &fixtures_file,
+        serde_json::to_vec_pretty(&fixtures).unwrap(),
+    )
+    .unwrap();
+    let shots = if std::env::var("LOGFLUX_UI_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots")
+    } else {
+        stack.tmp.path().join("screenshots")
+    };
+
+    let mut node = tokio::process::Command::new("node");
+    node.args(["--test", "--test-concurrency=1"])
+        .current_dir(&ui_tests)
+        .env("LOGFLUX_UI_URL", &serve)
+        .env("LOGFLUX_UI_LINK", format!("{serve}/ui/login?token={token}"))
+        .env("LOGFLUX_SERVE_TOKEN", &token)
+        .env("LOGFLUX_UI_FIXTURES", &fixtures_file)
+        .env("LOGFLUX_UI_SOCKET", stack.var("LOGFLUX_AGENT_SOCKET"))
+        .env("LOGFLUX_UI_SCREENSHOTS", &shots)
+        .kill_on_drop(true);
+    // Only the files given (`LOGFLUX_UI_TESTS=explore.test.mjs`), else every `*.test.mjs`
+    // (node's own search, which leaves node_modules out).
+    if let Ok(only) = std::env::var("LOGFLUX_UI_TESTS") {
+        node.args(only.split_whitespace());
+    }
+    let out = tokio::time::timeout(Duration::from_secs(600), node.output())
+        .await
+        .expect("the browser tests finished within 10 minutes")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "node --test failed ({}): see its output above",
+        out.status
+    );
+}
