@@ -5,33 +5,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { ui, openPage, close, shot, axe } from './harness.mjs';
+import { ui, openPage, close, shot, axe, waitFor, serveFetch } from './harness.mjs';
 
 const DAY_NS = 86400n * 1000000000n;
 const LEVEL_RE = /level\s*(=~|=)\s*"([^"]*)"/;
 
-/** Polls `fn` until it returns a truthy value; fails with `what` after `ms`. */
-async function until(fn, what, ms = 15000) {
-  const deadline = Date.now() + ms;
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+/** Polls `fn` until it returns a truthy value (the harness's waitFor, with a longer deadline). */
+const until = (fn, what) => waitFor(fn, what, { timeout: 15000 });
 
-/** A GET of serve's UI API from inside the page (its cookie signs it in). */
-function api(page, path) {
-  return page.evaluate(async (p) => {
-    const r = await fetch(p, { headers: { 'X-LogFlux-UI': '1' } });
-    return { status: r.status, text: await r.text() };
-  }, path);
+/** A GET of serve's UI API from the test (bearer token): `{status, text}`. */
+async function api(path) {
+  const r = await serveFetch(path);
+  return { status: r.status, text: await r.text() };
 }
 
 /**
@@ -47,10 +32,10 @@ async function expectingFailedRequests(page, fn) {
   return out;
 }
 
-/** Deletes a dashboard if it exists (a rerun starts clean). */
-function remove(page, id) {
-  return expectingFailedRequests(page, () =>
-    page.evaluate((p) => fetch(p, { method: 'DELETE', headers: { 'X-LogFlux-UI': '1' } }).then((r) => r.status), `/api/ui/dashboards/${id}`));
+/** Deletes a dashboard if it exists, so a rerun starts clean (serve answers 204 or 404). */
+async function remove(id) {
+  const r = await serveFetch(`/api/ui/dashboards/${id}`, { method: 'DELETE' });
+  assert.ok([204, 404].includes(r.status), `DELETE ${id} answered ${r.status}`);
 }
 
 /** The fixtures of the last 7 days (the range these tests show). */
@@ -73,7 +58,7 @@ test('the Overview renders its panels with the known entries', async () => {
   const s = await openPage('/dashboards/overview?since=7d');
   const { page } = s;
   try {
-    const stored = JSON.parse((await api(page, '/api/ui/dashboards/overview')).text);
+    const stored = JSON.parse((await api('/api/ui/dashboards/overview')).text);
     const byType = (t) => stored.panels.find((p) => p.type === t);
     for (const p of stored.panels) await panel(page, p.title).waitFor();
     const entries = inLastWeek();
@@ -129,15 +114,15 @@ test('a bad query shows its error in its panel only', async () => {
   const s = await openPage('/dashboards');
   const { page } = s;
   try {
-    await remove(page, 'broken-one');
-    const put = await page.evaluate(() => fetch('/api/ui/dashboards/broken-one', {
+    await remove('broken-one');
+    const put = (await serveFetch('/api/ui/dashboards/broken-one', {
       method: 'PUT',
-      headers: { 'X-LogFlux-UI': '1', 'Content-Type': 'application/json' },
+      headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ version: 1, id: 'broken-one', title: 'Broken one', range: { since: '7d' }, refresh: null, panels: [
         { id: 'p1', title: 'Bad', type: 'stat', query: 'sum(count_over_time({app=~".+"[5m]))', x: 0, y: 0, w: 6, h: 4 },
         { id: 'p2', title: 'Good', type: 'stat', query: 'sum(count_over_time({app=~".+"}[$__range]))', x: 6, y: 0, w: 6, h: 4 },
       ] }),
-    }).then((r) => r.status));
+    })).status;
     assert.ok(put >= 200 && put < 300, `PUT answered ${put}`);
     await page.goto(`${ui.url}/ui/#/dashboards/broken-one`);
     const err = await expectingFailedRequests(page, () =>
@@ -145,7 +130,7 @@ test('a bad query shows its error in its panel only', async () => {
     assert.match(err, /parse error/, 'serve\'s own message is shown');
     const good = await until(() => panel(page, 'Good').locator('.lf-stat-value').textContent({ timeout: 1000 }), 'the good panel');
     assert.ok(Number(good) >= inLastWeek().length, 'the other panel still shows its number');
-    await remove(page, 'broken-one');
+    await remove('broken-one');
   } finally {
     await close(s);
   }
@@ -155,7 +140,7 @@ test('build a dashboard with a panel, save, reload, resize, export and import it
   const s = await openPage('/dashboards');
   const { page } = s;
   try {
-    for (const id of ['ui-test-board', 'ui-test-board-copy']) await remove(page, id);
+    for (const id of ['ui-test-board', 'ui-test-board-copy']) await remove(id);
     await page.reload();
     await page.getByRole('heading', { name: 'Dashboards', level: 1 }).waitFor();
 
@@ -186,7 +171,7 @@ test('build a dashboard with a panel, save, reload, resize, export and import it
     const want = inLastWeek().filter((e) => e.level === 'error').length;
     const value = await until(() => panel(page, 'Errors here').locator('.lf-stat-value').textContent({ timeout: 1000 }), 'the saved panel\'s number');
     assert.equal(Number(value), want);
-    const stored = JSON.parse((await api(page, '/api/ui/dashboards/ui-test-board')).text);
+    const stored = JSON.parse((await api('/api/ui/dashboards/ui-test-board')).text);
     assert.equal(stored.panels.length, 1);
     assert.deepEqual({ w: stored.panels[0].w, h: stored.panels[0].h, type: stored.panels[0].type }, { w: 4, h: 3, type: 'stat' });
     assert.deepEqual(stored.range, { since: '7d' });
@@ -206,7 +191,7 @@ test('build a dashboard with a panel, save, reload, resize, export and import it
     const after = await panel(page, 'Errors here').boundingBox();
     assert.ok(after.width > before.width * 1.3, `wider: ${before.width} → ${after.width}`);
     assert.ok(after.height > before.height, `taller: ${before.height} → ${after.height}`);
-    const resized = JSON.parse((await api(page, '/api/ui/dashboards/ui-test-board')).text);
+    const resized = JSON.parse((await api('/api/ui/dashboards/ui-test-board')).text);
     assert.deepEqual({ w: resized.panels[0].w, h: resized.panels[0].h }, { w: 6, h: 4 });
 
     // Export from the list: the download equals the stored dashboard.
@@ -227,14 +212,14 @@ test('build a dashboard with a panel, save, reload, resize, export and import it
     await imp.getByLabel('Store under the id').fill('ui-test-board-copy');
     await imp.getByRole('button', { name: 'Import' }).click();
     await page.locator('tr[data-id="ui-test-board-copy"]').waitFor();
-    const copy = JSON.parse((await api(page, '/api/ui/dashboards/ui-test-board-copy')).text);
+    const copy = JSON.parse((await api('/api/ui/dashboards/ui-test-board-copy')).text);
     assert.deepEqual(copy, { ...resized, id: 'ui-test-board-copy' });
 
     // Delete the copy, after the confirmation.
     await page.locator('tr[data-id="ui-test-board-copy"]').getByRole('button', { name: /^Delete/ }).click();
     await page.getByRole('dialog', { name: 'Delete dashboard' }).getByRole('button', { name: 'Delete' }).click();
     await until(async () => (await page.locator('tr[data-id="ui-test-board-copy"]').count()) === 0, 'the deleted row to go');
-    assert.equal((await expectingFailedRequests(page, () => api(page, '/api/ui/dashboards/ui-test-board-copy'))).status, 404);
+    assert.equal((await api('/api/ui/dashboards/ui-test-board-copy')).status, 404);
   } finally {
     await close(s);
   }
@@ -254,7 +239,7 @@ test('an import serve refuses shows serve\'s answer', async () => {
     });
     assert.match(msg, /colour/, 'the unknown field is named');
     await imp.getByRole('button', { name: 'Cancel' }).click();
-    assert.equal((await expectingFailedRequests(page, () => api(page, '/api/ui/dashboards/ui-test-bad'))).status, 404);
+    assert.equal((await api('/api/ui/dashboards/ui-test-bad')).status, 404);
 
     await page.getByLabel('Import a dashboard (JSON file)').setInputFiles({ name: 'notjson.json', mimeType: 'application/json', buffer: Buffer.from('{"title": ') });
     assert.match(await page.getByRole('alert').textContent(), /notjson\.json is not JSON/);

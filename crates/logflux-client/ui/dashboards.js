@@ -8,7 +8,7 @@ import { html } from './lib/html.js';
 import { useEffect, useMemo, useRef, useState } from './vendor/hooks.module.js';
 import { json, request } from './lib/api.js';
 import { resolveRange } from './lib/time.js';
-import { Confirm, Modal, download, ensureStylesheet } from './lib/dash-ui.js';
+import { Confirm, Modal, download } from './lib/dash-ui.js';
 import { TimeChart } from './lib/dash-chart.js';
 import { formatValue, labelText, runPanel } from './lib/dash-query.js';
 import {
@@ -539,7 +539,6 @@ function DashboardView({ id, params }) {
 
 /** The entry point the router calls for #/dashboards and #/dashboards/<id>. */
 export function DashboardsPage({ route }) {
-  ensureStylesheet('dashboards.css');
   const id = route.path.replace(/^\/dashboards\/?/, '').split('/')[0];
   if (!id) return html`<${DashboardList} />`;
   return html`<${DashboardView} key=${id} id=${decodeURIComponent(id)} params=${route.params} />`;

@@ -5,7 +5,7 @@
 import { html } from './lib/html.js';
 import { useEffect, useRef, useState } from './vendor/hooks.module.js';
 import { json } from './lib/api.js';
-import { Confirm, Modal, ensureStylesheet } from './lib/dash-ui.js';
+import { Confirm, Modal } from './lib/dash-ui.js';
 import { QUICK_RANGES, rangeText } from './lib/dash-model.js';
 
 /** What is wrong with a name for a saved search (serve's rule: 1–100 characters, no `/`, no control characters); null if fine. */
@@ -25,9 +25,16 @@ export async function listSaved() {
   return (await json('/api/ui/saved')).searches;
 }
 
+/** A range as the file stores it: `{since}`, or `{start, end}` in RFC 3339 (the explore page may hold ms). */
+export function storedRange(range) {
+  if (!range || range.since) return { since: range?.since || '1h' };
+  const iso = (v) => new Date(typeof v === 'number' ? v : Date.parse(v)).toISOString();
+  return { start: iso(range.start), end: iso(range.end) };
+}
+
 /** Saves (creates or replaces) the search `name`. */
 export async function putSaved(name, query, range) {
-  await json(savedPath(name), { method: 'PUT', body: { query, range } });
+  await json(savedPath(name), { method: 'PUT', body: { query, range: storedRange(range) } });
 }
 
 /** The explore page's address for a saved search: `#/explore?q=…&since=…` (or `start`/`end`). */
@@ -77,7 +84,7 @@ function SaveDialog({ query, range, onClose, onSaved }) {
           onInput=${(e) => { setName(e.currentTarget.value); setTaken(false); }} />
       </label>
       <p class="lf-muted">Query: <code class="lf-query">${query}</code></p>
-      <p class="lf-muted">Range: ${rangeText(range)}</p>
+      <p class="lf-muted">Range: ${rangeText(storedRange(range))}</p>
       ${taken && html`<p class="warning" role="alert">A saved search named “${name.trim()}” exists already. Replace it?</p>`}
       ${error && html`<p class="error" role="alert">${error}</p>`}
       <div class="lf-actions">
@@ -89,11 +96,10 @@ function SaveDialog({ query, range, onClose, onSaved }) {
 }
 
 /**
- * A button for the explore toolbar: saves the search shown (`query` as typed, `range`
- * `{since}` or `{start, end}` in RFC 3339) under a name the person gives.
+ * A button for the explore toolbar: saves the search shown (`query` as run: LogQL or plain
+ * words; `range` `{since}` or `{start, end}` in RFC 3339 or ms) under a name the person gives.
  */
 export function SaveSearchButton({ query, range }) {
-  ensureStylesheet('dashboards.css');
   const [open, setOpen] = useState(false);
   const [status, setStatus] = useState('');
   const empty = !String(query ?? '').trim();
@@ -183,7 +189,6 @@ function NewSearchForm({ onSaved }) {
 
 /** The page. */
 export function SavedPage() {
-  ensureStylesheet('dashboards.css');
   const [searches, setSearches] = useState(null);
   const [error, setError] = useState(null);
   const [status, setStatus] = useState('');

@@ -1,21 +1,8 @@
-// Small pieces the saved searches and dashboards pages share: their stylesheet, a modal
+// Small pieces the saved searches and dashboards pages share: a modal
 // dialog (the browser's own <dialog>: focus kept inside, Esc closes), a confirmation, and a
 // file download made in the page.
 import { html } from './html.js';
 import { useEffect, useRef } from '../vendor/hooks.module.js';
-
-/**
- * Adds `<link rel="stylesheet" href=href>` once, unless the page already links it. The CSP
- * allows stylesheets of this origin however they are added; only inline styles are refused.
- */
-export function ensureStylesheet(href) {
-  const have = [...document.querySelectorAll('link[rel="stylesheet"]')].some((l) => l.getAttribute('href') === href);
-  if (have) return;
-  const link = document.createElement('link');
-  link.rel = 'stylesheet';
-  link.href = href;
-  document.head.appendChild(link);
-}
 
 let dialogCount = 0;
 
