@@ -26,7 +26,7 @@ async function storedText(id) {
 
 /** Saves a dashboard (serve validates it and answers what is wrong, naming the field). */
 async function putDashboard(d) {
-  await json(dashPath(d.id), { method: 'PUT', body: d });
+  await request(dashPath(d.id), { method: 'PUT', body: d });
 }
 
 /** A panel with only the fields of the file format (`limit` only for the types that use it). */
@@ -142,7 +142,7 @@ function DashboardList() {
     const d = deleting;
     setDeleting(null);
     try {
-      await json(dashPath(d.id), { method: 'DELETE' });
+      await request(dashPath(d.id), { method: 'DELETE' });
       setStatus(d.id === 'overview' ? 'Deleted your Overview: the default one is shown again.' : `Deleted “${d.title}”.`);
     } catch (err) {
       setError(`“${d.title}” could not be deleted: ${err.message}`);

@@ -4,7 +4,7 @@
 // `SaveSearchButton`, which the explore page puts in its toolbar to save what it shows.
 import { html } from './lib/html.js';
 import { useEffect, useRef, useState } from './vendor/hooks.module.js';
-import { json } from './lib/api.js';
+import { json, request } from './lib/api.js';
 import { Confirm, Modal } from './lib/dash-ui.js';
 import { QUICK_RANGES, rangeText } from './lib/dash-model.js';
 
@@ -34,7 +34,7 @@ export function storedRange(range) {
 
 /** Saves (creates or replaces) the search `name`. */
 export async function putSaved(name, query, range) {
-  await json(savedPath(name), { method: 'PUT', body: { query, range: storedRange(range) } });
+  await request(savedPath(name), { method: 'PUT', body: { query, range: storedRange(range) } });
 }
 
 /** The explore page's address for a saved search: `#/explore?q=…&since=…` (or `start`/`end`). */
@@ -128,7 +128,7 @@ function SavedRow({ search, onRenamed, onDelete }) {
     const problem = nameProblem(n);
     if (problem) return setError(problem);
     try {
-      await json(`${savedPath(search.name)}/rename`, { method: 'POST', body: { to: n } });
+      await request(`${savedPath(search.name)}/rename`, { method: 'POST', body: { to: n } });
       setRenaming(false);
       setError(null);
       onRenamed(n);
@@ -208,7 +208,7 @@ export function SavedPage() {
     const s = deleting;
     setDeleting(null);
     try {
-      await json(savedPath(s.name), { method: 'DELETE' });
+      await request(savedPath(s.name), { method: 'DELETE' });
       setStatus(`Deleted “${s.name}”.`);
     } catch (err) {
       setError(`“${s.name}” could not be deleted: ${err.message}`);
