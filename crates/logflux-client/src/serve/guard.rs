@@ -8,7 +8,13 @@
 //!   `Sec-Fetch-Site: cross-site`, is refused (and no CORS header is ever sent, so a browser
 //!   never lets another page read an answer);
 //! - carry the token: `Authorization: Bearer TOKEN`, or basic auth with any user name and
-//!   the token as password (Grafana's data source settings), compared in constant time.
+//!   the token as password (Grafana's data source settings), compared in constant time; or
+//!   the web UI's session cookie (`logflux_session`, set by `/ui/login` for the right token):
+//!   HMAC-SHA256 of a fixed label keyed with the token, so the cookie is not the token and
+//!   shows nothing of it, compared in constant time too;
+//! - when authenticated by the cookie and not a GET or HEAD, carry `X-LogFlux-UI: 1`: a
+//!   browser sends the cookie with a form another site posts here, but a page of another
+//!   origin cannot add a custom header without a CORS preflight, which is never allowed.
 //!
 //! The token is made once (32 random bytes, hex) into a file of mode 0600; a file that group
 //! or others can read is refused.
@@ -17,7 +23,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
-use axum::http::{HeaderMap, StatusCode, header};
+use aws_lc_rs::hmac;
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
@@ -35,10 +42,31 @@ fn refuse(status: StatusCode, message: impl Into<String>) -> Refusal {
     }
 }
 
+/// The web UI's session cookie.
+pub(crate) const SESSION_COOKIE: &str = "logflux_session";
+/// The header the web UI sends on every request; required of cookie-authenticated requests
+/// other than GET and HEAD (see the module's documentation).
+pub(crate) const UI_HEADER: &str = "x-logflux-ui";
+
+/// How a request proved it may be answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Auth {
+    /// The token in `Authorization` (bearer or basic).
+    Token,
+    /// The web UI's session cookie.
+    Cookie,
+}
+
 /// What a request must show.
 #[derive(Clone)]
 pub(crate) struct Guard {
     token: String,
+    /// The session cookie's value: HMAC-SHA256(key = token, "logflux serve ui-session v1"),
+    /// hex. The same token gives the same value, so a browser stays signed in across
+    /// restarts of serve until the token file is replaced.
+    session: String,
+    /// Whether serve speaks HTTPS (the cookie is then `Secure`).
+    tls: bool,
     /// `Host` values accepted (lower case, with the port).
     hosts: Vec<String>,
     /// `Origin` values accepted (this service's own).
@@ -80,16 +108,50 @@ impl Guard {
         hosts.dedup();
         let scheme = if tls { "https" } else { "http" };
         let origins = hosts.iter().map(|h| format!("{scheme}://{h}")).collect();
+        let key = hmac::Key::new(hmac::HMAC_SHA256, token.as_bytes());
+        let session = hex::encode(hmac::sign(&key, b"logflux serve ui-session v1"));
         Ok(Guard {
             token,
+            session,
+            tls,
             hosts,
             origins,
         })
     }
 
-    /// Checks a request: its host (`Host`, or over HTTP/2 the `:authority` the URI carries),
-    /// then `Origin` and `Sec-Fetch-Site`, then the token.
+    /// Whether `presented` is the token (constant time).
+    pub(crate) fn is_token(&self, presented: &str) -> bool {
+        constant_time_eq(presented.as_bytes(), self.token.as_bytes())
+    }
+
+    /// The `Set-Cookie` value that signs a browser in: HttpOnly (no script reads it),
+    /// SameSite=Strict (no other site's page or link sends it), the whole service's path,
+    /// `Secure` over HTTPS. No expiry: it ends with the browser session.
+    pub(crate) fn session_cookie(&self) -> String {
+        let secure = if self.tls { "; Secure" } else { "" };
+        format!(
+            "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/{secure}",
+            self.session
+        )
+    }
+
+    /// Checks a request in full: [`Guard::check_site`], then [`Guard::check_auth`] (as the
+    /// router does for every path but the UI's public ones).
+    #[cfg(test)]
     pub(crate) fn check(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+        authority: Option<&str>,
+    ) -> Result<Auth, Refusal> {
+        self.check_site(headers, authority)?;
+        self.check_auth(method, headers)
+    }
+
+    /// Checks where a request is sent and comes from: its host (`Host`, or over HTTP/2 the
+    /// `:authority` the URI carries), then `Origin` and `Sec-Fetch-Site`. Every request
+    /// passes this, the UI's sign-in page included.
+    pub(crate) fn check_site(
         &self,
         headers: &HeaderMap,
         authority: Option<&str>,
@@ -135,15 +197,40 @@ impl Guard {
                 "cross-site requests are refused (Sec-Fetch-Site: cross-site)",
             ));
         }
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(presented_secret);
-        match presented {
-            Some(p) if constant_time_eq(p.as_bytes(), self.token.as_bytes()) => Ok(()),
+        Ok(())
+    }
+
+    /// Checks a request's credentials: the token in `Authorization` (when that header is
+    /// sent, it alone decides), else the session cookie, which for a method other than GET
+    /// and HEAD needs `X-LogFlux-UI: 1` too.
+    pub(crate) fn check_auth(&self, method: &Method, headers: &HeaderMap) -> Result<Auth, Refusal> {
+        if let Some(v) = headers.get(header::AUTHORIZATION) {
+            return match v.to_str().ok().and_then(presented_secret) {
+                Some(p) if self.is_token(&p) => Ok(Auth::Token),
+                _ => Err(refuse(
+                    StatusCode::UNAUTHORIZED,
+                    "wrong token (it is in serve.token in the client's config directory, or LOGFLUX_SERVE_TOKEN in up.env)",
+                )),
+            };
+        }
+        match session_cookie(headers) {
+            Some(c) if constant_time_eq(c.as_bytes(), self.session.as_bytes()) => {
+                let safe = method == Method::GET || method == Method::HEAD;
+                let marked = headers.get(UI_HEADER).is_some_and(|v| v.as_bytes() == b"1");
+                if safe || marked {
+                    Ok(Auth::Cookie)
+                } else {
+                    Err(refuse(
+                        StatusCode::FORBIDDEN,
+                        format!(
+                            "{method} with the UI's session cookie needs the header X-LogFlux-UI: 1 (the UI sends it; another site's page cannot)"
+                        ),
+                    ))
+                }
+            }
             Some(_) => Err(refuse(
                 StatusCode::UNAUTHORIZED,
-                "wrong token (it is in serve.token in the client's config directory, or LOGFLUX_SERVE_TOKEN in up.env)",
+                "the UI's session has ended (serve's token changed): open the UI again with `logflux ui`, or the link `logflux serve` printed",
             )),
             None => Err(refuse(
                 StatusCode::UNAUTHORIZED,
@@ -151,6 +238,20 @@ impl Guard {
             )),
         }
     }
+}
+
+/// The value of the session cookie among a request's `Cookie` headers (the last one named so).
+fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            (name.trim() == SESSION_COOKIE).then(|| value.trim().trim_matches('"').to_owned())
+        })
+        .next_back()
 }
 
 /// An `--allow-host` value as a `Host` header carries it, lower case with the port (`port`
@@ -332,8 +433,8 @@ mod tests {
     }
 
     impl Guard {
-        fn check_h(&self, h: &HeaderMap) -> Result<(), Refusal> {
-            self.check(h, None)
+        fn check_h(&self, h: &HeaderMap) -> Result<Auth, Refusal> {
+            self.check(&Method::GET, h, None)
         }
     }
 
@@ -344,13 +445,15 @@ mod tests {
         let g = guard();
         let bearer = format!("Bearer {TOKEN}");
         let h = headers(&[("authorization", &bearer)]);
-        assert!(g.check(&h, Some("127.0.0.1:3100")).is_ok());
+        assert!(g.check(&Method::GET, &h, Some("127.0.0.1:3100")).is_ok());
         assert_eq!(
-            g.check(&h, Some("evil.example:3100")).unwrap_err().status,
+            g.check(&Method::GET, &h, Some("evil.example:3100"))
+                .unwrap_err()
+                .status,
             StatusCode::MISDIRECTED_REQUEST
         );
         assert_eq!(
-            g.check(&h, None).unwrap_err().status,
+            g.check(&Method::GET, &h, None).unwrap_err().status,
             StatusCode::BAD_REQUEST
         );
     }
@@ -572,6 +675,61 @@ mod tests {
                 "{bad:?}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn the_session_cookie_is_derived_from_the_token_and_needs_the_ui_header_to_change_things() {
+        let g = guard();
+        let set = g.session_cookie();
+        assert!(
+            set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/"),
+            "{set}"
+        );
+        assert!(!set.contains("Secure"), "plain HTTP on loopback: {set}");
+        let value = set
+            .strip_prefix("logflux_session=")
+            .and_then(|r| r.split(';').next())
+            .unwrap();
+        assert_eq!(value.len(), 64);
+        assert!(!value.contains(TOKEN) && !TOKEN.contains(value));
+        // The same token gives the same session (a restart keeps the browser signed in).
+        assert_eq!(guard().session_cookie(), set);
+        let cookie = format!("theme=dark; logflux_session={value}");
+        let h = headers(&[("host", "127.0.0.1:3100"), ("cookie", &cookie)]);
+        assert_eq!(g.check(&Method::GET, &h, None), Ok(Auth::Cookie));
+        assert_eq!(g.check(&Method::HEAD, &h, None), Ok(Auth::Cookie));
+        let e = g.check(&Method::POST, &h, None).unwrap_err();
+        assert_eq!(e.status, StatusCode::FORBIDDEN);
+        assert!(e.message.contains("X-LogFlux-UI"), "{}", e.message);
+        let marked = headers(&[
+            ("host", "127.0.0.1:3100"),
+            ("cookie", &cookie),
+            ("x-logflux-ui", "1"),
+        ]);
+        assert_eq!(g.check(&Method::PUT, &marked, None), Ok(Auth::Cookie));
+        // The token itself is no cookie, nor is another value.
+        for bad in [TOKEN, &value.replace('a', "b").replace('0', "1")] {
+            let c = format!("logflux_session={bad}");
+            let h = headers(&[("host", "127.0.0.1:3100"), ("cookie", &c)]);
+            assert_eq!(
+                g.check(&Method::GET, &h, None).unwrap_err().status,
+                StatusCode::UNAUTHORIZED
+            );
+        }
+        // Another origin is refused with the cookie too.
+        let h = headers(&[
+            ("host", "127.0.0.1:3100"),
+            ("cookie", &cookie),
+            ("origin", "http://evil.example"),
+            ("x-logflux-ui", "1"),
+        ]);
+        assert_eq!(
+            g.check(&Method::POST, &h, None).unwrap_err().status,
+            StatusCode::FORBIDDEN
+        );
+        // Over HTTPS the cookie is Secure.
+        let tls = Guard::new(TOKEN.into(), "127.0.0.1:3100".parse().unwrap(), true, &[]).unwrap();
+        assert!(tls.session_cookie().ends_with("; Secure"));
     }
 
     #[test]

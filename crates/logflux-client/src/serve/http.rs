@@ -339,36 +339,51 @@ pub(crate) fn success(data: Value) -> Response {
     axum::Json(json!({"status": "success", "data": data})).into_response()
 }
 
-/// Every request passes the guard first.
+/// Every request passes the guard first: the Host and Origin checks always, then the
+/// credentials (token or the UI's session cookie) except on the UI's public paths (the
+/// redirect to it and the sign-in link, which checks the token itself).
 async fn guard(State(s): State<Arc<Service>>, req: Request, next: Next) -> Response {
+    use super::ui;
     let authority = req.uri().authority().map(|a| a.as_str().to_owned());
-    if let Err(r) = s.guard.check(req.headers(), authority.as_deref()) {
-        let mut resp = LokiError {
+    let path = req.uri().path().to_owned();
+    let checked = s
+        .guard
+        .check_site(req.headers(), authority.as_deref())
+        .and_then(|()| {
+            if ui::is_public(&path) {
+                Ok(())
+            } else {
+                s.guard.check_auth(req.method(), req.headers()).map(|_| ())
+            }
+        });
+    let mut resp = match checked {
+        Ok(()) => next.run(req).await,
+        // No `WWW-Authenticate` challenge: a browser would prompt for the token and keep it
+        // for the origin. Grafana sends its basic auth without being asked.
+        Err(r) if r.status == StatusCode::UNAUTHORIZED && ui::is_page(&path) => {
+            ui::unauthorized_page(&r.message)
+        }
+        Err(r) if path.starts_with("/api/ui/") => {
+            (r.status, axum::Json(json!({"error": r.message}))).into_response()
+        }
+        Err(r) => LokiError {
             status: r.status,
             message: r.message,
         }
-        .into_response();
-        // No `WWW-Authenticate` challenge: a browser would prompt for the token and keep it
-        // for the origin. Grafana sends its basic auth without being asked.
-        private(&mut resp);
-        return resp;
-    }
-    let mut resp = next.run(req).await;
+        .into_response(),
+    };
     private(&mut resp);
     resp
 }
 
-/// Decrypted answers are not kept by a browser's cache (on disk) nor sniffed as another type.
+/// Decrypted answers are not kept by a browser's cache (on disk): `no-store` unless the
+/// handler chose (the UI's assets: `no-cache` with an ETag). Every answer carries the
+/// security headers ([`super::ui::security_headers`]).
 fn private(resp: &mut Response) {
     let h = resp.headers_mut();
-    h.insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        header::HeaderValue::from_static("nosniff"),
-    );
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(header::HeaderValue::from_static("no-store"));
+    super::ui::security_headers(h);
 }
 
 /// A request as the handlers see it.
@@ -481,6 +496,11 @@ pub(crate) fn router(s: Arc<Service>) -> Router {
         )
         .route("/loki/api/v1/tail", get(super::ws::tail))
         .route("/loki/api/v2alpha/tail", route!(v2_tail))
+        .route("/", get(super::ui::to_ui))
+        .route("/ui", get(super::ui::to_ui))
+        .route("/ui/login", get(super::ui::login))
+        .route("/ui/", get(super::ui::asset))
+        .route("/ui/{*path}", get(super::ui::asset))
         .fallback(|uri: Uri| async move {
             LokiError {
                 status: StatusCode::NOT_FOUND,

@@ -7,12 +7,14 @@
 //! - [`http`]: routes, parameters, limits, Loki's error answers;
 //! - [`guard`]: the local access guard (token, Host, Origin);
 //! - [`cache`]: decrypted records in memory, bounded, LRU;
-//! - [`loki`]: queries, labels, series, tail, in Loki's shapes.
+//! - [`loki`]: queries, labels, series, tail, in Loki's shapes;
+//! - [`ui`]: the web UI's files (compiled in), its sign-in link and pages.
 
 pub(crate) mod cache;
 pub(crate) mod guard;
 pub(crate) mod http;
 pub(crate) mod loki;
+pub(crate) mod ui;
 pub(crate) mod ws;
 
 use std::collections::HashMap;
@@ -615,9 +617,13 @@ pub(crate) fn stop_signals() -> anyhow::Result<impl std::future::Future<Output =
     })
 }
 
-/// What to paste into Grafana's Loki data source settings.
+/// The web UI's sign-in link, and what to paste into Grafana's Loki data source settings.
 pub(crate) fn print_settings(r: &Running) {
     println!("serve   {}   (Loki's HTTP API, decrypted here)", r.url);
+    println!(
+        "ui      {}   (the web UI: open this sign-in link in a browser, or run logflux ui)",
+        ui::login_link(&r.url, &r.token, None)
+    );
     println!("Grafana: Connections → Data sources → Add → Loki:");
     println!("  URL                  {}", r.url);
     println!("  Authentication       Basic authentication: any user, password = the token");
