@@ -17,6 +17,7 @@ mod output;
 mod pager;
 mod search;
 mod serve;
+mod uistore;
 mod up;
 mod when;
 

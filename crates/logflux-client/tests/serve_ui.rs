@@ -304,13 +304,15 @@ async fn the_cookie_works_for_the_loki_api_but_not_to_change_things_without_the_
     }
 }
 
-#[tokio::test]
-async fn serve_prints_the_ui_link_and_the_link_signs_in() {
-    let stack = Stack::start().await;
-    let token_file = stack.tmp.path().join("own/serve.token");
+/// A `logflux serve` of its own on the stack's client config (token in `token_file`): the
+/// process, its URL and the lines it printed before `serving`.
+async fn own_serve(
+    stack: &Stack,
+    token_file: &std::path::Path,
+) -> (tokio::process::Child, String, Vec<String>) {
     let mut child = tokio::process::Command::from(stack.command())
         .args(["serve", "--listen", "127.0.0.1:0", "--token-file"])
-        .arg(&token_file)
+        .arg(token_file)
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -329,12 +331,21 @@ async fn serve_prints_the_ui_link_and_the_link_signs_in() {
         }
         printed.push(l);
     }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let url = printed
         .iter()
         .find_map(|l| l.strip_prefix("serve   "))
         .and_then(|r| r.split_whitespace().next())
         .unwrap()
         .to_owned();
+    (child, url, printed)
+}
+
+#[tokio::test]
+async fn serve_prints_the_ui_link_and_the_link_signs_in() {
+    let stack = Stack::start().await;
+    let token_file = stack.tmp.path().join("own/serve.token");
+    let (mut child, url, printed) = own_serve(&stack, &token_file).await;
     let link = printed
         .iter()
         .find_map(|l| l.strip_prefix("ui      "))
@@ -352,4 +363,328 @@ async fn serve_prints_the_ui_link_and_the_link_signs_in() {
     assert_eq!(r.status(), 303);
     assert!(r.headers().get("set-cookie").is_some());
     child.kill().await.unwrap();
+}
+
+/// The UI's JSON API as the page calls it: the session cookie and `X-LogFlux-UI: 1`.
+struct Api {
+    ui: Ui,
+    cookie: String,
+}
+
+impl Api {
+    async fn new(stack: &Stack) -> Api {
+        let ui = Ui::new(stack);
+        let cookie = ui.sign_in().await;
+        Api { ui, cookie }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .ui
+            .http
+            .request(method, format!("{}{path}", self.ui.url))
+            .header("Cookie", &self.cookie)
+            .header("X-LogFlux-UI", "1");
+        if let Some(b) = body {
+            req = req
+                .header("Content-Type", "application/json")
+                .body(b.to_string());
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        secured(r.headers());
+        let text = r.text().await.unwrap();
+        let v = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: not JSON: {text}"))
+        };
+        (status, v)
+    }
+
+    async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+}
+
+#[tokio::test]
+async fn the_session_api_answers_signed_in_pages_only() {
+    let stack = Stack::start().await;
+    let api = Api::new(&stack).await;
+    let (s, v) = api.get("/api/ui/session").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        std::path::Path::new(v["user_config"].as_str().unwrap()),
+        stack.dir
+    );
+    let r = api.ui.get("/api/ui/session", None).await;
+    assert_eq!(r.status(), 401);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(v["error"].as_str().unwrap().contains("token"), "{v}");
+    let (s, v) = api.get("/api/ui/nothing-here").await;
+    assert_eq!(s, 404);
+    assert!(v["error"].is_string());
+    let (s, v) = api
+        .call(reqwest::Method::POST, "/api/ui/session", None)
+        .await;
+    assert_eq!(s, 405, "{v}");
+    assert!(v["error"].is_string());
+}
+
+#[tokio::test]
+async fn saved_searches_are_created_listed_renamed_and_deleted_in_a_private_file_that_outlives_serve()
+ {
+    use reqwest::Method;
+    let stack = Stack::start().await;
+    let api = Api::new(&stack).await;
+    let (s, v) = api.get("/api/ui/saved").await;
+    assert_eq!((s, v), (200, serde_json::json!({"searches": []})));
+    let errors = serde_json::json!({
+        "query": r#"{app="default", level="error"} |= "timeout""#,
+        "range": {"since": "1h"}
+    });
+    let (s, v) = api
+        .call(
+            Method::PUT,
+            "/api/ui/saved/web%20errors",
+            Some(errors.clone()),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["name"], "web errors");
+    let (s, _) = api
+        .call(
+            Method::PUT,
+            "/api/ui/saved/a%20night",
+            Some(serde_json::json!({
+                "query": "timeout db-1",
+                "range": {"start": "2026-11-01T00:00:00Z", "end": "2026-11-01T06:00:00Z"}
+            })),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (_, v) = api.get("/api/ui/saved").await;
+    let names: Vec<&str> = v["searches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a night", "web errors"], "sorted by name");
+    assert_eq!(v["searches"][1]["query"], errors["query"]);
+    assert_eq!(v["searches"][0]["range"]["start"], "2026-11-01T00:00:00Z");
+    let file = stack.dir.join("saved-searches.json");
+    assert_eq!(common::mode(&file), 0o600);
+    let on_disk: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(on_disk["version"], 1);
+    assert_eq!(on_disk["searches"], v["searches"]);
+
+    // Rename: taken → 409, missing → 404, free → renamed.
+    let rename = |to: &str| Some(serde_json::json!({ "to": to }));
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/ui/saved/a%20night/rename",
+            rename("web errors"),
+        )
+        .await;
+    assert_eq!(s, 409, "{v}");
+    let (s, _) = api
+        .call(Method::POST, "/api/ui/saved/nothing/rename", rename("x"))
+        .await;
+    assert_eq!(s, 404);
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/api/ui/saved/a%20night/rename",
+            rename("night of 1 Nov"),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["name"], "night of 1 Nov");
+
+    // Bad names, bodies and fields.
+    for bad in ["a%2Fb", "tab%09x", &"x".repeat(101)] {
+        let (s, v) = api
+            .call(
+                Method::PUT,
+                &format!("/api/ui/saved/{bad}"),
+                Some(errors.clone()),
+            )
+            .await;
+        assert_eq!(s, 400, "{bad}: {v}");
+    }
+    let (s, v) = api
+        .call(
+            Method::PUT,
+            "/api/ui/saved/x",
+            Some(serde_json::json!({"query": "a", "range": {"since": "1h"}, "colour": "red"})),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert!(v["error"].as_str().unwrap().contains("colour"), "{v}");
+    let (s, v) = api
+        .call(
+            Method::PUT,
+            "/api/ui/saved/x",
+            Some(serde_json::json!({"query": "a", "range": {"since": "soon"}})),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert!(v["error"].as_str().unwrap().contains("range.since"), "{v}");
+
+    // Delete: 204, then 404.
+    let (s, _) = api
+        .call(Method::DELETE, "/api/ui/saved/web%20errors", None)
+        .await;
+    assert_eq!(s, 204);
+    let (s, _) = api
+        .call(Method::DELETE, "/api/ui/saved/web%20errors", None)
+        .await;
+    assert_eq!(s, 404);
+
+    // Another serve on the same config reads what this one wrote.
+    let (mut child, url, _) = own_serve(&stack, &stack.dir.join("serve.token")).await;
+    let r = api
+        .ui
+        .http
+        .get(format!("{url}/api/ui/saved"))
+        .bearer_auth(&api.ui.token)
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = r.json().await.unwrap();
+    let names: Vec<&str> = v["searches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["night of 1 Nov"]);
+    child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn dashboards_are_validated_files_and_the_overview_is_built_in_until_saved() {
+    use reqwest::Method;
+    let stack = Stack::start().await;
+    let api = Api::new(&stack).await;
+    let (s, v) = api.get("/api/ui/dashboards").await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        v,
+        serde_json::json!({"dashboards": [{"id": "overview", "title": "Overview", "panels": 5}]})
+    );
+    let (s, overview) = api.get("/api/ui/dashboards/overview").await;
+    assert_eq!(s, 200);
+    assert_eq!(overview["panels"][0]["type"], "timeseries");
+    assert!(
+        overview["panels"][0]["query"]
+            .as_str()
+            .unwrap()
+            .contains("$__interval")
+    );
+    assert!(
+        !stack.dir.join("dashboards").exists(),
+        "nothing written by reading"
+    );
+
+    // A new dashboard.
+    let mut web = overview.clone();
+    web["id"] = "web".into();
+    web["title"] = "Web".into();
+    web["refresh"] = serde_json::Value::Null;
+    web["panels"] = serde_json::json!([{
+        "id": "p1", "title": "Errors by source", "type": "table",
+        "query": r#"sum by (source) (count_over_time({app="default", level="error"}[$__range]))"#,
+        "x": 0, "y": 0, "w": 12, "h": 4, "limit": 10
+    }]);
+    let (s, v) = api
+        .call(Method::PUT, "/api/ui/dashboards/web", Some(web.clone()))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(common::mode(&stack.dir.join("dashboards")), 0o700);
+    let file = stack.dir.join("dashboards/web.json");
+    assert_eq!(common::mode(&file), 0o600);
+    let on_disk: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(on_disk, web, "the file is the dashboard as sent");
+    let (_, got) = api.get("/api/ui/dashboards/web").await;
+    assert_eq!(got, web);
+
+    // Saving the Overview writes its file; the list shows both.
+    let mut o = overview.clone();
+    o["title"] = "Our overview".into();
+    let (s, _) = api
+        .call(Method::PUT, "/api/ui/dashboards/overview", Some(o))
+        .await;
+    assert_eq!(s, 200);
+    let (_, v) = api.get("/api/ui/dashboards").await;
+    assert_eq!(
+        v,
+        serde_json::json!({"dashboards": [
+            {"id": "overview", "title": "Our overview", "panels": 5},
+            {"id": "web", "title": "Web", "panels": 1}
+        ]})
+    );
+
+    // Refused: unknown fields (named with their path), bad sizes, ids.
+    let mut bad = web.clone();
+    bad["panels"][0]["colour"] = "red".into();
+    let (s, v) = api
+        .call(Method::PUT, "/api/ui/dashboards/web", Some(bad))
+        .await;
+    assert_eq!(s, 400);
+    assert!(
+        v["error"].as_str().unwrap().contains("panels[0].colour"),
+        "{v}"
+    );
+    let mut bad = web.clone();
+    bad["panels"][0]["w"] = 13.into();
+    let (s, v) = api
+        .call(Method::PUT, "/api/ui/dashboards/web", Some(bad))
+        .await;
+    assert_eq!(s, 400);
+    assert!(v["error"].as_str().unwrap().contains("panels[0].w"), "{v}");
+    let (s, v) = api
+        .call(Method::PUT, "/api/ui/dashboards/other", Some(web.clone()))
+        .await;
+    assert_eq!(s, 400, "the body's id is not the path's: {v}");
+    for id in ["Web", "a.b", "..", &"a".repeat(65)] {
+        let (s, v) = api.get(&format!("/api/ui/dashboards/{id}")).await;
+        assert!(s == 400 || s == 404, "{id}: {s} {v}");
+        assert!(v["error"].is_string());
+    }
+
+    // Delete: the file goes; the Overview's deletion brings the built-in one back.
+    let (s, _) = api
+        .call(Method::DELETE, "/api/ui/dashboards/web", None)
+        .await;
+    assert_eq!(s, 204);
+    assert!(!file.exists());
+    let (s, _) = api.get("/api/ui/dashboards/web").await;
+    assert_eq!(s, 404);
+    let (s, _) = api
+        .call(Method::DELETE, "/api/ui/dashboards/overview", None)
+        .await;
+    assert_eq!(s, 204);
+    let (_, v) = api.get("/api/ui/dashboards/overview").await;
+    assert_eq!(v["title"], "Overview");
+    // Without the UI header, a change is refused (CSRF).
+    let r = api
+        .ui
+        .http
+        .delete(format!("{}/api/ui/dashboards/overview", api.ui.url))
+        .header("Cookie", &api.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
 }

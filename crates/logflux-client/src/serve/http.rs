@@ -10,7 +10,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post, put};
 use serde_json::{Value, json};
 
 use super::Service;
@@ -463,7 +463,7 @@ async fn v2_tail(_s: &Service, _r: Req) -> Result<Response, LokiError> {
 
 /// The router: Loki's paths, each behind the guard. No CORS headers, ever.
 pub(crate) fn router(s: Arc<Service>) -> Router {
-    use super::loki;
+    use super::{loki, uiapi};
     Router::new()
         .route("/ready", route!(ready))
         .route("/loki/api/v1/status/buildinfo", route!(buildinfo))
@@ -501,6 +501,38 @@ pub(crate) fn router(s: Arc<Service>) -> Router {
         .route("/ui/login", get(super::ui::login))
         .route("/ui/", get(super::ui::asset))
         .route("/ui/{*path}", get(super::ui::asset))
+        .route(
+            "/api/ui/session",
+            get(uiapi::session).fallback(uiapi::method_not_allowed),
+        )
+        .route(
+            "/api/ui/saved",
+            get(uiapi::saved_list).fallback(uiapi::method_not_allowed),
+        )
+        .route(
+            "/api/ui/saved/{name}",
+            put(uiapi::saved_put)
+                .delete(uiapi::saved_delete)
+                .fallback(uiapi::method_not_allowed),
+        )
+        .route(
+            "/api/ui/saved/{name}/rename",
+            post(uiapi::saved_rename).fallback(uiapi::method_not_allowed),
+        )
+        .route(
+            "/api/ui/dashboards",
+            get(uiapi::dashboards_list).fallback(uiapi::method_not_allowed),
+        )
+        .route(
+            "/api/ui/dashboards/{id}",
+            get(uiapi::dashboard_get)
+                .put(uiapi::dashboard_put)
+                .delete(uiapi::dashboard_delete)
+                .fallback(uiapi::method_not_allowed),
+        )
+        .route("/api/ui", any(uiapi::not_found))
+        .route("/api/ui/", any(uiapi::not_found))
+        .route("/api/ui/{*rest}", any(uiapi::not_found))
         .fallback(|uri: Uri| async move {
             LokiError {
                 status: StatusCode::NOT_FOUND,

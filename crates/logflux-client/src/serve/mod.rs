@@ -8,13 +8,15 @@
 //! - [`guard`]: the local access guard (token, Host, Origin);
 //! - [`cache`]: decrypted records in memory, bounded, LRU;
 //! - [`loki`]: queries, labels, series, tail, in Loki's shapes;
-//! - [`ui`]: the web UI's files (compiled in), its sign-in link and pages.
+//! - [`ui`]: the web UI's files (compiled in), its sign-in link and pages;
+//! - [`uiapi`]: the web UI's JSON API (saved searches, dashboards, export).
 
 pub(crate) mod cache;
 pub(crate) mod guard;
 pub(crate) mod http;
 pub(crate) mod loki;
 pub(crate) mod ui;
+pub(crate) mod uiapi;
 pub(crate) mod ws;
 
 use std::collections::HashMap;
@@ -87,14 +89,11 @@ impl ServeArgs {
     }
 }
 
-/// Where the token lives by default.
+/// Where the token lives by default: in the client's config directory.
 pub(crate) fn default_token_file(settings: &Settings) -> anyhow::Result<PathBuf> {
-    if let Some(dir) = settings.config_file.as_deref().and_then(|c| c.parent()) {
-        return Ok(dir.join("serve.token"));
-    }
-    crate::config::default_config_path(&crate::config::ProcessEnv)
-        .and_then(|p| p.parent().map(|d| d.join("serve.token")))
-        .context("no home directory for serve.token: give --token-file")
+    crate::uistore::config_dir(settings)
+        .map(|d| d.join("serve.token"))
+        .context("no place for serve.token: give --token-file")
 }
 
 /// The running service's state, shared by every request.
@@ -104,6 +103,10 @@ pub(crate) struct Service {
     pub(crate) search_key: Option<SearchKey>,
     pub(crate) cache: Cache,
     pub(crate) guard: guard::Guard,
+    /// The web UI's saved searches and dashboards, in the client's config directory.
+    pub(crate) store: crate::uistore::Store,
+    /// One store operation at a time.
+    pub(crate) ui_lock: std::sync::Mutex<()>,
     apps: Mutex<Option<(Instant, Arc<Vec<Application>>)>>,
 }
 
@@ -511,6 +514,8 @@ pub(crate) async fn start(settings: &Settings, args: &ServeArgs) -> anyhow::Resu
         search_key,
         cache: Cache::new(cache_bytes),
         guard: guard::Guard::new(token.clone(), addr, tls.is_some(), &args.allow_host)?,
+        store: crate::uistore::Store::new(crate::uistore::config_dir(settings)?),
+        ui_lock: std::sync::Mutex::new(()),
         apps: Mutex::new(None),
     });
     let app = http::router(service);
