@@ -52,7 +52,7 @@ const LEVELS: [&str; 8] = [
     "debug",
 ];
 
-/// The known entries: 60 over the last 50 minutes (one every 50 s), from three sources, every
+/// The known entries: 60 from 42 to 3 minutes ago (one every 40 s), from three sources, every
 /// level, plain and JSON payloads, metadata `region` and `request_id`, some with a `host`.
 /// Every sixth is an error of `billing` whose payload has the word `checkout-timeout`.
 /// Returned as the agent's NDJSON lines and as the fixtures the Node tests read.
@@ -60,7 +60,7 @@ fn known_entries(now_ns: i64) -> (Vec<Value>, Vec<Value>) {
     let mut lines = Vec::new();
     let mut fixtures = Vec::new();
     for i in 0..60i64 {
-        let ts_ns = now_ns - 50 * 60 * 1_000_000_000 + i * 50 * 1_000_000_000;
+        let ts_ns = now_ns - 42 * 60 * 1_000_000_000 + i * 40 * 1_000_000_000;
         let (source, level, payload) = if i % 6 == 3 {
             (
                 "billing",

@@ -137,6 +137,7 @@ export function ExplorePage({ route }) {
     }
     const [startMs, endMs] = r;
     setSpan([startMs, endMs]);
+    remember(q);
     const ctl = new AbortController();
     const t0 = performance.now();
     setState((s) => ({ ...s, loading: true, error: null }));
@@ -195,6 +196,9 @@ export function ExplorePage({ route }) {
   );
 
   // Keyboard: / focuses the query, Esc closes and blurs, j/k move the selection, Enter opens.
+  // The handler reads the latest rows and selection through a ref (keys come faster than renders).
+  const keyState = useRef();
+  keyState.current = { rows, selected };
   useEffect(() => {
     const onKey = (e) => {
       const inField = e.target.closest?.('input, textarea, select');
@@ -209,19 +213,21 @@ export function ExplorePage({ route }) {
         inputRef.current?.focus();
       } else if (e.key === 'j' || e.key === 'k') {
         e.preventDefault();
-        setSelected((i) => {
-          const n = e.key === 'j' ? Math.min(rows.length - 1, i + 1) : Math.max(0, i - 1);
-          scrollToRow(listRef.current, n);
-          return n;
-        });
-      } else if (e.key === 'Enter' && selected >= 0 && rows[selected] && !e.target.closest?.('button, a')) {
+        const { rows: rs, selected: i } = keyState.current;
+        const n = e.key === 'j' ? Math.min(rs.length - 1, i + 1) : Math.max(0, i - 1);
+        keyState.current.selected = n;
+        setSelected(n);
+        scrollToRow(listRef.current, n);
+      } else if (e.key === 'Enter' && !e.target.closest?.('button, a')) {
+        const { rows: rs, selected: i } = keyState.current;
+        if (i < 0 || !rs[i]) return;
         e.preventDefault();
-        setExpanded(rows[selected]);
+        setExpanded(rs[i]);
       }
     };
     document.addEventListener('keydown', onKey);
     return () => document.removeEventListener('keydown', onKey);
-  }, [rows, selected]);
+  }, []);
 
   const fields = useMemo(() => fieldStats(rows), [rows]);
 
@@ -283,7 +289,9 @@ function QueryBar({ text, setText, run, inputRef, span }) {
 
   const rangeQs = () => (span ? { start: String(nsOfMs(span[0])), end: String(nsOfMs(span[1])) } : {});
 
+  const seq = useRef(0);
   const suggest = async (value, caret) => {
+    const mine = ++seq.current; // a slower look-up for an earlier keystroke must not win
     const before = value.slice(0, caret);
     const c = completionContext(before);
     ctx.current = { ...c, caret };
@@ -303,6 +311,7 @@ function QueryBar({ text, setText, run, inputRef, span }) {
     } catch {
       list = []; // completion is a help: a failed look-up offers nothing
     }
+    if (mine !== seq.current) return;
     setOptions(list.slice(0, 12));
     setActive(-1);
   };
@@ -561,7 +570,7 @@ function Details({ row, onClose, onFilter, onContext }) {
 function TailControls({ tail, setTail }) {
   return html`<div class="tail-controls" role="group" aria-label="Live tail">
     <button type="button" aria-pressed=${tail.on ? 'true' : 'false'} data-testid="tail"
-      onClick=${() => setTail((t) => ({ ...t, on: !t.on, paused: false, rate: 0, buffered: 0, error: null }))}>
+      onClick=${() => setTail((t) => ({ ...t, on: !t.on, paused: false, rate: 0, buffered: 0, error: null, connected: false }))}>
       ${tail.on ? '■ Stop live tail' : '▶ Live tail'}
     </button>
     ${tail.on
@@ -570,7 +579,8 @@ function TailControls({ tail, setTail }) {
           </button>
           <label class="check"><input type="checkbox" checked=${tail.autoScroll !== false}
             onChange=${(e) => setTail((t) => ({ ...t, autoScroll: e.target.checked }))} /> Auto-scroll</label>
-          <span class="rate" data-testid="rate" aria-live="off">${tail.rate.toFixed(1)} entries/s</span>`
+          <span class="rate" data-testid="rate" data-connected=${tail.connected ? 'true' : 'false'}>
+            ${tail.connected ? `live · ${tail.rate.toFixed(1)} entries/s` : 'connecting…'}</span>`
       : null}
     ${tail.error ? html`<span class="error-inline" role="alert">${tail.error}</span>` : null}
   </div>`;
@@ -597,6 +607,7 @@ function Tail({ logql, tail, setTail, setRows, listRef }) {
     const qs = new URLSearchParams({ query: logql, limit: '100', start: String(nsOfMs(Date.now())) });
     const ws = new WebSocket(`${proto}://${location.host}/loki/api/v1/tail?${qs}`);
     let closedByUs = false;
+    ws.onopen = () => setTail((t) => ({ ...t, connected: true }));
     ws.onmessage = (m) => {
       let msg;
       try {
@@ -643,6 +654,6 @@ function Exports({ logql, span }) {
     `/api/ui/export?${new URLSearchParams({ query: logql, start: String(nsOfMs(span[0])), end: String(nsOfMs(span[1])), format })}`;
   return html`<div class="exports" role="group" aria-label="Export the result">
     <span>Export</span>
-    ${['ndjson', 'csv', 'json'].map((f) => html`<a class="button" href=${href(f)} download data-testid=${`export-${f}`}>${f}</a>`)}
+    ${['ndjson', 'csv', 'json'].map((f) => html`<a class="button" href=${href(f)} download="" data-testid=${`export-${f}`}>${f}</a>`)}
   </div>`;
 }

@@ -83,9 +83,12 @@ export function addFilter(text, key, value, op = '=') {
   const end = selectorEnd(logql);
   const inside = logql.slice(logql.indexOf('{') + 1, end - 1);
   const rest = logql.slice(end);
+  // An `=` decides the label: other matchers of it go; a `!=` replaces only the same one.
   const parts = splitMatchers(inside).filter((m) => {
-    const mm = m.match(/^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)/);
-    return !(mm && mm[1] === name && mm[2] === op);
+    const mm = m.match(/^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$/);
+    if (!mm || mm[1] !== name) return true;
+    if (op === '=') return false;
+    return !(mm[2] === op && mm[3] === quote(value));
   });
   // `app=~".+"` only stood for "everything": an `=` matcher of a value makes it unnecessary
   // (a `!=` one cannot stand alone: a selector needs a matcher that is not empty).
