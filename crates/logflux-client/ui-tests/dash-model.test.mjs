@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { movePanel, resizePanel, settle, slugify, isDashboardId, newPanelId, panelProblems, importProblems } from '../ui/lib/dash-model.js';
-import { substitute, vectorRows, matrixSeries, logEntries, labelText, formatValue } from '../ui/lib/dash-query.js';
+import { substitute, vectorRows, matrixSeries, logEntries, labelText, formatValue, countsEntries } from '../ui/lib/dash-query.js';
 
 const P = (id, x, y, w, h) => ({ id, title: id, type: 'stat', query: 'vector(1)', x, y, w, h });
 const overlap = (a, b) => a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
@@ -76,6 +76,17 @@ test('a matrix becomes aligned series with gaps as null', () => {
   ]);
   assert.deepEqual(m.xs, [10, 20, 30]);
   assert.deepEqual(m.series.map((s) => [s.label, s.values]), [['error', [null, 5, 6]], ['info', [1, 2, null]]]);
+});
+
+test('counts are drawn as 0 on every step without a point; other values keep their gaps', () => {
+  const result = [{ metric: { level: 'info' }, values: [[25, '1'], [45, '3']] }];
+  const filled = matrixSeries(result, { step: 10, start: 0, end: 50 }, 0);
+  assert.deepEqual(filled.xs, [5, 15, 25, 35, 45], 'the steps on the answer\'s own alignment');
+  assert.deepEqual(filled.series[0].values, [0, 0, 1, 0, 3]);
+  assert.deepEqual(matrixSeries(result, { step: 10, start: 0, end: 50 }, null).series[0].values, [null, null, 1, null, 3]);
+  assert.ok(countsEntries('sum by (level) (count_over_time({app=~".+"}[1m]))'));
+  assert.ok(countsEntries('sum(rate({app="a"}[5m]))'));
+  assert.ok(!countsEntries('avg_over_time({app="a"} | unwrap took_ms [5m])'));
 });
 
 test('log streams become entries, newest first, at most limit', () => {

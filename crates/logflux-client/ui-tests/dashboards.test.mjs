@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { ui, openPage, close, shot, axe, waitFor, serveFetch } from './harness.mjs';
 
-const DAY_NS = 86400n * 1000000000n;
 const LEVEL_RE = /level\s*(=~|=)\s*"([^"]*)"/;
 
 /** Polls `fn` until it returns a truthy value (the harness's waitFor, with a longer deadline). */
@@ -38,11 +37,13 @@ async function remove(id) {
   assert.ok([204, 404].includes(r.status), `DELETE ${id} answered ${r.status}`);
 }
 
-/** The fixtures of the last 7 days (the range these tests show). */
-function inLastWeek() {
+/** The fixtures of the last `hours` hours (the range a test shows), a minute of margin at its start. */
+function inLast(hours) {
   const now = BigInt(Date.now()) * 1000000n;
-  return ui.fixtures.filter((e) => BigInt(e.ts_ns) >= now - 7n * DAY_NS + 60n * 1000000000n && BigInt(e.ts_ns) <= now);
+  const from = now - BigInt(hours) * 3600n * 1000000000n + 60n * 1000000000n;
+  return ui.fixtures.filter((e) => BigInt(e.ts_ns) >= from && BigInt(e.ts_ns) <= now);
 }
+const inLastWeek = () => inLast(7 * 24);
 
 /** The fixtures a query's `level` matcher selects (`level="x"` or `level=~"a|b"`); all when it has none. */
 function byLevelOf(query, entries) {
@@ -55,14 +56,15 @@ function byLevelOf(query, entries) {
 const panel = (page, title) => page.locator('section.lf-panel').filter({ has: page.getByRole('heading', { name: title, exact: true }) });
 
 test('the Overview renders its panels with the known entries', async () => {
-  const s = await openPage('/dashboards/overview?since=7d');
+  // The Overview's own range: the fixtures are all of the last hour.
+  const s = await openPage('/dashboards/overview?since=1h');
   const { page } = s;
   try {
     const stored = JSON.parse((await api('/api/ui/dashboards/overview')).text);
     const byType = (t) => stored.panels.find((p) => p.type === t);
     for (const p of stored.panels) await panel(page, p.title).waitFor();
-    const entries = inLastWeek();
-    assert.ok(entries.length > 0, 'the fixtures hold entries of the last 7 days');
+    const entries = inLast(1);
+    assert.ok(entries.length > 0, 'the fixtures hold entries of the last hour');
 
     // The stat: the count of the entries its query's level matcher selects.
     const stat = byType('stat');
@@ -105,6 +107,14 @@ test('the Overview renders its panels with the known entries', async () => {
     }
     assert.equal(await page.locator('.lf-panel-error').count(), 0, 'no panel shows an error');
     await shot(page, 'dashboards-overview');
+
+    // Edit mode shows every panel's layout controls; leaving it unchanged asks nothing.
+    await page.getByRole('button', { name: 'Edit', exact: true }).click();
+    assert.equal(await page.locator('.lf-tools').count(), stored.panels.length);
+    await shot(page, 'dashboard-editing');
+    await page.getByRole('button', { name: 'Discard changes' }).click();
+    await page.getByRole('button', { name: 'Edit', exact: true }).waitFor();
+    assert.equal(await page.locator('.lf-tools').count(), 0);
   } finally {
     await close(s);
   }
@@ -161,7 +171,6 @@ test('build a dashboard with a panel, save, reload, resize, export and import it
     await dialog.getByLabel(/^Height/).fill('3');
     await dialog.getByRole('button', { name: 'Add' }).click();
     await panel(page, 'Errors here').waitFor();
-    await shot(page, 'dashboard-editing');
     assert.deepEqual(await axe(page), [], 'axe: the dashboard being edited');
     await page.getByRole('button', { name: 'Save dashboard' }).click();
     await page.getByRole('button', { name: 'Edit', exact: true }).waitFor();

@@ -26,19 +26,40 @@ export function formatValue(v) {
 }
 
 /**
- * A matrix as uPlot data: one x array (seconds, every timestamp of any series, sorted) and per
- * series its label and values (null where the series has no point).
+ * Whether a query counts entries or bytes (`count_over_time`, `rate`, `bytes_over_time`,
+ * `bytes_rate`): a step without a point then means none were there, so it is drawn as 0.
+ * Other queries (averages, quantiles, unwrapped values) keep their gaps: there is no value.
  */
-export function matrixSeries(result) {
-  const xs = [...new Set(result.flatMap((s) => s.values.map((v) => Number(v[0]))))].sort((a, b) => a - b);
+export function countsEntries(query) {
+  return /\b(count_over_time|rate|bytes_over_time|bytes_rate)\s*\(/.test(query) && !/\b(avg|min|max|stddev|stdvar|quantile)_over_time\b/.test(query);
+}
+
+/**
+ * A matrix as uPlot data: one x array (seconds, sorted) and per series its label and values.
+ * With `grid` ({step, start, end} in seconds) the x array is every step of the range on the
+ * answer's own alignment and missing points are `fill` (0 for counts, else null: a gap).
+ */
+export function matrixSeries(result, grid = null, fill = null) {
+  const key = (t) => Math.round(Number(t) * 1000);
+  let xs = [...new Set(result.flatMap((s) => s.values.map((v) => key(v[0]))))].sort((a, b) => a - b);
+  if (grid && xs.length && grid.step > 0) {
+    const stepMs = grid.step * 1000;
+    const first = xs[0] - Math.floor((xs[0] - grid.start * 1000) / stepMs) * stepMs;
+    const steps = Math.floor((grid.end * 1000 - first) / stepMs) + 1;
+    if (steps > 0 && steps <= 11000) {
+      const all = new Set(xs);
+      for (let i = 0; i < steps; i += 1) all.add(first + i * stepMs);
+      xs = [...all].sort((a, b) => a - b);
+    }
+  }
   const at = new Map(xs.map((x, i) => [x, i]));
   const series = result.map((s) => {
-    const ys = new Array(xs.length).fill(null);
-    for (const [t, v] of s.values) ys[at.get(Number(t))] = Number(v);
+    const ys = new Array(xs.length).fill(fill);
+    for (const [t, v] of s.values) ys[at.get(key(t))] = Number(v);
     return { label: labelText(s.metric), metric: s.metric, values: ys };
   });
   series.sort((a, b) => a.label.localeCompare(b.label));
-  return { xs, series };
+  return { xs: xs.map((x) => x / 1000), series };
 }
 
 /** An instant answer (vector or scalar) as rows `{metric, value}`, largest value first, at most `limit`. */
@@ -83,7 +104,9 @@ export async function runPanel(panel, [startMs, endMs], { signal } = {}) {
       if (answer.data.resultType !== 'matrix') {
         throw new Error('a time series panel needs a metric query, such as sum by (level) (count_over_time({app=~".+"}[$__interval]))');
       }
-      return { query, step, warnings: answer.warnings || [], ...matrixSeries(answer.data.result) };
+      const grid = { step, start: startMs / 1000, end: endMs / 1000 };
+      const fill = countsEntries(query) ? 0 : null;
+      return { query, step, warnings: answer.warnings || [], ...matrixSeries(answer.data.result, grid, fill) };
     }
     case 'table':
     case 'stat': {
