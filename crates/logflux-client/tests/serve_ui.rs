@@ -688,3 +688,85 @@ async fn dashboards_are_validated_files_and_the_overview_is_built_in_until_saved
         .unwrap();
     assert_eq!(r.status(), 403);
 }
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_record_that_fails_its_integrity_check_is_named_in_the_query_s_warnings_never_shown() {
+    let stack = Stack::start().await;
+    stack
+        .send_unix(&[serde_json::json!(
+            {"payload": "an intact entry", "source": "t", "entryType": 1, "logLevel": 6}
+        )])
+        .await;
+    let all = stack.wait_for_entries(2).await;
+    let selftest = all.iter().find(|e| e["source"] == "logflux-up").unwrap()["payload"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // As tests/privacy.rs: segment names are ULIDs, the first holds the self-test entry; one
+    // flipped byte of it fails the record's integrity check.
+    let mut segments: Vec<_> = walk(&stack.dir.join("server/objects"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "lfs"))
+        .collect();
+    segments.sort_by_key(|p| p.file_name().unwrap().to_owned());
+    let mut bytes = std::fs::read(&segments[0]).unwrap();
+    bytes[5] ^= 0x01;
+    std::fs::write(&segments[0], bytes).unwrap();
+
+    let api = Api::new(&stack).await;
+    let now = logflux_proto::timefmt::now_ns();
+    let range = format!(
+        "start={}&end={}",
+        now - 3600 * 1_000_000_000,
+        now + 60 * 1_000_000_000
+    );
+    for query in [
+        "%7Bapp%3D~%22.%2B%22%7D",
+        "sum(count_over_time(%7Bapp%3D~%22.%2B%22%7D%5B1h%5D))",
+    ] {
+        let (s, v) = api
+            .get(&format!("/loki/api/v1/query_range?query={query}&{range}"))
+            .await;
+        assert_eq!(s, 200, "{v}");
+        let warnings = v["warnings"].as_array().unwrap_or_else(|| panic!("{v}"));
+        assert_eq!(warnings.len(), 1, "{v}");
+        let w = warnings[0].as_str().unwrap();
+        assert!(
+            w.starts_with("record agent-")
+                && w.contains(" of segment ")
+                && w.contains("(application default)")
+                && w.ends_with("failed its integrity check: left out"),
+            "{w}"
+        );
+        let text = v.to_string();
+        assert!(
+            !text.contains(&selftest),
+            "the damaged record's content: {text}"
+        );
+        if query.starts_with("%7B") {
+            assert!(text.contains("an intact entry"), "{text}");
+        } else {
+            assert_eq!(v["data"]["result"][0]["values"][0][1], "1", "{v}");
+        }
+    }
+    // A query that meets no damaged record has no warnings.
+    let (_, v) = api
+        .get(&format!(
+            "/loki/api/v1/query_range?query=%7Bsource%3D%22t%22%7D&{range}"
+        ))
+        .await;
+    assert!(v.get("warnings").is_none(), "{v}");
+}

@@ -88,11 +88,13 @@ async function readEntries(logql, startMs, endMs, limit, signal, onPage) {
     const r = await queryRange({ query: logql, start: String(start), end: String(end), limit: want, direction: 'backward' }, { signal });
     for (const w of [...(r.warnings || []), ...(r.data?.warnings || [])]) warnings.add(w);
     if (r.data?.resultType !== 'streams') throw new Error('this is a metric query: the explore page lists entries (use a log query, or a dashboard panel for metrics)');
-    const page = rowsOf(r.data.result).filter((x) => !seen.has(entryKey(x)));
+    const got = rowsOf(r.data.result);
+    const page = got.filter((x) => !seen.has(entryKey(x)));
     if (!page.length) break;
     rows = rows.concat(page);
     onPage(rows, [...warnings]);
-    if (page.length < want) break;
+    // Fewer than asked: the range has no more (the count before the overlap is taken out).
+    if (got.length < want) break;
     // The next page ends at the oldest entry read (inclusive, so entries sharing its ns are not
     // lost); the ones already read at that instant are skipped.
     const oldest = rows[rows.length - 1].ts;

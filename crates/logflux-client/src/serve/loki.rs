@@ -132,9 +132,10 @@ fn rows(records: &[Opened], from_ns: i64, to_ns: i64) -> Vec<Row<'_>> {
         .collect()
 }
 
-/// What a query looked at, for Loki's `stats`.
-#[derive(Debug, Default, Clone, Copy)]
+/// What a query looked at, for Loki's `stats`, and what it left out (`warnings`).
+#[derive(Debug, Default, Clone)]
 struct Work {
+    warnings: super::Warnings,
     records: u64,
     cache_hits: u64,
     decrypted: u64,
@@ -143,7 +144,7 @@ struct Work {
     returned: u64,
 }
 
-fn stats(w: Work, started: Instant) -> Value {
+fn stats(w: &Work, started: Instant) -> Value {
     let secs = started.elapsed().as_secs_f64();
     let per = |x: u64| {
         if secs > 0.0 {
@@ -234,6 +235,7 @@ async fn collect<'q>(
     work.records += scanner.records;
     work.cache_hits += scanner.cache_hits;
     work.decrypted += scanner.decrypted;
+    work.warnings.extend(std::mem::take(&mut scanner.warnings));
     Ok(c)
 }
 
@@ -267,6 +269,7 @@ async fn each_row(
     work.records += scanner.records;
     work.cache_hits += scanner.cache_hits;
     work.decrypted += scanner.decrypted;
+    work.warnings.extend(std::mem::take(&mut scanner.warnings));
     Ok(())
 }
 
@@ -350,6 +353,7 @@ async fn run_log(
     work.records += scanner.records;
     work.cache_hits += scanner.cache_hits;
     work.decrypted += scanner.decrypted;
+    work.warnings.extend(std::mem::take(&mut scanner.warnings));
     // Within equal times the merger keeps arrival order; Loki's order is by time only.
     if newest_first {
         out.sort_by_key(|l| std::cmp::Reverse(l.ts_ns));
@@ -416,12 +420,22 @@ fn streams_response(lines: Vec<LogLine>, r: &Req, work: Work, started: Instant) 
     let mut data = json!({
         "resultType": "streams",
         "result": streams_json(lines, cat),
-        "stats": stats(work, started),
+        "stats": stats(&work, started),
     });
     if cat {
         data["encodingFlags"] = json!(["categorize-labels"]);
     }
-    success(data)
+    answer(data, &work)
+}
+
+/// `{"status":"success","data":…}`, with Loki's top-level `warnings` when records were left
+/// out (named, never their content: the UI shows them in a banner).
+fn answer(data: Value, work: &Work) -> Response {
+    let mut v = json!({"status": "success", "data": data});
+    if !work.warnings.is_empty() {
+        v["warnings"] = work.warnings.to_json();
+    }
+    axum::Json(v).into_response()
 }
 
 /// `$__auto` left in a query (Grafana substitutes it; a hand-written request may not): the
@@ -476,11 +490,12 @@ pub(crate) async fn query_range(s: &Arc<Service>, r: Req) -> Result<Response, Lo
                 })
                 .collect();
             work.returned = result.len() as u64;
-            Ok(success(json!({
+            let data = json!({
                 "resultType": "matrix",
                 "result": result,
-                "stats": stats(work, started),
-            })))
+                "stats": stats(&work, started),
+            });
+            Ok(answer(data, &work))
         }
     }
 }
@@ -533,11 +548,12 @@ pub(crate) async fn query(s: &Arc<Service>, r: Req) -> Result<Response, LokiErro
                     ),
                 ),
             };
-            Ok(success(json!({
+            let data = json!({
                 "resultType": kind,
                 "result": result,
-                "stats": stats(work, started),
-            })))
+                "stats": stats(&work, started),
+            });
+            Ok(answer(data, &work))
         }
     }
 }
@@ -836,11 +852,12 @@ pub(crate) async fn index_volume_range(s: &Arc<Service>, r: Req) -> Result<Respo
             })
         })
         .collect();
-    Ok(success(json!({
+    let data = json!({
         "resultType": "matrix",
         "result": result,
-        "stats": stats(work, started),
-    })))
+        "stats": stats(&work, started),
+    });
+    Ok(answer(data, &work))
 }
 
 /// Lines Loki's `detected_fields` looks at when the request names no `line_limit`

@@ -171,6 +171,55 @@ pub(crate) struct Scanner {
     /// Records found decrypted in the cache, and records decrypted.
     pub(crate) cache_hits: u64,
     pub(crate) decrypted: u64,
+    /// What was left out, named (never its content): at most [`MAX_WARNINGS`], then a count.
+    pub(crate) warnings: Warnings,
+}
+
+/// Records a query names as left out before it only counts the rest.
+pub(crate) const MAX_WARNINGS: usize = 20;
+
+/// Records left out of an answer, by name, for the `warnings` of Loki's responses (the UI
+/// shows them): at most [`MAX_WARNINGS`] named, the rest counted.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Warnings {
+    named: Vec<String>,
+    more: u64,
+}
+
+impl Warnings {
+    pub(crate) fn push(&mut self, w: String) {
+        if self.named.len() < MAX_WARNINGS {
+            self.named.push(w);
+        } else {
+            self.more += 1;
+        }
+    }
+
+    pub(crate) fn extend(&mut self, other: Warnings) {
+        for w in other.named {
+            self.push(w);
+        }
+        self.more += other.more;
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.named.is_empty()
+    }
+
+    /// The warnings as sent: each named one, then how many more there were.
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        let mut v: Vec<serde_json::Value> = self.named.iter().map(|w| w.as_str().into()).collect();
+        if self.more > 0 {
+            v.push(
+                format!(
+                    "{} more records were left out (see serve's standard error)",
+                    self.more
+                )
+                .into(),
+            );
+        }
+        v.into()
+    }
 }
 
 impl std::fmt::Debug for Scanner {
@@ -196,6 +245,7 @@ impl Scanner {
         }
         let opened = self.service.open_lines(chunk.records, &self.names).await?;
         self.failed += opened.failed;
+        self.warnings.extend(opened.warnings);
         self.cache_hits += opened.cache_hits;
         self.decrypted += opened.decrypted;
         let mut records = Vec::with_capacity(opened.records.len());
@@ -222,6 +272,8 @@ fn cache_key(r: &crate::api::Line) -> String {
 pub(crate) struct OpenedLines {
     pub(crate) records: Vec<Opened>,
     pub(crate) failed: u64,
+    /// The failed ones, named.
+    pub(crate) warnings: Warnings,
     pub(crate) cache_hits: u64,
     pub(crate) decrypted: u64,
 }
@@ -239,7 +291,7 @@ pub(crate) struct Prepared {
 impl Service {
     /// Opens records (in parallel, off the async threads): from the cache when held, else
     /// decrypted and cached. A record that fails is reported on stderr by id (never its
-    /// content) and left out.
+    /// content), named in the answer's warnings, and left out.
     pub(crate) async fn open_lines(
         self: &Arc<Self>,
         lines: Vec<crate::api::Line>,
@@ -254,6 +306,11 @@ impl Service {
                     "logflux serve: the server cannot read segment {} of application {}: its records are left out",
                     r.segment_id, r.application_id
                 );
+                res.warnings.push(format!(
+                    "segment {} (application {}) cannot be read by the server: its records are left out",
+                    r.segment_id,
+                    app_name(names, &r.application_id)
+                ));
                 res.failed += 1;
                 continue;
             }
@@ -301,6 +358,8 @@ impl Service {
                     }
                     Err(e) => {
                         eprintln!("logflux serve: {e}");
+                        res.warnings
+                            .push(record_warning(&e, app_name(names, &r.application_id)));
                         res.failed += 1;
                     }
                 }
@@ -442,8 +501,28 @@ impl Service {
             failed: 0,
             cache_hits: 0,
             decrypted: 0,
+            warnings: Warnings::default(),
         })
     }
+}
+
+/// An application's name, else its id.
+fn app_name<'a>(names: &'a HashMap<String, Arc<str>>, id: &'a str) -> &'a str {
+    names.get(id).map_or(id, |n| n)
+}
+
+/// A record that failed to open, as a query's warning names it: its id, segment and
+/// application, and why (an integrity failure in the contract's words), never its content.
+fn record_warning(e: &crate::decrypt::RecordError, app: &str) -> String {
+    let why = if e.reason.contains("integrity check failed") {
+        "failed its integrity check".to_owned()
+    } else {
+        format!("could not be opened ({})", e.reason)
+    };
+    format!(
+        "record {} of segment {} (application {app}) {why}: left out",
+        e.record_id, e.segment_id
+    )
 }
 
 /// A running service.
