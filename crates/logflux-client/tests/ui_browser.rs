@@ -155,16 +155,30 @@ async fn the_web_ui_in_chromium() {
         .env("LOGFLUX_UI_FIXTURES", &fixtures_file)
         .env("LOGFLUX_UI_SOCKET", stack.var("LOGFLUX_AGENT_SOCKET"))
         .env("LOGFLUX_UI_SCREENSHOTS", &shots)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        // Its own process group: node runs each test file in a child process, and each
+        // starts a Chromium; a hang must take all of them down, not node alone.
+        .process_group(0)
         .kill_on_drop(true);
     // Only the files given (`LOGFLUX_UI_TESTS=explore.test.mjs`), else every `*.test.mjs`
     // (node's own search, which leaves node_modules out).
     if let Ok(only) = std::env::var("LOGFLUX_UI_TESTS") {
         node.args(only.split_whitespace());
     }
-    let out = tokio::time::timeout(Duration::from_secs(600), node.output())
-        .await
-        .expect("the browser tests finished within 10 minutes")
-        .unwrap();
+    let child = node.spawn().unwrap();
+    let group = child.id().expect("node's pid");
+    let out = match tokio::time::timeout(Duration::from_secs(600), child.wait_with_output()).await {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{group}")])
+                .status();
+            panic!(
+                "the browser tests did not finish within 10 minutes (node, its test processes and their Chromium were killed)"
+            );
+        }
+    };
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("{stdout}\n{stderr}");

@@ -13,6 +13,7 @@ import { addFilter, completionContext, isLogql, searchedWords, toLogql } from '.
 import { drawHistogram, downloadPng, histogramData } from './lib/histogram.js';
 import { entryJson, entryKey, fieldStats, newestFirst, prettyJson, rowsOf, splitMatches } from './lib/entries.js';
 import { navigate } from './lib/nav.js';
+import { SaveSearchButton } from './saved.js';
 
 /** Height of a row of the result list, in px (fixed: rows are positioned by index). */
 const ROW_H = 24;
@@ -248,6 +249,7 @@ export function ExplorePage({ route }) {
       </label>
       <${TailControls} tail=${tail} setTail=${setTail} />
       <${Exports} logql=${logql} span=${span} />
+      <${SaveSearchButton} query=${q} range=${range} />
     </div>
     ${state.warnings.length
       ? html`<div class="warning" role="alert" data-testid="warnings">
