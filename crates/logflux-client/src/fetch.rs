@@ -53,7 +53,17 @@ pub(crate) struct Session {
 impl Session {
     /// Connects, learns the tenant, reads the keys and turns the filter into tokens.
     pub(crate) async fn open(settings: &Settings, args: &FilterArgs) -> anyhow::Result<Session> {
-        let filter = Filter::from_args(args, timefmt::now_ns(), &chrono::Local)?;
+        Session::open_with(settings, args, None).await
+    }
+
+    /// As [`Session::open`], with a saved search's LogQL query besides the flags (`search
+    /// --saved`): its conditions prune as the flags do, and it tests every entry exactly.
+    pub(crate) async fn open_with(
+        settings: &Settings,
+        args: &FilterArgs,
+        logql: Option<logflux_query::LogQuery>,
+    ) -> anyhow::Result<Session> {
+        let mut filter = Filter::from_args(args, timefmt::now_ns(), &chrono::Local)?;
         // Server and token first: without them nothing else matters.
         let api = crate::api::Api::new(settings)?;
         let private_path = settings.private_key_file()?;
@@ -74,6 +84,29 @@ impl Session {
                 );
             };
             app_ids.push(a.id.clone());
+        }
+        if let Some(query) = logql {
+            let prune = query.prune();
+            // The query's applications, when the flags name none (with --app, the flags'
+            // applications are fetched and the query tests each entry: they narrow). Names
+            // that do not exist are no error: nothing of them matches.
+            if app_ids.is_empty()
+                && let Some(want) = &prune.apps
+            {
+                app_ids = apps
+                    .iter()
+                    .filter(|a| want.contains(&a.name))
+                    .map(|a| a.id.clone())
+                    .collect();
+            }
+            filter.logql = Some(crate::filter::Logql {
+                query,
+                prune,
+                names: apps
+                    .iter()
+                    .map(|a| (a.id.clone(), a.name.clone()))
+                    .collect(),
+            });
         }
         let token_apps: Vec<String> = if app_ids.is_empty() {
             apps.iter().map(|a| a.id.clone()).collect()
@@ -148,7 +181,7 @@ impl Session {
                             .unwrap_or_else(|_| Err(RecordError::new(r, "could not be decoded")));
                     opened.map(|v| {
                         v.into_iter()
-                            .filter(|e| filter.matches(e))
+                            .filter(|e| filter.matches_in(e, &r.application_id))
                             // Placed within its record's time range, which the server's
                             // watermarks are about (an SDK entry's own `ts` may precede its
                             // part's timestamp by its queueing time).

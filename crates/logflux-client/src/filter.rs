@@ -68,9 +68,69 @@ pub(crate) struct FilterArgs {
     pub(crate) app: Vec<String>,
 }
 
+/// A saved search's LogQL (`logflux search --saved NAME`): its stream selector and line
+/// filters prune on the server as `search`'s own filters do (blind tokens of the same
+/// fields), and every decrypted entry is tested with the query engine, so the result is
+/// exactly the query's.
+#[derive(Debug, Clone)]
+pub(crate) struct Logql {
+    pub(crate) query: logflux_query::LogQuery,
+    pub(crate) prune: logflux_query::Prune,
+    /// Application id → name (the query names applications by name).
+    pub(crate) names: std::collections::HashMap<String, String>,
+}
+
+impl Logql {
+    /// The query's conditions as token fields (as `serve` turns a query into a scan).
+    fn fields(&self) -> Vec<Vec<(Field<'_>, String)>> {
+        let p = &self.prune;
+        let mut fields: Vec<Vec<(Field<'_>, String)>> = Vec::new();
+        if let Some(levels) = &p.levels
+            && levels.len() < 8
+        {
+            fields.push(
+                levels
+                    .iter()
+                    .map(|l| (Field::Level, l.number().to_string()))
+                    .collect(),
+            );
+        }
+        if let Some(types) = &p.types
+            && types.len() < 7
+        {
+            fields.push(
+                types
+                    .iter()
+                    .map(|t| (Field::Type, t.number().to_string()))
+                    .collect(),
+            );
+        }
+        if let Some(sources) = &p.sources {
+            fields.push(sources.iter().map(|s| (Field::Source, s.clone())).collect());
+        }
+        for (k, values) in &p.metadata {
+            fields.push(values.iter().map(|v| (Field::Meta(k), v.clone())).collect());
+        }
+        for w in &p.words {
+            fields.push(vec![(Field::Word, w.clone())]);
+        }
+        fields
+    }
+
+    /// Whether the entry, of the application `app_id`, matches the query.
+    fn matches(&self, e: &EntryView, app_id: &str) -> bool {
+        let app = self.names.get(app_id).map_or(app_id, String::as_str);
+        self.query
+            .eval(&logflux_query::Row { app, entry: e })
+            .is_some()
+    }
+}
+
 /// A parsed filter.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Filter {
+    /// A saved search's LogQL, besides the flags.
+    pub(crate) logql: Option<Logql>,
     pub(crate) levels: Option<RangeInclusive<u8>>,
     pub(crate) since_ns: Option<i64>,
     pub(crate) until_ns: Option<i64>,
@@ -276,6 +336,7 @@ impl Filter {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let f = Filter {
+            logql: None,
             levels: match (&a.level, &a.priority) {
                 (Some(l), _) => Some(parse_levels(l).context("--level")?),
                 (None, Some(p)) => Some(parse_priority(p).context("--priority")?),
@@ -333,6 +394,7 @@ impl Filter {
             || self.source.is_some()
             || self.entry_type.is_some()
             || !self.meta.is_empty()
+            || self.logql.as_ref().is_some_and(|l| !l.fields().is_empty())
     }
 
     /// This filter's token groups for the server (see [`token_groups`]).
@@ -359,15 +421,28 @@ impl Filter {
         for w in words {
             fields.push(vec![(Field::Word, w.clone())]);
         }
+        if let Some(l) = &self.logql {
+            fields.extend(l.fields());
+        }
         token_groups(key, app_ids, fields)
     }
 
     /// SDK entry types for the server (agent batches always pass: they are filtered by their
     /// type tokens).
     pub(crate) fn entry_types(&self) -> Vec<u8> {
-        self.entry_type
-            .map(|t| vec![t.number()])
-            .unwrap_or_default()
+        if let Some(t) = self.entry_type {
+            return vec![t.number()];
+        }
+        match self.logql.as_ref().and_then(|l| l.prune.types.as_ref()) {
+            Some(types) if types.len() < 7 => types.iter().map(|t| t.number()).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// As [`Filter::matches`], for an entry of the application `app_id`: a saved search's
+    /// LogQL is tested too.
+    pub(crate) fn matches_in(&self, e: &EntryView, app_id: &str) -> bool {
+        self.matches(e) && self.logql.as_ref().is_none_or(|l| l.matches(e, app_id))
     }
 
     /// Whether every query word is a word of `payload` (case-insensitive), without allocating

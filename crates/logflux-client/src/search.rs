@@ -86,6 +86,11 @@ impl ShowArgs {
 pub(crate) struct SearchArgs {
     #[command(flatten)]
     filter: FilterArgs,
+    /// Run the search saved (in the web UI) as NAME: its query (LogQL such as
+    /// `{app="web", level="error"} |= "timeout"`, or plain words that must all occur) and its
+    /// time range, unless --since or --until is given. Other filters narrow it further.
+    #[arg(long, value_name = "NAME")]
+    saved: Option<String>,
     /// Most entries to show (0: no limit): the newest N (with --order oldest, the oldest N).
     /// When more match, stderr says so.
     #[arg(short = 'n', long, visible_alias = "lines", default_value_t = 1000)]
@@ -334,8 +339,51 @@ impl Plan {
     }
 }
 
-pub(crate) async fn search(settings: &Settings, args: SearchArgs) -> anyhow::Result<i32> {
-    let session = Session::open(settings, &args.filter).await?;
+/// Applies the saved search `name` to `f`: its time range (unless --since or --until is
+/// given) and plain words; a LogQL query is returned, for the session to prune with and test
+/// every entry against.
+fn apply_saved(
+    settings: &Settings,
+    name: &str,
+    f: &mut FilterArgs,
+) -> anyhow::Result<Option<logflux_query::LogQuery>> {
+    let store = crate::uistore::Store::new(crate::uistore::config_dir(settings)?);
+    let saved = store
+        .saved_one(name)
+        .map_err(|e| anyhow::anyhow!("--saved {name:?}: {e}"))?;
+    if f.since.is_none() && f.until.is_none() {
+        let r = saved.range;
+        match (r.since, r.start, r.end) {
+            (Some(since), _, _) => f.since = Some(since),
+            (None, start, end) => {
+                f.since = start;
+                f.until = end;
+            }
+        }
+    }
+    let q = saved.query.trim();
+    let parsed = logflux_query::parse(q);
+    // Plain words: anything not starting with `{` — unless it is a metric query (a saved
+    // chart), which is said plainly rather than searched for as words.
+    if !q.starts_with('{') && !matches!(parsed, Ok(logflux_query::Query::Metric(_))) {
+        f.words.extend(q.split_whitespace().map(str::to_owned));
+        return Ok(None);
+    }
+    match parsed {
+        Ok(logflux_query::Query::Log(l)) => Ok(Some(l)),
+        Ok(logflux_query::Query::Metric(_)) => bail!(
+            "--saved {name:?} is a metric query ({q}): search shows log lines; open it in the UI (logflux ui '{q}')"
+        ),
+        Err(e) => bail!("--saved {name:?}: its query is not LogQL this logflux reads: {e}"),
+    }
+}
+
+pub(crate) async fn search(settings: &Settings, mut args: SearchArgs) -> anyhow::Result<i32> {
+    let logql = match args.saved.take() {
+        Some(name) => apply_saved(settings, &name, &mut args.filter)?,
+        None => None,
+    };
+    let session = Session::open_with(settings, &args.filter, logql).await?;
     let style = args.show.style();
     let Plan {
         oldest_end,

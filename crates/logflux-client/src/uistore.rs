@@ -413,6 +413,24 @@ impl Store {
         Ok(s)
     }
 
+    /// One saved search by name; when missing, the error names those there are.
+    pub(crate) fn saved_one(&self, name: &str) -> Result<Saved, StoreError> {
+        let all = self.saved()?;
+        if let Some(s) = all.iter().find(|s| s.name == name) {
+            return Ok(s.clone());
+        }
+        let names: Vec<String> = all.iter().map(|s| format!("{:?}", s.name)).collect();
+        Err(StoreError::Missing(format!(
+            "no saved search named {name:?} in {} (saved: {}); the UI saves searches there",
+            self.saved_path().display(),
+            if names.is_empty() {
+                "none yet".to_owned()
+            } else {
+                names.join(", ")
+            }
+        )))
+    }
+
     fn write_saved(&self, mut searches: Vec<Saved>) -> Result<(), StoreError> {
         searches.sort_by(|a, b| a.name.cmp(&b.name));
         let file = SavedFile {

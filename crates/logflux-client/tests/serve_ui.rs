@@ -770,3 +770,121 @@ async fn a_record_that_fails_its_integrity_check_is_named_in_the_query_s_warning
         .await;
     assert!(v.get("warnings").is_none(), "{v}");
 }
+
+#[tokio::test]
+async fn the_export_download_holds_what_logflux_export_writes_for_the_same_range() {
+    let stack = Stack::start().await;
+    let lines: Vec<serde_json::Value> = (0..30)
+        .map(|i| {
+            serde_json::json!({
+                "payload": format!("entry {i} with \"quotes\", commas and <b>markup</b>"),
+                "source": if i % 3 == 0 { "worker" } else { "api" },
+                "entryType": 1, "logLevel": (i % 8) + 1,
+                "metadata": {"n": i.to_string()}
+            })
+        })
+        .collect();
+    stack.send_unix(&lines).await;
+    stack.wait_for_entries(31).await;
+    let api = Api::new(&stack).await;
+    let now = logflux_proto::timefmt::now_ns();
+    let (start, end) = (now - 3600 * 1_000_000_000, now + 60 * 1_000_000_000);
+    let download = |query: &'static str, format: &'static str, limit: Option<u64>| {
+        let api = &api;
+        async move {
+            let mut params = vec![
+                ("query", query.to_owned()),
+                ("start", start.to_string()),
+                ("end", end.to_string()),
+                ("format", format.to_owned()),
+            ];
+            if let Some(l) = limit {
+                params.push(("limit", l.to_string()));
+            }
+            let r = api
+                .ui
+                .http
+                .get(format!("{}/api/ui/export", api.ui.url))
+                .header("Cookie", &api.cookie)
+                .query(&params)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{query} {format}");
+            secured(r.headers());
+            let disposition = header(r.headers(), "content-disposition").to_owned();
+            assert!(
+                disposition.starts_with("attachment; filename=\"logflux-")
+                    && disposition.ends_with(&format!(".{format}\"")),
+                "{disposition}"
+            );
+            let ty = header(r.headers(), "content-type").to_owned();
+            (ty, r.text().await.unwrap())
+        }
+    };
+    let export = |format: &str, extra: &[&str]| {
+        let file = stack
+            .tmp
+            .path()
+            .join(format!("export-{format}-{}", extra.len()));
+        let since = logflux_proto::timefmt::format_rfc3339(start);
+        let until = logflux_proto::timefmt::format_rfc3339(end);
+        let mut args = vec![
+            "export",
+            "-O",
+            file.to_str().unwrap(),
+            "--format",
+            format,
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--force",
+        ];
+        args.extend_from_slice(extra);
+        let (code, _, err) = stack.run(&args);
+        assert_eq!(code, 0, "{err}");
+        std::fs::read_to_string(&file).unwrap()
+    };
+    for (format, ty) in [
+        ("ndjson", "application/x-ndjson"),
+        ("csv", "text/csv; charset=utf-8"),
+        ("json", "application/json"),
+    ] {
+        let (got_ty, got) = download(r#"{app=~".+"}"#, format, None).await;
+        assert_eq!(got_ty, ty);
+        assert_eq!(
+            got,
+            export(format, &[]),
+            "{format}: the same bytes as logflux export"
+        );
+    }
+    // A query's conditions, as export's flags.
+    let (_, got) = download(r#"{app="default", source="worker"}"#, "ndjson", None).await;
+    assert_eq!(got, export("ndjson", &["--source", "worker"]));
+    assert_eq!(got.lines().count(), 10);
+    // The limit: the oldest N.
+    let (_, got) = download(r#"{app=~".+"}"#, "ndjson", Some(5)).await;
+    let all = export("ndjson", &[]);
+    let first: Vec<&str> = all.lines().take(5).collect();
+    assert_eq!(got.lines().collect::<Vec<_>>(), first);
+    // Refused: a metric query, a bad format or limit (before any download starts).
+    for (query, format, limit) in [
+        ("count_over_time({app=~\".+\"}[5m])", "ndjson", "10"),
+        ("{app=~\".+\"}", "xml", "10"),
+        ("{app=~\".+\"}", "ndjson", "1000001"),
+    ] {
+        let r = api
+            .ui
+            .http
+            .get(format!("{}/api/ui/export", api.ui.url))
+            .header("Cookie", &api.cookie)
+            .query(&[("query", query), ("format", format), ("limit", limit)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{query} {format} {limit}");
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert!(v["error"].is_string());
+    }
+}

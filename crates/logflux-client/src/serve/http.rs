@@ -530,6 +530,10 @@ pub(crate) fn router(s: Arc<Service>) -> Router {
                 .delete(uiapi::dashboard_delete)
                 .fallback(uiapi::method_not_allowed),
         )
+        .route(
+            "/api/ui/export",
+            get(uiapi::export).fallback(uiapi::method_not_allowed),
+        )
         .route("/api/ui", any(uiapi::not_found))
         .route("/api/ui/", any(uiapi::not_found))
         .route("/api/ui/{*rest}", any(uiapi::not_found))

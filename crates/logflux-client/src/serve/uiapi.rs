@@ -15,6 +15,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::Service;
+use crate::fetch::Merger;
+use crate::output::{Format, Printer, Style, Zone, render};
 use crate::uistore::{Dashboard, RenameBody, SavedBody, Store, StoreError, from_json};
 
 /// An answer of the API that is not a success: `{"error": message}` with its status.
@@ -181,4 +183,209 @@ pub(crate) async fn method_not_allowed() -> ApiError {
         StatusCode::METHOD_NOT_ALLOWED,
         "this method is not allowed here (see docs/serve.md, the UI's API)",
     )
+}
+
+/// Entries an export holds when the request names no `limit`, and the most it may ask for.
+const EXPORT_DEFAULT_LIMIT: u64 = 100_000;
+const EXPORT_MAX_LIMIT: u64 = 1_000_000;
+/// Rendered bytes gathered before they are sent on (a chunk of the download).
+const EXPORT_CHUNK: usize = 256 * 1024;
+
+/// `GET /api/ui/export?query=<LogQL log query>&start=&end=&format=ndjson|csv|json&limit=`:
+/// the entries the query matches in `[start, end)`, oldest first, at most `limit`, written as
+/// `logflux export` writes them (the client's output code), as a download. Streamed: records
+/// are fetched a page at a time and each page's entries sent on, through a small bounded
+/// channel, so memory follows a page (and the entries a page's watermark holds back), not the
+/// export; a slow download slows the fetching. A failure part way ends the download with an
+/// error (the browser shows it failed), never a file that looks complete. Records that fail to
+/// open are left out and named on serve's standard error, as in query answers.
+pub(crate) async fn export(State(s): State<Arc<Service>>, uri: Uri) -> Answer {
+    use super::http::{DEFAULT_SINCE_NS, Params, form_pairs};
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, m);
+    let params = Params(form_pairs(uri.query().unwrap_or("")));
+    let raw = params
+        .get("query")
+        .ok_or_else(|| bad("query parameter is required: a LogQL log query".into()))?;
+    let q = match logflux_query::parse(raw) {
+        Ok(logflux_query::Query::Log(q)) => q,
+        Ok(logflux_query::Query::Metric(_)) => {
+            return Err(bad(
+                "export takes a log query ({app=\"web\"} |= \"timeout\"), not a metric query"
+                    .into(),
+            ));
+        }
+        Err(e) => return Err(bad(e.to_string())),
+    };
+    let (start, end) = params
+        .range(logflux_proto::timefmt::now_ns(), DEFAULT_SINCE_NS)
+        .map_err(|e| bad(e.message))?;
+    let limit = match params.get("limit") {
+        None => EXPORT_DEFAULT_LIMIT,
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) if (1..=EXPORT_MAX_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(bad(format!(
+                    "invalid limit {v:?}: a whole number from 1 to {EXPORT_MAX_LIMIT}"
+                )));
+            }
+        },
+    };
+    let (format, ext, content_type) = match params.get("format").unwrap_or("ndjson") {
+        "ndjson" => (Format::Ndjson, "ndjson", "application/x-ndjson"),
+        "csv" => (Format::Csv, "csv", "text/csv; charset=utf-8"),
+        "json" => (Format::Json, "json", "application/json"),
+        other => {
+            return Err(bad(format!(
+                "invalid format {other:?}: ndjson, csv or json"
+            )));
+        }
+    };
+    let style = Style {
+        format,
+        color: false,
+        zone: Zone::new(true),
+    };
+    // Started before the answer's head: what the server refuses is a 4xx/5xx, not a broken
+    // download.
+    let scanner = match super::loki::scan_for(&q.prune(), start, end, false) {
+        Some(scan) => Some(
+            s.scan(&scan)
+                .await
+                .map_err(|e| ApiError::new(e.status, e.message))?,
+        ),
+        None => None,
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::spawn(stream_export(scanner, q, (start, end, limit), style, tx));
+    let body = axum::body::Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    }));
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let disposition = format!("attachment; filename=\"logflux-{stamp}.{ext}\"");
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, content_type.to_owned()),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// A writer whose bytes are taken out a chunk at a time (the printer writes into it).
+#[derive(Debug, Default, Clone)]
+struct Chunks(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Chunks {
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(
+            &mut *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    fn len(&self) -> usize {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+}
+
+impl std::io::Write for Chunks {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The export's body: pages of records, their matching entries ordered by the scan's
+/// watermarks, rendered and sent on until `limit`; ends early when the download is
+/// abandoned (the channel closes).
+async fn stream_export(
+    scanner: Option<super::Scanner>,
+    q: logflux_query::LogQuery,
+    (start, end, limit): (i64, i64, u64),
+    style: Style,
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+) {
+    let out = Chunks::default();
+    let mut printer = Printer::new(out.clone(), style);
+    let send = |bytes: Vec<u8>| {
+        let tx = tx.clone();
+        async move { bytes.is_empty() || tx.send(Ok(Bytes::from(bytes))).await.is_ok() }
+    };
+    // Writes to `Chunks` cannot fail.
+    let _ = printer.begin();
+    let mut written: u64 = 0;
+    if let Some(mut scanner) = scanner {
+        let mut merger: Merger<String> = Merger::new(false);
+        'pages: loop {
+            let batch = match scanner.next().await {
+                Ok(Some(b)) => b,
+                Ok(None) => break,
+                Err(e) => {
+                    eprintln!("logflux serve: an export stopped: {}", e.message);
+                    let _ = tx
+                        .send(Err(std::io::Error::other(format!(
+                            "the export stopped: {}",
+                            e.message
+                        ))))
+                        .await;
+                    return;
+                }
+            };
+            for r in &batch.records {
+                for e in r.entries.iter() {
+                    if e.timestamp_ns < start || (e.timestamp_ns >= end && end > start) {
+                        continue;
+                    }
+                    let row = logflux_query::Row {
+                        app: &r.app,
+                        entry: e,
+                    };
+                    if q.eval(&row).is_some() {
+                        merger.push(e.timestamp_ns.clamp(r.min_ts, r.max_ts), render(style, e));
+                    }
+                }
+            }
+            while let Some(line) = merger.pop(batch.watermark, batch.done) {
+                let _ = printer.rendered(line.as_bytes());
+                written += 1;
+                if written >= limit {
+                    break 'pages;
+                }
+                if out.len() >= EXPORT_CHUNK && !send(out.take()).await {
+                    return;
+                }
+            }
+            merger.keep_first(usize::try_from(limit - written).unwrap_or(usize::MAX));
+            if !send(out.take()).await {
+                return;
+            }
+            if batch.done {
+                break;
+            }
+        }
+        while written < limit
+            && let Some(line) = merger.pop(None, true)
+        {
+            let _ = printer.rendered(line.as_bytes());
+            written += 1;
+            if out.len() >= EXPORT_CHUNK && !send(out.take()).await {
+                return;
+            }
+        }
+    }
+    let _ = printer.finish();
+    send(out.take()).await;
 }
