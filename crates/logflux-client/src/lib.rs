@@ -70,6 +70,9 @@ enum Command {
     /// Serve Loki's HTTP API on this machine (for Grafana's Loki data source and our UIs):
     /// queries decrypted here, behind a token; see docs/serve.md.
     Serve(serve::ServeArgs),
+    /// Open the web UI in the browser (signed in), on the `logflux serve` running at --listen
+    /// or on one started here: `logflux ui '{app="web"} |= "timeout"' --since 24h`.
+    Ui(serve::open::UiArgs),
     /// Show the settings in effect and where they come from (never the token itself); marks
     /// with (!) what is missing or wrong.
     Config,
@@ -115,6 +118,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Serve(args) => {
             let s = settings()?;
             rt()?.block_on(serve::run(&s, args))
+        }
+        Command::Ui(args) => {
+            let s = settings()?;
+            rt()?.block_on(serve::open::run(&s, args))
         }
         Command::Config => {
             // Shown even when settings are missing or wrong (each marked): only an unreadable

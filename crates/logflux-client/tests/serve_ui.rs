@@ -888,3 +888,128 @@ async fn the_export_download_holds_what_logflux_export_writes_for_the_same_range
         assert!(v["error"].is_string());
     }
 }
+
+/// The `ui      LINK` line `logflux ui` or `serve` printed.
+fn ui_link(printed: &str) -> String {
+    printed
+        .lines()
+        .find_map(|l| l.strip_prefix("ui      "))
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("a `ui      LINK` line in {printed:?}"))
+        .to_owned()
+}
+
+/// Follows a sign-in link: where it lands, and the cookie it sets.
+async fn follow(link: &str) -> (String, String) {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http.get(link).send().await.unwrap();
+    assert_eq!(r.status(), 303, "{link}");
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    (r.headers()["location"].to_str().unwrap().to_owned(), cookie)
+}
+
+#[tokio::test]
+async fn logflux_ui_links_the_running_serve_with_the_query_or_starts_its_own() {
+    let stack = Stack::start().await;
+    let url = stack.var("LOGFLUX_SERVE_URL").to_owned();
+    let query = r#"{app="web"} |= "a b""#;
+    // `logflux up`'s serve answers at the address: the link is to it, and the command ends.
+    let (code, out, err) = stack.run(&[
+        "ui",
+        "--no-open",
+        "--listen",
+        url.trim_start_matches("http://"),
+        "--since",
+        "24h",
+        query,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let link = ui_link(&out);
+    assert!(
+        link.starts_with(&format!("{url}/ui/login?token=")),
+        "{link}"
+    );
+    let (landing, _) = follow(&link).await;
+    let hash = landing
+        .strip_prefix("/ui/#/explore?")
+        .unwrap_or_else(|| panic!("lands on the explore page: {landing}"));
+    let params: std::collections::HashMap<String, String> = hash
+        .split('&')
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap();
+            (
+                k.to_owned(),
+                percent_encoding::percent_decode_str(v)
+                    .decode_utf8()
+                    .unwrap()
+                    .into_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(params["q"], query);
+    assert_eq!(params["since"], "24h");
+
+    // Nothing at the address: it starts a serve of its own, which runs until stopped.
+    let mut child = tokio::process::Command::from(stack.command())
+        .args(["ui", "--no-open", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt as _;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = String::new();
+    loop {
+        let l = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("logflux ui printed its link within 60 s")
+            .unwrap()
+            .expect("logflux ui printed its link");
+        if l.starts_with("serving") {
+            break;
+        }
+        printed.push_str(&l);
+        printed.push('\n');
+    }
+    let link = ui_link(&printed);
+    assert!(
+        !link.starts_with(&format!("{url}/")),
+        "its own serve: {link}"
+    );
+    let (landing, cookie) = follow(&link).await;
+    assert_eq!(landing, "/ui/#/explore?since=1h");
+    let base = link.split("/ui/login").next().unwrap();
+    let page = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("{base}/ui/"))
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    child.kill().await.unwrap();
+}
+
+#[test]
+fn logflux_ui_refuses_a_range_that_is_not_a_duration() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_logflux"))
+        .args(["ui", "--no-open", "--since", "yesterday"])
+        .env("LOGFLUX_CONFIG", "/nonexistent/client.yaml")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a duration"), "{err}");
+}

@@ -15,6 +15,7 @@ pub(crate) mod cache;
 pub(crate) mod guard;
 pub(crate) mod http;
 pub(crate) mod loki;
+pub(crate) mod open;
 pub(crate) mod ui;
 pub(crate) mod uiapi;
 pub(crate) mod ws;

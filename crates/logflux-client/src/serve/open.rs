@@ -1,0 +1,188 @@
+//! `logflux ui`: opens the web UI in the browser — on the `logflux serve` already running at
+//! the address (one `logflux up` started, say), else on one started here, which runs until
+//! Ctrl-C. The link signs the browser in (the token becomes a session cookie) and lands on
+//! the explore page with the query and range asked for.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use super::{ServeArgs, guard, ui};
+use crate::config::Settings;
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct UiArgs {
+    /// A query to open: LogQL (`{app="web"} |= "timeout"`) or plain words.
+    pub(crate) query: Option<String>,
+    /// The range shown, back from now: 15m, 1h, 24h, 7d, …
+    #[arg(long, default_value = "1h", value_name = "DURATION", value_parser = since_arg)]
+    pub(crate) since: String,
+    /// Print the link only; do not start a browser.
+    #[arg(long)]
+    pub(crate) no_open: bool,
+    #[command(flatten)]
+    pub(crate) serve: ServeArgs,
+}
+
+/// The explore page's address (inside the UI) for `query` over the last `since`.
+pub(crate) fn explore_path(query: Option<&str>, since: &str) -> String {
+    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+    const SET: &percent_encoding::AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    let set = SET;
+    let mut path = String::from("/ui/#/explore?");
+    if let Some(query) = query.filter(|q| !q.trim().is_empty()) {
+        path.push_str(&format!("q={}&", utf8_percent_encode(query, set)));
+    }
+    path.push_str(&format!("since={}", utf8_percent_encode(since, set)));
+    path
+}
+
+/// Whether `since` is a duration the UI reads (digits and a unit, repeated: `1h30m`).
+fn valid_since(since: &str) -> bool {
+    let mut digits = false;
+    let mut any = false;
+    for c in since.chars() {
+        match c {
+            '0'..='9' => digits = true,
+            's' | 'm' | 'h' | 'd' | 'w' if digits => {
+                digits = false;
+                any = true;
+            }
+            _ => return false,
+        }
+    }
+    any && !digits
+}
+
+fn since_arg(s: &str) -> Result<String, String> {
+    if valid_since(s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?} is not a duration such as 15m, 1h, 24h or 7d"
+        ))
+    }
+}
+
+/// Whether a `logflux serve` answers at `url` and takes `token`.
+async fn running_at(url: &str, token: &str) -> bool {
+    let Ok(http) = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(2))
+        .build()
+    else {
+        return false;
+    };
+    http.get(format!("{url}/ui/"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+}
+
+/// Starts the system's browser on `link`, where there is one to start.
+fn open_browser(link: &str) -> bool {
+    let program = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        let display = ["DISPLAY", "WAYLAND_DISPLAY"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
+        if !display {
+            return false;
+        }
+        "xdg-open"
+    };
+    std::process::Command::new(program)
+        .arg(link)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .is_ok()
+}
+
+fn show(link: &str, no_open: bool) {
+    println!("ui      {link}");
+    if no_open {
+        return;
+    }
+    if open_browser(link) {
+        println!("opened in the browser");
+    } else {
+        println!("no browser to start here (no display): open the link above in one");
+    }
+}
+
+pub(crate) async fn run(settings: &Settings, args: UiArgs) -> anyhow::Result<i32> {
+    let next = explore_path(args.query.as_deref(), &args.since);
+    let token_file = match &args.serve.token_file {
+        Some(f) => f.clone(),
+        None => super::default_token_file(settings)?,
+    };
+    // A serve already running (`logflux up`'s, or another terminal's): its link.
+    let scheme = if args.serve.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let existing = std::env::var("LOGFLUX_SERVE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| format!("{scheme}://{}", args.serve.listen));
+    let existing = existing.trim_end_matches('/').to_owned();
+    if token_file.exists() {
+        let token = guard::load_or_create_token(&token_file)?;
+        if running_at(&existing, &token).await {
+            show(
+                &ui::login_link(&existing, &token, Some(&next)),
+                args.no_open,
+            );
+            return Ok(crate::EXIT_OK);
+        }
+    }
+    let mut serve = args.serve.clone();
+    serve.token_file = Some(token_file);
+    let running = super::start(settings, &serve)
+        .await
+        .with_context(|| format!("starting logflux serve on {}", serve.listen))?;
+    let signals = super::stop_signals()?;
+    show(
+        &ui::login_link(&running.url, &running.token, Some(&next)),
+        args.no_open,
+    );
+    println!("serving (Ctrl-C stops)");
+    signals.await;
+    running.shutdown().await;
+    Ok(crate::EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_explore_path_carries_the_query_and_range_encoded() {
+        assert_eq!(explore_path(None, "1h"), "/ui/#/explore?since=1h");
+        assert_eq!(
+            explore_path(Some("{app=\"web\"} |= \"a b\""), "15m"),
+            "/ui/#/explore?q=%7Bapp%3D%22web%22%7D%20%7C%3D%20%22a%20b%22&since=15m"
+        );
+        assert_eq!(explore_path(Some("  "), "7d"), "/ui/#/explore?since=7d");
+    }
+
+    #[test]
+    fn since_takes_durations_only() {
+        for ok in ["15m", "1h", "24h", "7d", "1h30m", "2w"] {
+            assert!(valid_since(ok), "{ok}");
+        }
+        for bad in ["", "h", "1", "1x", "-1h", "1h2", "1 h"] {
+            assert!(!valid_since(bad), "{bad}");
+        }
+    }
+}
