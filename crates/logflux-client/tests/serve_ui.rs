@@ -304,15 +304,14 @@ async fn the_cookie_works_for_the_loki_api_but_not_to_change_things_without_the_
     }
 }
 
-/// A `logflux serve` of its own on the stack's client config (token in `token_file`): the
-/// process, its URL and the lines it printed before `serving`.
-async fn own_serve(
+/// Runs `logflux ARGS` on the stack's client config until it prints `serving`: the process
+/// (its later output drained) and the lines before.
+async fn until_serving(
     stack: &Stack,
-    token_file: &std::path::Path,
-) -> (tokio::process::Child, String, Vec<String>) {
+    args: &[&std::ffi::OsStr],
+) -> (tokio::process::Child, Vec<String>) {
     let mut child = tokio::process::Command::from(stack.command())
-        .args(["serve", "--listen", "127.0.0.1:0", "--token-file"])
-        .arg(token_file)
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -323,15 +322,29 @@ async fn own_serve(
     loop {
         let l = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
             .await
-            .expect("serve printed its settings within 60 s")
+            .expect("it printed its settings within 60 s")
             .unwrap()
-            .expect("serve printed its settings");
+            .expect("it printed its settings");
         if l.starts_with("serving") {
             break;
         }
         printed.push(l);
     }
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, printed)
+}
+
+/// A `logflux serve` of its own on the stack's client config (token in `token_file`): the
+/// process, its URL and the lines it printed before `serving`.
+async fn own_serve(
+    stack: &Stack,
+    token_file: &std::path::Path,
+) -> (tokio::process::Child, String, Vec<String>) {
+    let mut args = ["serve", "--listen", "127.0.0.1:0", "--token-file"]
+        .map(std::ffi::OsStr::new)
+        .to_vec();
+    args.push(token_file.as_os_str());
+    let (child, printed) = until_serving(stack, &args).await;
     let url = printed
         .iter()
         .find_map(|l| l.strip_prefix("serve   "))
@@ -960,27 +973,9 @@ async fn logflux_ui_links_the_running_serve_with_the_query_or_starts_its_own() {
     assert_eq!(params["since"], "24h");
 
     // Nothing at the address: it starts a serve of its own, which runs until stopped.
-    let mut child = tokio::process::Command::from(stack.command())
-        .args(["ui", "--no-open", "--listen", "127.0.0.1:0"])
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    use tokio::io::AsyncBufReadExt as _;
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = String::new();
-    loop {
-        let l = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
-            .await
-            .expect("logflux ui printed its link within 60 s")
-            .unwrap()
-            .expect("logflux ui printed its link");
-        if l.starts_with("serving") {
-            break;
-        }
-        printed.push_str(&l);
-        printed.push('\n');
-    }
+    let args = ["ui", "--no-open", "--listen", "127.0.0.1:0"].map(std::ffi::OsStr::new);
+    let (mut child, printed) = until_serving(&stack, &args).await;
+    let printed = printed.join("\n");
     let link = ui_link(&printed);
     assert!(
         !link.starts_with(&format!("{url}/")),
