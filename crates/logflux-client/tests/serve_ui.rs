@@ -1008,3 +1008,78 @@ fn logflux_ui_refuses_a_range_that_is_not_a_duration() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a duration"), "{err}");
 }
+
+#[tokio::test]
+async fn logflux_ui_never_hands_the_token_to_another_process_on_the_port() {
+    let stack = Stack::start().await;
+    let token = stack.var("LOGFLUX_SERVE_TOKEN").to_owned();
+    // A squatter on the port: it answers every request 200 with a made-up proof and keeps
+    // what it was sent.
+    let squatter = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = squatter.local_addr().unwrap();
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let keep = heard.clone();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        while let Ok((mut c, _)) = squatter.accept().await {
+            let mut buf = vec![0u8; 8192];
+            let n = c.read(&mut buf).await.unwrap_or(0);
+            keep.lock().unwrap().extend_from_slice(&buf[..n]);
+            let body = r#"{"proof":"00"}"#;
+            let _ = c
+                .write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                )
+                .await;
+        }
+    });
+    let (code, out, err) = stack.run(&["ui", "--no-open", "--listen", &addr.to_string()]);
+    // Not taken for a serve: `ui` tries to start its own there, and the port is taken.
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(!out.contains("ui      "), "no link printed: {out}");
+    let heard = String::from_utf8_lossy(&heard.lock().unwrap()).into_owned();
+    assert!(heard.contains("GET /ui/hello?nonce="), "{heard}");
+    assert!(
+        !heard.contains(&token),
+        "the token reached the squatter: {heard}"
+    );
+}
+
+#[tokio::test]
+async fn the_cookie_is_refused_to_requests_from_other_pages_of_the_same_site() {
+    let stack = Stack::start().await;
+    let ui = Ui::new(&stack);
+    let cookie = ui.sign_in().await;
+    for (site, want) in [
+        ("same-origin", 200),
+        ("none", 200),
+        ("same-site", 403),
+        ("cross-site", 403),
+    ] {
+        let r = ui
+            .http
+            .get(format!("{}/loki/api/v1/labels", ui.url))
+            .header("Cookie", &cookie)
+            .header("Sec-Fetch-Site", site)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), want, "Sec-Fetch-Site: {site}");
+    }
+    // The proof of the token answers anyone (it reveals nothing), a bad nonce is refused.
+    let r = ui.get("/ui/hello?nonce=abc", None).await;
+    assert_eq!(r.status(), 400);
+    let r = ui
+        .get(&format!("/ui/hello?nonce={}", "ab".repeat(32)), None)
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    let proof = v["proof"].as_str().unwrap();
+    assert_eq!(proof.len(), 64);
+    assert!(!proof.contains(&ui.token));
+    assert_ne!(format!("logflux_session={proof}"), cookie);
+}

@@ -11,6 +11,7 @@ import { readFileSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
+import { after } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const require = createRequire(import.meta.url);
@@ -41,8 +42,18 @@ export const ui = {
 export const CHROMIUM = '/usr/bin/chromium';
 
 /** Launches Chromium (headless, no sandbox: tests run as root in CI containers). */
+// Every browser launched, closed when the file's tests end: a test that fails before its
+// `close` would otherwise leave Chromium running, and node waits for it forever.
+const launched = new Set();
+after(async () => {
+  await Promise.all([...launched].map((b) => b.close().catch(() => {})));
+});
+
 export async function launch() {
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
+  launched.add(browser);
+  browser.on('disconnected', () => launched.delete(browser));
+  return browser;
 }
 
 /**

@@ -119,6 +119,11 @@ impl Guard {
         })
     }
 
+    /// The token (for [`hello_proof`]).
+    pub(crate) fn token(&self) -> &str {
+        &self.token
+    }
+
     /// Whether `presented` is the token (constant time).
     pub(crate) fn is_token(&self, presented: &str) -> bool {
         constant_time_eq(presented.as_bytes(), self.token.as_bytes())
@@ -215,6 +220,20 @@ impl Guard {
         }
         match session_cookie(headers) {
             Some(c) if constant_time_eq(c.as_bytes(), self.session.as_bytes()) => {
+                // The cookie is the UI's, taken from its own pages (and from what the user
+                // opens): a page of another port of this host is same-site, and SameSite
+                // lets the browser send it the cookie.
+                if let Some(site) = headers.get("sec-fetch-site")
+                    && !matches!(site.as_bytes(), b"same-origin" | b"none")
+                {
+                    return Err(refuse(
+                        StatusCode::FORBIDDEN,
+                        format!(
+                            "the UI's session cookie is taken from serve's own pages only (Sec-Fetch-Site: {})",
+                            String::from_utf8_lossy(site.as_bytes())
+                        ),
+                    ));
+                }
                 let safe = method == Method::GET || method == Method::HEAD;
                 let marked = headers.get(UI_HEADER).is_some_and(|v| v.as_bytes() == b"1");
                 if safe || marked {
@@ -335,7 +354,7 @@ fn presented_secret(v: &str) -> Option<String> {
 }
 
 /// Whether `a == b`, in time that depends on their lengths only.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -355,6 +374,16 @@ pub(crate) fn check_listen(addr: SocketAddr, tls: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// What `GET /ui/hello?nonce=N` answers: HMAC-SHA256 keyed with the token over
+/// `logflux serve hello v1:N`, hex.
+pub(crate) fn hello_proof(token: &str, nonce: &str) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, token.as_bytes());
+    hex::encode(hmac::sign(
+        &key,
+        format!("logflux serve hello v1:{nonce}").as_bytes(),
+    ))
 }
 
 /// The token in `path`, made (32 random bytes, hex, mode 0600) when absent. A file that group

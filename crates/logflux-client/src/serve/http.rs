@@ -499,6 +499,7 @@ pub(crate) fn router(s: Arc<Service>) -> Router {
         .route("/", get(super::ui::to_ui))
         .route("/ui", get(super::ui::to_ui))
         .route("/ui/login", get(super::ui::login))
+        .route("/ui/hello", get(super::ui::hello))
         .route("/ui/", get(super::ui::asset))
         .route("/ui/{*path}", get(super::ui::asset))
         .route(

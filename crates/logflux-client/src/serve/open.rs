@@ -69,20 +69,61 @@ fn since_arg(s: &str) -> Result<String, String> {
     }
 }
 
-/// Whether a `logflux serve` answers at `url` and takes `token`.
+/// Whether the `logflux serve` at `url` holds `token` — asked without sending it: the service
+/// must answer a fresh nonce with an HMAC of it under the token (`/ui/hello`), so whatever
+/// else listens on the port (another user's process, say) is never handed the token.
 async fn running_at(url: &str, token: &str) -> bool {
     let Ok(http) = reqwest::Client::builder()
         .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(2))
         .build()
     else {
         return false;
     };
-    http.get(format!("{url}/ui/"))
-        .bearer_auth(token)
+    let mut raw = [0u8; 32];
+    if logflux_crypto::random_bytes(&mut raw).is_err() {
+        return false;
+    }
+    let nonce = hex::encode(raw);
+    let Ok(r) = http
+        .get(format!("{url}/ui/hello"))
+        .query(&[("nonce", &nonce)])
         .send()
         .await
-        .is_ok_and(|r| r.status().is_success())
+    else {
+        return false;
+    };
+    if !r.status().is_success() {
+        return false;
+    }
+    let Ok(v) = r.json::<serde_json::Value>().await else {
+        return false;
+    };
+    let want = guard::hello_proof(token, &nonce);
+    v["proof"]
+        .as_str()
+        .is_some_and(|p| guard::constant_time_eq(p.as_bytes(), want.as_bytes()))
+}
+
+/// Whether the token may travel to `url`: over HTTPS, or to this machine.
+fn safe_to_send(url: &str) -> bool {
+    if url.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let host = rest.split('/').next().unwrap_or("");
+    let host = match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Starts the system's browser on `link`, where there is one to start.
@@ -136,7 +177,7 @@ pub(crate) async fn run(settings: &Settings, args: UiArgs) -> anyhow::Result<i32
         .filter(|u| !u.is_empty())
         .unwrap_or_else(|| format!("{scheme}://{}", args.serve.listen));
     let existing = existing.trim_end_matches('/').to_owned();
-    if token_file.exists() {
+    if token_file.exists() && safe_to_send(&existing) {
         let token = guard::load_or_create_token(&token_file)?;
         if running_at(&existing, &token).await {
             show(
@@ -174,6 +215,27 @@ mod tests {
             "/ui/#/explore?q=%7Bapp%3D%22web%22%7D%20%7C%3D%20%22a%20b%22&since=15m"
         );
         assert_eq!(explore_path(Some("  "), "7d"), "/ui/#/explore?since=7d");
+    }
+
+    #[test]
+    fn the_token_goes_over_https_or_to_this_machine_only() {
+        for ok in [
+            "http://127.0.0.1:3100",
+            "http://localhost:3100",
+            "http://[::1]:3100",
+            "http://127.0.0.2",
+            "https://logs.example.net:3100",
+        ] {
+            assert!(safe_to_send(ok), "{ok}");
+        }
+        for bad in [
+            "http://logs.example.net:3100",
+            "http://192.168.1.5:3100",
+            "http://127.0.0.1.example.net",
+            "ftp://127.0.0.1",
+        ] {
+            assert!(!safe_to_send(bad), "{bad}");
+        }
     }
 
     #[test]

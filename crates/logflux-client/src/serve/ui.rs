@@ -33,9 +33,10 @@ pub(crate) const CSP: &str = "default-src 'none'; script-src 'self'; style-src '
 const HOME: &str = "/ui/";
 
 /// Paths answered without credentials (they still pass the Host and Origin checks): the
-/// redirect to the UI, and the sign-in link, which checks the token itself.
+/// redirect to the UI, the sign-in link, which checks the token itself, and the proof that
+/// this service holds the token ([`hello`]), which reveals nothing of it.
 pub(crate) fn is_public(path: &str) -> bool {
-    path == "/" || path == "/ui/login"
+    path == "/" || path == "/ui/login" || path == "/ui/hello"
 }
 
 /// Whether `path` is one of the UI's pages (answered in HTML when refused).
@@ -167,6 +168,29 @@ pub(crate) async fn login(State(s): State<Arc<Service>>, uri: Uri) -> Response {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     resp
+}
+
+/// `GET /ui/hello?nonce=N` (N: 32 to 128 hex digits): `{"proof": HMAC-SHA256(token,
+/// "logflux serve hello v1:" + N)}`, so `logflux ui` can tell that the service at an address
+/// holds its token before it hands a browser the token — a process of another user squatting
+/// the port learns nothing. The prefix keeps a proof from ever being the session cookie's
+/// value (an HMAC of another message).
+pub(crate) async fn hello(State(s): State<Arc<Service>>, uri: Uri) -> Response {
+    let params = form_pairs(uri.query().unwrap_or(""));
+    let nonce = params
+        .iter()
+        .find(|(k, _)| k == "nonce")
+        .map(|(_, v)| v.as_str())
+        .filter(|n| (32..=128).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_hexdigit()));
+    let Some(nonce) = nonce else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "nonce: 32 to 128 hexadecimal digits, fresh each time",
+        )
+            .into_response();
+    };
+    axum::Json(serde_json::json!({"proof": super::guard::hello_proof(s.guard.token(), nonce)}))
+        .into_response()
 }
 
 /// What a `Location` may carry as is: the rest (spaces, quotes, non-ASCII …) is
