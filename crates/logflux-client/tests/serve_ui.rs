@@ -1009,7 +1009,8 @@ fn logflux_ui_refuses_a_range_that_is_not_a_duration() {
     assert!(err.contains("not a duration"), "{err}");
 }
 
-#[tokio::test]
+// Two threads: the squatter answers while the test's thread waits for `logflux ui`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logflux_ui_never_hands_the_token_to_another_process_on_the_port() {
     let stack = Stack::start().await;
     let token = stack.var("LOGFLUX_SERVE_TOKEN").to_owned();

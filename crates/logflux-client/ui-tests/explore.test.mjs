@@ -13,6 +13,9 @@ const KNOWN = '{source=~"web-api|worker|billing"}';
 /** The number of entries the status line reports once the search has finished. */
 async function count(page) {
   const [n] = await waitFor(async () => {
+    // The count of the search the page now asks for, not the one before it.
+    const current = await page.$eval('[data-testid=status]', (el) => el.dataset.for === el.dataset.want);
+    if (!current) return null;
     const t = (await page.textContent('[data-testid=status]')).trim();
     const m = t.match(/^([\d,]+) entr(?:y|ies) in \d+ ms/);
     return m ? [Number(m[1].replace(/,/g, ''))] : null;
@@ -246,7 +249,9 @@ test('completion offers label names, values and recent queries', async () => {
   assert.equal(await page.inputValue('#query'), '{source="worker"');
   await page.type('#query', '}');
   await page.keyboard.press('Enter');
-  assert.equal(await count(page), ui.fixtures.filter((f) => f.source === 'worker').length);
+  // The status line still shows the previous search until this one ends: wait for its count.
+  const workers = ui.fixtures.filter((f) => f.source === 'worker').length;
+  await waitFor(async () => (await count(page)) === workers, `the ${workers} worker entries are listed`);
   // The recent query typed before is offered.
   await page.fill('#query', '');
   await page.type('#query', 'checkout');

@@ -143,6 +143,8 @@ export function ExplorePage({ route }) {
     remember(q);
     const ctl = new AbortController();
     const t0 = performance.now();
+    // What the status line's count is for (tests wait until it is the search asked for).
+    const searchKey = `${logql}|${rangeKey}|${limit}`;
     setState((s) => ({ ...s, loading: true, error: null }));
     setSelected(-1);
     setExpanded(null);
@@ -152,7 +154,7 @@ export function ExplorePage({ route }) {
     })
       .then(({ rows: got, warnings }) => {
         setRows(got);
-        setState({ loading: false, error: null, warnings, took: Math.round(performance.now() - t0) });
+        setState({ loading: false, error: null, warnings, took: Math.round(performance.now() - t0), for: searchKey });
         window.__logfluxTimings = { ...(window.__logfluxTimings || {}), results: performance.now() };
       })
       .catch((e) => {
@@ -262,7 +264,7 @@ export function ExplorePage({ route }) {
     <div class="explore-body">
       <${Fields} fields=${fields} total=${rows.length} onFilter=${filter} />
       <section class="results-pane" aria-label="Results">
-        <p class="status" aria-live="polite" data-testid="status">
+        <p class="status" aria-live="polite" data-testid="status" data-for=${state.for || ''} data-want=${`${logql}|${rangeKey}|${limit}`}>
           ${state.loading ? 'Searching… ' : ''}${rows.length.toLocaleString('en')} ${rows.length === 1 ? 'entry' : 'entries'}${
             state.took !== null ? ` in ${state.took} ms` : ''
           }${rows.length >= limit && !tail.on ? ` (the newest ${limit.toLocaleString('en')}: narrow the range or raise the limit)` : ''}
