@@ -154,25 +154,7 @@ async fn proxies_integrity_errors_and_interrupted_exports() {
 
     // A record altered in storage: named on stderr, exit 2, its plaintext never shown, the
     // other records shown.
-    stack
-        .send_unix(&[
-            json!({"payload": "an intact entry", "source": "t", "entryType": 1, "logLevel": 6}),
-        ])
-        .await;
-    let all = stack.wait_for_entries(2).await;
-    let selftest = all.iter().find(|e| e["source"] == "logflux-up").unwrap()["payload"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mut segments: Vec<_> = walk(&stack.dir.join("server/objects"))
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "lfs"))
-        .collect();
-    segments.sort_by_key(|p| p.file_name().unwrap().to_owned());
-    // Segment names are ULIDs: the first holds the self-test entry, sealed by the agent.
-    let mut bytes = std::fs::read(&segments[0]).unwrap();
-    bytes[5] ^= 0x01;
-    std::fs::write(&segments[0], bytes).unwrap();
+    let selftest = stack.damage_selftest_record().await;
     let (code, out, err) = stack.run(&["search", "--format", "ndjson"]);
     assert_eq!(code, 2, "{err}");
     assert!(out.contains("an intact entry"), "{out}");
@@ -231,17 +213,4 @@ async fn proxies_integrity_errors_and_interrupted_exports() {
         file.display()
     );
     assert!(stack.tmp.path().join("export.csv.partial").exists());
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }

@@ -702,42 +702,10 @@ async fn dashboards_are_validated_files_and_the_overview_is_built_in_until_saved
     assert_eq!(r.status(), 403);
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn a_record_that_fails_its_integrity_check_is_named_in_the_query_s_warnings_never_shown() {
     let stack = Stack::start().await;
-    stack
-        .send_unix(&[serde_json::json!(
-            {"payload": "an intact entry", "source": "t", "entryType": 1, "logLevel": 6}
-        )])
-        .await;
-    let all = stack.wait_for_entries(2).await;
-    let selftest = all.iter().find(|e| e["source"] == "logflux-up").unwrap()["payload"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    // As tests/privacy.rs: segment names are ULIDs, the first holds the self-test entry; one
-    // flipped byte of it fails the record's integrity check.
-    let mut segments: Vec<_> = walk(&stack.dir.join("server/objects"))
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "lfs"))
-        .collect();
-    segments.sort_by_key(|p| p.file_name().unwrap().to_owned());
-    let mut bytes = std::fs::read(&segments[0]).unwrap();
-    bytes[5] ^= 0x01;
-    std::fs::write(&segments[0], bytes).unwrap();
+    let selftest = stack.damage_selftest_record().await;
 
     let api = Api::new(&stack).await;
     let now = logflux_proto::timefmt::now_ns();

@@ -207,6 +207,38 @@ impl Stack {
     }
 
     /// Waits (bounded) until a search for everything returns `n` entries.
+    /// Sends one intact entry, then flips a byte of the oldest segment — it holds `up`'s
+    /// self-test entry (segment names are ULIDs) — so that record fails its integrity check.
+    /// Returns the self-test entry's payload, which must never be shown.
+    pub async fn damage_selftest_record(&self) -> String {
+        self.send_unix(&[
+            json!({"payload": "an intact entry", "source": "t", "entryType": 1, "logLevel": 6}),
+        ])
+        .await;
+        let all = self.wait_for_entries(2).await;
+        let selftest = all.iter().find(|e| e["source"] == "logflux-up").unwrap()["payload"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|e| e == "lfs") {
+                    out.push(p);
+                }
+            }
+        }
+        let mut segments = Vec::new();
+        walk(&self.dir.join("server/objects"), &mut segments);
+        segments.sort_by_key(|p| p.file_name().unwrap().to_owned());
+        let mut bytes = std::fs::read(&segments[0]).unwrap();
+        bytes[5] ^= 0x01;
+        std::fs::write(&segments[0], bytes).unwrap();
+        selftest
+    }
+
     pub async fn wait_for_entries(&self, n: usize) -> Vec<Value> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
         loop {
