@@ -15,6 +15,7 @@ mod filter;
 mod keys;
 mod output;
 mod pager;
+mod private_files;
 mod search;
 mod serve;
 mod uistore;

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Settings;
+use crate::private_files::{private_dir, write_atomic};
 
 /// The saved searches' file name, in the config directory.
 pub(crate) const SAVED_FILE: &str = "saved-searches.json";
@@ -440,7 +441,7 @@ impl Store {
         file.check().map_err(StoreError::Invalid)?;
         let mut bytes = serde_json::to_vec_pretty(&file).map_err(anyhow::Error::from)?;
         bytes.push(b'\n');
-        write_atomic(&self.dir, &self.saved_path(), &bytes)?;
+        write_atomic(&self.saved_path(), &bytes)?;
         Ok(())
     }
 
@@ -574,7 +575,9 @@ impl Store {
         d.check().map_err(StoreError::Invalid)?;
         let mut bytes = serde_json::to_vec_pretty(&d).map_err(anyhow::Error::from)?;
         bytes.push(b'\n');
-        write_atomic(&self.dashboards_dir(), &self.dashboard_path(id), &bytes)?;
+        // Narrowed when more open: its file names are the user's dashboards.
+        private_dir(&self.dashboards_dir(), true)?;
+        write_atomic(&self.dashboard_path(id), &bytes)?;
         Ok(d)
     }
 
@@ -597,48 +600,6 @@ impl Store {
             )),
         }
     }
-}
-
-/// Writes `bytes` to `path` whole: a new file of mode 0600 beside it, synced, renamed into
-/// place. `dir` (the file's directory) is made with mode 0700 when missing.
-fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .context("a file name")?;
-    let tmp = dir.join(format!(
-        ".{name}.tmp.{}.{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_file(&tmp);
-    let written = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(bytes)
-            .and_then(|()| f.sync_all())
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
 }
 
 #[cfg(test)]
@@ -745,6 +706,13 @@ mod tests {
         assert_eq!(listed[0].as_ref().unwrap().id, "overview");
         let mut o = s.dashboard("overview").unwrap();
         o.title = "My overview".into();
+        // A dashboards directory others may list (made by hand) is narrowed on the first write.
+        std::fs::create_dir(d.path().join(DASHBOARDS_DIR)).unwrap();
+        std::fs::set_permissions(
+            d.path().join(DASHBOARDS_DIR),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
         s.put_dashboard("overview", o.clone()).unwrap();
         assert_eq!(mode(&d.path().join(DASHBOARDS_DIR)), 0o700);
         assert_eq!(mode(&d.path().join("dashboards/overview.json")), 0o600);

@@ -76,21 +76,6 @@ struct State {
     shared_secret: String,
 }
 
-fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    std::io::Write::write_all(&mut f, contents)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
-}
-
 async fn ok_json(r: reqwest::Response) -> anyhow::Result<Value> {
     let status = r.status();
     let v: Value = r.json().await.unwrap_or_default();
@@ -301,7 +286,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<i32> {
         (Some(s), _) => s,
         (None, Some(init)) => {
             let s = provision(&base, init.admin_token, init.tenant_id, &keys).await?;
-            write_private(&state_path, &serde_json::to_vec_pretty(&s)?)?;
+            crate::private_files::write_atomic(&state_path, &serde_json::to_vec_pretty(&s)?)?;
             s
         }
         (None, None) => unreachable!(),
@@ -334,11 +319,11 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<i32> {
         keys.join("private_key.pem").display(),
         keys.join("search.key").display()
     );
-    write_private(
+    crate::private_files::write_atomic(
         &dir.join("token"),
         format!("{}\n", state.admin_token).as_bytes(),
     )?;
-    write_private(&client_yaml_path, client_yaml.as_bytes())?;
+    crate::private_files::write_atomic(&client_yaml_path, client_yaml.as_bytes())?;
     let serve = match args.serve {
         ServeAddr::Off => None,
         ServeAddr::At(addr) => {
@@ -389,7 +374,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<i32> {
         sh_quote(&keys.join("private_key.pem").display().to_string()),
         sh_quote(&keys.join("search.key").display().to_string()),
     );
-    write_private(&dir.join("up.env"), env.as_bytes())?;
+    crate::private_files::write_atomic(&dir.join("up.env"), env.as_bytes())?;
     println!(
         "self-test: an entry went app → agent (sealed) → server (stored encrypted) → here (decrypted): {decrypted:?}"
     );
