@@ -133,15 +133,36 @@ fn level_label(l: Level) -> &'static str {
     }
 }
 
-/// A CSV field, quoted when it needs to be (RFC 4180).
+/// A CSV field, quoted when it needs to be (RFC 4180). A field a spreadsheet would run as a
+/// formula (it starts with `=`, `+`, `-`, `@`, a tab or a carriage return, and is not a plain
+/// number) gets a leading `'`, as OWASP advises: log content is written by whoever reaches
+/// the application, and a CSV export is opened in spreadsheets.
 fn csv_field(s: &str, out: &mut String) {
-    if s.contains([',', '"', '\n', '\r']) {
+    let formula = s.starts_with(['=', '+', '-', '@', '\t', '\r']) && !plain_number(s);
+    let quote = formula || s.contains([',', '"', '\n', '\r']);
+    if quote {
         out.push('"');
+    }
+    if formula {
+        out.push('\'');
+    }
+    if quote {
         out.push_str(&s.replace('"', "\"\""));
         out.push('"');
     } else {
         out.push_str(s);
     }
+}
+
+/// `-12`, `+3.5`: a sign, digits, at most one point — a number, which no spreadsheet runs.
+fn plain_number(s: &str) -> bool {
+    let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
+    let mut parts = digits.splitn(2, '.');
+    let whole = parts.next().unwrap_or("");
+    let frac = parts.next();
+    !whole.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && frac.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A metadata value as text output shows it: bare, or quoted when it has spaces or quotes.
@@ -485,6 +506,29 @@ mod tests {
             String::from_utf8(p.into_inner()).unwrap()
         };
         assert_eq!(serde_json::from_str::<Vec<Value>>(&empty).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn a_csv_field_a_spreadsheet_would_run_is_written_as_text() {
+        let field = |v: &str| {
+            let mut out = String::new();
+            csv_field(v, &mut out);
+            out
+        };
+        assert_eq!(
+            field("=HYPERLINK(\"http://x\",\"y\")"),
+            "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""
+        );
+        assert_eq!(field("+cmd|' /C calc'!A0"), "\"'+cmd|' /C calc'!A0\"");
+        assert_eq!(field("-2+3"), "\"'-2+3\"");
+        assert_eq!(field("@SUM(A1)"), "\"'@SUM(A1)\"");
+        assert_eq!(field("\t=1"), "\"'\t=1\"");
+        // Numbers and ordinary text stay as they are.
+        for plain in ["-12", "+3.5", "-0.25", "GET /a", "a=b", ""] {
+            assert_eq!(field(plain), plain);
+        }
+        assert_eq!(field("-"), "\"'-\"");
+        assert_eq!(field("-1."), "\"'-1.\"");
     }
 
     #[test]
