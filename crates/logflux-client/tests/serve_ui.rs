@@ -916,11 +916,19 @@ async fn logflux_ui_links_the_running_serve_with_the_query_or_starts_its_own() {
     ]);
     assert_eq!(code, 0, "{out}{err}");
     let link = ui_link(&out);
-    assert!(
-        link.starts_with(&format!("{url}/ui/login?token=")),
-        "{link}"
-    );
+    // A one-time code, not the token: the link may sit in a command line or a history.
+    assert!(link.starts_with(&format!("{url}/ui/login?code=")), "{link}");
+    assert!(!link.contains(stack.var("LOGFLUX_SERVE_TOKEN")), "{link}");
     let (landing, _) = follow(&link).await;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let again = http.get(&link).send().await.unwrap();
+    assert_eq!(again.status(), 401, "a code signs in once");
+    assert!(again.headers().get("set-cookie").is_none());
+    assert!(again.text().await.unwrap().contains("used already"));
     let hash = landing
         .strip_prefix("/ui/#/explore?")
         .unwrap_or_else(|| panic!("lands on the explore page: {landing}"));
@@ -946,8 +954,8 @@ async fn logflux_ui_links_the_running_serve_with_the_query_or_starts_its_own() {
     let printed = printed.join("\n");
     let link = ui_link(&printed);
     assert!(
-        !link.starts_with(&format!("{url}/")),
-        "its own serve: {link}"
+        !link.starts_with(&format!("{url}/")) && link.contains("/ui/login?code="),
+        "its own serve, a code: {link}"
     );
     let (landing, cookie) = follow(&link).await;
     assert_eq!(landing, "/ui/#/explore?since=1h");
@@ -1051,4 +1059,80 @@ async fn the_cookie_is_refused_to_requests_from_other_pages_of_the_same_site() {
     assert_eq!(proof.len(), 64);
     assert!(!proof.contains(&ui.token));
     assert_ne!(format!("logflux_session={proof}"), cookie);
+}
+
+#[tokio::test]
+async fn a_sign_in_code_is_given_for_the_token_only_and_signing_out_ends_that_session_only() {
+    let stack = Stack::start().await;
+    let ui = Ui::new(&stack);
+    let code_url = format!("{}/api/ui/signin-code", ui.url);
+    let r = ui
+        .http
+        .post(&code_url)
+        .bearer_auth(&ui.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    let code = v["code"].as_str().unwrap().to_owned();
+    assert_eq!(v["expires_in_s"], 300);
+    // A session cookie does not make codes (a page's script could otherwise mint one).
+    let first = ui.sign_in().await;
+    let r = ui
+        .http
+        .post(&code_url)
+        .header("Cookie", &first)
+        .header("X-LogFlux-UI", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // The code signs a second browser in.
+    let r = ui
+        .http
+        .get(format!("{}/ui/login", ui.url))
+        .query(&[("code", code.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let second = header(r.headers(), "set-cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_ne!(first, second);
+    for c in [&first, &second] {
+        assert_eq!(ui.get("/api/ui/session", Some(c)).await.status(), 200);
+    }
+    // Signing out needs the UI's header (a form of another site cannot sign the user out).
+    let logout = format!("{}/api/ui/logout", ui.url);
+    let r = ui
+        .http
+        .post(&logout)
+        .header("Cookie", &first)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = ui
+        .http
+        .post(&logout)
+        .header("Cookie", &first)
+        .header("X-LogFlux-UI", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let cleared = header(r.headers(), "set-cookie");
+    assert!(
+        cleared.starts_with("logflux_session=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
+    let r = ui.get("/api/ui/session", Some(&first)).await;
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.unwrap().contains("session has ended"));
+    assert_eq!(ui.get("/ui/", Some(&first)).await.status(), 401);
+    assert_eq!(ui.get("/api/ui/session", Some(&second)).await.status(), 200);
 }

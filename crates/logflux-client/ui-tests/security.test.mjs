@@ -84,6 +84,8 @@ async function attempt(name, path, init) {
   await attempt('put-cors', '/api/ui/saved/pwned', { method: 'PUT', headers: { 'Content-Type': 'application/json', 'X-LogFlux-UI': '1' }, body: '{"query":"x","range":{"since":"1h"}}' });
   await attempt('delete-cors', '/api/ui/saved/${victim}', { method: 'DELETE', headers: { 'X-LogFlux-UI': '1' } });
   await attempt('post-no-cors', '/api/ui/saved/${victim}/rename', { method: 'POST', mode: 'no-cors', headers: { 'Content-Type': 'text/plain' }, body: '{"to":"pwned"}' });
+  await attempt('logout-no-cors', '/api/ui/logout', { method: 'POST', mode: 'no-cors' });
+  await attempt('code-no-cors', '/api/ui/signin-code', { method: 'POST', mode: 'no-cors' });
   document.getElementById('f1').submit();
   note('done');
 })();
@@ -98,12 +100,14 @@ async function attempt(name, path, init) {
     // Let the form's navigation in the iframe finish (its answer, whatever it is, is not readable).
     await evil.waitForLoadState('load');
     const got = await evil.textContent('#out');
-    for (const name of ['read-session', 'read-saved', 'read-loki', 'put-cors', 'delete-cors', 'post-no-cors']) {
+    for (const name of ['read-session', 'read-saved', 'read-loki', 'put-cors', 'delete-cors', 'post-no-cors', 'logout-no-cors', 'code-no-cors']) {
       const line = got.split('\n').find((l) => l.startsWith(`${name}: `));
       assert.ok(line, `${name} ran: ${got}`);
       assert.ok(!line.includes('READ'), `another origin read serve's answer: ${line}`);
     }
     await evil.close();
+    // The user is still signed in: the other origin could not sign them out.
+    assert.equal(await page.evaluate(async () => (await fetch('/api/ui/session')).status), 200);
     // Nothing changed: the victim is there as saved, no "pwned" search exists.
     const saved = await waitFor(async () => {
       const r = await serveFetch('/api/ui/saved');
@@ -117,5 +121,27 @@ async function attempt(name, path, init) {
     server.close();
     await serveFetch(`/api/ui/saved/${victim}`, { method: 'DELETE', headers: { 'X-LogFlux-UI': '1' } });
   }
+  await close(p);
+});
+
+test('Sign out ends the session: the UI then shows the sign-in page and answers nothing', async () => {
+  const p = await openPage('/explore');
+  const { page } = p;
+  assert.equal(await page.evaluate(async () => (await fetch('/api/ui/session')).status), 200);
+  await page.click('[data-testid=sign-out]');
+  await page.waitForFunction(() => document.querySelector('h1')?.textContent === 'Sign in to LogFlux', null, { timeout: 15000 });
+  const cookies = await page.context().cookies();
+  assert.ok(!cookies.some((c) => c.name === 'logflux_session'), `the cookie is cleared: ${JSON.stringify(cookies)}`);
+  const r = await page.evaluate(async () => {
+    const a = await fetch('/loki/api/v1/labels');
+    return a.status;
+  });
+  assert.equal(r, 401, 'a signed-out browser reads nothing');
+  // The sign-in link signs it in again.
+  await page.goto(`${ui.link}&next=${encodeURIComponent('/ui/#/explore')}`);
+  await page.waitForSelector('[data-testid=sign-out]', { timeout: 15000 });
+  assert.equal(await page.evaluate(async () => (await fetch('/api/ui/session')).status), 200);
+  // The 401s asked for above are logged by Chromium as failed loads; nothing else may be.
+  page.problems = page.problems.filter((m) => !/status of 401/.test(m));
   await close(p);
 });

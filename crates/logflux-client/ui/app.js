@@ -9,6 +9,7 @@ import { ExplorePage } from './explore.js';
 import { SavedPage } from './saved.js';
 import { DashboardsPage } from './dashboards.js';
 import { parseHash } from './lib/nav.js';
+import { json } from './lib/api.js';
 
 export { parseHash, navigate } from './lib/nav.js';
 
@@ -32,7 +33,26 @@ function Nav({ path }) {
       ${link('#/saved', 'Saved searches', path.startsWith('/saved'))}
       ${link('#/dashboards', 'Dashboards', path.startsWith('/dashboards'))}
     </nav>
+    <${SignOut} />
   </header>`;
+}
+
+/** Ends this browser's session (serve forgets it, the cookie is cleared), then shows the
+ * sign-in page serve answers without a session. */
+function SignOut() {
+  const [error, setError] = useState('');
+  const out = async () => {
+    try {
+      await json('/api/ui/logout', { method: 'POST' });
+      location.assign('/ui/');
+    } catch (e) {
+      setError(`Sign out failed: ${e.message}`);
+    }
+  };
+  return html`<span class="signout">
+    ${error ? html`<span class="error" role="alert">${error}</span>` : null}
+    <button type="button" onClick=${out} data-testid="sign-out">Sign out</button>
+  </span>`;
 }
 
 function App() {

@@ -9,9 +9,10 @@
 //!   never lets another page read an answer);
 //! - carry the token: `Authorization: Bearer TOKEN`, or basic auth with any user name and
 //!   the token as password (Grafana's data source settings), compared in constant time; or
-//!   the web UI's session cookie (`logflux_session`, set by `/ui/login` for the right token):
-//!   HMAC-SHA256 of a fixed label keyed with the token, so the cookie is not the token and
-//!   shows nothing of it, compared in constant time too;
+//!   the web UI's session cookie (`logflux_session`, set by `/ui/login` for the token or a
+//!   one-time sign-in code): 32 random bytes naming a session this serve holds in memory,
+//!   so the cookie shows nothing of the token; a session ends after [`SESSION_IDLE`] unused,
+//!   [`SESSION_LIFETIME`] after sign-in, on sign-out, or when serve stops;
 //! - when authenticated by the cookie and not a GET or HEAD, carry `X-LogFlux-UI: 1`: a
 //!   browser sends the cookie with a form another site posts here, but a page of another
 //!   origin cannot add a custom header without a CORS preflight, which is never allowed.
@@ -19,11 +20,14 @@
 //! The token is made once (32 random bytes, hex) into a file of mode 0600; a file that group
 //! or others can read is refused.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use aws_lc_rs::hmac;
+use aws_lc_rs::{digest, hmac};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -61,10 +65,8 @@ pub(crate) enum Auth {
 #[derive(Clone)]
 pub(crate) struct Guard {
     token: String,
-    /// The session cookie's value: HMAC-SHA256(key = token, "logflux serve ui-session v1"),
-    /// hex. The same token gives the same value, so a browser stays signed in across
-    /// restarts of serve until the token file is replaced.
-    session: String,
+    /// The web UI's sessions and the sign-in codes not yet used, shared by every clone.
+    signins: Arc<Mutex<Signins>>,
     /// Whether serve speaks HTTPS (the cookie is then `Secure`).
     tls: bool,
     /// `Host` values accepted (lower case, with the port).
@@ -108,11 +110,9 @@ impl Guard {
         hosts.dedup();
         let scheme = if tls { "https" } else { "http" };
         let origins = hosts.iter().map(|h| format!("{scheme}://{h}")).collect();
-        let key = hmac::Key::new(hmac::HMAC_SHA256, token.as_bytes());
-        let session = hex::encode(hmac::sign(&key, b"logflux serve ui-session v1"));
         Ok(Guard {
             token,
-            session,
+            signins: Arc::default(),
             tls,
             hosts,
             origins,
@@ -129,15 +129,55 @@ impl Guard {
         constant_time_eq(presented.as_bytes(), self.token.as_bytes())
     }
 
-    /// The `Set-Cookie` value that signs a browser in: HttpOnly (no script reads it),
-    /// SameSite=Strict (no other site's page or link sends it), the whole service's path,
-    /// `Secure` over HTTPS. No expiry: it ends with the browser session.
-    pub(crate) fn session_cookie(&self) -> String {
-        let secure = if self.tls { "; Secure" } else { "" };
+    /// Starts a session and returns the `Set-Cookie` value that signs a browser in to it:
+    /// HttpOnly (no script reads it), SameSite=Strict (no other site's page or link sends
+    /// it), the whole service's path, kept by the browser for the session's lifetime,
+    /// `Secure` over HTTPS.
+    pub(crate) fn new_session(&self) -> anyhow::Result<String> {
+        let id = random_hex()?;
+        self.signins().start_session(digest_of(&id), Instant::now());
+        Ok(format!(
+            "{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
+            SESSION_LIFETIME.as_secs(),
+            self.secure()
+        ))
+    }
+
+    /// Ends the session a request's cookie names (if any) and returns the `Set-Cookie` value
+    /// that removes the cookie from the browser.
+    pub(crate) fn end_session(&self, headers: &HeaderMap) -> String {
+        if let Some(c) = session_cookie(headers) {
+            self.signins().sessions.remove(&digest_of(&c));
+        }
         format!(
-            "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/{secure}",
-            self.session
+            "{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
+            self.secure()
         )
+    }
+
+    /// A new one-time sign-in code, good for [`CODE_LIFETIME`]: what `logflux ui` puts in the
+    /// link it opens instead of the token, so the token never appears on a command line, in
+    /// the browser's history or in its session store.
+    pub(crate) fn new_code(&self) -> anyhow::Result<String> {
+        let code = random_hex()?;
+        self.signins().add_code(digest_of(&code), Instant::now());
+        Ok(code)
+    }
+
+    /// Whether `presented` is a sign-in code still good; it is used up either way.
+    pub(crate) fn take_code(&self, presented: &str) -> bool {
+        self.signins()
+            .take_code(&digest_of(presented), Instant::now())
+    }
+
+    fn secure(&self) -> &'static str {
+        if self.tls { "; Secure" } else { "" }
+    }
+
+    fn signins(&self) -> std::sync::MutexGuard<'_, Signins> {
+        // A panic while holding the lock leaves the maps consistent (each change is one
+        // insert or remove), so a poisoned lock is taken as is.
+        self.signins.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Checks a request in full: [`Guard::check_site`], then [`Guard::check_auth`] (as the
@@ -218,8 +258,12 @@ impl Guard {
                 )),
             };
         }
-        match session_cookie(headers) {
-            Some(c) if constant_time_eq(c.as_bytes(), self.session.as_bytes()) => {
+        let cookie = session_cookie(headers);
+        let live = cookie
+            .as_deref()
+            .is_some_and(|c| self.signins().session_live(&digest_of(c), Instant::now()));
+        match cookie {
+            Some(_) if live => {
                 // The cookie is the UI's, taken from its own pages (and from what the user
                 // opens): a page of another port of this host is same-site, and SameSite
                 // lets the browser send it the cookie.
@@ -249,7 +293,7 @@ impl Guard {
             }
             Some(_) => Err(refuse(
                 StatusCode::UNAUTHORIZED,
-                "the UI's session has ended (serve's token changed): open the UI again with `logflux ui`, or the link `logflux serve` printed",
+                "the UI's session has ended (signed out, unused for a day, a week old, or serve restarted): open the UI again with `logflux ui`, or the link `logflux serve` printed",
             )),
             None => Err(refuse(
                 StatusCode::UNAUTHORIZED,
@@ -257,6 +301,105 @@ impl Guard {
             )),
         }
     }
+}
+
+/// How long a UI session lasts without a request.
+pub(crate) const SESSION_IDLE: Duration = Duration::from_secs(24 * 3600);
+/// How long a UI session lasts at most after sign-in.
+pub(crate) const SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long a sign-in code is good for.
+pub(crate) const CODE_LIFETIME: Duration = Duration::from_secs(300);
+/// Sessions held at most: a new sign-in beyond it ends the least recently used session.
+const MAX_SESSIONS: usize = 64;
+/// Codes held at most: a new one beyond it drops the oldest.
+const MAX_CODES: usize = 64;
+
+/// A UI session: when it started and when it was last used.
+#[derive(Debug, Clone, Copy)]
+struct Session {
+    started: Instant,
+    used: Instant,
+}
+
+/// The UI's sessions and unused sign-in codes, each keyed by the SHA-256 of its secret: a
+/// lookup compares digests, never the secret, so its timing tells nothing of a secret held.
+#[derive(Debug, Default)]
+struct Signins {
+    sessions: HashMap<[u8; 32], Session>,
+    /// Code digest → when it stops being good.
+    codes: HashMap<[u8; 32], Instant>,
+}
+
+impl Signins {
+    fn start_session(&mut self, key: [u8; 32], now: Instant) {
+        self.sessions.retain(|_, s| s.live(now));
+        if self.sessions.len() >= MAX_SESSIONS
+            && let Some(oldest) = self
+                .sessions
+                .iter()
+                .min_by_key(|(_, s)| s.used)
+                .map(|(k, _)| *k)
+        {
+            self.sessions.remove(&oldest);
+        }
+        self.sessions.insert(
+            key,
+            Session {
+                started: now,
+                used: now,
+            },
+        );
+    }
+
+    /// Whether the session is live; a live one is marked used now, an ended one forgotten.
+    fn session_live(&mut self, key: &[u8; 32], now: Instant) -> bool {
+        match self.sessions.get_mut(key) {
+            Some(s) if s.live(now) => {
+                s.used = now;
+                true
+            }
+            Some(_) => {
+                self.sessions.remove(key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn add_code(&mut self, key: [u8; 32], now: Instant) {
+        self.codes.retain(|_, until| *until > now);
+        if self.codes.len() >= MAX_CODES
+            && let Some(oldest) = self.codes.iter().min_by_key(|(_, u)| **u).map(|(k, _)| *k)
+        {
+            self.codes.remove(&oldest);
+        }
+        self.codes.insert(key, now + CODE_LIFETIME);
+    }
+
+    fn take_code(&mut self, key: &[u8; 32], now: Instant) -> bool {
+        self.codes.remove(key).is_some_and(|until| until > now)
+    }
+}
+
+impl Session {
+    fn live(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.used) < SESSION_IDLE
+            && now.saturating_duration_since(self.started) < SESSION_LIFETIME
+    }
+}
+
+fn digest_of(secret: &str) -> [u8; 32] {
+    let d = digest::digest(&digest::SHA256, secret.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// 32 random bytes, hex.
+fn random_hex() -> anyhow::Result<String> {
+    let mut raw = [0u8; 32];
+    logflux_crypto::random_bytes(&mut raw)?;
+    Ok(hex::encode(raw))
 }
 
 /// The value of the session cookie among a request's `Cookie` headers (the last one named so).
@@ -417,9 +560,7 @@ pub(crate) fn load_or_create_token(path: &Path) -> anyhow::Result<String> {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
             }
-            let mut raw = [0u8; 32];
-            logflux_crypto::random_bytes(&mut raw)?;
-            let token = hex::encode(raw);
+            let token = random_hex()?;
             // Written whole to a file of our own, then linked into place: two first starts at
             // once cannot see each other's half-written file, and the one that loses the
             // race reads the winner's token.
@@ -707,25 +848,27 @@ mod tests {
     }
 
     #[test]
-    fn the_session_cookie_is_derived_from_the_token_and_needs_the_ui_header_to_change_things() {
+    fn a_session_cookie_names_a_random_session_and_needs_the_ui_header_to_change_things() {
         let g = guard();
-        let set = g.session_cookie();
+        let set = g.new_session().unwrap();
         assert!(
             set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/"),
             "{set}"
         );
+        assert!(set.contains("Max-Age=604800"), "a week at most: {set}");
         assert!(!set.contains("Secure"), "plain HTTP on loopback: {set}");
-        let value = set
-            .strip_prefix("logflux_session=")
-            .and_then(|r| r.split(';').next())
-            .unwrap();
+        let value = cookie_value(&set);
         assert_eq!(value.len(), 64);
-        assert!(!value.contains(TOKEN) && !TOKEN.contains(value));
-        // The same token gives the same session (a restart keeps the browser signed in).
-        assert_eq!(guard().session_cookie(), set);
+        assert!(!value.contains(TOKEN) && !TOKEN.contains(&value));
+        // Each sign-in is a session of its own; another guard (a restarted serve) knows none.
+        assert_ne!(cookie_value(&g.new_session().unwrap()), value);
         let cookie = format!("theme=dark; logflux_session={value}");
         let h = headers(&[("host", "127.0.0.1:3100"), ("cookie", &cookie)]);
         assert_eq!(g.check(&Method::GET, &h, None), Ok(Auth::Cookie));
+        assert_eq!(
+            guard().check(&Method::GET, &h, None).unwrap_err().status,
+            StatusCode::UNAUTHORIZED
+        );
         assert_eq!(g.check(&Method::HEAD, &h, None), Ok(Auth::Cookie));
         let e = g.check(&Method::POST, &h, None).unwrap_err();
         assert_eq!(e.status, StatusCode::FORBIDDEN);
@@ -756,9 +899,84 @@ mod tests {
             g.check(&Method::POST, &h, None).unwrap_err().status,
             StatusCode::FORBIDDEN
         );
+        // Signing out ends the session and clears the cookie.
+        let cleared = g.end_session(&marked);
+        assert!(cleared.starts_with("logflux_session=;") && cleared.contains("Max-Age=0"));
+        assert_eq!(
+            g.check(&Method::GET, &h_of(&cookie), None)
+                .unwrap_err()
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
         // Over HTTPS the cookie is Secure.
         let tls = Guard::new(TOKEN.into(), "127.0.0.1:3100".parse().unwrap(), true, &[]).unwrap();
-        assert!(tls.session_cookie().ends_with("; Secure"));
+        assert!(tls.new_session().unwrap().ends_with("; Secure"));
+        assert!(tls.end_session(&HeaderMap::new()).ends_with("; Secure"));
+    }
+
+    fn cookie_value(set: &str) -> String {
+        set.strip_prefix("logflux_session=")
+            .and_then(|r| r.split(';').next())
+            .unwrap()
+            .to_owned()
+    }
+
+    fn h_of(cookie: &str) -> HeaderMap {
+        headers(&[("host", "127.0.0.1:3100"), ("cookie", cookie)])
+    }
+
+    #[test]
+    fn a_session_ends_a_day_unused_or_a_week_after_sign_in() {
+        let mut s = Signins::default();
+        let t0 = Instant::now();
+        let key = [1u8; 32];
+        s.start_session(key, t0);
+        let hour = Duration::from_secs(3600);
+        // Used every 23 hours it lives until its week is over.
+        let mut t = t0;
+        while t + 23 * hour < t0 + SESSION_LIFETIME {
+            t += 23 * hour;
+            assert!(s.session_live(&key, t), "{:?}", t - t0);
+        }
+        assert!(!s.session_live(&key, t0 + SESSION_LIFETIME));
+        assert!(s.sessions.is_empty(), "an ended session is forgotten");
+        // A day without a request ends it.
+        s.start_session(key, t0);
+        assert!(s.session_live(&key, t0 + 23 * hour));
+        assert!(!s.session_live(&key, t0 + 23 * hour + SESSION_IDLE));
+        // Beyond MAX_SESSIONS the least recently used ends.
+        for i in 0..MAX_SESSIONS as u8 {
+            s.start_session([i + 10; 32], t0 + Duration::from_secs(u64::from(i)));
+        }
+        assert!(s.session_live(&[10; 32], t0 + hour));
+        s.start_session([255; 32], t0 + hour);
+        assert_eq!(s.sessions.len(), MAX_SESSIONS);
+        assert!(s.session_live(&[10; 32], t0 + hour), "used last: kept");
+        assert!(
+            !s.session_live(&[11; 32], t0 + hour),
+            "least recently used: ended"
+        );
+    }
+
+    #[test]
+    fn a_sign_in_code_is_good_once_and_for_five_minutes() {
+        let g = guard();
+        let code = g.new_code().unwrap();
+        assert_eq!(code.len(), 64);
+        assert!(!g.take_code(TOKEN));
+        assert!(g.take_code(&code));
+        assert!(!g.take_code(&code), "used up");
+        let mut s = Signins::default();
+        let t0 = Instant::now();
+        s.add_code([7; 32], t0);
+        assert!(!s.take_code(&[7; 32], t0 + CODE_LIFETIME), "expired");
+        assert!(s.codes.is_empty());
+        for i in 0..=MAX_CODES as u8 {
+            s.add_code([i; 32], t0 + Duration::from_millis(u64::from(i)));
+        }
+        assert_eq!(s.codes.len(), MAX_CODES);
+        assert!(!s.take_code(&[0; 32], t0), "the oldest made way");
+        assert!(s.take_code(&[MAX_CODES as u8; 32], t0));
     }
 
     #[test]

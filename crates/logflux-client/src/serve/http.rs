@@ -351,13 +351,19 @@ async fn guard(State(s): State<Arc<Service>>, req: Request, next: Next) -> Respo
         .check_site(req.headers(), authority.as_deref())
         .and_then(|()| {
             if ui::is_public(&path) {
-                Ok(())
+                Ok(None)
             } else {
-                s.guard.check_auth(req.method(), req.headers()).map(|_| ())
+                s.guard.check_auth(req.method(), req.headers()).map(Some)
             }
         });
+    let mut req = req;
     let mut resp = match checked {
-        Ok(()) => next.run(req).await,
+        Ok(auth) => {
+            if let Some(a) = auth {
+                req.extensions_mut().insert(a);
+            }
+            next.run(req).await
+        }
         // No `WWW-Authenticate` challenge: a browser would prompt for the token and keep it
         // for the origin. Grafana sends its basic auth without being asked.
         Err(r) if r.status == StatusCode::UNAUTHORIZED && ui::is_page(&path) => {
@@ -505,6 +511,14 @@ pub(crate) fn router(s: Arc<Service>) -> Router {
         .route(
             "/api/ui/session",
             get(uiapi::session).fallback(uiapi::method_not_allowed),
+        )
+        .route(
+            "/api/ui/signin-code",
+            post(uiapi::signin_code).fallback(uiapi::method_not_allowed),
+        )
+        .route(
+            "/api/ui/logout",
+            post(uiapi::logout).fallback(uiapi::method_not_allowed),
         )
         .route(
             "/api/ui/saved",

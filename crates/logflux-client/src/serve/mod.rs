@@ -543,6 +543,8 @@ pub(crate) struct Running {
     pub(crate) url: String,
     pub(crate) token: String,
     pub(crate) token_file: PathBuf,
+    /// The service's guard (its sessions and sign-in codes).
+    pub(crate) guard: guard::Guard,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -599,12 +601,13 @@ pub(crate) async fn start(settings: &Settings, args: &ServeArgs) -> anyhow::Resu
     let addr = listener.local_addr()?;
     let cache_bytes = usize::try_from(args.cache_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
     anyhow::ensure!(args.cache_mb >= 1, "--cache-mb must be at least 1");
+    let guard = guard::Guard::new(token.clone(), addr, tls.is_some(), &args.allow_host)?;
     let service = Arc::new(Service {
         api,
         decryptor: Arc::new(Decryptor::new(private, me.tenant_id)),
         search_key,
         cache: Cache::new(cache_bytes),
-        guard: guard::Guard::new(token.clone(), addr, tls.is_some(), &args.allow_host)?,
+        guard: guard.clone(),
         store: crate::uistore::Store::new(crate::uistore::config_dir(settings)?),
         ui_lock: std::sync::Mutex::new(()),
         apps: Mutex::new(None),
@@ -622,6 +625,7 @@ pub(crate) async fn start(settings: &Settings, args: &ServeArgs) -> anyhow::Resu
         url: format!("{scheme}://{host}"),
         token,
         token_file,
+        guard,
         stop: Some(stop_tx),
         task,
     })

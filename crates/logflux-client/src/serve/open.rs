@@ -1,7 +1,9 @@
 //! `logflux ui`: opens the web UI in the browser — on the `logflux serve` already running at
 //! the address (one `logflux up` started, say), else on one started here, which runs until
-//! Ctrl-C. The link signs the browser in (the token becomes a session cookie) and lands on
-//! the explore page with the query and range asked for.
+//! Ctrl-C. The link carries a one-time sign-in code, not the token: a command line, the
+//! browser's history and its session store may be read by others, and a code is good once,
+//! for five minutes. The link signs the browser in and lands on the explore page with the
+//! query and range asked for.
 
 use std::time::Duration;
 
@@ -73,12 +75,7 @@ fn since_arg(s: &str) -> Result<String, String> {
 /// must answer a fresh nonce with an HMAC of it under the token (`/ui/hello`), so whatever
 /// else listens on the port (another user's process, say) is never handed the token.
 async fn running_at(url: &str, token: &str) -> bool {
-    let Ok(http) = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(2))
-        .build()
-    else {
+    let Ok(http) = client() else {
         return false;
     };
     let mut raw = [0u8; 32];
@@ -104,6 +101,34 @@ async fn running_at(url: &str, token: &str) -> bool {
     v["proof"]
         .as_str()
         .is_some_and(|p| guard::constant_time_eq(p.as_bytes(), want.as_bytes()))
+}
+
+fn client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(2))
+        .build()
+}
+
+/// A one-time sign-in code from the serve at `url` (which [`running_at`] showed holds
+/// `token`).
+async fn signin_code(url: &str, token: &str) -> anyhow::Result<String> {
+    let r = client()?
+        .post(format!("{url}/api/ui/signin-code"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .with_context(|| format!("asking {url} for a sign-in code"))?;
+    let status = r.status();
+    let v: serde_json::Value = r
+        .json()
+        .await
+        .with_context(|| format!("reading {url}'s sign-in code"))?;
+    match v["code"].as_str() {
+        Some(c) if status.is_success() => Ok(c.to_owned()),
+        _ => anyhow::bail!("{url} gave no sign-in code ({status}): {v}"),
+    }
 }
 
 /// Whether the token may travel to `url`: over HTTPS, or to this machine.
@@ -150,13 +175,13 @@ fn open_browser(link: &str) -> bool {
 
 fn show(link: &str, no_open: bool) {
     println!("ui      {link}");
+    const ONCE: &str = "(the link signs in once, within five minutes; `logflux ui` makes another)";
     if no_open {
-        return;
-    }
-    if open_browser(link) {
+        println!("{ONCE}");
+    } else if open_browser(link) {
         println!("opened in the browser");
     } else {
-        println!("no browser to start here (no display): open the link above in one");
+        println!("no browser to start here (no display): open the link above in one {ONCE}");
     }
 }
 
@@ -180,10 +205,8 @@ pub(crate) async fn run(settings: &Settings, args: UiArgs) -> anyhow::Result<i32
     if token_file.exists() && safe_to_send(&existing) {
         let token = guard::load_or_create_token(&token_file)?;
         if running_at(&existing, &token).await {
-            show(
-                &ui::login_link(&existing, &token, Some(&next)),
-                args.no_open,
-            );
+            let code = signin_code(&existing, &token).await?;
+            show(&ui::code_link(&existing, &code, Some(&next)), args.no_open);
             return Ok(crate::EXIT_OK);
         }
     }
@@ -194,7 +217,7 @@ pub(crate) async fn run(settings: &Settings, args: UiArgs) -> anyhow::Result<i32
         .with_context(|| format!("starting logflux serve on {}", serve.listen))?;
     let signals = super::stop_signals()?;
     show(
-        &ui::login_link(&running.url, &running.token, Some(&next)),
+        &ui::code_link(&running.url, &running.guard.new_code()?, Some(&next)),
         args.no_open,
     );
     println!("serving (Ctrl-C stops)");

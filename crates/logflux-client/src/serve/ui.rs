@@ -1,7 +1,7 @@
 //! The web UI's pages: every file under `crates/logflux-client/ui/` compiled into the binary
 //! (rust-embed, in debug builds too, so a moved binary serves the same UI) and served under
-//! `/ui/`; the sign-in link (`/ui/login?token=…`) that trades the token for the session
-//! cookie; the page a browser without the cookie sees.
+//! `/ui/`; the sign-in link (`/ui/login?token=…` or `?code=…`) that trades the token or a
+//! one-time code for a session cookie; the page a browser without the cookie sees.
 //!
 //! Every answer of serve carries the UI's Content-Security-Policy (see [`security_headers`]):
 //! scripts, styles and connections from this origin only, no inline script or style, no
@@ -142,9 +142,10 @@ fn content_type(path: &str) -> &'static str {
     }
 }
 
-/// `GET /ui/login?token=T&next=/ui/…`: the right token sets the session cookie and sends the
-/// browser on (303, so the token leaves the address bar); a wrong or missing one is a 401
-/// page saying how to open the UI.
+/// `GET /ui/login?token=T&next=/ui/…` (the link serve prints) or `?code=C&next=…` (the link
+/// `logflux ui` opens: a one-time code from `POST /api/ui/signin-code`): the right token or a
+/// code still good starts a session, sets its cookie and sends the browser on (303, so the
+/// secret leaves the address bar); anything else is a 401 page saying how to open the UI.
 pub(crate) async fn login(State(s): State<Arc<Service>>, uri: Uri) -> Response {
     let params = form_pairs(uri.query().unwrap_or(""));
     let get = |name: &str| {
@@ -154,17 +155,33 @@ pub(crate) async fn login(State(s): State<Arc<Service>>, uri: Uri) -> Response {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    if !get("token").is_some_and(|t| s.guard.is_token(t)) {
-        return unauthorized_page(
+    let by_token = get("token").is_some_and(|t| s.guard.is_token(t));
+    let by_code = !by_token && get("code").is_some_and(|c| s.guard.take_code(c));
+    if !by_token && !by_code {
+        let why = if get("code").is_some() {
+            "This sign-in link was used already or is more than five minutes old: run \
+             <code>logflux ui</code> again."
+        } else {
             "This sign-in link's token is not this serve's: use the link <code>logflux serve</code> \
-             (or <code>logflux up</code>) printed last, or run <code>logflux ui</code>.",
-        );
+             (or <code>logflux up</code>) printed last, or run <code>logflux ui</code>."
+        };
+        return unauthorized_page(why);
     }
     let next = get("next")
         .and_then(safe_next)
         .unwrap_or_else(|| HOME.into());
+    let cookie = match s.guard.new_session() {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("starting a session: {e:#}"),
+            )
+                .into_response();
+        }
+    };
     let mut resp = see_other(&next);
-    if let Ok(v) = HeaderValue::from_str(&s.guard.session_cookie()) {
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     resp
@@ -258,13 +275,25 @@ fn html_escape(s: &str) -> String {
 
 /// The sign-in link of a serve at `url` with `token`, opening `next` (a path under `/ui/`).
 pub(crate) fn login_link(url: &str, token: &str, next: Option<&str>) -> String {
+    signin_link(url, "token", token, next)
+}
+
+/// The sign-in link of a serve at `url` with a one-time `code`, opening `next`.
+pub(crate) fn code_link(url: &str, code: &str, next: Option<&str>) -> String {
+    signin_link(url, "code", code, next)
+}
+
+fn signin_link(url: &str, name: &str, secret: &str, next: Option<&str>) -> String {
     const QUERY: &AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b'-')
         .remove(b'_')
         .remove(b'.')
         .remove(b'~')
         .remove(b'/');
-    let mut link = format!("{url}/ui/login?token={}", utf8_percent_encode(token, QUERY));
+    let mut link = format!(
+        "{url}/ui/login?{name}={}",
+        utf8_percent_encode(secret, QUERY)
+    );
     if let Some(n) = next {
         link.push_str("&next=");
         link.push_str(&utf8_percent_encode(n, QUERY).to_string());

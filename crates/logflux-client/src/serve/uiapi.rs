@@ -7,14 +7,16 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::Service;
+use super::guard::{Auth, CODE_LIFETIME};
 use crate::fetch::Merger;
 use crate::output::{Format, Printer, Style, Zone, render};
 use crate::uistore::{Dashboard, RenameBody, SavedBody, Store, StoreError, from_json};
@@ -90,6 +92,35 @@ pub(crate) async fn session(State(s): State<Arc<Service>>) -> Response {
         "user_config": s.store.dir().display().to_string(),
     }))
     .into_response()
+}
+
+/// `POST /api/ui/signin-code`, with the token (not the session cookie): a one-time sign-in
+/// code for the link `logflux ui` opens (`/ui/login?code=…`), good once, for five minutes.
+pub(crate) async fn signin_code(
+    State(s): State<Arc<Service>>,
+    Extension(auth): Extension<Auth>,
+) -> Answer {
+    if auth != Auth::Token {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "a sign-in code is given for the token only (Authorization: Bearer TOKEN)",
+        ));
+    }
+    let code = s
+        .guard
+        .new_code()
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+    Ok(Json(json!({"code": code, "expires_in_s": CODE_LIFETIME.as_secs()})).into_response())
+}
+
+/// `POST /api/ui/logout`: ends the session of the request's cookie and clears the cookie.
+pub(crate) async fn logout(State(s): State<Arc<Service>>, headers: HeaderMap) -> Response {
+    let cleared = s.guard.end_session(&headers);
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    if let Ok(v) = HeaderValue::from_str(&cleared) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
 }
 
 /// `GET /api/ui/saved`.
