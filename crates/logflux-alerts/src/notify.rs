@@ -1,0 +1,1 @@
+//! See the crate's documentation; filled by issue 15's work.
