@@ -885,6 +885,8 @@ struct Producer {
     room: Arc<Semaphore>,
     outbox: Arc<Outbox>,
     last_sent: Instant,
+    /// Whether the client gave `after_segment` (then a `caught_up` line follows its first poll).
+    resumed: bool,
 }
 
 impl Producer {
@@ -894,9 +896,19 @@ impl Producer {
         if let Err(stop) = self.heartbeat().await {
             return stop;
         }
+        let mut resuming = self.resumed;
         loop {
             if let Err(stop) = self.poll().await {
                 return stop;
+            }
+            // A resumed stream says when its first poll has sent everything committed while
+            // its client was away: the client knows the gap is filled (the alert evaluator
+            // judges nothing until it is).
+            if resuming {
+                resuming = false;
+                if let Err(stop) = self.mark("caught_up").await {
+                    return stop;
+                }
             }
             if self.last_sent.elapsed() >= HEARTBEAT
                 && let Err(stop) = self.heartbeat().await
@@ -949,8 +961,13 @@ impl Producer {
     }
 
     async fn heartbeat(&mut self) -> Result<(), Stop> {
+        self.mark("heartbeat").await
+    }
+
+    /// A line `{"type":KIND,"after_segment":POSITION}`.
+    async fn mark(&mut self, kind: &str) -> Result<(), Stop> {
         let line = Bytes::from(format!(
-            "{{\"type\":\"heartbeat\",\"after_segment\":{}}}\n",
+            "{{\"type\":\"{kind}\",\"after_segment\":{}}}\n",
             self.position
         ));
         let room = self.reserve(line.len()).await?;
@@ -1105,7 +1122,9 @@ impl Reader {
 
 /// `POST /v1/tail`: an endless NDJSON stream of matching records as they are committed (pushed
 /// as soon as their commit completes), with `{"type":"heartbeat","after_segment":N}` lines
-/// first and when idle; reconnect with `after_segment` to resume without gaps. The server ends
+/// first and when idle; reconnect with `after_segment` to resume without gaps (a resumed
+/// stream sends `{"type":"caught_up","after_segment":N}` once it has sent what was committed
+/// while the client was away). The server ends
 /// a stream with `{"type":"end","reason":…,"after_segment":N}` (see [`EndReason`]).
 pub(crate) async fn tail(
     State(s): State<SharedState>,
@@ -1148,6 +1167,7 @@ pub(crate) async fn tail(
         room: Arc::new(Semaphore::new(s.config.tail.buffer_bytes)),
         outbox: outbox.clone(),
         last_sent: Instant::now(),
+        resumed: req.after_segment.is_some(),
     };
     let (gone_tx, gone) = oneshot::channel::<()>();
     let watcher = watch_credential(s.clone(), token_hash, token.expires_ns);

@@ -76,6 +76,32 @@ async fn records(
     out
 }
 
+/// The stream's lines up to and including the first of type `kind`.
+async fn lines_until(
+    stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    buf: &mut String,
+    kind: &str,
+) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    loop {
+        while let Some(i) = buf.find('\n') {
+            let line: Value = serde_json::from_str(&buf[..i]).unwrap();
+            buf.drain(..=i);
+            let last = line["type"] == kind;
+            out.push(line);
+            if last {
+                return out;
+            }
+        }
+        let chunk = tokio::time::timeout(Duration::from_secs(30), stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {kind} line: {out:?}"))
+            .unwrap()
+            .unwrap();
+        buf.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+}
+
 #[tokio::test]
 async fn tail_pushes_new_records_and_resumes() {
     let mut t = TestServer::start().await;
@@ -126,8 +152,16 @@ async fn tail_pushes_new_records_and_resumes() {
         .unwrap();
     let mut stream = resp.bytes_stream();
     let mut buf = String::new();
-    let got = records(&mut stream, &mut buf, 1).await;
+    // What was committed while away comes before the stream says it has caught up.
+    let seen = lines_until(&mut stream, &mut buf, "caught_up").await;
+    let got: Vec<&Value> = seen.iter().filter(|l| l["type"] == "record").collect();
+    assert_eq!(got.len(), 1, "{seen:?}");
     assert!(got[0]["segment_id"].as_i64().unwrap() > last_segment);
+    let caught_up = seen.last().unwrap();
+    assert!(
+        caught_up["after_segment"].as_i64().unwrap() >= got[0]["segment_id"].as_i64().unwrap(),
+        "{caught_up}"
+    );
 
     // Shutting down ends the stream rather than waiting for it.
     let stop = tokio::spawn(async move {
