@@ -139,6 +139,13 @@ enum Kind {
     Slack(Box<Slack>),
     Email(Box<Email>),
     Exec(Exec),
+    /// The dispatcher's unit tests: hands each notification to the test, failing the first
+    /// `failures` tries.
+    #[cfg(test)]
+    Capture {
+        tx: tokio::sync::mpsc::UnboundedSender<Notification>,
+        failures: std::sync::atomic::AtomicUsize,
+    },
 }
 
 /// One configured integration of a receiver.
@@ -269,8 +276,25 @@ fn exec(x: &ExecConfig) -> Integration {
 }
 
 impl Integration {
+    #[cfg(test)]
+    pub(crate) fn capture(
+        tx: tokio::sync::mpsc::UnboundedSender<Notification>,
+        failures: usize,
+        send_resolved: bool,
+    ) -> Self {
+        Self {
+            kind: Kind::Capture {
+                tx,
+                failures: failures.into(),
+            },
+            send_resolved,
+        }
+    }
+
     pub(crate) fn kind(&self) -> IntegrationKind {
         match self.kind {
+            #[cfg(test)]
+            Kind::Capture { .. } => IntegrationKind::Webhook,
             Kind::Webhook(_) => IntegrationKind::Webhook,
             Kind::Slack(_) => IntegrationKind::Slack,
             Kind::Email(_) => IntegrationKind::Email,
@@ -295,6 +319,18 @@ impl Integration {
             }
             Kind::Email(e) => send_email(e, n).await,
             Kind::Exec(x) => run(x, n).await,
+            #[cfg(test)]
+            Kind::Capture { tx, failures } => {
+                use std::sync::atomic::Ordering;
+                if failures
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| f.checked_sub(1))
+                    .is_ok()
+                {
+                    return Err(SendError::retry("the receiver is down"));
+                }
+                let _ = tx.send(n.clone());
+                Ok(())
+            }
         }
     }
 }

@@ -204,13 +204,21 @@ impl Notifier {
     /// Starts a notifier for a checked receivers file (see [`ReceiversConfig::load`]), restoring
     /// the notification log from `options.state_path`. Must be called inside a Tokio runtime.
     pub fn new(config: &ReceiversConfig, options: NotifierOptions) -> Result<Self, NotifyError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| NotifyError::NoRuntime)?;
-        let route = Route::build(&config.route).map_err(NotifyError::Config)?;
         let receivers = config
             .receivers
             .iter()
             .map(|r| (r.name.clone(), integrations::build(r, &config.global)))
             .collect();
+        Self::with_integrations(config, options, receivers)
+    }
+
+    fn with_integrations(
+        config: &ReceiversConfig,
+        options: NotifierOptions,
+        receivers: HashMap<String, Vec<Integration>>,
+    ) -> Result<Self, NotifyError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| NotifyError::NoRuntime)?;
+        let route = Route::build(&config.route).map_err(NotifyError::Config)?;
         let nflog = match &options.state_path {
             None => NotificationLog::default(),
             Some(p) => NotificationLog::load(p).unwrap_or_else(|e| {
@@ -617,3 +625,5 @@ impl Inner {
     }
 }
 
+#[cfg(test)]
+mod tests;
