@@ -54,13 +54,16 @@ impl fmt::Debug for PromDuration {
 impl<'de> Deserialize<'de> for PromDuration {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        parse_duration(&s).map(PromDuration).map_err(serde::de::Error::custom)
+        parse_duration(&s)
+            .map(PromDuration)
+            .map_err(serde::de::Error::custom)
     }
 }
 
 /// Parses a Prometheus duration (`[0-9]+(ms|s|m|h|d|w|y)`, repeated from the largest unit down).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("not a duration: {s:?} (write it as Prometheus does: 30s, 5m, 1h30m, 500ms)");
+    let bad =
+        || format!("not a duration: {s:?} (write it as Prometheus does: 30s, 5m, 1h30m, 500ms)");
     if s == "0" {
         return Ok(Duration::ZERO);
     }
@@ -551,7 +554,10 @@ fn check_route(
     {
         bad(
             format!("{at}.receiver"),
-            format!("no receiver is named {name:?} (receivers: {})", receivers.join(", ")),
+            format!(
+                "no receiver is named {name:?} (receivers: {})",
+                receivers.join(", ")
+            ),
         );
     }
     if let Some(g) = &r.group_by
@@ -648,7 +654,10 @@ impl ReceiverConfig {
                 bad(format!("{at}.http_config"), http_config.into());
             }
             let url = s.api_url.as_ref().or(global.slack_api_url.as_ref());
-            let file = s.api_url_file.as_ref().or(global.slack_api_url_file.as_ref());
+            let file = s
+                .api_url_file
+                .as_ref()
+                .or(global.slack_api_url_file.as_ref());
             if url.is_none() && file.is_none() {
                 bad(
                     format!("{at}.api_url"),
@@ -694,7 +703,10 @@ impl ReceiverConfig {
             if e.to.as_deref().is_none_or(|t| t.trim().is_empty())
                 && !e.headers.keys().any(|k| k.eq_ignore_ascii_case("to"))
             {
-                bad(format!("{at}.to"), "missing: who should receive the mail?".into());
+                bad(
+                    format!("{at}.to"),
+                    "missing: who should receive the mail?".into(),
+                );
             }
             if e.from.is_none() && global.smtp_from.is_none() {
                 bad(
@@ -816,8 +828,13 @@ mod tests {
         let e = errors(
             "route:\n  receiver: r\n  routes:\n  - receiver: r\n    group_byy: [a]\nreceivers: [{name: r}]\n",
         );
-        assert!(e.starts_with("r.yml: route.routes[0].group_byy: unknown field `group_byy`"), "{e}");
-        let e = errors("route: {receiver: r}\nreceivers:\n- name: r\n  webhook_configs: [{url: 'http://x', sendresolved: true}]\n");
+        assert!(
+            e.starts_with("r.yml: route.routes[0].group_byy: unknown field `group_byy`"),
+            "{e}"
+        );
+        let e = errors(
+            "route: {receiver: r}\nreceivers:\n- name: r\n  webhook_configs: [{url: 'http://x', sendresolved: true}]\n",
+        );
         assert!(
             e.starts_with(
                 "r.yml: receivers[0].webhook_configs[0].sendresolved: unknown field `sendresolved`"
@@ -867,7 +884,9 @@ mod tests {
         for s in ["hunter2", "SECRETPATH", "tok3n"] {
             assert!(!dbg.contains(s), "{s} in {dbg}");
         }
-        let e = errors("route: {receiver: r}\nreceivers:\n- name: r\n  webhook_configs: [{url: 'ftp://x/tok3n'}]\n");
+        let e = errors(
+            "route: {receiver: r}\nreceivers:\n- name: r\n  webhook_configs: [{url: 'ftp://x/tok3n'}]\n",
+        );
         assert!(!e.contains("tok3n"), "{e}");
     }
 }

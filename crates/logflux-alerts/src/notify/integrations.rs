@@ -225,8 +225,7 @@ fn email(e: &EmailConfig, g: &GlobalConfig) -> Integration {
         .unwrap_or_default();
     // Checked when the file was loaded.
     let (host, port) = split_host_port(&smarthost).unwrap_or_default();
-    let (password, password_file) = if e.auth_password.is_some() || e.auth_password_file.is_some()
-    {
+    let (password, password_file) = if e.auth_password.is_some() || e.auth_password_file.is_some() {
         (e.auth_password.clone(), e.auth_password_file.clone())
     } else {
         (
@@ -484,10 +483,7 @@ async fn send_email(e: &Email, n: &Notification) -> Result<(), SendError> {
                 .map_err(|x| SendError::retry(format!("cannot read {}: {x}", f.display())))?,
             (None, None) => Secret::new(""),
         };
-        t = t.credentials(Credentials::new(
-            user.clone(),
-            password.expose().to_owned(),
-        ));
+        t = t.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
     }
     match t.build().send(msg).await {
         Ok(_) => Ok(()),
@@ -529,7 +525,10 @@ async fn run(x: &Exec, n: &Notification) -> Result<(), SendError> {
                 stderr = %String::from_utf8_lossy(&out.stderr).chars().take(500).collect::<String>(),
                 "notification command failed"
             );
-            Err(SendError::retry(format!("{} exited with {}", x.argv[0], out.status)))
+            Err(SendError::retry(format!(
+                "{} exited with {}",
+                x.argv[0], out.status
+            )))
         }
     }
 }

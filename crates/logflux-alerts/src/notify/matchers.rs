@@ -144,10 +144,9 @@ fn parse_one(item: &str) -> Result<Matcher, String> {
     };
     let at = item.find(['=', '!']).ok_or_else(help)?;
     let name = item[..at].trim();
-    let valid_name = name
-        .chars()
-        .enumerate()
-        .all(|(i, c)| c == '_' || c == ':' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
+    let valid_name = name.chars().enumerate().all(|(i, c)| {
+        c == '_' || c == ':' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit())
+    });
     if name.is_empty() || !valid_name {
         return Err(help());
     }
@@ -251,7 +250,15 @@ mod tests {
 
     #[test]
     fn bad_matchers_say_how_to_write_them() {
-        for bad in ["", "severity", "=x", "1a=b", r#"a="open"#, "a=~\"(\"", r#"{a="b""#] {
+        for bad in [
+            "",
+            "severity",
+            "=x",
+            "1a=b",
+            r#"a="open"#,
+            "a=~\"(\"",
+            r#"{a="b""#,
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }

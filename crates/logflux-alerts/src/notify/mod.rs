@@ -46,9 +46,9 @@ use tokio::sync::{Notify, broadcast, watch};
 use tokio::time::Instant;
 
 pub use config::{
-    EmailConfig, ExecConfig, GlobalConfig, LoadedReceivers, Problem, PromDuration,
-    ReceiverConfig, ReceiversConfig, ReceiversConfigError, RouteConfig, Secret, SlackConfig,
-    TlsConfig, WebhookConfig, parse_duration,
+    EmailConfig, ExecConfig, GlobalConfig, LoadedReceivers, Problem, PromDuration, ReceiverConfig,
+    ReceiversConfig, ReceiversConfigError, RouteConfig, Secret, SlackConfig, TlsConfig,
+    WebhookConfig, parse_duration,
 };
 pub use integrations::IntegrationKind;
 pub use metrics::{CountersSnapshot, IntegrationCounters, NotifyMetrics};
@@ -424,9 +424,12 @@ impl Inner {
         let Some(integrations) = self.receivers.get(&g.receiver) else {
             return;
         };
-        let results = futures_util::future::join_all(integrations.iter().enumerate().map(
-            |(idx, i)| self.flush_one(g, idx, i, &alerts, &firing, &resolved, now),
-        ))
+        let results = futures_util::future::join_all(
+            integrations
+                .iter()
+                .enumerate()
+                .map(|(idx, i)| self.flush_one(g, idx, i, &alerts, &firing, &resolved, now)),
+        )
         .await;
         if results.iter().all(|ok| *ok) {
             // Resolved alerts the receivers were told about (or did not want) are done with.

@@ -40,7 +40,11 @@ impl Notification {
     }
 
     pub(crate) fn status(&self) -> &'static str {
-        if self.firing() > 0 { "firing" } else { "resolved" }
+        if self.firing() > 0 {
+            "firing"
+        } else {
+            "resolved"
+        }
     }
 
     pub(crate) fn common_labels(&self) -> LabelSet {
@@ -139,7 +143,10 @@ impl Notification {
             } else {
                 "firing"
             };
-            s.push_str(&format!("{name} ({status}) since {}\n", rfc3339(a.starts_at_ms)));
+            s.push_str(&format!(
+                "{name} ({status}) since {}\n",
+                rfc3339(a.starts_at_ms)
+            ));
             let labels: Vec<String> = a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
             s.push_str(&format!("  labels: {}\n", labels.join(", ")));
             for (k, v) in &a.annotations {

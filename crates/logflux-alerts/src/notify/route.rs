@@ -83,7 +83,10 @@ impl Route {
         };
         let mut r = Self {
             key,
-            receiver: c.receiver.clone().unwrap_or_else(|| parent.receiver.clone()),
+            receiver: c
+                .receiver
+                .clone()
+                .unwrap_or_else(|| parent.receiver.clone()),
             group_by,
             group_wait: c.group_wait.map_or(parent.group_wait, |d| d.0),
             group_interval: c.group_interval.map_or(parent.group_interval, |d| d.0),

@@ -93,7 +93,7 @@ impl NotificationLog {
     /// The whole file's bytes, entries in a stable order.
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut entries: Vec<Entry> = self.entries.values().cloned().collect();
-        entries.sort_by(|a, b| a.key().cmp(&b.key()));
+        entries.sort_by_key(Entry::key);
         serde_json::to_vec_pretty(&StateFile {
             version: VERSION,
             entries,
@@ -183,6 +183,9 @@ mod tests {
         assert!(NotificationLog::load(&dir.path().join("none")).is_ok());
         std::fs::write(&path, b"{not json").unwrap();
         let err = NotificationLog::load(&path).unwrap_err();
-        assert!(err.contains("notify.json is not a notification log"), "{err}");
+        assert!(
+            err.contains("notify.json is not a notification log"),
+            "{err}"
+        );
     }
 }

@@ -91,10 +91,7 @@ async fn a_new_group_waits_group_wait_and_groups_by_its_labels() {
     let t0 = Instant::now();
     s.n.send(vec![alert(&s.n, "A", &[("i", "1")])]);
     tokio::time::sleep(Duration::from_secs(10)).await;
-    s.n.send(vec![
-        alert(&s.n, "A", &[("i", "2")]),
-        alert(&s.n, "B", &[]),
-    ]);
+    s.n.send(vec![alert(&s.n, "A", &[("i", "2")]), alert(&s.n, "B", &[])]);
     assert_eq!(s.n.group_count(), 2);
 
     let a = s.rx[0].recv().await.unwrap();
@@ -217,7 +214,12 @@ async fn a_receiver_down_for_a_while_gets_the_notification_after_once() {
     // The next flush has nothing new.
     let e = loop {
         let e = next_event(&mut s.events).await;
-        if e.outcome != (Outcome::Sent { firing: 1, resolved: 0 }) {
+        if e.outcome
+            != (Outcome::Sent {
+                firing: 1,
+                resolved: 0,
+            })
+        {
             break e;
         }
     };
@@ -234,7 +236,10 @@ async fn retries_give_up_after_retry_for_into_the_dead_letter_log() {
     let mut a = alert(&s.n, "A", &[("source", "api")]);
     a.lines = vec!["secret log line".into()];
     s.n.send(vec![a]);
-    assert_eq!(next_event(&mut s.events).await.outcome, Outcome::DeadLettered);
+    assert_eq!(
+        next_event(&mut s.events).await.outcome,
+        Outcome::DeadLettered
+    );
     assert_eq!(t0.elapsed(), Duration::from_secs(40));
     let text = std::fs::read_to_string(&dead).unwrap();
     let lines: Vec<serde_json::Value> = text
