@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde_yaml_ng::Value;
+// Sections LogFlux ignores or refuses are only noted as present: their values (a PagerDuty
+// key, say) are never kept, so never printed.
+use serde::de::IgnoredAny;
 
 use super::matchers::{self, Matcher};
 use super::template::Template;
@@ -124,16 +126,16 @@ pub struct ReceiversConfig {
     pub receivers: Vec<ReceiverConfig>,
     /// Ignored with a warning: ignoring it can only mean more notifications, never fewer.
     #[serde(default)]
-    inhibit_rules: Option<Value>,
+    inhibit_rules: Option<IgnoredAny>,
     /// Ignored with a warning (as `inhibit_rules`).
     #[serde(default)]
-    time_intervals: Option<Value>,
+    time_intervals: Option<IgnoredAny>,
     /// Ignored with a warning (as `inhibit_rules`).
     #[serde(default)]
-    mute_time_intervals: Option<Value>,
+    mute_time_intervals: Option<IgnoredAny>,
     /// Refused: texts would depend on templates LogFlux does not run.
     #[serde(default)]
-    templates: Option<Value>,
+    templates: Option<IgnoredAny>,
 }
 
 /// `global`: defaults for receivers.
@@ -214,10 +216,10 @@ pub struct RouteConfig {
     pub match_re: BTreeMap<String, String>,
     /// Ignored with a warning (muting can only mean fewer notifications).
     #[serde(default)]
-    mute_time_intervals: Option<Value>,
+    mute_time_intervals: Option<IgnoredAny>,
     /// Ignored with a warning.
     #[serde(default)]
-    active_time_intervals: Option<Value>,
+    active_time_intervals: Option<IgnoredAny>,
 }
 
 /// A named receiver: its integrations.
@@ -241,33 +243,33 @@ pub struct ReceiverConfig {
     // Alertmanager's other integrations: refused by name, since alerts routed to them would
     // otherwise go nowhere.
     #[serde(default)]
-    discord_configs: Option<Value>,
+    discord_configs: Option<IgnoredAny>,
     #[serde(default)]
-    incidentio_configs: Option<Value>,
+    incidentio_configs: Option<IgnoredAny>,
     #[serde(default)]
-    jira_configs: Option<Value>,
+    jira_configs: Option<IgnoredAny>,
     #[serde(default)]
-    msteams_configs: Option<Value>,
+    msteams_configs: Option<IgnoredAny>,
     #[serde(default)]
-    msteamsv2_configs: Option<Value>,
+    msteamsv2_configs: Option<IgnoredAny>,
     #[serde(default)]
-    opsgenie_configs: Option<Value>,
+    opsgenie_configs: Option<IgnoredAny>,
     #[serde(default)]
-    pagerduty_configs: Option<Value>,
+    pagerduty_configs: Option<IgnoredAny>,
     #[serde(default)]
-    pushover_configs: Option<Value>,
+    pushover_configs: Option<IgnoredAny>,
     #[serde(default)]
-    rocketchat_configs: Option<Value>,
+    rocketchat_configs: Option<IgnoredAny>,
     #[serde(default)]
-    sns_configs: Option<Value>,
+    sns_configs: Option<IgnoredAny>,
     #[serde(default)]
-    telegram_configs: Option<Value>,
+    telegram_configs: Option<IgnoredAny>,
     #[serde(default)]
-    victorops_configs: Option<Value>,
+    victorops_configs: Option<IgnoredAny>,
     #[serde(default)]
-    webex_configs: Option<Value>,
+    webex_configs: Option<IgnoredAny>,
     #[serde(default)]
-    wechat_configs: Option<Value>,
+    wechat_configs: Option<IgnoredAny>,
 }
 
 fn yes() -> bool {
@@ -293,7 +295,7 @@ pub struct WebhookConfig {
     #[serde(default)]
     pub timeout: Option<PromDuration>,
     #[serde(default)]
-    http_config: Option<Value>,
+    http_config: Option<IgnoredAny>,
 }
 
 /// `slack_configs[]`: Slack's incoming webhook.
@@ -324,7 +326,7 @@ pub struct SlackConfig {
     #[serde(default)]
     pub send_resolved: bool,
     #[serde(default)]
-    http_config: Option<Value>,
+    http_config: Option<IgnoredAny>,
 }
 
 /// `email_configs[]`: SMTP, STARTTLS required by default.
@@ -359,11 +361,11 @@ pub struct EmailConfig {
     #[serde(default)]
     pub send_resolved: bool,
     #[serde(default)]
-    html: Option<Value>,
+    html: Option<IgnoredAny>,
     #[serde(default)]
-    auth_identity: Option<Value>,
+    auth_identity: Option<IgnoredAny>,
     #[serde(default)]
-    auth_secret: Option<Value>,
+    auth_secret: Option<IgnoredAny>,
 }
 
 /// `tls_config` of an e-mail receiver.

@@ -503,15 +503,16 @@ async fn run(x: &Exec, n: &Notification) -> Result<(), SendError> {
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| SendError::retry(format!("cannot run {}: {e}", x.argv[0])))?;
-    let mut stdin = child.stdin.take();
-    let work = async move {
-        if let Some(mut s) = stdin.take() {
+    let stdin = child.stdin.take();
+    // Written while the command runs and its stderr is read, so a command that writes much
+    // before it reads cannot block both sides.
+    let write = async move {
+        if let Some(mut s) = stdin {
             // A command that does not read its input is its own business: not a failure.
             let _ = s.write_all(&body).await;
-            drop(s);
         }
-        child.wait_with_output().await
     };
+    let work = async move { tokio::join!(write, child.wait_with_output()).1 };
     match tokio::time::timeout(x.timeout, work).await {
         Err(_) => Err(SendError::retry(format!(
             "{} did not finish within {:?} (killed)",

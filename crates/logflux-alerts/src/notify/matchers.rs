@@ -262,4 +262,28 @@ mod tests {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }
+
+    proptest::proptest! {
+        /// What a matcher prints parses back to a matcher that matches the same way.
+        #[test]
+        fn printed_matchers_parse_back(
+            name in "[a-zA-Z_][a-zA-Z0-9_]{0,8}",
+            op in 0..4usize,
+            value in "[ -~\n]{0,12}",
+            probe in "[ -~\n]{0,12}",
+        ) {
+            let m = match op {
+                0 => Matcher::equal(&name, &value),
+                1 => Matcher { op: Op::Ne, ..Matcher::equal(&name, &value) },
+                // Regular expressions from arbitrary text may not compile: literal ones do.
+                n => Matcher::regex(&name, &regex::escape(&value), n == 3).unwrap(),
+            };
+            let back = parse(&m.to_string()).unwrap();
+            proptest::prop_assert_eq!(back.len(), 1);
+            let l = labels(&[(&name, &probe)]);
+            proptest::prop_assert_eq!(back[0].matches(&l), m.matches(&l));
+            let l = labels(&[(&name, &value)]);
+            proptest::prop_assert_eq!(back[0].matches(&l), m.matches(&l));
+        }
+    }
 }

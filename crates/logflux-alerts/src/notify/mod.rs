@@ -41,7 +41,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use serde_json::json;
 use tokio::sync::{Notify, broadcast, watch};
 use tokio::time::Instant;
 
@@ -55,7 +54,7 @@ pub use metrics::{CountersSnapshot, IntegrationCounters, NotifyMetrics};
 
 use crate::{Alert, LabelSet};
 use integrations::{Integration, SendError};
-use payload::{Notification, rfc3339};
+use payload::Notification;
 use route::{Route, render_labels};
 use state::{Entry, NotificationLog};
 
@@ -108,8 +107,10 @@ pub struct NotifyEvent {
     pub group_key: String,
     /// The receiver's name.
     pub receiver: String,
-    /// Which integration of the receiver.
+    /// Which kind of integration.
     pub integration: IntegrationKind,
+    /// Its position among the receiver's integrations (webhooks, then Slack, e-mail, exec).
+    pub index: usize,
     /// What happened.
     pub outcome: Outcome,
 }
@@ -461,6 +462,7 @@ impl Inner {
                 group_key: g.key.clone(),
                 receiver: g.receiver.clone(),
                 integration: kind,
+                index: idx,
                 outcome,
             });
         };
@@ -597,29 +599,7 @@ impl Inner {
         let Some(path) = self.dead_letter_path.clone() else {
             return;
         };
-        // Labels and annotations only: no lines, no URL, no credentials.
-        let alerts: Vec<_> = n
-            .alerts
-            .iter()
-            .map(|a| {
-                json!({
-                    "status": if n.is_resolved(a) { "resolved" } else { "firing" },
-                    "labels": a.labels,
-                    "annotations": a.annotations,
-                    "startsAt": rfc3339(a.starts_at_ms),
-                    "fingerprint": a.fingerprint(),
-                })
-            })
-            .collect();
-        let line = json!({
-            "at": rfc3339(self.clock.now_ms()),
-            "receiver": n.receiver,
-            "integration": kind.as_str(),
-            "groupKey": n.group_key,
-            "status": n.status(),
-            "alerts": alerts,
-            "error": e.message,
-        });
+        let line = n.dead_letter_line(kind.as_str(), &e.message, self.clock.now_ms());
         match tokio::task::spawn_blocking(move || state::append_line(&path, &line)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "cannot write the dead-letter log"),

@@ -160,6 +160,33 @@ impl Notification {
         s
     }
 
+    /// The dead-letter log's line for this notification: labels and annotations only (no
+    /// lines, no URL, no credentials).
+    pub(crate) fn dead_letter_line(&self, integration: &str, error: &str, now_ms: i64) -> Value {
+        let alerts: Vec<_> = self
+            .alerts
+            .iter()
+            .map(|a| {
+                json!({
+                    "status": if self.is_resolved(a) { "resolved" } else { "firing" },
+                    "labels": a.labels,
+                    "annotations": a.annotations,
+                    "startsAt": rfc3339(a.starts_at_ms),
+                    "fingerprint": a.fingerprint(),
+                })
+            })
+            .collect();
+        json!({
+            "at": rfc3339(now_ms),
+            "receiver": self.receiver,
+            "integration": integration,
+            "groupKey": self.group_key,
+            "status": self.status(),
+            "alerts": alerts,
+            "error": error,
+        })
+    }
+
     /// The alerts' lines (only those whose rule asked for them), or nothing.
     pub(crate) fn lines_text(&self) -> String {
         let mut s = String::new();

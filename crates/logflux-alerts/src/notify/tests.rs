@@ -295,3 +295,109 @@ async fn a_restarted_notifier_does_not_notify_again_what_it_sent() {
     s.n.send(vec![alert(&s.n, "A", &[])]);
     s.rx[0].recv().await.unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Golden files: the webhook body (a wire format receivers parse), the dead-letter line and the
+// state file (persisted, read by later versions). A failure means a format changed; to write
+// the files anew (only for a deliberate change), run with LOGFLUX_BLESS=1 and say why in the
+// commit.
+
+fn golden(name: &str, actual: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("LOGFLUX_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(actual, expected, "{name} drifted");
+}
+
+fn golden_notification() -> Notification {
+    let mut api = Alert {
+        labels: [
+            ("alertname".to_owned(), "HighErrors".to_owned()),
+            ("source".to_owned(), "api".to_owned()),
+            ("severity".to_owned(), "page".to_owned()),
+        ]
+        .into(),
+        annotations: [("summary".to_owned(), "12 errors in 5m on api".to_owned())].into(),
+        starts_at_ms: 1_764_500_000_000,
+        ends_at_ms: None,
+        value: 12.0,
+        generator_url: "http://127.0.0.1:3100/explore?query=x".into(),
+        lines: vec!["GET /checkout 500 upstream timeout".into()],
+    };
+    let mut web = api.clone();
+    web.labels.insert("source".into(), "web".into());
+    web.annotations
+        .insert("summary".into(), "11 errors in 5m on web".into());
+    web.lines.clear();
+    web.ends_at_ms = Some(1_764_500_123_456);
+    api.labels.insert("source".into(), "api".into());
+    Notification {
+        receiver: "team".into(),
+        group_key: r#"{}/{severity="page"}:{alertname="HighErrors"}"#.into(),
+        group_labels: [("alertname".to_owned(), "HighErrors".to_owned())].into(),
+        alerts: vec![api, web],
+        now_ms: 1_764_500_200_000,
+        external_url: "http://127.0.0.1:3100".into(),
+    }
+}
+
+#[test]
+fn golden_webhook_body_v4() {
+    let n = golden_notification();
+    let body = serde_json::to_string_pretty(&n.webhook_json(0)).unwrap() + "\n";
+    golden("webhook_v4.json", &body);
+    let truncated = serde_json::to_string_pretty(&n.webhook_json(1)).unwrap() + "\n";
+    golden("webhook_v4_max_alerts_1.json", &truncated);
+}
+
+#[test]
+fn golden_dead_letter_line_v1() {
+    let n = golden_notification();
+    let line = serde_json::to_string(&n.dead_letter_line(
+        "webhook",
+        "the receiver answered 503 Service Unavailable",
+        1_764_500_800_000,
+    ))
+    .unwrap()
+        + "\n";
+    assert!(
+        !line.contains("upstream timeout"),
+        "lines in the dead-letter log"
+    );
+    golden("dead_letter_v1.jsonl", &line);
+}
+
+#[test]
+fn golden_state_file_v1() {
+    let mut log = NotificationLog::default();
+    let n = golden_notification();
+    log.set(Entry {
+        group_key: n.group_key.clone(),
+        receiver: "team".into(),
+        integration: "webhook".into(),
+        idx: 0,
+        firing: vec![n.alerts[0].fingerprint()],
+        resolved: vec![n.alerts[1].fingerprint()],
+        at_ms: 1_764_500_200_000,
+    });
+    log.set(Entry {
+        group_key: r#"{}:{alertname="Other"}"#.into(),
+        receiver: "mail".into(),
+        integration: "email".into(),
+        idx: 1,
+        firing: vec![],
+        resolved: vec!["00000000000000ff".into()],
+        at_ms: 1_764_400_000_000,
+    });
+    let text = String::from_utf8(log.encode()).unwrap() + "\n";
+    golden("notify_state_v1.json", &text);
+    // The committed file reads back to the same log.
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/notify_state_v1.json");
+    let back = NotificationLog::load(&path).unwrap();
+    assert_eq!(String::from_utf8(back.encode()).unwrap() + "\n", text);
+}
