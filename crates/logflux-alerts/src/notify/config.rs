@@ -876,6 +876,28 @@ mod tests {
     }
 
     #[test]
+    fn a_numeric_password_is_a_password_and_never_echoed() {
+        let l = ReceiversConfig::parse(
+            "global: {smtp_auth_password: 123456}\nroute: {receiver: r}\nreceivers: [{name: r}]\n",
+            "r.yml",
+        )
+        .unwrap();
+        assert_eq!(
+            l.config
+                .global
+                .smtp_auth_password
+                .as_ref()
+                .map(Secret::expose),
+            Some("123456")
+        );
+        let e = errors(
+            "global: {smtp_auth_password: [987654]}\nroute: {receiver: r}\nreceivers: [{name: r}]\n",
+        );
+        assert!(!e.contains("987654"), "{e}");
+        assert!(e.contains("global.smtp_auth_password"), "{e}");
+    }
+
+    #[test]
     fn secrets_are_not_printed() {
         let l = ReceiversConfig::parse(
             "global: {smtp_auth_password: hunter2, slack_api_url: 'https://hooks.example/T0/SECRETPATH'}\nroute: {receiver: r}\nreceivers:\n- name: r\n  webhook_configs: [{url: 'http://x/tok3n'}]\n",
