@@ -32,6 +32,7 @@ mod lex;
 mod log;
 mod metric;
 mod parse;
+mod sliding;
 mod words;
 
 pub use fields::{
@@ -41,6 +42,7 @@ pub use fields::{
 pub use log::{LogQuery, MatchOp, Matcher, stream_labels};
 pub use metric::{Collector, InstantValue, MAX_SERIES, MetricQuery};
 pub use parse::{MAX_QUERY_BYTES, MAX_QUERY_NODES, parse};
+pub use sliding::{DEFAULT_GRANULARITY_NS, Sliding, format_duration};
 pub use words::words;
 
 /// Points per series a range query may ask for (Loki's limit).
