@@ -259,7 +259,7 @@ impl Evaluator {
                 for r in &mut g.rules {
                     r.health = Health::Err;
                     r.last_error = Some(format!(
-                        "the log stream is interrupted (since {}): evaluation paused, alert states held",
+                        "the log stream is interrupted: evaluations paused since {}, alert states held",
                         format_rfc3339(since.saturating_mul(1_000_000))
                     ));
                 }
@@ -710,6 +710,14 @@ impl RuleState {
         }
         self.active = next;
         self.health = Health::Ok;
+        // Lines no window reads any more go, with their label sets.
+        let lo = at_ns.saturating_sub(self.window_ns);
+        self.lines.retain(|_, (_, q)| {
+            while q.front().is_some_and(|(t, _)| *t <= lo) {
+                q.pop_front();
+            }
+            !q.is_empty()
+        });
         self.last_error = None;
         for a in self.active.values() {
             if a.state == AlertState::Firing {

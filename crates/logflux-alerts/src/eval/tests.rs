@@ -286,7 +286,7 @@ fn an_interrupted_stream_holds_every_state() {
     assert_eq!(r.health, Health::Err);
     assert!(
         r.last_error
-            .contains("log stream is interrupted (since 1970-01-01T00:03:00Z)"),
+            .contains("log stream is interrupted: evaluations paused since 1970-01-01T00:03:00Z"),
         "{}",
         r.last_error
     );
@@ -452,4 +452,46 @@ fn values_print_as_prometheus_prints_them() {
     assert_eq!(format_value_e(f64::NAN), "NaN");
     assert_eq!(format_value_e(f64::NEG_INFINITY), "-Inf");
     assert_eq!(format_value_e(1.5e300), "1.5e+300");
+}
+
+/// The persisted state's format (v1): the committed file must keep restoring, and the code
+/// must keep writing it. A failure means the format changed: add a version instead. To write
+/// the file anew (only for a new format), run with `LOGFLUX_BLESS=1` and commit the diff.
+#[test]
+fn persisted_state_v1_golden() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/alerts_state_v1.json");
+    let set = || timeouts("        for: 2m\n        keep_firing_for: 10m");
+    let mut h = H::new(set());
+    h.push(1_000 * S, "api", "timeout", 3);
+    h.push(1_000 * S, "db", "timeout", 5);
+    h.ev.tick(1_020 * S);
+    h.push(1_070 * S, "db", "timeout", 5);
+    h.ev.tick(1_080 * S);
+    h.push(1_130 * S, "db", "timeout", 5);
+    h.ev.tick(1_140 * S);
+    // db fires (pending since 1020 s); api went missing while pending: forgotten. db now
+    // goes missing: kept firing since 1200 s.
+    h.ev.tick(1_200 * S);
+    h.push(1_230 * S, "api", "timeout", 4);
+    h.ev.tick(1_260 * S);
+    let written = serde_json::to_string_pretty(&h.ev.state()).unwrap() + "\n";
+    if std::env::var_os("LOGFLUX_BLESS").is_some() {
+        std::fs::write(&path, &written).unwrap();
+    }
+    let golden = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(written, golden, "the persisted state's format changed");
+    let state: PersistedState = serde_json::from_str(&golden).unwrap();
+    let h = H::restored(set(), Some(state));
+    assert_eq!(
+        h.states(),
+        [
+            ("api".to_owned(), AlertState::Pending),
+            ("db".to_owned(), AlertState::Firing)
+        ]
+    );
+    let db = &h.ev.active_alerts().alerts[1];
+    assert_eq!(
+        db.keep_firing_since.as_deref(),
+        Some("1970-01-01T00:20:00Z")
+    );
 }

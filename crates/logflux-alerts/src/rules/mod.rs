@@ -316,6 +316,10 @@ impl<'de> Deserialize<'de> for PromDuration {
     }
 }
 
+/// The longest duration: what i64 nanoseconds hold, as Prometheus's (so times plus
+/// durations never overflow).
+const MAX_DURATION_MS: i64 = i64::MAX / 1_000_000 / 2;
+
 /// Parses a Prometheus duration: `[0-9]+(y|w|d|h|m|s|ms)` terms, largest unit first, each
 /// unit once (`1h30m`, `90s`, `0`), in ms.
 pub fn parse_duration(s: &str) -> Result<i64, String> {
@@ -363,7 +367,8 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
         total = n
             .checked_mul(unit.1)
             .and_then(|x| total.checked_add(x))
-            .ok_or_else(|| format!("{s:?} is too long a duration"))?;
+            .filter(|&t| t <= MAX_DURATION_MS)
+            .ok_or_else(|| format!("{s:?} is too long a duration (at most 292 years)"))?;
     }
     Ok(total)
 }
@@ -549,7 +554,7 @@ pub fn parse_rules(text: &str, origin: &Path) -> Result<RuleSet, Vec<Problem>> {
                 scan.key_in_group(gi, "interval").or(gpos),
                 format!(
                     "the interval must be a positive whole number of seconds, got {}",
-                    logflux_query::format_duration(interval_ms * 1_000_000)
+                    logflux_query::format_duration(interval_ms.saturating_mul(1_000_000))
                 ),
             );
         }

@@ -73,7 +73,18 @@ fn durations_in_prometheus_syntax() {
     assert_eq!(parse_duration("1m500ms"), Ok(60_500));
     assert_eq!(parse_duration("0"), Ok(0));
     assert_eq!(parse_duration("2w"), Ok(14 * 86_400_000));
-    for bad in ["", "5", "1m1h", "1h1h", "m", "1.5h", "-1m", "1x"] {
+    for bad in [
+        "",
+        "5",
+        "1m1h",
+        "1h1h",
+        "m",
+        "1.5h",
+        "-1m",
+        "1x",
+        "300y",
+        "99999999999999999999s",
+    ] {
         assert!(parse_duration(bad).is_err(), "{bad}");
     }
 }
