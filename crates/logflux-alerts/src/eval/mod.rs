@@ -33,6 +33,12 @@ use crate::{Alert, LabelSet};
 /// otherwise hold one per entry).
 pub const MAX_LINE_SETS: usize = 1_000;
 
+/// How far after the evaluation clock (the latest `now` given to [`Evaluator::tick`]) an
+/// entry may be dated: later ones are ignored and counted. Each second of a series is a
+/// bucket until evaluations pass it, so entries from a clock far ahead (or a bad timestamp)
+/// would otherwise hold memory without bound; an hour leaves room for skewed clocks.
+pub const MAX_AHEAD_MS: i64 = 3_600_000;
+
 /// Options of an evaluator.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -109,6 +115,8 @@ pub struct Metrics {
     pub missed_evaluations: u64,
     /// Entries that came after every evaluation that could read them (summed over rules).
     pub entries_dropped_late: u64,
+    /// Entries dated more than [`MAX_AHEAD_MS`] after the evaluation clock, ignored.
+    pub entries_dropped_future: u64,
     /// Entries pushed.
     pub entries: u64,
     /// The newest entry's timestamp (Unix ns), for the lag behind the stream.
@@ -169,6 +177,8 @@ pub struct Evaluator {
     stream_ok: bool,
     /// Why the stream is interrupted, since when (Unix ms of the first skipped tick).
     interrupted_since_ms: Option<i64>,
+    /// The latest `now` given to `tick`.
+    clock_ms: Option<i64>,
     metrics: Metrics,
 }
 
@@ -212,6 +222,7 @@ impl Evaluator {
             groups,
             stream_ok: true,
             interrupted_since_ms: None,
+            clock_ms: None,
             metrics: Metrics::default(),
         }
     }
@@ -220,6 +231,12 @@ impl Evaluator {
     pub fn push(&mut self, row: &Row<'_>) {
         let ts = row.entry.timestamp_ns;
         self.metrics.entries += 1;
+        if let Some(c) = self.clock_ms
+            && ts > c.saturating_add(MAX_AHEAD_MS).saturating_mul(1_000_000)
+        {
+            self.metrics.entries_dropped_future += 1;
+            return;
+        }
         self.metrics.newest_entry_ns = Some(self.metrics.newest_entry_ns.map_or(ts, |n| n.max(ts)));
         for g in &mut self.groups {
             for r in &mut g.rules {
@@ -247,6 +264,7 @@ impl Evaluator {
     /// interval at or before `now_ms`; returns the alerts to notify.
     pub fn tick(&mut self, now_ms: i64) -> Vec<Alert> {
         let mut out = Vec::new();
+        self.clock_ms = Some(self.clock_ms.map_or(now_ms, |c| c.max(now_ms)));
         if !self.stream_ok {
             let since = *self.interrupted_since_ms.get_or_insert(now_ms);
             for g in &mut self.groups {

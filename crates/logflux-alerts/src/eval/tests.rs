@@ -410,6 +410,15 @@ fn late_entries_are_counted() {
     h.push(50 * S, "api", "timeout", 1);
     h.push(70 * S, "api", "timeout", 1);
     assert_eq!(h.ev.metrics().entries_dropped_late, 1);
+    // Dated more than an hour after the clock: ignored.
+    h.push(120 * S + MAX_AHEAD_MS, "api", "timeout", 1);
+    h.push(121 * S + MAX_AHEAD_MS, "api", "timeout", 1);
+    let m = h.ev.metrics();
+    assert_eq!(m.entries_dropped_future, 1);
+    assert_eq!(
+        m.newest_entry_ns,
+        Some((120 * S + MAX_AHEAD_MS) * 1_000_000)
+    );
 }
 
 #[test]

@@ -581,6 +581,10 @@ pub fn parse_rules(text: &str, origin: &Path) -> Result<RuleSet, Vec<Problem>> {
                 );
             }
             let query = match logflux_query::parse(&r.expr) {
+                Ok(Query::Metric(m)) if m.fetch_window(0, 0).1 > 0 => {
+                    err(at("expr"), "expr: a negative offset reads entries after the evaluation time: an alerting rule reads the past only".to_owned());
+                    None
+                }
                 Ok(Query::Metric(m)) if !m.is_scalar() => {
                     match m.sliding(GRANULARITY_MS * 1_000_000) {
                         Ok(_) => Some(m),

@@ -163,9 +163,16 @@ fn every_expression_problem_with_the_expr_line_and_byte_offset() {
         expr: count_over_time({app="x"}[1m]) > 1
       - alert: Grid
         expr: count_over_time({app="x"}[1500ms]) > 1
+      - alert: Future
+        expr: count_over_time({app="x"}[1m] offset -1m) > 1
 "#,
     );
-    assert_eq!(p.len(), 4, "{p:#?}");
+    assert_eq!(p.len(), 5, "{p:#?}");
+    assert!(
+        p[4].starts_with(r#"r.yaml:17:9: group "api", rule 6 "Future": expr: a negative offset"#),
+        "{}",
+        p[4]
+    );
     assert!(
         p[0].starts_with(r#"r.yaml:7:48: group "api", rule 1 "Bad": expr: at byte 33 of the expression: syntax error: unexpected `[`"#),
         "{}",
