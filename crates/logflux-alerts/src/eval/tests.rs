@@ -504,3 +504,157 @@ fn persisted_state_v1_golden() {
         Some("1970-01-01T00:20:00Z")
     );
 }
+
+mod model {
+    //! The evaluator against a model of Prometheus's alerting state machine, over random
+    //! sequences of evaluations where each series is present or not, with restarts (the state
+    //! through JSON) and stream gaps in between.
+
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum M {
+        Pending { active: i64 },
+        Firing { fired: i64, kfs: Option<i64> },
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// An evaluation with these series present (bits of `api`, `db`).
+        Eval(u8),
+        /// The process restarts from its persisted state.
+        Restart,
+        /// The stream is down for this many evaluations.
+        Gap(u8),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            6 => (0u8..4).prop_map(Step::Eval),
+            1 => Just(Step::Restart),
+            1 => (1u8..4).prop_map(Step::Gap),
+        ]
+    }
+
+    const MIN: i64 = 60 * S;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn the_evaluator_follows_prometheus_states(
+            for_min in 0i64..4,
+            kff_min in 0i64..3,
+            steps in prop::collection::vec(step(), 1..30),
+        ) {
+            let yaml = format!(
+                r#"
+groups:
+  - name: g
+    rules:
+      - alert: A
+        expr: sum by (source) (count_over_time({{app="web"}}[1m])) > 0
+        for: {for_min}m
+        keep_firing_for: {kff_min}m
+"#
+            );
+            let set = || rules(&yaml);
+            let (for_ms, kff_ms) = (for_min * MIN, kff_min * MIN);
+            let mut h = H::new(set());
+            let mut model: BTreeMap<&str, M> = BTreeMap::new();
+            let mut t = 0;
+            for st in steps {
+                match st {
+                    Step::Restart => {
+                        let json = serde_json::to_string(&h.ev.state()).unwrap();
+                        h = H::restored(set(), Some(serde_json::from_str(&json).unwrap()));
+                    }
+                    Step::Gap(n) => {
+                        h.ev.set_stream_ok(false);
+                        for _ in 0..n {
+                            t += MIN;
+                            prop_assert!(h.ev.tick(t).is_empty());
+                        }
+                        h.ev.set_stream_ok(true);
+                    }
+                    Step::Eval(bits) => {
+                        t += MIN;
+                        let present: Vec<&str> = ["api", "db"]
+                            .into_iter()
+                            .enumerate()
+                            .filter(|(i, _)| bits & (1 << i) != 0)
+                            .map(|(_, s)| s)
+                            .collect();
+                        for s in &present {
+                            h.push(t - 30 * S, s, "x", 1);
+                        }
+                        let got = h.ev.tick(t);
+                        // The model.
+                        let mut want = Vec::new();
+                        for s in ["api", "db"] {
+                            let here = present.contains(&s);
+                            let next = match (model.get(s).copied(), here) {
+                                (None, true) => Some(M::Pending { active: t }),
+                                (None, false) => None,
+                                (Some(M::Pending { active }), true) => Some(M::Pending { active }),
+                                (Some(M::Pending { .. }), false) => None,
+                                (Some(M::Firing { fired, .. }), true) => {
+                                    Some(M::Firing { fired, kfs: None })
+                                }
+                                (Some(M::Firing { fired, kfs }), false) => {
+                                    let since = kfs.unwrap_or(t);
+                                    if kff_ms > 0 && t - since < kff_ms {
+                                        Some(M::Firing { fired, kfs: Some(since) })
+                                    } else {
+                                        want.push((s, fired, Some(t)));
+                                        None
+                                    }
+                                }
+                            };
+                            let next = match next {
+                                Some(M::Pending { active }) if t - active >= for_ms => {
+                                    Some(M::Firing { fired: t, kfs: None })
+                                }
+                                n => n,
+                            };
+                            match next {
+                                Some(m) => {
+                                    if let M::Firing { fired, .. } = m {
+                                        want.push((s, fired, None));
+                                    }
+                                    model.insert(s, m);
+                                }
+                                None => {
+                                    model.remove(s);
+                                }
+                            }
+                        }
+                        let mut got: Vec<(&str, i64, Option<i64>)> = got
+                            .iter()
+                            .map(|a| (
+                                if a.labels["source"] == "api" { "api" } else { "db" },
+                                a.starts_at_ms,
+                                a.ends_at_ms,
+                            ))
+                            .collect();
+                        got.sort();
+                        want.sort();
+                        prop_assert_eq!(got, want, "at {}", t);
+                        let states: Vec<(String, AlertState)> = model
+                            .iter()
+                            .map(|(s, m)| (s.to_string(), match m {
+                                M::Pending { .. } => AlertState::Pending,
+                                M::Firing { .. } => AlertState::Firing,
+                            }))
+                            .collect();
+                        prop_assert_eq!(h.states(), states);
+                    }
+                }
+            }
+        }
+    }
+}
