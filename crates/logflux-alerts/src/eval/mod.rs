@@ -255,6 +255,19 @@ impl Evaluator {
         }
     }
 
+    /// How far back the rules read (the widest range plus offset, ms): at start, and after
+    /// the stream comes back, entries from that long before the next evaluation should be
+    /// pushed (the backfill) so no window starts empty.
+    pub fn lookback_ms(&self) -> i64 {
+        self.groups
+            .iter()
+            .flat_map(|g| &g.rules)
+            // Whole seconds (checked with the rule).
+            .map(|r| r.window_ns / 1_000_000)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// When [`Evaluator::tick`] next has something to do (Unix ms; `None` without rules).
     pub fn next_due_ms(&self) -> Option<i64> {
         self.groups.iter().map(|g| g.next_due_ms).min()

@@ -454,6 +454,27 @@ fn status_shapes_are_prometheus_json() {
 }
 
 #[test]
+fn the_lookback_is_the_widest_window_and_the_evaluator_can_move_between_threads() {
+    let set = rules(
+        r#"
+groups:
+  - name: a
+    rules:
+      - alert: A
+        expr: count_over_time({app="web"}[5m] offset 1m) > 1
+  - name: b
+    rules:
+      - alert: B
+        expr: count_over_time({app="web"}[1h]) > 1
+"#,
+    );
+    let h = H::new(set);
+    assert_eq!(h.ev.lookback_ms(), 3_600 * S);
+    fn send<T: Send>(_: &T) {}
+    send(&h.ev);
+}
+
+#[test]
 fn values_print_as_prometheus_prints_them() {
     assert_eq!(format_value_e(10.0), "1e+01");
     assert_eq!(format_value_e(0.25), "2.5e-01");
