@@ -9,6 +9,8 @@
 //!   are decrypted; [`LogQuery::prune`] says which exact conditions may become blind tokens.
 //! - [`MetricQuery::eval_range`] and [`MetricQuery::eval_instant`] evaluate metric queries
 //!   over the entries fetched for [`MetricQuery::log_queries`].
+//! - [`MetricQuery::sliding`] keeps a metric query up to date over a live stream (alerting
+//!   rules): entries pushed as they arrive, evaluated at instants that move forward.
 //!
 //! ```
 //! use logflux_proto::{Entry, EntryView, Level};

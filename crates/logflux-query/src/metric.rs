@@ -302,7 +302,7 @@ pub(crate) type Lbls = Rc<Vec<(String, String)>>;
 type Sample = (Lbls, f64);
 
 #[derive(Debug, Clone)]
-pub(crate) enum Value {
+enum Value {
     Scalar(f64),
     Vector(Vec<(Lbls, f64)>),
 }

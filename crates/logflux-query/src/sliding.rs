@@ -159,10 +159,11 @@ impl Sliding {
                 .and_modify(|w| {
                     w.sum += v;
                     w.count += 1.0;
-                    if v > w.max {
+                    // As the instant query's fold: a NaN so far gives way.
+                    if w.max.is_nan() || v > w.max {
                         w.max = v;
                     }
-                    if v < w.min {
+                    if w.min.is_nan() || v < w.min {
                         w.min = v;
                     }
                 })
@@ -241,8 +242,16 @@ impl RangeData for [RangeBuckets] {
                     Some(a) => Window {
                         sum: a.sum + w.sum,
                         count: a.count + w.count,
-                        max: if w.max > a.max { w.max } else { a.max },
-                        min: if w.min < a.min { w.min } else { a.min },
+                        max: if a.max.is_nan() || w.max > a.max {
+                            w.max
+                        } else {
+                            a.max
+                        },
+                        min: if a.min.is_nan() || w.min < a.min {
+                            w.min
+                        } else {
+                            a.min
+                        },
                     },
                 });
             }
