@@ -166,6 +166,8 @@ struct GroupState {
     /// When the group is next due (Unix ms); 0 before the first evaluation (due at once).
     next_due_ms: i64,
     last_evaluation_ms: Option<i64>,
+    /// The last aligned time evaluated or skipped (stream down).
+    last_slot_ms: Option<i64>,
     evaluation_secs: f64,
     rules: Vec<RuleState>,
 }
@@ -213,6 +215,7 @@ impl Evaluator {
                     limit: g.limit,
                     next_due_ms: 0,
                     last_evaluation_ms: None,
+                    last_slot_ms: None,
                     evaluation_secs: 0.0,
                     rules,
                 }
@@ -278,15 +281,30 @@ impl Evaluator {
     pub fn tick(&mut self, now_ms: i64) -> Vec<Alert> {
         let mut out = Vec::new();
         self.clock_ms = Some(self.clock_ms.map_or(now_ms, |c| c.max(now_ms)));
-        if !self.stream_ok {
-            let since = *self.interrupted_since_ms.get_or_insert(now_ms);
-            for g in &mut self.groups {
-                if g.next_due_ms > now_ms {
-                    continue;
-                }
-                let at = align(now_ms, g.interval_ms);
+        let stream_ok = self.stream_ok;
+        let since = if stream_ok {
+            0
+        } else {
+            *self.interrupted_since_ms.get_or_insert(now_ms)
+        };
+        for g in &mut self.groups {
+            if g.next_due_ms > now_ms {
+                continue;
+            }
+            let at = align(now_ms, g.interval_ms);
+            if g.last_slot_ms.is_some_and(|l| at <= l) {
+                // The clock went back: wait for the next aligned time after the last one.
+                g.next_due_ms = g.last_slot_ms.unwrap_or(at) + g.interval_ms;
+                continue;
+            }
+            if let Some(last) = g.last_slot_ms {
+                let missed = (at - last) / g.interval_ms - 1;
+                self.metrics.missed_evaluations += missed.max(0) as u64;
+            }
+            g.last_slot_ms = Some(at);
+            g.next_due_ms = at + g.interval_ms;
+            if !stream_ok {
                 self.metrics.missed_evaluations += 1;
-                g.next_due_ms = at + g.interval_ms;
                 for r in &mut g.rules {
                     r.health = Health::Err;
                     r.last_error = Some(format!(
@@ -294,22 +312,7 @@ impl Evaluator {
                         format_rfc3339(since.saturating_mul(1_000_000))
                     ));
                 }
-            }
-            return out;
-        }
-        for g in &mut self.groups {
-            if g.next_due_ms > now_ms {
                 continue;
-            }
-            let at = align(now_ms, g.interval_ms);
-            if g.last_evaluation_ms.is_some_and(|l| at <= l) {
-                // The clock went back: wait for the next aligned time after the last one.
-                g.next_due_ms = g.last_evaluation_ms.unwrap_or(at) + g.interval_ms;
-                continue;
-            }
-            if let Some(last) = g.last_evaluation_ms {
-                let missed = (at - last) / g.interval_ms - 1;
-                self.metrics.missed_evaluations += missed.max(0) as u64;
             }
             let started = Instant::now();
             for r in &mut g.rules {
@@ -321,15 +324,7 @@ impl Evaluator {
             }
             g.evaluation_secs = started.elapsed().as_secs_f64();
             g.last_evaluation_ms = Some(at);
-            g.next_due_ms = at + g.interval_ms;
         }
-        self.metrics.entries_dropped_late = self
-            .groups
-            .iter()
-            .flat_map(|g| &g.rules)
-            .filter_map(|r| r.sliding.as_ref().ok())
-            .map(Sliding::dropped)
-            .sum();
         out
     }
 

@@ -300,6 +300,8 @@ fn an_interrupted_stream_holds_every_state() {
     assert_eq!(resolved(&out), ["db"]);
     assert!(out.iter().all(|a| a.starts_at_ms == 120 * S));
     assert_eq!(h.ev.rules_status().groups[0].rules[0].health, Health::Ok);
+    // The paused evaluations are counted once.
+    assert_eq!(h.ev.metrics().missed_evaluations, 3);
 }
 
 #[test]
