@@ -785,14 +785,17 @@ fn path_indices(path: &str) -> Vec<usize> {
 /// start a rule; a key of an item is a `key:` line at the item's key indentation before
 /// the next item at or above it.
 struct Scan {
-    /// (line, column of the key) of each `key:` line, 1-based, with its indentation.
+    /// Every `key:` line outside block scalars, in order.
     keys: Vec<ScanKey>,
+    /// The keys (indices in `keys`) that start each group's and each rule's list item.
     groups: Vec<usize>,
     rules: Vec<usize>,
 }
 
 struct ScanKey {
+    /// 1-based.
     line: usize,
+    /// The key's 0-based column.
     indent: usize,
     key: String,
     /// The value written on the key's line, and its 1-based column (for an expression's
