@@ -215,3 +215,42 @@ fn sliding_is_send() {
     fn send<T: Send>() {}
     send::<logflux_query::Sliding>();
 }
+
+#[test]
+fn series_are_bounded_with_a_clear_error() {
+    let mut s = metric(r#"count_over_time({app="web"} [1m])"#)
+        .sliding(S)
+        .unwrap();
+    let views: Vec<EntryView> = (0..=logflux_query::MAX_SERIES)
+        .map(|i| {
+            let mut e = Entry::new(S, Level::Info, "api", "x");
+            e.metadata.insert("host".into(), format!("h{i}"));
+            e.into()
+        })
+        .collect();
+    let (last, first) = views.split_last().unwrap();
+    for v in first {
+        s.push(&Row {
+            app: "web",
+            entry: v,
+        })
+        .unwrap();
+    }
+    let e = s
+        .push(&Row {
+            app: "web",
+            entry: last,
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("maximum number of series (10000)"), "{e}");
+    // Once their entries are out of every window, the series are forgotten: room again.
+    s.eval_at(120 * S).unwrap();
+    assert_eq!(s.series(), 0);
+    let later: EntryView = Entry::new(121 * S, Level::Info, "api", "x").into();
+    s.push(&Row {
+        app: "web",
+        entry: &later,
+    })
+    .unwrap();
+}
