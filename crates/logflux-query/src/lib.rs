@@ -9,6 +9,8 @@
 //!   are decrypted; [`LogQuery::prune`] says which exact conditions may become blind tokens.
 //! - [`MetricQuery::eval_range`] and [`MetricQuery::eval_instant`] evaluate metric queries
 //!   over the entries fetched for [`MetricQuery::log_queries`].
+//! - [`MetricQuery::sliding`] keeps a metric query up to date over a live stream (alerting
+//!   rules): entries pushed as they arrive, evaluated at instants that move forward.
 //!
 //! ```
 //! use logflux_proto::{Entry, EntryView, Level};
@@ -32,6 +34,7 @@ mod lex;
 mod log;
 mod metric;
 mod parse;
+mod sliding;
 mod words;
 
 pub use fields::{
@@ -41,6 +44,7 @@ pub use fields::{
 pub use log::{LogQuery, MatchOp, Matcher, stream_labels};
 pub use metric::{Collector, InstantValue, MAX_SERIES, MetricQuery};
 pub use parse::{MAX_QUERY_BYTES, MAX_QUERY_NODES, parse};
+pub use sliding::{DEFAULT_GRANULARITY_NS, Sliding, format_duration};
 pub use words::words;
 
 /// Points per series a range query may ask for (Loki's limit).

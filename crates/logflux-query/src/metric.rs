@@ -56,7 +56,7 @@ impl RangeFn {
     /// Whether the function adds its samples up (count, rate, bytes, sum): then a `sum` of its
     /// series is the function over all their samples, and the samples can be grouped as
     /// the sum groups them before any series is kept.
-    fn adds_up(self) -> bool {
+    pub(crate) fn adds_up(self) -> bool {
         matches!(
             self,
             RangeFn::Count | RangeFn::Rate | RangeFn::Bytes | RangeFn::BytesRate | RangeFn::Sum
@@ -225,7 +225,7 @@ impl Expr {
     /// collected under: its own (`sum_over_time(… | unwrap x [1m]) by (a)`), or that of a
     /// `sum` right around it when the function adds up (`sum by (level) (count_over_time(…))`
     /// counts each level's entries: the series the sum merges need not be kept apart).
-    fn ranges<'a>(&'a self, out: &mut Vec<(&'a RangeExpr, Option<&'a Grouping>)>) {
+    pub(crate) fn ranges<'a>(&'a self, out: &mut Vec<(&'a RangeExpr, Option<&'a Grouping>)>) {
         match self {
             Expr::Num(_) | Expr::Vector(_) => {}
             Expr::Range(r) => out.push((r, r.grouping.as_ref())),
@@ -248,10 +248,46 @@ impl Expr {
     }
 }
 
+/// What a range aggregation reads of its window's samples (none empty): their sum, number,
+/// largest and smallest. Values of functions that add up need only the first two.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Window {
+    pub(crate) sum: f64,
+    pub(crate) count: f64,
+    pub(crate) max: f64,
+    pub(crate) min: f64,
+}
+
+impl RangeExpr {
+    /// Whether [`RangeExpr::value`] reads the samples' sum.
+    pub(crate) fn reads_sum(&self) -> bool {
+        match self.func {
+            RangeFn::Count | RangeFn::Max | RangeFn::Min => false,
+            RangeFn::Rate => self.log.has_unwrap(),
+            RangeFn::Bytes | RangeFn::BytesRate | RangeFn::Sum | RangeFn::Avg => true,
+        }
+    }
+
+    /// The function's value over a window of samples.
+    pub(crate) fn value(&self, w: Window) -> f64 {
+        let secs = self.range_ns as f64 / 1e9;
+        match self.func {
+            RangeFn::Count => w.count,
+            RangeFn::Rate if self.log.has_unwrap() => w.sum / secs,
+            RangeFn::Rate => w.count / secs,
+            RangeFn::Bytes | RangeFn::Sum => w.sum,
+            RangeFn::BytesRate => w.sum / secs,
+            RangeFn::Avg => w.sum / w.count,
+            RangeFn::Max => w.max,
+            RangeFn::Min => w.min,
+        }
+    }
+}
+
 /// A metric query.
 #[derive(Debug, Clone)]
 pub struct MetricQuery {
-    expr: Expr,
+    pub(crate) expr: Expr,
 }
 
 /// An instant query's result: Loki answers `resultType` `vector` or `scalar`.
@@ -262,7 +298,7 @@ pub enum InstantValue {
 }
 
 /// A sorted label set, shared between steps.
-type Lbls = Rc<Vec<(String, String)>>;
+pub(crate) type Lbls = Rc<Vec<(String, String)>>;
 type Sample = (Lbls, f64);
 
 #[derive(Debug, Clone)]
@@ -441,13 +477,10 @@ impl MetricQuery {
                         .saturating_sub(r.offset_ns)
                         .saturating_sub(r.range_ns),
                     to: end_ns.saturating_sub(r.offset_ns),
-                    group: group.cloned(),
-                    direct: Direct::plan(r, group),
+                    sampler: Sampler::new(r, group),
                     plan: step.and_then(|st| StepPlan::new(r, start_ns, end_ns, st)),
                     cells: 0,
-                    small: Vec::new(),
                     series: Vec::new(),
-                    index: FxHashMap::default(),
                 })
                 .collect(),
             exprs: ranges.into_iter().map(|(r, _)| r).collect(),
@@ -471,18 +504,13 @@ struct RangeAcc {
     /// Entries in `(from, to]` count.
     from: i64,
     to: i64,
-    /// The labels a sample keeps (see `Expr::ranges`).
-    group: Option<Grouping>,
-    /// Set when the labels kept can be read straight off an entry.
-    direct: Option<Direct>,
+    /// Which series an entry's sample goes to.
+    sampler: Sampler,
     /// Set when samples are added up per step as they come.
     plan: Option<StepPlan>,
     /// Cells held per step, in all series.
     cells: usize,
-    /// Small key → series (see [`Direct::small`]); empty until used.
-    small: Vec<usize>,
     series: Vec<SeriesAcc>,
-    index: FxHashMap<u64, Vec<usize>>,
     /// More than [`MAX_SERIES`] label sets were met (by `merge`, which cannot fail).
     too_many: bool,
 }
@@ -625,7 +653,7 @@ impl Collector<'_> {
         for (acc, o) in self.ranges.iter_mut().zip(other.ranges) {
             for s in o.series {
                 let h = hash_labels(s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-                let bucket = acc.index.entry(h).or_default();
+                let bucket = acc.sampler.index.entry(h).or_default();
                 match bucket
                     .iter()
                     .copied()
@@ -702,7 +730,7 @@ impl Collector<'_> {
         let mut t = start_ns;
         loop {
             let mut next = 0;
-            match eval(&query.expr, t, &data, &mut next)? {
+            match eval(&query.expr, t, data.as_slice(), &mut next)? {
                 Value::Scalar(v) => out.entry(Rc::default()).or_default().push((t, v)),
                 Value::Vector(v) => {
                     for (l, x) in v {
@@ -729,14 +757,7 @@ impl Collector<'_> {
         self.check_series()?;
         let (at_ns, query) = (self.end_ns, self.query);
         let data = self.finish();
-        let mut next = 0;
-        Ok(match eval(&query.expr, at_ns, &data, &mut next)? {
-            Value::Scalar(s) => InstantValue::Scalar(s),
-            Value::Vector(mut v) => {
-                v.sort_by(|a, b| a.0.cmp(&b.0));
-                InstantValue::Vector(v.into_iter().map(|(l, x)| (to_labels(&l), x)).collect())
-            }
-        })
+        instant(&query.expr, at_ns, data.as_slice())
     }
 }
 
@@ -867,22 +888,55 @@ impl Direct {
     }
 }
 
-impl RangeAcc {
-    fn push<'r>(
+/// Applies a range aggregation's log query to entries and finds the series each sample
+/// goes to: shared by [`Collector`] and [`crate::Sliding`], which keep samples differently.
+#[derive(Debug)]
+pub(crate) struct Sampler {
+    /// The labels a sample keeps (see `Expr::ranges`).
+    group: Option<Grouping>,
+    /// Set when the labels kept can be read straight off an entry.
+    direct: Option<Direct>,
+    /// Small key → series (see [`Direct::small`]); empty until used.
+    small: Vec<usize>,
+    index: FxHashMap<u64, Vec<usize>>,
+}
+
+impl Sampler {
+    pub(crate) fn new(r: &RangeExpr, group: Option<&Grouping>) -> Sampler {
+        Sampler {
+            group: group.cloned(),
+            direct: Direct::plan(r, group),
+            small: Vec::new(),
+            index: FxHashMap::default(),
+        }
+    }
+
+    /// Forgets which series are where (after the caller removed some): the next samples
+    /// find or make theirs again.
+    pub(crate) fn reindex<S: Keyed>(&mut self, series: &[S]) {
+        self.small.clear();
+        self.index.clear();
+        for (i, s) in series.iter().enumerate() {
+            let h = hash_labels(s.labels().iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            self.index.entry(h).or_default().push(i);
+        }
+    }
+
+    /// The series (in `series`, made when new) and value of an entry's sample, or `None`
+    /// when the log query drops the entry. Fails on a pipeline error left in a sample
+    /// (Loki's `__error__` rule) and past [`MAX_SERIES`].
+    pub(crate) fn sample<'r, S: Keyed>(
         &mut self,
         r: &RangeExpr,
         row: &Row<'r>,
         ctx: &mut Ctx<'r>,
-    ) -> Result<(), QueryError> {
-        let ts = row.entry.timestamp_ns;
-        if ts <= self.from || ts > self.to {
-            return Ok(());
-        }
+        series: &mut Vec<S>,
+    ) -> Result<Option<(usize, f64)>, QueryError> {
         if let Some(d) = &self.direct
             && (!d.check_metadata || Direct::plain(row.entry))
         {
             if !r.log.passes_line_filters(row) {
-                return Ok(());
+                return Ok(None);
             }
             let value = match r.func {
                 RangeFn::Bytes | RangeFn::BytesRate => row.entry.payload.len() as f64,
@@ -893,8 +947,7 @@ impl RangeAcc {
                 && let Some(&idx) = self.small.get(k)
                 && idx != usize::MAX
             {
-                self.record(idx, ts, value);
-                return Ok(());
+                return Ok(Some((idx, value)));
             }
             let mut values = [None; DIRECT_MAX];
             d.values(row, &mut values);
@@ -904,18 +957,17 @@ impl RangeAcc {
                     .zip(values)
                     .filter_map(|((n, _), v)| Some((n.as_str(), v?)))
             };
-            let idx = series_index(&mut self.index, &mut self.series, labels)?;
+            let idx = series_index(&mut self.index, series, labels)?;
             if let Some(k) = small {
                 if self.small.is_empty() {
                     self.small = vec![usize::MAX; SMALL_KEYS];
                 }
                 self.small[k] = idx;
             }
-            self.record(idx, ts, value);
-            return Ok(());
+            return Ok(Some((idx, value)));
         }
         if !r.log.run(row, ctx) {
-            return Ok(());
+            return Ok(None);
         }
         if let Some(err) = ctx.get(ERROR) {
             let details = ctx.get(ERROR_DETAILS).unwrap_or("");
@@ -941,10 +993,27 @@ impl RangeAcc {
         }
         labels.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         let labels = &*labels;
-        let idx = series_index(&mut self.index, &mut self.series, || {
+        let idx = series_index(&mut self.index, series, || {
             labels.iter().map(|l| (&*l.name, &*l.value))
         })?;
-        self.record(idx, ts, value);
+        Ok(Some((idx, value)))
+    }
+}
+
+impl RangeAcc {
+    fn push<'r>(
+        &mut self,
+        r: &RangeExpr,
+        row: &Row<'r>,
+        ctx: &mut Ctx<'r>,
+    ) -> Result<(), QueryError> {
+        let ts = row.entry.timestamp_ns;
+        if ts <= self.from || ts > self.to {
+            return Ok(());
+        }
+        if let Some((idx, value)) = self.sampler.sample(r, row, ctx, &mut self.series)? {
+            self.record(idx, ts, value);
+        }
         Ok(())
     }
 
@@ -1001,11 +1070,32 @@ fn merge_series(mine: &mut SeriesAcc, other: SeriesAcc) {
     }
 }
 
+/// What a series store holds per series: its labels, and how to make an empty one.
+pub(crate) trait Keyed {
+    fn labels(&self) -> &[(String, String)];
+    fn with_labels(labels: Vec<(String, String)>) -> Self;
+}
+
+impl Keyed for SeriesAcc {
+    fn labels(&self) -> &[(String, String)] {
+        &self.labels
+    }
+
+    fn with_labels(labels: Vec<(String, String)>) -> Self {
+        SeriesAcc {
+            labels,
+            ts: Vec::new(),
+            vals: Vec::new(),
+            steps: None,
+        }
+    }
+}
+
 /// The series of `labels` (sorted by name; called to hash, to compare, and to keep when
 /// new), made when new.
-fn series_index<'l, I>(
+fn series_index<'l, S: Keyed, I>(
     index: &mut FxHashMap<u64, Vec<usize>>,
-    series: &mut Vec<SeriesAcc>,
+    series: &mut Vec<S>,
     labels: impl Fn() -> I,
 ) -> Result<usize, QueryError>
 where
@@ -1013,8 +1103,8 @@ where
 {
     let h = hash_labels(labels());
     let bucket = index.entry(h).or_default();
-    let same = |s: &SeriesAcc| {
-        let mut mine = s.labels.iter();
+    let same = |s: &S| {
+        let mut mine = s.labels().iter();
         let mut theirs = labels();
         loop {
             match (mine.next(), theirs.next()) {
@@ -1030,14 +1120,11 @@ where
             if series.len() >= MAX_SERIES {
                 return Err(too_many_series());
             }
-            series.push(SeriesAcc {
-                labels: labels()
+            series.push(S::with_labels(
+                labels()
                     .map(|(n, v)| (n.to_owned(), v.to_owned()))
                     .collect(),
-                ts: Vec::new(),
-                vals: Vec::new(),
-                steps: None,
-            });
+            ));
             bucket.push(series.len() - 1);
             series.len() - 1
         }
@@ -1045,7 +1132,41 @@ where
     Ok(idx)
 }
 
-fn eval(e: &Expr, t: i64, data: &[Vec<SeriesData>], next: &mut usize) -> Result<Value, QueryError> {
+/// Where the evaluator reads a range aggregation's samples: a collector's series, or
+/// [`crate::Sliding`]'s buckets.
+pub(crate) trait RangeData {
+    /// The `i`-th range aggregation's vector at `t`.
+    fn range_at(&self, i: usize, r: &RangeExpr, t: i64) -> Vec<(Lbls, f64)>;
+}
+
+impl RangeData for [Vec<SeriesData>] {
+    fn range_at(&self, i: usize, r: &RangeExpr, t: i64) -> Vec<(Lbls, f64)> {
+        range_at(r, &self[i], t)
+    }
+}
+
+/// A query's value at `t`, as an instant query answers (a vector sorted by labels).
+pub(crate) fn instant<D: RangeData + ?Sized>(
+    e: &Expr,
+    t: i64,
+    data: &D,
+) -> Result<InstantValue, QueryError> {
+    let mut next = 0;
+    Ok(match eval(e, t, data, &mut next)? {
+        Value::Scalar(s) => InstantValue::Scalar(s),
+        Value::Vector(mut v) => {
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            InstantValue::Vector(v.into_iter().map(|(l, x)| (to_labels(&l), x)).collect())
+        }
+    })
+}
+
+fn eval<D: RangeData + ?Sized>(
+    e: &Expr,
+    t: i64,
+    data: &D,
+    next: &mut usize,
+) -> Result<Value, QueryError> {
     Ok(match e {
         Expr::Num(n) => Value::Scalar(*n),
         Expr::Vector(v) => Value::Vector(vec![(Rc::default(), *v)]),
@@ -1054,9 +1175,9 @@ fn eval(e: &Expr, t: i64, data: &[Vec<SeriesData>], next: &mut usize) -> Result<
             Value::Vector(v) => Value::Vector(v.into_iter().map(|(l, x)| (l, -x)).collect()),
         },
         Expr::Range(r) => {
-            let series = &data[*next];
+            let i = *next;
             *next += 1;
-            Value::Vector(range_at(r, series, t))
+            Value::Vector(data.range_at(i, r, t))
         }
         Expr::Agg {
             op,
@@ -1091,7 +1212,6 @@ fn eval(e: &Expr, t: i64, data: &[Vec<SeriesData>], next: &mut usize) -> Result<
 fn range_at(r: &RangeExpr, series: &[SeriesData], t: i64) -> Vec<(Lbls, f64)> {
     let hi = t.saturating_sub(r.offset_ns);
     let lo = hi.saturating_sub(r.range_ns);
-    let secs = r.range_ns as f64 / 1e9;
     let mut out = Vec::new();
     for s in series {
         if let Some(st) = &s.steps {
@@ -1106,16 +1226,16 @@ fn range_at(r: &RangeExpr, series: &[SeriesData], t: i64) -> Vec<(Lbls, f64)> {
             if n == 0 {
                 continue;
             }
-            let n = n as f64;
-            let v = match r.func {
-                RangeFn::Count => n,
-                RangeFn::Rate if r.log.has_unwrap() => sum / secs,
-                RangeFn::Rate => n / secs,
-                RangeFn::Bytes | RangeFn::Sum => sum,
-                RangeFn::BytesRate => sum / secs,
-                // Never kept per step (they do not add up).
-                RangeFn::Avg | RangeFn::Max | RangeFn::Min => continue,
-            };
+            // Avg, max and min never kept per step (they do not add up).
+            if !r.func.adds_up() {
+                continue;
+            }
+            let v = r.value(Window {
+                sum,
+                count: n as f64,
+                max: f64::NAN,
+                min: f64::NAN,
+            });
             out.push((s.labels.clone(), v));
             continue;
         }
@@ -1125,24 +1245,34 @@ fn range_at(r: &RangeExpr, series: &[SeriesData], t: i64) -> Vec<(Lbls, f64)> {
             continue;
         }
         let w = &s.vals[a..b];
-        let n = w.len() as f64;
-        let sum = || w.iter().sum::<f64>();
-        let v = match r.func {
-            RangeFn::Count => n,
-            RangeFn::Rate if r.log.has_unwrap() => sum() / secs,
-            RangeFn::Rate => n / secs,
-            RangeFn::Bytes | RangeFn::Sum => sum(),
-            RangeFn::BytesRate => sum() / secs,
-            RangeFn::Avg => sum() / n,
-            RangeFn::Max => w
-                .iter()
-                .copied()
-                .fold(f64::NAN, |m, x| if m.is_nan() || x > m { x } else { m }),
-            RangeFn::Min => w
-                .iter()
-                .copied()
-                .fold(f64::NAN, |m, x| if m.is_nan() || x < m { x } else { m }),
+        // Only what the function reads is computed.
+        let extreme = |larger: bool| {
+            w.iter().copied().fold(f64::NAN, |m, x| {
+                if m.is_nan() || (larger && x > m) || (!larger && x < m) {
+                    x
+                } else {
+                    m
+                }
+            })
         };
+        let v = r.value(Window {
+            sum: if r.reads_sum() {
+                w.iter().sum::<f64>()
+            } else {
+                0.0
+            },
+            count: w.len() as f64,
+            max: if r.func == RangeFn::Max {
+                extreme(true)
+            } else {
+                f64::NAN
+            },
+            min: if r.func == RangeFn::Min {
+                extreme(false)
+            } else {
+                f64::NAN
+            },
+        });
         out.push((s.labels.clone(), v));
     }
     out

@@ -1,1 +1,0 @@
-//! See the crate's documentation; filled by issue 15's work.
