@@ -20,6 +20,8 @@
 //!     private_key_file: ~/.config/logflux/keys/private_key.pem
 //!     search_key_file: ~/.config/logflux/keys/search.key
 //!     ca_file: /etc/ssl/corp-root.pem              # an extra trusted root, optional
+//!     alert_rules: ~/.config/logflux/rules          # Loki ruler files (docs/alerts.md)
+//!     alert_receivers: ~/.config/logflux/alertmanager.yml
 //!   local:
 //!     server: http://127.0.0.1:8080
 //! ```
@@ -46,6 +48,10 @@ pub(crate) struct Profile {
     pub(crate) search_key_file: Option<PathBuf>,
     /// A PEM file of extra root certificates to trust.
     pub(crate) ca_file: Option<PathBuf>,
+    /// A directory of alert rule files (`logflux alerts run`, `logflux serve`).
+    pub(crate) alert_rules: Option<PathBuf>,
+    /// The alerts' receivers file (Alertmanager's format, a subset).
+    pub(crate) alert_receivers: Option<PathBuf>,
 }
 
 /// The config file.
@@ -62,6 +68,10 @@ struct ConfigFile {
     search_key_file: Option<PathBuf>,
     #[serde(default)]
     ca_file: Option<PathBuf>,
+    #[serde(default)]
+    alert_rules: Option<PathBuf>,
+    #[serde(default)]
+    alert_receivers: Option<PathBuf>,
     /// The profile used when none is named.
     #[serde(default)]
     profile: Option<String>,
@@ -81,6 +91,9 @@ pub(crate) struct Settings {
     pub(crate) private_key_file: Option<PathBuf>,
     pub(crate) search_key_file: Option<PathBuf>,
     pub(crate) ca_file: Option<PathBuf>,
+    /// Alert rules and receivers (see [`Profile`]).
+    pub(crate) alert_rules: Option<PathBuf>,
+    pub(crate) alert_receivers: Option<PathBuf>,
     /// Whether the key files were found in the default key directory (nothing configured).
     pub(crate) private_key_default: bool,
     pub(crate) search_key_default: bool,
@@ -227,6 +240,8 @@ impl Settings {
             private_key_file: file.private_key_file,
             search_key_file: file.search_key_file,
             ca_file: file.ca_file,
+            alert_rules: file.alert_rules,
+            alert_receivers: file.alert_receivers,
         };
         let mut profile_problem = None;
         if let Some(name) = &profile_name
@@ -238,6 +253,8 @@ impl Settings {
             p.private_key_file = over.private_key_file.or(p.private_key_file);
             p.search_key_file = over.search_key_file.or(p.search_key_file);
             p.ca_file = over.ca_file.or(p.ca_file);
+            p.alert_rules = over.alert_rules.or(p.alert_rules);
+            p.alert_receivers = over.alert_receivers.or(p.alert_receivers);
         } else if let Some(name) = &profile_name {
             let known: Vec<&str> = file.profiles.keys().map(String::as_str).collect();
             profile_problem = Some(format!(
@@ -273,6 +290,8 @@ impl Settings {
             private_key_file: fix(p.private_key_file),
             search_key_file: fix(p.search_key_file),
             ca_file: fix(p.ca_file),
+            alert_rules: fix(p.alert_rules),
+            alert_receivers: fix(p.alert_receivers),
             private_key_default: false,
             search_key_default: false,
             config_file: path,
@@ -427,13 +446,21 @@ impl Settings {
         line("private_key_file", v, problem);
         let (v, problem) = key(&self.search_key_file, self.search_key_default, "search key");
         line("search_key_file", v, problem);
-        line(
-            "ca_file",
-            shown(&self.ca_file),
-            self.ca_file
-                .as_ref()
+        let missing = |p: &Option<PathBuf>| {
+            p.as_ref()
                 .filter(|p| !p.exists())
-                .map(|p| format!("{} does not exist", p.display())),
+                .map(|p| format!("{} does not exist", p.display()))
+        };
+        line("ca_file", shown(&self.ca_file), missing(&self.ca_file));
+        line(
+            "alert_rules",
+            shown(&self.alert_rules),
+            missing(&self.alert_rules),
+        );
+        line(
+            "alert_receivers",
+            shown(&self.alert_receivers),
+            missing(&self.alert_receivers),
         );
         out
     }

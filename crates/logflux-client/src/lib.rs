@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod alerts;
 mod api;
 mod config;
 mod decrypt;
@@ -81,6 +82,10 @@ enum Command {
     /// audit log.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Alerts evaluated here over the decrypted live stream: check rule files, run them and
+    /// notify (docs/alerts.md).
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
 }
 
 /// Runs a parsed command line; returns the exit status.
@@ -138,6 +143,14 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Admin(cmd) => {
             let s = settings()?;
             rt()?.block_on(admin::run(&s, cmd))
+        }
+        // Checking files needs no server or keys.
+        Command::Alerts(cmd @ alerts::AlertsCommand::Check(_)) => {
+            rt()?.block_on(alerts::run(None, cmd))
+        }
+        Command::Alerts(cmd) => {
+            let s = settings()?;
+            rt()?.block_on(alerts::run(Some(&s), cmd))
         }
     }
 }

@@ -120,6 +120,11 @@ impl Cache {
         inner.bytes += cost;
     }
 
+    /// Bytes held (as [`entries_bytes`] counts them).
+    pub(crate) fn used(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).bytes
+    }
+
     #[cfg(test)]
     pub(crate) fn stats(&self) -> CacheStats {
         let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());

@@ -396,7 +396,7 @@ fn digest_of(secret: &str) -> [u8; 32] {
 }
 
 /// 32 random bytes, hex.
-fn random_hex() -> anyhow::Result<String> {
+pub(crate) fn random_hex() -> anyhow::Result<String> {
     let mut raw = [0u8; 32];
     logflux_crypto::random_bytes(&mut raw)?;
     Ok(hex::encode(raw))

@@ -461,6 +461,53 @@ async fn buildinfo(_s: &Service, _r: Req) -> Result<Response, LokiError> {
     .into_response())
 }
 
+/// `GET /api/v1/rules` (and Loki's `/prometheus/api/v1/rules`): the alert rules evaluated
+/// here, in Prometheus's shape; no groups when no rules are configured. `type=record` lists
+/// none (recording rules are not run here).
+async fn rules(s: &Service, r: Req) -> Result<Response, LokiError> {
+    let data = match &s.alerting {
+        Some(a) if r.params.get("type") != Some("record") => a.rules_json(),
+        _ => json!({"groups": []}),
+    };
+    Ok(success(data))
+}
+
+/// `GET /api/v1/alerts` (and `/prometheus/api/v1/alerts`): pending and firing alerts.
+async fn alerts(s: &Service, _r: Req) -> Result<Response, LokiError> {
+    let data = match &s.alerting {
+        Some(a) => a.alerts_json(),
+        None => json!({"alerts": []}),
+    };
+    Ok(success(data))
+}
+
+/// `GET /metrics`: the alert evaluator's and notifier's metrics (Prometheus's text format),
+/// behind the token like everything else.
+async fn metrics(s: &Service, _r: Req) -> Result<Response, LokiError> {
+    let mut out = String::new();
+    out.push_str(
+        "# HELP logflux_serve_cache_bytes Decrypted records held in memory.
+# TYPE logflux_serve_cache_bytes gauge
+",
+    );
+    out.push_str(&format!(
+        "logflux_serve_cache_bytes {}
+",
+        s.cache.used()
+    ));
+    if let Some(a) = &s.alerting {
+        a.metrics_text(&mut out);
+    }
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response())
+}
+
 async fn v2_tail(_s: &Service, _r: Req) -> Result<Response, LokiError> {
     Err(LokiError::bad(
         "/loki/api/v2alpha/tail is not served: use /loki/api/v1/tail",
@@ -501,6 +548,11 @@ pub(crate) fn router(s: Arc<Service>) -> Router {
             route!(loki::detected_field_values),
         )
         .route("/loki/api/v1/tail", get(super::ws::tail))
+        .route("/api/v1/rules", route!(rules))
+        .route("/api/v1/alerts", route!(alerts))
+        .route("/prometheus/api/v1/rules", route!(rules))
+        .route("/prometheus/api/v1/alerts", route!(alerts))
+        .route("/metrics", route!(metrics))
         .route("/loki/api/v2alpha/tail", route!(v2_tail))
         .route("/", get(super::ui::to_ui))
         .route("/ui", get(super::ui::to_ui))

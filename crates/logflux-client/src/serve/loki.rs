@@ -299,6 +299,26 @@ async fn each_row(
     Ok(())
 }
 
+/// Calls `f` with each batch of records `scan` reads (their entries not yet cut to its
+/// range), without holding them; integrity failures are logged and left out.
+pub(crate) async fn each_record(
+    s: &Arc<Service>,
+    scan: Scan,
+    f: &mut (dyn FnMut(&[super::Opened]) + Send),
+) -> Result<(), LokiError> {
+    let mut scanner = s.scan(&scan).await?;
+    while let Some(b) = scanner.next().await? {
+        f(&b.records);
+    }
+    if !scanner.warnings.is_empty() {
+        tracing::warn!(
+            warnings = %scanner.warnings.to_json(),
+            "serve: records that failed their integrity check were left out"
+        );
+    }
+    Ok(())
+}
+
 /// A log query's lines in `[start, end)`, newest (or oldest) first, at most `limit`;
 /// `seen` is called with every record read (the tail tells by it what its live stream may
 /// bring again).

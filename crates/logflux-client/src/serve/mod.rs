@@ -11,7 +11,9 @@
 //! - [`ui`]: the web UI's files (compiled in), its sign-in link and pages;
 //! - [`uiapi`]: the web UI's JSON API (saved searches, dashboards, export).
 
+pub(crate) mod alerting;
 pub(crate) mod cache;
+pub(crate) mod feed;
 pub(crate) mod guard;
 pub(crate) mod http;
 pub(crate) mod loki;
@@ -76,6 +78,56 @@ pub(crate) struct ServeArgs {
     /// localhost, 127.0.0.1 and [::1] are always accepted.
     #[arg(long, value_name = "NAME")]
     pub(crate) allow_host: Vec<String>,
+    #[command(flatten)]
+    pub(crate) alerts: AlertArgs,
+}
+
+/// Where alert rules and receivers are (docs/alerts.md); shared by `serve` and `alerts run`.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct AlertArgs {
+    /// A directory of alert rule files (Loki ruler format, *.yaml) to evaluate here
+    /// [default: the client config's `alert_rules`].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) rules: Option<PathBuf>,
+    /// Where alerts are sent: a receivers file in Alertmanager's format (a subset)
+    /// [default: the client config's `alert_receivers`; none: alerts are only listed].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) receivers: Option<PathBuf>,
+    /// Where the alerts' state is kept [default: alerts/ in the client's config directory].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) alerts_state: Option<PathBuf>,
+}
+
+impl AlertArgs {
+    /// The alerting set-up these flags and `settings` give, if rules are configured.
+    pub(crate) fn setup(
+        &self,
+        settings: &Settings,
+        base_url: &str,
+    ) -> anyhow::Result<Option<alerting::Setup>> {
+        let Some(rules) = self.rules.clone().or(settings.alert_rules.clone()) else {
+            anyhow::ensure!(
+                self.receivers.is_none(),
+                "--receivers without rules: give --rules DIR (or `alert_rules:` in the client config)"
+            );
+            return Ok(None);
+        };
+        anyhow::ensure!(
+            rules.is_dir(),
+            "the alert rules {} are not a directory",
+            rules.display()
+        );
+        let state_dir = match &self.alerts_state {
+            Some(d) => d.clone(),
+            None => alerting::default_state_dir(settings)?,
+        };
+        Ok(Some(alerting::Setup {
+            rules,
+            receivers: self.receivers.clone().or(settings.alert_receivers.clone()),
+            state_dir,
+            base_url: base_url.to_owned(),
+        }))
+    }
 }
 
 impl ServeArgs {
@@ -88,6 +140,7 @@ impl ServeArgs {
             cache_mb: 256,
             token_file: Some(token_file),
             allow_host: Vec::new(),
+            alerts: AlertArgs::default(),
         }
     }
 }
@@ -111,6 +164,8 @@ pub(crate) struct Service {
     /// One store operation at a time.
     pub(crate) ui_lock: std::sync::Mutex<()>,
     apps: Mutex<Option<(Instant, Arc<Vec<Application>>)>>,
+    /// Alerts evaluated here, when rules are configured.
+    pub(crate) alerting: Option<Arc<alerting::Alerting>>,
 }
 
 impl std::fmt::Debug for Service {
@@ -547,6 +602,8 @@ pub(crate) struct Running {
     pub(crate) guard: guard::Guard,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
+    /// The alert evaluator's task, when rules are configured.
+    evaluating: Option<tokio::task::JoinHandle<std::convert::Infallible>>,
 }
 
 impl Running {
@@ -555,12 +612,16 @@ impl Running {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
+        if let Some(e) = self.evaluating.take() {
+            e.abort();
+        }
         let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.task).await;
         self.task.abort();
     }
 }
 
-/// Checks the settings, reads the keys and the token, binds and starts serving.
+/// Checks the settings, reads the keys and the token, binds and starts serving (and
+/// evaluating alerts, when rules are configured).
 pub(crate) async fn start(settings: &Settings, args: &ServeArgs) -> anyhow::Result<Running> {
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(c), Some(k)) => Some(
@@ -578,18 +639,7 @@ pub(crate) async fn start(settings: &Settings, args: &ServeArgs) -> anyhow::Resu
         None => default_token_file(settings)?,
     };
     let token = guard::load_or_create_token(&token_file)?;
-    let api = Api::new(settings)?;
-    let private = keyfile::read_private_key(settings.private_key_file()?)?;
-    let search_key = match &settings.search_key_file {
-        Some(p) => Some(keyfile::read_search_key(p)?),
-        None => {
-            eprintln!(
-                "logflux serve: no search key configured (LOGFLUX_SEARCH_KEY_FILE): every record in a query's time range is fetched and filtered here"
-            );
-            None
-        }
-    };
-    let me = api.me().await?;
+    let parts = Parts::read(settings, args.cache_mb).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| {
@@ -599,35 +649,127 @@ pub(crate) async fn start(settings: &Settings, args: &ServeArgs) -> anyhow::Resu
             )
         })?;
     let addr = listener.local_addr()?;
-    let cache_bytes = usize::try_from(args.cache_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
-    anyhow::ensure!(args.cache_mb >= 1, "--cache-mb must be at least 1");
-    let guard = guard::Guard::new(token.clone(), addr, tls.is_some(), &args.allow_host)?;
-    let service = Arc::new(Service {
-        api,
-        decryptor: Arc::new(Decryptor::new(private, me.tenant_id)),
-        search_key,
-        cache: Cache::new(cache_bytes),
-        guard: guard.clone(),
-        store: crate::uistore::Store::new(crate::uistore::config_dir(settings)?),
-        ui_lock: std::sync::Mutex::new(()),
-        apps: Mutex::new(None),
-    });
-    let app = http::router(service);
-    let (stop_tx, stop_rx) = oneshot::channel();
-    let task = tokio::spawn(accept_loop(listener, tls.clone(), app, stop_rx));
     let scheme = if tls.is_some() { "https" } else { "http" };
     let host = if addr.ip().is_loopback() || addr.ip().is_unspecified() {
         format!("127.0.0.1:{}", addr.port())
     } else {
         addr.to_string()
     };
+    let url = format!("{scheme}://{host}");
+    let alerting = match args.alerts.setup(settings, &url)? {
+        Some(setup) => Some(Arc::new(alerting::Alerting::load(&setup)?)),
+        None => None,
+    };
+    let guard = guard::Guard::new(token.clone(), addr, tls.is_some(), &args.allow_host)?;
+    let service = Arc::new(parts.service(settings, guard.clone(), alerting.clone())?);
+    let evaluating = alerting.map(|a| tokio::spawn(a.run(service.clone())));
+    let app = http::router(service);
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let task = tokio::spawn(accept_loop(listener, tls.clone(), app, stop_rx));
     Ok(Running {
-        url: format!("{scheme}://{host}"),
+        url,
         token,
         token_file,
         guard,
         stop: Some(stop_tx),
         task,
+        evaluating,
+    })
+}
+
+/// What a service is made of that comes from the settings: the server's API, the keys, the
+/// cache.
+struct Parts {
+    api: Api,
+    decryptor: Decryptor,
+    search_key: Option<SearchKey>,
+    cache_bytes: usize,
+}
+
+impl Parts {
+    async fn read(settings: &Settings, cache_mb: u64) -> anyhow::Result<Parts> {
+        anyhow::ensure!(cache_mb >= 1, "--cache-mb must be at least 1");
+        let api = Api::new(settings)?;
+        let private = keyfile::read_private_key(settings.private_key_file()?)?;
+        let search_key = match &settings.search_key_file {
+            Some(p) => Some(keyfile::read_search_key(p)?),
+            None => {
+                eprintln!(
+                    "logflux serve: no search key configured (LOGFLUX_SEARCH_KEY_FILE): every record in a query's time range is fetched and filtered here"
+                );
+                None
+            }
+        };
+        let me = api.me().await?;
+        Ok(Parts {
+            api,
+            decryptor: Decryptor::new(private, me.tenant_id),
+            search_key,
+            cache_bytes: usize::try_from(cache_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+        })
+    }
+
+    fn service(
+        self,
+        settings: &Settings,
+        guard: guard::Guard,
+        alerting: Option<Arc<alerting::Alerting>>,
+    ) -> anyhow::Result<Service> {
+        Ok(Service {
+            api: self.api,
+            decryptor: Arc::new(self.decryptor),
+            search_key: self.search_key,
+            cache: Cache::new(self.cache_bytes),
+            guard,
+            store: crate::uistore::Store::new(crate::uistore::config_dir(settings)?),
+            ui_lock: std::sync::Mutex::new(()),
+            apps: Mutex::new(None),
+            alerting,
+        })
+    }
+}
+
+/// `logflux alerts run`: the rules evaluated here over the live stream until a stop signal,
+/// without serving anything (`logflux serve --rules` serves their status too).
+pub(crate) async fn run_alerts(
+    settings: &Settings,
+    alerts: &AlertArgs,
+    cache_mb: u64,
+    base_url: &str,
+) -> anyhow::Result<i32> {
+    let setup = alerts
+        .setup(settings, base_url)?
+        .context("no rules: give --rules DIR (or `alert_rules:` in the client config)")?;
+    let parts = Parts::read(settings, cache_mb).await?;
+    let alerting = Arc::new(alerting::Alerting::load(&setup)?);
+    // Nothing listens: the guard is never asked. It holds a token of its own, never written.
+    let guard = guard::Guard::new(
+        guard::random_hex()?,
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        false,
+        &[],
+    )?;
+    let service = Arc::new(parts.service(settings, guard, Some(alerting.clone()))?);
+    let signals = stop_signals()?;
+    println!(
+        "alerts  {} rules from {}{}",
+        alerting.rules(),
+        setup.rules.display(),
+        match &setup.receivers {
+            Some(r) => format!(", sent as {} says", r.display()),
+            None => " (no receivers: evaluated and logged only)".to_owned(),
+        }
+    );
+    println!("evaluating (Ctrl-C stops)");
+    // A run with rule files left out ends with an error status (they were reported).
+    let all_loaded = alerting.problems().is_empty();
+    let evaluating = tokio::spawn(alerting.run(service));
+    signals.await;
+    evaluating.abort();
+    Ok(if all_loaded {
+        crate::EXIT_OK
+    } else {
+        crate::EXIT_ERROR
     })
 }
 

@@ -375,7 +375,7 @@ async fn run(
 
 /// Why a session ended.
 #[derive(Debug)]
-enum End {
+pub(crate) enum End {
     /// Writing to the client failed: it is gone.
     ClientGone,
     /// Closed with 1011 (internal error) and this reason.
@@ -394,7 +394,7 @@ impl From<LokiError> for End {
 /// may bring them once more), and those the live stream brought from segments a resumed
 /// stream may repeat.
 #[derive(Debug, Default)]
-struct Sent {
+pub(crate) struct Sent {
     /// Records the history read that the live stream may bring too (those of segments after
     /// its start): id → their segment, and the history's end when the record has entries at
     /// or beyond it (left to the live stream), `None` when the history had all of it. Held
@@ -409,7 +409,7 @@ struct Sent {
 
 /// What of a record the live stream brings is still to be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Due {
+pub(crate) enum Due {
     /// Every entry: the history did not read it.
     All,
     /// Its entries at or after this time: the history sent those before.
@@ -421,7 +421,7 @@ enum Due {
 impl Sent {
     /// Notes a record the history read, up to `end` (exclusive), if the live stream (which
     /// starts after segment `live_start`) will bring it too.
-    fn read_by_history(&mut self, r: &super::Opened, live_start: i64, end: i64) {
+    pub(crate) fn read_by_history(&mut self, r: &super::Opened, live_start: i64, end: i64) {
         if r.segment_id <= live_start {
             return;
         }
@@ -432,7 +432,7 @@ impl Sent {
 
     /// What of record `id` of `segment`, brought by the live stream, is still to be sent;
     /// from then on it counts as sent.
-    fn due(&mut self, segment: i64, id: &str) -> Due {
+    pub(crate) fn due(&mut self, segment: i64, id: &str) -> Due {
         if !self.live.entry(segment).or_default().insert(id.to_owned()) {
             return Due::Nothing;
         }
@@ -445,7 +445,7 @@ impl Sent {
 
     /// Forgets the records of segments at or before `after`, the point a resumed stream would
     /// start after: it cannot bring them again.
-    fn advance(&mut self, after: i64) {
+    pub(crate) fn advance(&mut self, after: i64) {
         if !self.history.is_empty() {
             self.history.retain(|_, (segment, _)| *segment > after);
         }
@@ -503,7 +503,8 @@ impl Reconnect {
 
     /// A line of kind `kind` came: a line beyond the first heartbeat proves the stream.
     fn line(&mut self, kind: &str) {
-        if kind == "end" {
+        // `caught_up` follows a resumed stream's first read at once: it proves nothing.
+        if kind == "end" || kind == "caught_up" {
             return;
         }
         self.lines += 1;
@@ -526,15 +527,18 @@ impl Reconnect {
 }
 
 /// The server's live stream for a scan, opened again where it left off when it is lost.
-struct Live<'a> {
+pub(crate) struct Live<'a> {
     s: &'a Arc<Service>,
     scan: Scan,
-    prepared: Prepared,
+    pub(crate) prepared: Prepared,
     lines: Lines,
     /// The segment the server has given everything up to (its heartbeats' `after_segment`,
     /// and one segment back from a record's: its segment may not be whole yet).
-    after: i64,
+    pub(crate) after: i64,
     reconnect: Reconnect,
+    /// Whether what the stream brings is the present: false from a loss until the resumed
+    /// stream's `caught_up` line (what was committed meanwhile comes first).
+    pub(crate) current: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<'a> Live<'a> {
@@ -543,7 +547,7 @@ impl<'a> Live<'a> {
     /// has been sent: a refusal ends the session at once, other failures after
     /// [`FIRST_OPEN_ATTEMPTS`] — with 1013 (try again later) when the server is busy (429)
     /// or unavailable (503), else 1011.
-    async fn open(s: &'a Arc<Service>, scan: Scan) -> Result<Live<'a>, End> {
+    pub(crate) async fn open(s: &'a Arc<Service>, scan: Scan) -> Result<Live<'a>, End> {
         let mut prepared = s.prepare(&scan).await?;
         // None of the applications asked for exists: nothing can match until one is added.
         // The socket is kept, and the list read again now and then.
@@ -568,6 +572,7 @@ impl<'a> Live<'a> {
                             lines,
                             after,
                             reconnect,
+                            current: Arc::new(std::sync::atomic::AtomicBool::new(true)),
                         });
                     }
                     Err(f) => f,
@@ -606,7 +611,7 @@ impl<'a> Live<'a> {
 
     /// The next line of the stream (a malformed one skipped), opening it again as often as
     /// it is lost.
-    async fn next_line(&mut self) -> Result<Line, LokiError> {
+    pub(crate) async fn next_line(&mut self) -> Result<Line, LokiError> {
         loop {
             let why = match tokio::time::timeout(STALL, self.lines.next()).await {
                 Ok(Ok(Some(l))) => {
@@ -614,6 +619,10 @@ impl<'a> Live<'a> {
                         continue;
                     };
                     self.reconnect.line(&l.kind);
+                    if l.kind == "caught_up" {
+                        self.current
+                            .store(true, std::sync::atomic::Ordering::Release);
+                    }
                     return Ok(l);
                 }
                 Err(_) => format!("no line from the server for {} s", STALL.as_secs()),
@@ -625,7 +634,7 @@ impl<'a> Live<'a> {
     }
 
     /// Notes the position a line gives.
-    fn saw(&mut self, l: &Line) {
+    pub(crate) fn saw(&mut self, l: &Line) {
         if let Some(a) = l.after_segment {
             self.after = self.after.max(a);
         }
@@ -636,7 +645,9 @@ impl<'a> Live<'a> {
 
     /// Opens the stream again after `after`, waiting longer after each failure, until it
     /// opens (or the credentials are refused for good).
-    async fn lost(&mut self, why: Retry) -> Result<(), LokiError> {
+    pub(crate) async fn lost(&mut self, why: Retry) -> Result<(), LokiError> {
+        self.current
+            .store(false, std::sync::atomic::Ordering::Release);
         self.reconnect.lost(tokio::time::Instant::now());
         let mut why = why;
         let mut attempt = 0u32;
@@ -686,14 +697,14 @@ enum Fail {
 /// A failure worth retrying: why, the server's status if it answered one, and the wait it
 /// asked for (`Retry-After`).
 #[derive(Debug)]
-struct Retry {
+pub(crate) struct Retry {
     why: String,
     status: Option<u16>,
     retry_after: Option<Duration>,
 }
 
 impl Retry {
-    fn because(why: impl Into<String>) -> Retry {
+    pub(crate) fn because(why: impl Into<String>) -> Retry {
         Retry {
             why: why.into(),
             status: None,
