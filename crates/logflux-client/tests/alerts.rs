@@ -539,6 +539,14 @@ async fn a_restart_in_the_middle_of_for_keeps_the_pending_alert_and_fires_on_tim
     );
     // Fired once.
     assert!(hook.drain().iter().all(|b| b["status"] != "firing"));
+    // A second evaluator of the same state is refused (two would notify twice).
+    let strs: Vec<&str> = args.iter().map(|a| a.to_str().unwrap()).collect();
+    let (code, out, err) = stack.run(&strs);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("in use by process") && err.contains("--alerts-state"),
+        "{err}"
+    );
     drop(run);
 }
 

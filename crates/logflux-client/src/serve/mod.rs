@@ -657,7 +657,23 @@ pub(crate) async fn start(settings: &Settings, args: &ServeArgs) -> anyhow::Resu
     };
     let url = format!("{scheme}://{host}");
     let alerting = match args.alerts.setup(settings, &url)? {
-        Some(setup) => Some(Arc::new(alerting::Alerting::load(&setup)?)),
+        Some(setup) => match alerting::Alerting::load(&setup) {
+            Ok(a) => Some(Arc::new(a)),
+            // Rules from the client config, already evaluated by another process (an
+            // `alerts run`, another serve): this one serves without them rather than not at
+            // all. Rules given here with --rules must run here.
+            Err(e)
+                if args.alerts.rules.is_none()
+                    && e.downcast_ref::<logflux_config::dir_lock::LockError>()
+                        .is_some_and(|l| {
+                            matches!(l, logflux_config::dir_lock::LockError::Held { .. })
+                        }) =>
+            {
+                eprintln!("logflux serve: not evaluating alerts here: {e:#}");
+                None
+            }
+            Err(e) => return Err(e),
+        },
         None => None,
     };
     let guard = guard::Guard::new(token.clone(), addr, tls.is_some(), &args.allow_host)?;
