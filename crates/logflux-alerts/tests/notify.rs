@@ -503,8 +503,13 @@ fn require_programs() -> bool {
 }
 
 /// The venv's python with aiosmtpd, made under `target/` once; `None` (after saying why) when
-/// it cannot be made here.
+/// it cannot be made here. Made by one test at a time (two making it at once break it).
 fn aiosmtpd_python() -> Option<PathBuf> {
+    static PYTHON: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    PYTHON.get_or_init(make_aiosmtpd_venv).clone()
+}
+
+fn make_aiosmtpd_venv() -> Option<PathBuf> {
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/venv-aiosmtpd");
     let python = venv.join("bin/python");
     let has = |p: &Path| {

@@ -113,7 +113,17 @@ pub fn from_str<T: serde::de::DeserializeOwned>(
     } else {
         expanded
     };
-    let de = serde_yaml_ng::Deserializer::from_str(&expanded);
+    parse_yaml(&expanded, origin)
+}
+
+/// Parses YAML `text` as it is (no `${VAR}` expansion: for files whose format does not expand,
+/// as Alertmanager's): a field that does not fit is [`ConfigError::Field`] naming its path
+/// (`route.routes[2].matchers`; `(top level)` for the document).
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    origin: &str,
+) -> Result<T, ConfigError> {
+    let de = serde_yaml_ng::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let mut message = e.into_inner().to_string();

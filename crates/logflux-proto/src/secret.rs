@@ -1,7 +1,9 @@
 use zeroize::Zeroize;
 
-/// A secret string (a shared secret, an API key, a token): zeroed on drop, never printed.
-#[derive(Clone, PartialEq, Eq)]
+/// A secret string (a shared secret, an API key, a token, a password in a configuration
+/// file): zeroed on drop, never printed.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {

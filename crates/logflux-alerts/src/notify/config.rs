@@ -15,33 +15,8 @@ use serde::de::IgnoredAny;
 use super::matchers::{self, Matcher};
 use super::template::Template;
 
-/// A value that must not be printed: `Debug` shows `***`, the memory is wiped on drop.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-    /// The value itself; only for handing it to the receiver.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl Drop for Secret {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.0);
-    }
-}
+/// A value that must not be printed (`Debug` shows `Secret(***)`), wiped from memory on drop.
+pub use logflux_proto::Secret;
 
 /// A duration written as Prometheus writes them: `30s`, `5m`, `1h30m`, `500ms`, `1d`, `1w`.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -457,26 +432,16 @@ impl ReceiversConfig {
             origin: origin.to_owned(),
             problems,
         };
-        let de = serde_yaml_ng::Deserializer::from_str(text);
-        let config: ReceiversConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let mut message = e.into_inner().to_string();
-            // The YAML parser may start its message with a path of its own; keep just one.
-            if let Some((own, rest)) = message.split_once(": ")
-                && !own.contains(' ')
-                && path.contains(own)
-            {
-                message = rest.to_owned();
-            }
-            invalid(vec![Problem {
-                path: if path == "." {
-                    "(top level)".to_owned()
-                } else {
-                    path
-                },
-                message,
-            }])
-        })?;
+        let config: ReceiversConfig =
+            logflux_config::parse_yaml(text, origin).map_err(|e| match e {
+                logflux_config::ConfigError::Field { path, message, .. } => {
+                    invalid(vec![Problem { path, message }])
+                }
+                other => invalid(vec![Problem {
+                    path: "(top level)".to_owned(),
+                    message: other.to_string(),
+                }]),
+            })?;
         let mut problems = Vec::new();
         let mut warnings = Vec::new();
         config.check(&mut problems, &mut warnings);

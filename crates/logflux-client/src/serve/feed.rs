@@ -17,7 +17,7 @@ use logflux_query::Row;
 
 use super::Service;
 use super::http::LokiError;
-use super::ws::{Due, End, Live, Retry, Sent};
+use super::ws::{End, Live, Sent};
 
 /// Feeds `sink` every entry with a timestamp after `start_ns`, history first, then live, for
 /// ever (an error only when the server refuses the credentials for good). `current` is set
@@ -49,54 +49,14 @@ pub(crate) async fn feed(
         for r in batch {
             sent.read_by_history(r, live_start, end);
         }
-        let rows = rows_in(batch, start_ns, end - 1);
+        let rows = super::loki::rows(batch, start_ns, end - 1);
         sink(&rows);
     })
     .await?;
     current.store(true, Ordering::Release);
     loop {
-        let l = live.next_line().await?;
-        live.saw(&l);
-        sent.advance(live.after);
-        match l.kind.as_str() {
-            "record" => {
-                let from = match sent.due(l.segment_id, &l.record_id) {
-                    Due::Nothing => continue,
-                    Due::All => i64::MIN,
-                    Due::From(end) => end,
-                };
-                let opened = s.open_lines(vec![l], &live.prepared.names).await?;
-                let rows = rows_in(&opened.records, from.saturating_sub(1), i64::MAX);
-                sink(&rows);
-            }
-            "end" => {
-                let reason = l.reason.as_deref().unwrap_or("unknown");
-                if matches!(reason, "token_revoked" | "token_expired") {
-                    return Err(LokiError::internal(format!(
-                        "the server ended the live stream ({reason}): {}",
-                        l.message
-                    )));
-                }
-                live.lost(Retry::because(format!("the server ended it ({reason})")))
-                    .await?;
-            }
-            _ => {}
-        }
+        let (opened, from) = live.next_due(&mut sent).await?;
+        let rows = super::loki::rows(&opened.records, from.saturating_sub(1), i64::MAX);
+        sink(&rows);
     }
-}
-
-/// The rows of `records` with timestamps in `(from, to]`.
-fn rows_in(records: &[super::Opened], from_ns: i64, to_ns: i64) -> Vec<Row<'_>> {
-    records
-        .iter()
-        .flat_map(|r| {
-            r.entries
-                .iter()
-                .filter(move |e| e.timestamp_ns > from_ns && e.timestamp_ns <= to_ns)
-                .map(move |e| Row {
-                    app: &r.app,
-                    entry: e,
-                })
-        })
-        .collect()
 }

@@ -117,7 +117,7 @@ fn common_prune(queries: &[&LogQuery]) -> Prune {
 }
 
 /// The rows of `records` with timestamps in `(from, to]`.
-fn rows(records: &[Opened], from_ns: i64, to_ns: i64) -> Vec<Row<'_>> {
+pub(crate) fn rows(records: &[Opened], from_ns: i64, to_ns: i64) -> Vec<Row<'_>> {
     records
         .iter()
         .flat_map(|r| {

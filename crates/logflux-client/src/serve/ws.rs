@@ -330,45 +330,21 @@ async fn run(
         send(&tx, history).await?;
     }
     loop {
-        let l = live.next_line().await?;
-        live.saw(&l);
-        sent.advance(live.after);
-        match l.kind.as_str() {
-            "record" => {
-                let from = match sent.due(l.segment_id, &l.record_id) {
-                    Due::Nothing => continue,
-                    Due::All => i64::MIN,
-                    Due::From(end) => end,
-                };
-                let opened = s.open_lines(vec![l], &live.prepared.names).await?;
-                let mut out = Vec::new();
-                for r in &opened.records {
-                    for e in r.entries.iter().filter(|e| e.timestamp_ns >= from) {
-                        if let Some(x) = q.eval(&Row {
-                            app: &r.app,
-                            entry: e,
-                        }) {
-                            out.push(x);
-                        }
-                    }
-                }
-                if !out.is_empty() {
-                    out.sort_by_key(|l| l.ts_ns);
-                    send(&tx, out).await?;
+        let (opened, from) = live.next_due(&mut sent).await?;
+        let mut out = Vec::new();
+        for r in &opened.records {
+            for e in r.entries.iter().filter(|e| e.timestamp_ns >= from) {
+                if let Some(x) = q.eval(&Row {
+                    app: &r.app,
+                    entry: e,
+                }) {
+                    out.push(x);
                 }
             }
-            "end" => {
-                let reason = l.reason.as_deref().unwrap_or("unknown");
-                if FINAL_END_REASONS.contains(&reason) {
-                    return Err(End::Error(LokiError::internal(format!(
-                        "the server ended the live stream ({reason}): {}",
-                        l.message
-                    ))));
-                }
-                live.lost(Retry::because(format!("the server ended it ({reason})")))
-                    .await?;
-            }
-            _ => {}
+        }
+        if !out.is_empty() {
+            out.sort_by_key(|l| l.ts_ns);
+            send(&tx, out).await?;
         }
     }
 }
@@ -409,7 +385,7 @@ pub(crate) struct Sent {
 
 /// What of a record the live stream brings is still to be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Due {
+enum Due {
     /// Every entry: the history did not read it.
     All,
     /// Its entries at or after this time: the history sent those before.
@@ -432,7 +408,7 @@ impl Sent {
 
     /// What of record `id` of `segment`, brought by the live stream, is still to be sent;
     /// from then on it counts as sent.
-    pub(crate) fn due(&mut self, segment: i64, id: &str) -> Due {
+    fn due(&mut self, segment: i64, id: &str) -> Due {
         if !self.live.entry(segment).or_default().insert(id.to_owned()) {
             return Due::Nothing;
         }
@@ -445,7 +421,7 @@ impl Sent {
 
     /// Forgets the records of segments at or before `after`, the point a resumed stream would
     /// start after: it cannot bring them again.
-    pub(crate) fn advance(&mut self, after: i64) {
+    fn advance(&mut self, after: i64) {
         if !self.history.is_empty() {
             self.history.retain(|_, (segment, _)| *segment > after);
         }
@@ -530,7 +506,7 @@ impl Reconnect {
 pub(crate) struct Live<'a> {
     s: &'a Arc<Service>,
     scan: Scan,
-    pub(crate) prepared: Prepared,
+    prepared: Prepared,
     lines: Lines,
     /// The segment the server has given everything up to (its heartbeats' `after_segment`,
     /// and one segment back from a record's: its segment may not be whole yet).
@@ -611,7 +587,7 @@ impl<'a> Live<'a> {
 
     /// The next line of the stream (a malformed one skipped), opening it again as often as
     /// it is lost.
-    pub(crate) async fn next_line(&mut self) -> Result<Line, LokiError> {
+    async fn next_line(&mut self) -> Result<Line, LokiError> {
         loop {
             let why = match tokio::time::timeout(STALL, self.lines.next()).await {
                 Ok(Ok(Some(l))) => {
@@ -633,8 +609,46 @@ impl<'a> Live<'a> {
         }
     }
 
+    /// The next record the stream brings that is still due, opened, with the time from
+    /// which its entries are due (`sent` decides: a record the history read whole, or one a
+    /// resumed stream repeats, is skipped). `end` lines are handled here: a final one (the
+    /// token revoked or expired) is an error, the others reopen the stream.
+    pub(crate) async fn next_due(
+        &mut self,
+        sent: &mut Sent,
+    ) -> Result<(super::OpenedLines, i64), LokiError> {
+        loop {
+            let l = self.next_line().await?;
+            self.saw(&l);
+            sent.advance(self.after);
+            match l.kind.as_str() {
+                "record" => {
+                    let from = match sent.due(l.segment_id, &l.record_id) {
+                        Due::Nothing => continue,
+                        Due::All => i64::MIN,
+                        Due::From(end) => end,
+                    };
+                    let opened = self.s.open_lines(vec![l], &self.prepared.names).await?;
+                    return Ok((opened, from));
+                }
+                "end" => {
+                    let reason = l.reason.as_deref().unwrap_or("unknown");
+                    if FINAL_END_REASONS.contains(&reason) {
+                        return Err(LokiError::internal(format!(
+                            "the server ended the live stream ({reason}): {}",
+                            l.message
+                        )));
+                    }
+                    self.lost(Retry::because(format!("the server ended it ({reason})")))
+                        .await?;
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Notes the position a line gives.
-    pub(crate) fn saw(&mut self, l: &Line) {
+    fn saw(&mut self, l: &Line) {
         if let Some(a) = l.after_segment {
             self.after = self.after.max(a);
         }
@@ -645,7 +659,7 @@ impl<'a> Live<'a> {
 
     /// Opens the stream again after `after`, waiting longer after each failure, until it
     /// opens (or the credentials are refused for good).
-    pub(crate) async fn lost(&mut self, why: Retry) -> Result<(), LokiError> {
+    async fn lost(&mut self, why: Retry) -> Result<(), LokiError> {
         self.current
             .store(false, std::sync::atomic::Ordering::Release);
         self.reconnect.lost(tokio::time::Instant::now());
@@ -697,14 +711,14 @@ enum Fail {
 /// A failure worth retrying: why, the server's status if it answered one, and the wait it
 /// asked for (`Retry-After`).
 #[derive(Debug)]
-pub(crate) struct Retry {
+struct Retry {
     why: String,
     status: Option<u16>,
     retry_after: Option<Duration>,
 }
 
 impl Retry {
-    pub(crate) fn because(why: impl Into<String>) -> Retry {
+    fn because(why: impl Into<String>) -> Retry {
         Retry {
             why: why.into(),
             status: None,
