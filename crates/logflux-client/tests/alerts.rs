@@ -121,6 +121,34 @@ fn receivers(dir: &Path, url: &str) -> PathBuf {
     )
 }
 
+/// A rules directory holding `rules_yaml`, receivers sending to `hook_url`, a state
+/// directory, all under the stack's temporary directory: that directory and the arguments
+/// of `logflux alerts run` on them.
+fn alerts_run(
+    stack: &Stack,
+    hook_url: &str,
+    rules_yaml: &str,
+) -> (PathBuf, Vec<std::ffi::OsString>) {
+    let conf = stack.tmp.path().join("alerting");
+    let rules = conf.join("rules");
+    write(&rules, "r.yaml", rules_yaml);
+    let receivers = receivers(&conf, hook_url);
+    let args = [
+        "alerts".as_ref(),
+        "run".as_ref(),
+        "--rules".as_ref(),
+        rules.as_os_str(),
+        "--receivers".as_ref(),
+        receivers.as_os_str(),
+        "--alerts-state".as_ref(),
+        conf.join("state").as_os_str(),
+    ]
+    .iter()
+    .map(|a: &&std::ffi::OsStr| a.to_os_string())
+    .collect();
+    (conf, args)
+}
+
 fn entries(source: &str, payload: &str, n: usize) -> Vec<Value> {
     (0..n)
         .map(|i| json!({"payload": format!("{payload} #{i}"), "source": source, "entryType": 1, "logLevel": 3}))
@@ -210,10 +238,6 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
-}
-
-fn os(args: &[&str]) -> Vec<std::ffi::OsString> {
-    args.iter().map(std::ffi::OsString::from).collect()
 }
 
 async fn get_json(url: &str, token: &str) -> Value {
@@ -485,25 +509,12 @@ async fn a_rule_goes_pending_then_fires_to_the_webhook_and_resolves_with_no_log_
 async fn a_restart_in_the_middle_of_for_keeps_the_pending_alert_and_fires_on_time() {
     let stack = Stack::start().await;
     let mut hook = Receiver::start().await;
-    let conf = stack.tmp.path().join("alerting");
-    let rules = conf.join("rules");
-    write(
-        &rules,
-        "r.yaml",
+    let (conf, args) = alerts_run(
+        &stack,
+        &hook.url,
         "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: Slow\n        expr: sum by (source) (count_over_time({source=\"slow\"}[60s])) > 1\n        for: 8s\n",
     );
-    let receivers = receivers(&conf, &hook.url);
     let state = conf.join("state");
-    let args = os(&[
-        "alerts",
-        "run",
-        "--rules",
-        rules.to_str().unwrap(),
-        "--receivers",
-        receivers.to_str().unwrap(),
-        "--alerts-state",
-        state.to_str().unwrap(),
-    ]);
     let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
     let mut run = Proc::start(&stack, &args, "evaluating").await;
     stack.send_unix(&entries("slow", "slow request", 3)).await;
@@ -599,27 +610,14 @@ async fn an_interrupted_stream_neither_resolves_a_firing_alert_nor_fires_it_agai
     )
     .await;
     let mut hook = Receiver::start().await;
-    let conf = stack.tmp.path().join("alerting");
-    let rules = conf.join("rules");
     // Entries come steadily, about 20 per 6 s window: the alert fires and stays firing as long
     // as they come. Were a gap in the stream read as no entries, it would resolve within 6 s.
-    write(
-        &rules,
-        "r.yaml",
+    let (conf, args) = alerts_run(
+        &stack,
+        &hook.url,
         "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: Steady\n        expr: sum by (source) (count_over_time({source=\"steady\"}[6s])) > 2\n",
     );
-    let receivers = receivers(&conf, &hook.url);
     let state = conf.join("state");
-    let args = os(&[
-        "alerts",
-        "run",
-        "--rules",
-        rules.to_str().unwrap(),
-        "--receivers",
-        receivers.to_str().unwrap(),
-        "--alerts-state",
-        state.to_str().unwrap(),
-    ]);
     let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
     let mut cmd = stack.command();
     cmd.env("LOGFLUX_SERVER", &relay.url);
