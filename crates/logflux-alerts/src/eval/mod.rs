@@ -182,6 +182,8 @@ pub struct Evaluator {
     /// The latest `now` given to `tick`.
     clock_ms: Option<i64>,
     metrics: Metrics,
+    /// Late entries counted by windows since forgotten ([`Evaluator::forget_entries`]).
+    dropped_before: u64,
 }
 
 impl Evaluator {
@@ -227,6 +229,7 @@ impl Evaluator {
             interrupted_since_ms: None,
             clock_ms: None,
             metrics: Metrics::default(),
+            dropped_before: 0,
         }
     }
 
@@ -331,14 +334,34 @@ impl Evaluator {
     /// The evaluator's counters.
     pub fn metrics(&self) -> Metrics {
         let mut m = self.metrics;
-        m.entries_dropped_late = self
-            .groups
+        m.entries_dropped_late = self.dropped_before + self.dropped_now();
+        m
+    }
+
+    fn dropped_now(&self) -> u64 {
+        self.groups
             .iter()
             .flat_map(|g| &g.rules)
             .filter_map(|r| r.sliding.as_ref().ok())
             .map(Sliding::dropped)
-            .sum();
-        m
+            .sum()
+    }
+
+    /// Forgets every entry pushed (the windows and the lines kept for `include_lines`),
+    /// keeping the alerts' states: for a caller that must feed the entries again from an
+    /// earlier point (its stream failed and restarts from the look-back), which would
+    /// otherwise count the ones still in a window twice.
+    pub fn forget_entries(&mut self) {
+        self.dropped_before += self.dropped_now();
+        for r in self.groups.iter_mut().flat_map(|g| g.rules.iter_mut()) {
+            r.sliding = r
+                .rule
+                .query
+                .sliding(GRANULARITY_MS * 1_000_000)
+                .map_err(|e| e.to_string());
+            r.lines.clear();
+            r.push_error = None;
+        }
     }
 
     /// What to persist: every rule's pending and firing alerts.

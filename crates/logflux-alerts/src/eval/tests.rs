@@ -681,3 +681,35 @@ groups:
         }
     }
 }
+
+#[test]
+fn entries_fed_again_after_forget_entries_count_once_and_states_are_kept() {
+    let set = || {
+        rules(
+            r#"
+groups:
+  - name: api
+    interval: 1m
+    rules:
+      - alert: Timeouts
+        expr: sum by (source) (count_over_time({app="web"} |= "timeout" [5m])) > 2
+"#,
+        )
+    };
+    let mut h = H::new(set());
+    h.push(30_000, "api", "timeout", 3);
+    assert_eq!(firing(&h.ev.tick(60_000)), ["api"]);
+    // The feed restarts from its look-back: the same entries come again.
+    h.ev.forget_entries();
+    h.push(30_000, "api", "timeout", 3);
+    let again = h.ev.tick(120_000);
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_eq!(again[0].value, 3.0, "counted once, not twice");
+    assert_eq!(h.states(), [("api".to_owned(), AlertState::Firing)]);
+    // Without forgetting them, they would have counted twice.
+    let mut twice = H::new(set());
+    twice.push(30_000, "api", "timeout", 3);
+    twice.ev.tick(60_000);
+    twice.push(30_000, "api", "timeout", 3);
+    assert_eq!(twice.ev.tick(120_000)[0].value, 6.0);
+}

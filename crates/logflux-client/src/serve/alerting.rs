@@ -5,7 +5,8 @@
 //! (and Loki's `/prometheus/api/v1/…` for Grafana) and `/metrics`.
 //!
 //! What is kept, in the alerts' state directory (mode 0700): `alerts-state.json` (the
-//! evaluator's pending and firing alerts: label sets, times, values — no log content),
+//! evaluator's pending and firing alerts: label sets, times, values — no log line, though a
+//! label a rule extracts from lines with `| json` or `| logfmt` carries what it extracted),
 //! `notifications.json` (what was sent to which receiver) and `dead-letter.ndjson`
 //! (notifications given up on), each mode 0600.
 
@@ -25,8 +26,19 @@ use super::Service;
 
 /// The state file's name in the state directory.
 const STATE_FILE: &str = "alerts-state.json";
-/// How long to wait before feeding again after the feed failed for good (credentials).
+/// How long to wait before feeding again after a feed ended.
 const FEED_RETRY: Duration = Duration::from_secs(30);
+/// How long evaluations may stay paused before a warning is logged.
+const PAUSE_WARNING: Duration = Duration::from_secs(120);
+
+/// A task stopped when this is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// What alerting runs with: where the rules and receivers are, where its state goes.
 #[derive(Debug, Clone)]
@@ -146,10 +158,12 @@ impl Alerting {
         &self.problems
     }
 
-    /// Runs until the process ends: the feed into the evaluator, and the evaluations.
+    /// Runs until the process ends (or this future is dropped, which stops the feed too):
+    /// the feed into the evaluator, and the evaluations.
     pub(crate) async fn run(self: Arc<Self>, s: Arc<Service>) -> Infallible {
-        let feeder = self.clone();
-        tokio::spawn(async move { feeder.feed(s).await });
+        let _feeder = AbortOnDrop(tokio::spawn(self.clone().feed(s)));
+        // Since when evaluations are paused, and whether that was said.
+        let mut paused: Option<(i64, bool)> = None;
         loop {
             let now = now_ms();
             let due = lock(&self.evaluator).next_due_ms();
@@ -160,19 +174,33 @@ impl Alerting {
             if due > now {
                 tokio::time::sleep(Duration::from_millis((due - now) as u64)).await;
             }
-            self.evaluate(now_ms());
+            let now = now_ms();
+            // A stream that stays away is said once, loudly (the rules' health says it too).
+            paused = match paused {
+                _ if self.current.load(Ordering::Acquire) => None,
+                None => Some((now, false)),
+                Some((since, false)) if now - since >= PAUSE_WARNING.as_millis() as i64 => {
+                    tracing::warn!(
+                        paused_s = (now - since) / 1000,
+                        "alerts: evaluations paused: the live stream is away or catching up"
+                    );
+                    Some((since, true))
+                }
+                p => p,
+            };
+            self.evaluate(now).await;
         }
     }
 
     /// One tick: evaluate what is due, keep the state, hand the alerts to the notifier.
-    fn evaluate(&self, now: i64) {
+    async fn evaluate(&self, now: i64) {
         let (alerts, state) = {
             let mut ev = lock(&self.evaluator);
             ev.set_stream_ok(self.current.load(Ordering::Acquire));
             let alerts = ev.tick(now);
             (alerts, ev.state())
         };
-        if let Err(e) = self.keep(&state) {
+        if let Err(e) = self.keep(&state).await {
             tracing::error!(error = %format!("{e:#}"), "alerts: the state could not be written");
         }
         if let Some(n) = &self.notifier
@@ -182,39 +210,59 @@ impl Alerting {
         }
     }
 
-    /// Writes the state when it changed.
-    fn keep(&self, state: &PersistedState) -> anyhow::Result<()> {
+    /// Writes the state when it changed (off the async threads: it syncs to disk).
+    async fn keep(&self, state: &PersistedState) -> anyhow::Result<()> {
         let mut bytes = serde_json::to_vec_pretty(state)?;
         bytes.push(b'\n');
-        let mut written = lock(&self.written);
-        if *written != bytes {
-            crate::private_files::write_atomic(&self.state_file, &bytes)?;
-            *written = bytes;
+        if *lock(&self.written) == bytes {
+            return Ok(());
         }
+        let path = self.state_file.clone();
+        let kept = bytes.clone();
+        tokio::task::spawn_blocking(move || crate::private_files::write_atomic(&path, &kept))
+            .await??;
+        *lock(&self.written) = bytes;
         Ok(())
     }
 
     /// Feeds every entry into the evaluator for ever: from the rules' look-back before now,
-    /// then the live stream; fed again from the look-back if the feed fails for good.
+    /// then the live stream. Should a feed end (an error, a panic), evaluations pause, the
+    /// entries fed so far are forgotten (the next feed brings them again) and a new feed
+    /// starts.
     async fn feed(self: Arc<Self>, s: Arc<Service>) {
+        let mut first = true;
         loop {
-            let lookback = lock(&self.evaluator).lookback_ms();
-            let start = (now_ms() - lookback).saturating_mul(1_000_000);
-            let ev = &self.evaluator;
-            let mut sink = |rows: &[logflux_query::Row<'_>]| {
-                let mut ev = lock(ev);
-                for r in rows {
-                    ev.push(r);
-                }
+            if !first {
+                lock(&self.evaluator).forget_entries();
+            }
+            first = false;
+            let attempt = tokio::spawn(self.clone().feed_once(s.clone()));
+            let why = match attempt.await {
+                Ok(e) => e.message,
+                Err(e) => format!("the feed stopped: {e}"),
             };
-            let Err(e) = super::feed::feed(&s, start, self.current.clone(), &mut sink).await;
             self.current.store(false, Ordering::Release);
             tracing::error!(
-                error = %e.message,
+                error = %why,
                 retry_in_s = FEED_RETRY.as_secs(),
                 "alerts: the live stream failed; evaluations are paused"
             );
             tokio::time::sleep(FEED_RETRY).await;
+        }
+    }
+
+    async fn feed_once(self: Arc<Self>, s: Arc<Service>) -> super::http::LokiError {
+        let lookback = lock(&self.evaluator).lookback_ms();
+        let start = (now_ms() - lookback).saturating_mul(1_000_000);
+        let ev = &self.evaluator;
+        let mut sink = |rows: &[logflux_query::Row<'_>]| {
+            let mut ev = lock(ev);
+            for r in rows {
+                ev.push(r);
+            }
+        };
+        match super::feed::feed(&s, start, self.current.clone(), &mut sink).await {
+            Err(e) => e,
         }
     }
 

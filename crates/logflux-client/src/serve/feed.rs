@@ -5,9 +5,10 @@
 //! The live stream is opened first and the history read up to the moment after, so nothing
 //! committed between the two is missed; records both bring are fed once ([`Sent`], as the
 //! Loki tail does). A flag says whether what is fed is the present: false while the history
-//! is read, while the stream is lost and while a resumed stream brings what was committed
-//! meanwhile (until its `caught_up` line), so the evaluator never takes a gap in what it has
-//! seen for a drop in what happened.
+//! is read, then while the stream (opened again from its start once the history is read)
+//! brings what was committed meanwhile, and whenever it is lost and resumed, until its
+//! `caught_up` line — so the evaluator never takes a gap in what it has seen for a drop in
+//! what happened.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -53,7 +54,10 @@ pub(crate) async fn feed(
         sink(&rows);
     })
     .await?;
-    current.store(true, Ordering::Release);
+    // Records committed while the history was read wait in the stream: it is opened again
+    // from its start, so that its `caught_up` line, after them, says when the evaluator sees
+    // the present.
+    live.restart_from_start().await?;
     loop {
         let (opened, from) = live.next_due(&mut sent).await?;
         let rows = super::loki::rows(&opened.records, from.saturating_sub(1), i64::MAX);

@@ -512,8 +512,9 @@ pub(crate) struct Live<'a> {
     /// and one segment back from a record's: its segment may not be whole yet).
     pub(crate) after: i64,
     reconnect: Reconnect,
-    /// Whether what the stream brings is the present: false from a loss until the resumed
-    /// stream's `caught_up` line (what was committed meanwhile comes first).
+    /// Whether what the stream brings is the present: false from a loss (or a
+    /// [`Live::restart_from_start`]) until the resumed stream's `caught_up` line (what was
+    /// committed meanwhile comes first).
     pub(crate) current: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -606,6 +607,24 @@ impl<'a> Live<'a> {
                 Ok(Err(e)) => format!("{e:#}"),
             };
             self.lost(Retry::because(why)).await?;
+        }
+    }
+
+    /// Opens the stream again from where it started, without waiting: what it brought so
+    /// far and did not give is brought again, then its `caught_up` line says it has reached
+    /// the present ([`Live::current`] false until then). For a reader that read the history
+    /// first while the stream waited.
+    pub(crate) async fn restart_from_start(&mut self) -> Result<(), LokiError> {
+        self.current
+            .store(false, std::sync::atomic::Ordering::Release);
+        match open_stream(self.s, &self.scan, &self.prepared, Some(self.after)).await {
+            Ok(lines) => {
+                self.lines = lines;
+                self.reconnect.opened(tokio::time::Instant::now());
+                Ok(())
+            }
+            Err(Fail::Final(e)) => Err(e),
+            Err(Fail::Retry(why)) => self.lost(why).await,
         }
     }
 
