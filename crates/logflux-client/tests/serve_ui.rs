@@ -304,61 +304,11 @@ async fn the_cookie_works_for_the_loki_api_but_not_to_change_things_without_the_
     }
 }
 
-/// Runs `logflux ARGS` on the stack's client config until it prints `serving`: the process
-/// (its later output drained) and the lines before.
-async fn until_serving(
-    stack: &Stack,
-    args: &[&std::ffi::OsStr],
-) -> (tokio::process::Child, Vec<String>) {
-    let mut child = tokio::process::Command::from(stack.command())
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    use tokio::io::AsyncBufReadExt as _;
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = Vec::new();
-    loop {
-        let l = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
-            .await
-            .expect("it printed its settings within 60 s")
-            .unwrap()
-            .expect("it printed its settings");
-        if l.starts_with("serving") {
-            break;
-        }
-        printed.push(l);
-    }
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, printed)
-}
-
-/// A `logflux serve` of its own on the stack's client config (token in `token_file`): the
-/// process, its URL and the lines it printed before `serving`.
-async fn own_serve(
-    stack: &Stack,
-    token_file: &std::path::Path,
-) -> (tokio::process::Child, String, Vec<String>) {
-    let mut args = ["serve", "--listen", "127.0.0.1:0", "--token-file"]
-        .map(std::ffi::OsStr::new)
-        .to_vec();
-    args.push(token_file.as_os_str());
-    let (child, printed) = until_serving(stack, &args).await;
-    let url = printed
-        .iter()
-        .find_map(|l| l.strip_prefix("serve   "))
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap()
-        .to_owned();
-    (child, url, printed)
-}
-
 #[tokio::test]
 async fn serve_prints_the_ui_link_and_the_link_signs_in() {
     let stack = Stack::start().await;
     let token_file = stack.tmp.path().join("own/serve.token");
-    let (mut child, url, printed) = own_serve(&stack, &token_file).await;
+    let (mut child, url, printed) = stack.own_serve(&token_file).await;
     let link = printed
         .iter()
         .find_map(|l| l.strip_prefix("ui      "))
@@ -564,7 +514,7 @@ async fn saved_searches_are_created_listed_renamed_and_deleted_in_a_private_file
     assert_eq!(s, 404);
 
     // Another serve on the same config reads what this one wrote.
-    let (mut child, url, _) = own_serve(&stack, &stack.dir.join("serve.token")).await;
+    let (mut child, url, _) = stack.own_serve(&stack.dir.join("serve.token")).await;
     let r = api
         .ui
         .http
@@ -950,7 +900,7 @@ async fn logflux_ui_links_the_running_serve_with_the_query_or_starts_its_own() {
 
     // Nothing at the address: it starts a serve of its own, which runs until stopped.
     let args = ["ui", "--no-open", "--listen", "127.0.0.1:0"].map(std::ffi::OsStr::new);
-    let (mut child, printed) = until_serving(&stack, &args).await;
+    let (mut child, printed) = stack.until_serving(&args).await;
     let printed = printed.join("\n");
     let link = ui_link(&printed);
     assert!(

@@ -2,6 +2,9 @@
 //! entries, then the Node tests in `ui-tests/` (`node --test`, Debian's Chromium driven by
 //! playwright-core) against it. The tests read where everything is from the environment (see
 //! `ui-tests/harness.mjs`); this test asserts that Node exited 0 and prints what it wrote.
+//! Then it damages the record of `up`'s self-test entry and runs `ui-tests/integrity.test.mjs`
+//! (left out of the first run) against a fresh `logflux serve`: the page names the record that
+//! failed its integrity check and never shows its content.
 //!
 //! Skipped with a message when `node`, `ui-tests/node_modules` (`npm ci` in `ui-tests/`) or
 //! `/usr/bin/chromium` is missing; a failure instead with `LOGFLUX_REQUIRE_PROGRAMS=1` (CI).
@@ -146,27 +149,99 @@ async fn the_web_ui_in_chromium() {
         stack.tmp.path().join("screenshots")
     };
 
+    let env = NodeEnv {
+        dir: &ui_tests,
+        url: &serve,
+        token: &token,
+        fixtures: &fixtures_file,
+        socket: stack.var("LOGFLUX_AGENT_SOCKET"),
+        screenshots: &shots,
+        damaged: None,
+    };
+    // The files given (`LOGFLUX_UI_TESTS=explore.test.mjs`), else every `*.test.mjs`; the
+    // integrity file runs on its own after them, once a record is damaged.
+    let (after_damage, files): (Vec<String>, Vec<String>) = match std::env::var("LOGFLUX_UI_TESTS")
+    {
+        Ok(only) => only.split_whitespace().map(str::to_owned).collect(),
+        Err(_) => {
+            let mut all: Vec<String> = std::fs::read_dir(&ui_tests)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".test.mjs"))
+                .collect();
+            all.sort();
+            all
+        }
+    }
+    .into_iter()
+    .partition(|f| f == INTEGRITY);
+    if !files.is_empty() {
+        run_node(&env, &files).await;
+    }
+    if after_damage.is_empty() {
+        return;
+    }
+
+    // A record that fails its integrity check: damaged now, since every later search meets it.
+    // Read through a serve of its own: up's has the record's entries cached from the searches
+    // above and answers from that cache, without a warning (records are taken never to change).
+    let damaged = stack.damage_oldest_segment();
+    let token_file = stack.tmp.path().join("own/serve.token");
+    let (_own, own_url, _) = stack.own_serve(&token_file).await;
+    let own_token = std::fs::read_to_string(&token_file).unwrap();
+    run_node(
+        &NodeEnv {
+            url: &own_url,
+            token: own_token.trim(),
+            damaged: Some(&damaged),
+            ..env
+        },
+        &after_damage,
+    )
+    .await;
+}
+
+/// The test file that runs after a record is damaged (left out of the first run).
+const INTEGRITY: &str = "integrity.test.mjs";
+
+/// What the Node tests read from their environment (see `ui-tests/harness.mjs`).
+#[derive(Clone, Copy)]
+struct NodeEnv<'a> {
+    dir: &'a Path,
+    url: &'a str,
+    token: &'a str,
+    fixtures: &'a Path,
+    socket: &'a str,
+    screenshots: &'a Path,
+    /// The payload of the entry whose record fails its integrity check, which must never show.
+    damaged: Option<&'a str>,
+}
+
+/// Runs `node --test` on `files` in `env.dir`; asserts that it exited 0 and prints its output.
+async fn run_node(env: &NodeEnv<'_>, files: &[String]) {
     let mut node = tokio::process::Command::new("node");
     // A test (and a test file, which node times as one) that hangs fails by name after 5
     // minutes, instead of the whole run stopping at the limit below.
     node.args(["--test", "--test-concurrency=1", "--test-timeout=300000"])
-        .current_dir(&ui_tests)
-        .env("LOGFLUX_UI_URL", &serve)
-        .env("LOGFLUX_UI_LINK", format!("{serve}/ui/login?token={token}"))
-        .env("LOGFLUX_SERVE_TOKEN", &token)
-        .env("LOGFLUX_UI_FIXTURES", &fixtures_file)
-        .env("LOGFLUX_UI_SOCKET", stack.var("LOGFLUX_AGENT_SOCKET"))
-        .env("LOGFLUX_UI_SCREENSHOTS", &shots)
+        .args(files)
+        .current_dir(env.dir)
+        .env("LOGFLUX_UI_URL", env.url)
+        .env(
+            "LOGFLUX_UI_LINK",
+            format!("{}/ui/login?token={}", env.url, env.token),
+        )
+        .env("LOGFLUX_SERVE_TOKEN", env.token)
+        .env("LOGFLUX_UI_FIXTURES", env.fixtures)
+        .env("LOGFLUX_UI_SOCKET", env.socket)
+        .env("LOGFLUX_UI_SCREENSHOTS", env.screenshots)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         // Its own process group: node runs each test file in a child process, and each
         // starts a Chromium; a hang must take all of them down, not node alone.
         .process_group(0)
         .kill_on_drop(true);
-    // Only the files given (`LOGFLUX_UI_TESTS=explore.test.mjs`), else every `*.test.mjs`
-    // (node's own search, which leaves node_modules out).
-    if let Ok(only) = std::env::var("LOGFLUX_UI_TESTS") {
-        node.args(only.split_whitespace());
+    if let Some(payload) = env.damaged {
+        node.env("LOGFLUX_UI_DAMAGED", payload);
     }
     let child = node.spawn().unwrap();
     let group = child.id().expect("node's pid");
@@ -186,7 +261,7 @@ async fn the_web_ui_in_chromium() {
     eprintln!("{stdout}\n{stderr}");
     assert!(
         out.status.success(),
-        "node --test failed ({}): see its output above",
+        "node --test {files:?} failed ({}): see its output above",
         out.status
     );
 }

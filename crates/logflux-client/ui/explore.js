@@ -5,13 +5,13 @@
 // Its state is the address: #/explore?q=TEXT&since=1h, or &start=T&end=T where T is RFC 3339
 // (what the page writes) or Unix milliseconds. Content is only ever put into the page as text
 // (Preact text nodes and <mark> elements): never as HTML.
-import { html } from './lib/html.js';
+import { html, Component } from './lib/html.js';
 import { useCallback, useEffect, useMemo, useRef, useState } from './vendor/hooks.module.js';
 import { get, queryRange } from './lib/api.js';
 import { nsOfMs, resolveRange, stepFor } from './lib/time.js';
 import { addFilter, completionContext, isLogql, searchedWords, toLogql } from './lib/logql.js';
 import { drawHistogram, downloadPng, histogramData } from './lib/histogram.js';
-import { entryJson, entryKey, fieldStats, newestFirst, prettyJson, rowsOf, splitMatches } from './lib/entries.js';
+import { entryJson, entryKey, FieldCounter, newestFirst, prettyJson, rowsOf, splitMatches } from './lib/entries.js';
 import { navigate } from './lib/nav.js';
 import { SaveSearchButton } from './saved.js';
 
@@ -85,12 +85,14 @@ async function readEntries(logql, startMs, endMs, limit, signal, onPage) {
   const start = nsOfMs(startMs);
   const seen = new Set();
   while (rows.length < limit) {
-    const want = Math.min(PAGE, limit - rows.length);
+    // The entries already read at the page's end instant come again: asked for on top, so the
+    // last page still fills the limit (without them, 100 000 stopped at 99 999).
+    const want = Math.min(PAGE, limit - rows.length + seen.size);
     const r = await queryRange({ query: logql, start: String(start), end: String(end), limit: want, direction: 'backward' }, { signal });
     for (const w of [...(r.warnings || []), ...(r.data?.warnings || [])]) warnings.add(w);
     if (r.data?.resultType !== 'streams') throw new Error('this is a metric query: the explore page lists entries (use a log query, or a dashboard panel for metrics)');
     const got = rowsOf(r.data.result);
-    const page = got.filter((x) => !seen.has(entryKey(x)));
+    const page = got.filter((x) => !seen.has(entryKey(x))).slice(0, limit - rows.length);
     if (!page.length) break;
     rows = rows.concat(page);
     onPage(rows, [...warnings]);
@@ -100,7 +102,7 @@ async function readEntries(logql, startMs, endMs, limit, signal, onPage) {
     // lost); the ones already read at that instant are skipped.
     const oldest = rows[rows.length - 1].ts;
     seen.clear();
-    for (const x of rows) if (x.ts === oldest) seen.add(entryKey(x));
+    for (let i = rows.length - 1; i >= 0 && rows[i].ts === oldest; i--) seen.add(entryKey(rows[i]));
     end = BigInt(oldest) + 1n;
   }
   return { rows, warnings: [...warnings] };
@@ -234,7 +236,10 @@ export function ExplorePage({ route }) {
     return () => document.removeEventListener('keydown', onKey);
   }, []);
 
-  const fields = useMemo(() => fieldStats(rows), [rows]);
+  // Counted as the rows come (a page, or the tail's new entries), not all again each time.
+  const counter = useRef();
+  if (!counter.current) counter.current = new FieldCounter();
+  const fields = useMemo(() => counter.current.update(rows).stats(), [rows]);
 
   return html`<div class="explore">
     <h1 class="visually-hidden">Explore</h1>
@@ -484,47 +489,74 @@ function Fields({ fields, total, onFilter }) {
   </aside>`;
 }
 
-/** The virtualised list: only the rows in view (and a few around) are in the DOM. */
+/**
+ * Rows kept in the DOM beyond the visible ones on each side, so a wheel step shows drawn rows.
+ * Few: painting a frame costs in proportion to the rows in the DOM (measured with
+ * tools/ui-bench.mjs: 40 a side took half again the paint time of 10).
+ */
+const OVERSCAN = 10;
+
+/**
+ * The virtualised list: only the rows in view (and OVERSCAN around) are in the DOM. Scrolling
+ * re-renders the list, but a row already on screen is kept as it is (Row skips the render unless
+ * its entry, selection or highlight changed), so a frame builds only the rows that came into view.
+ * One click handler on the list serves every row (no handlers per row).
+ */
 function ResultList({ rows, words, selected, setSelected, onOpen, expanded, listRef }) {
-  const [top, setTop] = useState(0);
+  const [topRow, setTopRow] = useState(0);
   const [height, setHeight] = useState(600);
-  const frame = useRef(0);
   useEffect(() => {
     const el = listRef.current;
     const ro = new ResizeObserver(() => setHeight(el.clientHeight));
     ro.observe(el);
     return () => ro.disconnect();
   }, []);
-  const onScroll = (e) => {
-    const t = e.currentTarget.scrollTop;
-    cancelAnimationFrame(frame.current);
-    frame.current = requestAnimationFrame(() => setTop(t));
+  // The first row in view (an unchanged one does not re-render). The browser sends scroll events
+  // once a frame, before drawing it, and the render follows in the same frame.
+  const onScroll = (e) => setTopRow(Math.floor(e.currentTarget.scrollTop / ROW_H));
+  const onClick = (e) => {
+    const el = e.target.closest('.row');
+    if (!el) return;
+    const i = Number(el.dataset.index);
+    const r = rows[i];
+    if (!r) return;
+    setSelected(i);
+    // The ▸ button toggles the details; anywhere else on the row opens them.
+    onOpen(e.target.closest('.expand') && expanded === r ? null : r);
   };
-  const first = Math.max(0, Math.floor(top / ROW_H) - 20);
-  const last = Math.min(rows.length, Math.ceil((top + height) / ROW_H) + 20);
+  const first = Math.max(0, topRow - OVERSCAN);
+  const last = Math.min(rows.length, topRow + Math.ceil(height / ROW_H) + 1 + OVERSCAN);
   const visible = [];
   for (let i = first; i < last; i++) {
-    const r = rows[i];
-    const level = r.labels.level || 'info';
-    const open = expanded === r;
-    visible.push(html`<div key=${i} class=${`row lvl-${level}${i === selected ? ' selected' : ''}${open ? ' open' : ''}`}
-      style=${{ top: `${i * ROW_H}px` }} data-index=${i}
-      onClick=${() => { setSelected(i); onOpen(r); }}>
-      <button type="button" class="expand" aria-expanded=${open ? 'true' : 'false'} aria-label=${`Details of the entry at ${timeText(r.ms, true)}`}
-        onClick=${(e) => { e.stopPropagation(); setSelected(i); onOpen(open ? null : r); }}>${open ? '▾' : '▸'}</button>
-      <span class="time">${timeText(r.ms)}</span>
-      <span class=${`level lvl-${level}`}>${level}</span>
-      <span class="source">${r.labels.source}</span>
-      <span class="line">${highlight(r.line, words)}</span>
-    </div>`);
+    visible.push(html`<${Row} key=${i} index=${i} row=${rows[i]} words=${words} selected=${i === selected} open=${expanded === rows[i]} />`);
   }
-  return html`<div class="results" ref=${listRef} onScroll=${onScroll} tabindex="0" role="region" aria-label="Entries, newest first (j and k move, Enter opens)" data-testid="results">
+  return html`<div class="results" ref=${listRef} onScroll=${onScroll} onClick=${onClick} tabindex="0" role="region" aria-label="Entries, newest first (j and k move, Enter opens)" data-testid="results">
     <div class="spacer" style=${{ height: `${rows.length * ROW_H}px` }}>${visible}</div>
   </div>`;
 }
 
+/** A row of the list; rendered again only when what it shows changed. */
+class Row extends Component {
+  shouldComponentUpdate(next) {
+    const p = this.props;
+    return next.row !== p.row || next.selected !== p.selected || next.open !== p.open || next.words !== p.words || next.index !== p.index;
+  }
+
+  render({ index: i, row: r, words, selected, open }) {
+    const level = r.labels.level || 'info';
+    return html`<div class=${`row lvl-${level}${selected ? ' selected' : ''}${open ? ' open' : ''}`} style=${{ top: `${i * ROW_H}px` }} data-index=${i}>
+      <button type="button" class="expand" aria-expanded=${open ? 'true' : 'false'} aria-label=${`Details of the entry at ${timeText(r.ms, true)}`}>${open ? '▾' : '▸'}</button>
+      <span class="time">${timeText(r.ms)}</span>
+      <span class=${`level lvl-${level}`}>${level}</span>
+      <span class="source">${r.labels.source}</span>
+      <span class="line">${highlight(r.line, words)}</span>
+    </div>`;
+  }
+}
+
 /** Text with the searched words as <mark> elements (text nodes: content is never HTML). */
 function highlight(text, words) {
+  if (!words.length) return text;
   return splitMatches(text, words).map(([t, m]) => (m ? html`<mark>${t}</mark>` : t));
 }
 

@@ -206,7 +206,6 @@ impl Stack {
         (code, v)
     }
 
-    /// Waits (bounded) until a search for everything returns `n` entries.
     /// Sends one intact entry, then flips a byte of the oldest segment — it holds `up`'s
     /// self-test entry (segment names are ULIDs) — so that record fails its integrity check.
     /// Returns the self-test entry's payload, which must never be shown.
@@ -215,11 +214,17 @@ impl Stack {
             json!({"payload": "an intact entry", "source": "t", "entryType": 1, "logLevel": 6}),
         ])
         .await;
-        let all = self.wait_for_entries(2).await;
-        let selftest = all.iter().find(|e| e["source"] == "logflux-up").unwrap()["payload"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        self.wait_for_entries(2).await;
+        self.damage_oldest_segment()
+    }
+
+    /// Flips a byte of the oldest segment, which holds `up`'s self-test entry (`up` sends and
+    /// flushes it before it is ready; segment names are ULIDs), whatever was sent after it.
+    /// Returns the self-test entry's payload, which must never be shown.
+    pub fn damage_oldest_segment(&self) -> String {
+        let (_, found) = self.search(&["--source", "logflux-up"]);
+        assert_eq!(found.len(), 1, "up's self-test entry: {found:?}");
+        let selftest = found[0]["payload"].as_str().unwrap().to_owned();
         fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
             for e in std::fs::read_dir(dir).unwrap() {
                 let p = e.unwrap().path();
@@ -239,6 +244,57 @@ impl Stack {
         selftest
     }
 
+    /// Runs `logflux ARGS` on the stack's client config until it prints `serving`: the process
+    /// (its later output drained) and the lines before.
+    pub async fn until_serving(
+        &self,
+        args: &[&std::ffi::OsStr],
+    ) -> (tokio::process::Child, Vec<String>) {
+        let mut child = tokio::process::Command::from(self.command())
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        use tokio::io::AsyncBufReadExt as _;
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut printed = Vec::new();
+        loop {
+            let l = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
+                .await
+                .expect("it printed its settings within 60 s")
+                .unwrap()
+                .expect("it printed its settings");
+            if l.starts_with("serving") {
+                break;
+            }
+            printed.push(l);
+        }
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        (child, printed)
+    }
+
+    /// A `logflux serve` of its own on the stack's client config (token in `token_file`): the
+    /// process, its URL and the lines it printed before `serving`.
+    pub async fn own_serve(
+        &self,
+        token_file: &std::path::Path,
+    ) -> (tokio::process::Child, String, Vec<String>) {
+        let mut args = ["serve", "--listen", "127.0.0.1:0", "--token-file"]
+            .map(std::ffi::OsStr::new)
+            .to_vec();
+        args.push(token_file.as_os_str());
+        let (child, printed) = self.until_serving(&args).await;
+        let url = printed
+            .iter()
+            .find_map(|l| l.strip_prefix("serve   "))
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap()
+            .to_owned();
+        (child, url, printed)
+    }
+
+    /// Waits (bounded) until a search for everything returns `n` entries.
     pub async fn wait_for_entries(&self, n: usize) -> Vec<Value> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
         loop {
