@@ -19,7 +19,7 @@ pub(crate) struct Args {
     /// Replace the generated part of this Markdown file (between its two marker comments).
     #[arg(long)]
     write: Option<PathBuf>,
-    /// Run only these scenarios (crypto, server, agent, files, client); default: all.
+    /// Run only these scenarios (crypto, server, agent, files, client, alerts); default: all.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -55,6 +55,11 @@ const PLAN: &[(&str, &[&str], &[&str])] = &[
         "client",
         &["client"],
         &["client", "--entries", "100000", "--runs", "1"],
+    ),
+    (
+        "alerts",
+        &["alerts"],
+        &["alerts", "--probes", "10", "--seconds", "5"],
     ),
 ];
 
@@ -126,7 +131,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let me = std::env::current_exe()?;
     for name in &args.only {
         if !PLAN.iter().any(|(n, _, _)| n == name) {
-            bail!("unknown scenario {name:?}: crypto, server, agent, files or client");
+            bail!("unknown scenario {name:?}: crypto, server, agent, files, client or alerts");
         }
     }
     let started = Instant::now();
