@@ -280,10 +280,12 @@ impl Notifier {
             for route in inner.route.matches(&alert.labels) {
                 let labels = route.group_labels(&alert.labels);
                 let key = format!("{}:{}", route.key, render_labels(&labels));
+                let mut new_group = false;
                 let group = groups
                     .entry(key.clone())
                     .or_insert_with(|| {
-                        let g = Arc::new(Group {
+                        new_group = true;
+                        Arc::new(Group {
                             key,
                             labels,
                             receiver: route.receiver.clone(),
@@ -293,11 +295,7 @@ impl Notifier {
                             alerts: Mutex::new(BTreeMap::new()),
                             flushed: AtomicBool::new(false),
                             wake: Notify::new(),
-                        });
-                        inner
-                            .runtime
-                            .spawn(Inner::run_group(Arc::clone(inner), Arc::clone(&g)));
-                        g
+                        })
                     })
                     .clone();
                 // As Alertmanager: an alert that started longer than group_wait ago (an
@@ -316,6 +314,13 @@ impl Notifier {
                         version,
                     },
                 );
+                // Started once its first alert is in: with `group_wait: 0s` its first flush
+                // could otherwise find it empty and wait a whole group_interval.
+                if new_group {
+                    inner
+                        .runtime
+                        .spawn(Inner::run_group(Arc::clone(inner), group));
+                }
             }
         }
     }
