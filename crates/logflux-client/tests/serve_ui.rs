@@ -1085,4 +1085,42 @@ async fn a_sign_in_code_is_given_for_the_token_only_and_signing_out_ends_that_se
     assert!(r.text().await.unwrap().contains("session has ended"));
     assert_eq!(ui.get("/ui/", Some(&first)).await.status(), 401);
     assert_eq!(ui.get("/api/ui/session", Some(&second)).await.status(), 200);
+
+    // `logflux ui` opens the code through a local file: the browser's navigation from a
+    // file: page is cross-site, and is taken for a code (only a top-level navigation).
+    let code = ui
+        .http
+        .post(&code_url)
+        .bearer_auth(&ui.token)
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let login = |mode: &'static str, what: (&'static str, String)| {
+        ui.http
+            .get(format!("{}/ui/login", ui.url))
+            .query(&[what])
+            .header("Sec-Fetch-Site", "cross-site")
+            .header("Sec-Fetch-Mode", mode)
+            .header("Sec-Fetch-Dest", "document")
+            .send()
+    };
+    let r = login("cors", ("code", code.clone())).await.unwrap();
+    assert_eq!(r.status(), 403, "a script's request is not a navigation");
+    let r = login("navigate", ("token", ui.token.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        403,
+        "the token is never taken from another site"
+    );
+    let r = login("navigate", ("code", code)).await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(r.headers().get("set-cookie").is_some());
 }

@@ -5,7 +5,8 @@
 //!   `[::1]:PORT`, or a name given with `--allow-host`): a page that rebinds its own DNS name
 //!   to 127.0.0.1 sends its own name, and is refused;
 //! - not come from another origin: an `Origin` header other than this service's own, or
-//!   `Sec-Fetch-Site: cross-site`, is refused (and no CORS header is ever sent, so a browser
+//!   `Sec-Fetch-Site: cross-site`, is refused — but for the browser opening a one-time
+//!   sign-in code (`code_navigation`) — (and no CORS header is ever sent, so a browser
 //!   never lets another page read an answer);
 //! - carry the token: `Authorization: Bearer TOKEN`, or basic auth with any user name and
 //!   the token as password (Grafana's data source settings), compared in constant time; or
@@ -189,7 +190,7 @@ impl Guard {
         headers: &HeaderMap,
         authority: Option<&str>,
     ) -> Result<Auth, Refusal> {
-        self.check_site(headers, authority)?;
+        self.check_site(headers, authority, "/")?;
         self.check_auth(method, headers)
     }
 
@@ -200,6 +201,7 @@ impl Guard {
         &self,
         headers: &HeaderMap,
         authority: Option<&str>,
+        path_and_query: &str,
     ) -> Result<(), Refusal> {
         let host = headers
             .get(header::HOST)
@@ -236,6 +238,7 @@ impl Guard {
         if headers
             .get("sec-fetch-site")
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
+            && !code_navigation(headers, path_and_query)
         {
             return Err(refuse(
                 StatusCode::FORBIDDEN,
@@ -400,6 +403,25 @@ pub(crate) fn random_hex() -> anyhow::Result<String> {
     let mut raw = [0u8; 32];
     logflux_crypto::random_bytes(&mut raw)?;
     Ok(hex::encode(raw))
+}
+
+/// Whether a request is the browser opening a sign-in link with a one-time code
+/// (`/ui/login?code=…`, a top-level navigation): `logflux ui` opens it through a local file
+/// (so no command line shows the code), and a navigation from a `file:` page is cross-site.
+/// Taking it is safe where taking another site's request is not: a code is made only for the
+/// token, so a page that holds one could do anything already.
+fn code_navigation(headers: &HeaderMap, path_and_query: &str) -> bool {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    path == "/ui/login"
+        && query.split('&').any(|kv| kv.starts_with("code="))
+        && headers
+            .get("sec-fetch-mode")
+            .is_some_and(|v| v.as_bytes() == b"navigate")
+        && headers
+            .get("sec-fetch-dest")
+            .is_none_or(|v| v.as_bytes() == b"document")
 }
 
 /// The value of the session cookie among a request's `Cookie` headers (the last one named so).

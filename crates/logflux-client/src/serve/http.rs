@@ -348,7 +348,11 @@ async fn guard(State(s): State<Arc<Service>>, req: Request, next: Next) -> Respo
     let path = req.uri().path().to_owned();
     let checked = s
         .guard
-        .check_site(req.headers(), authority.as_deref())
+        .check_site(
+            req.headers(),
+            authority.as_deref(),
+            req.uri().path_and_query().map_or("/", |p| p.as_str()),
+        )
         .and_then(|()| {
             if ui::is_public(&path) {
                 Ok(None)

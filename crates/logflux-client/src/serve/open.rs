@@ -173,12 +173,53 @@ fn open_browser(link: &str) -> bool {
         .is_ok()
 }
 
+/// A page of this user's only (mode 0600, in `$XDG_RUNTIME_DIR` or the temporary directory)
+/// that sends the browser on to `link`: the browser is started on the file, so its command
+/// line — which other users of the machine can read in /proc — names the file, not the
+/// one-time code (Jupyter opens its token link the same way).
+fn redirect_file(link: &str) -> anyhow::Result<std::path::PathBuf> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(std::path::PathBuf::from)
+        .filter(|d| d.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    let path = dir.join(format!("logflux-ui-{}.html", &guard::random_hex()?[..16]));
+    let attr = link
+        .replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    write!(
+        f,
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"refresh\" content=\"0;url={attr}\"><title>LogFlux</title></head>\
+         <body><p><a href=\"{attr}\">Open the LogFlux UI</a></p></body></html>\n"
+    )?;
+    Ok(path)
+}
+
 fn show(link: &str, no_open: bool) {
     println!("ui      {link}");
     const ONCE: &str = "(the link signs in once, within five minutes; `logflux ui` makes another)";
     if no_open {
         println!("{ONCE}");
-    } else if open_browser(link) {
+        return;
+    }
+    let opened = match redirect_file(link) {
+        Ok(file) => open_browser(&file.to_string_lossy()),
+        Err(e) => {
+            eprintln!("logflux ui: {e:#}");
+            false
+        }
+    };
+    if opened {
         println!("opened in the browser");
     } else {
         println!("no browser to start here (no display): open the link above in one {ONCE}");
@@ -259,6 +300,24 @@ mod tests {
         ] {
             assert!(!safe_to_send(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_browser_is_started_on_an_owner_only_page_that_redirects_to_the_link() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let link = "http://127.0.0.1:3100/ui/login?code=ab12&next=/ui/%23/explore";
+        let f = redirect_file(link).unwrap();
+        let html = std::fs::read_to_string(&f).unwrap();
+        assert_eq!(
+            std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(
+            html.contains("content=\"0;url=http://127.0.0.1:3100/ui/login?code=ab12&amp;next=/ui/%23/explore\""),
+            "{html}"
+        );
+        assert!(!f.to_string_lossy().contains("ab12"));
+        std::fs::remove_file(f).unwrap();
     }
 
     #[test]
