@@ -459,6 +459,16 @@ async fn a_rule_goes_pending_then_fires_to_the_webhook_and_resolves_with_no_log_
     };
     check_webhook_schema(&resolved);
     assert_ne!(resolved["alerts"][0]["endsAt"], "0001-01-01T00:00:00Z");
+    // The evaluator hands the resolved alert on at every evaluation for a while (so a resolve
+    // is not lost to a restart); the receiver hears it once. Three evaluations and group
+    // intervals (1 s each) later:
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later: Vec<Value> = hook
+        .drain()
+        .into_iter()
+        .filter(|b| b["alerts"][0]["labels"]["alertname"] == "CheckoutTimeouts")
+        .collect();
+    assert!(later.is_empty(), "sent again: {later:?}");
 
     // The evaluator's metrics.
     let metrics = reqwest::Client::builder()

@@ -8,7 +8,8 @@
 //!   interval (a group of `interval: 1m` evaluates at each whole minute; evaluations missed
 //!   while the caller was away are skipped and counted, as Prometheus does), and returns the
 //!   alerts to notify: every firing one (again at each evaluation, as Prometheus re-sends)
-//!   and those resolved at this evaluation (`ends_at_ms` set).
+//!   and those resolved in the last [`RESOLVED_RETENTION_MS`] (`ends_at_ms` set; kept in the
+//!   persisted state, so a resolve is not lost to a restart).
 //! - States, as Prometheus's ruler: a series in the result becomes *pending* (`activeAt`),
 //!   *firing* once it has been pending for `for`, and is *resolved* at the first evaluation
 //!   it is missing from (after `keep_firing_for` if set); a pending series that goes missing
@@ -47,6 +48,12 @@ pub struct Options {
     pub base_url: String,
 }
 
+/// How long a resolved alert is still handed to notification, at every evaluation (as
+/// Prometheus re-sends resolved alerts to Alertmanager for 15 minutes): a resolve the
+/// notifier had not sent yet when the process stopped is sent after the restart. The
+/// notifier sends it once.
+pub const RESOLVED_RETENTION_MS: i64 = 15 * 60 * 1000;
+
 /// The version of [`PersistedState`] this code writes.
 pub const STATE_VERSION: u32 = 1;
 
@@ -83,6 +90,10 @@ pub struct PersistedAlert {
     pub keep_firing_since_ms: Option<i64>,
     /// The last value, as Prometheus prints one (`NaN` survives, unlike a JSON number).
     pub value: String,
+    /// When it resolved (state `inactive`), for an alert resolved less than
+    /// [`RESOLVED_RETENTION_MS`] ago.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at_ms: Option<i64>,
 }
 
 /// An alert's state, as Prometheus names them.
@@ -142,6 +153,8 @@ struct RuleState {
     /// The log queries of the expression (for `include_lines`).
     logs: Vec<LogQuery>,
     active: BTreeMap<LabelSet, Active>,
+    /// Alerts resolved less than [`RESOLVED_RETENTION_MS`] ago, with when they resolved.
+    resolved: BTreeMap<LabelSet, (Active, i64)>,
     /// A push error since the last evaluation: the next evaluation fails with it, as the
     /// instant query over those entries would.
     push_error: Option<String>,
@@ -388,7 +401,18 @@ impl Evaluator {
                             fired_at_ms: a.fired_at_ms,
                             keep_firing_since_ms: a.keep_firing_since_ms,
                             value: format_value(a.value),
+                            resolved_at_ms: None,
                         })
+                        .chain(r.resolved.values().map(|(a, at)| PersistedAlert {
+                            labels: a.labels.clone(),
+                            series: a.series.clone(),
+                            state: AlertState::Inactive,
+                            active_at_ms: a.active_at_ms,
+                            fired_at_ms: a.fired_at_ms,
+                            keep_firing_since_ms: None,
+                            value: format_value(a.value),
+                            resolved_at_ms: Some(*at),
+                        }))
                         .collect(),
                 })
                 .collect(),
@@ -558,28 +582,32 @@ impl RuleState {
             Vec::new()
         };
         let mut active = BTreeMap::new();
+        let mut resolved = BTreeMap::new();
         let mut last_evaluation_ms = None;
         if let Some(s) = saved {
             last_evaluation_ms = s.last_evaluation_ms;
             for a in s.alerts {
-                if a.state == AlertState::Inactive {
-                    continue;
-                }
                 let value = a.value.parse().unwrap_or(f64::NAN);
                 let annotations = render_all(&rule.annotations, &a.series, value);
-                active.insert(
-                    a.labels.clone(),
-                    Active {
-                        labels: a.labels,
-                        series: a.series,
-                        annotations,
-                        state: a.state,
-                        active_at_ms: a.active_at_ms,
-                        fired_at_ms: a.fired_at_ms,
-                        keep_firing_since_ms: a.keep_firing_since_ms,
-                        value,
-                    },
-                );
+                let restored = Active {
+                    labels: a.labels.clone(),
+                    series: a.series,
+                    annotations,
+                    state: a.state,
+                    active_at_ms: a.active_at_ms,
+                    fired_at_ms: a.fired_at_ms,
+                    keep_firing_since_ms: a.keep_firing_since_ms,
+                    value,
+                };
+                match (a.state, a.resolved_at_ms) {
+                    (AlertState::Inactive, Some(at)) => {
+                        resolved.insert(a.labels, (restored, at));
+                    }
+                    (AlertState::Inactive, None) => {}
+                    _ => {
+                        active.insert(a.labels, restored);
+                    }
+                }
             }
         }
         let health = if sliding.is_ok() {
@@ -593,6 +621,7 @@ impl RuleState {
             sliding,
             logs,
             active,
+            resolved,
             push_error: None,
             health,
             last_error,
@@ -757,6 +786,14 @@ impl RuleState {
             ));
             return Err(());
         }
+        // Resolved alerts are handed on for a while (RESOLVED_RETENTION_MS); one that comes
+        // back is a new alert, pending again.
+        for a in resolved {
+            self.resolved.insert(a.labels.clone(), (a, at_ms));
+        }
+        self.resolved.retain(|labels, (_, at)| {
+            at_ms - *at < RESOLVED_RETENTION_MS && !next.contains_key(labels)
+        });
         self.active = next;
         self.health = Health::Ok;
         // Lines no window reads any more go, with their label sets.
@@ -773,8 +810,8 @@ impl RuleState {
                 out.push(self.alert(a, None, at_ns));
             }
         }
-        for a in &resolved {
-            out.push(self.alert(a, Some(at_ms), at_ns));
+        for (a, at) in self.resolved.values() {
+            out.push(self.alert(a, Some(*at), at_ns));
         }
         Ok(())
     }

@@ -131,7 +131,8 @@ fn inactive_pending_firing_resolved() {
     let out = h.ev.tick(240 * S);
     assert_eq!(firing(&out), ["api"]);
     assert_eq!(out[0].starts_at_ms, 180 * S);
-    // The rate drops: resolved once, then nothing.
+    // The rate drops: resolved, and handed on as resolved for RESOLVED_RETENTION_MS (the
+    // notifier sends it once), then nothing.
     h.push(270 * S, "api", "timeout", 1);
     let out = h.ev.tick(300 * S);
     assert_eq!(resolved(&out), ["api"]);
@@ -139,11 +140,22 @@ fn inactive_pending_firing_resolved() {
     assert_eq!(out[0].ends_at_ms, Some(300 * S));
     assert_eq!(out[0].starts_at_ms, 180 * S);
     assert!(h.states().is_empty());
-    assert!(h.ev.tick(360 * S).is_empty());
+    let again = h.ev.tick(360 * S);
+    assert_eq!(resolved(&again), ["api"]);
+    assert_eq!(again[0].ends_at_ms, Some(300 * S));
     let m = h.ev.metrics();
     assert_eq!(m.evaluations, 7);
     assert_eq!(m.failures, 0);
     assert_eq!(m.entries, 15);
+    // It survives a restart as resolved, so a resolve not yet sent is not lost.
+    let json = serde_json::to_string(&h.ev.state()).unwrap();
+    let mut h = H::restored(
+        timeouts("        for: 2m"),
+        Some(serde_json::from_str(&json).unwrap()),
+    );
+    assert!(h.states().is_empty());
+    assert_eq!(resolved(&h.ev.tick(420 * S)), ["api"]);
+    assert!(h.ev.tick(300 * S + RESOLVED_RETENTION_MS).is_empty());
 }
 
 #[test]
@@ -589,6 +601,8 @@ groups:
             let (for_ms, kff_ms) = (for_min * MIN, kff_min * MIN);
             let mut h = H::new(set());
             let mut model: BTreeMap<&str, M> = BTreeMap::new();
+            // Resolved alerts still handed on (RESOLVED_RETENTION_MS): fired, resolved at.
+            let mut gone: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
             let mut t = 0;
             for st in steps {
                 match st {
@@ -633,7 +647,7 @@ groups:
                                     if kff_ms > 0 && t - since < kff_ms {
                                         Some(M::Firing { fired, kfs: Some(since) })
                                     } else {
-                                        want.push((s, fired, Some(t)));
+                                        gone.insert(s, (fired, t));
                                         None
                                     }
                                 }
@@ -655,6 +669,14 @@ groups:
                                     model.remove(s);
                                 }
                             }
+                        }
+                        // One that comes back is a new alert; the others go after the
+                        // retention.
+                        gone.retain(|s, (_, at)| {
+                            t - *at < RESOLVED_RETENTION_MS && !model.contains_key(s)
+                        });
+                        for (s, (fired, at)) in &gone {
+                            want.push((s, *fired, Some(*at)));
                         }
                         let mut got: Vec<(&str, i64, Option<i64>)> = got
                             .iter()
