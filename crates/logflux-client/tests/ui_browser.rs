@@ -10,16 +10,21 @@
 //! `/usr/bin/chromium` is missing; a failure instead with `LOGFLUX_REQUIRE_PROGRAMS=1` (CI).
 //! `LOGFLUX_UI_UPDATE_SCREENSHOTS=1` writes the screenshots to `docs/screenshots/` (else a
 //! temporary directory).
+//!
+//! The stack's own `serve` evaluates no alert rules (the alerts page shows how to configure
+//! some); a second `logflux serve --rules` of the same client, started here over
+//! [`ALERT_RULES`], is where `alerts.test.mjs` finds rules that fire, wait, stay quiet and fail.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::Stack;
 use serde_json::{Value, json};
+use tokio::io::AsyncBufReadExt as _;
 
 /// The reason the test cannot run here, if one is missing: node, the npm packages, Chromium.
 fn missing(ui_tests: &Path) -> Option<String> {
@@ -118,6 +123,73 @@ fn known_entries(now_ns: i64) -> (Vec<Value>, Vec<Value>) {
     (lines, fixtures)
 }
 
+/// The rules `alerts.test.mjs` reads, over the known entries (all within the last hour, 10 of
+/// them `checkout-timeout` errors of `billing`). Evaluated every second, so each has a state
+/// as soon as the backfill is done: `CheckoutTimeouts` fires (`for: 0`), `CheckoutTimeoutsSustained`
+/// stays pending (`for: 1h`), `NoSuchWord` stays inactive, and in the group `limited` (at
+/// most one alert per rule) `EverySource` fails: its three sources exceed the limit.
+const ALERT_RULES: &str = r#"groups:
+  - name: checkout
+    interval: 1s
+    rules:
+      - alert: CheckoutTimeouts
+        expr: sum by (source) (count_over_time({source="billing"} |= "checkout-timeout" [1h])) > 0
+        labels:
+          severity: page
+          team: payments
+        annotations:
+          summary: '{{ $labels.source }}: {{ $value }} checkout timeouts in the last hour'
+          description: Orders time out at checkout; see the billing runbook.
+      - alert: CheckoutTimeoutsSustained
+        expr: sum by (source) (count_over_time({source="billing"} |= "checkout-timeout" [1h])) > 5
+        for: 1h
+        labels:
+          severity: ticket
+        annotations:
+          summary: more than 5 checkout timeouts an hour, for an hour
+      - alert: NoSuchWord
+        expr: sum by (source) (count_over_time({source="billing"} |= "no-such-word" [1h])) > 0
+        annotations:
+          summary: never fires
+  - name: limited
+    interval: 1s
+    limit: 1
+    rules:
+      - alert: EverySource
+        expr: sum by (source) (count_over_time({source=~"web-api|worker|billing"} [1h])) > 0
+"#;
+
+/// A `logflux serve --rules` of the stack's client on a free port, with [`ALERT_RULES`] and no
+/// receivers (alerts are only listed): the process (killed on drop), its URL and token.
+async fn serve_with_rules(stack: &Stack) -> (tokio::process::Child, String, String) {
+    let base = stack.tmp.path().join("alerting");
+    let rules = base.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("checkout.yaml"), ALERT_RULES).unwrap();
+    let token_file = base.join("serve.token");
+    let mut child = tokio::process::Command::from(stack.command())
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0", "--token-file"])
+        .arg(&token_file)
+        .arg("--rules")
+        .arg(&rules)
+        .arg("--alerts-state")
+        .arg(base.join("state"))
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = common::serve_url(&mut lines).await;
+    // Keep draining its output so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let token = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    (child, url, token)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_web_ui_in_chromium() {
     let ui_tests = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("ui-tests");
@@ -137,6 +209,7 @@ async fn the_web_ui_in_chromium() {
 
     let serve = stack.var("LOGFLUX_SERVE_URL").to_owned();
     let token = stack.var("LOGFLUX_SERVE_TOKEN").to_owned();
+    let (_alerts_serve, alerts_url, alerts_token) = serve_with_rules(&stack).await;
     let fixtures_file = stack.tmp.path().join("ui-fixtures.json");
     std::fs::write(
         &fixtures_file,
@@ -156,6 +229,8 @@ async fn the_web_ui_in_chromium() {
         fixtures: &fixtures_file,
         socket: stack.var("LOGFLUX_AGENT_SOCKET"),
         screenshots: &shots,
+        alerts_url: &alerts_url,
+        alerts_token: &alerts_token,
         damaged: None,
     };
     // The files given (`LOGFLUX_UI_TESTS=explore.test.mjs`), else every `*.test.mjs`; the
@@ -213,6 +288,9 @@ struct NodeEnv<'a> {
     fixtures: &'a Path,
     socket: &'a str,
     screenshots: &'a Path,
+    /// The `logflux serve --rules` the alerts page is tested against ([`serve_with_rules`]).
+    alerts_url: &'a str,
+    alerts_token: &'a str,
     /// The payload of the entry whose record fails its integrity check, which must never show.
     damaged: Option<&'a str>,
 }
@@ -234,6 +312,12 @@ async fn run_node(env: &NodeEnv<'_>, files: &[String]) {
         .env("LOGFLUX_UI_FIXTURES", env.fixtures)
         .env("LOGFLUX_UI_SOCKET", env.socket)
         .env("LOGFLUX_UI_SCREENSHOTS", env.screenshots)
+        .env("LOGFLUX_UI_ALERTS_URL", env.alerts_url)
+        .env(
+            "LOGFLUX_UI_ALERTS_LINK",
+            format!("{}/ui/login?token={}", env.alerts_url, env.alerts_token),
+        )
+        .env("LOGFLUX_UI_ALERTS_TOKEN", env.alerts_token)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         // Its own process group: node runs each test file in a child process, and each

@@ -36,6 +36,17 @@ export const ui = {
   socket: need('LOGFLUX_UI_SOCKET'),
   /** the directory screenshots go to */
   screenshots: need('LOGFLUX_UI_SCREENSHOTS'),
+  /**
+   * A second serve of the same client that evaluates alert rules (tests/ui_browser.rs's
+   * ALERT_RULES): { url, link, token }, or null when the environment does not give one.
+   */
+  alerts: process.env.LOGFLUX_UI_ALERTS_URL
+    ? {
+        url: process.env.LOGFLUX_UI_ALERTS_URL.replace(/\/$/, ''),
+        link: need('LOGFLUX_UI_ALERTS_LINK'),
+        token: need('LOGFLUX_UI_ALERTS_TOKEN'),
+      }
+    : null,
 };
 
 /** The Chromium every test uses (Debian's package; Playwright's own browsers are not used). */
@@ -57,18 +68,18 @@ export async function launch() {
 }
 
 /**
- * A signed-in page at `#<hashPath>` of the UI: visits the sign-in link with
- * `next=/ui/#<hashPath>` and waits for `#main`. Console errors, uncaught exceptions and CSP
- * violations are collected into `page.problems` (checked by `close`).
+ * A signed-in page at `#<hashPath>` of the UI: visits the sign-in link (`link`, by default the
+ * stack's serve's) with `next=/ui/#<hashPath>` and waits for `#main`. Console errors, uncaught
+ * exceptions and CSP violations are collected into `page.problems` (checked by `close`).
  */
-export async function openPage(hashPath = '/explore', { viewport = { width: 1400, height: 900 }, colorScheme } = {}) {
+export async function openPage(hashPath = '/explore', { viewport = { width: 1400, height: 900 }, colorScheme, link = ui.link } = {}) {
   const browser = await launch();
   try {
     const context = await browser.newContext({ viewport, colorScheme, acceptDownloads: true });
     const page = await context.newPage();
     await watch(page);
     const next = `/ui/#${hashPath}`;
-    await page.goto(`${ui.link}&next=${encodeURIComponent(next)}`);
+    await page.goto(`${link}&next=${encodeURIComponent(next)}`);
     await page.waitForSelector('#main', { timeout: 15000 });
     return { browser, page };
   } catch (e) {

@@ -2,12 +2,14 @@
 //   #/explore?q=…&since=1h | &start=…&end=…   search (explore.js)
 //   #/saved                                   saved searches (saved.js)
 //   #/dashboards, #/dashboards/<id>           dashboards (dashboards.js)
+//   #/alerts                                  alert rules and firing alerts (alerts.js)
 // Everything it shows was decrypted by this `logflux serve`, on this machine.
 import { html, render } from './lib/html.js';
 import { useEffect, useState } from './vendor/hooks.module.js';
 import { ExplorePage } from './explore.js';
 import { SavedPage } from './saved.js';
 import { DashboardsPage } from './dashboards.js';
+import { AlertsPage } from './alerts.js';
 import { parseHash } from './lib/nav.js';
 import { json } from './lib/api.js';
 
@@ -32,6 +34,7 @@ function Nav({ path }) {
       ${link('#/explore', 'Explore', path.startsWith('/explore'))}
       ${link('#/saved', 'Saved searches', path.startsWith('/saved'))}
       ${link('#/dashboards', 'Dashboards', path.startsWith('/dashboards'))}
+      ${link('#/alerts', 'Alerts', path.startsWith('/alerts'))}
     </nav>
     <${SignOut} />
   </header>`;
@@ -60,6 +63,7 @@ function App() {
   let page;
   if (route.path.startsWith('/saved')) page = html`<${SavedPage} route=${route} />`;
   else if (route.path.startsWith('/dashboards')) page = html`<${DashboardsPage} route=${route} />`;
+  else if (route.path.startsWith('/alerts')) page = html`<${AlertsPage} />`;
   else page = html`<${ExplorePage} route=${route} />`;
   return html`<${Nav} path=${route.path} /><main id="main">${page}</main>`;
 }

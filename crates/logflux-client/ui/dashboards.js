@@ -5,7 +5,7 @@
 // save, discard). Each panel runs its own query and shows its own error, so one bad query
 // breaks nothing else. Entry content is only ever text (Preact sets text nodes, never HTML).
 import { html } from './lib/html.js';
-import { useEffect, useMemo, useRef, useState } from './vendor/hooks.module.js';
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from './vendor/hooks.module.js';
 import { json, request } from './lib/api.js';
 import { resolveRange } from './lib/time.js';
 import { Confirm, Modal, download } from './lib/dash-ui.js';
@@ -430,7 +430,9 @@ function DashboardView({ id, params }) {
   }, [id]);
 
   // The address follows the range and refresh, so a view can be bookmarked and reloaded.
-  useEffect(() => {
+  // A layout effect: the address changes before the page is painted, so a reload right after
+  // a save (the Edit button shown) never reopens the dashboard in edit mode from `edit=1`.
+  useLayoutEffect(() => {
     if (!range) return;
     const p = new URLSearchParams(range.since ? { since: range.since } : { start: range.start, end: range.end });
     if (refresh) p.set('refresh', refresh);
