@@ -693,3 +693,65 @@ async fn an_interrupted_stream_neither_resolves_a_firing_alert_nor_fires_it_agai
     assert_eq!(resolved["alerts"][0]["labels"]["alertname"], "Steady");
     drop(run);
 }
+
+#[tokio::test]
+async fn a_server_restart_neither_resolves_a_firing_alert_nor_fires_it_again() {
+    // The server on a fixed port, so that its restart is the same server to `alerts run`.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let http = format!("127.0.0.1:{port}");
+    let stack = Stack::start_on(&http).await;
+    let mut hook = Receiver::start().await;
+    let (conf, args) = alerts_run(
+        &stack,
+        &hook.url,
+        "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: Errors\n        expr: sum by (source) (count_over_time({source=\"flaky\"}[60s])) > 2\n",
+    );
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let run = Proc::start(&stack, &args, "evaluating").await;
+    stack.send_unix(&entries("flaky", "boom", 4)).await;
+    let (firing, _) = hook.until("firing", Duration::from_secs(30)).await;
+    assert_eq!(firing["alerts"][0]["labels"]["alertname"], "Errors");
+
+    // The server stops (its live streams end) and starts again; the entries are still in the
+    // 60 s window.
+    let (tmp, dir) = stack.stop().await;
+    eventually("the stream seen lost", || {
+        run.stderr().contains("lost the server's live stream")
+    })
+    .await;
+    let stack = Stack::restart_on(tmp, dir, &http).await;
+    eventually("the stream resumed", || {
+        run.stderr().contains("resumed the server's live stream")
+    })
+    .await;
+    let resumed_ms = now_ms();
+    let state_file = conf.join("state/alerts-state.json");
+    eventually("two evaluations after the stream came back", || {
+        std::fs::read(&state_file)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|s| s["rules"][0]["last_evaluation_ms"].as_i64())
+            .is_some_and(|t| t >= resumed_ms + 2_000)
+    })
+    .await;
+    // What those evaluations notified would be out within the group's interval (1 s).
+    let mut heard = hook.drain();
+    if let Ok(Some(b)) = tokio::time::timeout(Duration::from_secs(3), hook.bodies.recv()).await {
+        heard.push(b);
+    }
+    assert!(
+        heard.iter().all(|b| b["status"] != "resolved"),
+        "a false resolution: {heard:?}\n{}",
+        run.stderr()
+    );
+    assert!(
+        heard.iter().all(|b| b["status"] != "firing"),
+        "fired again: {heard:?}"
+    );
+    drop(run);
+    drop(stack);
+}

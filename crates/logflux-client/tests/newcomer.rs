@@ -66,7 +66,9 @@ fn config_marks_a_missing_token_file_and_server_and_commands_say_it_once() {
          token             -  (!) {token_problem}\n\
          private_key_file  -  (!) missing: set LOGFLUX_PRIVATE_KEY_FILE, or `private_key_file:` in the client config (or run `logflux keys generate`)\n\
          search_key_file   -\n\
-         ca_file           -\n",
+         ca_file           -\n\
+         alert_rules       -\n\
+         alert_receivers   -\n",
         cfg = cfg.display()
     );
     assert_eq!(out, expected);
