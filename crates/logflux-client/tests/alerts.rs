@@ -571,6 +571,39 @@ async fn a_restart_in_the_middle_of_for_keeps_the_pending_alert_and_fires_on_tim
     drop(run);
 }
 
+/// After the live stream is lost: waits until it is resumed and two evaluations have run
+/// since (the state file says when the last was), then asserts that the firing alert was
+/// neither resolved nor fired again meanwhile.
+async fn held_after_resume(run: &Proc, hook: &mut Receiver, state_file: &Path) {
+    eventually("the stream resumed", || {
+        run.stderr().contains("resumed the server's live stream")
+    })
+    .await;
+    let resumed_ms = now_ms();
+    eventually("two evaluations after the stream came back", || {
+        std::fs::read(state_file)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|s| s["rules"][0]["last_evaluation_ms"].as_i64())
+            .is_some_and(|t| t >= resumed_ms + 2_000)
+    })
+    .await;
+    // What those evaluations notified would be out within the group's interval (1 s).
+    let mut heard = hook.drain();
+    if let Ok(Some(b)) = tokio::time::timeout(Duration::from_secs(3), hook.bodies.recv()).await {
+        heard.push(b);
+    }
+    assert!(
+        heard.iter().all(|b| b["status"] != "resolved"),
+        "a false resolution: {heard:?}\n{}",
+        run.stderr()
+    );
+    assert!(
+        heard.iter().all(|b| b["status"] != "firing"),
+        "fired again: {heard:?}"
+    );
+}
+
 /// A relay to the server that can be cut: every connection through it closed, new ones
 /// refused, until it is restored (the log stream interrupted while the agents go on).
 struct Relay {
@@ -658,34 +691,7 @@ async fn an_interrupted_stream_neither_resolves_a_firing_alert_nor_fires_it_agai
     .await;
     tokio::time::sleep(Duration::from_secs(10)).await;
     relay.set(true);
-    eventually("the stream resumed", || {
-        run.stderr().contains("resumed the server's live stream")
-    })
-    .await;
-    let resumed_ms = now_ms();
-    let state_file = state.join("alerts-state.json");
-    eventually("two evaluations after the stream came back", || {
-        std::fs::read(&state_file)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-            .and_then(|s| s["rules"][0]["last_evaluation_ms"].as_i64())
-            .is_some_and(|t| t >= resumed_ms + 2_000)
-    })
-    .await;
-    // What those evaluations notified would be out within the group's interval (1 s).
-    let mut heard = hook.drain();
-    if let Ok(Some(b)) = tokio::time::timeout(Duration::from_secs(3), hook.bodies.recv()).await {
-        heard.push(b);
-    }
-    assert!(
-        heard.iter().all(|b| b["status"] != "resolved"),
-        "a false resolution: {heard:?}\n{}",
-        run.stderr()
-    );
-    assert!(
-        heard.iter().all(|b| b["status"] != "firing"),
-        "fired again: {heard:?}"
-    );
+    held_after_resume(&run, &mut hook, &state.join("alerts-state.json")).await;
     // When the entries do stop, it resolves: the test could have seen one.
     sending.store(false, std::sync::atomic::Ordering::Relaxed);
     sender.await.unwrap();
@@ -724,34 +730,7 @@ async fn a_server_restart_neither_resolves_a_firing_alert_nor_fires_it_again() {
     })
     .await;
     let stack = Stack::restart_on(tmp, dir, &http).await;
-    eventually("the stream resumed", || {
-        run.stderr().contains("resumed the server's live stream")
-    })
-    .await;
-    let resumed_ms = now_ms();
-    let state_file = conf.join("state/alerts-state.json");
-    eventually("two evaluations after the stream came back", || {
-        std::fs::read(&state_file)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-            .and_then(|s| s["rules"][0]["last_evaluation_ms"].as_i64())
-            .is_some_and(|t| t >= resumed_ms + 2_000)
-    })
-    .await;
-    // What those evaluations notified would be out within the group's interval (1 s).
-    let mut heard = hook.drain();
-    if let Ok(Some(b)) = tokio::time::timeout(Duration::from_secs(3), hook.bodies.recv()).await {
-        heard.push(b);
-    }
-    assert!(
-        heard.iter().all(|b| b["status"] != "resolved"),
-        "a false resolution: {heard:?}\n{}",
-        run.stderr()
-    );
-    assert!(
-        heard.iter().all(|b| b["status"] != "firing"),
-        "fired again: {heard:?}"
-    );
+    held_after_resume(&run, &mut hook, &conf.join("state/alerts-state.json")).await;
     drop(run);
     drop(stack);
 }
