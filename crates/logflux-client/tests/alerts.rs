@@ -419,6 +419,11 @@ async fn a_rule_goes_pending_then_fires_to_the_webhook_and_resolves_with_no_log_
         let v = get_json(&format!("{url}{path}"), &token).await;
         let groups = v["data"]["groups"].as_array().unwrap();
         assert_eq!(groups.len(), 1, "the broken file's group is left out: {v}");
+        let problems = v["data"]["problems"].as_array().unwrap();
+        assert!(
+            problems.len() == 1 && problems[0].as_str().unwrap().contains("zz-broken.yaml"),
+            "and named: {v}"
+        );
         let rule = &groups[0]["rules"][0];
         assert_eq!(rule["name"], "CheckoutTimeouts");
         assert_eq!(rule["type"], "alerting");

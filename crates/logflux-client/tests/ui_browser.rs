@@ -166,6 +166,12 @@ async fn serve_with_rules(stack: &Stack) -> (tokio::process::Child, String, Stri
     let rules = base.join("rules");
     std::fs::create_dir_all(&rules).unwrap();
     std::fs::write(rules.join("checkout.yaml"), ALERT_RULES).unwrap();
+    // A file with an error: left out, and named on the page.
+    std::fs::write(
+        rules.join("zz-broken.yaml"),
+        "groups:\n  - name: broken\n    rules:\n      - alert: Broken\n        expr: '{source=\"x\"}'\n",
+    )
+    .unwrap();
     let token_file = base.join("serve.token");
     let mut child = tokio::process::Command::from(stack.command())
         .arg("serve")

@@ -53,6 +53,9 @@ test('the firing alert comes first with its labels and annotations, then every r
     assert.equal(await page.getByRole('link', { name: 'Alerts', exact: true }).getAttribute('aria-current'), 'page');
     await page.getByRole('heading', { name: 'Alerts', level: 1 }).waitFor();
     assert.equal(await page.getByTestId('alerts-summary').textContent(), '1 firing, 1 pending; 4 rules in 2 groups, 1 failing.');
+    // The rule file serve left out is named, with what is wrong.
+    const problems = await page.getByTestId('rule-problems').textContent();
+    assert.ok(problems.includes('zz-broken.yaml') && problems.includes('left out'), problems);
 
     // Firing first, then pending; the quiet rule has no alert.
     const active = page.getByRole('list', { name: 'Firing and pending' }).locator(':scope > li');

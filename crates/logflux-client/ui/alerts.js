@@ -20,7 +20,12 @@ async function loadAlerts(signal) {
     get('/api/v1/rules', {}, { signal }),
     get('/api/v1/alerts', {}, { signal }),
   ]);
-  return { groups: rules.data?.groups ?? [], alerts: alerts.data?.alerts ?? [], at: Date.now() };
+  return {
+    groups: rules.data?.groups ?? [],
+    problems: rules.data?.problems ?? [],
+    alerts: alerts.data?.alerts ?? [],
+    at: Date.now(),
+  };
 }
 
 /** A state as a badge: its word is the text (colour only repeats it). */
@@ -189,6 +194,10 @@ export function AlertsPage() {
     </div>
     ${error && html`<p class="error" role="alert">The alerts could not be read: ${error}${data ? ` (showing what was read at ${localTime(data.at)})` : ''}</p>`}
     ${data === null && !error && html`<p class="loading">Loading…</p>`}
+    ${data?.problems?.length > 0 && html`<section class="error" aria-label="Rule files left out" data-testid="rule-problems">
+      <strong>Rule files left out (their rules are not evaluated):</strong>
+      <ul>${data.problems.map((p, i) => html`<li key=${i}>${p}</li>`)}</ul>
+    </section>`}
     ${data && groups.length === 0 && html`<${NoRules} />`}
     ${data && groups.length > 0 && html`
       <p class="lf-summary" data-testid="alerts-summary">${firing} firing, ${active.length - firing} pending; ${counts.rules} rule${counts.rules === 1 ? '' : 's'} in ${groups.length} group${groups.length === 1 ? '' : 's'}${counts.err ? `, ${counts.err} failing` : ''}.</p>

@@ -266,9 +266,16 @@ impl Alerting {
         }
     }
 
-    /// `data` of `GET /api/v1/rules`.
+    /// `data` of `GET /api/v1/rules`; with `problems` (ours: the rule files left out, each
+    /// with what is wrong) when there are any.
     pub(crate) fn rules_json(&self) -> serde_json::Value {
-        serde_json::to_value(lock(&self.evaluator).rules_status()).unwrap_or_default()
+        let mut v = serde_json::to_value(lock(&self.evaluator).rules_status()).unwrap_or_default();
+        if !self.problems.is_empty()
+            && let Some(o) = v.as_object_mut()
+        {
+            o.insert("problems".into(), self.problems.clone().into());
+        }
+        v
     }
 
     /// `data` of `GET /api/v1/alerts`.
