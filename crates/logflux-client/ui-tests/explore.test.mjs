@@ -13,8 +13,13 @@ const KNOWN = '{source=~"web-api|worker|billing"}';
 /** The number of entries the status line reports once the search has finished. */
 async function count(page) {
   const [n] = await waitFor(async () => {
-    // The count of the search the page now asks for, not the one before it.
-    const current = await page.$eval('[data-testid=status]', (el) => el.dataset.for === el.dataset.want);
+    // The count of the search the page now asks for, not the one before it — and the page
+    // asks for the query the address names (the address changes before the page renders it).
+    const current = await page.$eval('[data-testid=status]', (el) => {
+      const q = new URLSearchParams(location.hash.split('?')[1] || '').get('q') || '';
+      const rendered = !q.startsWith('{') || el.dataset.want.startsWith(`${q}|`);
+      return rendered && el.dataset.for === el.dataset.want;
+    });
     if (!current) return null;
     const t = (await page.textContent('[data-testid=status]')).trim();
     const m = t.match(/^([\d,]+) entr(?:y|ies) in \d+ ms/);
