@@ -21,8 +21,9 @@ use super::http::LokiError;
 use super::ws::{End, Live, Sent};
 
 /// Feeds `sink` every entry with a timestamp after `start_ns`, history first, then live, for
-/// ever (an error only when the server refuses the credentials for good). `current` is set
-/// as described in the module's documentation.
+/// ever — or until an error: the server refusing the credentials for good, or a record that
+/// cannot be fetched or opened (the caller starts a new feed). `current` is set as described
+/// in the module's documentation.
 pub(crate) async fn feed(
     s: &Arc<Service>,
     start_ns: i64,
