@@ -1124,3 +1124,75 @@ async fn a_sign_in_code_is_given_for_the_token_only_and_signing_out_ends_that_se
     assert_eq!(r.status(), 303);
     assert!(r.headers().get("set-cookie").is_some());
 }
+
+#[tokio::test]
+async fn signing_out_closes_the_live_tails_the_session_opened_and_no_other() {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let stack = Stack::start().await;
+    let ui = Ui::new(&stack);
+    let cookie = ui.sign_in().await;
+    let url = format!(
+        "{}/loki/api/v1/tail?query=%7Bapp%3D~%22.%2B%22%7D",
+        ui.url.replacen("http://", "ws://", 1)
+    );
+    let open = |auth: (&'static str, String)| {
+        let mut req = url.as_str().into_client_request().unwrap();
+        req.headers_mut().insert(auth.0, auth.1.parse().unwrap());
+        async move {
+            let (ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+            assert_eq!(resp.status(), 101);
+            ws
+        }
+    };
+    let mut by_cookie = open(("cookie", cookie.clone())).await;
+    let mut by_token = open(("authorization", format!("Bearer {}", ui.token))).await;
+    let r = ui
+        .http
+        .post(format!("{}/api/ui/logout", ui.url))
+        .header("Cookie", &cookie)
+        .header("X-LogFlux-UI", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    // The session's tail is closed at once (well before its next ping, 30 s on), with 1008
+    // and why (bounded wait: the close is awaited).
+    let close = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match by_cookie.next().await {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(c))) => break c,
+                Some(Ok(_)) => continue,
+                other => panic!("the tail ended without a close: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("closed within 10 s")
+    .expect("a close frame");
+    assert_eq!(u16::from(close.code), 1008);
+    assert!(close.reason.contains("signed out"), "{}", close.reason);
+    // The token's tail goes on: a new entry still comes.
+    stack
+        .send_unix(&[serde_json::json!({"payload": "after the sign-out", "source": "t", "entryType": 1, "logLevel": 6})])
+        .await;
+    let got = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            match by_token.next().await {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))
+                    if t.contains("after the sign-out") =>
+                {
+                    break t;
+                }
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(c))) => {
+                    panic!("the token's tail was closed: {c:?}")
+                }
+                Some(Ok(_)) => continue,
+                other => panic!("the token's tail ended: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the entry within 30 s");
+    assert!(got.contains("after the sign-out"));
+}

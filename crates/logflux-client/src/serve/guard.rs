@@ -68,6 +68,8 @@ pub(crate) struct Guard {
     token: String,
     /// The web UI's sessions and the sign-in codes not yet used, shared by every clone.
     signins: Arc<Mutex<Signins>>,
+    /// Bumped each time a session is ended, so open live tails of it can close.
+    ended: Arc<tokio::sync::watch::Sender<u64>>,
     /// Whether serve speaks HTTPS (the cookie is then `Secure`).
     tls: bool,
     /// `Host` values accepted (lower case, with the port).
@@ -114,6 +116,7 @@ impl Guard {
         Ok(Guard {
             token,
             signins: Arc::default(),
+            ended: Arc::new(tokio::sync::watch::Sender::new(0)),
             tls,
             hosts,
             origins,
@@ -147,8 +150,10 @@ impl Guard {
     /// Ends the session a request's cookie names (if any) and returns the `Set-Cookie` value
     /// that removes the cookie from the browser.
     pub(crate) fn end_session(&self, headers: &HeaderMap) -> String {
-        if let Some(c) = session_cookie(headers) {
-            self.signins().sessions.remove(&digest_of(&c));
+        if let Some(c) = session_cookie(headers)
+            && self.signins().sessions.remove(&digest_of(&c)).is_some()
+        {
+            self.ended.send_modify(|n| *n += 1);
         }
         format!(
             "{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
@@ -169,6 +174,25 @@ impl Guard {
     pub(crate) fn take_code(&self, presented: &str) -> bool {
         self.signins()
             .take_code(&digest_of(presented), Instant::now())
+    }
+
+    /// The session a request authenticated by the session cookie (not by the token) is of:
+    /// the key to ask [`Guard::session_is_live`] about later.
+    pub(crate) fn cookie_session(&self, headers: &HeaderMap) -> Option<[u8; 32]> {
+        if headers.contains_key(header::AUTHORIZATION) {
+            return None;
+        }
+        session_cookie(headers).map(|c| digest_of(&c))
+    }
+
+    /// Whether the session is still live (a live one counts as used now).
+    pub(crate) fn session_is_live(&self, key: &[u8; 32]) -> bool {
+        self.signins().session_live(key, Instant::now())
+    }
+
+    /// Changes each time a session is ended (signed out).
+    pub(crate) fn sessions_ended(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.ended.subscribe()
     }
 
     fn secure(&self) -> &'static str {

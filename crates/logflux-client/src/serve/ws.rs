@@ -89,9 +89,11 @@ pub(crate) async fn tail(
         Ok(ws) => ws,
         Err(rejection) => return refuse_upgrade(rejection),
     };
+    // A tail the web UI opened with its session cookie ends with that session.
+    let ui_session = s.guard.cookie_session(&headers);
     ws.max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| session(s, q, limit, start, socket))
+        .on_upgrade(move |socket| session(s, q, limit, start, ui_session, socket))
 }
 
 /// The tail's parameters: a log query, `limit`, and a `start` within the range limit.
@@ -176,7 +178,20 @@ impl Drop for Reader {
     }
 }
 
-async fn session(s: Arc<Service>, q: LogQuery, limit: u64, start: i64, socket: WebSocket) {
+/// The close code and reason of a tail whose UI session ended (1008: policy violation).
+const SESSION_ENDED: (u16, &str) = (
+    1008,
+    "the UI session ended (signed out or expired): sign in again",
+);
+
+async fn session(
+    s: Arc<Service>,
+    q: LogQuery,
+    limit: u64,
+    start: i64,
+    ui_session: Option<[u8; 32]>,
+    socket: WebSocket,
+) {
     let (mut tx, mut rx) = socket.split();
     // The client's side is read all along, so tungstenite answers its pings and its close.
     // Reading goes on after a close until tungstenite has sent the answering close. A frame
@@ -198,8 +213,15 @@ async fn session(s: Arc<Service>, q: LogQuery, limit: u64, start: i64, socket: W
     let run = run(&s, &q, limit, start, out);
     tokio::pin!(run);
     let mut liveness = Liveness::new(tokio::time::Instant::now());
+    let mut ended = s.guard.sessions_ended();
+    let live = |key: &Option<[u8; 32]>| key.as_ref().is_none_or(|k| s.guard.session_is_live(k));
     let (code, message) = loop {
         tokio::select! {
+            Ok(()) = ended.changed(), if ui_session.is_some() => {
+                if !live(&ui_session) {
+                    break (SESSION_ENDED.0, SESSION_ENDED.1.to_owned());
+                }
+            }
             left = &mut client.0 => {
                 if let Ok(Some(close)) = left {
                     let _ = give(&mut tx, Message::Close(Some(close)), CLOSE_WAIT).await;
@@ -219,6 +241,10 @@ async fn session(s: Arc<Service>, q: LogQuery, limit: u64, start: i64, socket: W
             }
             tick = keepalive(&mut heard, &mut liveness) => match tick {
                 Tick::Ping => {
+                    // A session that expired meanwhile ends its tails at the next ping.
+                    if !live(&ui_session) {
+                        break (SESSION_ENDED.0, SESSION_ENDED.1.to_owned());
+                    }
                     if !give(&mut tx, Message::Ping(Default::default()), CLIENT_SILENT_MAX).await {
                         return;
                     }
@@ -231,7 +257,7 @@ async fn session(s: Arc<Service>, q: LogQuery, limit: u64, start: i64, socket: W
             },
         }
     };
-    if code != 1001 {
+    if code != 1001 && code != SESSION_ENDED.0 {
         tracing::warn!(error = %message, code, "serve: a tail ended");
     }
     let close = CloseFrame {
