@@ -56,21 +56,8 @@ fn check(args: &CheckArgs) -> i32 {
     let mut problems = Vec::new();
     for f in &args.files {
         if f.is_dir() {
-            match std::fs::read_dir(f) {
-                Ok(rd) => {
-                    let mut found: Vec<PathBuf> = rd
-                        .filter_map(|e| e.ok().map(|e| e.path()))
-                        .filter(|p| {
-                            p.is_file()
-                                && matches!(
-                                    p.extension().and_then(|x| x.to_str()),
-                                    Some("yaml" | "yml")
-                                )
-                        })
-                        .collect();
-                    found.sort();
-                    files.extend(found);
-                }
+            match logflux_alerts::rules::rule_files(f) {
+                Ok(found) => files.extend(found),
                 Err(e) => problems.push(format!("{}: cannot read the directory: {e}", f.display())),
             }
         } else {

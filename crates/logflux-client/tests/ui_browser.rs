@@ -19,12 +19,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::Stack;
 use serde_json::{Value, json};
-use tokio::io::AsyncBufReadExt as _;
 
 /// The reason the test cannot run here, if one is missing: node, the npm packages, Chromium.
 fn missing(ui_tests: &Path) -> Option<String> {
@@ -173,22 +172,18 @@ async fn serve_with_rules(stack: &Stack) -> (tokio::process::Child, String, Stri
     )
     .unwrap();
     let token_file = base.join("serve.token");
-    let mut child = tokio::process::Command::from(stack.command())
-        .arg("serve")
-        .args(["--listen", "127.0.0.1:0", "--token-file"])
-        .arg(&token_file)
-        .arg("--rules")
-        .arg(&rules)
-        .arg("--alerts-state")
-        .arg(base.join("state"))
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = common::serve_url(&mut lines).await;
-    // Keep draining its output so it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let state = base.join("state");
+    let (child, url, _) = stack
+        .own_serve_with(
+            &token_file,
+            &[
+                "--rules".as_ref(),
+                rules.as_os_str(),
+                "--alerts-state".as_ref(),
+                state.as_os_str(),
+            ],
+        )
+        .await;
     let token = std::fs::read_to_string(&token_file)
         .unwrap()
         .trim()

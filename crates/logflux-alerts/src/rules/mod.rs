@@ -149,34 +149,39 @@ pub fn check_files<P: AsRef<Path>>(paths: &[P]) -> Result<RuleSet, Vec<Problem>>
     }
 }
 
+/// The rule files of a directory: every `*.yaml` and `*.yml` file in it, in name order.
+pub fn rule_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        let ext = p.extension().and_then(|x| x.to_str());
+        if matches!(ext, Some("yaml" | "yml")) && p.is_file() {
+            files.push(p);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
 /// Loads every `*.yaml` and `*.yml` file of a directory, in name order: the rules of the
 /// files without errors, and the problems of the others (the run keeps going with the good
 /// rules). A directory that cannot be read is one problem.
 pub fn load_dir(dir: &Path) -> (RuleSet, Vec<Problem>) {
-    let mut files = Vec::new();
-    let read = std::fs::read_dir(dir).and_then(|rd| {
-        for e in rd {
-            let p = e?.path();
-            let ext = p.extension().and_then(|x| x.to_str());
-            if matches!(ext, Some("yaml" | "yml")) && p.is_file() {
-                files.push(p);
-            }
+    let files = match rule_files(dir) {
+        Ok(f) => f,
+        Err(e) => {
+            return (
+                RuleSet::default(),
+                vec![problem(
+                    dir,
+                    None,
+                    None,
+                    None,
+                    format!("cannot read the rules directory: {e}"),
+                )],
+            );
         }
-        Ok(())
-    });
-    if let Err(e) = read {
-        return (
-            RuleSet::default(),
-            vec![problem(
-                dir,
-                None,
-                None,
-                None,
-                format!("cannot read the rules directory: {e}"),
-            )],
-        );
-    }
-    files.sort();
+    };
     let mut set = RuleSet::default();
     let mut problems = Vec::new();
     for f in files {

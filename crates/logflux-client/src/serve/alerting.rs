@@ -285,8 +285,10 @@ impl Alerting {
 
     /// The evaluator's and the notifier's metrics, in Prometheus's text format.
     pub(crate) fn metrics_text(&self, out: &mut String) {
-        let m = lock(&self.evaluator).metrics();
-        let status = lock(&self.evaluator).active_alerts();
+        let (m, status) = {
+            let ev = lock(&self.evaluator);
+            (ev.metrics(), ev.active_alerts())
+        };
         let counter = |out: &mut String, name: &str, help: &str, v: u64| {
             let _ = writeln!(
                 out,

@@ -40,8 +40,8 @@ pub(crate) async fn feed(
         Err(End::Error(e) | End::TryLater(e)) => return Err(e),
         Err(End::ClientGone) => return Err(LokiError::internal("the live stream closed")),
     };
+    // The flag the caller reads (false since the start): the stream sets it from now on.
     live.current = current.clone();
-    live.current.store(false, Ordering::Release);
     let live_start = live.after;
     let end = logflux_proto::timefmt::now_ns();
     let mut sent = Sent::default();

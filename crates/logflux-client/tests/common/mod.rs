@@ -280,10 +280,20 @@ impl Stack {
         &self,
         token_file: &std::path::Path,
     ) -> (tokio::process::Child, String, Vec<String>) {
+        self.own_serve_with(token_file, &[]).await
+    }
+
+    /// As [`Stack::own_serve`], with more arguments (`--rules DIR`, say).
+    pub async fn own_serve_with(
+        &self,
+        token_file: &std::path::Path,
+        more: &[&std::ffi::OsStr],
+    ) -> (tokio::process::Child, String, Vec<String>) {
         let mut args = ["serve", "--listen", "127.0.0.1:0", "--token-file"]
             .map(std::ffi::OsStr::new)
             .to_vec();
         args.push(token_file.as_os_str());
+        args.extend_from_slice(more);
         let (child, printed) = self.until_serving(&args).await;
         let url = printed
             .iter()
