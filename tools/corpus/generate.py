@@ -150,6 +150,14 @@ def v_hms(r, arg):
     return "%02d:%02d" % (r.randint(0, 59), r.randint(0, 59))
 
 
+def v_hostport(r, arg):
+    return "%s:%s" % (v_host(r, None), arg)
+
+
+def v_ipport(r, arg):
+    return "%s:%s" % (v_ip(r, None), arg)
+
+
 def v_mac(r, arg):
     return ":".join(v_hex(r, "2") for _ in range(6))
 
@@ -160,6 +168,7 @@ VALUES = {
     "word": v_word, "path": v_path, "appid": v_appid, "attempt": v_attempt,
     "container": v_container, "sid": v_sid, "bglnode": v_bglnode, "version": v_version,
     "pkg": v_pkg, "dur": v_dur, "url": v_url, "kb": v_kb, "hms": v_hms, "mac": v_mac,
+    "hostport": v_hostport, "ipport": v_ipport,
 }
 
 
@@ -378,7 +387,7 @@ OPENSTACK = dict(start=dt.datetime(2017, 5, 16, 0, 0, 0, 8000, tzinfo=UTC), gap=
 
 def h_bgl(r, t, level, comp):
     node = v_bglnode(r, None)
-    flag = "-" if level in ("INFO", "WARNING") else r.choice(["-", "KERNDTLB", "APPREAD", "KERNSTOR"])
+    flag, comp = comp.split(" ") if " " in comp else ("-", comp)  # "<alert flag> <component>"
     return "%s %d %s %s %s %s RAS %s %s " % (
         flag, int(t.timestamp()), t.strftime("%Y.%m.%d"), node, t.strftime("%Y-%m-%d-%H.%M.%S.%f"),
         node, comp, level)
@@ -390,16 +399,16 @@ BGL = dict(start=dt.datetime(2005, 6, 3, 15, 42, 50, 675872, tzinfo=UTC), gap=90
     ("INFO", "KERNEL", "generating core.§{int:1-9999}"),
     ("INFO", "KERNEL", "§{int:1-9} double-hummer alignment exceptions"),
     ("INFO", "KERNEL", "CE sym §{int:0-31}, at §{sid}, mask §{sid}"),
-    ("FATAL", "KERNEL", "data TLB error interrupt"),
-    ("FATAL", "APP", "ciod: failed to read message prefix on control stream (CioStream socket to §{ip:private}:§{port}"),
+    ("FATAL", "KERNDTLB KERNEL", "data TLB error interrupt"),
+    ("FATAL", "APPREAD APP", "ciod: failed to read message prefix on control stream (CioStream socket to §{ip:private}:§{port}"),
     ("INFO", "KERNEL", "total of §{int:1-30} ddr error(s) detected and corrected"),
-    ("FATAL", "KERNEL", "data storage interrupt"),
-    ("ERROR", "KERNEL", "rts: kernel terminated for reason §{int:1000-1010}"),
+    ("FATAL", "KERNSTOR KERNEL", "data storage interrupt"),
+    ("ERROR", "KERNTERM KERNEL", "rts: kernel terminated for reason §{int:1000-1010}"),
     ("INFO", "KERNEL", "ddr: activating redundant bit steering: rank=0 symbol=§{int:0-31}"),
     ("WARNING", "KERNEL", "mailbox: §{choice:ciod|idoproxy} ready"),
-    ("FATAL", "KERNEL", "machine check interrupt (bit=0x1d): L2 dcache unit data parity error"),
+    ("FATAL", "KERNMC KERNEL", "machine check interrupt (bit=0x1d): L2 dcache unit data parity error"),
     ("SEVERE", "MMCS", "idoproxydb hit ASSERT condition: ASSERT expression=0 Source file=idotransportmgr.cpp Source line=§{int:1000-1200} Function=int IdoTransportMgr::SendPacket(IdoUdpMgr*, BglCtlPavTrace*)"),
-    ("FAILURE", "MONITOR", "monitor caught java.lang.IllegalStateException: while executing CONTROL Operation"),
+    ("FAILURE", "MONILL MONITOR", "monitor caught java.lang.IllegalStateException: while executing CONTROL Operation"),
     ("ERROR", "DISCOVERY", "Node card VPD check: §{bglnode} node in processor card slot J§{int:2-18} do not match. VPD ecid §{hex:32}, found §{hex:32}"),
     ("INFO", "KERNEL", "iar §{hex:8} dear §{hex:8}"),
     ("FATAL", "APP", "ciod: Error loading /g/g§{int:10-99}/§{user}/a.out: invalid or missing program image, No such file or directory"),
@@ -669,21 +678,21 @@ def h_proxifier(r, t, level, comp):
 
 PROXIFIER = dict(start=dt.datetime(2016, 10, 30, 16, 49, 6, tzinfo=UTC), gap=2.0, digits=0,
                  header=h_proxifier, templates=[
-    (None, "chrome.exe", "§{choice:play.google.com|www.google.com|clients4.google.com|www.youtube.com}:443 open through proxy proxy.cse.cuhk.edu.hk:5070 HTTPS"),
-    (None, "chrome.exe", "§{choice:play.google.com|www.google.com|clients4.google.com|www.youtube.com}:443 close, §{int:0-99999} bytes (§{kb}) sent, §{int:0-99999} bytes (§{kb}) received, lifetime §{choice:<1 sec|00:01|00:12|02:37}"),
-    (None, "Dropbox.exe", "§{host}:443 open through proxy proxy.cse.cuhk.edu.hk:5070 HTTPS"),
-    (None, "Dropbox.exe", "§{host}:443 close, §{int:0-99999} bytes (§{kb}) sent, §{int:0-99999} bytes (§{kb}) received, lifetime §{hms}"),
-    (None, "WeChat.exe", "§{ip}:80 open through proxy proxy.cse.cuhk.edu.hk:5070 HTTPS"),
-    (None, "WeChat.exe", "§{ip}:80 error : Could not connect through proxy proxy.cse.cuhk.edu.hk:5070 - Proxy server cannot establish a connection with the target, status code 403"),
-    (None, "SogouCloud.exe", "§{ip}:80 open through proxy proxy.cse.cuhk.edu.hk:5070 HTTPS"),
-    (None, "chrome.exe", "§{choice:play.google.com|www.google.com}:443 error : A connection request was canceled before the completion."),
-    (None, "svchost.exe", "§{ip}:80 open through proxy proxy.cse.cuhk.edu.hk:5070 HTTPS"),
-    (None, "qqlive.exe", "§{ip}:8080 close, 0 bytes sent, 0 bytes received, lifetime <1 sec"),
-    (None, "Dropbox.exe", "§{host}:443 error : Could not connect to proxy proxy.cse.cuhk.edu.hk:5070 - connection attempt failed with error 10061"),
+    (None, "chrome.exe", "§{choice:play.google.com:443|www.google.com:443|clients4.google.com:443|www.youtube.com:443} open through proxy proxy.cse.cuhk.edu.hk:5070 HTTPS"),
+    (None, "chrome.exe", "§{choice:play.google.com:443|www.google.com:443|clients4.google.com:443|www.youtube.com:443} close, §{int:0-99999} bytes (§{kb}) sent, §{int:0-99999} bytes (§{kb}) received, lifetime §{choice:<1 sec|00:01|00:12|02:37}"),
+    (None, "Dropbox.exe", "§{hostport:443} open through proxy proxy.cse.cuhk.edu.hk:5070 HTTPS"),
+    (None, "Dropbox.exe", "§{hostport:443} close, §{int:0-99999} bytes (§{kb}) sent, §{int:0-99999} bytes (§{kb}) received, lifetime §{hms}"),
+    (None, "WeChat.exe", "§{ipport:80} open through proxy proxy.cse.cuhk.edu.hk:5070 HTTPS"),
+    (None, "WeChat.exe", "§{ipport:80} error : Could not connect through proxy proxy.cse.cuhk.edu.hk:5070 - Proxy server cannot establish a connection with the target, status code 403"),
+    (None, "SogouCloud.exe", "§{ipport:80} open through proxy proxy.cse.cuhk.edu.hk:5070 HTTPS"),
+    (None, "chrome.exe", "§{choice:play.google.com:443|www.google.com:443} error : A connection request was canceled before the completion."),
+    (None, "svchost.exe", "§{ipport:80} open through proxy proxy.cse.cuhk.edu.hk:5070 HTTPS"),
+    (None, "qqlive.exe", "§{ipport:8080} close, 0 bytes sent, 0 bytes received, lifetime <1 sec"),
+    (None, "Dropbox.exe", "§{hostport:443} error : Could not connect to proxy proxy.cse.cuhk.edu.hk:5070 - connection attempt failed with error 10061"),
     (None, "chrome.exe", "proxy.cse.cuhk.edu.hk:5070 error : Could not resolve proxy.cse.cuhk.edu.hk error 11001"),
-    (None, "svchost.exe", "§{host}:80 open directly"),
-    (None, "git-remote-https.exe", "§{host}:443 open through proxy proxy.cse.cuhk.edu.hk:5070 HTTPS"),
-    (None, "putty.exe", "§{ip}:22 close, §{int:0-99999} bytes (§{kb}) sent, §{int:0-99999} bytes (§{kb}) received, lifetime §{hms}"),
+    (None, "svchost.exe", "§{hostport:80} open directly"),
+    (None, "git-remote-https.exe", "§{hostport:443} open through proxy proxy.cse.cuhk.edu.hk:5070 HTTPS"),
+    (None, "putty.exe", "§{ipport:22} close, §{int:0-99999} bytes (§{kb}) sent, §{int:0-99999} bytes (§{kb}) received, lifetime §{hms}"),
 ])
 
 
