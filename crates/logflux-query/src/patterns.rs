@@ -38,6 +38,9 @@
 //! assert_eq!(p.template(ids[0].id, "<*>").unwrap(), "<*> <*> INFO connected to <*> in <*> ms");
 //! ```
 
+use std::collections::BTreeMap;
+
+use logflux_proto::Level;
 use rustc_hash::FxHashMap;
 
 /// Tokens kept per line: the rest of a longer line is one wildcard token.
@@ -210,6 +213,146 @@ impl Patterns {
     /// Lines whose clusters were dropped to keep within [`Config::max_clusters`].
     pub fn dropped(&self) -> u64 {
         self.shards.iter().map(|d| d.dropped).sum()
+    }
+}
+
+/// Most (template, level, step) cells a [`Tally`] with steps keeps (Loki's samples).
+pub const MAX_CELLS: usize = 1_000_000;
+
+/// One entry for a [`Tally`]: its time, level and line.
+#[derive(Debug, Clone, Copy)]
+pub struct Item<'a> {
+    pub ts_ns: i64,
+    pub level: Level,
+    pub line: &'a str,
+}
+
+/// What a template holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    /// Entries.
+    pub count: u64,
+    /// Entries per level, most severe first (as [`Level::ALL`]).
+    pub levels: [u64; 8],
+    pub first_ns: i64,
+    pub last_ns: i64,
+    /// With steps: entries per (level number, step start), in order.
+    pub samples: BTreeMap<(u8, i64), u64>,
+}
+
+impl Stats {
+    fn new() -> Self {
+        Stats {
+            count: 0,
+            levels: [0; 8],
+            first_ns: i64::MAX,
+            last_ns: i64::MIN,
+            samples: BTreeMap::new(),
+        }
+    }
+}
+
+/// A template and what it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pub template: String,
+    pub stats: Stats,
+}
+
+/// Templates of entries with their counts, levels, first and last times and, optionally,
+/// counts per step: what `logflux patterns` prints and `/loki/api/v1/patterns` answers.
+#[derive(Debug)]
+pub struct Tally {
+    patterns: Patterns,
+    stats: Vec<Option<Stats>>,
+    /// (start, step) of the steps counted, if any.
+    steps: Option<(i64, i64)>,
+    cells: usize,
+    /// Entries whose step cell was not counted ([`MAX_CELLS`]).
+    pub cells_dropped: u64,
+}
+
+impl Tally {
+    /// Empty; with `steps` = `Some((start, step))` counts per step of `step` ns from `start`.
+    pub fn new(config: Config, steps: Option<(i64, i64)>) -> Self {
+        Tally {
+            patterns: Patterns::new(config),
+            stats: Vec::new(),
+            steps: steps.filter(|(_, step)| *step > 0),
+            cells: 0,
+            cells_dropped: 0,
+        }
+    }
+
+    /// Adds entries (their lines grouped on two threads).
+    pub fn add_batch(&mut self, items: &[Item<'_>]) {
+        let lines: Vec<&str> = items.iter().map(|i| i.line).collect();
+        let assigned = self.patterns.add_batch(&lines);
+        for (item, a) in items.iter().zip(assigned) {
+            let i = a.id.index();
+            if i >= self.stats.len() {
+                self.stats.resize_with(i + 1, || None);
+            }
+            if a.new || self.stats[i].is_none() {
+                if let Some(old) = self.stats[i].take() {
+                    self.cells -= old.samples.len();
+                }
+                self.stats[i] = Some(Stats::new());
+            }
+            let Some(s) = self.stats[i].as_mut() else {
+                continue;
+            };
+            s.count += 1;
+            s.levels[usize::from(item.level.number() - 1)] += 1;
+            s.first_ns = s.first_ns.min(item.ts_ns);
+            s.last_ns = s.last_ns.max(item.ts_ns);
+            if let Some((start, step)) = self.steps {
+                let bucket = start + (item.ts_ns - start).div_euclid(step) * step;
+                let key = (item.level.number(), bucket);
+                match s.samples.get_mut(&key) {
+                    Some(n) => *n += 1,
+                    None if self.cells < MAX_CELLS => {
+                        s.samples.insert(key, 1);
+                        self.cells += 1;
+                    }
+                    None => self.cells_dropped += 1,
+                }
+            }
+        }
+    }
+
+    /// Entries added, in live templates.
+    pub fn entries(&self) -> u64 {
+        self.patterns.clusters().map(|(_, n)| n).sum()
+    }
+
+    /// Entries whose templates were dropped to keep within [`Config::max_clusters`].
+    pub fn dropped(&self) -> u64 {
+        self.patterns.dropped()
+    }
+
+    /// The templates, most entries first (then the earliest first, then by text),
+    /// `wildcard` standing for each variable part.
+    pub fn templates(&self, wildcard: &str) -> Vec<Template> {
+        let mut out: Vec<Template> = self
+            .patterns
+            .clusters()
+            .filter_map(|(id, _)| {
+                let stats = self.stats.get(id.index())?.as_ref()?.clone();
+                Some(Template {
+                    template: self.patterns.template(id, wildcard)?,
+                    stats,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            b.stats
+                .count
+                .cmp(&a.stats.count)
+                .then(a.stats.first_ns.cmp(&b.stats.first_ns))
+                .then_with(|| a.template.cmp(&b.template))
+        });
+        out
     }
 }
 
@@ -631,6 +774,28 @@ mod tests {
         let total: u64 = p.clusters().map(|(_, n)| n).sum::<u64>() + p.dropped();
         assert_eq!(total, 17);
         assert!(p.clusters().any(|(_, n)| n == 10));
+    }
+
+    #[test]
+    fn a_tally_counts_levels_times_and_steps_per_template() {
+        let mut t = Tally::new(Config::default(), Some((0, 10)));
+        let item = |ts_ns, level, line| Item { ts_ns, level, line };
+        t.add_batch(&[
+            item(5, Level::Error, "disk full on sda1"),
+            item(12, Level::Info, "user alice logged in"),
+            item(15, Level::Error, "disk full on sdb2"),
+            item(3, Level::Warning, "disk full on sdc3"),
+        ]);
+        let ts = t.templates("<_>");
+        assert_eq!(ts.len(), 2);
+        assert_eq!(ts[0].template, "disk full on <_>");
+        let s = &ts[0].stats;
+        assert_eq!((s.count, s.first_ns, s.last_ns), (3, 3, 15));
+        assert_eq!(s.levels[3], 2);
+        assert_eq!(s.levels[4], 1);
+        let samples: Vec<_> = s.samples.iter().map(|(k, v)| (*k, *v)).collect();
+        assert_eq!(samples, [((4, 0), 1), ((4, 10), 1), ((5, 0), 1)]);
+        assert_eq!(t.entries(), 4);
     }
 
     #[test]
