@@ -176,7 +176,7 @@ impl Patterns {
                 })
                 .collect()
         });
-        let mut next = vec![0usize; SHARDS];
+        let mut next = [0usize; SHARDS];
         shard
             .iter()
             .map(|&s| {
@@ -493,9 +493,10 @@ impl Drain {
             let Node::Inner(children) = &self.nodes[node as usize] else {
                 break;
             };
-            let key = if children.contains_key(&tok) || tok == WILD {
-                tok
-            } else if children.len() + 1 < self.config.max_children {
+            // A new token gets a child while there is room (one place is kept for the
+            // wildcard child); past that, it goes with the wildcards.
+            let room = children.len() + 1 < self.config.max_children;
+            let key = if tok == WILD || room || children.contains_key(&tok) {
                 tok
             } else {
                 WILD

@@ -4,6 +4,8 @@
 //! given whole, header included, as the agent keeps it. Prints the figures
 //! (`cargo test -p logflux-query --test patterns_accuracy -- --nocapture`).
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 
