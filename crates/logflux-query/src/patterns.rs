@@ -20,6 +20,9 @@
 //! reached the less used half is dropped and its lines counted in [`Patterns::dropped`]) and
 //! at most [`MAX_TOKENS`] tokens per line.
 //!
+//! [`Tally`] adds what `logflux patterns` and `/loki/api/v1/patterns` show per template:
+//! counts, levels, first and last time, and counts per step.
+//!
 //! [`Patterns`] runs two independent shards (lines with an even and an odd token count:
 //! clusters never span token counts, so the grouping does not depend on the sharding) and
 //! [`Patterns::add_batch`] runs them on two threads.

@@ -642,8 +642,8 @@ pub(crate) async fn patterns(s: &Arc<Service>, r: Req) -> Result<Response, LokiE
         scan_for(&q.prune(), start.saturating_sub(1), end, false),
         &mut work,
         |row| {
-            if let Some(line) = q.eval(row) {
-                batch.push((row.entry.timestamp_ns, row.entry.level, line.line));
+            if let Some(line) = q.eval_line(row) {
+                batch.push((row.entry.timestamp_ns, row.entry.level, line.into_owned()));
                 if batch.len() >= PATTERN_BATCH {
                     flush(&mut tally, &mut batch);
                 }
