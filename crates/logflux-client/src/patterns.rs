@@ -35,6 +35,7 @@ pub(crate) struct PatternsArgs {
     /// Most templates to show, those with the most entries (0: all).
     #[arg(short = 'n', long, default_value_t = 50)]
     limit: usize,
+    /// text: a table; json: one object per template and line.
     #[arg(short = 'o', long, value_enum, default_value_t = PatternsFormat::Text)]
     format: PatternsFormat,
     /// Show times in UTC (default: local time; JSON always writes UTC).

@@ -18,7 +18,8 @@
 //!
 //! Memory is bounded: at most [`Config::max_clusters`] clusters per shard (when the cap is
 //! reached the less used half is dropped and its lines counted in [`Patterns::dropped`]) and
-//! at most [`MAX_TOKENS`] tokens per line.
+//! at most [`MAX_TOKENS`] tokens per line; the tree has at most `MAX_TOKENS` ×
+//! `max_children`^`depth` leaves.
 //!
 //! [`Tally`] adds what `logflux patterns` and `/loki/api/v1/patterns` show per template:
 //! counts, levels, first and last time, and counts per step.
