@@ -1,4 +1,4 @@
-//! The LogFlux client: search, tail, export and stats that decrypt on this machine; keys;
+//! The LogFlux client: search, tail, export, stats and patterns that decrypt on this machine; keys;
 //! administration; and `logflux up`, the whole system in one command.
 //!
 //! Exit status: [`EXIT_OK`] (0) on success, [`EXIT_NO_RESULTS`] (1) when a search found
@@ -16,6 +16,7 @@ mod filter;
 mod keys;
 mod output;
 mod pager;
+mod patterns;
 mod private_files;
 mod search;
 mod serve;
@@ -69,6 +70,9 @@ enum Command {
     Export(search::ExportArgs),
     /// Counts by level over time buckets, as a text histogram or JSON.
     Stats(search::StatsArgs),
+    /// The matching entries grouped by template (variable parts as `<*>`), most entries
+    /// first, with their levels and first/last time; grouped here, after decryption.
+    Patterns(patterns::PatternsArgs),
     /// Serve Loki's HTTP API on this machine (for Grafana's Loki data source and our UIs):
     /// queries decrypted here, behind a token; see docs/serve.md.
     Serve(serve::ServeArgs),
@@ -120,6 +124,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Stats(args) => {
             let s = settings()?;
             rt()?.block_on(search::stats(&s, args))
+        }
+        Command::Patterns(args) => {
+            let s = settings()?;
+            rt()?.block_on(patterns::patterns(&s, args))
         }
         Command::Serve(args) => {
             let s = settings()?;

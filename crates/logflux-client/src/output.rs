@@ -177,7 +177,7 @@ fn text_value(v: &str, out: &mut String) {
 /// Text as the terminal should show it: control characters (escape sequences, carriage
 /// returns, C1 codes) written as `\u{..}` escapes, so log content cannot drive the terminal or
 /// overwrite what is shown. Tabs stay.
-fn push_clean(out: &mut String, text: &str) {
+pub(crate) fn push_clean(out: &mut String, text: &str) {
     if !text.chars().any(|c| c.is_control() && c != '\t') {
         out.push_str(text);
         return;

@@ -183,10 +183,10 @@ enum Rest {
 
 /// What a run of a query produced.
 #[derive(Debug, Default)]
-struct Summary {
-    entries: u64,
-    records: u64,
-    errors: u64,
+pub(crate) struct Summary {
+    pub(crate) entries: u64,
+    pub(crate) records: u64,
+    pub(crate) errors: u64,
     rest: Rest,
 }
 
@@ -239,7 +239,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 /// Runs the session's query to the end (or `limit` entries, or until `emit` says stop), in
 /// order; `progress` sees each decrypted step. At the limit, it finds out whether more match
 /// ([`Summary::rest`]).
-async fn run_query<T: Send + 'static>(
+pub(crate) async fn run_query<T: Send + 'static>(
     session: &Session,
     newest_first: bool,
     limit: u64,
@@ -287,7 +287,7 @@ async fn run_query<T: Send + 'static>(
     Ok(sum)
 }
 
-fn status(sum: &Summary) -> i32 {
+pub(crate) fn status(sum: &Summary) -> i32 {
     if sum.errors > 0 {
         EXIT_ERROR
     } else if sum.entries == 0 {

@@ -34,6 +34,7 @@ mod lex;
 mod log;
 mod metric;
 mod parse;
+pub mod patterns;
 mod sliding;
 mod words;
 

@@ -620,6 +620,18 @@ impl LogQuery {
         Some(line)
     }
 
+    /// The line the query returns for one entry, without building its labels (what
+    /// `patterns` needs), or `None` when the query filters it out; the payload itself when
+    /// the pipeline only filters lines.
+    pub fn eval_line<'r>(&self, row: &Row<'r>) -> Option<std::borrow::Cow<'r, str>> {
+        if self.only_line_filters() {
+            return self
+                .passes_line_filters(row)
+                .then_some(std::borrow::Cow::Borrowed(row.entry.payload.as_str()));
+        }
+        self.eval(row).map(|l| std::borrow::Cow::Owned(l.line))
+    }
+
     /// The exact conditions of the query that may become blind tokens (see [`Prune`]).
     pub fn prune(&self) -> Prune {
         let mut p = Prune::default();

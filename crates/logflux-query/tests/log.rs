@@ -283,3 +283,33 @@ fn prune_takes_only_exact_conditions() {
     );
     assert_eq!(log(r#"{app=~"a.*"}"#).prune().apps, None);
 }
+
+#[test]
+fn eval_line_is_evals_line_without_the_labels() {
+    let e = entry(
+        Level::Error,
+        "api",
+        "disk full on sda1",
+        &[("region", "eu")],
+    );
+    let row = Row {
+        app: "web",
+        entry: &e,
+    };
+    for q in [
+        r#"{source="api"} |= "disk""#,
+        r#"{source="api"} != "disk""#,
+        r#"{source="db"}"#,
+        r#"{source="api"} | line_format "{{.region}}: {{__line__}}""#,
+        r#"{source="api"} | logfmt | drop __error__"#,
+    ] {
+        let q = log(q);
+        assert_eq!(
+            q.eval_line(&row).map(|l| l.into_owned()),
+            q.eval(&row).map(|l| l.line),
+            "{q:?}"
+        );
+    }
+    let borrowed = log(r#"{source="api"} |= "disk""#).eval_line(&row).unwrap();
+    assert!(matches!(borrowed, std::borrow::Cow::Borrowed(_)));
+}

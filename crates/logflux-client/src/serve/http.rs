@@ -539,6 +539,7 @@ pub(crate) fn router(s: Arc<Service>) -> Router {
             "/loki/api/v1/index/volume_range",
             route!(loki::index_volume_range),
         )
+        .route("/loki/api/v1/patterns", route!(loki::patterns))
         .route(
             "/loki/api/v1/detected_labels",
             route!(loki::detected_labels),

@@ -604,6 +604,73 @@ pub(crate) async fn query(s: &Arc<Service>, r: Req) -> Result<Response, LokiErro
     }
 }
 
+/// Lines grouped at a time by `patterns` (on two threads).
+const PATTERN_BATCH: usize = 1 << 16;
+
+/// `GET|POST /loki/api/v1/patterns`: the lines of `query` (a selector, with filters) in
+/// `[start, end]` (default: the last hour) grouped by template (`logflux_query::patterns`,
+/// over every line in range, here after decryption), each variable part `<_>` as Loki writes
+/// them; one series per template and level with the lines per `step`:
+/// `{"status":"success","data":[{"pattern":"…","level":"error","samples":[[<s>,<n>],…]},…]}`,
+/// the templates with the most lines first.
+pub(crate) async fn patterns(s: &Arc<Service>, r: Req) -> Result<Response, LokiError> {
+    use logflux_query::patterns::{Config, Item, Tally};
+    let raw = r.params.query()?;
+    let (start, end) = r.params.range(now_ns(), DEFAULT_SINCE_NS)?;
+    let step = r.params.step(start, end)?;
+    let Some(q) = selector(Some(raw))? else {
+        return Err(LokiError::bad("query parameter is required: query=<LogQL>"));
+    };
+    // Steps on the epoch's grid, as Loki's samples.
+    let mut tally = Tally::new(Config::default(), Some((0, step)));
+    let mut batch: Vec<(i64, logflux_proto::Level, String)> = Vec::new();
+    let flush = |tally: &mut Tally, batch: &mut Vec<(i64, logflux_proto::Level, String)>| {
+        let items: Vec<Item<'_>> = batch
+            .iter()
+            .map(|(ts_ns, level, line)| Item {
+                ts_ns: *ts_ns,
+                level: *level,
+                line,
+            })
+            .collect();
+        tokio::task::block_in_place(|| tally.add_batch(&items));
+        batch.clear();
+    };
+    let mut work = Work::default();
+    each_row(
+        s,
+        scan_for(&q.prune(), start.saturating_sub(1), end, false),
+        &mut work,
+        |row| {
+            if let Some(line) = q.eval_line(row) {
+                batch.push((row.entry.timestamp_ns, row.entry.level, line.into_owned()));
+                if batch.len() >= PATTERN_BATCH {
+                    flush(&mut tally, &mut batch);
+                }
+            }
+        },
+    )
+    .await?;
+    flush(&mut tally, &mut batch);
+    let mut data = Vec::new();
+    for t in tally.templates("<_>") {
+        for level in logflux_proto::Level::ALL {
+            let samples: Vec<Value> = t
+                .stats
+                .samples
+                .range((level.number(), i64::MIN)..=(level.number(), i64::MAX))
+                .map(|((_, at), n)| json!([at.div_euclid(NS), n]))
+                .collect();
+            if !samples.is_empty() {
+                data.push(
+                    json!({"pattern": t.template, "level": level.name(), "samples": samples}),
+                );
+            }
+        }
+    }
+    Ok(answer(Value::Array(data), &work))
+}
+
 /// The selector a label/series/stats request names (`query`), as a log query.
 fn selector(q: Option<&str>) -> Result<Option<LogQuery>, LokiError> {
     match q {
