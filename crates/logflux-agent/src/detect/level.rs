@@ -83,8 +83,9 @@ pub fn after(line: &str, from: usize) -> Option<Level> {
                 }
                 i += 1;
             }
-            let inner = line[start + 1..i.saturating_sub(1).max(start + 1)].trim();
-            if let Some(l) = word(inner.as_bytes()) {
+            let inner_end = if b.get(i.wrapping_sub(1)) == Some(&close) { i - 1 } else { i };
+            let inner = b[start + 1..inner_end.max(start + 1)].trim_ascii();
+            if let Some(l) = word(inner) {
                 return Some(l);
             }
             // `[main] ERROR`, `[pid 12:tid 3] [error]`: a bracket is a word.

@@ -467,13 +467,16 @@ impl Detector {
                 let end = text
                     .find(|c: char| !(c.is_ascii_digit() || c == '.'))
                     .unwrap_or(text.len());
-                let v: f64 = text[..end].parse().ok()?;
-                let secs = if matches!(format, CustomFormat::UnixMs) {
-                    v / 1000.0
+                let unit = if matches!(format, CustomFormat::UnixMs) {
+                    1_000_000
                 } else {
-                    v
+                    NS
                 };
-                timefmt::from_unix_seconds(secs).ok()
+                if let Ok(v) = text[..end].parse::<i64>() {
+                    return v.checked_mul(unit);
+                }
+                let v: f64 = text[..end].parse().ok()?;
+                timefmt::from_unix_seconds(v * unit as f64 / NS as f64).ok()
             }
             CustomFormat::Strftime { fmt, year, zone } => {
                 self.strftime_time(text, fmt, *year, *zone, now)
@@ -520,19 +523,30 @@ impl Detector {
     /// milliseconds, microseconds or nanoseconds (by magnitude).
     fn field_time(&self, v: &FieldValue, now: i64) -> Option<i64> {
         match v {
-            FieldValue::Number(n, _) => epoch(*n),
+            FieldValue::Number(n, text) => text.parse::<i64>().ok().and_then(epoch_int).or_else(|| epoch(*n)),
             FieldValue::Text(s) => {
                 let s = s.trim();
                 if let Ok(t) = timefmt::parse_rfc3339(s) {
                     return Some(t);
                 }
                 if !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
-                    return s.parse::<f64>().ok().and_then(epoch);
+                    return s.parse::<i64>().ok().and_then(epoch_int).or_else(|| s.parse::<f64>().ok().and_then(epoch));
                 }
                 let f = time::find(s, self.last.get())?;
                 f.civil.resolve(&self.zone, now)
             }
         }
+    }
+}
+
+/// Integer epoch seconds, milliseconds, microseconds or nanoseconds, by magnitude (exact).
+fn epoch_int(v: i64) -> Option<i64> {
+    match v {
+        ..0 => None,
+        0..=99_999_999_999 => v.checked_mul(NS),
+        100_000_000_000..=99_999_999_999_999 => v.checked_mul(1_000_000),
+        100_000_000_000_000..=99_999_999_999_999_999 => v.checked_mul(1_000),
+        _ => Some(v),
     }
 }
 

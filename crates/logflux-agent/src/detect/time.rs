@@ -750,7 +750,7 @@ pub fn find_epoch(line: &str, now: i64) -> Option<(i64, usize, usize)> {
         let n = w.len();
         if (n == 10 || n == 13) && w.iter().all(u8::is_ascii_digit) {
             let v: i64 = line[start..i].parse().ok()?;
-            let ns = if n == 10 { v * NS } else { v * 1_000_000 };
+            let ns = v.checked_mul(if n == 10 { NS } else { 1_000_000 })?;
             if plausible(ns, now) {
                 return Some((ns, start, i));
             }
