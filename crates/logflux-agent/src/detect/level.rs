@@ -83,7 +83,11 @@ pub fn after(line: &str, from: usize) -> Option<Level> {
                 }
                 i += 1;
             }
-            let inner_end = if b.get(i.wrapping_sub(1)) == Some(&close) { i - 1 } else { i };
+            let inner_end = if b.get(i.wrapping_sub(1)) == Some(&close) {
+                i - 1
+            } else {
+                i
+            };
             let inner = b[start + 1..inner_end.max(start + 1)].trim_ascii();
             if let Some(l) = word(inner) {
                 return Some(l);

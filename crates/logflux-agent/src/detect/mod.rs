@@ -384,6 +384,27 @@ impl Detector {
         self.stamp(e, ts, now, out)
     }
 
+    /// Completes an entry built by an input that knows some of it (the HTTP input's record
+    /// without a time field, a syslog message without a timestamp): the time (when `need_time`)
+    /// and level (when `need_level`) detected in `text`, as for a file's line.
+    pub fn fill(
+        &self,
+        mut e: Entry,
+        text: &str,
+        now: i64,
+        need_time: bool,
+        need_level: bool,
+    ) -> (Entry, Outcome) {
+        let (ts, level, mut out) = self.detect_text(text, now);
+        if need_level && out.level {
+            e.level = level;
+        } else if need_level {
+            e.level = self.default_level;
+        }
+        out.level &= need_level;
+        self.stamp(e, ts.filter(|_| need_time), now, out)
+    }
+
     /// Applies a found time: believed → the entry's time (the read time to metadata); not
     /// believed → the read time stays, the found time to metadata, counted.
     fn stamp(&self, mut e: Entry, ts: Option<i64>, now: i64, mut out: Outcome) -> (Entry, Outcome) {
@@ -523,14 +544,22 @@ impl Detector {
     /// milliseconds, microseconds or nanoseconds (by magnitude).
     fn field_time(&self, v: &FieldValue, now: i64) -> Option<i64> {
         match v {
-            FieldValue::Number(n, text) => text.parse::<i64>().ok().and_then(epoch_int).or_else(|| epoch(*n)),
+            FieldValue::Number(n, text) => text
+                .parse::<i64>()
+                .ok()
+                .and_then(epoch_int)
+                .or_else(|| epoch(*n)),
             FieldValue::Text(s) => {
                 let s = s.trim();
                 if let Ok(t) = timefmt::parse_rfc3339(s) {
                     return Some(t);
                 }
                 if !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
-                    return s.parse::<i64>().ok().and_then(epoch_int).or_else(|| s.parse::<f64>().ok().and_then(epoch));
+                    return s
+                        .parse::<i64>()
+                        .ok()
+                        .and_then(epoch_int)
+                        .or_else(|| s.parse::<f64>().ok().and_then(epoch));
                 }
                 let f = time::find(s, self.last.get())?;
                 f.civil.resolve(&self.zone, now)
@@ -585,11 +614,42 @@ fn level_number(v: &FieldValue) -> Option<Level> {
     }
 }
 
-/// The read time as RFC 3339 with nanoseconds.
+/// The read time as RFC 3339 in UTC with nanoseconds (`2026-11-30T12:00:00.000000000Z`),
+/// written by hand: it is made for every line whose time is detected.
 pub fn read_time_text(now: i64) -> String {
-    let secs = now - now.rem_euclid(NS);
-    let s = timefmt::format_rfc3339(secs);
-    format!("{}.{:09}Z", s.trim_end_matches('Z'), now.rem_euclid(NS))
+    let secs = now.div_euclid(NS);
+    let nanos = now.rem_euclid(NS) as u64;
+    let (y, m, d) = time::civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400) as u64;
+    let mut s = String::with_capacity(30);
+    push_num(&mut s, u64::try_from(y).unwrap_or(0), 4);
+    s.push('-');
+    push_num(&mut s, u64::from(m), 2);
+    s.push('-');
+    push_num(&mut s, u64::from(d), 2);
+    s.push('T');
+    push_num(&mut s, sod / 3600, 2);
+    s.push(':');
+    push_num(&mut s, sod / 60 % 60, 2);
+    s.push(':');
+    push_num(&mut s, sod % 60, 2);
+    s.push('.');
+    push_num(&mut s, nanos, 9);
+    s.push('Z');
+    s
+}
+
+/// `v` in decimal, zero-padded to `width` digits (at most 10).
+fn push_num(s: &mut String, mut v: u64, width: usize) {
+    let mut buf = [b'0'; 10];
+    let width = width.min(10);
+    for k in (0..width).rev() {
+        buf[k] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    for &c in &buf[..width] {
+        s.push(char::from(c));
+    }
 }
 
 /// A log entry with the given time, level, source, payload and payload type.

@@ -21,7 +21,11 @@ fn check(d: &Detector, now: &str, cases: &[(&str, &str, Option<Level>)]) {
     for (line, want_ts, want_level) in cases {
         let (e, out) = d.entry(line.to_string(), now, "t");
         if want_ts.is_empty() {
-            assert!(!out.time, "{line}: no time expected, got {}", timefmt::format_rfc3339(e.timestamp_ns));
+            assert!(
+                !out.time,
+                "{line}: no time expected, got {}",
+                timefmt::format_rfc3339(e.timestamp_ns)
+            );
             assert_eq!(e.timestamp_ns, now, "{line}");
         } else {
             assert!(out.time, "{line}: no time found");
@@ -43,15 +47,51 @@ fn iso_8601_and_log4j_forms() {
         "2026-11-30T12:00:00Z",
         &[
             ("2026-11-30T10:42:00Z GET /", "2026-11-30T10:42:00Z", None),
-            ("2026-11-30T10:42:00.123456+02:00 ERROR db down", "2026-11-30T08:42:00.123456Z", Some(Level::Error)),
-            ("2026-11-30 10:42:00,548 WARN [main] x.Y: slow", "2026-11-30T10:42:00.548Z", Some(Level::Warning)),
-            ("2015-07-31 11:09:02,548 - INFO  [QuorumPeer[myid=1]/0:0:0:0:2181:Leader@1] - ok", "2015-07-31T11:09:02.548Z", Some(Level::Info)),
-            ("2026-11-30 10:42:00 +0100 [error] x", "2026-11-30T09:42:00Z", Some(Level::Error)),
-            ("2026/11/21 10:00:00 [notice] 1#1: signal", "2026-11-21T10:00:00Z", Some(Level::Notice)),
-            ("[2026-11-30 10:42:00.5] [DEBUG] cache miss", "2026-11-30T10:42:00.5Z", Some(Level::Debug)),
-            ("2017-05-16 00:00:00.008 25746 INFO nova.compute.manager [req-1 - - -] ok", "2017-05-16T00:00:00.008Z", Some(Level::Info)),
-            ("2016-09-28 04:30:30, Warning               CBS    Failed", "2016-09-28T04:30:30Z", Some(Level::Warning)),
-            ("2016-09-28 04:30:30, Info                  CBS    Warning: Unrecognized", "2016-09-28T04:30:30Z", Some(Level::Info)),
+            (
+                "2026-11-30T10:42:00.123456+02:00 ERROR db down",
+                "2026-11-30T08:42:00.123456Z",
+                Some(Level::Error),
+            ),
+            (
+                "2026-11-30 10:42:00,548 WARN [main] x.Y: slow",
+                "2026-11-30T10:42:00.548Z",
+                Some(Level::Warning),
+            ),
+            (
+                "2015-07-31 11:09:02,548 - INFO  [QuorumPeer[myid=1]/0:0:0:0:2181:Leader@1] - ok",
+                "2015-07-31T11:09:02.548Z",
+                Some(Level::Info),
+            ),
+            (
+                "2026-11-30 10:42:00 +0100 [error] x",
+                "2026-11-30T09:42:00Z",
+                Some(Level::Error),
+            ),
+            (
+                "2026/11/21 10:00:00 [notice] 1#1: signal",
+                "2026-11-21T10:00:00Z",
+                Some(Level::Notice),
+            ),
+            (
+                "[2026-11-30 10:42:00.5] [DEBUG] cache miss",
+                "2026-11-30T10:42:00.5Z",
+                Some(Level::Debug),
+            ),
+            (
+                "2017-05-16 00:00:00.008 25746 INFO nova.compute.manager [req-1 - - -] ok",
+                "2017-05-16T00:00:00.008Z",
+                Some(Level::Info),
+            ),
+            (
+                "2016-09-28 04:30:30, Warning               CBS    Failed",
+                "2016-09-28T04:30:30Z",
+                Some(Level::Warning),
+            ),
+            (
+                "2016-09-28 04:30:30, Info                  CBS    Warning: Unrecognized",
+                "2016-09-28T04:30:30Z",
+                Some(Level::Info),
+            ),
         ],
     );
 }
@@ -63,12 +103,36 @@ fn compact_and_numeric_forms() {
         &d,
         "2026-11-30T12:00:00Z",
         &[
-            ("081109 203615 148 INFO dfs.DataNode$PacketResponder: done", "2008-11-09T20:36:15Z", Some(Level::Info)),
-            ("20171223-22:15:29:606|Step_LSC|30002312|onStandStepChanged 3579", "2017-12-23T22:15:29.606Z", None),
-            ("- 1117838570 2005.06.03 R02-M1-N0-C:J12-U11 2005-06-03-15.42.50.675872 R02-M1-N0-C:J12-U11 RAS KERNEL FATAL data TLB error", "2005-06-03T15:42:50.675872Z", Some(Level::Critical)),
-            ("17/06/09 20:10:40 ERROR executor.Executor: Exception in task", "2017-06-09T20:10:40Z", Some(Level::Error)),
-            ("31.12.2025 23:59:59 WARN x", "2025-12-31T23:59:59Z", Some(Level::Warning)),
-            ("460056 node-246 unix.hw state_change.unavailable 1077804742 1 Component State Change", "2004-02-26T14:12:22Z", None),
+            (
+                "081109 203615 148 INFO dfs.DataNode$PacketResponder: done",
+                "2008-11-09T20:36:15Z",
+                Some(Level::Info),
+            ),
+            (
+                "20171223-22:15:29:606|Step_LSC|30002312|onStandStepChanged 3579",
+                "2017-12-23T22:15:29.606Z",
+                None,
+            ),
+            (
+                "- 1117838570 2005.06.03 R02-M1-N0-C:J12-U11 2005-06-03-15.42.50.675872 R02-M1-N0-C:J12-U11 RAS KERNEL FATAL data TLB error",
+                "2005-06-03T15:42:50.675872Z",
+                Some(Level::Critical),
+            ),
+            (
+                "17/06/09 20:10:40 ERROR executor.Executor: Exception in task",
+                "2017-06-09T20:10:40Z",
+                Some(Level::Error),
+            ),
+            (
+                "31.12.2025 23:59:59 WARN x",
+                "2025-12-31T23:59:59Z",
+                Some(Level::Warning),
+            ),
+            (
+                "460056 node-246 unix.hw state_change.unavailable 1077804742 1 Component State Change",
+                "2004-02-26T14:12:22Z",
+                None,
+            ),
         ],
     );
 }
@@ -80,9 +144,21 @@ fn apache_and_nginx_forms() {
         &d,
         "2026-11-30T12:00:00Z",
         &[
-            ("[Sun Dec 04 04:47:44 2005] [error] mod_jk child workerEnv in error state 6", "2005-12-04T04:47:44Z", Some(Level::Error)),
-            ("[Sun Dec 04 04:47:44 2005] [emerg] down", "2005-12-04T04:47:44Z", Some(Level::Emergency)),
-            (r#"127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /error.gif HTTP/1.0" 500 2326"#, "2000-10-10T20:55:36Z", None),
+            (
+                "[Sun Dec 04 04:47:44 2005] [error] mod_jk child workerEnv in error state 6",
+                "2005-12-04T04:47:44Z",
+                Some(Level::Error),
+            ),
+            (
+                "[Sun Dec 04 04:47:44 2005] [emerg] down",
+                "2005-12-04T04:47:44Z",
+                Some(Level::Emergency),
+            ),
+            (
+                r#"127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /error.gif HTTP/1.0" 500 2326"#,
+                "2000-10-10T20:55:36Z",
+                None,
+            ),
         ],
     );
 }
@@ -95,16 +171,56 @@ fn year_less_forms_take_the_year_before_the_read_time() {
         &d,
         "2026-01-01T00:10:00Z",
         &[
-            ("Dec 31 23:59:58 combo sshd(pam_unix)[19939]: authentication failure; 0 errors", "2025-12-31T23:59:58Z", None),
-            ("Jan  1 00:05:00 combo kernel: Warning: something", "2026-01-01T00:05:00Z", None),
-            ("Dec 10 06:55:46 LabSZ sshd[24200]: error: Received disconnect", "2025-12-10T06:55:46Z", None),
-            ("<34>Oct 11 22:14:15 mymachine su: 'su root' failed", "2025-10-11T22:14:15Z", None),
-            ("03-17 16:13:38.811  1702  2395 D WindowManager: printFreezingDisplayLogs", "2025-03-17T16:13:38.811Z", Some(Level::Debug)),
-            ("12-31 23:00:00.000  1702  2395 E AndroidRuntime: FATAL EXCEPTION: main", "2025-12-31T23:00:00Z", Some(Level::Error)),
-            ("[10.30 16:49:06] chrome.exe - proxy.example:5070 error : Could not connect", "2025-10-30T16:49:06Z", None),
-            ("I1231 23:59:59.123456    2151 kubelet.go:2273] \"SyncLoop\"", "2025-12-31T23:59:59.123456Z", Some(Level::Info)),
-            ("E0101 00:01:00.000001    2151 pod.go:1] failed", "2026-01-01T00:01:00.000001Z", Some(Level::Error)),
-            ("F0101 00:01:00.5    1 main.go:1] bye", "2026-01-01T00:01:00.5Z", Some(Level::Critical)),
+            (
+                "Dec 31 23:59:58 combo sshd(pam_unix)[19939]: authentication failure; 0 errors",
+                "2025-12-31T23:59:58Z",
+                None,
+            ),
+            (
+                "Jan  1 00:05:00 combo kernel: Warning: something",
+                "2026-01-01T00:05:00Z",
+                None,
+            ),
+            (
+                "Dec 10 06:55:46 LabSZ sshd[24200]: error: Received disconnect",
+                "2025-12-10T06:55:46Z",
+                None,
+            ),
+            (
+                "<34>Oct 11 22:14:15 mymachine su: 'su root' failed",
+                "2025-10-11T22:14:15Z",
+                None,
+            ),
+            (
+                "03-17 16:13:38.811  1702  2395 D WindowManager: printFreezingDisplayLogs",
+                "2025-03-17T16:13:38.811Z",
+                Some(Level::Debug),
+            ),
+            (
+                "12-31 23:00:00.000  1702  2395 E AndroidRuntime: FATAL EXCEPTION: main",
+                "2025-12-31T23:00:00Z",
+                Some(Level::Error),
+            ),
+            (
+                "[10.30 16:49:06] chrome.exe - proxy.example:5070 error : Could not connect",
+                "2025-10-30T16:49:06Z",
+                None,
+            ),
+            (
+                "I1231 23:59:59.123456    2151 kubelet.go:2273] \"SyncLoop\"",
+                "2025-12-31T23:59:59.123456Z",
+                Some(Level::Info),
+            ),
+            (
+                "E0101 00:01:00.000001    2151 pod.go:1] failed",
+                "2026-01-01T00:01:00.000001Z",
+                Some(Level::Error),
+            ),
+            (
+                "F0101 00:01:00.5    1 main.go:1] bye",
+                "2026-01-01T00:01:00.5Z",
+                Some(Level::Critical),
+            ),
         ],
     );
     // Thunderbird, read the same evening: its BSD time is before its epoch in the line.
@@ -126,19 +242,59 @@ fn levels_only_in_their_positions() {
         &d,
         "2026-11-30T12:00:00Z",
         &[
-            ("2026-11-30 10:00:00 job finished with 0 errors", "2026-11-30T10:00:00Z", None),
-            ("2026-11-30 10:00:00 worker: ERROR in upstream ignored", "2026-11-30T10:00:00Z", None),
+            (
+                "2026-11-30 10:00:00 job finished with 0 errors",
+                "2026-11-30T10:00:00Z",
+                None,
+            ),
+            (
+                "2026-11-30 10:00:00 worker: ERROR in upstream ignored",
+                "2026-11-30T10:00:00Z",
+                None,
+            ),
             ("no time here, an error somewhere", "", None),
             ("[WARN] disk 91% full", "", Some(Level::Warning)),
             ("ERROR: could not open file", "", Some(Level::Error)),
-            ("E/ActivityManager( 123): ANR in com.example", "", Some(Level::Error)),
-            ("ts=2026-11-30T10:00:00Z caller=main.go:1 level=warn msg=\"slow\" x=1 oops", "2026-11-30T10:00:00Z", Some(Level::Warning)),
-            ("2026-11-30 10:00:00 [main] FATAL app - out of memory", "2026-11-30T10:00:00Z", Some(Level::Critical)),
-            ("2026-11-30 10:00:00 VERBOSE tick", "2026-11-30T10:00:00Z", Some(Level::Debug)),
-            ("2026-11-30 10:00:00 [CRIT] raid degraded", "2026-11-30T10:00:00Z", Some(Level::Critical)),
-            ("2026-11-30 10:00:00 ALERT: fan", "2026-11-30T10:00:00Z", Some(Level::Alert)),
-            ("2026-11-30 10:00:00 PANIC: kernel", "2026-11-30T10:00:00Z", Some(Level::Emergency)),
-            ("2026-11-30 10:00:00 TRACE entering", "2026-11-30T10:00:00Z", Some(Level::Debug)),
+            (
+                "E/ActivityManager( 123): ANR in com.example",
+                "",
+                Some(Level::Error),
+            ),
+            (
+                "ts=2026-11-30T10:00:00Z caller=main.go:1 level=warn msg=\"slow\" x=1 oops",
+                "2026-11-30T10:00:00Z",
+                Some(Level::Warning),
+            ),
+            (
+                "2026-11-30 10:00:00 [main] FATAL app - out of memory",
+                "2026-11-30T10:00:00Z",
+                Some(Level::Critical),
+            ),
+            (
+                "2026-11-30 10:00:00 VERBOSE tick",
+                "2026-11-30T10:00:00Z",
+                Some(Level::Debug),
+            ),
+            (
+                "2026-11-30 10:00:00 [CRIT] raid degraded",
+                "2026-11-30T10:00:00Z",
+                Some(Level::Critical),
+            ),
+            (
+                "2026-11-30 10:00:00 ALERT: fan",
+                "2026-11-30T10:00:00Z",
+                Some(Level::Alert),
+            ),
+            (
+                "2026-11-30 10:00:00 PANIC: kernel",
+                "2026-11-30T10:00:00Z",
+                Some(Level::Emergency),
+            ),
+            (
+                "2026-11-30 10:00:00 TRACE entering",
+                "2026-11-30T10:00:00Z",
+                Some(Level::Debug),
+            ),
         ],
     );
 }
@@ -150,8 +306,16 @@ fn zones_apply_to_zone_less_times_only() {
         &det("+02:00"),
         now,
         &[
-            ("2026-11-30 10:42:00 INFO x", "2026-11-30T08:42:00Z", Some(Level::Info)),
-            ("2026-11-30T10:42:00Z INFO x", "2026-11-30T10:42:00Z", Some(Level::Info)),
+            (
+                "2026-11-30 10:42:00 INFO x",
+                "2026-11-30T08:42:00Z",
+                Some(Level::Info),
+            ),
+            (
+                "2026-11-30T10:42:00Z INFO x",
+                "2026-11-30T10:42:00Z",
+                Some(Level::Info),
+            ),
         ],
     );
     // Berlin: CET in winter (+01:00), CEST in summer (+02:00).
@@ -207,14 +371,32 @@ fn structured_lines() {
     assert_eq!(e.metadata["tags"], r#"["a"]"#);
     assert_eq!(e.payload_type, "generic_json");
     // Epoch milliseconds, a nested `log.level`, pino's numeric level.
-    let (e, _) = d.entry(r#"{"ts":1764496800123,"log":{"level":"error"},"message":"m"}"#.into(), now, "t");
+    let (e, _) = d.entry(
+        r#"{"ts":1764496800123,"log":{"level":"error"},"message":"m"}"#.into(),
+        now,
+        "t",
+    );
     assert_eq!(e.timestamp_ns, ts("2025-11-30T10:00:00.123Z"));
     assert_eq!(e.level, Level::Error);
-    let (e, _) = d.entry(r#"{"time":1764496800,"level":50,"msg":"m"}"#.into(), now, "t");
-    assert_eq!((e.level, e.timestamp_ns), (Level::Error, ts("2025-11-30T10:00:00Z")));
+    let (e, _) = d.entry(
+        r#"{"time":1764496800,"level":50,"msg":"m"}"#.into(),
+        now,
+        "t",
+    );
+    assert_eq!(
+        (e.level, e.timestamp_ns),
+        (Level::Error, ts("2025-11-30T10:00:00Z"))
+    );
     // A log4j time in a JSON field.
-    let (e, _) = d.entry(r#"{"timestamp":"2026-11-30 10:00:00,250","severity":"DEBUG","msg":"m"}"#.into(), now, "t");
-    assert_eq!((e.level, e.timestamp_ns), (Level::Debug, ts("2026-11-30T10:00:00.25Z")));
+    let (e, _) = d.entry(
+        r#"{"timestamp":"2026-11-30 10:00:00,250","severity":"DEBUG","msg":"m"}"#.into(),
+        now,
+        "t",
+    );
+    assert_eq!(
+        (e.level, e.timestamp_ns),
+        (Level::Debug, ts("2026-11-30T10:00:00.25Z"))
+    );
     // logfmt
     let (e, out) = d.entry(
         r#"time=2026-11-30T10:00:00Z level=error msg="db \"main\" down" retries=3"#.into(),
@@ -247,7 +429,11 @@ fn overrides() {
         ..Default::default()
     })
     .expect("valid");
-    let (e, out) = d.entry("job 7 at 30/11/2026 09:15 sev:warning done".into(), now, "t");
+    let (e, out) = d.entry(
+        "job 7 at 30/11/2026 09:15 sev:warning done".into(),
+        now,
+        "t",
+    );
     assert!(out.time && out.level);
     assert_eq!(e.timestamp_ns, ts("2026-11-30T09:15:00Z"));
     assert_eq!(e.level, Level::Warning);
@@ -257,18 +443,28 @@ fn overrides() {
 
     let off = Detector::new(&DetectConfig {
         format: LineFormat::Plain,
-        timestamp: Some(TimestampConfig { regex: None, format: "none".into() }),
+        timestamp: Some(TimestampConfig {
+            regex: None,
+            format: "none".into(),
+        }),
         level: Some(LevelConfig::Fixed("warn".into())),
         ..Default::default()
     })
     .expect("valid");
-    let (e, _) = off.entry(r#"{"level":"error","time":"2026-11-30T10:00:00Z"}"#.into(), now, "t");
+    let (e, _) = off.entry(
+        r#"{"level":"error","time":"2026-11-30T10:00:00Z"}"#.into(),
+        now,
+        "t",
+    );
     assert_eq!((e.timestamp_ns, e.level), (now, Level::Warning));
     assert!(!e.metadata.contains_key(READ_TIME_KEY));
 
     // Year-less strftime and unix formats.
     let yl = Detector::new(&DetectConfig {
-        timestamp: Some(TimestampConfig { regex: None, format: "%b %d %H:%M:%S".into() }),
+        timestamp: Some(TimestampConfig {
+            regex: None,
+            format: "%b %d %H:%M:%S".into(),
+        }),
         time_zone: Some("UTC".into()),
         ..Default::default()
     })
@@ -276,7 +472,10 @@ fn overrides() {
     let (e, _) = yl.entry("Dec 31 23:00:00 x".into(), now, "t");
     assert_eq!(e.timestamp_ns, ts("2025-12-31T23:00:00Z"));
     let ux = Detector::new(&DetectConfig {
-        timestamp: Some(TimestampConfig { regex: Some(r"t=(?P<time>\S+)".into()), format: "unix_ms".into() }),
+        timestamp: Some(TimestampConfig {
+            regex: Some(r"t=(?P<time>\S+)".into()),
+            format: "unix_ms".into(),
+        }),
         ..Default::default()
     })
     .expect("valid");
@@ -288,30 +487,48 @@ fn overrides() {
 fn bad_overrides_name_their_field() {
     let bad = |c: DetectConfig| Detector::new(&c).expect_err("invalid");
     let e = bad(DetectConfig {
-        timestamp: Some(TimestampConfig { regex: None, format: "%Q%".into() }),
+        timestamp: Some(TimestampConfig {
+            regex: None,
+            format: "%Q%".into(),
+        }),
         ..Default::default()
     });
     assert!(e.starts_with("timestamp.format:"), "{e}");
     let e = bad(DetectConfig {
-        timestamp: Some(TimestampConfig { regex: Some("(".into()), format: "%Y".into() }),
+        timestamp: Some(TimestampConfig {
+            regex: Some("(".into()),
+            format: "%Y".into(),
+        }),
         ..Default::default()
     });
     assert!(e.starts_with("timestamp.regex:"), "{e}");
     let e = bad(DetectConfig {
-        timestamp: Some(TimestampConfig { regex: Some("(?P<t>x)".into()), format: "%Y".into() }),
+        timestamp: Some(TimestampConfig {
+            regex: Some("(?P<t>x)".into()),
+            format: "%Y".into(),
+        }),
         ..Default::default()
     });
     assert!(e.contains("`time`"), "{e}");
-    let e = bad(DetectConfig { time_zone: Some("Nowhere/City".into()), ..Default::default() });
+    let e = bad(DetectConfig {
+        time_zone: Some("Nowhere/City".into()),
+        ..Default::default()
+    });
     assert!(e.starts_with("time_zone:"), "{e}");
-    let e = bad(DetectConfig { level: Some(LevelConfig::Fixed("loud".into())), ..Default::default() });
+    let e = bad(DetectConfig {
+        level: Some(LevelConfig::Fixed("loud".into())),
+        ..Default::default()
+    });
     assert!(e.starts_with("level:"), "{e}");
     let e = bad(DetectConfig {
         level: Some(LevelConfig::Rule(LevelRuleConfig { regex: "[".into() })),
         ..Default::default()
     });
     assert!(e.starts_with("level.regex:"), "{e}");
-    let e = bad(DetectConfig { default_level: Some("x".into()), ..Default::default() });
+    let e = bad(DetectConfig {
+        default_level: Some("x".into()),
+        ..Default::default()
+    });
     assert!(e.starts_with("default_level:"), "{e}");
 }
 
@@ -362,5 +579,22 @@ proptest! {
         let now = now_s * NS;
         let (e, _) = d.entry(parts.concat(), now, "t");
         prop_assert!(e.timestamp_ns == now || time::plausible(e.timestamp_ns, now));
+    }
+}
+
+proptest! {
+    /// The hand-written read time is what the RFC 3339 formatter writes, with 9 digits.
+    #[test]
+    fn read_time_text_is_rfc3339(now in 0i64..8_000_000_000_000_000_000) {
+        let t = read_time_text(now);
+        prop_assert_eq!(timefmt::parse_rfc3339(&t).ok(), Some(now));
+        prop_assert_eq!(t.len(), 30);
+    }
+
+    /// Days to dates and back.
+    #[test]
+    fn civil_days_round_trip(days in -1_000_000i64..1_000_000) {
+        let (y, m, d) = time::civil_from_days(days);
+        prop_assert_eq!(time::days_from_civil(y as i32, m, d), days);
     }
 }
