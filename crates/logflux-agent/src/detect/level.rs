@@ -32,7 +32,7 @@ pub fn word(w: &[u8]) -> Option<Level> {
 /// A level named by one letter (klog/glog, Android).
 pub fn letter(c: u8) -> Option<Level> {
     Some(match c {
-        b'V' | b'D' | b'T' => Level::Debug,
+        b'V' | b'D' => Level::Debug,
         b'I' => Level::Info,
         b'W' => Level::Warning,
         b'E' => Level::Error,
@@ -41,11 +41,24 @@ pub fn letter(c: u8) -> Option<Level> {
     })
 }
 
-/// A bare word in capitals (`INFO`) or capitalised (`Info`): how loggers write levels.
+/// A bare word in capitals (`INFO`), or capitalised as Windows and .NET write levels (`Info`,
+/// `Warning`, `Error`): a capitalised `Alert`, `Critical` or `Fatal` starts a sentence more
+/// often than it names a level.
 fn cased(w: &[u8]) -> bool {
-    w.iter().all(u8::is_ascii_uppercase)
-        || (w.first().is_some_and(u8::is_ascii_uppercase)
-            && w[1..].iter().all(u8::is_ascii_lowercase))
+    if w.iter().all(u8::is_ascii_uppercase) {
+        return true;
+    }
+    const TITLES: [&[u8]; 8] = [
+        b"Info",
+        b"Information",
+        b"Warning",
+        b"Warn",
+        b"Error",
+        b"Debug",
+        b"Trace",
+        b"Verbose",
+    ];
+    TITLES.contains(&w)
 }
 
 /// How many words after the timestamp may come before the level (HDFS's pid, BGL's node,

@@ -10,7 +10,7 @@
 //! - Structure: JSON objects and logfmt lines ([`structured`]) become fields.
 //!
 //! The original line stays the payload of a plain line; the read time goes to metadata
-//! (`read_time`) when a time was detected.
+//! (`read_time`) when a time was detected more than [`READ_TIME_MIN_LAG_NS`] away from it.
 
 pub mod level;
 pub mod structured;
@@ -34,6 +34,11 @@ pub const READ_TIME_KEY: &str = "read_time";
 pub const ORIGINAL_TIME_KEY: &str = "logflux_original_time";
 
 const NS: i64 = 1_000_000_000;
+
+/// How far the read time must be from a line's own time to be kept in metadata: a line read
+/// live (within a minute) gains nothing from it, and an extra field is CPU and bytes per entry
+/// on the file path (benchmarks.md, "Line understanding"); a backlog or an archive keeps it.
+pub const READ_TIME_MIN_LAG_NS: i64 = 60 * NS;
 
 /// `timestamp:` of an input: where and how its lines write their time.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -412,7 +417,7 @@ impl Detector {
             out.time = true;
             if time::plausible(ts, now) {
                 e.timestamp_ns = ts;
-                if ts != now {
+                if (now - ts).abs() > READ_TIME_MIN_LAG_NS {
                     e.metadata.insert(READ_TIME_KEY.into(), read_time_text(now));
                 }
             } else {
@@ -614,14 +619,15 @@ fn level_number(v: &FieldValue) -> Option<Level> {
     }
 }
 
-/// The read time as RFC 3339 in UTC with nanoseconds (`2026-11-30T12:00:00.000000000Z`),
-/// written by hand: it is made for every line whose time is detected.
+/// The read time as RFC 3339 in UTC to the second (`2026-11-30T12:00:00Z`), written by hand.
+/// Whole seconds, not nanoseconds: every metadata value gets a blind search token per record
+/// (`logflux_crypto::tokens`), and a value unique to each entry would cost a token (an HMAC and
+/// 8 bytes in the record) per entry; entries read in the same second share one.
 pub fn read_time_text(now: i64) -> String {
     let secs = now.div_euclid(NS);
-    let nanos = now.rem_euclid(NS) as u64;
     let (y, m, d) = time::civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400) as u64;
-    let mut s = String::with_capacity(30);
+    let mut s = String::with_capacity(20);
     push_num(&mut s, u64::try_from(y).unwrap_or(0), 4);
     s.push('-');
     push_num(&mut s, u64::from(m), 2);
@@ -633,8 +639,6 @@ pub fn read_time_text(now: i64) -> String {
     push_num(&mut s, sod / 60 % 60, 2);
     s.push(':');
     push_num(&mut s, sod % 60, 2);
-    s.push('.');
-    push_num(&mut s, nanos, 9);
     s.push('Z');
     s
 }

@@ -295,6 +295,21 @@ fn levels_only_in_their_positions() {
                 "2026-11-30T10:00:00Z",
                 Some(Level::Debug),
             ),
+            (
+                "2026-11-30 10:00:00 Alert rule fired for checkout",
+                "2026-11-30T10:00:00Z",
+                None,
+            ),
+            (
+                "2026-11-30 10:00:00 Critical section entered",
+                "2026-11-30T10:00:00Z",
+                None,
+            ),
+            (
+                "2026-11-30 10:00:00 Error reading config",
+                "2026-11-30T10:00:00Z",
+                Some(Level::Error),
+            ),
         ],
     );
 }
@@ -349,8 +364,14 @@ fn implausible_times_fall_back_to_the_read_time_and_are_counted() {
     let (e, out) = d.entry("2015-07-31 11:09:02,548 INFO old but real".into(), now, "t");
     assert!(!out.implausible);
     assert_eq!(e.timestamp_ns, ts("2015-07-31T11:09:02.548Z"));
-    assert_eq!(e.metadata[READ_TIME_KEY], "2026-11-30T12:00:00.000000000Z");
+    assert_eq!(e.metadata[READ_TIME_KEY], "2026-11-30T12:00:00Z");
     assert_eq!(e.payload, "2015-07-31 11:09:02,548 INFO old but real");
+    // A line read live (within a minute of its time) does not carry it.
+    let (e, _) = d.entry("2026-11-30 11:59:30 INFO live".into(), now, "t");
+    assert_eq!(e.timestamp_ns, ts("2026-11-30T11:59:30Z"));
+    assert!(!e.metadata.contains_key(READ_TIME_KEY));
+    let (e, _) = d.entry("2026-11-30 11:58:59 INFO a minute late".into(), now, "t");
+    assert!(e.metadata.contains_key(READ_TIME_KEY));
 }
 
 #[test]
@@ -583,12 +604,12 @@ proptest! {
 }
 
 proptest! {
-    /// The hand-written read time is what the RFC 3339 formatter writes, with 9 digits.
+    /// The hand-written read time is RFC 3339, the read time to the second.
     #[test]
     fn read_time_text_is_rfc3339(now in 0i64..8_000_000_000_000_000_000) {
         let t = read_time_text(now);
-        prop_assert_eq!(timefmt::parse_rfc3339(&t).ok(), Some(now));
-        prop_assert_eq!(t.len(), 30);
+        prop_assert_eq!(timefmt::parse_rfc3339(&t).ok(), Some(now - now % NS));
+        prop_assert_eq!(t.len(), 20);
     }
 
     /// Days to dates and back.

@@ -244,7 +244,7 @@ fn days_in_month(y: i32, m: u32) -> u32 {
     }
 }
 
-/// The civil year of UTC seconds `s` shifted by `off`.
+/// The civil year of `s` seconds since 1970-01-01T00:00 (a wall clock's, or UTC).
 fn year_of(s: i64) -> i32 {
     chrono::DateTime::from_timestamp(s, 0)
         .map(|d| chrono::Datelike::year(&d.date_naive()))
