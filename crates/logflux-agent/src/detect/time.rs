@@ -370,9 +370,10 @@ fn hms(b: &[u8], i: usize, sep: u8) -> Option<(u32, u32, u32, u32, usize)> {
     }
     let mut nanos = 0;
     let c = at(b, end);
-    if (c == b'.' || c == b',') && at(b, end + 1).is_ascii_digit() {
-        (nanos, end) = fraction(b, end + 1);
-    } else if c == b':' && run(b, end + 1) == 3 {
+    // `.5`, `,548`, or HealthApp's `:606` (exactly three digits).
+    let frac = ((c == b'.' || c == b',') && at(b, end + 1).is_ascii_digit())
+        || (c == b':' && run(b, end + 1) == 3);
+    if frac {
         (nanos, end) = fraction(b, end + 1);
     }
     if h > 23 || m > 59 || s > 60 {
