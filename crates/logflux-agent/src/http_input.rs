@@ -557,6 +557,39 @@ mod tests {
         assert_eq!(r2.len(), 2);
         assert!(records(b"{not json").is_err());
 
+        // A tail record without a time or level field: both from its line.
+        let d = Detector::new(&DetectConfig {
+            time_zone: Some("UTC".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let now = timefmt::parse_rfc3339("2026-11-30T12:00:00Z").unwrap();
+        let t = record_entry(
+            json!({"log": "2026-11-30 11:00:00,5 WARN [main] a.B: slow\n", "path": "/var/log/a.log"}),
+            "date",
+            "fb",
+            now,
+            &d,
+        );
+        assert_eq!(t.level, Level::Warning);
+        assert_eq!(
+            t.timestamp_ns,
+            timefmt::parse_rfc3339("2026-11-30T11:00:00.5Z").unwrap()
+        );
+        assert_eq!(t.payload, "2026-11-30 11:00:00,5 WARN [main] a.B: slow");
+        // A record's own fields win over its text.
+        let f = record_entry(
+            json!({"date": 1764496800, "level": "info", "log": "2026-11-30 11:00:00 ERROR x"}),
+            "date",
+            "fb",
+            now,
+            &d,
+        );
+        assert_eq!(
+            (f.level, f.timestamp_ns),
+            (Level::Info, 1_764_496_800 * 1_000_000_000)
+        );
+
         let e = record_entry(r[0].clone(), "date", "fluent-bit", 0, &Detector::default());
         assert_eq!(e.payload, "GET / 200");
         assert_eq!(e.level, Level::Warning);

@@ -743,15 +743,21 @@ mod tests {
     }
 
     #[test]
-    fn entries_far_in_the_future_get_their_arrival_time() {
+    fn entries_far_in_the_future_or_before_1990_get_their_arrival_time() {
         let now = 1_763_675_346 * S;
         let mut entries = vec![
             at(now + FUTURE_MARGIN_NS),
             at(now + FUTURE_MARGIN_NS + 1),
             at(4_102_444_800 * S), // 2100-01-01
             at(now - 365 * 24 * H),
+            at(86_400 * S), // 1970-01-02: an unset clock
         ];
-        assert_eq!(restamp_future(&mut entries, now), 2);
+        assert_eq!(restamp_future(&mut entries, now), 3);
+        assert_eq!(entries[4].timestamp_ns, now);
+        assert_eq!(
+            entries[4].metadata[ORIGINAL_TIME_KEY],
+            "1970-01-02T00:00:00Z"
+        );
         assert_eq!(entries[0].timestamp_ns, now + FUTURE_MARGIN_NS);
         assert!(!entries[0].metadata.contains_key(ORIGINAL_TIME_KEY));
         assert_eq!(entries[1].timestamp_ns, now);

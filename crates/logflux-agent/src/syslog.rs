@@ -634,6 +634,42 @@ mod tests {
     }
 
     #[test]
+    fn a_message_without_a_timestamp_gets_the_time_in_its_text() {
+        let d = Detector::new(&DetectConfig {
+            time_zone: Some("+01:00".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let now = timefmt::parse_rfc3339("2026-11-30T12:00:00Z").unwrap();
+        // 3164 without a header time (a local socket), the app's own time in the message.
+        let (e, found) = parse_with(
+            "<11>app[7]: 2026-11-30 10:15:00,250 ERROR disk full",
+            now,
+            Some(&d),
+        );
+        assert!(found);
+        assert_eq!(
+            e.timestamp_ns,
+            timefmt::parse_rfc3339("2026-11-30T09:15:00.25Z").unwrap()
+        );
+        assert_eq!(e.level, Level::Error, "the PRI's severity stays");
+        // A header time wins; no time anywhere: the arrival time.
+        let (e, found) = parse_with(
+            "<13>Nov 30 11:00:00 h app: at 2026-11-30 10:15:00",
+            now,
+            Some(&d),
+        );
+        assert!(!found);
+        assert_eq!(
+            e.timestamp_ns,
+            timefmt::parse_rfc3339("2026-11-30T11:00:00Z").unwrap()
+        );
+        let (e, found) = parse_with("<13>app: no time", now, Some(&d));
+        assert!(!found);
+        assert_eq!(e.timestamp_ns, now);
+    }
+
+    #[test]
     fn rfc3164_with_and_without_a_host() {
         let e = parse(
             "<34>Oct 11 22:14:15 mymachine su[123]: 'su root' failed for lonvick",
