@@ -745,6 +745,35 @@ mod tests {
     }
 
     #[test]
+    fn line_understanding_options_are_checked_with_their_path() {
+        let text = "server: {urls: ['https://x'], api_key: eu-lf_a}\n\
+                    keys: {search_key_file: /k}\n\
+                    inputs:\n\
+                    \x20 files:\n\
+                    \x20   - {paths: ['/a/*.log'], timestamp: {format: '%Q%'}, time_zone: Mars/Base}\n\
+                    \x20   - {paths: ['/b/*.log'], timestamp: {regex: '(', format: '%Y'}}\n\
+                    \x20   - {paths: ['/c/*.log'], level: {regex: '['}, default_level: loud}\n\
+                    \x20   - {paths: ['/d/*.log'], level: shouting}\n\
+                    \x20   - {paths: ['/e/*.log'], format: logfmt, level: warn, default_level: notice, time_zone: '+02:00', timestamp: {format: none}}\n\
+                    \x20 syslog: [{listen: 'udp://127.0.0.1:5514', time_zone: Nowhere}]\n\
+                    \x20 http: {listen: '127.0.0.1:9880', token: '0123456789abcdef0123456789abcdef', timestamp: {format: '%H:%M', regex: '(?P<t>x)'}}\n\
+                    spool: {dir: /s}\n";
+        let c: AgentConfig = logflux_config::from_str(text, "a.yaml").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        for needle in [
+            "inputs.files[0].timestamp.format: not a valid strftime format",
+            "inputs.files[1].timestamp.regex: not a valid regex",
+            "inputs.files[2].level.regex: not a valid regex",
+            "inputs.files[3].level: unknown level \"shouting\"",
+            "inputs.syslog[0].time_zone: unknown time zone \"Nowhere\"",
+            "inputs.http.timestamp.regex: the regex names groups",
+        ] {
+            assert!(e.contains(needle), "missing {needle:?} in {e}");
+        }
+        assert!(!e.contains("files[4]"), "{e}");
+    }
+
+    #[test]
     fn batch_limits_are_capped_with_their_path() {
         let text = "server: {urls: [https://x], api_key: eu-lf_a}\n\
                     keys: {search_key_file: /k, public_key_file: /p}\n\

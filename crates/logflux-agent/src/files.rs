@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use logflux_proto::Level;
 use serde::Deserialize;
 use tokio::sync::watch;
 
+use crate::detect::{DetectConfig, Detector, LevelConfig, TimestampConfig};
 use crate::multiline::{Joiner, MultilineConfig, Rules};
 use crate::parse::{Format, NGINX_COMBINED, NginxFormat, Parsed, Parser};
 use crate::pipeline::{Intake, Shared};
@@ -43,9 +43,21 @@ pub struct FileInputConfig {
     /// The entries' source (default: the file name without `.log`).
     #[serde(default)]
     pub source: Option<String>,
+    /// Lines' own times: `{format: none}` (off: the read time), `{regex: '(?P<time>…)',
+    /// format: '%Y-%m-%d %H:%M:%S'}` (default: detected).
+    #[serde(default)]
+    pub timestamp: Option<TimestampConfig>,
+    /// The zone of times written without one: `UTC`, `+02:00`, `Europe/Berlin`, `local`
+    /// (default: the host's).
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// `error`: every line has this level (detection off); `{regex: '(?P<level>…)'}`
+    /// (default: detected).
+    #[serde(default)]
+    pub level: Option<LevelConfig>,
     /// Level of lines that carry none (default: info).
     #[serde(default)]
-    pub level: Option<String>,
+    pub default_level: Option<String>,
     /// Added to every entry's metadata.
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
@@ -133,7 +145,10 @@ impl FileInputConfig {
             nginx_log_format: None,
             multiline: None,
             source: None,
+            timestamp: None,
+            time_zone: None,
             level: None,
+            default_level: None,
             metadata: BTreeMap::new(),
             decompress_gzip: false,
             poll_interval_ms: default_poll_ms(),
@@ -190,14 +205,23 @@ impl FileInputConfig {
         if let Some(f) = &self.nginx_log_format {
             NginxFormat::new(f).with_context(|| format!("{at}.nginx_log_format"))?;
         }
-        if let Some(l) = &self.level {
-            l.parse::<Level>()
-                .map_err(|e| anyhow::anyhow!("{at}.level: {e}"))?;
-        }
+        self.detector().map_err(|e| anyhow::anyhow!("{at}.{e:#}"))?;
         if self.max_line_bytes == 0 {
             anyhow::bail!("{at}.max_line_bytes must be positive");
         }
         Ok(())
+    }
+
+    /// The input's line understanding (an error names the field: `timestamp.format: …`).
+    pub fn detector(&self) -> anyhow::Result<Detector> {
+        Detector::new(&DetectConfig {
+            format: self.format.line_format(),
+            timestamp: self.timestamp.clone(),
+            time_zone: self.time_zone.clone(),
+            level: self.level.clone(),
+            default_level: self.default_level.clone(),
+        })
+        .map_err(anyhow::Error::msg)
     }
 
     fn checkpoint_name(&self) -> String {
@@ -315,10 +339,7 @@ async fn run_inner(
         },
         saved,
     )?);
-    let level = match &cfg.level {
-        Some(l) => l.parse::<Level>().map_err(|e| anyhow::anyhow!("{e}"))?,
-        None => Level::Info,
-    };
+    let mut detector = cfg.detector()?;
     let nginx = match (cfg.format, &cfg.nginx_log_format) {
         (Format::NginxAccess, f) => Some(NginxFormat::new(f.as_deref().unwrap_or(NGINX_COMBINED))?),
         _ => None,
@@ -330,6 +351,12 @@ async fn run_inner(
         (_, Format::NginxAccess | Format::NginxError) => "nginx",
         _ => "file",
     };
+    detector.implausible = shared
+        .metrics
+        .timestamps_implausible
+        .get_or_create(&crate::metrics::InputLabel { input: input_label })
+        .clone();
+    let detector = Arc::new(detector);
     let poll = Duration::from_millis(cfg.poll_interval_ms.max(10));
     // Each file's event being joined, with the file's path (for its source and metadata).
     let mut joiners: HashMap<u64, (Joiner, Arc<Path>)> = HashMap::new();
@@ -395,7 +422,7 @@ async fn run_inner(
                     Parser {
                         format: cfg.format,
                         nginx: nginx.clone(),
-                        level,
+                        detector: detector.clone(),
                         source,
                         metadata: meta
                             .into_iter()

@@ -34,6 +34,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, watch};
 
+use crate::detect::{DetectConfig, Detector, LevelConfig, LineFormat, TimestampConfig};
 use crate::pipeline::{Intake, Shared};
 
 /// `inputs.http`.
@@ -59,6 +60,17 @@ pub struct HttpInputConfig {
     /// The record key holding the time (Fluent Bit's `json_date_key`).
     #[serde(default = "default_date_key")]
     pub date_key: String,
+    /// How the time of a record without a time field is found in its message (as for file
+    /// inputs; default: detected, `{format: none}`: the arrival time).
+    #[serde(default)]
+    pub timestamp: Option<TimestampConfig>,
+    /// The zone of detected times written without one (default: the host's).
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// The level of records without a level field: `error` (fixed), `{regex}` (default:
+    /// detected in the message, else info).
+    #[serde(default)]
+    pub level: Option<LevelConfig>,
     /// Connections open at once; a connection over the cap is closed as soon as it is
     /// accepted (counted as refused, reason `max_connections`).
     #[serde(default = "default_max_connections")]
@@ -110,6 +122,7 @@ impl HttpInputConfig {
         if !(1024..=1024 * 1024 * 1024).contains(&self.max_body_bytes) {
             anyhow::bail!("{at}.max_body_bytes: 1 KiB..1 GiB");
         }
+        self.detector().map_err(|e| anyhow::anyhow!("{at}.{e:#}"))?;
         if !self.listen.ip().is_loopback() && !self.allow_non_loopback {
             anyhow::bail!(
                 "{at}.listen: {} is not loopback; set allow_non_loopback to expose it",
@@ -120,8 +133,23 @@ impl HttpInputConfig {
     }
 }
 
+impl HttpInputConfig {
+    /// How messages of records without a time or level field are read.
+    pub fn detector(&self) -> anyhow::Result<Detector> {
+        Detector::new(&DetectConfig {
+            format: LineFormat::Plain,
+            timestamp: self.timestamp.clone(),
+            time_zone: self.time_zone.clone(),
+            level: self.level.clone(),
+            default_level: None,
+        })
+        .map_err(anyhow::Error::msg)
+    }
+}
+
 struct HttpState {
     cfg: HttpInputConfig,
+    detector: Detector,
     token: Secret,
     shared: Arc<Shared>,
     intake: Intake,
@@ -154,8 +182,15 @@ fn value_text(v: Value) -> String {
     }
 }
 
-/// One Fluent Bit record as an entry.
-pub fn record_entry(v: Value, date_key: &str, source: &str, now_ns: i64) -> Entry {
+/// One Fluent Bit record as an entry; a record without a time or level field gets the ones
+/// `detector` finds in its message (a Fluent Bit `tail` record's `log` line).
+pub fn record_entry(
+    v: Value,
+    date_key: &str,
+    source: &str,
+    now_ns: i64,
+    detector: &Detector,
+) -> Entry {
     let Value::Object(mut m) = v else {
         let mut e = Entry::new(now_ns, Level::Info, source, &value_text(v));
         e.payload_type = "generic_json".into();
@@ -186,6 +221,7 @@ pub fn record_entry(v: Value, date_key: &str, source: &str, now_ns: i64) -> Entr
         .iter()
         .find_map(|k| m.remove(*k))
         .map(value_text);
+    let has_message = message.is_some();
     let payload = match message {
         Some(mut s) => {
             if s.ends_with('\n') {
@@ -195,6 +231,7 @@ pub fn record_entry(v: Value, date_key: &str, source: &str, now_ns: i64) -> Entr
         }
         None => Value::Object(m.clone()).to_string(),
     };
+    let (need_time, need_level) = (ts.is_none(), level.is_none());
     let mut e = Entry::new(
         ts.map_or(now_ns, |(_, t)| t),
         level.unwrap_or(Level::Info),
@@ -206,6 +243,10 @@ pub fn record_entry(v: Value, date_key: &str, source: &str, now_ns: i64) -> Entr
     e.payload_type = "generic_json".into();
     for (k, v) in m {
         e.metadata.insert(k, value_text(v));
+    }
+    if has_message && (need_time || need_level) {
+        let text = e.payload.clone();
+        return detector.fill(e, &text, now_ns, need_time, need_level).0;
     }
     e
 }
@@ -378,7 +419,7 @@ async fn ingest(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body
     let now = timefmt::now_ns();
     let entries: Vec<Entry> = recs
         .into_iter()
-        .map(|v| record_entry(v, &st.cfg.date_key, &tag, now))
+        .map(|v| record_entry(v, &st.cfg.date_key, &tag, now, &st.detector))
         .collect();
     let n = entries.len();
     if n == 0 {
@@ -428,7 +469,14 @@ pub(crate) async fn run(
         .await
         .map_err(|e| anyhow::anyhow!("binding the http input on {}: {e}", cfg.listen))?;
     let addr = listener.local_addr()?;
+    let mut detector = cfg.detector()?;
+    detector.implausible = shared
+        .metrics
+        .timestamps_implausible
+        .get_or_create(&crate::metrics::InputLabel { input: "http" })
+        .clone();
     let st = Arc::new(HttpState {
+        detector,
         token: Secret::new(cfg.token.clone()),
         bodies: Semaphore::new(cfg.max_concurrent_bodies),
         cfg,
@@ -509,20 +557,53 @@ mod tests {
         assert_eq!(r2.len(), 2);
         assert!(records(b"{not json").is_err());
 
-        let e = record_entry(r[0].clone(), "date", "fluent-bit", 0);
+        // A tail record without a time or level field: both from its line.
+        let d = Detector::new(&DetectConfig {
+            time_zone: Some("UTC".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let now = timefmt::parse_rfc3339("2026-11-30T12:00:00Z").unwrap();
+        let t = record_entry(
+            json!({"log": "2026-11-30 11:00:00,5 WARN [main] a.B: slow\n", "path": "/var/log/a.log"}),
+            "date",
+            "fb",
+            now,
+            &d,
+        );
+        assert_eq!(t.level, Level::Warning);
+        assert_eq!(
+            t.timestamp_ns,
+            timefmt::parse_rfc3339("2026-11-30T11:00:00.5Z").unwrap()
+        );
+        assert_eq!(t.payload, "2026-11-30 11:00:00,5 WARN [main] a.B: slow");
+        // A record's own fields win over its text.
+        let f = record_entry(
+            json!({"date": 1764496800, "level": "info", "log": "2026-11-30 11:00:00 ERROR x"}),
+            "date",
+            "fb",
+            now,
+            &d,
+        );
+        assert_eq!(
+            (f.level, f.timestamp_ns),
+            (Level::Info, 1_764_496_800 * 1_000_000_000)
+        );
+
+        let e = record_entry(r[0].clone(), "date", "fluent-bit", 0, &Detector::default());
         assert_eq!(e.payload, "GET / 200");
         assert_eq!(e.level, Level::Warning);
         assert_eq!(e.timestamp_ns, 1_763_719_200_500_000_000);
         assert_eq!(e.metadata["host"], "web-1");
         assert_eq!(e.source, "fluent-bit");
-        let e = record_entry(r[1].clone(), "date", "fluent-bit", 0);
+        let e = record_entry(r[1].clone(), "date", "fluent-bit", 0, &Detector::default());
         assert_eq!(e.source, "app.web");
-        let e = record_entry(r2[1].clone(), "date", "fb", 0);
+        let e = record_entry(r2[1].clone(), "date", "fb", 0, &Detector::default());
         assert_eq!(
             e.timestamp_ns,
             timefmt::parse_rfc3339("2026-11-21T10:00:01.5Z").unwrap()
         );
-        let e = record_entry(json!({"cpu": 0.5}), "date", "fb", 9);
+        let e = record_entry(json!({"cpu": 0.5}), "date", "fb", 9, &Detector::default());
         assert_eq!(e.payload, r#"{"cpu":0.5}"#);
         assert_eq!(e.timestamp_ns, 9);
     }

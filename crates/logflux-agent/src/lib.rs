@@ -13,6 +13,7 @@
 mod agent;
 mod api;
 pub mod config;
+pub mod detect;
 pub mod files;
 pub mod forward;
 pub mod http_input;

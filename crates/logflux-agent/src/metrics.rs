@@ -50,6 +50,8 @@ pub(crate) struct Metrics {
     pub(crate) batches_sealed: Counter,
     pub(crate) entries_sealed: Counter,
     pub(crate) entries_restamped: Counter,
+    /// Times found in lines that were not believed (before 1990, or in the future).
+    pub(crate) timestamps_implausible: Family<InputLabel, Counter>,
     pub(crate) spooled_bytes: Counter,
     pub(crate) spool_bytes: Gauge,
     pub(crate) spool_records: Gauge,
@@ -86,6 +88,7 @@ impl Metrics {
             batches_sealed: Counter::default(),
             entries_sealed: Counter::default(),
             entries_restamped: Counter::default(),
+            timestamps_implausible: Family::default(),
             spooled_bytes: Counter::default(),
             spool_bytes: Gauge::default(),
             spool_records: Gauge::default(),
@@ -122,6 +125,11 @@ impl Metrics {
             "entries_restamped",
             "Entries stamped with their arrival time: their own was more than 5 minutes ahead of the agent's clock (kept in metadata logflux_original_time)",
             m.entries_restamped.clone(),
+        );
+        r.register(
+            "timestamps_implausible",
+            "Times found in lines that were not believed (before 1990, or more than 5 minutes ahead of the read time): the entry has the read time (the found one in metadata logflux_original_time)",
+            m.timestamps_implausible.clone(),
         );
         r.register(
             "spooled_bytes",

@@ -2,27 +2,31 @@
 //!
 //! | format | what it reads | payloadType |
 //! |---|---|---|
-//! | `plain` | any text; the level is the input's `level` | `generic` |
-//! | `json` | one JSON object per line (`message`/`msg`/`log`, `level`/`severity`, `time`/`timestamp`/`ts`; other fields → metadata) | `generic_json` |
-//! | `docker` | Docker's json-file driver (`{"log","stream","time"}`; partial lines joined) | `container` |
-//! | `cri` | Kubernetes CRI (`TIME STREAM F|P MESSAGE`; `P` parts joined) | `container` |
+//! | `auto` (default) | JSON objects and logfmt lines structured, other lines text; time and level detected ([`crate::detect`]) | `generic_json` (JSON), `generic` |
+//! | `plain` | any text; time and level detected in it | `generic` |
+//! | `json` | one JSON object per line (`message`/`msg`/`log`, `level`/`severity`, `time`/`timestamp`/`ts`; other fields → metadata, nested objects flattened with dots) | `generic_json` |
+//! | `logfmt` | `key=value` lines, read as `json` reads objects | `generic` |
+//! | `docker` | Docker's json-file driver (`{"log","stream","time"}`; partial lines joined; the inner line read as `auto`) | `container` |
+//! | `cri` | Kubernetes CRI (`TIME STREAM F|P MESSAGE`; `P` parts joined; the inner line read as `auto`) | `container` |
 //! | `nginx_access` | nginx `combined`, or the input's `nginx_log_format` | `nginx` |
 //! | `nginx_error` | nginx's error log | `nginx` |
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use logflux_proto::{Entry, EntryType, Level, timefmt};
+use logflux_proto::{Entry, Level, timefmt};
 use regex::Regex;
 use serde::Deserialize;
-use serde_json::Value;
 
 /// Formats of file inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
     #[default]
+    Auto,
     Plain,
     Json,
+    Logfmt,
     Docker,
     Cri,
     NginxAccess,
@@ -101,24 +105,31 @@ fn nginx_local_time(s: &str) -> Option<i64> {
     i64::try_from(t.unix_timestamp_nanos()).ok()
 }
 
-/// Builds entries from lines; one per input.
+impl Format {
+    /// How the detector reads lines of this format (container lines' inner text: `auto`).
+    pub fn line_format(self) -> LineFormat {
+        match self {
+            Format::Plain => LineFormat::Plain,
+            Format::Json => LineFormat::Json,
+            Format::Logfmt => LineFormat::Logfmt,
+            _ => LineFormat::Auto,
+        }
+    }
+}
+
+/// Builds entries from lines; one per file of an input (the detector is the input's).
 #[derive(Debug, Clone)]
 pub struct Parser {
     pub format: Format,
     pub nginx: Option<NginxFormat>,
-    /// Level of lines that carry none.
-    pub level: Level,
+    /// The input's line understanding (time, level, structure; its level of lines that carry
+    /// none).
+    pub detector: Arc<Detector>,
     pub source: String,
     pub metadata: BTreeMap<String, String>,
 }
 
-fn new_entry(ts: i64, level: Level, source: &str, payload: String, payload_type: &str) -> Entry {
-    let mut e = Entry::new(ts, level, source, "");
-    e.payload = payload;
-    e.entry_type = EntryType::Log;
-    e.payload_type = payload_type.into();
-    e
-}
+use crate::detect::{Detector, LineFormat, Outcome, new_entry};
 
 fn level_from_text(s: &str) -> Option<Level> {
     match s.trim().to_ascii_lowercase().as_str() {
@@ -134,30 +145,6 @@ fn level_from_text(s: &str) -> Option<Level> {
     }
 }
 
-fn json_time(v: &Value) -> Option<i64> {
-    match v {
-        Value::String(s) => timefmt::parse_rfc3339(s).ok(),
-        Value::Number(n) => n.as_f64().and_then(|f| {
-            // Seconds, milliseconds or nanoseconds since the epoch, by magnitude.
-            if f > 1e17 {
-                Some(f as i64)
-            } else if f > 1e11 {
-                Some((f * 1e6) as i64)
-            } else {
-                timefmt::from_unix_seconds(f).ok()
-            }
-        }),
-        _ => None,
-    }
-}
-
-fn value_text(v: Value) -> String {
-    match v {
-        Value::String(s) => s,
-        other => other.to_string(),
-    }
-}
-
 /// What a line gave: an entry, nothing yet (a partial container line), or nothing at all.
 #[derive(Debug)]
 pub enum Parsed {
@@ -166,55 +153,67 @@ pub enum Parsed {
 }
 
 impl Parser {
+    /// A parser of `format` lines with the given detector, source and metadata.
+    pub fn new(
+        format: Format,
+        nginx: Option<NginxFormat>,
+        detector: Arc<Detector>,
+        source: String,
+        metadata: BTreeMap<String, String>,
+    ) -> Parser {
+        Parser {
+            format,
+            nginx,
+            detector,
+            source,
+            metadata,
+        }
+    }
+
     /// Turns one line (or joined event) of `path` into an entry. `partial` holds a container
     /// line's earlier parts.
     pub fn parse(&self, line: String, path: &str, partial: &mut String) -> Parsed {
-        let now = timefmt::now_ns();
-        let mut e = match self.format {
-            Format::Plain => new_entry(now, self.level, &self.source, line, "generic"),
-            Format::Json => self.json(line, now),
+        self.parse_at(line, path, partial, timefmt::now_ns()).0
+    }
+
+    /// [`Parser::parse`] with the read time given, and what detection found.
+    pub fn parse_at(
+        &self,
+        line: String,
+        path: &str,
+        partial: &mut String,
+        now: i64,
+    ) -> (Parsed, Outcome) {
+        let (mut e, out) = match self.format {
+            Format::Auto | Format::Plain | Format::Json | Format::Logfmt => {
+                self.detector.entry(line, now, &self.source)
+            }
             Format::Docker => match self.docker(&line, partial, now) {
                 Some(e) => e,
-                None => return Parsed::Partial,
+                None => return (Parsed::Partial, Outcome::default()),
             },
             Format::Cri => match self.cri(&line, partial, now) {
                 Some(e) => e,
-                None => return Parsed::Partial,
+                None => return (Parsed::Partial, Outcome::default()),
             },
-            Format::NginxAccess => self.nginx_access(line, now),
-            Format::NginxError => self.nginx_error(line, now),
+            Format::NginxAccess => (self.nginx_access(line, now), Outcome::default()),
+            Format::NginxError => (self.nginx_error(line, now), Outcome::default()),
         };
         e.metadata.insert("file".into(), path.to_owned());
         for (k, v) in &self.metadata {
             e.metadata.entry(k.clone()).or_insert_with(|| v.clone());
         }
-        Parsed::Entry(Box::new(e))
+        (Parsed::Entry(Box::new(e)), out)
     }
 
-    fn json(&self, line: String, now: i64) -> Entry {
-        let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(&line) else {
-            // Not JSON after all: kept as text.
-            return new_entry(now, self.level, &self.source, line, "generic");
-        };
-        let take = |m: &mut serde_json::Map<String, Value>, keys: &[&str]| {
-            keys.iter().find_map(|k| m.remove(*k))
-        };
-        let message = take(&mut m, &["message", "msg", "log"]).map(value_text);
-        let level = take(&mut m, &["level", "severity", "lvl", "log.level"])
-            .and_then(|v| level_from_text(&value_text(v)))
-            .unwrap_or(self.level);
-        let ts = take(&mut m, &["time", "timestamp", "ts", "@timestamp"])
-            .and_then(|v| json_time(&v))
-            .unwrap_or(now);
-        let payload = message.unwrap_or_else(|| line.clone());
-        let mut e = new_entry(ts, level, &self.source, payload, "generic_json");
-        for (k, v) in m {
-            e.metadata.insert(k, value_text(v));
-        }
-        e
+    /// A container's inner line read as `auto`, with the runtime's time when it gave one.
+    fn container(&self, text: String, own: Option<i64>, now: i64) -> (Entry, Outcome) {
+        let (mut e, out) = self.detector.entry_with(text, now, &self.source, own);
+        e.payload_type = "container".into();
+        (e, out)
     }
 
-    fn docker(&self, line: &str, partial: &mut String, now: i64) -> Option<Entry> {
+    fn docker(&self, line: &str, partial: &mut String, now: i64) -> Option<(Entry, Outcome)> {
         #[derive(Deserialize)]
         struct D {
             log: String,
@@ -224,13 +223,7 @@ impl Parser {
             time: String,
         }
         let Ok(d) = serde_json::from_str::<D>(line) else {
-            return Some(new_entry(
-                now,
-                self.level,
-                &self.source,
-                line.to_owned(),
-                "container",
-            ));
+            return Some(self.container(line.to_owned(), None, now));
         };
         // The json-file driver splits lines over 16 KiB: parts without the final newline.
         partial.push_str(&d.log);
@@ -242,47 +235,41 @@ impl Parser {
         if text.ends_with('\r') {
             text.pop();
         }
-        let ts = timefmt::parse_rfc3339(&d.time).unwrap_or(now);
-        let mut e = new_entry(ts, self.level, &self.source, text, "container");
+        let own = timefmt::parse_rfc3339(&d.time).ok();
+        let (mut e, out) = self.container(text, own, now);
         if !d.stream.is_empty() {
             e.metadata.insert("stream".into(), d.stream);
         }
-        Some(e)
+        Some((e, out))
     }
 
-    fn cri(&self, line: &str, partial: &mut String, now: i64) -> Option<Entry> {
+    fn cri(&self, line: &str, partial: &mut String, now: i64) -> Option<(Entry, Outcome)> {
         let mut it = line.splitn(4, ' ');
         let (Some(time), Some(stream), Some(tag), msg) =
             (it.next(), it.next(), it.next(), it.next())
         else {
-            return Some(new_entry(
-                now,
-                self.level,
-                &self.source,
-                line.to_owned(),
-                "container",
-            ));
+            return Some(self.container(line.to_owned(), None, now));
         };
         partial.push_str(msg.unwrap_or(""));
         if tag == "P" {
             return None;
         }
-        let ts = timefmt::parse_rfc3339(time).unwrap_or(now);
-        let mut e = new_entry(
-            ts,
-            self.level,
-            &self.source,
-            std::mem::take(partial),
-            "container",
-        );
+        let own = timefmt::parse_rfc3339(time).ok();
+        let (mut e, out) = self.container(std::mem::take(partial), own, now);
         e.metadata.insert("stream".into(), stream.to_owned());
-        Some(e)
+        Some((e, out))
     }
 
     fn nginx_access(&self, line: String, now: i64) -> Entry {
         let fmt = self.nginx.as_ref();
         let Some(fields) = fmt.and_then(|f| f.fields(&line)) else {
-            let mut e = new_entry(now, self.level, &self.source, line, "nginx");
+            let mut e = new_entry(
+                now,
+                self.detector.default_level(),
+                &self.source,
+                line,
+                "nginx",
+            );
             e.metadata
                 .insert("parse_error".into(), "not in the access log format".into());
             return e;
@@ -347,7 +334,13 @@ impl Parser {
             .expect("static pattern")
         });
         let Some(c) = re.captures(&line) else {
-            return new_entry(now, self.level, &self.source, line, "nginx");
+            return new_entry(
+                now,
+                self.detector.default_level(),
+                &self.source,
+                line,
+                "nginx",
+            );
         };
         let fmt =
             time::macros::format_description!("[year]/[month]/[day] [hour]:[minute]:[second]");
@@ -355,7 +348,7 @@ impl Parser {
             .ok()
             .and_then(|t| i64::try_from(t.assume_utc().unix_timestamp_nanos()).ok())
             .unwrap_or(now);
-        let level = level_from_text(&c["l"]).unwrap_or(self.level);
+        let level = level_from_text(&c["l"]).unwrap_or(self.detector.default_level());
         let msg = c["msg"].to_owned();
         let mut meta = BTreeMap::new();
         meta.insert("pid".to_owned(), c["pid"].to_owned());
@@ -388,7 +381,14 @@ mod tests {
         Parser {
             format,
             nginx: Some(NginxFormat::new(NGINX_COMBINED).unwrap()),
-            level: Level::Info,
+            detector: Arc::new(
+                Detector::new(&crate::detect::DetectConfig {
+                    format: format.line_format(),
+                    time_zone: Some("UTC".into()),
+                    ..Default::default()
+                })
+                .unwrap(),
+            ),
             source: "web".into(),
             metadata: BTreeMap::new(),
         }

@@ -353,21 +353,24 @@ async fn next_msg(
     }
 }
 
-/// How far beyond the agent's clock an entry's time may be before it is stamped with its
-/// arrival time: well within what the server accepts (`limits::MAX_FUTURE_NS`), so that the
-/// record's range rounded outward and some clock skew still pass.
-pub(crate) const FUTURE_MARGIN_NS: i64 = 5 * 60 * 1_000_000_000;
+// How far beyond the agent's clock an entry's time may be before it is stamped with its
+// arrival time is `detect::time::FUTURE_MARGIN_NS`: well within what the server accepts
+// (`limits::MAX_FUTURE_NS`), so that the record's range rounded outward and some clock skew
+// still pass.
+#[cfg(test)]
+use crate::detect::time::FUTURE_MARGIN_NS;
 
 /// The metadata key that keeps the own time of an entry stamped with its arrival time.
-pub(crate) const ORIGINAL_TIME_KEY: &str = "logflux_original_time";
+pub(crate) const ORIGINAL_TIME_KEY: &str = crate::detect::ORIGINAL_TIME_KEY;
 
-/// Stamps entries whose time is beyond `now` + [`FUTURE_MARGIN_NS`] (a line with a wrong year,
-/// a producer's clock far ahead) with `now`, keeping their own time (RFC 3339) under
+/// Stamps entries whose time is not plausible ([`crate::detect::time::plausible`], the agent's
+/// one rule: beyond `now` + [`crate::detect::time::FUTURE_MARGIN_NS`] — a line with a wrong year, a producer's clock
+/// far ahead — or before 1990, an unset clock) with `now`, keeping their own time (RFC 3339) under
 /// [`ORIGINAL_TIME_KEY`]; returns how many were.
 fn restamp_future(entries: &mut [Entry], now: i64) -> u64 {
     let mut n = 0;
     for e in entries {
-        if e.timestamp_ns > now.saturating_add(FUTURE_MARGIN_NS) {
+        if !crate::detect::time::plausible(e.timestamp_ns, now) {
             e.metadata.insert(
                 ORIGINAL_TIME_KEY.to_owned(),
                 timefmt::format_rfc3339(e.timestamp_ns),
@@ -740,15 +743,21 @@ mod tests {
     }
 
     #[test]
-    fn entries_far_in_the_future_get_their_arrival_time() {
+    fn entries_far_in_the_future_or_before_1990_get_their_arrival_time() {
         let now = 1_763_675_346 * S;
         let mut entries = vec![
             at(now + FUTURE_MARGIN_NS),
             at(now + FUTURE_MARGIN_NS + 1),
             at(4_102_444_800 * S), // 2100-01-01
             at(now - 365 * 24 * H),
+            at(86_400 * S), // 1970-01-02: an unset clock
         ];
-        assert_eq!(restamp_future(&mut entries, now), 2);
+        assert_eq!(restamp_future(&mut entries, now), 3);
+        assert_eq!(entries[4].timestamp_ns, now);
+        assert_eq!(
+            entries[4].metadata[ORIGINAL_TIME_KEY],
+            "1970-01-02T00:00:00Z"
+        );
         assert_eq!(entries[0].timestamp_ns, now + FUTURE_MARGIN_NS);
         assert!(!entries[0].metadata.contains_key(ORIGINAL_TIME_KEY));
         assert_eq!(entries[1].timestamp_ns, now);

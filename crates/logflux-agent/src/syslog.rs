@@ -23,6 +23,7 @@ use serde::Deserialize;
 use tokio::io::AsyncReadExt as _;
 use tokio::sync::watch;
 
+use crate::detect::{DetectConfig, Detector, LineFormat, TimestampConfig};
 use crate::pipeline::{Intake, Shared};
 
 /// One `inputs.syslog` entry.
@@ -43,6 +44,17 @@ pub struct SyslogInputConfig {
     /// Added to every entry's metadata.
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// How the time of a message without a timestamp is found in its text (as for file
+    /// inputs; default: detected, `{format: none}`: the arrival time).
+    #[serde(default)]
+    pub timestamp: Option<TimestampConfig>,
+    /// The zone of detected times written without one (default: the host's). A BSD header's
+    /// timestamp is read as before (UTC).
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// Built from the above when the input starts.
+    #[serde(skip)]
+    pub detector: Option<Arc<Detector>>,
 }
 
 fn default_max() -> usize {
@@ -76,6 +88,18 @@ impl SyslogInputConfig {
         bail!("listen {l:?}: udp://HOST:PORT, tcp://HOST:PORT or unix:///PATH")
     }
 
+    /// How the time of messages without a timestamp is found (the level is the PRI's).
+    pub fn detector(&self) -> anyhow::Result<Detector> {
+        Detector::new(&DetectConfig {
+            format: LineFormat::Plain,
+            timestamp: self.timestamp.clone(),
+            time_zone: self.time_zone.clone(),
+            level: None,
+            default_level: None,
+        })
+        .map_err(anyhow::Error::msg)
+    }
+
     pub fn validate(&self, at: &str) -> anyhow::Result<()> {
         let a = self.address().with_context(|| format!("{at}.listen"))?;
         if let Listen::Udp(s) | Listen::Tcp(s) = a
@@ -88,6 +112,7 @@ impl SyslogInputConfig {
         }
         u32::from_str_radix(self.mode.trim_start_matches("0o"), 8)
             .map_err(|_| anyhow::anyhow!("{at}.mode: an octal mode like \"0666\""))?;
+        self.detector().map_err(|e| anyhow::anyhow!("{at}.{e:#}"))?;
         if self.max_message_bytes < 480 {
             bail!("{at}.max_message_bytes: at least 480 (RFC 5424's minimum)");
         }
@@ -125,6 +150,24 @@ const FACILITIES: [&str; 24] = [
 /// Parses one syslog message (either RFC). Never fails: text that is not syslog becomes an
 /// entry with the whole text as payload and `parse_error` in its metadata.
 pub fn parse(raw: &str, now_ns: i64) -> Entry {
+    parse_with(raw, now_ns, None).0
+}
+
+/// [`parse`], and for a message without a timestamp the time `detector` finds in its text
+/// (the second value says whether one did).
+pub fn parse_with(raw: &str, now_ns: i64, detector: Option<&Detector>) -> (Entry, bool) {
+    let e = parse_inner(raw, now_ns);
+    match detector {
+        Some(d) if e.timestamp_ns == now_ns && !e.payload.is_empty() => {
+            let text = e.payload.clone();
+            let (e, out) = d.fill(e, &text, now_ns, true, false);
+            (e, out.time)
+        }
+        _ => (e, false),
+    }
+}
+
+fn parse_inner(raw: &str, now_ns: i64) -> Entry {
     let raw = raw.trim_end_matches(['\n', '\r', '\0']);
     let mut e = Entry::new(now_ns, Level::Notice, "syslog", "");
     e.entry_type = EntryType::Log;
@@ -328,6 +371,14 @@ pub(crate) async fn run(
     intake: Intake,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let mut cfg = cfg;
+    let mut detector = cfg.detector()?;
+    detector.implausible = shared
+        .metrics
+        .timestamps_implausible
+        .get_or_create(&crate::metrics::InputLabel { input: "syslog" })
+        .clone();
+    cfg.detector = Some(Arc::new(detector));
     let cfg = Arc::new(cfg);
     Ok(match cfg.address()? {
         Listen::Udp(a) => {
@@ -376,7 +427,7 @@ async fn deliver(
             .inc();
     }
     let text = String::from_utf8_lossy(&raw[..raw.len().min(cfg.max_message_bytes)]);
-    let mut e = parse(&text, timefmt::now_ns());
+    let mut e = parse_with(&text, timefmt::now_ns(), cfg.detector.as_deref()).0;
     for (k, v) in &cfg.metadata {
         e.metadata.entry(k.clone()).or_insert_with(|| v.clone());
     }
@@ -580,6 +631,42 @@ mod tests {
         assert_eq!(nil.timestamp_ns, NOW);
         assert_eq!(nil.payload, "");
         assert_eq!(nil.metadata["facility"], "user");
+    }
+
+    #[test]
+    fn a_message_without_a_timestamp_gets_the_time_in_its_text() {
+        let d = Detector::new(&DetectConfig {
+            time_zone: Some("+01:00".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let now = timefmt::parse_rfc3339("2026-11-30T12:00:00Z").unwrap();
+        // 3164 without a header time (a local socket), the app's own time in the message.
+        let (e, found) = parse_with(
+            "<11>app[7]: 2026-11-30 10:15:00,250 ERROR disk full",
+            now,
+            Some(&d),
+        );
+        assert!(found);
+        assert_eq!(
+            e.timestamp_ns,
+            timefmt::parse_rfc3339("2026-11-30T09:15:00.25Z").unwrap()
+        );
+        assert_eq!(e.level, Level::Error, "the PRI's severity stays");
+        // A header time wins; no time anywhere: the arrival time.
+        let (e, found) = parse_with(
+            "<13>Nov 30 11:00:00 h app: at 2026-11-30 10:15:00",
+            now,
+            Some(&d),
+        );
+        assert!(!found);
+        assert_eq!(
+            e.timestamp_ns,
+            timefmt::parse_rfc3339("2026-11-30T11:00:00Z").unwrap()
+        );
+        let (e, found) = parse_with("<13>app: no time", now, Some(&d));
+        assert!(!found);
+        assert_eq!(e.timestamp_ns, now);
     }
 
     #[test]

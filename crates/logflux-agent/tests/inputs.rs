@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::Stack;
-use logflux_proto::{Entry, Level};
+use logflux_proto::{Entry, Level, timefmt};
 use serde_json::json;
 
 fn have(program: &str) -> bool {
@@ -643,6 +643,71 @@ async fn docker_and_kubernetes_container_logs() {
         entries
             .iter()
             .any(|e| e.payload == "crashed" && e.metadata["stream"] == "stderr")
+    );
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_input_stores_lines_under_their_own_time_and_level() {
+    let mut stack = Stack::new().await;
+    let logs = stack.dir.path().join("archive");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(
+        logs.join("hadoop.log"),
+        concat!(
+            "2015-10-18 18:01:47,978 INFO [main] org.apache.hadoop.mapreduce.v2.app.MRAppMaster: Created MRAppMaster\n",
+            "2015-10-18 18:05:02,112 ERROR [main] org.apache.hadoop.mapreduce.v2.app.MRAppMaster: Job failed with 0 errors logged\n",
+            r#"{"time":"2015-10-18T18:06:00Z","level":"warn","msg":"slow","http":{"status":503}}"#, "\n",
+            "a line with no time, 3 errors\n",
+        ),
+    )
+    .unwrap();
+    let extra = format!(
+        "inputs:\n  files:\n    - paths: ['{}/*.log']\n      time_zone: UTC\n      poll_interval_ms: 20\n",
+        logs.display()
+    );
+    yaml_into(&mut stack, &extra);
+    stack.start_agent().await;
+    let entries = stored(&stack, 4).await;
+    let by = |p: &str| entries.iter().find(|e| e.payload.starts_with(p)).unwrap();
+    let t = |s: &str| timefmt::parse_rfc3339(s).unwrap();
+    let first = by("2015-10-18 18:01:47,978 INFO");
+    assert_eq!(first.timestamp_ns, t("2015-10-18T18:01:47.978Z"));
+    assert_eq!(first.level, Level::Info);
+    assert!(
+        first.metadata.contains_key("read_time"),
+        "{:?}",
+        first.metadata
+    );
+    let err = by("2015-10-18 18:05:02,112 ERROR");
+    assert_eq!(err.level, Level::Error);
+    let json = by("slow");
+    assert_eq!(
+        (json.level, json.timestamp_ns),
+        (Level::Warning, t("2015-10-18T18:06:00Z"))
+    );
+    assert_eq!(json.metadata["http.status"], "503");
+    let plain = by("a line with no time");
+    assert_eq!(plain.level, Level::Info);
+    assert!(
+        plain.timestamp_ns > t("2026-01-01T00:00:00Z"),
+        "the read time"
+    );
+    assert!(!plain.metadata.contains_key("read_time"));
+    // The 2015 entries are found by a query for their own time range.
+    let old: Vec<Entry> = stack
+        .stored_records(json!({
+            "order": "oldest", "from": "2015-10-18T00:00:00Z", "to": "2015-10-19T00:00:00Z"
+        }))
+        .await
+        .into_iter()
+        .flat_map(|(_, e)| e)
+        .collect();
+    assert_eq!(
+        old.len(),
+        3,
+        "{:?}",
+        old.iter().map(|e| &e.payload).collect::<Vec<_>>()
     );
     stack.stop().await;
 }

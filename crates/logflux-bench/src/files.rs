@@ -1,5 +1,7 @@
 //! File scenario: a fast writer's log file tailed by the agent (read, parsed, sealed and
-//! durably spooled), beside `cat FILE > /dev/null` on the same file in the same run.
+//! durably spooled), beside `cat FILE > /dev/null` on the same file in the same run; with
+//! `--detect both`, read twice by fresh agents, with line understanding on (the default) and
+//! off, for its cost.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -21,6 +23,87 @@ pub(crate) struct Args {
     /// Work directory parent (default: a temporary directory under /tmp).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Line understanding (time and level detection): on (the agent's default), off
+    /// (`format: plain`, `timestamp: {format: none}`, a fixed level), or both, one after the
+    /// other on the same file.
+    #[arg(long, default_value = "on")]
+    detect: Detect,
+    /// The lines' own times: `live` (the time the file is written, as a writer stamps its
+    /// lines) or `old` (2026-11-21, as an archive: the agent then keeps each line's read time
+    /// in metadata).
+    #[arg(long, default_value = "old")]
+    line_time: LineTime,
+}
+
+/// `--line-time`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LineTime {
+    Live,
+    Old,
+}
+
+/// `--detect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Detect {
+    On,
+    Off,
+    Both,
+}
+
+/// One agent's reading of the file.
+struct Reading {
+    seconds: f64,
+    cpu: f64,
+    rss: f64,
+}
+
+/// A fresh agent and server under `w` read every line of the files in `logs`.
+async fn read_once(
+    w: &std::path::Path,
+    logs: &std::path::Path,
+    args: &Args,
+    detect: bool,
+) -> anyhow::Result<Reading> {
+    std::fs::create_dir_all(w)?;
+    let options = if detect {
+        ""
+    } else {
+        "      format: plain\n      timestamp: {format: none}\n      level: info\n"
+    };
+    let AgentStack {
+        server,
+        mut agent,
+        agent_pid,
+        metrics_url,
+        http,
+    } = start_stack(
+        w,
+        &format!(
+            "  files:\n    - paths: ['{}/*.log']\n      source: app\n      poll_interval_ms: 50\n{options}",
+            logs.display()
+        ),
+        &args.fsync,
+    )
+    .await?;
+    let started = Instant::now();
+    let cpu0 = procs::cpu_seconds(agent_pid);
+    // Until every line is sealed and in the spool (bounded).
+    loop {
+        let m = http.get(&metrics_url).send().await?.text().await?;
+        if metric(&m, "logflux_agent_entries_sealed_total") >= args.lines as f64 {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!("the agent did not read the file within 600 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu = procs::cpu_seconds(agent_pid) - cpu0;
+    let rss = procs::peak_rss_mib(agent_pid);
+    agent.start_kill().ok();
+    drop(server);
+    Ok(Reading { seconds, cpu, rss })
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
@@ -36,12 +119,19 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let written = Instant::now();
     {
         let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&file)?);
+        // Live: each line a microsecond after the last, from now (as an RFC 3339 prefix).
+        let start = match args.line_time {
+            LineTime::Live => logflux_proto::timefmt::now_ns(),
+            LineTime::Old => logflux_proto::timefmt::parse_rfc3339("2026-11-21T10:00:00Z")?,
+        };
         for i in 0..args.lines {
+            let t = start + i as i64 * 1_000;
+            let text = logflux_proto::timefmt::format_rfc3339(t - t.rem_euclid(1_000_000_000));
             writeln!(
                 f,
-                "2026-11-21T10:00:{:02}.{:06}Z INFO GET /api/v1/orders/{} completed in {}ms user=u{} status=200",
-                i / 1_000_000 % 60,
-                i % 1_000_000,
+                "{}.{:06}Z INFO GET /api/v1/orders/{} completed in {}ms user=u{} status=200",
+                text.trim_end_matches('Z'),
+                t.rem_euclid(1_000_000_000) / 1_000,
                 i % 100_000,
                 i % 250,
                 i % 1013
@@ -65,42 +155,25 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     };
     cat(())?;
     let cat_s = cat(())?;
-    let AgentStack {
-        server,
-        mut agent,
-        agent_pid,
-        metrics_url,
-        http,
-    } = start_stack(
-        w,
-        &format!(
-            "  files:\n    - paths: ['{}/*.log']\n      source: app\n      poll_interval_ms: 50\n",
-            logs.display()
-        ),
-        &args.fsync,
-    )
-    .await?;
-    let started = Instant::now();
-    let cpu0 = procs::cpu_seconds(agent_pid);
-    // Until every line is sealed and in the spool (bounded).
-    loop {
-        let m = http.get(&metrics_url).send().await?.text().await?;
-        if metric(&m, "logflux_agent_entries_sealed_total") >= args.lines as f64 {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(600) {
-            bail!("the agent did not read the file within 600 s");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let modes: &[bool] = match args.detect {
+        Detect::On => &[true],
+        Detect::Off => &[false],
+        Detect::Both => &[true, false],
+    };
+    let mut readings = Vec::new();
+    for &on in modes {
+        let r = read_once(&w.join(if on { "on" } else { "off" }), &logs, &args, on).await?;
+        readings.push((on, r));
     }
-    let tail_s = started.elapsed().as_secs_f64();
-    let cpu = procs::cpu_seconds(agent_pid) - cpu0;
-    let rss = procs::peak_rss_mib(agent_pid);
     println!("## logflux-bench files\n");
     println!(
-        "### one file of {} lines ({:.0} MB), read from its beginning, fsync {}\n",
+        "### one file of {} lines ({:.0} MB, line times {}), read from its beginning, fsync {}\n",
         args.lines,
         bytes / 1e6,
+        match args.line_time {
+            LineTime::Live => "live",
+            LineTime::Old => "old",
+        },
         args.fsync
     );
     println!("| figure | value |\n|---|---|");
@@ -114,15 +187,35 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         args.lines as f64 / cat_s,
         bytes / 1e6 / cat_s
     );
-    println!(
-        "| agent: read, parsed, sealed, spooled | {:.0} lines/s, **{:.0} MB/s** ({:.3} × cat) |",
-        args.lines as f64 / tail_s,
-        bytes / 1e6 / tail_s,
-        cat_s / tail_s
-    );
-    println!("| agent CPU | {:.2} cores |", cpu / tail_s);
-    println!("| agent peak RSS | {rss:.0} MiB |");
-    agent.start_kill().ok();
-    drop(server);
+    for (on, r) in &readings {
+        let label = if readings.len() > 1 {
+            if *on {
+                ", detection on"
+            } else {
+                ", detection off"
+            }
+        } else {
+            ""
+        };
+        println!(
+            "| agent{label}: read, parsed, sealed, spooled | {:.0} lines/s, **{:.0} MB/s** ({:.3} × cat) |",
+            args.lines as f64 / r.seconds,
+            bytes / 1e6 / r.seconds,
+            cat_s / r.seconds
+        );
+        println!(
+            "| agent{label} CPU | {:.2} cores, {:.2} s per million lines |",
+            r.cpu / r.seconds,
+            r.cpu / args.lines as f64 * 1e6
+        );
+        println!("| agent{label} peak RSS | {:.0} MiB |", r.rss);
+    }
+    if let [(true, on), (false, off)] = &readings[..] {
+        println!(
+            "| cost of detection | {:+.1} % CPU per line, {:+.1} % lines/s |",
+            (on.cpu / off.cpu - 1.0) * 100.0,
+            (off.seconds / on.seconds - 1.0) * 100.0
+        );
+    }
     Ok(())
 }

@@ -328,6 +328,10 @@ fn verbose(style: Style, e: &EntryView, s: &mut String) {
     s.push('\n');
 }
 
+/// Metadata the one-line text form leaves out (the other forms show it): the time the agent
+/// read a line whose own time it detected, which is the entry's time in every line otherwise.
+const HIDDEN_IN_TEXT: [&str; 1] = ["read_time"];
+
 fn text(style: Style, e: &EntryView, s: &mut String) {
     use std::fmt::Write as _;
     let color = style.color;
@@ -348,6 +352,9 @@ fn text(style: Style, e: &EntryView, s: &mut String) {
     let rest: Vec<&str> = lines.collect();
     let mut extras = String::new();
     for (k, v) in &e.metadata {
+        if HIDDEN_IN_TEXT.contains(&k.as_str()) {
+            continue;
+        }
         extras.push(' ');
         push_clean(&mut extras, k);
         extras.push('=');
@@ -479,6 +486,23 @@ mod tests {
             "2025-11-21T04:40:00.123Z ERROR  api: boom, \"quoted\" region=\"eu west\""
         );
         assert_eq!(t.lines().nth(1).unwrap(), "      at main.rs:1");
+    }
+
+    #[test]
+    fn text_leaves_the_read_time_out_and_verbose_shows_it() {
+        let mut e = Entry::new(1_764_000_000_123_000_000, Level::Warning, "app", "slow");
+        e.metadata
+            .insert("read_time".into(), "2026-11-30T12:00:00.000000000Z".into());
+        e.metadata.insert("file".into(), "/var/log/app.log".into());
+        let e: EntryView = e.into();
+        let s = super::render(utc(Format::Text), &e);
+        assert!(!s.contains("read_time"), "{s}");
+        assert!(
+            s.contains("WARN") && s.contains("file=/var/log/app.log"),
+            "{s}"
+        );
+        let v = super::render(utc(Format::Verbose), &e);
+        assert!(v.contains("read_time"), "{v}");
     }
 
     #[test]
