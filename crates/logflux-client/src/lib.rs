@@ -14,6 +14,7 @@ mod decrypt;
 mod fetch;
 mod filter;
 mod keys;
+mod live;
 mod output;
 mod pager;
 mod private_files;

@@ -1,0 +1,182 @@
+//! The live stream of new entries (`POST /v1/tail`), shared by `logflux tail -f` and
+//! `logflux tui`: it resumes after the last segment seen when the stream stalls or the server
+//! ends it (with backoff while the server is away), shows each record once (a reconnect
+//! resumes one segment back, and records already listed by the history query are skipped),
+//! and decrypts what arrives.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use logflux_proto::EntryView;
+use logflux_proto::query::TailRequest;
+
+use crate::api::{Line, Lines, StatusError};
+use crate::fetch::{Mapper, Opened, Session};
+
+/// A live stream without a line for this long is dead (the server sends heartbeats every
+/// 15 s).
+pub(crate) const TAIL_STALL: Duration = Duration::from_secs(45);
+
+/// Live records remembered to skip their repeats after a reconnect.
+const LIVE_SEEN: usize = 4096;
+
+/// Opens the live stream, resuming after `after` when given.
+pub(crate) async fn open_tail(session: &Session, after: Option<i64>) -> anyhow::Result<Lines> {
+    session
+        .api
+        .stream(
+            "/v1/tail",
+            &TailRequest {
+                applications: session.applications.clone(),
+                entry_types: session.entry_types.clone(),
+                tokens: session.tokens.clone(),
+                after_segment: after,
+            },
+        )
+        .await
+}
+
+/// Reopens the live stream after `after`, retrying with backoff while the server is away;
+/// a refusal (bad token, unknown application) ends it. Each retry is told to `notice`.
+pub(crate) async fn reconnect(
+    session: &Session,
+    after: Option<i64>,
+    notice: &mut (dyn FnMut(String) + Send),
+) -> anyhow::Result<Lines> {
+    let mut wait = Duration::from_millis(250);
+    loop {
+        tokio::time::sleep(wait).await;
+        match open_tail(session, after).await {
+            Ok(l) => return Ok(l),
+            Err(e) if StatusError::is_final(&e) => return Err(e),
+            Err(e) => {
+                wait = (wait * 2).min(Duration::from_secs(10));
+                notice(format!("{e:#}; retrying in {wait:?}"));
+            }
+        }
+    }
+}
+
+/// An open live stream and what it has shown.
+pub(crate) struct Live {
+    session: Session,
+    lines: Lines,
+    /// The segment to resume after.
+    after: Option<i64>,
+    /// Records the history query listed (shown from there, not again).
+    history: HashSet<String>,
+    /// Live records already shown, the most recent ones.
+    seen: VecDeque<String>,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live")
+            .field("after", &self.after)
+            .field("history", &self.history.len())
+            .finish()
+    }
+}
+
+impl Live {
+    /// Opens the stream. Open it before the history query, so that nothing committed between
+    /// the two is missed; then tell it the history's records with [`Live::listed`].
+    pub(crate) async fn open(session: &Session) -> anyhow::Result<Live> {
+        Ok(Live {
+            lines: open_tail(session, None).await?,
+            session: session.clone(),
+            after: None,
+            history: HashSet::new(),
+            seen: VecDeque::new(),
+        })
+    }
+
+    /// Records the history query listed: not shown again when they come live.
+    pub(crate) fn listed<'a>(&mut self, ids: impl IntoIterator<Item = &'a str>) {
+        self.history.extend(ids.into_iter().map(str::to_owned));
+    }
+
+    /// Whether the live stream already showed a record (for a history query that runs
+    /// alongside).
+    pub(crate) fn shown(&self, record_id: &str) -> bool {
+        self.seen.iter().any(|s| s == record_id)
+    }
+
+    /// The next decrypted entries (oldest first, with the records that failed), reconnecting
+    /// as needed; `notice` hears why the stream was interrupted and each retry. An error is
+    /// final: the token is no longer valid, or the server refuses the stream.
+    pub(crate) async fn next(
+        &mut self,
+        notice: &mut (dyn FnMut(String) + Send),
+    ) -> anyhow::Result<Opened<EntryView>> {
+        let identity: Mapper<EntryView> = Arc::new(|e| e);
+        loop {
+            let next = tokio::time::timeout(TAIL_STALL, self.lines.next()).await;
+            let line = match next {
+                Ok(Ok(Some(l))) => l,
+                Err(_) => {
+                    self.resume(notice, "no heartbeat from the server").await?;
+                    continue;
+                }
+                Ok(Ok(None)) => {
+                    self.resume(notice, "the server ended it").await?;
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    self.resume(notice, &format!("{e:#}")).await?;
+                    continue;
+                }
+            };
+            let l: Line =
+                serde_json::from_slice(&line).context("a malformed line from the server")?;
+            if let Some(a) = l.after_segment {
+                self.after = Some(self.after.map_or(a, |x| x.max(a)));
+            }
+            match l.kind.as_str() {
+                "end" => {
+                    let reason = l.reason.as_deref().unwrap_or("unknown");
+                    if matches!(reason, "token_revoked" | "token_expired") {
+                        // Reconnecting cannot help: the token is no longer valid.
+                        bail!("the server ended the live stream ({reason}): {}", l.message);
+                    }
+                    // slow_consumer, shutdown, unavailable: resume where this stream got to.
+                    notice(format!(
+                        "the server ended the live stream ({reason}: {}); reconnecting",
+                        l.message
+                    ));
+                    self.lines = reconnect(&self.session, self.after, notice).await?;
+                }
+                // A segment the server cannot read: named, counted, not waited for.
+                "damaged" => return self.session.open_records(vec![l], &identity).await,
+                "record" => {
+                    let resume = l.segment_id - 1;
+                    self.after = Some(self.after.map_or(resume, |x| x.max(resume)));
+                    if self.history.contains(&l.record_id) || self.shown(&l.record_id) {
+                        continue;
+                    }
+                    self.seen.push_back(l.record_id.clone());
+                    if self.seen.len() > LIVE_SEEN {
+                        self.seen.pop_front();
+                    }
+                    let mut opened = self.session.open_records(vec![l], &identity).await?;
+                    opened.entries.sort_by_key(|(ts, _)| *ts);
+                    return Ok(opened);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Reopens the stream after an interruption (`why`).
+    async fn resume(
+        &mut self,
+        notice: &mut (dyn FnMut(String) + Send),
+        why: &str,
+    ) -> anyhow::Result<()> {
+        notice(format!("live stream interrupted ({why}); reconnecting"));
+        self.lines = reconnect(&self.session, self.after, notice).await?;
+        Ok(())
+    }
+}
