@@ -20,6 +20,8 @@ mod pager;
 mod private_files;
 mod search;
 mod serve;
+#[doc(hidden)]
+pub mod tui;
 mod uistore;
 mod up;
 mod when;
@@ -70,6 +72,9 @@ enum Command {
     Export(search::ExportArgs),
     /// Counts by level over time buckets, as a text histogram or JSON.
     Stats(search::StatsArgs),
+    /// A terminal UI over live and stored entries: follow, filter as you type, jump between
+    /// errors, split panes with their own queries (search's filters); see docs/tui.md.
+    Tui(tui::TuiArgs),
     /// Serve Loki's HTTP API on this machine (for Grafana's Loki data source and our UIs):
     /// queries decrypted here, behind a token; see docs/serve.md.
     Serve(serve::ServeArgs),
@@ -121,6 +126,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Stats(args) => {
             let s = settings()?;
             rt()?.block_on(search::stats(&s, args))
+        }
+        Command::Tui(args) => {
+            let s = settings()?;
+            rt()?.block_on(tui::run(&s, args))
         }
         Command::Serve(args) => {
             let s = settings()?;

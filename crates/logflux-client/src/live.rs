@@ -5,7 +5,7 @@
 //! and decrypts what arrives.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -59,23 +59,56 @@ pub(crate) async fn reconnect(
     }
 }
 
+/// Which records were shown, by the history query and by the live stream: each is shown
+/// once. Shared by the live stream and a history query that runs alongside it.
+#[derive(Debug, Default)]
+pub(crate) struct Ledger {
+    /// Records the history query listed.
+    listed: HashSet<String>,
+    /// Live records already shown, the most recent ones.
+    live: VecDeque<String>,
+}
+
+impl Ledger {
+    /// The history query lists a record: whether to show it (the live stream did not);
+    /// remembered either way.
+    pub(crate) fn list(&mut self, record_id: &str) -> bool {
+        if self.live.iter().any(|r| r == record_id) {
+            return false;
+        }
+        self.listed.insert(record_id.to_owned());
+        true
+    }
+
+    /// A live record: whether to show it (neither listed nor shown live before).
+    fn take_live(&mut self, record_id: &str) -> bool {
+        if self.listed.contains(record_id) || self.live.iter().any(|r| r == record_id) {
+            return false;
+        }
+        self.live.push_back(record_id.to_owned());
+        if self.live.len() > LIVE_SEEN {
+            self.live.pop_front();
+        }
+        true
+    }
+}
+
+/// A shared [`Ledger`].
+pub(crate) type SharedLedger = Arc<Mutex<Ledger>>;
+
 /// An open live stream and what it has shown.
 pub(crate) struct Live {
     session: Session,
     lines: Lines,
     /// The segment to resume after.
     after: Option<i64>,
-    /// Records the history query listed (shown from there, not again).
-    history: HashSet<String>,
-    /// Live records already shown, the most recent ones.
-    seen: VecDeque<String>,
+    ledger: SharedLedger,
 }
 
 impl std::fmt::Debug for Live {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Live")
             .field("after", &self.after)
-            .field("history", &self.history.len())
             .finish()
     }
 }
@@ -88,20 +121,22 @@ impl Live {
             lines: open_tail(session, None).await?,
             session: session.clone(),
             after: None,
-            history: HashSet::new(),
-            seen: VecDeque::new(),
+            ledger: SharedLedger::default(),
         })
     }
 
     /// Records the history query listed: not shown again when they come live.
     pub(crate) fn listed<'a>(&mut self, ids: impl IntoIterator<Item = &'a str>) {
-        self.history.extend(ids.into_iter().map(str::to_owned));
+        if let Ok(mut l) = self.ledger.lock() {
+            for id in ids {
+                l.list(id);
+            }
+        }
     }
 
-    /// Whether the live stream already showed a record (for a history query that runs
-    /// alongside).
-    pub(crate) fn shown(&self, record_id: &str) -> bool {
-        self.seen.iter().any(|s| s == record_id)
+    /// The ledger of shown records, for a history query that runs alongside.
+    pub(crate) fn ledger(&self) -> SharedLedger {
+        self.ledger.clone()
     }
 
     /// The next decrypted entries (oldest first, with the records that failed), reconnecting
@@ -153,12 +188,12 @@ impl Live {
                 "record" => {
                     let resume = l.segment_id - 1;
                     self.after = Some(self.after.map_or(resume, |x| x.max(resume)));
-                    if self.history.contains(&l.record_id) || self.shown(&l.record_id) {
+                    let new = self
+                        .ledger
+                        .lock()
+                        .map_or(true, |mut g| g.take_live(&l.record_id));
+                    if !new {
                         continue;
-                    }
-                    self.seen.push_back(l.record_id.clone());
-                    if self.seen.len() > LIVE_SEEN {
-                        self.seen.pop_front();
                     }
                     let mut opened = self.session.open_records(vec![l], &identity).await?;
                     opened.entries.sort_by_key(|(ts, _)| *ts);

@@ -120,7 +120,7 @@ fn level_color(l: Level) -> &'static str {
 }
 
 /// The short upper-case level label of text output.
-fn level_label(l: Level) -> &'static str {
+pub(crate) fn level_label(l: Level) -> &'static str {
     match l {
         Level::Emergency => "EMERG",
         Level::Alert => "ALERT",
@@ -177,7 +177,7 @@ fn text_value(v: &str, out: &mut String) {
 /// Text as the terminal should show it: control characters (escape sequences, carriage
 /// returns, C1 codes) written as `\u{..}` escapes, so log content cannot drive the terminal or
 /// overwrite what is shown. Tabs stay.
-fn push_clean(out: &mut String, text: &str) {
+pub(crate) fn push_clean(out: &mut String, text: &str) {
     if !text.chars().any(|c| c.is_control() && c != '\t') {
         out.push_str(text);
         return;
@@ -189,6 +189,13 @@ fn push_clean(out: &mut String, text: &str) {
             out.push(c);
         }
     }
+}
+
+/// `text` with its control characters escaped (see [`push_clean`]).
+pub(crate) fn clean(text: &str) -> String {
+    let mut s = String::with_capacity(text.len());
+    push_clean(&mut s, text);
+    s
 }
 
 /// RFC 3339 with milliseconds in `zone` (`Z` for UTC, else the offset): fixed width for
