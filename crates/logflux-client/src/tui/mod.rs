@@ -52,7 +52,7 @@ pub(crate) struct TuiArgs {
     scrollback: Option<usize>,
     /// Another pane with its own query, in search's filter syntax as one argument
     /// (`--split '-a db -l warning'`); repeat for more.
-    #[arg(long, value_name = "QUERY")]
+    #[arg(long, value_name = "QUERY", allow_hyphen_values = true)]
     split: Vec<String>,
     /// Panes one above the other (default: side by side).
     #[arg(long)]

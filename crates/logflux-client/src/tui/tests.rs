@@ -1,1 +1,220 @@
-//! Snapshot tests of rendered screens.
+//! Snapshot tests of rendered screens (ratatui's `TestBackend`, `insta`): every view and
+//! state — empty, loading, following, filtered, searched, split, detail, help, error — and
+//! hostile content (escape sequences, a 1 MB payload).
+#![allow(clippy::unwrap_used)]
+
+use logflux_proto::{Entry, EntryView, Level};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+use super::highlight::Highlighter;
+use super::keys::Action;
+use super::model::{Model, Msg, Phase};
+use crate::output::Zone;
+
+const T0: i64 = 1_796_000_000_000_000_000;
+
+fn entry(i: i64, level: Level, source: &str, payload: &str) -> EntryView {
+    let mut e = Entry::new(T0 + i * 1_500_000_000, level, source, payload);
+    e.metadata.insert("host".into(), "web-1".into());
+    e.into()
+}
+
+/// Ten entries of two sources, one error, one warning.
+fn sample() -> Vec<EntryView> {
+    (0..10)
+        .map(|i| {
+            let (level, text) = match i {
+                4 => (Level::Error, "payment failed: card declined for order 4711".to_owned()),
+                7 => (Level::Warning, "slow query took 1520 ms on 10.0.0.7".to_owned()),
+                _ => (Level::Info, format!("GET /v2/orders/{i} 200 in {} ms", 10 + i)),
+            };
+            entry(i, level, if i % 2 == 0 { "api" } else { "db" }, &text)
+        })
+        .collect()
+}
+
+fn model(queries: &[&str]) -> Model {
+    let q: Vec<String> = queries.iter().map(|s| (*s).to_owned()).collect();
+    Model::new(&q, 1000, Zone::Utc)
+}
+
+/// A model whose pane `era` holds `entries` (oldest first).
+fn loaded(m: &mut Model, era: u64, entries: Vec<EntryView>) {
+    m.apply(Msg::Opened { era });
+    m.apply(Msg::Older {
+        era,
+        entries: entries.into_iter().rev().collect(),
+        done: true,
+        failed: vec![],
+    });
+}
+
+fn screen(m: &mut Model, w: u16, h: u16) -> String {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    let hl = Highlighter::new(&[], true).unwrap();
+    t.draw(|f| super::view::draw(f, m, &hl)).unwrap();
+    t.backend().to_string()
+}
+
+#[test]
+fn connecting_and_loading() {
+    let mut m = model(&[""]);
+    insta::assert_snapshot!("connecting", screen(&mut m, 80, 10));
+    m.apply(Msg::Opened { era: 1 });
+    assert_eq!(m.pane().phase, Phase::Loading);
+    insta::assert_snapshot!("loading", screen(&mut m, 80, 10));
+}
+
+#[test]
+fn empty() {
+    let mut m = model(&["-a api"]);
+    loaded(&mut m, 1, vec![]);
+    insta::assert_snapshot!("empty", screen(&mut m, 80, 10));
+}
+
+#[test]
+fn following() {
+    let mut m = model(&[""]);
+    loaded(&mut m, 1, sample());
+    m.apply(Msg::Live {
+        era: 1,
+        entries: vec![entry(11, Level::Critical, "api", "live: out of memory")],
+        failed: vec![],
+    });
+    let s = screen(&mut m, 100, 22);
+    assert!(s.contains("FOLLOW"));
+    insta::assert_snapshot!("following", s);
+}
+
+#[test]
+fn paused_with_columns_hidden_and_wrap() {
+    let mut m = model(&[""]);
+    let mut entries = sample();
+    entries.push(entry(10, Level::Info, "api", &"long line ".repeat(20)));
+    loaded(&mut m, 1, entries);
+    m.act(Action::Up);
+    m.act(Action::ToggleTime);
+    m.act(Action::ToggleSource);
+    m.act(Action::Wrap);
+    m.act(Action::Histogram);
+    insta::assert_snapshot!("paused_wrapped", screen(&mut m, 60, 16));
+}
+
+#[test]
+fn filtered_and_searched() {
+    let mut m = model(&[""]);
+    loaded(&mut m, 1, sample());
+    m.act(Action::Filter);
+    for c in "orders".chars() {
+        m.prompt_char(c);
+    }
+    insta::assert_snapshot!("filter_prompt", screen(&mut m, 100, 20));
+    m.prompt_enter();
+    m.act(Action::Search);
+    for c in "ms".chars() {
+        m.prompt_char(c);
+    }
+    m.prompt_enter();
+    insta::assert_snapshot!("filtered", screen(&mut m, 100, 20));
+}
+
+#[test]
+fn error_jump() {
+    let mut m = model(&[""]);
+    loaded(&mut m, 1, sample());
+    m.act(Action::PrevError);
+    let s = screen(&mut m, 100, 20);
+    insta::assert_snapshot!("error_jump", s);
+    assert_eq!(m.pane().selected().unwrap().entry.level, Level::Error);
+}
+
+#[test]
+fn split() {
+    let mut m = model(&["-a api -l err", "-a db"]);
+    loaded(&mut m, 1, sample().into_iter().filter(|e| e.level == Level::Error).collect());
+    loaded(&mut m, 2, sample().into_iter().filter(|e| e.source == "db").collect());
+    m.act(Action::NextPane);
+    insta::assert_snapshot!("split_columns", screen(&mut m, 120, 16));
+    m.act(Action::SplitLayout);
+    insta::assert_snapshot!("split_stacked", screen(&mut m, 100, 24));
+}
+
+#[test]
+fn detail() {
+    let mut m = model(&[""]);
+    let mut entries = sample();
+    entries.push(entry(
+        10,
+        Level::Notice,
+        "api",
+        r#"{"user":"bob","cart":{"items":3,"total":42.5},"note":"evil \u001b]0;pwned\u0007"}"#,
+    ));
+    loaded(&mut m, 1, entries);
+    m.act(Action::Detail);
+    let s = screen(&mut m, 100, 30);
+    assert!(!s.contains('\x1b') && !s.contains('\x07'));
+    insta::assert_snapshot!("detail", s);
+}
+
+#[test]
+fn help() {
+    let mut m = model(&[""]);
+    loaded(&mut m, 1, sample());
+    m.act(Action::Help);
+    insta::assert_snapshot!("help", screen(&mut m, 100, 40));
+    m.act(Action::Down);
+    assert!(m.help);
+    m.act(Action::Wrap);
+    assert!(!m.help, "any other key closes the help");
+    assert!(!m.wrap, "and does nothing else");
+}
+
+#[test]
+fn errors_in_the_status_line() {
+    let mut m = model(&[""]);
+    loaded(&mut m, 1, sample());
+    m.apply(Msg::Notice {
+        era: 1,
+        text: "live stream interrupted (error sending request: connection refused); reconnecting"
+            .into(),
+        error: true,
+    });
+    insta::assert_snapshot!("error_status", screen(&mut m, 100, 16));
+    m.apply(Msg::Live {
+        era: 1,
+        entries: vec![],
+        failed: vec!["record 01J… of application web: integrity check failed".into()],
+    });
+    let s = screen(&mut m, 100, 16);
+    assert!(s.contains("1 record(s) could not be opened"), "{s}");
+}
+
+#[test]
+fn hostile_content_never_reaches_the_terminal_raw() {
+    let mut m = model(&[""]);
+    let big = format!("{{\"blob\":\"{}\"}}", "x".repeat(1 << 20));
+    loaded(
+        &mut m,
+        1,
+        vec![
+            entry(0, Level::Info, "evil\x1b[31m", "clear \x1b[2J\x1b[H title \x1b]0;pwned\x07 bell \x07 cr\rlf\nnext"),
+            entry(1, Level::Info, "api", &big),
+            entry(2, Level::Info, "api", "after the big one"),
+        ],
+    );
+    let started = std::time::Instant::now();
+    let s = screen(&mut m, 100, 12);
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    assert!(!s.contains('\x1b') && !s.contains('\x07') && !s.contains('\r'));
+    insta::assert_snapshot!("hostile", s);
+    // The detail pages through the 1 MB payload.
+    m.act(Action::Up);
+    m.act(Action::Detail);
+    let d = m.detail.as_ref().unwrap();
+    assert!(d.lines.len() > 5000, "{}", d.lines.len());
+    assert!(d.lines.iter().all(|l| l.chars().count() <= 200));
+    m.act(Action::PageDown);
+    let s = screen(&mut m, 100, 30);
+    assert!(s.contains("xxxxxxxx"));
+}

@@ -380,7 +380,7 @@ fn draw_detail(f: &mut Frame<'_>, m: &mut Model, area: Rect) {
 /// their time range.
 fn draw_strip(f: &mut Frame<'_>, m: &Model, area: Rect) {
     let p: &Pane = m.pane();
-    let label = 6usize;
+    let label = 7usize;
     let n = usize::from(area.width).saturating_sub(label).max(1);
     let (buckets, range) = p.counts.buckets(n);
     let total = |k: usize| buckets.iter().map(|b| b[k]).sum::<u64>();
