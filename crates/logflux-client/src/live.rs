@@ -107,9 +107,7 @@ pub(crate) struct Live {
 
 impl std::fmt::Debug for Live {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Live")
-            .field("after", &self.after)
-            .finish()
+        f.debug_struct("Live").field("after", &self.after).finish()
     }
 }
 
@@ -182,16 +180,18 @@ impl Live {
                         l.message
                     ));
                     self.lines = reconnect(&self.session, self.after, notice).await?;
+                    notice("live stream resumed".to_owned());
                 }
                 // A segment the server cannot read: named, counted, not waited for.
                 "damaged" => return self.session.open_records(vec![l], &identity).await,
                 "record" => {
                     let resume = l.segment_id - 1;
                     self.after = Some(self.after.map_or(resume, |x| x.max(resume)));
-                    let new = self
-                        .ledger
-                        .lock()
-                        .map_or(true, |mut g| g.take_live(&l.record_id));
+                    let new = match self.ledger.lock() {
+                        Ok(mut g) => g.take_live(&l.record_id),
+                        // A poisoned ledger: show rather than lose.
+                        Err(_) => true,
+                    };
                     if !new {
                         continue;
                     }
@@ -212,6 +212,7 @@ impl Live {
     ) -> anyhow::Result<()> {
         notice(format!("live stream interrupted ({why}); reconnecting"));
         self.lines = reconnect(&self.session, self.after, notice).await?;
+        notice("live stream resumed".to_owned());
         Ok(())
     }
 }

@@ -12,8 +12,8 @@ use serde_json::json;
 
 use crate::config::Settings;
 use crate::fetch::{Bodies, Chunk, Mapper, Merger, Session, spawn_query};
-use crate::live::Live;
 use crate::filter::{FilterArgs, parse_duration};
+use crate::live::Live;
 use crate::output::{Format, Printer, Style, Zone, chosen, render};
 use crate::pager::Out;
 use crate::{EXIT_ERROR, EXIT_NO_RESULTS, EXIT_OK};

@@ -252,8 +252,10 @@ async fn hostile_entries_and_a_burst_neither_corrupt_the_screen_nor_stall_it() {
     }
     let stack = Stack::start().await;
     let t = Tmux::start(&stack, &[], 160, 40);
-    t.wait("the UI", Duration::from_secs(30), |s| s.contains("1: everything"))
-        .await;
+    t.wait("the UI", Duration::from_secs(30), |s| {
+        s.contains("1: everything")
+    })
+    .await;
     // Escape sequences that would clear the screen, move the cursor, set the title and ring.
     stack
         .send_unix(&[line(
@@ -268,7 +270,10 @@ async fn hostile_entries_and_a_burst_neither_corrupt_the_screen_nor_stall_it() {
         })
         .await;
     assert!(s.lines().next().unwrap().starts_with('┌'), "{s}");
-    assert!(s.contains("1: everything"), "the screen was not cleared: {s}");
+    assert!(
+        s.contains("1: everything"),
+        "the screen was not cleared: {s}"
+    );
 
     // A 1 MB payload: one row of it, and the detail pages through it.
     let big = format!("big {} end", "x".repeat(1_000_000));
@@ -283,8 +288,10 @@ async fn hostile_entries_and_a_burst_neither_corrupt_the_screen_nor_stall_it() {
     })
     .await;
     t.keys(&["G"]);
-    t.wait("the end of it", Duration::from_secs(5), |s| s.contains("x end"))
-        .await;
+    t.wait("the end of it", Duration::from_secs(5), |s| {
+        s.contains("x end")
+    })
+    .await;
     t.keys(&["Escape"]);
 
     // 10 000 entries per second for 2 s, while keys are pressed.

@@ -67,8 +67,8 @@ impl Highlighter {
     pub(crate) fn new(rules: &[RuleConfig], defaults: bool) -> anyhow::Result<Highlighter> {
         let mut out = Vec::new();
         for (i, r) in rules.iter().enumerate() {
-            let re = regex::Regex::new(&r.regex)
-                .with_context(|| format!("tui.highlight[{i}].regex"))?;
+            let re =
+                regex::Regex::new(&r.regex).with_context(|| format!("tui.highlight[{i}].regex"))?;
             let color: Color = r
                 .color
                 .parse()
@@ -157,9 +157,17 @@ mod tests {
         let h = Highlighter::new(&[rule(r"user=\w+", "green")], true).unwrap();
         assert_eq!(matched(&h, "user=42 took 3"), ["user=42", "3"]);
         let e = Highlighter::new(&[rule("a", "red"), rule("(", "red")], true).unwrap_err();
-        assert!(format!("{e:#}").starts_with("tui.highlight[1].regex"), "{e:#}");
+        assert!(
+            format!("{e:#}").starts_with("tui.highlight[1].regex"),
+            "{e:#}"
+        );
         let e = Highlighter::new(&[rule("a", "reddish")], true).unwrap_err();
         assert!(format!("{e:#}").contains("tui.highlight[0].color"), "{e:#}");
-        assert!(Highlighter::new(&[], false).unwrap().spans("1 2").is_empty());
+        assert!(
+            Highlighter::new(&[], false)
+                .unwrap()
+                .spans("1 2")
+                .is_empty()
+        );
     }
 }

@@ -98,64 +98,314 @@ macro_rules! bind {
 
 /// The key table.
 pub(crate) static BINDINGS: &[Binding] = &[
-    bind!(Log, "q  Ctrl-C", Some(Action::Quit), "quit (the terminal is restored)", [ch('q'), (KeyCode::Char('c'), C)]),
-    bind!(Log, "?  F1", Some(Action::Help), "this help (any key closes it; j/k scroll it)", [ch('?'), (KeyCode::F(1), N)]),
-    bind!(Log, "j  ↓", Some(Action::Down), "next entry", [ch('j'), (KeyCode::Down, N)]),
-    bind!(Log, "k  ↑", Some(Action::Up), "previous entry (stops following)", [ch('k'), (KeyCode::Up, N)]),
-    bind!(Log, "PgDn Space Ctrl-F", Some(Action::PageDown), "page down", [(KeyCode::PageDown, N), ch(' '), (KeyCode::Char('f'), C), (KeyCode::Char('d'), C)]),
-    bind!(Log, "PgUp b  Ctrl-B", Some(Action::PageUp), "page up (older entries are fetched as you reach the top)", [(KeyCode::PageUp, N), ch('b'), (KeyCode::Char('b'), C), (KeyCode::Char('u'), C)]),
-    bind!(Log, "g  Home", Some(Action::Top), "first entry held (fetches older ones)", [ch('g'), (KeyCode::Home, N)]),
-    bind!(Log, "G  End", Some(Action::Bottom), "newest entry, and follow", [ch('G'), (KeyCode::Char('G'), S), (KeyCode::End, N)]),
-    bind!(Log, "f", Some(Action::Follow), "follow new entries on/off", [ch('f')]),
-    bind!(Log, "/", Some(Action::Filter), "filter as you type (regex, smart case; Esc clears)", [ch('/')]),
-    bind!(Log, "\\", Some(Action::Search), "search: highlight and jump as you type", [ch('\\')]),
+    bind!(
+        Log,
+        "q  Ctrl-C",
+        Some(Action::Quit),
+        "quit (the terminal is restored)",
+        [ch('q'), (KeyCode::Char('c'), C)]
+    ),
+    bind!(
+        Log,
+        "?  F1",
+        Some(Action::Help),
+        "this help (any key closes it; j/k scroll it)",
+        [ch('?'), (KeyCode::F(1), N)]
+    ),
+    bind!(
+        Log,
+        "j  ↓",
+        Some(Action::Down),
+        "next entry",
+        [ch('j'), (KeyCode::Down, N)]
+    ),
+    bind!(
+        Log,
+        "k  ↑",
+        Some(Action::Up),
+        "previous entry (stops following)",
+        [ch('k'), (KeyCode::Up, N)]
+    ),
+    bind!(
+        Log,
+        "PgDn Space Ctrl-F",
+        Some(Action::PageDown),
+        "page down",
+        [
+            (KeyCode::PageDown, N),
+            ch(' '),
+            (KeyCode::Char('f'), C),
+            (KeyCode::Char('d'), C)
+        ]
+    ),
+    bind!(
+        Log,
+        "PgUp b  Ctrl-B",
+        Some(Action::PageUp),
+        "page up (older entries are fetched as you reach the top)",
+        [
+            (KeyCode::PageUp, N),
+            ch('b'),
+            (KeyCode::Char('b'), C),
+            (KeyCode::Char('u'), C)
+        ]
+    ),
+    bind!(
+        Log,
+        "g  Home",
+        Some(Action::Top),
+        "first entry held (fetches older ones)",
+        [ch('g'), (KeyCode::Home, N)]
+    ),
+    bind!(
+        Log,
+        "G  End",
+        Some(Action::Bottom),
+        "newest entry, and follow",
+        [ch('G'), (KeyCode::Char('G'), S), (KeyCode::End, N)]
+    ),
+    bind!(
+        Log,
+        "f",
+        Some(Action::Follow),
+        "follow new entries on/off",
+        [ch('f')]
+    ),
+    bind!(
+        Log,
+        "/",
+        Some(Action::Filter),
+        "filter as you type (regex, smart case; Esc clears)",
+        [ch('/')]
+    ),
+    bind!(
+        Log,
+        "\\",
+        Some(Action::Search),
+        "search: highlight and jump as you type",
+        [ch('\\')]
+    ),
     bind!(Log, "n  N", None, "next / previous search match", []),
     bind!(Log, "", Some(Action::NextMatch), "", [ch('n')]),
-    bind!(Log, "", Some(Action::PrevMatch), "", [ch('N'), (KeyCode::Char('N'), S)]),
-    bind!(Log, "e  E", None, "next / previous error (err and worse)", []),
+    bind!(
+        Log,
+        "",
+        Some(Action::PrevMatch),
+        "",
+        [ch('N'), (KeyCode::Char('N'), S)]
+    ),
+    bind!(
+        Log,
+        "e  E",
+        None,
+        "next / previous error (err and worse)",
+        []
+    ),
     bind!(Log, "", Some(Action::NextError), "", [ch('e')]),
-    bind!(Log, "", Some(Action::PrevError), "", [ch('E'), (KeyCode::Char('E'), S)]),
-    bind!(Log, "m", Some(Action::Mark), "mark / unmark the entry", [ch('m')]),
+    bind!(
+        Log,
+        "",
+        Some(Action::PrevError),
+        "",
+        [ch('E'), (KeyCode::Char('E'), S)]
+    ),
+    bind!(
+        Log,
+        "m",
+        Some(Action::Mark),
+        "mark / unmark the entry",
+        [ch('m')]
+    ),
     bind!(Log, "'  \"", None, "next / previous mark", []),
     bind!(Log, "", Some(Action::NextMark), "", [ch('\'')]),
-    bind!(Log, "", Some(Action::PrevMark), "", [ch('"'), (KeyCode::Char('"'), S)]),
-    bind!(Log, "Enter", Some(Action::Detail), "detail of the entry (every field, JSON pretty)", [(KeyCode::Enter, N)]),
-    bind!(Log, "t", Some(Action::JumpTime), "jump to a time (-15m, 10:42, 2026-11-20 10:42)", [ch('t')]),
-    bind!(Log, "1 … 6", None, "time range 1m 5m 15m 30m 1h 24h (panes reload)", []),
+    bind!(
+        Log,
+        "",
+        Some(Action::PrevMark),
+        "",
+        [ch('"'), (KeyCode::Char('"'), S)]
+    ),
+    bind!(
+        Log,
+        "Enter",
+        Some(Action::Detail),
+        "detail of the entry (every field, JSON pretty)",
+        [(KeyCode::Enter, N)]
+    ),
+    bind!(
+        Log,
+        "t",
+        Some(Action::JumpTime),
+        "jump to a time (-15m, 10:42, 2026-11-20 10:42)",
+        [ch('t')]
+    ),
+    bind!(
+        Log,
+        "1 … 6",
+        None,
+        "time range 1m 5m 15m 30m 1h 24h (panes reload)",
+        []
+    ),
     bind!(Log, "", Some(Action::Range(0)), "", [ch('1')]),
     bind!(Log, "", Some(Action::Range(1)), "", [ch('2')]),
     bind!(Log, "", Some(Action::Range(2)), "", [ch('3')]),
     bind!(Log, "", Some(Action::Range(3)), "", [ch('4')]),
     bind!(Log, "", Some(Action::Range(4)), "", [ch('5')]),
     bind!(Log, "", Some(Action::Range(5)), "", [ch('6')]),
-    bind!(Log, "0", Some(Action::AllTime), "no time range (the query's own)", [ch('0')]),
-    bind!(Log, "w", Some(Action::Wrap), "wrap long lines on/off", [ch('w')]),
+    bind!(
+        Log,
+        "0",
+        Some(Action::AllTime),
+        "no time range (the query's own)",
+        [ch('0')]
+    ),
+    bind!(
+        Log,
+        "w",
+        Some(Action::Wrap),
+        "wrap long lines on/off",
+        [ch('w')]
+    ),
     bind!(Log, "←  →", None, "scroll the message left / right", []),
     bind!(Log, "", Some(Action::Left), "", [(KeyCode::Left, N)]),
     bind!(Log, "", Some(Action::Right), "", [(KeyCode::Right, N)]),
-    bind!(Log, "^", Some(Action::LineStart), "back to the start of the message", [ch('^')]),
-    bind!(Log, "T  L  S", None, "hide / show the time, level, source column", []),
-    bind!(Log, "", Some(Action::ToggleTime), "", [ch('T'), (KeyCode::Char('T'), S)]),
-    bind!(Log, "", Some(Action::ToggleLevel), "", [ch('L'), (KeyCode::Char('L'), S)]),
-    bind!(Log, "", Some(Action::ToggleSource), "", [ch('S'), (KeyCode::Char('S'), S)]),
-    bind!(Log, "H", Some(Action::Histogram), "histogram strip on/off", [ch('H'), (KeyCode::Char('H'), S)]),
+    bind!(
+        Log,
+        "^",
+        Some(Action::LineStart),
+        "back to the start of the message",
+        [ch('^')]
+    ),
+    bind!(
+        Log,
+        "T  L  S",
+        None,
+        "hide / show the time, level, source column",
+        []
+    ),
+    bind!(
+        Log,
+        "",
+        Some(Action::ToggleTime),
+        "",
+        [ch('T'), (KeyCode::Char('T'), S)]
+    ),
+    bind!(
+        Log,
+        "",
+        Some(Action::ToggleLevel),
+        "",
+        [ch('L'), (KeyCode::Char('L'), S)]
+    ),
+    bind!(
+        Log,
+        "",
+        Some(Action::ToggleSource),
+        "",
+        [ch('S'), (KeyCode::Char('S'), S)]
+    ),
+    bind!(
+        Log,
+        "H",
+        Some(Action::Histogram),
+        "histogram strip on/off",
+        [ch('H'), (KeyCode::Char('H'), S)]
+    ),
     bind!(Log, "Tab  Shift-Tab", None, "next / previous pane", []),
     bind!(Log, "", Some(Action::NextPane), "", [(KeyCode::Tab, N)]),
-    bind!(Log, "", Some(Action::PrevPane), "", [(KeyCode::BackTab, S), (KeyCode::BackTab, N)]),
-    bind!(Log, ":", Some(Action::EditQuery), "edit the pane's query (search's filters: -a api -l err timeout)", [ch(':')]),
-    bind!(Log, "s", Some(Action::NewPane), "split: a new pane (its query is asked for)", [ch('s')]),
-    bind!(Log, "x", Some(Action::ClosePane), "close the pane", [ch('x')]),
-    bind!(Log, "|", Some(Action::SplitLayout), "panes side by side / stacked", [ch('|')]),
-    bind!(Log, "Esc", Some(Action::Escape), "clear the search, then the filter, and the message", [(KeyCode::Esc, N)]),
+    bind!(
+        Log,
+        "",
+        Some(Action::PrevPane),
+        "",
+        [(KeyCode::BackTab, S), (KeyCode::BackTab, N)]
+    ),
+    bind!(
+        Log,
+        ":",
+        Some(Action::EditQuery),
+        "edit the pane's query (search's filters: -a api -l err timeout)",
+        [ch(':')]
+    ),
+    bind!(
+        Log,
+        "s",
+        Some(Action::NewPane),
+        "split: a new pane (its query is asked for)",
+        [ch('s')]
+    ),
+    bind!(
+        Log,
+        "x",
+        Some(Action::ClosePane),
+        "close the pane",
+        [ch('x')]
+    ),
+    bind!(
+        Log,
+        "|",
+        Some(Action::SplitLayout),
+        "panes side by side / stacked",
+        [ch('|')]
+    ),
+    bind!(
+        Log,
+        "Esc",
+        Some(Action::Escape),
+        "clear the search, then the filter, and the message",
+        [(KeyCode::Esc, N)]
+    ),
     bind!(Log, "wheel", None, "mouse wheel scrolls", []),
-    bind!(Detail, "j k ↓ ↑ PgUp PgDn g G", None, "scroll the detail", []),
-    bind!(Detail, "y", Some(Action::Copy), "copy the payload to the clipboard (OSC 52)", [ch('y')]),
-    bind!(Detail, "Y", Some(Action::CopyJson), "copy the whole entry as JSON", [ch('Y'), (KeyCode::Char('Y'), S)]),
-    bind!(Detail, "w", Some(Action::Save), "save the entry (JSON) to a file", []),
+    bind!(
+        Detail,
+        "j k ↓ ↑ PgUp PgDn g G",
+        None,
+        "scroll the detail",
+        []
+    ),
+    bind!(
+        Detail,
+        "y",
+        Some(Action::Copy),
+        "copy the payload to the clipboard (OSC 52)",
+        [ch('y')]
+    ),
+    bind!(
+        Detail,
+        "Y",
+        Some(Action::CopyJson),
+        "copy the whole entry as JSON",
+        [ch('Y'), (KeyCode::Char('Y'), S)]
+    ),
+    bind!(
+        Detail,
+        "w",
+        Some(Action::Save),
+        "save the entry (JSON) to a file",
+        []
+    ),
     bind!(Detail, "Enter  Esc", None, "close the detail", []),
-    bind!(Prompt, "Enter", None, "apply (a query: run it; a bad one keeps the old)", []),
-    bind!(Prompt, "Esc", None, "cancel (the filter goes back to what it was)", []),
-    bind!(Prompt, "Backspace  Ctrl-U", None, "delete a character / everything", []),
+    bind!(
+        Prompt,
+        "Enter",
+        None,
+        "apply (a query: run it; a bad one keeps the old)",
+        []
+    ),
+    bind!(
+        Prompt,
+        "Esc",
+        None,
+        "cancel (the filter goes back to what it was)",
+        []
+    ),
+    bind!(
+        Prompt,
+        "Backspace  Ctrl-U",
+        None,
+        "delete a character / everything",
+        []
+    ),
 ];
 
 /// The action of a key in the log view or detail pane.
@@ -172,9 +422,9 @@ pub(crate) fn action_for(k: KeyEvent, detail: bool) -> Option<Action> {
         .iter()
         .filter(|b| b.scope == Scope::Log || (detail && b.scope == Scope::Detail))
         .find(|b| {
-            b.keys
-                .iter()
-                .any(|&(code, m)| code == k.code && (m == mods || (m == N && mods == S && is_char(code))))
+            b.keys.iter().any(|&(code, m)| {
+                code == k.code && (m == mods || (m == N && mods == S && is_char(code)))
+            })
         })
         .and_then(|b| b.action)
 }

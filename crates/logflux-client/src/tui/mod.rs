@@ -64,7 +64,11 @@ pub(crate) struct TuiArgs {
 
 /// A pane's query as a command line: search's filters.
 #[derive(Debug, Parser)]
-#[command(no_binary_name = true, disable_help_flag = true, disable_version_flag = true)]
+#[command(
+    no_binary_name = true,
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
 struct QueryLine {
     #[command(flatten)]
     filter: FilterArgs,
@@ -219,7 +223,11 @@ pub(crate) async fn run(settings: &Settings, args: TuiArgs) -> anyhow::Result<i3
     }
     // Every query is checked before the screen is taken.
     let mut queries = vec![query_of(&args.filter)];
-    Filter::from_args(&args.filter, logflux_proto::timefmt::now_ns(), &chrono::Local)?;
+    Filter::from_args(
+        &args.filter,
+        logflux_proto::timefmt::now_ns(),
+        &chrono::Local,
+    )?;
     for q in &args.split {
         parse_query(q, None).context("--split")?;
         queries.push(q.clone());
@@ -262,9 +270,15 @@ pub(crate) async fn run(settings: &Settings, args: TuiArgs) -> anyhow::Result<i3
         sources.insert(era, source::spawn(settings.clone(), a, era, tx.clone()));
     }
     let events = EventStream::new();
-    let r = event_loop(&mut terminal, &mut model, &hl, events, rx, &mut sources, &|a, g| {
-        source::spawn(settings.clone(), a, g, tx.clone())
-    })
+    let r = event_loop(
+        &mut terminal,
+        &mut model,
+        &hl,
+        events,
+        rx,
+        &mut sources,
+        &|a, g| source::spawn(settings.clone(), a, g, tx.clone()),
+    )
     .await;
     drop(sources);
     drop(guard);
@@ -406,7 +420,10 @@ fn run_effect<B: Backend + std::io::Write>(
             let w = terminal.backend_mut();
             write!(w, "\x1b]52;c;{b64}\x07")?;
             std::io::Write::flush(w)?;
-            model.say(format!("copied {} bytes to the clipboard (OSC 52)", text.len()), false);
+            model.say(
+                format!("copied {} bytes to the clipboard (OSC 52)", text.len()),
+                false,
+            );
         }
         Effect::Save(path, text) => match save(&path, &text) {
             Ok(()) => model.say(format!("saved to {}", path.display()), false),
@@ -475,7 +492,7 @@ pub mod bench {
         let mut e = Entry::new(
             1_796_000_000_000_000_000 + i as i64 * 10_000_000,
             level,
-            if i % 3 == 0 { "api" } else { "db" },
+            if i.is_multiple_of(3) { "api" } else { "db" },
             format!(
                 "GET /v2/orders/{i} from 10.1.{}.{} took {} ms user=\"u{}\" trace 123e4567-e89b-12d3-a456-42661417{:04}",
                 i % 256,
@@ -495,13 +512,20 @@ pub mod bench {
         pub fn new(n: u64, scrollback: usize) -> Bench {
             let mut model = Model::new(&[String::new()], scrollback, Zone::Utc);
             model.apply(Msg::Opened { era: 1 });
-            let entries: Vec<EntryView> = (0..n).rev().map(entry).collect();
-            model.apply(Msg::Older {
-                era: 1,
-                entries,
-                done: true,
-                failed: Vec::new(),
-            });
+            // In pages, newest first, as the source sends them.
+            let page = super::source::PAGE as u64;
+            let mut next = n;
+            while next > 0 {
+                let from = next.saturating_sub(page);
+                let entries: Vec<EntryView> = (from..next).rev().map(entry).collect();
+                next = from;
+                model.apply(Msg::Older {
+                    era: 1,
+                    entries,
+                    done: next == 0,
+                    failed: Vec::new(),
+                });
+            }
             Bench {
                 model,
                 hl: Highlighter::new(&[], true).unwrap_or_else(|_| Highlighter::none()),
@@ -511,8 +535,10 @@ pub mod bench {
         /// Presses a key (as the terminal reports it).
         pub fn key(&mut self, k: crossterm::event::KeyEvent) {
             if self.model.prompt.is_some() {
-                if let crossterm::event::KeyCode::Char(c) = k.code {
-                    self.model.prompt_char(c);
+                match k.code {
+                    crossterm::event::KeyCode::Char(c) => self.model.prompt_char(c),
+                    crossterm::event::KeyCode::Backspace => self.model.prompt_backspace(false),
+                    _ => {}
                 }
                 return;
             }

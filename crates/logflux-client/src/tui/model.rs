@@ -94,9 +94,10 @@ impl Counts {
     /// and the rest; and the range covered (first and last second).
     pub(crate) fn buckets(&self, n: usize) -> (Vec<[u64; 3]>, Option<(i64, i64)>) {
         let mut out = vec![[0u64; 3]; n.max(1)];
-        let (Some((&lo, _)), Some((&hi, _))) =
-            (self.by_second.first_key_value(), self.by_second.last_key_value())
-        else {
+        let (Some((&lo, _)), Some((&hi, _))) = (
+            self.by_second.first_key_value(),
+            self.by_second.last_key_value(),
+        ) else {
             return (out, None);
         };
         let span = (hi - lo + 1) as u128;
@@ -134,9 +135,7 @@ impl Pattern {
                 .size_limit(1 << 20)
                 .build()
         };
-        let re = build(text)
-            .or_else(|_| build(&regex::escape(text)))
-            .ok()?;
+        let re = build(text).or_else(|_| build(&regex::escape(text))).ok()?;
         Some(Pattern {
             text: text.to_owned(),
             re,
@@ -233,7 +232,9 @@ impl Pane {
 
     /// Rows shown (entries the filter lets through).
     pub(crate) fn len(&self) -> usize {
-        self.filtered.as_ref().map_or(self.entries.len(), VecDeque::len)
+        self.filtered
+            .as_ref()
+            .map_or(self.entries.len(), VecDeque::len)
     }
 
     /// Whether no row is shown.
@@ -304,10 +305,11 @@ impl Pane {
         }
         for e in entries {
             let seq = self.first_seq + self.entries.len() as i64;
-            if self.filtered.is_some() && self.passes(&e) {
-                if let Some(f) = self.filtered.as_mut() {
-                    f.push_back(seq);
-                }
+            if self.filtered.is_some()
+                && self.passes(&e)
+                && let Some(f) = self.filtered.as_mut()
+            {
+                f.push_back(seq);
             }
             self.counts.add(&e, 1);
             let item = Item {
@@ -321,7 +323,7 @@ impl Pane {
             self.drop_front();
         }
         if self.follow {
-            self.to_bottom();
+            self.select_last();
         }
     }
 
@@ -352,7 +354,7 @@ impl Pane {
             self.entries.push_front(item);
         }
         if was_empty || self.follow {
-            self.to_bottom();
+            self.select_last();
         } else {
             self.cursor += added;
             self.top += added;
@@ -438,7 +440,7 @@ impl Pane {
             (None, _) => 0,
         };
         if self.follow {
-            self.to_bottom();
+            self.select_last();
         }
         self.clamp();
         self.scroll_into_view();
@@ -468,7 +470,7 @@ impl Pane {
     }
 
     /// Selects the last row, showing it at the bottom.
-    pub(crate) fn to_bottom(&mut self) {
+    pub(crate) fn select_last(&mut self) {
         self.cursor = self.len().saturating_sub(1);
         self.top = self.len().saturating_sub(self.height.max(1));
     }
@@ -498,7 +500,9 @@ impl Pane {
         let found = if forward {
             (self.cursor + 1..n).find(|&i| self.row(i).is_some_and(&hit))
         } else {
-            (0..self.cursor).rev().find(|&i| self.row(i).is_some_and(&hit))
+            (0..self.cursor)
+                .rev()
+                .find(|&i| self.row(i).is_some_and(&hit))
         };
         match found {
             Some(i) => {
@@ -613,10 +617,7 @@ pub(crate) enum Msg {
     /// The query was accepted: the pane shows its data from now on.
     Opened { era: u64 },
     /// The query could not be opened; the pane keeps its old one.
-    Failed {
-        era: u64,
-        error: String,
-    },
+    Failed { era: u64, error: String },
     /// A page of older entries, newest first; `done`: no older ones exist.
     Older {
         era: u64,
@@ -631,11 +632,7 @@ pub(crate) enum Msg {
         failed: Vec<String>,
     },
     /// Something to tell (reconnecting, an error that did not stop the source).
-    Notice {
-        era: u64,
-        text: String,
-        error: bool,
-    },
+    Notice { era: u64, text: String, error: bool },
 }
 
 /// What the loop must do after a change.
@@ -643,7 +640,10 @@ pub(crate) enum Msg {
 pub(crate) enum Effect {
     Quit,
     /// Fetch a page of older entries for a pane (before a time, when entries were dropped).
-    LoadOlder { pane: usize, before: Option<i64> },
+    LoadOlder {
+        pane: usize,
+        before: Option<i64>,
+    },
     /// Run a new query in a pane (generation `era`).
     Query {
         pane: usize,
@@ -766,6 +766,7 @@ impl Model {
             return self.detail_effects(a);
         }
         let page = self.pane().height.max(2) - 1;
+        let was = (self.focus, self.pane().cursor);
         match a {
             Action::Quit => return vec![Effect::Quit],
             Action::Down => self.pane_mut().move_by(1),
@@ -891,6 +892,10 @@ impl Model {
                 self.say("select an entry and open it with Enter first", false);
             }
         }
+        // The detail pane follows the selection (n, e, ' move it while it is open).
+        if self.detail.is_some() && was != (self.focus, self.pane().cursor) {
+            self.open_detail();
+        }
         self.more_if_near_top()
     }
 
@@ -904,7 +909,7 @@ impl Model {
         let p = &mut self.panes[f];
         p.follow = on;
         if on {
-            p.to_bottom();
+            p.select_last();
         }
         Vec::new()
     }
@@ -1313,7 +1318,11 @@ mod tests {
         assert_eq!(payloads(&p), ["m1", "m2", "m3", "m4", "a"]);
         assert!(p.newer_dropped && !p.follow);
         p.push_live(vec![entry(12_000_000_000, Level::Info, "c")]);
-        assert_eq!(p.held(), 5, "live entries wait while newer ones are dropped");
+        assert_eq!(
+            p.held(),
+            5,
+            "live entries wait while newer ones are dropped"
+        );
     }
 
     #[test]
@@ -1485,7 +1494,10 @@ mod tests {
 
     #[test]
     fn the_detail_escapes_control_characters_and_pretty_prints_json() {
-        let d = detail_of(&entry(0, Level::Info, "{\"a\":\"\\u001b[2J\",\"b\":1}"), Zone::Utc);
+        let d = detail_of(
+            &entry(0, Level::Info, "{\"a\":\"\\u001b[2J\",\"b\":1}"),
+            Zone::Utc,
+        );
         let text = d.lines.join("\n");
         assert!(text.contains("  \"b\": 1"), "{text}");
         assert!(!text.contains('\x1b'));

@@ -104,11 +104,7 @@ async fn run(
     mut cmd: mpsc::UnboundedReceiver<Cmd>,
     live_slot: Arc<Mutex<Option<tokio::task::AbortHandle>>>,
 ) {
-    let notice = |text: String, error: bool| Msg::Notice {
-        era,
-        text,
-        error,
-    };
+    let notice = |text: String, error: bool| Msg::Notice { era, text, error };
     // Connect: a server away is retried; a refusal or a bad query is the pane's error.
     let mut wait = Duration::from_millis(250);
     let session = loop {
@@ -149,6 +145,7 @@ async fn run(
     if wait > Duration::from_millis(250) {
         let _ = tx.send(notice("connected".into(), false)).await;
     }
+    wait = Duration::from_millis(250);
     let shown: SharedLedger = live.as_ref().map(Live::ledger).unwrap_or_default();
     if let Some(live) = live {
         let h = tokio::spawn(follow(live, era, tx.clone()));
@@ -189,6 +186,12 @@ async fn run(
                 if tx.send(m).await.is_err() {
                     return;
                 }
+                // Nothing shown yet: try again on our own (the pane has nothing to scroll).
+                if oldest.is_none() {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(10));
+                    continue;
+                }
             }
         }
         want = PAGE;
@@ -203,11 +206,8 @@ async fn run(
 async fn follow(mut live: Live, era: u64, tx: mpsc::Sender<Msg>) {
     let t = tx.clone();
     let mut notice = move |text: String| {
-        let _ = t.try_send(Msg::Notice {
-            era,
-            text,
-            error: true,
-        });
+        let error = !text.ends_with("resumed");
+        let _ = t.try_send(Msg::Notice { era, text, error });
     };
     loop {
         match live.next(&mut notice).await {

@@ -25,9 +25,18 @@ fn sample() -> Vec<EntryView> {
     (0..10)
         .map(|i| {
             let (level, text) = match i {
-                4 => (Level::Error, "payment failed: card declined for order 4711".to_owned()),
-                7 => (Level::Warning, "slow query took 1520 ms on 10.0.0.7".to_owned()),
-                _ => (Level::Info, format!("GET /v2/orders/{i} 200 in {} ms", 10 + i)),
+                4 => (
+                    Level::Error,
+                    "payment failed: card declined for order 4711".to_owned(),
+                ),
+                7 => (
+                    Level::Warning,
+                    "slow query took 1520 ms on 10.0.0.7".to_owned(),
+                ),
+                _ => (
+                    Level::Info,
+                    format!("GET /v2/orders/{i} 200 in {} ms", 10 + i),
+                ),
             };
             entry(i, level, if i % 2 == 0 { "api" } else { "db" }, &text)
         })
@@ -132,8 +141,19 @@ fn error_jump() {
 #[test]
 fn split() {
     let mut m = model(&["-a api -l err", "-a db"]);
-    loaded(&mut m, 1, sample().into_iter().filter(|e| e.level == Level::Error).collect());
-    loaded(&mut m, 2, sample().into_iter().filter(|e| e.source == "db").collect());
+    loaded(
+        &mut m,
+        1,
+        sample()
+            .into_iter()
+            .filter(|e| e.level == Level::Error)
+            .collect(),
+    );
+    loaded(
+        &mut m,
+        2,
+        sample().into_iter().filter(|e| e.source == "db").collect(),
+    );
     m.act(Action::NextPane);
     insta::assert_snapshot!("split_columns", screen(&mut m, 120, 16));
     m.act(Action::SplitLayout);
@@ -198,7 +218,12 @@ fn hostile_content_never_reaches_the_terminal_raw() {
         &mut m,
         1,
         vec![
-            entry(0, Level::Info, "evil\x1b[31m", "clear \x1b[2J\x1b[H title \x1b]0;pwned\x07 bell \x07 cr\rlf\nnext"),
+            entry(
+                0,
+                Level::Info,
+                "evil\x1b[31m",
+                "clear \x1b[2J\x1b[H title \x1b]0;pwned\x07 bell \x07 cr\rlf\nnext",
+            ),
             entry(1, Level::Info, "api", &big),
             entry(2, Level::Info, "api", "after the big one"),
         ],
@@ -217,4 +242,39 @@ fn hostile_content_never_reaches_the_terminal_raw() {
     m.act(Action::PageDown);
     let s = screen(&mut m, 100, 30);
     assert!(s.contains("xxxxxxxx"));
+}
+
+#[test]
+fn queries_split_as_a_shell_would_and_round_trip() {
+    use super::{parse_query, query_of, split_words};
+    assert_eq!(
+        split_words(r#"-a api "db-1 down" 'it''s' a\ b"#).unwrap(),
+        ["-a", "api", "db-1 down", "its", "a b"]
+    );
+    assert!(split_words("'open").is_err());
+    let a = parse_query("-a api -l err --grep 'took [0-9]+ms' timeout", Some("15m")).unwrap();
+    assert_eq!(a.app, ["api"]);
+    assert_eq!(a.level.as_deref(), Some("err"));
+    assert_eq!(a.since.as_deref(), Some("15m"), "the time range applies");
+    assert_eq!(a.words, ["timeout"]);
+    let q = query_of(&a);
+    let b = parse_query(&q, None).unwrap();
+    assert_eq!(query_of(&b), q);
+    // A query's own --since wins over the time range keys.
+    let a = parse_query("-S 2h", Some("1m")).unwrap();
+    assert_eq!(a.since.as_deref(), Some("2h"));
+    let e = parse_query("--level nonsense", None).unwrap_err();
+    assert!(format!("{e:#}").contains("nonsense"), "{e:#}");
+    let e = parse_query("--bogus", None).unwrap_err();
+    assert!(format!("{e:#}").contains("--bogus"), "{e:#}");
+}
+
+#[test]
+fn the_detail_follows_the_selection() {
+    let mut m = model(&[""]);
+    loaded(&mut m, 1, sample());
+    m.act(Action::Detail);
+    m.act(Action::PrevError);
+    let d = m.detail.as_ref().unwrap();
+    assert!(d.payload.contains("payment failed"), "{}", d.payload);
 }

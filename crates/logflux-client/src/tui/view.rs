@@ -105,7 +105,9 @@ fn draw_pane(f: &mut Frame<'_>, m: &mut Model, i: usize, area: Rect, hl: &Highli
     } else {
         Style::new().fg(Color::DarkGray)
     };
-    let block = Block::bordered().title(Line::from(title)).border_style(border);
+    let block = Block::bordered()
+        .title(Line::from(title))
+        .border_style(border);
     let inner = block.inner(area);
     f.render_widget(block, area);
     let (list, detail) = if focused && m.detail.is_some() && inner.height > 6 {
@@ -123,7 +125,14 @@ fn draw_pane(f: &mut Frame<'_>, m: &mut Model, i: usize, area: Rect, hl: &Highli
 }
 
 /// The pane's rows, from its first shown row down; the selection is kept on screen.
-fn draw_rows(f: &mut Frame<'_>, m: &mut Model, i: usize, area: Rect, hl: &Highlighter, focused: bool) {
+fn draw_rows(
+    f: &mut Frame<'_>,
+    m: &mut Model,
+    i: usize,
+    area: Rect,
+    hl: &Highlighter,
+    focused: bool,
+) {
     let width = usize::from(area.width);
     let height = usize::from(area.height);
     if m.panes[i].is_empty() {
@@ -135,9 +144,7 @@ fn draw_rows(f: &mut Frame<'_>, m: &mut Model, i: usize, area: Rect, hl: &Highli
                 "no entry held matches /{} (Esc clears the filter)",
                 crate::output::clean(&flt.text)
             ),
-            (Phase::Ready, _) => {
-                "no entries yet: new ones appear here as they arrive".to_owned()
-            }
+            (Phase::Ready, _) => "no entries yet: new ones appear here as they arrive".to_owned(),
         };
         f.render_widget(
             Paragraph::new(Line::styled(text, Style::new().fg(Color::DarkGray))),
@@ -286,7 +293,12 @@ fn cut(s: &str, n: usize) -> String {
 fn styled(text: &str, hl: &Highlighter, search: Option<&Pattern>) -> Vec<Span<'static>> {
     let marks = hl.spans(text);
     let found: Vec<std::ops::Range<usize>> = search
-        .map(|s| s.re.find_iter(text).map(|m| m.range()).filter(|r| !r.is_empty()).collect())
+        .map(|s| {
+            s.re.find_iter(text)
+                .map(|m| m.range())
+                .filter(|r| !r.is_empty())
+                .collect()
+        })
         .unwrap_or_default();
     let mut cuts: Vec<usize> = vec![0, text.len()];
     for (r, _) in &marks {
@@ -399,15 +411,16 @@ fn draw_strip(f: &mut Frame<'_>, m: &Model, area: Rect) {
         format!("{:<label$}{head}", "levels"),
         Style::new().fg(Color::Gray),
     )];
-    for (k, (name, color)) in [("err", Color::Red), ("warn", Color::Yellow), ("other", Color::Green)]
-        .into_iter()
-        .enumerate()
+    for (k, (name, color)) in [
+        ("err", Color::Red),
+        ("warn", Color::Yellow),
+        ("other", Color::Green),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let max = buckets.iter().map(|b| b[k]).max().unwrap_or(0).max(1);
-        let bars: String = buckets
-            .iter()
-            .map(|b| bar(b[k], max))
-            .collect();
+        let bars: String = buckets.iter().map(|b| bar(b[k], max)).collect();
         lines.push(Line::from(vec![
             Span::styled(format!("{name:<label$}"), Style::new().fg(Color::Gray)),
             Span::styled(bars, Style::new().fg(color)),
@@ -431,7 +444,8 @@ fn draw_status(f: &mut Frame<'_>, m: &Model, area: Rect) {
         " pane {}/{} · {} · ? help ",
         m.focus + 1,
         m.panes.len(),
-        m.range.map_or("all time".to_owned(), |r| format!("last {r}"))
+        m.range
+            .map_or("all time".to_owned(), |r| format!("last {r}"))
     );
     let rw = (right.chars().count() as u16).min(area.width / 2);
     let [left_a, right_a] =
@@ -501,7 +515,7 @@ pub(crate) fn thousands(n: u64) -> String {
     let d = n.to_string();
     let mut out = String::with_capacity(d.len() + d.len() / 3);
     for (i, c) in d.chars().enumerate() {
-        if i > 0 && (d.len() - i) % 3 == 0 {
+        if i > 0 && (d.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
