@@ -22,33 +22,61 @@ const DETAIL_CHUNK: usize = 200;
 /// Lines scrolled by one turn of the mouse wheel.
 pub(crate) const WHEEL_LINES: usize = 3;
 
-/// One entry held by a pane.
+/// One entry held by a pane. Its metadata is kept as a boxed slice rather than the entry's
+/// B-tree map: a map with one or two keys costs a whole B-tree node (about 540 bytes), which
+/// was half of what an entry held (docs/benchmarks.md, "Terminal UI").
 #[derive(Debug, Clone)]
 pub(crate) struct Item {
+    /// The entry, its `metadata` moved to `meta`.
     pub(crate) entry: EntryView,
+    meta: Box<[(Box<str>, Box<str>)]>,
     /// Marked with `m`.
     pub(crate) marked: bool,
 }
 
 impl Item {
-    /// An estimate of what the item holds in memory (the entry's strings and maps, and the
-    /// item's own slot).
+    /// Holds an entry.
+    pub(crate) fn new(mut entry: EntryView) -> Item {
+        let meta = std::mem::take(&mut entry.metadata)
+            .into_iter()
+            .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
+            .collect();
+        Item {
+            entry,
+            meta,
+            marked: false,
+        }
+    }
+
+    /// The entry whole, its metadata back in place (the detail pane, copy, save).
+    pub(crate) fn full(&self) -> EntryView {
+        let mut e = self.entry.clone();
+        e.metadata = self
+            .meta
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        e
+    }
+
+    /// An estimate of what the item holds in memory (its slot, and each allocation rounded
+    /// up to the allocator's 16 bytes plus 16 of overhead).
     pub(crate) fn approx_size(&self) -> usize {
+        let alloc = |n: usize| if n == 0 { 0 } else { n.div_ceil(16) * 16 + 16 };
+        let e = &self.entry;
         std::mem::size_of::<Item>()
-            + self.entry.source.len()
-            + self.entry.payload.len()
-            + self.entry.payload_type.len()
+            + alloc(e.source.len())
+            + alloc(e.payload.len())
+            + alloc(e.payload_type.len())
+            + alloc(self.meta.len() * std::mem::size_of::<(Box<str>, Box<str>)>())
             + self
-                .entry
-                .metadata
+                .meta
                 .iter()
-                .map(|(k, v)| k.len() + v.len() + 96)
+                .map(|(k, v)| alloc(k.len()) + alloc(v.len()))
                 .sum::<usize>()
-            + self
-                .entry
-                .fields
+            + e.fields
                 .iter()
-                .map(|(k, v)| k.len() + v.to_string().len() + 96)
+                .map(|(k, v)| alloc(k.len()) + v.to_string().len() + 96)
                 .sum::<usize>()
     }
 }
@@ -312,10 +340,7 @@ impl Pane {
                 f.push_back(seq);
             }
             self.counts.add(&e, 1);
-            let item = Item {
-                entry: e,
-                marked: false,
-            };
+            let item = Item::new(e);
             self.bytes += item.approx_size();
             self.entries.push_back(item);
         }
@@ -346,10 +371,7 @@ impl Pane {
                 added += 1;
             }
             self.counts.add(&e, 1);
-            let item = Item {
-                entry: e,
-                marked: false,
-            };
+            let item = Item::new(e);
             self.bytes += item.approx_size();
             self.entries.push_front(item);
         }
@@ -1066,7 +1088,7 @@ impl Model {
     fn open_detail(&mut self) {
         let zone = self.zone;
         match self.pane().selected() {
-            Some(i) => self.detail = Some(detail_of(&i.entry, zone)),
+            Some(i) => self.detail = Some(detail_of(&i.full(), zone)),
             None => self.say("no entry selected", false),
         }
     }
