@@ -339,3 +339,52 @@ async fn hostile_entries_and_a_burst_neither_corrupt_the_screen_nor_stall_it() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_going_away_is_said_in_the_status_line_and_the_ui_reconnects() {
+    if !have_tmux() {
+        return;
+    }
+    // A fixed address, so that the restarted server is the one the client is configured for.
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let stack = Stack::start_on(&addr).await;
+    stack
+        .send_unix(&[line("before the restart", "api", 6)])
+        .await;
+    let t = Tmux::start(&stack, &[], 160, 30);
+    t.wait("the entry", Duration::from_secs(30), |s| {
+        s.contains("before the restart")
+    })
+    .await;
+    let (tmp, dir) = stack.stop().await;
+    // The UI stays, saying what happened in its status line.
+    let s = t
+        .wait("the interruption", Duration::from_secs(60), |s| {
+            s.contains("reconnecting") || s.contains("retrying in")
+        })
+        .await;
+    assert!(s.contains("before the restart"), "{s}");
+    eprintln!("{}", s.lines().last().unwrap_or(""));
+    let stack = Stack::restart_on(tmp, dir, &addr).await;
+    t.wait("the stream resumed", Duration::from_secs(60), |s| {
+        s.contains("live stream resumed")
+    })
+    .await;
+    stack
+        .send_unix(&[line("after the restart", "api", 6)])
+        .await;
+    let s = t
+        .wait("an entry after the restart", Duration::from_secs(30), |s| {
+            s.contains("after the restart")
+        })
+        .await;
+    assert!(s.contains("before the restart"), "{s}");
+    t.keys(&["q"]);
+    t.wait("the shell after exit", Duration::from_secs(10), |s| {
+        s.contains("EXITED 0")
+    })
+    .await;
+}
