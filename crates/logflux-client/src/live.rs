@@ -53,7 +53,7 @@ pub(crate) async fn reconnect(
             Err(e) if StatusError::is_final(&e) => return Err(e),
             Err(e) => {
                 wait = (wait * 2).min(Duration::from_secs(10));
-                notice(format!("{e:#}; retrying in {wait:?}"));
+                notice(format!("server unreachable, retrying in {wait:?}: {e:#}"));
             }
         }
     }

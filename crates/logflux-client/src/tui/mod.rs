@@ -398,9 +398,9 @@ fn run_effect<B: Backend + std::io::Write>(
 ) -> anyhow::Result<bool> {
     match fx {
         Effect::Quit => return Ok(false),
-        Effect::LoadOlder { pane, before } => {
+        Effect::LoadOlder { pane, before, max } => {
             if let Some(s) = model.panes.get(pane).and_then(|p| sources.get(&p.era)) {
-                let _ = s.cmd.send(Cmd::Older { before });
+                let _ = s.cmd.send(Cmd::Older { before, max });
             }
         }
         Effect::Query { era, query, .. } => match parse_query(&query, model.range) {
@@ -513,7 +513,7 @@ pub mod bench {
             let mut model = Model::new(&[String::new()], scrollback, Zone::Utc);
             model.apply(Msg::Opened { era: 1 });
             // In pages, newest first, as the source sends them.
-            let page = super::source::PAGE as u64;
+            let page = super::model::PAGE as u64;
             let mut next = n;
             while next > 0 {
                 let from = next.saturating_sub(page);

@@ -22,6 +22,16 @@ const DETAIL_CHUNK: usize = 200;
 /// Lines scrolled by one turn of the mouse wheel.
 pub(crate) const WHEEL_LINES: usize = 3;
 
+/// Entries in a page of older entries, at most (the first page is the source's own).
+pub(crate) const PAGE: usize = 2000;
+
+/// Pages of older entries one scroll key may fetch while a filter is on (the filter may let
+/// few of a page through; Esc stops earlier).
+pub(crate) const FILTER_PAGES: usize = 3;
+
+/// The status line while a filter searches older pages.
+const SEARCHING: &str = "searching older entries… (Esc stops)";
+
 /// One entry held by a pane. Its metadata is kept as a boxed slice rather than the entry's
 /// B-tree map: a map with one or two keys costs a whole B-tree node (about 540 bytes), which
 /// was half of what an entry held (docs/benchmarks.md, "Terminal UI").
@@ -205,6 +215,9 @@ pub(crate) struct Pane {
     pub(crate) history_done: bool,
     /// Older entries are being fetched.
     pub(crate) loading_older: bool,
+    /// Pages of older entries the last scroll key may still fetch (more than one only while
+    /// a filter is on).
+    pub(crate) older_budget: usize,
     /// Older entries than the first held were dropped from memory (fetched again when
     /// scrolled to).
     pub(crate) older_dropped: bool,
@@ -243,6 +256,7 @@ impl Pane {
             follow: true,
             history_done: false,
             loading_older: false,
+            older_budget: 0,
             older_dropped: false,
             newer_dropped: false,
             failed_records: 0,
@@ -315,6 +329,7 @@ impl Pane {
         self.follow = true;
         self.history_done = false;
         self.loading_older = false;
+        self.older_budget = 0;
         self.older_dropped = false;
         self.newer_dropped = false;
         self.failed_records = 0;
@@ -353,12 +368,14 @@ impl Pane {
     }
 
     /// Adds a page of older entries at the top (newest first, as fetched). Past the
-    /// scrollback, the newest are dropped (and following stops).
+    /// scrollback: on the first page or while following, the oldest are dropped again;
+    /// else (scrolled back) the newest are dropped, and following stops.
     pub(crate) fn push_older(&mut self, entries: Vec<EntryView>, done: bool) {
         self.loading_older = false;
         self.history_done = done;
         self.phase = Phase::Ready;
         let was_empty = self.is_empty();
+        let keep_newest = self.entries.is_empty() || self.follow;
         let mut added = 0usize;
         for e in entries {
             self.first_seq -= 1;
@@ -375,16 +392,30 @@ impl Pane {
             self.bytes += item.approx_size();
             self.entries.push_front(item);
         }
-        if was_empty || self.follow {
+        if keep_newest {
+            while self.entries.len() > self.cap {
+                self.drop_front();
+            }
             self.select_last();
         } else {
-            self.cursor += added;
-            self.top += added;
-        }
-        while self.entries.len() > self.cap {
-            self.drop_back();
+            if was_empty {
+                self.select_last();
+            } else {
+                self.cursor += added;
+                self.top += added;
+            }
+            while self.entries.len() > self.cap {
+                self.drop_back();
+            }
         }
         self.clamp();
+    }
+
+    /// Entries to ask for in the next page of older ones: the room left in the scrollback,
+    /// but at least half of it (scrolling back past the scrollback drops the newest half).
+    pub(crate) fn page_size(&self) -> usize {
+        let room = self.cap.saturating_sub(self.entries.len());
+        PAGE.min(room.max(self.cap / 2)).max(1)
     }
 
     /// Drops the oldest entry, with every other entry of the same time (so that fetching
@@ -661,10 +692,12 @@ pub(crate) enum Msg {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Effect {
     Quit,
-    /// Fetch a page of older entries for a pane (before a time, when entries were dropped).
+    /// Fetch a page of at most `max` older entries for a pane (before a time, when entries
+    /// were dropped).
     LoadOlder {
         pane: usize,
         before: Option<i64>,
+        max: usize,
     },
     /// Run a new query in a pane (generation `era`).
     Query {
@@ -902,7 +935,12 @@ impl Model {
             Action::Escape => {
                 self.status = None;
                 let p = self.pane_mut();
-                if p.search.is_some() {
+                if p.older_budget > 0 || p.jump_target.is_some() {
+                    // Stops a search of older pages (what is on its way still arrives).
+                    p.older_budget = 0;
+                    p.jump_target = None;
+                    self.say("stopped fetching older entries", false);
+                } else if p.search.is_some() {
                     p.search = None;
                 } else if p.filter.is_some() {
                     p.set_filter(None);
@@ -918,7 +956,14 @@ impl Model {
         if self.detail.is_some() && was != (self.focus, self.pane().cursor) {
             self.open_detail();
         }
-        self.more_if_near_top()
+        // Only keys that scroll up fetch older entries.
+        if matches!(
+            a,
+            Action::Up | Action::PageUp | Action::Top | Action::WheelUp
+        ) {
+            return self.more_if_near_top();
+        }
+        Vec::new()
     }
 
     /// Follow on (to the newest, reloading when newer entries were dropped) or off.
@@ -936,16 +981,52 @@ impl Model {
         Vec::new()
     }
 
-    /// Asks for older entries when the focused pane shows its first rows.
+    /// Asks for older entries when the focused pane shows its first rows (after a scroll
+    /// key: pages that arrive never ask for more on their own, but with a filter on a key
+    /// may fetch up to [`FILTER_PAGES`] pages while the filter lets too few through).
     fn more_if_near_top(&mut self) -> Vec<Effect> {
         let f = self.focus;
         let p = &mut self.panes[f];
-        if p.wants_older() {
-            p.loading_older = true;
-            return vec![Effect::LoadOlder {
-                pane: f,
-                before: p.resume_before(),
-            }];
+        if !p.wants_older() {
+            return Vec::new();
+        }
+        let filtering = p.filter.is_some();
+        p.older_budget = if filtering { FILTER_PAGES } else { 1 };
+        let fx = vec![Self::load_older(p, f)];
+        if filtering {
+            self.say(SEARCHING, false);
+        }
+        fx
+    }
+
+    /// The effect that fetches a pane's next page of older entries.
+    fn load_older(p: &mut Pane, pane: usize) -> Effect {
+        p.loading_older = true;
+        Effect::LoadOlder {
+            pane,
+            before: p.resume_before(),
+            max: p.page_size(),
+        }
+    }
+
+    /// A page of older entries arrived in pane `i` (no jump going on): with a filter on and
+    /// pages left for the last scroll key, the next one while the filter shows too few.
+    fn older_arrived(&mut self, i: usize) -> Vec<Effect> {
+        let p = &mut self.panes[i];
+        p.older_budget = p.older_budget.saturating_sub(1);
+        if p.filter.is_some() && p.older_budget > 0 && p.wants_older() {
+            return vec![Self::load_older(p, i)];
+        }
+        let more = p.filter.is_some() && p.wants_older();
+        if self.status.as_ref().is_some_and(|s| s.text == SEARCHING) {
+            if more {
+                self.say(
+                    "no more matches in the pages searched: k, PgUp or g searches further",
+                    false,
+                );
+            } else {
+                self.status = None;
+            }
         }
         Vec::new()
     }
@@ -1017,7 +1098,14 @@ impl Model {
             return Vec::new();
         };
         match p.kind {
-            PromptKind::Filter | PromptKind::Search => self.more_if_near_top(),
+            PromptKind::Filter => {
+                let p = self.pane();
+                if p.filter.is_some() && p.wants_older() && p.len() < p.height {
+                    self.say("k, PgUp or g searches older entries", false);
+                }
+                Vec::new()
+            }
+            PromptKind::Search => Vec::new(),
             PromptKind::Query => {
                 let pane = self.focus;
                 let era = self.new_era();
@@ -1112,11 +1200,7 @@ impl Model {
             let fx = if p.loading_older {
                 Vec::new()
             } else {
-                p.loading_older = true;
-                vec![Effect::LoadOlder {
-                    pane: f,
-                    before: p.resume_before(),
-                }]
+                vec![Self::load_older(p, f)]
             };
             self.say("fetching older entries to reach that time…", false);
             return fx;
@@ -1168,18 +1252,28 @@ impl Model {
                         p.jump_to_time(t);
                         let short = p.row(0).is_some_and(|r| r.entry.timestamp_ns > t);
                         if short && !p.history_done && !p.newer_dropped {
-                            p.loading_older = true;
-                            return vec![Effect::LoadOlder {
-                                pane: i,
-                                before: p.resume_before(),
-                            }];
+                            return vec![Self::load_older(p, i)];
                         }
                         p.jump_target = None;
-                        self.status = None;
+                        p.older_budget = 0;
+                        if short && p.newer_dropped {
+                            let held = p.held();
+                            self.say(
+                                format!(
+                                    "stopped at the scrollback ({} entries): the time is older \
+                                     than what the pane can hold",
+                                    super::view::thousands(held as u64)
+                                ),
+                                false,
+                            );
+                        } else if short {
+                            self.say("no entries that old: the oldest is selected", false);
+                        } else {
+                            self.status = None;
+                        }
+                        return Vec::new();
                     }
-                    if i == self.focus {
-                        return self.more_if_near_top();
-                    }
+                    return self.older_arrived(i);
                 }
             }
             Msg::Live {
@@ -1494,10 +1588,155 @@ mod tests {
             fx,
             [Effect::LoadOlder {
                 pane: 0,
-                before: None
+                before: None,
+                max: 80,
             }]
         );
         assert!(m.act(Action::Down).is_empty(), "one request at a time");
+    }
+
+    /// A model with one pane of `height` rows, keeping `cap`, that received `n` entries
+    /// (m0 … m{n-1}, a second apart) as its first page, with older ones left.
+    fn model_with(n: i64, cap: usize, height: usize) -> Model {
+        let mut m = Model::new(&[String::new()], cap, Zone::Utc);
+        m.panes[0].height = height;
+        m.apply(Msg::Older {
+            era: 1,
+            entries: (0..n)
+                .rev()
+                .map(|i| entry(i * 1_000_000_000, Level::Info, &format!("m{i}")))
+                .collect(),
+            done: false,
+            failed: vec![],
+        });
+        m
+    }
+
+    fn older_page(from: i64, to: i64, payload: &str) -> Msg {
+        Msg::Older {
+            era: 1,
+            entries: (from..to)
+                .rev()
+                .map(|i| entry(i * 1_000_000_000, Level::Info, payload))
+                .collect(),
+            done: false,
+            failed: vec![],
+        }
+    }
+
+    #[test]
+    fn a_filter_fetches_older_pages_only_on_scroll_keys_and_a_few_at_a_time() {
+        let mut m = model_with(100, 400, 10);
+        m.act(Action::Filter);
+        for c in "RARE".chars() {
+            m.prompt_char(c);
+        }
+        // Enter fetches nothing (a rare filter would read the whole history), it says how.
+        assert!(m.prompt_enter().is_empty());
+        assert!(m.status.as_ref().unwrap().text.contains("searches older"));
+        // Pages arriving ask for no more on their own, even with nothing shown.
+        assert!(m.apply(older_page(-50, 0, "x")).is_empty());
+        // A scroll key asks for a page, and with the filter on up to FILTER_PAGES of them.
+        let fx = m.act(Action::Up);
+        assert!(matches!(fx[..], [Effect::LoadOlder { .. }]), "{fx:?}");
+        assert!(m.status.as_ref().unwrap().text.contains("Esc stops"));
+        let mut pages = 1;
+        let mut start = -50;
+        while !m.apply(older_page(start - 10, start, "x")).is_empty() {
+            start -= 10;
+            pages += 1;
+        }
+        assert_eq!(pages, FILTER_PAGES);
+        assert!(m.status.as_ref().unwrap().text.contains("no more matches"));
+        // Esc stops a search on its way.
+        m.act(Action::PageUp);
+        m.act(Action::Escape);
+        assert!(m.apply(older_page(start - 20, start - 10, "x")).is_empty());
+        assert_eq!(
+            m.pane().filter.as_ref().unwrap().text,
+            "RARE",
+            "the filter stays"
+        );
+    }
+
+    #[test]
+    fn following_never_drops_the_newest_entries() {
+        // The repro: scrollback 400, a filter matching one entry held, then a live match.
+        let mut m = model_with(400, 400, 10);
+        m.apply(Msg::Live {
+            era: 1,
+            entries: vec![entry(500_000_000_000, Level::Info, "LIVE-WHILE one")],
+            failed: vec![],
+        });
+        m.act(Action::Filter);
+        for c in "LIVE-WHILE".chars() {
+            m.prompt_char(c);
+        }
+        assert!(m.prompt_enter().is_empty());
+        // A page that arrives while following (asked before) trims the oldest instead.
+        m.apply(older_page(-300, -1, "old"));
+        let p = m.pane();
+        assert!(p.follow && !p.newer_dropped);
+        assert_eq!(p.held(), 400);
+        m.apply(Msg::Live {
+            era: 1,
+            entries: vec![entry(501_000_000_000, Level::Info, "LIVE-WHILE two")],
+            failed: vec![],
+        });
+        assert_eq!(payloads(m.pane()), ["LIVE-WHILE one", "LIVE-WHILE two"]);
+    }
+
+    #[test]
+    fn a_small_scrollback_still_follows_and_scrolls_back_a_page_at_a_time() {
+        // The first page (300) is larger than the scrollback (100): the newest stay.
+        let mut m = model_with(300, 100, 10);
+        let p = m.pane();
+        assert!(p.follow && !p.newer_dropped);
+        assert_eq!(payloads(p).last().unwrap(), "m299");
+        assert_eq!(p.held(), 100);
+        assert_eq!(p.resume_before(), Some(200_000_000_000));
+        m.apply(Msg::Live {
+            era: 1,
+            entries: vec![entry(400_000_000_000, Level::Info, "live")],
+            failed: vec![],
+        });
+        assert_eq!(payloads(m.pane()).last().unwrap(), "live");
+        // Scrolling back asks for half the scrollback, not a page that replaces it all.
+        let fx = m.act(Action::Top);
+        assert_eq!(
+            fx,
+            [Effect::LoadOlder {
+                pane: 0,
+                before: Some(201_000_000_000),
+                max: 50
+            }]
+        );
+        m.apply(older_page(151, 201, "older"));
+        let p = m.pane();
+        assert_eq!(p.held(), 100);
+        assert_eq!(payloads(p)[0], "older");
+        assert_eq!(payloads(p)[99], "m250", "the newer half is kept");
+        assert!(p.newer_dropped && !p.follow);
+    }
+
+    #[test]
+    fn t_says_when_it_stops_at_the_scrollback() {
+        let mut m = model_with(100, 150, 10);
+        let fx = m.jump_to(-1_000_000_000_000);
+        assert!(
+            matches!(fx[..], [Effect::LoadOlder { max: 75, .. }]),
+            "{fx:?}"
+        );
+        // The first page fits; the second drops the newest: the jump stops there.
+        let fx = m.apply(older_page(-50, 0, "a"));
+        assert!(matches!(fx[..], [Effect::LoadOlder { .. }]), "{fx:?}");
+        assert!(m.apply(older_page(-125, -50, "b")).is_empty());
+        let s = m.status.clone().unwrap();
+        assert!(
+            s.text.contains("stopped at the scrollback (150 entries)"),
+            "{s:?}"
+        );
+        assert!(m.pane().jump_target.is_none());
     }
 
     #[test]

@@ -17,16 +17,16 @@ use crate::fetch::{Bodies, Chunk, Mapper, Merger, Session, spawn_query};
 use crate::filter::FilterArgs;
 use crate::live::{Live, SharedLedger};
 
-/// Entries in the first page of history (a screen or two, quickly) and in later ones.
+/// Entries in the first page of history (a screen or two, quickly); later pages are as
+/// large as the pane asks ([`super::model::PAGE`] at most).
 pub(crate) const FIRST_PAGE: usize = 300;
-pub(crate) const PAGE: usize = 2000;
 
 /// What a pane asks of its source.
 #[derive(Debug)]
 pub(crate) enum Cmd {
-    /// A page of entries older than those sent so far, or (after the pane dropped some)
-    /// older than `before`.
-    Older { before: Option<i64> },
+    /// A page of at most `max` entries older than those sent so far, or (after the pane
+    /// dropped some) older than `before`.
+    Older { before: Option<i64>, max: usize },
 }
 
 /// A running source; dropping it stops it.
@@ -122,7 +122,10 @@ async fn run(
             Ok(s) => break s,
             Err(e) if transient(&e) => {
                 let _ = tx
-                    .send(notice(format!("{e:#}; retrying in {wait:?}"), true))
+                    .send(notice(
+                        format!("server unreachable, retrying in {wait:?}: {e:#}"),
+                        true,
+                    ))
                     .await;
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(10));
@@ -155,20 +158,41 @@ async fn run(
     }
     let mut history: Option<History> = None;
     let mut oldest: Option<i64> = None;
+    // The entries sent of the oldest time so far: a query again after an error takes that
+    // time in and leaves these out (no entry twice, none lost).
+    let mut edge: Vec<EntryView> = Vec::new();
     let mut want = FIRST_PAGE;
     let mut before: Option<i64> = None;
     loop {
         // A new history query when there is none (the first page, after an error) or the
-        // pane dropped entries and asks from before them.
-        if history.is_none() || before.is_some_and(|b| Some(b) != oldest) {
-            let from = before.or(oldest);
-            history = Some(History::new(&session, from, shown.clone()));
+        // pane dropped entries and asks from before them. Only the first query, which
+        // overlaps the live stream, leaves out what the live stream showed: a query again
+        // ends before what the pane holds (live entries it dropped are fetched again).
+        if before.is_some_and(|b| Some(b) != oldest) {
+            // The pane dropped every entry of its oldest time: all before it is wanted.
+            history = Some(History::new(&session, before, None, Vec::new()));
+        } else if history.is_none() {
+            history = Some(match oldest {
+                None => History::new(&session, None, Some(shown.clone()), Vec::new()),
+                Some(o) => History::new(&session, Some(o.saturating_add(1)), None, edge.clone()),
+            });
         }
         let Some(h) = history.as_mut() else { return };
         match h.page(want).await {
             Ok((entries, failed, done)) => {
                 if let Some(e) = entries.last() {
-                    oldest = Some(e.timestamp_ns);
+                    let t = e.timestamp_ns;
+                    if oldest != Some(t) {
+                        edge.clear();
+                    }
+                    oldest = Some(t);
+                    edge.extend(
+                        entries
+                            .iter()
+                            .rev()
+                            .take_while(|e| e.timestamp_ns == t)
+                            .cloned(),
+                    );
                 }
                 let m = Msg::Older {
                     era,
@@ -194,9 +218,11 @@ async fn run(
                 }
             }
         }
-        want = PAGE;
         match cmd.recv().await {
-            Some(Cmd::Older { before: b }) => before = b,
+            Some(Cmd::Older { before: b, max }) => {
+                before = b;
+                want = max.max(1);
+            }
             None => return,
         }
     }
@@ -244,12 +270,22 @@ struct History {
     merger: Merger<EntryView>,
     watermark: Option<i64>,
     done: bool,
-    shown: SharedLedger,
+    /// The ledger shared with the live stream (the first query only: records it showed are
+    /// left out).
+    shown: Option<SharedLedger>,
+    /// Entries already sent, left out once each (a query again after an error).
+    skip: Vec<EntryView>,
 }
 
 impl History {
-    /// The query of the session's filter, before `before` when given.
-    fn new(session: &Session, before: Option<i64>, shown: SharedLedger) -> History {
+    /// The query of the session's filter, before `before` when given; leaving out the
+    /// records `shown` live and the entries in `skip`.
+    fn new(
+        session: &Session,
+        before: Option<i64>,
+        shown: Option<SharedLedger>,
+        skip: Vec<EntryView>,
+    ) -> History {
         let mut session = session.clone();
         if let Some(b) = before {
             let mut f = (*session.filter).clone();
@@ -265,6 +301,7 @@ impl History {
             watermark: None,
             done: false,
             shown,
+            skip,
         }
     }
 
@@ -290,17 +327,21 @@ impl History {
                 continue;
             };
             let chunk = chunk?;
-            let records: Vec<_> = match self.shown.lock() {
-                Ok(mut s) => chunk
+            let records: Vec<_> = match self.shown.as_ref().map(|s| s.lock()) {
+                Some(Ok(mut s)) => chunk
                     .records
                     .into_iter()
                     .filter(|r| r.kind != "record" || s.list(&r.record_id))
                     .collect(),
-                Err(_) => chunk.records,
+                _ => chunk.records,
             };
             let opened = self.session.open_records(records, &identity).await?;
             failed.extend(opened.errors.iter().map(|e| e.to_string()));
             for (ts, e) in opened.entries {
+                if let Some(k) = self.skip.iter().position(|s| *s == e) {
+                    self.skip.swap_remove(k);
+                    continue;
+                }
                 self.merger.push(ts, e);
             }
             self.watermark = chunk.watermark;
