@@ -219,7 +219,12 @@ pub(crate) fn zoned_time(ns: i64, zone: Zone) -> String {
 
 /// RFC 3339 with milliseconds, UTC: fixed width for columns.
 pub(crate) fn short_time(ns: i64) -> String {
-    let full = timefmt::format_rfc3339(ns.div_euclid(1_000_000) * 1_000_000);
+    // Down to the millisecond (up, at the very start of the i64 range).
+    let sub = ns.rem_euclid(1_000_000);
+    let ms = ns
+        .checked_sub(sub)
+        .unwrap_or_else(|| ns.saturating_add(1_000_000 - sub));
+    let full = timefmt::format_rfc3339(ms);
     // format_rfc3339 drops a zero fraction and trims trailing zeros: pad to .mmm.
     let stem = full.trim_end_matches('Z');
     let (secs, frac) = stem.split_once('.').unwrap_or((stem, ""));

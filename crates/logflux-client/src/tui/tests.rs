@@ -278,3 +278,41 @@ fn the_detail_follows_the_selection() {
     let d = m.detail.as_ref().unwrap();
     assert!(d.payload.contains("payment failed"), "{}", d.payload);
 }
+
+/// Every screen of a pane whose entries have `times`: list, strip, detail, a jump to `to`.
+fn draw_at_times(times: &[i64], to: i64) {
+    let mut m = model(&[""]);
+    let entries = times
+        .iter()
+        .map(|&t| Entry::new(t, Level::Error, "api", "x").into())
+        .collect();
+    loaded(&mut m, 1, entries);
+    let hl = Highlighter::none();
+    let mut t = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    t.draw(|f| super::view::draw(f, &mut m, &hl)).unwrap();
+    m.act(Action::Detail);
+    t.draw(|f| super::view::draw(f, &mut m, &hl)).unwrap();
+    m.act(Action::Detail);
+    let _ = m.jump_to(to);
+    let mut local = model(&[""]);
+    local.zone = Zone::Fixed(-12 * 3600);
+    loaded(&mut local, 1, times.iter().map(|&t| Entry::new(t, Level::Info, "a", "y").into()).collect());
+    t.draw(|f| super::view::draw(f, &mut local, &hl)).unwrap();
+}
+
+#[test]
+fn extreme_timestamps_draw_without_overflow() {
+    // Regression: 1677-09-21T00:12:43.2Z (the agent accepts it) overflowed the strip.
+    let t1677 = logflux_proto::timefmt::parse_rfc3339("1677-09-21T00:12:43.2Z").unwrap();
+    draw_at_times(&[t1677, 0, i64::MAX], i64::MIN);
+    draw_at_times(&[i64::MIN, i64::MIN + 1, i64::MAX], i64::MAX);
+}
+
+proptest::proptest! {
+    #[test]
+    fn any_timestamps_draw(times in proptest::collection::vec(proptest::num::i64::ANY, 1..6), to: i64) {
+        let mut times = times;
+        times.sort_unstable();
+        draw_at_times(&times, to);
+    }
+}

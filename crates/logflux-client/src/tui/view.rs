@@ -399,8 +399,8 @@ fn draw_strip(f: &mut Frame<'_>, m: &Model, area: Rect) {
     let head = match range {
         Some((lo, hi)) => format!(
             "{} … {}   errors {}  warnings {}  other {}",
-            zoned_time(lo * 1_000_000_000, m.zone),
-            zoned_time(hi * 1_000_000_000, m.zone),
+            zoned_time(lo.saturating_mul(1_000_000_000), m.zone),
+            zoned_time(hi.saturating_mul(1_000_000_000), m.zone),
             thousands(total(0)),
             thousands(total(1)),
             thousands(total(2)),
