@@ -388,3 +388,68 @@ async fn the_server_going_away_is_said_in_the_status_line_and_the_ui_reconnects(
     })
     .await;
 }
+
+/// The `gap NNN` numbers of the rows on screen, top to bottom.
+fn gap_rows(screen: &str) -> Vec<u32> {
+    screen
+        .lines()
+        .filter_map(|l| {
+            let at = l.rfind("gap ")?;
+            l.get(at + 4..at + 7)?.parse().ok()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_entries_past_the_scrollback_are_fetched_again_and_sigterm_restores_the_terminal() {
+    if !have_tmux() {
+        return;
+    }
+    let stack = Stack::start().await;
+    let t = Tmux::start(&stack, &["--scrollback", "50", "--source", "gap"], 160, 40);
+    t.wait("the UI", Duration::from_secs(30), |s| s.contains("FOLLOW"))
+        .await;
+    // 120 live entries in 3 batches: the pane keeps the newest 50.
+    for batch in 0..3u32 {
+        let lines: Vec<_> = (batch * 40..batch * 40 + 40)
+            .map(|i| line(&format!("gap {i:03}"), "gap", 6))
+            .collect();
+        stack.send_unix(&lines).await;
+        let last = format!("gap {:03}", batch * 40 + 39);
+        t.wait("the batch", Duration::from_secs(20), |s| s.contains(&last))
+            .await;
+    }
+    let s = t.screen();
+    assert!(s.contains("50 entries"), "{s}");
+    // `g` fetches what was dropped again, from before the oldest held: down to the first.
+    let s = t
+        .wait("the first entry", Duration::from_secs(30), |s| {
+            if !s.contains("gap 000") {
+                t.keys(&["g"]);
+            }
+            s.contains("gap 000")
+        })
+        .await;
+    let rows = gap_rows(&s);
+    assert_eq!(rows[0], 0, "{s}");
+    assert!(
+        rows.windows(2).all(|w| w[1] == w[0] + 1),
+        "every entry once, in order: {rows:?}\n{s}"
+    );
+
+    // SIGTERM: the UI leaves as on `q`, the terminal restored.
+    let shell = t.tmux(&["display", "-p", "-t", "t", "#{pane_pid}"]);
+    let shell = shell.trim();
+    let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap();
+    let tui = children.split_whitespace().next().unwrap().to_owned();
+    let killed = Command::new("kill").args(["-TERM", &tui]).status().unwrap();
+    assert!(killed.success());
+    let s = t
+        .wait("the shell after SIGTERM", Duration::from_secs(10), |s| {
+            s.contains("EXITED") && s.contains("icanon")
+        })
+        .await;
+    assert!(s.contains("EXITED 143"), "{s}");
+    assert!(!s.contains("-icanon") && !s.contains("-echo "), "{s}");
+    assert!(!s.contains("gap 0"), "the UI's screen is gone: {s}");
+}

@@ -270,20 +270,51 @@ pub(crate) async fn run(settings: &Settings, args: TuiArgs) -> anyhow::Result<i3
         sources.insert(era, source::spawn(settings.clone(), a, era, tx.clone()));
     }
     let events = EventStream::new();
-    let r = event_loop(
-        &mut terminal,
-        &mut model,
-        &hl,
-        events,
-        rx,
-        &mut sources,
-        &|a, g| source::spawn(settings.clone(), a, g, tx.clone()),
-    )
-    .await;
+    let mut signals = Signals::new()?;
+    let spawn = |a, g| source::spawn(settings.clone(), a, g, tx.clone());
+    let r = tokio::select! {
+        r = event_loop(
+            &mut terminal,
+            &mut model,
+            &hl,
+            events,
+            rx,
+            &mut sources,
+            &spawn,
+        ) => r.map(|()| EXIT_OK),
+        // SIGTERM, SIGHUP: leave through the guard, the terminal restored (128 + the
+        // signal's number, as a shell reports a process it ended).
+        code = signals.next() => Ok(code),
+    };
     drop(sources);
     drop(guard);
     crate::fetch::set_stderr_notes(true);
-    r.map(|()| EXIT_OK)
+    r
+}
+
+/// The signals that end the UI (SIGTERM, SIGHUP): it leaves as on `q`, the terminal
+/// restored, rather than being killed with the terminal raw and on the alternate screen.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+            hup: signal(SignalKind::hangup()).context("listening for SIGHUP")?,
+        })
+    }
+
+    /// The exit code for the next signal: 143 for SIGTERM, 129 for SIGHUP.
+    async fn next(&mut self) -> i32 {
+        tokio::select! {
+            _ = self.term.recv() => 128 + 15,
+            _ = self.hup.recv() => 128 + 1,
+        }
+    }
 }
 
 /// Starts a pane's source (the loop needs no settings of its own).

@@ -296,7 +296,14 @@ fn draw_at_times(times: &[i64], to: i64) {
     let _ = m.jump_to(to);
     let mut local = model(&[""]);
     local.zone = Zone::Fixed(-12 * 3600);
-    loaded(&mut local, 1, times.iter().map(|&t| Entry::new(t, Level::Info, "a", "y").into()).collect());
+    loaded(
+        &mut local,
+        1,
+        times
+            .iter()
+            .map(|&t| Entry::new(t, Level::Info, "a", "y").into())
+            .collect(),
+    );
     t.draw(|f| super::view::draw(f, &mut local, &hl)).unwrap();
 }
 
