@@ -122,8 +122,16 @@ pub(crate) fn split_words(s: &str) -> anyhow::Result<Vec<String>> {
     Ok(words)
 }
 
+/// Whether a query sets its own time range (`-S` or `-U`): the time range keys leave it be.
+pub(crate) fn own_times(q: &str) -> bool {
+    split_words(q)
+        .ok()
+        .and_then(|w| QueryLine::try_parse_from(w).ok())
+        .is_some_and(|l| l.filter.since.is_some() || l.filter.until.is_some())
+}
+
 /// Parses a pane's query (and checks it: levels, times, expressions), with the time range
-/// keys' `since` when the query sets none.
+/// keys' `since` when the query sets no time of its own (`-S`, `-U`).
 pub(crate) fn parse_query(q: &str, range: Option<&str>) -> anyhow::Result<FilterArgs> {
     let words = split_words(q)?;
     let mut args = QueryLine::try_parse_from(words)
@@ -139,6 +147,7 @@ pub(crate) fn parse_query(q: &str, range: Option<&str>) -> anyhow::Result<Filter
         })?
         .filter;
     if args.since.is_none()
+        && args.until.is_none()
         && let Some(r) = range
     {
         args.since = Some(r.to_owned());

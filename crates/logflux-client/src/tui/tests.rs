@@ -263,10 +263,30 @@ fn queries_split_as_a_shell_would_and_round_trip() {
     // A query's own --since wins over the time range keys.
     let a = parse_query("-S 2h", Some("1m")).unwrap();
     assert_eq!(a.since.as_deref(), Some("2h"));
+    // And so does its own --until (no `--since is after --until` for a --since not typed).
+    let a = parse_query("-U 10m", Some("1m")).unwrap();
+    assert_eq!((a.since, a.until.as_deref()), (None, Some("10m")));
     let e = parse_query("--level nonsense", None).unwrap_err();
     assert!(format!("{e:#}").contains("nonsense"), "{e:#}");
     let e = parse_query("--bogus", None).unwrap_err();
     assert!(format!("{e:#}").contains("--bogus"), "{e:#}");
+}
+
+#[test]
+fn each_pane_says_its_own_time_range() {
+    let mut m = model(&["-S 30m", "-a api"]);
+    loaded(&mut m, 1, sample());
+    loaded(&mut m, 2, sample());
+    m.act(Action::Range(0));
+    let s = screen(&mut m, 160, 20);
+    let title = s.lines().next().unwrap();
+    assert!(
+        title.contains("1: -S 30m · 10 entries · its own -S/-U"),
+        "{s}"
+    );
+    assert!(title.contains("2: -a api · 10 entries · last 1m"), "{s}");
+    let status = s.lines().last().unwrap();
+    assert!(status.contains("its own -S/-U"), "the focused pane's: {s}");
 }
 
 #[test]

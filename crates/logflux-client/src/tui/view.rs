@@ -91,8 +91,8 @@ fn draw_pane(f: &mut Frame<'_>, m: &mut Model, i: usize, area: Rect, hl: &Highli
             thousands(p.len() as u64)
         ));
     }
-    if let Some(r) = m.range {
-        info.push_str(&format!("· last {r} "));
+    if let Some(r) = pane_range(m, i) {
+        info.push_str(&format!("· {r} "));
     }
     title.push(Span::styled(info, Style::new().fg(Color::Gray)));
     title.push(if p.follow && !p.newer_dropped {
@@ -439,13 +439,24 @@ fn bar(v: u64, max: u64) -> char {
     BARS[i as usize]
 }
 
+/// The time range pane `i` shows, when the range keys chose one: `last 1m`, or `its own
+/// -S/-U` when its query sets times (the keys leave those be).
+fn pane_range(m: &Model, i: usize) -> Option<String> {
+    let r = m.range?;
+    let q = &m.panes.get(i)?.query;
+    Some(if super::own_times(q) {
+        "its own -S/-U".to_owned()
+    } else {
+        format!("last {r}")
+    })
+}
+
 fn draw_status(f: &mut Frame<'_>, m: &Model, area: Rect) {
     let right = format!(
         " pane {}/{} · {} · ? help ",
         m.focus + 1,
         m.panes.len(),
-        m.range
-            .map_or("all time".to_owned(), |r| format!("last {r}"))
+        pane_range(m, m.focus).unwrap_or_else(|| "all time".to_owned())
     );
     let rw = (right.chars().count() as u16).min(area.width / 2);
     let [left_a, right_a] =
