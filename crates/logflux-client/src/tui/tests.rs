@@ -343,3 +343,35 @@ proptest::proptest! {
         draw_at_times(&times, to);
     }
 }
+
+#[test]
+fn wide_characters_are_counted_in_cells() {
+    let mut m = model(&[""]);
+    let wide = "中".repeat(150);
+    loaded(
+        &mut m,
+        1,
+        vec![
+            entry(
+                0,
+                Level::Info,
+                "数据库服务器日志收集",
+                "after a wide source",
+            ),
+            entry(1, Level::Info, "api", &wide),
+        ],
+    );
+    m.act(Action::Wrap);
+    let s = screen(&mut m, 100, 30);
+    // Wrapped, nothing of the line is lost (it was cut in the middle when characters were
+    // counted instead of cells).
+    assert_eq!(s.matches('中').count(), 150, "{s}");
+    // The source column is cut and padded in cells: the message starts where it does for
+    // a narrow source.
+    let src_row = s.lines().find(|l| l.contains("after a wide")).unwrap();
+    assert!(src_row.contains("数据库服务器…"), "{s}");
+    let narrow = s.lines().find(|l| l.contains(" api ")).unwrap();
+    let col =
+        |l: &str, what: &str| unicode_width::UnicodeWidthStr::width(&l[..l.find(what).unwrap()]);
+    assert_eq!(col(src_row, "after"), col(narrow, "中"), "{s}");
+}

@@ -13,6 +13,8 @@ use ratatui::widgets::{Block, Clear, Paragraph};
 
 use logflux_proto::Level;
 
+use unicode_width::{UnicodeWidthChar as _, UnicodeWidthStr as _};
+
 use super::highlight::Highlighter;
 use super::keys::help_lines;
 use super::model::{Item, Model, Pane, Pattern, Phase, Split};
@@ -237,8 +239,9 @@ impl RowCtx<'_> {
         }
         if self.columns.source {
             let src = cut(&screen_text(&e.source, SOURCE_WIDTH + 1), SOURCE_WIDTH);
+            let pad = SOURCE_WIDTH.saturating_sub(src.width());
             spans.push(Span::styled(
-                format!("{src:<SOURCE_WIDTH$}"),
+                format!("{src}{}", " ".repeat(pad)),
                 Style::new().fg(Color::Blue),
             ));
             spans.push(Span::raw(" "));
@@ -248,7 +251,7 @@ impl RowCtx<'_> {
         let lines = if self.wrap { MAX_WRAPPED } else { 1 };
         let budget = self.hscroll + room * lines;
         let text = screen_text(&e.payload, budget);
-        let text: String = text.chars().skip(self.hscroll).take(room * lines).collect();
+        let text = take_cells(text.chars().skip(self.hscroll), room * lines);
         spans.extend(styled(&text, self.hl, search));
         let line = Line::from(spans);
         if self.wrap {
@@ -279,14 +282,51 @@ pub(crate) fn screen_text(s: &str, max: usize) -> String {
     out
 }
 
+/// Cells a character takes on the screen (wide characters two, combining ones none).
+fn cells(c: char) -> usize {
+    c.width().unwrap_or(0)
+}
+
+/// The leading characters of `chars` that fit in `n` cells.
+fn take_cells(chars: impl Iterator<Item = char>, n: usize) -> String {
+    let mut used = 0;
+    chars
+        .take_while(|&c| {
+            used += cells(c);
+            used <= n
+        })
+        .collect()
+}
+
+/// `s` in at most `n` cells: cut with `…` when longer.
 fn cut(s: &str, n: usize) -> String {
-    if s.chars().count() > n {
-        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+    if s.width() > n {
+        let mut t = take_cells(s.chars(), n.saturating_sub(1));
         t.push('…');
         t
     } else {
         s.to_owned()
     }
+}
+
+/// `s` in pieces of at most `width` cells each (at least one character each).
+pub(crate) fn split_cells(s: &str, width: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = cells(c);
+        if used + w > width && !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
+            used = 0;
+        }
+        cur.push(c);
+        used += w;
+    }
+    if !cur.is_empty() || out.is_empty() {
+        out.push(cur);
+    }
+    out
 }
 
 /// `text` in spans: highlight rules, then search matches over them.
@@ -327,7 +367,7 @@ fn styled(text: &str, hl: &Highlighter, search: Option<&Pattern>) -> Vec<Span<'s
         .collect()
 }
 
-/// Splits a line into screen lines of `width` characters, continuation lines indented by
+/// Splits a line into screen lines of `width` cells, continuation lines indented by
 /// `indent`.
 fn wrap(line: Line<'static>, width: usize, indent: usize) -> Vec<Line<'static>> {
     let width = width.max(indent + 8);
@@ -338,7 +378,7 @@ fn wrap(line: Line<'static>, width: usize, indent: usize) -> Vec<Line<'static>> 
         let style = span.style;
         let mut piece = String::new();
         for c in span.content.chars() {
-            if used == width {
+            if used + cells(c) > width && used > indent {
                 if !piece.is_empty() {
                     cur.push(Span::styled(std::mem::take(&mut piece), style));
                 }
@@ -347,7 +387,7 @@ fn wrap(line: Line<'static>, width: usize, indent: usize) -> Vec<Line<'static>> 
                 used = indent;
             }
             piece.push(c);
-            used += 1;
+            used += cells(c);
         }
         if !piece.is_empty() {
             cur.push(Span::styled(piece, style));
@@ -376,12 +416,8 @@ fn draw_detail(f: &mut Frame<'_>, m: &mut Model, area: Rect) {
             break;
         }
         // Each stored line is at most a chunk long: wrapping it costs little.
-        let chars: Vec<char> = l.chars().collect();
-        if chars.is_empty() {
-            lines.push(Line::raw(""));
-        }
-        for c in chars.chunks(width) {
-            lines.push(Line::raw(c.iter().collect::<String>()));
+        for piece in split_cells(l, width) {
+            lines.push(Line::raw(piece));
         }
     }
     lines.truncate(d.height);
