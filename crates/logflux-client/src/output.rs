@@ -174,16 +174,23 @@ fn text_value(v: &str, out: &mut String) {
     }
 }
 
+/// Whether a character must be escaped before it reaches a terminal: control characters, and
+/// the bidirectional overrides and isolates (U+202A–U+202E, U+2066–U+2069), which would make
+/// a line read in another order than it is written.
+pub(crate) fn unsafe_char(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// Text as the terminal should show it: control characters (escape sequences, carriage
-/// returns, C1 codes) written as `\u{..}` escapes, so log content cannot drive the terminal or
-/// overwrite what is shown. Tabs stay.
+/// returns, C1 codes) and bidi controls written as `\u{..}` escapes, so log content cannot
+/// drive the terminal, overwrite what is shown or reorder it. Tabs stay.
 pub(crate) fn push_clean(out: &mut String, text: &str) {
-    if !text.chars().any(|c| c.is_control() && c != '\t') {
+    if !text.chars().any(|c| unsafe_char(c) && c != '\t') {
         out.push_str(text);
         return;
     }
     for c in text.chars() {
-        if c.is_control() && c != '\t' {
+        if unsafe_char(c) && c != '\t' {
             out.push_str(&c.escape_unicode().to_string());
         } else {
             out.push(c);

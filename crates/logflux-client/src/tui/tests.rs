@@ -375,3 +375,19 @@ fn wide_characters_are_counted_in_cells() {
         |l: &str, what: &str| unicode_width::UnicodeWidthStr::width(&l[..l.find(what).unwrap()]);
     assert_eq!(col(src_row, "after"), col(narrow, "中"), "{s}");
 }
+
+#[test]
+fn a_lone_carriage_return_and_bidi_controls_are_escaped() {
+    use super::view::screen_text;
+    assert_eq!(screen_text("a\rb", 100), "a\\u{d}b");
+    assert_eq!(screen_text("a\r\nb", 100), "a⏎b");
+    assert_eq!(
+        screen_text("user \u{202e}gnp.exe\u{202c} \u{2066}x\u{2069}", 100),
+        "user \\u{202e}gnp.exe\\u{202c} \\u{2066}x\\u{2069}"
+    );
+    // search's text output escapes them too.
+    assert_eq!(
+        crate::output::clean("a\u{202e}b\u{2067}"),
+        "a\\u{202e}b\\u{2067}"
+    );
+}

@@ -262,20 +262,19 @@ impl RowCtx<'_> {
     }
 }
 
-/// The first `max` characters of `s` as the screen may show them: control characters
-/// escaped (`\u{1b}`), line breaks as `⏎`, tabs as a space. Never looks past `max`
-/// characters of the input.
+/// The first `max` characters of `s` as the screen may show them: control and bidi
+/// characters escaped (`\u{1b}`, a lone `\r` as `\u{d}`), line breaks (`\n`, `\r\n`) as
+/// `⏎`, tabs as a space. Never looks past `max` characters of the input.
 pub(crate) fn screen_text(s: &str, max: usize) -> String {
     let mut out = String::with_capacity(max.min(s.len()) + 8);
-    for (n, c) in s.chars().enumerate() {
-        if n >= max {
-            break;
-        }
+    let mut chars = s.chars().take(max).peekable();
+    while let Some(c) = chars.next() {
         match c {
             '\n' => out.push('⏎'),
-            '\r' => {}
+            // The \r of a CRLF is part of the line break.
+            '\r' if chars.peek() == Some(&'\n') => {}
             '\t' => out.push(' '),
-            c if c.is_control() => out.push_str(&c.escape_unicode().to_string()),
+            c if crate::output::unsafe_char(c) => out.push_str(&c.escape_unicode().to_string()),
             c => out.push(c),
         }
     }
