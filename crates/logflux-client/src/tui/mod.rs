@@ -460,14 +460,14 @@ fn run_effect<B: Backend + std::io::Write>(
             let w = terminal.backend_mut();
             write!(w, "\x1b]52;c;{b64}\x07")?;
             std::io::Write::flush(w)?;
-            model.say(
+            model.tell(
                 format!("copied {} bytes to the clipboard (OSC 52)", text.len()),
                 false,
             );
         }
         Effect::Save(path, text) => match save(&path, &text) {
-            Ok(()) => model.say(format!("saved to {}", path.display()), false),
-            Err(e) => model.say(format!("{e:#}"), true),
+            Ok(()) => model.tell(format!("saved to {}", path.display()), false),
+            Err(e) => model.tell(format!("{e:#}"), true),
         },
         Effect::JumpTime(text) => {
             match crate::when::parse_when(
@@ -480,7 +480,7 @@ fn run_effect<B: Backend + std::io::Write>(
                         run_effect(terminal, model, sources, spawn, fx)?;
                     }
                 }
-                Err(e) => model.say(format!("{text:?}: {e:#}"), true),
+                Err(e) => model.tell(format!("{text:?}: {e:#}"), true),
             }
         }
     }

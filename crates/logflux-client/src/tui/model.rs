@@ -731,6 +731,8 @@ pub(crate) struct Model {
     pub(crate) range: Option<&'static str>,
     pub(crate) histogram: bool,
     pub(crate) zone: Zone,
+    /// The status line answers a key (cleared by the next one).
+    key_status: bool,
     next_era: u64,
     cap: usize,
 }
@@ -765,6 +767,7 @@ impl Model {
             range: None,
             histogram: true,
             zone,
+            key_status: false,
             next_era: queries.len() as u64 + 1,
             cap,
         }
@@ -780,12 +783,21 @@ impl Model {
         &mut self.panes[i]
     }
 
-    /// Says something in the status line.
+    /// Says something in the status line (news from a source: it stays until replaced or
+    /// Esc).
     pub(crate) fn say(&mut self, text: impl Into<String>, error: bool) {
         self.status = Some(Status {
             text: text.into(),
             error,
         });
+        self.key_status = false;
+    }
+
+    /// Answers a key in the status line: the next key clears it (no stale "no other mark"
+    /// after a mark was found, no save error after the next action).
+    pub(crate) fn tell(&mut self, text: impl Into<String>, error: bool) {
+        self.say(text, error);
+        self.key_status = true;
     }
 
     /// A new generation for a pane's source.
@@ -816,6 +828,10 @@ impl Model {
                 _ => self.help = false,
             }
             return Vec::new();
+        }
+        if self.key_status {
+            self.status = None;
+            self.key_status = false;
         }
         if self.detail.is_some() && self.detail_act(a) {
             return self.detail_effects(a);
@@ -854,17 +870,17 @@ impl Model {
                 match p.search.clone() {
                     Some(s) => {
                         if !p.jump(forward, |i| s.matches(&i.entry)) {
-                            self.say(format!("no more matches of {:?}", s.text), false);
+                            self.tell(format!("no more matches of {:?}", s.text), false);
                         }
                     }
-                    None => self.say("no search: \\ starts one", false),
+                    None => self.tell("no search: \\ starts one", false),
                 }
             }
             Action::NextError | Action::PrevError => {
                 let forward = a == Action::NextError;
                 if !self.pane_mut().jump(forward, |i| is_error(i.entry.level)) {
                     let which = if forward { "after" } else { "before" };
-                    self.say(format!("no error {which} the selected entry"), false);
+                    self.tell(format!("no error {which} the selected entry"), false);
                 }
             }
             Action::Mark => {
@@ -877,7 +893,7 @@ impl Model {
             Action::NextMark | Action::PrevMark => {
                 let forward = a == Action::NextMark;
                 if !self.pane_mut().jump(forward, |i| i.marked) {
-                    self.say("no other mark (m marks an entry)", false);
+                    self.tell("no other mark (m marks an entry)", false);
                 }
             }
             Action::Detail => self.open_detail(),
@@ -920,7 +936,7 @@ impl Model {
                     self.panes.remove(self.focus);
                     self.focus = self.focus.min(self.panes.len() - 1);
                 } else {
-                    self.say("the last pane stays (q quits)", false);
+                    self.tell("the last pane stays (q quits)", false);
                 }
             }
             Action::Range(n) => {
@@ -939,7 +955,7 @@ impl Model {
                     // Stops a search of older pages (what is on its way still arrives).
                     p.older_budget = 0;
                     p.jump_target = None;
-                    self.say("stopped fetching older entries", false);
+                    self.tell("stopped fetching older entries", false);
                 } else if p.search.is_some() {
                     p.search = None;
                 } else if p.filter.is_some() {
@@ -949,7 +965,7 @@ impl Model {
             Action::WheelDown => self.pane_mut().move_by(WHEEL_LINES as isize),
             Action::WheelUp => self.pane_mut().move_by(-(WHEEL_LINES as isize)),
             Action::Copy | Action::CopyJson | Action::Save => {
-                self.say("select an entry and open it with Enter first", false);
+                self.tell("select an entry and open it with Enter first", false);
             }
         }
         // The detail pane follows the selection (n, e, ' move it while it is open).
@@ -1101,7 +1117,7 @@ impl Model {
             PromptKind::Filter => {
                 let p = self.pane();
                 if p.filter.is_some() && p.wants_older() && p.len() < p.height {
-                    self.say("k, PgUp or g searches older entries", false);
+                    self.tell("k, PgUp or g searches older entries", false);
                 }
                 Vec::new()
             }
@@ -1177,7 +1193,7 @@ impl Model {
         let zone = self.zone;
         match self.pane().selected() {
             Some(i) => self.detail = Some(detail_of(&i.full(), zone)),
-            None => self.say("no entry selected", false),
+            None => self.tell("no entry selected", false),
         }
     }
 
@@ -1508,6 +1524,24 @@ mod tests {
         assert_eq!(m.pane().selected().unwrap().entry.payload, "c");
         m.act(Action::PrevMark);
         assert_eq!(m.pane().selected().unwrap().entry.payload, "a");
+    }
+
+    #[test]
+    fn a_key_s_answer_is_cleared_by_the_next_key() {
+        let mut m = model_with(10, 100, 5);
+        m.act(Action::NextMark);
+        assert!(m.status.as_ref().unwrap().text.contains("no other mark"));
+        m.act(Action::Mark);
+        m.act(Action::Up);
+        m.act(Action::NextMark);
+        assert_eq!(m.status, None, "the mark was found: no stale message");
+        m.tell("saving to /nope/x.json: No such file or directory", true);
+        m.act(Action::Down);
+        assert_eq!(m.status, None, "the save error goes with the next action");
+        // News from a source stays.
+        m.say("live stream interrupted; reconnecting", true);
+        m.act(Action::Down);
+        assert!(m.status.is_some());
     }
 
     #[test]
