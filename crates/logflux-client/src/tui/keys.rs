@@ -128,7 +128,7 @@ pub(crate) static BINDINGS: &[Binding] = &[
     ),
     bind!(
         Log,
-        "PgDn Space Ctrl-F",
+        "PgDn Space Ctrl-F Ctrl-D",
         Some(Action::PageDown),
         "page down",
         [
@@ -140,9 +140,9 @@ pub(crate) static BINDINGS: &[Binding] = &[
     ),
     bind!(
         Log,
-        "PgUp b  Ctrl-B",
+        "PgUp b Ctrl-B Ctrl-U",
         Some(Action::PageUp),
-        "page up (older entries are fetched as you reach the top)",
+        "page up (older entries are fetched as you reach the top; with a filter, up to 3 pages)",
         [
             (KeyCode::PageUp, N),
             ch('b'),
@@ -352,7 +352,7 @@ pub(crate) static BINDINGS: &[Binding] = &[
         Log,
         "Esc",
         Some(Action::Escape),
-        "clear the search, then the filter, and the message",
+        "stop fetching older entries; else clear the search, then the filter, and the message",
         [(KeyCode::Esc, N)]
     ),
     bind!(Log, "wheel", None, "mouse wheel scrolls", []),
@@ -474,6 +474,13 @@ mod tests {
             // Rows without a label are listed under the row above (`n  N`).
             if !b.label.is_empty() {
                 assert!(help.iter().any(|(k, _)| k == b.label));
+                // Every Ctrl key is named in its row (Ctrl-D and Ctrl-U were left out).
+                for &(code, m) in b.keys {
+                    if let (KeyCode::Char(c), true) = (code, m.contains(C)) {
+                        let name = format!("Ctrl-{}", c.to_ascii_uppercase());
+                        assert!(b.label.contains(&name), "{name} not in {:?}", b.label);
+                    }
+                }
             }
         }
         let key = |c| KeyEvent::new(KeyCode::Char(c), N);

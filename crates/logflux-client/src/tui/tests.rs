@@ -391,3 +391,16 @@ fn a_lone_carriage_return_and_bidi_controls_are_escaped() {
         "a\\u{202e}b\\u{2067}"
     );
 }
+
+#[test]
+fn the_help_wraps_long_lines_instead_of_cutting_them() {
+    let mut m = model(&[""]);
+    loaded(&mut m, 1, sample());
+    m.act(Action::Help);
+    let s = screen(&mut m, 70, 60);
+    assert!(s.contains("Ctrl-D") && s.contains("Ctrl-U"), "{s}");
+    // The page-up row's description goes on under itself.
+    let at = s.lines().position(|l| l.contains("Ctrl-U")).unwrap();
+    let next = s.lines().nth(at + 1).unwrap();
+    assert!(next.starts_with("\"│                            "), "{s}");
+}

@@ -523,7 +523,8 @@ fn draw_status(f: &mut Frame<'_>, m: &Model, area: Rect) {
 }
 
 fn draw_help(f: &mut Frame<'_>, m: &Model, area: Rect) {
-    let w = area.width.min(90);
+    // Wide enough for the longest line on most terminals; longer lines wrap, not cut.
+    let w = area.width.min(120);
     let h = area.height.saturating_sub(2).max(3);
     let rect = Rect {
         x: area.x + (area.width - w) / 2,
@@ -531,19 +532,27 @@ fn draw_help(f: &mut Frame<'_>, m: &Model, area: Rect) {
         width: w,
         height: h,
     };
+    // Descriptions wrap under themselves rather than being cut at the overlay's edge.
+    let room = usize::from(w.saturating_sub(2)).saturating_sub(28).max(10);
     let lines: Vec<Line<'static>> = help_lines()
         .into_iter()
-        .skip(m.help_scroll)
-        .map(|(k, d)| {
+        .flat_map(|(k, d)| {
             if d.is_empty() {
-                Line::styled(k, Style::new().add_modifier(Modifier::BOLD))
-            } else {
-                Line::from(vec![
-                    Span::styled(format!("  {k:<24}"), Style::new().fg(Color::Cyan)),
-                    Span::raw(d),
-                ])
+                return vec![Line::styled(k, Style::new().add_modifier(Modifier::BOLD))];
             }
+            word_wrap(&d, room)
+                .into_iter()
+                .enumerate()
+                .map(|(n, piece)| {
+                    let key = if n == 0 { k.as_str() } else { "" };
+                    Line::from(vec![
+                        Span::styled(format!("  {key:<26}"), Style::new().fg(Color::Cyan)),
+                        Span::raw(piece),
+                    ])
+                })
+                .collect()
         })
+        .skip(m.help_scroll)
         .collect();
     f.render_widget(Clear, rect);
     f.render_widget(
@@ -554,6 +563,26 @@ fn draw_help(f: &mut Frame<'_>, m: &Model, area: Rect) {
         ),
         rect,
     );
+}
+
+/// `text` in lines of at most `width` cells, broken between words (a longer word on a line
+/// of its own, cut by cells).
+fn word_wrap(text: &str, width: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for word in text.split(' ') {
+        if !cur.is_empty() && cur.width() + 1 + word.width() > width {
+            out.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+    }
+    out.push(cur);
+    out.into_iter()
+        .flat_map(|l| split_cells(&l, width))
+        .collect()
 }
 
 /// 12345 → "12,345".
