@@ -240,7 +240,7 @@ impl Pane {
     /// An empty pane for `query`, keeping `cap` entries at most.
     pub(crate) fn new(query: &str, cap: usize, era: u64) -> Pane {
         Pane {
-            query: query.to_owned(),
+            query: query.trim().to_owned(),
             era,
             pending: None,
             phase: Phase::Opening,
@@ -654,6 +654,8 @@ pub(crate) struct Detail {
     pub(crate) height: usize,
     /// The entry as JSON (copy and save).
     pub(crate) json: String,
+    /// The entry's time (the file name the save prompt suggests).
+    pub(crate) ts: i64,
     pub(crate) payload: String,
 }
 
@@ -896,7 +898,11 @@ impl Model {
                     self.tell("no other mark (m marks an entry)", false);
                 }
             }
-            Action::Detail => self.open_detail(),
+            Action::Detail => {
+                // Live entries would move the selection away from the entry shown.
+                self.pane_mut().follow = false;
+                self.open_detail();
+            }
             Action::Help => {
                 self.help = true;
                 self.help_scroll = 0;
@@ -934,6 +940,8 @@ impl Model {
             Action::ClosePane => {
                 if self.panes.len() > 1 {
                     self.panes.remove(self.focus);
+                    // The detail was the closed pane's entry.
+                    self.detail = None;
                     self.focus = self.focus.min(self.panes.len() - 1);
                 } else {
                     self.tell("the last pane stays (q quits)", false);
@@ -1135,7 +1143,9 @@ impl Model {
             PromptKind::Time => vec![Effect::JumpTime(p.text)],
             PromptKind::Save => match &self.detail {
                 Some(d) if !p.text.trim().is_empty() => {
-                    vec![Effect::Save(PathBuf::from(p.text.trim()), d.json.clone())]
+                    let home = std::env::var_os("HOME").map(PathBuf::from);
+                    let path = expand_home(p.text.trim(), home.as_deref());
+                    vec![Effect::Save(path, d.json.clone())]
                 }
                 _ => Vec::new(),
             },
@@ -1170,9 +1180,10 @@ impl Model {
             Action::Detail | Action::Escape => self.detail = None,
             Action::Copy | Action::CopyJson => {}
             Action::Save => {
+                let text = save_name(d.ts);
                 self.prompt = Some(Prompt {
                     kind: PromptKind::Save,
-                    text: String::new(),
+                    text,
                     before: None,
                 });
             }
@@ -1234,7 +1245,7 @@ impl Model {
                 };
                 if let Some((g, q)) = p.pending.take_if(|(g, _)| *g == era) {
                     p.era = g;
-                    p.query = q;
+                    p.query = q.trim().to_owned();
                     p.clear();
                 } else if p.phase == Phase::Opening {
                     p.phase = Phase::Loading;
@@ -1334,6 +1345,22 @@ impl Model {
     }
 }
 
+/// The file name the save prompt suggests for an entry of time `ns`:
+/// `entry-20261120T104200.123Z.json` (UTC, sortable, no `:` for other systems' sake).
+pub(crate) fn save_name(ns: i64) -> String {
+    let t = crate::output::short_time(ns).replace(['-', ':'], "");
+    format!("entry-{t}.json")
+}
+
+/// A path typed at the save prompt, `~` and `~/…` meaning the home directory `home`.
+pub(crate) fn expand_home(typed: &str, home: Option<&std::path::Path>) -> PathBuf {
+    match (typed.strip_prefix('~'), home) {
+        (Some(""), Some(h)) => h.to_path_buf(),
+        (Some(rest), Some(h)) if rest.starts_with('/') => h.join(rest.trim_start_matches('/')),
+        _ => PathBuf::from(typed),
+    }
+}
+
 /// The detail pane's lines for an entry: every field, metadata, and the payload (JSON
 /// pretty-printed), control characters escaped.
 pub(crate) fn detail_of(e: &EntryView, zone: Zone) -> Detail {
@@ -1383,6 +1410,7 @@ pub(crate) fn detail_of(e: &EntryView, zone: Zone) -> Detail {
         scroll: 0,
         height: 10,
         json: serde_json::to_string_pretty(&e.to_json()).unwrap_or_default(),
+        ts: e.timestamp_ns,
         payload: e.payload.clone(),
     }
 }
@@ -1542,6 +1570,53 @@ mod tests {
         m.say("live stream interrupted; reconnecting", true);
         m.act(Action::Down);
         assert!(m.status.is_some());
+    }
+
+    #[test]
+    fn the_detail_pauses_following_and_saves_to_a_suggested_name() {
+        let mut m = model_with(10, 100, 5);
+        assert!(m.pane().follow);
+        m.act(Action::Detail);
+        assert!(!m.pane().follow, "the detail's entry stays selected");
+        m.apply(Msg::Live {
+            era: 1,
+            entries: vec![entry(100_000_000_000, Level::Info, "live")],
+            failed: vec![],
+        });
+        assert_eq!(m.pane().selected().unwrap().entry.payload, "m9");
+        m.act(Action::Save);
+        assert_eq!(
+            m.prompt.as_ref().unwrap().text,
+            "entry-19700101T000009.000Z.json"
+        );
+        let home = std::path::Path::new("/home/u");
+        assert_eq!(
+            expand_home("~/logs/e.json", Some(home)),
+            home.join("logs/e.json")
+        );
+        assert_eq!(expand_home("~", Some(home)), home);
+        assert_eq!(
+            expand_home("~other/x", Some(home)),
+            PathBuf::from("~other/x")
+        );
+        assert_eq!(expand_home("e.json", Some(home)), PathBuf::from("e.json"));
+    }
+
+    #[test]
+    fn titles_are_trimmed_and_closing_a_pane_closes_its_detail() {
+        let mut m = Model::new(&[String::new(), " -l err ".to_owned()], 100, Zone::Utc);
+        assert_eq!(m.panes[1].query, "-l err");
+        m.focus = 1;
+        m.apply(Msg::Older {
+            era: 2,
+            entries: vec![entry(1, Level::Error, "x")],
+            done: true,
+            failed: vec![],
+        });
+        m.act(Action::Detail);
+        assert!(m.detail.is_some());
+        m.act(Action::ClosePane);
+        assert!(m.detail.is_none());
     }
 
     #[test]
