@@ -98,25 +98,42 @@ impl Highlighter {
     }
 
     /// The styled ranges of `text`, in order, not overlapping: an earlier rule wins over a
-    /// later one where they overlap.
+    /// later one where they overlap. `text` is escaped screen text: nothing inside an escape
+    /// (`\u{7}`) is styled (its digits are not a number). Each match costs a lookup in the
+    /// ranges taken so far (a B-tree by start), not a pass over them.
     pub(crate) fn spans(&self, text: &str) -> Vec<(Range<usize>, Style)> {
-        let mut taken: Vec<(Range<usize>, Style)> = Vec::new();
+        static ESCAPE: std::sync::LazyLock<Option<regex::Regex>> =
+            std::sync::LazyLock::new(|| regex::Regex::new(r"\\u\{[0-9a-f]{1,6}\}").ok());
+        // start → (end, style); escapes are taken with no style.
+        let mut taken: std::collections::BTreeMap<usize, (usize, Option<Style>)> =
+            std::collections::BTreeMap::new();
+        if text.contains("\\u{")
+            && let Some(esc) = ESCAPE.as_ref()
+        {
+            for m in esc.find_iter(text) {
+                taken.insert(m.start(), (m.end(), None));
+            }
+        }
         for r in &self.rules {
             for m in r.re.find_iter(text) {
                 let range = m.range();
                 if range.is_empty() {
                     continue;
                 }
-                if taken
-                    .iter()
-                    .all(|(t, _)| t.end <= range.start || range.end <= t.start)
-                {
-                    taken.push((range, r.style));
+                // The last range starting before this one ends must end before it starts.
+                let free = taken
+                    .range(..range.end)
+                    .next_back()
+                    .is_none_or(|(_, (end, _))| *end <= range.start);
+                if free {
+                    taken.insert(range.start, (range.end, Some(r.style)));
                 }
             }
         }
-        taken.sort_by_key(|(r, _)| r.start);
         taken
+            .into_iter()
+            .filter_map(|(start, (end, style))| style.map(|s| (start..end, s)))
+            .collect()
     }
 }
 
@@ -129,6 +146,14 @@ mod tests {
             .into_iter()
             .map(|(r, _)| text[r].to_owned())
             .collect()
+    }
+
+    #[test]
+    fn nothing_inside_an_escape_is_highlighted() {
+        let h = Highlighter::new(&[], true).unwrap();
+        assert_eq!(matched(&h, r"bell \u{7} code 42 \u{1b}[31m"), ["42"]);
+        // The same digits outside an escape are a number.
+        assert_eq!(matched(&h, "bell {7}"), ["7"]);
     }
 
     #[test]

@@ -735,6 +735,8 @@ pub(crate) struct Model {
     pub(crate) zone: Zone,
     /// The status line answers a key (cleared by the next one).
     key_status: bool,
+    /// Following paused by opening the detail on (pane, row): resumed when it closes there.
+    detail_paused: Option<(usize, usize)>,
     next_era: u64,
     cap: usize,
 }
@@ -770,6 +772,7 @@ impl Model {
             histogram: true,
             zone,
             key_status: false,
+            detail_paused: None,
             next_era: queries.len() as u64 + 1,
             cap,
         }
@@ -899,9 +902,13 @@ impl Model {
                 }
             }
             Action::Detail => {
-                // Live entries would move the selection away from the entry shown.
-                self.pane_mut().follow = false;
+                // Live entries would move the selection away from the entry shown: following
+                // pauses, and resumes when the detail closes on the same entry.
+                let p = self.pane_mut();
+                let resume = p.follow.then_some(p.cursor);
+                p.follow = false;
                 self.open_detail();
+                self.detail_paused = resume.map(|c| (self.focus, c));
             }
             Action::Help => {
                 self.help = true;
@@ -942,6 +949,7 @@ impl Model {
                     self.panes.remove(self.focus);
                     // The detail was the closed pane's entry.
                     self.detail = None;
+                    self.detail_paused = None;
                     self.focus = self.focus.min(self.panes.len() - 1);
                 } else {
                     self.tell("the last pane stays (q quits)", false);
@@ -1177,7 +1185,17 @@ impl Model {
             Action::PageUp => d.scroll = d.scroll.saturating_sub(page),
             Action::Top => d.scroll = 0,
             Action::Bottom => d.scroll = last,
-            Action::Detail | Action::Escape => self.detail = None,
+            Action::Detail | Action::Escape => {
+                self.detail = None;
+                if let Some((pane, cursor)) = self.detail_paused.take()
+                    && let Some(p) = self.panes.get_mut(pane)
+                    && p.cursor == cursor
+                    && !p.newer_dropped
+                {
+                    p.follow = true;
+                    p.select_last();
+                }
+            }
             Action::Copy | Action::CopyJson => {}
             Action::Save => {
                 let text = save_name(d.ts);
@@ -1584,10 +1602,24 @@ mod tests {
             failed: vec![],
         });
         assert_eq!(m.pane().selected().unwrap().entry.payload, "m9");
+        // Closed on the same entry, following resumes (to the newest).
+        m.act(Action::Escape);
+        assert!(m.pane().follow);
+        assert_eq!(m.pane().selected().unwrap().entry.payload, "live");
+        // Moved to another entry meanwhile: it stays paused.
+        if let Some(i) = m.panes[0].row_mut(3) {
+            i.marked = true;
+        }
+        m.act(Action::Detail);
+        m.act(Action::PrevMark);
+        m.act(Action::Detail);
+        assert_eq!(m.pane().selected().unwrap().entry.payload, "m3");
+        assert!(!m.pane().follow);
+        m.act(Action::Detail);
         m.act(Action::Save);
         assert_eq!(
             m.prompt.as_ref().unwrap().text,
-            "entry-19700101T000009.000Z.json"
+            "entry-19700101T000003.000Z.json"
         );
         let home = std::path::Path::new("/home/u");
         assert_eq!(

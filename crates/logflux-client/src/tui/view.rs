@@ -349,16 +349,24 @@ fn styled(text: &str, hl: &Highlighter, search: Option<&Pattern>) -> Vec<Span<'s
     cuts.sort_unstable();
     cuts.dedup();
     let hit = Style::new().fg(Color::Black).bg(Color::Yellow);
+    // Both lists are sorted and not overlapping: one pass over each as the pieces go by.
+    let (mut fi, mut mi) = (0, 0);
     cuts.windows(2)
         .filter_map(|w| {
             let (a, b) = (w[0], w[1]);
             let piece = text.get(a..b)?;
-            let style = if found.iter().any(|r| r.start <= a && b <= r.end) {
+            while found.get(fi).is_some_and(|r| r.end <= a) {
+                fi += 1;
+            }
+            while marks.get(mi).is_some_and(|(r, _)| r.end <= a) {
+                mi += 1;
+            }
+            let style = if found.get(fi).is_some_and(|r| r.start <= a && b <= r.end) {
                 hit
             } else {
                 marks
-                    .iter()
-                    .find(|(r, _)| r.start <= a && b <= r.end)
+                    .get(mi)
+                    .filter(|(r, _)| r.start <= a && b <= r.end)
                     .map_or(Style::new(), |(_, s)| *s)
             };
             Some(Span::styled(piece.to_owned(), style))
