@@ -54,6 +54,29 @@ pub(crate) struct Profile {
     pub(crate) alert_receivers: Option<PathBuf>,
 }
 
+/// The `tui:` section: `logflux tui`'s scrollback and highlight rules (docs/tui.md).
+///
+/// ```yaml
+/// tui:
+///   scrollback: 100000            # entries kept in memory per pane
+///   default_highlights: true      # numbers, IPs, UUIDs, URLs, quoted strings
+///   highlight:                    # tried before the defaults
+///     - regex: 'user=\w+'
+///       color: magenta            # a name, #rrggbb or 0-255
+///       bold: true
+/// ```
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TuiConfig {
+    /// Entries kept in memory per pane.
+    pub(crate) scrollback: Option<usize>,
+    /// Whether the default highlight rules apply (default: yes).
+    pub(crate) default_highlights: Option<bool>,
+    /// Highlight rules, tried in order before the defaults.
+    #[serde(default)]
+    pub(crate) highlight: Vec<crate::tui::highlight::RuleConfig>,
+}
+
 /// The config file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,6 +100,9 @@ struct ConfigFile {
     profile: Option<String>,
     #[serde(default)]
     profiles: BTreeMap<String, Profile>,
+    /// `logflux tui`'s settings (for every profile).
+    #[serde(default)]
+    tui: TuiConfig,
 }
 
 /// The settings a command runs with.
@@ -103,6 +129,8 @@ pub(crate) struct Settings {
     /// The named profile is not in the config file (only with [`Settings::resolve_to_show`];
     /// [`Settings::resolve`] fails instead).
     pub(crate) profile_problem: Option<String>,
+    /// The config file's `tui:` section.
+    pub(crate) tui: TuiConfig,
 }
 
 /// An environment to resolve settings in (the process's, or a test's).
@@ -234,6 +262,7 @@ impl Settings {
             .map(str::to_owned)
             .or_else(|| env.var("LOGFLUX_PROFILE"))
             .or(file.profile.clone());
+        let tui = file.tui;
         let mut p = Profile {
             server: file.server,
             token_file: file.token_file,
@@ -297,6 +326,7 @@ impl Settings {
             config_file: path,
             profile: profile_name,
             profile_problem,
+            tui,
         };
         let token_file = fix(p.token_file);
         if let Some(v) = env.var("LOGFLUX_SERVER") {
@@ -555,6 +585,31 @@ mod tests {
         assert!(!msg.contains("lf_pat_secret"), "{msg}");
         let e = Settings::resolve(Some(&d.path().join("missing.yaml")), None, &env).unwrap_err();
         assert!(format!("{e:#}").contains("missing.yaml"), "{e:#}");
+    }
+
+    #[test]
+    fn the_tui_section_is_read_and_its_unknown_fields_are_errors_with_their_path() {
+        let d = tempfile::tempdir().unwrap();
+        let env = MapEnv(HashMap::new());
+        let cfg = write(
+            d.path(),
+            "t.yaml",
+            "tui:\n  scrollback: 500\n  default_highlights: false\n  highlight:\n    - {regex: 'user=\\w+', color: magenta, bold: true}\n",
+            0o600,
+        );
+        let s = Settings::resolve(Some(&cfg), None, &env).unwrap();
+        assert_eq!(s.tui.scrollback, Some(500));
+        assert_eq!(s.tui.default_highlights, Some(false));
+        assert_eq!(s.tui.highlight[0].regex, "user=\\w+");
+        assert!(s.tui.highlight[0].bold);
+        let cfg = write(
+            d.path(),
+            "u.yaml",
+            "tui:\n  highlight:\n    - {regex: x, colour: red}\n",
+            0o600,
+        );
+        let e = Settings::resolve(Some(&cfg), None, &env).unwrap_err();
+        assert!(format!("{e:#}").contains("tui.highlight[0]"), "{e:#}");
     }
 
     #[test]

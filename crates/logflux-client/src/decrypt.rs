@@ -103,7 +103,7 @@ impl Decryptor {
                     return Some(Err(format!("data key unavailable: {e:#}")));
                 }
                 Err(e) => {
-                    eprintln!("logflux: fetching data key {id}: {e:#}");
+                    crate::fetch::note(format_args!("logflux: fetching data key {id}: {e:#}"));
                     return None;
                 }
             };

@@ -38,6 +38,23 @@ const SDK_SEND_SLACK_NS: i64 = 5 * 60 * 1_000_000_000;
 /// approximate for entries whose records overlap by more than this).
 const MAX_HELD: usize = 2_000_000;
 
+/// Whether notices and record failures are written to stderr (the default). `logflux tui`
+/// turns it off: the terminal is its screen, and it shows them in its status line instead
+/// (failures reach it in [`Opened::errors`]).
+static STDERR_NOTES: AtomicBool = AtomicBool::new(true);
+
+/// Stops (or resumes) writing notices and record failures to stderr.
+pub(crate) fn set_stderr_notes(on: bool) {
+    STDERR_NOTES.store(on, Ordering::Relaxed);
+}
+
+/// Writes a notice to stderr unless [`set_stderr_notes`] turned that off.
+pub(crate) fn note(message: std::fmt::Arguments<'_>) {
+    if STDERR_NOTES.load(Ordering::Relaxed) {
+        eprintln!("{message}");
+    }
+}
+
 /// Everything a search needs: the server, the tenant's private key, the filter and its tokens.
 #[derive(Debug, Clone)]
 pub(crate) struct Session {
@@ -120,9 +137,9 @@ impl Session {
                     filter.token_groups(&key, &token_apps)
                 }
                 None => {
-                    eprintln!(
+                    note(format_args!(
                         "logflux: no search key configured (LOGFLUX_SEARCH_KEY_FILE): every record in the time range is fetched and filtered here"
-                    );
+                    ));
                     Vec::new()
                 }
             }
@@ -210,7 +227,7 @@ impl Session {
                     out.entries.extend(entries);
                 }
                 Err(e) => {
-                    eprintln!("logflux: error: {e}");
+                    note(format_args!("logflux: error: {e}"));
                     out.errors.push(e);
                 }
             }
@@ -416,10 +433,10 @@ pub(crate) fn spawn_query(
                 },
                 Err(e) if held.is_some() && refuses_bodies(&e) => {
                     if !BODIES_REFUSED.swap(true, Ordering::Relaxed) {
-                        eprintln!(
+                        note(format_args!(
                             "logflux: the server does not know `bodies: false` (it is older than \
                              this client): records are listed with their bodies from now on"
-                        );
+                        ));
                     }
                     continue;
                 }
@@ -562,9 +579,9 @@ impl<T> Merger<T> {
         let ready = complete || full || watermark.is_some_and(|w| top.key > self.key(w));
         if full && !self.warned {
             self.warned = true;
-            eprintln!(
+            note(format_args!(
                 "logflux: more than {MAX_HELD} entries overlap in time; from here the order is approximate"
-            );
+            ));
         }
         if ready {
             self.heap.pop().map(|h| h.item)

@@ -14,12 +14,15 @@ mod decrypt;
 mod fetch;
 mod filter;
 mod keys;
+mod live;
 mod output;
 mod pager;
 mod patterns;
 mod private_files;
 mod search;
 mod serve;
+#[doc(hidden)]
+pub mod tui;
 mod uistore;
 mod up;
 mod when;
@@ -73,6 +76,9 @@ enum Command {
     /// The matching entries grouped by template (variable parts as `<*>`), most entries
     /// first, with their levels and first/last time; grouped here, after decryption.
     Patterns(patterns::PatternsArgs),
+    /// A terminal UI over live and stored entries: follow, filter as you type, jump between
+    /// errors, split panes with their own queries (search's filters); see docs/tui.md.
+    Tui(tui::TuiArgs),
     /// Serve Loki's HTTP API on this machine (for Grafana's Loki data source and our UIs):
     /// queries decrypted here, behind a token; see docs/serve.md.
     Serve(serve::ServeArgs),
@@ -128,6 +134,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Patterns(args) => {
             let s = settings()?;
             rt()?.block_on(patterns::patterns(&s, args))
+        }
+        Command::Tui(args) => {
+            let s = settings()?;
+            rt()?.block_on(tui::run(&s, args))
         }
         Command::Serve(args) => {
             let s = settings()?;

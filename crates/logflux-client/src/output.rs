@@ -120,7 +120,7 @@ fn level_color(l: Level) -> &'static str {
 }
 
 /// The short upper-case level label of text output.
-fn level_label(l: Level) -> &'static str {
+pub(crate) fn level_label(l: Level) -> &'static str {
     match l {
         Level::Emergency => "EMERG",
         Level::Alert => "ALERT",
@@ -174,21 +174,35 @@ fn text_value(v: &str, out: &mut String) {
     }
 }
 
+/// Whether a character must be escaped before it reaches a terminal: control characters, and
+/// the bidirectional overrides and isolates (U+202A–U+202E, U+2066–U+2069), which would make
+/// a line read in another order than it is written.
+pub(crate) fn unsafe_char(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// Text as the terminal should show it: control characters (escape sequences, carriage
-/// returns, C1 codes) written as `\u{..}` escapes, so log content cannot drive the terminal or
-/// overwrite what is shown. Tabs stay.
+/// returns, C1 codes) and bidi controls written as `\u{..}` escapes, so log content cannot
+/// drive the terminal, overwrite what is shown or reorder it. Tabs stay.
 pub(crate) fn push_clean(out: &mut String, text: &str) {
-    if !text.chars().any(|c| c.is_control() && c != '\t') {
+    if !text.chars().any(|c| unsafe_char(c) && c != '\t') {
         out.push_str(text);
         return;
     }
     for c in text.chars() {
-        if c.is_control() && c != '\t' {
+        if unsafe_char(c) && c != '\t' {
             out.push_str(&c.escape_unicode().to_string());
         } else {
             out.push(c);
         }
     }
+}
+
+/// `text` with its control characters escaped (see [`push_clean`]).
+pub(crate) fn clean(text: &str) -> String {
+    let mut s = String::with_capacity(text.len());
+    push_clean(&mut s, text);
+    s
 }
 
 /// RFC 3339 with milliseconds in `zone` (`Z` for UTC, else the offset): fixed width for
@@ -212,7 +226,12 @@ pub(crate) fn zoned_time(ns: i64, zone: Zone) -> String {
 
 /// RFC 3339 with milliseconds, UTC: fixed width for columns.
 pub(crate) fn short_time(ns: i64) -> String {
-    let full = timefmt::format_rfc3339(ns.div_euclid(1_000_000) * 1_000_000);
+    // Down to the millisecond (up, at the very start of the i64 range).
+    let sub = ns.rem_euclid(1_000_000);
+    let ms = ns
+        .checked_sub(sub)
+        .unwrap_or_else(|| ns.saturating_add(1_000_000 - sub));
+    let full = timefmt::format_rfc3339(ms);
     // format_rfc3339 drops a zero fraction and trims trailing zeros: pad to .mmm.
     let stem = full.trim_end_matches('Z');
     let (secs, frac) = stem.split_once('.').unwrap_or((stem, ""));

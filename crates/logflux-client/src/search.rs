@@ -1,6 +1,5 @@
 //! `logflux search`, `tail`, `export` and `stats`.
 
-use std::collections::HashSet;
 use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,14 +7,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
-use logflux_proto::query::TailRequest;
 use logflux_proto::{EntryView, Level, timefmt};
 use serde_json::json;
 
-use crate::api::Line;
 use crate::config::Settings;
 use crate::fetch::{Bodies, Chunk, Mapper, Merger, Session, spawn_query};
 use crate::filter::{FilterArgs, parse_duration};
+use crate::live::Live;
 use crate::output::{Format, Printer, Style, Zone, chosen, render};
 use crate::pager::Out;
 use crate::{EXIT_ERROR, EXIT_NO_RESULTS, EXIT_OK};
@@ -448,22 +446,6 @@ pub(crate) async fn search(settings: &Settings, mut args: SearchArgs) -> anyhow:
     }
 }
 
-/// Opens the live stream, resuming after `after` when given.
-async fn open_tail(session: &Session, after: Option<i64>) -> anyhow::Result<crate::api::Lines> {
-    session
-        .api
-        .stream(
-            "/v1/tail",
-            &TailRequest {
-                applications: session.applications.clone(),
-                entry_types: session.entry_types.clone(),
-                tokens: session.tokens.clone(),
-                after_segment: after,
-            },
-        )
-        .await
-}
-
 pub(crate) async fn tail(settings: &Settings, args: TailArgs) -> anyhow::Result<i32> {
     if args.follow && args.filter.until.is_some() {
         bail!("--until and --follow do not go together");
@@ -472,7 +454,7 @@ pub(crate) async fn tail(settings: &Settings, args: TailArgs) -> anyhow::Result<
     // The live stream is opened first, so nothing committed between the two is missed; what
     // both return is shown once (by record id).
     let mut live = if args.follow {
-        Some(open_tail(&session, None).await?)
+        Some(Live::open(&session).await?)
     } else {
         None
     };
@@ -481,7 +463,6 @@ pub(crate) async fn tail(settings: &Settings, args: TailArgs) -> anyhow::Result<
     let mut printer = Printer::new(writer, args.show.style());
     let mut recent = Vec::new();
     let identity: Mapper<EntryView> = Arc::new(|e| e);
-    let mut seen_records: HashSet<String> = HashSet::new();
     let r: anyhow::Result<i32> = async {
         let sum = if args.lines > 0 {
             let mut rx = spawn_query(session.api.clone(), session.query(true), Bodies::Listed);
@@ -489,7 +470,9 @@ pub(crate) async fn tail(settings: &Settings, args: TailArgs) -> anyhow::Result<
             let mut sum = Summary::default();
             'outer: while let Some(chunk) = rx.recv().await {
                 let chunk = chunk?;
-                seen_records.extend(chunk.records.iter().map(|r| r.record_id.clone()));
+                if let Some(live) = live.as_mut() {
+                    live.listed(chunk.records.iter().map(|r| r.record_id.as_str()));
+                }
                 let opened = session.open_records(chunk.records, &identity).await?;
                 sum.errors += opened.errors.len() as u64;
                 for (ts, e) in opened.entries {
@@ -515,84 +498,22 @@ pub(crate) async fn tail(settings: &Settings, args: TailArgs) -> anyhow::Result<
             printer.entry(e)?;
         }
         printer.flush()?;
-        let Some(mut lines) = live.take() else {
+        let Some(mut live) = live.take() else {
             printer.finish()?;
             return Ok(status(&sum));
         };
         eprintln!("logflux: following new entries (Ctrl-C stops)");
-        let mut after: Option<i64> = None;
         let mut errors = sum.errors;
-        // Live records already shown, the most recent ones (a reconnect resumes one segment
-        // back, so a segment's records may come twice).
-        let mut live_seen: std::collections::VecDeque<String> = Default::default();
+        let mut notice = |m: String| eprintln!("logflux: {m}");
         let interrupted = tokio::signal::ctrl_c();
         tokio::pin!(interrupted);
         loop {
-            let next = tokio::select! {
+            let opened = tokio::select! {
                 _ = &mut interrupted => break,
-                n = tokio::time::timeout(TAIL_STALL, lines.next()) => n,
+                o = live.next(&mut notice) => o?,
             };
-            let line = match next {
-                Ok(Ok(Some(l))) => l,
-                other => {
-                    let why = match other {
-                        Err(_) => "no heartbeat from the server".to_owned(),
-                        Ok(Ok(None)) => "the server ended it".to_owned(),
-                        Ok(Err(e)) => format!("{e:#}"),
-                        Ok(Ok(Some(_))) => unreachable!(),
-                    };
-                    eprintln!("logflux: live stream interrupted ({why}); reconnecting");
-                    lines = tokio::select! {
-                        _ = &mut interrupted => break,
-                        r = reconnect(&session, after) => r?,
-                    };
-                    continue;
-                }
-            };
-            let l: Line =
-                serde_json::from_slice(&line).context("a malformed line from the server")?;
-            if let Some(a) = l.after_segment {
-                after = Some(after.map_or(a, |x| x.max(a)));
-            }
-            if l.kind == "end" {
-                let reason = l.reason.as_deref().unwrap_or("unknown");
-                if matches!(reason, "token_revoked" | "token_expired") {
-                    // Reconnecting cannot help: the token is no longer valid.
-                    bail!("the server ended the live stream ({reason}): {}", l.message);
-                }
-                // slow_consumer, shutdown, unavailable: resume where this stream got to.
-                eprintln!(
-                    "logflux: the server ended the live stream ({reason}: {}); reconnecting",
-                    l.message
-                );
-                lines = tokio::select! {
-                    _ = &mut interrupted => break,
-                    r = reconnect(&session, after) => r?,
-                };
-                continue;
-            }
-            if l.kind == "damaged" {
-                // A segment the server cannot read: named, counted, not waited for.
-                errors += session.open_records(vec![l], &identity).await?.errors.len() as u64;
-                continue;
-            }
-            if l.kind != "record" {
-                continue;
-            }
-            let resume = l.segment_id - 1;
-            after = Some(after.map_or(resume, |x| x.max(resume)));
-            if seen_records.contains(&l.record_id) || live_seen.contains(&l.record_id) {
-                continue;
-            }
-            live_seen.push_back(l.record_id.clone());
-            if live_seen.len() > 4096 {
-                live_seen.pop_front();
-            }
-            let opened = session.open_records(vec![l], &identity).await?;
             errors += opened.errors.len() as u64;
-            let mut entries: Vec<(i64, EntryView)> = opened.entries;
-            entries.sort_by_key(|(ts, _)| *ts);
-            for (_, e) in &entries {
+            for (_, e) in &opened.entries {
                 printer.entry(e)?;
             }
             printer.flush()?;
@@ -610,27 +531,6 @@ pub(crate) async fn tail(settings: &Settings, args: TailArgs) -> anyhow::Result<
     match r {
         Err(e) if is_broken_pipe(&e) => Ok(EXIT_OK),
         other => other,
-    }
-}
-
-/// A live stream without a line for this long is dead (the server sends heartbeats every
-/// 15 s).
-const TAIL_STALL: Duration = Duration::from_secs(45);
-
-/// Reopens the live stream after `after`, retrying with backoff while the server is away;
-/// a refusal (bad token, unknown application) ends it.
-async fn reconnect(session: &Session, after: Option<i64>) -> anyhow::Result<crate::api::Lines> {
-    let mut wait = Duration::from_millis(250);
-    loop {
-        tokio::time::sleep(wait).await;
-        match open_tail(session, after).await {
-            Ok(l) => return Ok(l),
-            Err(e) if crate::api::StatusError::is_final(&e) => return Err(e),
-            Err(e) => {
-                wait = (wait * 2).min(Duration::from_secs(10));
-                eprintln!("logflux: {e:#}; retrying in {wait:?}");
-            }
-        }
     }
 }
 
