@@ -554,7 +554,7 @@ fmt_lines("journalctl-short-iso", lambda t, k, m: f"{t.strftime('%Y-%m-%dT%H:%M:
     ("+00:00", None, "kernel: EXT4-fs error (device sda1): ext4_find_entry:1455: comm nginx: reading directory lblock 0"),
     ("+00:00", None, "systemd[1]: nginx.service: Main process exited, code=exited, status=1/FAILURE"),
     ("+0000", None, "CRON[3001]: (root) CMD (run-parts /etc/cron.hourly)"),
-    ("+0000", None, "dockerd[800]: time=\"2026-11-30T10:42:00Z\" level=warning msg=\"Health check failed\""),
+    ("+0000", "warning", "dockerd[800]: time=\"2026-11-30T10:42:00Z\" level=warning msg=\"Health check failed\""),
     ("+00:00", None, "kernel: Out of memory: Killed process 4242 (java) total-vm:8123456kB"),
     ("+0000", None, "systemd-logind[600]: New session 42 of user deploy."),
 ])
@@ -566,7 +566,7 @@ fmt_lines("journalctl-short-precise", lambda t, k, m: f"{MON[t.month-1]} {t.day:
     (None, None, "systemd[1]: Starting Daily apt upgrade and clean activities..."),
     (None, None, "kernel: usb 1-1: new high-speed USB device number 2 using xhci_hcd"),
     (None, None, "sshd[2211]: error: kex_exchange_identification: Connection closed by remote host"),
-    (None, None, "containerd[700]: time=\"2026-11-30T10:42:00.1Z\" level=info msg=\"loading plugin\""),
+    (None, "info", "containerd[700]: time=\"2026-11-30T10:42:00.1Z\" level=info msg=\"loading plugin\""),
     (None, None, "systemd[1]: Failed to start Daily apt upgrade."),
     (None, None, "NetworkManager[555]: <info>  [1764499320.1234] device (eth0): state change"),
     (None, None, "sudo[3003]:   deploy : TTY=pts/0 ; PWD=/home/deploy ; USER=root ; COMMAND=/bin/ls"),
