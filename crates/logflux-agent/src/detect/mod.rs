@@ -348,13 +348,24 @@ impl Detector {
     ) -> (Entry, Outcome) {
         let message =
             structured::take(&mut fields, &["message", "msg", "log"]).map(FieldValue::into_text);
-        let lv = structured::take(
-            &mut fields,
-            &["level", "lvl", "severity", "log.level", "loglevel"],
-        );
+        // MongoDB 4.4+: `{"t":{"$date":…},"s":"I",…}` (its severity letter under `s`).
+        let mongo = fields.iter().any(|(k, _)| k == "t.$date");
+        let level_keys: &[&str] = if mongo {
+            &["s", "level", "severity"]
+        } else {
+            &["level", "lvl", "severity", "log.level", "loglevel"]
+        };
+        let lv = structured::take(&mut fields, level_keys);
         let t = structured::take(
             &mut fields,
-            &["time", "timestamp", "ts", "@timestamp", "datetime"],
+            &[
+                "time",
+                "timestamp",
+                "ts",
+                "@timestamp",
+                "datetime",
+                "t.$date",
+            ],
         );
         let mut out = Outcome::default();
         let level = match &self.level {
@@ -362,10 +373,11 @@ impl Detector {
                 out.level = true;
                 *l
             }
-            _ => match lv
-                .as_ref()
-                .and_then(|v| level::word(v.text().trim().as_bytes()).or_else(|| level_number(v)))
-            {
+            _ => match lv.as_ref().and_then(|v| {
+                level::word(v.text().trim().as_bytes())
+                    .or_else(|| level_number(v))
+                    .or_else(|| mongo.then(|| mongo_severity(v.text())).flatten())
+            }) {
                 Some(l) => {
                     out.level = true;
                     l
@@ -455,19 +467,21 @@ impl Detector {
                 let m = c.name("level").or_else(|| c.get(0))?;
                 level::word(m.as_str().trim().as_bytes())
             }),
-            LevelRule::Auto => match span {
-                Some(f) => f
-                    .klog_letter
-                    .and_then(level::letter)
-                    .or_else(|| level::after(line, f.end))
-                    .or_else(|| {
-                        (f.start > 0)
-                            .then(|| level::after(&line[..f.start], 0))
-                            .flatten()
-                    }),
-                None => level::after(line, 0),
-            }
-            .or_else(|| level::key_anywhere(line)),
+            LevelRule::Auto => level::pri(line)
+                .or_else(|| match span {
+                    Some(f) => f
+                        .klog_letter
+                        .and_then(level::letter)
+                        .or_else(|| level::redis_mark(&line[..f.start], &line[f.end..]))
+                        .or_else(|| level::after(line, f.end))
+                        .or_else(|| {
+                            (f.start > 0)
+                                .then(|| level::before_time(&line[..f.start]))
+                                .flatten()
+                        }),
+                    None => level::after(line, 0),
+                })
+                .or_else(|| level::key_anywhere(line)),
         };
         out.level = level.is_some();
         (ts, level.unwrap_or(self.default_level), out)
@@ -597,6 +611,15 @@ fn epoch(f: f64) -> Option<i64> {
         Some((f * 1e6) as i64)
     } else {
         timefmt::from_unix_seconds(f).ok()
+    }
+}
+
+/// MongoDB's severity: `F`, `E`, `W`, `I`, `D1`–`D5`.
+fn mongo_severity(s: &str) -> Option<Level> {
+    match s.as_bytes() {
+        [c] => level::letter(*c),
+        [b'D', d] if d.is_ascii_digit() => Some(Level::Debug),
+        _ => None,
     }
 }
 

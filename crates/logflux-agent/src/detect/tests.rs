@@ -189,7 +189,8 @@ fn year_less_forms_take_the_year_before_the_read_time() {
             (
                 "<34>Oct 11 22:14:15 mymachine su: 'su root' failed",
                 "2025-10-11T22:14:15Z",
-                None,
+                // The PRI's severity (34 mod 8 = 2).
+                Some(Level::Critical),
             ),
             (
                 "03-17 16:13:38.811  1702  2395 D WindowManager: printFreezingDisplayLogs",
@@ -618,4 +619,156 @@ proptest! {
         let (y, m, d) = time::civil_from_days(days);
         prop_assert_eq!(time::days_from_civil(y as i32, m, d), days);
     }
+}
+
+#[test]
+fn date_less_clock_times_take_the_latest_day_before_the_read_time() {
+    let utc = det("UTC");
+    check(
+        &utc,
+        "2026-12-01T00:10:00Z",
+        &[
+            // Just after midnight: 23:58 is yesterday's, 00:09 today's, 00:12 (within the
+            // clock margin) today's too.
+            (
+                "23:58:00.500 [main] INFO  a.B - x",
+                "2026-11-30T23:58:00.500Z",
+                Some(Level::Info),
+            ),
+            (
+                "[00:09:59 WRN] y",
+                "2026-12-01T00:09:59Z",
+                Some(Level::Warning),
+            ),
+            ("00:12:00 z", "2026-12-01T00:12:00Z", None),
+            // A clock time later in a line is not taken (a message's "at 10:00:00").
+            ("job ran at 10:00:00 ok", "", None),
+        ],
+    );
+    // The input's zone gives the day: 01:00 in Berlin is 00:00 UTC of the same date.
+    check(
+        &det("Europe/Berlin"),
+        "2026-12-01T00:10:00Z",
+        &[(
+            "[01:05:00 ERR] z",
+            "2026-12-01T00:05:00Z",
+            Some(Level::Error),
+        )],
+    );
+}
+
+#[test]
+fn day_first_named_months_and_twelve_hour_clocks() {
+    check(
+        &det("UTC"),
+        "2026-12-01T00:00:00Z",
+        &[
+            (
+                "12 Jan 2026 08:00:01 +0200 relay started",
+                "2026-01-12T06:00:01Z",
+                None,
+            ),
+            (
+                "Warning\t1/2/2026 12:00:05 AM\tSrc\t1\tNone\tm",
+                "2026-01-02T00:00:05Z",
+                Some(Level::Warning),
+            ),
+            (
+                "Information\t1/2/2026 12:30:00 PM\tSrc\t1\tNone\tm",
+                "2026-01-02T12:30:00Z",
+                Some(Level::Info),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn header_level_shapes_beyond_the_word_after_the_time() {
+    check(
+        &det("UTC"),
+        "2026-12-01T00:00:00Z",
+        &[
+            (
+                "[Tue Dec 01 00:00:01.5 2026] [rewrite:trace8] [pid 9] r",
+                "2026-12-01T00:00:01.500Z",
+                Some(Level::Debug),
+            ),
+            (
+                "[Tue Dec 01 00:00:02 2026] [mod_x:info] [pid 9] r",
+                "2026-12-01T00:00:02Z",
+                Some(Level::Info),
+            ),
+            (
+                "[2026-12-01T00:00:03,1][ERROR][o.e.X] [n] boom",
+                "2026-12-01T00:00:03.100Z",
+                Some(Level::Error),
+            ),
+            (
+                "[2026-12-01 00:00:04.1][7][warning][pool] x",
+                "2026-12-01T00:00:04.100Z",
+                Some(Level::Warning),
+            ),
+            (
+                "<13>Dec  1 00:00:05 host app: error: x",
+                "2026-12-01T00:00:05Z",
+                Some(Level::Notice),
+            ),
+            (
+                "2026-12-01 00:00:06 UTC [5] LOG:  checkpoint",
+                "2026-12-01T00:00:06Z",
+                Some(Level::Info),
+            ),
+            (
+                "12:M 01 Dec 2026 00:00:07.000 # oom",
+                "2026-12-01T00:00:07Z",
+                Some(Level::Warning),
+            ),
+            ("CRITICAL:app.db:lost", "", Some(Level::Critical)),
+            ("FATA[0042] gone", "", Some(Level::Critical)),
+            ("dbug: A.B[1]", "", Some(Level::Debug)),
+            // Not levels: a level word after prose, a lower-case `error:` past the first word,
+            // a `#` without Redis's `pid:role` before the time.
+            (
+                "2026-12-01 00:00:08 Loaded config with level WARN",
+                "2026-12-01T00:00:08Z",
+                None,
+            ),
+            (
+                "2026-12-01 00:00:09 job failed error: x",
+                "2026-12-01T00:00:09Z",
+                None,
+            ),
+            (
+                "host 01 Dec 2026 00:00:10 # note",
+                "2026-12-01T00:00:10Z",
+                None,
+            ),
+        ],
+    );
+}
+
+#[test]
+fn mongodb_json_severity_and_date() {
+    check(
+        &det("UTC"),
+        "2026-12-01T00:00:00Z",
+        &[
+            (
+                r#"{"t":{"$date":"2026-11-30T23:00:00.000+01:00"},"s":"W","c":"X","msg":"m"}"#,
+                "2026-11-30T22:00:00Z",
+                Some(Level::Warning),
+            ),
+            (
+                r#"{"t":{"$date":"2026-11-30T23:00:01Z"},"s":"D2","msg":"m"}"#,
+                "2026-11-30T23:00:01Z",
+                Some(Level::Debug),
+            ),
+            // `s` is a level only in MongoDB's shape.
+            (
+                r#"{"time":"2026-11-30T23:00:02Z","s":"E","msg":"m"}"#,
+                "2026-11-30T23:00:02Z",
+                None,
+            ),
+        ],
+    );
 }

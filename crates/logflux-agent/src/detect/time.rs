@@ -188,6 +188,8 @@ impl Rec {
 pub struct Civil {
     /// `None` when the form has no year (BSD syslog, Android, klog).
     pub year: Option<i32>,
+    /// 0 when the form has no date at all (a clock time opening the line: log4j2's default
+    /// `HH:mm:ss.SSS`, Serilog's `[HH:mm:ss INF]`).
     pub month: u32,
     pub day: u32,
     pub hour: u32,
@@ -283,6 +285,7 @@ impl Civil {
             local - i64::from(off)
         };
         let secs = match self.year {
+            None if self.month == 0 => self.clock_seconds(zone, now, to_utc)?,
             Some(y) => to_utc(self.local_seconds(y)?),
             None => {
                 let now_s = now.div_euclid(NS);
@@ -302,6 +305,49 @@ impl Civil {
         };
         secs.checked_mul(NS)?.checked_add(i64::from(self.nanos))
     }
+}
+
+impl Civil {
+    /// A date-less clock time: the latest day (in `zone`) that puts it at or before `now` (plus
+    /// [`CLOCK_MARGIN_S`] for clocks a little ahead), as a missing year is inferred.
+    fn clock_seconds(
+        &self,
+        zone: &CachedZone,
+        now: i64,
+        to_utc: impl Fn(i64) -> i64,
+    ) -> Option<i64> {
+        if self.hour > 23 || self.minute > 59 || self.second > 60 {
+            return None;
+        }
+        let now_s = now.div_euclid(NS);
+        let today = (now_s + i64::from(zone.zone.offset_at_utc(now_s))).div_euclid(86_400);
+        let sod = i64::from(self.hour) * 3600
+            + i64::from(self.minute) * 60
+            + i64::from(self.second.min(59));
+        [today, today - 1]
+            .into_iter()
+            .map(|d| to_utc(d * 86_400 + sod))
+            .find(|&t| t <= now_s + CLOCK_MARGIN_S)
+    }
+}
+
+/// How far ahead of the read time a date-less clock time may be and still be today's.
+const CLOCK_MARGIN_S: i64 = 300;
+
+/// `hour` on a 24-hour clock when ` AM`/` PM` follows at `i` (`11:59:59 PM`), with the end.
+fn meridiem(b: &[u8], i: usize, hour: u32) -> (u32, usize) {
+    if at(b, i) == b' '
+        && (1..=12).contains(&hour)
+        && matches!(at(b, i + 2), b'M' | b'm')
+        && !at(b, i + 3).is_ascii_alphanumeric()
+    {
+        match at(b, i + 1) {
+            b'A' | b'a' => return (hour % 12, i + 3),
+            b'P' | b'p' => return (hour % 12 + 12, i + 3),
+            _ => {}
+        }
+    }
+    (hour, i)
 }
 
 // ---- byte helpers ----
@@ -562,6 +608,28 @@ fn numeric(b: &[u8], i: usize) -> Option<(Civil, usize)> {
             let (off, e) = trailing_offset(b, e);
             Some((civil(Some(y), mo, d, (h, mi, s, ns), off), e))
         }
+        (1 | 2, b' ') if at(b, i + n1 + 1).is_ascii_alphabetic() => {
+            // Day first, month named: Redis `30 Nov 2026 10:42:00.123`, RFC 2822's
+            // `30 Nov 2026 10:42:00 +0000`.
+            let d = num(b, i, n1)?;
+            let (mo, j) = month_at(b, i + n1 + 1)?;
+            if at(b, j) != b' ' || run(b, j + 1) != 4 || at(b, j + 5) != b' ' {
+                return None;
+            }
+            let y = num(b, j + 1, 4)? as i32;
+            let (h, mi, s, ns, e) = hms(b, j + 6, b':')?;
+            let (off, e) = trailing_offset(b, e);
+            Some((civil(Some(y), mo, d, (h, mi, s, ns), off), e))
+        }
+        (2, b':') if i == 0 || (i == 1 && b[0] == b'[') => {
+            // A clock time opening the line, no date (log4j2's default pattern, Serilog's
+            // console): month 0, resolved to the latest day at or before the read time.
+            let (h, mi, s, ns, e) = hms(b, i, b':')?;
+            if !matches!(at(b, e), b' ' | b']' | b'\t') {
+                return None;
+            }
+            Some((civil(None, 0, 0, (h, mi, s, ns), None), e))
+        }
         (1 | 2, b'-' | b'/' | b'.') => {
             let a = num(b, i, n1)?;
             let (bb, j) = num12(b, i + n1 + 1)?;
@@ -579,6 +647,7 @@ fn numeric(b: &[u8], i: usize) -> Option<(Civil, usize)> {
                     return None;
                 }
                 let (h, mi, s, ns, e) = hms(b, j + 2 + n3, b':')?;
+                let (h, e) = meridiem(b, e, h);
                 let (off, e) = trailing_offset(b, e);
                 return Some((civil(Some(y), mo, d, (h, mi, s, ns), off), e));
             }
