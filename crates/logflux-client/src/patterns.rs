@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
 use logflux_proto::{EntryView, Level, timefmt};
-use logflux_query::patterns::{Config, Item, Tally, Template};
+use logflux_query::patterns::{Config, Tally, Template};
 use serde_json::json;
 
 use crate::config::Settings;
@@ -51,18 +51,6 @@ pub(crate) async fn patterns(settings: &Settings, mut args: PatternsArgs) -> any
     let session = Session::open(settings, &args.filter).await?;
     let mut tally = Tally::new(Config::default(), None);
     let mut batch: Vec<(i64, Level, String)> = Vec::with_capacity(BATCH);
-    let flush = |tally: &mut Tally, batch: &mut Vec<(i64, Level, String)>| {
-        let items: Vec<Item<'_>> = batch
-            .iter()
-            .map(|(ts_ns, level, line)| Item {
-                ts_ns: *ts_ns,
-                level: *level,
-                line,
-            })
-            .collect();
-        tally.add_batch(&items);
-        batch.clear();
-    };
     let sum = run_query(
         &session,
         false,
@@ -71,14 +59,14 @@ pub(crate) async fn patterns(settings: &Settings, mut args: PatternsArgs) -> any
         |item| {
             batch.push(item);
             if batch.len() >= BATCH {
-                flush(&mut tally, &mut batch);
+                tally.drain_owned(&mut batch);
             }
             Ok(true)
         },
         |_| Ok(()),
     )
     .await?;
-    flush(&mut tally, &mut batch);
+    tally.drain_owned(&mut batch);
     let templates = tally.templates("<*>");
     let total = sum.entries;
     let shown = match args.limit {

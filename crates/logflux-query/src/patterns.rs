@@ -288,6 +288,21 @@ impl Tally {
         }
     }
 
+    /// Adds owned entries (time, level, line) with [`Tally::add_batch`], then empties `batch`
+    /// for the next ones: what a caller collecting decrypted entries hands over.
+    pub fn drain_owned(&mut self, batch: &mut Vec<(i64, Level, String)>) {
+        let items: Vec<Item<'_>> = batch
+            .iter()
+            .map(|(ts_ns, level, line)| Item {
+                ts_ns: *ts_ns,
+                level: *level,
+                line,
+            })
+            .collect();
+        self.add_batch(&items);
+        batch.clear();
+    }
+
     /// Adds entries (their lines grouped on two threads).
     pub fn add_batch(&mut self, items: &[Item<'_>]) {
         let lines: Vec<&str> = items.iter().map(|i| i.line).collect();

@@ -614,7 +614,7 @@ const PATTERN_BATCH: usize = 1 << 16;
 /// `{"status":"success","data":[{"pattern":"…","level":"error","samples":[[<s>,<n>],…]},…]}`,
 /// the templates with the most lines first.
 pub(crate) async fn patterns(s: &Arc<Service>, r: Req) -> Result<Response, LokiError> {
-    use logflux_query::patterns::{Config, Item, Tally};
+    use logflux_query::patterns::{Config, Tally};
     let raw = r.params.query()?;
     let (start, end) = r.params.range(now_ns(), DEFAULT_SINCE_NS)?;
     let step = r.params.step(start, end)?;
@@ -624,18 +624,6 @@ pub(crate) async fn patterns(s: &Arc<Service>, r: Req) -> Result<Response, LokiE
     // Steps on the epoch's grid, as Loki's samples.
     let mut tally = Tally::new(Config::default(), Some((0, step)));
     let mut batch: Vec<(i64, logflux_proto::Level, String)> = Vec::new();
-    let flush = |tally: &mut Tally, batch: &mut Vec<(i64, logflux_proto::Level, String)>| {
-        let items: Vec<Item<'_>> = batch
-            .iter()
-            .map(|(ts_ns, level, line)| Item {
-                ts_ns: *ts_ns,
-                level: *level,
-                line,
-            })
-            .collect();
-        tokio::task::block_in_place(|| tally.add_batch(&items));
-        batch.clear();
-    };
     let mut work = Work::default();
     each_row(
         s,
@@ -645,13 +633,13 @@ pub(crate) async fn patterns(s: &Arc<Service>, r: Req) -> Result<Response, LokiE
             if let Some(line) = q.eval_line(row) {
                 batch.push((row.entry.timestamp_ns, row.entry.level, line.into_owned()));
                 if batch.len() >= PATTERN_BATCH {
-                    flush(&mut tally, &mut batch);
+                    tokio::task::block_in_place(|| tally.drain_owned(&mut batch));
                 }
             }
         },
     )
     .await?;
-    flush(&mut tally, &mut batch);
+    tokio::task::block_in_place(|| tally.drain_owned(&mut batch));
     let mut data = Vec::new();
     for t in tally.templates("<_>") {
         for level in logflux_proto::Level::ALL {
