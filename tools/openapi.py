@@ -15,7 +15,9 @@ def ok_json(desc, schema):
     return {"description": desc, "content": {"application/json": {"schema": schema}}}
 
 ref = lambda n: {"$ref": f"#/components/schemas/{n}"}
-ndjson = lambda desc, schema: {"description": desc, "content": {"application/x-ndjson": {"schema": schema}}}
+# Record streams: NDJSON, or (asked for in Accept) the binary record stream of docs/formats.md,
+# whose frames carry the same objects without "body" and the ciphertext raw.
+ndjson = lambda desc, schema: {"description": desc, "content": {"application/x-ndjson": {"schema": schema}, "application/vnd.logflux.records": {"schema": {"type": "string", "format": "binary", "description": "The binary record stream (docs/formats.md): the same messages as the NDJSON form, each a length-prefixed frame whose header is the line's JSON object without body, followed by the record's ciphertext as raw bytes. Sent when the request's Accept names application/vnd.logflux.records."}}}}
 common_errors = {"400": err("Bad request"), "401": err("Missing, invalid, expired or revoked credential"), "403": err("Credential lacks the scope"), "503": err("Temporarily unavailable; retry")}
 ingest_errors = {"400": err("Bad request (not retried by SDKs)"), "401": err("Bad API key"), "413": err("Too large"), "429": {"description": "Rate limited", "headers": {"Retry-After": {"schema": {"type": "integer"}}, "X-RateLimit-Limit": {"schema": {"type": "integer"}}, "X-RateLimit-Remaining": {"schema": {"type": "integer"}}, "X-RateLimit-Reset": {"schema": {"type": "integer"}}}, "content": {"application/json": {"schema": ref("Error")}}}, "503": err("Nothing of the request was stored; retry"), "507": err("The tenant's storage quota is used up")}
 pat = [{"pat": []}]

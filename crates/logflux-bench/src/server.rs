@@ -49,6 +49,16 @@ pub(crate) struct Args {
     /// Data directory parent (default: a temporary directory under /tmp).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// The server binary to measure (default: the `logflux-server` next to this binary), to
+    /// compare two builds with the same benchmark.
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Scenarios to run (comma-separated: agent, sdk, tail, scan); all by default.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Ask query responses as NDJSON instead of the binary record stream.
+    #[arg(long)]
+    ndjson: bool,
 }
 
 struct Tenant {
@@ -330,9 +340,20 @@ async fn ingest(
 }
 
 /// Runs a query to the end (following cursors); returns (records, ciphertext bytes, entries, last end line).
-async fn query_all(t: &Tenant, body: Value) -> anyhow::Result<(usize, usize, usize, Value)> {
+/// Asks for the binary record stream (unless `ndjson`) and reads whichever form the server
+/// answers with, as the client does: every body decoded (base64) or taken as it is (binary).
+async fn query_all(
+    t: &Tenant,
+    body: Value,
+    ndjson: bool,
+) -> anyhow::Result<(usize, usize, usize, Value)> {
     let (mut records, mut bytes, mut entries) = (0, 0, 0);
     let mut cursor = Value::Null;
+    let accept = if ndjson {
+        logflux_proto::frames::NDJSON
+    } else {
+        logflux_proto::frames::CONTENT_TYPE
+    };
     loop {
         let mut b = body.clone();
         b["cursor"] = cursor;
@@ -340,23 +361,49 @@ async fn query_all(t: &Tenant, body: Value) -> anyhow::Result<(usize, usize, usi
             .http
             .post(format!("{}/v1/query", t.proc.base))
             .bearer_auth(&t.admin)
+            .header("accept", accept)
             .json(&b)
             .send()
             .await?;
         if !r.status().is_success() {
             bail!("query answered {}", r.status());
         }
-        let text = r.text().await?;
+        let binary = r
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes() == logflux_proto::frames::CONTENT_TYPE.as_bytes());
         let mut end = Value::Null;
-        for line in text.lines() {
-            let v: Value = serde_json::from_str(line)?;
+        let mut count = |v: Value, body: usize| {
             if v["type"] == "record" {
                 records += 1;
-                let b64 = v["body"].as_str().unwrap_or("");
-                bytes += b64.len() / 4 * 3 - b64.chars().rev().take_while(|&c| c == '=').count();
+                bytes += body;
                 entries += v["count"].as_u64().unwrap_or(0) as usize;
             } else {
                 end = v;
+            }
+        };
+        let mut stream = r.bytes_stream();
+        if binary {
+            let mut d = logflux_proto::frames::Decoder::new(64 << 20);
+            while let Some(chunk) = stream.next().await {
+                d.push(&chunk?);
+                while let Some(f) = d.next_frame()? {
+                    let v: Value = serde_json::from_slice(&f.header)?;
+                    count(v, f.body.map_or(0, |b| b.len()));
+                }
+            }
+            d.finish()?;
+        } else {
+            let mut buf = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                buf.extend_from_slice(&chunk?);
+            }
+            for line in buf.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                let v: Value = serde_json::from_slice(line)?;
+                let len = v["body"]
+                    .as_str()
+                    .map_or(Ok(0), |b| B64.decode(b).map(|b| b.len()))?;
+                count(v, len);
             }
         }
         if end["cursor"].is_null() {
@@ -493,7 +540,11 @@ async fn tail_latency(t: &Tenant, samples: usize) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
-    let bin = procs::sibling("logflux-server")?;
+    let bin = match &args.server_bin {
+        Some(b) => b.clone(),
+        None => procs::sibling("logflux-server")?,
+    };
+    let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
     let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
     std::fs::create_dir_all(&parent)?;
     let work = tempfile::Builder::new()
@@ -511,6 +562,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let dd = procs::dd_write_mb_s(work.path(), 1024)?;
 
     // Ingest, agent format: sealed batches with blind tokens.
+    if wanted("agent") {
     let data = work.path().join("ingest");
     std::fs::create_dir_all(&data)?;
     let t = setup(&bin, &data).await?;
@@ -533,11 +585,14 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await?;
     drop(t);
+    }
 
     // Ingest, SDK format: one sealed entry per part, as the v3 SDKs send.
+    if wanted("sdk") || wanted("tail") {
     let data = work.path().join("ingest-sdk");
     std::fs::create_dir_all(&data)?;
     let t = setup(&bin, &data).await?;
+    if wanted("sdk") {
     let (tpl, plain_per_entry) = sdk_templates(&t, 4096)?;
     print_ingest(
         &t,
@@ -556,10 +611,17 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         ),
     )
     .await?;
+    }
 
     // Live tail: one entry at a time, from the ingest request to its line on a tail stream.
+    if wanted("tail") {
     tail_latency(&t, args.tail_samples).await?;
+    }
     drop(t);
+    }
+    if !wanted("scan") {
+        return Ok(());
+    }
 
     // Needle and scan: N records standing for N × M entries, one carrying the needle token.
     let data = work.path().join("needle");
@@ -648,7 +710,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let mut last_end = Value::Null;
     for _ in 0..args.queries.max(1) {
         let started = Instant::now();
-        let (n, _, _, end) = query_all(&t, needle_q.clone()).await?;
+        let (n, _, _, end) = query_all(&t, needle_q.clone(), args.ndjson).await?;
         lat.push(started.elapsed());
         if n != 1 {
             bail!("the needle query found {n} records, expected 1");
@@ -658,10 +720,30 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let cold = lat[0];
     let mut warm: Vec<Duration> = lat[1..].to_vec();
     warm.sort();
+    // Baseline: the segments read from the page cache (`cat segments > /dev/null`), after a
+    // first read that puts them there, as the scan finds them.
+    let segments = segment_files(&data)?;
+    let cat = || -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let status = std::process::Command::new("cat")
+            .args(&segments)
+            .stdout(std::process::Stdio::null())
+            .status()?;
+        anyhow::ensure!(status.success(), "cat of the segments failed");
+        Ok(started.elapsed())
+    };
+    cat()?;
+    let cat_time = cat()?;
+    let segment_bytes: u64 = segments
+        .iter()
+        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .sum();
+    let scan_query = json!({"order": "oldest", "limit": 10000});
+    // One scan to warm the footer cache, then the timed one.
+    query_all(&t, scan_query.clone(), args.ndjson).await?;
     let cpu0 = procs::cpu_seconds(t.proc.pid);
     let started = Instant::now();
-    let (records, bytes, entries, _) =
-        query_all(&t, json!({"order": "oldest", "limit": 10000})).await?;
+    let (records, bytes, entries, _) = query_all(&t, scan_query, args.ndjson).await?;
     let scan = started.elapsed();
     let scan_cpu = procs::cpu_seconds(t.proc.pid) - cpu0;
     let total_entries = args.needle_records * args.needle_entries_per_record;
@@ -701,6 +783,17 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         entries as f64 / 1e6 / scan.as_secs_f64()
     );
     println!(
+        "| baseline: `cat` of the {} segment files ({:.0} MB) from the page cache | {:.0} MB/s; scan / cat = {:.2} |",
+        segments.len(),
+        segment_bytes as f64 / 1e6,
+        segment_bytes as f64 / 1e6 / cat_time.as_secs_f64(),
+        mb(bytes, scan) / (segment_bytes as f64 / 1e6 / cat_time.as_secs_f64())
+    );
+    println!(
+        "| response form | {} |",
+        if args.ndjson { "NDJSON (asked)" } else { "binary record stream asked (NDJSON from a server without it)" }
+    );
+    println!(
         "| server CPU during the scan | {:.2} cores |",
         scan_cpu / scan.as_secs_f64()
     );
@@ -710,4 +803,22 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     );
     t.proc.child.start_kill().ok();
     Ok(())
+}
+
+/// The segment files (`*.lfs`) under a server's data directory.
+fn segment_files(dir: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let p = e?.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if p.extension().is_some_and(|x| x == "lfs") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
 }

@@ -1,4 +1,5 @@
-//! The server's client API over HTTP(S): JSON calls and NDJSON streams, authenticated with the
+//! The server's client API over HTTP(S): JSON calls and record streams (the binary form,
+//! `logflux_proto::frames`, or NDJSON from a server older than it), authenticated with the
 //! personal access token. `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` are honoured
 //! (reqwest reads them); plain HTTP is refused off loopback, since the token would travel in
 //! clear.
@@ -16,6 +17,10 @@ use crate::config::Settings;
 
 /// Longest NDJSON line accepted from the server (a record of up to 32 MiB, in base64).
 const MAX_LINE: usize = 48 * 1024 * 1024;
+/// Largest record body accepted in the binary form.
+const MAX_BODY: usize = 40 * 1024 * 1024;
+/// What a stream request accepts: the binary record stream first, NDJSON from an older server.
+const STREAM_ACCEPT: &str = "application/vnd.logflux.records, application/x-ndjson;q=0.5";
 
 /// The server, as this client talks to it.
 #[derive(Debug, Clone)]
@@ -158,16 +163,31 @@ impl Api {
         serde_json::from_str(&text).with_context(|| format!("{path}: a reply that is not JSON"))
     }
 
-    /// POST a JSON body and read the NDJSON reply line by line.
+    /// POST a JSON body and read the reply message by message: the binary record stream,
+    /// or NDJSON when the server answers with it (a server older than the binary form) or
+    /// refuses the binary form (406, then asked again for NDJSON).
     pub(crate) async fn stream<B: Serialize>(&self, path: &str, body: &B) -> anyhow::Result<Lines> {
-        let r = self
-            .send(self.request(Method::POST, path).json(body), path)
-            .await?;
-        Ok(Lines {
-            inner: Box::pin(r.bytes_stream()),
-            buf: Vec::new(),
-            done: false,
-        })
+        let ask = |accept: &str| {
+            self.request(Method::POST, path)
+                .header(reqwest::header::ACCEPT, accept)
+                .json(body)
+        };
+        let r = match self.send(ask(STREAM_ACCEPT), path).await {
+            Err(e) if StatusError::of(&e).is_some_and(|s| s.status == 406) => {
+                self.send(ask(logflux_proto::frames::NDJSON), path).await?
+            }
+            r => r?,
+        };
+        let binary = r
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| {
+                v.trim()
+                    .eq_ignore_ascii_case(logflux_proto::frames::CONTENT_TYPE)
+            });
+        Ok(Lines::new(Box::pin(r.bytes_stream()), binary))
     }
 
     /// Who the token is: its tenant (decryption binds records to it) and scopes.
@@ -243,48 +263,163 @@ pub(crate) struct Application {
 type ByteStream =
     std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
 
-/// The lines of an NDJSON reply.
+/// How a reply is cut into messages.
+enum Decode {
+    /// NDJSON: bytes received and not yet cut into lines, and how many of them hold no
+    /// newline.
+    Ndjson {
+        buf: bytes::BytesMut,
+        scanned: usize,
+    },
+    /// The binary record stream.
+    Frames(logflux_proto::frames::Decoder),
+}
+
+/// The messages of a query, records or tail reply, in either form.
 pub(crate) struct Lines {
     inner: ByteStream,
-    buf: Vec<u8>,
+    decode: Decode,
     done: bool,
 }
 
 impl std::fmt::Debug for Lines {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let buffered = match &self.decode {
+            Decode::Ndjson { buf, .. } => buf.len(),
+            Decode::Frames(d) => d.buffered(),
+        };
         f.debug_struct("Lines")
-            .field("buffered", &self.buf.len())
+            .field("buffered", &buffered)
             .finish()
     }
 }
 
+/// One message of a reply: its JSON object and, in the binary form, a record's body.
+#[derive(Debug, Clone)]
+pub(crate) struct Message {
+    json: bytes::Bytes,
+    body: Option<bytes::Bytes>,
+}
+
+impl Message {
+    /// The message as a [`Line`] (a binary body in place of the base64 one).
+    pub(crate) fn parse(self) -> serde_json::Result<Line> {
+        let mut l: Line = serde_json::from_slice(&self.json)?;
+        if let Some(b) = self.body {
+            l.body = Some(RecordBody::Raw(b));
+        }
+        Ok(l)
+    }
+}
+
 impl Lines {
-    /// The next line without its newline; `None` at the end of the reply.
-    pub(crate) async fn next(&mut self) -> anyhow::Result<Option<Vec<u8>>> {
-        let mut scanned = 0;
-        loop {
-            if let Some(i) = memchr::memchr(b'\n', &self.buf[scanned..]) {
-                let mut line: Vec<u8> = self.buf.drain(..scanned + i + 1).collect();
-                line.pop();
-                return Ok(Some(line));
+    fn new(inner: ByteStream, binary: bool) -> Lines {
+        let decode = if binary {
+            Decode::Frames(logflux_proto::frames::Decoder::new(MAX_BODY))
+        } else {
+            Decode::Ndjson {
+                buf: bytes::BytesMut::new(),
+                scanned: 0,
             }
-            scanned = self.buf.len();
-            if self.done {
-                if self.buf.is_empty() {
-                    return Ok(None);
+        };
+        Lines {
+            inner,
+            decode,
+            done: false,
+        }
+    }
+
+    /// The next whole message, if one is buffered.
+    fn take(&mut self) -> anyhow::Result<Option<Message>> {
+        match &mut self.decode {
+            Decode::Ndjson { buf, scanned } => {
+                if let Some(i) = memchr::memchr(b'\n', &buf[*scanned..]) {
+                    // Cut off the front: no copy of the rest, whatever its size.
+                    let mut line = buf.split_to(*scanned + i + 1);
+                    line.truncate(line.len() - 1);
+                    *scanned = 0;
+                    return Ok(Some(Message {
+                        json: line.freeze(),
+                        body: None,
+                    }));
                 }
-                return Ok(Some(std::mem::take(&mut self.buf)));
+                *scanned = buf.len();
+                if self.done && !buf.is_empty() {
+                    *scanned = 0;
+                    return Ok(Some(Message {
+                        json: buf.split().freeze(),
+                        body: None,
+                    }));
+                }
+                if buf.len() > MAX_LINE {
+                    bail!("the server sent a line longer than {MAX_LINE} bytes");
+                }
+                Ok(None)
             }
-            if self.buf.len() > MAX_LINE {
-                bail!("the server sent a line longer than {MAX_LINE} bytes");
+            Decode::Frames(d) => {
+                let f = d
+                    .next_frame()
+                    .context("a malformed record stream from the server")?;
+                if f.is_none() && self.done {
+                    d.finish()
+                        .context("a malformed record stream from the server")?;
+                }
+                Ok(f.map(|f| Message {
+                    json: f.header,
+                    body: f.body,
+                }))
+            }
+        }
+    }
+
+    /// The next message; `None` at the end of the reply.
+    pub(crate) async fn next(&mut self) -> anyhow::Result<Option<Message>> {
+        loop {
+            if let Some(m) = self.take()? {
+                return Ok(Some(m));
+            }
+            if self.done {
+                return Ok(None);
             }
             match self.inner.next().await {
-                Some(chunk) => self
-                    .buf
-                    .extend_from_slice(&chunk.context("the server's reply broke off")?),
+                Some(chunk) => {
+                    let chunk = chunk.context("the server's reply broke off")?;
+                    match &mut self.decode {
+                        Decode::Ndjson { buf, .. } => buf.extend_from_slice(&chunk),
+                        Decode::Frames(d) => d.push(&chunk),
+                    }
+                }
                 None => self.done = true,
             }
         }
+    }
+}
+
+/// A record's ciphertext as the server sent it: base64 in an NDJSON line, raw bytes in the
+/// binary form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RecordBody {
+    Base64(String),
+    Raw(bytes::Bytes),
+}
+
+impl RecordBody {
+    /// The ciphertext; `None` when an NDJSON body is not base64.
+    pub(crate) fn decode(&self) -> Option<std::borrow::Cow<'_, [u8]>> {
+        use base64::Engine as _;
+        match self {
+            RecordBody::Raw(b) => Some(std::borrow::Cow::Borrowed(b)),
+            RecordBody::Base64(s) => base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .ok()
+                .map(std::borrow::Cow::Owned),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RecordBody {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(RecordBody::Base64)
     }
 }
 
@@ -313,9 +448,9 @@ pub(crate) struct Line {
     pub(crate) min_ts: i64,
     #[serde(default)]
     pub(crate) max_ts: i64,
-    /// The base64 ciphertext; absent from a listing asked for without bodies.
+    /// The ciphertext; absent from a listing asked for without bodies.
     #[serde(default)]
-    pub(crate) body: Option<String>,
+    pub(crate) body: Option<RecordBody>,
     // Damaged-segment line, and why the server ended a live stream.
     #[serde(default)]
     pub(crate) message: String,
@@ -334,4 +469,106 @@ pub(crate) struct Line {
     // Heartbeat.
     #[serde(default)]
     pub(crate) after_segment: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines_of(chunks: Vec<Vec<u8>>, binary: bool) -> Lines {
+        let s = futures_util::stream::iter(
+            chunks
+                .into_iter()
+                .map(|c| Ok::<_, reqwest::Error>(bytes::Bytes::from(c))),
+        );
+        Lines::new(Box::pin(s), binary)
+    }
+
+    async fn all(mut l: Lines) -> anyhow::Result<Vec<Line>> {
+        let mut out = Vec::new();
+        while let Some(m) = l.next().await? {
+            out.push(m.parse()?);
+        }
+        Ok(out)
+    }
+
+    fn body(l: &Line) -> Vec<u8> {
+        l.body.as_ref().unwrap().decode().unwrap().into_owned()
+    }
+
+    #[tokio::test]
+    async fn both_forms_give_the_same_lines_however_they_are_cut() {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(b"\x00cipher\xff");
+        let ndjson = format!(
+            "{{\"type\":\"record\",\"record_id\":\"r1\",\"body\":\"{b64}\"}}\n\
+             {{\"type\":\"record\",\"record_id\":\"r2\"}}\n{{\"type\":\"end\",\"cursor\":null}}"
+        )
+        .into_bytes();
+        let mut binary = logflux_proto::frames::MAGIC.to_vec();
+        binary.extend(logflux_proto::frames::frame(
+            br#"{"type":"record","record_id":"r1"}"#,
+            Some(b"\x00cipher\xff"),
+        ));
+        binary.extend(logflux_proto::frames::frame(
+            br#"{"type":"record","record_id":"r2"}"#,
+            None,
+        ));
+        binary.extend(logflux_proto::frames::frame(
+            br#"{"type":"end","cursor":null}"#,
+            None,
+        ));
+        for (bytes, is_binary) in [(ndjson, false), (binary, true)] {
+            for step in [1, 5, 1000] {
+                let chunks = bytes.chunks(step).map(<[u8]>::to_vec).collect();
+                let got = all(lines_of(chunks, is_binary)).await.unwrap();
+                assert_eq!(got.len(), 3);
+                assert_eq!(got[0].record_id, "r1");
+                assert_eq!(body(&got[0]), b"\x00cipher\xff");
+                assert!(got[1].body.is_none());
+                assert_eq!(got[2].kind, "end");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_binary_reply_cut_short_is_an_error() {
+        let mut binary = logflux_proto::frames::MAGIC.to_vec();
+        binary.extend(logflux_proto::frames::frame(b"{\"type\":\"end\"}", None));
+        binary.pop();
+        let e = all(lines_of(vec![binary], true)).await.unwrap_err();
+        assert!(format!("{e:#}").contains("ended inside a frame"), "{e:#}");
+        // NDJSON sent where the binary form was announced.
+        let e = all(lines_of(vec![b"{\"type\":\"end\"}\n".to_vec()], true))
+            .await
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("magic"), "{e:#}");
+    }
+
+    /// Many lines in one big chunk: each is cut off the front without moving the rest (the
+    /// old `drain` moved the whole buffer per line, quadratic in the chunk's size).
+    #[tokio::test]
+    async fn many_lines_in_one_chunk_are_read_in_linear_time() {
+        let n = 200_000;
+        let mut text = Vec::new();
+        for i in 0..n {
+            text.extend_from_slice(format!("{{\"type\":\"record\",\"segment_id\":{i}}}\n").as_bytes());
+        }
+        let mut l = lines_of(vec![text], false);
+        let mut count = 0;
+        while let Some(m) = l.next().await.unwrap() {
+            assert_eq!(m.parse().unwrap().segment_id, count);
+            count += 1;
+        }
+        assert_eq!(count, n);
+    }
+
+    #[test]
+    fn a_base64_body_that_is_not_base64_is_reported_not_a_panic() {
+        assert!(RecordBody::Base64("***".into()).decode().is_none());
+        assert_eq!(
+            RecordBody::Base64("AAE=".into()).decode().unwrap().as_ref(),
+            &[0u8, 1][..]
+        );
+    }
 }

@@ -164,12 +164,12 @@ impl Decryptor {
                 ..record_error(r, "")
             });
         }
-        let Some(body) = r.body.as_deref() else {
+        let Some(body) = r.body.as_ref() else {
             return Err(record_error(r, "the server sent no body for it"));
         };
-        let body = B64
-            .decode(body)
-            .map_err(|_| record_error(r, "the body is not base64"))?;
+        let body = body
+            .decode()
+            .ok_or_else(|| record_error(r, "the body is not base64"))?;
         let nonce = || -> Result<[u8; NONCE_LEN], RecordError> {
             r.nonce
                 .as_deref()

@@ -19,7 +19,7 @@ use logflux_proto::query::{
 use logflux_proto::{EntryView, timefmt};
 use tokio::sync::mpsc;
 
-use crate::api::{Api, Line, Lines, StatusError};
+use crate::api::{Api, Line, Lines, RecordBody, StatusError};
 use crate::config::Settings;
 use crate::decrypt::{Decryptor, RecordError};
 use crate::filter::{Filter, FilterArgs};
@@ -332,7 +332,7 @@ async fn next_line(lines: &mut Lines) -> anyhow::Result<Line> {
     let Some(line) = lines.next().await? else {
         anyhow::bail!("the server's reply ended without its end line");
     };
-    serde_json::from_slice(&line)
+    line.parse()
         .map_err(|e| anyhow::anyhow!("a malformed line from the server: {e}"))
 }
 
@@ -352,7 +352,7 @@ pub(crate) async fn fill_bodies(
             record_id: l.record_id.clone(),
         })
         .collect();
-    let mut bodies: HashMap<(i64, String), String> = HashMap::new();
+    let mut bodies: HashMap<(i64, String), RecordBody> = HashMap::new();
     for chunk in wanted.chunks(MAX_RECORDS_PER_REQUEST) {
         let mut ask = chunk.to_vec();
         while !ask.is_empty() {

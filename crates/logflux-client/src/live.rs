@@ -162,8 +162,7 @@ impl Live {
                     continue;
                 }
             };
-            let l: Line =
-                serde_json::from_slice(&line).context("a malformed line from the server")?;
+            let l: Line = line.parse().context("a malformed line from the server")?;
             if let Some(a) = l.after_segment {
                 self.after = Some(self.after.map_or(a, |x| x.max(a)));
             }

@@ -6,6 +6,7 @@
 //! - [`multipart`]: the `/v1/ingest` body (PROTOCOL.md §2), tolerant of the JavaScript SDK's
 //!   missing CRLF, and a writer for the agent.
 //! - [`sdk`]: the decrypted SDK payload v2.0 JSON of all seven entry types.
+//! - [`frames`]: the binary record stream of query and tail responses.
 //! - [`batch`]: the binary encoding of a batch of entries that the agent compresses and seals.
 //! - [`EntryView`]: what clients display, for agent entries and SDK entries alike.
 //!
@@ -23,6 +24,7 @@
 pub mod batch;
 pub mod codec;
 mod entry;
+pub mod frames;
 pub mod multipart;
 pub mod ndjson;
 pub mod query;

@@ -17,6 +17,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
 
+use logflux_proto::frames;
 use logflux_proto::query::{
     self, Cursor, QueryPlan, QueryRequest, RecordRef, RecordsRequest, TailRequest,
 };
@@ -48,19 +49,122 @@ impl From<FooterError> for ApiError {
     }
 }
 
+/// The form of a query, records or tail response: NDJSON (for scripts, and what the OpenAPI
+/// document describes) or the binary record stream (`logflux_proto::frames`), which a client
+/// asks for in `Accept`. Both carry the same messages: a frame's header is the NDJSON line's
+/// object without `body`, and the body follows it as raw bytes instead of base64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Form {
+    Ndjson,
+    Frames,
+}
+
+impl Form {
+    /// The form a request's `Accept` asks for: the binary stream when it names
+    /// [`frames::CONTENT_TYPE`] (with a quality above 0), NDJSON otherwise.
+    pub(crate) fn of(headers: &HeaderMap) -> Form {
+        let wants = headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|item| {
+                let mut parts = item.split(';');
+                let kind = parts.next().unwrap_or("").trim();
+                let refused = parts.any(|p| {
+                    p.trim()
+                        .strip_prefix("q=")
+                        .and_then(|q| q.trim().parse::<f32>().ok())
+                        .is_some_and(|q| q <= 0.0)
+                });
+                kind.eq_ignore_ascii_case(frames::CONTENT_TYPE) && !refused
+            });
+        if wants { Form::Frames } else { Form::Ndjson }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Form::Ndjson => frames::NDJSON,
+            Form::Frames => frames::CONTENT_TYPE,
+        }
+    }
+
+    /// What a response body begins with.
+    fn preamble(self) -> Option<Bytes> {
+        (self == Form::Frames).then(|| Bytes::from_static(&frames::MAGIC))
+    }
+
+    /// One message without a body, as one buffer.
+    fn message(self, v: &Value) -> Bytes {
+        let mut bytes = serde_json::to_vec(v).expect("JSON");
+        match self {
+            Form::Ndjson => {
+                bytes.push(b'\n');
+                bytes.into()
+            }
+            Form::Frames => frames::frame(&bytes, None).into(),
+        }
+    }
+
+    /// A record message `v` and its `body`, as chunks to send in order: the body is sent as
+    /// read from the store, without a copy, in the binary form.
+    fn record(self, mut v: Value, body: Option<&Bytes>, out: &mut Vec<Bytes>) {
+        match (self, body) {
+            (Form::Frames, Some(body)) => {
+                let header = serde_json::to_vec(&v).expect("JSON");
+                out.push(frames::frame_head(&header, Some(body.len())).into());
+                out.push(body.clone());
+            }
+            (Form::Ndjson, Some(body)) => {
+                v["body"] = STANDARD.encode(body).into();
+                out.push(self.message(&v));
+            }
+            (_, None) => out.push(self.message(&v)),
+        }
+    }
+
+    /// A record message as one buffer (a live tail queues one buffer a message).
+    fn record_bytes(self, v: Value, body: Option<&Bytes>) -> Bytes {
+        let mut out = Vec::with_capacity(2);
+        self.record(v, body, &mut out);
+        if out.len() == 1 {
+            return out.pop().expect("one");
+        }
+        let mut one = Vec::with_capacity(out.iter().map(Bytes::len).sum());
+        for b in out {
+            one.extend_from_slice(&b);
+        }
+        one.into()
+    }
+
+    fn response(self, chunks: Vec<Bytes>) -> Response {
+        let stream = futures_util::stream::iter(
+            self.preamble()
+                .into_iter()
+                .chain(chunks)
+                .map(Ok::<_, std::convert::Infallible>),
+        );
+        (
+            [
+                (header::CONTENT_TYPE, self.content_type()),
+                (header::VARY, "accept"),
+            ],
+            Body::from_stream(stream),
+        )
+            .into_response()
+    }
+}
+
 /// `{"type":"damaged",…}`: a segment skipped because it cannot be read, so the client can say
 /// that part of the answer is missing instead of the whole query failing.
-fn damaged_line(seg: &Segment, message: &str) -> Bytes {
+fn damaged_line(form: Form, seg: &Segment, message: &str) -> Bytes {
     tracing::error!(segment = seg.id, object = %seg.object_key, error = %message, "a damaged segment was skipped");
-    let mut bytes = serde_json::to_vec(&json!({
+    form.message(&json!({
         "type": "damaged",
         "application_id": seg.application_id,
         "segment_id": seg.id,
         "message": message,
     }))
-    .expect("JSON");
-    bytes.push(b'\n');
-    bytes.into()
 }
 
 /// A parsed footer, its approximate size in memory, and the length and checksum it was read
@@ -252,6 +356,7 @@ pub(crate) async fn query(
     Remote(remote): Remote,
     JsonBody(req): JsonBody<QueryRequest>,
 ) -> Result<Response, ApiError> {
+    let form = Form::of(&headers);
     let token = s.access_token(&headers, Scope::Read).await?;
     let tenant_id = token.tenant_id.clone();
     let QueryPlan {
@@ -335,7 +440,7 @@ pub(crate) async fn query(
             let footer = match s.footers.get(&s.store, seg).await {
                 Ok(f) => f,
                 Err(FooterError::Damaged(m)) => {
-                    out.push(damaged_line(seg, &m));
+                    out.push(damaged_line(form, seg, &m));
                     continue;
                 }
                 Err(e) => return Err(e.into()),
@@ -381,13 +486,17 @@ pub(crate) async fn query(
                 let mut marks = take.iter().map(|&(_, w)| w);
                 read_bodies(&s, seg, &footer, &indices, |i, body| {
                     let w = marks.next().expect("one watermark per record");
-                    out.push(record_line(seg, &footer.records[i], Some(&body), Some(w)));
+                    form.record(
+                        record_line(seg, &footer.records[i], Some(w)),
+                        Some(&body),
+                        &mut out,
+                    );
                 })
                 .await?;
             } else {
                 // Footers only: no record byte is read.
                 for &(i, w) in &take {
-                    out.push(record_line(seg, &footer.records[i], None, Some(w)));
+                    form.record(record_line(seg, &footer.records[i], Some(w)), None, &mut out);
                 }
             }
             returned += take.len();
@@ -414,15 +523,8 @@ pub(crate) async fn query(
         "segments_scanned": scanned,
         "segments_pruned": pruned,
     });
-    let mut end_bytes = serde_json::to_vec(&end).expect("JSON");
-    end_bytes.push(b'\n');
-    out.push(end_bytes.into());
-    let stream = futures_util::stream::iter(out.into_iter().map(Ok::<_, std::convert::Infallible>));
-    Ok((
-        [(header::CONTENT_TYPE, "application/x-ndjson")],
-        Body::from_stream(stream),
-    )
-        .into_response())
+    out.push(form.message(&end));
+    Ok(form.response(out))
 }
 
 /// Reads the bodies of `footer`'s records `indices` and hands each to `emit` in that order.
@@ -479,6 +581,7 @@ pub(crate) async fn records(
     Remote(remote): Remote,
     JsonBody(req): JsonBody<RecordsRequest>,
 ) -> Result<Response, ApiError> {
+    let form = Form::of(&headers);
     let token = s.access_token(&headers, Scope::Read).await?;
     let tenant_id = token.tenant_id.clone();
     req.check().map_err(ApiError::BadRequest)?;
@@ -504,7 +607,7 @@ pub(crate) async fn records(
             Ok(f) => {
                 segments.insert(seg.id, (seg, f));
             }
-            Err(FooterError::Damaged(m)) => out.push(damaged_line(&seg, &m)),
+            Err(FooterError::Damaged(m)) => out.push(damaged_line(form, &seg, &m)),
             Err(e) => return Err(e.into()),
         }
     }
@@ -569,29 +672,20 @@ pub(crate) async fn records(
     }
     for &(id, i) in &send {
         let (seg, footer) = &segments[&id];
-        out.push(record_line(
-            seg,
-            &footer.records[i],
+        form.record(
+            record_line(seg, &footer.records[i], None),
             Some(&bodies[&(id, i)]),
-            None,
-        ));
+            &mut out,
+        );
     }
     s.metrics.query_records_returned.inc_by(send.len() as u64);
-    let mut end = serde_json::to_vec(&json!({
+    out.push(form.message(&json!({
         "type": "end",
         "records": send.len(),
         "missing": missing,
         "more": more,
-    }))
-    .expect("JSON");
-    end.push(b'\n');
-    out.push(end.into());
-    let stream = futures_util::stream::iter(out.into_iter().map(Ok::<_, std::convert::Infallible>));
-    Ok((
-        [(header::CONTENT_TYPE, "application/x-ndjson")],
-        Body::from_stream(stream),
-    )
-        .into_response())
+    })));
+    Ok(form.response(out))
 }
 
 /// The records of `footer` in `[from, to]` matching every token group, of the wanted SDK entry
@@ -613,14 +707,8 @@ fn select(
         .collect()
 }
 
-/// One `{"type":"record",…}` line; without `body` when none is given (a query with
-/// `bodies: false`).
-fn record_line(
-    seg: &Segment,
-    r: &segment::RecordEntry,
-    body: Option<&[u8]>,
-    watermark: Option<i64>,
-) -> Bytes {
+/// One `{"type":"record",…}` message without its body (see [`Form::record`]).
+fn record_line(seg: &Segment, r: &segment::RecordEntry, watermark: Option<i64>) -> Value {
     let m = &r.meta;
     let mut line = json!({
         "type": "record",
@@ -637,15 +725,10 @@ fn record_line(
         "count": m.count,
         "received_ns": m.received_ns,
     });
-    if let Some(body) = body {
-        line["body"] = STANDARD.encode(body).into();
-    }
     if let Some(w) = watermark {
         line["watermark"] = w.into();
     }
-    let mut bytes = serde_json::to_vec(&line).expect("JSON");
-    bytes.push(b'\n');
-    bytes.into()
+    line
 }
 
 /// How often an idle tail sends a heartbeat line.
@@ -887,6 +970,7 @@ struct Producer {
     last_sent: Instant,
     /// Whether the client gave `after_segment` (then a `caught_up` line follows its first poll).
     resumed: bool,
+    form: Form,
 }
 
 impl Producer {
@@ -966,10 +1050,9 @@ impl Producer {
 
     /// A line `{"type":KIND,"after_segment":POSITION}`.
     async fn mark(&mut self, kind: &str) -> Result<(), Stop> {
-        let line = Bytes::from(format!(
-            "{{\"type\":\"{kind}\",\"after_segment\":{}}}\n",
-            self.position
-        ));
+        let line = self
+            .form
+            .message(&json!({"type": kind, "after_segment": self.position}));
         let room = self.reserve(line.len()).await?;
         self.send(line, self.position, room);
         Ok(())
@@ -1007,7 +1090,7 @@ impl Producer {
         let footer = match self.s.footers.get(&self.s.store, seg).await {
             Ok(f) => f,
             Err(FooterError::Damaged(m)) => {
-                let line = damaged_line(seg, &m);
+                let line = damaged_line(self.form, seg, &m);
                 let room = self.reserve(line.len()).await?;
                 self.send(line, resume, room);
                 return Ok(());
@@ -1025,7 +1108,8 @@ impl Producer {
                 .get_range(&seg.object_key, r.range.clone())
                 .await
                 .map_err(unavailable)?;
-            self.send(record_line(seg, r, Some(&body), None), resume, room);
+            let line = self.form.record_bytes(record_line(seg, r, None), Some(&body));
+            self.send(line, resume, room);
         }
         Ok(())
     }
@@ -1075,22 +1159,20 @@ async fn watch_credential(s: SharedState, token_hash: Vec<u8>, expires_ns: i64) 
 }
 
 /// The `{"type":"end",…}` line of a tail the server ended.
-fn tail_end_line(reason: EndReason, message: &str, after_segment: i64) -> Bytes {
-    let mut bytes = serde_json::to_vec(&json!({
+fn tail_end_line(form: Form, reason: EndReason, message: &str, after_segment: i64) -> Bytes {
+    form.message(&json!({
         "type": "end",
         "reason": reason.name(),
         "message": message,
         "after_segment": after_segment,
     }))
-    .expect("JSON");
-    bytes.push(b'\n');
-    bytes.into()
 }
 
 /// The response body's side of a tail: takes ready lines in order and, once the stream ended,
 /// the `end` line instead of anything still queued.
 struct Reader {
     outbox: Arc<Outbox>,
+    form: Form,
     resume: i64,
     done: bool,
     /// Dropped with the reader: tells the producer the connection is gone.
@@ -1107,7 +1189,7 @@ impl Reader {
                 let mut st = self.outbox.state.lock().expect("lock");
                 if let Some((reason, message)) = st.end.take() {
                     self.done = true;
-                    return Some(tail_end_line(reason, &message, self.resume));
+                    return Some(tail_end_line(self.form, reason, &message, self.resume));
                 }
                 st.lines.pop_front()
             };
@@ -1132,6 +1214,7 @@ pub(crate) async fn tail(
     Remote(remote): Remote,
     JsonBody(req): JsonBody<TailRequest>,
 ) -> Result<Response, ApiError> {
+    let form = Form::of(&headers);
     let token = s.access_token(&headers, Scope::Read).await?;
     let token_hash = crate::auth::hash(crate::http::bearer(&headers)?);
     let tenant_id = token.tenant_id.clone();
@@ -1168,6 +1251,7 @@ pub(crate) async fn tail(
         outbox: outbox.clone(),
         last_sent: Instant::now(),
         resumed: req.after_segment.is_some(),
+        form,
     };
     let (gone_tx, gone) = oneshot::channel::<()>();
     let watcher = watch_credential(s.clone(), token_hash, token.expires_ns);
@@ -1194,16 +1278,21 @@ pub(crate) async fn tail(
     });
     let reader = Reader {
         outbox,
+        form,
         resume: position,
         done: false,
         _gone: gone_tx,
     };
-    let stream = futures_util::stream::unfold(reader, |mut r| async move {
+    let lines = futures_util::stream::unfold(reader, |mut r| async move {
         let line = r.next().await?;
         Some((Ok::<_, std::convert::Infallible>(line), r))
     });
+    let stream = futures_util::StreamExt::chain(futures_util::stream::iter(form.preamble().map(Ok)), lines);
     Ok((
-        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        [
+            (header::CONTENT_TYPE, form.content_type()),
+            (header::VARY, "accept"),
+        ],
         Body::from_stream(stream),
     )
         .into_response())

@@ -618,7 +618,7 @@ impl<'a> Live<'a> {
         loop {
             let why = match tokio::time::timeout(STALL, self.lines.next()).await {
                 Ok(Ok(Some(l))) => {
-                    let Ok(l) = serde_json::from_slice::<Line>(&l) else {
+                    let Ok(l) = l.parse() else {
                         continue;
                     };
                     self.reconnect.line(&l.kind);
@@ -823,7 +823,7 @@ async fn first_position(lines: &mut Lines) -> Result<i64, Fail> {
         Ok(Ok(None)) => return Err(Fail::Retry(Retry::because("the server closed it"))),
         Ok(Err(e)) => return Err(Fail::Retry(Retry::because(format!("{e:#}")))),
     };
-    let l: Line = serde_json::from_slice(&line).map_err(|e| {
+    let l: Line = line.parse().map_err(|e| {
         Fail::Final(LokiError::internal(format!(
             "the server's live stream began with a malformed line: {e}"
         )))
