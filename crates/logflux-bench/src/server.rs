@@ -563,11 +563,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
 
     // Ingest, agent format: sealed batches with blind tokens.
     if wanted("agent") {
-    let data = work.path().join("ingest");
-    std::fs::create_dir_all(&data)?;
-    let t = setup(&bin, &data).await?;
-    let (tpl, plain_per_batch) = templates(&t, 32, args.entries_per_batch)?;
-    print_ingest(
+        let data = work.path().join("ingest");
+        std::fs::create_dir_all(&data)?;
+        let t = setup(&bin, &data).await?;
+        let (tpl, plain_per_batch) = templates(&t, 32, args.entries_per_batch)?;
+        print_ingest(
         &t,
         &format!(
             "Ingest, agent format ({} clients, {} sealed batches of {} entries per request, {} s)",
@@ -584,40 +584,40 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         ),
     )
     .await?;
-    drop(t);
+        drop(t);
     }
 
     // Ingest, SDK format: one sealed entry per part, as the v3 SDKs send.
     if wanted("sdk") || wanted("tail") {
-    let data = work.path().join("ingest-sdk");
-    std::fs::create_dir_all(&data)?;
-    let t = setup(&bin, &data).await?;
-    if wanted("sdk") {
-    let (tpl, plain_per_entry) = sdk_templates(&t, 4096)?;
-    print_ingest(
-        &t,
-        &format!(
-            "Ingest, SDK format ({} clients, {} entries per request, {} s)",
-            args.clients, args.sdk_entries_per_request, args.seconds
-        ),
-        dd,
-        ingest(
-            &t,
-            Arc::new(tpl),
-            plain_per_entry,
-            args.clients,
-            args.sdk_entries_per_request,
-            Duration::from_secs(args.seconds),
-        ),
-    )
-    .await?;
-    }
+        let data = work.path().join("ingest-sdk");
+        std::fs::create_dir_all(&data)?;
+        let t = setup(&bin, &data).await?;
+        if wanted("sdk") {
+            let (tpl, plain_per_entry) = sdk_templates(&t, 4096)?;
+            print_ingest(
+                &t,
+                &format!(
+                    "Ingest, SDK format ({} clients, {} entries per request, {} s)",
+                    args.clients, args.sdk_entries_per_request, args.seconds
+                ),
+                dd,
+                ingest(
+                    &t,
+                    Arc::new(tpl),
+                    plain_per_entry,
+                    args.clients,
+                    args.sdk_entries_per_request,
+                    Duration::from_secs(args.seconds),
+                ),
+            )
+            .await?;
+        }
 
-    // Live tail: one entry at a time, from the ingest request to its line on a tail stream.
-    if wanted("tail") {
-    tail_latency(&t, args.tail_samples).await?;
-    }
-    drop(t);
+        // Live tail: one entry at a time, from the ingest request to its line on a tail stream.
+        if wanted("tail") {
+            tail_latency(&t, args.tail_samples).await?;
+        }
+        drop(t);
     }
     if !wanted("scan") {
         return Ok(());
@@ -791,7 +791,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     );
     println!(
         "| response form | {} |",
-        if args.ndjson { "NDJSON (asked)" } else { "binary record stream asked (NDJSON from a server without it)" }
+        if args.ndjson {
+            "NDJSON (asked)"
+        } else {
+            "binary record stream asked (NDJSON from a server without it)"
+        }
     );
     println!(
         "| server CPU during the scan | {:.2} cores |",

@@ -552,7 +552,9 @@ mod tests {
         let n = 200_000;
         let mut text = Vec::new();
         for i in 0..n {
-            text.extend_from_slice(format!("{{\"type\":\"record\",\"segment_id\":{i}}}\n").as_bytes());
+            text.extend_from_slice(
+                format!("{{\"type\":\"record\",\"segment_id\":{i}}}\n").as_bytes(),
+            );
         }
         let mut l = lines_of(vec![text], false);
         let mut count = 0;

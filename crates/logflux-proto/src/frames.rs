@@ -217,7 +217,10 @@ mod tests {
         d.push(&MAGIC);
         d.push(&u32::MAX.to_le_bytes());
         d.push(&NO_BODY.to_le_bytes());
-        assert_eq!(d.next_frame(), Err(FrameError::HeaderTooLong(u32::MAX as usize)));
+        assert_eq!(
+            d.next_frame(),
+            Err(FrameError::HeaderTooLong(u32::MAX as usize))
+        );
 
         let mut d = Decoder::new(10);
         d.push(&MAGIC);

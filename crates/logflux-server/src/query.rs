@@ -496,7 +496,11 @@ pub(crate) async fn query(
             } else {
                 // Footers only: no record byte is read.
                 for &(i, w) in &take {
-                    form.record(record_line(seg, &footer.records[i], Some(w)), None, &mut out);
+                    form.record(
+                        record_line(seg, &footer.records[i], Some(w)),
+                        None,
+                        &mut out,
+                    );
                 }
             }
             returned += take.len();
@@ -1108,7 +1112,9 @@ impl Producer {
                 .get_range(&seg.object_key, r.range.clone())
                 .await
                 .map_err(unavailable)?;
-            let line = self.form.record_bytes(record_line(seg, r, None), Some(&body));
+            let line = self
+                .form
+                .record_bytes(record_line(seg, r, None), Some(&body));
             self.send(line, resume, room);
         }
         Ok(())
@@ -1287,7 +1293,8 @@ pub(crate) async fn tail(
         let line = r.next().await?;
         Some((Ok::<_, std::convert::Infallible>(line), r))
     });
-    let stream = futures_util::StreamExt::chain(futures_util::stream::iter(form.preamble().map(Ok)), lines);
+    let stream =
+        futures_util::StreamExt::chain(futures_util::stream::iter(form.preamble().map(Ok)), lines);
     Ok((
         [
             (header::CONTENT_TYPE, form.content_type()),

@@ -126,7 +126,10 @@ async fn query_and_records_send_the_same_messages_in_either_form() {
     // (q=0) gets NDJSON.
     let q = json!({"order": "oldest"});
     let accept = "application/vnd.logflux.records, application/x-ndjson;q=0.5";
-    assert_eq!(post(&t, "/v1/query", Some(accept), q.clone()).await.0, BINARY);
+    assert_eq!(
+        post(&t, "/v1/query", Some(accept), q.clone()).await.0,
+        BINARY
+    );
     let refused = "application/vnd.logflux.records;q=0, application/x-ndjson";
     assert_eq!(
         post(&t, "/v1/query", Some(refused), q.clone()).await.0,
