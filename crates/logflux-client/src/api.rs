@@ -565,6 +565,55 @@ mod tests {
         assert_eq!(count, n);
     }
 
+    /// A server that refuses the binary form (406) is asked again for NDJSON; one that
+    /// ignores `Accept` (older than the binary form) is read as NDJSON by its content type.
+    #[tokio::test]
+    async fn servers_without_the_binary_form_are_read_as_ndjson() {
+        use axum::http::{HeaderMap, StatusCode, header};
+        async fn refusing(h: HeaderMap) -> axum::response::Response {
+            use axum::response::IntoResponse as _;
+            let accept = h
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if accept.contains("vnd.logflux.records") {
+                return (StatusCode::NOT_ACCEPTABLE, "{}").into_response();
+            }
+            (
+                [(header::CONTENT_TYPE, "application/x-ndjson")],
+                "{\"type\":\"end\",\"cursor\":null}\n",
+            )
+                .into_response()
+        }
+        async fn older() -> &'static str {
+            // No content type of the binary form: what a server before it answers.
+            "{\"type\":\"heartbeat\",\"after_segment\":7}\n"
+        }
+        let app = axum::Router::new()
+            .route("/refusing", axum::routing::post(refusing))
+            .route("/older", axum::routing::post(older));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let api = Api {
+            http: reqwest::Client::new(),
+            base: format!("http://{addr}"),
+            token: Secret::new("lf_pat_test"),
+        };
+        let mut l = api
+            .stream("/refusing", &serde_json::json!({}))
+            .await
+            .unwrap();
+        assert_eq!(
+            l.next().await.unwrap().unwrap().parse().unwrap().kind,
+            "end"
+        );
+        assert!(l.next().await.unwrap().is_none());
+        let mut l = api.stream("/older", &serde_json::json!({})).await.unwrap();
+        let h = l.next().await.unwrap().unwrap().parse().unwrap();
+        assert_eq!((h.kind.as_str(), h.after_segment), ("heartbeat", Some(7)));
+    }
+
     #[test]
     fn a_base64_body_that_is_not_base64_is_reported_not_a_panic() {
         assert!(RecordBody::Base64("***".into()).decode().is_none());
