@@ -255,7 +255,9 @@ fn start_with_workers(
     let mut abandon = shared.abandon.subscribe();
     let acks = Arc::new(Mutex::new(Acks::default()));
     // Batches being sealed, in the order they were cut; the writer takes them in that order.
-    let (sealed_tx, sealed_rx) = mpsc::channel::<InFlight>(workers.max(1));
+    // A place in this queue is taken before a batch goes to a sealing thread, so at most
+    // `workers` batches are sealed at once (the one the writer holds and those queued).
+    let (sealed_tx, sealed_rx) = mpsc::channel::<InFlight>(workers.saturating_sub(1).max(1));
     let writer = tokio::spawn(write_in_order(
         shared.clone(),
         config.clone(),
@@ -322,13 +324,14 @@ fn start_with_workers(
                 (lo.min(e.timestamp_ns), hi.max(e.timestamp_ns))
             });
             let n = batch.len() as u64;
-            let s = sealers.clone();
-            let sealing = tokio::task::spawn_blocking(move || s.seal(batch));
             // Waits while `workers` batches are ahead of this one.
-            if sealed_tx.send(InFlight { n, sealing }).await.is_err() {
+            let Ok(place) = sealed_tx.reserve().await else {
                 tracing::error!("spool writer stopped");
                 break;
-            }
+            };
+            let s = sealers.clone();
+            let sealing = tokio::task::spawn_blocking(move || s.seal(batch));
+            place.send(InFlight { n, sealing });
             if pending.is_empty() {
                 seal_now = false;
             }

@@ -340,8 +340,54 @@ fn visit_inputs(
     }
 }
 
-/// Entries a [`CachedTokenSet`] remembers by default: about 4 MiB of memory at most.
-pub const DEFAULT_TOKEN_CACHE: usize = 64 * 1024;
+/// Entries a [`CachedTokenSet`] remembers by default: about 1 MiB of memory.
+pub const DEFAULT_TOKEN_CACHE: usize = 16 * 1024;
+
+/// Inputs up to this many bytes are kept inside the cache's table (one memory access per
+/// lookup instead of two); most are (`word` ‖ 0 ‖ a word of a few letters).
+const SHORT_INPUT: usize = 30;
+
+/// A MAC input as the cache keeps it. A given input always takes the same form (short ones
+/// zero-padded), so equality and hashing agree with those of the bytes (`Borrow<[u8]>`).
+#[derive(Clone, PartialEq, Eq)]
+enum Input {
+    Short { len: u8, bytes: [u8; SHORT_INPUT] },
+    Long(Box<[u8]>),
+}
+
+impl Input {
+    fn new(input: &[u8]) -> Self {
+        if input.len() <= SHORT_INPUT {
+            let mut bytes = [0u8; SHORT_INPUT];
+            bytes[..input.len()].copy_from_slice(input);
+            Input::Short {
+                len: input.len() as u8,
+                bytes,
+            }
+        } else {
+            Input::Long(input.into())
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Input::Short { len, bytes } => &bytes[..usize::from(*len)],
+            Input::Long(b) => b,
+        }
+    }
+}
+
+impl std::hash::Hash for Input {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state);
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for Input {
+    fn borrow(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
 
 /// A batch's token set bound to one token key, with a bounded cache of MAC inputs → tokens
 /// kept across batches: a token depends only on the key and its input, so a word seen in an
@@ -351,7 +397,7 @@ pub const DEFAULT_TOKEN_CACHE: usize = 64 * 1024;
 pub struct CachedTokenSet {
     key: TokenKey,
     /// Input → its token and the last batch (`batch`) that held it.
-    cache: std::collections::HashMap<Box<[u8]>, (Token, u64), foldhash::fast::RandomState>,
+    cache: std::collections::HashMap<Input, (Token, u64), foldhash::fast::RandomState>,
     capacity: usize,
     batch: u64,
     out: Vec<Token>,
@@ -419,7 +465,7 @@ impl CachedTokenSet {
                         // duplicate is removed by `finish`).
                         cache.clear();
                     }
-                    cache.insert(input.into(), (t, batch));
+                    cache.insert(Input::new(input), (t, batch));
                     out.push(t);
                 }
             }
@@ -559,10 +605,12 @@ mod tests {
                             },
                             if b % 2 == 0 { "api" } else { "Worker" },
                             &format!(
-                                "GET /Orders/{} took {}ms user=U{} Größe x",
+                                "GET /Orders/{} took {}ms user=U{} Größe x {}",
                                 b * 50 + i,
                                 i % 7,
-                                i % 5
+                                i % 5,
+                                // Inputs longer than the cache keeps inline.
+                                "abcdefghij".repeat(1 + (i % 3) as usize)
                             ),
                         );
                         e.metadata.insert("host".into(), format!("web-{}", i % 3));
