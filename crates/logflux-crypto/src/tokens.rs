@@ -343,6 +343,9 @@ fn visit_inputs(
 /// Entries a [`CachedTokenSet`] remembers by default: about 1 MiB of memory.
 pub const DEFAULT_TOKEN_CACHE: usize = 16 * 1024;
 
+/// Slots of a [`CachedTokenSet`]'s front cache (about 28 KiB).
+const FRONT_SLOTS: usize = 512;
+
 /// Inputs up to this many bytes are kept inside the cache's table (one memory access per
 /// lookup instead of two); most are (`word` ‖ 0 ‖ a word of a few letters).
 const SHORT_INPUT: usize = 30;
@@ -400,6 +403,12 @@ pub struct CachedTokenSet {
     cache: std::collections::HashMap<Input, (Token, u64), foldhash::fast::RandomState>,
     capacity: usize,
     batch: u64,
+    /// A small direct-mapped cache in front of `cache` (a few dozen KiB, so it stays in the
+    /// core's own caches): the inputs repeated in nearly every entry — level, type, source,
+    /// metadata values, common words — are found there without a walk into the large table.
+    /// Each slot: input, token, last batch that listed it.
+    front: Box<[Option<(Input, Token, u64)>]>,
+    front_hasher: foldhash::fast::RandomState,
     out: Vec<Token>,
     scratch: Vec<u8>,
     lower: String,
@@ -423,6 +432,8 @@ impl CachedTokenSet {
             cache: std::collections::HashMap::default(),
             capacity: capacity.max(1),
             batch: 0,
+            front: vec![None; FRONT_SLOTS].into_boxed_slice(),
+            front_hasher: foldhash::fast::RandomState::default(),
             out: Vec::new(),
             scratch: Vec::with_capacity(128),
             lower: String::new(),
@@ -433,6 +444,7 @@ impl CachedTokenSet {
     pub fn set_key(&mut self, key: TokenKey) {
         self.key = key;
         self.cache.clear();
+        self.front.fill(None);
         self.out.clear();
     }
 
@@ -450,13 +462,28 @@ impl CachedTokenSet {
             self.batch,
             &mut self.out,
         );
+        let (front, hasher) = (&mut self.front, &self.front_hasher);
         visit_inputs(entry, &mut self.scratch, &mut self.lower, |input| {
-            match cache.get_mut(input) {
+            use std::hash::BuildHasher as _;
+            let slot = &mut front[hasher.hash_one(input) as usize % FRONT_SLOTS];
+            if let Some((k, t, seen)) = slot
+                && k.as_slice() == input
+            {
+                if *seen != batch {
+                    *seen = batch;
+                    out.push(*t);
+                }
+                return;
+            }
+            // Not in front: the large table (its own mark may lag the front's; a token listed
+            // twice in a batch is removed by `finish`).
+            let t = match cache.get_mut(input) {
                 // Already in this batch's list.
-                Some((_, seen)) if *seen == batch => {}
+                Some((t, seen)) if *seen == batch => *t,
                 Some((t, seen)) => {
                     *seen = batch;
                     out.push(*t);
+                    *t
                 }
                 None => {
                     let t = key.mac(input);
@@ -467,8 +494,10 @@ impl CachedTokenSet {
                     }
                     cache.insert(Input::new(input), (t, batch));
                     out.push(t);
+                    t
                 }
-            }
+            };
+            *slot = Some((Input::new(input), t, batch));
         });
     }
 
