@@ -73,7 +73,8 @@ impl Identity {
 /// The current data key.
 pub(crate) struct CurrentKey {
     pub(crate) key_id: String,
-    pub(crate) sealing: SealingKey,
+    /// Shared with the sealing threads, which seal outside the key ring's lock.
+    pub(crate) sealing: std::sync::Arc<SealingKey>,
     created: Instant,
     batches: u64,
 }
@@ -131,7 +132,7 @@ impl KeyRing {
             logflux_crypto::keyfile::write_new_file("wrapped data key", &path, &wrapped, 0o600)?;
             self.current = Some(CurrentKey {
                 key_id,
-                sealing: SealingKey::new(&dek),
+                sealing: std::sync::Arc::new(SealingKey::new(&dek)),
                 created: Instant::now(),
                 batches: 0,
             });

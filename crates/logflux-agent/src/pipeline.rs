@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use logflux_crypto::{BatchSealer, RecordBinding, TokenKey, TokenSet};
+use logflux_crypto::{
+    BatchSealer, CachedTokenSet, DEFAULT_TOKEN_CACHE, RecordBinding, SealingKey, TokenKey,
+};
 use logflux_proto::{Entry, limits, timefmt};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
@@ -209,49 +211,82 @@ pub(crate) struct SealerConfig {
     pub(crate) forwarders: Vec<crate::forward::Forwarder>,
 }
 
+/// How many batches are sealed at once: one per core (each on its own blocking thread, with
+/// its own compression context and token cache), at least 1.
+fn sealing_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
 /// Starts the sealer; it ends (after sealing what it holds) when every `Intake` is dropped.
+///
+/// One task gathers entries and cuts batches, in arrival order. Up to [`sealing_workers`]
+/// batches are sealed at once on blocking threads; one writer task takes the sealed batches in
+/// the order they were cut, offers their entries to the forwarders, appends them to the spool
+/// (the fsync of one overlapping the sealing of the next) and tells the waiting inputs. The
+/// queue between them is bounded, so a full spool still stops the gathering and, through the
+/// intake budget, the inputs.
 pub(crate) fn start(
     shared: Arc<Shared>,
     keys: KeyRing,
     token_key: TokenKey,
     config: SealerConfig,
 ) -> (Intake, tokio::task::JoinHandle<()>) {
+    start_with_workers(shared, keys, token_key, config, sealing_workers())
+}
+
+fn start_with_workers(
+    shared: Arc<Shared>,
+    keys: KeyRing,
+    token_key: TokenKey,
+    config: SealerConfig,
+    workers: usize,
+) -> (Intake, tokio::task::JoinHandle<()>) {
     // When the spool is full the sealer waits, the byte budget runs out, and inputs are told.
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let budget_kib = config.intake_budget_kib;
     let budget = Arc::new(Semaphore::new(budget_kib as usize));
-    let state = Arc::new(Mutex::new((
-        keys,
-        BatchSealer::new(config.zstd_level),
-        TokenSet::new(),
-    )));
+    let sealers = Arc::new(Sealers {
+        keys: Mutex::new(keys),
+        idle: Mutex::new(Vec::new()),
+        token_key,
+        config: config.clone(),
+        shared: shared.clone(),
+    });
     let mut abandon = shared.abandon.subscribe();
+    let acks = Arc::new(Mutex::new(Acks::default()));
+    // Batches being sealed, in the order they were cut; the writer takes them in that order.
+    // A place in this queue is taken before a batch goes to a sealing thread, so at most
+    // `workers` batches are sealed at once (the one the writer holds and those queued).
+    let (sealed_tx, sealed_rx) = mpsc::channel::<InFlight>(workers.saturating_sub(1).max(1));
+    let writer = tokio::spawn(write_in_order(
+        shared.clone(),
+        config.clone(),
+        acks.clone(),
+        sealed_rx,
+    ));
     let task = tokio::spawn(async move {
         let mut pending: Vec<Entry> = Vec::new();
         let mut bytes = 0usize;
         // Earliest and latest time in `pending`.
         let mut span = (i64::MAX, i64::MIN);
-        let mut acks = Acks::default();
         let granule = config.time_granularity_ns;
-        let take = |m: Msg,
-                    pending: &mut Vec<Entry>,
-                    bytes: &mut usize,
-                    span: &mut (i64, i64),
-                    acks: &mut Acks|
-         -> bool {
-            let mut entries = m.entries;
-            let restamped = restamp_future(&mut entries, timefmt::now_ns());
-            if restamped > 0 {
-                shared.metrics.entries_restamped.inc_by(restamped);
-            }
-            *bytes += entries.iter().map(Entry::approx_size).sum::<usize>();
-            *span = entries.iter().fold(*span, |(lo, hi), e| {
-                (lo.min(e.timestamp_ns), hi.max(e.timestamp_ns))
-            });
-            acks.received(entries.len(), m.spooled);
-            pending.extend(entries);
-            m.seal_now
-        };
+        let take =
+            |m: Msg, pending: &mut Vec<Entry>, bytes: &mut usize, span: &mut (i64, i64)| -> bool {
+                let mut entries = m.entries;
+                let restamped = restamp_future(&mut entries, timefmt::now_ns());
+                if restamped > 0 {
+                    shared.metrics.entries_restamped.inc_by(restamped);
+                }
+                *bytes += entries.iter().map(Entry::approx_size).sum::<usize>();
+                *span = entries.iter().fold(*span, |(lo, hi), e| {
+                    (lo.min(e.timestamp_ns), hi.max(e.timestamp_ns))
+                });
+                acks.lock()
+                    .expect("lock")
+                    .received(entries.len(), m.spooled);
+                pending.extend(entries);
+                m.seal_now
+            };
         // A flush came: everything gathered is sealed without waiting for more.
         let mut seal_now = false;
         loop {
@@ -264,7 +299,7 @@ pub(crate) fn start(
                 None
             };
             if let Some(m) = first {
-                seal_now |= take(m, &mut pending, &mut bytes, &mut span, &mut acks);
+                seal_now |= take(m, &mut pending, &mut bytes, &mut span);
             }
             let deadline = tokio::time::Instant::now() + config.max_wait;
             let mut closed = false;
@@ -275,7 +310,7 @@ pub(crate) fn start(
             {
                 tokio::select! {
                     r = next_msg(&mut rx, &mut abandon) => match r {
-                        Some(m) => seal_now |= take(m, &mut pending, &mut bytes, &mut span, &mut acks),
+                        Some(m) => seal_now |= take(m, &mut pending, &mut bytes, &mut span),
                         None => { closed = true; break; }
                     },
                     () = tokio::time::sleep_until(deadline) => break,
@@ -288,27 +323,26 @@ pub(crate) fn start(
             span = pending.iter().fold((i64::MAX, i64::MIN), |(lo, hi), e| {
                 (lo.min(e.timestamp_ns), hi.max(e.timestamp_ns))
             });
-            let (shared2, state2, config2, key2) = (
-                shared.clone(),
-                state.clone(),
-                config.clone(),
-                token_key.clone(),
-            );
             let n = batch.len() as u64;
-            let done = tokio::task::spawn_blocking(move || {
-                seal_and_spool(&shared2, &state2, &key2, &config2, batch)
-            })
-            .await;
-            if let Err(e) = done {
-                tracing::error!(error = %e, "sealer thread failed");
-            }
-            acks.done(n);
+            // Waits while `workers` batches are ahead of this one.
+            let Ok(place) = sealed_tx.reserve().await else {
+                tracing::error!("spool writer stopped");
+                break;
+            };
+            let s = sealers.clone();
+            let sealing = tokio::task::spawn_blocking(move || s.seal(batch));
+            place.send(InFlight { n, sealing });
             if pending.is_empty() {
                 seal_now = false;
             }
             if closed && pending.is_empty() {
                 break;
             }
+        }
+        // Everything cut is spooled (or counted) once the writer has taken it all.
+        drop(sealed_tx);
+        if let Err(e) = writer.await {
+            tracing::error!(error = %e, "spool writer failed");
         }
         // Abandoned: inputs still open (a local client's connection) are refused from now on;
         // what they handed over meanwhile is counted.
@@ -336,6 +370,45 @@ pub(crate) fn start(
         },
         task,
     )
+}
+
+/// A batch on a sealing thread: its size, and what the thread gives back.
+struct InFlight {
+    n: u64,
+    sealing: tokio::task::JoinHandle<Sealed>,
+}
+
+/// Takes sealed batches in the order they were cut: forwards, spools, acknowledges.
+async fn write_in_order(
+    shared: Arc<Shared>,
+    config: SealerConfig,
+    acks: Arc<Mutex<Acks>>,
+    mut sealed: mpsc::Receiver<InFlight>,
+) {
+    let config = Arc::new(config);
+    while let Some(InFlight { n, sealing }) = sealed.recv().await {
+        match sealing.await {
+            Ok(out) => {
+                let (shared2, config2) = (shared.clone(), config.clone());
+                let done = tokio::task::spawn_blocking(move || {
+                    for e in &out.entries {
+                        for f in &config2.forwarders {
+                            f.offer(e);
+                        }
+                    }
+                    if let Some(record) = out.record {
+                        spool_record(&shared2, &config2, &record, out.entries.len() as u64);
+                    }
+                })
+                .await;
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "spool writer thread failed");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "sealer thread failed"),
+        }
+        acks.lock().expect("lock").done(n);
+    }
 }
 
 /// The next message for the sealer; `None` when every intake is gone, or when the shutdown
@@ -469,82 +542,148 @@ impl Acks {
     }
 }
 
-type SealerState = (KeyRing, BatchSealer, TokenSet);
+/// What the sealing threads share: the key ring (behind a short lock) and idle workers.
+struct Sealers {
+    shared: Arc<Shared>,
+    keys: Mutex<KeyRing>,
+    /// Compression contexts and token caches not in use (one per thread that sealed at once).
+    idle: Mutex<Vec<Worker>>,
+    token_key: TokenKey,
+    config: SealerConfig,
+}
 
-fn seal_and_spool(
-    shared: &Shared,
-    state: &Mutex<SealerState>,
-    token_key: &TokenKey,
-    config: &SealerConfig,
-    mut batch: Vec<Entry>,
-) {
-    if batch.is_empty() {
-        return;
-    }
-    for e in &mut batch {
-        for (k, v) in &config.enrich {
-            e.metadata.entry(k.clone()).or_insert_with(|| v.clone());
+/// One sealing thread's reusable state.
+struct Worker {
+    sealer: BatchSealer,
+    tokens: CachedTokenSet,
+}
+
+/// A batch after sealing: its entries (enriched and redacted, for the forwarders) and its
+/// record, `None` when it could not be sealed (counted as dropped).
+struct Sealed {
+    entries: Vec<Entry>,
+    record: Option<SpoolRecord>,
+}
+
+impl Sealers {
+    /// Enriches, redacts and seals a batch (on a blocking thread).
+    fn seal(&self, mut batch: Vec<Entry>) -> Sealed {
+        if batch.is_empty() {
+            return Sealed {
+                entries: batch,
+                record: None,
+            };
         }
-        config.redactor.redact(e);
-        for f in &config.forwarders {
-            f.offer(e);
+        let config = &self.config;
+        let no_rules = config.redactor.is_empty();
+        for e in &mut batch {
+            for (k, v) in &config.enrich {
+                if !e.metadata.contains_key(k) {
+                    e.metadata.insert(k.clone(), v.clone());
+                }
+            }
+            if !no_rules {
+                config.redactor.redact(e);
+            }
         }
-    }
-    let record = {
-        let mut guard = state.lock().expect("lock");
-        let (keys, sealer, tokens) = &mut *guard;
-        let key = match keys.for_next_batch() {
-            Ok(k) => k,
-            Err(e) => {
-                // Without a key nothing can be sealed; the entries are counted as dropped.
-                tracing::error!(error = %e, entries = batch.len(), "cannot create a data key");
-                shared.metrics.entries_dropped.inc_by(batch.len() as u64);
-                return;
+        let (key_id, sealing) = {
+            let mut keys = self.keys.lock().expect("lock");
+            match keys.for_next_batch() {
+                Ok(k) => (k.key_id.clone(), k.sealing.clone()),
+                Err(e) => {
+                    // Without a key nothing can be sealed; the entries are counted as dropped.
+                    tracing::error!(error = %e, entries = batch.len(), "cannot create a data key");
+                    self.shared
+                        .metrics
+                        .entries_dropped
+                        .inc_by(batch.len() as u64);
+                    return Sealed {
+                        entries: batch,
+                        record: None,
+                    };
+                }
             }
         };
+        let mut worker = self
+            .idle
+            .lock()
+            .expect("lock")
+            .pop()
+            .unwrap_or_else(|| Worker {
+                sealer: BatchSealer::new(config.zstd_level),
+                tokens: CachedTokenSet::new(self.token_key.clone(), DEFAULT_TOKEN_CACHE),
+            });
+        let record = self.seal_with(&mut worker, &key_id, &sealing, &batch);
+        self.idle.lock().expect("lock").push(worker);
+        if record.is_some() {
+            self.shared.metrics.batches_sealed.inc();
+            self.shared
+                .metrics
+                .entries_sealed
+                .inc_by(batch.len() as u64);
+        }
+        Sealed {
+            entries: batch,
+            record,
+        }
+    }
+
+    fn seal_with(
+        &self,
+        worker: &mut Worker,
+        key_id: &str,
+        sealing: &SealingKey,
+        batch: &[Entry],
+    ) -> Option<SpoolRecord> {
+        let config = &self.config;
         let record_id = random_record_id();
         let binding = RecordBinding {
             tenant: &config.tenant_id,
             application: &config.application_id,
-            key_id: &key.key_id,
+            key_id,
             record_id: &record_id,
         };
-        let sealed = match sealer.seal(&key.sealing, &binding, &batch) {
+        let sealed = match worker.sealer.seal(sealing, &binding, batch) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, entries = batch.len(), "sealing failed");
-                shared.metrics.entries_dropped.inc_by(batch.len() as u64);
-                return;
+                self.shared
+                    .metrics
+                    .entries_dropped
+                    .inc_by(batch.len() as u64);
+                return None;
             }
         };
-        for e in &batch {
-            tokens.add_entry(e);
+        for e in batch {
+            worker.tokens.add_entry(e);
         }
         let (min_ts, max_ts) = rounded_range(
             sealed.time_range.0,
             sealed.time_range.1,
             config.time_granularity_ns,
         );
-        SpoolRecord {
+        Some(SpoolRecord {
             record_id,
-            key_id: key.key_id.clone(),
+            key_id: key_id.to_owned(),
             nonce: sealed.nonce,
             count: sealed.count,
             min_ts,
             max_ts,
             sealed_ns: logflux_proto::timefmt::now_ns(),
-            tokens: tokens.finish(token_key).into_iter().map(|t| t.0).collect(),
+            tokens: worker.tokens.finish().into_iter().map(|t| t.0).collect(),
             body: sealed.ciphertext,
-        }
-    };
-    let n = batch.len() as u64;
-    shared.metrics.batches_sealed.inc();
-    shared.metrics.entries_sealed.inc_by(n);
+        })
+    }
+}
+
+/// Appends a sealed record of `n` entries to the spool, waiting for room (`when_full: block`)
+/// or dropping it (`drop_newest`), retrying disk errors, until the shutdown runs out of time.
+fn spool_record(shared: &Shared, config: &SealerConfig, record: &SpoolRecord, n: u64) {
     let mut waited = false;
     let mut failures = 0u64;
     let mut last_logged: Option<std::time::Instant> = None;
     loop {
-        let r = shared.spool.lock().expect("lock").append(&record);
+        let r = shared.spool.lock().expect("lock").append(record);
         match r {
             Ok(()) => {
                 shared
@@ -770,6 +909,177 @@ mod tests {
             entries[3].timestamp_ns,
             now - 365 * 24 * H,
             "old times are kept"
+        );
+    }
+
+    /// A sealer with `workers` sealing threads over a fresh spool in `dir`, and the private key
+    /// that opens its records.
+    fn sealer_in(
+        dir: &std::path::Path,
+        workers: usize,
+        config: SealerConfig,
+    ) -> (
+        Arc<Shared>,
+        Intake,
+        tokio::task::JoinHandle<()>,
+        logflux_crypto::PrivateKey,
+        TokenKey,
+    ) {
+        let private = logflux_crypto::PrivateKey::generate(2048).expect("key");
+        let spool = Spool::open(dir, crate::spool::SpoolConfig::default()).expect("spool");
+        let head = spool.head();
+        let shared = Arc::new(Shared {
+            metrics: Metrics::new(),
+            spool: Mutex::new(spool),
+            appended: Notify::new(),
+            status: Mutex::new(Status::default()),
+            shipped: tokio::sync::watch::channel(0).0,
+            abandon: tokio::sync::watch::channel(false).0,
+            unspooled: std::sync::atomic::AtomicU64::new(0),
+            head: tokio::sync::watch::channel(head).0,
+            connections: Arc::default(),
+        });
+        let keys = KeyRing::new(dir, private.public_key(), Duration::from_secs(3600), 3)
+            .expect("key ring");
+        let token_key = logflux_crypto::SearchKey::from_text(&"44".repeat(32))
+            .expect("search key")
+            .token_key("app");
+        let (intake, task) =
+            start_with_workers(shared.clone(), keys, token_key.clone(), config, workers);
+        (shared, intake, task, private, token_key)
+    }
+
+    /// Every record in the spool, opened: (record, its entries).
+    fn spooled(
+        shared: &Shared,
+        dir: &std::path::Path,
+        private: &logflux_crypto::PrivateKey,
+        config: &SealerConfig,
+    ) -> Vec<(SpoolRecord, Vec<Entry>)> {
+        let records = shared
+            .spool
+            .lock()
+            .expect("lock")
+            .peek(usize::MAX, usize::MAX)
+            .expect("peek");
+        records
+            .into_iter()
+            .map(|(r, _)| {
+                let wrapped = std::fs::read(dir.join("keys").join(format!("{}.wrapped", r.key_id)))
+                    .expect("wrapped key");
+                let dek = logflux_crypto::unwrap_dek(private, &wrapped).expect("unwrap");
+                let binding = RecordBinding {
+                    tenant: &config.tenant_id,
+                    application: &config.application_id,
+                    key_id: &r.key_id,
+                    record_id: &r.record_id,
+                };
+                let entries =
+                    logflux_crypto::open_batch(&SealingKey::new(&dek), &binding, &r.nonce, &r.body)
+                        .expect("open");
+                (r, entries)
+            })
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sealing_on_several_threads_spools_batches_in_the_order_they_came() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut c = config(S);
+        // Many small batches, sealed four at a time, under keys rotated every 3 batches.
+        c.max_entries = 7;
+        c.enrich.insert("host".into(), "h1".into());
+        let (shared, intake, task, private, token_key) = sealer_in(dir.path(), 4, c.clone());
+        let base = 1_763_675_346 * S;
+        let mut waits = Vec::new();
+        for m in 0..60 {
+            let entries: Vec<Entry> = (0..(m % 5 + 1))
+                .map(|i| {
+                    let mut e = at(base + m);
+                    e.payload = format!("message {m} part {i} Word{}", m % 3);
+                    e
+                })
+                .collect();
+            waits.push(intake.send_spooled(entries).await.expect("room"));
+        }
+        // Each input's wait resolves once its entries are in the spool.
+        for w in waits {
+            w.await.expect("spooled");
+        }
+        let records = spooled(&shared, dir.path(), &private, &c);
+        let got: Vec<String> = records
+            .iter()
+            .flat_map(|(_, es)| es.iter().map(|e| e.payload.clone()))
+            .collect();
+        let want: Vec<String> = (0..60)
+            .flat_map(|m| {
+                (0..(m % 5 + 1)).map(move |i| format!("message {m} part {i} Word{}", m % 3))
+            })
+            .collect();
+        assert_eq!(got, want, "every entry once, in order");
+        assert!(records.len() >= 60 * 3 / 7, "{} records", records.len());
+        let key_ids: std::collections::BTreeSet<&str> =
+            records.iter().map(|(r, _)| r.key_id.as_str()).collect();
+        assert!(key_ids.len() >= records.len() / 3, "keys rotate");
+        for (r, entries) in &records {
+            assert!(entries.len() <= 7);
+            assert_eq!(r.count as usize, entries.len());
+            assert!(
+                entries.iter().all(|e| e.metadata["host"] == "h1"),
+                "enriched"
+            );
+            // The record's tokens are exactly those of its entries, however the caches of the
+            // sealing threads were filled.
+            let mut set = logflux_crypto::TokenSet::new();
+            for e in entries {
+                set.add_entry(e);
+            }
+            let want: Vec<u64> = set.finish(&token_key).into_iter().map(|t| t.0).collect();
+            assert_eq!(r.tokens, want);
+        }
+        assert_eq!(shared.metrics.entries_sealed.get(), want.len() as u64);
+        drop(intake);
+        task.await.expect("sealer ends");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flush_waits_for_everything_before_it_and_the_sealer_ends_when_inputs_are_gone() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut c = config(S);
+        c.max_entries = 3;
+        c.max_wait = Duration::from_secs(3600);
+        let (shared, intake, task, private, _) = sealer_in(dir.path(), 3, c.clone());
+        for m in 0..10 {
+            intake
+                .send(vec![at(1_763_675_346 * S + m)], Duration::from_secs(5))
+                .await
+                .expect("room");
+        }
+        // A max_wait of an hour: only the flush makes the last, partial batch.
+        intake.flush().await.expect("room").await.expect("flushed");
+        let n: usize = spooled(&shared, dir.path(), &private, &c)
+            .iter()
+            .map(|(_, es)| es.len())
+            .sum();
+        assert_eq!(n, 10);
+        intake
+            .send(vec![at(1_763_675_346 * S + 11)], Duration::from_secs(5))
+            .await
+            .expect("room");
+        drop(intake);
+        task.await.expect("sealer ends");
+        let times: Vec<i64> = spooled(&shared, dir.path(), &private, &c)
+            .iter()
+            .flat_map(|(_, es)| es.iter().map(|e| e.timestamp_ns - 1_763_675_346 * S))
+            .collect();
+        assert_eq!(
+            times,
+            [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11],
+            "sealed before it ended"
+        );
+        assert_eq!(
+            shared.unspooled.load(std::sync::atomic::Ordering::Relaxed),
+            0
         );
     }
 }

@@ -23,6 +23,10 @@ pub(crate) struct Args {
     /// Data directory parent (default: a temporary directory under /tmp).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// The agent binary to run (default: `logflux-agent` beside this one), e.g. an older build
+    /// for a before/after comparison in the same run.
+    #[arg(long)]
+    agent_bin: Option<PathBuf>,
 }
 
 pub(crate) fn metric(text: &str, name: &str) -> f64 {
@@ -72,9 +76,13 @@ pub(crate) async fn start_stack(
     w: &std::path::Path,
     inputs: &str,
     fsync: &str,
+    agent_bin: Option<&std::path::Path>,
 ) -> anyhow::Result<AgentStack> {
     let server_bin = procs::sibling("logflux-server")?;
-    let agent_bin = procs::sibling("logflux-agent")?;
+    let agent_bin = match agent_bin {
+        Some(p) => p.to_path_buf(),
+        None => procs::sibling("logflux-agent")?,
+    };
     let admin = procs::init_tenant(&server_bin, &w.join("server"))?;
     let server = procs::start_server(&server_bin, &w.join("server")).await?;
     let base = server.base.clone();
@@ -138,6 +146,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         w,
         &format!("  unix_socket: {{path: '{}'}}\n", socket.display()),
         &args.fsync,
+        args.agent_bin.as_deref(),
     )
     .await?;
 
@@ -199,6 +208,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let total = started.elapsed();
+    // User + system time of the agent from the first line to the last acknowledgement.
+    let cpu_total = procs::cpu_seconds(agent_pid) - cpu0;
     let rss = procs::peak_rss_mib(agent_pid);
     let entry_bytes = sample.len() + 1;
     println!("## logflux-bench agent\n");
@@ -232,6 +243,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "| agent CPU during the window | {:.2} cores |",
         cpu / window.as_secs_f64()
+    );
+    println!(
+        "| agent CPU per million entries, received → acknowledged | **{:.2} s** |",
+        cpu_total / received.max(1.0) * 1e6
     );
     println!("| agent peak RSS | **{rss:.0} MiB** |");
     agent.start_kill().ok();

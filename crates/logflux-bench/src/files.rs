@@ -33,6 +33,10 @@ pub(crate) struct Args {
     /// in metadata).
     #[arg(long, default_value = "old")]
     line_time: LineTime,
+    /// The agent binary to run (default: `logflux-agent` beside this one), e.g. an older build
+    /// for a before/after comparison in the same run.
+    #[arg(long)]
+    agent_bin: Option<PathBuf>,
 }
 
 /// `--line-time`.
@@ -52,8 +56,12 @@ pub(crate) enum Detect {
 
 /// One agent's reading of the file.
 struct Reading {
+    /// Until every line was sealed and spooled.
     seconds: f64,
     cpu: f64,
+    /// Until every line was acknowledged by the server, and the agent's CPU until then.
+    delivered_seconds: f64,
+    delivered_cpu: f64,
     rss: f64,
 }
 
@@ -83,6 +91,7 @@ async fn read_once(
             logs.display()
         ),
         &args.fsync,
+        args.agent_bin.as_deref(),
     )
     .await?;
     let started = Instant::now();
@@ -100,10 +109,29 @@ async fn read_once(
     }
     let seconds = started.elapsed().as_secs_f64();
     let cpu = procs::cpu_seconds(agent_pid) - cpu0;
+    // Until the server acknowledged every line (bounded).
+    loop {
+        let m = http.get(&metrics_url).send().await?.text().await?;
+        if metric(&m, "logflux_agent_entries_shipped_total") >= args.lines as f64 {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(900) {
+            bail!("the agent did not deliver the file within 900 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let delivered_seconds = started.elapsed().as_secs_f64();
+    let delivered_cpu = procs::cpu_seconds(agent_pid) - cpu0;
     let rss = procs::peak_rss_mib(agent_pid);
     agent.start_kill().ok();
     drop(server);
-    Ok(Reading { seconds, cpu, rss })
+    Ok(Reading {
+        seconds,
+        cpu,
+        delivered_seconds,
+        delivered_cpu,
+        rss,
+    })
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
@@ -207,6 +235,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             "| agent{label} CPU | {:.2} cores, {:.2} s per million lines |",
             r.cpu / r.seconds,
             r.cpu / args.lines as f64 * 1e6
+        );
+        println!(
+            "| agent{label}: delivered (acknowledged by the server) | **{:.0} lines/s**, {:.2} s per million lines of agent CPU |",
+            args.lines as f64 / r.delivered_seconds,
+            r.delivered_cpu / args.lines as f64 * 1e6
         );
         println!("| agent{label} peak RSS | {:.0} MiB |", r.rss);
     }

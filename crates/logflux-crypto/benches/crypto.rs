@@ -2,7 +2,8 @@
 #![allow(clippy::unwrap_used)]
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use logflux_crypto::{
-    BatchSealer, Dek, Field, RecordBinding, SealingKey, SearchKey, TokenSet, open_batch,
+    BatchSealer, CachedTokenSet, DEFAULT_TOKEN_CACHE, Dek, Field, RecordBinding, SealingKey,
+    SearchKey, TokenSet, open_batch,
 };
 use logflux_proto::{Entry, Level};
 use std::hint::black_box;
@@ -16,9 +17,14 @@ const BINDING: RecordBinding<'static> = RecordBinding {
 
 /// About 1 MiB (encoded) of realistic ~200-byte log entries: 4 856 of them.
 fn entries() -> Vec<Entry> {
+    entries_n(4856)
+}
+
+/// `n` entries as [`entries`] makes them.
+fn entries_n(n: usize) -> Vec<Entry> {
     let mut out = Vec::new();
     let mut i: u64 = 0;
-    while out.len() < 4856 {
+    while out.len() < n {
         let mut e = Entry::new(
             1_763_675_346_545_000_000 + i as i64 * 1_000_017,
             Level::from_number(1 + (i % 8) as i64).unwrap(),
@@ -108,6 +114,21 @@ fn tokens(c: &mut Criterion) {
                 set.add_entry(e);
             }
             black_box(set.finish(&tk))
+        })
+    });
+    // The agent's set: successive batches of 1000 entries through one cache, over 100 000
+    // entries (each with a trace id of its own, so at least one HMAC per entry remains, and the
+    // cache fills and is emptied as it goes).
+    let many = entries_n(100_000);
+    g.bench_function("batch_of_1000_entries_cached", |b| {
+        let mut set = CachedTokenSet::new(tk.clone(), DEFAULT_TOKEN_CACHE);
+        let mut next = 0;
+        b.iter(|| {
+            for e in &many[next..next + 1000] {
+                set.add_entry(e);
+            }
+            next = (next + 1000) % many.len();
+            black_box(set.finish())
         })
     });
     g.finish();

@@ -48,8 +48,8 @@ pub use signature::{
     SIGNATURE_SKEW_SECONDS, SignatureError, sign_request, signing_key, verify_request,
 };
 pub use tokens::{
-    Field, MAX_WORD_BYTES, SEARCH_KEY_LEN, SearchKey, Token, TokenKey, TokenSet, Words,
-    is_word_char, words,
+    CachedTokenSet, DEFAULT_TOKEN_CACHE, Field, MAX_WORD_BYTES, SEARCH_KEY_LEN, SearchKey, Token,
+    TokenKey, TokenSet, Words, is_word_char, words,
 };
 
 /// Compares two secrets in constant time (for shared secrets, API keys, token hashes).

@@ -280,50 +280,14 @@ impl TokenSet {
         self.inputs.is_empty()
     }
 
-    fn add(&mut self, field: Field<'_>, value: &str) {
-        self.scratch.clear();
-        field.write(&mut self.scratch);
-        self.scratch.push(0);
-        self.scratch.extend_from_slice(value.as_bytes());
-        if !self.inputs.contains(self.scratch.as_slice()) {
-            self.inputs.insert(self.scratch.as_slice().into());
-        }
-    }
-
-    fn add_word(&mut self, word: &str) {
-        let mut buf = std::mem::take(&mut self.lower);
-        buf.clear();
-        let lower: &str = if !word.is_ascii() {
-            // The same rule as `lowercase`, so entry and query tokens agree.
-            buf.push_str(&word.to_lowercase());
-            &buf
-        } else if word.bytes().any(|b| b.is_ascii_uppercase()) {
-            buf.push_str(word);
-            buf.make_ascii_lowercase();
-            &buf
-        } else {
-            word
-        };
-        if !lower.is_empty() && lower.len() <= MAX_WORD_BYTES {
-            self.add(Field::Word, lower);
-        }
-        self.lower = buf;
-    }
-
     /// Adds the tokens of one entry.
     pub fn add_entry(&mut self, entry: &Entry) {
-        let mut num = [0u8; 1];
-        num[0] = b'0' + entry.level.number();
-        self.add(Field::Level, std::str::from_utf8(&num).expect("digit"));
-        num[0] = b'0' + entry.entry_type.number();
-        self.add(Field::Type, std::str::from_utf8(&num).expect("digit"));
-        self.add(Field::Source, &entry.source);
-        for (k, v) in &entry.metadata {
-            self.add(Field::Meta(k), v);
-        }
-        for w in words(&entry.payload) {
-            self.add_word(w);
-        }
+        let inputs = &mut self.inputs;
+        visit_inputs(entry, &mut self.scratch, &mut self.lower, |input| {
+            if !inputs.contains(input) {
+                inputs.insert(input.into());
+            }
+        });
     }
 
     /// The sorted tokens, and the set emptied for reuse.
@@ -331,6 +295,219 @@ impl TokenSet {
         let mut out: Vec<Token> = self.inputs.drain().map(|i| key.mac(&i)).collect();
         out.sort_unstable();
         out.dedup();
+        out
+    }
+}
+
+/// Calls `f` with the MAC input (`field ‖ 0x00 ‖ value`) of every token of `entry`, duplicates
+/// included, reusing `scratch` and `lower` (no allocation once they have grown).
+fn visit_inputs(
+    entry: &Entry,
+    scratch: &mut Vec<u8>,
+    lower: &mut String,
+    mut f: impl FnMut(&[u8]),
+) {
+    let mut put = |field: Field<'_>, value: &[u8], f: &mut dyn FnMut(&[u8])| {
+        scratch.clear();
+        field.write(scratch);
+        scratch.push(0);
+        scratch.extend_from_slice(value);
+        f(scratch);
+    };
+    put(Field::Level, &[b'0' + entry.level.number()], &mut f);
+    put(Field::Type, &[b'0' + entry.entry_type.number()], &mut f);
+    put(Field::Source, entry.source.as_bytes(), &mut f);
+    for (k, v) in &entry.metadata {
+        put(Field::Meta(k), v.as_bytes(), &mut f);
+    }
+    for w in words(&entry.payload) {
+        let lower_word: &str = if !w.is_ascii() {
+            // The same rule as `lowercase`, so entry and query tokens agree.
+            lower.clear();
+            lower.push_str(&w.to_lowercase());
+            lower.as_str()
+        } else if w.bytes().any(|b| b.is_ascii_uppercase()) {
+            lower.clear();
+            lower.push_str(w);
+            lower.make_ascii_lowercase();
+            lower.as_str()
+        } else {
+            w
+        };
+        if !lower_word.is_empty() && lower_word.len() <= MAX_WORD_BYTES {
+            put(Field::Word, lower_word.as_bytes(), &mut f);
+        }
+    }
+}
+
+/// Entries a [`CachedTokenSet`] remembers by default: about 1 MiB of memory.
+pub const DEFAULT_TOKEN_CACHE: usize = 16 * 1024;
+
+/// Slots of a [`CachedTokenSet`]'s front cache (about 28 KiB).
+const FRONT_SLOTS: usize = 512;
+
+/// Inputs up to this many bytes are kept inside the cache's table (one memory access per
+/// lookup instead of two); most are (`word` ‖ 0 ‖ a word of a few letters).
+const SHORT_INPUT: usize = 30;
+
+/// A MAC input as the cache keeps it. A given input always takes the same form (short ones
+/// zero-padded), so equality and hashing agree with those of the bytes (`Borrow<[u8]>`).
+#[derive(Clone, PartialEq, Eq)]
+enum Input {
+    Short { len: u8, bytes: [u8; SHORT_INPUT] },
+    Long(Box<[u8]>),
+}
+
+impl Input {
+    fn new(input: &[u8]) -> Self {
+        if input.len() <= SHORT_INPUT {
+            let mut bytes = [0u8; SHORT_INPUT];
+            bytes[..input.len()].copy_from_slice(input);
+            Input::Short {
+                len: input.len() as u8,
+                bytes,
+            }
+        } else {
+            Input::Long(input.into())
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Input::Short { len, bytes } => &bytes[..usize::from(*len)],
+            Input::Long(b) => b,
+        }
+    }
+}
+
+impl std::hash::Hash for Input {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state);
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for Input {
+    fn borrow(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+/// A batch's token set bound to one token key, with a bounded cache of MAC inputs → tokens
+/// kept across batches: a token depends only on the key and its input, so a word seen in an
+/// earlier batch is not MAC'd again. The cache lives in memory only; it is emptied when it is
+/// full and when the key changes ([`CachedTokenSet::set_key`]). Gives exactly the tokens of
+/// [`TokenSet`] under the same key.
+pub struct CachedTokenSet {
+    key: TokenKey,
+    /// Input → its token and the last batch (`batch`) that held it.
+    cache: std::collections::HashMap<Input, (Token, u64), foldhash::fast::RandomState>,
+    capacity: usize,
+    batch: u64,
+    /// A small direct-mapped cache in front of `cache` (a few dozen KiB, so it stays in the
+    /// core's own caches): the inputs repeated in nearly every entry — level, type, source,
+    /// metadata values, common words — are found there without a walk into the large table.
+    /// Each slot: input, token, last batch that listed it.
+    front: Box<[Option<(Input, Token, u64)>]>,
+    front_hasher: foldhash::fast::RandomState,
+    out: Vec<Token>,
+    scratch: Vec<u8>,
+    lower: String,
+}
+
+impl fmt::Debug for CachedTokenSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedTokenSet")
+            .field("cached", &self.cache.len())
+            .field("capacity", &self.capacity)
+            .field("pending", &self.out.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CachedTokenSet {
+    /// An empty set for `key`, remembering up to `capacity` tokens (at least 1).
+    pub fn new(key: TokenKey, capacity: usize) -> Self {
+        CachedTokenSet {
+            key,
+            cache: std::collections::HashMap::default(),
+            capacity: capacity.max(1),
+            batch: 0,
+            front: vec![None; FRONT_SLOTS].into_boxed_slice(),
+            front_hasher: foldhash::fast::RandomState::default(),
+            out: Vec::new(),
+            scratch: Vec::with_capacity(128),
+            lower: String::new(),
+        }
+    }
+
+    /// Uses `key` from now on; forgets every cached token and what was added so far.
+    pub fn set_key(&mut self, key: TokenKey) {
+        self.key = key;
+        self.cache.clear();
+        self.front.fill(None);
+        self.out.clear();
+    }
+
+    /// Tokens remembered across batches.
+    pub fn cached(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Adds the tokens of one entry.
+    pub fn add_entry(&mut self, entry: &Entry) {
+        let (key, cache, capacity, batch, out) = (
+            &self.key,
+            &mut self.cache,
+            self.capacity,
+            self.batch,
+            &mut self.out,
+        );
+        let (front, hasher) = (&mut self.front, &self.front_hasher);
+        visit_inputs(entry, &mut self.scratch, &mut self.lower, |input| {
+            use std::hash::BuildHasher as _;
+            let slot = &mut front[hasher.hash_one(input) as usize % FRONT_SLOTS];
+            if let Some((k, t, seen)) = slot
+                && k.as_slice() == input
+            {
+                if *seen != batch {
+                    *seen = batch;
+                    out.push(*t);
+                }
+                return;
+            }
+            // Not in front: the large table (its own mark may lag the front's; a token listed
+            // twice in a batch is removed by `finish`).
+            let t = match cache.get_mut(input) {
+                // Already in this batch's list.
+                Some((t, seen)) if *seen == batch => *t,
+                Some((t, seen)) => {
+                    *seen = batch;
+                    out.push(*t);
+                    *t
+                }
+                None => {
+                    let t = key.mac(input);
+                    if cache.len() >= capacity {
+                        // Bounded: start over (what this batch listed stays listed; a
+                        // duplicate is removed by `finish`).
+                        cache.clear();
+                    }
+                    cache.insert(Input::new(input), (t, batch));
+                    out.push(t);
+                    t
+                }
+            };
+            *slot = Some((Input::new(input), t, batch));
+        });
+    }
+
+    /// The sorted, deduplicated tokens of what was added since the last call; the cache is
+    /// kept.
+    pub fn finish(&mut self) -> Vec<Token> {
+        let mut out = std::mem::take(&mut self.out);
+        out.sort_unstable();
+        out.dedup();
+        self.batch += 1;
         out
     }
 }
@@ -441,5 +618,82 @@ mod tests {
         let e = SearchKey::from_text("abc").unwrap_err().to_string();
         assert!(e.contains("64 hex digits"), "{e}");
         assert_eq!(format!("{k:?}"), "SearchKey(***)");
+    }
+
+    fn sample_batches() -> Vec<Vec<Entry>> {
+        (0..6)
+            .map(|b| {
+                (0..50)
+                    .map(|i| {
+                        let mut e = Entry::new(
+                            i,
+                            if i % 3 == 0 {
+                                Level::Error
+                            } else {
+                                Level::Info
+                            },
+                            if b % 2 == 0 { "api" } else { "Worker" },
+                            &format!(
+                                "GET /Orders/{} took {}ms user=U{} Größe x {}",
+                                b * 50 + i,
+                                i % 7,
+                                i % 5,
+                                // Inputs longer than the cache keeps inline.
+                                "abcdefghij".repeat(1 + (i % 3) as usize)
+                            ),
+                        );
+                        e.metadata.insert("host".into(), format!("web-{}", i % 3));
+                        e
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn cached_set_gives_the_tokens_of_the_plain_set_batch_after_batch() {
+        let k = key();
+        // A tiny cache is emptied mid-batch again and again; a large one keeps everything.
+        for capacity in [1, 7, 40, DEFAULT_TOKEN_CACHE] {
+            let mut cached = CachedTokenSet::new(k.clone(), capacity);
+            for batch in sample_batches() {
+                let mut plain = TokenSet::new();
+                for e in &batch {
+                    plain.add_entry(e);
+                    cached.add_entry(e);
+                }
+                assert_eq!(cached.finish(), plain.finish(&k), "capacity {capacity}");
+                assert!(cached.cached() <= capacity);
+            }
+        }
+        let mut empty = CachedTokenSet::new(k, 10);
+        assert!(empty.finish().is_empty());
+    }
+
+    #[test]
+    fn cached_set_forgets_everything_when_the_key_changes() {
+        let (a, b) = (
+            key(),
+            SearchKey::from_text(&"33".repeat(32))
+                .unwrap()
+                .token_key("app"),
+        );
+        let batches = sample_batches();
+        let mut cached = CachedTokenSet::new(a.clone(), DEFAULT_TOKEN_CACHE);
+        for e in &batches[0] {
+            cached.add_entry(e);
+        }
+        let under_a = cached.finish();
+        assert!(cached.cached() > 0);
+        cached.set_key(b.clone());
+        assert_eq!(cached.cached(), 0);
+        let mut plain = TokenSet::new();
+        for e in &batches[0] {
+            cached.add_entry(e);
+            plain.add_entry(e);
+        }
+        let under_b = cached.finish();
+        assert_eq!(under_b, plain.finish(&b));
+        assert_ne!(under_a, under_b);
     }
 }
