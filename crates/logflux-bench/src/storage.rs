@@ -24,9 +24,13 @@ use crate::procs;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Directory of `*.log` files (default: the repository's testdata/corpus).
+    /// Directory of log files (default: the repository's testdata/corpus).
     #[arg(long)]
     corpus: Option<PathBuf>,
+    /// File name endings read from it: the corpus's raw lines (`log`) and its labels, one JSON
+    /// object per line (`jsonl`); together the ~32 000 lines issue 18 measured.
+    #[arg(long, value_delimiter = ',', default_value = "log,jsonl")]
+    ext: Vec<String>,
     /// Another agent binary, run over the same files in the same run (before/after).
     #[arg(long)]
     baseline_agent: Option<PathBuf>,
@@ -81,11 +85,14 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(&corpus)
         .with_context(|| format!("reading {}", corpus.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|x| args.ext.iter().any(|e| x == e.as_str()))
+        })
         .collect();
     files.sort();
     if files.is_empty() {
-        bail!("no *.log files in {}", corpus.display());
+        bail!("no *.{{{}}} files in {}", args.ext.join(","), corpus.display());
     }
     let mut text = Vec::new();
     for f in &files {
@@ -231,7 +238,7 @@ async fn read_corpus(
     let (stack, key) = start_stack_with(
         w,
         &format!(
-            "  files:\n    - paths: ['{}/*.log']\n      source: app\n      poll_interval_ms: 50\n",
+            "  files:\n    - paths: ['{}/*']\n      source: app\n      poll_interval_ms: 50\n",
             logs.display()
         ),
         "never",
