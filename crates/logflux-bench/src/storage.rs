@@ -92,7 +92,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         .collect();
     files.sort();
     if files.is_empty() {
-        bail!("no *.{{{}}} files in {}", args.ext.join(","), corpus.display());
+        bail!(
+            "no *.{{{}}} files in {}",
+            args.ext.join(","),
+            corpus.display()
+        );
     }
     let mut text = Vec::new();
     for f in &files {
@@ -407,6 +411,11 @@ fn weigh_segment(
         s.plain += opened.plain.len() as u64;
         s.versions.push(opened.plain[3]);
         let entries = batch::decode(&opened.plain)?;
+        if std::env::var_os("LOGFLUX_BENCH_DUMP").is_some() {
+            for e in entries.iter().take(2) {
+                eprintln!("{e:?}");
+            }
+        }
         s.entries += entries.len() as u64;
         let mut v1 = Vec::new();
         batch::encode_v1(&entries, &mut v1);

@@ -821,6 +821,68 @@ mod tests {
         assert!(!re.matches(&entry(Level::Info, "request took long")));
     }
 
+    /// The test on an entry borrowed from its batch decides as the test on its copy, with the
+    /// metadata every entry of the batch shares (batch v2's common pairs) included.
+    #[test]
+    fn the_test_on_borrowed_entries_is_the_exact_test() {
+        let payloads = [
+            "connection REFUSED by db-1",
+            "connection refused by db-2",
+            "connections refused by db-1",
+            "request took 35ms",
+        ];
+        let mut entries = Vec::new();
+        for (i, p) in payloads.iter().enumerate() {
+            for level in [Level::Error, Level::Info] {
+                let mut e = logflux_proto::Entry::new(NOW + i as i64, level, "api", p);
+                e.metadata.insert("env".into(), "prod".into());
+                if i % 2 == 1 {
+                    e.metadata.insert("zone".into(), "b".into());
+                    e.source = "web".into();
+                }
+                entries.push(e);
+            }
+        }
+        let mut buf = Vec::new();
+        logflux_proto::batch::encode(&entries, &mut buf);
+        let view = logflux_proto::batch::BatchView::parse(&buf).unwrap();
+        assert_eq!(view.common(), &[("env", "prod")]);
+        let filters = [
+            FilterArgs {
+                words: vec!["Connection".into(), "refused".into()],
+                level: Some("warning".into()),
+                contains: Some("db-1".into()),
+                meta: vec!["env=prod".into()],
+                source: Some("api".into()),
+                ..Default::default()
+            },
+            FilterArgs {
+                meta: vec!["zone=b".into()],
+                ..Default::default()
+            },
+            FilterArgs {
+                meta: vec!["env=dev".into()],
+                ..Default::default()
+            },
+            FilterArgs {
+                regex: Some(r"took \d+ms".into()),
+                ..Default::default()
+            },
+            FilterArgs::default(),
+        ];
+        let mut kept = 0;
+        for args in &filters {
+            let f = Filter::from_args(args, NOW, &utc()).unwrap();
+            for (r, e) in view.iter().zip(&entries) {
+                let owned: EntryView = e.clone().into();
+                assert_eq!(f.matches_ref(&r), f.matches(&owned), "{args:?} on {e:?}");
+                kept += usize::from(f.matches(&owned));
+            }
+        }
+        // Each filter above keeps some entries, or none where nothing can match.
+        assert_eq!(kept, 1 + 4 + 0 + 2 + 8);
+    }
+
     #[test]
     fn token_groups_cover_every_application_and_keep_untokenized_records() {
         let key = SearchKey::from_text(&"22".repeat(32)).unwrap();
