@@ -7,6 +7,8 @@
 //!
 //! `--baseline-agent PATH` reads the corpus a second time with another agent binary (a copy of
 //! the release build from before a change), alternating, for a before/after in one run.
+//! `LOGFLUX_BENCH_DUMP=1` prints the first two entries of every record to stderr (to see what
+//! the file input made of the lines).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
