@@ -78,17 +78,29 @@ pub(crate) async fn start_stack(
     fsync: &str,
     agent_bin: Option<&std::path::Path>,
 ) -> anyhow::Result<AgentStack> {
-    let server_bin = procs::sibling("logflux-server")?;
     let agent_bin = match agent_bin {
         Some(p) => p.to_path_buf(),
         None => procs::sibling("logflux-agent")?,
     };
+    Ok(start_stack_with(w, inputs, fsync, &agent_bin, "").await?.0)
+}
+
+/// As [`start_stack`] with a chosen agent binary and more agent configuration (top-level YAML
+/// lines); also returns the tenant's private key.
+pub(crate) async fn start_stack_with(
+    w: &std::path::Path,
+    inputs: &str,
+    fsync: &str,
+    agent_bin: &std::path::Path,
+    extra_config: &str,
+) -> anyhow::Result<(AgentStack, logflux_crypto::PrivateKey)> {
+    let server_bin = procs::sibling("logflux-server")?;
     let admin = procs::init_tenant(&server_bin, &w.join("server"))?;
     let server = procs::start_server(&server_bin, &w.join("server")).await?;
     let base = server.base.clone();
     let http = reqwest::Client::new();
     let p = procs::provision(&http, &base, &admin, "bench", false).await?;
-    let (sk, api_key) = (p.key, p.api_key);
+    let (sk, api_key) = (&p.key, p.api_key.clone());
     std::fs::write(w.join("public_key.pem"), sk.public_key().to_pem())?;
     let search = logflux_crypto::SearchKey::generate()?;
     logflux_crypto::keyfile::write_new_file(
@@ -105,13 +117,13 @@ pub(crate) async fn start_stack(
         &config,
         format!(
             "server: {{urls: ['{base}'], api_key: '{api_key}'}}\nkeys: {{public_key_file: '{}', search_key_file: '{}'}}\n\
-             inputs:\n{inputs}spool: {{dir: '{}', fsync: {fsync}}}\nmetrics: {{listen: '127.0.0.1:{metrics_port}'}}\n",
+             inputs:\n{inputs}spool: {{dir: '{}', fsync: {fsync}}}\nmetrics: {{listen: '127.0.0.1:{metrics_port}'}}\n{extra_config}",
             w.join("public_key.pem").display(),
             w.join("search.key").display(),
             w.join("spool").display(),
         ),
     )?;
-    let mut agent = tokio::process::Command::new(&agent_bin)
+    let mut agent = tokio::process::Command::new(agent_bin)
         .args(["--config", config.to_str().context("path")?, "run"])
         .env("LOGFLUX_LOG", "warn")
         .stdout(std::process::Stdio::piped())
@@ -120,13 +132,16 @@ pub(crate) async fn start_stack(
     let agent_pid = agent.id().context("pid")?;
     let mut lines = tokio::io::BufReader::new(agent.stdout.take().context("stdout")?).lines();
     while lines.next_line().await?.context("agent exited")? != "ready" {}
-    Ok(AgentStack {
-        server,
-        agent,
-        agent_pid,
-        metrics_url: format!("http://127.0.0.1:{metrics_port}/metrics"),
-        http,
-    })
+    Ok((
+        AgentStack {
+            server,
+            agent,
+            agent_pid,
+            metrics_url: format!("http://127.0.0.1:{metrics_port}/metrics"),
+            http,
+        },
+        p.key,
+    ))
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {

@@ -19,7 +19,8 @@ pub(crate) struct Args {
     /// Replace the generated part of this Markdown file (between its two marker comments).
     #[arg(long)]
     write: Option<PathBuf>,
-    /// Run only these scenarios (crypto, server, agent, files, client, alerts); default: all.
+    /// Run only these scenarios (crypto, server, agent, files, client, storage, alerts); default:
+    /// all.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -56,6 +57,7 @@ const PLAN: &[(&str, &[&str], &[&str])] = &[
         &["client"],
         &["client", "--entries", "100000", "--runs", "1"],
     ),
+    ("storage", &["storage"], &["storage"]),
     (
         "alerts",
         &["alerts"],

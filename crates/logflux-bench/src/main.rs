@@ -7,6 +7,7 @@
 //! target/release/logflux-bench client [--entries 1000000]
 //! target/release/logflux-bench files [--lines 2000000]
 //! target/release/logflux-bench crypto [--seconds 3]
+//! target/release/logflux-bench storage [--baseline-agent /tmp/logflux-agent-before]
 //! target/release/logflux-bench alerts [--probes 100] [--rate 10000] [--seconds 30]
 //! target/release/logflux-bench all [--short] [--write docs/benchmarks.md]
 //! target/release/logflux-bench faults [--short] [--write docs/reliability.md]
@@ -27,6 +28,7 @@ mod faults;
 mod files;
 mod procs;
 mod server;
+mod storage;
 
 use clap::{Parser, Subcommand};
 
@@ -52,6 +54,8 @@ enum Scenario {
     Files(files::Args),
     /// Crypto: AES-256-GCM and batch sealing per core beside `openssl speed`.
     Crypto(crypto::Args),
+    /// Storage: real-style logs read by the file input; bytes stored beside `zstd -1`/`-19`.
+    Storage(storage::Args),
     /// Alerts: entry sent → webhook received (`for: 0`), and 100 rules' CPU beside `tail -f`.
     Alerts(alerts::Args),
     /// Fault suite: kill -9, outages, 5xx/429, full disks, corruption, clock skew.
@@ -75,6 +79,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Files(args) => files::run(args).await,
             Scenario::Crypto(args) => crypto::run(args).await,
             Scenario::Alerts(args) => alerts::run(args).await,
+            Scenario::Storage(args) => storage::run(args).await,
             Scenario::Faults(args) => faults::run(args).await,
             Scenario::Abuse(args) => abuse::run(args).await,
             // Runs the other scenarios as child processes; it only waits on them.

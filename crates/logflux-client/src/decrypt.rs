@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use logflux_crypto::{
-    NONCE_LEN, PrivateKey, RecordBinding, SealingKey, open_batch, open_sdk_gzip, open_sdk_part,
-    unwrap_dek,
+    NONCE_LEN, PrivateKey, RecordBinding, SealingKey, open_batch_plain, open_sdk_gzip,
+    open_sdk_part, unwrap_dek,
 };
+use logflux_proto::batch::{BatchView, EntryRef};
 use logflux_proto::{EntryType, EntryView};
 use rayon::prelude::*;
 
@@ -154,6 +155,17 @@ impl Decryptor {
 
     /// Opens one record into its entries.
     pub(crate) fn open(&self, r: &Line) -> Result<Vec<EntryView>, RecordError> {
+        self.open_where(r, &|_| true)
+    }
+
+    /// Opens one record into the entries `keep` accepts: an agent batch's entries are tested
+    /// while they still borrow from the decrypted batch, and only those kept are copied out;
+    /// SDK entries are all kept.
+    pub(crate) fn open_where(
+        &self,
+        r: &Line,
+        keep: &(dyn Fn(&EntryRef<'_, '_>) -> bool + Sync),
+    ) -> Result<Vec<EntryView>, RecordError> {
         if r.kind == "damaged" {
             return Err(RecordError {
                 record_id: "(every record of the segment)".into(),
@@ -187,7 +199,7 @@ impl Decryptor {
                     key_id: &r.key_id,
                     record_id,
                 };
-                let entries = open_batch(&key, &binding, &nonce()?, &body).map_err(|e| {
+                let refused = |e: logflux_crypto::CryptoError| {
                     record_error(
                         r,
                         match e.kind() {
@@ -196,8 +208,15 @@ impl Decryptor {
                             _ => format!("content refused: {e}"),
                         },
                     )
-                })?;
-                Ok(entries.into_iter().map(EntryView::from).collect())
+                };
+                let opened = open_batch_plain(&key, &binding, &nonce()?, &body).map_err(refused)?;
+                let batch = BatchView::parse(&opened.plain)
+                    .map_err(|e| refused(logflux_crypto::CryptoError::Format(e.to_string())))?;
+                Ok(batch
+                    .iter()
+                    .filter(|e| keep(e))
+                    .map(|e| EntryView::from(&e))
+                    .collect())
             }
             PAYLOAD_SDK_SEALED | PAYLOAD_SDK_GZIP => {
                 let plaintext = if r.payload_type == PAYLOAD_SDK_SEALED {

@@ -193,9 +193,10 @@ impl Session {
                 .par_iter()
                 .map(|r| {
                     // A bug that panics on one record's content costs that record, not the run.
-                    let opened =
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dec.open(r)))
-                            .unwrap_or_else(|_| Err(RecordError::new(r, "could not be decoded")));
+                    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        dec.open_where(r, &|e| filter.matches_ref(e))
+                    }))
+                    .unwrap_or_else(|_| Err(RecordError::new(r, "could not be decoded")));
                     opened.map(|v| {
                         v.into_iter()
                             .filter(|e| filter.matches_in(e, &r.application_id))

@@ -8,6 +8,7 @@ use std::ops::RangeInclusive;
 use anyhow::{Context as _, bail};
 use clap::Args;
 use logflux_crypto::{Field, SearchKey, is_word_char};
+use logflux_proto::batch::EntryRef;
 use logflux_proto::{EntryType, EntryView, Level};
 
 use crate::when::parse_when;
@@ -474,56 +475,119 @@ impl Filter {
 
     /// The exact test, after decryption.
     pub(crate) fn matches(&self, e: &EntryView) -> bool {
+        self.test(e)
+    }
+
+    /// [`Filter::matches`] on an entry still borrowed from its decrypted batch, so that only
+    /// the entries that match are copied out of it.
+    pub(crate) fn matches_ref(&self, e: &EntryRef<'_, '_>) -> bool {
+        self.test(e)
+    }
+
+    fn test<E: Fields>(&self, e: &E) -> bool {
         if let Some(l) = &self.levels
-            && !l.contains(&e.level.number())
+            && !l.contains(&e.level().number())
         {
             return false;
         }
-        if self.since_ns.is_some_and(|s| e.timestamp_ns < s)
-            || self.until_ns.is_some_and(|u| e.timestamp_ns > u)
+        if self.since_ns.is_some_and(|s| e.timestamp_ns() < s)
+            || self.until_ns.is_some_and(|u| e.timestamp_ns() > u)
         {
             return false;
         }
-        if self.entry_type.is_some_and(|t| t != e.entry_type) {
+        if self.entry_type.is_some_and(|t| t != e.entry_type()) {
             return false;
         }
-        if self.source.as_ref().is_some_and(|s| *s != e.source) {
+        if self.source.as_ref().is_some_and(|s| *s != e.source()) {
             return false;
         }
         if !self
             .meta
             .iter()
-            .all(|(k, v)| e.metadata.get(k).is_some_and(|x| x == v))
+            .all(|(k, v)| e.metadata(k).is_some_and(|x| x == v))
         {
             return false;
         }
+        let payload = e.payload();
         if self
             .contains
             .as_ref()
-            .is_some_and(|c| !e.payload.contains(c.as_str()))
+            .is_some_and(|c| !payload.contains(c.as_str()))
         {
             return false;
         }
-        if !self.words.is_empty() && !self.has_words(&e.payload) {
+        if !self.words.is_empty() && !self.has_words(payload) {
             return false;
         }
         if !self.phrases.is_empty() {
-            let lower = if e.payload.is_ascii() {
-                e.payload.to_ascii_lowercase()
+            let lower = if payload.is_ascii() {
+                payload.to_ascii_lowercase()
             } else {
-                e.payload.to_lowercase()
+                payload.to_lowercase()
             };
             if !self.phrases.iter().all(|p| p.found_in(&lower)) {
                 return false;
             }
         }
-        if self.regex.as_ref().is_some_and(|r| !r.is_match(&e.payload)) {
+        if self.regex.as_ref().is_some_and(|r| !r.is_match(payload)) {
             return false;
         }
-        if self.grep.as_ref().is_some_and(|r| !r.is_match(&e.payload)) {
+        if self.grep.as_ref().is_some_and(|r| !r.is_match(payload)) {
             return false;
         }
         true
+    }
+}
+
+/// What [`Filter::matches`] reads of an entry, owned or borrowed.
+trait Fields {
+    fn level(&self) -> Level;
+    fn timestamp_ns(&self) -> i64;
+    fn entry_type(&self) -> EntryType;
+    fn source(&self) -> &str;
+    fn metadata(&self, key: &str) -> Option<&str>;
+    fn payload(&self) -> &str;
+}
+
+impl Fields for EntryView {
+    fn level(&self) -> Level {
+        self.level
+    }
+    fn timestamp_ns(&self) -> i64 {
+        self.timestamp_ns
+    }
+    fn entry_type(&self) -> EntryType {
+        self.entry_type
+    }
+    fn source(&self) -> &str {
+        &self.source
+    }
+    fn metadata(&self, key: &str) -> Option<&str> {
+        self.metadata.get(key).map(String::as_str)
+    }
+    fn payload(&self) -> &str {
+        &self.payload
+    }
+}
+
+impl Fields for EntryRef<'_, '_> {
+    fn level(&self) -> Level {
+        self.level
+    }
+    fn timestamp_ns(&self) -> i64 {
+        self.timestamp_ns
+    }
+    fn entry_type(&self) -> EntryType {
+        self.entry_type
+    }
+    fn source(&self) -> &str {
+        self.source
+    }
+    fn metadata(&self, key: &str) -> Option<&str> {
+        self.metadata_value(key)
+    }
+    fn payload(&self) -> &str {
+        self.payload
     }
 }
 
@@ -755,6 +819,69 @@ mod tests {
         .unwrap();
         assert!(re.matches(&entry(Level::Info, "request took 35ms")));
         assert!(!re.matches(&entry(Level::Info, "request took long")));
+    }
+
+    /// The test on an entry borrowed from its batch decides as the test on its copy, with the
+    /// metadata every entry of the batch shares (batch v2's common pairs) included.
+    #[test]
+    fn the_test_on_borrowed_entries_is_the_exact_test() {
+        let payloads = [
+            "connection REFUSED by db-1",
+            "connection refused by db-2",
+            "connections refused by db-1",
+            "request took 35ms",
+        ];
+        let mut entries = Vec::new();
+        for (i, p) in payloads.iter().enumerate() {
+            for level in [Level::Error, Level::Info] {
+                let mut e = logflux_proto::Entry::new(NOW + i as i64, level, "api", p);
+                e.metadata.insert("env".into(), "prod".into());
+                if i % 2 == 1 {
+                    e.metadata.insert("zone".into(), "b".into());
+                    e.source = "web".into();
+                }
+                entries.push(e);
+            }
+        }
+        let mut buf = Vec::new();
+        logflux_proto::batch::encode(&entries, &mut buf);
+        let view = logflux_proto::batch::BatchView::parse(&buf).unwrap();
+        assert_eq!(view.common(), &[("env", "prod")]);
+        let filters = [
+            FilterArgs {
+                words: vec!["Connection".into(), "refused".into()],
+                level: Some("warning".into()),
+                contains: Some("db-1".into()),
+                meta: vec!["env=prod".into()],
+                source: Some("api".into()),
+                ..Default::default()
+            },
+            FilterArgs {
+                meta: vec!["zone=b".into()],
+                ..Default::default()
+            },
+            FilterArgs {
+                meta: vec!["env=dev".into()],
+                ..Default::default()
+            },
+            FilterArgs {
+                regex: Some(r"took \d+ms".into()),
+                ..Default::default()
+            },
+            FilterArgs::default(),
+        ];
+        let mut kept = Vec::new();
+        for args in &filters {
+            let f = Filter::from_args(args, NOW, &utc()).unwrap();
+            let mut n = 0;
+            for (r, e) in view.iter().zip(&entries) {
+                let owned: EntryView = e.clone().into();
+                assert_eq!(f.matches_ref(&r), f.matches(&owned), "{args:?} on {e:?}");
+                n += usize::from(f.matches(&owned));
+            }
+            kept.push(n);
+        }
+        assert_eq!(kept, [1, 4, 0, 2, 8]);
     }
 
     #[test]

@@ -265,10 +265,10 @@ pub(crate) fn render(style: Style, e: &EntryView) -> String {
     match style.format {
         Format::Text => text(style, e, &mut s),
         Format::Ndjson => {
-            s.push_str(&e.to_json().to_string());
+            s = json_line(e);
             s.push('\n');
         }
-        Format::Json => s.push_str(&e.to_json().to_string()),
+        Format::Json => s = json_line(e),
         Format::JsonPretty => {
             s.push_str(&serde_json::to_string_pretty(&e.to_json()).unwrap_or_default());
             s.push('\n');
@@ -307,6 +307,14 @@ pub(crate) fn render(style: Style, e: &EntryView) -> String {
         }
     }
     s
+}
+
+/// `EntryView::to_json` as text, written directly.
+fn json_line(e: &EntryView) -> String {
+    let mut out = Vec::with_capacity(160 + e.payload.len());
+    e.write_json(&mut out);
+    // serde_json writes UTF-8 (its input is `str`s and JSON values).
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// `verbose`: the time, then every field on its own line, indented; a blank line after.

@@ -21,7 +21,7 @@ pub fn padme(len: usize) -> usize {
     (len + mask) & !mask
 }
 
-/// A sealed batch: `AES-256-GCM(zstd(batch v1) ‖ skippable frame of zeros)` with the record
+/// A sealed batch: `AES-256-GCM(zstd(batch v2, or v1 before it) ‖ skippable frame of zeros)` with the record
 /// binding as associated data; the two frames fill `padme(frame length + 8)` bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedBatch {
@@ -103,6 +103,13 @@ impl BatchSealer {
         } else {
             time_range
         };
+        // Readers refuse a batch whose entries, written one by one (as version 1), would exceed
+        // the limit, however small its version 2 encoding: the same bound as before version 2.
+        if batch::expanded_len(entries) > MAX_BATCH_PLAINTEXT {
+            return Err(CryptoError::TooLarge {
+                limit: MAX_BATCH_PLAINTEXT,
+            });
+        }
         self.plain.clear();
         batch::encode(entries, &mut self.plain);
         if self.plain.len() > MAX_BATCH_PLAINTEXT {
@@ -154,8 +161,33 @@ pub fn open_batch(
     nonce: &[u8; NONCE_LEN],
     ciphertext: &[u8],
 ) -> Result<Vec<Entry>, CryptoError> {
+    let opened = open_batch_plain(key, binding, nonce, ciphertext)?;
+    batch::decode(&opened.plain).map_err(|e| CryptoError::Format(e.to_string()))
+}
+
+/// A sealed batch opened and decompressed but not decoded: the batch's bytes, which
+/// `logflux_proto::batch::BatchView::parse` reads without copying its strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenedBatch {
+    /// The encoded batch (any version).
+    pub plain: Vec<u8>,
+    /// Length of the zstd frame that held it.
+    pub frame_len: usize,
+    /// Length of the padding after the frame (the skippable frame with its header; 0 for
+    /// batches sealed before padding).
+    pub padding_len: usize,
+}
+
+/// Opens and decompresses a sealed batch, as [`open_batch`] does, without decoding it.
+pub fn open_batch_plain(
+    key: &SealingKey,
+    binding: &RecordBinding<'_>,
+    nonce: &[u8; NONCE_LEN],
+    ciphertext: &[u8],
+) -> Result<OpenedBatch, CryptoError> {
     let mut buf = ciphertext.to_vec();
     let opened = key.open(nonce, &binding.aad(), &mut buf)?;
+    let opened_len = opened.len();
     let compressed = unpad(opened)?;
     let size = match zstd::zstd_safe::get_frame_content_size(compressed) {
         Ok(Some(n)) => usize::try_from(n).unwrap_or(usize::MAX),
@@ -170,9 +202,29 @@ pub fn open_batch(
             limit: MAX_BATCH_PLAINTEXT,
         });
     }
-    let plain = zstd::bulk::decompress(compressed, size)
-        .map_err(|e| CryptoError::Format(format!("zstd: {e}")))?;
-    batch::decode(&plain).map_err(|e| CryptoError::Format(e.to_string()))
+    let plain = DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        let d = match &mut *d {
+            Some(d) => d,
+            none => none.insert(
+                zstd::bulk::Decompressor::new()
+                    .map_err(|e| CryptoError::Format(format!("zstd: {e}")))?,
+            ),
+        };
+        d.decompress(compressed, size)
+            .map_err(|e| CryptoError::Format(format!("zstd: {e}")))
+    })?;
+    Ok(OpenedBatch {
+        plain,
+        frame_len: compressed.len(),
+        padding_len: opened_len - compressed.len(),
+    })
+}
+
+thread_local! {
+    /// One decompression context per thread, reused from record to record.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// Magic number of the zstd skippable frame that pads a sealed batch (RFC 8878 §3.1.2: any of

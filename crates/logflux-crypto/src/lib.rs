@@ -39,7 +39,9 @@ mod signature;
 mod tokens;
 
 pub use aead::{NONCE_LEN, RecordBinding, SealingKey, TAG_LEN};
-pub use batch::{BatchSealer, MAX_BATCH_PLAINTEXT, SealedBatch, open_batch, padme};
+pub use batch::{
+    BatchSealer, MAX_BATCH_PLAINTEXT, OpenedBatch, SealedBatch, open_batch, open_batch_plain, padme,
+};
 pub use dek::{DEK_LEN, Dek, unwrap_dek, wrap_dek, wrap_dek_mgf1_sha1};
 pub use error::{CryptoError, ErrorKind};
 pub use keys::{Fingerprint, MIN_RSA_BITS, PrivateKey, PublicKey};

@@ -1,4 +1,4 @@
-//! Golden files for persisted and wire formats: a sealed batch (v1) and the token function.
+//! Golden files for persisted and wire formats: sealed batches (v1, v2) and the token function.
 //!
 //! The committed files must keep opening, and the current code must keep producing the same
 //! bytes, or data already stored becomes unreadable or unsearchable. A failure here means a
@@ -82,7 +82,7 @@ const BINDING: RecordBinding<'static> = RecordBinding {
 /// written anew, they must keep opening.
 #[test]
 fn sealed_batch_v1_golden() {
-    check_sealed_batch_golden("sealed_batch_v1.json", None);
+    check_sealed_batch_golden("sealed_batch_v1.json", None, Layout::V1);
 }
 
 /// Batches sealed today: `zstd frame ‖ skippable frame of zeros` to the Padmé length of the
@@ -94,6 +94,7 @@ fn sealed_batch_v1_padded_golden() {
         Some(
             "LogFlux sealed batch v1, padded: AES-256-GCM(zstd(batch v1) || zstd skippable frame (magic 0x184D2A50) of zeros, to padme(frame length + 8)), AAD = RecordBinding",
         ),
+        Layout::V1,
     );
     // What the sealer writes today is padded.
     let path = golden("sealed_batch_v1_padded.json");
@@ -106,19 +107,101 @@ fn sealed_batch_v1_padded_golden() {
     assert_eq!(logflux_crypto::padme(frame + 8), body);
 }
 
+/// Batches sealed today: batch v2 (columns, common metadata once) in the padded envelope.
+#[test]
+fn sealed_batch_v2_golden() {
+    check_sealed_batch_golden(
+        "sealed_batch_v2.json",
+        Some(
+            "LogFlux sealed batch v2, padded: AES-256-GCM(zstd(batch v2) || zstd skippable frame (magic 0x184D2A50) of zeros, to padme(frame length + 8)), AAD = RecordBinding",
+        ),
+        Layout::V2,
+    );
+    let path = golden("sealed_batch_v2.json");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert!(
+        doc["batch_plaintext_hex"]
+            .as_str()
+            .unwrap()
+            .starts_with("4c464202")
+    );
+}
+
+/// A v2 batch of entries that share metadata, as an agent's file input writes them: the
+/// common pairs are stored once.
+#[test]
+fn batch_v2_common_metadata_golden() {
+    let path = golden("batch_v2_common.json");
+    let entries: Vec<Entry> = (0..3)
+        .map(|i| {
+            let mut e = Entry::new(
+                1_763_675_346_000_000_000 + i * 1_000_000,
+                Level::Info,
+                "nginx",
+                &format!("GET /orders/{i} 200"),
+            );
+            e.metadata
+                .insert("file".into(), "/var/log/nginx/access.log".into());
+            e.metadata.insert("status".into(), format!("20{i}"));
+            e
+        })
+        .collect();
+    let mut plain = Vec::new();
+    batch::encode(&entries, &mut plain);
+    if bless() {
+        let doc = json!({
+            "format": "LogFlux batch v2 (see docs/formats.md), entries sharing the file path",
+            "batch_plaintext_hex": hex::encode(&plain),
+            "entries": entries.iter().map(entry_json).collect::<Vec<_>>(),
+        });
+        std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap() + "\n").unwrap();
+    }
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let want: Vec<Entry> = doc["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(entry_from_json)
+        .collect();
+    assert_eq!(want, entries);
+    let committed = hex::decode(doc["batch_plaintext_hex"].as_str().unwrap()).unwrap();
+    assert_eq!(batch::decode(&committed).unwrap(), want);
+    assert_eq!(
+        hex::encode(&plain),
+        doc["batch_plaintext_hex"].as_str().unwrap()
+    );
+    let view = batch::BatchView::parse(&committed).unwrap();
+    assert_eq!(view.common(), &[("file", "/var/log/nginx/access.log")]);
+}
+
+/// Which batch encoder a golden file was written with.
+#[derive(Clone, Copy)]
+enum Layout {
+    V1,
+    V2,
+}
+
+fn encode_as(layout: Layout, entries: &[Entry]) -> Vec<u8> {
+    let mut plain = Vec::new();
+    match layout {
+        Layout::V1 => batch::encode_v1(entries, &mut plain),
+        Layout::V2 => batch::encode(entries, &mut plain),
+    }
+    plain
+}
+
 /// Checks a committed sealed batch; `bless_as` writes it anew (with that format description)
-/// under `LOGFLUX_BLESS=1`.
-fn check_sealed_batch_golden(name: &str, bless_as: Option<&str>) {
+/// under `LOGFLUX_BLESS=1`. `layout` is the batch version the file holds.
+fn check_sealed_batch_golden(name: &str, bless_as: Option<&str>, layout: Layout) {
     let path = golden(name);
     let dek_bytes: Vec<u8> = (0u8..32).collect();
-    if let (Some(format), true) = (bless_as, bless()) {
+    if let (Some(format), true, Layout::V2) = (bless_as, bless(), layout) {
         let key = SealingKey::new(&Dek::from_bytes(&dek_bytes).unwrap());
         let nonce = *b"golden-nonce";
         let sealed = BatchSealer::new(3)
             .seal_with_nonce(&key, &BINDING, &entries(), nonce)
             .unwrap();
-        let mut plain = Vec::new();
-        batch::encode(&entries(), &mut plain);
+        let plain = encode_as(layout, &entries());
         let frame = zstd::bulk::compress(&plain, 3).unwrap();
         let doc = json!({
             "format": format,
@@ -169,8 +252,7 @@ fn check_sealed_batch_golden(name: &str, bless_as: Option<&str>) {
 
     // The associated data and the batch encoding have not drifted.
     assert_eq!(hex::encode(binding.aad()), doc["aad_hex"].as_str().unwrap());
-    let mut plain = Vec::new();
-    batch::encode(&want, &mut plain);
+    let plain = encode_as(layout, &want);
     assert_eq!(
         hex::encode(&plain),
         doc["batch_plaintext_hex"].as_str().unwrap()

@@ -1,9 +1,11 @@
-//! The binary encoding of a batch of entries (format version 1), the plaintext that the agent
-//! compresses and seals. It is persisted inside sealed records, so it never changes: a new
+//! The binary encoding of a batch of entries, the plaintext that the agent compresses and
+//! seals. It is persisted inside sealed records, so a layout never changes once written: a new
 //! layout gets a new version byte, and decoders keep reading every older version.
 //!
+//! Version 1, entry after entry (read, never written since version 2):
+//!
 //! ```text
-//! batch   = "LFB" version:u8 count:varint entry{count}
+//! batch   = "LFB" 1 count:varint entry{count}
 //! entry   = timestamp_ns:zigzag-varint level:u8 entry_type:u8
 //!           source:str payload_type:str payload:str
 //!           pairs:varint (key:str value:str){pairs}
@@ -11,17 +13,47 @@
 //! varint  = unsigned LEB128, at most 10 bytes
 //! ```
 //!
+//! Version 2 (written today), column after column, so that like lies beside like for zstd and
+//! what every entry repeats is written once:
+//!
+//! ```text
+//! batch2  = "LFB" 2 count:varint
+//!           dict:     n:varint str{n}                     sources, payload types, metadata keys
+//!           common:   pairs:varint (key:idx value:str){pairs}   metadata every entry carries
+//!           times:    zigzag-varint{count}   the first timestamp, then each one's difference
+//!                                            from the one before (wrapping 64-bit arithmetic)
+//!           levels:   u8{count}
+//!           types:    u8{count}
+//!           sources:  idx{count}
+//!           ptypes:   idx{count}
+//!           metadata: (pairs:varint (key:idx value:str){pairs}){count}   each entry's own
+//!           lengths:  varint{count}          each payload's length in bytes
+//!           payloads: utf8-bytes             the payloads, one after the other
+//! idx     = varint, an index into dict
+//! ```
+//!
+//! An entry's metadata is its own pairs and the common ones; keys within `common` and within
+//! each entry's own pairs are strictly increasing, and no entry repeats a common key.
+//!
 //! Decoding checks every length against the bytes that remain, so a hostile input cannot make
-//! it allocate more than the input's size, and every field against the entry's rules.
+//! it allocate more than a small multiple of the input's size, and every field against the
+//! entry's rules. A version 2 batch whose entries, written as version 1, would exceed
+//! [`limits::MAX_BATCH_PLAINTEXT_BYTES`] is refused, so a small batch cannot expand into a
+//! large one (a long common value repeated in a hundred thousand entries).
+//!
+//! [`BatchView::parse`] reads either version without copying: its entries borrow their strings
+//! from the decompressed batch. [`decode`] turns the view into owned [`Entry`]s.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::codec::{ReadError, Reader, put_str, put_varint, unzigzag, zigzag};
-use crate::entry::{Entry, EntryType, Level};
+use crate::entry::{Entry, EntryType, Level, limits};
 
 const MAGIC: &[u8; 3] = b"LFB";
 /// The format version this crate writes.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
+/// The first version, entry after entry: still read, written only by [`encode_v1`].
+pub const VERSION_1: u8 = 1;
 /// Most entries in one batch: the agent's largest `batch.max_entries`. A decoded entry takes
 /// more memory than its few encoded bytes, so this bounds what one record can cost a reader.
 pub const MAX_ENTRIES: usize = 100_000;
@@ -31,7 +63,7 @@ pub const MAX_ENTRIES: usize = 100_000;
 pub enum BatchError {
     #[error("not a LogFlux batch (bad magic)")]
     Magic,
-    #[error("batch format version {0} is not supported (this build reads 1)")]
+    #[error("batch format version {0} is not supported (this build reads 1 and 2)")]
     Version(u8),
     #[error("batch is truncated at byte {0}")]
     Truncated(usize),
@@ -39,17 +71,115 @@ pub enum BatchError {
     Varint(usize),
     #[error("entry {entry}: {what}")]
     Invalid { entry: usize, what: &'static str },
+    #[error("batch header: {0}")]
+    Header(&'static str),
     #[error("{0} bytes of trailing data after the last entry")]
     Trailing(usize),
     #[error("{0} entries in one batch (at most {max})", max = MAX_ENTRIES)]
     TooManyEntries(u64),
+    #[error("the entries would take more than {max} bytes", max = limits::MAX_BATCH_PLAINTEXT_BYTES)]
+    TooLarge,
 }
 
-/// Appends the encoding of `entries` to `out`.
+/// Appends the encoding of `entries` to `out`, in the current version (2): metadata that every
+/// entry carries with the same value is written once, sources, payload types and metadata keys
+/// once each in a dictionary.
 pub fn encode(entries: &[Entry], out: &mut Vec<u8>) {
-    out.reserve(8 + entries.iter().map(Entry::approx_size).sum::<usize>());
+    out.reserve(16 + entries.iter().map(|e| e.payload.len() + 8).sum::<usize>());
     out.extend_from_slice(MAGIC);
     out.push(VERSION);
+    put_varint(out, entries.len() as u64);
+    // Pairs of the first entry that every other entry carries with the same value; sorted,
+    // as the map iterates.
+    let common: Vec<(&str, &str)> = match entries.split_first() {
+        Some((first, rest)) => first
+            .metadata
+            .iter()
+            .filter(|(k, v)| {
+                rest.iter()
+                    .all(|e| e.metadata.get(k.as_str()).is_some_and(|x| x == *v))
+            })
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect(),
+        None => Vec::new(),
+    };
+    let is_common = |k: &str| common.binary_search_by(|(c, _)| (*c).cmp(k)).is_ok();
+    let mut dict = Dict::default();
+    for (k, _) in &common {
+        dict.id(k);
+    }
+    let mut sources = Vec::with_capacity(entries.len());
+    let mut ptypes = Vec::with_capacity(entries.len());
+    for e in entries {
+        sources.push(dict.id(&e.source));
+        ptypes.push(dict.id(&e.payload_type));
+        for k in e.metadata.keys() {
+            if !is_common(k) {
+                dict.id(k);
+            }
+        }
+    }
+    put_varint(out, dict.names.len() as u64);
+    for name in &dict.names {
+        put_str(out, name);
+    }
+    put_varint(out, common.len() as u64);
+    for (k, v) in &common {
+        put_varint(out, u64::from(dict.ids[k]));
+        put_str(out, v);
+    }
+    let mut prev = 0i64;
+    for e in entries {
+        put_varint(out, zigzag(e.timestamp_ns.wrapping_sub(prev)));
+        prev = e.timestamp_ns;
+    }
+    out.extend(entries.iter().map(|e| e.level.number()));
+    out.extend(entries.iter().map(|e| e.entry_type.number()));
+    for id in sources.into_iter().chain(ptypes) {
+        put_varint(out, u64::from(id));
+    }
+    for e in entries {
+        put_varint(out, (e.metadata.len() - common.len()) as u64);
+        for (k, v) in &e.metadata {
+            if !is_common(k) {
+                put_varint(out, u64::from(dict.ids[k.as_str()]));
+                put_str(out, v);
+            }
+        }
+    }
+    for e in entries {
+        put_varint(out, e.payload.len() as u64);
+    }
+    for e in entries {
+        out.extend_from_slice(e.payload.as_bytes());
+    }
+}
+
+/// Strings of a version 2 batch's dictionary, numbered in order of first use.
+#[derive(Default)]
+struct Dict<'e> {
+    ids: HashMap<&'e str, u32>,
+    names: Vec<&'e str>,
+}
+
+impl<'e> Dict<'e> {
+    fn id(&mut self, s: &'e str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.ids.insert(s, id);
+        self.names.push(s);
+        id
+    }
+}
+
+/// Appends the version 1 encoding of `entries` to `out`: what agents wrote before version 2,
+/// kept for golden files, tests and comparisons.
+pub fn encode_v1(entries: &[Entry], out: &mut Vec<u8>) {
+    out.reserve(8 + entries.iter().map(Entry::approx_size).sum::<usize>());
+    out.extend_from_slice(MAGIC);
+    out.push(VERSION_1);
     put_varint(out, entries.len() as u64);
     for e in entries {
         put_varint(out, zigzag(e.timestamp_ns));
@@ -66,66 +196,379 @@ pub fn encode(entries: &[Entry], out: &mut Vec<u8>) {
     }
 }
 
-/// Decodes a whole batch.
+/// The length of the version 1 encoding of `entries`: the size the batch's entries take
+/// written out one by one, which bounds what decoding any version may produce (see
+/// [`limits::MAX_BATCH_PLAINTEXT_BYTES`]).
+pub fn expanded_len(entries: &[Entry]) -> usize {
+    4 + varint_len(entries.len() as u64)
+        + entries
+            .iter()
+            .map(|e| {
+                entry_fixed_len(e.timestamp_ns, &e.source, &e.payload_type, &e.payload)
+                    + varint_len(e.metadata.len() as u64)
+                    + e.metadata
+                        .iter()
+                        .map(|(k, v)| str_len(k) + str_len(v))
+                        .sum::<usize>()
+            })
+            .sum::<usize>()
+}
+
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+fn str_len(s: &str) -> usize {
+    varint_len(s.len() as u64) + s.len()
+}
+
+/// A version 1 entry's length without its metadata pairs.
+fn entry_fixed_len(ts: i64, source: &str, payload_type: &str, payload: &str) -> usize {
+    varint_len(zigzag(ts)) + 2 + str_len(source) + str_len(payload_type) + str_len(payload)
+}
+
+/// Decodes a whole batch, of either version, into owned entries.
 pub fn decode(buf: &[u8]) -> Result<Vec<Entry>, BatchError> {
-    let mut r = Reader::new(buf);
-    if r.take(3).map_err(read)? != MAGIC {
-        return Err(BatchError::Magic);
+    Ok(BatchView::parse(buf)?
+        .iter()
+        .map(|e| e.to_entry())
+        .collect())
+}
+
+/// A decoded batch whose entries borrow their strings from the encoded bytes: nothing is
+/// copied but one small record per entry and per metadata pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchView<'a> {
+    version: u8,
+    entries: Vec<Raw<'a>>,
+    /// Every entry's own metadata pairs, entry after entry.
+    pairs: Vec<(&'a str, &'a str)>,
+    /// Pairs every entry carries (version 2), sorted by key.
+    common: Vec<(&'a str, &'a str)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Raw<'a> {
+    timestamp_ns: i64,
+    level: Level,
+    entry_type: EntryType,
+    source: &'a str,
+    payload_type: &'a str,
+    payload: &'a str,
+    pairs_start: usize,
+    pairs_end: usize,
+}
+
+/// One entry of a [`BatchView`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryRef<'v, 'a> {
+    /// Nanoseconds since the Unix epoch, UTC.
+    pub timestamp_ns: i64,
+    pub level: Level,
+    pub entry_type: EntryType,
+    pub source: &'a str,
+    pub payload_type: &'a str,
+    pub payload: &'a str,
+    /// The entry's own metadata pairs (in the order written: sorted by key in version 2).
+    pub own: &'v [(&'a str, &'a str)],
+    /// The pairs it shares with every entry of its batch, sorted by key; no key is in both.
+    pub common: &'v [(&'a str, &'a str)],
+}
+
+impl<'a> EntryRef<'_, 'a> {
+    /// Every metadata pair, the entry's own first, then the common ones.
+    pub fn metadata(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
+        self.own.iter().chain(self.common).copied()
     }
-    let version = r.byte().map_err(read)?;
-    if version != VERSION {
-        return Err(BatchError::Version(version));
+
+    /// The value of metadata `key`.
+    pub fn metadata_value(&self, key: &str) -> Option<&'a str> {
+        self.metadata().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
-    let count = r.varint().map_err(read)?;
-    if count > MAX_ENTRIES as u64 {
-        return Err(BatchError::TooManyEntries(count));
-    }
-    // Every entry takes at least 7 bytes, so a count beyond that is a lie.
-    let count = usize::try_from(count)
-        .ok()
-        .filter(|&c| c <= r.remaining() / 7)
-        .ok_or(BatchError::Truncated(buf.len()))?;
-    let mut entries = Vec::with_capacity(count);
-    for i in 0..count {
-        let invalid = |what| BatchError::Invalid { entry: i, what };
-        let field = |e: ReadError| match e {
-            ReadError::Utf8(_) => invalid("string is not UTF-8"),
-            other => read(other),
-        };
-        let timestamp_ns = unzigzag(r.varint().map_err(read)?);
-        let level = Level::from_number(i64::from(r.byte().map_err(read)?))
-            .ok_or(invalid("level out of range"))?;
-        let entry_type = EntryType::from_number(i64::from(r.byte().map_err(read)?))
-            .ok_or(invalid("entry type out of range"))?;
-        let source = r.string().map_err(field)?;
-        let payload_type = r.string().map_err(field)?;
-        let payload = r.string().map_err(field)?;
-        let pairs = r.varint().map_err(read)?;
-        if pairs > (r.remaining() / 2) as u64 {
-            return Err(BatchError::Truncated(buf.len()));
+
+    /// An owned copy.
+    pub fn to_entry(&self) -> Entry {
+        Entry {
+            timestamp_ns: self.timestamp_ns,
+            level: self.level,
+            entry_type: self.entry_type,
+            source: self.source.to_owned(),
+            payload: self.payload.to_owned(),
+            payload_type: self.payload_type.to_owned(),
+            metadata: self
+                .metadata()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect::<BTreeMap<_, _>>(),
         }
-        let mut metadata = BTreeMap::new();
-        for _ in 0..pairs {
-            let k = r.string().map_err(field)?;
-            let v = r.string().map_err(field)?;
-            if metadata.insert(k, v).is_some() {
+    }
+}
+
+impl<'a> BatchView<'a> {
+    /// Reads and checks a whole batch of either version.
+    pub fn parse(buf: &'a [u8]) -> Result<Self, BatchError> {
+        let mut r = Reader::new(buf);
+        if r.take(3).map_err(read)? != MAGIC {
+            return Err(BatchError::Magic);
+        }
+        let version = r.byte().map_err(read)?;
+        if version != VERSION_1 && version != VERSION {
+            return Err(BatchError::Version(version));
+        }
+        let count = r.varint().map_err(read)?;
+        if count > MAX_ENTRIES as u64 {
+            return Err(BatchError::TooManyEntries(count));
+        }
+        // Every entry takes at least 7 bytes in either version, so a count beyond that is a lie.
+        let count = usize::try_from(count)
+            .ok()
+            .filter(|&c| c <= r.remaining() / 7)
+            .ok_or(BatchError::Truncated(buf.len()))?;
+        let mut view = BatchView {
+            version,
+            entries: Vec::with_capacity(count),
+            pairs: Vec::new(),
+            common: Vec::new(),
+        };
+        if version == VERSION_1 {
+            view.parse_v1(&mut r, count)?;
+        } else {
+            view.parse_v2(&mut r, count, buf.len())?;
+        }
+        if r.remaining() != 0 {
+            return Err(BatchError::Trailing(r.remaining()));
+        }
+        Ok(view)
+    }
+
+    fn parse_v1(&mut self, r: &mut Reader<'a>, count: usize) -> Result<(), BatchError> {
+        for i in 0..count {
+            let invalid = |what| BatchError::Invalid { entry: i, what };
+            let field = |e: ReadError| match e {
+                ReadError::Utf8(_) => invalid("string is not UTF-8"),
+                other => read(other),
+            };
+            let timestamp_ns = unzigzag(r.varint().map_err(read)?);
+            let level = level_of(r.byte().map_err(read)?).ok_or(invalid("level out of range"))?;
+            let entry_type =
+                type_of(r.byte().map_err(read)?).ok_or(invalid("entry type out of range"))?;
+            let source = str_ref(r).map_err(field)?;
+            let payload_type = str_ref(r).map_err(field)?;
+            let payload = str_ref(r).map_err(field)?;
+            let pairs = r.varint().map_err(read)?;
+            if pairs > (r.remaining() / 2) as u64 {
+                return Err(BatchError::Truncated(r.pos()));
+            }
+            let pairs_start = self.pairs.len();
+            for _ in 0..pairs {
+                let k = str_ref(r).map_err(field)?;
+                let v = str_ref(r).map_err(field)?;
+                self.pairs.push((k, v));
+            }
+            if !keys_unique(&self.pairs[pairs_start..]) {
                 return Err(invalid("duplicate metadata key"));
             }
+            self.entries.push(Raw {
+                timestamp_ns,
+                level,
+                entry_type,
+                source,
+                payload_type,
+                payload,
+                pairs_start,
+                pairs_end: self.pairs.len(),
+            });
         }
-        entries.push(Entry {
-            timestamp_ns,
-            level,
-            entry_type,
-            source,
-            payload,
-            payload_type,
-            metadata,
-        });
+        Ok(())
     }
-    if r.remaining() != 0 {
-        return Err(BatchError::Trailing(r.remaining()));
+
+    fn parse_v2(&mut self, r: &mut Reader<'a>, count: usize, len: usize) -> Result<(), BatchError> {
+        let utf8 = |e: ReadError| match e {
+            ReadError::Utf8(_) => BatchError::Header("string is not UTF-8"),
+            other => read(other),
+        };
+        let n = r.varint().map_err(read)?;
+        if n > r.remaining() as u64 {
+            return Err(BatchError::Truncated(len));
+        }
+        let mut dict = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            dict.push(str_ref(r).map_err(utf8)?);
+        }
+        let name = |r: &mut Reader<'a>| -> Result<Option<&'a str>, BatchError> {
+            let i = r.varint().map_err(read)?;
+            Ok(usize::try_from(i).ok().and_then(|i| dict.get(i).copied()))
+        };
+        let pairs = r.varint().map_err(read)?;
+        if pairs > (r.remaining() / 2) as u64 {
+            return Err(BatchError::Truncated(r.pos()));
+        }
+        let mut common_len = 0usize;
+        for _ in 0..pairs {
+            let k = name(r)?.ok_or(BatchError::Header("dictionary index out of range"))?;
+            let v = str_ref(r).map_err(utf8)?;
+            if self.common.last().is_some_and(|(last, _)| *last >= k) {
+                return Err(BatchError::Header("common metadata keys out of order"));
+            }
+            common_len += str_len(k) + str_len(v);
+            self.common.push((k, v));
+        }
+        let mut prev = 0i64;
+        for _ in 0..count {
+            prev = prev.wrapping_add(unzigzag(r.varint().map_err(read)?));
+            self.entries.push(Raw {
+                timestamp_ns: prev,
+                level: Level::Info,
+                entry_type: EntryType::Log,
+                source: "",
+                payload_type: "",
+                payload: "",
+                pairs_start: 0,
+                pairs_end: 0,
+            });
+        }
+        let invalid = |entry, what| BatchError::Invalid { entry, what };
+        let levels = r.take(count).map_err(read)?;
+        let types = r.take(count).map_err(read)?;
+        for (i, (e, (&l, &t))) in self
+            .entries
+            .iter_mut()
+            .zip(levels.iter().zip(types))
+            .enumerate()
+        {
+            e.level = level_of(l).ok_or(invalid(i, "level out of range"))?;
+            e.entry_type = type_of(t).ok_or(invalid(i, "entry type out of range"))?;
+        }
+        for (i, e) in self.entries.iter_mut().enumerate() {
+            e.source = name(r)?.ok_or(invalid(i, "dictionary index out of range"))?;
+        }
+        for (i, e) in self.entries.iter_mut().enumerate() {
+            e.payload_type = name(r)?.ok_or(invalid(i, "dictionary index out of range"))?;
+        }
+        let field = |i, e: ReadError| match e {
+            ReadError::Utf8(_) => invalid(i, "string is not UTF-8"),
+            other => read(other),
+        };
+        for (i, e) in self.entries.iter_mut().enumerate() {
+            let pairs = r.varint().map_err(read)?;
+            if pairs > (r.remaining() / 2) as u64 {
+                return Err(BatchError::Truncated(r.pos()));
+            }
+            e.pairs_start = self.pairs.len();
+            for _ in 0..pairs {
+                let k = name(r)?.ok_or(invalid(i, "dictionary index out of range"))?;
+                let v = str_ref(r).map_err(|e| field(i, e))?;
+                if self.pairs[e.pairs_start..]
+                    .last()
+                    .is_some_and(|(last, _)| *last >= k)
+                {
+                    return Err(invalid(i, "metadata keys out of order"));
+                }
+                if self.common.binary_search_by(|(c, _)| (*c).cmp(k)).is_ok() {
+                    return Err(invalid(i, "duplicate metadata key"));
+                }
+                self.pairs.push((k, v));
+            }
+            e.pairs_end = self.pairs.len();
+        }
+        let mut lengths = Vec::with_capacity(count);
+        let mut total = 0usize;
+        for _ in 0..count {
+            let n = usize::try_from(r.varint().map_err(read)?).unwrap_or(usize::MAX);
+            total = total.saturating_add(n);
+            lengths.push(n);
+        }
+        if total > r.remaining() {
+            return Err(BatchError::Truncated(len));
+        }
+        let mut expanded = 4 + varint_len(count as u64);
+        for (i, (e, n)) in self.entries.iter_mut().zip(lengths).enumerate() {
+            let start = r.pos();
+            e.payload = std::str::from_utf8(r.take(n).map_err(read)?)
+                .map_err(|_| field(i, ReadError::Utf8(start)))?;
+            let own = &self.pairs[e.pairs_start..e.pairs_end];
+            expanded = expanded
+                .saturating_add(entry_fixed_len(
+                    e.timestamp_ns,
+                    e.source,
+                    e.payload_type,
+                    e.payload,
+                ))
+                .saturating_add(varint_len((own.len() + self.common.len()) as u64))
+                .saturating_add(own.iter().map(|(k, v)| str_len(k) + str_len(v)).sum())
+                .saturating_add(common_len);
+            if expanded > limits::MAX_BATCH_PLAINTEXT_BYTES {
+                return Err(BatchError::TooLarge);
+            }
+        }
+        Ok(())
     }
-    Ok(entries)
+
+    /// The format version it was written in.
+    pub fn version(&self) -> u8 {
+        self.version
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The metadata pairs every entry carries (version 2; empty for version 1), sorted by key.
+    pub fn common(&self) -> &[(&'a str, &'a str)] {
+        &self.common
+    }
+
+    /// Entry `i`.
+    pub fn get(&self, i: usize) -> Option<EntryRef<'_, 'a>> {
+        self.entries.get(i).map(|raw| self.entry(raw))
+    }
+
+    /// The entries in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = EntryRef<'_, 'a>> + '_ {
+        self.entries.iter().map(|raw| self.entry(raw))
+    }
+
+    fn entry(&self, raw: &Raw<'a>) -> EntryRef<'_, 'a> {
+        EntryRef {
+            timestamp_ns: raw.timestamp_ns,
+            level: raw.level,
+            entry_type: raw.entry_type,
+            source: raw.source,
+            payload_type: raw.payload_type,
+            payload: raw.payload,
+            own: &self.pairs[raw.pairs_start..raw.pairs_end],
+            common: &self.common,
+        }
+    }
+}
+
+fn level_of(b: u8) -> Option<Level> {
+    Level::from_number(i64::from(b))
+}
+
+fn type_of(b: u8) -> Option<EntryType> {
+    EntryType::from_number(i64::from(b))
+}
+
+/// A varint length and that many bytes of UTF-8, borrowed.
+fn str_ref<'a>(r: &mut Reader<'a>) -> Result<&'a str, ReadError> {
+    let start = r.pos();
+    let b = r.bytes()?;
+    std::str::from_utf8(b).map_err(|_| ReadError::Utf8(start))
+}
+
+/// Whether no two pairs share a key: linear when the keys are sorted (as written), else by
+/// sorting a copy of the keys.
+fn keys_unique(pairs: &[(&str, &str)]) -> bool {
+    if pairs.windows(2).all(|w| w[0].0 < w[1].0) {
+        return true;
+    }
+    let mut keys: Vec<&str> = pairs.iter().map(|(k, _)| *k).collect();
+    keys.sort_unstable();
+    keys.windows(2).all(|w| w[0] != w[1])
 }
 
 fn read(e: ReadError) -> BatchError {
@@ -166,20 +609,30 @@ mod tests {
     fn empty_batch_round_trips() {
         let mut buf = Vec::new();
         encode(&[], &mut buf);
+        assert_eq!(buf, b"LFB\x02\x00\x00\x00");
+        assert_eq!(decode(&buf).unwrap(), Vec::<Entry>::new());
+        buf.clear();
+        encode_v1(&[], &mut buf);
         assert_eq!(buf, b"LFB\x01\x00");
         assert_eq!(decode(&buf).unwrap(), Vec::<Entry>::new());
     }
 
     #[test]
     fn every_truncation_is_an_error() {
-        let mut buf = Vec::new();
-        encode(&sample(), &mut buf);
-        for n in 0..buf.len() {
-            assert!(decode(&buf[..n]).is_err(), "prefix of {n} bytes decoded");
+        for v1 in [true, false] {
+            let mut buf = Vec::new();
+            if v1 {
+                encode_v1(&sample(), &mut buf);
+            } else {
+                encode(&sample(), &mut buf);
+            }
+            for n in 0..buf.len() {
+                assert!(decode(&buf[..n]).is_err(), "prefix of {n} bytes decoded");
+            }
+            let mut extra = buf.clone();
+            extra.push(0);
+            assert_eq!(decode(&extra), Err(BatchError::Trailing(1)));
         }
-        let mut extra = buf.clone();
-        extra.push(0);
-        assert_eq!(decode(&extra), Err(BatchError::Trailing(1)));
     }
 
     #[test]
@@ -204,7 +657,8 @@ mod tests {
     #[test]
     fn header_errors() {
         assert_eq!(decode(b"XYZ\x01\x00"), Err(BatchError::Magic));
-        assert_eq!(decode(b"LFB\x02\x00"), Err(BatchError::Version(2)));
+        assert_eq!(decode(b"LFB\x03\x00"), Err(BatchError::Version(3)));
+        assert_eq!(decode(b"LFB\x00\x00"), Err(BatchError::Version(0)));
         // A count far beyond the input's size, and one beyond any batch.
         assert_eq!(decode(b"LFB\x01\xe8\x07"), Err(BatchError::Truncated(6)));
         assert_eq!(
@@ -221,7 +675,7 @@ mod tests {
     #[test]
     fn invalid_fields_are_errors() {
         let mut buf = Vec::new();
-        encode(&sample()[..1], &mut buf);
+        encode_v1(&sample()[..1], &mut buf);
         // Byte 5.. is the timestamp varint; level follows it.
         let ts_len = buf[5..].iter().position(|b| b & 0x80 == 0).unwrap() + 1;
         let mut bad = buf.clone();
@@ -251,6 +705,159 @@ mod tests {
                 what: "string is not UTF-8"
             })
         );
+    }
+
+    /// Agent-like entries: one file, one host, a parsed field that varies.
+    fn agent_entries(n: usize) -> Vec<Entry> {
+        (0..n)
+            .map(|i| {
+                let mut e = Entry::new(
+                    1_764_000_000_000_000_000 + i as i64 * 1_000_000,
+                    Level::Info,
+                    "app",
+                    &format!("GET /api/orders/{i} 200"),
+                );
+                e.metadata
+                    .insert("file".into(), "/var/log/app/app.log".into());
+                e.metadata.insert("host".into(), "web-1".into());
+                e.metadata
+                    .insert("status".into(), format!("{}", 200 + i % 3));
+                e
+            })
+            .collect()
+    }
+
+    #[test]
+    fn common_metadata_is_written_once() {
+        let entries = agent_entries(100);
+        let mut v2 = Vec::new();
+        encode(&entries, &mut v2);
+        let mut v1 = Vec::new();
+        encode_v1(&entries, &mut v1);
+        assert!(
+            v2.len() * 2 < v1.len(),
+            "v2 {} bytes, v1 {}",
+            v2.len(),
+            v1.len()
+        );
+        assert_eq!(v2.windows(5).filter(|w| w == b"web-1").count(), 1);
+        let view = BatchView::parse(&v2).unwrap();
+        assert_eq!(
+            view.common(),
+            &[("file", "/var/log/app/app.log"), ("host", "web-1")]
+        );
+        let e = view.get(7).unwrap();
+        assert_eq!(e.own, &[("status", "201")]);
+        assert_eq!(e.metadata_value("host"), Some("web-1"));
+        assert_eq!(e.payload, "GET /api/orders/7 200");
+        assert_eq!(e.to_entry(), entries[7]);
+        assert_eq!(decode(&v2).unwrap(), entries);
+        assert_eq!(decode(&v1).unwrap(), entries);
+        assert_eq!(BatchView::parse(&v1).unwrap().version(), 1);
+    }
+
+    #[test]
+    fn v2_invalid_fields_are_errors() {
+        // Hand-written: 1 entry, dict ["s", "k"], common k=v, t=0, level 7, type 1,
+        // source 0, payload type 0, no own pairs, payload "x".
+        let good: &[u8] = b"LFB\x02\x01\x02\x01s\x01k\x01\x01\x01v\x00\x07\x01\x00\x00\x00\x01x";
+        let e = decode(good).unwrap();
+        assert_eq!(e[0].metadata["k"], "v");
+        assert_eq!(e[0].source, "s");
+        let bad = |at: usize, byte: u8| {
+            let mut b = good.to_vec();
+            b[at] = byte;
+            decode(&b)
+        };
+        assert_eq!(
+            bad(11, 5),
+            Err(BatchError::Header("dictionary index out of range"))
+        );
+        assert_eq!(
+            bad(15, 9),
+            Err(BatchError::Invalid {
+                entry: 0,
+                what: "level out of range"
+            })
+        );
+        assert_eq!(
+            bad(16, 0),
+            Err(BatchError::Invalid {
+                entry: 0,
+                what: "entry type out of range"
+            })
+        );
+        assert_eq!(
+            bad(17, 2),
+            Err(BatchError::Invalid {
+                entry: 0,
+                what: "dictionary index out of range"
+            })
+        );
+        assert_eq!(
+            bad(21, 0xff),
+            Err(BatchError::Invalid {
+                entry: 0,
+                what: "string is not UTF-8"
+            })
+        );
+        assert_eq!(bad(7, 0xff), Err(BatchError::Header("string is not UTF-8")));
+        // An own pair repeating the common key.
+        let dup: &[u8] =
+            b"LFB\x02\x01\x02\x01s\x01k\x01\x01\x01v\x00\x07\x01\x00\x00\x01\x01\x01w\x01x";
+        assert_eq!(
+            decode(dup),
+            Err(BatchError::Invalid {
+                entry: 0,
+                what: "duplicate metadata key"
+            })
+        );
+        // Own keys out of order.
+        let unordered: &[u8] =
+            b"LFB\x02\x01\x02\x01s\x01k\x00\x00\x07\x01\x00\x00\x02\x00\x00\x01\x00\x01x";
+        assert_eq!(
+            decode(unordered),
+            Err(BatchError::Invalid {
+                entry: 0,
+                what: "metadata keys out of order"
+            })
+        );
+        // Common keys out of order.
+        let common: &[u8] =
+            b"LFB\x02\x01\x02\x01s\x01k\x02\x00\x00\x01\x00\x00\x07\x01\x00\x00\x00\x01x";
+        assert_eq!(
+            decode(common),
+            Err(BatchError::Header("common metadata keys out of order"))
+        );
+    }
+
+    #[test]
+    fn v2_cannot_expand_beyond_the_plaintext_limit() {
+        // 20 000 entries sharing one 1000-byte value: about 200 KB written, 20 MB as entries.
+        let mut entries = vec![Entry::new(0, Level::Info, "", ""); 20_000];
+        for e in &mut entries {
+            e.metadata.insert("k".into(), "v".repeat(1000));
+        }
+        assert!(expanded_len(&entries) > limits::MAX_BATCH_PLAINTEXT_BYTES);
+        let mut buf = Vec::new();
+        encode(&entries, &mut buf);
+        assert!(buf.len() < 200_000);
+        assert_eq!(decode(&buf), Err(BatchError::TooLarge));
+        entries.truncate(15_000);
+        buf.clear();
+        encode(&entries, &mut buf);
+        assert_eq!(decode(&buf).unwrap().len(), 15_000);
+    }
+
+    #[test]
+    fn timestamps_at_the_extremes_round_trip() {
+        let entries: Vec<Entry> = [i64::MIN, i64::MAX, 0, -1, i64::MIN, 5]
+            .iter()
+            .map(|&t| Entry::new(t, Level::Info, "", ""))
+            .collect();
+        let mut buf = Vec::new();
+        encode(&entries, &mut buf);
+        assert_eq!(decode(&buf).unwrap(), entries);
     }
 
     #[test]
@@ -288,15 +895,64 @@ mod tests {
         fn round_trips(entries in proptest::collection::vec(arb_entry(), 0..20)) {
             let mut buf = Vec::new();
             encode(&entries, &mut buf);
+            prop_assert_eq!(decode(&buf).unwrap(), entries.clone());
+            buf.clear();
+            encode_v1(&entries, &mut buf);
+            prop_assert_eq!(buf.len(), expanded_len(&entries));
+            prop_assert_eq!(decode(&buf).unwrap(), entries);
+        }
+
+        /// Entries that share metadata, sources and payload types, as an agent's batch does.
+        #[test]
+        fn shared_metadata_round_trips(
+            mut entries in proptest::collection::vec(arb_entry(), 1..20),
+            shared in proptest::collection::btree_map("[a-c]{0,2}", ".{0,6}", 0..4),
+            source in "[ab]{0,1}",
+        ) {
+            for (i, e) in entries.iter_mut().enumerate() {
+                e.metadata.extend(shared.clone());
+                if i % 2 == 0 {
+                    e.source = source.clone();
+                }
+            }
+            let mut buf = Vec::new();
+            encode(&entries, &mut buf);
+            let view = BatchView::parse(&buf).unwrap();
+            prop_assert_eq!(view.version(), VERSION);
+            for (k, v) in &shared {
+                prop_assert_eq!(view.iter().next().unwrap().metadata_value(k), Some(v.as_str()));
+            }
+            prop_assert!(view.common().len() >= shared.len());
             prop_assert_eq!(decode(&buf).unwrap(), entries);
         }
 
         #[test]
         fn arbitrary_bytes_never_panic(mut bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             let _ = decode(&bytes);
-            let mut prefixed = b"LFB\x01".to_vec();
-            prefixed.append(&mut bytes);
-            let _ = decode(&prefixed);
+            for version in [1u8, 2] {
+                let mut prefixed = vec![b'L', b'F', b'B', version];
+                prefixed.extend_from_slice(&bytes);
+                let _ = decode(&prefixed);
+            }
+            bytes.clear();
+        }
+
+        /// Whatever a version 2 batch decodes to re-encodes to a batch that decodes the same.
+        #[test]
+        fn mutated_batches_never_panic(
+            entries in proptest::collection::vec(arb_entry(), 1..6),
+            at in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+        ) {
+            let mut buf = Vec::new();
+            encode(&entries, &mut buf);
+            let i = at.index(buf.len());
+            buf[i] = byte;
+            if let Ok(d) = decode(&buf) {
+                let mut again = Vec::new();
+                encode(&d, &mut again);
+                prop_assert_eq!(decode(&again).unwrap(), d);
+            }
         }
     }
 }
