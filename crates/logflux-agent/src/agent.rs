@@ -265,6 +265,7 @@ impl Agent {
                 max_entries: cfg.batch.max_entries,
                 max_bytes: cfg.batch.max_bytes,
                 zstd_level: cfg.batch.zstd_level,
+                batch_format: cfg.batch.format,
                 time_granularity_ns: cfg.batch.time_granularity_ms as i64 * 1_000_000,
                 tenant_id: id.tenant_id.clone(),
                 application_id: id.application_id.clone(),

@@ -12,7 +12,7 @@
 //! inputs:
 //!   unix_socket: {path: /tmp/logflux-agent.sock, mode: "0660"}
 //!   tcp: {listen: 127.0.0.1:9999, shared_secret: ${LOGFLUX_SHARED_SECRET}}
-//! batch: {max_wait_ms: 1000, max_entries: 1000, max_bytes: 1048576, zstd_level: 1, time_granularity_ms: 1000}
+//! batch: {max_wait_ms: 1000, max_entries: 1000, max_bytes: 1048576, zstd_level: 1, time_granularity_ms: 1000, format: 2}
 //! rotation: {max_age_s: 86400, max_batches: 100000}
 //! spool: {dir: /var/lib/logflux-agent, max_bytes: 1073741824, fsync: always, when_full: block}
 //! shipper: {max_records_per_request: 64, max_request_bytes: 8388608}
@@ -248,6 +248,9 @@ pub struct BatchSection {
     pub zstd_level: i32,
     /// Records tell the server their time range rounded outward to this many milliseconds.
     pub time_granularity_ms: u64,
+    /// The batch encoding written: 2 (columns, shared metadata once; clients from issue 18 on
+    /// read it) or 1 (for clients older than that, while they are upgraded).
+    pub format: u8,
 }
 
 impl Default for BatchSection {
@@ -258,6 +261,7 @@ impl Default for BatchSection {
             max_bytes: 1024 * 1024,
             zstd_level: 1,
             time_granularity_ms: 1000,
+            format: logflux_proto::batch::VERSION,
         }
     }
 }
@@ -542,6 +546,12 @@ impl AgentConfig {
         }
         if !(-7..=19).contains(&b.zstd_level) {
             p.push("batch.zstd_level: -7..19".to_owned());
+        }
+        if !(1..=logflux_proto::batch::VERSION).contains(&b.format) {
+            p.push(format!(
+                "batch.format: 1 or {}",
+                logflux_proto::batch::VERSION
+            ));
         }
         if self.rotation.max_batches == 0 || self.rotation.max_age_s == 0 {
             p.push("rotation: max_age_s and max_batches must be positive".to_owned());

@@ -50,6 +50,8 @@ pub(crate) struct Metrics {
     pub(crate) batches_sealed: Counter,
     pub(crate) entries_sealed: Counter,
     pub(crate) entries_restamped: Counter,
+    /// Entries with more distinct words than one record may carry tokens for.
+    pub(crate) entries_tokens_truncated: Counter,
     /// Times found in lines that were not believed (before 1990, or in the future).
     pub(crate) timestamps_implausible: Family<InputLabel, Counter>,
     pub(crate) spooled_bytes: Counter,
@@ -88,6 +90,7 @@ impl Metrics {
             batches_sealed: Counter::default(),
             entries_sealed: Counter::default(),
             entries_restamped: Counter::default(),
+            entries_tokens_truncated: Counter::default(),
             timestamps_implausible: Family::default(),
             spooled_bytes: Counter::default(),
             spool_bytes: Gauge::default(),
@@ -125,6 +128,11 @@ impl Metrics {
             "entries_restamped",
             "Entries stamped with their arrival time: their own was more than 5 minutes ahead of the agent's clock (kept in metadata logflux_original_time)",
             m.entries_restamped.clone(),
+        );
+        r.register(
+            "entries_tokens_truncated",
+            "Entries alone in their record with more distinct words than a record carries blind tokens for (8192): some of their words do not find them",
+            m.entries_tokens_truncated.clone(),
         );
         r.register(
             "timestamps_implausible",

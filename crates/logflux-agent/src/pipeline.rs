@@ -16,6 +16,7 @@ use std::time::Duration;
 use logflux_crypto::{
     BatchSealer, CachedTokenSet, DEFAULT_TOKEN_CACHE, RecordBinding, SealingKey, TokenKey,
 };
+use logflux_proto::multipart::MAX_SEARCH_TOKENS;
 use logflux_proto::{Entry, limits, timefmt};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
@@ -196,6 +197,8 @@ pub(crate) struct SealerConfig {
     pub(crate) max_entries: usize,
     pub(crate) max_bytes: usize,
     pub(crate) zstd_level: i32,
+    /// The batch encoding version written (`batch.format`).
+    pub(crate) batch_format: u8,
     /// Records' time ranges are rounded outward to multiples of this, in nanoseconds.
     pub(crate) time_granularity_ns: i64,
     pub(crate) tenant_id: String,
@@ -211,10 +214,17 @@ pub(crate) struct SealerConfig {
     pub(crate) forwarders: Vec<crate::forward::Forwarder>,
 }
 
+/// Most batches sealed at once, whatever the core count: each sealing thread holds a batch, a
+/// compression context and a token cache, so memory grows with their number; four already
+/// seal faster than the spool's fsync and the server take records.
+const MAX_SEALING_WORKERS: usize = 4;
+
 /// How many batches are sealed at once: one per core (each on its own blocking thread, with
-/// its own compression context and token cache), at least 1.
+/// its own compression context and token cache), 1 to [`MAX_SEALING_WORKERS`].
 fn sealing_workers() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, MAX_SEALING_WORKERS)
 }
 
 /// Starts the sealer; it ends (after sealing what it holds) when every `Intake` is dropped.
@@ -326,7 +336,9 @@ fn start_with_workers(
             let n = batch.len() as u64;
             // Waits while `workers` batches are ahead of this one.
             let Ok(place) = sealed_tx.reserve().await else {
-                tracing::error!("spool writer stopped");
+                let lost = n + pending.len() as u64;
+                tracing::error!(entries = lost, "spool writer stopped");
+                shared.count_unspooled(lost);
                 break;
             };
             let s = sealers.clone();
@@ -396,16 +408,22 @@ async fn write_in_order(
                             f.offer(e);
                         }
                     }
-                    if let Some(record) = out.record {
-                        spool_record(&shared2, &config2, &record, out.entries.len() as u64);
+                    for record in &out.records {
+                        spool_record(&shared2, &config2, record, u64::from(record.count));
                     }
                 })
                 .await;
                 if let Err(e) = done {
-                    tracing::error!(error = %e, "spool writer thread failed");
+                    // Not known how far it got: the batch is counted as dropped (an upper
+                    // bound), so the loss shows.
+                    tracing::error!(error = %e, entries = n, "spool writer thread failed");
+                    shared.metrics.entries_dropped.inc_by(n);
                 }
             }
-            Err(e) => tracing::error!(error = %e, "sealer thread failed"),
+            Err(e) => {
+                tracing::error!(error = %e, entries = n, "sealer thread failed");
+                shared.metrics.entries_dropped.inc_by(n);
+            }
         }
         acks.lock().expect("lock").done(n);
     }
@@ -562,7 +580,9 @@ struct Worker {
 /// record, `None` when it could not be sealed (counted as dropped).
 struct Sealed {
     entries: Vec<Entry>,
-    record: Option<SpoolRecord>,
+    /// Usually one record; more when the batch had more distinct tokens than a record may carry
+    /// (`multipart::MAX_SEARCH_TOKENS`) and was split. Empty when it could not be sealed.
+    records: Vec<SpoolRecord>,
 }
 
 impl Sealers {
@@ -571,7 +591,7 @@ impl Sealers {
         if batch.is_empty() {
             return Sealed {
                 entries: batch,
-                record: None,
+                records: Vec::new(),
             };
         }
         let config = &self.config;
@@ -599,7 +619,7 @@ impl Sealers {
                         .inc_by(batch.len() as u64);
                     return Sealed {
                         entries: batch,
-                        record: None,
+                        records: Vec::new(),
                     };
                 }
             }
@@ -610,32 +630,58 @@ impl Sealers {
             .expect("lock")
             .pop()
             .unwrap_or_else(|| Worker {
-                sealer: BatchSealer::new(config.zstd_level),
+                sealer: BatchSealer::new(config.zstd_level).with_format(config.batch_format),
                 tokens: CachedTokenSet::new(self.token_key.clone(), DEFAULT_TOKEN_CACHE),
             });
-        let record = self.seal_with(&mut worker, &key_id, &sealing, &batch);
+        let mut records = Vec::with_capacity(1);
+        self.seal_with(&mut worker, &key_id, &sealing, &batch, &mut records);
         self.idle.lock().expect("lock").push(worker);
-        if record.is_some() {
+        for r in &records {
             self.shared.metrics.batches_sealed.inc();
             self.shared
                 .metrics
                 .entries_sealed
-                .inc_by(batch.len() as u64);
+                .inc_by(u64::from(r.count));
         }
         Sealed {
             entries: batch,
-            record,
+            records,
         }
     }
 
+    /// Seals `batch` into `out`: one record, or, when its entries have more distinct tokens
+    /// than the server takes on one record, the records of its halves (the server would refuse
+    /// the whole record, and the shipper would dead-letter it). A single entry over the limit
+    /// keeps the first `MAX_SEARCH_TOKENS` of its sorted tokens — a search for one of the
+    /// others misses it — and is counted in `logflux_agent_entries_tokens_truncated_total`.
     fn seal_with(
         &self,
         worker: &mut Worker,
         key_id: &str,
         sealing: &SealingKey,
         batch: &[Entry],
-    ) -> Option<SpoolRecord> {
+        out: &mut Vec<SpoolRecord>,
+    ) {
         let config = &self.config;
+        for e in batch {
+            worker.tokens.add_entry(e);
+        }
+        let mut tokens = worker.tokens.finish();
+        if tokens.len() > MAX_SEARCH_TOKENS {
+            if batch.len() > 1 {
+                let (a, b) = batch.split_at(batch.len() / 2);
+                self.seal_with(worker, key_id, sealing, a, out);
+                self.seal_with(worker, key_id, sealing, b, out);
+                return;
+            }
+            tracing::warn!(
+                tokens = tokens.len(),
+                limit = MAX_SEARCH_TOKENS,
+                "an entry has more distinct words than a record may carry tokens; some of its words will not find it"
+            );
+            self.shared.metrics.entries_tokens_truncated.inc();
+            tokens.truncate(MAX_SEARCH_TOKENS);
+        }
         let record_id = random_record_id();
         let binding = RecordBinding {
             tenant: &config.tenant_id,
@@ -651,18 +697,15 @@ impl Sealers {
                     .metrics
                     .entries_dropped
                     .inc_by(batch.len() as u64);
-                return None;
+                return;
             }
         };
-        for e in batch {
-            worker.tokens.add_entry(e);
-        }
         let (min_ts, max_ts) = rounded_range(
             sealed.time_range.0,
             sealed.time_range.1,
             config.time_granularity_ns,
         );
-        Some(SpoolRecord {
+        out.push(SpoolRecord {
             record_id,
             key_id: key_id.to_owned(),
             nonce: sealed.nonce,
@@ -670,9 +713,9 @@ impl Sealers {
             min_ts,
             max_ts,
             sealed_ns: logflux_proto::timefmt::now_ns(),
-            tokens: worker.tokens.finish().into_iter().map(|t| t.0).collect(),
+            tokens: tokens.into_iter().map(|t| t.0).collect(),
             body: sealed.ciphertext,
-        })
+        });
     }
 }
 
@@ -747,6 +790,7 @@ mod tests {
             max_entries: 1000,
             max_bytes: 1 << 20,
             zstd_level: 1,
+            batch_format: logflux_proto::batch::VERSION,
             time_granularity_ns: granule,
             tenant_id: String::new(),
             application_id: String::new(),
@@ -912,6 +956,13 @@ mod tests {
         );
     }
 
+    /// `f`, or a failed test after a minute (a regression hangs no test run).
+    async fn within<F: std::future::Future>(f: F) -> F::Output {
+        tokio::time::timeout(Duration::from_secs(60), f)
+            .await
+            .expect("timed out after 60 s")
+    }
+
     /// A sealer with `workers` sealing threads over a fresh spool in `dir`, and the private key
     /// that opens its records.
     fn sealer_in(
@@ -982,6 +1033,61 @@ mod tests {
             .collect()
     }
 
+    /// A batch whose entries hold more distinct words than the server takes tokens for on one
+    /// record is sealed as several records, each within the limit (the server would refuse the
+    /// whole record, and the shipper dead-letter it); an entry over the limit on its own keeps
+    /// the limit's worth of tokens and is counted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_with_too_many_distinct_tokens_is_split_into_records_the_server_takes() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut c = config(S);
+        // One message of 401 entries: all of them in the one batch cut (max_wait 1 ms).
+        c.max_entries = 1000;
+        let (shared, intake, task, private, _) = sealer_in(dir.path(), 2, c.clone());
+        let base = 1_763_675_346 * S;
+        // 400 entries of 60 distinct words each: 24 000 distinct words in one batch.
+        let mut entries: Vec<Entry> = (0..400)
+            .map(|i| {
+                let mut e = at(base);
+                e.payload = (0..60)
+                    .map(|w| format!("w{i}x{w}"))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                e
+            })
+            .collect();
+        // And one entry with 9 000 distinct words by itself.
+        let mut huge = at(base);
+        huge.payload = (0..9000)
+            .map(|w| format!("h{w}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        entries.push(huge);
+        let want: Vec<String> = entries.iter().map(|e| e.payload.clone()).collect();
+        within(intake.send_spooled(entries).await.expect("room"))
+            .await
+            .expect("spooled");
+        let records = spooled(&shared, dir.path(), &private, &c);
+        assert!(records.len() >= 4, "{} records", records.len());
+        for (r, es) in &records {
+            assert!(
+                r.tokens.len() <= MAX_SEARCH_TOKENS,
+                "{} tokens",
+                r.tokens.len()
+            );
+            assert_eq!(r.count as usize, es.len());
+        }
+        let got: Vec<String> = records
+            .iter()
+            .flat_map(|(_, es)| es.iter().map(|e| e.payload.clone()))
+            .collect();
+        assert_eq!(got, want, "every entry once, in order");
+        assert_eq!(shared.metrics.entries_tokens_truncated.get(), 1);
+        assert_eq!(shared.metrics.entries_sealed.get(), 401);
+        drop(intake);
+        task.await.expect("sealer");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sealing_on_several_threads_spools_batches_in_the_order_they_came() {
         let dir = tempfile::tempdir().expect("dir");
@@ -1004,7 +1110,7 @@ mod tests {
         }
         // Each input's wait resolves once its entries are in the spool.
         for w in waits {
-            w.await.expect("spooled");
+            within(w).await.expect("spooled");
         }
         let records = spooled(&shared, dir.path(), &private, &c);
         let got: Vec<String> = records
@@ -1056,7 +1162,9 @@ mod tests {
                 .expect("room");
         }
         // A max_wait of an hour: only the flush makes the last, partial batch.
-        intake.flush().await.expect("room").await.expect("flushed");
+        within(intake.flush().await.expect("room"))
+            .await
+            .expect("flushed");
         let n: usize = spooled(&shared, dir.path(), &private, &c)
             .iter()
             .map(|(_, es)| es.len())

@@ -41,6 +41,8 @@ pub struct SealedBatch {
 pub struct BatchSealer {
     compressor: zstd::bulk::Compressor<'static>,
     plain: Vec<u8>,
+    /// The batch encoding version written.
+    format: u8,
 }
 
 impl std::fmt::Debug for BatchSealer {
@@ -61,7 +63,19 @@ impl BatchSealer {
         BatchSealer {
             compressor,
             plain: Vec::new(),
+            format: batch::VERSION,
         }
+    }
+
+    /// Writes batch format `version` instead of the newest: 1 for readers older than version 2
+    /// (an agent upgraded before the clients that read it). Any other value writes the newest.
+    pub fn with_format(mut self, version: u8) -> Self {
+        self.format = if version == batch::VERSION_1 {
+            batch::VERSION_1
+        } else {
+            batch::VERSION
+        };
+        self
     }
 
     /// Encodes, compresses and seals `entries` under a fresh nonce.
@@ -111,7 +125,11 @@ impl BatchSealer {
             });
         }
         self.plain.clear();
-        batch::encode(entries, &mut self.plain);
+        if self.format == batch::VERSION_1 {
+            batch::encode_v1(entries, &mut self.plain);
+        } else {
+            batch::encode(entries, &mut self.plain);
+        }
         if self.plain.len() > MAX_BATCH_PLAINTEXT {
             return Err(CryptoError::TooLarge {
                 limit: MAX_BATCH_PLAINTEXT,

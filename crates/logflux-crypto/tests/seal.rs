@@ -62,6 +62,29 @@ fn batch_round_trip_and_metadata() {
     assert_eq!(opened, entries);
 }
 
+/// `with_format(1)` writes version 1, for clients older than version 2; the default writes
+/// the newest; both open to the same entries.
+#[test]
+fn the_sealer_writes_the_batch_format_it_is_asked_for() {
+    let key = SealingKey::new(&Dek::generate().unwrap());
+    let entries = sample(50);
+    for (sealer, version) in [
+        (BatchSealer::new(1).with_format(1), 1u8),
+        (BatchSealer::new(1), logflux_proto::batch::VERSION),
+        (BatchSealer::new(1).with_format(2), 2),
+    ] {
+        let mut sealer = sealer;
+        let sealed = sealer.seal(&key, &BINDING, &entries).unwrap();
+        let plain =
+            logflux_crypto::open_batch_plain(&key, &BINDING, &sealed.nonce, &sealed.ciphertext)
+                .unwrap()
+                .plain;
+        assert_eq!(&plain[..4], &[b'L', b'F', b'B', version]);
+        let opened = open_batch(&key, &BINDING, &sealed.nonce, &sealed.ciphertext).unwrap();
+        assert_eq!(opened, entries);
+    }
+}
+
 #[test]
 fn nonces_are_fresh_for_every_seal() {
     let key = SealingKey::new(&Dek::generate().unwrap());

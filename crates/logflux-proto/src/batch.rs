@@ -303,7 +303,34 @@ impl<'a> EntryRef<'_, 'a> {
     }
 }
 
+/// Most memory a view's own tables (dictionary, metadata pairs, entries) may take. Every item
+/// takes at least a byte or two of the batch but 16 to 72 bytes in the tables, so without this a
+/// hostile batch of a few MiB (compressing to almost nothing) could make each reader allocate
+/// hundreds; the agent's batches (`limits::MAX_AGENT_BATCH_BYTES` of entries, each entry and
+/// pair counted at ≥ 96 bytes) stay far below it.
+const MAX_VIEW_TABLES_BYTES: usize = limits::MAX_BATCH_PLAINTEXT_BYTES;
+
 impl<'a> BatchView<'a> {
+    /// `TooLarge` when a dictionary of `dict` names, the pairs read so far plus `more_pairs`,
+    /// and the entries would take more than [`MAX_VIEW_TABLES_BYTES`]; checked before reading
+    /// (and allocating) them.
+    fn check_tables(&self, dict: u64, more_pairs: u64) -> Result<(), BatchError> {
+        let n = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        let pairs = (self.pairs.len() + self.common.len()).saturating_add(n(more_pairs));
+        let bytes = n(dict)
+            .saturating_mul(std::mem::size_of::<&str>())
+            .saturating_add(pairs.saturating_mul(std::mem::size_of::<(&str, &str)>()))
+            .saturating_add(
+                self.entries
+                    .capacity()
+                    .saturating_mul(std::mem::size_of::<Raw<'_>>()),
+            );
+        if bytes > MAX_VIEW_TABLES_BYTES {
+            return Err(BatchError::TooLarge);
+        }
+        Ok(())
+    }
+
     /// Reads and checks a whole batch of either version.
     pub fn parse(buf: &'a [u8]) -> Result<Self, BatchError> {
         let mut r = Reader::new(buf);
@@ -358,6 +385,7 @@ impl<'a> BatchView<'a> {
             if pairs > (r.remaining() / 2) as u64 {
                 return Err(BatchError::Truncated(r.pos()));
             }
+            self.check_tables(0, pairs)?;
             let pairs_start = self.pairs.len();
             for _ in 0..pairs {
                 let k = str_ref(r).map_err(field)?;
@@ -390,6 +418,7 @@ impl<'a> BatchView<'a> {
         if n > r.remaining() as u64 {
             return Err(BatchError::Truncated(len));
         }
+        self.check_tables(n, 0)?;
         let mut dict = Vec::with_capacity(n as usize);
         for _ in 0..n {
             dict.push(str_ref(r).map_err(utf8)?);
@@ -402,6 +431,7 @@ impl<'a> BatchView<'a> {
         if pairs > (r.remaining() / 2) as u64 {
             return Err(BatchError::Truncated(r.pos()));
         }
+        self.check_tables(n, pairs)?;
         let mut common_len = 0usize;
         for _ in 0..pairs {
             let k = name(r)?.ok_or(BatchError::Header("dictionary index out of range"))?;
@@ -452,6 +482,18 @@ impl<'a> BatchView<'a> {
             let pairs = r.varint().map_err(read)?;
             if pairs > (r.remaining() / 2) as u64 {
                 return Err(BatchError::Truncated(r.pos()));
+            }
+            // (`self.entries` is borrowed by the loop: the same check, spelled out.)
+            let tables = (n as usize)
+                .saturating_mul(std::mem::size_of::<&str>())
+                .saturating_add(
+                    (self.pairs.len() + self.common.len())
+                        .saturating_add(usize::try_from(pairs).unwrap_or(usize::MAX))
+                        .saturating_mul(std::mem::size_of::<(&str, &str)>()),
+                )
+                .saturating_add(count.saturating_mul(std::mem::size_of::<Raw<'_>>()));
+            if tables > MAX_VIEW_TABLES_BYTES {
+                return Err(BatchError::TooLarge);
             }
             e.pairs_start = self.pairs.len();
             for _ in 0..pairs {
@@ -847,6 +889,45 @@ mod tests {
         buf.clear();
         encode(&entries, &mut buf);
         assert_eq!(decode(&buf).unwrap().len(), 15_000);
+    }
+
+    /// Items that cost a byte or two in the batch but 16–32 bytes in a view's tables: a
+    /// dictionary of millions of empty names, or millions of metadata pairs, are refused before
+    /// they are allocated (a few MiB of zeros compress to almost nothing).
+    #[test]
+    fn a_view_s_tables_are_bounded_whatever_the_batch_claims() {
+        let varint = |mut v: u64, out: &mut Vec<u8>| loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out.push(b);
+                break;
+            }
+            out.push(b | 0x80);
+        };
+        // Version 2, no entries, a dictionary of 2 M empty names.
+        let names = 2_000_000u64;
+        let mut buf = b"LFB\x02".to_vec();
+        varint(0, &mut buf);
+        varint(names, &mut buf);
+        buf.resize(buf.len() + names as usize, 0);
+        varint(0, &mut buf);
+        assert_eq!(BatchView::parse(&buf).err(), Some(BatchError::TooLarge));
+        // The same with 100 000 names is a valid (empty) batch.
+        let mut ok = b"LFB\x02".to_vec();
+        varint(0, &mut ok);
+        varint(100_000, &mut ok);
+        ok.resize(ok.len() + 100_000, 0);
+        varint(0, &mut ok);
+        assert_eq!(BatchView::parse(&ok).map(|v| v.len()), Ok(0));
+        // Version 1, one entry with 1 M metadata pairs of empty strings (2 MB).
+        let pairs = 1_000_000u64;
+        let mut v1 = b"LFB\x01".to_vec();
+        varint(1, &mut v1);
+        v1.extend_from_slice(&[0, 3, 1, 0, 0, 0]); // time 0, info, log, three empty strings
+        varint(pairs, &mut v1);
+        v1.resize(v1.len() + 2 * pairs as usize, 0);
+        assert_eq!(BatchView::parse(&v1).err(), Some(BatchError::TooLarge));
     }
 
     #[test]
