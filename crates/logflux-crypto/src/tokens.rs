@@ -341,14 +341,14 @@ fn visit_inputs(
 }
 
 /// Entries a [`CachedTokenSet`] remembers by default: about 1 MiB of memory, at most ~2.5 MiB
-/// (inputs are at most [`MAX_CACHED_INPUT`] bytes).
+/// (inputs over 96 bytes are not cached).
 pub const DEFAULT_TOKEN_CACHE: usize = 16 * 1024;
 
 /// Longer MAC inputs are not cached (they are MAC'd each time they occur): a word is at most
 /// `word` ‖ 0 ‖ 64 bytes, and typical metadata (`meta:file` ‖ 0 ‖ a path) fits, while unique
 /// long values (URLs, user agents) would otherwise fill the cache with kilobytes each and push
 /// the common words out.
-pub const MAX_CACHED_INPUT: usize = 96;
+pub(crate) const MAX_CACHED_INPUT: usize = 96;
 
 /// Slots of a [`CachedTokenSet`]'s front cache (about 28 KiB).
 const FRONT_SLOTS: usize = 512;
