@@ -127,14 +127,10 @@ impl Form {
     fn record_bytes(self, v: Value, body: Option<&Bytes>) -> Bytes {
         let mut out = Vec::with_capacity(2);
         self.record(v, body, &mut out);
-        if out.len() == 1 {
-            return out.pop().expect("one");
+        match out.as_slice() {
+            [one] => one.clone(),
+            parts => parts.concat().into(),
         }
-        let mut one = Vec::with_capacity(out.iter().map(Bytes::len).sum());
-        for b in out {
-            one.extend_from_slice(&b);
-        }
-        one.into()
     }
 
     fn response(self, chunks: Vec<Bytes>) -> Response {

@@ -36,16 +36,7 @@ async fn ingest(t: &TestServer, api_key: &str, key_id: &str, dek: &Dek, ts0: i64
             &body,
         );
     }
-    let r = t
-        .http
-        .post(format!("{}/v1/ingest", t.base))
-        .bearer_auth(api_key)
-        .header("content-type", w.content_type())
-        .body(w.finish())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    t.ingest_accepted(api_key, w).await;
 }
 
 /// POSTs `body` to `path` with `accept`; the content type and the whole reply.

@@ -35,16 +35,7 @@ async fn send(
         ],
         &body,
     );
-    let r = t
-        .http
-        .post(format!("{}/v1/ingest", t.base))
-        .bearer_auth(api_key)
-        .header("content-type", w.content_type())
-        .body(w.finish())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
+    t.ingest_accepted(api_key, w).await;
 }
 
 /// Reads NDJSON lines from a streaming response until `n` record lines arrived.

@@ -60,16 +60,7 @@ async fn ingest(
         );
         nonces.push(n64);
     }
-    let r = t
-        .http
-        .post(format!("{}/v1/ingest", t.base))
-        .bearer_auth(api_key)
-        .header("content-type", w.content_type())
-        .body(w.finish())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    t.ingest_accepted(api_key, w).await;
     nonces
 }
 

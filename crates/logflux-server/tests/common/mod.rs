@@ -130,6 +130,21 @@ impl TestServer {
     }
 
     /// Handshake as an SDK: returns the key id for `wrapped`.
+    /// POSTs the parts of `w` to `/v1/ingest` with `api_key`; fails the test unless they are
+    /// accepted (202).
+    pub async fn ingest_accepted(&self, api_key: &str, w: logflux_proto::multipart::Writer) {
+        let r = self
+            .http
+            .post(format!("{}/v1/ingest", self.base))
+            .bearer_auth(api_key)
+            .header("content-type", w.content_type())
+            .body(w.finish())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    }
+
     pub async fn register_key(&self, api_key: &str, wrapped: &[u8]) -> String {
         let init = self
             .http
