@@ -31,6 +31,7 @@ mod aead;
 mod batch;
 mod dek;
 mod error;
+mod fastmac;
 pub mod keyfile;
 mod keys;
 mod oaep_mgf1_sha1;

@@ -2,8 +2,9 @@
 //!
 //! The JDK's `OAEPWithSHA-256AndMGF1Padding` without explicit parameters uses MGF1-SHA1.
 //! aws-lc-rs offers OAEP only with matching hashes, so this module calls the same AWS-LC
-//! library through `aws-lc-sys` to set the MGF1 hash on its own. It is the crate's only unsafe
-//! code: a handful of calls with owned pointers released by `Drop` guards.
+//! library through `aws-lc-sys` to set the MGF1 hash on its own. Its unsafe code (with
+//! `fastmac`'s one call, the crate's only) is a handful of calls with owned pointers released
+//! by `Drop` guards.
 #![allow(unsafe_code)]
 
 use std::os::raw::c_long;

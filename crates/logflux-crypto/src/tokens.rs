@@ -21,11 +21,12 @@ use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
 
-use aws_lc_rs::{hkdf, hmac};
+use aws_lc_rs::hkdf;
 use logflux_proto::Entry;
 use zeroize::Zeroizing;
 
 use crate::error::CryptoError;
+use crate::fastmac::MacKey;
 
 /// Length of a search key in bytes.
 pub const SEARCH_KEY_LEN: usize = 32;
@@ -76,18 +77,31 @@ impl SearchKey {
 
     /// The token key of one application.
     pub fn token_key(&self, application: &str) -> TokenKey {
+        /// HKDF output of the HMAC-SHA256 key length.
+        struct KeyLen;
+        impl hkdf::KeyType for KeyLen {
+            fn len(&self) -> usize {
+                TOKEN_KEY_LEN
+            }
+        }
         let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, HKDF_SALT).extract(self.0.as_ref());
         let info = [application.as_bytes()];
         let okm = prk
-            .expand(&info, hmac::HMAC_SHA256)
+            .expand(&info, KeyLen)
             .expect("32 bytes is a valid HKDF-SHA256 output length");
-        TokenKey(hmac::Key::from(okm))
+        let mut key = Zeroizing::new([0u8; TOKEN_KEY_LEN]);
+        okm.fill(key.as_mut())
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        TokenKey(MacKey::new(key.as_ref()))
     }
 }
 
-/// One application's token key.
+/// Length of a token key: the HMAC-SHA256 output length, as `hmac::Key::from(Okm)` takes it.
+const TOKEN_KEY_LEN: usize = 32;
+
+/// One application's token key (kept as the HMAC's inner and outer SHA-256 states).
 #[derive(Clone)]
-pub struct TokenKey(hmac::Key);
+pub struct TokenKey(MacKey);
 
 impl fmt::Debug for TokenKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -143,12 +157,7 @@ impl TokenKey {
     }
 
     fn mac(&self, input: &[u8]) -> Token {
-        let tag = hmac::sign(&self.0, input);
-        Token(u64::from_be_bytes(
-            tag.as_ref()[..8]
-                .try_into()
-                .expect("HMAC-SHA256 is 32 bytes"),
-        ))
+        Token(self.0.mac64(input))
     }
 }
 
@@ -350,8 +359,11 @@ pub const DEFAULT_TOKEN_CACHE: usize = 16 * 1024;
 /// the common words out.
 pub(crate) const MAX_CACHED_INPUT: usize = 96;
 
-/// Slots of a [`CachedTokenSet`]'s front cache (about 28 KiB).
-const FRONT_SLOTS: usize = 512;
+/// Sets of a [`CachedTokenSet`]'s front cache, each of [`FRONT_WAYS`] slots (4 Ki slots of 56
+/// bytes, about 224 KiB: within a core's L2 cache).
+const FRONT_SETS: usize = 2048;
+/// Slots per set of the front cache.
+const FRONT_WAYS: usize = 2;
 
 /// Inputs up to this many bytes are kept inside the cache's table (one memory access per
 /// lookup instead of two); most are (`word` ‖ 0 ‖ a word of a few letters).
@@ -399,6 +411,16 @@ impl std::borrow::Borrow<[u8]> for Input {
     }
 }
 
+/// A slot of [`CachedTokenSet`]'s front cache.
+#[derive(Clone)]
+struct FrontSlot {
+    hash: u64,
+    input: Input,
+    token: Token,
+    /// The last batch that listed the token.
+    seen: u64,
+}
+
 /// A batch's token set bound to one token key, with a bounded cache of MAC inputs → tokens
 /// kept across batches: a token depends only on the key and its input, so a word seen in an
 /// earlier batch is not MAC'd again. The cache lives in memory only; it is emptied when it is
@@ -410,11 +432,14 @@ pub struct CachedTokenSet {
     cache: std::collections::HashMap<Input, (Token, u64), foldhash::fast::RandomState>,
     capacity: usize,
     batch: u64,
-    /// A small direct-mapped cache in front of `cache` (a few dozen KiB, so it stays in the
-    /// core's own caches): the inputs repeated in nearly every entry — level, type, source,
-    /// metadata values, common words — are found there without a walk into the large table.
-    /// Each slot: input, token, last batch that listed it.
-    front: Box<[Option<(Input, Token, u64)>]>,
+    /// A small two-way set-associative cache in front of `cache` (a few hundred KiB, so it
+    /// stays in the core's own caches): the inputs repeated in nearly every entry — level,
+    /// type, source, metadata values, common words — are found there without a walk into the
+    /// large table. An input enters it only when found in the large table (seen before), so
+    /// values unique to one entry (order numbers, fractions of seconds) do not push the
+    /// recurring ones out. Each slot: the input's hash, input, token, last batch that listed
+    /// it.
+    front: Box<[Option<FrontSlot>]>,
     front_hasher: foldhash::fast::RandomState,
     out: Vec<Token>,
     scratch: Vec<u8>,
@@ -439,7 +464,7 @@ impl CachedTokenSet {
             cache: std::collections::HashMap::default(),
             capacity: capacity.max(1),
             batch: 0,
-            front: vec![None; FRONT_SLOTS].into_boxed_slice(),
+            front: vec![None; FRONT_SETS * FRONT_WAYS].into_boxed_slice(),
             front_hasher: foldhash::fast::RandomState::default(),
             out: Vec::new(),
             scratch: Vec::with_capacity(128),
@@ -477,15 +502,17 @@ impl CachedTokenSet {
                 out.push(key.mac(input));
                 return;
             }
-            let slot = &mut front[hasher.hash_one(input) as usize % FRONT_SLOTS];
-            if let Some((k, t, seen)) = slot
-                && k.as_slice() == input
-            {
-                if *seen != batch {
-                    *seen = batch;
-                    out.push(*t);
+            let hash = hasher.hash_one(input);
+            let set = (hash as usize % FRONT_SETS) * FRONT_WAYS;
+            let ways = &mut front[set..set + FRONT_WAYS];
+            for slot in ways.iter_mut().flatten() {
+                if slot.hash == hash && slot.input.as_slice() == input {
+                    if slot.seen != batch {
+                        slot.seen = batch;
+                        out.push(slot.token);
+                    }
+                    return;
                 }
-                return;
             }
             // Not in front: the large table (its own mark may lag the front's; a token listed
             // twice in a batch is removed by `finish`).
@@ -498,6 +525,7 @@ impl CachedTokenSet {
                     *t
                 }
                 None => {
+                    // First seen (or forgotten): MAC'd, remembered in the large table only.
                     let t = key.mac(input);
                     if cache.len() >= capacity {
                         // Bounded: start over (what this batch listed stays listed; a
@@ -506,10 +534,17 @@ impl CachedTokenSet {
                     }
                     cache.insert(Input::new(input), (t, batch));
                     out.push(t);
-                    t
+                    return;
                 }
             };
-            *slot = Some((Input::new(input), t, batch));
+            // Seen before: into the front, the newest first in its set.
+            ways.rotate_right(1);
+            ways[0] = Some(FrontSlot {
+                hash,
+                input: Input::new(input),
+                token: t,
+                seen: batch,
+            });
         });
     }
 

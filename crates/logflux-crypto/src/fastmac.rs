@@ -1,0 +1,139 @@
+//! HMAC-SHA256 of blind-token inputs with the key's inner and outer SHA-256 states computed
+//! once, when the key is made: a token is then two or three runs of the SHA-256 compression
+//! function (`aws-lc-sys`'s `SHA256_TransformBlocks`, with the CPU's SHA extensions), with no
+//! HMAC context set up, copied and torn down per input. The same function as
+//! `aws_lc_rs::hmac` (RFC 2104); `tests` checks it against it for every input length up to
+//! three blocks, and `tests/golden.rs` against the committed v1 tokens.
+//!
+//! Measured need for the unsafe call (docs/benchmarks.md, issue 18 round 2): the HMAC context's
+//! set-up, copy and finalisation cost about three times the compression itself in the agent's
+//! file path, where lines carry values new in every line (fractions of seconds, order
+//! numbers), each MAC'd once.
+#![allow(unsafe_code)]
+
+use aws_lc_sys as sys;
+use zeroize::Zeroize;
+
+/// SHA-256's initial state (FIPS 180-4, 5.3.3).
+const IV: [u32; 8] = [
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
+    0x5be0_cd19,
+];
+
+const BLOCK: usize = 64;
+
+/// An HMAC-SHA256 key as the SHA-256 states after its inner and outer padded blocks.
+#[derive(Clone)]
+pub(crate) struct MacKey {
+    inner: [u32; 8],
+    outer: [u32; 8],
+}
+
+impl Drop for MacKey {
+    fn drop(&mut self) {
+        self.inner.zeroize();
+        self.outer.zeroize();
+    }
+}
+
+/// Runs the compression function over `blocks` (a whole number of 64-byte blocks).
+fn compress(state: &mut [u32; 8], blocks: &[u8]) {
+    assert!(blocks.len().is_multiple_of(BLOCK), "whole blocks only");
+    // SAFETY: `state` is the 8 words the function updates; `blocks` is readable for
+    // `blocks.len() / 64` whole blocks; nothing else is touched.
+    unsafe {
+        sys::SHA256_TransformBlocks(state.as_mut_ptr(), blocks.as_ptr(), blocks.len() / BLOCK)
+    }
+}
+
+impl MacKey {
+    /// The key of `key` (at most one block; a token key is 32 bytes).
+    pub(crate) fn new(key: &[u8]) -> Self {
+        assert!(
+            key.len() <= BLOCK,
+            "keys longer than a block are hashed first; not needed here"
+        );
+        let mut pad = [0u8; BLOCK];
+        let state = |xor: u8, pad: &mut [u8; BLOCK]| {
+            pad.fill(xor);
+            for (p, k) in pad.iter_mut().zip(key) {
+                *p ^= k;
+            }
+            let mut s = IV;
+            compress(&mut s, pad);
+            s
+        };
+        let inner = state(0x36, &mut pad);
+        let outer = state(0x5c, &mut pad);
+        pad.zeroize();
+        MacKey { inner, outer }
+    }
+
+    /// The first 8 bytes, big-endian, of HMAC-SHA256(key, `input`).
+    pub(crate) fn mac64(&self, input: &[u8]) -> u64 {
+        let mut s = self.inner;
+        let whole = input.len() - input.len() % BLOCK;
+        if whole > 0 {
+            compress(&mut s, &input[..whole]);
+        }
+        // The rest, 0x80, zeros, and the bit length of key block + input, in one or two blocks.
+        let rest = &input[whole..];
+        let mut tail = [0u8; 2 * BLOCK];
+        tail[..rest.len()].copy_from_slice(rest);
+        tail[rest.len()] = 0x80;
+        let n = if rest.len() < BLOCK - 8 {
+            BLOCK
+        } else {
+            2 * BLOCK
+        };
+        let bits = ((BLOCK + input.len()) as u64) * 8;
+        tail[n - 8..n].copy_from_slice(&bits.to_be_bytes());
+        compress(&mut s, &tail[..n]);
+        // Outer: the inner digest (32 bytes), padded to one block.
+        let mut block = [0u8; BLOCK];
+        for (i, w) in s.iter().enumerate() {
+            block[4 * i..4 * i + 4].copy_from_slice(&w.to_be_bytes());
+        }
+        block[32] = 0x80;
+        block[BLOCK - 8..].copy_from_slice(&(((BLOCK + 32) as u64) * 8).to_be_bytes());
+        let mut o = self.outer;
+        compress(&mut o, &block);
+        let token = (u64::from(o[0]) << 32) | u64::from(o[1]);
+        s.zeroize();
+        tail.zeroize();
+        block.zeroize();
+        o.zeroize();
+        token
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lc_rs::hmac;
+
+    #[test]
+    fn the_first_eight_bytes_of_hmac_sha256_for_every_length() {
+        for key in [
+            vec![0u8; 32],
+            (0..32).collect::<Vec<u8>>(),
+            vec![0xa5; 64],
+            b"k".to_vec(),
+        ] {
+            let fast = MacKey::new(&key);
+            let reference = hmac::Key::new(hmac::HMAC_SHA256, &key);
+            for len in 0..=3 * BLOCK + 1 {
+                let input: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+                let tag = hmac::sign(&reference, &input);
+                let want = u64::from_be_bytes(tag.as_ref()[..8].try_into().unwrap());
+                assert_eq!(fast.mac64(&input), want, "key {key:?}, length {len}");
+            }
+        }
+    }
+}
