@@ -295,6 +295,23 @@ fn file_context(
     (source, meta)
 }
 
+/// A file's parser (its source and metadata) and its path as text.
+type FileContext = (Parser, String);
+
+/// The context of the file at `path`, made by `make` the first time.
+fn context_of(
+    contexts: &mut HashMap<Arc<Path>, Arc<FileContext>>,
+    path: &Arc<Path>,
+    make: impl FnOnce() -> (Parser, String),
+) -> Arc<FileContext> {
+    if let Some(c) = contexts.get(path) {
+        return c.clone();
+    }
+    let c = Arc::new(make());
+    contexts.insert(path.clone(), c.clone());
+    c
+}
+
 /// An acknowledgement that is already there (for offsets with no entries to wait for).
 fn ready_ack() -> tokio::sync::oneshot::Receiver<()> {
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -361,7 +378,10 @@ async fn run_inner(
     // Each file's event being joined, with the file's path (for its source and metadata).
     let mut joiners: HashMap<u64, (Joiner, Arc<Path>)> = HashMap::new();
     let mut partials: HashMap<u64, String> = HashMap::new();
-    let mut contexts: HashMap<PathBuf, (Parser, String)> = HashMap::new();
+    let mut contexts: HashMap<Arc<Path>, Arc<FileContext>> = HashMap::new();
+    // The last line's file and its context: lines come file by file, each sharing its file's
+    // `Arc<Path>`, so most lines find theirs without hashing the path.
+    let mut last: Option<(Arc<Path>, Arc<FileContext>)> = None;
     let mut last_line = Instant::now();
     let mut last_saved: Vec<crate::tail::Checkpoint> = Vec::new();
     let mut in_flight: std::collections::VecDeque<(
@@ -416,22 +436,30 @@ async fn run_inner(
         let mut ends: HashMap<u64, u64> = HashMap::new();
         for (file, path, text, end) in events {
             // One parser per file (its source and metadata), made once.
-            let (parser, path_text) = contexts.entry(path.to_path_buf()).or_insert_with(|| {
-                let (source, meta) = file_context(kind, &cfg, &path);
-                (
-                    Parser {
-                        format: cfg.format,
-                        nginx: nginx.clone(),
-                        detector: detector.clone(),
-                        source,
-                        metadata: meta
-                            .into_iter()
-                            .chain(cfg.metadata.iter().map(|(k, v)| (k.clone(), v.clone())))
-                            .collect(),
-                    },
-                    path.to_string_lossy().into_owned(),
-                )
-            });
+            let context = match &last {
+                Some((p, c)) if Arc::ptr_eq(p, &path) => c.clone(),
+                _ => {
+                    let c = context_of(&mut contexts, &path, || {
+                        let (source, meta) = file_context(kind, &cfg, &path);
+                        (
+                            Parser {
+                                format: cfg.format,
+                                nginx: nginx.clone(),
+                                detector: detector.clone(),
+                                source,
+                                metadata: meta
+                                    .into_iter()
+                                    .chain(cfg.metadata.iter().map(|(k, v)| (k.clone(), v.clone())))
+                                    .collect(),
+                            },
+                            path.to_string_lossy().into_owned(),
+                        )
+                    });
+                    last = Some((path.clone(), c.clone()));
+                    c
+                }
+            };
+            let (parser, path_text) = &*context;
             let partial = partials.entry(file).or_default();
             match parser.parse(text, path_text, partial) {
                 Parsed::Entry(e) => entries.push(*e),

@@ -120,6 +120,8 @@ pub(crate) fn intake_budget_kib(spool_max_bytes: u64) -> u32 {
 #[derive(Debug)]
 struct Msg {
     entries: Vec<Entry>,
+    /// The entries' `Entry::approx_size`, summed once here for the whole way to the sealer.
+    bytes: usize,
     _permit: OwnedSemaphorePermit,
     spooled: Option<oneshot::Sender<()>>,
     /// Seal what is gathered now instead of waiting out `max_wait` (a `flush`).
@@ -164,12 +166,8 @@ impl Intake {
         spooled: Option<oneshot::Sender<()>>,
         seal_now: bool,
     ) -> Result<(), QueueFull> {
-        let kib = entries
-            .iter()
-            .map(Entry::approx_size)
-            .sum::<usize>()
-            .div_ceil(1024)
-            .max(1);
+        let bytes = entries.iter().map(Entry::approx_size).sum::<usize>();
+        let kib = bytes.div_ceil(1024).max(1);
         let kib = u32::try_from(kib).unwrap_or(u32::MAX).min(self.budget_kib);
         let acquire = self.budget.clone().acquire_many_owned(kib);
         let permit = match wait {
@@ -182,6 +180,7 @@ impl Intake {
         self.tx
             .send(Msg {
                 entries,
+                bytes,
                 _permit: permit,
                 spooled,
                 seal_now,
@@ -287,7 +286,12 @@ fn start_with_workers(
                 if restamped > 0 {
                     shared.metrics.entries_restamped.inc_by(restamped);
                 }
-                *bytes += entries.iter().map(Entry::approx_size).sum::<usize>();
+                // Sized once by the intake; a restamped entry gained a metadata pair.
+                *bytes += if restamped > 0 {
+                    entries.iter().map(Entry::approx_size).sum::<usize>()
+                } else {
+                    m.bytes
+                };
                 *span = entries.iter().fold(*span, |(lo, hi), e| {
                     (lo.min(e.timestamp_ns), hi.max(e.timestamp_ns))
                 });
@@ -326,10 +330,18 @@ fn start_with_workers(
                     () = tokio::time::sleep_until(deadline) => break,
                 }
             }
-            // Seal what fits in one batch; the rest starts the next one.
-            let rest = pending.split_off(batch_len(&pending, &config));
+            // Seal what fits in one batch; the rest starts the next one (moved into a vector
+            // sized for a batch, so gathering the next one does not grow it step by step).
+            let cut = batch_len_of(&pending, bytes, &config);
+            let mut rest = Vec::with_capacity(
+                config
+                    .max_entries
+                    .min(PENDING_CAPACITY)
+                    .max(pending.len() - cut),
+            );
+            rest.extend(pending.drain(cut..));
             let batch = std::mem::replace(&mut pending, rest);
-            bytes = bytes.saturating_sub(batch.iter().map(Entry::approx_size).sum());
+            bytes = pending.iter().map(Entry::approx_size).sum();
             span = pending.iter().fold((i64::MAX, i64::MIN), |(lo, hi), e| {
                 (lo.min(e.timestamp_ns), hi.max(e.timestamp_ns))
             });
@@ -510,14 +522,29 @@ fn rounded_span(lo: i64, hi: i64, granule: i64) -> i64 {
 /// `max_bytes` (but at least one entry), and a rounded time range no wider than
 /// `limits::MAX_RECORD_SPAN_NS` — files read from archives can hold months of lines, which
 /// then make several records, each with a true, bounded range.
+#[cfg(test)]
 fn batch_len(pending: &[Entry], config: &SealerConfig) -> usize {
+    cut_len(pending, config, true)
+}
+
+/// [`batch_len`] for entries whose `approx_size` sum is `pending_bytes`: their sizes are looked
+/// at only when together they are over `max_bytes` (otherwise no prefix is).
+fn batch_len_of(pending: &[Entry], pending_bytes: usize, config: &SealerConfig) -> usize {
+    cut_len(pending, config, pending_bytes > config.max_bytes)
+}
+
+/// Entries a new pending vector has room for (growing it step by step moves every entry
+/// several times).
+const PENDING_CAPACITY: usize = 1024;
+
+fn cut_len(pending: &[Entry], config: &SealerConfig, by_bytes: bool) -> usize {
     let (mut lo, mut hi, mut bytes) = (i64::MAX, i64::MIN, 0usize);
     for (i, e) in pending.iter().enumerate() {
         if i == config.max_entries {
             return i;
         }
         let (l, h) = (lo.min(e.timestamp_ns), hi.max(e.timestamp_ns));
-        let b = bytes + e.approx_size();
+        let b = if by_bytes { bytes + e.approx_size() } else { 0 };
         if i > 0
             && (b > config.max_bytes
                 || rounded_span(l, h, config.time_granularity_ns) > limits::MAX_RECORD_SPAN_NS)
