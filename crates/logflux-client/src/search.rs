@@ -1,5 +1,6 @@
 //! `logflux search`, `tail`, `export` and `stats`.
 
+use std::collections::VecDeque;
 use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,8 +11,11 @@ use clap::{Args, ValueEnum};
 use logflux_proto::{EntryView, Level, timefmt};
 use serde_json::json;
 
+use crate::api::Line;
 use crate::config::Settings;
-use crate::fetch::{Bodies, Chunk, Mapper, Merger, Session, spawn_query};
+use crate::fetch::{
+    Bodies, Chunk, Mapper, Merger, OpenedRuns, Run, RunMerger, Session, spawn_query,
+};
 use crate::filter::{FilterArgs, parse_duration};
 use crate::live::Live;
 use crate::output::{Format, Printer, Style, Zone, chosen, render};
@@ -201,9 +205,17 @@ async fn probe_rest(
     session: &Session,
     rx: &mut tokio::sync::mpsc::Receiver<anyhow::Result<Chunk>>,
 ) -> Rest {
+    probe_rest_from(session, rx, 0, false).await
+}
+
+/// [`probe_rest`] after `examined` records, of which some could not be opened (`unopened`).
+async fn probe_rest_from(
+    session: &Session,
+    rx: &mut tokio::sync::mpsc::Receiver<anyhow::Result<Chunk>>,
+    mut examined: usize,
+    mut unopened: bool,
+) -> Rest {
     let nothing: Mapper<()> = Arc::new(|_| ());
-    let mut examined = 0;
-    let mut unopened = false;
     while let Some(chunk) = rx.recv().await {
         let Ok(chunk) = chunk else {
             return Rest::Unknown;
@@ -283,6 +295,161 @@ pub(crate) async fn run_query<T: Send + 'static>(
         }
     }
     Ok(sum)
+}
+
+/// Chunks of records opened ahead of the one being printed, at most: what is being opened
+/// overlaps with merging and writing, and memory stays bounded by a few chunks.
+const OPEN_AHEAD: usize = 2;
+
+/// A chunk being opened, in the order chunks came.
+enum Opening {
+    Open {
+        task: tokio::task::JoinHandle<anyhow::Result<OpenedRuns>>,
+        records: usize,
+        watermark: Option<i64>,
+        done: bool,
+    },
+    /// The query failed here.
+    Failed(anyhow::Error),
+}
+
+/// [`run_query`] for printed output (`search`, `export`): each record's entries rendered in
+/// `style` into one buffer where it is decrypted, records merged as runs rather than entry by
+/// entry, and the next chunks opened while one is written. The same order, limit and
+/// [`Summary::rest`]; `write` gets entries that follow each other in the output (a run and
+/// the range of its entries), `progress` sees each chunk.
+pub(crate) async fn run_listing(
+    session: &Session,
+    newest_first: bool,
+    limit: u64,
+    style: Style,
+    mut write: impl FnMut(&Run, usize, usize) -> anyhow::Result<()>,
+    mut progress: impl FnMut(&Summary) -> anyhow::Result<()>,
+) -> anyhow::Result<Summary> {
+    let mut rx = spawn_query(
+        session.api.clone(),
+        session.query(newest_first),
+        Bodies::Listed,
+    );
+    let open = |records: Vec<Line>| {
+        let session = session.clone();
+        tokio::spawn(async move { session.open_runs(records, style, newest_first).await })
+    };
+    let mut merger = RunMerger::new(newest_first);
+    let mut sum = Summary::default();
+    let mut opening: VecDeque<Opening> = VecDeque::new();
+    let mut listed = false;
+    loop {
+        // Every chunk already here starts opening; the next is waited for only when none is
+        // being opened.
+        while !listed && opening.len() < OPEN_AHEAD {
+            let next = if opening.is_empty() {
+                rx.recv().await
+            } else {
+                match rx.try_recv() {
+                    Ok(c) => Some(c),
+                    Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
+                    Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => None,
+                }
+            };
+            match next {
+                None => listed = true,
+                Some(Err(e)) => {
+                    listed = true;
+                    opening.push_back(Opening::Failed(e));
+                }
+                Some(Ok(chunk)) => {
+                    listed = chunk.done;
+                    opening.push_back(Opening::Open {
+                        records: chunk.records.len(),
+                        task: open(chunk.records),
+                        watermark: chunk.watermark,
+                        done: chunk.done,
+                    });
+                }
+            }
+        }
+        let Some(step) = opening.pop_front() else {
+            break;
+        };
+        let (opened, watermark, done) = match step {
+            Opening::Failed(e) => return Err(e),
+            Opening::Open {
+                task,
+                watermark,
+                done,
+                ..
+            } => (task.await.context("decryption task")??, watermark, done),
+        };
+        sum.records += opened.records;
+        sum.errors += opened.errors.len() as u64;
+        for run in opened.runs {
+            merger.push(run);
+        }
+        let room = |sum: &Summary| {
+            if limit == 0 {
+                usize::MAX
+            } else {
+                usize::try_from(limit - sum.entries).unwrap_or(usize::MAX)
+            }
+        };
+        while let Some(span) = merger.pop(watermark, done, room(&sum)) {
+            sum.entries += span.len() as u64;
+            write(span.run, span.from, span.to)?;
+            if limit > 0 && sum.entries >= limit {
+                // Entries held for ordering matched too.
+                sum.rest = if !merger.is_empty() {
+                    Rest::More
+                } else if done {
+                    Rest::None
+                } else {
+                    probe_opened(session, &mut rx, opening).await
+                };
+                return Ok(sum);
+            }
+        }
+        progress(&sum)?;
+        if done {
+            break;
+        }
+    }
+    Ok(sum)
+}
+
+/// [`probe_rest`] beginning with the chunks already being opened.
+async fn probe_opened(
+    session: &Session,
+    rx: &mut tokio::sync::mpsc::Receiver<anyhow::Result<Chunk>>,
+    opening: VecDeque<Opening>,
+) -> Rest {
+    let mut examined = 0;
+    let mut unopened = false;
+    for step in opening {
+        let Opening::Open {
+            task,
+            records,
+            done,
+            ..
+        } = step
+        else {
+            return Rest::Unknown;
+        };
+        examined += records;
+        let Ok(Ok(opened)) = task.await else {
+            return Rest::Unknown;
+        };
+        unopened |= !opened.errors.is_empty();
+        if opened.runs.iter().any(|r| !r.ends.is_empty()) {
+            return Rest::More;
+        }
+        if done {
+            return if unopened { Rest::Unknown } else { Rest::None };
+        }
+        if examined >= PROBE_RECORDS {
+            return Rest::Unknown;
+        }
+    }
+    probe_rest_from(session, rx, examined, unopened).await
 }
 
 pub(crate) fn status(sum: &Summary) -> i32 {
@@ -396,29 +563,42 @@ pub(crate) async fn search(settings: &Settings, mut args: SearchArgs) -> anyhow:
     let mut held: Vec<String> = Vec::new();
     let r: anyhow::Result<Summary> = async {
         printer.borrow_mut().begin()?;
-        let sum = run_query(
-            &session,
-            newest_first,
-            args.limit,
-            Arc::new(move |e| render(style, &e)),
-            |r| {
-                if hold {
+        let sum = if hold {
+            run_query(
+                &session,
+                newest_first,
+                args.limit,
+                Arc::new(move |e| render(style, &e)),
+                |r| {
                     held.push(r);
-                } else {
-                    printer.borrow_mut().rendered(r.as_bytes())?;
-                }
-                Ok(true)
-            },
-            // Whatever a step decrypted is shown at once (a flush per chunk of records, not
-            // per entry), on a terminal or down a pipe.
-            |_| {
-                if !hold {
+                    Ok(true)
+                },
+                |_| Ok(()),
+            )
+            .await
+        } else {
+            run_listing(
+                &session,
+                newest_first,
+                args.limit,
+                style,
+                |run, from, to| {
+                    printer.borrow_mut().rendered_many(
+                        &run.bytes,
+                        run.start(from),
+                        &run.ends[from..to],
+                    )?;
+                    Ok(())
+                },
+                // Whatever a step decrypted is shown at once (a flush per chunk of records,
+                // not per entry), on a terminal or down a pipe.
+                |_| {
                     printer.borrow_mut().flush()?;
-                }
-                Ok(())
-            },
-        )
-        .await;
+                    Ok(())
+                },
+            )
+            .await
+        };
         // Entries held to be shown oldest first are shown even when the query failed part
         // way, as streamed ones are.
         for r in held.iter().rev() {
@@ -576,15 +756,15 @@ pub(crate) async fn export(settings: &Settings, args: ExportArgs) -> anyhow::Res
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     let started = Instant::now();
-    let run = run_query(
+    let run = run_listing(
         &session,
         args.order == Order::Newest,
         0,
-        Arc::new(move |e| render(style, &e)),
-        |r| {
-            printer.rendered(r.as_bytes())?;
-            bar.inc(1);
-            Ok(true)
+        style,
+        |run, from, to| {
+            printer.rendered_many(&run.bytes, run.start(from), &run.ends[from..to])?;
+            bar.inc((to - from) as u64);
+            Ok(())
         },
         |s| {
             bar.set_message(format!("from {} records", s.records));
