@@ -1,6 +1,5 @@
 //! `logflux search`, `tail`, `export` and `stats`.
 
-use std::collections::VecDeque;
 use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,7 +10,6 @@ use clap::{Args, ValueEnum};
 use logflux_proto::{EntryView, Level, timefmt};
 use serde_json::json;
 
-use crate::api::Line;
 use crate::config::Settings;
 use crate::fetch::{
     Bodies, Chunk, Mapper, Merger, OpenedRuns, Run, RunMerger, Session, spawn_query,
@@ -205,17 +203,9 @@ async fn probe_rest(
     session: &Session,
     rx: &mut tokio::sync::mpsc::Receiver<anyhow::Result<Chunk>>,
 ) -> Rest {
-    probe_rest_from(session, rx, 0, false).await
-}
-
-/// [`probe_rest`] after `examined` records, of which some could not be opened (`unopened`).
-async fn probe_rest_from(
-    session: &Session,
-    rx: &mut tokio::sync::mpsc::Receiver<anyhow::Result<Chunk>>,
-    mut examined: usize,
-    mut unopened: bool,
-) -> Rest {
     let nothing: Mapper<()> = Arc::new(|_| ());
+    let mut examined = 0;
+    let mut unopened = false;
     while let Some(chunk) = rx.recv().await {
         let Ok(chunk) = chunk else {
             return Rest::Unknown;
@@ -297,8 +287,9 @@ pub(crate) async fn run_query<T: Send + 'static>(
     Ok(sum)
 }
 
-/// Chunks of records opened ahead of the one being printed, at most: what is being opened
-/// overlaps with merging and writing, and memory stays bounded by a few chunks.
+/// Chunks of records opened ahead of the one being printed, at most (besides the one
+/// waiting to join them): opening overlaps with merging and writing, and memory stays bounded
+/// by a few chunks.
 const OPEN_AHEAD: usize = 2;
 
 /// A chunk being opened, in the order chunks came.
@@ -311,6 +302,49 @@ enum Opening {
     },
     /// The query failed here.
     Failed(anyhow::Error),
+}
+
+/// Starts opening each chunk of the session's query as soon as it arrives, at most
+/// [`OPEN_AHEAD`] ahead of the receiver.
+fn spawn_opening(
+    session: &Session,
+    newest_first: bool,
+    style: Style,
+) -> tokio::sync::mpsc::Receiver<Opening> {
+    let (tx, rx) = tokio::sync::mpsc::channel(OPEN_AHEAD);
+    let session = session.clone();
+    tokio::spawn(async move {
+        let mut chunks = spawn_query(
+            session.api.clone(),
+            session.query(newest_first),
+            Bodies::Listed,
+        );
+        while let Some(chunk) = chunks.recv().await {
+            let (step, last) = match chunk {
+                Err(e) => (Opening::Failed(e), true),
+                Ok(chunk) => {
+                    let s = session.clone();
+                    let records = chunk.records;
+                    (
+                        Opening::Open {
+                            records: records.len(),
+                            task: tokio::spawn(async move {
+                                s.open_runs(records, style, newest_first).await
+                            }),
+                            watermark: chunk.watermark,
+                            done: chunk.done,
+                        },
+                        chunk.done,
+                    )
+                }
+            };
+            // The receiver gone (the limit reached, stdout closed): nothing more to open.
+            if tx.send(step).await.is_err() || last {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 /// [`run_query`] for printed output (`search`, `export`): each record's entries rendered in
@@ -326,52 +360,17 @@ pub(crate) async fn run_listing(
     mut write: impl FnMut(&Run, usize, usize) -> anyhow::Result<()>,
     mut progress: impl FnMut(&Summary) -> anyhow::Result<()>,
 ) -> anyhow::Result<Summary> {
-    let mut rx = spawn_query(
-        session.api.clone(),
-        session.query(newest_first),
-        Bodies::Listed,
-    );
-    let open = |records: Vec<Line>| {
-        let session = session.clone();
-        tokio::spawn(async move { session.open_runs(records, style, newest_first).await })
-    };
+    let mut opening = spawn_opening(session, newest_first, style);
     let mut merger = RunMerger::new(newest_first);
     let mut sum = Summary::default();
-    let mut opening: VecDeque<Opening> = VecDeque::new();
-    let mut listed = false;
-    loop {
-        // Every chunk already here starts opening; the next is waited for only when none is
-        // being opened.
-        while !listed && opening.len() < OPEN_AHEAD {
-            let next = if opening.is_empty() {
-                rx.recv().await
-            } else {
-                match rx.try_recv() {
-                    Ok(c) => Some(c),
-                    Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
-                    Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => None,
-                }
-            };
-            match next {
-                None => listed = true,
-                Some(Err(e)) => {
-                    listed = true;
-                    opening.push_back(Opening::Failed(e));
-                }
-                Some(Ok(chunk)) => {
-                    listed = chunk.done;
-                    opening.push_back(Opening::Open {
-                        records: chunk.records.len(),
-                        task: open(chunk.records),
-                        watermark: chunk.watermark,
-                        done: chunk.done,
-                    });
-                }
-            }
+    let room = |sum: &Summary| {
+        if limit == 0 {
+            usize::MAX
+        } else {
+            usize::try_from(limit - sum.entries).unwrap_or(usize::MAX)
         }
-        let Some(step) = opening.pop_front() else {
-            break;
-        };
+    };
+    while let Some(step) = opening.recv().await {
         let (opened, watermark, done) = match step {
             Opening::Failed(e) => return Err(e),
             Opening::Open {
@@ -386,13 +385,6 @@ pub(crate) async fn run_listing(
         for run in opened.runs {
             merger.push(run);
         }
-        let room = |sum: &Summary| {
-            if limit == 0 {
-                usize::MAX
-            } else {
-                usize::try_from(limit - sum.entries).unwrap_or(usize::MAX)
-            }
-        };
         while let Some(span) = merger.pop(watermark, done, room(&sum)) {
             sum.entries += span.len() as u64;
             write(span.run, span.from, span.to)?;
@@ -403,7 +395,7 @@ pub(crate) async fn run_listing(
                 } else if done {
                     Rest::None
                 } else {
-                    probe_opened(session, &mut rx, opening).await
+                    probe_opened(&mut opening).await
                 };
                 return Ok(sum);
             }
@@ -416,15 +408,11 @@ pub(crate) async fn run_listing(
     Ok(sum)
 }
 
-/// [`probe_rest`] beginning with the chunks already being opened.
-async fn probe_opened(
-    session: &Session,
-    rx: &mut tokio::sync::mpsc::Receiver<anyhow::Result<Chunk>>,
-    opening: VecDeque<Opening>,
-) -> Rest {
+/// [`probe_rest`] over the chunks [`spawn_opening`] opens.
+async fn probe_opened(opening: &mut tokio::sync::mpsc::Receiver<Opening>) -> Rest {
     let mut examined = 0;
     let mut unopened = false;
-    for step in opening {
+    while let Some(step) = opening.recv().await {
         let Opening::Open {
             task,
             records,
@@ -443,13 +431,13 @@ async fn probe_opened(
             return Rest::More;
         }
         if done {
-            return if unopened { Rest::Unknown } else { Rest::None };
+            break;
         }
         if examined >= PROBE_RECORDS {
             return Rest::Unknown;
         }
     }
-    probe_rest_from(session, rx, examined, unopened).await
+    if unopened { Rest::Unknown } else { Rest::None }
 }
 
 pub(crate) fn status(sum: &Summary) -> i32 {

@@ -143,7 +143,7 @@ impl EntryView {
 /// Appends `s` as a JSON string, byte for byte as `serde_json::to_writer` writes it (`\"`,
 /// `\\`, `\b`, `\f`, `\n`, `\r`, `\t`, other control characters as `\u00xx`, everything
 /// else as it is), eight bytes at a time where nothing needs escaping.
-pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &str) {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     // Whether any byte of `w` is below 0x20, `"` or `\` (exact as a yes/no answer).
