@@ -344,7 +344,7 @@ fn render_record(
         };
         run.ends.push((place(r, ts), run.bytes.len()));
     })?;
-    run.into_order(newest_first);
+    run.put_in_order(newest_first);
     Ok(run)
 }
 
@@ -366,7 +366,7 @@ impl Run {
 
     /// Puts the entries in the order a merge of `newest_first` takes them (newest or oldest
     /// first; equal times in the record's order). Records usually are in order already.
-    fn into_order(&mut self, newest_first: bool) {
+    fn put_in_order(&mut self, newest_first: bool) {
         let before = |a: i64, b: i64| if newest_first { a >= b } else { a <= b };
         if self.ends.windows(2).all(|w| before(w[0].0, w[1].0)) {
             return;
