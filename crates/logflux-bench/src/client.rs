@@ -37,6 +37,17 @@ pub(crate) struct Args {
     /// Work directory parent (default: a temporary directory under /tmp).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// The `logflux` binary to search with (default: the one beside this program): a build
+    /// kept from before a change, measured on the same stored records.
+    #[arg(long)]
+    logflux_bin: Option<PathBuf>,
+    /// Searches with this `logflux` too, alternating run by run with the other, and prints
+    /// both (before/after pairs from one run on a noisy machine).
+    #[arg(long)]
+    compare_bin: Option<PathBuf>,
+    /// Only the searches: not `logflux serve`'s figures.
+    #[arg(long)]
+    search_only: bool,
 }
 
 /// ~200-byte access-log entries; every `needle_every`-th carries the word `needle`.
@@ -154,7 +165,10 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let server_bin = procs::sibling("logflux-server")?;
-    let client_bin = procs::sibling("logflux")?;
+    let client_bin = match &args.logflux_bin {
+        Some(b) => b.clone(),
+        None => procs::sibling("logflux")?,
+    };
     let work = match &args.dir {
         Some(d) => tempfile::tempdir_in(d)?,
         None => tempfile::tempdir()?,
@@ -417,6 +431,22 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         "| word search: client CPU time / peak RSS | {:.2} s / {:.0} MiB |",
         word.cpu, word.rss_mib
     );
+    if let Some(other) = &args.compare_bin {
+        compare(
+            other,
+            &client_bin,
+            &config,
+            &zst,
+            args.runs,
+            args.entries,
+            needles,
+        )
+        .await?;
+    }
+    if args.search_only {
+        drop(server);
+        return Ok(());
+    }
     let mut live = Live {
         http: &http,
         base: &base,
@@ -439,6 +469,96 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await?;
     drop(server);
+    Ok(())
+}
+
+/// `--compare-bin`: the same searches with two `logflux` binaries, run after run in turn
+/// (before, after, after, before, …) beside `zstdcat`, each pair printed.
+async fn compare(
+    before: &Path,
+    after: &Path,
+    config: &Path,
+    zst: &Path,
+    pairs: usize,
+    entries: usize,
+    needles: usize,
+) -> anyhow::Result<()> {
+    let search = |bin: &Path, word: bool| {
+        let mut c = tokio::process::Command::new(bin);
+        c.arg("--config").arg(config).args(if word {
+            &["search", "needle", "--limit", "0", "--format", "ndjson"][..]
+        } else {
+            &[
+                "search", "--limit", "0", "--order", "oldest", "--format", "ndjson",
+            ][..]
+        });
+        c
+    };
+    let shell = |script: String| {
+        let mut c = tokio::process::Command::new("sh");
+        c.arg("-c").arg(script);
+        c
+    };
+    println!(
+        "\nSame run, `logflux` before = {}, after = {}, alternated (before first in odd pairs, after first in even ones):\n",
+        before.display(),
+        after.display()
+    );
+    println!(
+        "| pair | full listing before / `zstdcat` | after / `zstdcat` | client CPU before → after | entries/s per core before → after | cores busy before → after | peak RSS before → after | word search before / after / `zstdcat \\| grep` |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for pair in 0..pairs {
+        let order: [&Path; 2] = if pair % 2 == 0 {
+            [before, after]
+        } else {
+            [after, before]
+        };
+        let mut all = Vec::new();
+        let mut word = Vec::new();
+        for bin in order {
+            let a = timed(search(bin, false)).await?;
+            let w = timed(search(bin, true)).await?;
+            if a.lines != entries || w.lines != needles {
+                bail!(
+                    "{}: {} entries listed and {} found, expected {entries} and {needles}",
+                    bin.display(),
+                    a.lines,
+                    w.lines
+                );
+            }
+            all.push(a);
+            word.push(w);
+        }
+        if pair % 2 == 1 {
+            all.reverse();
+            word.reverse();
+        }
+        let base = timed(shell(format!("zstdcat {}", zst.display()))).await?;
+        let grep = timed(shell(format!("zstdcat {} | grep -w needle", zst.display()))).await?;
+        let ratio = |r: &Run, b: &Run| r.last.as_secs_f64() / b.last.as_secs_f64();
+        println!(
+            "| {} | {} / {} = **{:.2}×** | {} / {} = **{:.2}×** | {:.2} s → {:.2} s | {:.0} → {:.0} | {:.2} → {:.2} | {:.0} → {:.0} MiB | {} / {} / {} |",
+            pair + 1,
+            procs::ms(all[0].last),
+            procs::ms(base.last),
+            ratio(&all[0], &base),
+            procs::ms(all[1].last),
+            procs::ms(base.last),
+            ratio(&all[1], &base),
+            all[0].cpu,
+            all[1].cpu,
+            entries as f64 / all[0].cpu.max(1e-9),
+            entries as f64 / all[1].cpu.max(1e-9),
+            all[0].cpu / all[0].last.as_secs_f64(),
+            all[1].cpu / all[1].last.as_secs_f64(),
+            all[0].rss_mib,
+            all[1].rss_mib,
+            procs::ms(word[0].last),
+            procs::ms(word[1].last),
+            procs::ms(grep.last),
+        );
+    }
     Ok(())
 }
 

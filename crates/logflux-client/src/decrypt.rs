@@ -53,6 +53,12 @@ fn record_error(r: &Line, reason: impl Into<String>) -> RecordError {
     RecordError::new(r, reason)
 }
 
+/// One entry of an opened record: borrowed from a decrypted agent batch, or an SDK entry.
+pub(crate) enum Decoded<'e, 'v, 'a> {
+    Borrowed(&'e EntryRef<'v, 'a>),
+    Owned(EntryView),
+}
+
 /// Opens records of one tenant with its private key.
 pub(crate) struct Decryptor {
     private: PrivateKey,
@@ -145,6 +151,15 @@ impl Decryptor {
         .await;
     }
 
+    /// Caches an unwrapped data key (tests, which have no server to fetch it from).
+    #[cfg(test)]
+    pub(crate) fn insert_key(&self, key_id: &str, key: SealingKey) {
+        self.keys
+            .lock()
+            .expect("lock")
+            .insert(key_id.to_owned(), Ok(Arc::new(key)));
+    }
+
     fn key(&self, r: &Line) -> Result<Arc<SealingKey>, RecordError> {
         match self.keys.lock().expect("lock").get(&r.key_id) {
             Some(Ok(k)) => Ok(k.clone()),
@@ -166,6 +181,25 @@ impl Decryptor {
         r: &Line,
         keep: &(dyn Fn(&EntryRef<'_, '_>) -> bool + Sync),
     ) -> Result<Vec<EntryView>, RecordError> {
+        let mut out = Vec::new();
+        self.visit(r, &mut |d| match d {
+            Decoded::Borrowed(e) => {
+                if keep(e) {
+                    out.push(EntryView::from(e));
+                }
+            }
+            Decoded::Owned(v) => out.push(v),
+        })?;
+        Ok(out)
+    }
+
+    /// Opens one record and hands each of its entries to `each`, in the record's order: an
+    /// agent batch's entries borrowed from the decrypted batch, SDK entries owned.
+    pub(crate) fn visit(
+        &self,
+        r: &Line,
+        each: &mut dyn FnMut(Decoded<'_, '_, '_>),
+    ) -> Result<(), RecordError> {
         if r.kind == "damaged" {
             return Err(RecordError {
                 record_id: "(every record of the segment)".into(),
@@ -212,11 +246,10 @@ impl Decryptor {
                 let opened = open_batch_plain(&key, &binding, &nonce()?, &body).map_err(refused)?;
                 let batch = BatchView::parse(&opened.plain)
                     .map_err(|e| refused(logflux_crypto::CryptoError::Format(e.to_string())))?;
-                Ok(batch
-                    .iter()
-                    .filter(|e| keep(e))
-                    .map(|e| EntryView::from(&e))
-                    .collect())
+                for e in batch.iter() {
+                    each(Decoded::Borrowed(&e));
+                }
+                Ok(())
             }
             PAYLOAD_SDK_SEALED | PAYLOAD_SDK_GZIP => {
                 let plaintext = if r.payload_type == PAYLOAD_SDK_SEALED {
@@ -231,7 +264,10 @@ impl Decryptor {
                 // A v2 JSON object, or (the Go SDK's Info/Warn/… and logging adapters) the bare
                 // message text.
                 let t = EntryType::from_number(i64::from(r.entry_type)).unwrap_or(EntryType::Log);
-                Ok(vec![logflux_proto::sdk::view_of(t, r.min_ts, &plaintext)])
+                each(Decoded::Owned(logflux_proto::sdk::view_of(
+                    t, r.min_ts, &plaintext,
+                )));
+                Ok(())
             }
             p => Err(record_error(r, format!("unknown payload type {p}"))),
         }

@@ -21,8 +21,9 @@ use tokio::sync::mpsc;
 
 use crate::api::{Api, Line, Lines, RecordBody, StatusError};
 use crate::config::Settings;
-use crate::decrypt::{Decryptor, RecordError};
+use crate::decrypt::{Decoded, Decryptor, RecordError};
 use crate::filter::{Filter, FilterArgs};
+use crate::output::{Style, render_into, render_ref_into};
 
 /// Records asked for in the first page (small, for a quick first result) and in later ones.
 const FIRST_PAGE_RECORDS: usize = 16;
@@ -187,54 +188,213 @@ impl Session {
         let dec = self.decryptor.clone();
         let filter = self.filter.clone();
         let map = map.clone();
-        let results = tokio::task::spawn_blocking(move || {
-            use rayon::prelude::*;
-            records
-                .par_iter()
-                .map(|r| {
-                    // A bug that panics on one record's content costs that record, not the run.
-                    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        dec.open_where(r, &|e| filter.matches_ref(e))
-                    }))
-                    .unwrap_or_else(|_| Err(RecordError::new(r, "could not be decoded")));
-                    opened.map(|v| {
-                        v.into_iter()
-                            .filter(|e| filter.matches_in(e, &r.application_id))
-                            // Placed within its record's time range, which the server's
-                            // watermarks are about (an SDK entry's own `ts` may precede its
-                            // part's timestamp by its queueing time).
-                            .map(|e| {
-                                (
-                                    e.timestamp_ns.clamp(r.min_ts, r.max_ts.max(r.min_ts)),
-                                    map(e),
-                                )
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .context("decryption worker")?;
-        let mut out = Opened {
-            records: 0,
-            entries: Vec::new(),
-            errors: Vec::new(),
-        };
-        for r in results {
-            match r {
-                Ok(entries) => {
-                    out.records += 1;
-                    out.entries.extend(entries);
-                }
-                Err(e) => {
-                    note(format_args!("logflux: error: {e}"));
-                    out.errors.push(e);
-                }
-            }
+        let out = tokio::task::spawn_blocking(move || open_mapped(&dec, &filter, &records, &map))
+            .await
+            .context("decryption worker")?;
+        for e in &out.errors {
+            note(format_args!("logflux: error: {e}"));
         }
         Ok(out)
     }
+
+    /// As [`Session::open_records`], each record's entries rendered in `style` into one
+    /// buffer, in the order a [`RunMerger`] of `newest_first` takes them: what `logflux
+    /// search` and `export` print. Agent entries in a JSON format are written straight from
+    /// the decrypted batch.
+    pub(crate) async fn open_runs(
+        &self,
+        records: Vec<Line>,
+        style: Style,
+        newest_first: bool,
+    ) -> anyhow::Result<OpenedRuns> {
+        self.decryptor.ensure_keys(&self.api, &records).await;
+        let dec = self.decryptor.clone();
+        let filter = self.filter.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            open_rendered(&dec, &filter, &records, style, newest_first)
+        })
+        .await
+        .context("decryption worker")?;
+        for e in &out.errors {
+            note(format_args!("logflux: error: {e}"));
+        }
+        Ok(out)
+    }
+}
+
+/// The work of [`Session::open_records`], in parallel on the calling thread's pool.
+pub(crate) fn open_mapped<T: Send>(
+    dec: &Decryptor,
+    filter: &Filter,
+    records: &[Line],
+    map: &Mapper<T>,
+) -> Opened<T> {
+    use rayon::prelude::*;
+    let results = records
+        .par_iter()
+        .map(|r| {
+            // A bug that panics on one record's content costs that record, not the run.
+            let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                dec.open_where(r, &|e| filter.matches_ref(e))
+            }))
+            .unwrap_or_else(|_| Err(RecordError::new(r, "could not be decoded")));
+            opened.map(|v| {
+                v.into_iter()
+                    .filter(|e| filter.matches_in(e, &r.application_id))
+                    // Placed within its record's time range, which the server's
+                    // watermarks are about (an SDK entry's own `ts` may precede its
+                    // part's timestamp by its queueing time).
+                    .map(|e| (place(r, e.timestamp_ns), map(e)))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect::<Vec<_>>();
+    let mut out = Opened {
+        records: 0,
+        entries: Vec::new(),
+        errors: Vec::new(),
+    };
+    for r in results {
+        match r {
+            Ok(entries) => {
+                out.records += 1;
+                out.entries.extend(entries);
+            }
+            Err(e) => out.errors.push(e),
+        }
+    }
+    out
+}
+
+/// An entry's time placed within its record's time range (what the merge orders by).
+fn place(r: &Line, ts: i64) -> i64 {
+    ts.clamp(r.min_ts, r.max_ts.max(r.min_ts))
+}
+
+/// The work of [`Session::open_runs`], in parallel on the calling thread's pool.
+pub(crate) fn open_rendered(
+    dec: &Decryptor,
+    filter: &Filter,
+    records: &[Line],
+    style: Style,
+    newest_first: bool,
+) -> OpenedRuns {
+    use rayon::prelude::*;
+    let results = records
+        .par_iter()
+        .map(|r| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                render_record(dec, filter, r, style, newest_first)
+            }))
+            .unwrap_or_else(|_| Err(RecordError::new(r, "could not be decoded")))
+        })
+        .collect::<Vec<_>>();
+    let mut out = OpenedRuns {
+        records: 0,
+        runs: Vec::with_capacity(results.len()),
+        errors: Vec::new(),
+    };
+    for r in results {
+        match r {
+            Ok(run) => {
+                out.records += 1;
+                out.runs.push(run);
+            }
+            Err(e) => out.errors.push(e),
+        }
+    }
+    out
+}
+
+/// One record's matching entries rendered, in merge order.
+fn render_record(
+    dec: &Decryptor,
+    filter: &Filter,
+    r: &Line,
+    style: Style,
+    newest_first: bool,
+) -> Result<Run, RecordError> {
+    let mut run = Run::default();
+    let app = r.application_id.as_str();
+    // The LogQL of a saved search tests owned entries; without it, the borrowed test is the
+    // whole test.
+    let borrowed_only = filter.logql.is_none();
+    dec.visit(r, &mut |d| {
+        let ts = match d {
+            Decoded::Borrowed(e) => {
+                if !filter.matches_ref(e) {
+                    return;
+                }
+                if !(borrowed_only && render_ref_into(style, e, &mut run.bytes)) {
+                    let v = EntryView::from(e);
+                    if !filter.matches_in(&v, app) {
+                        return;
+                    }
+                    render_into(style, &v, &mut run.bytes);
+                }
+                e.timestamp_ns
+            }
+            Decoded::Owned(v) => {
+                if !filter.matches_in(&v, app) {
+                    return;
+                }
+                render_into(style, &v, &mut run.bytes);
+                v.timestamp_ns
+            }
+        };
+        run.ends.push((place(r, ts), run.bytes.len()));
+    })?;
+    run.put_in_order(newest_first);
+    Ok(run)
+}
+
+/// One record's entries, rendered one after the other, in the order they are shown.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Run {
+    /// The rendered entries.
+    pub(crate) bytes: Vec<u8>,
+    /// Per entry: its time (placed as [`Merger`] places it) and where its text ends in
+    /// `bytes`.
+    pub(crate) ends: Vec<(i64, usize)>,
+}
+
+impl Run {
+    /// Where entry `i` begins in `bytes`.
+    pub(crate) fn start(&self, i: usize) -> usize {
+        if i == 0 { 0 } else { self.ends[i - 1].1 }
+    }
+
+    /// Puts the entries in the order a merge of `newest_first` takes them (newest or oldest
+    /// first; equal times in the record's order). Records usually are in order already.
+    fn put_in_order(&mut self, newest_first: bool) {
+        let before = |a: i64, b: i64| if newest_first { a >= b } else { a <= b };
+        if self.ends.windows(2).all(|w| before(w[0].0, w[1].0)) {
+            return;
+        }
+        let mut order: Vec<usize> = (0..self.ends.len()).collect();
+        // Stable: equal times keep their order.
+        if newest_first {
+            order.sort_by_key(|&i| Reverse(self.ends[i].0));
+        } else {
+            order.sort_by_key(|&i| self.ends[i].0);
+        }
+        let mut bytes = Vec::with_capacity(self.bytes.len());
+        let mut ends = Vec::with_capacity(self.ends.len());
+        for i in order {
+            bytes.extend_from_slice(&self.bytes[self.start(i)..self.ends[i].1]);
+            ends.push((self.ends[i].0, bytes.len()));
+        }
+        self.bytes = bytes;
+        self.ends = ends;
+    }
+}
+
+/// Records opened into [`Run`]s, and the records that failed.
+#[derive(Debug)]
+pub(crate) struct OpenedRuns {
+    pub(crate) records: u64,
+    pub(crate) runs: Vec<Run>,
+    pub(crate) errors: Vec<RecordError>,
 }
 
 /// What each decrypted entry becomes (its rendering, or the entry itself).
@@ -612,6 +772,177 @@ impl<T> Merger<T> {
     }
 }
 
+/// The next entry of a run held by a [`RunMerger`]: ordered as [`Merger`] orders entries (by
+/// time, then arrival: the run that came first, and within a run its order).
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Head {
+    key: i128,
+    seq: Reverse<u64>,
+    slot: usize,
+}
+
+/// [`Merger`] for [`Run`]s: the same order, watermarks and bound on what is held, but a run
+/// is merged as a whole, not entry by entry. Its entries are already in order, so a heap of
+/// the runs' next entries suffices, and entries that follow each other in the output leave
+/// together as one span of their run's bytes (a whole record, when records do not overlap in
+/// time).
+pub(crate) struct RunMerger {
+    newest_first: bool,
+    heads: BinaryHeap<Head>,
+    /// Runs held, with the index of each one's next entry.
+    runs: Vec<(Run, usize)>,
+    free: Vec<usize>,
+    /// The run emptied by the last [`RunMerger::pop`], freed at the next.
+    emptied: Option<usize>,
+    held: usize,
+    seq: u64,
+    warned: bool,
+}
+
+impl std::fmt::Debug for RunMerger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunMerger")
+            .field("newest_first", &self.newest_first)
+            .field("held", &self.held)
+            .finish()
+    }
+}
+
+/// Entries of one run leaving a [`RunMerger`] together.
+#[derive(Debug)]
+pub(crate) struct Span<'a> {
+    pub(crate) run: &'a Run,
+    pub(crate) from: usize,
+    pub(crate) to: usize,
+}
+
+impl Span<'_> {
+    pub(crate) fn len(&self) -> usize {
+        self.to - self.from
+    }
+}
+
+impl RunMerger {
+    pub(crate) fn new(newest_first: bool) -> Self {
+        RunMerger {
+            newest_first,
+            heads: BinaryHeap::new(),
+            runs: Vec::new(),
+            free: Vec::new(),
+            emptied: None,
+            held: 0,
+            seq: 0,
+            warned: false,
+        }
+    }
+
+    fn key(&self, ts: i64) -> i128 {
+        if self.newest_first {
+            i128::from(ts)
+        } else {
+            -i128::from(ts)
+        }
+    }
+
+    /// Holds `run`, whose entries must be in this merger's order (as [`Session::open_runs`]
+    /// gives them).
+    pub(crate) fn push(&mut self, run: Run) {
+        let Some(&(ts, _)) = run.ends.first() else {
+            return;
+        };
+        self.seq += 1;
+        self.held += run.ends.len();
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.runs[s] = (run, 0);
+                s
+            }
+            None => {
+                self.runs.push((run, 0));
+                self.runs.len() - 1
+            }
+        };
+        self.heads.push(Head {
+            key: self.key(ts),
+            seq: Reverse(self.seq),
+            slot,
+        });
+    }
+
+    /// The next entries that can be shown given `watermark` (or everything, once
+    /// `complete`), at most `max` (at least one): those of one run that come next in order.
+    pub(crate) fn pop(
+        &mut self,
+        watermark: Option<i64>,
+        complete: bool,
+        max: usize,
+    ) -> Option<Span<'_>> {
+        if let Some(s) = self.emptied.take() {
+            self.runs[s] = (Run::default(), 0);
+            self.free.push(s);
+        }
+        let wm = watermark.map(|w| self.key(w));
+        // As Merger::pop, entry by entry: shown once past the watermark, or when more than
+        // MAX_HELD are held.
+        let ready =
+            |key: i128, held: usize| complete || held > MAX_HELD || wm.is_some_and(|w| key > w);
+        let top = self.heads.peek()?;
+        if !ready(top.key, self.held) {
+            return None;
+        }
+        if self.held > MAX_HELD && !self.warned {
+            self.warned = true;
+            note(format_args!(
+                "logflux: more than {MAX_HELD} entries overlap in time; from here the order is approximate"
+            ));
+        }
+        let head = self.heads.pop()?;
+        let next_best = self.heads.peek().map(|h| (h.key, h.seq));
+        let newest_first = self.newest_first;
+        let key = |ts: i64| {
+            if newest_first {
+                i128::from(ts)
+            } else {
+                -i128::from(ts)
+            }
+        };
+        let (run, pos) = &mut self.runs[head.slot];
+        let from = *pos;
+        let mut to = from + 1;
+        let stop = from.saturating_add(max.max(1)).min(run.ends.len());
+        while to < stop {
+            let k = key(run.ends[to].0);
+            if !ready(k, self.held - (to - from)) || next_best.is_some_and(|nb| (k, head.seq) < nb)
+            {
+                break;
+            }
+            to += 1;
+        }
+        *pos = to;
+        self.held -= to - from;
+        if to < run.ends.len() {
+            let k = key(run.ends[to].0);
+            self.heads.push(Head {
+                key: k,
+                seq: head.seq,
+                slot: head.slot,
+            });
+        } else {
+            self.emptied = Some(head.slot);
+        }
+        Some(Span {
+            run: &self.runs[head.slot].0,
+            from,
+            to,
+        })
+    }
+
+    /// Whether no entry is held.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.held == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -661,6 +992,266 @@ mod tests {
         }
     }
     use logflux_proto::{Entry, Level};
+
+    /// Records of agent batches (versions 2 and 1) whose entries overlap in time, repeat
+    /// times and are out of order within a record, sealed under one key.
+    fn sealed_records(dec: &Decryptor, seed: u64) -> Vec<Line> {
+        use base64::Engine as _;
+        use logflux_crypto::{BatchSealer, Dek, RecordBinding, SealingKey};
+        let dek = Dek::generate().unwrap();
+        let key = SealingKey::new(&dek);
+        let mut x = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let mut next = |n: u64| {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (x >> 33) % n
+        };
+        let mut lines = Vec::new();
+        for r in 0..10u64 {
+            let v1 = next(3) == 0;
+            let mut sealer = BatchSealer::new(1).with_format(if v1 { 1 } else { 2 });
+            let base = 1_000_000 + r as i64 * 50 - next(120) as i64;
+            let entries: Vec<Entry> = (0..1 + next(40))
+                .map(|i| {
+                    let ts = base + next(150) as i64;
+                    let level = Level::from_number(1 + next(8) as i64).unwrap();
+                    let mut e = Entry::new(
+                        ts,
+                        level,
+                        ["api", "web \u{1b}[31m"][next(2) as usize],
+                        &format!(
+                            "line {r}.{i} \"quoted\"{}{}",
+                            ["", " needle", "\n  at x.rs:1", "\tcol"][next(4) as usize],
+                            ["", " =formula"][next(2) as usize]
+                        ),
+                    );
+                    e.metadata.insert("host".into(), "h1".into());
+                    if next(2) == 0 {
+                        e.metadata.insert(
+                            ["a", "zone", "read_time"][next(3) as usize].into(),
+                            format!("v {i}"),
+                        );
+                    }
+                    e
+                })
+                .collect();
+            let record_id = format!("r{seed}-{r}");
+            let binding = RecordBinding {
+                tenant: "tenant",
+                application: "app",
+                key_id: "k1",
+                record_id: &record_id,
+            };
+            let sealed = sealer.seal(&key, &binding, &entries).unwrap();
+            let mut l: Line = serde_json::from_value(serde_json::json!({
+                "type": "record",
+                "application_id": "app",
+                "record_id": format!("agent-{record_id}"),
+                "key_id": "k1",
+                "payload_type": 4,
+                "nonce": base64::engine::general_purpose::STANDARD.encode(sealed.nonce),
+                "min_ts": sealed.time_range.0,
+                "max_ts": sealed.time_range.1,
+            }))
+            .unwrap();
+            l.body = Some(RecordBody::Raw(sealed.ciphertext.into()));
+            lines.push(l);
+        }
+        dec.insert_key("k1", key);
+        lines
+    }
+
+    /// What `search` printed before runs: entries opened one by one into a [`Merger`], each
+    /// rendered alone.
+    fn print_by_entries(
+        dec: &Decryptor,
+        filter: &Filter,
+        chunks: &[(&[Line], Option<i64>, bool)],
+        style: Style,
+        newest_first: bool,
+        limit: u64,
+    ) -> (Vec<u8>, u64) {
+        let map: Mapper<String> = Arc::new(move |e| crate::output::render(style, &e));
+        let mut merger = Merger::new(newest_first);
+        let mut p = crate::output::Printer::new(Vec::new(), style);
+        p.begin().unwrap();
+        let mut n = 0;
+        'all: for (records, watermark, done) in chunks {
+            let opened = open_mapped(dec, filter, records, &map);
+            for (ts, r) in opened.entries {
+                merger.push(ts, r);
+            }
+            while let Some(r) = merger.pop(*watermark, *done) {
+                p.rendered(r.as_bytes()).unwrap();
+                n += 1;
+                if limit > 0 && n >= limit {
+                    break 'all;
+                }
+            }
+        }
+        p.finish().unwrap();
+        (p.into_inner(), n)
+    }
+
+    /// The same through runs.
+    fn print_by_runs(
+        dec: &Decryptor,
+        filter: &Filter,
+        chunks: &[(&[Line], Option<i64>, bool)],
+        style: Style,
+        newest_first: bool,
+        limit: u64,
+    ) -> (Vec<u8>, u64) {
+        let mut merger = RunMerger::new(newest_first);
+        let mut p = crate::output::Printer::new(Vec::new(), style);
+        p.begin().unwrap();
+        let mut n = 0u64;
+        'all: for (records, watermark, done) in chunks {
+            let opened = open_rendered(dec, filter, records, style, newest_first);
+            for run in opened.runs {
+                merger.push(run);
+            }
+            let room = |n: u64| {
+                if limit == 0 {
+                    usize::MAX
+                } else {
+                    (limit - n) as usize
+                }
+            };
+            while let Some(s) = merger.pop(*watermark, *done, room(n)) {
+                p.rendered_many(&s.run.bytes, s.run.start(s.from), &s.run.ends[s.from..s.to])
+                    .unwrap();
+                n += s.len() as u64;
+                if limit > 0 && n >= limit {
+                    break 'all;
+                }
+            }
+        }
+        p.finish().unwrap();
+        (p.into_inner(), n)
+    }
+
+    #[test]
+    fn runs_print_exactly_what_entries_printed() {
+        use crate::output::{Format, Zone};
+        let dec = Decryptor::new(
+            logflux_crypto::PrivateKey::generate(2048).unwrap(),
+            "tenant".into(),
+        );
+        let logql = |q: &str| {
+            let Ok(logflux_query::Query::Log(query)) = logflux_query::parse(q) else {
+                panic!("{q}");
+            };
+            crate::filter::Logql {
+                prune: query.prune(),
+                query,
+                names: [("app".to_owned(), "web".to_owned())].into(),
+            }
+        };
+        let filters = [
+            Filter::default(),
+            Filter {
+                levels: Some(1..=4),
+                ..Filter::default()
+            },
+            Filter {
+                words: vec!["needle".into()],
+                ..Filter::default()
+            },
+            Filter {
+                logql: Some(logql(r#"{app="web"} |= "quoted" != "needle""#)),
+                ..Filter::default()
+            },
+        ];
+        let formats = [
+            Format::Text,
+            Format::Json,
+            Format::Ndjson,
+            Format::JsonPretty,
+            Format::Csv,
+            Format::Cat,
+            Format::Verbose,
+        ];
+        let mut compared = 0;
+        for seed in 0..6u64 {
+            let records = sealed_records(&dec, seed);
+            // Watermarks anywhere (even ones a server would not send): both merges follow
+            // the same rule whatever they are.
+            let chunks: Vec<(&[Line], Option<i64>, bool)> = vec![
+                (&records[0..3], Some(1_000_100 + seed as i64 * 37), false),
+                (&records[3..4], None, false),
+                (&records[4..8], Some(1_000_300), false),
+                (&records[8..], Some(1_000_200), true),
+            ];
+            for (fi, filter) in filters.iter().enumerate() {
+                for &format in &formats {
+                    for newest_first in [false, true] {
+                        for limit in [0, 1, 7, 60] {
+                            let style = Style {
+                                format,
+                                color: seed % 2 == 0,
+                                zone: Zone::Fixed(3600 * seed as i32 - 7200),
+                            };
+                            let a =
+                                print_by_entries(&dec, filter, &chunks, style, newest_first, limit);
+                            let b =
+                                print_by_runs(&dec, filter, &chunks, style, newest_first, limit);
+                            assert_eq!(
+                                String::from_utf8_lossy(&a.0),
+                                String::from_utf8_lossy(&b.0),
+                                "seed {seed}, filter {fi}, {format:?}, newest first {newest_first}, limit {limit}"
+                            );
+                            assert_eq!(a.1, b.1);
+                            compared += a.1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(compared > 10_000, "{compared}");
+    }
+
+    #[test]
+    fn run_merger_lets_out_what_the_watermark_passed_in_order() {
+        let run = |ts: &[i64]| Run {
+            bytes: ts
+                .iter()
+                .flat_map(|t| format!("{t}\n").into_bytes())
+                .collect(),
+            ends: {
+                let mut end = 0;
+                ts.iter()
+                    .map(|t| {
+                        end += format!("{t}\n").len();
+                        (*t, end)
+                    })
+                    .collect()
+            },
+        };
+        let mut m = RunMerger::new(false);
+        m.push(run(&[1, 3, 5]));
+        m.push(run(&[2, 3, 4]));
+        let mut out = String::new();
+        while let Some(s) = m.pop(Some(4), false, usize::MAX) {
+            out.push_str(
+                std::str::from_utf8(&s.run.bytes[s.run.start(s.from)..s.run.ends[s.to - 1].1])
+                    .unwrap(),
+            );
+        }
+        // Older than 4 only; equal times: the run that came first.
+        assert_eq!(out, "1\n2\n3\n3\n");
+        assert!(!m.is_empty());
+        while let Some(s) = m.pop(None, true, 1) {
+            assert_eq!(s.len(), 1);
+            out.push_str(
+                std::str::from_utf8(&s.run.bytes[s.run.start(s.from)..s.run.ends[s.from].1])
+                    .unwrap(),
+            );
+        }
+        assert_eq!(out, "1\n2\n3\n3\n4\n5\n");
+        assert!(m.is_empty());
+    }
 
     fn e(ts: i64, p: &str) -> (i64, EntryView) {
         (ts, Entry::new(ts, Level::Info, "s", p).into())

@@ -8,6 +8,7 @@
 use std::io::Write;
 
 use clap::ValueEnum;
+use logflux_proto::batch::EntryRef;
 use logflux_proto::{EntryView, Level, timefmt};
 use serde_json::Value;
 
@@ -309,6 +310,35 @@ pub(crate) fn render(style: Style, e: &EntryView) -> String {
     s
 }
 
+/// Appends [`render`]'s text for `e` to `out`.
+pub(crate) fn render_into(style: Style, e: &EntryView, out: &mut Vec<u8>) {
+    match style.format {
+        Format::Ndjson => {
+            e.write_json(out);
+            out.push(b'\n');
+        }
+        Format::Json => e.write_json(out),
+        _ => out.extend_from_slice(render(style, e).as_bytes()),
+    }
+}
+
+/// Appends [`render`]'s text for the owned copy of `e` to `out`, straight from its decrypted
+/// batch, when `style` is JSON (`false`, and nothing written, for the other formats).
+pub(crate) fn render_ref_into(style: Style, e: &EntryRef<'_, '_>, out: &mut Vec<u8>) -> bool {
+    match style.format {
+        Format::Ndjson => {
+            e.write_json(out);
+            out.push(b'\n');
+            true
+        }
+        Format::Json => {
+            e.write_json(out);
+            true
+        }
+        _ => false,
+    }
+}
+
 /// `EntryView::to_json` as text, written directly.
 fn json_line(e: &EntryView) -> String {
     let mut out = Vec::with_capacity(160 + e.payload.len());
@@ -449,6 +479,31 @@ impl<W: Write> Printer<W> {
         }
         self.count += 1;
         self.out.write_all(r)
+    }
+
+    /// Writes entries already rendered one after the other by [`render`] in this printer's
+    /// format: the first begins at `whole[start]`, and each ends where `ends` says (the second
+    /// of each pair: an offset into `whole`). One write, unless the format separates entries
+    /// (`json`).
+    pub(crate) fn rendered_many(
+        &mut self,
+        whole: &[u8],
+        start: usize,
+        ends: &[(i64, usize)],
+    ) -> std::io::Result<()> {
+        let Some(&(_, last)) = ends.last() else {
+            return Ok(());
+        };
+        if self.style.format == Format::Json {
+            let mut from = start;
+            for &(_, end) in ends {
+                self.rendered(&whole[from..end])?;
+                from = end;
+            }
+            return Ok(());
+        }
+        self.count += ends.len() as u64;
+        self.out.write_all(&whole[start..last])
     }
 
     /// Writes whatever comes after the last entry and flushes.

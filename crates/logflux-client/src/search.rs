@@ -11,7 +11,9 @@ use logflux_proto::{EntryView, Level, timefmt};
 use serde_json::json;
 
 use crate::config::Settings;
-use crate::fetch::{Bodies, Chunk, Mapper, Merger, Session, spawn_query};
+use crate::fetch::{
+    Bodies, Chunk, Mapper, Merger, OpenedRuns, Run, RunMerger, Session, spawn_query,
+};
 use crate::filter::{FilterArgs, parse_duration};
 use crate::live::Live;
 use crate::output::{Format, Printer, Style, Zone, chosen, render};
@@ -285,6 +287,159 @@ pub(crate) async fn run_query<T: Send + 'static>(
     Ok(sum)
 }
 
+/// Chunks of records opened ahead of the one being printed, at most (besides the one
+/// waiting to join them): opening overlaps with merging and writing, and memory stays bounded
+/// by a few chunks.
+const OPEN_AHEAD: usize = 2;
+
+/// A chunk being opened, in the order chunks came.
+enum Opening {
+    Open {
+        task: tokio::task::JoinHandle<anyhow::Result<OpenedRuns>>,
+        records: usize,
+        watermark: Option<i64>,
+        done: bool,
+    },
+    /// The query failed here.
+    Failed(anyhow::Error),
+}
+
+/// Starts opening each chunk of the session's query as soon as it arrives, at most
+/// [`OPEN_AHEAD`] ahead of the receiver.
+fn spawn_opening(
+    session: &Session,
+    newest_first: bool,
+    style: Style,
+) -> tokio::sync::mpsc::Receiver<Opening> {
+    let (tx, rx) = tokio::sync::mpsc::channel(OPEN_AHEAD);
+    let session = session.clone();
+    tokio::spawn(async move {
+        let mut chunks = spawn_query(
+            session.api.clone(),
+            session.query(newest_first),
+            Bodies::Listed,
+        );
+        while let Some(chunk) = chunks.recv().await {
+            let (step, last) = match chunk {
+                Err(e) => (Opening::Failed(e), true),
+                Ok(chunk) => {
+                    let s = session.clone();
+                    let records = chunk.records;
+                    (
+                        Opening::Open {
+                            records: records.len(),
+                            task: tokio::spawn(async move {
+                                s.open_runs(records, style, newest_first).await
+                            }),
+                            watermark: chunk.watermark,
+                            done: chunk.done,
+                        },
+                        chunk.done,
+                    )
+                }
+            };
+            // The receiver gone (the limit reached, stdout closed): nothing more to open.
+            if tx.send(step).await.is_err() || last {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// [`run_query`] for printed output (`search`, `export`): each record's entries rendered in
+/// `style` into one buffer where it is decrypted, records merged as runs rather than entry by
+/// entry, and the next chunks opened while one is written. The same order, limit and
+/// [`Summary::rest`]; `write` gets entries that follow each other in the output (a run and
+/// the range of its entries), `progress` sees each chunk.
+pub(crate) async fn run_listing(
+    session: &Session,
+    newest_first: bool,
+    limit: u64,
+    style: Style,
+    mut write: impl FnMut(&Run, usize, usize) -> anyhow::Result<()>,
+    mut progress: impl FnMut(&Summary) -> anyhow::Result<()>,
+) -> anyhow::Result<Summary> {
+    let mut opening = spawn_opening(session, newest_first, style);
+    let mut merger = RunMerger::new(newest_first);
+    let mut sum = Summary::default();
+    let room = |sum: &Summary| {
+        if limit == 0 {
+            usize::MAX
+        } else {
+            usize::try_from(limit - sum.entries).unwrap_or(usize::MAX)
+        }
+    };
+    while let Some(step) = opening.recv().await {
+        let (opened, watermark, done) = match step {
+            Opening::Failed(e) => return Err(e),
+            Opening::Open {
+                task,
+                watermark,
+                done,
+                ..
+            } => (task.await.context("decryption task")??, watermark, done),
+        };
+        sum.records += opened.records;
+        sum.errors += opened.errors.len() as u64;
+        for run in opened.runs {
+            merger.push(run);
+        }
+        while let Some(span) = merger.pop(watermark, done, room(&sum)) {
+            sum.entries += span.len() as u64;
+            write(span.run, span.from, span.to)?;
+            if limit > 0 && sum.entries >= limit {
+                // Entries held for ordering matched too.
+                sum.rest = if !merger.is_empty() {
+                    Rest::More
+                } else if done {
+                    Rest::None
+                } else {
+                    probe_opened(&mut opening).await
+                };
+                return Ok(sum);
+            }
+        }
+        progress(&sum)?;
+        if done {
+            break;
+        }
+    }
+    Ok(sum)
+}
+
+/// [`probe_rest`] over the chunks [`spawn_opening`] opens.
+async fn probe_opened(opening: &mut tokio::sync::mpsc::Receiver<Opening>) -> Rest {
+    let mut examined = 0;
+    let mut unopened = false;
+    while let Some(step) = opening.recv().await {
+        let Opening::Open {
+            task,
+            records,
+            done,
+            ..
+        } = step
+        else {
+            return Rest::Unknown;
+        };
+        examined += records;
+        let Ok(Ok(opened)) = task.await else {
+            return Rest::Unknown;
+        };
+        unopened |= !opened.errors.is_empty();
+        if opened.runs.iter().any(|r| !r.ends.is_empty()) {
+            return Rest::More;
+        }
+        if done {
+            break;
+        }
+        if examined >= PROBE_RECORDS {
+            return Rest::Unknown;
+        }
+    }
+    if unopened { Rest::Unknown } else { Rest::None }
+}
+
 pub(crate) fn status(sum: &Summary) -> i32 {
     if sum.errors > 0 {
         EXIT_ERROR
@@ -396,29 +551,42 @@ pub(crate) async fn search(settings: &Settings, mut args: SearchArgs) -> anyhow:
     let mut held: Vec<String> = Vec::new();
     let r: anyhow::Result<Summary> = async {
         printer.borrow_mut().begin()?;
-        let sum = run_query(
-            &session,
-            newest_first,
-            args.limit,
-            Arc::new(move |e| render(style, &e)),
-            |r| {
-                if hold {
+        let sum = if hold {
+            run_query(
+                &session,
+                newest_first,
+                args.limit,
+                Arc::new(move |e| render(style, &e)),
+                |r| {
                     held.push(r);
-                } else {
-                    printer.borrow_mut().rendered(r.as_bytes())?;
-                }
-                Ok(true)
-            },
-            // Whatever a step decrypted is shown at once (a flush per chunk of records, not
-            // per entry), on a terminal or down a pipe.
-            |_| {
-                if !hold {
+                    Ok(true)
+                },
+                |_| Ok(()),
+            )
+            .await
+        } else {
+            run_listing(
+                &session,
+                newest_first,
+                args.limit,
+                style,
+                |run, from, to| {
+                    printer.borrow_mut().rendered_many(
+                        &run.bytes,
+                        run.start(from),
+                        &run.ends[from..to],
+                    )?;
+                    Ok(())
+                },
+                // Whatever a step decrypted is shown at once (a flush per chunk of records,
+                // not per entry), on a terminal or down a pipe.
+                |_| {
                     printer.borrow_mut().flush()?;
-                }
-                Ok(())
-            },
-        )
-        .await;
+                    Ok(())
+                },
+            )
+            .await
+        };
         // Entries held to be shown oldest first are shown even when the query failed part
         // way, as streamed ones are.
         for r in held.iter().rev() {
@@ -576,15 +744,15 @@ pub(crate) async fn export(settings: &Settings, args: ExportArgs) -> anyhow::Res
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     let started = Instant::now();
-    let run = run_query(
+    let run = run_listing(
         &session,
         args.order == Order::Newest,
         0,
-        Arc::new(move |e| render(style, &e)),
-        |r| {
-            printer.rendered(r.as_bytes())?;
-            bar.inc(1);
-            Ok(true)
+        style,
+        |run, from, to| {
+            printer.rendered_many(&run.bytes, run.start(from), &run.ends[from..to])?;
+            bar.inc((to - from) as u64);
+            Ok(())
         },
         |s| {
             bar.set_message(format!("from {} records", s.records));

@@ -621,7 +621,7 @@ fn read(e: ReadError) -> BatchError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 

@@ -57,6 +57,60 @@ pub fn format_rfc3339(ns: i64) -> String {
     )
 }
 
+/// Appends exactly [`format_rfc3339`]'s text to `out`, without allocating (the client writes
+/// one per listed entry).
+pub fn write_rfc3339(ns: i64, out: &mut Vec<u8>) {
+    const NS_PER_DAY: i64 = 86_400 * 1_000_000_000;
+    let days = ns.div_euclid(NS_PER_DAY);
+    let in_day = ns.rem_euclid(NS_PER_DAY);
+    // Days since 1970-01-01 to a civil date (H. Hinnant's `civil_from_days`).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let secs = in_day / 1_000_000_000;
+    let frac = in_day % 1_000_000_000;
+    // Written into a fixed buffer, then appended at once.
+    let mut b = *b"0000-00-00T00:00:00.000000000Z";
+    let two = |b: &mut [u8; 30], at: usize, v: i64| {
+        b[at] = b'0' + (v / 10) as u8;
+        b[at + 1] = b'0' + (v % 10) as u8;
+    };
+    // i64 nanoseconds span the years 1677..2262: always four digits.
+    two(&mut b, 0, year / 100);
+    two(&mut b, 2, year % 100);
+    two(&mut b, 5, month);
+    two(&mut b, 8, day);
+    two(&mut b, 11, secs / 3600);
+    two(&mut b, 14, secs / 60 % 60);
+    two(&mut b, 17, secs % 60);
+    let (digits, mut value) = if frac == 0 {
+        (0, 0)
+    } else if frac % 1_000_000 == 0 {
+        (3, frac / 1_000_000)
+    } else if frac % 1_000 == 0 {
+        (6, frac / 1_000)
+    } else {
+        (9, frac)
+    };
+    let len = if digits == 0 {
+        19
+    } else {
+        for d in b[20..20 + digits].iter_mut().rev() {
+            *d = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+        20 + digits
+    };
+    b[len] = b'Z';
+    out.extend_from_slice(&b[..=len]);
+}
+
 /// The current time in Unix nanoseconds.
 pub fn now_ns() -> i64 {
     i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos()).unwrap_or(i64::MAX)
@@ -117,6 +171,19 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn write_rfc3339_is_format_rfc3339(
+            ns in any::<i64>(),
+            ms in -9_000_000_000_000i64..9_000_000_000_000,
+            secs in -9_000_000_000i64..9_000_000_000,
+        ) {
+            for t in [ns, ms * 1_000_000, ms * 1_000, secs * 1_000_000_000, i64::MIN, i64::MAX, 0, -1] {
+                let mut out = Vec::new();
+                write_rfc3339(t, &mut out);
+                prop_assert_eq!(String::from_utf8(out).unwrap(), format_rfc3339(t));
+            }
+        }
+
         #[test]
         fn format_then_parse_round_trips(ns in i64::MIN / 2..i64::MAX / 2) {
             prop_assert_eq!(parse_rfc3339(&format_rfc3339(ns)), Ok(ns));

@@ -74,19 +74,15 @@ impl EntryView {
     /// Appends exactly the text of `self.to_json().to_string()` to `out`, without building the
     /// JSON value first (no copy of any string).
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        use std::io::Write as _;
         // Writing to a Vec cannot fail; serde_json escapes strings as `to_string` does.
-        let string = |out: &mut Vec<u8>, s: &str| {
-            let _ = serde_json::to_writer(&mut *out, s);
-        };
-        out.extend_from_slice(b"{\"timestamp\":");
-        string(out, &timefmt::format_rfc3339(self.timestamp_ns));
-        let _ = write!(
-            out,
-            ",\"logLevel\":{},\"entryType\":{},\"source\":",
-            self.level.number(),
-            self.entry_type.number()
-        );
+        let string = write_json_str;
+        out.extend_from_slice(b"{\"timestamp\":\"");
+        timefmt::write_rfc3339(self.timestamp_ns, out);
+        out.extend_from_slice(b"\",\"logLevel\":");
+        push_u8(out, self.level.number());
+        out.extend_from_slice(b",\"entryType\":");
+        push_u8(out, self.entry_type.number());
+        out.extend_from_slice(b",\"source\":");
         string(out, &self.source);
         out.extend_from_slice(b",\"payload\":");
         string(out, &self.payload);
@@ -144,6 +140,132 @@ impl EntryView {
     }
 }
 
+/// Appends `s` as a JSON string, byte for byte as `serde_json::to_writer` writes it (`\"`,
+/// `\\`, `\b`, `\f`, `\n`, `\r`, `\t`, other control characters as `\u00xx`, everything
+/// else as it is), eight bytes at a time where nothing needs escaping.
+pub(crate) fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Whether any byte of `w` is below 0x20, `"` or `\` (exact as a yes/no answer).
+    let special = |w: u64| {
+        let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+        (w.wrapping_sub(ONES * 0x20) & !w & HIGH)
+            | zero(w ^ (ONES * b'"' as u64))
+            | zero(w ^ (ONES * b'\\' as u64))
+            != 0
+    };
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut clean = 0; // start of the bytes not yet written
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(chunk) = bytes.get(i..i + 8) {
+            let w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+            if !special(w) {
+                i += 8;
+                continue;
+            }
+        }
+        let end = (i + 8).min(bytes.len());
+        while i < end {
+            let b = bytes[i];
+            let escaped: &[u8] = match b {
+                b'"' => b"\\\"",
+                b'\\' => b"\\\\",
+                b'\n' => b"\\n",
+                b'\r' => b"\\r",
+                b'\t' => b"\\t",
+                0x08 => b"\\b",
+                0x0c => b"\\f",
+                0..0x20 => b"",
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            };
+            out.extend_from_slice(&bytes[clean..i]);
+            if escaped.is_empty() {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0xf)]);
+            } else {
+                out.extend_from_slice(escaped);
+            }
+            i += 1;
+            clean = i;
+        }
+    }
+    out.extend_from_slice(&bytes[clean..]);
+    out.push(b'"');
+}
+
+/// `n` in decimal, as `{}` writes it.
+fn push_u8(out: &mut Vec<u8>, n: u8) {
+    if n >= 100 {
+        out.push(b'0' + n / 100);
+    }
+    if n >= 10 {
+        out.push(b'0' + n / 10 % 10);
+    }
+    out.push(b'0' + n % 10);
+}
+
+impl EntryRef<'_, '_> {
+    /// Appends exactly what [`EntryView::write_json`] writes for this entry's owned copy
+    /// (`EntryView::from(self)`), straight from the decrypted batch: no copy of any string.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        // The owned copy's metadata is a map sorted by key, where a later pair (the common
+        // ones come after the entry's own) replaces an earlier one of the same key. Merged
+        // here when both lists are sorted with distinct keys (always in batch version 2);
+        // otherwise through the owned copy.
+        let strictly_sorted = |p: &[(&str, &str)]| p.windows(2).all(|w| w[0].0 < w[1].0);
+        if !strictly_sorted(self.own) || !strictly_sorted(self.common) {
+            EntryView::from(self).write_json(out);
+            return;
+        }
+        let string = write_json_str;
+        out.extend_from_slice(b"{\"timestamp\":\"");
+        timefmt::write_rfc3339(self.timestamp_ns, out);
+        out.extend_from_slice(b"\",\"logLevel\":");
+        push_u8(out, self.level.number());
+        out.extend_from_slice(b",\"entryType\":");
+        push_u8(out, self.entry_type.number());
+        out.extend_from_slice(b",\"source\":");
+        string(out, self.source);
+        out.extend_from_slice(b",\"payload\":");
+        string(out, self.payload);
+        out.extend_from_slice(b",\"payloadType\":");
+        string(out, self.payload_type);
+        out.extend_from_slice(b",\"metadata\":{");
+        let (mut own, mut common) = (self.own.iter().peekable(), self.common.iter().peekable());
+        let mut first = true;
+        loop {
+            let (k, v) = match (own.peek(), common.peek()) {
+                (Some(a), Some(b)) if a.0 < b.0 => own.next(),
+                (Some(a), Some(b)) if a.0 == b.0 => {
+                    own.next();
+                    common.next()
+                }
+                (Some(_), Some(_)) | (None, Some(_)) => common.next(),
+                (Some(_), None) => own.next(),
+                (None, None) => break,
+            }
+            .copied()
+            .unwrap_or_default();
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            string(out, k);
+            out.push(b':');
+            string(out, v);
+        }
+        out.extend_from_slice(b"}}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,6 +277,8 @@ mod tests {
         #[test]
         fn write_json_is_to_json(
             ts in any::<i64>(),
+            level in 1i64..=8,
+            entry_type in 1i64..=7,
             source in any::<String>(),
             payload in any::<String>(),
             payload_type in "[a-z_]{0,8}",
@@ -166,8 +290,8 @@ mod tests {
         ) {
             let v = EntryView {
                 timestamp_ns: ts,
-                level: Level::Warning,
-                entry_type: EntryType::Metric,
+                level: Level::from_number(level).unwrap(),
+                entry_type: EntryType::from_number(entry_type).unwrap(),
                 source,
                 payload,
                 payload_type,
@@ -177,6 +301,71 @@ mod tests {
             let mut out = Vec::new();
             v.write_json(&mut out);
             prop_assert_eq!(String::from_utf8(out).unwrap(), v.to_json().to_string());
+        }
+
+        /// Strings are escaped exactly as serde_json escapes them.
+        #[test]
+        fn json_strings_are_serde_jsons(
+            s in any::<String>(),
+            ascii in "[ -~\\x00-\\x1f\\x7f\"\\\\]{0,40}",
+        ) {
+            for s in [s, ascii] {
+                let mut out = Vec::new();
+                write_json_str(&mut out, &s);
+                prop_assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&s).unwrap());
+            }
+        }
+
+        /// An entry written from its batch is the entry written from its owned copy, in both
+        /// batch versions, with the batch's shared pairs and keys in any order.
+        #[test]
+        fn entry_ref_writes_what_its_owned_copy_writes(
+            mut entries in proptest::collection::vec(crate::batch::tests::arb_entry(), 1..12),
+            shared in proptest::collection::btree_map("[a-c]{0,2}", ".{0,6}", 0..4),
+        ) {
+            for e in &mut entries {
+                e.metadata.extend(shared.clone());
+            }
+            for v2 in [true, false] {
+                let mut buf = Vec::new();
+                if v2 {
+                    crate::batch::encode(&entries, &mut buf);
+                } else {
+                    crate::batch::encode_v1(&entries, &mut buf);
+                }
+                let view = crate::batch::BatchView::parse(&buf).unwrap();
+                for e in view.iter() {
+                    let (mut a, mut b) = (Vec::new(), Vec::new());
+                    e.write_json(&mut a);
+                    EntryView::from(&e).write_json(&mut b);
+                    prop_assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
+                }
+            }
+        }
+
+        /// Pairs out of order or repeated (a hand-made version 1 batch may hold them): the
+        /// owned copy's map decides, the later of two equal keys wins.
+        #[test]
+        fn entry_ref_with_unsorted_pairs_writes_what_its_owned_copy_writes(
+            own in proptest::collection::vec(("[a-c]{0,2}", ".{0,4}"), 0..5),
+            common in proptest::collection::vec(("[a-c]{0,2}", ".{0,4}"), 0..5),
+        ) {
+            let own: Vec<(&str, &str)> = own.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let common: Vec<(&str, &str)> = common.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let e = EntryRef {
+                timestamp_ns: 1,
+                level: Level::Info,
+                entry_type: EntryType::Log,
+                source: "s",
+                payload_type: "",
+                payload: "p",
+                own: &own,
+                common: &common,
+            };
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            e.write_json(&mut a);
+            EntryView::from(&e).write_json(&mut b);
+            prop_assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
         }
     }
 }
