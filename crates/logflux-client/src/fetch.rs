@@ -215,9 +215,7 @@ impl Session {
         })
         .await
         .context("decryption worker")?;
-        for e in &out.errors {
-            note(format_args!("logflux: error: {e}"));
-        }
+        // Records that failed are reported by the caller, when it shows the chunk.
         Ok(out)
     }
 }

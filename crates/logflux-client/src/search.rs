@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::config::Settings;
 use crate::fetch::{
-    Bodies, Chunk, Mapper, Merger, OpenedRuns, Run, RunMerger, Session, spawn_query,
+    Bodies, Chunk, Mapper, Merger, OpenedRuns, Run, RunMerger, Session, note, spawn_query,
 };
 use crate::filter::{FilterArgs, parse_duration};
 use crate::live::Live;
@@ -287,15 +287,36 @@ pub(crate) async fn run_query<T: Send + 'static>(
     Ok(sum)
 }
 
-/// Chunks of records opened ahead of the one being printed, at most (besides the one
-/// waiting to join them): opening overlaps with merging and writing, and memory stays bounded
-/// by a few chunks.
+/// Chunks of records opened ahead of the one being printed, at most: opening overlaps with
+/// merging and writing, and memory stays bounded by a few chunks.
 const OPEN_AHEAD: usize = 2;
+
+/// A chunk's opening task, aborted when dropped: a listing that stops (at its limit, on a
+/// closed stdout, on an error) leaves no chunk being opened behind it.
+struct OpenTask(tokio::task::JoinHandle<anyhow::Result<OpenedRuns>>);
+
+impl Drop for OpenTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl OpenTask {
+    /// The chunk's records opened, and those that could not be reported on stderr — here,
+    /// where the chunk is consumed, so nothing is said about records never shown.
+    async fn join(&mut self) -> anyhow::Result<OpenedRuns> {
+        let opened = (&mut self.0).await.context("decryption task")??;
+        for e in &opened.errors {
+            note(format_args!("logflux: error: {e}"));
+        }
+        Ok(opened)
+    }
+}
 
 /// A chunk being opened, in the order chunks came.
 enum Opening {
     Open {
-        task: tokio::task::JoinHandle<anyhow::Result<OpenedRuns>>,
+        task: OpenTask,
         records: usize,
         watermark: Option<i64>,
         done: bool,
@@ -320,17 +341,28 @@ fn spawn_opening(
             Bodies::Listed,
         );
         while let Some(chunk) = chunks.recv().await {
+            // Room first, then the work: at most OPEN_AHEAD chunks opened ahead. The receiver
+            // gone (the limit reached, stdout closed): nothing more to open.
+            let Ok(permit) = tx.reserve().await else {
+                return;
+            };
             let (step, last) = match chunk {
                 Err(e) => (Opening::Failed(e), true),
                 Ok(chunk) => {
+                    // Keys one chunk at a time, here: chunks opened side by side would each
+                    // fetch and unwrap the same new key.
+                    session
+                        .decryptor
+                        .ensure_keys(&session.api, &chunk.records)
+                        .await;
                     let s = session.clone();
                     let records = chunk.records;
                     (
                         Opening::Open {
                             records: records.len(),
-                            task: tokio::spawn(async move {
+                            task: OpenTask(tokio::spawn(async move {
                                 s.open_runs(records, style, newest_first).await
-                            }),
+                            })),
                             watermark: chunk.watermark,
                             done: chunk.done,
                         },
@@ -338,8 +370,8 @@ fn spawn_opening(
                     )
                 }
             };
-            // The receiver gone (the limit reached, stdout closed): nothing more to open.
-            if tx.send(step).await.is_err() || last {
+            permit.send(step);
+            if last {
                 return;
             }
         }
@@ -374,11 +406,11 @@ pub(crate) async fn run_listing(
         let (opened, watermark, done) = match step {
             Opening::Failed(e) => return Err(e),
             Opening::Open {
-                task,
+                mut task,
                 watermark,
                 done,
                 ..
-            } => (task.await.context("decryption task")??, watermark, done),
+            } => (task.join().await?, watermark, done),
         };
         sum.records += opened.records;
         sum.errors += opened.errors.len() as u64;
@@ -414,7 +446,7 @@ async fn probe_opened(opening: &mut tokio::sync::mpsc::Receiver<Opening>) -> Res
     let mut unopened = false;
     while let Some(step) = opening.recv().await {
         let Opening::Open {
-            task,
+            mut task,
             records,
             done,
             ..
@@ -423,7 +455,7 @@ async fn probe_opened(opening: &mut tokio::sync::mpsc::Receiver<Opening>) -> Res
             return Rest::Unknown;
         };
         examined += records;
-        let Ok(Ok(opened)) = task.await else {
+        let Ok(opened) = task.join().await else {
             return Rest::Unknown;
         };
         unopened |= !opened.errors.is_empty();

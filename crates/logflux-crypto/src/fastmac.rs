@@ -42,11 +42,16 @@ impl Drop for MacKey {
     }
 }
 
-/// Runs the compression function over `blocks` (a whole number of 64-byte blocks).
+/// Runs the compression function over `blocks` (a whole number of 64-byte blocks; none is
+/// a no-op).
 fn compress(state: &mut [u32; 8], blocks: &[u8]) {
     assert!(blocks.len().is_multiple_of(BLOCK), "whole blocks only");
+    // The assembly loops assume at least one block: a count of 0 would read out of bounds.
+    if blocks.is_empty() {
+        return;
+    }
     // SAFETY: `state` is the 8 words the function updates; `blocks` is readable for
-    // `blocks.len() / 64` whole blocks; nothing else is touched.
+    // `blocks.len() / 64` whole blocks, at least one (checked above); nothing else is touched.
     unsafe {
         sys::SHA256_TransformBlocks(state.as_mut_ptr(), blocks.as_ptr(), blocks.len() / BLOCK)
     }
@@ -59,20 +64,21 @@ impl MacKey {
             key.len() <= BLOCK,
             "keys longer than a block are hashed first; not needed here"
         );
+        // The states are as secret as the key: computed in place, no copy left behind.
+        let mut mac = MacKey {
+            inner: IV,
+            outer: IV,
+        };
         let mut pad = [0u8; BLOCK];
-        let state = |xor: u8, pad: &mut [u8; BLOCK]| {
+        for (xor, state) in [(0x36, &mut mac.inner), (0x5c, &mut mac.outer)] {
             pad.fill(xor);
             for (p, k) in pad.iter_mut().zip(key) {
                 *p ^= k;
             }
-            let mut s = IV;
-            compress(&mut s, pad);
-            s
-        };
-        let inner = state(0x36, &mut pad);
-        let outer = state(0x5c, &mut pad);
+            compress(state, &pad);
+        }
         pad.zeroize();
-        MacKey { inner, outer }
+        mac
     }
 
     /// The first 8 bytes, big-endian, of HMAC-SHA256(key, `input`).
