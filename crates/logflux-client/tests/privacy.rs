@@ -166,6 +166,13 @@ async fn proxies_integrity_errors_and_interrupted_exports() {
         !err.contains("integrity check failed: integrity check failed"),
         "said once: {err}"
     );
+    // The same through the listing's fast path (all entries, oldest first, records opened
+    // ahead of the one printed): the damaged record named once, where it is shown.
+    let (code, out, err) = stack.run(&["search", "-n", "0", "--format", "ndjson"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(out.contains("an intact entry"), "{out}");
+    assert!(!out.contains(&selftest), "{out}");
+    assert_eq!(err.matches("integrity check failed").count(), 1, "{err}");
     // An export with a record that failed holds the others, says what is missing, exits 2,
     // and is private.
     let damaged = stack.tmp.path().join("damaged.ndjson");
