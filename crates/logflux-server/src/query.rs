@@ -1343,6 +1343,7 @@ mod tests {
                         count: 1,
                         received_ns: 0,
                         tokens: (0..20).map(|t| t * 1000 + i as u64).collect(),
+                        filter: None,
                     },
                     b"body",
                 );
