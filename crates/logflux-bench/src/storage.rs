@@ -8,6 +8,7 @@
 //!
 //! `--baseline-agent PATH` reads the corpus a second time with another agent binary (a copy of
 //! the release build from before a change), alternating, for a before/after in one run.
+//! `LOGFLUX_BENCH_KEEP=1` keeps the work directory (servers' data, catalogs) and prints its path.
 //! `LOGFLUX_BENCH_DUMP=1` prints the first two entries of every record to stderr (to see what
 //! the file input made of the lines).
 
@@ -122,7 +123,12 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let work = tempfile::Builder::new()
         .prefix("logflux-bench-storage-")
         .tempdir_in(&parent)?;
-    let w = work.path();
+    let w = work.path().to_path_buf();
+    let w = w.as_path();
+    if std::env::var_os("LOGFLUX_BENCH_KEEP").is_some() {
+        eprintln!("keeping {}", w.display());
+        let _ = work.keep();
+    }
     let logs = w.join("logs");
     std::fs::create_dir_all(&logs)?;
     for f in &files {
@@ -180,8 +186,12 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     row("· per-record footer metadata", &|s| {
         s.footer_records as f64
     });
-    row("· per-record token filters (footer v2)", &|s| s.filters as f64);
-    row("· segment Bloom filter (footer v2)", &|s| s.footer_bloom as f64);
+    row("· per-record token filters (footer v2)", &|s| {
+        s.filters as f64
+    });
+    row("· segment Bloom filter (footer v2)", &|s| {
+        s.footer_bloom as f64
+    });
     row("· token index (footer v1)", &|s| s.index as f64);
     row("· footer headers and trailers", &|s| s.framing as f64);
     row("catalog (SQLite, with its WAL)", &|s| s.catalog as f64);

@@ -126,7 +126,13 @@ mod tests {
         w
     }
 
-    async fn commit(catalog: &Catalog, store: &BlobStore, key: &str, data: Vec<u8>, s: SegmentSummary) {
+    async fn commit(
+        catalog: &Catalog,
+        store: &BlobStore,
+        key: &str,
+        data: Vec<u8>,
+        s: SegmentSummary,
+    ) {
         let seg = NewSegment {
             tenant_id: "t_1".into(),
             application_id: "app_1".into(),
@@ -156,15 +162,27 @@ mod tests {
             .await
             .unwrap();
         catalog.create_tenant("t_1", "acme").await.unwrap();
-        catalog.create_application("app_1", "t_1", "web").await.unwrap();
+        catalog
+            .create_application("app_1", "t_1", "web")
+            .await
+            .unwrap();
         let (data, summary) = if v1 {
             writer().finish_v1()
         } else {
             writer().finish()
         };
         let old_bloom = summary.bloom.clone();
-        commit(&catalog, &store, "t_1/app_1/2026/12/01/old.lfs", data, summary).await;
-        let out = erase(&catalog, &store, "t_1", "app_1", 90, 110).await.unwrap();
+        commit(
+            &catalog,
+            &store,
+            "t_1/app_1/2026/12/01/old.lfs",
+            data,
+            summary,
+        )
+        .await;
+        let out = erase(&catalog, &store, "t_1", "app_1", 90, 110)
+            .await
+            .unwrap();
         assert_eq!(
             out,
             Erased {
@@ -186,9 +204,16 @@ mod tests {
     #[tokio::test]
     async fn erasing_from_a_version_2_segment_keeps_its_bloom_and_the_kept_records_filters() {
         let (old_bloom, seg, footer) = erase_middle(false).await;
-        assert_eq!(seg.bloom, old_bloom, "the old Bloom filter, a superset, is kept");
+        assert_eq!(
+            seg.bloom, old_bloom,
+            "the old Bloom filter, a superset, is kept"
+        );
         assert_eq!(footer.stored_bloom(), Some(&old_bloom[..]));
-        let ids: Vec<_> = footer.records.iter().map(|r| r.meta.record_id.as_str()).collect();
+        let ids: Vec<_> = footer
+            .records
+            .iter()
+            .map(|r| r.meta.record_id.as_str())
+            .collect();
         assert_eq!(ids, ["r0", "r2"]);
         assert_eq!(footer.select(i64::MIN, i64::MAX, &[vec![1000]]), [0]);
         assert_eq!(footer.select(i64::MIN, i64::MAX, &[vec![1200]]), [1]);
@@ -201,7 +226,10 @@ mod tests {
     #[tokio::test]
     async fn erasing_from_a_version_1_segment_rewrites_it_as_version_2() {
         let (_, seg, footer) = erase_middle(true).await;
-        assert!(footer.stored_bloom().is_some(), "rewritten with a version 2 footer");
+        assert!(
+            footer.stored_bloom().is_some(),
+            "rewritten with a version 2 footer"
+        );
         assert_eq!(footer.summary(seg.bytes as u64).bloom, seg.bloom);
         assert_eq!(footer.select(i64::MIN, i64::MAX, &[vec![1000]]), [0]);
         assert_eq!(footer.select(i64::MIN, i64::MAX, &[vec![1200]]), [1]);
@@ -209,6 +237,9 @@ mod tests {
             assert!(crate::bloom::may_contain(&seg.bloom, t));
         }
         // Built from the kept records' tokens: the erased record's token is not in it.
-        assert_eq!(footer.select(i64::MIN, i64::MAX, &[vec![1100]]), Vec::<usize>::new());
+        assert_eq!(
+            footer.select(i64::MIN, i64::MAX, &[vec![1100]]),
+            Vec::<usize>::new()
+        );
     }
 }

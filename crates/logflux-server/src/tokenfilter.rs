@@ -68,7 +68,7 @@ struct Descriptor {
 /// Checks that `filter` is well formed: a lookup in it stays inside its bytes.
 pub(crate) fn check(filter: &[u8]) -> Result<(), &'static str> {
     match filter.split_first() {
-        Some((&EMPTY | &ANY, rest)) if rest.is_empty() => Ok(()),
+        Some((&EMPTY | &ANY, [])) => Ok(()),
         Some((&FUSE8, _)) => parse(filter).map(|_| ()),
         _ => Err("bad token filter"),
     }
@@ -94,7 +94,7 @@ fn parse(filter: &[u8]) -> Result<(Descriptor, &[u8]), &'static str> {
     if !d.segment_length.is_power_of_two()
         || d.segment_length_mask != d.segment_length - 1
         || d.segment_count_length == 0
-        || d.segment_count_length % d.segment_length != 0
+        || !d.segment_count_length.is_multiple_of(d.segment_length)
         || span > fingerprints.len() as u64
     {
         return Err("bad token filter");
@@ -108,7 +108,9 @@ pub(crate) fn may_contain(filter: &[u8], token: u64) -> bool {
     match filter.first() {
         Some(&EMPTY) => false,
         Some(&FUSE8) => match parse(filter) {
-            Ok(_) => BinaryFuse8Ref::from_dma(&filter[1..HEADER], &filter[HEADER..]).contains(&token),
+            Ok(_) => {
+                BinaryFuse8Ref::from_dma(&filter[1..HEADER], &filter[HEADER..]).contains(&token)
+            }
             Err(_) => true,
         },
         _ => true,
@@ -172,7 +174,10 @@ mod tests {
             build(&k, &mut f);
             assert_eq!(&f[HEADER..], crate_filter.dma_fingerprints());
             let mut hits = 0;
-            for t in keys(20_000, 0x5eed ^ n).into_iter().chain(k.iter().copied()) {
+            for t in keys(20_000, 0x5eed ^ n)
+                .into_iter()
+                .chain(k.iter().copied())
+            {
                 let want = crate_filter.contains(&t);
                 assert_eq!(may_contain(&f, t), want, "n {n}, token {t}");
                 assert_eq!(documented_lookup(&f, t), want, "n {n}, token {t}");
@@ -199,7 +204,10 @@ mod tests {
         assert_eq!(check(&f), Ok(()));
         // Fingerprints cut short, a segment length that is not a power of two, a bad mask.
         assert!(check(&f[..f.len() - 1]).is_err());
-        assert!(may_contain(&f[..f.len() - 1], 12_345), "malformed says maybe");
+        assert!(
+            may_contain(&f[..f.len() - 1], 12_345),
+            "malformed says maybe"
+        );
         let mut g = f.clone();
         g[9] = 3;
         assert!(check(&g).is_err());

@@ -417,7 +417,11 @@ async fn a_store_of_version_1_and_version_2_segments_is_rebuilt_with_the_same_bl
     // The rebuilt filters still find every token of their segment's records.
     for (row, tokens) in rows.iter().zip([[100u64, 300, 42], [200, 400, 42]]) {
         for t in tokens {
-            assert!(crate::bloom::may_contain(&row.bloom, t), "{t} in {}", row.object_key);
+            assert!(
+                crate::bloom::may_contain(&row.bloom, t),
+                "{t} in {}",
+                row.object_key
+            );
         }
     }
 }

@@ -118,26 +118,26 @@ fn select_abc(f: &Footer) {
 
 #[test]
 fn every_footer_corruption_is_detected() {
-  for v1 in [false, true] {
-    let mut w = SegmentWriter::new();
-    w.add(meta(0, 0, 10, vec![1, 2]), b"abc");
-    w.add(meta(1, 20, 30, vec![2, 3]), b"defg");
-    let bytes = if v1 { w.finish_v1() } else { w.finish() }.0;
-    let body_len = 7;
-    for i in body_len..bytes.len() {
-        for bit in [0x01, 0x80] {
-            let mut b = bytes.clone();
-            b[i] ^= bit;
-            assert!(read(&b).is_err(), "flip at {i} went unnoticed");
+    for v1 in [false, true] {
+        let mut w = SegmentWriter::new();
+        w.add(meta(0, 0, 10, vec![1, 2]), b"abc");
+        w.add(meta(1, 20, 30, vec![2, 3]), b"defg");
+        let bytes = if v1 { w.finish_v1() } else { w.finish() }.0;
+        let body_len = 7;
+        for i in body_len..bytes.len() {
+            for bit in [0x01, 0x80] {
+                let mut b = bytes.clone();
+                b[i] ^= bit;
+                assert!(read(&b).is_err(), "flip at {i} went unnoticed");
+            }
+        }
+        for n in 0..bytes.len() {
+            let cut = &bytes[..n];
+            if cut.len() >= TRAILER_LEN {
+                assert!(read(cut).is_err(), "truncated to {n}");
+            }
         }
     }
-    for n in 0..bytes.len() {
-        let cut = &bytes[..n];
-        if cut.len() >= TRAILER_LEN {
-            assert!(read(cut).is_err(), "truncated to {n}");
-        }
-    }
-  }
 }
 
 #[test]
@@ -278,7 +278,10 @@ fn golden_writer() -> SegmentWriter {
         .into_iter()
         .collect();
     w.add(meta(1, 1_000, 2_000, many), b"agent batch ciphertext");
-    w.add(meta(2, 1_500, 1_500, vec![opaque_token("user:42")]), b"sdk part");
+    w.add(
+        meta(2, 1_500, 1_500, vec![opaque_token("user:42")]),
+        b"sdk part",
+    );
     w.add(meta(3, 3_000, 4_000, vec![]), b"");
     let mut shared = vec![0x9e37_79b9_7f4a_7c15, 7];
     shared.sort_unstable();
@@ -309,16 +312,32 @@ fn golden_segments_are_read_and_written_the_same() {
         assert_eq!(&golden[golden.len() - 5..golden.len() - 1], b"LFSG");
         let footer_start = golden.len()
             - TRAILER_LEN
-            - u32::from_le_bytes(golden[golden.len() - 13..golden.len() - 9].try_into().unwrap())
-                as usize;
+            - u32::from_le_bytes(
+                golden[golden.len() - 13..golden.len() - 9]
+                    .try_into()
+                    .unwrap(),
+            ) as usize;
         assert_eq!(golden[footer_start + 4], if v1 { 1 } else { 2 }, "{name}");
         assert_eq!(f.summary(golden.len() as u64), summary, "{name}");
-        let ids: Vec<_> = f.records.iter().map(|r| r.meta.record_id.as_str()).collect();
+        let ids: Vec<_> = f
+            .records
+            .iter()
+            .map(|r| r.meta.record_id.as_str())
+            .collect();
         assert_eq!(ids, ["r1", "r2", "r3", "r4"], "{name}");
         let all = (i64::MIN, i64::MAX);
-        assert_eq!(f.select(all.0, all.1, &[vec![0x9e37_79b9_7f4a_7c15]]), [0, 3]);
-        assert_eq!(f.select(all.0, all.1, &[vec![opaque_token("user:42")]]), [1]);
-        assert_eq!(f.select(all.0, all.1, &[vec![7], vec![0x9e37_79b9_7f4a_7c15]]), [3]);
+        assert_eq!(
+            f.select(all.0, all.1, &[vec![0x9e37_79b9_7f4a_7c15]]),
+            [0, 3]
+        );
+        assert_eq!(
+            f.select(all.0, all.1, &[vec![opaque_token("user:42")]]),
+            [1]
+        );
+        assert_eq!(
+            f.select(all.0, all.1, &[vec![7], vec![0x9e37_79b9_7f4a_7c15]]),
+            [3]
+        );
         assert_eq!(f.select(all.0, all.1, &[vec![8]]), Vec::<usize>::new());
         assert_eq!(f.select(2_500, 5_500, &[]), [2, 3]);
         assert_eq!(
