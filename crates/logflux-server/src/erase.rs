@@ -59,11 +59,10 @@ pub(crate) async fn erase(
             out.segments_deleted += 1;
         } else {
             let mut writer = SegmentWriter::new();
-            // A version 2 footer no longer knows the records' tokens: the old segment's
-            // Bloom filter covers the records kept (a superset: no false negatives).
-            if let Some(bloom) = footer.stored_bloom() {
-                writer.keep_bloom(bloom.to_vec());
-            }
+            // A version 2 footer no longer knows the records' tokens, and the old segment's
+            // Bloom filter would go on answering for the erased records' tokens: the writer
+            // stores the empty Bloom filter ("maybe" to every token) for the rewrite, and the
+            // catalog row gets the same (SegmentWriter::finish).
             let mut ids = Vec::with_capacity(kept.len());
             for r in kept {
                 writer.add(
@@ -202,13 +201,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn erasing_from_a_version_2_segment_keeps_its_bloom_and_the_kept_records_filters() {
+    async fn erasing_from_a_version_2_segment_forgets_its_bloom_and_keeps_the_kept_filters() {
         let (old_bloom, seg, footer) = erase_middle(false).await;
-        assert_eq!(
-            seg.bloom, old_bloom,
-            "the old Bloom filter, a superset, is kept"
-        );
-        assert_eq!(footer.stored_bloom(), Some(&old_bloom[..]));
+        // The erased record (r1) carried token 1100: the old Bloom filter answers for it.
+        assert!(crate::bloom::may_contain(&old_bloom, 1100));
+        // Nothing derived from it stays: the footer's and the catalog's Bloom filters are the
+        // empty one ("maybe" to every token, so no false negatives for the records kept).
+        assert_eq!(seg.bloom, Vec::<u8>::new());
+        assert_eq!(footer.stored_bloom(), Some(&[][..]));
+        assert_eq!(footer.summary(seg.bytes as u64).bloom, seg.bloom);
         let ids: Vec<_> = footer
             .records
             .iter()
@@ -218,7 +219,11 @@ mod tests {
         assert_eq!(footer.select(i64::MIN, i64::MAX, &[vec![1000]]), [0]);
         assert_eq!(footer.select(i64::MIN, i64::MAX, &[vec![1200]]), [1]);
         assert_eq!(footer.select(i64::MIN, i64::MAX, &[vec![7]]), [0, 1]);
-        for t in [7, 1000, 1200] {
+        assert_eq!(
+            footer.select(i64::MIN, i64::MAX, &[vec![1100]]),
+            Vec::<usize>::new()
+        );
+        for t in [7, 1000, 1100, 1200] {
             assert!(crate::bloom::may_contain(&seg.bloom, t));
         }
     }

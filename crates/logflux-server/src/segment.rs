@@ -133,8 +133,6 @@ fn hex16(s: &[u8]) -> Option<u64> {
 pub(crate) struct SegmentWriter {
     body: Vec<u8>,
     records: Vec<RecordEntry>,
-    /// The Bloom filter to store instead of one built from the records' tokens.
-    bloom: Option<Vec<u8>>,
 }
 
 /// What the catalog keeps about a finished segment.
@@ -173,14 +171,6 @@ impl SegmentWriter {
         });
     }
 
-    /// Stores `bloom` as the segment's Bloom filter instead of one built from the records'
-    /// tokens. For a rewrite of records read from a version 2 footer (their tokens are gone):
-    /// the old segment's filter covers a superset of the records kept, so it has no false
-    /// negatives for them.
-    pub(crate) fn keep_bloom(&mut self, bloom: Vec<u8>) {
-        self.bloom = Some(bloom);
-    }
-
     /// The segment's bytes (footer version 2) and its summary.
     pub(crate) fn finish(self) -> (Vec<u8>, SegmentSummary) {
         let mut out = self.body;
@@ -194,26 +184,27 @@ impl SegmentWriter {
                 Some(f) => put_bytes(&mut out, f),
                 None => {
                     filter.clear();
-                    tokenfilter::build(&r.meta.tokens, &mut filter);
+                    let salt = tokenfilter::salt(&r.meta.record_id);
+                    tokenfilter::build(&r.meta.tokens, salt, &mut filter);
                     put_bytes(&mut out, &filter);
                 }
             }
         }
-        summary.bloom = match self.bloom {
-            Some(b) => b,
-            // A record with a stored filter but no tokens and no Bloom kept for it: only an
-            // empty filter ("maybe" for every token) is sure to have no false negatives.
-            None if self.records.iter().any(|r| r.meta.filter.is_some()) => Vec::new(),
-            None => {
-                let mut tokens: Vec<u64> = self
-                    .records
-                    .iter()
-                    .flat_map(|r| r.meta.tokens.iter().copied())
-                    .collect();
-                tokens.sort_unstable();
-                tokens.dedup();
-                bloom::build(&tokens)
-            }
+        // A record with a stored filter (a rewrite of a version 2 segment, after an erasure)
+        // has no tokens left to build from: only the empty Bloom filter ("maybe" for every
+        // token) has no false negatives without keeping the old segment's, which would go on
+        // answering for the erased records' tokens.
+        summary.bloom = if self.records.iter().any(|r| r.meta.filter.is_some()) {
+            Vec::new()
+        } else {
+            let mut tokens: Vec<u64> = self
+                .records
+                .iter()
+                .flat_map(|r| r.meta.tokens.iter().copied())
+                .collect();
+            tokens.sort_unstable();
+            tokens.dedup();
+            bloom::build(&tokens)
         };
         put_bytes(&mut out, &summary.bloom);
         finish_trailer(&mut out, footer_start, &mut summary);
@@ -449,10 +440,19 @@ impl Footer {
 
     /// The Bloom filter a version 2 footer stores (`None` for version 1, whose records carry
     /// their tokens).
+    #[cfg(test)]
     pub(crate) fn stored_bloom(&self) -> Option<&[u8]> {
         match &self.tokens {
             Tokens::Filters { bloom } => Some(bloom),
             Tokens::Index(_) => None,
+        }
+    }
+
+    /// Drops a version 2 footer's Bloom filter: only an erasure or a catalog rebuild needs
+    /// it, and they parse the footer afresh; a cached footer for queries need not keep it.
+    pub(crate) fn forget_bloom(&mut self) {
+        if let Tokens::Filters { bloom } = &mut self.tokens {
+            *bloom = Vec::new();
         }
     }
 
@@ -503,10 +503,13 @@ impl Footer {
                 return (0..self.records.len())
                     .filter(|&i| in_time(i))
                     .filter(|&i| {
-                        let f = self.records[i].meta.filter.as_deref().unwrap_or_default();
+                        let m = &self.records[i].meta;
+                        let f = m.filter.as_deref().unwrap_or_default();
+                        // Parsed once per record, then asked about every group's tokens.
+                        let probe = tokenfilter::Probe::new(f, tokenfilter::salt(&m.record_id));
                         groups
                             .iter()
-                            .all(|g| g.iter().any(|&t| tokenfilter::may_contain(f, t)))
+                            .all(|g| g.iter().any(|&t| probe.may_contain(t)))
                     })
                     .collect();
             }

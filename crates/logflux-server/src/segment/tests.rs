@@ -75,7 +75,7 @@ fn round_trip_with_bodies_and_summary() {
             // Version 2 keeps no token, only each record's filter.
             let mut want = meta(2, 30, 40, vec![]);
             let mut filter = Vec::new();
-            tokenfilter::build(&[1, 5, 7], &mut filter);
+            tokenfilter::build(&[1, 5, 7], tokenfilter::salt("r2"), &mut filter);
             want.filter = Some(filter);
             assert_eq!(f.records[2].meta, want);
             assert_eq!(f.stored_bloom(), Some(&summary.bloom[..]));
@@ -348,27 +348,54 @@ fn golden_segments_are_read_and_written_the_same() {
 }
 
 #[test]
-fn a_rewrite_of_version_2_records_keeps_their_filters_and_a_given_bloom() {
+fn a_rewrite_of_version_2_records_keeps_their_filters_and_stores_the_empty_bloom() {
     let (bytes, summary) = three(false);
     let f = read(&bytes).unwrap();
+    assert!(!summary.bloom.is_empty());
     let mut w = SegmentWriter::new();
-    w.keep_bloom(summary.bloom.clone());
     for r in [&f.records[0], &f.records[2]] {
         w.add(r.meta.clone(), b"kept");
     }
     let (again, s2) = w.finish();
-    assert_eq!(s2.bloom, summary.bloom);
     let g = read(&again).unwrap();
     assert_eq!(g.records[0].meta, f.records[0].meta);
     assert_eq!(g.records[1].meta, f.records[2].meta);
     assert_eq!(g.select(i64::MIN, i64::MAX, &[vec![7]]), [1]);
     assert_eq!(g.select(i64::MIN, i64::MAX, &[vec![9]]), [0]);
+    // The records' tokens are gone, and the old Bloom filter would still answer for the
+    // records left out: the one that says "maybe" to every token is stored.
+    assert!(s2.bloom.is_empty());
+    assert_eq!(g.stored_bloom(), Some(&[][..]));
+    assert!(bloom::may_contain(&s2.bloom, 9) && bloom::may_contain(&s2.bloom, 12345));
+}
 
-    // Without a Bloom filter to keep, one that says "maybe" to every token is stored: a
-    // filter built from no tokens would make the catalog skip the segment.
-    let mut w = SegmentWriter::new();
-    w.add(f.records[0].meta.clone(), b"kept");
-    let (_, s3) = w.finish();
-    assert!(s3.bloom.is_empty());
-    assert!(bloom::may_contain(&s3.bloom, 9) && bloom::may_contain(&s3.bloom, 12345));
+/// Records carrying the same tokens (every SDK part carries its opaque token and
+/// UNTOKENIZED) get filters the server cannot tell apart from those of other tokens.
+#[test]
+fn records_with_the_same_tokens_store_different_filters() {
+    for tokens in [
+        vec![opaque_token("user:42"), opaque_token("x")],
+        (1..=40).collect(),
+    ] {
+        let mut w = SegmentWriter::new();
+        for i in 0..3 {
+            w.add(meta(i, 0, 10, tokens.clone()), b"x");
+        }
+        let f = read(&w.finish().0).unwrap();
+        let filters: Vec<_> = f.records.iter().map(|r| r.meta.filter.clone()).collect();
+        assert_ne!(filters[0], filters[1]);
+        assert_ne!(filters[1], filters[2]);
+        assert_ne!(filters[0], filters[2]);
+        assert_eq!(f.select(0, 10, &[vec![tokens[0]]]), [0, 1, 2]);
+    }
+}
+
+#[test]
+fn a_cached_footer_forgets_its_bloom_and_still_selects() {
+    let (bytes, _) = three(false);
+    let mut f = read(&bytes).unwrap();
+    let before = f.select(i64::MIN, i64::MAX, &[vec![7]]);
+    f.forget_bloom();
+    assert_eq!(f.stored_bloom(), Some(&[][..]));
+    assert_eq!(f.select(i64::MIN, i64::MAX, &[vec![7]]), before);
 }
