@@ -269,8 +269,9 @@ fn a_footer_gives_back_the_summary_its_writer_gave() {
 }
 
 /// The records of the golden segments: an agent batch with many tokens, an SDK part with one
-/// opaque token, a record without tokens, and one sharing a token with the first.
-fn golden_writer() -> SegmentWriter {
+/// opaque token, a record without tokens, and one sharing a token with the first; version 2
+/// adds a fifth record with enough tokens for a fuse filter (the first's 40 take a list).
+fn golden_writer(v1: bool) -> SegmentWriter {
     let mut w = SegmentWriter::new();
     let many: Vec<u64> = (1..=40u64)
         .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
@@ -286,6 +287,10 @@ fn golden_writer() -> SegmentWriter {
     let mut shared = vec![0x9e37_79b9_7f4a_7c15, 7];
     shared.sort_unstable();
     w.add(meta(4, 5_000, 6_000, shared), b"fourth");
+    if !v1 {
+        let fuse: Vec<u64> = (1_000..1_100).collect();
+        w.add(meta(5, 7_000, 7_000, fuse), b"fifth");
+    }
     w
 }
 
@@ -299,9 +304,9 @@ fn golden_segments_are_read_and_written_the_same() {
             .join("testdata")
             .join(name);
         let (bytes, summary) = if v1 {
-            golden_writer().finish_v1()
+            golden_writer(true).finish_v1()
         } else {
-            golden_writer().finish()
+            golden_writer(false).finish()
         };
         if std::env::var_os("LOGFLUX_WRITE_GOLDEN").is_some() {
             std::fs::write(&path, &bytes).unwrap();
@@ -324,8 +329,18 @@ fn golden_segments_are_read_and_written_the_same() {
             .iter()
             .map(|r| r.meta.record_id.as_str())
             .collect();
-        assert_eq!(ids, ["r1", "r2", "r3", "r4"], "{name}");
         let all = (i64::MIN, i64::MAX);
+        let want = ["r1", "r2", "r3", "r4", "r5"];
+        assert_eq!(ids, want[..if v1 { 4 } else { 5 }], "{name}");
+        if !v1 {
+            let kinds: Vec<u8> = f
+                .records
+                .iter()
+                .map(|r| r.meta.filter.as_ref().unwrap()[0])
+                .collect();
+            assert_eq!(kinds, [3, 3, 0, 3, 1], "list, list, none, list, fuse");
+            assert_eq!(f.select(all.0, all.1, &[vec![1_050]]), [4]);
+        }
         assert_eq!(
             f.select(all.0, all.1, &[vec![0x9e37_79b9_7f4a_7c15]]),
             [0, 3]
@@ -375,7 +390,7 @@ fn a_rewrite_of_version_2_records_keeps_their_filters_and_stores_the_empty_bloom
 fn records_with_the_same_tokens_store_different_filters() {
     for tokens in [
         vec![opaque_token("user:42"), opaque_token("x")],
-        (1..=40).collect(),
+        (1..=100).collect(),
     ] {
         let mut w = SegmentWriter::new();
         for i in 0..3 {
