@@ -414,3 +414,32 @@ fn a_cached_footer_forgets_its_bloom_and_still_selects() {
     assert_eq!(f.stored_bloom(), Some(&[][..]));
     assert_eq!(f.select(i64::MIN, i64::MAX, &[vec![7]]), before);
 }
+
+/// An SDK part carries two tokens (its opaque token and UNTOKENIZED): its filter is a list of
+/// two fingerprints, 6 bytes with its kind and length (a fuse filter took 34).
+#[test]
+fn an_sdk_part_filter_takes_six_bytes() {
+    let untokenized = opaque_token(logflux_proto::UNTOKENIZED);
+    let mut w = SegmentWriter::new();
+    for i in 0..1_000u32 {
+        let mut m = meta(
+            i,
+            0,
+            10,
+            vec![opaque_token(&format!("user:{i}")), untokenized],
+        );
+        m.record_id = format!(
+            "sdk-{:032x}",
+            u128::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        );
+        w.add(m, b"x");
+    }
+    let f = read(&w.finish().0).unwrap();
+    for r in &f.records {
+        let filter = r.meta.filter.as_ref().unwrap();
+        // kind 3, two fingerprints; one more byte for its length in the footer.
+        assert_eq!(filter.len(), 5);
+        assert_eq!(filter[0], 3);
+    }
+    assert_eq!(f.select(0, 10, &[vec![untokenized]]).len(), 1_000);
+}
