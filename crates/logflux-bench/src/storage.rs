@@ -2,11 +2,13 @@
 //! the agent's file input, shipped to a real server; the bytes the server keeps (segments and
 //! catalog) against the raw text and against `zstd -1`/`zstd -19` of the same text, measured in
 //! the same run, with a breakdown of the segments: zstd frames, Padmé padding, GCM tags,
-//! per-record footer metadata, the token index, trailers. The records are opened with the
+//! per-record footer metadata, the per-record token filters and the segment's Bloom filter
+//! (footer version 2) or the token index (version 1), trailers. The records are opened with the
 //! tenant's key to split frames from padding and to weigh the same entries in batch v1.
 //!
 //! `--baseline-agent PATH` reads the corpus a second time with another agent binary (a copy of
 //! the release build from before a change), alternating, for a before/after in one run.
+//! `LOGFLUX_BENCH_KEEP=1` keeps the work directory (servers' data, catalogs) and prints its path.
 //! `LOGFLUX_BENCH_DUMP=1` prints the first two entries of every record to stderr (to see what
 //! the file input made of the lines).
 
@@ -53,6 +55,8 @@ struct Sizes {
     segments: u64,
     segment_bytes: u64,
     catalog: u64,
+    /// Of which the WAL file (left when the server stopped without a final checkpoint).
+    catalog_wal: u64,
     other_objects: u64,
     records: u64,
     entries: u64,
@@ -63,9 +67,15 @@ struct Sizes {
     tags: u64,
     /// The footer's per-record fields (offset, length, ids, nonce, times, count).
     footer_records: u64,
-    /// The footer's token index.
+    /// The footer's token index (version 1 footers).
     index: u64,
     index_entries: u64,
+    /// The footer's per-record token filters, with their lengths (version 2 footers).
+    filters: u64,
+    /// The footer's copy of the segment's Bloom filter, with its length (version 2 footers).
+    footer_bloom: u64,
+    /// Footer versions seen.
+    footer_versions: Vec<u8>,
     /// Footer headers and trailers.
     framing: u64,
     /// Decompressed batches as sealed, and the same entries written as batch v1.
@@ -113,7 +123,12 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let work = tempfile::Builder::new()
         .prefix("logflux-bench-storage-")
         .tempdir_in(&parent)?;
-    let w = work.path();
+    let w = work.path().to_path_buf();
+    let w = w.as_path();
+    if std::env::var_os("LOGFLUX_BENCH_KEEP").is_some() {
+        eprintln!("keeping {}", w.display());
+        let _ = work.keep();
+    }
     let logs = w.join("logs");
     std::fs::create_dir_all(&logs)?;
     for f in &files {
@@ -171,9 +186,16 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     row("· per-record footer metadata", &|s| {
         s.footer_records as f64
     });
-    row("· token index", &|s| s.index as f64);
+    row("· per-record token filters (footer v2)", &|s| {
+        s.filters as f64
+    });
+    row("· segment Bloom filter (footer v2)", &|s| {
+        s.footer_bloom as f64
+    });
+    row("· token index (footer v1)", &|s| s.index as f64);
     row("· footer headers and trailers", &|s| s.framing as f64);
     row("catalog (SQLite, with its WAL)", &|s| s.catalog as f64);
+    row("· of which the WAL", &|s| s.catalog_wal as f64);
     row("other store objects (tenant, app, keys JSON)", &|s| {
         s.other_objects as f64
     });
@@ -188,12 +210,18 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         s.sealed_v1 as f64
     });
     let mut counts = String::from(
-        "| records / entries / segments / index postings / batch versions / seconds |",
+        "| records / entries / segments / index postings / batch versions / footer versions / seconds |",
     );
     for (_, s) in &results {
         counts.push_str(&format!(
-            " {} / {} / {} / {} / {:?} / {:.1} | |",
-            s.records, s.entries, s.segments, s.index_entries, s.versions, s.seconds
+            " {} / {} / {} / {} / {:?} / {:?} / {:.1} | |",
+            s.records,
+            s.entries,
+            s.segments,
+            s.index_entries,
+            s.versions,
+            s.footer_versions,
+            s.seconds
         ));
     }
     println!("{counts}");
@@ -298,6 +326,9 @@ fn weigh(data: &Path, key: &PrivateKey, level: i32) -> anyhow::Result<Sizes> {
     for name in ["catalog.db", "catalog.db-wal"] {
         if let Ok(m) = std::fs::metadata(data.join(name)) {
             s.catalog += m.len();
+            if name.ends_with("-wal") {
+                s.catalog_wal += m.len();
+            }
         }
     }
     let objects = data.join("objects");
@@ -339,6 +370,8 @@ fn weigh(data: &Path, key: &PrivateKey, level: i32) -> anyhow::Result<Sizes> {
     }
     s.versions.sort_unstable();
     s.versions.dedup();
+    s.footer_versions.sort_unstable();
+    s.footer_versions.dedup();
     Ok(s)
 }
 
@@ -374,9 +407,14 @@ fn weigh_segment(
         .context("footer length")?;
     let err = |e| anyhow::anyhow!("footer: {e:?}");
     let mut r = Reader::new(footer);
-    if r.take(4).map_err(err)? != b"LFSF" || r.byte().map_err(err)? != 1 {
-        bail!("not a version 1 footer");
+    if r.take(4).map_err(err)? != b"LFSF" {
+        bail!("not a segment footer");
     }
+    let version = r.byte().map_err(err)?;
+    if version != 1 && version != 2 {
+        bail!("footer version {version}");
+    }
+    s.footer_versions.push(version);
     let count = r.varint().map_err(err)?;
     let records_start = r.pos();
     for _ in 0..count {
@@ -432,16 +470,25 @@ fn weigh_segment(
     }
     let records_end = r.pos();
     s.footer_records += (records_end - records_start) as u64;
-    let tokens = r.varint().map_err(err)?;
-    for _ in 0..tokens {
-        r.take(8).map_err(err)?;
-        let postings = r.varint().map_err(err)?;
-        for _ in 0..postings {
-            r.varint().map_err(err)?;
+    if version == 2 {
+        for _ in 0..count {
+            let len = r.varint().map_err(err)? as usize;
+            r.take(len).map_err(err)?;
         }
-        s.index_entries += postings;
+        s.filters += (r.pos() - records_end) as u64;
+        s.footer_bloom += (footer.len() - r.pos()) as u64;
+    } else {
+        let tokens = r.varint().map_err(err)?;
+        for _ in 0..tokens {
+            r.take(8).map_err(err)?;
+            let postings = r.varint().map_err(err)?;
+            for _ in 0..postings {
+                r.varint().map_err(err)?;
+            }
+            s.index_entries += postings;
+        }
+        s.index += (footer.len() - records_end) as u64;
     }
-    s.index += (footer.len() - records_end) as u64;
     s.framing += (records_start + TRAILER) as u64;
     Ok(())
 }

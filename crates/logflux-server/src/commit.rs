@@ -18,7 +18,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::bloom;
 use crate::catalog::{Catalog, Commit, NewSegment};
 use crate::metrics::Metrics;
 use crate::segment::{RecordMeta, SegmentWriter};
@@ -430,7 +429,7 @@ pub(crate) fn finish_segment(
         records: i64::from(summary.records),
         entries: summary.entries as i64,
         bytes: summary.bytes as i64,
-        bloom: bloom::build(&summary.tokens),
+        bloom: summary.bloom,
         max_received_ns: summary.max_received_ns,
         record_ids,
     };
@@ -467,6 +466,7 @@ mod tests {
                 count: 1,
                 received_ns: min_ts,
                 tokens: Vec::new(),
+                filter: None,
             },
             body: Bytes::from_static(b"sealed body of some length"),
         }

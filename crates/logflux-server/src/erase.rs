@@ -59,6 +59,10 @@ pub(crate) async fn erase(
             out.segments_deleted += 1;
         } else {
             let mut writer = SegmentWriter::new();
+            // A version 2 footer no longer knows the records' tokens, and the old segment's
+            // Bloom filter would go on answering for the erased records' tokens: the writer
+            // stores the empty Bloom filter ("maybe" to every token) for the rewrite, and the
+            // catalog row gets the same (SegmentWriter::finish).
             let mut ids = Vec::with_capacity(kept.len());
             for r in kept {
                 writer.add(
@@ -84,4 +88,163 @@ async fn delete_object(catalog: &Catalog, store: &BlobStore, key: &str) -> anyho
     store.delete(key).await?;
     catalog.deletion_done(key).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Commit, NewSegment};
+    use crate::segment::{RecordMeta, SegmentSummary};
+
+    fn meta(id: &str, ts: i64, tokens: Vec<u64>) -> RecordMeta {
+        RecordMeta {
+            record_id: id.into(),
+            key_id: "k_1".into(),
+            payload: 4,
+            entry_type: 0,
+            nonce: Some([7; 12]),
+            crlf_stripped: false,
+            min_ts: ts,
+            max_ts: ts + 5,
+            count: 1,
+            received_ns: ts,
+            tokens,
+            filter: None,
+        }
+    }
+
+    /// Three records at 0, 100 and 200, each with its own tokens and one shared token (7).
+    fn writer() -> SegmentWriter {
+        let mut w = SegmentWriter::new();
+        for (i, ts) in [0i64, 100, 200].into_iter().enumerate() {
+            w.add(
+                meta(&format!("r{i}"), ts, vec![7, 1000 + ts as u64]),
+                format!("body{i}").as_bytes(),
+            );
+        }
+        w
+    }
+
+    async fn commit(
+        catalog: &Catalog,
+        store: &BlobStore,
+        key: &str,
+        data: Vec<u8>,
+        s: SegmentSummary,
+    ) {
+        let seg = NewSegment {
+            tenant_id: "t_1".into(),
+            application_id: "app_1".into(),
+            object_key: key.into(),
+            min_ts: s.min_ts,
+            max_ts: s.max_ts,
+            records: i64::from(s.records),
+            entries: s.entries as i64,
+            bytes: s.bytes as i64,
+            bloom: s.bloom,
+            max_received_ns: s.max_received_ns,
+            record_ids: vec!["r0".into(), "r1".into(), "r2".into()],
+        };
+        store.put(key, data.into()).await.unwrap();
+        assert!(matches!(
+            catalog.commit_segments(&[seg]).await.unwrap(),
+            Commit::Committed(_)
+        ));
+    }
+
+    /// Erases the middle record of a segment written with `finish` and returns the old
+    /// segment's Bloom filter and the rewritten segment's catalog row and footer.
+    async fn erase_middle(v1: bool) -> (Vec<u8>, crate::catalog::Segment, Footer) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::local(dir.path().join("objects")).unwrap();
+        let catalog = Catalog::connect(&format!("sqlite:{}", dir.path().join("c.db").display()))
+            .await
+            .unwrap();
+        catalog.create_tenant("t_1", "acme").await.unwrap();
+        catalog
+            .create_application("app_1", "t_1", "web")
+            .await
+            .unwrap();
+        let (data, summary) = if v1 {
+            writer().finish_v1()
+        } else {
+            writer().finish()
+        };
+        let old_bloom = summary.bloom.clone();
+        commit(
+            &catalog,
+            &store,
+            "t_1/app_1/2026/12/01/old.lfs",
+            data,
+            summary,
+        )
+        .await;
+        let out = erase(&catalog, &store, "t_1", "app_1", 90, 110)
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            Erased {
+                segments_deleted: 0,
+                segments_rewritten: 1,
+                records_erased: 1
+            }
+        );
+        let segs = catalog
+            .application_segments("t_1", "app_1", i64::MIN, i64::MAX)
+            .await
+            .unwrap();
+        assert_eq!(segs.len(), 1);
+        let seg = segs.into_iter().next().unwrap();
+        let footer = Footer::from_segment(&store.get(&seg.object_key).await.unwrap()).unwrap();
+        (old_bloom, seg, footer)
+    }
+
+    #[tokio::test]
+    async fn erasing_from_a_version_2_segment_forgets_its_bloom_and_keeps_the_kept_filters() {
+        let (old_bloom, seg, footer) = erase_middle(false).await;
+        // The erased record (r1) carried token 1100: the old Bloom filter answers for it.
+        assert!(crate::bloom::may_contain(&old_bloom, 1100));
+        // Nothing derived from it stays: the footer's and the catalog's Bloom filters are the
+        // empty one ("maybe" to every token, so no false negatives for the records kept).
+        assert_eq!(seg.bloom, Vec::<u8>::new());
+        assert_eq!(footer.stored_bloom(), Some(&[][..]));
+        assert_eq!(footer.summary(seg.bytes as u64).bloom, seg.bloom);
+        let ids: Vec<_> = footer
+            .records
+            .iter()
+            .map(|r| r.meta.record_id.as_str())
+            .collect();
+        assert_eq!(ids, ["r0", "r2"]);
+        assert_eq!(footer.select(i64::MIN, i64::MAX, &[vec![1000]]), [0]);
+        assert_eq!(footer.select(i64::MIN, i64::MAX, &[vec![1200]]), [1]);
+        assert_eq!(footer.select(i64::MIN, i64::MAX, &[vec![7]]), [0, 1]);
+        assert_eq!(
+            footer.select(i64::MIN, i64::MAX, &[vec![1100]]),
+            Vec::<usize>::new()
+        );
+        for t in [7, 1000, 1100, 1200] {
+            assert!(crate::bloom::may_contain(&seg.bloom, t));
+        }
+    }
+
+    #[tokio::test]
+    async fn erasing_from_a_version_1_segment_rewrites_it_as_version_2() {
+        let (_, seg, footer) = erase_middle(true).await;
+        assert!(
+            footer.stored_bloom().is_some(),
+            "rewritten with a version 2 footer"
+        );
+        assert_eq!(footer.summary(seg.bytes as u64).bloom, seg.bloom);
+        assert_eq!(footer.select(i64::MIN, i64::MAX, &[vec![1000]]), [0]);
+        assert_eq!(footer.select(i64::MIN, i64::MAX, &[vec![1200]]), [1]);
+        for t in [7, 1000, 1200] {
+            assert!(crate::bloom::may_contain(&seg.bloom, t));
+        }
+        // Built from the kept records' tokens: the erased record's token is not in it.
+        assert_eq!(
+            footer.select(i64::MIN, i64::MAX, &[vec![1100]]),
+            Vec::<usize>::new()
+        );
+    }
 }

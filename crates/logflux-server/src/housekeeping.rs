@@ -312,6 +312,7 @@ mod tests {
             count: 1,
             received_ns: ts,
             tokens: vec![],
+            filter: None,
         }
     }
 

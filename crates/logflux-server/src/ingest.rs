@@ -500,6 +500,7 @@ pub(crate) async fn ingest(
                 count: part.count.unwrap_or(1),
                 received_ns,
                 tokens,
+                filter: None,
             },
             body: part_body,
         });

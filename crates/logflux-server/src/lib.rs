@@ -31,6 +31,7 @@ mod ratelimit;
 mod recovery;
 mod segment;
 pub mod store;
+mod tokenfilter;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

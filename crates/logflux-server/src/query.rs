@@ -247,7 +247,10 @@ impl FooterCache {
                 .await
                 .map_err(|e| FooterError::Store(e.to_string()))?
         };
-        let footer = Arc::new(Footer::parse(&footer_bytes, crc, size).map_err(corrupt)?);
+        let mut footer = Footer::parse(&footer_bytes, crc, size).map_err(corrupt)?;
+        // Queries prune by the catalog's copy of the Bloom filter, never the footer's.
+        footer.forget_bloom();
+        let footer = Arc::new(footer);
         // Parsed records and postings take a few times the encoded size.
         let size = footer_bytes.len() * 4 + 256;
         let mut inner = self.inner.lock().expect("lock");
@@ -1343,6 +1346,7 @@ mod tests {
                         count: 1,
                         received_ns: 0,
                         tokens: (0..20).map(|t| t * 1000 + i as u64).collect(),
+                        filter: None,
                     },
                     b"body",
                 );

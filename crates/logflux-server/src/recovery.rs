@@ -30,7 +30,6 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::ServerConfig;
-use crate::bloom;
 use crate::catalog::{Application, Catalog, CatalogError, Commit, DataKey, NewSegment, Tenant};
 use crate::segment::{Footer, TRAILER_LEN, footer_range, parse_trailer};
 use crate::store::BlobStore;
@@ -537,7 +536,7 @@ async fn read_segment(
         records: i64::from(summary.records),
         entries: summary.entries as i64,
         bytes: summary.bytes as i64,
-        bloom: bloom::build(&summary.tokens),
+        bloom: summary.bloom,
         max_received_ns: summary.max_received_ns,
         record_ids: footer
             .records

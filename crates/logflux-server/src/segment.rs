@@ -1,12 +1,18 @@
 //! Segments: the server's storage unit. One object holds many sealed records of one tenant and
-//! application, followed by a footer with the record directory and the token index.
+//! application, followed by a footer with the record directory and what a search selects
+//! records by. Version 2 (written since 2026-12-01) keeps a binary fuse filter per record and
+//! the segment's Bloom filter; version 1 kept a token index (every distinct token in clear,
+//! with its postings) and is still read.
 //!
 //! ```text
 //! segment  = body{n} footer trailer
-//! footer   = "LFSF" 0x01 n:varint record{n} index
+//! footer   = "LFSF" 0x02 n:varint record{n} filter{n} bloom_len:varint bloom{bloom_len}   (v2)
+//!          | "LFSF" 0x01 n:varint record{n} index                                         (v1)
 //! record   = offset:varint len:varint record_id:str key_id:str payload:u8 entry_type:u8
 //!            nonce_len:u8 nonce{nonce_len} flags:u8 min_ts:zigzag max_ts:zigzag
 //!            count:varint received_ns:zigzag
+//! filter   = len:varint bytes{len}            (the record's token filter, [`tokenfilter`])
+//! bloom    = the catalog's Bloom filter of the segment's tokens ([`bloom`]); empty: "maybe"
 //! index    = t:varint (token:u64be postings:varint record_delta:varint{postings}){t}
 //! trailer  = footer_len:u32le crc32c(footer):u32le "LFSG" 0x01           (13 bytes)
 //! ```
@@ -15,17 +21,27 @@
 //! is its own value; an SDK's opaque token string is mapped through [`opaque_token`]. The
 //! trailer sits at a fixed distance from the end, so a reader fetches the last 13 bytes, then
 //! the footer, then only the record ranges it needs. A torn or altered footer fails its CRC.
+//! The trailer's layout (and its version byte, 1) is the same for both footer versions.
+//!
+//! [`tokenfilter`]: crate::tokenfilter
+//! [`bloom`]: crate::bloom
 
 use std::ops::Range;
 
 use aws_lc_rs::digest;
 use logflux_proto::codec::{ReadError, Reader, put_str, put_varint, unzigzag, zigzag};
 
+use crate::{bloom, tokenfilter};
+
 /// Bytes of the trailer at the end of every segment.
 pub(crate) const TRAILER_LEN: usize = 13;
 const FOOTER_MAGIC: &[u8; 4] = b"LFSF";
 const TRAILER_MAGIC: &[u8; 4] = b"LFSG";
+/// The trailer's version (its layout is the same under both footer versions).
 const VERSION: u8 = 1;
+/// Footer versions: 1 with the token index, 2 with per-record filters.
+const FOOTER_V1: u8 = 1;
+const FOOTER_V2: u8 = 2;
 
 /// Why a segment could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,8 +72,12 @@ pub(crate) struct RecordMeta {
     pub(crate) max_ts: i64,
     pub(crate) count: u32,
     pub(crate) received_ns: i64,
-    /// Sorted, deduplicated.
+    /// Sorted, deduplicated. Empty for a record read from a version 2 footer, whose tokens
+    /// are not kept (only `filter`).
     pub(crate) tokens: Vec<u64>,
+    /// The record's token filter as a version 2 footer stores it ([`crate::tokenfilter`]):
+    /// `None` for a record not read from one (a writer builds it from `tokens`).
+    pub(crate) filter: Option<Vec<u8>>,
 }
 
 /// A record's place in its segment.
@@ -123,8 +143,8 @@ pub(crate) struct SegmentSummary {
     pub(crate) records: u32,
     pub(crate) entries: u64,
     pub(crate) bytes: u64,
-    /// Every distinct token of the segment, sorted.
-    pub(crate) tokens: Vec<u64>,
+    /// The catalog's Bloom filter of the segment's tokens ([`crate::bloom`]).
+    pub(crate) bloom: Vec<u8>,
     pub(crate) max_received_ns: i64,
 }
 
@@ -151,56 +171,67 @@ impl SegmentWriter {
         });
     }
 
-    /// The segment's bytes and its summary.
+    /// The segment's bytes (footer version 2) and its summary.
     pub(crate) fn finish(self) -> (Vec<u8>, SegmentSummary) {
         let mut out = self.body;
         let footer_start = out.len();
         out.extend_from_slice(FOOTER_MAGIC);
-        out.push(VERSION);
-        put_varint(&mut out, self.records.len() as u64);
-        // (token, record) pairs, sorted below: far cheaper than a map insert per occurrence.
-        let mut pairs: Vec<(u64, u32)> =
-            Vec::with_capacity(self.records.iter().map(|r| r.meta.tokens.len()).sum());
-        let mut summary = SegmentSummary {
-            min_ts: i64::MAX,
-            max_ts: i64::MIN,
-            records: self.records.len() as u32,
-            entries: 0,
-            bytes: 0,
-            tokens: Vec::new(),
-            max_received_ns: i64::MIN,
-        };
-        for (i, r) in self.records.iter().enumerate() {
-            let m = &r.meta;
-            put_varint(&mut out, r.range.start);
-            put_varint(&mut out, r.range.end - r.range.start);
-            put_str(&mut out, &m.record_id);
-            put_str(&mut out, &m.key_id);
-            out.push(m.payload);
-            out.push(m.entry_type);
-            match m.nonce {
-                Some(n) => {
-                    out.push(12);
-                    out.extend_from_slice(&n);
+        out.push(FOOTER_V2);
+        let mut summary = put_records(&mut out, &self.records);
+        let mut filter = Vec::new();
+        for r in &self.records {
+            match &r.meta.filter {
+                Some(f) => put_bytes(&mut out, f),
+                None => {
+                    filter.clear();
+                    let salt = tokenfilter::salt(&r.meta.record_id);
+                    tokenfilter::build(&r.meta.tokens, salt, &mut filter);
+                    put_bytes(&mut out, &filter);
                 }
-                None => out.push(0),
             }
-            out.push(u8::from(m.crlf_stripped));
-            put_varint(&mut out, zigzag(m.min_ts));
-            put_varint(&mut out, zigzag(m.max_ts));
-            put_varint(&mut out, u64::from(m.count));
-            put_varint(&mut out, zigzag(m.received_ns));
-            pairs.extend(m.tokens.iter().map(|&t| (t, i as u32)));
-            summary.min_ts = summary.min_ts.min(m.min_ts);
-            summary.max_ts = summary.max_ts.max(m.max_ts);
-            summary.entries += u64::from(m.count);
-            summary.max_received_ns = summary.max_received_ns.max(m.received_ns);
         }
+        // A record with a stored filter (a rewrite of a version 2 segment, after an erasure)
+        // has no tokens left to build from: only the empty Bloom filter ("maybe" for every
+        // token) has no false negatives without keeping the old segment's, which would go on
+        // answering for the erased records' tokens.
+        summary.bloom = if self.records.iter().any(|r| r.meta.filter.is_some()) {
+            Vec::new()
+        } else {
+            let mut tokens: Vec<u64> = self
+                .records
+                .iter()
+                .flat_map(|r| r.meta.tokens.iter().copied())
+                .collect();
+            tokens.sort_unstable();
+            tokens.dedup();
+            bloom::build(&tokens)
+        };
+        put_bytes(&mut out, &summary.bloom);
+        finish_trailer(&mut out, footer_start, &mut summary);
+        (out, summary)
+    }
+
+    /// The segment's bytes with a version 1 footer (the token index), as servers before
+    /// 2026-12-01 wrote it: for tests of reading old segments.
+    #[cfg(test)]
+    pub(crate) fn finish_v1(self) -> (Vec<u8>, SegmentSummary) {
+        let mut out = self.body;
+        let footer_start = out.len();
+        out.extend_from_slice(FOOTER_MAGIC);
+        out.push(FOOTER_V1);
+        let mut summary = put_records(&mut out, &self.records);
+        // (token, record) pairs, sorted below: far cheaper than a map insert per occurrence.
+        let mut pairs: Vec<(u64, u32)> = self
+            .records
+            .iter()
+            .enumerate()
+            .flat_map(|(i, r)| r.meta.tokens.iter().map(move |&t| (t, i as u32)))
+            .collect();
         pairs.sort_unstable();
         pairs.dedup();
         let distinct = pairs.chunk_by(|a, b| a.0 == b.0).count();
         put_varint(&mut out, distinct as u64);
-        summary.tokens.reserve(distinct);
+        let mut tokens = Vec::with_capacity(distinct);
         for run in pairs.chunk_by(|a, b| a.0 == b.0) {
             let token = run[0].0;
             out.extend_from_slice(&token.to_be_bytes());
@@ -212,17 +243,68 @@ impl SegmentWriter {
                 put_varint(&mut out, u64::from(delta));
                 prev = r;
             }
-            summary.tokens.push(token);
+            tokens.push(token);
         }
-        let footer_len = (out.len() - footer_start) as u32;
-        let crc = crc32c(&out[footer_start..]);
-        out.extend_from_slice(&footer_len.to_le_bytes());
-        out.extend_from_slice(&crc.to_le_bytes());
-        out.extend_from_slice(TRAILER_MAGIC);
-        out.push(VERSION);
-        summary.bytes = out.len() as u64;
+        summary.bloom = bloom::build(&tokens);
+        finish_trailer(&mut out, footer_start, &mut summary);
         (out, summary)
     }
+}
+
+/// Writes the record directory (the same in both footer versions) and sums it up.
+fn put_records(out: &mut Vec<u8>, records: &[RecordEntry]) -> SegmentSummary {
+    put_varint(out, records.len() as u64);
+    let mut summary = SegmentSummary {
+        min_ts: i64::MAX,
+        max_ts: i64::MIN,
+        records: records.len() as u32,
+        entries: 0,
+        bytes: 0,
+        bloom: Vec::new(),
+        max_received_ns: i64::MIN,
+    };
+    for r in records {
+        let m = &r.meta;
+        put_varint(out, r.range.start);
+        put_varint(out, r.range.end - r.range.start);
+        put_str(out, &m.record_id);
+        put_str(out, &m.key_id);
+        out.push(m.payload);
+        out.push(m.entry_type);
+        match m.nonce {
+            Some(n) => {
+                out.push(12);
+                out.extend_from_slice(&n);
+            }
+            None => out.push(0),
+        }
+        out.push(u8::from(m.crlf_stripped));
+        put_varint(out, zigzag(m.min_ts));
+        put_varint(out, zigzag(m.max_ts));
+        put_varint(out, u64::from(m.count));
+        put_varint(out, zigzag(m.received_ns));
+        summary.min_ts = summary.min_ts.min(m.min_ts);
+        summary.max_ts = summary.max_ts.max(m.max_ts);
+        summary.entries += u64::from(m.count);
+        summary.max_received_ns = summary.max_received_ns.max(m.received_ns);
+    }
+    summary
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+/// Appends the trailer of the footer that starts at `footer_start`.
+fn finish_trailer(out: &mut Vec<u8>, footer_start: usize, summary: &mut SegmentSummary) {
+    let footer_len = (out.len() - footer_start) as u32;
+    let crc = crc32c(&out[footer_start..]);
+    out.extend_from_slice(&footer_len.to_le_bytes());
+    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(TRAILER_MAGIC);
+    out.push(VERSION);
+    summary.bytes = out.len() as u64;
 }
 
 /// Reads the trailer (the last [`TRAILER_LEN`] bytes): the footer's length and checksum.
@@ -249,12 +331,21 @@ pub(crate) fn footer_range(segment_len: u64, footer_len: u32) -> Result<Range<u6
     Ok(start..end)
 }
 
-/// A parsed footer: the record directory and the token index.
+/// A parsed footer: the record directory and what records are selected by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Footer {
     pub(crate) records: Vec<RecordEntry>,
-    /// Sorted by token.
-    index: Vec<(u64, Vec<u32>)>,
+    tokens: Tokens,
+}
+
+/// How a footer's records are selected by token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Tokens {
+    /// Version 1: every distinct token and the records carrying it, sorted by token.
+    Index(Vec<(u64, Vec<u32>)>),
+    /// Version 2: a filter per record (in its [`RecordMeta::filter`]) and the segment's Bloom
+    /// filter.
+    Filters { bloom: Vec<u8> },
 }
 
 impl Footer {
@@ -267,8 +358,12 @@ impl Footer {
             .checked_sub((bytes.len() + TRAILER_LEN) as u64)
             .ok_or(SegmentError::Short)?;
         let mut r = Reader::new(bytes);
-        if r.take(4).map_err(read)? != FOOTER_MAGIC || r.byte().map_err(read)? != VERSION {
+        if r.take(4).map_err(read)? != FOOTER_MAGIC {
             return Err(SegmentError::Footer("bad magic"));
+        }
+        let version = r.byte().map_err(read)?;
+        if version != FOOTER_V1 && version != FOOTER_V2 {
+            return Err(SegmentError::Footer("unknown footer version"));
         }
         let n = count(&mut r, 8)?;
         let mut records = Vec::with_capacity(n);
@@ -309,37 +404,27 @@ impl Footer {
                     count,
                     received_ns,
                     tokens: Vec::new(),
+                    filter: None,
                 },
                 range: start..end,
             });
         }
-        let t = count(&mut r, 9)?;
-        let mut index = Vec::with_capacity(t);
-        let mut last_token = None;
-        for _ in 0..t {
-            let token = u64::from_be_bytes(r.array::<8>().map_err(read)?);
-            if last_token.is_some_and(|l| l >= token) {
-                return Err(SegmentError::Footer("token index not sorted"));
+        let tokens = if version == FOOTER_V2 {
+            for rec in &mut records {
+                let f = take_bytes(&mut r)?;
+                tokenfilter::check(f).map_err(SegmentError::Footer)?;
+                rec.meta.filter = Some(f.to_vec());
             }
-            last_token = Some(token);
-            let p = count(&mut r, 1)?;
-            let mut recs = Vec::with_capacity(p);
-            let mut cur: u64 = 0;
-            for j in 0..p {
-                let d = r.varint().map_err(read)?;
-                cur = if j == 0 { d } else { cur + d };
-                if cur >= records.len() as u64 || (j > 0 && d == 0) {
-                    return Err(SegmentError::Footer("bad posting"));
-                }
-                recs.push(cur as u32);
-                records[cur as usize].meta.tokens.push(token);
+            Tokens::Filters {
+                bloom: take_bytes(&mut r)?.to_vec(),
             }
-            index.push((token, recs));
-        }
+        } else {
+            Tokens::Index(parse_index(&mut r, &mut records)?)
+        };
         if r.remaining() != 0 {
             return Err(SegmentError::Footer("trailing bytes"));
         }
-        Ok(Footer { records, index })
+        Ok(Footer { records, tokens })
     }
 
     /// Parses the footer of a whole segment.
@@ -353,16 +438,41 @@ impl Footer {
         Footer::parse(&segment[r.start as usize..r.end as usize], crc, len as u64)
     }
 
+    /// The Bloom filter a version 2 footer stores (`None` for version 1, whose records carry
+    /// their tokens).
+    #[cfg(test)]
+    pub(crate) fn stored_bloom(&self) -> Option<&[u8]> {
+        match &self.tokens {
+            Tokens::Filters { bloom } => Some(bloom),
+            Tokens::Index(_) => None,
+        }
+    }
+
+    /// Drops a version 2 footer's Bloom filter: only an erasure or a catalog rebuild needs
+    /// it, and they parse the footer afresh; a cached footer for queries need not keep it.
+    pub(crate) fn forget_bloom(&mut self) {
+        if let Tokens::Filters { bloom } = &mut self.tokens {
+            *bloom = Vec::new();
+        }
+    }
+
     /// What the catalog keeps about the segment this footer ends (`segment_len` bytes long):
     /// the same summary [`SegmentWriter::finish`] gave, so a lost catalog row can be rebuilt.
     pub(crate) fn summary(&self, segment_len: u64) -> SegmentSummary {
+        let bloom = match &self.tokens {
+            Tokens::Filters { bloom } => bloom.clone(),
+            Tokens::Index(index) => {
+                let tokens: Vec<u64> = index.iter().map(|(t, _)| *t).collect();
+                bloom::build(&tokens)
+            }
+        };
         let mut s = SegmentSummary {
             min_ts: i64::MAX,
             max_ts: i64::MIN,
             records: self.records.len() as u32,
             entries: 0,
             bytes: segment_len,
-            tokens: self.index.iter().map(|(t, _)| *t).collect(),
+            bloom,
             max_received_ns: i64::MIN,
         };
         for r in &self.records {
@@ -374,15 +484,11 @@ impl Footer {
         s
     }
 
-    fn postings(&self, token: u64) -> &[u32] {
-        match self.index.binary_search_by_key(&token, |(t, _)| *t) {
-            Ok(i) => &self.index[i].1,
-            Err(_) => &[],
-        }
-    }
-
-    /// Indexes of records that overlap `[from, to]` and, for every group, carry at least one of
-    /// its tokens. No groups: every record in the time range.
+    /// Indexes of records that overlap `[from, to]` and, for every group, may carry at least
+    /// one of its tokens. No groups: every record in the time range. From a version 1 footer
+    /// the selection is exact; from a version 2 footer it may hold a record that carries none
+    /// of a group's tokens (a filter's false positive, ~0.4 % per token), never miss one that
+    /// does. The client checks every entry it opens, so an extra record costs only its bytes.
     pub(crate) fn select(&self, from: i64, to: i64, groups: &[Vec<u64>]) -> Vec<usize> {
         let in_time = |i: usize| {
             let m = &self.records[i].meta;
@@ -391,13 +497,32 @@ impl Footer {
         if groups.is_empty() {
             return (0..self.records.len()).filter(|&i| in_time(i)).collect();
         }
+        let index = match &self.tokens {
+            Tokens::Index(index) => index,
+            Tokens::Filters { .. } => {
+                return (0..self.records.len())
+                    .filter(|&i| in_time(i))
+                    .filter(|&i| {
+                        let m = &self.records[i].meta;
+                        let f = m.filter.as_deref().unwrap_or_default();
+                        // Parsed once per record, then asked about every group's tokens.
+                        let probe = tokenfilter::Probe::new(f, tokenfilter::salt(&m.record_id));
+                        groups
+                            .iter()
+                            .all(|g| g.iter().any(|&t| probe.may_contain(t)))
+                    })
+                    .collect();
+            }
+        };
+        let postings = |token: u64| -> &[u32] {
+            match index.binary_search_by_key(&token, |(t, _)| *t) {
+                Ok(i) => &index[i].1,
+                Err(_) => &[],
+            }
+        };
         let mut candidates: Option<Vec<u32>> = None;
         for group in groups {
-            let mut union: Vec<u32> = group
-                .iter()
-                .flat_map(|t| self.postings(*t))
-                .copied()
-                .collect();
+            let mut union: Vec<u32> = group.iter().flat_map(|t| postings(*t)).copied().collect();
             union.sort_unstable();
             union.dedup();
             candidates = Some(match candidates {
@@ -415,6 +540,43 @@ impl Footer {
             .filter(|&i| in_time(i))
             .collect()
     }
+}
+
+/// A version 1 token index; fills in the records' tokens.
+fn parse_index(
+    r: &mut Reader<'_>,
+    records: &mut [RecordEntry],
+) -> Result<Vec<(u64, Vec<u32>)>, SegmentError> {
+    let t = count(r, 9)?;
+    let mut index = Vec::with_capacity(t);
+    let mut last_token = None;
+    for _ in 0..t {
+        let token = u64::from_be_bytes(r.array::<8>().map_err(read)?);
+        if last_token.is_some_and(|l| l >= token) {
+            return Err(SegmentError::Footer("token index not sorted"));
+        }
+        last_token = Some(token);
+        let p = count(r, 1)?;
+        let mut recs = Vec::with_capacity(p);
+        let mut cur: u64 = 0;
+        for j in 0..p {
+            let d = r.varint().map_err(read)?;
+            cur = if j == 0 { d } else { cur + d };
+            if cur >= records.len() as u64 || (j > 0 && d == 0) {
+                return Err(SegmentError::Footer("bad posting"));
+            }
+            recs.push(cur as u32);
+            records[cur as usize].meta.tokens.push(token);
+        }
+        index.push((token, recs));
+    }
+    Ok(index)
+}
+
+/// A length-prefixed byte string.
+fn take_bytes<'a>(r: &mut Reader<'a>) -> Result<&'a [u8], SegmentError> {
+    let n = count(r, 1)?;
+    r.take(n).map_err(read)
 }
 
 fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {

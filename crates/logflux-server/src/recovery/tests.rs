@@ -15,6 +15,7 @@ fn meta(id: &str, ts: i64, tokens: Vec<u64>) -> RecordMeta {
         count: 2,
         received_ns: ts + 9,
         tokens,
+        filter: None,
     }
 }
 
@@ -342,5 +343,85 @@ fn one_parser_finds_the_sqlite_file_of_a_catalog_url() {
         ("postgres://u@h/db", None),
     ] {
         assert_eq!(sqlite_path(url), path.map(Path::new), "{url}");
+    }
+}
+
+/// A segment written with a version 1 footer (the token index), as servers before
+/// 2026-12-01 wrote them, committed to `catalog`.
+async fn segment_v1(store: &BlobStore, catalog: &Catalog, records: &[(&str, i64)]) -> NewSegment {
+    let mut w = SegmentWriter::new();
+    for (id, ts) in records {
+        w.add(meta(id, *ts, vec![*ts as u64, 42]), id.as_bytes());
+    }
+    let (data, s) = w.finish_v1();
+    let seg = NewSegment {
+        tenant_id: "t_1".into(),
+        application_id: "app_1".into(),
+        object_key: format!("t_1/app_1/2026/11/30/v1-{}.lfs", records[0].0),
+        min_ts: s.min_ts,
+        max_ts: s.max_ts,
+        records: i64::from(s.records),
+        entries: s.entries as i64,
+        bytes: s.bytes as i64,
+        bloom: s.bloom,
+        max_received_ns: s.max_received_ns,
+        record_ids: records.iter().map(|(id, _)| id.to_string()).collect(),
+    };
+    store.put(&seg.object_key, data.into()).await.unwrap();
+    assert!(matches!(
+        catalog
+            .commit_segments(std::slice::from_ref(&seg))
+            .await
+            .unwrap(),
+        Commit::Committed(_)
+    ));
+    seg
+}
+
+#[tokio::test]
+async fn a_store_of_version_1_and_version_2_segments_is_rebuilt_with_the_same_bloom_filters() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::local(dir.path().join("objects")).unwrap();
+    let old = sqlite(dir.path(), "old.db").await;
+    old.create_tenant("t_1", "acme").await.unwrap();
+    publish_tenant(&old, &store, "t_1").await.unwrap();
+    old.create_application("app_1", "t_1", "web").await.unwrap();
+    publish_application(&old, &store, "t_1", "app_1")
+        .await
+        .unwrap();
+    let v1 = segment_v1(&store, &old, &[("a1", 100), ("a2", 300)]).await;
+    let v2 = segment(&store, Some(&old), None, &[("b1", 200), ("b2", 400)]).await;
+
+    let new = sqlite(dir.path(), "new.db").await;
+    let report = rebuild(&new, &store, false).await.unwrap();
+    assert_eq!((report.segments, report.records), (2, 4));
+    let mut rows = new
+        .application_segments("t_1", "app_1", i64::MIN, i64::MAX)
+        .await
+        .unwrap();
+    rows.sort_by(|a, b| a.object_key.cmp(&b.object_key));
+    for (row, want) in rows.iter().zip([&v1, &v2]) {
+        assert_eq!(row.object_key, want.object_key);
+        assert_eq!(row.bloom, want.bloom, "{}", row.object_key);
+        assert_eq!(
+            (row.min_ts, row.max_ts, row.records, row.entries, row.bytes),
+            (
+                want.min_ts,
+                want.max_ts,
+                want.records,
+                want.entries,
+                want.bytes
+            )
+        );
+    }
+    // The rebuilt filters still find every token of their segment's records.
+    for (row, tokens) in rows.iter().zip([[100u64, 300, 42], [200, 400, 42]]) {
+        for t in tokens {
+            assert!(
+                crate::bloom::may_contain(&row.bloom, t),
+                "{t} in {}",
+                row.object_key
+            );
+        }
     }
 }
