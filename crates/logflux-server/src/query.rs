@@ -26,7 +26,7 @@ use crate::auth::Scope;
 use crate::bloom;
 use crate::catalog::{Segment, SegmentFilter};
 use crate::http::{ApiError, JsonBody, Remote, SharedState};
-use crate::metrics::TailEnd;
+use crate::metrics::{ReplyBroken, TailEnd};
 use crate::segment::{self, Footer, opaque_token};
 use crate::store::BlobStore;
 
@@ -394,7 +394,7 @@ pub(crate) async fn query(
         cursor,
         bodies,
     };
-    streamed(form, move |sink| job.run(sink)).await
+    streamed(&s, form, move |sink| job.run(sink)).await
 }
 
 /// What one `/v1/query` page reads, run by [`streamed`]'s task.
@@ -743,7 +743,12 @@ fn error_message(form: Form, e: &ApiError) -> Bytes {
 /// answer (503 for a store that failed). After it, the status is sent: a failure ends the
 /// body with an `{"type":"error",…}` message and then cuts it (no end line, and the chunked
 /// body is not terminated), so no reader can take the part for a complete reply.
-async fn streamed<F, Fut>(form: Form, produce: F) -> Result<Response, ApiError>
+///
+/// The task lives only as long as someone waits for it: the handler until the first chunk,
+/// then the body. Both hold a [`ReadAhead`], which aborts the task when the last of them is
+/// dropped (the client went away), so a scan that finds little to send does not read on to
+/// its end for nobody.
+async fn streamed<F, Fut>(s: &SharedState, form: Form, produce: F) -> Result<Response, ApiError>
 where
     F: FnOnce(Sink) -> Fut,
     Fut: std::future::Future<Output = Result<(), Failed>> + Send + 'static,
@@ -755,11 +760,13 @@ where
         form,
     };
     let work = produce(sink);
-    tokio::spawn(async move {
+    let running = Running::new(s);
+    let reader = ReadAhead(tokio::spawn(async move {
+        let _running = running;
         if let Err(Failed::Error(e)) = work.await {
             let _ = tx.send(Piece::Failed(e)).await;
         }
-    });
+    }));
     let first = match rx.recv().await {
         Some(Piece::Failed(e)) => return Err(e),
         Some(p) => p,
@@ -771,6 +778,8 @@ where
         chunks: Vec::new().into_iter(),
         room: None,
         state: Flow::Open,
+        s: s.clone(),
+        _reader: reader,
     };
     let stream = futures_util::stream::unfold((body, Some(first)), |(mut b, first)| async move {
         if let Some(p) = first {
@@ -791,6 +800,32 @@ where
         .into_response())
 }
 
+/// A reply's task: aborted when dropped (a task that already ended is not affected).
+struct ReadAhead(tokio::task::JoinHandle<()>);
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Counts a reply's task in `query_readers` while the task (its future) exists: until it
+/// ends or, aborted, is dropped.
+struct Running(Arc<crate::metrics::Metrics>);
+
+impl Running {
+    fn new(s: &SharedState) -> Self {
+        s.metrics.query_readers.inc();
+        Running(s.metrics.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.query_readers.dec();
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flow {
     Open,
@@ -809,6 +844,33 @@ struct Outflow {
     /// The share of the read-ahead buffer the chunks being sent hold.
     room: Option<OwnedSemaphorePermit>,
     state: Flow,
+    s: SharedState,
+    /// The task: aborted when the body is dropped (by then it has nobody to send to).
+    _reader: ReadAhead,
+}
+
+impl Outflow {
+    fn broken(&self, reason: &str) {
+        self.s
+            .metrics
+            .query_replies_broken
+            .get_or_create(&ReplyBroken {
+                reason: reason.into(),
+            })
+            .inc();
+    }
+}
+
+impl Drop for Outflow {
+    fn drop(&mut self) {
+        // Dropped before it ended (the end line sent, or an error message taken: counted
+        // already) the client went away.
+        let ended = matches!(self.state, Flow::Done | Flow::Failed)
+            || (self.state == Flow::Complete && self.chunks.as_slice().is_empty());
+        if !ended {
+            self.broken("disconnected");
+        }
+    }
 }
 
 impl Outflow {
@@ -826,6 +888,10 @@ impl Outflow {
                 }
             }
             Piece::Failed(e) => {
+                self.broken(match e {
+                    ApiError::Unavailable(_) => "unavailable",
+                    _ => "internal",
+                });
                 self.chunks = vec![error_message(self.form, &e)].into_iter();
                 self.room = None;
                 self.state = Flow::Failed;

@@ -147,6 +147,11 @@ async fn a_store_failing_mid_reply_ends_it_with_an_error_and_cuts_it() {
         assert!(!err.to_string().contains(".lfs"), "{err}");
     }
 
+    // Both replies were 200 in the request metrics; they are counted as cut.
+    let unavailable = "logflux_server_query_replies_broken_total{reason=\"unavailable\"}";
+    assert_eq!(metric(&t, unavailable).await, 2);
+    assert_eq!(metric(&t, DISCONNECTED).await, 0);
+
     // The first segment fails too: nothing was sent yet, so the answer is a plain 503.
     std::fs::remove_file(&segs[0]).unwrap();
     for accept in [BINARY, frames::NDJSON] {
@@ -155,5 +160,124 @@ async fn a_store_failing_mid_reply_ends_it_with_an_error_and_cuts_it() {
         let v: Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(v["error"]["code"], "unavailable");
     }
+    t.stop().await;
+}
+
+/// A metric's value from `/metrics` (0 for a family member not yet created).
+async fn metric(t: &TestServer, line_start: &str) -> u64 {
+    let text = t
+        .http
+        .get(format!("{}/metrics", t.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(line_start)?.strip_prefix(' '))
+        .map_or(0, |v| v.parse().unwrap())
+}
+
+const READERS: &str = "logflux_server_query_readers";
+const DISCONNECTED: &str = "logflux_server_query_replies_broken_total{reason=\"disconnected\"}";
+
+/// Waits until `/metrics` shows `want` for `name`; false if it does not within 20 s. (Polls:
+/// a task is aborted, and its future dropped, by the runtime shortly after the abort.)
+async fn metric_becomes(t: &TestServer, name: &str, want: u64) -> bool {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if metric(t, name).await == want {
+            return true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Replaces a segment's object by a named pipe: the store's read of it blocks (in `open`)
+/// until something opens the pipe for writing.
+fn block_reads_of(path: &std::path::Path) {
+    std::fs::remove_file(path).unwrap();
+    let ok = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "mkfifo {}", path.display());
+}
+
+/// Lets a read blocked on the pipe go on (it then fails: a pipe has no length). A plain
+/// thread waits for a reader that may never come (the task was aborted before its read).
+fn release(path: &std::path::Path) {
+    let path = path.to_owned();
+    std::thread::spawn(move || drop(std::fs::OpenOptions::new().write(true).open(path)));
+}
+
+/// A `/v1/query` (oldest first) on a raw connection, so that the test decides when it closes.
+async fn raw_query(t: &TestServer) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt as _;
+    let body = json!({"order": "oldest"}).to_string();
+    let addr = t.base.strip_prefix("http://").unwrap();
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "POST /v1/query HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {}\r\n\
+         accept: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        t.admin,
+        frames::NDJSON,
+        body.len()
+    );
+    c.write_all(req.as_bytes()).await.unwrap();
+    c
+}
+
+#[tokio::test]
+async fn a_client_leaving_before_the_reply_began_stops_its_reader() {
+    let mut t = TestServer::start().await;
+    let segs = three_segments(&t).await;
+    // The first segment's read blocks: the reply has not begun (no status sent).
+    block_reads_of(&segs[0]);
+    let c = raw_query(&t).await;
+    assert!(metric_becomes(&t, READERS, 1).await, "the reader runs");
+    drop(c);
+    let stopped = metric_becomes(&t, READERS, 0).await;
+    release(&segs[0]);
+    assert!(stopped, "the client left: its reply's reader stops");
+    // It had not begun: nothing was cut.
+    assert_eq!(metric(&t, DISCONNECTED).await, 0);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_leaving_mid_reply_stops_its_reader_and_counts_the_cut() {
+    use tokio::io::AsyncReadExt as _;
+    let mut t = TestServer::start().await;
+    let segs = three_segments(&t).await;
+    // The first segment's records are sent, then the second's read blocks.
+    block_reads_of(&segs[1]);
+    let mut c = raw_query(&t).await;
+    let mut got = Vec::new();
+    while !got.windows(8).any(|w| w == b"\"record\"") {
+        let mut buf = [0u8; 4096];
+        let n = c.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the connection ended early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(got.starts_with(b"HTTP/1.1 200"));
+    assert_eq!(
+        metric(&t, READERS).await,
+        1,
+        "the reader waits on the store"
+    );
+    drop(c);
+    let stopped = metric_becomes(&t, READERS, 0).await;
+    release(&segs[1]);
+    assert!(stopped, "the client left: its reply's reader stops");
+    assert!(
+        metric_becomes(&t, DISCONNECTED, 1).await,
+        "the cut is counted"
+    );
     t.stop().await;
 }
