@@ -395,31 +395,52 @@ async fn read_query(
             .headers()
             .get("content-type")
             .is_some_and(|v| v.as_bytes() == logflux_proto::frames::CONTENT_TYPE.as_bytes());
-        let mut end = Value::Null;
+        let mut ending = Ending::default();
         let mut count = |v: Value, body: usize| {
             if v["type"] == "record" {
                 records += 1;
                 bytes += body;
                 entries += v["count"].as_u64().unwrap_or(0) as usize;
             } else {
-                end = v;
+                ending.message(v);
             }
         };
         let mut stream = r.bytes_stream();
+        // A cut body: reported after an error message read before it, which says more.
+        let mut cut = None;
         if binary {
             let mut d = logflux_proto::frames::Decoder::new(64 << 20);
             while let Some(chunk) = stream.next().await {
-                d.push(&chunk?);
+                match chunk {
+                    Ok(c) => d.push(&c),
+                    Err(e) => {
+                        cut = Some(e);
+                        break;
+                    }
+                }
                 while let Some(f) = d.next_frame()? {
                     let v: Value = serde_json::from_slice(&f.header)?;
                     count(v, f.body.map_or(0, |b| b.len()));
                 }
             }
-            d.finish()?;
+            if cut.is_none() {
+                d.finish()?;
+            }
         } else {
             let mut buf = Vec::new();
             while let Some(chunk) = stream.next().await {
-                buf.extend_from_slice(&chunk?);
+                match chunk {
+                    Ok(c) => buf.extend_from_slice(&c),
+                    Err(e) => {
+                        cut = Some(e);
+                        break;
+                    }
+                }
+            }
+            if cut.is_some() {
+                // Only whole lines: the cut one is not a message.
+                let whole = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                buf.truncate(whole);
             }
             for line in buf.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
                 let v: Value = serde_json::from_slice(line)?;
@@ -429,10 +450,45 @@ async fn read_query(
                 count(v, len);
             }
         }
+        let end = ending.end(cut.map(|e| e.to_string()))?;
         if end["cursor"].is_null() {
             return Ok((records, bytes, entries, end));
         }
         cursor = end["cursor"].clone();
+    }
+}
+
+/// How a query page ends: only with its end line. An error message means the reply broke off
+/// (it is cut next); other messages (none in a query reply today) are not counted.
+#[derive(Default)]
+struct Ending {
+    end: Value,
+    failed: Value,
+}
+
+impl Ending {
+    /// Takes a message that is not a record.
+    fn message(&mut self, v: Value) {
+        match v["type"].as_str() {
+            Some("end") => self.end = v,
+            Some("error") => self.failed = v,
+            _ => {}
+        }
+    }
+
+    /// The end line, or why the page failed (`cut`: the body broke off, after `failed` if
+    /// the server said why).
+    fn end(self, cut: Option<String>) -> anyhow::Result<Value> {
+        if !self.failed.is_null() {
+            bail!("the query's reply broke off: {}", self.failed);
+        }
+        if let Some(e) = cut {
+            bail!("the query's reply broke off: {e}");
+        }
+        if self.end.is_null() {
+            bail!("the query's reply ended without its end line");
+        }
+        Ok(self.end)
     }
 }
 
@@ -864,4 +920,30 @@ fn segment_files(dir: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ending(types: &[&str], cut: Option<&str>) -> anyhow::Result<Value> {
+        let mut e = Ending::default();
+        for t in types {
+            e.message(json!({"type": t, "cursor": null}));
+        }
+        e.end(cut.map(str::to_owned))
+    }
+
+    #[test]
+    fn only_the_end_line_ends_a_page() {
+        assert_eq!(ending(&["end"], None).unwrap()["type"], "end");
+        // An error message, a damaged line or nothing are not an end.
+        let err = ending(&["error"], Some("connection reset")).unwrap_err();
+        assert!(err.to_string().contains("\"error\""), "{err}");
+        assert!(ending(&["error"], None).is_err());
+        assert!(ending(&["damaged"], None).is_err());
+        assert!(ending(&[], None).is_err());
+        assert!(ending(&[], Some("connection reset")).is_err());
+        assert!(ending(&["end"], Some("connection reset")).is_err());
+    }
 }
