@@ -568,9 +568,16 @@ impl QueryJob {
     }
 }
 
-/// Bytes of a `/v1/query` or `/v1/records` reply read ahead of its connection, at most (a
-/// single record larger than this is still sent, alone).
+/// Bytes of a `/v1/query` reply read ahead of its connection, at most (a single record larger
+/// than this is still sent, alone). `/v1/records` is not streamed: it reads its answer whole.
+/// In NDJSON form a run's raw bytes count too while their base64 is made (see
+/// [`NDJSON_READ_BYTES`]).
 const STREAM_BUFFER_BYTES: usize = 16 * 1024 * 1024;
+/// Largest single range read of a streamed NDJSON reply: the run's raw bytes and their base64
+/// (4/3 as many) exist together while its lines are made, and both count in
+/// [`STREAM_BUFFER_BYTES`]; at this size they take at most 2/3 of it. (Frames send slices of
+/// the raw run, so they read up to [`MAX_READ_BYTES`].)
+const NDJSON_READ_BYTES: u64 = 4 * 1024 * 1024;
 /// What a record's message without its body counts in [`STREAM_BUFFER_BYTES`], about its size.
 const MESSAGE_BYTES: usize = 512;
 
@@ -657,8 +664,11 @@ impl Sink {
 
 /// Reads the bodies of `footer`'s records `take` (index, watermark) and sends their messages
 /// in that order. Adjacent records lie next to each other: a run of them (ascending or
-/// descending) is read at once, up to [`MAX_READ_BYTES`] a read, and only once the connection
-/// has room for it.
+/// descending) is read at once, up to [`MAX_READ_BYTES`] a read ([`NDJSON_READ_BYTES`] in
+/// NDJSON form), and only once the connection has room for it: for its messages and, in NDJSON
+/// form, for the raw run too until its lines are made. Beyond that room, while one record's
+/// line is made its base64 exists twice (as a string, then in the line): at most 4/3 of the
+/// largest record more.
 async fn stream_bodies(
     s: &SharedState,
     sink: &mut Sink,
@@ -669,13 +679,19 @@ async fn stream_bodies(
     let form = sink.form;
     let mut k = 0;
     while k < take.len() {
-        let (lo, hi, j) = run_of(footer, take.len(), |n| take[n].0, k);
-        let body_bytes = (hi - lo) as usize;
-        let wire = match form {
-            Form::Frames => body_bytes,
-            Form::Ndjson => body_bytes.div_ceil(3) * 4,
+        let max = match form {
+            Form::Frames => MAX_READ_BYTES,
+            Form::Ndjson => NDJSON_READ_BYTES,
         };
-        let room = sink.room(wire + (j - k) * MESSAGE_BYTES).await?;
+        let (lo, hi, j) = run_of(footer, take.len(), |n| take[n].0, k, max);
+        let body_bytes = (hi - lo) as usize;
+        // What the messages take, and what the raw run takes besides them while they are made.
+        let (wire, raw) = match form {
+            Form::Frames => (body_bytes, 0),
+            Form::Ndjson => (body_bytes.div_ceil(3) * 4, body_bytes),
+        };
+        let messages = wire + (j - k) * MESSAGE_BYTES;
+        let mut room = sink.room(messages + raw).await?;
         let run = s
             .store
             .get_range(&seg.object_key, lo..hi)
@@ -687,6 +703,11 @@ async fn stream_bodies(
             let r = &footer.records[i];
             let body = run.slice((r.range.start - lo) as usize..(r.range.end - lo) as usize);
             form.record(record_line(seg, r, Some(w)), Some(&body), &mut out);
+        }
+        // NDJSON lines hold copies: the raw run goes, and with it its share of the room.
+        drop(run);
+        if raw > 0 && room.num_permits() > messages {
+            drop(room.split(room.num_permits() - messages));
         }
         sink.put(out, room, false).await?;
         k = j;
@@ -701,13 +722,14 @@ fn run_of(
     len: usize,
     index: impl Fn(usize) -> usize,
     k: usize,
+    max: u64,
 ) -> (u64, u64, usize) {
     let first = &footer.records[index(k)].range;
     let (mut lo, mut hi) = (first.start, first.end);
     let mut j = k + 1;
     while j < len && index(j).abs_diff(index(j - 1)) == 1 {
         let r = &footer.records[index(j)].range;
-        if hi.max(r.end) - lo.min(r.start) > MAX_READ_BYTES {
+        if hi.max(r.end) - lo.min(r.start) > max {
             break;
         }
         lo = lo.min(r.start);
@@ -941,7 +963,7 @@ async fn read_bodies(
 ) -> Result<(), ApiError> {
     let mut k = 0;
     while k < indices.len() {
-        let (lo, hi, j) = run_of(footer, indices.len(), |n| indices[n], k);
+        let (lo, hi, j) = run_of(footer, indices.len(), |n| indices[n], k, MAX_READ_BYTES);
         let run = s
             .store
             .get_range(&seg.object_key, lo..hi)
