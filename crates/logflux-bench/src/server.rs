@@ -59,6 +59,10 @@ pub(crate) struct Args {
     /// Ask query responses as NDJSON instead of the binary record stream.
     #[arg(long)]
     ndjson: bool,
+    /// Timed full scans; the median is reported (one by default; more to profile the scan or
+    /// to see its spread on a busy machine).
+    #[arg(long, default_value_t = 1)]
+    scans: usize,
 }
 
 struct Tenant {
@@ -347,6 +351,26 @@ async fn query_all(
     body: Value,
     ndjson: bool,
 ) -> anyhow::Result<(usize, usize, usize, Value)> {
+    // The reader runs in a task, as the `logflux` client's does: woken by the connection's
+    // task on the same worker thread, not across threads to the one blocked in `main`.
+    let url = format!("{}/v1/query", t.proc.base);
+    tokio::spawn(read_query(
+        t.http.clone(),
+        url,
+        t.admin.clone(),
+        body,
+        ndjson,
+    ))
+    .await?
+}
+
+async fn read_query(
+    http: reqwest::Client,
+    url: String,
+    admin: String,
+    body: Value,
+    ndjson: bool,
+) -> anyhow::Result<(usize, usize, usize, Value)> {
     let (mut records, mut bytes, mut entries) = (0, 0, 0);
     let mut cursor = Value::Null;
     let accept = if ndjson {
@@ -357,10 +381,9 @@ async fn query_all(
     loop {
         let mut b = body.clone();
         b["cursor"] = cursor;
-        let r = t
-            .http
-            .post(format!("{}/v1/query", t.proc.base))
-            .bearer_auth(&t.admin)
+        let r = http
+            .post(&url)
+            .bearer_auth(&admin)
             .header("accept", accept)
             .json(&b)
             .send()
@@ -372,31 +395,52 @@ async fn query_all(
             .headers()
             .get("content-type")
             .is_some_and(|v| v.as_bytes() == logflux_proto::frames::CONTENT_TYPE.as_bytes());
-        let mut end = Value::Null;
+        let mut ending = Ending::default();
         let mut count = |v: Value, body: usize| {
             if v["type"] == "record" {
                 records += 1;
                 bytes += body;
                 entries += v["count"].as_u64().unwrap_or(0) as usize;
             } else {
-                end = v;
+                ending.message(v);
             }
         };
         let mut stream = r.bytes_stream();
+        // A cut body: reported after an error message read before it, which says more.
+        let mut cut = None;
         if binary {
             let mut d = logflux_proto::frames::Decoder::new(64 << 20);
             while let Some(chunk) = stream.next().await {
-                d.push(&chunk?);
+                match chunk {
+                    Ok(c) => d.push(&c),
+                    Err(e) => {
+                        cut = Some(e);
+                        break;
+                    }
+                }
                 while let Some(f) = d.next_frame()? {
                     let v: Value = serde_json::from_slice(&f.header)?;
                     count(v, f.body.map_or(0, |b| b.len()));
                 }
             }
-            d.finish()?;
+            if cut.is_none() {
+                d.finish()?;
+            }
         } else {
             let mut buf = Vec::new();
             while let Some(chunk) = stream.next().await {
-                buf.extend_from_slice(&chunk?);
+                match chunk {
+                    Ok(c) => buf.extend_from_slice(&c),
+                    Err(e) => {
+                        cut = Some(e);
+                        break;
+                    }
+                }
+            }
+            if cut.is_some() {
+                // Only whole lines: the cut one is not a message.
+                let whole = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                buf.truncate(whole);
             }
             for line in buf.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
                 let v: Value = serde_json::from_slice(line)?;
@@ -406,10 +450,45 @@ async fn query_all(
                 count(v, len);
             }
         }
+        let end = ending.end(cut.map(|e| e.to_string()))?;
         if end["cursor"].is_null() {
             return Ok((records, bytes, entries, end));
         }
         cursor = end["cursor"].clone();
+    }
+}
+
+/// How a query page ends: only with its end line. An error message means the reply broke off
+/// (it is cut next); other messages (none in a query reply today) are not counted.
+#[derive(Default)]
+struct Ending {
+    end: Value,
+    failed: Value,
+}
+
+impl Ending {
+    /// Takes a message that is not a record.
+    fn message(&mut self, v: Value) {
+        match v["type"].as_str() {
+            Some("end") => self.end = v,
+            Some("error") => self.failed = v,
+            _ => {}
+        }
+    }
+
+    /// The end line, or why the page failed (`cut`: the body broke off, after `failed` if
+    /// the server said why).
+    fn end(self, cut: Option<String>) -> anyhow::Result<Value> {
+        if !self.failed.is_null() {
+            bail!("the query's reply broke off: {}", self.failed);
+        }
+        if let Some(e) = cut {
+            bail!("the query's reply broke off: {e}");
+        }
+        if self.end.is_null() {
+            bail!("the query's reply ended without its end line");
+        }
+        Ok(self.end)
     }
 }
 
@@ -746,11 +825,27 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let scan_query = json!({"order": "oldest", "limit": 10000});
     // One scan to warm the footer cache, then the timed one.
     query_all(&t, scan_query.clone(), args.ndjson).await?;
-    let cpu0 = procs::cpu_seconds(t.proc.pid);
-    let started = Instant::now();
-    let (records, bytes, entries, _) = query_all(&t, scan_query, args.ndjson).await?;
-    let scan = started.elapsed();
-    let scan_cpu = procs::cpu_seconds(t.proc.pid) - cpu0;
+    let mut runs = Vec::new();
+    let (mut records, mut bytes, mut entries) = (0, 0, 0);
+    for _ in 0..args.scans.max(1) {
+        let cpu0 = procs::cpu_seconds(t.proc.pid);
+        let started = Instant::now();
+        (records, bytes, entries, _) = query_all(&t, scan_query.clone(), args.ndjson).await?;
+        let scan = started.elapsed();
+        runs.push((scan, procs::cpu_seconds(t.proc.pid) - cpu0));
+    }
+    runs.sort_by_key(|r| r.0);
+    let (scan, scan_cpu) = runs[runs.len() / 2];
+    if runs.len() > 1 {
+        println!(
+            "full scans: {} MB/s (slowest to fastest)\n",
+            runs.iter()
+                .rev()
+                .map(|r| format!("{:.0}", mb(bytes, r.0)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
     let total_entries = args.needle_records * args.needle_entries_per_record;
     println!(
         "### Needle search and full scan ({} records standing for {} entries)\n",
@@ -833,4 +928,30 @@ fn segment_files(dir: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ending(types: &[&str], cut: Option<&str>) -> anyhow::Result<Value> {
+        let mut e = Ending::default();
+        for t in types {
+            e.message(json!({"type": t, "cursor": null}));
+        }
+        e.end(cut.map(str::to_owned))
+    }
+
+    #[test]
+    fn only_the_end_line_ends_a_page() {
+        assert_eq!(ending(&["end"], None).unwrap()["type"], "end");
+        // An error message, a damaged line or nothing are not an end.
+        let err = ending(&["error"], Some("connection reset")).unwrap_err();
+        assert!(err.to_string().contains("\"error\""), "{err}");
+        assert!(ending(&["error"], None).is_err());
+        assert!(ending(&["damaged"], None).is_err());
+        assert!(ending(&[], None).is_err());
+        assert!(ending(&[], Some("connection reset")).is_err());
+        assert!(ending(&["end"], Some("connection reset")).is_err());
+    }
 }

@@ -313,7 +313,7 @@ impl Message {
 }
 
 impl Lines {
-    fn new(inner: ByteStream, binary: bool) -> Lines {
+    pub(crate) fn new(inner: ByteStream, binary: bool) -> Lines {
         let decode = if binary {
             Decode::Frames(logflux_proto::frames::Decoder::new(MAX_BODY))
         } else {

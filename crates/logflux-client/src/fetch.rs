@@ -486,13 +486,19 @@ impl Page {
     }
 }
 
-/// The next line of a query's reply, parsed (it ends with an end line).
+/// The next line of a query's reply, parsed (it ends with an end line). An `error` line (the
+/// server failed after its reply began; the reply is cut after it) is an error.
 async fn next_line(lines: &mut Lines) -> anyhow::Result<Line> {
     let Some(line) = lines.next().await? else {
         anyhow::bail!("the server's reply ended without its end line");
     };
-    line.parse()
-        .map_err(|e| anyhow::anyhow!("a malformed line from the server: {e}"))
+    let l = line
+        .parse()
+        .map_err(|e| anyhow::anyhow!("a malformed line from the server: {e}"))?;
+    if l.kind == "error" {
+        anyhow::bail!("the server's reply broke off: {}", l.message);
+    }
+    Ok(l)
 }
 
 /// Fetches, with `POST /v1/records`, the bodies of the record lines in `lines` that have none
@@ -961,6 +967,33 @@ mod tests {
             "/v1/query: the server answered 400 Bad Request: limit must be 1..10000, got 0"
         )));
         assert!(!refuses_bodies(&anyhow::anyhow!("unknown field `bodies`")));
+    }
+
+    /// A reply the server cut after an `error` line (it failed after the reply began) is an
+    /// error carrying the server's message, in both forms, not records and a missing end.
+    #[tokio::test]
+    async fn an_error_line_fails_the_reply() {
+        let record = br#"{"type":"record","record_id":"r1"}"#;
+        let error = br#"{"type":"error","code":"unavailable","message":"it is incomplete: retry"}"#;
+        for binary in [false, true] {
+            let bytes = if binary {
+                let mut b = logflux_proto::frames::MAGIC.to_vec();
+                b.extend(logflux_proto::frames::frame(record, Some(b"ct")));
+                b.extend(logflux_proto::frames::frame(error, None));
+                b
+            } else {
+                [&record[..], b"\n", &error[..], b"\n"].concat()
+            };
+            let stream =
+                futures_util::stream::iter([Ok::<_, reqwest::Error>(bytes::Bytes::from(bytes))]);
+            let mut lines = Lines::new(Box::pin(stream), binary);
+            assert_eq!(next_line(&mut lines).await.unwrap().record_id, "r1");
+            let e = next_line(&mut lines).await.unwrap_err().to_string();
+            assert!(
+                e.contains("broke off") && e.contains("it is incomplete: retry"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

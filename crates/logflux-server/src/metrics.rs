@@ -19,6 +19,12 @@ pub(crate) struct TailEnd {
     pub(crate) reason: String,
 }
 
+/// Why a streamed reply was cut after it began (its status, 200, already sent).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ReplyBroken {
+    pub(crate) reason: String,
+}
+
 /// Every metric the server exports.
 #[derive(Debug)]
 pub(crate) struct Metrics {
@@ -35,6 +41,8 @@ pub(crate) struct Metrics {
     pub(crate) query_segments_pruned: Counter,
     pub(crate) query_records_returned: Counter,
     pub(crate) query_record_bytes: Counter,
+    pub(crate) query_readers: Gauge,
+    pub(crate) query_replies_broken: Family<ReplyBroken, Counter>,
     pub(crate) unknown_segments: Gauge,
     pub(crate) segments_quarantined: Counter,
     pub(crate) segments_in_quarantine: Gauge,
@@ -62,6 +70,8 @@ impl Metrics {
         let query_segments_pruned = Counter::default();
         let query_records_returned = Counter::default();
         let query_record_bytes = Counter::default();
+        let query_readers = Gauge::default();
+        let query_replies_broken = Family::<ReplyBroken, Counter>::default();
         let unknown_segments = Gauge::default();
         let segments_quarantined = Counter::default();
         let segments_in_quarantine = Gauge::default();
@@ -124,6 +134,19 @@ impl Metrics {
             query_record_bytes.clone(),
         );
         registry.register(
+            "query_readers",
+            "Tasks reading a /v1/query page ahead of its connection now (one a reply being \
+             produced; stopped when the client goes away)",
+            query_readers.clone(),
+        );
+        registry.register(
+            "query_replies_broken",
+            "/v1/query replies cut after they began (counted 200 in http_requests), by reason: \
+             unavailable or internal (the server ended the reply with an error message), \
+             disconnected (the client went away before the end line)",
+            query_replies_broken.clone(),
+        );
+        registry.register(
             "unknown_segments",
             "Segments in the store that the catalog does not name (older than an hour, not yet \
              quarantined, whatever their age); after a catalog loss, run `logflux-server catalog \
@@ -177,6 +200,8 @@ impl Metrics {
             query_segments_pruned,
             query_records_returned,
             query_record_bytes,
+            query_readers,
+            query_replies_broken,
             unknown_segments,
             segments_quarantined,
             segments_in_quarantine,

@@ -26,7 +26,7 @@ use crate::auth::Scope;
 use crate::bloom;
 use crate::catalog::{Segment, SegmentFilter};
 use crate::http::{ApiError, JsonBody, Remote, SharedState};
-use crate::metrics::TailEnd;
+use crate::metrics::{ReplyBroken, TailEnd};
 use crate::segment::{self, Footer, opaque_token};
 use crate::store::BlobStore;
 
@@ -382,152 +382,576 @@ pub(crate) async fn query(
         )
         .await?;
 
-    // Collect the page first (bounded by `limit`), then stream it.
-    let mut out: Vec<Bytes> = Vec::new();
-    let mut returned = 0usize;
-    let mut page_bytes = 0u64;
-    let mut scanned = 0usize;
-    let mut pruned = 0usize;
-    let mut next_cursor = None;
-    let order_key = |seg: &Segment| if newest_first { seg.max_ts } else { seg.min_ts };
-    let mut position = cursor.map(|c| (c.ts, c.segment_id));
-    // The first listing after a cursor includes the cursor's own segment.
-    let mut include = cursor.is_some();
-    let mut resume = cursor;
-    'pages: loop {
-        let batch = s
-            .catalog
-            .segments(&SegmentFilter {
-                tenant_id: &tenant_id,
-                application_ids: &app_ids,
-                from_ns: from,
-                to_ns: to,
-                newest_first,
-                after: position,
-                include_after: include,
-                limit: LISTING_BATCH as i64,
-            })
-            .await?;
-        include = false;
-        if batch.is_empty() {
-            break;
-        }
-        for (n, seg) in batch.iter().enumerate() {
-            position = Some((order_key(seg), seg.id));
-            // Every later segment of the listing has an order key at or beyond the next one's;
-            // after the last segment of a short listing there is none.
-            let later = match batch.get(n + 1) {
-                Some(next) => order_key(next),
-                None if batch.len() < LISTING_BATCH => {
-                    if newest_first {
-                        i64::MIN
-                    } else {
-                        i64::MAX
-                    }
-                }
-                None => order_key(seg),
-            };
-            let start = match resume.take() {
-                Some(c) if c.segment_id == seg.id => c.next,
-                _ => 0,
-            };
-            if !groups.is_empty() && !bloom::may_match(&seg.bloom, &groups) {
-                pruned += 1;
-                continue;
+    // The page is read by a task and streamed as it is read: the task reads ahead of the
+    // connection at most `STREAM_BUFFER_BYTES`, and the end line goes last.
+    let job = QueryJob {
+        s: s.clone(),
+        tenant_id,
+        app_ids,
+        groups,
+        entry_types: req.entry_types,
+        from,
+        to,
+        newest_first,
+        limit,
+        cursor,
+        bodies,
+    };
+    streamed(&s, form, move |sink| job.run(sink)).await
+}
+
+/// What one `/v1/query` page reads, run by [`streamed`]'s task.
+struct QueryJob {
+    s: SharedState,
+    tenant_id: String,
+    app_ids: Vec<String>,
+    groups: Vec<Vec<u64>>,
+    entry_types: Vec<u8>,
+    from: i64,
+    to: i64,
+    newest_first: bool,
+    limit: usize,
+    cursor: Option<Cursor>,
+    bodies: bool,
+}
+
+impl QueryJob {
+    async fn run(self, mut sink: Sink) -> Result<(), Failed> {
+        let QueryJob {
+            s,
+            tenant_id,
+            app_ids,
+            groups,
+            entry_types,
+            from,
+            to,
+            newest_first,
+            limit,
+            cursor,
+            bodies,
+        } = self;
+        let form = sink.form;
+        let mut returned = 0usize;
+        let mut page_bytes = 0u64;
+        let mut scanned = 0usize;
+        let mut pruned = 0usize;
+        let mut next_cursor = None;
+        let order_key = |seg: &Segment| if newest_first { seg.max_ts } else { seg.min_ts };
+        let mut position = cursor.map(|c| (c.ts, c.segment_id));
+        // The first listing after a cursor includes the cursor's own segment.
+        let mut include = cursor.is_some();
+        let mut resume = cursor;
+        'pages: loop {
+            let batch = s
+                .catalog
+                .segments(&SegmentFilter {
+                    tenant_id: &tenant_id,
+                    application_ids: &app_ids,
+                    from_ns: from,
+                    to_ns: to,
+                    newest_first,
+                    after: position,
+                    include_after: include,
+                    limit: LISTING_BATCH as i64,
+                })
+                .await
+                .map_err(ApiError::from)?;
+            include = false;
+            if batch.is_empty() {
+                break;
             }
-            scanned += 1;
-            let footer = match s.footers.get(&s.store, seg).await {
-                Ok(f) => f,
-                Err(FooterError::Damaged(m)) => {
-                    out.push(damaged_line(form, seg, &m));
+            for (n, seg) in batch.iter().enumerate() {
+                position = Some((order_key(seg), seg.id));
+                // Every later segment of the listing has an order key at or beyond the next
+                // one's; after the last segment of a short listing there is none.
+                let later = match batch.get(n + 1) {
+                    Some(next) => order_key(next),
+                    None if batch.len() < LISTING_BATCH => {
+                        if newest_first {
+                            i64::MIN
+                        } else {
+                            i64::MAX
+                        }
+                    }
+                    None => order_key(seg),
+                };
+                let start = match resume.take() {
+                    Some(c) if c.segment_id == seg.id => c.next,
+                    _ => 0,
+                };
+                if !groups.is_empty() && !bloom::may_match(&seg.bloom, &groups) {
+                    pruned += 1;
                     continue;
                 }
-                Err(e) => return Err(e.into()),
-            };
-            let mut selected = select(&footer, from, to, &groups, &req.entry_types);
-            if newest_first {
-                selected.reverse();
-            }
-            // watermarks[p]: no record after position p (in this segment or a later one) holds
-            // an entry beyond it — newer when newest first, older when oldest first.
-            let mut watermarks = vec![later; selected.len()];
-            let mut bound = later;
-            for p in (0..selected.len()).rev() {
-                watermarks[p] = bound;
-                let m = &footer.records[selected[p]].meta;
-                bound = if newest_first {
-                    bound.max(m.max_ts)
-                } else {
-                    bound.min(m.min_ts)
+                scanned += 1;
+                let footer = match s.footers.get(&s.store, seg).await {
+                    Ok(f) => f,
+                    Err(FooterError::Damaged(m)) => {
+                        sink.send_one(damaged_line(form, seg, &m)).await?;
+                        continue;
+                    }
+                    Err(e) => return Err(ApiError::from(e).into()),
                 };
-            }
-            // The records this page takes from this segment, within the count and byte limits.
-            let mut take = Vec::new();
-            let mut stop_at = None;
-            for (pos, &i) in selected.iter().enumerate().skip(start) {
-                let i = (i, watermarks[pos]);
-                let len = if bodies {
-                    footer.records[i.0].range.end - footer.records[i.0].range.start
+                let mut selected = select(&footer, from, to, &groups, &entry_types);
+                if newest_first {
+                    selected.reverse();
+                }
+                // watermarks[p]: no record after position p (in this segment or a later one)
+                // holds an entry beyond it — newer when newest first, older when oldest first.
+                let mut watermarks = vec![later; selected.len()];
+                let mut bound = later;
+                for p in (0..selected.len()).rev() {
+                    watermarks[p] = bound;
+                    let m = &footer.records[selected[p]].meta;
+                    bound = if newest_first {
+                        bound.max(m.max_ts)
+                    } else {
+                        bound.min(m.min_ts)
+                    };
+                }
+                // The records this page takes from this segment, within the count and byte
+                // limits.
+                let mut take = Vec::new();
+                let mut stop_at = None;
+                for (pos, &i) in selected.iter().enumerate().skip(start) {
+                    let i = (i, watermarks[pos]);
+                    let len = if bodies {
+                        footer.records[i.0].range.end - footer.records[i.0].range.start
+                    } else {
+                        LISTED_RECORD_BYTES
+                    };
+                    if returned + take.len() == limit
+                        || (page_bytes + len > MAX_PAGE_BYTES && (returned + take.len()) > 0)
+                    {
+                        stop_at = Some(pos);
+                        break;
+                    }
+                    page_bytes += len;
+                    take.push(i);
+                }
+                if bodies {
+                    stream_bodies(&s, &mut sink, seg, &footer, &take).await?;
                 } else {
-                    LISTED_RECORD_BYTES
-                };
-                if returned + take.len() == limit
-                    || (page_bytes + len > MAX_PAGE_BYTES && (returned + take.len()) > 0)
-                {
-                    stop_at = Some(pos);
-                    break;
+                    // Footers only: no record byte is read.
+                    let mut out = Vec::with_capacity(take.len());
+                    for &(i, w) in &take {
+                        form.record(
+                            record_line(seg, &footer.records[i], Some(w)),
+                            None,
+                            &mut out,
+                        );
+                    }
+                    sink.send(out).await?;
                 }
-                page_bytes += len;
-                take.push(i);
-            }
-            if bodies {
-                let indices: Vec<usize> = take.iter().map(|&(i, _)| i).collect();
-                let mut marks = take.iter().map(|&(_, w)| w);
-                read_bodies(&s, seg, &footer, &indices, |i, body| {
-                    let w = marks.next().expect("one watermark per record");
-                    form.record(
-                        record_line(seg, &footer.records[i], Some(w)),
-                        Some(&body),
-                        &mut out,
-                    );
-                })
-                .await?;
-            } else {
-                // Footers only: no record byte is read.
-                for &(i, w) in &take {
-                    form.record(
-                        record_line(seg, &footer.records[i], Some(w)),
-                        None,
-                        &mut out,
-                    );
+                returned += take.len();
+                if let Some(pos) = stop_at {
+                    next_cursor = Some(Cursor {
+                        ts: order_key(seg),
+                        segment_id: seg.id,
+                        next: pos,
+                    });
+                    break 'pages;
                 }
             }
-            returned += take.len();
-            if let Some(pos) = stop_at {
-                next_cursor = Some(Cursor {
-                    ts: order_key(seg),
-                    segment_id: seg.id,
-                    next: pos,
+        }
+        s.metrics.query_segments_scanned.inc_by(scanned as u64);
+        s.metrics.query_segments_pruned.inc_by(pruned as u64);
+        s.metrics.query_records_returned.inc_by(returned as u64);
+        let end = json!({
+            "type": "end",
+            "cursor": next_cursor.map(|c| c.encode()),
+            // No record after this page holds an entry newer (newest first) or older (oldest
+            // first) than this: a client may emit its merged entries up to it.
+            "watermark": next_cursor.map(|c| c.ts),
+            "records": returned,
+            "segments_scanned": scanned,
+            "segments_pruned": pruned,
+        });
+        sink.finish(form.message(&end)).await
+    }
+}
+
+/// Bytes of a `/v1/query` reply read ahead of its connection, at most (a single record larger
+/// than this is still sent, alone). `/v1/records` is not streamed: it reads its answer whole.
+/// In NDJSON form a run's raw bytes count too while their base64 is made (see
+/// [`NDJSON_READ_BYTES`]).
+const STREAM_BUFFER_BYTES: usize = 16 * 1024 * 1024;
+/// Largest single range read of a streamed NDJSON reply: the run's raw bytes and their base64
+/// (4/3 as many) exist together while its lines are made, and both count in
+/// [`STREAM_BUFFER_BYTES`]; at this size they take at most 2/3 of it. (Frames send slices of
+/// the raw run, so they read up to [`MAX_READ_BYTES`].)
+const NDJSON_READ_BYTES: u64 = 4 * 1024 * 1024;
+/// What a record's message without its body counts in [`STREAM_BUFFER_BYTES`], about its size.
+const MESSAGE_BYTES: usize = 512;
+
+/// Why a reply's task stopped before its end line.
+enum Failed {
+    /// The catalog or the store failed: the reply ends with an `error` message and is cut.
+    Error(ApiError),
+    /// The connection went away: nothing more to send.
+    Gone,
+}
+
+impl From<ApiError> for Failed {
+    fn from(e: ApiError) -> Self {
+        Failed::Error(e)
+    }
+}
+
+/// One step of a reply, from its task to its body.
+enum Piece {
+    /// Chunks to send in order, holding their share of the read-ahead buffer; `last` when they
+    /// end with the end line.
+    Chunks {
+        chunks: Vec<Bytes>,
+        last: bool,
+        _room: OwnedSemaphorePermit,
+    },
+    Failed(ApiError),
+}
+
+/// The task's side of a streamed reply: sends chunks in order, waiting while the connection
+/// has [`STREAM_BUFFER_BYTES`] of them unsent.
+struct Sink {
+    tx: tokio::sync::mpsc::Sender<Piece>,
+    room: Arc<Semaphore>,
+    form: Form,
+}
+
+impl Sink {
+    /// Room for about `bytes` more bytes (the whole buffer for a larger piece).
+    async fn room(&self, bytes: usize) -> Result<OwnedSemaphorePermit, Failed> {
+        let n = u32::try_from(bytes.clamp(1, STREAM_BUFFER_BYTES)).expect("the buffer is small");
+        self.room
+            .clone()
+            .acquire_many_owned(n)
+            .await
+            .map_err(|_| Failed::Gone)
+    }
+
+    async fn put(
+        &mut self,
+        chunks: Vec<Bytes>,
+        room: OwnedSemaphorePermit,
+        last: bool,
+    ) -> Result<(), Failed> {
+        self.tx
+            .send(Piece::Chunks {
+                chunks,
+                last,
+                _room: room,
+            })
+            .await
+            .map_err(|_| Failed::Gone)
+    }
+
+    /// Sends chunks, once there is room for them.
+    async fn send(&mut self, chunks: Vec<Bytes>) -> Result<(), Failed> {
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        let room = self.room(chunks.iter().map(Bytes::len).sum()).await?;
+        self.put(chunks, room, false).await
+    }
+
+    async fn send_one(&mut self, chunk: Bytes) -> Result<(), Failed> {
+        self.send(vec![chunk]).await
+    }
+
+    /// Sends the end line: the reply is complete.
+    async fn finish(mut self, end: Bytes) -> Result<(), Failed> {
+        let room = self.room(end.len()).await?;
+        self.put(vec![end], room, true).await
+    }
+}
+
+/// Reads the bodies of `footer`'s records `take` (index, watermark) and sends their messages
+/// in that order. Adjacent records lie next to each other: a run of them (ascending or
+/// descending) is read at once, up to [`MAX_READ_BYTES`] a read ([`NDJSON_READ_BYTES`] in
+/// NDJSON form), and only once the connection has room for it: for its messages and, in NDJSON
+/// form, for the raw run too until its lines are made. Beyond that room, while one record's
+/// line is made its base64 exists twice (as a string, then in the line): at most 4/3 of the
+/// largest record more.
+async fn stream_bodies(
+    s: &SharedState,
+    sink: &mut Sink,
+    seg: &Segment,
+    footer: &Footer,
+    take: &[(usize, i64)],
+) -> Result<(), Failed> {
+    let form = sink.form;
+    let mut k = 0;
+    while k < take.len() {
+        let max = match form {
+            Form::Frames => MAX_READ_BYTES,
+            Form::Ndjson => NDJSON_READ_BYTES,
+        };
+        let (lo, hi, j) = run_of(footer, take.len(), |n| take[n].0, k, max);
+        let body_bytes = (hi - lo) as usize;
+        // What the messages take, and what the raw run takes besides them while they are made.
+        let (wire, raw) = match form {
+            Form::Frames => (body_bytes, 0),
+            Form::Ndjson => (body_bytes.div_ceil(3) * 4, body_bytes),
+        };
+        let messages = wire + (j - k) * MESSAGE_BYTES;
+        let mut room = sink.room(messages + raw).await?;
+        let run = s
+            .store
+            .get_range(&seg.object_key, lo..hi)
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        s.metrics.query_record_bytes.inc_by(hi - lo);
+        let mut out = Vec::with_capacity(2 * (j - k));
+        for &(i, w) in &take[k..j] {
+            let r = &footer.records[i];
+            let body = run.slice((r.range.start - lo) as usize..(r.range.end - lo) as usize);
+            form.record(record_line(seg, r, Some(w)), Some(&body), &mut out);
+        }
+        // NDJSON lines hold copies: the raw run goes, and with it its share of the room.
+        drop(run);
+        if raw > 0 && room.num_permits() > messages {
+            drop(room.split(room.num_permits() - messages));
+        }
+        sink.put(out, room, false).await?;
+        k = j;
+    }
+    Ok(())
+}
+
+/// The run of adjacent records starting at position `k` of a list of `len` record indices
+/// (`index(n)` the n-th): its byte range `lo..hi` in the segment and the position after it.
+fn run_of(
+    footer: &Footer,
+    len: usize,
+    index: impl Fn(usize) -> usize,
+    k: usize,
+    max: u64,
+) -> (u64, u64, usize) {
+    let first = &footer.records[index(k)].range;
+    let (mut lo, mut hi) = (first.start, first.end);
+    let mut j = k + 1;
+    while j < len && index(j).abs_diff(index(j - 1)) == 1 {
+        let r = &footer.records[index(j)].range;
+        if hi.max(r.end) - lo.min(r.start) > max {
+            break;
+        }
+        lo = lo.min(r.start);
+        hi = hi.max(r.end);
+        j += 1;
+    }
+    (lo, hi, j)
+}
+
+/// An `{"type":"error",…}` message: the reply broke off after it began, and is incomplete.
+fn error_message(form: Form, e: &ApiError) -> Bytes {
+    let request_id = ulid::Ulid::new().to_string().to_lowercase();
+    let code = match e {
+        ApiError::Unavailable(m) => {
+            tracing::warn!(request_id, error = %m, "a reply broke off: the catalog or the store failed");
+            "unavailable"
+        }
+        other => {
+            tracing::error!(request_id, error = ?other, "a reply broke off");
+            "internal"
+        }
+    };
+    form.message(&json!({
+        "type": "error",
+        "code": code,
+        "message": "the server could not read the rest of this reply; it is incomplete: retry",
+        "request_id": request_id,
+    }))
+}
+
+/// A reply whose messages a task produces as it reads them (`produce` gets the [`Sink`]).
+/// The answer waits for the task's first chunk: a failure before it is an ordinary error
+/// answer (503 for a store that failed). After it, the status is sent: a failure ends the
+/// body with an `{"type":"error",…}` message and then cuts it (no end line, and the chunked
+/// body is not terminated), so no reader can take the part for a complete reply.
+///
+/// The task lives only as long as someone waits for it: the handler until the first chunk,
+/// then the body. Both hold a [`ReadAhead`], which aborts the task when the last of them is
+/// dropped (the client went away), so a scan that finds little to send does not read on to
+/// its end for nobody.
+async fn streamed<F, Fut>(s: &SharedState, form: Form, produce: F) -> Result<Response, ApiError>
+where
+    F: FnOnce(Sink) -> Fut,
+    Fut: std::future::Future<Output = Result<(), Failed>> + Send + 'static,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Piece>(64);
+    let sink = Sink {
+        tx: tx.clone(),
+        room: Arc::new(Semaphore::new(STREAM_BUFFER_BYTES)),
+        form,
+    };
+    let work = produce(sink);
+    let running = Running::new(s);
+    let reader = ReadAhead(tokio::spawn(async move {
+        let _running = running;
+        if let Err(Failed::Error(e)) = work.await {
+            let _ = tx.send(Piece::Failed(e)).await;
+        }
+    }));
+    let first = match rx.recv().await {
+        Some(Piece::Failed(e)) => return Err(e),
+        Some(p) => p,
+        None => return Err(ApiError::Internal("a reply's task stopped".into())),
+    };
+    let body = Outflow {
+        rx,
+        form,
+        chunks: Vec::new().into_iter(),
+        room: None,
+        state: Flow::Open,
+        s: s.clone(),
+        _reader: reader,
+    };
+    let stream = futures_util::stream::unfold((body, Some(first)), |(mut b, first)| async move {
+        if let Some(p) = first {
+            b.take(p);
+        }
+        let next = b.next().await?;
+        Some((next, (b, None)))
+    });
+    let stream =
+        futures_util::StreamExt::chain(futures_util::stream::iter(form.preamble().map(Ok)), stream);
+    Ok((
+        [
+            (header::CONTENT_TYPE, form.content_type()),
+            (header::VARY, "accept"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// A reply's task: aborted when dropped (a task that already ended is not affected).
+struct ReadAhead(tokio::task::JoinHandle<()>);
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Counts a reply's task in `query_readers` while the task (its future) exists: until it
+/// ends or, aborted, is dropped.
+struct Running(Arc<crate::metrics::Metrics>);
+
+impl Running {
+    fn new(s: &SharedState) -> Self {
+        s.metrics.query_readers.inc();
+        Running(s.metrics.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.query_readers.dec();
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Open,
+    /// The end line was taken.
+    Complete,
+    /// The error message was taken; the body is cut next.
+    Failed,
+    Done,
+}
+
+/// The body's side of a streamed reply.
+struct Outflow {
+    rx: tokio::sync::mpsc::Receiver<Piece>,
+    form: Form,
+    chunks: std::vec::IntoIter<Bytes>,
+    /// The share of the read-ahead buffer the chunks being sent hold.
+    room: Option<OwnedSemaphorePermit>,
+    state: Flow,
+    s: SharedState,
+    /// The task: aborted when the body is dropped (by then it has nobody to send to).
+    _reader: ReadAhead,
+}
+
+impl Outflow {
+    fn broken(&self, reason: &str) {
+        self.s
+            .metrics
+            .query_replies_broken
+            .get_or_create(&ReplyBroken {
+                reason: reason.into(),
+            })
+            .inc();
+    }
+}
+
+impl Drop for Outflow {
+    fn drop(&mut self) {
+        // Dropped before it ended (the end line sent, or an error message taken: counted
+        // already) the client went away.
+        let ended = matches!(self.state, Flow::Done | Flow::Failed)
+            || (self.state == Flow::Complete && self.chunks.as_slice().is_empty());
+        if !ended {
+            self.broken("disconnected");
+        }
+    }
+}
+
+impl Outflow {
+    fn take(&mut self, p: Piece) {
+        match p {
+            Piece::Chunks {
+                chunks,
+                last,
+                _room,
+            } => {
+                self.chunks = chunks.into_iter();
+                self.room = Some(_room);
+                if last {
+                    self.state = Flow::Complete;
+                }
+            }
+            Piece::Failed(e) => {
+                self.broken(match e {
+                    ApiError::Unavailable(_) => "unavailable",
+                    _ => "internal",
                 });
-                break 'pages;
+                self.chunks = vec![error_message(self.form, &e)].into_iter();
+                self.room = None;
+                self.state = Flow::Failed;
             }
         }
     }
-    s.metrics.query_segments_scanned.inc_by(scanned as u64);
-    s.metrics.query_segments_pruned.inc_by(pruned as u64);
-    s.metrics.query_records_returned.inc_by(returned as u64);
-    let end = json!({
-        "type": "end",
-        "cursor": next_cursor.map(|c| c.encode()),
-        // No record after this page holds an entry newer (newest first) or older (oldest
-        // first) than this: a client may emit its merged entries up to it.
-        "watermark": next_cursor.map(|c| c.ts),
-        "records": returned,
-        "segments_scanned": scanned,
-        "segments_pruned": pruned,
-    });
-    out.push(form.message(&end));
-    Ok(form.response(out))
+
+    async fn next(&mut self) -> Option<Result<Bytes, std::io::Error>> {
+        loop {
+            if let Some(c) = self.chunks.next() {
+                return Some(Ok(c));
+            }
+            self.room = None;
+            match self.state {
+                Flow::Open => match self.rx.recv().await {
+                    Some(p) => self.take(p),
+                    None => {
+                        // The task stopped without its end line (it panicked).
+                        self.take(Piece::Failed(ApiError::Internal(
+                            "a reply's task stopped before its end".into(),
+                        )));
+                    }
+                },
+                Flow::Complete | Flow::Done => return None,
+                Flow::Failed => {
+                    // Let the connection write the error message out before the body is cut.
+                    tokio::task::yield_now().await;
+                    self.state = Flow::Done;
+                    return Some(Err(std::io::Error::other(
+                        "the reply broke off: the server could not read the rest",
+                    )));
+                }
+            }
+        }
+    }
 }
 
 /// Reads the bodies of `footer`'s records `indices` and hands each to `emit` in that order.
@@ -542,18 +966,7 @@ async fn read_bodies(
 ) -> Result<(), ApiError> {
     let mut k = 0;
     while k < indices.len() {
-        let mut j = k + 1;
-        let first = &footer.records[indices[k]].range;
-        let (mut lo, mut hi) = (first.start, first.end);
-        while j < indices.len() && indices[j].abs_diff(indices[j - 1]) == 1 {
-            let r = &footer.records[indices[j]].range;
-            if hi.max(r.end) - lo.min(r.start) > MAX_READ_BYTES {
-                break;
-            }
-            lo = lo.min(r.start);
-            hi = hi.max(r.end);
-            j += 1;
-        }
+        let (lo, hi, j) = run_of(footer, indices.len(), |n| indices[n], k, MAX_READ_BYTES);
         let run = s
             .store
             .get_range(&seg.object_key, lo..hi)

@@ -322,8 +322,20 @@ impl LocalStore {
                 ));
             }
             f.seek(std::io::SeekFrom::Start(range.start))?;
-            let mut buf = vec![0u8; (range.end - range.start) as usize];
-            f.read_exact(&mut buf)?;
+            // Read into spare capacity: no zeroing of a buffer the read overwrites anyway (a
+            // scan's reads are megabytes each).
+            let want = (range.end - range.start) as usize;
+            let mut buf = Vec::with_capacity(want);
+            f.take(want as u64).read_to_end(&mut buf)?;
+            if buf.len() != want {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "range {range:?}: the object ended after {} bytes",
+                        buf.len()
+                    ),
+                ));
+            }
             Ok(buf.into())
         })
         .await
