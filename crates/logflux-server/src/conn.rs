@@ -155,6 +155,12 @@ where
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             _ = &mut stopped => break,
         };
+        // Replies are streamed in several writes (records as read, then the end line): without
+        // this, Nagle's algorithm holds the last small write until the client's delayed ACK,
+        // about 40 ms on every short query.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
         let acceptor = acceptor.clone();
         let watcher = graceful.watcher();
         let svc = app
