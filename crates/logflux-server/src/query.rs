@@ -134,11 +134,20 @@ impl Form {
     }
 
     fn response(self, chunks: Vec<Bytes>) -> Response {
-        let stream = futures_util::stream::iter(
-            self.preamble()
-                .into_iter()
-                .chain(chunks)
-                .map(Ok::<_, std::convert::Infallible>),
+        self.streaming_reply(futures_util::stream::iter(
+            chunks.into_iter().map(Ok::<_, std::convert::Infallible>),
+        ))
+    }
+
+    /// A reply in this form: its preamble, then `body`'s chunks as they come.
+    fn streaming_reply<S, E>(self, body: S) -> Response
+    where
+        S: futures_util::Stream<Item = Result<Bytes, E>> + Send + 'static,
+        E: Into<axum::BoxError> + Send + 'static,
+    {
+        let stream = futures_util::StreamExt::chain(
+            futures_util::stream::iter(self.preamble().map(Ok)),
+            body,
         );
         (
             [
@@ -813,16 +822,7 @@ where
         let next = b.next().await?;
         Some((next, (b, None)))
     });
-    let stream =
-        futures_util::StreamExt::chain(futures_util::stream::iter(form.preamble().map(Ok)), stream);
-    Ok((
-        [
-            (header::CONTENT_TYPE, form.content_type()),
-            (header::VARY, "accept"),
-        ],
-        Body::from_stream(stream),
-    )
-        .into_response())
+    Ok(form.streaming_reply(stream))
 }
 
 /// A reply's task: aborted when dropped (a task that already ended is not affected).
@@ -1705,16 +1705,7 @@ pub(crate) async fn tail(
         let line = r.next().await?;
         Some((Ok::<_, std::convert::Infallible>(line), r))
     });
-    let stream =
-        futures_util::StreamExt::chain(futures_util::stream::iter(form.preamble().map(Ok)), lines);
-    Ok((
-        [
-            (header::CONTENT_TYPE, form.content_type()),
-            (header::VARY, "accept"),
-        ],
-        Body::from_stream(stream),
-    )
-        .into_response())
+    Ok(form.streaming_reply(lines))
 }
 
 /// `GET /v1/keys/{key_id}`: a wrapped data key of the caller's tenant.
