@@ -37,7 +37,35 @@ pub(crate) async fn start_server_at(
     data_dir: &Path,
     listen: &str,
 ) -> anyhow::Result<ServerProc> {
-    let mut child = tokio::process::Command::new(bin)
+    start_server_configured(bin, data_dir, listen, None).await
+}
+
+/// A server whose per-key request rate limit is out of the way: throughput scenarios measure
+/// ingest, not the limiter (1 000 requests a second per key by default, which is what 8
+/// clients of 100-entry SDK requests reach first).
+pub(crate) async fn start_server_unlimited(
+    bin: &Path,
+    data_dir: &Path,
+) -> anyhow::Result<ServerProc> {
+    let config = data_dir.with_extension("bench.yaml");
+    std::fs::write(
+        &config,
+        "rate_limit: {requests_per_second: 1000000, burst: 1000000}\n",
+    )?;
+    start_server_configured(bin, data_dir, "127.0.0.1:0", Some(&config)).await
+}
+
+async fn start_server_configured(
+    bin: &Path,
+    data_dir: &Path,
+    listen: &str,
+    config: Option<&Path>,
+) -> anyhow::Result<ServerProc> {
+    let mut cmd = tokio::process::Command::new(bin);
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    let mut child = cmd
         .args([
             "--data-dir",
             data_dir.to_str().context("path")?,

@@ -77,7 +77,7 @@ struct Tenant {
 
 async fn setup(bin: &std::path::Path, data: &std::path::Path) -> anyhow::Result<Tenant> {
     let admin = procs::init_tenant(bin, data)?;
-    let proc = procs::start_server(bin, data).await?;
+    let proc = procs::start_server_unlimited(bin, data).await?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()?;
