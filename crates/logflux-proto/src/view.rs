@@ -76,19 +76,13 @@ impl EntryView {
     pub fn write_json(&self, out: &mut Vec<u8>) {
         // Writing to a Vec cannot fail; serde_json escapes strings as `to_string` does.
         let string = write_json_str;
-        out.extend_from_slice(b"{\"timestamp\":\"");
-        timefmt::write_rfc3339(self.timestamp_ns, out);
-        out.extend_from_slice(b"\",\"logLevel\":");
-        push_u8(out, self.level.number());
-        out.extend_from_slice(b",\"entryType\":");
-        push_u8(out, self.entry_type.number());
-        out.extend_from_slice(b",\"source\":");
-        string(out, &self.source);
-        out.extend_from_slice(b",\"payload\":");
-        string(out, &self.payload);
-        out.extend_from_slice(b",\"payloadType\":");
-        string(out, &self.payload_type);
-        out.extend_from_slice(b",\"metadata\":{");
+        write_json_head(
+            out,
+            self.timestamp_ns,
+            self.level.number(),
+            self.entry_type.number(),
+            [&self.source, &self.payload, &self.payload_type],
+        );
         for (i, (k, v)) in self.metadata.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
@@ -226,19 +220,13 @@ impl EntryRef<'_, '_> {
             return;
         }
         let string = write_json_str;
-        out.extend_from_slice(b"{\"timestamp\":\"");
-        timefmt::write_rfc3339(self.timestamp_ns, out);
-        out.extend_from_slice(b"\",\"logLevel\":");
-        push_u8(out, self.level.number());
-        out.extend_from_slice(b",\"entryType\":");
-        push_u8(out, self.entry_type.number());
-        out.extend_from_slice(b",\"source\":");
-        string(out, self.source);
-        out.extend_from_slice(b",\"payload\":");
-        string(out, self.payload);
-        out.extend_from_slice(b",\"payloadType\":");
-        string(out, self.payload_type);
-        out.extend_from_slice(b",\"metadata\":{");
+        write_json_head(
+            out,
+            self.timestamp_ns,
+            self.level.number(),
+            self.entry_type.number(),
+            [self.source, self.payload, self.payload_type],
+        );
         let (mut own, mut common) = (self.own.iter().peekable(), self.common.iter().peekable());
         let mut first = true;
         loop {
@@ -264,6 +252,25 @@ impl EntryRef<'_, '_> {
         }
         out.extend_from_slice(b"}}");
     }
+}
+
+/// The fields every printed entry begins with, up to and including `"metadata":{` (shared by
+/// the owned and the borrowed entry's `write_json`).
+fn write_json_head(out: &mut Vec<u8>, ts: i64, level: u8, entry_type: u8, text: [&str; 3]) {
+    let [source, payload, payload_type] = text;
+    out.extend_from_slice(b"{\"timestamp\":\"");
+    timefmt::write_rfc3339(ts, out);
+    out.extend_from_slice(b"\",\"logLevel\":");
+    push_u8(out, level);
+    out.extend_from_slice(b",\"entryType\":");
+    push_u8(out, entry_type);
+    out.extend_from_slice(b",\"source\":");
+    write_json_str(out, source);
+    out.extend_from_slice(b",\"payload\":");
+    write_json_str(out, payload);
+    out.extend_from_slice(b",\"payloadType\":");
+    write_json_str(out, payload_type);
+    out.extend_from_slice(b",\"metadata\":{");
 }
 
 #[cfg(test)]
