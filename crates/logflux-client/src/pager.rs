@@ -74,6 +74,25 @@ impl Pager {
     }
 }
 
+/// The buffer asked for when stdout is a pipe: Linux's default of 64 KiB made a listing's
+/// writes (a record's entries at a time, ~120 KiB) wait for the reader several times each, a
+/// context switch every 64 KiB (8.5 % of a full listing's CPU in round 3's profile). 1 MiB is
+/// `fs.pipe-max-size`'s default, what an unprivileged process may ask for.
+const PIPE_BYTES: usize = 1 << 20;
+
+/// Grows the pipe `fd` is (when it is one) to [`PIPE_BYTES`]. Not a pipe, already as large,
+/// or refused (a lower `fs.pipe-max-size`, the user's pipe pages spent): left as it is — the
+/// output is the same, only written in smaller steps.
+#[cfg(target_os = "linux")]
+pub(crate) fn enlarge_pipe(fd: impl std::os::fd::AsFd) {
+    if rustix::pipe::fcntl_getpipe_size(&fd).is_ok_and(|n| n < PIPE_BYTES) {
+        let _ = rustix::pipe::fcntl_setpipe_size(&fd, PIPE_BYTES);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn enlarge_pipe<T>(_fd: T) {}
+
 /// Where output goes: stdout, or a pager's input.
 pub(crate) struct Out {
     writer: Box<dyn Write>,
@@ -98,10 +117,14 @@ impl Out {
                 writer: Box::new(stdin),
                 pager: Some(pager),
             },
-            None => Out {
-                writer: Box::new(std::io::stdout().lock()),
-                pager: None,
-            },
+            None => {
+                let stdout = std::io::stdout().lock();
+                enlarge_pipe(&stdout);
+                Out {
+                    writer: Box::new(stdout),
+                    pager: None,
+                }
+            }
         }
     }
 
@@ -121,6 +144,27 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         move |k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_pipe_is_enlarged_and_anything_else_left_alone() {
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        let before = rustix::pipe::fcntl_getpipe_size(&w).unwrap();
+        assert!(before < PIPE_BYTES, "the default pipe is {before} bytes");
+        let max: usize = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(PIPE_BYTES);
+        enlarge_pipe(&w);
+        // Both ends are the same pipe.
+        assert_eq!(
+            rustix::pipe::fcntl_getpipe_size(&r).unwrap(),
+            PIPE_BYTES.min(max)
+        );
+        // A file is not a pipe: nothing happens, nothing fails.
+        let f = tempfile::tempfile().unwrap();
+        enlarge_pipe(&f);
     }
 
     #[test]

@@ -287,6 +287,12 @@ pub(crate) async fn run_query<T: Send + 'static>(
     Ok(sum)
 }
 
+/// What `search` buffers of its output. A listing writes a record's entries (~120 KiB for
+/// 500 entries) at once: `BufWriter` passes a write at least this large straight through
+/// (what it holds first), where a larger buffer copied every byte once more; smaller writes
+/// (single entries, small records) are gathered as before.
+const OUT_BUFFER: usize = 64 * 1024;
+
 /// Chunks of records opened ahead of the one being printed, at most: opening overlaps with
 /// merging and writing, and memory stays bounded by a few chunks.
 const OPEN_AHEAD: usize = 2;
@@ -577,7 +583,7 @@ pub(crate) async fn search(settings: &Settings, mut args: SearchArgs) -> anyhow:
     } = Plan::new(args.order, args.reverse, args.limit);
     let (writer, pager) = Out::open(args.show.no_pager).split();
     let printer = std::cell::RefCell::new(Printer::new(
-        std::io::BufWriter::with_capacity(256 * 1024, writer),
+        std::io::BufWriter::with_capacity(OUT_BUFFER, writer),
         style,
     ));
     let mut held: Vec<String> = Vec::new();
