@@ -200,6 +200,17 @@ impl Decryptor {
         r: &Line,
         each: &mut dyn FnMut(Decoded<'_, '_, '_>),
     ) -> Result<(), RecordError> {
+        self.visit_counted(r, &mut |_| {}, each)
+    }
+
+    /// As [`Decryptor::visit`], telling `count` how many entries the record holds before the
+    /// first is handed over (for the caller to size what it fills).
+    pub(crate) fn visit_counted(
+        &self,
+        r: &Line,
+        count: &mut dyn FnMut(usize),
+        each: &mut dyn FnMut(Decoded<'_, '_, '_>),
+    ) -> Result<(), RecordError> {
         if r.kind == "damaged" {
             return Err(RecordError {
                 record_id: "(every record of the segment)".into(),
@@ -246,6 +257,7 @@ impl Decryptor {
                 let opened = open_batch_plain(&key, &binding, &nonce()?, &body).map_err(refused)?;
                 let batch = BatchView::parse(&opened.plain)
                     .map_err(|e| refused(logflux_crypto::CryptoError::Format(e.to_string())))?;
+                count(batch.len());
                 for e in batch.iter() {
                     each(Decoded::Borrowed(&e));
                 }
@@ -264,6 +276,7 @@ impl Decryptor {
                 // A v2 JSON object, or (the Go SDK's Info/Warn/… and logging adapters) the bare
                 // message text.
                 let t = EntryType::from_number(i64::from(r.entry_type)).unwrap_or(EntryType::Log);
+                count(1);
                 each(Decoded::Owned(logflux_proto::sdk::view_of(
                     t, r.min_ts, &plaintext,
                 )));

@@ -304,6 +304,9 @@ pub(crate) fn open_rendered(
     out
 }
 
+/// Most bytes reserved ahead for one record's rendering ([`render_record`]).
+const MAX_PRESIZE: usize = 4 << 20;
+
 /// One record's matching entries rendered, in merge order.
 fn render_record(
     dec: &Decryptor,
@@ -317,7 +320,12 @@ fn render_record(
     // The LogQL of a saved search tests owned entries; without it, the borrowed test is the
     // whole test.
     let borrowed_only = filter.logql.is_none();
-    dec.visit(r, &mut |d| {
+    let entries = std::cell::Cell::new(0usize);
+    let mut seen = 0usize;
+    dec.visit_counted(r, &mut |n| entries.set(n), &mut |d| {
+        seen += 1;
+        // The record's first entry, kept: most likely all are (a listing).
+        let first = seen == 1;
         let ts = match d {
             Decoded::Borrowed(e) => {
                 if !filter.matches_ref(e) {
@@ -340,6 +348,16 @@ fn render_record(
                 v.timestamp_ns
             }
         };
+        if first {
+            // Room for the rest at the first one's size and an eighth: growing a record's
+            // ~120 KiB by doubling copied it twice over and faulted in fresh pages each time.
+            // Bounded: past it (a huge first entry), the buffer grows as it needs.
+            let rest = entries.get().saturating_sub(1);
+            let want = run.bytes.len().saturating_mul(rest);
+            let want = want.saturating_add(want / 8);
+            run.bytes.reserve(want.min(MAX_PRESIZE));
+            run.ends.reserve(rest.min(MAX_PRESIZE / 64));
+        }
         run.ends.push((place(r, ts), run.bytes.len()));
     })?;
     run.put_in_order(newest_first);
