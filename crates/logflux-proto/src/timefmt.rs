@@ -60,9 +60,70 @@ pub fn format_rfc3339(ns: i64) -> String {
 /// Appends exactly [`format_rfc3339`]'s text to `out`, without allocating (the client writes
 /// one per listed entry).
 pub fn write_rfc3339(ns: i64, out: &mut Vec<u8>) {
-    const NS_PER_DAY: i64 = 86_400 * 1_000_000_000;
-    let days = ns.div_euclid(NS_PER_DAY);
-    let in_day = ns.rem_euclid(NS_PER_DAY);
+    const NS_PER_SEC: i64 = 1_000_000_000;
+    let second = ns.div_euclid(NS_PER_SEC);
+    let frac = ns.rem_euclid(NS_PER_SEC);
+    // Entries come in time order, hundreds within a second: the date and time of the second
+    // are worked out once per second (per thread), and only the fraction per entry.
+    let head = LAST_SECOND.with(|last| {
+        let (s, head) = last.get();
+        if s == second {
+            return head;
+        }
+        let head = second_text(second);
+        last.set((second, head));
+        head
+    });
+    // Written into a fixed buffer, then appended in one of four fixed lengths (a copy of a
+    // known size, not a call to memcpy).
+    let mut b = [0u8; 30];
+    b[..19].copy_from_slice(&head);
+    let (digits, mut value) = if frac == 0 {
+        (0, 0)
+    } else if frac % 1_000_000 == 0 {
+        (3, frac / 1_000_000)
+    } else if frac % 1_000 == 0 {
+        (6, frac / 1_000)
+    } else {
+        (9, frac)
+    };
+    b[19] = b'.';
+    for d in b[20..20 + digits].iter_mut().rev() {
+        *d = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+    match digits {
+        0 => {
+            b[19] = b'Z';
+            out.extend_from_slice(&b[..20]);
+        }
+        3 => {
+            b[23] = b'Z';
+            out.extend_from_slice(&b[..24]);
+        }
+        6 => {
+            b[26] = b'Z';
+            out.extend_from_slice(&b[..27]);
+        }
+        _ => {
+            b[29] = b'Z';
+            out.extend_from_slice(&b[..30]);
+        }
+    }
+}
+
+thread_local! {
+    /// The second [`write_rfc3339`] wrote last on this thread, and its text (`second_text`).
+    /// No second of an i64 of nanoseconds is `i64::MIN`: nothing matches it at first.
+    static LAST_SECOND: std::cell::Cell<(i64, [u8; 19])> =
+        const { std::cell::Cell::new((i64::MIN, [0; 19])) };
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of a Unix second.
+fn second_text(second: i64) -> [u8; 19] {
+    const SECS_PER_DAY: i64 = 86_400;
+    let days = second.div_euclid(SECS_PER_DAY);
+    let secs = second.rem_euclid(SECS_PER_DAY);
     // Days since 1970-01-01 to a civil date (H. Hinnant's `civil_from_days`).
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -73,11 +134,8 @@ pub fn write_rfc3339(ns: i64, out: &mut Vec<u8>) {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    let secs = in_day / 1_000_000_000;
-    let frac = in_day % 1_000_000_000;
-    // Written into a fixed buffer, then appended at once.
-    let mut b = *b"0000-00-00T00:00:00.000000000Z";
-    let two = |b: &mut [u8; 30], at: usize, v: i64| {
+    let mut b = *b"0000-00-00T00:00:00";
+    let two = |b: &mut [u8; 19], at: usize, v: i64| {
         b[at] = b'0' + (v / 10) as u8;
         b[at + 1] = b'0' + (v % 10) as u8;
     };
@@ -89,26 +147,7 @@ pub fn write_rfc3339(ns: i64, out: &mut Vec<u8>) {
     two(&mut b, 11, secs / 3600);
     two(&mut b, 14, secs / 60 % 60);
     two(&mut b, 17, secs % 60);
-    let (digits, mut value) = if frac == 0 {
-        (0, 0)
-    } else if frac % 1_000_000 == 0 {
-        (3, frac / 1_000_000)
-    } else if frac % 1_000 == 0 {
-        (6, frac / 1_000)
-    } else {
-        (9, frac)
-    };
-    let len = if digits == 0 {
-        19
-    } else {
-        for d in b[20..20 + digits].iter_mut().rev() {
-            *d = b'0' + (value % 10) as u8;
-            value /= 10;
-        }
-        20 + digits
-    };
-    b[len] = b'Z';
-    out.extend_from_slice(&b[..=len]);
+    b
 }
 
 /// The current time in Unix nanoseconds.
@@ -181,6 +220,21 @@ mod tests {
                 let mut out = Vec::new();
                 write_rfc3339(t, &mut out);
                 prop_assert_eq!(String::from_utf8(out).unwrap(), format_rfc3339(t));
+            }
+        }
+
+        /// Times in and around one second, in any order, as a listing writes them: the
+        /// second remembered from the entry before is used only for the same second.
+        #[test]
+        fn write_rfc3339_of_neighbours_is_format_rfc3339(
+            second in -9_000_000_000i64..9_000_000_000,
+            offsets in proptest::collection::vec(-2_000_000_000i64..3_000_000_000, 1..40),
+        ) {
+            for off in offsets {
+                let t = second * 1_000_000_000 + off;
+                let mut out = b"x".to_vec();
+                write_rfc3339(t, &mut out);
+                prop_assert_eq!(String::from_utf8(out).unwrap(), format!("x{}", format_rfc3339(t)));
             }
         }
 
