@@ -523,10 +523,22 @@ impl<'a> BatchView<'a> {
             return Err(BatchError::Truncated(len));
         }
         let mut expanded = 4 + varint_len(count as u64);
+        // The payloads follow each other: validated as UTF-8 at once, then each cut at a
+        // character boundary (`str::get`) — the same verdict, entry by entry, as validating each
+        // alone, without a call per entry. When the whole is not UTF-8, each is validated alone
+        // (to name the first entry at fault).
+        let start = r.pos();
+        let region = r.take(total).map_err(read)?;
+        let whole = std::str::from_utf8(region).ok();
+        let mut at = 0usize;
         for (i, (e, n)) in self.entries.iter_mut().zip(lengths).enumerate() {
-            let start = r.pos();
-            e.payload = std::str::from_utf8(r.take(n).map_err(read)?)
-                .map_err(|_| field(i, ReadError::Utf8(start)))?;
+            let end = at + n;
+            let piece = match whole {
+                Some(text) => text.get(at..end),
+                None => std::str::from_utf8(&region[at..end]).ok(),
+            };
+            e.payload = piece.ok_or_else(|| field(i, ReadError::Utf8(start + at)))?;
+            at = end;
             let own = &self.pairs[e.pairs_start..e.pairs_end];
             expanded = expanded
                 .saturating_add(entry_fixed_len(
@@ -645,6 +657,41 @@ pub(crate) mod tests {
         let mut buf = Vec::new();
         encode(&sample(), &mut buf);
         assert_eq!(decode(&buf).unwrap(), sample());
+    }
+
+    /// Payloads are validated as one run of UTF-8 and cut per entry: a cut inside a character
+    /// (two payloads that are UTF-8 only together) is the first entry's error, as when each is
+    /// validated alone.
+    #[test]
+    fn a_payload_cut_inside_a_character_is_not_utf8() {
+        let es = vec![
+            Entry::new(1, Level::Info, "s", "xé"),
+            Entry::new(2, Level::Info, "s", "yz"),
+        ];
+        let mut buf = Vec::new();
+        encode(&es, &mut buf);
+        assert_eq!(decode(&buf).unwrap(), es);
+        // The payloads end the batch, after their lengths: 3 and 2, then "x\xc3\xa9yz".
+        let n = buf.len();
+        assert_eq!(&buf[n - 7..], b"\x03\x02x\xc3\xa9yz");
+        buf[n - 7] = 2;
+        buf[n - 6] = 3;
+        let bad = Err(BatchError::Invalid {
+            entry: 0,
+            what: "string is not UTF-8",
+        });
+        assert_eq!(decode(&buf), bad);
+        // Each alone UTF-8, the second not: the second's error.
+        buf[n - 7] = 3;
+        buf[n - 6] = 2;
+        buf[n - 2] = 0xff;
+        assert_eq!(
+            decode(&buf),
+            Err(BatchError::Invalid {
+                entry: 1,
+                what: "string is not UTF-8",
+            })
+        );
     }
 
     #[test]
