@@ -335,6 +335,7 @@ fn render_record(
     // The LogQL of a saved search tests owned entries; without it, the borrowed test is the
     // whole test.
     let borrowed_only = filter.logql.is_none();
+    let presize = filter.keeps_every_entry();
     let entries = std::cell::Cell::new(0usize);
     let mut seen = 0usize;
     dec.visit_counted(r, &mut |n| entries.set(n), &mut |d| {
@@ -363,10 +364,11 @@ fn render_record(
                 v.timestamp_ns
             }
         };
-        if first {
+        if first && presize {
             // Room for the rest at the first one's size and an eighth: growing a record's
             // ~120 KiB by doubling copied it twice over and faulted in fresh pages each time.
-            // Bounded: past it (a huge first entry), the buffer grows as it needs.
+            // Bounded: past it (a huge first entry), the buffer grows as it needs. Only for a
+            // listing: a filter that keeps a few entries would leave most of it unused.
             let rest = entries.get().saturating_sub(1);
             let want = run.bytes.len().saturating_mul(rest);
             let want = want.saturating_add(want / 8);

@@ -480,6 +480,21 @@ impl Filter {
 
     /// [`Filter::matches`] on an entry still borrowed from its decrypted batch, so that only
     /// the entries that match are copied out of it.
+    /// Whether every entry of a record in the time range is kept: no test of the content, the
+    /// level, the source, the type or the metadata (a listing). Only a hint for sizing buffers.
+    pub(crate) fn keeps_every_entry(&self) -> bool {
+        self.logql.is_none()
+            && self.levels.is_none()
+            && self.contains.is_none()
+            && self.words.is_empty()
+            && self.phrases.is_empty()
+            && self.regex.is_none()
+            && self.grep.is_none()
+            && self.source.is_none()
+            && self.entry_type.is_none()
+            && self.meta.is_empty()
+    }
+
     pub(crate) fn matches_ref(&self, e: &EntryRef<'_, '_>) -> bool {
         self.test(e)
     }

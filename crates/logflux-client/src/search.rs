@@ -581,7 +581,7 @@ pub(crate) async fn search(settings: &Settings, mut args: SearchArgs) -> anyhow:
         newest_first,
         hold,
     } = Plan::new(args.order, args.reverse, args.limit);
-    let (writer, pager) = Out::open(args.show.no_pager).split();
+    let (writer, pager) = Out::open(args.show.no_pager, true).split();
     let printer = std::cell::RefCell::new(Printer::new(
         std::io::BufWriter::with_capacity(OUT_BUFFER, writer),
         style,
@@ -665,7 +665,7 @@ pub(crate) async fn tail(settings: &Settings, args: TailArgs) -> anyhow::Result<
         None
     };
     // A pager for what is shown once, never for what keeps coming.
-    let (writer, mut pager) = Out::open(args.show.no_pager || args.follow).split();
+    let (writer, mut pager) = Out::open(args.show.no_pager || args.follow, !args.follow).split();
     let mut printer = Printer::new(writer, args.show.style());
     let mut recent = Vec::new();
     let identity: Mapper<EntryView> = Arc::new(|e| e);
