@@ -548,6 +548,17 @@ impl CachedTokenSet {
         });
     }
 
+    /// Adds the token of one metadata pair, `meta:KEY` = `value`: for a pair that a batch's
+    /// entries get at encoding ([`logflux_proto::batch::encode_with`], the agent's enrichment),
+    /// added once for the batch instead of once per entry. MAC'd each time (once a batch).
+    pub fn add_metadata(&mut self, key: &str, value: &str) {
+        self.scratch.clear();
+        Field::Meta(key).write(&mut self.scratch);
+        self.scratch.push(0);
+        self.scratch.extend_from_slice(value.as_bytes());
+        self.out.push(self.key.mac(&self.scratch));
+    }
+
     /// The sorted, deduplicated tokens of what was added since the last call; the cache is
     /// kept.
     pub fn finish(&mut self) -> Vec<Token> {
@@ -715,6 +726,30 @@ mod tests {
         }
         let mut empty = CachedTokenSet::new(k, 10);
         assert!(empty.finish().is_empty());
+    }
+
+    #[test]
+    fn a_pair_added_once_gives_the_tokens_of_entries_that_carry_it() {
+        let k = key();
+        let mut cached = CachedTokenSet::new(k.clone(), DEFAULT_TOKEN_CACHE);
+        for batch in sample_batches() {
+            let mut plain = TokenSet::new();
+            for e in &batch {
+                let mut enriched = e.clone();
+                enriched.metadata.insert("agent_id".into(), "a-1".into());
+                plain.add_entry(&enriched);
+                cached.add_entry(e);
+            }
+            // Without it, the batch's tokens differ.
+            let mut without = CachedTokenSet::new(k.clone(), DEFAULT_TOKEN_CACHE);
+            for e in &batch {
+                without.add_entry(e);
+            }
+            let want = plain.finish(&k);
+            assert_ne!(without.finish(), want);
+            cached.add_metadata("agent_id", "a-1");
+            assert_eq!(cached.finish(), want);
+        }
     }
 
     #[test]
