@@ -697,9 +697,7 @@ impl Sealers {
         out: &mut Vec<SpoolRecord>,
     ) {
         let config = &self.config;
-        for e in batch {
-            worker.tokens.add_entry(e);
-        }
+        worker.tokens.add_entries(batch);
         let no_defaults = BTreeMap::new();
         let defaults = if self.enrich_at_encoding() {
             &config.enrich
