@@ -341,7 +341,13 @@ fn start_with_workers(
             );
             rest.extend(pending.drain(cut..));
             let batch = std::mem::replace(&mut pending, rest);
-            bytes = pending.iter().map(Entry::approx_size).sum();
+            // What is left, from whichever part is shorter (a file input's message can hold
+            // many batches: summing the rest after every cut went over it again and again).
+            bytes = if batch.len() <= pending.len() {
+                bytes.saturating_sub(batch.iter().map(Entry::approx_size).sum())
+            } else {
+                pending.iter().map(Entry::approx_size).sum()
+            };
             span = pending.iter().fold((i64::MAX, i64::MIN), |(lo, hi), e| {
                 (lo.min(e.timestamp_ns), hi.max(e.timestamp_ns))
             });
