@@ -341,7 +341,13 @@ fn start_with_workers(
             );
             rest.extend(pending.drain(cut..));
             let batch = std::mem::replace(&mut pending, rest);
-            bytes = pending.iter().map(Entry::approx_size).sum();
+            // What is left, from whichever part is shorter (a file input's message can hold
+            // many batches: summing the rest after every cut went over it again and again).
+            bytes = if batch.len() <= pending.len() {
+                bytes.saturating_sub(batch.iter().map(Entry::approx_size).sum())
+            } else {
+                pending.iter().map(Entry::approx_size).sum()
+            };
             span = pending.iter().fold((i64::MAX, i64::MIN), |(lo, hi), e| {
                 (lo.min(e.timestamp_ns), hi.max(e.timestamp_ns))
             });
@@ -622,14 +628,16 @@ impl Sealers {
             };
         }
         let config = &self.config;
-        let no_rules = config.redactor.is_empty();
-        for e in &mut batch {
-            for (k, v) in &config.enrich {
-                if !e.metadata.contains_key(k) {
-                    e.metadata.insert(k.clone(), v.clone());
+        // Without redaction rules and forwarders (which see each entry enriched), the
+        // enrichment is applied as the batch is encoded and its tokens added once per batch,
+        // instead of two strings copied into (and freed from) every entry: the same record.
+        if !self.enrich_at_encoding() {
+            for e in &mut batch {
+                for (k, v) in &config.enrich {
+                    if !e.metadata.contains_key(k) {
+                        e.metadata.insert(k.clone(), v.clone());
+                    }
                 }
-            }
-            if !no_rules {
                 config.redactor.redact(e);
             }
         }
@@ -676,6 +684,11 @@ impl Sealers {
         }
     }
 
+    /// Whether `config.enrich` is left out of the entries and applied at encoding (see `seal`).
+    fn enrich_at_encoding(&self) -> bool {
+        self.config.redactor.is_empty() && self.config.forwarders.is_empty()
+    }
+
     /// Seals `batch` into `out`: one record, or, when its entries have more distinct tokens
     /// than the server takes on one record, the records of its halves (the server would refuse
     /// the whole record, and the shipper would dead-letter it). A single entry over the limit
@@ -690,8 +703,17 @@ impl Sealers {
         out: &mut Vec<SpoolRecord>,
     ) {
         let config = &self.config;
-        for e in batch {
-            worker.tokens.add_entry(e);
+        worker.tokens.add_entries(batch);
+        let no_defaults = BTreeMap::new();
+        let defaults = if self.enrich_at_encoding() {
+            &config.enrich
+        } else {
+            &no_defaults
+        };
+        for (k, v) in defaults {
+            if batch.iter().any(|e| !e.metadata.contains_key(k)) {
+                worker.tokens.add_metadata(k, v);
+            }
         }
         let mut tokens = worker.tokens.finish();
         if tokens.len() > MAX_SEARCH_TOKENS {
@@ -716,7 +738,10 @@ impl Sealers {
             key_id,
             record_id: &record_id,
         };
-        let sealed = match worker.sealer.seal(sealing, &binding, batch) {
+        let sealed = match worker
+            .sealer
+            .seal_with_defaults(sealing, &binding, batch, defaults)
+        {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, entries = batch.len(), "sealing failed");
@@ -1130,6 +1155,10 @@ mod tests {
                 .map(|i| {
                     let mut e = at(base + m);
                     e.payload = format!("message {m} part {i} Word{}", m % 3);
+                    // Some carry the enriched key themselves, and keep their value.
+                    if m % 4 == 1 && i == 0 {
+                        e.metadata.insert("host".into(), format!("own-{m}"));
+                    }
                     e
                 })
                 .collect();
@@ -1157,10 +1186,20 @@ mod tests {
         for (r, entries) in &records {
             assert!(entries.len() <= 7);
             assert_eq!(r.count as usize, entries.len());
-            assert!(
-                entries.iter().all(|e| e.metadata["host"] == "h1"),
-                "enriched"
-            );
+            for e in entries {
+                let own = e.payload.starts_with("message ")
+                    && e.payload.contains(" part 0 ")
+                    && e.payload[8..]
+                        .split(' ')
+                        .next()
+                        .and_then(|m| m.parse::<u32>().ok())
+                        .is_some_and(|m| m % 4 == 1);
+                if own {
+                    assert!(e.metadata["host"].starts_with("own-"), "{e:?}");
+                } else {
+                    assert_eq!(e.metadata["host"], "h1", "enriched");
+                }
+            }
             // The record's tokens are exactly those of its entries, however the caches of the
             // sealing threads were filled.
             let mut set = logflux_crypto::TokenSet::new();

@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+
 use logflux_proto::batch;
 use logflux_proto::{Entry, limits};
 
@@ -85,7 +87,20 @@ impl BatchSealer {
         binding: &RecordBinding<'_>,
         entries: &[Entry],
     ) -> Result<SealedBatch, CryptoError> {
-        self.seal_inner(key, binding, entries, None)
+        self.seal_inner(key, binding, entries, &BTreeMap::new(), None)
+    }
+
+    /// [`BatchSealer::seal`] of `entries` as if each carried the pairs of `defaults` whose keys
+    /// it lacks (the agent's enrichment): the same plaintext as inserting them into every
+    /// entry first (`batch::encode_with`).
+    pub fn seal_with_defaults(
+        &mut self,
+        key: &SealingKey,
+        binding: &RecordBinding<'_>,
+        entries: &[Entry],
+        defaults: &BTreeMap<String, String>,
+    ) -> Result<SealedBatch, CryptoError> {
+        self.seal_inner(key, binding, entries, defaults, None)
     }
 
     /// As [`BatchSealer::seal`] with a chosen nonce, for golden files only.
@@ -97,7 +112,7 @@ impl BatchSealer {
         entries: &[Entry],
         nonce: [u8; NONCE_LEN],
     ) -> Result<SealedBatch, CryptoError> {
-        self.seal_inner(key, binding, entries, Some(nonce))
+        self.seal_inner(key, binding, entries, &BTreeMap::new(), Some(nonce))
     }
 
     fn seal_inner(
@@ -105,6 +120,7 @@ impl BatchSealer {
         key: &SealingKey,
         binding: &RecordBinding<'_>,
         entries: &[Entry],
+        defaults: &BTreeMap<String, String>,
         nonce: Option<[u8; NONCE_LEN]>,
     ) -> Result<SealedBatch, CryptoError> {
         let count = u32::try_from(entries.len())
@@ -119,16 +135,16 @@ impl BatchSealer {
         };
         // Readers refuse a batch whose entries, written one by one (as version 1), would exceed
         // the limit, however small its version 2 encoding: the same bound as before version 2.
-        if batch::expanded_len(entries) > MAX_BATCH_PLAINTEXT {
+        if batch::expanded_len_with(entries, defaults) > MAX_BATCH_PLAINTEXT {
             return Err(CryptoError::TooLarge {
                 limit: MAX_BATCH_PLAINTEXT,
             });
         }
         self.plain.clear();
         if self.format == batch::VERSION_1 {
-            batch::encode_v1(entries, &mut self.plain);
+            batch::encode_v1_with(entries, defaults, &mut self.plain);
         } else {
-            batch::encode(entries, &mut self.plain);
+            batch::encode_with(entries, defaults, &mut self.plain);
         }
         if self.plain.len() > MAX_BATCH_PLAINTEXT {
             return Err(CryptoError::TooLarge {

@@ -310,8 +310,22 @@ impl TokenSet {
 
 /// Calls `f` with the MAC input (`field ‖ 0x00 ‖ value`) of every token of `entry`, duplicates
 /// included, reusing `scratch` and `lower` (no allocation once they have grown).
-fn visit_inputs(
+fn visit_inputs(entry: &Entry, scratch: &mut Vec<u8>, lower: &mut String, f: impl FnMut(&[u8])) {
+    visit_inputs_after(entry, None, None, scratch, lower, f);
+}
+
+/// Where an entry's payload words are, as byte ranges of the payload, in order.
+type WordRanges = Vec<(usize, usize)>;
+
+/// [`visit_inputs`], leaving out the inputs that `prev` (the entry visited just before, in the
+/// same set, with its words' ranges) gave too: its level, type, source and metadata pairs, and
+/// each word equal to its word at the same place. Most entries repeat most of their
+/// predecessor's, and a set holds each input once. The ranges of `entry`'s words go to
+/// `ranges` (for the next entry).
+fn visit_inputs_after(
     entry: &Entry,
+    prev: Option<(&Entry, &[(usize, usize)])>,
+    mut ranges: Option<&mut WordRanges>,
     scratch: &mut Vec<u8>,
     lower: &mut String,
     mut f: impl FnMut(&[u8]),
@@ -323,13 +337,47 @@ fn visit_inputs(
         scratch.extend_from_slice(value);
         f(scratch);
     };
-    put(Field::Level, &[b'0' + entry.level.number()], &mut f);
-    put(Field::Type, &[b'0' + entry.entry_type.number()], &mut f);
-    put(Field::Source, entry.source.as_bytes(), &mut f);
+    let (prev, prev_words) = match prev {
+        Some((p, w)) => (Some(p), w),
+        None => (None, &[][..]),
+    };
+    if prev.is_none_or(|p| p.level != entry.level) {
+        put(Field::Level, &[b'0' + entry.level.number()], &mut f);
+    }
+    if prev.is_none_or(|p| p.entry_type != entry.entry_type) {
+        put(Field::Type, &[b'0' + entry.entry_type.number()], &mut f);
+    }
+    if prev.is_none_or(|p| p.source != entry.source) {
+        put(Field::Source, entry.source.as_bytes(), &mut f);
+    }
+    // Both maps are sorted by key: the previous entry's pairs are walked alongside.
+    let mut before = prev.map(|p| p.metadata.iter().peekable());
     for (k, v) in &entry.metadata {
+        if let Some(b) = before.as_mut() {
+            while b.next_if(|(pk, _)| *pk < k).is_some() {}
+            if b.peek().is_some_and(|(pk, pv)| *pk == k && *pv == v) {
+                continue;
+            }
+        }
         put(Field::Meta(k), v.as_bytes(), &mut f);
     }
-    for w in words(&entry.payload) {
+    if let Some(r) = ranges.as_deref_mut() {
+        r.clear();
+    }
+    let payload = entry.payload.as_str();
+    let prev_payload = prev.map_or("", |p| p.payload.as_str());
+    for (i, w) in words(payload).enumerate() {
+        if let Some(r) = ranges.as_deref_mut() {
+            // `w` is a slice of `payload`.
+            let start = w.as_ptr() as usize - payload.as_ptr() as usize;
+            r.push((start, start + w.len()));
+        }
+        if prev_words
+            .get(i)
+            .is_some_and(|&(a, b)| prev_payload.get(a..b) == Some(w))
+        {
+            continue;
+        }
         let lower_word: &str = if !w.is_ascii() {
             // The same rule as `lowercase`, so entry and query tokens agree.
             lower.clear();
@@ -487,6 +535,18 @@ impl CachedTokenSet {
 
     /// Adds the tokens of one entry.
     pub fn add_entry(&mut self, entry: &Entry) {
+        self.add_entry_after(entry, None, None);
+    }
+
+    /// Adds the tokens of `entry`, but those of the inputs it shares with `prev` (with its
+    /// words' ranges), added just before it (so already in this batch's list); its own words'
+    /// ranges go to `ranges`.
+    fn add_entry_after(
+        &mut self,
+        entry: &Entry,
+        prev: Option<(&Entry, &[(usize, usize)])>,
+        ranges: Option<&mut WordRanges>,
+    ) {
         let (key, cache, capacity, batch, out) = (
             &self.key,
             &mut self.cache,
@@ -495,57 +555,92 @@ impl CachedTokenSet {
             &mut self.out,
         );
         let (front, hasher) = (&mut self.front, &self.front_hasher);
-        visit_inputs(entry, &mut self.scratch, &mut self.lower, |input| {
-            use std::hash::BuildHasher as _;
-            if input.len() > MAX_CACHED_INPUT {
-                // A duplicate within the batch is removed by `finish`.
-                out.push(key.mac(input));
-                return;
-            }
-            let hash = hasher.hash_one(input);
-            let set = (hash as usize % FRONT_SETS) * FRONT_WAYS;
-            let ways = &mut front[set..set + FRONT_WAYS];
-            for slot in ways.iter_mut().flatten() {
-                if slot.hash == hash && slot.input.as_slice() == input {
-                    if slot.seen != batch {
-                        slot.seen = batch;
-                        out.push(slot.token);
-                    }
+        visit_inputs_after(
+            entry,
+            prev,
+            ranges,
+            &mut self.scratch,
+            &mut self.lower,
+            |input| {
+                use std::hash::BuildHasher as _;
+                if input.len() > MAX_CACHED_INPUT {
+                    // A duplicate within the batch is removed by `finish`.
+                    out.push(key.mac(input));
                     return;
                 }
-            }
-            // Not in front: the large table (its own mark may lag the front's; a token listed
-            // twice in a batch is removed by `finish`).
-            let t = match cache.get_mut(input) {
-                // Already in this batch's list.
-                Some((t, seen)) if *seen == batch => *t,
-                Some((t, seen)) => {
-                    *seen = batch;
-                    out.push(*t);
-                    *t
-                }
-                None => {
-                    // First seen (or forgotten): MAC'd, remembered in the large table only.
-                    let t = key.mac(input);
-                    if cache.len() >= capacity {
-                        // Bounded: start over (what this batch listed stays listed; a
-                        // duplicate is removed by `finish`).
-                        cache.clear();
+                let hash = hasher.hash_one(input);
+                let set = (hash as usize % FRONT_SETS) * FRONT_WAYS;
+                let ways = &mut front[set..set + FRONT_WAYS];
+                for slot in ways.iter_mut().flatten() {
+                    if slot.hash == hash && slot.input.as_slice() == input {
+                        if slot.seen != batch {
+                            slot.seen = batch;
+                            out.push(slot.token);
+                        }
+                        return;
                     }
-                    cache.insert(Input::new(input), (t, batch));
-                    out.push(t);
-                    return;
                 }
-            };
-            // Seen before: into the front, the newest first in its set.
-            ways.rotate_right(1);
-            ways[0] = Some(FrontSlot {
-                hash,
-                input: Input::new(input),
-                token: t,
-                seen: batch,
-            });
-        });
+                // Not in front: the large table (its own mark may lag the front's; a token listed
+                // twice in a batch is removed by `finish`).
+                let t = match cache.get_mut(input) {
+                    // Already in this batch's list.
+                    Some((t, seen)) if *seen == batch => *t,
+                    Some((t, seen)) => {
+                        *seen = batch;
+                        out.push(*t);
+                        *t
+                    }
+                    None => {
+                        // First seen (or forgotten): MAC'd, remembered in the large table only.
+                        let t = key.mac(input);
+                        if cache.len() >= capacity {
+                            // Bounded: start over (what this batch listed stays listed; a
+                            // duplicate is removed by `finish`).
+                            cache.clear();
+                        }
+                        cache.insert(Input::new(input), (t, batch));
+                        out.push(t);
+                        return;
+                    }
+                };
+                // Seen before: into the front, the newest first in its set.
+                ways.rotate_right(1);
+                ways[0] = Some(FrontSlot {
+                    hash,
+                    input: Input::new(input),
+                    token: t,
+                    seen: batch,
+                });
+            },
+        );
+    }
+
+    /// Adds the tokens of `entries`, in order: the same as [`CachedTokenSet::add_entry`] of
+    /// each, with fewer lookups (what an entry repeats of the one before it is not looked up
+    /// again).
+    pub fn add_entries(&mut self, entries: &[Entry]) {
+        let mut prev = None;
+        let (mut prev_words, mut words) = (WordRanges::new(), WordRanges::new());
+        for e in entries {
+            self.add_entry_after(
+                e,
+                prev.map(|p| (p, prev_words.as_slice())),
+                Some(&mut words),
+            );
+            std::mem::swap(&mut prev_words, &mut words);
+            prev = Some(e);
+        }
+    }
+
+    /// Adds the token of one metadata pair, `meta:KEY` = `value`: for a pair that a batch's
+    /// entries get at encoding ([`logflux_proto::batch::encode_with`], the agent's enrichment),
+    /// added once for the batch instead of once per entry. MAC'd each time (once a batch).
+    pub fn add_metadata(&mut self, key: &str, value: &str) {
+        self.scratch.clear();
+        Field::Meta(key).write(&mut self.scratch);
+        self.scratch.push(0);
+        self.scratch.extend_from_slice(value.as_bytes());
+        self.out.push(self.key.mac(&self.scratch));
     }
 
     /// The sorted, deduplicated tokens of what was added since the last call; the cache is
@@ -690,6 +785,26 @@ mod tests {
                             ),
                         );
                         e.metadata.insert("host".into(), format!("web-{}", i % 3));
+                        // Keys before and after it that come and go, values that repeat or
+                        // change, a source that changes within the batch.
+                        if i % 4 < 2 {
+                            e.metadata.insert("app".into(), format!("a{}", i % 5 / 3));
+                        }
+                        if i % 3 != 1 {
+                            e.metadata.insert("zone".into(), "z1".into());
+                        }
+                        // Words that shift place, change case, are too long for a token,
+                        // or are missing.
+                        match i % 6 {
+                            5 => e.payload.insert_str(0, "Größe get "),
+                            4 => e.payload.push_str(&format!(" {}", "w".repeat(70))),
+                            3 if i % 4 == 3 => e.payload.clear(),
+                            _ => {}
+                        }
+                        if i % 7 == 3 {
+                            e.source = "other".into();
+                            e.entry_type = EntryType::Metric;
+                        }
                         e
                     })
                     .collect()
@@ -703,18 +818,47 @@ mod tests {
         // A tiny cache is emptied mid-batch again and again; a large one keeps everything.
         for capacity in [1, 7, 40, DEFAULT_TOKEN_CACHE] {
             let mut cached = CachedTokenSet::new(k.clone(), capacity);
+            // The same, a batch at a time (an entry's repeats of the one before it skipped).
+            let mut whole = CachedTokenSet::new(k.clone(), capacity);
             for batch in sample_batches() {
                 let mut plain = TokenSet::new();
                 for e in &batch {
                     plain.add_entry(e);
                     cached.add_entry(e);
                 }
-                assert_eq!(cached.finish(), plain.finish(&k), "capacity {capacity}");
+                whole.add_entries(&batch);
+                let want = plain.finish(&k);
+                assert_eq!(cached.finish(), want, "capacity {capacity}");
+                assert_eq!(whole.finish(), want, "capacity {capacity}, whole batches");
                 assert!(cached.cached() <= capacity);
             }
         }
         let mut empty = CachedTokenSet::new(k, 10);
         assert!(empty.finish().is_empty());
+    }
+
+    #[test]
+    fn a_pair_added_once_gives_the_tokens_of_entries_that_carry_it() {
+        let k = key();
+        let mut cached = CachedTokenSet::new(k.clone(), DEFAULT_TOKEN_CACHE);
+        for batch in sample_batches() {
+            let mut plain = TokenSet::new();
+            for e in &batch {
+                let mut enriched = e.clone();
+                enriched.metadata.insert("agent_id".into(), "a-1".into());
+                plain.add_entry(&enriched);
+                cached.add_entry(e);
+            }
+            // Without it, the batch's tokens differ.
+            let mut without = CachedTokenSet::new(k.clone(), DEFAULT_TOKEN_CACHE);
+            for e in &batch {
+                without.add_entry(e);
+            }
+            let want = plain.finish(&k);
+            assert_ne!(without.finish(), want);
+            cached.add_metadata("agent_id", "a-1");
+            assert_eq!(cached.finish(), want);
+        }
     }
 
     #[test]

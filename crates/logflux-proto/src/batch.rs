@@ -85,6 +85,16 @@ pub enum BatchError {
 /// entry carries with the same value is written once, sources, payload types and metadata keys
 /// once each in a dictionary.
 pub fn encode(entries: &[Entry], out: &mut Vec<u8>) {
+    encode_with(entries, &NO_DEFAULTS, out);
+}
+
+/// No default metadata.
+static NO_DEFAULTS: BTreeMap<String, String> = BTreeMap::new();
+
+/// [`encode`] of `entries` as if each carried the pairs of `defaults` whose keys it lacks
+/// (the agent's enrichment, `host` and `agent_id`): the same bytes as inserting them into every
+/// entry's map first, without copying them into every entry.
+pub fn encode_with(entries: &[Entry], defaults: &BTreeMap<String, String>, out: &mut Vec<u8>) {
     out.reserve(16 + entries.iter().map(|e| e.payload.len() + 8).sum::<usize>());
     out.extend_from_slice(MAGIC);
     out.push(VERSION);
@@ -92,14 +102,11 @@ pub fn encode(entries: &[Entry], out: &mut Vec<u8>) {
     // Pairs of the first entry that every other entry carries with the same value; sorted,
     // as the map iterates.
     let common: Vec<(&str, &str)> = match entries.split_first() {
-        Some((first, rest)) => first
-            .metadata
-            .iter()
+        Some((first, rest)) => metadata_with(first, defaults)
             .filter(|(k, v)| {
                 rest.iter()
-                    .all(|e| e.metadata.get(k.as_str()).is_some_and(|x| x == *v))
+                    .all(|e| metadata_value_with(e, defaults, k).is_some_and(|x| x == *v))
             })
-            .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect(),
         None => Vec::new(),
     };
@@ -110,14 +117,19 @@ pub fn encode(entries: &[Entry], out: &mut Vec<u8>) {
     }
     let mut sources = Vec::with_capacity(entries.len());
     let mut ptypes = Vec::with_capacity(entries.len());
+    // Each entry's own (not common) pairs, as dictionary index and value, entry after entry,
+    // and where each entry's end.
+    let mut own: Vec<(u32, &str)> = Vec::with_capacity(entries.len());
+    let mut own_ends: Vec<usize> = Vec::with_capacity(entries.len());
     for e in entries {
         sources.push(dict.id(&e.source));
         ptypes.push(dict.id(&e.payload_type));
-        for k in e.metadata.keys() {
+        for (k, v) in metadata_with(e, defaults) {
             if !is_common(k) {
-                dict.id(k);
+                own.push((dict.id(k), v));
             }
         }
+        own_ends.push(own.len());
     }
     put_varint(out, dict.names.len() as u64);
     for name in &dict.names {
@@ -138,14 +150,14 @@ pub fn encode(entries: &[Entry], out: &mut Vec<u8>) {
     for id in sources.into_iter().chain(ptypes) {
         put_varint(out, u64::from(id));
     }
-    for e in entries {
-        put_varint(out, (e.metadata.len() - common.len()) as u64);
-        for (k, v) in &e.metadata {
-            if !is_common(k) {
-                put_varint(out, u64::from(dict.ids[k.as_str()]));
-                put_str(out, v);
-            }
+    let mut start = 0;
+    for end in own_ends {
+        put_varint(out, (end - start) as u64);
+        for (id, v) in &own[start..end] {
+            put_varint(out, u64::from(*id));
+            put_str(out, v);
         }
+        start = end;
     }
     for e in entries {
         put_varint(out, e.payload.len() as u64);
@@ -155,10 +167,61 @@ pub fn encode(entries: &[Entry], out: &mut Vec<u8>) {
     }
 }
 
+/// `entry`'s metadata with the pairs of `defaults` whose keys it lacks, in key order: the map
+/// it would have after inserting them.
+pub fn metadata_with<'a>(
+    entry: &'a Entry,
+    defaults: &'a BTreeMap<String, String>,
+) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+    WithDefaults {
+        own: entry.metadata.iter().peekable(),
+        defaults: defaults.iter().peekable(),
+    }
+}
+
+/// The value of `key` in [`metadata_with`]`(entry, defaults)`.
+pub fn metadata_value_with<'a>(
+    entry: &'a Entry,
+    defaults: &'a BTreeMap<String, String>,
+    key: &str,
+) -> Option<&'a str> {
+    entry
+        .metadata
+        .get(key)
+        .or_else(|| defaults.get(key))
+        .map(String::as_str)
+}
+
+/// Two sorted maps merged by key, the first one's value kept where both hold a key.
+struct WithDefaults<'a> {
+    own: std::iter::Peekable<std::collections::btree_map::Iter<'a, String, String>>,
+    defaults: std::iter::Peekable<std::collections::btree_map::Iter<'a, String, String>>,
+}
+
+impl<'a> Iterator for WithDefaults<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let next = match (self.own.peek(), self.defaults.peek()) {
+            (Some((k, _)), Some((d, _))) => match k.as_str().cmp(d.as_str()) {
+                std::cmp::Ordering::Less => self.own.next(),
+                std::cmp::Ordering::Equal => {
+                    self.defaults.next();
+                    self.own.next()
+                }
+                std::cmp::Ordering::Greater => self.defaults.next(),
+            },
+            (Some(_), None) => self.own.next(),
+            (None, _) => self.defaults.next(),
+        };
+        next.map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
 /// Strings of a version 2 batch's dictionary, numbered in order of first use.
 #[derive(Default)]
 struct Dict<'e> {
-    ids: HashMap<&'e str, u32>,
+    ids: HashMap<&'e str, u32, foldhash::fast::RandomState>,
     names: Vec<&'e str>,
 }
 
@@ -177,6 +240,12 @@ impl<'e> Dict<'e> {
 /// Appends the version 1 encoding of `entries` to `out`: what agents wrote before version 2,
 /// kept for golden files, tests and comparisons.
 pub fn encode_v1(entries: &[Entry], out: &mut Vec<u8>) {
+    encode_v1_with(entries, &NO_DEFAULTS, out);
+}
+
+/// [`encode_v1`] of `entries` as if each carried the pairs of `defaults` whose keys it lacks
+/// (see [`encode_with`]).
+pub fn encode_v1_with(entries: &[Entry], defaults: &BTreeMap<String, String>, out: &mut Vec<u8>) {
     out.reserve(8 + entries.iter().map(Entry::approx_size).sum::<usize>());
     out.extend_from_slice(MAGIC);
     out.push(VERSION_1);
@@ -188,8 +257,8 @@ pub fn encode_v1(entries: &[Entry], out: &mut Vec<u8>) {
         put_str(out, &e.source);
         put_str(out, &e.payload_type);
         put_str(out, &e.payload);
-        put_varint(out, e.metadata.len() as u64);
-        for (k, v) in &e.metadata {
+        put_varint(out, metadata_with(e, defaults).count() as u64);
+        for (k, v) in metadata_with(e, defaults) {
             put_str(out, k);
             put_str(out, v);
         }
@@ -200,16 +269,23 @@ pub fn encode_v1(entries: &[Entry], out: &mut Vec<u8>) {
 /// written out one by one, which bounds what decoding any version may produce (see
 /// [`limits::MAX_BATCH_PLAINTEXT_BYTES`]).
 pub fn expanded_len(entries: &[Entry]) -> usize {
+    expanded_len_with(entries, &NO_DEFAULTS)
+}
+
+/// [`expanded_len`] of `entries` as if each carried the pairs of `defaults` whose keys it lacks.
+pub fn expanded_len_with(entries: &[Entry], defaults: &BTreeMap<String, String>) -> usize {
     4 + varint_len(entries.len() as u64)
         + entries
             .iter()
             .map(|e| {
+                let (mut pairs, mut bytes) = (0u64, 0usize);
+                for (k, v) in metadata_with(e, defaults) {
+                    pairs += 1;
+                    bytes += str_len(k) + str_len(v);
+                }
                 entry_fixed_len(e.timestamp_ns, &e.source, &e.payload_type, &e.payload)
-                    + varint_len(e.metadata.len() as u64)
-                    + e.metadata
-                        .iter()
-                        .map(|(k, v)| str_len(k) + str_len(v))
-                        .sum::<usize>()
+                    + varint_len(pairs)
+                    + bytes
             })
             .sum::<usize>()
 }
@@ -1052,6 +1128,49 @@ pub(crate) mod tests {
             }
             prop_assert!(view.common().len() >= shared.len());
             prop_assert_eq!(decode(&buf).unwrap(), entries);
+        }
+
+        /// Defaults applied while encoding give the bytes of the entries with the defaults
+        /// inserted where they lack the key, in both versions, and the same expanded length.
+        #[test]
+        fn defaults_encode_as_inserted_pairs(
+            mut entries in proptest::collection::vec(arb_entry(), 0..12),
+            defaults in proptest::collection::btree_map("[a-d]{0,2}", ".{0,6}", 0..4),
+            overridden in proptest::collection::vec(any::<bool>(), 12),
+        ) {
+            // Some entries carry a default's key with their own value, which they keep.
+            for (e, o) in entries.iter_mut().zip(&overridden) {
+                if *o && let Some(k) = defaults.keys().next() {
+                    e.metadata.insert(k.clone(), "own".into());
+                }
+            }
+            let enriched: Vec<Entry> = entries
+                .iter()
+                .map(|e| {
+                    let mut e = e.clone();
+                    for (k, v) in &defaults {
+                        e.metadata.entry(k.clone()).or_insert_with(|| v.clone());
+                    }
+                    e
+                })
+                .collect();
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            encode(&enriched, &mut a);
+            encode_with(&entries, &defaults, &mut b);
+            prop_assert_eq!(&a, &b);
+            prop_assert_eq!(decode(&b).unwrap(), enriched.clone());
+            a.clear();
+            b.clear();
+            encode_v1(&enriched, &mut a);
+            encode_v1_with(&entries, &defaults, &mut b);
+            prop_assert_eq!(&a, &b);
+            prop_assert_eq!(expanded_len_with(&entries, &defaults), expanded_len(&enriched));
+            for (e, x) in entries.iter().zip(&enriched) {
+                let merged: Vec<(&str, &str)> = metadata_with(e, &defaults).collect();
+                let want: Vec<(&str, &str)> =
+                    x.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                prop_assert_eq!(merged, want);
+            }
         }
 
         #[test]
