@@ -1,5 +1,6 @@
 //! From inputs to the spool: entries are gathered into micro-batches (max wait, max entries,
-//! max bytes, and a time range no wider than `limits::MAX_RECORD_SPAN_NS`), enriched, sealed
+//! max bytes, and a time range no wider than `limits::MAX_RECORD_SPAN_NS`), enriched (in
+//! place, or, when nothing reads the entries after sealing, at encoding), sealed
 //! (zstd then AES-256-GCM under the current data key, bound to tenant, application, key id and
 //! record id), given their blind tokens, and appended to the spool. Nothing in clear ever
 //! reaches the disk.
@@ -348,6 +349,7 @@ fn start_with_workers(
             } else {
                 pending.iter().map(Entry::approx_size).sum()
             };
+            debug_assert_eq!(bytes, pending.iter().map(Entry::approx_size).sum::<usize>());
             span = pending.iter().fold((i64::MAX, i64::MIN), |(lo, hi), e| {
                 (lo.min(e.timestamp_ns), hi.max(e.timestamp_ns))
             });
@@ -609,8 +611,10 @@ struct Worker {
     tokens: CachedTokenSet,
 }
 
-/// A batch after sealing: its entries (enriched and redacted, for the forwarders) and its
-/// record, `None` when it could not be sealed (counted as dropped).
+/// A batch after sealing: its entries (redacted, and enriched unless the enrichment was applied
+/// at encoding — see `Sealers::enrich_at_encoding`, which must name every reader of these
+/// entries: today the forwarders) and its record, `None` when it could not be sealed (counted
+/// as dropped).
 struct Sealed {
     entries: Vec<Entry>,
     /// Usually one record; more when the batch had more distinct tokens than a record may carry
@@ -684,7 +688,10 @@ impl Sealers {
         }
     }
 
-    /// Whether `config.enrich` is left out of the entries and applied at encoding (see `seal`).
+    /// Whether `config.enrich` is left out of the entries and applied at encoding (see `seal`):
+    /// only when nothing reads the sealed entries (`Sealed::entries`) — a redaction rule may
+    /// test the enriched metadata, and forwarders send the entries on. A new reader of them
+    /// must be added here.
     fn enrich_at_encoding(&self) -> bool {
         self.config.redactor.is_empty() && self.config.forwarders.is_empty()
     }
@@ -1210,6 +1217,65 @@ mod tests {
             assert_eq!(r.tokens, want);
         }
         assert_eq!(shared.metrics.entries_sealed.get(), want.len() as u64);
+        drop(intake);
+        task.await.expect("sealer ends");
+    }
+
+    /// Enrichment applied at encoding: a default's token is in a record exactly when one of its
+    /// entries took the default, the same as enriching every entry first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_default_every_entry_overrides_gives_no_token_and_one_taken_does() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut c = config(S);
+        c.max_entries = 3;
+        c.enrich.insert("host".into(), "h1".into());
+        c.enrich.insert("agent_id".into(), "a1".into());
+        let (shared, intake, task, private, token_key) = sealer_in(dir.path(), 2, c.clone());
+        let base = 1_763_675_346 * S;
+        // Batch 1: every entry has its own host. Batch 2: one takes the default host. Batch 3:
+        // one's own host equals the default.
+        let hosts = [
+            [Some("x"), Some("y"), Some("x")],
+            [Some("x"), None, Some("y")],
+            [Some("h1"), Some("x"), Some("x")],
+        ];
+        for (b, batch) in hosts.iter().enumerate() {
+            let entries: Vec<Entry> = batch
+                .iter()
+                .enumerate()
+                .map(|(i, h)| {
+                    let mut e = at(base + (b * 3 + i) as i64);
+                    e.payload = format!("batch {b} entry {i}");
+                    if let Some(h) = h {
+                        e.metadata.insert("host".into(), (*h).into());
+                    }
+                    e
+                })
+                .collect();
+            within(intake.send_spooled(entries).await.expect("room"))
+                .await
+                .expect("spooled");
+        }
+        let records = spooled(&shared, dir.path(), &private, &c);
+        assert_eq!(records.len(), 3);
+        let default_host = token_key
+            .token(logflux_crypto::Field::Meta("host"), "h1")
+            .expect("a metadata token")
+            .0;
+        for (b, (r, entries)) in records.iter().enumerate() {
+            let mut set = logflux_crypto::TokenSet::new();
+            for e in entries {
+                assert_eq!(e.metadata["agent_id"], "a1", "enriched");
+                set.add_entry(e);
+            }
+            let want: Vec<u64> = set.finish(&token_key).into_iter().map(|t| t.0).collect();
+            assert_eq!(r.tokens, want, "batch {b}");
+            assert_eq!(
+                r.tokens.contains(&default_host),
+                b != 0,
+                "batch {b}: the default host's token (batch 3's comes from an entry's own)"
+            );
+        }
         drop(intake);
         task.await.expect("sealer ends");
     }
