@@ -843,6 +843,56 @@ mod tests {
         assert!(*commits.borrow() >= 1);
     }
 
+    /// The linger is waited only while another request is on its way: a lone request is
+    /// committed at once (an hour's linger is not waited), and one on its way is waited for,
+    /// its records joining the same segment.
+    #[tokio::test]
+    async fn the_linger_waits_only_for_requests_on_their_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let (catalog, store) = open(dir.path()).await;
+        let config = CommitConfig {
+            linger: Duration::from_secs(3600),
+            ..CommitConfig::default()
+        };
+        let (committer, task) = Committer::start(
+            catalog.clone(),
+            store,
+            config,
+            Arc::new(watch::channel(0u64).0),
+            Arc::new(Metrics::new()),
+        );
+        let alone = committer.submit(Some(committer.arriving()), "t", "a", vec![record("x", NOW)]);
+        let o = tokio::time::timeout(Duration::from_secs(60), alone)
+            .await
+            .expect("committed without waiting out the linger")
+            .unwrap();
+        assert_eq!(o.stored, 1);
+
+        // `y` is queued first (join polls in order) while `z` is still on its way.
+        let on_its_way = committer.arriving();
+        let both = async {
+            tokio::join!(
+                committer.submit(None, "t", "a", vec![record("y", NOW)]),
+                committer.submit(Some(on_its_way), "t", "a", vec![record("z", NOW)]),
+            )
+        };
+        let (first, second) = tokio::time::timeout(Duration::from_secs(60), both)
+            .await
+            .expect("committed once the last request on its way arrived");
+        assert_eq!(first.unwrap().stored, 1);
+        assert_eq!(second.unwrap().stored, 1);
+        let segments = catalog
+            .application_segments("t", "a", i64::MIN, i64::MAX)
+            .await
+            .unwrap();
+        assert_eq!(
+            segments.iter().map(|s| s.records).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        drop(committer);
+        task.await.unwrap();
+    }
+
     #[test]
     fn records_far_apart_in_time_go_to_separate_segments() {
         const DAY: i64 = 86_400 * 1_000_000_000;
