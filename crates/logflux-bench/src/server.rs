@@ -43,6 +43,12 @@ pub(crate) struct Args {
     /// SDK entries per ingest request (the SDKs batch entries into one multipart request).
     #[arg(long, default_value_t = 100)]
     sdk_entries_per_request: usize,
+    /// SDK parts each with a nonce of its own (client, request, part), so that no part repeats
+    /// an earlier one and every part is stored; without it the 4 096 sealed templates repeat
+    /// and the server answers most parts as duplicates (the same key id, nonce and body).
+    /// The bodies then no longer open with their nonces: for ingest figures only.
+    #[arg(long)]
+    sdk_unique: bool,
     /// Entries sent one at a time to time the live tail.
     #[arg(long, default_value_t = 200)]
     tail_samples: usize,
@@ -219,16 +225,30 @@ fn sdk_templates(t: &Tenant, n: usize) -> anyhow::Result<(Vec<Template>, usize)>
     Ok((out, plain / n.max(1)))
 }
 
-fn request_body(key_id: &str, parts: &[(String, &Template)]) -> (String, Vec<u8>) {
+fn request_body(key_id: &str, parts: &[(String, &Template)], unique: bool) -> (String, Vec<u8>) {
     let mut w = Writer::new("benchboundary0123456789abcdef0123");
     for (id, t) in parts {
         if t.sdk {
+            let nonce = if unique {
+                // The part's id (`c{client}-s{seq}-p{part}`), distinct per part, in 12 bytes.
+                let fnv = |seed: u64| {
+                    id.bytes().fold(seed, |h, b| {
+                        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                    })
+                };
+                let mut n = [0u8; 12];
+                n[..8].copy_from_slice(&fnv(0xcbf2_9ce4_8422_2325).to_le_bytes());
+                n[8..].copy_from_slice(&fnv(0x8422_2325_cbf2_9ce4).to_le_bytes()[..4]);
+                B64.encode(n)
+            } else {
+                t.nonce.clone()
+            };
             w.part(
                 &[
                     ("X-LF-Entry-Type", "1"),
                     ("X-LF-Payload-Type", "1"),
                     ("X-LF-Key-ID", key_id),
-                    ("X-LF-Nonce", &t.nonce),
+                    ("X-LF-Nonce", &nonce),
                 ],
                 &t.body,
             );
@@ -258,6 +278,8 @@ struct IngestResult {
     plain_bytes: usize,
     latencies: Vec<Duration>,
     elapsed: Duration,
+    /// Records the server answered as duplicates (already stored).
+    duplicates: usize,
 }
 
 async fn ingest(
@@ -267,6 +289,7 @@ async fn ingest(
     clients: usize,
     parts: usize,
     deadline: Duration,
+    unique: bool,
 ) -> anyhow::Result<IngestResult> {
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -281,6 +304,7 @@ async fn ingest(
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let (mut records, mut entries, mut wire) = (0usize, 0usize, 0usize);
+            let mut duplicates = 0usize;
             let mut seq = 0usize;
             while started.elapsed() < deadline {
                 let chosen: Vec<(String, &Template)> = (0..parts)
@@ -291,7 +315,7 @@ async fn ingest(
                         )
                     })
                     .collect();
-                let (ct, body) = request_body(&key_id, &chosen);
+                let (ct, body) = request_body(&key_id, &chosen, unique);
                 wire += body.len();
                 let sent = Instant::now();
                 let r = http
@@ -308,8 +332,11 @@ async fn ingest(
                         r.text().await.unwrap_or_default()
                     );
                 }
-                r.bytes().await?;
+                let answer = r.bytes().await?;
                 lat.push(sent.elapsed());
+                duplicates += serde_json::from_slice::<Value>(&answer)?["duplicates"]
+                    .as_u64()
+                    .unwrap_or(0) as usize;
                 records += parts;
                 entries += chosen
                     .iter()
@@ -317,7 +344,7 @@ async fn ingest(
                     .sum::<usize>();
                 seq += 1;
             }
-            anyhow::Ok((lat, records, entries, wire))
+            anyhow::Ok((lat, records, entries, wire, duplicates))
         }));
     }
     let mut res = IngestResult {
@@ -328,9 +355,11 @@ async fn ingest(
         plain_bytes: 0,
         latencies: Vec::new(),
         elapsed: Duration::ZERO,
+        duplicates: 0,
     };
     for task in tasks {
-        let (lat, records, entries, wire) = task.await??;
+        let (lat, records, entries, wire, duplicates) = task.await??;
+        res.duplicates += duplicates;
         res.requests += lat.len();
         res.latencies.extend(lat);
         res.records += records;
@@ -532,6 +561,10 @@ async fn print_ingest(
     );
     println!("| requests | {} |", r.requests);
     println!(
+        "| records answered as duplicates (already stored) | {} of {} |",
+        r.duplicates, r.records
+    );
+    println!(
         "| server CPU | {:.2} cores |",
         cpu / r.elapsed.as_secs_f64()
     );
@@ -578,7 +611,7 @@ async fn tail_latency(t: &Tenant, samples: usize) -> anyhow::Result<()> {
     let mut ack = Vec::new();
     let mut seen = Vec::new();
     for tpl in &tpl {
-        let (ct, body) = request_body(&t.key_id, &[(String::new(), tpl)]);
+        let (ct, body) = request_body(&t.key_id, &[(String::new(), tpl)], false);
         let sent = Instant::now();
         let r = t
             .http
@@ -660,6 +693,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             args.clients,
             args.parts_per_request,
             Duration::from_secs(args.seconds),
+            false,
         ),
     )
     .await?;
@@ -676,8 +710,15 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             print_ingest(
                 &t,
                 &format!(
-                    "Ingest, SDK format ({} clients, {} entries per request, {} s)",
-                    args.clients, args.sdk_entries_per_request, args.seconds
+                    "Ingest, SDK format ({} clients, {} entries per request, {} s{})",
+                    args.clients,
+                    args.sdk_entries_per_request,
+                    args.seconds,
+                    if args.sdk_unique {
+                        ", every part unique"
+                    } else {
+                        ""
+                    }
                 ),
                 dd,
                 ingest(
@@ -687,6 +728,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                     args.clients,
                     args.sdk_entries_per_request,
                     Duration::from_secs(args.seconds),
+                    args.sdk_unique,
                 ),
             )
             .await?;

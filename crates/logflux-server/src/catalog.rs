@@ -19,6 +19,20 @@ pub enum Dialect {
     Postgres,
 }
 
+impl Dialect {
+    /// The `n`th (from 1) placeholder of a statement built at run time with many of them:
+    /// `$n` on PostgreSQL, `?` on SQLite, where binding each of `k` numbered parameters looks
+    /// its name up by a walk of the statement's names (k²/2 steps: ~0.4 ms for a 900-value
+    /// insert, measured as the top symbol of SDK ingest) and plain ones need no look-up.
+    /// Statements using it bind their values in placeholder order, never one twice.
+    fn placeholder(self, n: usize) -> String {
+        match self {
+            Dialect::Sqlite => "?".to_owned(),
+            Dialect::Postgres => format!("${n}"),
+        }
+    }
+}
+
 /// Catalog errors.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -283,43 +297,75 @@ async fn insert_segment(
 /// segment already holds (nothing is changed for them).
 ///
 /// Claims are inserted in one global order, so two transactions claiming overlapping ids
-/// wait for each other instead of deadlocking; one batched statement per 300 records.
+/// wait for each other instead of deadlocking; one batched statement per 300 records. The
+/// statement returns no rows: only when it inserts fewer than it was given are the holders
+/// of its ids read back, to name the ones held by other segments.
 async fn claim_records(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    dialect: Dialect,
     mut claims: Vec<(&str, &str, i64)>,
 ) -> Result<Vec<(String, String)>> {
     claims.sort_unstable();
     let mut conflicts = Vec::new();
     for chunk in claims.chunks(300) {
         let values: Vec<String> = (0..chunk.len())
-            .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+            .map(|i| {
+                let p = |k: usize| dialect.placeholder(3 * i + k);
+                format!("({}, {}, {})", p(1), p(2), p(3))
+            })
             .collect();
         let sql = format!(
             "INSERT INTO records (tenant_id, record_id, segment_id) VALUES {} \
-             ON CONFLICT DO NOTHING RETURNING tenant_id, record_id",
+             ON CONFLICT DO NOTHING",
             values.join(", ")
         );
         let mut q = sqlx::query(audited(sql));
         for (tenant, record, segment) in chunk {
             q = q.bind(*tenant).bind(*record).bind(*segment);
         }
-        let mut claimed = std::collections::HashSet::new();
-        for r in q.fetch_all(&mut **tx).await? {
-            claimed.insert((
-                r.try_get::<String, _>("tenant_id")?,
-                r.try_get::<String, _>("record_id")?,
-            ));
-        }
-        if claimed.len() < chunk.len() {
-            for (tenant, record, _) in chunk {
-                let key = ((*tenant).to_owned(), (*record).to_owned());
-                if !claimed.contains(&key) {
-                    conflicts.push(key);
-                }
-            }
+        let inserted = q.execute(&mut **tx).await?.rows_affected();
+        if inserted < chunk.len() as u64 {
+            conflicts.extend(claims_held_by_others(tx, dialect, chunk).await?);
         }
     }
     Ok(conflicts)
+}
+
+/// The claims of `chunk` (sorted by tenant) whose record id a segment other than the claim's
+/// holds.
+async fn claims_held_by_others(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    dialect: Dialect,
+    chunk: &[(&str, &str, i64)],
+) -> Result<Vec<(String, String)>> {
+    let mut held = Vec::new();
+    for run in chunk.chunk_by(|a, b| a.0 == b.0) {
+        let tenant = run[0].0;
+        let placeholders: Vec<String> =
+            (0..run.len()).map(|i| dialect.placeholder(i + 2)).collect();
+        let sql = format!(
+            "SELECT record_id, segment_id FROM records WHERE tenant_id = {} AND record_id IN ({})",
+            dialect.placeholder(1),
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query(audited(sql)).bind(tenant);
+        for (_, record, _) in run {
+            q = q.bind(*record);
+        }
+        let mut holders = HashMap::new();
+        for r in q.fetch_all(&mut **tx).await? {
+            holders.insert(
+                r.try_get::<String, _>("record_id")?,
+                r.try_get::<i64, _>("segment_id")?,
+            );
+        }
+        for (_, record, segment) in run {
+            if holders.get(*record) != Some(segment) {
+                held.push((tenant.to_owned(), (*record).to_owned()));
+            }
+        }
+    }
+    Ok(held)
 }
 
 /// Records the object of segment `id` as pending deletion, in the transaction that drops the
@@ -355,7 +401,7 @@ pub struct Catalog {
 }
 
 /// Marks SQL built at run time as safe: every such string here is assembled from constants and
-/// `$n` placeholder numbers only; values are always bound, never formatted in.
+/// placeholders only; values are always bound, never formatted in.
 fn audited(sql: String) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(sql)
 }
@@ -1080,10 +1126,12 @@ impl Catalog {
     ) -> Result<Vec<String>> {
         let mut known = Vec::new();
         for chunk in record_ids.chunks(500) {
-            let placeholders: Vec<String> =
-                (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let placeholders: Vec<String> = (0..chunk.len())
+                .map(|i| self.dialect.placeholder(i + 2))
+                .collect();
             let sql = format!(
-                "SELECT record_id FROM records WHERE tenant_id = $1 AND record_id IN ({})",
+                "SELECT record_id FROM records WHERE tenant_id = {} AND record_id IN ({})",
+                self.dialect.placeholder(1),
                 placeholders.join(", ")
             );
             let mut q = sqlx::query(audited(sql)).bind(tenant_id);
@@ -1116,7 +1164,7 @@ impl Catalog {
                     .map(move |r| (s.tenant_id.as_str(), r.as_str(), *id))
             })
             .collect();
-        let conflicts = claim_records(&mut tx, claims).await?;
+        let conflicts = claim_records(&mut tx, self.dialect, claims).await?;
         if !conflicts.is_empty() {
             tx.rollback().await?;
             return Ok(Commit::Conflict(conflicts));
@@ -1167,7 +1215,10 @@ impl Catalog {
                     .collect();
                 // The ids were released by the delete above; a conflict means another
                 // segment holds one of them, and the swap would hide a record.
-                if !claim_records(&mut tx, claims).await?.is_empty() {
+                if !claim_records(&mut tx, self.dialect, claims)
+                    .await?
+                    .is_empty()
+                {
                     return Err(CatalogError::Conflict("record id of the new segment"));
                 }
                 Some(id)

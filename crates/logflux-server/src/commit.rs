@@ -7,7 +7,12 @@
 //! - A record whose id the tenant already stored, or that appears twice in one batch, is
 //!   acknowledged as a duplicate and not stored again — also when another server commits the
 //!   same id at the same moment: the catalog's primary key on `(tenant, record id)` decides,
-//!   and the loser commits again without it (see [`commit_batch`]).
+//!   and the loser commits again without it (see [`commit_staged`]). The same holds between
+//!   this server's own batches in flight.
+//! - Batches are pipelined: up to [`MAX_IN_FLIGHT`] at once are looked up, built and written
+//!   while an earlier one's catalog transaction runs, but catalog transactions run one at a
+//!   time in batch order, and a request is answered only after its batch's transaction (the
+//!   live tail's `commits` watch is bumped after each).
 //! - A crash after an object is written but before the catalog commit leaves an orphan object
 //!   that no query can see; housekeeping quarantines such objects after a long grace.
 
@@ -16,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
 use crate::catalog::{Catalog, Commit, NewSegment};
 use crate::metrics::Metrics;
@@ -53,6 +58,8 @@ struct Request {
     application_id: String,
     records: Vec<Incoming>,
     bytes: usize,
+    /// When it was submitted.
+    arrived: tokio::time::Instant,
     reply: oneshot::Sender<Result<Outcome, CommitError>>,
 }
 
@@ -81,6 +88,19 @@ impl Default for CommitConfig {
 #[derive(Debug, Clone)]
 pub(crate) struct Committer {
     tx: mpsc::Sender<Request>,
+    /// Requests being received (read and checked), not yet submitted.
+    arriving: Arc<watch::Sender<usize>>,
+}
+
+/// A request on its way to the committer (see [`Committer::arriving`]); dropping it (when the
+/// request is submitted, or refused) says so.
+#[derive(Debug)]
+pub(crate) struct Arriving(Arc<watch::Sender<usize>>);
+
+impl Drop for Arriving {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
 }
 
 impl Committer {
@@ -95,14 +115,32 @@ impl Committer {
         metrics: Arc<Metrics>,
     ) -> (Committer, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4096);
-        let task = tokio::spawn(run(rx, catalog, store, config, commits, metrics));
-        (Committer { tx }, task)
+        let arriving = Arc::new(watch::channel(0).0);
+        let task = tokio::spawn(run(
+            rx,
+            arriving.subscribe(),
+            catalog,
+            store,
+            config,
+            commits,
+            metrics,
+        ));
+        (Committer { tx, arriving }, task)
+    }
+
+    /// Marks a request as on its way: while any is, a batch lingers for it (up to
+    /// `linger`); once none is, the batch is committed without waiting longer.
+    pub(crate) fn arriving(&self) -> Arriving {
+        self.arriving.send_modify(|n| *n += 1);
+        Arriving(self.arriving.clone())
     }
 
     /// Stores `records` of one tenant and application; returns once they are durable and in
     /// the catalog.
+    /// `arriving` is this request's mark, dropped once the request is queued.
     pub(crate) async fn submit(
         &self,
+        arriving: Option<Arriving>,
         tenant_id: &str,
         application_id: &str,
         records: Vec<Incoming>,
@@ -118,65 +156,201 @@ impl Committer {
                 application_id: application_id.to_owned(),
                 records,
                 bytes,
+                arrived: tokio::time::Instant::now(),
                 reply,
             })
             .await
             .map_err(|_| CommitError::ShuttingDown)?;
+        drop(arriving);
         rx.await.map_err(|_| CommitError::ShuttingDown)?
     }
 }
 
+/// Most batches in flight at once: later batches are looked up, built and written while an
+/// earlier one's catalog transaction runs. Catalog transactions run one at a time, in the
+/// order the batches were formed, so segment ids ascend in commit order on either catalog.
+const MAX_IN_FLIGHT: usize = 3;
+
+/// A batch whose objects are written (or whose preparation failed), waiting for its catalog
+/// transaction.
+struct Prepared {
+    batch: Vec<Request>,
+    /// When its first request was taken.
+    started: std::time::Instant,
+    staged: Result<Staged, CommitError>,
+}
+
 async fn run(
     mut rx: mpsc::Receiver<Request>,
+    mut arriving: watch::Receiver<usize>,
     catalog: Catalog,
     store: BlobStore,
     config: CommitConfig,
     commits: Arc<watch::Sender<u64>>,
     metrics: Arc<Metrics>,
 ) {
-    while let Some(first) = rx.recv().await {
-        let deadline = tokio::time::Instant::now() + config.linger;
+    let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    // In batch order; never holds more than MAX_IN_FLIGHT (each entry holds a slot).
+    let (order_tx, mut order_rx) =
+        mpsc::unbounded_channel::<(tokio::task::JoinHandle<Prepared>, OwnedSemaphorePermit)>();
+    let finisher = {
+        let (catalog, store) = (catalog.clone(), store.clone());
+        tokio::spawn(async move {
+            while let Some((prepared, slot)) = order_rx.recv().await {
+                // A panic while preparing drops the batch's reply channels: its requests get
+                // an error, and nothing of them reaches the catalog.
+                if let Ok(p) = prepared.await {
+                    finish(&catalog, &store, &config, &commits, &metrics, p).await;
+                }
+                drop(slot);
+            }
+        })
+    };
+    let mut open = true;
+    while open {
+        let Some(first) = rx.recv().await else { break };
+        let started = std::time::Instant::now();
+        // The first request waits at most `linger` from its arrival for company, and only
+        // while other requests are on their way (being received and checked): one that
+        // already waited for a free slot, or that came alone, does not wait.
+        let deadline = first.arrived + config.linger;
         let mut bytes = first.bytes;
         let mut batch = vec![first];
         while bytes < config.max_batch_bytes {
             tokio::select! {
+                biased;
                 r = rx.recv() => match r {
                     Some(r) => {
                         bytes += r.bytes;
                         batch.push(r);
                     }
-                    None => break,
+                    None => {
+                        open = false;
+                        break;
+                    }
                 },
+                // Queued before its mark was dropped: whatever arrived is in `rx` by now.
+                _ = arriving.wait_for(|n| *n == 0) => {
+                    while bytes < config.max_batch_bytes {
+                        let Ok(r) = rx.try_recv() else { break };
+                        bytes += r.bytes;
+                        batch.push(r);
+                    }
+                    break;
+                }
                 () = tokio::time::sleep_until(deadline) => break,
             }
         }
-        let started = std::time::Instant::now();
-        let result = commit_batch(&catalog, &store, &config, &batch).await;
-        metrics
-            .commit_seconds
-            .observe(started.elapsed().as_secs_f64());
-        match result {
-            Ok((outcomes, segments, bytes)) => {
-                commits.send_modify(|n| *n += 1);
-                metrics.segments_committed.inc_by(segments as u64);
-                metrics.bytes_stored.inc_by(bytes as u64);
-                for o in &outcomes {
-                    metrics.records_stored.inc_by(o.stored as u64);
-                    metrics.records_duplicate.inc_by(o.duplicates as u64);
-                }
-                for (req, outcome) in batch.into_iter().zip(outcomes) {
-                    let _ = req.reply.send(Ok(outcome));
-                }
+        // While every slot is taken, the batch goes on taking requests (up to its size).
+        let slot = loop {
+            if !open || bytes >= config.max_batch_bytes {
+                break slots.clone().acquire_owned().await;
             }
-            Err(e) => {
-                metrics.commit_failures.inc();
-                tracing::error!(error = %e, requests = batch.len(), "commit failed; nothing of these requests was stored");
-                for req in batch {
-                    let _ = req.reply.send(Err(e.clone()));
-                }
+            tokio::select! {
+                biased;
+                s = slots.clone().acquire_owned() => break s,
+                r = rx.recv() => match r {
+                    Some(r) => {
+                        bytes += r.bytes;
+                        batch.push(r);
+                    }
+                    None => open = false,
+                },
+            }
+        };
+        let slot = slot.expect("the semaphore is never closed");
+        let prepared = tokio::spawn(prepare(
+            catalog.clone(),
+            store.clone(),
+            config,
+            batch,
+            started,
+        ));
+        if order_tx.send((prepared, slot)).is_err() {
+            break;
+        }
+    }
+    drop(order_tx);
+    let _ = finisher.await;
+}
+
+async fn prepare(
+    catalog: Catalog,
+    store: BlobStore,
+    config: CommitConfig,
+    batch: Vec<Request>,
+    started: std::time::Instant,
+) -> Prepared {
+    let staged = stage(&catalog, &store, &config, &batch).await;
+    Prepared {
+        batch,
+        started,
+        staged,
+    }
+}
+
+/// Commits a prepared batch to the catalog and answers its requests.
+async fn finish(
+    catalog: &Catalog,
+    store: &BlobStore,
+    config: &CommitConfig,
+    commits: &watch::Sender<u64>,
+    metrics: &Metrics,
+    p: Prepared,
+) {
+    let Prepared {
+        batch,
+        started,
+        staged,
+    } = p;
+    let result = match staged {
+        Ok(staged) => commit_staged(catalog, store, config, &batch, staged).await,
+        Err(e) => Err(e),
+    };
+    metrics
+        .commit_seconds
+        .observe(started.elapsed().as_secs_f64());
+    match result {
+        Ok((outcomes, segments, bytes)) => {
+            commits.send_modify(|n| *n += 1);
+            metrics.segments_committed.inc_by(segments as u64);
+            metrics.bytes_stored.inc_by(bytes as u64);
+            for o in &outcomes {
+                metrics.records_stored.inc_by(o.stored as u64);
+                metrics.records_duplicate.inc_by(o.duplicates as u64);
+            }
+            for (req, outcome) in batch.into_iter().zip(outcomes) {
+                let _ = req.reply.send(Ok(outcome));
+            }
+        }
+        Err(e) => {
+            metrics.commit_failures.inc();
+            tracing::error!(error = %e, requests = batch.len(), "commit failed; nothing of these requests was stored");
+            for req in batch {
+                let _ = req.reply.send(Err(e.clone()));
             }
         }
     }
+}
+
+/// A record: the index of its request in the batch and its own index in that request.
+type Slot = (usize, usize);
+
+/// A tenant and application's new records, by the request index of its first one.
+struct Group {
+    /// Index of a request of this tenant and application.
+    request: usize,
+    records: Vec<Slot>,
+    /// Its segments, built and written, with their sizes; `None` when it must be (re)built.
+    built: Option<Vec<(NewSegment, usize)>>,
+}
+
+/// A batch whose objects are durable, ready for its catalog transaction.
+struct Staged {
+    outcomes: Vec<Outcome>,
+    groups: Vec<Group>,
+    /// Objects written but not committed, after losing a race.
+    superseded: Vec<String>,
 }
 
 /// A record and the index of the request it came from.
@@ -186,20 +360,14 @@ type Placed<'a> = (usize, &'a Incoming);
 /// meanwhile; every round drops at least one record, so this only bounds pathological cases.
 const MAX_CONFLICT_ROUNDS: usize = 16;
 
-/// Commits a batch; returns each request's outcome, in order, and the segments and bytes
-/// written.
-///
-/// Another server may commit the same record ids at the same moment (a retry racing its
-/// original). The catalog is the arbiter: the commit transaction claims every record id, and
-/// if another segment holds one, nothing is committed; the segments that held a lost record
-/// are rebuilt without it and written again, and the lost records are acknowledged as already
-/// stored. A record is therefore visible once, whichever servers receive it.
-async fn commit_batch(
+/// Drops the records a tenant already has and in-batch repeats, groups the rest by tenant and
+/// application, and writes their segments durably.
+async fn stage(
     catalog: &Catalog,
     store: &BlobStore,
     config: &CommitConfig,
     batch: &[Request],
-) -> Result<(Vec<Outcome>, usize, usize), CommitError> {
+) -> Result<Staged, CommitError> {
     // Which record ids each tenant already has (a cheap filter; the commit itself decides).
     let mut ids_by_tenant: HashMap<&str, Vec<String>> = HashMap::new();
     for req in batch {
@@ -208,61 +376,116 @@ async fn commit_batch(
             .or_default()
             .extend(req.records.iter().map(|r| r.meta.record_id.clone()));
     }
-    let mut seen: HashSet<(String, String)> = HashSet::new();
+    let mut seen: HashSet<(&str, &str)> = HashSet::new();
+    let mut known_ids: Vec<(&str, String)> = Vec::new();
     for (tenant, ids) in &ids_by_tenant {
         let known = catalog
             .known_records(tenant, ids)
             .await
             .map_err(|e| CommitError::Catalog(e.to_string()))?;
-        seen.extend(known.into_iter().map(|id| ((*tenant).to_owned(), id)));
+        known_ids.extend(known.into_iter().map(|id| (*tenant, id)));
     }
+    seen.extend(known_ids.iter().map(|(t, id)| (*t, id.as_str())));
 
-    // New records, grouped by tenant and application, with the request each came from.
+    // New records, grouped by tenant and application.
     let mut outcomes = vec![Outcome::default(); batch.len()];
-    let mut groups: HashMap<(&str, &str), Vec<Placed<'_>>> = HashMap::new();
+    let mut index: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut groups: Vec<Group> = Vec::new();
     for (i, req) in batch.iter().enumerate() {
-        for rec in &req.records {
-            if seen.insert((req.tenant_id.clone(), rec.meta.record_id.clone())) {
+        for (j, rec) in req.records.iter().enumerate() {
+            if seen.insert((&req.tenant_id, &rec.meta.record_id)) {
                 outcomes[i].stored += 1;
-                groups
+                let g = *index
                     .entry((&req.tenant_id, &req.application_id))
-                    .or_default()
-                    .push((i, rec));
+                    .or_insert_with(|| {
+                        groups.push(Group {
+                            request: i,
+                            records: Vec::new(),
+                            built: None,
+                        });
+                        groups.len() - 1
+                    });
+                groups[g].records.push((i, j));
             } else {
                 outcomes[i].duplicates += 1;
             }
         }
     }
-    let mut groups: Vec<_> = groups.into_iter().collect();
-    // The segments of each group, built and written; `None` when the group must be (re)built.
-    let mut built: Vec<Option<Vec<(NewSegment, usize)>>> = vec![None; groups.len()];
-    // Objects written but not committed, after losing a race.
-    let mut superseded = Vec::new();
-    for _ in 0..MAX_CONFLICT_ROUNDS {
-        // Build and write the segments of the groups that need it. Durable objects first,
-        // then the catalog: a record is visible only when both are done.
-        let mut objects = Vec::new();
-        for (g, ((tenant, app), records)) in groups.iter().enumerate() {
-            if built[g].is_none() {
-                let segs = build_segments(tenant, app, records, config.max_segment_bytes);
-                let mut sized = Vec::with_capacity(segs.len());
-                for (seg, data) in segs {
-                    sized.push((seg.clone(), data.len()));
-                    objects.push((seg.object_key, data));
-                }
-                built[g] = Some(sized);
-            }
+    let mut staged = Staged {
+        outcomes,
+        groups,
+        superseded: Vec::new(),
+    };
+    write_groups(store, config, batch, &mut staged).await?;
+    Ok(staged)
+}
+
+/// Builds and writes the segments of the groups that need it. Durable objects first, then the
+/// catalog: a record is visible only when both are done.
+async fn write_groups(
+    store: &BlobStore,
+    config: &CommitConfig,
+    batch: &[Request],
+    staged: &mut Staged,
+) -> Result<(), CommitError> {
+    let mut objects = Vec::new();
+    for group in &mut staged.groups {
+        if group.built.is_some() {
+            continue;
         }
-        let puts = objects.into_iter().map(|(key, data)| async move {
-            store
-                .put(&key, data)
-                .await
-                .map_err(|e| CommitError::Storage(e.to_string()))
-        });
-        futures_util::future::try_join_all(puts).await?;
-        let segments: Vec<NewSegment> = built
+        let req = &batch[group.request];
+        let placed: Vec<Placed<'_>> = group
+            .records
             .iter()
-            .flatten()
+            .map(|&(i, j)| (i, &batch[i].records[j]))
+            .collect();
+        let segs = build_segments(
+            &req.tenant_id,
+            &req.application_id,
+            &placed,
+            config.max_segment_bytes,
+        );
+        let mut sized = Vec::with_capacity(segs.len());
+        for (seg, data) in segs {
+            sized.push((seg.clone(), data.len()));
+            objects.push((seg.object_key, data));
+        }
+        group.built = Some(sized);
+    }
+    let puts = objects.into_iter().map(|(key, data)| async move {
+        store
+            .put(&key, data)
+            .await
+            .map_err(|e| CommitError::Storage(e.to_string()))
+    });
+    futures_util::future::try_join_all(puts).await?;
+    Ok(())
+}
+
+/// Commits a staged batch; returns each request's outcome, in order, and the segments and
+/// bytes written.
+///
+/// Another commit may claim the same record ids at the same moment (a retry racing its
+/// original, on another server or in an earlier batch of this one still in flight). The
+/// catalog is the arbiter: the commit transaction claims every record id, and if another
+/// segment holds one, nothing is committed; the segments that held a lost record are rebuilt
+/// without it and written again, and the lost records are acknowledged as already stored. A
+/// record is therefore visible once, whichever servers and batches receive it.
+async fn commit_staged(
+    catalog: &Catalog,
+    store: &BlobStore,
+    config: &CommitConfig,
+    batch: &[Request],
+    mut staged: Staged,
+) -> Result<(Vec<Outcome>, usize, usize), CommitError> {
+    for round in 0..MAX_CONFLICT_ROUNDS {
+        if round > 0 {
+            write_groups(store, config, batch, &mut staged).await?;
+        }
+        let segments: Vec<NewSegment> = staged
+            .groups
+            .iter()
+            .filter_map(|g| g.built.as_ref())
             .flatten()
             .map(|(s, _)| s.clone())
             .collect();
@@ -275,40 +498,57 @@ async fn commit_batch(
             .map_err(|e| CommitError::Catalog(e.to_string()))?
         {
             Commit::Committed(_) => {
-                discard(catalog, store, superseded).await;
-                let bytes = built.iter().flatten().flatten().map(|(_, n)| n).sum();
-                return Ok((outcomes, segments.len(), bytes));
+                discard(catalog, store, std::mem::take(&mut staged.superseded)).await;
+                let bytes = staged
+                    .groups
+                    .iter()
+                    .filter_map(|g| g.built.as_ref())
+                    .flatten()
+                    .map(|(_, n)| n)
+                    .sum();
+                return Ok((staged.outcomes, segments.len(), bytes));
             }
             Commit::Conflict(lost) => lost,
         };
         tracing::info!(
             records = lost.len(),
-            "record ids committed meanwhile by another server; committing again without them"
+            "record ids committed meanwhile by another commit; committing again without them"
         );
         let lost: HashSet<(String, String)> = lost.into_iter().collect();
-        for (g, ((tenant, _), records)) in groups.iter_mut().enumerate() {
-            let before = records.len();
-            records.retain(|(i, rec)| {
-                let gone = lost.contains(&((*tenant).to_owned(), rec.meta.record_id.clone()));
+        let Staged {
+            outcomes,
+            groups,
+            superseded,
+        } = &mut staged;
+        for group in groups.iter_mut() {
+            let tenant = &batch[group.request].tenant_id;
+            let before = group.records.len();
+            group.records.retain(|&(i, j)| {
+                let id = &batch[i].records[j].meta.record_id;
+                let gone = lost.contains(&(tenant.clone(), id.clone()));
                 if gone {
-                    outcomes[*i].stored -= 1;
-                    outcomes[*i].duplicates += 1;
+                    outcomes[i].stored -= 1;
+                    outcomes[i].duplicates += 1;
                 }
                 !gone
             });
-            if records.len() != before {
-                if let Some(segs) = built[g].take() {
+            if group.records.len() != before {
+                if let Some(segs) = group.built.take() {
                     superseded.extend(segs.into_iter().map(|(s, _)| s.object_key));
                 }
-                if records.is_empty() {
-                    built[g] = Some(Vec::new());
+                if group.records.is_empty() {
+                    group.built = Some(Vec::new());
                 }
             }
         }
     }
-    discard(catalog, store, superseded).await;
-    if built.iter().flatten().all(Vec::is_empty) {
-        return Ok((outcomes, 0, 0));
+    discard(catalog, store, std::mem::take(&mut staged.superseded)).await;
+    if staged
+        .groups
+        .iter()
+        .all(|g| g.built.as_ref().is_some_and(Vec::is_empty))
+    {
+        return Ok((staged.outcomes, 0, 0));
     }
     Err(CommitError::Catalog(format!(
         "record ids kept being committed by others for {MAX_CONFLICT_ROUNDS} rounds"
@@ -470,6 +710,187 @@ mod tests {
             },
             body: Bytes::from_static(b"sealed body of some length"),
         }
+    }
+
+    const NOW: i64 = 1_796_000_000 * 1_000_000_000;
+
+    async fn open(dir: &std::path::Path) -> (Catalog, BlobStore) {
+        let url = format!("sqlite:{}", dir.join("catalog.db").display());
+        let catalog = Catalog::connect(&url).await.unwrap();
+        let store = BlobStore::local(dir.join("store")).unwrap();
+        (catalog, store)
+    }
+
+    fn request(ids: &[&str]) -> (Request, oneshot::Receiver<Result<Outcome, CommitError>>) {
+        let (reply, rx) = oneshot::channel();
+        let req = Request {
+            tenant_id: "t".into(),
+            application_id: "a".into(),
+            records: ids.iter().map(|id| record(id, NOW)).collect(),
+            bytes: 0,
+            arrived: tokio::time::Instant::now(),
+            reply,
+        };
+        (req, rx)
+    }
+
+    async fn stored_objects(store: &BlobStore) -> usize {
+        store.list("t/").await.unwrap().len()
+    }
+
+    /// Two batches in flight at once, both holding record `x`: both are written before either
+    /// reaches the catalog; the first to commit stores it, the second answers it as a
+    /// duplicate, commits the rest, and deletes the object it wrote with `x`.
+    #[tokio::test]
+    async fn batches_in_flight_with_the_same_record_store_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (catalog, store) = open(dir.path()).await;
+        let config = CommitConfig::default();
+        let (r1, _rx1) = request(&["x", "a"]);
+        let (r2, _rx2) = request(&["b", "x"]);
+        let (b1, b2) = (vec![r1], vec![r2]);
+        let s1 = stage(&catalog, &store, &config, &b1).await.unwrap();
+        let s2 = stage(&catalog, &store, &config, &b2).await.unwrap();
+        assert_eq!(stored_objects(&store).await, 2);
+        let (o1, n1, _) = commit_staged(&catalog, &store, &config, &b1, s1)
+            .await
+            .unwrap();
+        let (o2, n2, _) = commit_staged(&catalog, &store, &config, &b2, s2)
+            .await
+            .unwrap();
+        assert_eq!(
+            (o1, n1),
+            (
+                vec![Outcome {
+                    stored: 2,
+                    duplicates: 0
+                }],
+                1
+            )
+        );
+        assert_eq!(
+            (o2, n2),
+            (
+                vec![Outcome {
+                    stored: 1,
+                    duplicates: 1
+                }],
+                1
+            )
+        );
+        let segments = catalog
+            .application_segments("t", "a", i64::MIN, i64::MAX)
+            .await
+            .unwrap();
+        assert_eq!(
+            segments.iter().map(|s| s.records).collect::<Vec<_>>(),
+            [2, 1]
+        );
+        let ids: Vec<String> = ["a", "b", "x"].map(String::from).into();
+        let mut known = catalog.known_records("t", &ids).await.unwrap();
+        known.sort();
+        assert_eq!(known, ids);
+        // The second batch's first object (with `x`) was replaced and deleted.
+        assert_eq!(stored_objects(&store).await, 2);
+    }
+
+    /// Many requests at once through the pipeline, overlapping in record ids: every id is
+    /// stored once, and the answers add up to exactly that.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_requests_with_shared_ids_are_answered_once_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let (catalog, store) = open(dir.path()).await;
+        let config = CommitConfig {
+            linger: Duration::ZERO,
+            ..CommitConfig::default()
+        };
+        let commits = Arc::new(watch::channel(0u64).0);
+        let (committer, task) = Committer::start(
+            catalog.clone(),
+            store.clone(),
+            config,
+            commits.clone(),
+            Arc::new(Metrics::new()),
+        );
+        let mut tasks = Vec::new();
+        for c in 0..24 {
+            let committer = committer.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut records: Vec<Incoming> = (0..10)
+                    .map(|i| record(&format!("shared-{}", (c + i) % 12), NOW))
+                    .collect();
+                records.push(record(&format!("own-{c}"), NOW));
+                committer.submit(None, "t", "a", records).await.unwrap()
+            }));
+        }
+        let mut stored = 0;
+        let mut duplicates = 0;
+        for t in tasks {
+            let o = t.await.unwrap();
+            stored += o.stored;
+            duplicates += o.duplicates;
+        }
+        drop(committer);
+        task.await.unwrap();
+        assert_eq!(stored, 12 + 24);
+        assert_eq!(stored + duplicates, 24 * 11);
+        let segments = catalog
+            .application_segments("t", "a", i64::MIN, i64::MAX)
+            .await
+            .unwrap();
+        assert_eq!(segments.iter().map(|s| s.records).sum::<i64>(), 36);
+        assert_eq!(stored_objects(&store).await, segments.len());
+        assert!(*commits.borrow() >= 1);
+    }
+
+    /// The linger is waited only while another request is on its way: a lone request is
+    /// committed at once (an hour's linger is not waited), and one on its way is waited for,
+    /// its records joining the same segment.
+    #[tokio::test]
+    async fn the_linger_waits_only_for_requests_on_their_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let (catalog, store) = open(dir.path()).await;
+        let config = CommitConfig {
+            linger: Duration::from_secs(3600),
+            ..CommitConfig::default()
+        };
+        let (committer, task) = Committer::start(
+            catalog.clone(),
+            store,
+            config,
+            Arc::new(watch::channel(0u64).0),
+            Arc::new(Metrics::new()),
+        );
+        let alone = committer.submit(Some(committer.arriving()), "t", "a", vec![record("x", NOW)]);
+        let o = tokio::time::timeout(Duration::from_secs(60), alone)
+            .await
+            .expect("committed without waiting out the linger")
+            .unwrap();
+        assert_eq!(o.stored, 1);
+
+        // `y` is queued first (join polls in order) while `z` is still on its way.
+        let on_its_way = committer.arriving();
+        let both = async {
+            tokio::join!(
+                committer.submit(None, "t", "a", vec![record("y", NOW)]),
+                committer.submit(Some(on_its_way), "t", "a", vec![record("z", NOW)]),
+            )
+        };
+        let (first, second) = tokio::time::timeout(Duration::from_secs(60), both)
+            .await
+            .expect("committed once the last request on its way arrived");
+        assert_eq!(first.unwrap().stored, 1);
+        assert_eq!(second.unwrap().stored, 1);
+        let segments = catalog
+            .application_segments("t", "a", i64::MIN, i64::MAX)
+            .await
+            .unwrap();
+        assert_eq!(
+            segments.iter().map(|s| s.records).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        drop(committer);
+        task.await.unwrap();
     }
 
     #[test]

@@ -442,6 +442,8 @@ pub(crate) async fn ingest(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    // From here until it is queued (or refused), a batch being formed lingers for it.
+    let arriving = s.committer.arriving();
     let (key, body) =
         authenticated_body(&s, &headers, body, "/v1/ingest", s.config.max_request_bytes).await?;
     let content_type = headers
@@ -508,7 +510,7 @@ pub(crate) async fn ingest(
     let n = records.len();
     let outcome = s
         .committer
-        .submit(&key.tenant_id, &key.application_id, records)
+        .submit(Some(arriving), &key.tenant_id, &key.application_id, records)
         .await?;
     tracing::debug!(tenant = %key.tenant_id, parts = n, stored = outcome.stored, duplicates = outcome.duplicates, "ingested");
     Ok((
