@@ -45,6 +45,22 @@ const PLAN: &[(&str, &[&str], &[&str])] = &[
             "50",
         ],
     ),
+    // SDK parts that are all stored (the standard scenario's repeat and are mostly answered
+    // as duplicates, which writes nothing).
+    (
+        "server",
+        &["server", "--only", "sdk", "--sdk-unique"],
+        &[
+            "server",
+            "--only",
+            "sdk",
+            "--sdk-unique",
+            "--seconds",
+            "3",
+            "--clients",
+            "4",
+        ],
+    ),
     ("agent", &["agent"], &["agent", "--seconds", "3"]),
     (
         "agent",
