@@ -9,9 +9,9 @@
 //!   same id at the same moment: the catalog's primary key on `(tenant, record id)` decides,
 //!   and the loser commits again without it (see [`commit_staged`]). The same holds between
 //!   this server's own batches in flight.
-//! - Batches are pipelined: up to [`MAX_IN_FLIGHT`] at once are looked up, built and written
-//!   while an earlier one's catalog transaction runs, but catalog transactions run one at a
-//!   time in batch order, and a request is answered only after its batch's transaction (the
+//! - Batches are pipelined: [`MAX_IN_FLIGHT`] at most, the one whose catalog transaction runs
+//!   included, so up to two more are looked up, built and written meanwhile; catalog
+//!   transactions run one at a time in batch order, and a request is answered only after its batch's transaction (the
 //!   live tail's `commits` watch is bumped after each).
 //! - A crash after an object is written but before the catalog commit leaves an orphan object
 //!   that no query can see; housekeeping quarantines such objects after a long grace.
@@ -166,8 +166,8 @@ impl Committer {
     }
 }
 
-/// Most batches in flight at once: later batches are looked up, built and written while an
-/// earlier one's catalog transaction runs. Catalog transactions run one at a time, in the
+/// Most batches in flight at once, the one whose catalog transaction runs included: later
+/// batches are looked up, built and written while an earlier one's transaction runs. Catalog transactions run one at a time, in the
 /// order the batches were formed, so segment ids ascend in commit order on either catalog.
 const MAX_IN_FLIGHT: usize = 3;
 
@@ -175,7 +175,7 @@ const MAX_IN_FLIGHT: usize = 3;
 /// transaction.
 struct Prepared {
     batch: Vec<Request>,
-    /// When its first request was taken.
+    /// When its preparation started.
     started: std::time::Instant,
     staged: Result<Staged, CommitError>,
 }
@@ -197,8 +197,8 @@ async fn run(
         let (catalog, store) = (catalog.clone(), store.clone());
         tokio::spawn(async move {
             while let Some((prepared, slot)) = order_rx.recv().await {
-                // A panic while preparing drops the batch's reply channels: its requests get
-                // an error, and nothing of them reaches the catalog.
+                // `prepare` answers a panic of its own as a failed commit; only an abort (at
+                // shutdown) lands here, and the requests then hear that the server stops.
                 if let Ok(p) = prepared.await {
                     finish(&catalog, &store, &config, &commits, &metrics, p).await;
                 }
@@ -209,7 +209,6 @@ async fn run(
     let mut open = true;
     while open {
         let Some(first) = rx.recv().await else { break };
-        let started = std::time::Instant::now();
         // The first request waits at most `linger` from its arrival for company, and only
         // while other requests are on their way (being received and checked): one that
         // already waited for a free slot, or that came alone, does not wait.
@@ -219,6 +218,8 @@ async fn run(
         while bytes < config.max_batch_bytes {
             tokio::select! {
                 biased;
+                // First: requests arriving without pause do not hold the batch past it.
+                () = tokio::time::sleep_until(deadline) => break,
                 r = rx.recv() => match r {
                     Some(r) => {
                         bytes += r.bytes;
@@ -238,7 +239,6 @@ async fn run(
                     }
                     break;
                 }
-                () = tokio::time::sleep_until(deadline) => break,
             }
         }
         // While every slot is taken, the batch goes on taking requests (up to its size).
@@ -259,13 +259,7 @@ async fn run(
             }
         };
         let slot = slot.expect("the semaphore is never closed");
-        let prepared = tokio::spawn(prepare(
-            catalog.clone(),
-            store.clone(),
-            config,
-            batch,
-            started,
-        ));
+        let prepared = tokio::spawn(prepare(catalog.clone(), store.clone(), config, batch));
         if order_tx.send((prepared, slot)).is_err() {
             break;
         }
@@ -279,9 +273,19 @@ async fn prepare(
     store: BlobStore,
     config: CommitConfig,
     batch: Vec<Request>,
-    started: std::time::Instant,
 ) -> Prepared {
-    let staged = stage(&catalog, &store, &config, &batch).await;
+    use futures_util::FutureExt as _;
+    let started = std::time::Instant::now();
+    // A panic (a bug) fails this batch's requests with an error that says so, rather than
+    // dropping their answers (which read as the server shutting down).
+    let staged = std::panic::AssertUnwindSafe(stage(&catalog, &store, &config, &batch))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            Err(CommitError::Storage(
+                "preparing the commit failed (a bug: see the server's log)".into(),
+            ))
+        });
     Prepared {
         batch,
         started,
@@ -868,19 +872,21 @@ mod tests {
             .unwrap();
         assert_eq!(o.stored, 1);
 
-        // `y` is queued first (join polls in order) while `z` is still on its way.
+        // `y` is queued while `z` is still on its way: `y` waits for it (a committer that
+        // took only what was queued would have committed `y` alone by now).
         let on_its_way = committer.arriving();
-        let both = async {
-            tokio::join!(
-                committer.submit(None, "t", "a", vec![record("y", NOW)]),
-                committer.submit(Some(on_its_way), "t", "a", vec![record("z", NOW)]),
-            )
-        };
-        let (first, second) = tokio::time::timeout(Duration::from_secs(60), both)
+        let y = tokio::spawn({
+            let c = committer.clone();
+            async move { c.submit(None, "t", "a", vec![record("y", NOW)]).await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!y.is_finished(), "y waits for the request on its way");
+        let z = committer.submit(Some(on_its_way), "t", "a", vec![record("z", NOW)]);
+        let z = tokio::time::timeout(Duration::from_secs(60), z)
             .await
             .expect("committed once the last request on its way arrived");
-        assert_eq!(first.unwrap().stored, 1);
-        assert_eq!(second.unwrap().stored, 1);
+        assert_eq!(z.unwrap().stored, 1);
+        assert_eq!(y.await.unwrap().unwrap().stored, 1);
         let segments = catalog
             .application_segments("t", "a", i64::MIN, i64::MAX)
             .await
@@ -889,6 +895,41 @@ mod tests {
             segments.iter().map(|s| s.records).collect::<Vec<_>>(),
             [1, 2]
         );
+        drop(committer);
+        task.await.unwrap();
+    }
+
+    /// A request that never arrives (its mark kept) holds a batch no longer than the linger.
+    #[tokio::test]
+    async fn the_linger_bounds_the_wait_for_a_request_that_never_comes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (catalog, store) = open(dir.path()).await;
+        let config = CommitConfig {
+            linger: Duration::from_millis(300),
+            ..CommitConfig::default()
+        };
+        let (committer, task) = Committer::start(
+            catalog,
+            store,
+            config,
+            Arc::new(watch::channel(0u64).0),
+            Arc::new(Metrics::new()),
+        );
+        let never = committer.arriving();
+        let started = std::time::Instant::now();
+        let o = tokio::time::timeout(
+            Duration::from_secs(60),
+            committer.submit(None, "t", "a", vec![record("x", NOW)]),
+        )
+        .await
+        .expect("committed once the linger ran out")
+        .unwrap();
+        assert_eq!(o.stored, 1);
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "the linger was waited"
+        );
+        drop(never);
         drop(committer);
         task.await.unwrap();
     }

@@ -104,7 +104,7 @@ impl Metrics {
         );
         registry.register(
             "commit_seconds",
-            "Group commit latency (objects durable and catalog committed)",
+            "Group commit latency, from a batch's preparation to its catalog commit (objects durable, records looked up, the wait for earlier batches' transactions, its own)",
             commit_seconds.clone(),
         );
         registry.register(
