@@ -798,17 +798,21 @@ mod tests {
         assert_eq!(stored_objects(&store).await, 2);
     }
 
-    /// Many requests at once through the pipeline, overlapping in record ids: every id is
-    /// stored once, and the answers add up to exactly that.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_requests_with_shared_ids_are_answered_once_each() {
-        let dir = tempfile::tempdir().unwrap();
-        let (catalog, store) = open(dir.path()).await;
+    /// A committer with the default settings but `linger`, and its commit counter.
+    fn start(
+        catalog: &Catalog,
+        store: &BlobStore,
+        linger: Duration,
+    ) -> (
+        Committer,
+        tokio::task::JoinHandle<()>,
+        Arc<watch::Sender<u64>>,
+    ) {
+        let commits = Arc::new(watch::channel(0u64).0);
         let config = CommitConfig {
-            linger: Duration::ZERO,
+            linger,
             ..CommitConfig::default()
         };
-        let commits = Arc::new(watch::channel(0u64).0);
         let (committer, task) = Committer::start(
             catalog.clone(),
             store.clone(),
@@ -816,6 +820,16 @@ mod tests {
             commits.clone(),
             Arc::new(Metrics::new()),
         );
+        (committer, task, commits)
+    }
+
+    /// Many requests at once through the pipeline, overlapping in record ids: every id is
+    /// stored once, and the answers add up to exactly that.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_requests_with_shared_ids_are_answered_once_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let (catalog, store) = open(dir.path()).await;
+        let (committer, task, commits) = start(&catalog, &store, Duration::ZERO);
         let mut tasks = Vec::new();
         for c in 0..24 {
             let committer = committer.clone();
@@ -854,17 +868,7 @@ mod tests {
     async fn the_linger_waits_only_for_requests_on_their_way() {
         let dir = tempfile::tempdir().unwrap();
         let (catalog, store) = open(dir.path()).await;
-        let config = CommitConfig {
-            linger: Duration::from_secs(3600),
-            ..CommitConfig::default()
-        };
-        let (committer, task) = Committer::start(
-            catalog.clone(),
-            store,
-            config,
-            Arc::new(watch::channel(0u64).0),
-            Arc::new(Metrics::new()),
-        );
+        let (committer, task, _) = start(&catalog, &store, Duration::from_secs(3600));
         let alone = committer.submit(Some(committer.arriving()), "t", "a", vec![record("x", NOW)]);
         let o = tokio::time::timeout(Duration::from_secs(60), alone)
             .await
@@ -904,17 +908,7 @@ mod tests {
     async fn the_linger_bounds_the_wait_for_a_request_that_never_comes() {
         let dir = tempfile::tempdir().unwrap();
         let (catalog, store) = open(dir.path()).await;
-        let config = CommitConfig {
-            linger: Duration::from_millis(300),
-            ..CommitConfig::default()
-        };
-        let (committer, task) = Committer::start(
-            catalog,
-            store,
-            config,
-            Arc::new(watch::channel(0u64).0),
-            Arc::new(Metrics::new()),
-        );
+        let (committer, task, _) = start(&catalog, &store, Duration::from_millis(300));
         let never = committer.arriving();
         let started = std::time::Instant::now();
         let o = tokio::time::timeout(
