@@ -225,14 +225,44 @@ impl Session {
 /// (RSA, blinded) needs it, and its first use in a process gathers CPU jitter entropy: ~30 ms
 /// of a core (round 3's profile of a full listing: 6 % of its CPU), which otherwise waits for
 /// the first page of records and delays the first result. Here it runs beside the requests
-/// that come before. The thread is not waited for: a process that ends first just ends.
+/// that come before. The thread is not waited for: a process that ends first just ends. Once
+/// per process (the TUI opens a session per search).
 fn warm_random() {
-    let _ = std::thread::Builder::new()
-        .name("logflux-random".into())
-        .spawn(|| {
-            let mut b = [0u8; 16];
-            let _ = aws_lc_rs::rand::fill(&mut b);
-        });
+    static WARMED: std::sync::Once = std::sync::Once::new();
+    WARMED.call_once(|| {
+        let _ = std::thread::Builder::new()
+            .name("logflux-random".into())
+            .spawn(|| {
+                let mut b = [0u8; 16];
+                let _ = aws_lc_rs::rand::fill(&mut b);
+            });
+    });
+}
+
+/// Opens each of `records` with `open`, in parallel on the calling thread's pool: what opened,
+/// in record order, and the records that failed. A bug that panics on one record's content
+/// costs that record, not the run.
+fn open_each<R: Send>(
+    records: &[Line],
+    open: impl Fn(&Line) -> Result<R, RecordError> + Sync,
+) -> (Vec<R>, Vec<RecordError>) {
+    use rayon::prelude::*;
+    let results = records
+        .par_iter()
+        .map(|r| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| open(r)))
+                .unwrap_or_else(|_| Err(RecordError::new(r, "could not be decoded")))
+        })
+        .collect::<Vec<_>>();
+    let mut opened = Vec::with_capacity(results.len());
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(x) => opened.push(x),
+            Err(e) => errors.push(e),
+        }
+    }
+    (opened, errors)
 }
 
 /// The work of [`Session::open_records`], in parallel on the calling thread's pool.
@@ -242,41 +272,22 @@ pub(crate) fn open_mapped<T: Send>(
     records: &[Line],
     map: &Mapper<T>,
 ) -> Opened<T> {
-    use rayon::prelude::*;
-    let results = records
-        .par_iter()
-        .map(|r| {
-            // A bug that panics on one record's content costs that record, not the run.
-            let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                dec.open_where(r, &|e| filter.matches_ref(e))
-            }))
-            .unwrap_or_else(|_| Err(RecordError::new(r, "could not be decoded")));
-            opened.map(|v| {
-                v.into_iter()
-                    .filter(|e| filter.matches_in(e, &r.application_id))
-                    // Placed within its record's time range, which the server's
-                    // watermarks are about (an SDK entry's own `ts` may precede its
-                    // part's timestamp by its queueing time).
-                    .map(|e| (place(r, e.timestamp_ns), map(e)))
-                    .collect::<Vec<_>>()
-            })
+    let (opened, errors) = open_each(records, |r| {
+        dec.open_where(r, &|e| filter.matches_ref(e)).map(|v| {
+            v.into_iter()
+                .filter(|e| filter.matches_in(e, &r.application_id))
+                // Placed within its record's time range, which the server's watermarks are
+                // about (an SDK entry's own `ts` may precede its part's timestamp by its
+                // queueing time).
+                .map(|e| (place(r, e.timestamp_ns), map(e)))
+                .collect::<Vec<_>>()
         })
-        .collect::<Vec<_>>();
-    let mut out = Opened {
-        records: 0,
-        entries: Vec::new(),
-        errors: Vec::new(),
-    };
-    for r in results {
-        match r {
-            Ok(entries) => {
-                out.records += 1;
-                out.entries.extend(entries);
-            }
-            Err(e) => out.errors.push(e),
-        }
+    });
+    Opened {
+        records: opened.len() as u64,
+        entries: opened.into_iter().flatten().collect(),
+        errors,
     }
-    out
 }
 
 /// An entry's time placed within its record's time range (what the merge orders by).
@@ -292,31 +303,14 @@ pub(crate) fn open_rendered(
     style: Style,
     newest_first: bool,
 ) -> OpenedRuns {
-    use rayon::prelude::*;
-    let results = records
-        .par_iter()
-        .map(|r| {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                render_record(dec, filter, r, style, newest_first)
-            }))
-            .unwrap_or_else(|_| Err(RecordError::new(r, "could not be decoded")))
-        })
-        .collect::<Vec<_>>();
-    let mut out = OpenedRuns {
-        records: 0,
-        runs: Vec::with_capacity(results.len()),
-        errors: Vec::new(),
-    };
-    for r in results {
-        match r {
-            Ok(run) => {
-                out.records += 1;
-                out.runs.push(run);
-            }
-            Err(e) => out.errors.push(e),
-        }
+    let (runs, errors) = open_each(records, |r| {
+        render_record(dec, filter, r, style, newest_first)
+    });
+    OpenedRuns {
+        records: runs.len() as u64,
+        runs,
+        errors,
     }
-    out
 }
 
 /// Most bytes reserved ahead for one record's rendering ([`render_record`]).
@@ -745,6 +739,16 @@ impl<T> std::fmt::Debug for Merger<T> {
     }
 }
 
+/// An entry's place in a merge's max-heap: newest first pops the latest time, oldest first
+/// the earliest.
+fn merge_key(newest_first: bool, ts: i64) -> i128 {
+    if newest_first {
+        i128::from(ts)
+    } else {
+        -i128::from(ts)
+    }
+}
+
 impl<T> Merger<T> {
     pub(crate) fn new(newest_first: bool) -> Self {
         Merger {
@@ -756,11 +760,7 @@ impl<T> Merger<T> {
     }
 
     fn key(&self, ts: i64) -> i128 {
-        if self.newest_first {
-            i128::from(ts)
-        } else {
-            -i128::from(ts)
-        }
+        merge_key(self.newest_first, ts)
     }
 
     pub(crate) fn push(&mut self, ts: i64, item: T) {
@@ -876,11 +876,7 @@ impl RunMerger {
     }
 
     fn key(&self, ts: i64) -> i128 {
-        if self.newest_first {
-            i128::from(ts)
-        } else {
-            -i128::from(ts)
-        }
+        merge_key(self.newest_first, ts)
     }
 
     /// Holds `run`, whose entries must be in this merger's order (as [`Session::open_runs`]

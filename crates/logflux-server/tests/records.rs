@@ -44,15 +44,7 @@ async fn ingest(
 
 /// `logflux_server_query_record_bytes_total` from `/metrics`.
 async fn record_bytes_read(t: &TestServer) -> u64 {
-    let text = t
-        .http
-        .get(format!("{}/metrics", t.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = t.metrics_text().await;
     text.lines()
         .find_map(|l| l.strip_prefix("logflux_server_query_record_bytes_total "))
         .unwrap_or_else(|| panic!("no record bytes counter in {text}"))

@@ -131,15 +131,7 @@ async fn javascript_sdk_traffic_round_trips() {
     want.sort_by_key(key_of);
     assert_eq!(got, want, "byte-identical entries come back");
 
-    let metrics = t
-        .http
-        .get(format!("{}/metrics", t.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = t.metrics_text().await;
     assert!(
         metrics.contains("logflux_server_records_stored_total 5"),
         "{metrics}"

@@ -149,8 +149,8 @@ async fn a_store_failing_mid_reply_ends_it_with_an_error_and_cuts_it() {
 
     // Both replies were 200 in the request metrics; they are counted as cut.
     let unavailable = "logflux_server_query_replies_broken_total{reason=\"unavailable\"}";
-    assert_eq!(metric(&t, unavailable).await, 2);
-    assert_eq!(metric(&t, DISCONNECTED).await, 0);
+    assert_eq!(t.metric(unavailable).await, 2);
+    assert_eq!(t.metric(DISCONNECTED).await, 0);
 
     // The first segment fails too: nothing was sent yet, so the answer is a plain 503.
     std::fs::remove_file(&segs[0]).unwrap();
@@ -163,22 +163,6 @@ async fn a_store_failing_mid_reply_ends_it_with_an_error_and_cuts_it() {
     t.stop().await;
 }
 
-/// A metric's value from `/metrics` (0 for a family member not yet created).
-async fn metric(t: &TestServer, line_start: &str) -> u64 {
-    let text = t
-        .http
-        .get(format!("{}/metrics", t.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(line_start)?.strip_prefix(' '))
-        .map_or(0, |v| v.parse().unwrap())
-}
-
 const READERS: &str = "logflux_server_query_readers";
 const DISCONNECTED: &str = "logflux_server_query_replies_broken_total{reason=\"disconnected\"}";
 
@@ -187,7 +171,7 @@ const DISCONNECTED: &str = "logflux_server_query_replies_broken_total{reason=\"d
 async fn metric_becomes(t: &TestServer, name: &str, want: u64) -> bool {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        if metric(t, name).await == want {
+        if t.metric(name).await == want {
             return true;
         }
         if tokio::time::Instant::now() > deadline {
@@ -246,7 +230,7 @@ async fn a_client_leaving_before_the_reply_began_stops_its_reader() {
     release(&segs[0]);
     assert!(stopped, "the client left: its reply's reader stops");
     // It had not begun: nothing was cut.
-    assert_eq!(metric(&t, DISCONNECTED).await, 0);
+    assert_eq!(t.metric(DISCONNECTED).await, 0);
     t.stop().await;
 }
 
@@ -266,11 +250,7 @@ async fn a_client_leaving_mid_reply_stops_its_reader_and_counts_the_cut() {
         got.extend_from_slice(&buf[..n]);
     }
     assert!(got.starts_with(b"HTTP/1.1 200"));
-    assert_eq!(
-        metric(&t, READERS).await,
-        1,
-        "the reader waits on the store"
-    );
+    assert_eq!(t.metric(READERS).await, 1, "the reader waits on the store");
     drop(c);
     let stopped = metric_becomes(&t, READERS, 0).await;
     release(&segs[1]);

@@ -154,22 +154,6 @@ impl Lines {
     }
 }
 
-/// A counter of `/metrics`, 0 when it was never set.
-async fn metric(t: &TestServer, name: &str) -> u64 {
-    let text = t
-        .http
-        .get(format!("{}/metrics", t.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 fn short_checks(dir: &std::path::Path) -> logflux_server::ServerConfig {
     let mut c = config_for(dir);
     c.http.tail.credential_check = Duration::from_millis(200);
@@ -207,15 +191,12 @@ async fn a_tail_ends_when_its_token_is_revoked() {
     assert_eq!(end["reason"], "token_revoked", "{end}");
     assert!(end["after_segment"].as_i64().is_some(), "{end}");
     assert_eq!(
-        metric(
-            &t,
-            "logflux_server_tail_ended_total{reason=\"token_revoked\"}"
-        )
-        .await,
+        t.metric("logflux_server_tail_ended_total{reason=\"token_revoked\"}")
+            .await,
         1
     );
     // The stream's place was given back.
-    assert_eq!(metric(&t, "logflux_server_tail_streams").await, 0);
+    assert_eq!(t.metric("logflux_server_tail_streams").await, 0);
 }
 
 #[tokio::test]
@@ -367,11 +348,9 @@ async fn a_tail_that_never_reads_is_ended_as_a_slow_consumer_and_resumes_without
     // nothing, until the server gives up on it.
     let mut sent: HashSet<String> = HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while metric(
-        &t,
-        "logflux_server_tail_ended_total{reason=\"slow_consumer\"}",
-    )
-    .await
+    while t
+        .metric("logflux_server_tail_ended_total{reason=\"slow_consumer\"}")
+        .await
         == 0
     {
         assert!(
@@ -445,7 +424,7 @@ async fn a_token_holds_only_so_many_tails() {
     assert_eq!(r.status(), 429);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "too_many_streams", "{v}");
-    assert_eq!(metric(&t, "logflux_server_tail_refused_total").await, 1);
+    assert_eq!(t.metric("logflux_server_tail_refused_total").await, 1);
     // Another token is not held back by this one's streams.
     Lines::open(&t, &t.admin, json!({})).await;
 
@@ -506,11 +485,9 @@ async fn open_when_allowed(t: &TestServer, token: &str, within: Duration, why: &
 /// connection holds as much as it can and takes nothing more, not even the end line.
 async fn fill_until_slow_consumer(t: &TestServer, p: &(String, String, SealingKey)) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while metric(
-        t,
-        "logflux_server_tail_ended_total{reason=\"slow_consumer\"}",
-    )
-    .await
+    while t
+        .metric("logflux_server_tail_ended_total{reason=\"slow_consumer\"}")
+        .await
         == 0
     {
         assert!(Instant::now() < deadline, "the tail was not ended in time");
@@ -537,7 +514,7 @@ async fn a_tail_ended_as_a_slow_consumer_gives_its_place_back_though_its_reader_
     let (token, _) = read_token(&t).await;
     let raw = RawTail::open(&t, &token).await;
     fill_until_slow_consumer(&t, &p).await;
-    assert_eq!(metric(&t, "logflux_server_tail_streams").await, 0);
+    assert_eq!(t.metric("logflux_server_tail_streams").await, 0);
     let mut again = open_when_allowed(
         &t,
         &token,
@@ -582,7 +559,7 @@ async fn a_tenant_holds_only_so_many_tails() {
             .contains("tail.max_streams_per_tenant"),
         "{v}"
     );
-    assert_eq!(metric(&t, "logflux_server_tail_refused_total").await, 1);
+    assert_eq!(t.metric("logflux_server_tail_refused_total").await, 1);
 }
 
 #[tokio::test]

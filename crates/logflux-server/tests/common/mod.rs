@@ -129,7 +129,6 @@ impl TestServer {
         (api_key, key_id, dek)
     }
 
-    /// Handshake as an SDK: returns the key id for `wrapped`.
     /// POSTs the parts of `w` to `/v1/ingest` with `api_key`; fails the test unless they are
     /// accepted (202).
     pub async fn ingest_accepted(&self, api_key: &str, w: logflux_proto::multipart::Writer) {
@@ -145,6 +144,29 @@ impl TestServer {
         assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
     }
 
+    /// The text of `/metrics`.
+    pub async fn metrics_text(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// The value of the metric line `name` (with its labels, if any) on `/metrics`; 0 when
+    /// there is none yet (a family member not yet created).
+    pub async fn metric(&self, name: &str) -> u64 {
+        self.metrics_text()
+            .await
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Handshake as an SDK: returns the key id for `wrapped`.
     pub async fn register_key(&self, api_key: &str, wrapped: &[u8]) -> String {
         let init = self
             .http
