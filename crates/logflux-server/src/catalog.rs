@@ -181,6 +181,64 @@ pub struct SegmentFilter<'a> {
     pub limit: i64,
 }
 
+/// The catalog key of a record id (`record_keys.record_key`): the ids servers make and agents
+/// send, in their canonical form, as the 16 bytes they spell, after a tag byte; any other id
+/// as its UTF-8 bytes after tag 0. [`record_id_of_key`] turns a key back into its id, so the
+/// mapping is one to one (no two ids share a key):
+///
+/// - `sdk-` and 32 lower-case hex digits (an SDK part's id, see `ingest::sdk_record_id`):
+///   `0x01` and the 16 bytes;
+/// - `agent-` and 26 lower-case Crockford base-32 digits that read as a 128-bit number (the
+///   ids agents make): `0x02` and the 16 bytes, big-endian;
+/// - anything else: `0x00` and the id's bytes.
+///
+/// 17 bytes instead of 36–42 characters: every commit inserts one key per record at a random
+/// place of the primary key's B-tree, so a smaller key means fewer pages to write.
+pub(crate) fn record_key(id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(17);
+    if let Some(hex) = id.strip_prefix("sdk-")
+        && hex.len() == 32
+        && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        && let Ok(bytes) = hex::decode(hex)
+    {
+        key.push(1);
+        key.extend_from_slice(&bytes);
+        return key;
+    }
+    if let Some(ulid) = id.strip_prefix("agent-")
+        && ulid.len() == 26
+        && let Ok(n) = ulid::Ulid::from_string(ulid)
+        && n.to_string().to_lowercase() == ulid
+    {
+        key.push(2);
+        key.extend_from_slice(&n.0.to_be_bytes());
+        return key;
+    }
+    key.push(0);
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// The record id a key of [`record_key`] stands for; `None` for bytes no id maps to.
+pub(crate) fn record_id_of_key(key: &[u8]) -> Option<String> {
+    match key.split_first()? {
+        (1, b) if b.len() == 16 => Some(format!("sdk-{}", hex::encode(b))),
+        (2, b) if b.len() == 16 => {
+            let n = u128::from_be_bytes(b.try_into().ok()?);
+            Some(format!(
+                "agent-{}",
+                ulid::Ulid(n).to_string().to_lowercase()
+            ))
+        }
+        (0, b) => String::from_utf8(b.to_vec()).ok(),
+        _ => None,
+    }
+}
+
+// Record ids live in `record_keys` (since 2026-12-01; before, in `records` with TEXT ids and
+// a rowid, migrated on start by `migrate_records`): one row per record, keyed by tenant and
+// [`record_key`], so the primary key is the table (WITHOUT ROWID on SQLite) and the only
+// other B-tree is the index by segment that retention and erasure delete through.
 const SQLITE_SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS tenants (
     id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, public_key_pem TEXT, created_ns INTEGER NOT NULL);
@@ -205,10 +263,10 @@ CREATE TABLE IF NOT EXISTS segments (
     max_received_ns INTEGER NOT NULL, created_ns INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS segments_by_time ON segments (tenant_id, application_id, max_ts);
 CREATE INDEX IF NOT EXISTS segments_by_start ON segments (tenant_id, application_id, min_ts);
-CREATE TABLE IF NOT EXISTS records (
-    tenant_id TEXT NOT NULL, record_id TEXT NOT NULL, segment_id INTEGER NOT NULL,
-    PRIMARY KEY (tenant_id, record_id));
-CREATE INDEX IF NOT EXISTS records_by_segment ON records (segment_id);
+CREATE TABLE IF NOT EXISTS record_keys (
+    tenant_id TEXT NOT NULL, record_key BLOB NOT NULL, segment_id INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, record_key)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS record_keys_by_segment ON record_keys (segment_id);
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT, tenant_id TEXT NOT NULL, at_ns INTEGER NOT NULL,
     actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, remote TEXT NOT NULL,
@@ -244,10 +302,10 @@ CREATE TABLE IF NOT EXISTS segments (
     max_received_ns BIGINT NOT NULL, created_ns BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS segments_by_time ON segments (tenant_id, application_id, max_ts);
 CREATE INDEX IF NOT EXISTS segments_by_start ON segments (tenant_id, application_id, min_ts);
-CREATE TABLE IF NOT EXISTS records (
-    tenant_id TEXT NOT NULL, record_id TEXT NOT NULL, segment_id BIGINT NOT NULL,
-    PRIMARY KEY (tenant_id, record_id));
-CREATE INDEX IF NOT EXISTS records_by_segment ON records (segment_id);
+CREATE TABLE IF NOT EXISTS record_keys (
+    tenant_id TEXT NOT NULL, record_key BYTEA NOT NULL, segment_id BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, record_key));
+CREATE INDEX IF NOT EXISTS record_keys_by_segment ON record_keys (segment_id);
 CREATE TABLE IF NOT EXISTS audit (
     id BIGSERIAL PRIMARY KEY, tenant_id TEXT NOT NULL, at_ns BIGINT NOT NULL,
     actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, remote TEXT NOT NULL,
@@ -292,22 +350,28 @@ async fn insert_segment(
 }
 
 /// Claims record ids for the segments just inserted: `(tenant, record id, segment id)`. The
-/// primary key `(tenant_id, record_id)` makes the catalog the arbiter between servers: a
+/// primary key `(tenant_id, record_key)` makes the catalog the arbiter between servers: a
 /// record id is held by one segment only. Returns the `(tenant, record id)` pairs another
 /// segment already holds (nothing is changed for them).
 ///
-/// Claims are inserted in one global order, so two transactions claiming overlapping ids
-/// wait for each other instead of deadlocking; one batched statement per 300 records. The
-/// statement returns no rows: only when it inserts fewer than it was given are the holders
-/// of its ids read back, to name the ones held by other segments.
+/// Claims are inserted in one global order (tenant, then key: the B-tree's own order), so two
+/// transactions claiming overlapping ids wait for each other instead of deadlocking, and each
+/// statement's rows land in ascending key order; one batched statement per
+/// [`CLAIMS_PER_STATEMENT`] records. The statement returns no rows: only when it inserts fewer
+/// than it was given are the holders of its keys read back, to name the ones held by other
+/// segments.
 async fn claim_records(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     dialect: Dialect,
-    mut claims: Vec<(&str, &str, i64)>,
+    claims: Vec<(&str, &str, i64)>,
 ) -> Result<Vec<(String, String)>> {
+    let mut claims: Vec<Claim<'_>> = claims
+        .into_iter()
+        .map(|(tenant, id, segment)| (tenant, record_key(id), segment, id))
+        .collect();
     claims.sort_unstable();
     let mut conflicts = Vec::new();
-    for chunk in claims.chunks(300) {
+    for chunk in claims.chunks(CLAIMS_PER_STATEMENT) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
                 let p = |k: usize| dialect.placeholder(3 * i + k);
@@ -315,13 +379,13 @@ async fn claim_records(
             })
             .collect();
         let sql = format!(
-            "INSERT INTO records (tenant_id, record_id, segment_id) VALUES {} \
+            "INSERT INTO record_keys (tenant_id, record_key, segment_id) VALUES {} \
              ON CONFLICT DO NOTHING",
             values.join(", ")
         );
         let mut q = sqlx::query(audited(sql));
-        for (tenant, record, segment) in chunk {
-            q = q.bind(*tenant).bind(*record).bind(*segment);
+        for (tenant, key, segment, _) in chunk {
+            q = q.bind(*tenant).bind(key.as_slice()).bind(*segment);
         }
         let inserted = q.execute(&mut **tx).await?.rows_affected();
         if inserted < chunk.len() as u64 {
@@ -331,12 +395,19 @@ async fn claim_records(
     Ok(conflicts)
 }
 
-/// The claims of `chunk` (sorted by tenant) whose record id a segment other than the claim's
-/// holds.
+/// A claim as inserted: tenant, [`record_key`], segment id, and the record id itself.
+type Claim<'a> = (&'a str, Vec<u8>, i64, &'a str);
+
+/// Records claimed by one `INSERT` (3 parameters each: within SQLite's 32 766 and
+/// PostgreSQL's 65 535).
+const CLAIMS_PER_STATEMENT: usize = 1000;
+
+/// The claims of `chunk` (sorted by tenant) whose record key a segment other than the
+/// claim's holds, as `(tenant, record id)`.
 async fn claims_held_by_others(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     dialect: Dialect,
-    chunk: &[(&str, &str, i64)],
+    chunk: &[Claim<'_>],
 ) -> Result<Vec<(String, String)>> {
     let mut held = Vec::new();
     for run in chunk.chunk_by(|a, b| a.0 == b.0) {
@@ -344,24 +415,24 @@ async fn claims_held_by_others(
         let placeholders: Vec<String> =
             (0..run.len()).map(|i| dialect.placeholder(i + 2)).collect();
         let sql = format!(
-            "SELECT record_id, segment_id FROM records WHERE tenant_id = {} AND record_id IN ({})",
+            "SELECT record_key, segment_id FROM record_keys WHERE tenant_id = {} AND record_key IN ({})",
             dialect.placeholder(1),
             placeholders.join(", ")
         );
         let mut q = sqlx::query(audited(sql)).bind(tenant);
-        for (_, record, _) in run {
-            q = q.bind(*record);
+        for (_, key, _, _) in run {
+            q = q.bind(key.as_slice());
         }
         let mut holders = HashMap::new();
         for r in q.fetch_all(&mut **tx).await? {
             holders.insert(
-                r.try_get::<String, _>("record_id")?,
+                r.try_get::<Vec<u8>, _>("record_key")?,
                 r.try_get::<i64, _>("segment_id")?,
             );
         }
-        for (_, record, segment) in run {
-            if holders.get(*record) != Some(segment) {
-                held.push((tenant.to_owned(), (*record).to_owned()));
+        for (_, key, segment, id) in run {
+            if holders.get(key) != Some(segment) {
+                held.push((tenant.to_owned(), (*id).to_owned()));
             }
         }
     }
@@ -383,6 +454,94 @@ async fn mark_for_deletion(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: i64) -
     Ok(())
 }
 
+/// Moves the record ids of a catalog made before `record_keys` existed (table `records`, ids
+/// as TEXT, a rowid and two indexes) into `record_keys`, and drops `records`, in one
+/// transaction: a crash midway leaves the old table whole, and the next start migrates
+/// again. Rows are read in primary-key order, 1 000 at a time, so memory stays bounded.
+async fn migrate_records(
+    conn: &mut sqlx::AnyConnection,
+    dialect: Dialect,
+) -> std::result::Result<(), sqlx::Error> {
+    use sqlx::Connection as _;
+    let exists = match dialect {
+        Dialect::Sqlite => {
+            "SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'records'"
+        }
+        Dialect::Postgres => {
+            "SELECT 1 AS x FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_name = 'records'"
+        }
+    };
+    if sqlx::query(exists)
+        .fetch_optional(&mut *conn)
+        .await?
+        .is_none()
+    {
+        return Ok(());
+    }
+    let mut tx = conn.begin().await?;
+    let mut after: Option<(String, String)> = None;
+    let (mut moved, mut held) = (0usize, 0usize);
+    loop {
+        let page = match &after {
+            None => {
+                sqlx::query(
+                    "SELECT tenant_id, record_id, segment_id FROM records \
+                     ORDER BY tenant_id, record_id LIMIT 1000",
+                )
+                .fetch_all(&mut *tx)
+                .await?
+            }
+            Some((tenant, id)) => {
+                sqlx::query(
+                    "SELECT tenant_id, record_id, segment_id FROM records \
+                     WHERE (tenant_id, record_id) > ($1, $2) \
+                     ORDER BY tenant_id, record_id LIMIT 1000",
+                )
+                .bind(tenant)
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?
+            }
+        };
+        let Some(last) = page.last() else { break };
+        let rows: Vec<(String, String, i64)> = page
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("tenant_id")?,
+                    r.try_get("record_id")?,
+                    r.try_get("segment_id")?,
+                ))
+            })
+            .collect::<std::result::Result<_, sqlx::Error>>()?;
+        after = Some((last.try_get("tenant_id")?, last.try_get("record_id")?));
+        let claims = rows
+            .iter()
+            .map(|(t, id, s)| (t.as_str(), id.as_str(), *s))
+            .collect();
+        // Ids are unique in `records` and keys are one to one, so a claim can only be held
+        // already if `record_keys` had rows before (an older server recreated `records`
+        // after an upgrade): the claim already there stays.
+        held += claim_records(&mut tx, dialect, claims)
+            .await
+            .map_err(|e| match e {
+                CatalogError::Db(d) => d,
+                other => sqlx::Error::Protocol(other.to_string()),
+            })?
+            .len();
+        moved += rows.len();
+    }
+    sqlx::query("DROP TABLE records").execute(&mut *tx).await?;
+    tx.commit().await?;
+    tracing::info!(
+        records = moved,
+        already_held = held,
+        "catalog migrated: record ids moved from `records` to `record_keys`"
+    );
+    Ok(())
+}
+
 /// What [`Catalog::commit_segments`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Commit {
@@ -397,7 +556,37 @@ pub enum Commit {
 #[derive(Debug, Clone)]
 pub struct Catalog {
     pool: AnyPool,
+    /// The connection [`Catalog::commit_segments`] runs on (SQLite); `pool` on PostgreSQL.
+    committer: AnyPool,
     dialect: Dialect,
+}
+
+/// Page cache of each SQLite connection of the pool, in KiB (SQLite's default is 2 000).
+const SQLITE_CACHE_KIB: i64 = 8 * 1024;
+/// Page cache of the SQLite connection commits run on, in KiB: the `record_keys` B-tree's
+/// upper levels and recent leaves.
+const SQLITE_COMMITTER_CACHE_KIB: i64 = 64 * 1024;
+
+/// A pool of `max` connections to the SQLite database `opts` names, each set up with the
+/// catalog's pragmas and a page cache of `cache_kib`.
+async fn sqlite_pool(opts: &str, max: u32, cache_kib: i64) -> Result<AnyPool> {
+    Ok(AnyPoolOptions::new()
+        .max_connections(max)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                use sqlx::Executor as _;
+                conn.execute(audited(format!(
+                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
+                     PRAGMA wal_autocheckpoint=16384; PRAGMA temp_store=MEMORY; \
+                     PRAGMA cache_size=-{cache_kib}; \
+                     PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;"
+                )))
+                .await?;
+                Ok(())
+            })
+        })
+        .connect(opts)
+        .await?)
 }
 
 /// Marks SQL built at run time as safe: every such string here is assembled from constants and
@@ -428,22 +617,20 @@ impl Catalog {
         let pool = match dialect {
             Dialect::Sqlite => {
                 // WAL with synchronous=FULL: a committed transaction survives power loss.
+                // Checkpoints every 16 384 WAL pages (64 MiB of 4 KiB pages) instead of
+                // SQLite's 1 000: every commit claims records at random places of the
+                // `record_keys` B-tree, so it writes about a page per record to the WAL; with
+                // the default, nearly every commit ran a checkpoint (copying those pages into
+                // the database and fsyncing it) before it returned, where a larger WAL lets
+                // one checkpoint write a page that many commits changed once.
+                // Temporary storage in memory: a claim statement inserts up to 1 000 rows, so
+                // SQLite keeps a statement journal (the original of every page it changes, to
+                // undo the statement alone); past 64 KiB that journal spilled to a temporary
+                // file (10 % of the server's samples during SDK ingest went to writing it).
+                // It holds at most the pages one statement changes (about 4 MiB for 1 000
+                // claims).
                 let opts = format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" });
-                AnyPoolOptions::new()
-                    .max_connections(4)
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            use sqlx::Executor as _;
-                            conn.execute(
-                                "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
-                                 PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;",
-                            )
-                            .await?;
-                            Ok(())
-                        })
-                    })
-                    .connect(&opts)
-                    .await?
+                sqlite_pool(&opts, 4, SQLITE_CACHE_KIB).await?
             }
             Dialect::Postgres => {
                 AnyPoolOptions::new()
@@ -452,6 +639,18 @@ impl Catalog {
                     .connect(url)
                     .await?
             }
+        };
+        // Commits get a connection of their own on SQLite: a connection's page cache is
+        // dropped whenever another connection has written since its last transaction, so
+        // commits taking turns on the pool's connections read the `record_keys` B-tree from
+        // the file again and again (11 % of the server's samples in page reads); one writer
+        // keeps it, in a larger cache. PostgreSQL shares its pool.
+        let committer = match dialect {
+            Dialect::Sqlite => {
+                let opts = format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" });
+                sqlite_pool(&opts, 1, SQLITE_COMMITTER_CACHE_KIB).await?
+            }
+            Dialect::Postgres => pool.clone(),
         };
         let schema = match dialect {
             Dialect::Sqlite => SQLITE_SCHEMA,
@@ -480,12 +679,19 @@ impl Catalog {
                     result = Err(e);
                 }
             }
+            if result.is_ok() {
+                result = migrate_records(&mut conn, dialect).await;
+            }
             if dialect == Dialect::Postgres {
                 conn.execute("SELECT pg_advisory_unlock(7317001)").await?;
             }
             result?;
         }
-        Ok(Catalog { pool, dialect })
+        Ok(Catalog {
+            pool,
+            committer,
+            dialect,
+        })
     }
 
     /// Which database this is.
@@ -495,6 +701,7 @@ impl Catalog {
 
     /// Closes the pool.
     pub async fn close(&self) {
+        self.committer.close().await;
         self.pool.close().await;
     }
 
@@ -1125,21 +1332,25 @@ impl Catalog {
         record_ids: &[String],
     ) -> Result<Vec<String>> {
         let mut known = Vec::new();
-        for chunk in record_ids.chunks(500) {
+        for chunk in record_ids.chunks(1000) {
             let placeholders: Vec<String> = (0..chunk.len())
                 .map(|i| self.dialect.placeholder(i + 2))
                 .collect();
             let sql = format!(
-                "SELECT record_id FROM records WHERE tenant_id = {} AND record_id IN ({})",
+                "SELECT record_key FROM record_keys WHERE tenant_id = {} AND record_key IN ({})",
                 self.dialect.placeholder(1),
                 placeholders.join(", ")
             );
             let mut q = sqlx::query(audited(sql)).bind(tenant_id);
             for id in chunk {
-                q = q.bind(id);
+                q = q.bind(record_key(id));
             }
             for r in q.fetch_all(&self.pool).await? {
-                known.push(r.try_get("record_id")?);
+                let key: Vec<u8> = r.try_get("record_key")?;
+                // Every stored key was made by `record_key` (or migrated through it).
+                if let Some(id) = record_id_of_key(&key) {
+                    known.push(id);
+                }
             }
         }
         Ok(known)
@@ -1149,7 +1360,7 @@ impl Catalog {
     /// already holds any of the record ids, nothing is committed and those ids are returned:
     /// the caller commits again without them, so that no record is ever visible twice.
     pub async fn commit_segments(&self, segments: &[NewSegment]) -> Result<Commit> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.committer.begin().await?;
         let created_ns = now_ns();
         let mut ids = Vec::with_capacity(segments.len());
         for s in segments {
@@ -1192,7 +1403,7 @@ impl Catalog {
         new: Option<&NewSegment>,
     ) -> Result<Option<i64>> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM records WHERE segment_id = $1")
+        sqlx::query("DELETE FROM record_keys WHERE segment_id = $1")
             .bind(old_id)
             .execute(&mut *tx)
             .await?;
@@ -1415,7 +1626,7 @@ impl Catalog {
         let mut tx = self.pool.begin().await?;
         for id in ids {
             mark_for_deletion(&mut tx, *id).await?;
-            sqlx::query("DELETE FROM records WHERE segment_id = $1")
+            sqlx::query("DELETE FROM record_keys WHERE segment_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;

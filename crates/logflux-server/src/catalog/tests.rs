@@ -30,6 +30,13 @@ pub(crate) async fn backends() -> Vec<Backend> {
 
 /// A catalog in a new PostgreSQL database, or `None` (with a message) when none is reachable.
 pub(crate) async fn fresh_postgres() -> Option<Catalog> {
+    let url = fresh_postgres_url().await?;
+    Some(Catalog::connect(&url).await.unwrap())
+}
+
+/// The URL of a new, empty PostgreSQL database, or `None` (with a message) when none is
+/// reachable.
+pub(crate) async fn fresh_postgres_url() -> Option<String> {
     let admin_url = std::env::var("LOGFLUX_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     sqlx::any::install_default_drivers();
@@ -80,7 +87,7 @@ pub(crate) async fn fresh_postgres() -> Option<Catalog> {
         .unwrap();
     admin.close().await;
     let (base, _) = admin_url.rsplit_once('/').unwrap();
-    Some(Catalog::connect(&format!("{base}/{db}")).await.unwrap())
+    Some(format!("{base}/{db}"))
 }
 
 fn segment(
@@ -590,5 +597,320 @@ async fn dropped_segments_are_pending_deletion_and_unknown_objects_keep_their_fi
             "{}",
             b.name
         );
+    }
+}
+
+/// The schema of catalogs made before `record_keys` (release of 2026-11-30), as created then:
+/// record ids as TEXT in a rowid table `records`, with its primary key and an index by segment.
+const OLD_SQLITE_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS tenants (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, public_key_pem TEXT, created_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS applications (
+    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id), name TEXT NOT NULL,
+    retention_days INTEGER, created_ns INTEGER NOT NULL, UNIQUE (tenant_id, name));
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, application_id TEXT NOT NULL, name TEXT NOT NULL,
+    key_hash BLOB NOT NULL UNIQUE, prefix TEXT NOT NULL, signature_required INTEGER NOT NULL,
+    created_ns INTEGER NOT NULL, revoked_ns INTEGER, last_used_ns INTEGER);
+CREATE TABLE IF NOT EXISTS access_tokens (
+    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, name TEXT NOT NULL, token_hash BLOB NOT NULL UNIQUE,
+    prefix TEXT NOT NULL, scopes TEXT NOT NULL, created_ns INTEGER NOT NULL, expires_ns INTEGER NOT NULL,
+    revoked_ns INTEGER, last_used_ns INTEGER);
+CREATE TABLE IF NOT EXISTS data_keys (
+    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, application_id TEXT NOT NULL, wrapped BLOB NOT NULL,
+    created_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS segments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, tenant_id TEXT NOT NULL, application_id TEXT NOT NULL,
+    object_key TEXT NOT NULL UNIQUE, min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL,
+    records INTEGER NOT NULL, entries INTEGER NOT NULL, bytes INTEGER NOT NULL, bloom BLOB NOT NULL,
+    max_received_ns INTEGER NOT NULL, created_ns INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS segments_by_time ON segments (tenant_id, application_id, max_ts);
+CREATE INDEX IF NOT EXISTS segments_by_start ON segments (tenant_id, application_id, min_ts);
+CREATE TABLE IF NOT EXISTS records (
+    tenant_id TEXT NOT NULL, record_id TEXT NOT NULL, segment_id INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, record_id));
+CREATE INDEX IF NOT EXISTS records_by_segment ON records (segment_id);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, tenant_id TEXT NOT NULL, at_ns INTEGER NOT NULL,
+    actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, remote TEXT NOT NULL,
+    details TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_by_time ON audit (tenant_id, at_ns);
+CREATE TABLE IF NOT EXISTS unknown_objects (
+    object_key TEXT PRIMARY KEY, first_seen_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS pending_deletions (
+    object_key TEXT PRIMARY KEY, since_ns INTEGER NOT NULL);
+"#;
+const OLD_POSTGRES_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS tenants (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, public_key_pem TEXT, created_ns BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS applications (
+    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id), name TEXT NOT NULL,
+    retention_days BIGINT, created_ns BIGINT NOT NULL, UNIQUE (tenant_id, name));
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, application_id TEXT NOT NULL, name TEXT NOT NULL,
+    key_hash BYTEA NOT NULL UNIQUE, prefix TEXT NOT NULL, signature_required BIGINT NOT NULL,
+    created_ns BIGINT NOT NULL, revoked_ns BIGINT, last_used_ns BIGINT);
+CREATE TABLE IF NOT EXISTS access_tokens (
+    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, name TEXT NOT NULL, token_hash BYTEA NOT NULL UNIQUE,
+    prefix TEXT NOT NULL, scopes TEXT NOT NULL, created_ns BIGINT NOT NULL, expires_ns BIGINT NOT NULL,
+    revoked_ns BIGINT, last_used_ns BIGINT);
+CREATE TABLE IF NOT EXISTS data_keys (
+    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, application_id TEXT NOT NULL, wrapped BYTEA NOT NULL,
+    created_ns BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS segments (
+    id BIGSERIAL PRIMARY KEY, tenant_id TEXT NOT NULL, application_id TEXT NOT NULL,
+    object_key TEXT NOT NULL UNIQUE, min_ts BIGINT NOT NULL, max_ts BIGINT NOT NULL,
+    records BIGINT NOT NULL, entries BIGINT NOT NULL, bytes BIGINT NOT NULL, bloom BYTEA NOT NULL,
+    max_received_ns BIGINT NOT NULL, created_ns BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS segments_by_time ON segments (tenant_id, application_id, max_ts);
+CREATE INDEX IF NOT EXISTS segments_by_start ON segments (tenant_id, application_id, min_ts);
+CREATE TABLE IF NOT EXISTS records (
+    tenant_id TEXT NOT NULL, record_id TEXT NOT NULL, segment_id BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, record_id));
+CREATE INDEX IF NOT EXISTS records_by_segment ON records (segment_id);
+CREATE TABLE IF NOT EXISTS audit (
+    id BIGSERIAL PRIMARY KEY, tenant_id TEXT NOT NULL, at_ns BIGINT NOT NULL,
+    actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, remote TEXT NOT NULL,
+    details TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_by_time ON audit (tenant_id, at_ns);
+CREATE TABLE IF NOT EXISTS unknown_objects (
+    object_key TEXT PRIMARY KEY, first_seen_ns BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS pending_deletions (
+    object_key TEXT PRIMARY KEY, since_ns BIGINT NOT NULL);
+"#;
+
+#[test]
+fn record_keys_are_one_to_one() {
+    let sdk = "sdk-00112233445566778899aabbccddeeff";
+    let agent = "agent-01jdq8r9s0t1v2w3x4y5z6a7b8";
+    let ids = [
+        sdk,
+        agent,
+        // Not canonical: kept as their bytes, so they cannot collide with the forms above.
+        "sdk-00112233445566778899AABBCCDDEEFF",
+        "sdk-00112233445566778899aabbccddeef",
+        "agent-01JDQ8R9S0T1V2W3X4Y5Z6A7B8",
+        "agent-81jdq8r9s0t1v2w3x4y5z6a7b8",
+        "agent-o1jdq8r9s0t1v2w3x4y5z6a7b8",
+        "r1",
+        "",
+        "\u{1}\u{2}",
+    ];
+    let keys: Vec<Vec<u8>> = ids.iter().map(|id| record_key(id)).collect();
+    assert_eq!(keys[0].len(), 17);
+    assert_eq!(keys[0][0], 1);
+    assert_eq!(keys[1].len(), 17);
+    assert_eq!(keys[1][0], 2);
+    for (id, key) in ids.iter().zip(&keys) {
+        assert_eq!(record_id_of_key(key).as_deref(), Some(*id), "{id:?}");
+        if !std::ptr::eq(*id, sdk) && !std::ptr::eq(*id, agent) {
+            assert_eq!(key[0], 0, "{id:?} is kept as its bytes");
+        }
+    }
+    let distinct: std::collections::HashSet<&Vec<u8>> = keys.iter().collect();
+    assert_eq!(distinct.len(), keys.len());
+    // Bytes no id maps to.
+    assert_eq!(record_id_of_key(&[]), None);
+    assert_eq!(record_id_of_key(&[1, 2, 3]), None);
+    assert_eq!(record_id_of_key(&[3; 17]), None);
+    assert_eq!(record_id_of_key(&[0, 0xff]), None);
+}
+
+/// Makes a catalog with the old schema at `url` and fills it: tenant `t1`, application `a1`,
+/// segments 1 (`old-1`: an SDK id, an agent id, `r1`) and 2 (`old-2`: `r2`), and `t2`'s
+/// segment 3 holding `r1` too. Returns the record ids of segment 1.
+async fn old_catalog(url: &str, dialect: Dialect) -> Vec<String> {
+    use sqlx::Executor as _;
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&match dialect {
+            Dialect::Sqlite => format!("{url}?mode=rwc"),
+            Dialect::Postgres => url.to_owned(),
+        })
+        .await
+        .unwrap();
+    pool.execute(match dialect {
+        Dialect::Sqlite => OLD_SQLITE_SCHEMA,
+        Dialect::Postgres => OLD_POSTGRES_SCHEMA,
+    })
+    .await
+    .unwrap();
+    pool.execute(
+        "INSERT INTO tenants (id, name, created_ns) VALUES ('t1', 'acme', 1), ('t2', 'other', 1)",
+    )
+    .await
+    .unwrap();
+    pool.execute(
+        "INSERT INTO applications (id, tenant_id, name, created_ns) VALUES ('a1', 't1', 'app', 1)",
+    )
+    .await
+    .unwrap();
+    for (id, tenant, key) in [(1, "t1", "old-1"), (2, "t1", "old-2"), (3, "t2", "old-3")] {
+        sqlx::query(
+            "INSERT INTO segments (id, tenant_id, application_id, object_key, min_ts, max_ts, \
+             records, entries, bytes, bloom, max_received_ns, created_ns) \
+             VALUES ($1, $2, 'a1', $3, 0, 10, 1, 1, 1, $4, 11, 1)",
+        )
+        .bind(id as i64)
+        .bind(tenant)
+        .bind(key)
+        .bind(vec![0u8])
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    if dialect == Dialect::Postgres {
+        // Ids given explicitly do not advance the sequence a server's inserts take theirs from.
+        pool.execute("SELECT setval('segments_id_seq', 3)")
+            .await
+            .unwrap();
+    }
+    let first = vec![
+        "sdk-00112233445566778899aabbccddeeff".to_owned(),
+        "agent-01jdq8r9s0t1v2w3x4y5z6a7b8".to_owned(),
+        "r1".to_owned(),
+    ];
+    let rows = first
+        .iter()
+        .map(|id| ("t1", id.as_str(), 1i64))
+        .chain([("t1", "r2", 2), ("t2", "r1", 3)]);
+    for (tenant, id, segment) in rows {
+        sqlx::query("INSERT INTO records (tenant_id, record_id, segment_id) VALUES ($1, $2, $3)")
+            .bind(tenant)
+            .bind(id)
+            .bind(segment)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+    first
+}
+
+/// A catalog made by the schema before `record_keys` is migrated when a server opens it: its
+/// record ids are still found, still deduplicate new commits, and are deleted with their
+/// segments (retention and erasure); the old table is gone, and opening again is a no-op.
+#[tokio::test]
+async fn a_catalog_with_the_old_records_table_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut urls = vec![(
+        format!("sqlite:{}", dir.path().join("old.db").display()),
+        Dialect::Sqlite,
+    )];
+    if let Some(url) = fresh_postgres_url().await {
+        urls.push((url, Dialect::Postgres));
+    }
+    for (url, dialect) in urls {
+        let first = old_catalog(&url, dialect).await;
+        let c = Catalog::connect(&url).await.unwrap();
+        let old_table = match dialect {
+            Dialect::Sqlite => {
+                "SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'records'"
+            }
+            Dialect::Postgres => {
+                "SELECT 1 AS x FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = 'records'"
+            }
+        };
+        assert!(
+            sqlx::query(old_table)
+                .fetch_optional(&c.pool)
+                .await
+                .unwrap()
+                .is_none(),
+            "{dialect:?}: `records` dropped"
+        );
+        let mut asked = first.clone();
+        asked.extend(["r2".to_owned(), "r9".to_owned()]);
+        let mut known = c.known_records("t1", &asked).await.unwrap();
+        known.sort();
+        let mut expected = asked[..4].to_vec();
+        expected.sort();
+        assert_eq!(known, expected, "{dialect:?}");
+        assert_eq!(
+            c.known_records("t2", &asked).await.unwrap(),
+            ["r1"],
+            "{dialect:?}"
+        );
+        // Deduplicated: a new segment claiming a migrated id is refused, naming it.
+        assert_eq!(
+            c.commit_segments(&[segment(
+                "t1",
+                "a1",
+                "new-1",
+                0,
+                1,
+                &["n1", first[0].as_str()]
+            )])
+            .await
+            .unwrap(),
+            Commit::Conflict(vec![("t1".into(), first[0].clone())]),
+            "{dialect:?}"
+        );
+        assert!(matches!(
+            c.commit_segments(&[segment("t1", "a1", "new-1", 0, 1, &["n1"])])
+                .await
+                .unwrap(),
+            Commit::Committed(_)
+        ));
+        // Deleted with their segment (what retention and erasure call).
+        c.delete_segments(&[1]).await.unwrap();
+        assert_eq!(
+            c.known_records("t1", &asked).await.unwrap(),
+            ["r2"],
+            "{dialect:?}"
+        );
+        assert_eq!(c.known_records("t2", &asked).await.unwrap(), ["r1"]);
+        assert!(
+            c.pending_deletions()
+                .await
+                .unwrap()
+                .contains(&"old-1".to_owned())
+        );
+        // Released: the id can be stored again.
+        assert!(matches!(
+            c.commit_segments(&[segment("t1", "a1", "new-2", 0, 1, &[first[0].as_str()])])
+                .await
+                .unwrap(),
+            Commit::Committed(_)
+        ));
+        c.close().await;
+        // Opening the migrated catalog again changes nothing.
+        let c = Catalog::connect(&url).await.unwrap();
+        let mut known = c.known_records("t1", &asked).await.unwrap();
+        known.sort();
+        assert_eq!(known, ["r2", first[0].as_str()], "{dialect:?}");
+        c.close().await;
+    }
+}
+
+/// Record ids of every form round-trip through the catalog: conflicts name them as sent.
+#[tokio::test]
+async fn record_ids_of_every_form_are_claimed_and_named() {
+    for b in backends().await {
+        let c = &b.catalog;
+        let ids = [
+            "sdk-00112233445566778899aabbccddeeff",
+            "agent-01jdq8r9s0t1v2w3x4y5z6a7b8",
+            "sdk-00112233445566778899AABBCCDDEEFF",
+            "plain.id_1",
+        ];
+        c.commit_segments(&[segment("t1", "a1", "s1", 0, 1, &ids)])
+            .await
+            .unwrap();
+        let Commit::Conflict(mut lost) = c
+            .commit_segments(&[segment("t1", "a1", "s2", 0, 1, &ids)])
+            .await
+            .unwrap()
+        else {
+            panic!("{}: committed twice", b.name)
+        };
+        lost.sort();
+        let mut expected: Vec<(String, String)> = ids
+            .iter()
+            .map(|i| ("t1".to_owned(), (*i).to_owned()))
+            .collect();
+        expected.sort();
+        assert_eq!(lost, expected, "{}", b.name);
     }
 }
