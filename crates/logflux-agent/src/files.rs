@@ -321,12 +321,6 @@ struct Run {
     lines: Vec<(String, u64)>,
 }
 
-/// Lines a parsing thread takes at least (fewer are parsed where they are).
-const MIN_PARSE_CHUNK: usize = 512;
-
-/// Most threads one file input parses on at once (its task and its parsing threads).
-const MAX_PARSE_THREADS: usize = 4;
-
 /// Parses runs one line after the other, with each file's partial container line in
 /// `partials`; a file's offset in `ends` advances only past complete entries (a partial
 /// container line is re-read after a restart from its first part).
@@ -346,104 +340,6 @@ fn parse_in_order(
             if partial.is_empty() {
                 let e = ends.entry(r.file).or_insert(end);
                 *e = (*e).max(end);
-            }
-        }
-    }
-    entries
-}
-
-/// A share of lines handed to a parsing thread, and where its entries go.
-type ShareJob = (Vec<Run>, tokio::sync::oneshot::Sender<Vec<Entry>>);
-
-/// A file input's parsing threads besides its own task, started with it and ended when it
-/// ends. Threads of their own rather than the blocking pool's: glibc gives each thread that
-/// allocates an arena of its own, and entries allocated on whichever pool thread was free
-/// spread over many arenas (the agent's peak memory grew by ~20 MiB).
-struct ParseHelpers {
-    jobs: Vec<std::sync::mpsc::Sender<ShareJob>>,
-}
-
-impl ParseHelpers {
-    /// `n` threads.
-    fn start(n: usize) -> std::io::Result<ParseHelpers> {
-        let mut jobs = Vec::with_capacity(n);
-        for _ in 0..n {
-            let (tx, rx) = std::sync::mpsc::channel::<ShareJob>();
-            std::thread::Builder::new()
-                .name("logflux-parse".into())
-                .spawn(move || {
-                    // Ends when the input drops its sender.
-                    while let Ok((runs, reply)) = rx.recv() {
-                        let _ = reply.send(parse_share(runs));
-                    }
-                })?;
-            jobs.push(tx);
-        }
-        Ok(ParseHelpers { jobs })
-    }
-}
-
-/// Parses runs of a format that makes an entry of every line on this task and the input's
-/// parsing threads, each a contiguous share of the lines (of at least [`MIN_PARSE_CHUNK`]);
-/// the entries come back in the lines' order.
-async fn parse_parallel(runs: Vec<Run>, helpers: &ParseHelpers) -> anyhow::Result<Vec<Entry>> {
-    let total: usize = runs.iter().map(|r| r.lines.len()).sum();
-    let threads = (helpers.jobs.len() + 1).min(total / MIN_PARSE_CHUNK).max(1);
-    let per = total.div_ceil(threads);
-    // Cut the runs into `threads` shares of about `per` lines each.
-    let mut shares: Vec<Vec<Run>> = Vec::with_capacity(threads);
-    let mut share: Vec<Run> = Vec::new();
-    let mut in_share = 0;
-    for mut r in runs {
-        while shares.len() + 1 < threads && in_share + r.lines.len() > per {
-            let head = per - in_share;
-            if head > 0 {
-                let rest = r.lines.split_off(head);
-                share.push(Run {
-                    file: r.file,
-                    context: r.context.clone(),
-                    lines: std::mem::replace(&mut r.lines, rest),
-                });
-            }
-            shares.push(std::mem::take(&mut share));
-            in_share = 0;
-        }
-        in_share += r.lines.len();
-        share.push(r);
-    }
-    shares.push(share);
-    let mut shares = shares.into_iter();
-    let first = shares.next().unwrap_or_default();
-    // The other shares to the threads first, so that they are parsed meanwhile.
-    let mut others = Vec::with_capacity(threads - 1);
-    for (s, job) in shares.zip(&helpers.jobs) {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        others.push(match job.send((s, tx)) {
-            Ok(()) => Ok(rx),
-            // The thread is gone: parsed here.
-            Err(std::sync::mpsc::SendError((s, _))) => Err(s),
-        });
-    }
-    let mut entries = parse_share(first);
-    entries.reserve(total - entries.len());
-    for o in others {
-        match o {
-            Ok(rx) => entries.extend(rx.await.context("a parsing thread failed")?),
-            Err(s) => entries.extend(parse_share(s)),
-        }
-    }
-    Ok(entries)
-}
-
-/// The entries of runs of a format without partial lines.
-fn parse_share(runs: Vec<Run>) -> Vec<Entry> {
-    let mut entries = Vec::with_capacity(runs.iter().map(|r| r.lines.len()).sum());
-    let mut partial = String::new();
-    for r in runs {
-        let (parser, path_text) = &*r.context;
-        for (text, _) in r.lines {
-            if let Parsed::Entry(e) = parser.parse(text, path_text, &mut partial) {
-                entries.push(e);
             }
         }
     }
@@ -512,16 +408,6 @@ async fn run_inner(
         .get_or_create(&crate::metrics::InputLabel { input: input_label })
         .clone();
     let detector = Arc::new(detector);
-    // Container formats join a line's parts across lines: parsed in order, on one thread.
-    let stateful = matches!(cfg.format, Format::Docker | Format::Cri);
-    let helpers = ParseHelpers::start(if stateful {
-        0
-    } else {
-        std::thread::available_parallelism()
-            .map_or(1, std::num::NonZeroUsize::get)
-            .clamp(1, MAX_PARSE_THREADS)
-            - 1
-    })?;
     let poll = Duration::from_millis(cfg.poll_interval_ms.max(10));
     // Each file's event being joined, with the file's path (for its source and metadata).
     let mut joiners: HashMap<u64, (Joiner, Arc<Path>)> = HashMap::new();
@@ -622,19 +508,7 @@ async fn run_inner(
             }
         }
         let mut ends: HashMap<u64, u64> = HashMap::new();
-        let entries = if stateful {
-            parse_in_order(runs, &mut partials, &mut ends)
-        } else {
-            // Every line is an entry of its own: the offsets are known before parsing, and the
-            // lines are parsed on several threads, in order.
-            for r in &runs {
-                if let Some(&(_, end)) = r.lines.last() {
-                    let e = ends.entry(r.file).or_insert(end);
-                    *e = (*e).max(end);
-                }
-            }
-            parse_parallel(runs, &helpers).await?
-        };
+        let entries = parse_in_order(runs, &mut partials, &mut ends);
         if !entries.is_empty() {
             let n = entries.len() as u64;
             // Waits while the spool is full; a stop ends the wait (the lines are read again).
