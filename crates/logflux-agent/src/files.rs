@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use logflux_proto::Entry;
 use serde::Deserialize;
 use tokio::sync::watch;
 
@@ -312,6 +313,39 @@ fn context_of(
     c
 }
 
+/// Consecutive lines of one file, with its context.
+struct Run {
+    file: u64,
+    context: Arc<FileContext>,
+    /// Each line's text and the offset it completes.
+    lines: Vec<(String, u64)>,
+}
+
+/// Parses runs one line after the other, with each file's partial container line in
+/// `partials`; a file's offset in `ends` advances only past complete entries (a partial
+/// container line is re-read after a restart from its first part).
+fn parse_in_order(
+    runs: Vec<Run>,
+    partials: &mut HashMap<u64, String>,
+    ends: &mut HashMap<u64, u64>,
+) -> Vec<Entry> {
+    let mut entries = Vec::with_capacity(runs.iter().map(|r| r.lines.len()).sum());
+    for r in runs {
+        let (parser, path_text) = &*r.context;
+        let partial = partials.entry(r.file).or_default();
+        for (text, end) in r.lines {
+            if let Parsed::Entry(e) = parser.parse(text, path_text, partial) {
+                entries.push(e);
+            }
+            if partial.is_empty() {
+                let e = ends.entry(r.file).or_insert(end);
+                *e = (*e).max(end);
+            }
+        }
+    }
+    entries
+}
+
 /// An acknowledgement that is already there (for offsets with no entries to wait for).
 fn ready_ack() -> tokio::sync::oneshot::Receiver<()> {
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -384,6 +418,9 @@ async fn run_inner(
     let mut last: Option<(Arc<Path>, Arc<FileContext>)> = None;
     let mut last_line = Instant::now();
     let mut last_saved: Vec<crate::tail::Checkpoint> = Vec::new();
+    // The checkpoint write under way, and whether offsets were committed since the last one.
+    let mut saving: Option<tokio::task::JoinHandle<std::io::Result<()>>> = None;
+    let mut unsaved = false;
     let mut in_flight: std::collections::VecDeque<(
         tokio::sync::oneshot::Receiver<()>,
         HashMap<u64, u64>,
@@ -432,8 +469,8 @@ async fn run_inner(
             // Files with nothing pending are forgotten (a rotated file's id is not reused).
             joiners.retain(|_, (j, _)| !j.is_empty());
         }
-        let mut entries = Vec::with_capacity(events.len());
-        let mut ends: HashMap<u64, u64> = HashMap::new();
+        // Events in runs of one file (and one context: a renamed file's name may change).
+        let mut runs: Vec<Run> = Vec::new();
         for (file, path, text, end) in events {
             // One parser per file (its source and metadata), made once.
             let context = match &last {
@@ -459,19 +496,19 @@ async fn run_inner(
                     c
                 }
             };
-            let (parser, path_text) = &*context;
-            let partial = partials.entry(file).or_default();
-            match parser.parse(text, path_text, partial) {
-                Parsed::Entry(e) => entries.push(*e),
-                Parsed::Partial => {}
-            }
-            // A partial container line is re-read after a restart from its first part: the
-            // offset advances only past complete entries.
-            if partial.is_empty() {
-                let e = ends.entry(file).or_insert(end);
-                *e = (*e).max(end);
+            match runs.last_mut() {
+                Some(r) if r.file == file && Arc::ptr_eq(&r.context, &context) => {
+                    r.lines.push((text, end));
+                }
+                _ => runs.push(Run {
+                    file,
+                    context,
+                    lines: vec![(text, end)],
+                }),
             }
         }
+        let mut ends: HashMap<u64, u64> = HashMap::new();
+        let entries = parse_in_order(runs, &mut partials, &mut ends);
         if !entries.is_empty() {
             let n = entries.len() as u64;
             // Waits while the spool is full; a stop ends the wait (the lines are read again).
@@ -515,18 +552,35 @@ async fn run_inner(
             }
             committed = true;
         }
-        if let Some(t) = tailer.as_mut()
-            && committed
+        // Checkpoints are written (atomically, fsynced) one write at a time, in the background
+        // while lines keep coming: reading does not wait for the disk. When idle or stopping,
+        // the writes are waited for. A write has only committed offsets, so the file on disk
+        // may lag behind, never run ahead of the spool.
+        unsaved |= committed;
+        if let Some(h) = saving.take_if(|h| idle || h.is_finished()) {
+            h.await?
+                .with_context(|| format!("writing {}", ck_path.display()))?;
+        }
+        if unsaved
+            && saving.is_none()
+            && let Some(t) = tailer.as_mut()
         {
             let cks = t.checkpoints();
             if cks != last_saved {
                 let path = ck_path.clone();
                 let cks2 = cks.clone();
-                tokio::task::spawn_blocking(move || crate::tail::save_checkpoints(&path, &cks2))
-                    .await?
-                    .with_context(|| format!("writing {}", ck_path.display()))?;
+                let h = tokio::task::spawn_blocking(move || {
+                    crate::tail::save_checkpoints(&path, &cks2)
+                });
+                if idle {
+                    h.await?
+                        .with_context(|| format!("writing {}", ck_path.display()))?;
+                } else {
+                    saving = Some(h);
+                }
                 last_saved = cks;
             }
+            unsaved = false;
         }
         if *stop.borrow() {
             return Ok(());

@@ -148,7 +148,7 @@ fn level_from_text(s: &str) -> Option<Level> {
 /// What a line gave: an entry, nothing yet (a partial container line), or nothing at all.
 #[derive(Debug)]
 pub enum Parsed {
-    Entry(Box<Entry>),
+    Entry(Entry),
     Partial,
 }
 
@@ -203,7 +203,7 @@ impl Parser {
         for (k, v) in &self.metadata {
             e.metadata.entry(k.clone()).or_insert_with(|| v.clone());
         }
-        (Parsed::Entry(Box::new(e)), out)
+        (Parsed::Entry(e), out)
     }
 
     /// A container's inner line read as `auto`, with the runtime's time when it gave one.
@@ -396,7 +396,7 @@ mod tests {
 
     fn one(p: &Parser, line: &str) -> Entry {
         match p.parse(line.to_owned(), "/var/log/x.log", &mut String::new()) {
-            Parsed::Entry(e) => *e,
+            Parsed::Entry(e) => e,
             Parsed::Partial => panic!("partial"),
         }
     }

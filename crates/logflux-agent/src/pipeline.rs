@@ -264,10 +264,14 @@ fn start_with_workers(
     });
     let mut abandon = shared.abandon.subscribe();
     let acks = Arc::new(Mutex::new(Acks::default()));
-    // Batches being sealed, in the order they were cut; the writer takes them in that order.
-    // A place in this queue is taken before a batch goes to a sealing thread, so at most
-    // `workers` batches are sealed at once (the one the writer holds and those queued).
-    let (sealed_tx, sealed_rx) = mpsc::channel::<InFlight>(workers.saturating_sub(1).max(1));
+    // Batches being sealed or sealed, in the order they were cut; the writer takes them in that
+    // order. A place in this queue is taken before a batch goes to a sealing thread, and a
+    // sealing permit too, so at most `workers` batches are sealed at once (each with its
+    // worker's compression context and token cache), and at most `SEALED_QUEUE × workers`
+    // sealed batches wait for the writer, which spools those that are ready with one fsync
+    // (a group commit).
+    let (sealed_tx, sealed_rx) = mpsc::channel::<InFlight>(workers.max(1) * SEALED_QUEUE);
+    let sealing_permits = Arc::new(Semaphore::new(workers.max(1)));
     let writer = tokio::spawn(write_in_order(
         shared.clone(),
         config.clone(),
@@ -361,8 +365,15 @@ fn start_with_workers(
                 shared.count_unspooled(lost);
                 break;
             };
+            let Ok(permit) = sealing_permits.clone().acquire_owned().await else {
+                unreachable!("the sealing semaphore is never closed");
+            };
             let s = sealers.clone();
-            let sealing = tokio::task::spawn_blocking(move || s.seal(batch));
+            let sealing = tokio::task::spawn_blocking(move || {
+                let sealed = s.seal(batch);
+                drop(permit);
+                sealed
+            });
             place.send(InFlight { n, sealing });
             if pending.is_empty() {
                 seal_now = false;
@@ -410,7 +421,16 @@ struct InFlight {
     sealing: tokio::task::JoinHandle<Sealed>,
 }
 
-/// Takes sealed batches in the order they were cut: forwards, spools, acknowledges.
+/// Sealed batches that may wait for the writer, per sealing thread (see `start_with_workers`).
+const SEALED_QUEUE: usize = 2;
+
+/// Most sealed batches spooled with one fsync.
+const MAX_GROUP: usize = 8;
+
+/// Takes sealed batches in the order they were cut: forwards, spools, acknowledges. The
+/// batches whose sealing is done when the writer gets to them are spooled together and made
+/// durable with one fsync (a group commit: under `fsync: always`, one fsync per batch capped the
+/// file input at a few hundred batches a second); their inputs are told only after it.
 async fn write_in_order(
     shared: Arc<Shared>,
     config: SealerConfig,
@@ -418,34 +438,65 @@ async fn write_in_order(
     mut sealed: mpsc::Receiver<InFlight>,
 ) {
     let config = Arc::new(config);
-    while let Some(InFlight { n, sealing }) = sealed.recv().await {
-        match sealing.await {
-            Ok(out) => {
-                let (shared2, config2) = (shared.clone(), config.clone());
-                let done = tokio::task::spawn_blocking(move || {
-                    for e in &out.entries {
-                        for f in &config2.forwarders {
-                            f.offer(e);
-                        }
-                    }
-                    for record in &out.records {
-                        spool_record(&shared2, &config2, record, u64::from(record.count));
-                    }
-                })
-                .await;
-                if let Err(e) = done {
-                    // Not known how far it got: the batch is counted as dropped (an upper
-                    // bound), so the loss shows.
-                    tracing::error!(error = %e, entries = n, "spool writer thread failed");
-                    shared.metrics.entries_dropped.inc_by(n);
+    // A batch taken from the queue whose sealing was not done yet: the first of the next group.
+    let mut carried: Option<InFlight> = None;
+    loop {
+        let first = match carried.take() {
+            Some(f) => f,
+            None => match sealed.recv().await {
+                Some(f) => f,
+                None => break,
+            },
+        };
+        let mut group = vec![(first.n, first.sealing.await)];
+        while group.len() < MAX_GROUP {
+            match sealed.try_recv() {
+                Ok(f) if f.sealing.is_finished() => group.push((f.n, f.sealing.await)),
+                Ok(f) => {
+                    carried = Some(f);
+                    break;
                 }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, entries = n, "sealer thread failed");
-                shared.metrics.entries_dropped.inc_by(n);
+                Err(_) => break,
             }
         }
-        acks.lock().expect("lock").done(n);
+        let mut outs = Vec::with_capacity(group.len());
+        for (n, r) in group {
+            match r {
+                Ok(out) => outs.push((n, Some(out))),
+                Err(e) => {
+                    tracing::error!(error = %e, entries = n, "sealer thread failed");
+                    shared.metrics.entries_dropped.inc_by(n);
+                    outs.push((n, None));
+                }
+            }
+        }
+        let counts: Vec<u64> = outs.iter().map(|(n, _)| *n).collect();
+        let total: u64 = counts.iter().sum();
+        let (shared2, config2) = (shared.clone(), config.clone());
+        let done = tokio::task::spawn_blocking(move || {
+            for out in outs.iter().filter_map(|(_, o)| o.as_ref()) {
+                for e in &out.entries {
+                    for f in &config2.forwarders {
+                        f.offer(e);
+                    }
+                }
+                for record in &out.records {
+                    spool_record(&shared2, &config2, record, u64::from(record.count));
+                }
+            }
+            sync_appended(&shared2);
+        })
+        .await;
+        if let Err(e) = done {
+            // Not known how far it got: the batches are counted as dropped (an upper bound),
+            // so the loss shows.
+            tracing::error!(error = %e, entries = total, "spool writer thread failed");
+            shared.metrics.entries_dropped.inc_by(total);
+        }
+        let mut told = acks.lock().expect("lock");
+        for n in counts {
+            told.done(n);
+        }
     }
 }
 
@@ -613,8 +664,8 @@ struct Worker {
 
 /// A batch after sealing: its entries (redacted, and enriched unless the enrichment was applied
 /// at encoding — see `Sealers::enrich_at_encoding`, which must name every reader of these
-/// entries: today the forwarders) and its record, `None` when it could not be sealed (counted
-/// as dropped).
+/// entries: today the forwarders; empty when there is none) and its record, `None` when it
+/// could not be sealed (counted as dropped).
 struct Sealed {
     entries: Vec<Entry>,
     /// Usually one record; more when the batch had more distinct tokens than a record may carry
@@ -681,6 +732,12 @@ impl Sealers {
                 .metrics
                 .entries_sealed
                 .inc_by(u64::from(r.count));
+        }
+        if config.forwarders.is_empty() {
+            // Nothing reads them after sealing: freed here, on the sealing threads, rather than
+            // on the one writer.
+            drop(batch);
+            batch = Vec::new();
         }
         Sealed {
             entries: batch,
@@ -778,14 +835,38 @@ impl Sealers {
     }
 }
 
-/// Appends a sealed record of `n` entries to the spool, waiting for room (`when_full: block`)
-/// or dropping it (`drop_newest`), retrying disk errors, until the shutdown runs out of time.
+/// Makes the records `spool_record` appended durable (under `fsync: always`, one fsync for
+/// the group), retrying disk errors until the shutdown runs out of time.
+fn sync_appended(shared: &Shared) {
+    let mut failures = 0u64;
+    loop {
+        let r = shared.spool.lock().expect("lock").sync_appended();
+        match r {
+            Ok(()) => return,
+            Err(e) => {
+                failures += 1;
+                if failures == 1 || failures.is_multiple_of(60) {
+                    tracing::error!(error = %e, attempts = failures, "spool fsync failed; retrying every 500 ms");
+                }
+                if shared.abandoned() {
+                    // The records are written (in the page cache); nothing waits any longer.
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    }
+}
+
+/// Appends a sealed record of `n` entries to the spool (without its fsync: `sync_appended`
+/// follows, once for the writer's group), waiting for room (`when_full: block`) or dropping it
+/// (`drop_newest`), retrying disk errors, until the shutdown runs out of time.
 fn spool_record(shared: &Shared, config: &SealerConfig, record: &SpoolRecord, n: u64) {
     let mut waited = false;
     let mut failures = 0u64;
     let mut last_logged: Option<std::time::Instant> = None;
     loop {
-        let r = shared.spool.lock().expect("lock").append(record);
+        let r = shared.spool.lock().expect("lock").append_deferred(record);
         match r {
             Ok(()) => {
                 shared

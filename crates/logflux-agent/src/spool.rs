@@ -388,6 +388,28 @@ impl Spool {
 
     /// Appends a record; durable on return under `FsyncPolicy::Always`.
     pub fn append(&mut self, rec: &SpoolRecord) -> Result<(), SpoolError> {
+        self.append_inner(rec, self.config.fsync == FsyncPolicy::Always)
+    }
+
+    /// Appends a record without the fsync of `FsyncPolicy::Always`: several records appended
+    /// so are made durable by one [`Spool::sync_appended`] (a group commit). Nobody may be
+    /// told a record is spooled before that returns.
+    pub fn append_deferred(&mut self, rec: &SpoolRecord) -> Result<(), SpoolError> {
+        self.append_inner(rec, false)
+    }
+
+    /// Makes the records appended by [`Spool::append_deferred`] durable under
+    /// `FsyncPolicy::Always` (one fsync for all of them); under the other policies they are
+    /// left to the policy, as [`Spool::append`] leaves them.
+    pub fn sync_appended(&mut self) -> Result<(), SpoolError> {
+        if self.config.fsync == FsyncPolicy::Always {
+            self.sync()
+        } else {
+            Ok(())
+        }
+    }
+
+    fn append_inner(&mut self, rec: &SpoolRecord, fsync: bool) -> Result<(), SpoolError> {
         let mut payload = Vec::with_capacity(rec.encoded_len());
         rec.encode(&mut payload);
         if payload.len() > MAX_RECORD_BYTES {
@@ -414,7 +436,7 @@ impl Spool {
             let _ = self.tail.1.set_len(self.tail.2);
             return Err(io_err(&p)(e));
         }
-        if self.config.fsync == FsyncPolicy::Always {
+        if fsync {
             self.tail.1.sync_data().map_err(io_err(&p))?;
         } else {
             self.dirty = true;

@@ -314,6 +314,24 @@ fn visit_inputs(entry: &Entry, scratch: &mut Vec<u8>, lower: &mut String, f: imp
     visit_inputs_after(entry, None, None, scratch, lower, f);
 }
 
+/// Whether `a` and `b` are the same bytes; short ones compared here rather than by a call
+/// into the C library's `memcmp` (most compared words and metadata values are a few bytes).
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() <= 16 {
+        let mut diff = 0u8;
+        for (x, y) in a.iter().zip(b) {
+            diff |= x ^ y;
+        }
+        diff == 0
+    } else {
+        a == b
+    }
+}
+
 /// Where an entry's payload words are, as byte ranges of the payload, in order.
 type WordRanges = Vec<(usize, usize)>;
 
@@ -347,7 +365,7 @@ fn visit_inputs_after(
     if prev.is_none_or(|p| p.entry_type != entry.entry_type) {
         put(Field::Type, &[b'0' + entry.entry_type.number()], &mut f);
     }
-    if prev.is_none_or(|p| p.source != entry.source) {
+    if prev.is_none_or(|p| !same_bytes(p.source.as_bytes(), entry.source.as_bytes())) {
         put(Field::Source, entry.source.as_bytes(), &mut f);
     }
     // Both maps are sorted by key: the previous entry's pairs are walked alongside.
@@ -355,7 +373,9 @@ fn visit_inputs_after(
     for (k, v) in &entry.metadata {
         if let Some(b) = before.as_mut() {
             while b.next_if(|(pk, _)| *pk < k).is_some() {}
-            if b.peek().is_some_and(|(pk, pv)| *pk == k && *pv == v) {
+            if b.peek().is_some_and(|(pk, pv)| {
+                same_bytes(pk.as_bytes(), k.as_bytes()) && same_bytes(pv.as_bytes(), v.as_bytes())
+            }) {
                 continue;
             }
         }
@@ -372,10 +392,12 @@ fn visit_inputs_after(
             let start = w.as_ptr() as usize - payload.as_ptr() as usize;
             r.push((start, start + w.len()));
         }
-        if prev_words
-            .get(i)
-            .is_some_and(|&(a, b)| prev_payload.get(a..b) == Some(w))
-        {
+        if prev_words.get(i).is_some_and(|&(a, b)| {
+            prev_payload
+                .as_bytes()
+                .get(a..b)
+                .is_some_and(|p| same_bytes(p, w.as_bytes()))
+        }) {
             continue;
         }
         let lower_word: &str = if !w.is_ascii() {
@@ -412,6 +434,12 @@ pub(crate) const MAX_CACHED_INPUT: usize = 96;
 const FRONT_SETS: usize = 2048;
 /// Slots per set of the front cache.
 const FRONT_WAYS: usize = 2;
+
+/// Bits of a [`CachedTokenSet`]'s first-sight filter (16 KiB: within a core's L1/L2 cache).
+const DOOR_BITS: usize = 1 << 17;
+/// The filter starts over (with the large table) once this many of its bits are set, so that
+/// at most about one input in eight new to it is taken for one seen before.
+const DOOR_FILL: usize = DOOR_BITS / 8;
 
 /// Inputs up to this many bytes are kept inside the cache's table (one memory access per
 /// lookup instead of two); most are (`word` ‖ 0 ‖ a word of a few letters).
@@ -489,6 +517,15 @@ pub struct CachedTokenSet {
     /// it.
     front: Box<[Option<FrontSlot>]>,
     front_hasher: foldhash::fast::RandomState,
+    /// First-sight filter in front of `cache`: a bit per input hash, set when an input missed
+    /// the front. An input whose bit is clear was not seen since the last start-over, so it is
+    /// not in `cache` and is MAC'd without a walk into the large table; only an input seen
+    /// before (or sharing a bit with one) is looked up there, and remembered there. Values new
+    /// in every entry (fractions of seconds, order numbers) so cost a bit and a MAC, and do not
+    /// push the recurring ones out of `cache`. Every input of `cache` has its bit set.
+    door: Box<[u64]>,
+    /// Bits set in `door`.
+    door_set: usize,
     out: Vec<Token>,
     scratch: Vec<u8>,
     lower: String,
@@ -514,6 +551,8 @@ impl CachedTokenSet {
             batch: 0,
             front: vec![None; FRONT_SETS * FRONT_WAYS].into_boxed_slice(),
             front_hasher: foldhash::fast::RandomState::default(),
+            door: vec![0; DOOR_BITS / 64].into_boxed_slice(),
+            door_set: 0,
             out: Vec::new(),
             scratch: Vec::with_capacity(128),
             lower: String::new(),
@@ -525,6 +564,8 @@ impl CachedTokenSet {
         self.key = key;
         self.cache.clear();
         self.front.fill(None);
+        self.door.fill(0);
+        self.door_set = 0;
         self.out.clear();
     }
 
@@ -555,6 +596,7 @@ impl CachedTokenSet {
             &mut self.out,
         );
         let (front, hasher) = (&mut self.front, &self.front_hasher);
+        let (door, door_set) = (&mut self.door, &mut self.door_set);
         visit_inputs_after(
             entry,
             prev,
@@ -580,8 +622,24 @@ impl CachedTokenSet {
                         return;
                     }
                 }
-                // Not in front: the large table (its own mark may lag the front's; a token listed
-                // twice in a batch is removed by `finish`).
+                // Not in front. First seen since the last start-over: MAC'd, its bit set,
+                // nothing else remembered.
+                let bit = (hash >> 32) as usize % DOOR_BITS;
+                let (word, mask) = (bit / 64, 1u64 << (bit % 64));
+                if door[word] & mask == 0 {
+                    if *door_set >= DOOR_FILL {
+                        // Start over: the filter and the large table it stands in front of.
+                        door.fill(0);
+                        *door_set = 0;
+                        cache.clear();
+                    }
+                    door[word] |= mask;
+                    *door_set += 1;
+                    out.push(key.mac(input));
+                    return;
+                }
+                // Seen before (probably): the large table (its own mark may lag the front's; a
+                // token listed twice in a batch is removed by `finish`).
                 let t = match cache.get_mut(input) {
                     // Already in this batch's list.
                     Some((t, seen)) if *seen == batch => *t,
@@ -591,11 +649,13 @@ impl CachedTokenSet {
                         *t
                     }
                     None => {
-                        // First seen (or forgotten): MAC'd, remembered in the large table only.
+                        // Seen for the second time (or forgotten): MAC'd, remembered in the large
+                        // table only.
                         let t = key.mac(input);
                         if cache.len() >= capacity {
                             // Bounded: start over (what this batch listed stays listed; a
-                            // duplicate is removed by `finish`).
+                            // duplicate is removed by `finish`). The filter's bits stay: a bit
+                            // set for an input not in the table costs a lookup, not a token.
                             cache.clear();
                         }
                         cache.insert(Input::new(input), (t, batch));
@@ -835,6 +895,40 @@ mod tests {
         }
         let mut empty = CachedTokenSet::new(k, 10);
         assert!(empty.finish().is_empty());
+    }
+
+    /// Many more inputs seen once than the first-sight filter takes before it starts over,
+    /// mixed with recurring ones, and a key change in the middle: every batch still gets
+    /// exactly the plain set's tokens.
+    #[test]
+    fn cached_set_gives_the_plain_tokens_across_first_sight_filter_start_overs() {
+        let k = key();
+        let mut cached = CachedTokenSet::new(k.clone(), 5_000);
+        let mut n = 0u64;
+        for b in 0..100 {
+            if b == 60 {
+                cached.set_key(k.clone());
+            }
+            let batch: Vec<Entry> = (0..200)
+                .map(|i| {
+                    n += 1;
+                    Entry::new(
+                        0,
+                        Level::Info,
+                        "s",
+                        &format!("order {n} again {} and {} took {}ms", n * 7, n % 50, i % 13),
+                    )
+                })
+                .collect();
+            let mut plain = TokenSet::new();
+            for e in &batch {
+                plain.add_entry(e);
+            }
+            cached.add_entries(&batch);
+            assert_eq!(cached.finish(), plain.finish(&k), "batch {b}");
+        }
+        // About 1.8 new inputs an entry: the filter started over twice.
+        assert!(n as usize * 18 / 10 > 2 * DOOR_FILL);
     }
 
     #[test]

@@ -25,6 +25,8 @@ fn record(n: u64, body_len: usize) -> SpoolRecord {
 #[derive(Debug, Clone)]
 enum Op {
     Append(usize),
+    /// Appended without their fsyncs, then one for all (the writer's group commit).
+    AppendGroup(Vec<usize>),
     Ship(usize),
     Restart,
     TornWrite(Vec<u8>),
@@ -34,6 +36,7 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (0usize..3000).prop_map(Op::Append),
+        2 => proptest::collection::vec(0usize..3000, 1..5).prop_map(Op::AppendGroup),
         3 => (1usize..6).prop_map(Op::Ship),
         1 => Just(Op::Restart),
         1 => proptest::collection::vec(any::<u8>(), 1..40).prop_map(Op::TornWrite),
@@ -96,6 +99,21 @@ proptest! {
                         }
                         Err(e) => return Err(TestCaseError::fail(e.to_string())),
                     }
+                }
+                Op::AppendGroup(lens) => {
+                    for len in lens {
+                        let rec = record(next, len);
+                        next += 1;
+                        match spool.append_deferred(&rec) {
+                            Ok(()) => model.push_back(rec),
+                            Err(SpoolError::Full { used, max }) => {
+                                prop_assert!(used + rec.encoded_len() as u64 > max - 64 - 16);
+                            }
+                            Err(e) => return Err(TestCaseError::fail(e.to_string())),
+                        }
+                    }
+                    spool.sync_appended().unwrap();
+                    prop_assert!(!spool.dirty, "one fsync made the group durable");
                 }
                 Op::Ship(n) => {
                     let batch = spool.peek(n, usize::MAX).unwrap();
@@ -401,4 +419,36 @@ fn a_disk_full_to_the_last_byte_still_records_acknowledgements() {
     assert_eq!(delivered, appended);
     // The delivered records' space came back: appends work again.
     spool.append(&record(appended, 8 * 1024)).unwrap();
+}
+
+#[test]
+fn deferred_appends_wait_for_one_fsync_under_always_and_for_the_policy_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(dir.path(), config()).unwrap();
+    spool.append(&record(0, 10)).unwrap();
+    assert!(
+        !spool.dirty,
+        "an append under `always` is fsynced on return"
+    );
+    spool.append_deferred(&record(1, 10)).unwrap();
+    spool.append_deferred(&record(2, 10)).unwrap();
+    assert!(spool.dirty, "deferred appends wait for their fsync");
+    spool.sync_appended().unwrap();
+    assert!(!spool.dirty);
+    assert_eq!(spool.stats().records, 3);
+
+    let dir = tempfile::tempdir().unwrap();
+    let interval = SpoolConfig {
+        fsync: FsyncPolicy::Interval(Duration::from_secs(1)),
+        ..config()
+    };
+    let mut spool = Spool::open(dir.path(), interval).unwrap();
+    spool.append_deferred(&record(0, 10)).unwrap();
+    spool.sync_appended().unwrap();
+    assert!(
+        spool.dirty,
+        "under `interval` the timer's sync makes them durable"
+    );
+    spool.sync().unwrap();
+    assert!(!spool.dirty);
 }
