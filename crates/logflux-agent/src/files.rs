@@ -425,7 +425,7 @@ async fn run_inner(
         tokio::sync::oneshot::Receiver<()>,
         HashMap<u64, u64>,
     )> = Default::default();
-    loop {
+    'read: loop {
         let mut t = tailer.take().context("tailer")?;
         let (t, lines, stats) = tokio::task::spawn_blocking(move || {
             let lines = t.poll();
@@ -516,7 +516,7 @@ async fn run_inner(
                 r = intake.send_spooled(entries) => {
                     r.map_err(|_| anyhow::anyhow!("the pipeline is closed"))?
                 }
-                _ = stop.changed() => return Ok(()),
+                _ = stop.changed() => break 'read,
             };
             shared.metrics.received(input_label, n);
             // Reading goes on; these offsets are committed once the entries are in the spool
@@ -543,7 +543,7 @@ async fn run_inner(
             };
             if !done {
                 // The sealer is gone (shutdown): these offsets stay where they were.
-                return Ok(());
+                break 'read;
             }
             if let Some(t) = tailer.as_mut() {
                 for (file, end) in ends {
@@ -583,7 +583,7 @@ async fn run_inner(
             unsaved = false;
         }
         if *stop.borrow() {
-            return Ok(());
+            break 'read;
         }
         if !got_lines {
             let wait = match &rules {
@@ -592,10 +592,17 @@ async fn run_inner(
             };
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
-                _ = stop.changed() => return Ok(()),
+                _ = stop.changed() => break 'read,
             }
         }
     }
+    // A checkpoint write still under way is waited for: its error is not lost, and stopping
+    // means the file holds what was committed.
+    if let Some(h) = saving {
+        h.await?
+            .with_context(|| format!("writing {}", ck_path.display()))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

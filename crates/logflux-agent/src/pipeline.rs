@@ -358,7 +358,7 @@ fn start_with_workers(
                 (lo.min(e.timestamp_ns), hi.max(e.timestamp_ns))
             });
             let n = batch.len() as u64;
-            // Waits while `workers` batches are ahead of this one.
+            // Waits while `SEALED_QUEUE × workers` batches wait for the writer.
             let Ok(place) = sealed_tx.reserve().await else {
                 let lost = n + pending.len() as u64;
                 tracing::error!(entries = lost, "spool writer stopped");
@@ -480,11 +480,8 @@ async fn write_in_order(
                         f.offer(e);
                     }
                 }
-                for record in &out.records {
-                    spool_record(&shared2, &config2, record, u64::from(record.count));
-                }
             }
-            sync_appended(&shared2);
+            spool_group(&shared2, &config2, &outs);
         })
         .await;
         if let Err(e) = done {
@@ -835,63 +832,88 @@ impl Sealers {
     }
 }
 
-/// Makes the records `spool_record` appended durable (under `fsync: always`, one fsync for
-/// the group), retrying disk errors until the shutdown runs out of time.
-fn sync_appended(shared: &Shared) {
+/// Appends a group's records and makes them durable (under `fsync: always`, with one fsync),
+/// retrying until the shutdown runs out of time. When an fsync fails the spool cuts what it
+/// could not make durable (`Spool::sync`: a later fsync that succeeds would not prove those
+/// pages reached the disk), so the whole group is appended again; records of the group already
+/// made durable before a segment roll are then in the spool twice, and the server answers the
+/// second as a duplicate. Nobody is told the group's entries are spooled before this returns.
+fn spool_group(shared: &Shared, config: &SealerConfig, outs: &[(u64, Option<Sealed>)]) {
     let mut failures = 0u64;
     loop {
-        let r = shared.spool.lock().expect("lock").sync_appended();
-        match r {
-            Ok(()) => return,
-            Err(e) => {
-                failures += 1;
-                if failures == 1 || failures.is_multiple_of(60) {
-                    tracing::error!(error = %e, attempts = failures, "spool fsync failed; retrying every 500 ms");
+        let rewinds = shared.spool.lock().expect("lock").rewinds();
+        let (mut bytes, mut appended) = (0u64, 0u64);
+        for out in outs.iter().filter_map(|(_, o)| o.as_ref()) {
+            for record in &out.records {
+                if spool_record(shared, config, record, u64::from(record.count)) {
+                    bytes += record.encoded_len() as u64;
+                    appended += u64::from(record.count);
                 }
-                if shared.abandoned() {
-                    // The records are written (in the page cache); nothing waits any longer.
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(500));
             }
         }
+        let synced = {
+            let mut spool = shared.spool.lock().expect("lock");
+            match spool.sync_appended() {
+                Ok(()) if spool.rewinds() == rewinds => Ok(()),
+                // An fsync failed midway (at a segment roll): part of the group was cut.
+                Ok(()) => Err("records were cut after a failed fsync".to_owned()),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let error = match synced {
+            Ok(()) => {
+                shared.metrics.spooled_bytes.inc_by(bytes);
+                shared.update_spool_gauges();
+                shared.appended.notify_one();
+                return;
+            }
+            Err(e) => e,
+        };
+        failures += 1;
+        if failures == 1 || failures.is_multiple_of(60) {
+            tracing::error!(error = %error, attempts = failures, "spool fsync failed; the batches are appended again every 500 ms");
+        }
+        if shared.abandoned() {
+            // Nothing waits any longer: what was not made durable is counted.
+            shared.count_unspooled(appended);
+            return;
+        }
+        if let Err(e) = shared.spool.lock().expect("lock").discard_unsynced() {
+            tracing::error!(error = %e, "spool: cutting records not made durable failed");
+        }
+        std::thread::sleep(Duration::from_millis(500));
     }
 }
 
-/// Appends a sealed record of `n` entries to the spool (without its fsync: `sync_appended`
-/// follows, once for the writer's group), waiting for room (`when_full: block`) or dropping it
-/// (`drop_newest`), retrying disk errors, until the shutdown runs out of time.
-fn spool_record(shared: &Shared, config: &SealerConfig, record: &SpoolRecord, n: u64) {
+/// Appends a sealed record of `n` entries to the spool (without its fsync: `spool_group` makes
+/// the group durable), waiting for room (`when_full: block`) or dropping it (`drop_newest`),
+/// retrying disk errors, until the shutdown runs out of time. Whether it was appended.
+fn spool_record(shared: &Shared, config: &SealerConfig, record: &SpoolRecord, n: u64) -> bool {
     let mut waited = false;
     let mut failures = 0u64;
     let mut last_logged: Option<std::time::Instant> = None;
     loop {
         let r = shared.spool.lock().expect("lock").append_deferred(record);
         match r {
-            Ok(()) => {
-                shared
-                    .metrics
-                    .spooled_bytes
-                    .inc_by(record.encoded_len() as u64);
-                shared.update_spool_gauges();
-                shared.appended.notify_one();
-                return;
-            }
+            Ok(()) => return true,
             Err(SpoolError::Full { .. }) if config.when_full == WhenFull::DropNewest => {
                 shared.metrics.entries_dropped.inc_by(n);
                 tracing::warn!(
                     entries = n,
                     "spool full: batch dropped (when_full: drop_newest)"
                 );
-                return;
+                return false;
             }
             Err(_) if shared.abandoned() => {
                 // The shutdown ran out of time: nothing will make room any more.
                 shared.count_unspooled(n);
-                return;
+                return false;
             }
             Err(SpoolError::Full { used, max }) => {
                 if !waited {
+                    // The group's records appended so far need not wait unsynced meanwhile
+                    // (a failure here shows as a rewind at the group's fsync).
+                    let _ = shared.spool.lock().expect("lock").sync_appended();
                     tracing::warn!(
                         used,
                         max,

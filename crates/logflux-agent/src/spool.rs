@@ -192,6 +192,19 @@ pub struct Spool {
     records: u64,
     oldest_ts: Option<i64>,
     dirty: bool,
+    /// How much of the tail segment is known durable (fsynced): under `FsyncPolicy::Always`
+    /// the shipper reads no further, and a failed fsync cuts the tail back to it.
+    synced: u64,
+    /// Records appended to the tail segment after `synced`.
+    unsynced_records: u64,
+    /// A failed fsync's cut that could not be made yet: made before the next write.
+    cut_pending: bool,
+    /// How many times appended records were cut after a failed fsync (see
+    /// [`Spool::rewinds`]).
+    rewinds: u64,
+    /// Fsyncs to fail (tests: the fault a dying disk gives).
+    #[cfg(test)]
+    fail_syncs: u32,
     /// Bytes of torn or corrupt frames removed when the spool was opened.
     damaged_bytes: u64,
 }
@@ -249,6 +262,12 @@ impl Spool {
             records: 0,
             oldest_ts: None,
             dirty: false,
+            synced: 0,
+            unsynced_records: 0,
+            cut_pending: false,
+            rewinds: 0,
+            #[cfg(test)]
+            fail_syncs: 0,
             damaged_bytes: 0,
         };
         // Scan every frame after the head. Damage is handled per segment: a torn or corrupt
@@ -308,8 +327,31 @@ impl Spool {
             .open(&p)
             .map_err(io_err(&p))?;
         let len = f.metadata().map_err(io_err(&p))?.len();
+        // What a crash of the process (not of the machine) left in the page cache is made
+        // durable before anything is read from it.
+        f.sync_data().map_err(io_err(&p))?;
         spool.tail = (tail_id, f, len);
+        spool.synced = len;
         sync_dir(&seg_dir)?;
+        // A power loss can leave the head (fsynced on every acknowledgement) past the end of
+        // its segment when the acknowledged records had not reached the disk (possible under
+        // `interval` and `never`): the head comes back to the segment's end, or new records
+        // would land behind it, never to be shipped.
+        let head_len = spool
+            .segments
+            .iter()
+            .find(|s| s.0 == spool.head.segment)
+            .map_or(0, |s| s.1);
+        if spool.head.offset > head_len {
+            tracing::warn!(
+                segment = spool.head.segment,
+                head = spool.head.offset,
+                end = head_len,
+                "spool: the head was past its segment's end (records lost in a power loss); moved back"
+            );
+            spool.head.offset = head_len;
+            spool.write_head(spool.head)?;
+        }
         spool.keep_reserve();
         Ok(spool)
     }
@@ -410,6 +452,7 @@ impl Spool {
     }
 
     fn append_inner(&mut self, rec: &SpoolRecord, fsync: bool) -> Result<(), SpoolError> {
+        self.make_pending_cut()?;
         let mut payload = Vec::with_capacity(rec.encoded_len());
         rec.encode(&mut payload);
         if payload.len() > MAX_RECORD_BYTES {
@@ -436,30 +479,94 @@ impl Spool {
             let _ = self.tail.1.set_len(self.tail.2);
             return Err(io_err(&p)(e));
         }
-        if fsync {
-            self.tail.1.sync_data().map_err(io_err(&p))?;
-        } else {
-            self.dirty = true;
-        }
         self.tail.2 += frame_len;
         if let Some(last) = self.segments.last_mut() {
             last.1 = self.tail.2;
         }
         self.records += 1;
+        self.unsynced_records += 1;
         if self.oldest_ts.is_none() {
             self.oldest_ts = Some(rec.min_ts);
+        }
+        self.dirty = true;
+        if fsync {
+            self.sync()?;
         }
         Ok(())
     }
 
     /// Fsyncs appended data (the `interval` policy's timer calls this).
+    ///
+    /// Under `FsyncPolicy::Always` a failed fsync cuts the tail back to what the last good
+    /// one made durable, and counts a rewind ([`Spool::rewinds`]): after a failed writeback
+    /// Linux may drop the dirty pages and mark them clean, so a later fsync that succeeds does
+    /// not prove they reached the disk. Whoever appended them must append them again. Under
+    /// the other policies, where nobody waited for the fsync, the data is left as it is.
     pub fn sync(&mut self) -> Result<(), SpoolError> {
+        self.make_pending_cut()?;
         if self.dirty {
             let p = segment_path(&self.dir, self.tail.0);
-            self.tail.1.sync_data().map_err(io_err(&p))?;
+            if let Err(e) = self.sync_tail() {
+                if self.config.fsync == FsyncPolicy::Always {
+                    self.cut_pending = true;
+                    self.rewinds += 1;
+                    // Best now; if this fails too, the next write or fsync tries again first.
+                    let _ = self.make_pending_cut();
+                }
+                return Err(io_err(&p)(e));
+            }
             self.dirty = false;
+            self.synced = self.tail.2;
+            self.unsynced_records = 0;
         }
         Ok(())
+    }
+
+    fn sync_tail(&mut self) -> io::Result<()> {
+        #[cfg(test)]
+        if self.fail_syncs > 0 {
+            self.fail_syncs -= 1;
+            return Err(io::Error::other("injected fsync failure"));
+        }
+        self.tail.1.sync_data()
+    }
+
+    /// Cuts the tail segment back to `synced` after a failed fsync (see [`Spool::sync`]).
+    fn make_pending_cut(&mut self) -> Result<(), SpoolError> {
+        if !self.cut_pending {
+            return Ok(());
+        }
+        let p = segment_path(&self.dir, self.tail.0);
+        self.tail.1.set_len(self.synced).map_err(io_err(&p))?;
+        self.cut_pending = false;
+        self.dirty = false;
+        self.tail.2 = self.synced;
+        if let Some(last) = self.segments.last_mut() {
+            last.1 = self.synced;
+        }
+        self.records = self.records.saturating_sub(self.unsynced_records);
+        self.unsynced_records = 0;
+        if self.records == 0 {
+            self.oldest_ts = None;
+        }
+        Ok(())
+    }
+
+    /// Cuts the records appended since the last good fsync (under `FsyncPolicy::Always`; a
+    /// no-op otherwise): a writer whose group saw a rewind appends the whole group again from
+    /// a clean tail.
+    pub fn discard_unsynced(&mut self) -> Result<(), SpoolError> {
+        if self.config.fsync == FsyncPolicy::Always && self.tail.2 > self.synced {
+            self.cut_pending = true;
+        }
+        self.make_pending_cut()
+    }
+
+    /// How many times records appended were cut again after a failed fsync (under
+    /// `FsyncPolicy::Always`): a writer that sees it change between its appends and its
+    /// [`Spool::sync_appended`] appends its records again.
+    pub fn rewinds(&self) -> u64 {
+        self.rewinds
     }
 
     fn roll(&mut self) -> Result<(), SpoolError> {
@@ -473,6 +580,7 @@ impl Spool {
             .map_err(io_err(&p))?;
         sync_dir(&self.dir.join("segments"))?;
         self.tail = (id, f, 0);
+        self.synced = 0;
         self.segments.push((id, 0));
         Ok(())
     }
@@ -495,6 +603,12 @@ impl Spool {
             } else {
                 0
             };
+            // Under `always`, nothing is shipped before it is durable.
+            let len = if id == self.tail.0 && self.config.fsync == FsyncPolicy::Always {
+                len.min(self.synced)
+            } else {
+                len
+            };
             if start >= len {
                 continue;
             }
@@ -507,6 +621,12 @@ impl Spool {
                 f.read_exact(&mut header).map_err(io_err(&p))?;
                 let n = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
                 let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+                if n > MAX_RECORD_BYTES || off + (FRAME_HEADER + n) as u64 > len {
+                    return Err(io_err(&p)(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "corrupt frame length",
+                    )));
+                }
                 let mut payload = vec![0u8; n];
                 f.read_exact(&mut payload).map_err(io_err(&p))?;
                 let rec = (crc32c::crc32c(&payload) == crc)

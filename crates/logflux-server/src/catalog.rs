@@ -40,6 +40,10 @@ pub enum CatalogError {
     Db(#[from] sqlx::Error),
     #[error("catalog URL {0:?} is neither sqlite:… nor postgres://…")]
     Url(String),
+    #[error(
+        "catalog URL {0:?} names an in-memory SQLite database: each connection would get its own, empty one; give a file path"
+    )]
+    InMemory(String),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0} already exists")]
@@ -467,10 +471,9 @@ async fn migrate_records(
         Dialect::Sqlite => {
             "SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'records'"
         }
-        Dialect::Postgres => {
-            "SELECT 1 AS x FROM information_schema.tables \
-             WHERE table_schema = current_schema() AND table_name = 'records'"
-        }
+        // `to_regclass` resolves the name as the unqualified statements below do (search
+        // path), and sees the table whatever the role's privileges on it.
+        Dialect::Postgres => "SELECT 1 AS x WHERE to_regclass('records') IS NOT NULL",
     };
     if sqlx::query(exists)
         .fetch_optional(&mut *conn)
@@ -480,6 +483,17 @@ async fn migrate_records(
         return Ok(());
     }
     let mut tx = conn.begin().await?;
+    // An older server still running on the catalog would go on claiming into `records`
+    // while it is read, behind the page already copied, and lose those claims with the drop:
+    // its writes wait for this transaction instead (and fail once `records` is gone, so its
+    // clients retry against an upgraded server). SQLite needs nothing: the first claim below
+    // makes this the only writer, and it fails (to be retried at the next start) if anyone
+    // wrote since its first read.
+    if dialect == Dialect::Postgres {
+        sqlx::query("LOCK TABLE records IN EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+    }
     let mut after: Option<(String, String)> = None;
     let (mut moved, mut held) = (0usize, 0usize);
     loop {
@@ -534,6 +548,13 @@ async fn migrate_records(
     }
     sqlx::query("DROP TABLE records").execute(&mut *tx).await?;
     tx.commit().await?;
+    if dialect == Dialect::Sqlite {
+        // The migration wrote about the new table's size to the WAL: give that disk back now
+        // rather than at the next checkpoint that finds no reader.
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut *conn)
+            .await?;
+    }
     tracing::info!(
         records = moved,
         already_held = held,
@@ -614,6 +635,9 @@ impl Catalog {
         } else {
             return Err(CatalogError::Url(url.to_owned()));
         };
+        if dialect == Dialect::Sqlite && (url.contains(":memory:") || url.contains("mode=memory")) {
+            return Err(CatalogError::InMemory(url.to_owned()));
+        }
         let pool = match dialect {
             Dialect::Sqlite => {
                 // WAL with synchronous=FULL: a committed transaction survives power loss.

@@ -452,3 +452,89 @@ fn deferred_appends_wait_for_one_fsync_under_always_and_for_the_policy_otherwise
     spool.sync().unwrap();
     assert!(!spool.dirty);
 }
+
+/// Under `always` the shipper sees a record only once it is durable.
+#[test]
+fn records_not_yet_fsynced_are_not_shipped_under_always() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(dir.path(), config()).unwrap();
+    spool.append(&record(0, 10)).unwrap();
+    spool.append_deferred(&record(1, 10)).unwrap();
+    let ids = |s: &Spool| -> Vec<String> {
+        s.peek(usize::MAX, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|(r, _)| r.record_id)
+            .collect()
+    };
+    assert_eq!(ids(&spool), ["rec-00000000"]);
+    spool.sync_appended().unwrap();
+    assert_eq!(ids(&spool), ["rec-00000000", "rec-00000001"]);
+}
+
+/// A failed fsync under `always` cuts what it could not make durable (a later fsync that
+/// succeeds would not prove it reached the disk) and counts a rewind; the writer appends the
+/// group again, and the spool holds each record once.
+#[test]
+fn a_failed_fsync_cuts_the_unsynced_records_and_they_are_appended_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(dir.path(), config()).unwrap();
+    spool.append(&record(0, 10)).unwrap();
+    let durable = spool.end();
+    let group = [record(1, 10), record(2, 10)];
+    for r in &group {
+        spool.append_deferred(r).unwrap();
+    }
+    spool.fail_syncs = 1;
+    assert!(spool.sync_appended().is_err());
+    assert_eq!(spool.rewinds(), 1);
+    assert_eq!(spool.end(), durable, "cut back to the last good fsync");
+    assert_eq!(spool.stats().records, 1);
+    let on_disk = fs::metadata(segment_path(dir.path(), durable.segment))
+        .unwrap()
+        .len();
+    assert_eq!(on_disk, durable.offset);
+    // The plain append's own fsync fails the same way: nothing of it stays.
+    spool.fail_syncs = 1;
+    assert!(spool.append(&record(3, 10)).is_err());
+    assert_eq!((spool.end(), spool.rewinds()), (durable, 2));
+    // Appended again, made durable: each record once, in order, also after a restart.
+    for r in &group {
+        spool.append_deferred(r).unwrap();
+    }
+    spool.sync_appended().unwrap();
+    drop(spool);
+    let spool = Spool::open(dir.path(), config()).unwrap();
+    let ids: Vec<String> = spool
+        .peek(usize::MAX, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|(r, _)| r.record_id)
+        .collect();
+    assert_eq!(ids, ["rec-00000000", "rec-00000001", "rec-00000002"]);
+}
+
+/// A power loss can leave the head past its segment's end (acknowledged records that never
+/// reached the disk under `interval`): opening brings it back, so new records are shipped.
+#[test]
+fn a_head_past_its_segments_end_is_brought_back_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spool = Spool::open(dir.path(), config()).unwrap();
+    spool.append(&record(0, 10)).unwrap();
+    let end = spool.end();
+    drop(spool);
+    fs::write(
+        dir.path().join("head"),
+        format!("{} {}\n", end.segment, end.offset + 500),
+    )
+    .unwrap();
+    let mut spool = Spool::open(dir.path(), config()).unwrap();
+    assert_eq!(spool.head(), end);
+    spool.append(&record(1, 10)).unwrap();
+    let got = spool.peek(usize::MAX, usize::MAX).unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0.record_id, "rec-00000001");
+    drop(spool);
+    let head = fs::read_to_string(dir.path().join("head")).unwrap();
+    assert_eq!(head.trim(), format!("{} {}", end.segment, end.offset));
+}

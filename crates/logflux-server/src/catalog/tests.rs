@@ -914,3 +914,64 @@ async fn record_ids_of_every_form_are_claimed_and_named() {
         assert_eq!(lost, expected, "{}", b.name);
     }
 }
+
+/// The migration copies `records` page by page (1 000 rows a page): 2 500 more ids over two
+/// tenants all arrive, each under its own tenant.
+#[tokio::test]
+async fn a_migration_over_several_pages_moves_every_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut urls = vec![(
+        format!("sqlite:{}", dir.path().join("old.db").display()),
+        Dialect::Sqlite,
+    )];
+    if let Some(url) = fresh_postgres_url().await {
+        urls.push((url, Dialect::Postgres));
+    }
+    for (url, dialect) in urls {
+        old_catalog(&url, dialect).await;
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        let ids: Vec<String> = (0..1250).map(|i| format!("bulk-{i:05}")).collect();
+        for (tenant, segment) in [("t1", 2i64), ("t2", 3)] {
+            for chunk in ids.chunks(250) {
+                let values: Vec<String> = (0..chunk.len())
+                    .map(|i| format!("('{tenant}', ${}, {segment})", i + 1))
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO records (tenant_id, record_id, segment_id) VALUES {}",
+                    values.join(", ")
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for id in chunk {
+                    q = q.bind(id.as_str());
+                }
+                q.execute(&pool).await.unwrap();
+            }
+        }
+        pool.close().await;
+        let c = Catalog::connect(&url).await.unwrap();
+        for tenant in ["t1", "t2"] {
+            let mut known = c.known_records(tenant, &ids).await.unwrap();
+            known.sort();
+            assert_eq!(known, ids, "{dialect:?} {tenant}");
+        }
+        // Each id under its own tenant's segment: dropping t2's segment leaves t1's ids.
+        c.delete_segments(&[3]).await.unwrap();
+        assert!(c.known_records("t2", &ids).await.unwrap().is_empty());
+        assert_eq!(c.known_records("t1", &ids).await.unwrap().len(), ids.len());
+        c.close().await;
+    }
+}
+
+/// An in-memory SQLite URL is refused with a message saying why (each pooled connection
+/// would open a database of its own).
+#[tokio::test]
+async fn an_in_memory_sqlite_catalog_is_refused() {
+    for url in ["sqlite::memory:", "sqlite:file:c?mode=memory&cache=shared"] {
+        let e = Catalog::connect(url).await.unwrap_err().to_string();
+        assert!(e.contains("in-memory SQLite"), "{url}: {e}");
+    }
+}
