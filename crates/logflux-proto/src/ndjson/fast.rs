@@ -153,9 +153,30 @@ impl<'a> Reader<'a> {
     /// control character (serde_json refuses those inside strings).
     fn string_end(&self) -> Option<usize> {
         let rest = self.bytes.get(self.pos..)?;
-        let i = rest
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        // Eight bytes at a time: a byte is flagged when it is `"`, `\` or below 0x20. The
+        // lowest flag is exact (a borrow can only flag bytes above a true one).
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let mut at = 0;
+        while let Some(chunk) = rest.get(at..at + 8) {
+            let w = u64::from_le_bytes(chunk.try_into().ok()?);
+            let quote = w ^ (ONES * u64::from(b'"'));
+            let backslash = w ^ (ONES * u64::from(b'\\'));
+            let flags = (quote.wrapping_sub(ONES) & !quote
+                | backslash.wrapping_sub(ONES) & !backslash
+                | w.wrapping_sub(ONES * 0x20) & !w)
+                & HIGH;
+            if flags != 0 {
+                at += (flags.trailing_zeros() / 8) as usize;
+                break;
+            }
+            at += 8;
+        }
+        let i = at
+            + rest
+                .get(at..)?
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
         (rest[i] >= 0x20).then_some(self.pos + i)
     }
 
