@@ -186,6 +186,12 @@ impl EntriesMessage {
 ///
 /// A blank line is an error here; line readers skip blank lines without a reply.
 pub fn parse_line(line: &[u8], now_ns: i64) -> Result<Message, ProtocolError> {
+    parse_line_with(line, now_ns, true)
+}
+
+/// [`parse_line`], reading the line with the fast path first when `fast_path` (tests compare
+/// both ways).
+fn parse_line_with(line: &[u8], now_ns: i64, fast_path: bool) -> Result<Message, ProtocolError> {
     let line = trim_ascii(line);
     if line.len() > limits::MAX_LINE_BYTES {
         return Err(line_too_long(line.len()));
@@ -200,7 +206,10 @@ pub fn parse_line(line: &[u8], now_ns: i64) -> Result<Message, ProtocolError> {
             },
         ));
     }
-    let raw: RawObject<'_> = serde_json::from_slice(line).map_err(json_error)?;
+    let raw = match fast_path.then(|| fast::raw_object(line)).flatten() {
+        Some(raw) => raw,
+        None => serde_json::from_slice::<RawObject<'_>>(line).map_err(json_error)?,
+    };
     if !raw.action.is_missing() {
         return parse_action(raw);
     }
@@ -644,7 +653,8 @@ fn string_map(
 }
 
 /// Every field either schema may carry; unknown fields are ignored.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct RawObject<'a> {
     #[serde(default, borrow)]
     version: Any<'a>,
@@ -682,6 +692,7 @@ struct RawObject<'a> {
 
 /// Any JSON value, borrowed where it can be, typed late so errors can name the field.
 #[derive(Debug, Default, Clone)]
+#[cfg_attr(test, derive(PartialEq))]
 enum Any<'a> {
     #[default]
     Missing,
@@ -797,6 +808,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for KeyStr<'a> {
 
 /// The `entries` field: a batch, or something that is not an array.
 #[derive(Default)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 enum Entries<'a> {
     #[default]
     Missing,
@@ -856,6 +868,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Entries<'a> {
 }
 
 /// One element of a batch: an object, or the kind of whatever else it was.
+#[cfg_attr(test, derive(Debug, PartialEq))]
 enum Element<'a> {
     Object(Box<RawObject<'a>>),
     Other(&'static str),
@@ -914,6 +927,8 @@ pub fn encode_entry(entry: &Entry) -> String {
     })
     .to_string()
 }
+
+mod fast;
 
 #[cfg(test)]
 mod tests;

@@ -641,3 +641,304 @@ fn arb_json() -> impl Strategy<Value = serde_json::Value> {
         serde_json::Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
     })
 }
+
+/// Parses `line` with and without the fast path and requires the same result — the same
+/// entries, or the same error code and message; where the fast path reads the line, it must
+/// also read exactly what serde_json reads.
+fn same_both_ways(line: &[u8]) -> Result<(), TestCaseError> {
+    let shown = String::from_utf8_lossy(line);
+    let fast_way = parse_line_with(line, NOW, true);
+    let serde_way = parse_line_with(line, NOW, false);
+    prop_assert_eq!(&fast_way, &serde_way, "line {:?}", shown);
+    let trimmed = trim_ascii(line);
+    if let Some(raw) = fast::raw_object(trimmed) {
+        let by_serde = serde_json::from_slice::<RawObject<'_>>(trimmed);
+        prop_assert!(
+            matches!(&by_serde, Ok(r) if *r == raw),
+            "line {:?}: fast path read {:?}, serde_json {:?}",
+            shown,
+            raw,
+            by_serde.map_err(|e| e.to_string())
+        );
+    }
+    Ok(())
+}
+
+fn reads_fast(line: &str) -> bool {
+    fast::raw_object(line.as_bytes()).is_some()
+}
+
+#[test]
+fn the_fast_path_reads_the_common_lines_and_leaves_the_rest_to_serde() {
+    let common = [
+        // What the agent benchmark and the SDKs send.
+        r#"{"entryType":1,"logLevel":7,"metadata":{"region":"eu-west-1"},"payload":"GET /api/v1/orders/1 completed in 1ms user=u7 status=200","source":"checkout-service","version":"1.0"}"#,
+        r#"{"version":"1.0","payload":"Hello","source":"my-app","timestamp":"2025-08-20T10:00:00Z","payloadType":"generic","entryType":1,"logLevel":7,"metadata":{"k":"v"}}"#,
+        r#" { "payload" : "a \"quoted\" word\\n\ttab \/" , "source":"s", "entryType":1, "logLevel":8, "metadata":{} } "#,
+        r#"{"message":"legacy","level":3,"entry_type":1,"timestamp":1755684000,"labels":[],"id":"x","shared_secret":"s3"}"#,
+        r#"{"message":"legacy","labels":{"payload_type":"syslog","a":"b","a":"c"},"unknown":{"x":[],"y":null},"other":true}"#,
+        r#"{"action":"ping"}"#,
+        r#"{"action":"authenticate","shared_secret":"secret"}"#,
+        r#"{"payload":"ünïcödé 😀","source":"s","entryType":1,"logLevel":1,"version":null}"#,
+        r#"{}"#,
+    ];
+    for line in common {
+        assert!(reads_fast(line), "{line}");
+        same_both_ways(line.as_bytes()).unwrap();
+    }
+    let for_serde = [
+        r#"{"entries":[{"payload":"a","source":"s","entryType":1,"logLevel":4}]}"#,
+        r#"{"payload":"\u0041","source":"s","entryType":1,"logLevel":7}"#,
+        r#"{"payload":"a","source":"s","entryType":1.0,"logLevel":7}"#,
+        r#"{"payload":"a","source":"s","entryType":-1,"logLevel":7}"#,
+        r#"{"payload":"a","source":"s","entryType":1234567890123456789,"logLevel":7}"#,
+        r#"{"payload":"a","payload":"b","source":"s","entryType":1,"logLevel":7}"#,
+        r#"{"payload":"a","source":"s","entryType":1,"logLevel":7,"metadata":{"k":{"n":1}}}"#,
+        r#"{"payload":"a","source":"s","entryType":1,"logLevel":7,"labels":[1]}"#,
+        r#"{"payload":"a","source":"s","entryType":01,"logLevel":7}"#,
+        r#"{"payload":"a","source":"s","entryType":1,"logLevel":7,}"#,
+        r#"{"payload":"a","source":"s","entryType":1,"logLevel":7} x"#,
+        "{\"payload\":\"a\u{1}\",\"source\":\"s\",\"entryType\":1,\"logLevel\":7}",
+        "{\"payload\":\"a\",\u{c}\"source\":\"s\",\"entryType\":1,\"logLevel\":7}",
+        r#"{"payload":"a","source":"s","entryType":1,"logLevel":7"#,
+        r#"{"payload":nul,"source":"s","entryType":1,"logLevel":7}"#,
+    ];
+    for line in for_serde {
+        assert!(!reads_fast(line), "{line}");
+        same_both_ways(line.as_bytes()).unwrap();
+    }
+    // Invalid UTF-8 inside a string.
+    let mut bad = br#"{"payload":"ab","source":"s","entryType":1,"logLevel":7}"#.to_vec();
+    bad[12] = 0xff;
+    assert!(fast::raw_object(&bad).is_none());
+    same_both_ways(&bad).unwrap();
+}
+
+/// JSON white space, sometimes none, sometimes a character JSON does not allow.
+fn arb_ws() -> impl Strategy<Value = &'static str> {
+    prop_oneof![
+        12 => Just(""),
+        2 => Just(" "),
+        1 => Just("\t\r\n "),
+        1 => Just("\u{c}"),
+    ]
+}
+
+/// A string token, quoted: plain, escaped by serde_json, or pieced together from escapes,
+/// quotes and control characters, valid or not.
+fn arb_string_token() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("a"),
+        Just("Z9 -_.:/"),
+        Just("é"),
+        Just("😀"),
+        Just("\\\""),
+        Just("\\\\"),
+        Just("\\/"),
+        Just("\\b\\f\\n\\r\\t"),
+        Just("\\u0041"),
+        Just("\\ud83d\\ude00"),
+        Just("\\ud800"),
+        Just("\\x"),
+        Just("\\"),
+        Just("\""),
+        Just("\u{1}"),
+        Just("\t"),
+    ];
+    prop_oneof![
+        4 => "[a-zA-Z0-9 _.:/-]{0,16}".prop_map(|s| format!("\"{s}\"")),
+        2 => any::<String>().prop_map(|s| serde_json::to_string(&s).unwrap()),
+        2 => proptest::collection::vec(piece, 0..6).prop_map(|v| format!("\"{}\"", v.concat())),
+    ]
+}
+
+fn arb_number_token() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => (0u64..10).prop_map(|n| n.to_string()),
+        1 => any::<u64>().prop_map(|n| n.to_string()),
+        1 => any::<i64>().prop_map(|n| n.to_string()),
+        1 => prop_oneof![
+            Just("-0"), Just("0"), Just("01"), Just("00"), Just("1.5"), Just("1e3"), Just("2E-1"),
+            Just("123456789012345678"), Just("999999999999999999"), Just("1234567890123456789"),
+            Just("99999999999999999999999"), Just("1."), Just("-"), Just("0x10"),
+        ]
+        .prop_map(str::to_owned),
+    ]
+}
+
+fn arb_scalar_token() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => arb_string_token(),
+        3 => arb_number_token(),
+        1 => prop_oneof![Just("null"), Just("true"), Just("false"), Just("nul"), Just("tru"), Just("fals")]
+            .prop_map(str::to_owned),
+    ]
+}
+
+fn arb_object_token<V: Strategy<Value = String>>(
+    key: impl Strategy<Value = String>,
+    value: V,
+    max: usize,
+) -> impl Strategy<Value = String> {
+    proptest::collection::vec((arb_ws(), key, arb_ws(), value, arb_ws()), 0..max).prop_map(
+        |pairs| {
+            let body = pairs
+                .iter()
+                .map(|(w1, k, w2, v, w3)| format!("{w1}{k}{w2}:{w2}{v}{w3}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            format!("{{{body}}}")
+        },
+    )
+}
+
+fn arb_value_token() -> impl Strategy<Value = String> {
+    let flat = arb_object_token(arb_string_token(), arb_scalar_token(), 4);
+    let nested = arb_object_token(
+        arb_string_token(),
+        prop_oneof![
+            arb_scalar_token(),
+            Just("{}".to_owned()),
+            Just("[\"x\"]".to_owned())
+        ],
+        3,
+    );
+    prop_oneof![
+        8 => arb_scalar_token(),
+        3 => flat,
+        1 => nested,
+        1 => prop_oneof![Just("[]"), Just("[ ]"), Just("[1]"), Just("[{}]"), Just("[")]
+            .prop_map(str::to_owned),
+    ]
+}
+
+fn arb_line() -> impl Strategy<Value = Vec<u8>> {
+    let key = prop_oneof![
+        Just("payload"),
+        Just("message"),
+        Just("source"),
+        Just("entryType"),
+        Just("entry_type"),
+        Just("logLevel"),
+        Just("level"),
+        Just("timestamp"),
+        Just("metadata"),
+        Just("labels"),
+        Just("entries"),
+        Just("action"),
+        Just("shared_secret"),
+        Just("id"),
+        Just("payloadType"),
+        Just("version"),
+        Just("other"),
+        Just("pay\\u006coad"),
+        Just("pay\\/load"),
+    ]
+    .prop_map(|k| format!("\"{k}\""));
+    let object = arb_object_token(key, arb_value_token(), 9);
+    let mutation = prop_oneof![
+        6 => Just(None),
+        1 => (any::<prop::sample::Index>(), Just(None)).prop_map(Some),
+        2 => (
+            any::<prop::sample::Index>(),
+            prop::sample::select(vec![b'"', b'\\', b',', b'}', b'{', b':', b' ', b'x', b'0', b'-', 0x80, 0xff, 0x01])
+                .prop_map(Some)
+        )
+            .prop_map(Some),
+    ];
+    (arb_ws(), object, arb_ws(), mutation).prop_map(|(w1, object, w2, mutation)| {
+        let mut line = format!("{w1}{object}{w2}").into_bytes();
+        match mutation {
+            None => {}
+            Some((at, None)) => {
+                line.remove(at.index(line.len()));
+            }
+            Some((at, Some(b))) => {
+                line.insert(at.index(line.len() + 1), b);
+            }
+        }
+        line
+    })
+}
+
+/// A line of one entry, mostly valid, fields in any order: what clients send.
+fn arb_entry_line() -> impl Strategy<Value = Vec<u8>> {
+    let text = prop_oneof![
+        3 => "[a-zA-Z0-9 _.:/=-]{0,40}".prop_map(|s| format!("\"{s}\"")),
+        1 => any::<String>().prop_map(|s| serde_json::to_string(&s).unwrap()),
+        1 => "[a-z \"\\\\/\n\t]{0,20}".prop_map(|s| serde_json::to_string(&s).unwrap()),
+    ];
+    let small = (0u64..10).prop_map(|n| n.to_string());
+    let time = prop_oneof![
+        Just("\"2025-08-20T10:00:00Z\"".to_owned()),
+        Just("\"2025-08-20T10:00:00.123456789+02:00\"".to_owned()),
+        Just("\"yesterday\"".to_owned()),
+        Just("1755684000".to_owned()),
+        Just("null".to_owned()),
+    ];
+    let map = proptest::collection::vec(
+        (
+            "[a-z_]{0,12}".prop_map(|k| format!("\"{k}\"")),
+            text.clone(),
+        ),
+        0..4,
+    )
+    .prop_map(|pairs| {
+        let body: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+        format!("{{{}}}", body.join(","))
+    });
+    let fields = (
+        prop_oneof![Just("payload"), Just("message")],
+        text.clone(),
+        text,
+        small.clone(),
+        small,
+        proptest::option::of(time),
+        prop_oneof![Just("metadata"), Just("labels")],
+        map,
+        proptest::option::of(prop_oneof![Just("\"1.0\""), Just("null"), Just("1")]),
+    )
+        .prop_map(|(pk, payload, source, ty, level, time, mk, map, version)| {
+            let mut f = vec![
+                format!("\"{pk}\":{payload}"),
+                format!("\"source\":{source}"),
+                format!("\"entryType\":{ty}"),
+                format!("\"logLevel\":{level}"),
+                format!("\"{mk}\":{map}"),
+            ];
+            f.extend(time.map(|t| format!("\"timestamp\":{t}")));
+            f.extend(version.map(|v| format!("\"version\":{v}")));
+            f
+        })
+        .prop_shuffle();
+    (fields, arb_ws()).prop_map(|(f, ws)| format!("{{{}}}", f.join(&format!(",{ws}"))).into_bytes())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    #[test]
+    fn fast_path_reads_entry_lines_as_serde_does(line in arb_entry_line()) {
+        same_both_ways(&line)?;
+    }
+
+    #[test]
+    fn fast_path_reads_what_serde_reads(line in arb_line()) {
+        same_both_ways(&line)?;
+    }
+
+    #[test]
+    fn fast_path_reads_encoded_entries_as_serde_does(entry in arb_entry()) {
+        same_both_ways(encode_entry(&entry).as_bytes())?;
+    }
+
+    #[test]
+    fn fast_path_agrees_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        same_both_ways(&bytes)?;
+    }
+
+    #[test]
+    fn fast_path_agrees_on_arbitrary_json_objects(v in arb_json()) {
+        same_both_ways(v.to_string().as_bytes())?;
+    }
+}
