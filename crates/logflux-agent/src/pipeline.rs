@@ -1250,6 +1250,37 @@ mod tests {
         task.await.expect("sealer");
     }
 
+    /// Failed fsyncs (a dying disk): the writer's group is cut and appended again, inputs are
+    /// told their entries are spooled only once an fsync held, and the spool has every entry
+    /// once, in order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_fsync_appends_the_group_again_before_anyone_is_told() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut c = config(S);
+        c.max_entries = 3;
+        let (shared, intake, task, private, _) = sealer_in(dir.path(), 2, c.clone());
+        shared.spool.lock().expect("lock").fail_next_syncs(2);
+        let base = 1_763_675_346 * S;
+        let mut waits = Vec::new();
+        for m in 0..10 {
+            let mut e = at(base + m);
+            e.payload = format!("line {m}");
+            waits.push(intake.send_spooled(vec![e]).await.expect("room"));
+        }
+        for w in waits {
+            within(w).await.expect("spooled");
+        }
+        assert_eq!(shared.spool.lock().expect("lock").rewinds(), 2);
+        let got: Vec<String> = spooled(&shared, dir.path(), &private, &c)
+            .iter()
+            .flat_map(|(_, es)| es.iter().map(|e| e.payload.clone()))
+            .collect();
+        let want: Vec<String> = (0..10).map(|m| format!("line {m}")).collect();
+        assert_eq!(got, want, "every entry once, in order");
+        drop(intake);
+        within(task).await.expect("sealer");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sealing_on_several_threads_spools_batches_in_the_order_they_came() {
         let dir = tempfile::tempdir().expect("dir");

@@ -522,6 +522,12 @@ impl Spool {
         Ok(())
     }
 
+    /// Makes the next `n` fsyncs fail (tests).
+    #[cfg(test)]
+    pub(crate) fn fail_next_syncs(&mut self, n: u32) {
+        self.fail_syncs = n;
+    }
+
     fn sync_tail(&mut self) -> io::Result<()> {
         #[cfg(test)]
         if self.fail_syncs > 0 {
