@@ -64,7 +64,10 @@ pub(super) fn raw_object(line: &[u8]) -> Option<RawObject<'_>> {
                 // serde refuses a field given twice ("duplicate field"); it says so.
                 Some(slot) if !slot.is_missing() => return None,
                 Some(slot) => *slot = r.value(true)?,
-                // Unknown fields are ignored, but must still be valid JSON.
+                // Unknown fields are ignored, but must still be valid JSON. An object or
+                // array goes to serde_json, which skips it without building it (a line of
+                // ~1 MiB of pairs would otherwise be held as a map just to be dropped).
+                None if matches!(r.peek(), Some(b'{' | b'[')) => return None,
                 None => {
                     r.value(true)?;
                 }
