@@ -35,7 +35,35 @@ enum Command {
     Status,
 }
 
+/// glibc's malloc gives each thread that allocates under contention an arena of its own (up to
+/// 8 × cores): the agent's entries are allocated on the inputs' threads and freed on the
+/// sealing threads, so under load most of those arenas fill and keep their pages — peak RSS
+/// 62–65 MiB on the file benchmark, 48 MiB with two arenas at the same CPU per line
+/// (docs/decisions.md). glibc reads `MALLOC_ARENA_MAX` only at start, and setting it from
+/// inside needs `unsafe` (which the agent forbids), so the agent starts itself again, once,
+/// with it set, unless the environment already says (any value, including the default's `0`).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn bound_malloc_arenas() {
+    use std::os::unix::process::CommandExt as _;
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
+    let mut args = std::env::args_os();
+    let argv0 = args.next().unwrap_or_else(|| "logflux-agent".into());
+    let e = std::process::Command::new("/proc/self/exe")
+        .arg0(argv0)
+        .args(args)
+        .env("MALLOC_ARENA_MAX", "2")
+        .exec();
+    // Only on failure (no /proc): run on as we are, with glibc's default arenas.
+    eprintln!("logflux-agent: warning: could not restart with MALLOC_ARENA_MAX=2: {e}");
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn bound_malloc_arenas() {}
+
 fn main() {
+    bound_malloc_arenas();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOGFLUX_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
