@@ -733,7 +733,6 @@ impl Sealers {
         if config.forwarders.is_empty() {
             // Nothing reads them after sealing: freed here, on the sealing threads, rather than
             // on the one writer.
-            drop(batch);
             batch = Vec::new();
         }
         Sealed {

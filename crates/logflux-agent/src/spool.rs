@@ -191,7 +191,6 @@ pub struct Spool {
     segments: Vec<(u64, u64)>,
     records: u64,
     oldest_ts: Option<i64>,
-    dirty: bool,
     /// How much of the tail segment is known durable (fsynced): under `FsyncPolicy::Always`
     /// the shipper reads no further, and a failed fsync cuts the tail back to it.
     synced: u64,
@@ -261,7 +260,6 @@ impl Spool {
             segments: Vec::new(),
             records: 0,
             oldest_ts: None,
-            dirty: false,
             synced: 0,
             unsynced_records: 0,
             cut_pending: false,
@@ -488,7 +486,6 @@ impl Spool {
         if self.oldest_ts.is_none() {
             self.oldest_ts = Some(rec.min_ts);
         }
-        self.dirty = true;
         if fsync {
             self.sync()?;
         }
@@ -504,7 +501,7 @@ impl Spool {
     /// the other policies, where nobody waited for the fsync, the data is left as it is.
     pub fn sync(&mut self) -> Result<(), SpoolError> {
         self.make_pending_cut()?;
-        if self.dirty {
+        if self.dirty() {
             let p = segment_path(&self.dir, self.tail.0);
             if let Err(e) = self.sync_tail() {
                 if self.config.fsync == FsyncPolicy::Always {
@@ -515,11 +512,15 @@ impl Spool {
                 }
                 return Err(io_err(&p)(e));
             }
-            self.dirty = false;
             self.synced = self.tail.2;
             self.unsynced_records = 0;
         }
         Ok(())
+    }
+
+    /// Whether the tail holds appended bytes no fsync has covered yet.
+    fn dirty(&self) -> bool {
+        self.tail.2 > self.synced
     }
 
     /// Makes the next `n` fsyncs fail (tests).
@@ -545,7 +546,6 @@ impl Spool {
         let p = segment_path(&self.dir, self.tail.0);
         self.tail.1.set_len(self.synced).map_err(io_err(&p))?;
         self.cut_pending = false;
-        self.dirty = false;
         self.tail.2 = self.synced;
         if let Some(last) = self.segments.last_mut() {
             last.1 = self.synced;
@@ -562,7 +562,7 @@ impl Spool {
     /// no-op otherwise): a writer whose group saw a rewind appends the whole group again from
     /// a clean tail.
     pub fn discard_unsynced(&mut self) -> Result<(), SpoolError> {
-        if self.config.fsync == FsyncPolicy::Always && self.tail.2 > self.synced {
+        if self.config.fsync == FsyncPolicy::Always && self.dirty() {
             self.cut_pending = true;
         }
         self.make_pending_cut()

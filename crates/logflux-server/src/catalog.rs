@@ -638,6 +638,7 @@ impl Catalog {
         if dialect == Dialect::Sqlite && (url.contains(":memory:") || url.contains("mode=memory")) {
             return Err(CatalogError::InMemory(url.to_owned()));
         }
+        let sqlite_opts = format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" });
         let pool = match dialect {
             Dialect::Sqlite => {
                 // WAL with synchronous=FULL: a committed transaction survives power loss.
@@ -653,8 +654,7 @@ impl Catalog {
                 // file (10 % of the server's samples during SDK ingest went to writing it).
                 // It holds at most the pages one statement changes (about 4 MiB for 1 000
                 // claims).
-                let opts = format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" });
-                sqlite_pool(&opts, 4, SQLITE_CACHE_KIB).await?
+                sqlite_pool(&sqlite_opts, 4, SQLITE_CACHE_KIB).await?
             }
             Dialect::Postgres => {
                 AnyPoolOptions::new()
@@ -670,10 +670,7 @@ impl Catalog {
         // the file again and again (11 % of the server's samples in page reads); one writer
         // keeps it, in a larger cache. PostgreSQL shares its pool.
         let committer = match dialect {
-            Dialect::Sqlite => {
-                let opts = format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" });
-                sqlite_pool(&opts, 1, SQLITE_COMMITTER_CACHE_KIB).await?
-            }
+            Dialect::Sqlite => sqlite_pool(&sqlite_opts, 1, SQLITE_COMMITTER_CACHE_KIB).await?,
             Dialect::Postgres => pool.clone(),
         };
         let schema = match dialect {

@@ -113,7 +113,7 @@ proptest! {
                         }
                     }
                     spool.sync_appended().unwrap();
-                    prop_assert!(!spool.dirty, "one fsync made the group durable");
+                    prop_assert!(!spool.dirty(), "one fsync made the group durable");
                 }
                 Op::Ship(n) => {
                     let batch = spool.peek(n, usize::MAX).unwrap();
@@ -427,14 +427,14 @@ fn deferred_appends_wait_for_one_fsync_under_always_and_for_the_policy_otherwise
     let mut spool = Spool::open(dir.path(), config()).unwrap();
     spool.append(&record(0, 10)).unwrap();
     assert!(
-        !spool.dirty,
+        !spool.dirty(),
         "an append under `always` is fsynced on return"
     );
     spool.append_deferred(&record(1, 10)).unwrap();
     spool.append_deferred(&record(2, 10)).unwrap();
-    assert!(spool.dirty, "deferred appends wait for their fsync");
+    assert!(spool.dirty(), "deferred appends wait for their fsync");
     spool.sync_appended().unwrap();
-    assert!(!spool.dirty);
+    assert!(!spool.dirty());
     assert_eq!(spool.stats().records, 3);
 
     let dir = tempfile::tempdir().unwrap();
@@ -446,11 +446,11 @@ fn deferred_appends_wait_for_one_fsync_under_always_and_for_the_policy_otherwise
     spool.append_deferred(&record(0, 10)).unwrap();
     spool.sync_appended().unwrap();
     assert!(
-        spool.dirty,
+        spool.dirty(),
         "under `interval` the timer's sync makes them durable"
     );
     spool.sync().unwrap();
-    assert!(!spool.dirty);
+    assert!(!spool.dirty());
 }
 
 /// Under `always` the shipper sees a record only once it is durable.
