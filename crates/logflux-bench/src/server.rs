@@ -126,6 +126,9 @@ struct Template {
     count: String,
     range: String,
     tokens: String,
+    /// An SDK part's `X-LF-Timestamp`: the entry's time, with milliseconds, as the JavaScript
+    /// SDK stamps it (empty on agent parts).
+    timestamp: String,
 }
 
 /// Realistic ~200-byte access-log entries.
@@ -194,6 +197,7 @@ fn templates(
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(","),
+            timestamp: String::new(),
         });
     }
     Ok((out, plain))
@@ -220,6 +224,7 @@ fn sdk_templates(t: &Tenant, n: usize) -> anyhow::Result<(Vec<Template>, usize)>
             count: "1".into(),
             range: String::new(),
             tokens: String::new(),
+            timestamp: logflux_proto::timefmt::format_rfc3339(e.timestamp_ns),
         });
     }
     Ok((out, plain / n.max(1)))
@@ -227,6 +232,10 @@ fn sdk_templates(t: &Tenant, n: usize) -> anyhow::Result<(Vec<Template>, usize)>
 
 fn request_body(key_id: &str, parts: &[(String, &Template)], unique: bool) -> (String, Vec<u8>) {
     let mut w = Writer::new("benchboundary0123456789abcdef0123");
+    // Unique parts are stamped with the send time, as the Java SDK stamps them (the server's
+    // v2 record ids begin with a part's millisecond); repeated templates keep their own.
+    let now_ms = logflux_proto::timefmt::now_ns() / 1_000_000 * 1_000_000;
+    let sent_at = logflux_proto::timefmt::format_rfc3339(now_ms);
     for (id, t) in parts {
         if t.sdk {
             let nonce = if unique {
@@ -247,6 +256,7 @@ fn request_body(key_id: &str, parts: &[(String, &Template)], unique: bool) -> (S
                 &[
                     ("X-LF-Entry-Type", "1"),
                     ("X-LF-Payload-Type", "1"),
+                    ("X-LF-Timestamp", if unique { &sent_at } else { &t.timestamp }),
                     ("X-LF-Key-ID", key_id),
                     ("X-LF-Nonce", &nonce),
                 ],

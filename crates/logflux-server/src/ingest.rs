@@ -283,16 +283,49 @@ fn multipart_error(e: MultipartError) -> ApiError {
 
 /// The record id of an SDK part: SDKs send none, so it is derived from what a byte-identical
 /// retry repeats (the JavaScript SDK resends the same bytes; the nonce alone is unique).
-fn sdk_record_id(key_id: &str, nonce: Option<&[u8; 12]>, body: &[u8]) -> String {
+///
+/// A part that carries its own time (`X-LF-Time-Range`'s start, else `X-LF-Timestamp`; both
+/// are repeated by a byte-identical retry) gets a **v2** id: its time in milliseconds since the
+/// epoch as 6 big-endian bytes (times before 1970 as 0), then the first 10 bytes of SHA-256 over
+/// the key id, nonce and body. Ids, and so the catalog's record keys, then grow with time, and
+/// each commit's claims land at the end of the key B-tree instead of on as many random pages
+/// as it has parts (docs/benchmarks.md, "Issue 18, round 5"). 80 bits of digest within one
+/// millisecond keep accidental collisions out of reach. A part without a time of its own keeps
+/// the **v1** id (the first 16 bytes of the digest): the server's clock is not repeated by a
+/// retry. Both are `sdk-` and 32 hex digits (docs/formats.md, "SDK record ids").
+fn sdk_record_id(
+    key_id: &str,
+    nonce: Option<&[u8; 12]>,
+    body: &[u8],
+    part_time_ns: Option<i64>,
+) -> String {
     use aws_lc_rs::digest;
     let mut ctx = digest::Context::new(&digest::SHA256);
-    ctx.update(b"logflux-sdk-record-v1\0");
+    ctx.update(match part_time_ns {
+        Some(_) => b"logflux-sdk-record-v2\0",
+        None => b"logflux-sdk-record-v1\0",
+    });
     ctx.update(key_id.as_bytes());
     ctx.update(&[0]);
     ctx.update(nonce.map_or(&[][..], |n| &n[..]));
     ctx.update(body);
-    format!("sdk-{}", hex::encode(&ctx.finish().as_ref()[..16]))
+    let digest = ctx.finish();
+    let mut id = [0u8; 16];
+    match part_time_ns {
+        Some(ns) => {
+            // Times before 1970 as 0; the latest i64 nanosecond (2262) is 9.2·10¹² ms, well
+            // inside 48 bits (SDK_ID_MS_FITS).
+            let ms = u64::try_from(ns.div_euclid(1_000_000)).unwrap_or(0);
+            id[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+            id[6..].copy_from_slice(&digest.as_ref()[..10]);
+        }
+        None => id.copy_from_slice(&digest.as_ref()[..16]),
+    }
+    format!("sdk-{}", hex::encode(id))
 }
+
+/// Every millisecond an i64 of nanoseconds spells fits the 6 bytes of a v2 SDK record id.
+const _: () = assert!(((i64::MAX / 1_000_000) as u64) < 1 << 48);
 
 /// Length of the AES-GCM tag that ends every encrypted part's body.
 const GCM_TAG_BYTES: usize = 16;
@@ -478,7 +511,12 @@ pub(crate) async fn ingest(
         let part_body = body.slice(part.body.clone());
         let record_id = match (part.payload, part.record_id) {
             (PartPayload::AgentBatch, Some(id)) => format!("agent-{id}"),
-            _ => sdk_record_id(part.key_id.unwrap_or(""), part.nonce.as_ref(), &part_body),
+            _ => sdk_record_id(
+                part.key_id.unwrap_or(""),
+                part.nonce.as_ref(),
+                &part_body,
+                part.time_range.map(|(start, _)| start).or(part.timestamp_ns),
+            ),
         };
         let mut tokens: Vec<u64> = part.search_tokens.iter().map(|t| opaque_token(t)).collect();
         if part.payload != PartPayload::AgentBatch {
@@ -553,6 +591,54 @@ mod tests {
             ApiError::BadRequest(m) => m,
             other => panic!("not a 400: {other:?}"),
         })
+    }
+
+    #[test]
+    fn sdk_record_ids_v1_without_a_part_time_v2_with_one() {
+        let nonce = [1u8; 12];
+        // Golden values, computed apart from this code (Python's hashlib): v1 is the first
+        // 16 bytes of SHA-256("logflux-sdk-record-v1\0" key "\0" nonce body), so a retry that
+        // spans an upgrade keeps its id; v2 is the part's millisecond, then 10 digest bytes.
+        assert_eq!(
+            sdk_record_id("ak_x", Some(&nonce), b"hello", None),
+            "sdk-a573e6f8c2b21f3e366a439fa6b6d308"
+        );
+        let ns = 1_800_000_000_123_456_789;
+        assert_eq!(
+            sdk_record_id("ak_x", Some(&nonce), b"hello", Some(ns)),
+            "sdk-01a3185c507b3ca8edefd9f4904aeb1b"
+        );
+        // Within the millisecond the time does not change the id; a retry repeats it.
+        assert_eq!(
+            sdk_record_id("ak_x", Some(&nonce), b"hello", Some(ns + 1)),
+            sdk_record_id("ak_x", Some(&nonce), b"hello", Some(ns))
+        );
+        // Any other nonce, body or key is another record.
+        let base = sdk_record_id("ak_x", Some(&nonce), b"hello", Some(ns));
+        for other in [
+            sdk_record_id("ak_x", Some(&[2; 12]), b"hello", Some(ns)),
+            sdk_record_id("ak_x", None, b"hello", Some(ns)),
+            sdk_record_id("ak_x", Some(&nonce), b"hellp", Some(ns)),
+            sdk_record_id("ak_y", Some(&nonce), b"hello", Some(ns)),
+            sdk_record_id("ak_x", Some(&nonce), b"hello", Some(ns + 1_000_000)),
+        ] {
+            assert_ne!(other, base);
+            assert_eq!(other.len(), base.len());
+        }
+        // Times before 1970 count as 0; the latest i64 time fits (9 223 372 036 854 ms).
+        let early = sdk_record_id("ak_x", Some(&nonce), b"hello", Some(-5));
+        assert!(early.starts_with("sdk-000000000000"), "{early}");
+        let late = sdk_record_id("ak_x", Some(&nonce), b"hello", Some(i64::MAX));
+        assert!(late.starts_with("sdk-08637bd05af6"), "{late}");
+        // Later parts get larger catalog keys: claims append to the key B-tree.
+        let keys: Vec<Vec<u8>> = (0..50)
+            .map(|i| {
+                let id = sdk_record_id("ak_x", Some(&[i as u8; 12]), b"x", Some(ns + i * 1_000_000));
+                crate::catalog::record_key(&id)
+            })
+            .collect();
+        assert!(keys.is_sorted(), "v2 keys are not in time order");
+        assert!(keys.iter().all(|k| k.len() == 17 && k[0] == 1));
     }
 
     #[test]

@@ -124,6 +124,13 @@ async fn javascript_sdk_traffic_round_trips() {
 
     let (records, end) = t.query(&t.admin.clone(), json!({"order": "oldest"})).await;
     assert_eq!(records.len(), 5, "{end}");
+    // Parts with X-LF-Timestamp get v2 ids: the part's millisecond (2026-11-20T21:49:06.545Z
+    // is 1 795 211 346 545 ms, 0x01a1faef4271) before the digest (docs/formats.md).
+    for r in &records {
+        let id = r["record_id"].as_str().unwrap();
+        assert!(id.starts_with("sdk-01a1faef4271"), "{id}");
+        assert_eq!(id.len(), 36, "{id}");
+    }
     let mut got = decrypt_sdk(&t, &records).await;
     let mut want = entries.clone();
     let key_of = |v: &Value| v["message"].as_str().unwrap().to_owned();
