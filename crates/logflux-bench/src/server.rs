@@ -256,7 +256,10 @@ fn request_body(key_id: &str, parts: &[(String, &Template)], unique: bool) -> (S
                 &[
                     ("X-LF-Entry-Type", "1"),
                     ("X-LF-Payload-Type", "1"),
-                    ("X-LF-Timestamp", if unique { &sent_at } else { &t.timestamp }),
+                    (
+                        "X-LF-Timestamp",
+                        if unique { &sent_at } else { &t.timestamp },
+                    ),
                     ("X-LF-Key-ID", key_id),
                     ("X-LF-Nonce", &nonce),
                 ],

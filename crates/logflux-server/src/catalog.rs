@@ -196,8 +196,9 @@ pub struct SegmentFilter<'a> {
 ///   ids agents make): `0x02` and the 16 bytes, big-endian;
 /// - anything else: `0x00` and the id's bytes.
 ///
-/// 17 bytes instead of 36–42 characters: every commit inserts one key per record at a random
-/// place of the primary key's B-tree, so a smaller key means fewer pages to write.
+/// 17 bytes instead of 36–42 characters: every commit inserts one key per record, and agent
+/// ids and v1 SDK ids land at random places of the primary key's B-tree, so a smaller key
+/// means fewer pages to write (v2 SDK ids lead with their time and append; docs/formats.md).
 pub(crate) fn record_key(id: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(17);
     if let Some(hex) = id.strip_prefix("sdk-")
@@ -643,8 +644,9 @@ impl Catalog {
             Dialect::Sqlite => {
                 // WAL with synchronous=FULL: a committed transaction survives power loss.
                 // Checkpoints every 16 384 WAL pages (64 MiB of 4 KiB pages) instead of
-                // SQLite's 1 000: every commit claims records at random places of the
-                // `record_keys` B-tree, so it writes about a page per record to the WAL; with
+                // SQLite's 1 000: a commit claims agent records (and SDK parts without a time
+                // of their own) at random places of the `record_keys` B-tree, so it writes
+                // about a page per such record to the WAL; with
                 // the default, nearly every commit ran a checkpoint (copying those pages into
                 // the database and fsyncing it) before it returned, where a larger WAL lets
                 // one checkpoint write a page that many commits changed once.

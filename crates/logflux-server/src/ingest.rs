@@ -286,40 +286,50 @@ fn multipart_error(e: MultipartError) -> ApiError {
 ///
 /// A part that carries its own time (`X-LF-Time-Range`'s start, else `X-LF-Timestamp`; both
 /// are repeated by a byte-identical retry) gets a **v2** id: its time in milliseconds since the
-/// epoch as 6 big-endian bytes (times before 1970 as 0), then the first 10 bytes of SHA-256 over
-/// the key id, nonce and body. Ids, and so the catalog's record keys, then grow with time, and
-/// each commit's claims land at the end of the key B-tree instead of on as many random pages
-/// as it has parts (docs/benchmarks.md, "Issue 18, round 5"). 80 bits of digest within one
-/// millisecond keep accidental collisions out of reach. A part without a time of its own keeps
-/// the **v1** id (the first 16 bytes of the digest): the server's clock is not repeated by a
-/// retry. Both are `sdk-` and 32 hex digits (docs/formats.md, "SDK record ids").
+/// epoch as 6 big-endian bytes (times before 1970 as 0), then the first 10 bytes of SHA-256
+/// over the key id, payload and entry type, the nonce with its length, the exact time and the
+/// body. Ids, and so the catalog's record keys, then grow with time, and each commit's claims
+/// land at the end of the key B-tree instead of on as many random pages as it has parts
+/// (docs/benchmarks.md, "Issue 18, round 5"). A part without a time of its own keeps the
+/// **v1** id (the first 16 bytes of SHA-256 over the key id, nonce and body): the server's
+/// clock is not repeated by a retry. Both are `sdk-` and 32 hex digits (docs/formats.md,
+/// "SDK record ids").
 fn sdk_record_id(
     key_id: &str,
+    payload: u8,
+    entry_type: u8,
     nonce: Option<&[u8; 12]>,
     body: &[u8],
     part_time_ns: Option<i64>,
 ) -> String {
     use aws_lc_rs::digest;
     let mut ctx = digest::Context::new(&digest::SHA256);
-    ctx.update(match part_time_ns {
-        Some(_) => b"logflux-sdk-record-v2\0",
-        None => b"logflux-sdk-record-v1\0",
-    });
-    ctx.update(key_id.as_bytes());
-    ctx.update(&[0]);
-    ctx.update(nonce.map_or(&[][..], |n| &n[..]));
-    ctx.update(body);
-    let digest = ctx.finish();
     let mut id = [0u8; 16];
     match part_time_ns {
         Some(ns) => {
+            ctx.update(b"logflux-sdk-record-v2\0");
+            ctx.update(key_id.as_bytes());
+            ctx.update(&[0, payload, entry_type]);
+            // The nonce's length first: no nonce and a body that starts with 12 bytes must not
+            // meet a nonce of those 12 bytes and the rest of the body.
+            ctx.update(&[nonce.map_or(0, |n| n.len() as u8)]);
+            ctx.update(nonce.map_or(&[][..], |n| &n[..]));
+            ctx.update(&ns.to_be_bytes());
+            ctx.update(body);
             // Times before 1970 as 0; the latest i64 nanosecond (2262) is 9.2·10¹² ms, well
-            // inside 48 bits (SDK_ID_MS_FITS).
+            // inside 48 bits (the assertion below).
             let ms = u64::try_from(ns.div_euclid(1_000_000)).unwrap_or(0);
             id[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
-            id[6..].copy_from_slice(&digest.as_ref()[..10]);
+            id[6..].copy_from_slice(&ctx.finish().as_ref()[..10]);
         }
-        None => id.copy_from_slice(&digest.as_ref()[..16]),
+        None => {
+            ctx.update(b"logflux-sdk-record-v1\0");
+            ctx.update(key_id.as_bytes());
+            ctx.update(&[0]);
+            ctx.update(nonce.map_or(&[][..], |n| &n[..]));
+            ctx.update(body);
+            id.copy_from_slice(&ctx.finish().as_ref()[..16]);
+        }
     }
     format!("sdk-{}", hex::encode(id))
 }
@@ -513,9 +523,13 @@ pub(crate) async fn ingest(
             (PartPayload::AgentBatch, Some(id)) => format!("agent-{id}"),
             _ => sdk_record_id(
                 part.key_id.unwrap_or(""),
+                part.payload.number(),
+                part.entry_type.map_or(0, |t| t.number()),
                 part.nonce.as_ref(),
                 &part_body,
-                part.time_range.map(|(start, _)| start).or(part.timestamp_ns),
+                part.time_range
+                    .map(|(start, _)| start)
+                    .or(part.timestamp_ns),
             ),
         };
         let mut tokens: Vec<u64> = part.search_tokens.iter().map(|t| opaque_token(t)).collect();
@@ -596,44 +610,56 @@ mod tests {
     #[test]
     fn sdk_record_ids_v1_without_a_part_time_v2_with_one() {
         let nonce = [1u8; 12];
+        let id = |key: &str, nonce: Option<&[u8; 12]>, body: &[u8], t: Option<i64>| {
+            sdk_record_id(key, 1, 1, nonce, body, t)
+        };
         // Golden values, computed apart from this code (Python's hashlib): v1 is the first
         // 16 bytes of SHA-256("logflux-sdk-record-v1\0" key "\0" nonce body), so a retry that
-        // spans an upgrade keeps its id; v2 is the part's millisecond, then 10 digest bytes.
+        // spans an upgrade keeps its id; v2 is the part's millisecond, then 10 bytes of
+        // SHA-256("logflux-sdk-record-v2\0" key "\0" payload type, entry type, nonce length,
+        // nonce, time in ns as i64 big-endian, body).
         assert_eq!(
-            sdk_record_id("ak_x", Some(&nonce), b"hello", None),
+            id("ak_x", Some(&nonce), b"hello", None),
             "sdk-a573e6f8c2b21f3e366a439fa6b6d308"
         );
         let ns = 1_800_000_000_123_456_789;
         assert_eq!(
-            sdk_record_id("ak_x", Some(&nonce), b"hello", Some(ns)),
-            "sdk-01a3185c507b3ca8edefd9f4904aeb1b"
+            id("ak_x", Some(&nonce), b"hello", Some(ns)),
+            "sdk-01a3185c507bf50b95dc4a00f3403e35"
         );
-        // Within the millisecond the time does not change the id; a retry repeats it.
         assert_eq!(
-            sdk_record_id("ak_x", Some(&nonce), b"hello", Some(ns + 1)),
-            sdk_record_id("ak_x", Some(&nonce), b"hello", Some(ns))
+            sdk_record_id("ak_x", 3, 7, None, b"hello", Some(ns)),
+            "sdk-01a3185c507bfb26fdf1bc1777bc9b1a"
         );
-        // Any other nonce, body or key is another record.
-        let base = sdk_record_id("ak_x", Some(&nonce), b"hello", Some(ns));
+        // A retry repeats the id; any other key, payload or entry type, nonce, body or time
+        // (even within the millisecond) is another record.
+        let base = id("ak_x", Some(&nonce), b"hello", Some(ns));
+        assert_eq!(id("ak_x", Some(&nonce), b"hello", Some(ns)), base);
+        let mut body_with_nonce = nonce.to_vec();
+        body_with_nonce.extend_from_slice(b"hello");
         for other in [
-            sdk_record_id("ak_x", Some(&[2; 12]), b"hello", Some(ns)),
-            sdk_record_id("ak_x", None, b"hello", Some(ns)),
-            sdk_record_id("ak_x", Some(&nonce), b"hellp", Some(ns)),
-            sdk_record_id("ak_y", Some(&nonce), b"hello", Some(ns)),
-            sdk_record_id("ak_x", Some(&nonce), b"hello", Some(ns + 1_000_000)),
+            id("ak_x", Some(&[2; 12]), b"hello", Some(ns)),
+            id("ak_x", Some(&nonce), b"hellp", Some(ns)),
+            id("ak_y", Some(&nonce), b"hello", Some(ns)),
+            id("ak_x", Some(&nonce), b"hello", Some(ns + 1)),
+            id("ak_x", Some(&nonce), b"hello", Some(ns + 1_000_000)),
+            // No nonce and the nonce's bytes leading the body: not the same part.
+            id("ak_x", None, &body_with_nonce, Some(ns)),
+            sdk_record_id("ak_x", 3, 1, Some(&nonce), b"hello", Some(ns)),
+            sdk_record_id("ak_x", 1, 2, Some(&nonce), b"hello", Some(ns)),
         ] {
             assert_ne!(other, base);
             assert_eq!(other.len(), base.len());
         }
         // Times before 1970 count as 0; the latest i64 time fits (9 223 372 036 854 ms).
-        let early = sdk_record_id("ak_x", Some(&nonce), b"hello", Some(-5));
+        let early = id("ak_x", Some(&nonce), b"hello", Some(-5));
         assert!(early.starts_with("sdk-000000000000"), "{early}");
-        let late = sdk_record_id("ak_x", Some(&nonce), b"hello", Some(i64::MAX));
+        let late = id("ak_x", Some(&nonce), b"hello", Some(i64::MAX));
         assert!(late.starts_with("sdk-08637bd05af6"), "{late}");
         // Later parts get larger catalog keys: claims append to the key B-tree.
         let keys: Vec<Vec<u8>> = (0..50)
             .map(|i| {
-                let id = sdk_record_id("ak_x", Some(&[i as u8; 12]), b"x", Some(ns + i * 1_000_000));
+                let id = id("ak_x", Some(&[i as u8; 12]), b"x", Some(ns + i * 1_000_000));
                 crate::catalog::record_key(&id)
             })
             .collect();

@@ -671,3 +671,75 @@ async fn agent_batches_with_tokens_are_found_by_blind_search() {
     assert_eq!(window.len(), 3, "batches 5, 6 and 7 overlap the window");
     t.stop().await;
 }
+
+/// The record id the server derives for an SDK part (docs/formats.md, "SDK record ids"): v2,
+/// led by the part's millisecond, when the part carries its own time — the start of
+/// `X-LF-Time-Range` before `X-LF-Timestamp` — and v1 when it carries none. A byte-identical
+/// retry gets the same ids. The expected ids were computed apart from the server, with Python's
+/// hashlib, for unencrypted parts (payload type 3: no nonce, fixed bodies).
+#[tokio::test]
+async fn sdk_record_ids_follow_the_parts_own_time() {
+    let mut t = TestServer::start().await;
+    let (api_key, _key_id, _dek) = t.producer("web").await;
+    let part = |w: &mut Writer, time: &[(&str, &str)], body: &[u8]| {
+        let mut h = vec![("X-LF-Entry-Type", "7"), ("X-LF-Payload-Type", "3")];
+        h.extend_from_slice(time);
+        w.part(&h, body);
+    };
+    let mut w = Writer::new("ids");
+    part(
+        &mut w,
+        &[
+            ("X-LF-Timestamp", "2026-11-20T21:49:06.545Z"),
+            (
+                "X-LF-Time-Range",
+                "2026-11-20T21:00:00.250Z/2026-11-20T21:49:06.545Z",
+            ),
+        ],
+        b"part a",
+    );
+    part(&mut w, &[], b"part b");
+    part(
+        &mut w,
+        &[("X-LF-Timestamp", "2026-11-20T21:49:06.545Z")],
+        b"part c",
+    );
+    let (content_type, body) = (w.content_type(), w.finish());
+    for (accepted, duplicates) in [(3, 0), (0, 3)] {
+        let r = t
+            .http
+            .post(format!("{}/v1/ingest", t.base))
+            .bearer_auth(&api_key)
+            .header("content-type", &content_type)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(
+            (v["accepted"].as_u64(), v["duplicates"].as_u64()),
+            (Some(accepted), Some(duplicates)),
+            "{v}"
+        );
+    }
+    let (records, end) = t.query(&t.admin.clone(), json!({})).await;
+    let mut ids: Vec<&str> = records
+        .iter()
+        .map(|r| r["record_id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        [
+            // a: the range's start, 2026-11-20T21:00:00.250Z (0x01a1fac24d7a ms).
+            "sdk-01a1fac24d7a15cb706fa55840ce152f",
+            // c: its timestamp, 2026-11-20T21:49:06.545Z (0x01a1faef4271 ms).
+            "sdk-01a1faef427184520d025e1a960a6474",
+            // b: no time of its own, so v1.
+            "sdk-1cb7df861b64930fe4e36579aec3569e",
+        ],
+        "{end}"
+    );
+    t.stop().await;
+}
