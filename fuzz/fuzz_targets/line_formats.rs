@@ -2,7 +2,6 @@
 //! json, logfmt, docker, cri, nginx access and error), and any nginx `log_format`: an entry or a
 //! partial line, never a panic.
 #![no_main]
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
@@ -38,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
             nginx,
             detector.clone(),
             "fuzz".into(),
-            BTreeMap::new(),
+            logflux_proto::Metadata::new(),
         );
         let mut partial = String::new();
         let _ = p.parse(line.to_owned(), "/var/log/fuzz.log", &mut partial);

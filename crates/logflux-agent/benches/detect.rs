@@ -7,7 +7,6 @@
 //! `cargo bench -p logflux-agent --bench detect [-- --rounds N]`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,7 +49,7 @@ fn parsers(on: bool, systems: &[String]) -> Vec<Parser> {
                 None,
                 Arc::new(Detector::new(&cfg).unwrap()),
                 name.clone(),
-                BTreeMap::new(),
+                logflux_proto::Metadata::new(),
             )
         })
         .collect()

@@ -1,6 +1,5 @@
 //! Starting and stopping the agent: spool, keys, identity, sealer, inputs, shipper, metrics.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -8,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use axum::routing::get;
 use logflux_crypto::keyfile;
-use logflux_proto::Secret;
+use logflux_proto::{Metadata, Secret};
 use serde_json::json;
 use tokio::sync::{Notify, watch};
 
@@ -234,10 +233,10 @@ impl Agent {
             cfg.rotation.max_batches,
         )?;
         let agent_id = cfg.agent_id.clone().unwrap_or_else(hostname);
-        let mut enrich: BTreeMap<String, String> = cfg.labels.clone();
+        let mut enrich = Metadata::from(&cfg.labels);
         if cfg.enrich {
-            enrich.entry("host".into()).or_insert_with(hostname);
-            enrich.entry("agent_id".into()).or_insert(agent_id);
+            enrich.insert_if_absent("host", || hostname().into());
+            enrich.insert_if_absent("agent_id", || agent_id.into());
         }
         let mut tasks = Vec::new();
         let mut forwarders = Vec::new();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use logflux_proto::Entry;
+use logflux_proto::{Entry, Metadata};
 use serde::Deserialize;
 use tokio::sync::watch;
 
@@ -245,11 +245,11 @@ fn file_context(
     kind: Kind,
     cfg: &FileInputConfig,
     path: &Path,
-) -> (String, BTreeMap<String, String>) {
+) -> (String, Metadata) {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let stem = name.strip_suffix(".gz").unwrap_or(name);
     let stem = stem.strip_suffix(".log").unwrap_or(stem).to_owned();
-    let mut meta = BTreeMap::new();
+    let mut meta = Metadata::new();
     let source = match kind {
         Kind::Files => cfg.source.clone().unwrap_or(stem),
         Kind::Docker => {
@@ -269,11 +269,11 @@ fn file_context(
                     cname = n.trim_start_matches('/').to_owned();
                 }
                 if let Some(img) = conf["Config"]["Image"].as_str() {
-                    meta.insert("image".into(), img.to_owned());
+                    meta.insert("image", img.to_owned());
                 }
             }
-            meta.insert("container_id".into(), id);
-            meta.insert("container_name".into(), cname.clone());
+            meta.insert("container_id", id);
+            meta.insert("container_name", cname.clone());
             cname
         }
         Kind::Kubernetes => {
@@ -283,10 +283,10 @@ fn file_context(
             let (pod, ns, rest) = (parts.next(), parts.next(), parts.next());
             match (pod, ns, rest.and_then(|r| r.rsplit_once('-'))) {
                 (Some(pod), Some(ns), Some((container, id))) => {
-                    meta.insert("pod".into(), pod.to_owned());
-                    meta.insert("namespace".into(), ns.to_owned());
-                    meta.insert("container".into(), container.to_owned());
-                    meta.insert("container_id".into(), id.to_owned());
+                    meta.insert("pod", pod.to_owned());
+                    meta.insert("namespace", ns.to_owned());
+                    meta.insert("container", container.to_owned());
+                    meta.insert("container_id", id.to_owned());
                     container.to_owned()
                 }
                 _ => stem,
@@ -486,7 +486,11 @@ async fn run_inner(
                                 source,
                                 metadata: meta
                                     .into_iter()
-                                    .chain(cfg.metadata.iter().map(|(k, v)| (k.clone(), v.clone())))
+                                    .chain(
+                                        cfg.metadata
+                                            .iter()
+                                            .map(|(k, v)| (k.as_str().into(), v.as_str().into())),
+                                    )
                                     .collect(),
                             },
                             path.to_string_lossy().into_owned(),

@@ -105,7 +105,7 @@ impl Forwarder {
     /// Queues a copy of `e` when it matches (never waits).
     pub(crate) fn offer(&self, e: &Entry) {
         if self.min_level.is_some_and(|m| e.level > m)
-            || (!self.sources.is_empty() && !self.sources.contains(&e.source))
+            || (!self.sources.is_empty() && !self.sources.iter().any(|s| *s == e.source))
             || !self
                 .metadata
                 .iter()
@@ -141,7 +141,7 @@ fn sd_name(s: &str) -> String {
 /// One entry as an RFC 5424 message (facility user).
 pub fn format_5424(e: &Entry, default_host: &str) -> String {
     let pri = 8 + u32::from(e.level.number() - 1);
-    let host = e.metadata.get("host").map_or(default_host, String::as_str);
+    let host = e.metadata.get("host").unwrap_or(default_host);
     let mut sd = String::new();
     if !e.metadata.is_empty() {
         sd.push_str("[logflux@32473");
@@ -311,8 +311,8 @@ mod tests {
             "check out",
             "payment failed",
         );
-        e.metadata.insert("host".into(), "web-1".into());
-        e.metadata.insert("q".into(), r#"a"b]c\d"#.into());
+        e.metadata.insert("host", "web-1");
+        e.metadata.insert("q", r#"a"b]c\d"#);
         let m = format_5424(&e, "agent-host");
         assert_eq!(
             m,

@@ -11,10 +11,10 @@
 //! | `nginx_access` | nginx `combined`, or the input's `nginx_log_format` | `nginx` |
 //! | `nginx_error` | nginx's error log | `nginx` |
 
-use std::collections::BTreeMap;
+
 use std::sync::Arc;
 
-use logflux_proto::{Entry, Level, timefmt};
+use logflux_proto::{Entry, Level, Metadata, timefmt};
 use regex::Regex;
 use serde::Deserialize;
 
@@ -126,7 +126,7 @@ pub struct Parser {
     /// none).
     pub detector: Arc<Detector>,
     pub source: String,
-    pub metadata: BTreeMap<String, String>,
+    pub metadata: Metadata,
 }
 
 use crate::detect::{Detector, LineFormat, Outcome, new_entry};
@@ -159,7 +159,7 @@ impl Parser {
         nginx: Option<NginxFormat>,
         detector: Arc<Detector>,
         source: String,
-        metadata: BTreeMap<String, String>,
+        metadata: Metadata,
     ) -> Parser {
         Parser {
             format,
@@ -199,9 +199,10 @@ impl Parser {
             Format::NginxAccess => (self.nginx_access(line, now), Outcome::default()),
             Format::NginxError => (self.nginx_error(line, now), Outcome::default()),
         };
-        e.metadata.insert("file".into(), path.to_owned());
+        // Borrowed: a path of up to 24 bytes is stored inline, a longer one copied once.
+        e.metadata.insert("file", path);
         for (k, v) in &self.metadata {
-            e.metadata.entry(k.clone()).or_insert_with(|| v.clone());
+            e.metadata.insert_if_absent(k, || v.into());
         }
         (Parsed::Entry(e), out)
     }
@@ -238,7 +239,7 @@ impl Parser {
         let own = timefmt::parse_rfc3339(&d.time).ok();
         let (mut e, out) = self.container(text, own, now);
         if !d.stream.is_empty() {
-            e.metadata.insert("stream".into(), d.stream);
+            e.metadata.insert("stream", d.stream);
         }
         Some((e, out))
     }
@@ -256,7 +257,7 @@ impl Parser {
         }
         let own = timefmt::parse_rfc3339(time).ok();
         let (mut e, out) = self.container(std::mem::take(partial), own, now);
-        e.metadata.insert("stream".into(), stream.to_owned());
+        e.metadata.insert("stream", stream.to_owned());
         Some((e, out))
     }
 
@@ -271,12 +272,12 @@ impl Parser {
                 "nginx",
             );
             e.metadata
-                .insert("parse_error".into(), "not in the access log format".into());
+                .insert("parse_error", "not in the access log format");
             return e;
         };
         let mut ts = now;
         let mut level = Level::Info;
-        let mut meta = BTreeMap::new();
+        let mut meta = Metadata::new();
         for (k, v) in fields {
             if v == "-" || v.is_empty() {
                 continue;
@@ -350,7 +351,7 @@ impl Parser {
             .unwrap_or(now);
         let level = level_from_text(&c["l"]).unwrap_or(self.detector.default_level());
         let msg = c["msg"].to_owned();
-        let mut meta = BTreeMap::new();
+        let mut meta = Metadata::new();
         meta.insert("pid".to_owned(), c["pid"].to_owned());
         if let Some(cid) = c.name("cid") {
             meta.insert("connection".to_owned(), cid.as_str().to_owned());
@@ -390,7 +391,7 @@ mod tests {
                 .unwrap(),
             ),
             source: "web".into(),
-            metadata: BTreeMap::new(),
+            metadata: Metadata::new(),
         }
     }
 

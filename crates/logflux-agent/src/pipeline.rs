@@ -10,7 +10,6 @@
 //! stamped with its arrival time instead (the server refuses such records), its own time kept
 //! in metadata.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,7 +17,7 @@ use logflux_crypto::{
     BatchSealer, CachedTokenSet, DEFAULT_TOKEN_CACHE, RecordBinding, SealingKey, TokenKey,
 };
 use logflux_proto::multipart::MAX_SEARCH_TOKENS;
-use logflux_proto::{Entry, limits, timefmt};
+use logflux_proto::{Entry, Metadata, limits, timefmt};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::config::WhenFull;
@@ -205,7 +204,7 @@ pub(crate) struct SealerConfig {
     pub(crate) application_id: String,
     pub(crate) when_full: WhenFull,
     /// Added to every entry's metadata unless the entry has the key.
-    pub(crate) enrich: BTreeMap<String, String>,
+    pub(crate) enrich: Metadata,
     /// Entries in flight before the sealer, in KiB (see `intake_budget_kib`).
     pub(crate) intake_budget_kib: u32,
     /// Redaction rules, applied after enrichment, before sealing.
@@ -531,7 +530,7 @@ fn restamp_future(entries: &mut [Entry], now: i64) -> u64 {
     for e in entries {
         if !crate::detect::time::plausible(e.timestamp_ns, now) {
             e.metadata.insert(
-                ORIGINAL_TIME_KEY.to_owned(),
+                ORIGINAL_TIME_KEY,
                 timefmt::format_rfc3339(e.timestamp_ns),
             );
             e.timestamp_ns = now;
@@ -686,9 +685,7 @@ impl Sealers {
         if !self.enrich_at_encoding() {
             for e in &mut batch {
                 for (k, v) in &config.enrich {
-                    if !e.metadata.contains_key(k) {
-                        e.metadata.insert(k.clone(), v.clone());
-                    }
+                    e.metadata.insert_if_absent(k, || v.into());
                 }
                 config.redactor.redact(e);
             }
@@ -764,7 +761,7 @@ impl Sealers {
     ) {
         let config = &self.config;
         worker.tokens.add_entries(batch);
-        let no_defaults = BTreeMap::new();
+        let no_defaults = Metadata::new();
         let defaults = if self.enrich_at_encoding() {
             &config.enrich
         } else {
@@ -956,7 +953,7 @@ mod tests {
             tenant_id: String::new(),
             application_id: String::new(),
             when_full: WhenFull::Block,
-            enrich: BTreeMap::new(),
+            enrich: Metadata::new(),
             intake_budget_kib: 1024,
             redactor: Arc::new(Redactor::new(&[]).expect("no rules")),
             forwarders: Vec::new(),
@@ -1286,7 +1283,7 @@ mod tests {
         let mut c = config(S);
         // Many small batches, sealed four at a time, under keys rotated every 3 batches.
         c.max_entries = 7;
-        c.enrich.insert("host".into(), "h1".into());
+        c.enrich.insert("host", "h1");
         let (shared, intake, task, private, token_key) = sealer_in(dir.path(), 4, c.clone());
         let base = 1_763_675_346 * S;
         let mut waits = Vec::new();
@@ -1297,7 +1294,7 @@ mod tests {
                     e.payload = format!("message {m} part {i} Word{}", m % 3);
                     // Some carry the enriched key themselves, and keep their value.
                     if m % 4 == 1 && i == 0 {
-                        e.metadata.insert("host".into(), format!("own-{m}"));
+                        e.metadata.insert("host", format!("own-{m}"));
                     }
                     e
                 })
@@ -1361,8 +1358,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let mut c = config(S);
         c.max_entries = 3;
-        c.enrich.insert("host".into(), "h1".into());
-        c.enrich.insert("agent_id".into(), "a1".into());
+        c.enrich.insert("host", "h1");
+        c.enrich.insert("agent_id", "a1");
         let (shared, intake, task, private, token_key) = sealer_in(dir.path(), 2, c.clone());
         let base = 1_763_675_346 * S;
         // Batch 1: every entry has its own host. Batch 2: one takes the default host. Batch 3:
@@ -1380,7 +1377,7 @@ mod tests {
                     let mut e = at(base + (b * 3 + i) as i64);
                     e.payload = format!("batch {b} entry {i}");
                     if let Some(h) = h {
-                        e.metadata.insert("host".into(), (*h).into());
+                        e.metadata.insert("host", *h);
                     }
                     e
                 })

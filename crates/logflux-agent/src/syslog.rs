@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use logflux_proto::{Entry, EntryType, Level, timefmt};
+use logflux_proto::{CompactString, Entry, EntryType, Level, Metadata, format_compact, timefmt};
 use serde::Deserialize;
 use tokio::io::AsyncReadExt as _;
 use tokio::sync::watch;
@@ -174,19 +174,18 @@ fn parse_inner(raw: &str, now_ns: i64) -> Entry {
     e.payload_type = "syslog".into();
     let Some((pri, rest)) = parse_pri(raw) else {
         e.payload = raw.to_owned();
-        e.metadata.insert("parse_error".into(), "no <PRI>".into());
+        e.metadata.insert("parse_error", "no <PRI>");
         return e;
     };
     let severity = pri % 8;
     let facility = (pri / 8) as usize;
     e.level = Level::from_number(i64::from(severity) + 1).unwrap_or(Level::Notice);
     e.metadata.insert(
-        "facility".into(),
+        "facility",
         FACILITIES
             .get(facility)
             .copied()
-            .unwrap_or("unknown")
-            .into(),
+            .unwrap_or("unknown"),
     );
     if let Some(rest) = rest.strip_prefix("1 ") {
         rfc5424(rest, &mut e, now_ns);
@@ -232,11 +231,11 @@ fn rfc5424(s: &str, e: &mut Entry, now_ns: i64) {
         ("msgid", msgid),
     ] {
         if v != "-" && !v.is_empty() {
-            e.metadata.insert(k.into(), v.into());
+            e.metadata.insert(k, v);
         }
     }
     if app != "-" && !app.is_empty() {
-        e.source = app.to_owned();
+        e.source = app.into();
     }
     // Structured data: `-` or one or more `[id k="v" …]`.
     let mut rest = s;
@@ -257,7 +256,7 @@ fn rfc5424(s: &str, e: &mut Entry, now_ns: i64) {
 }
 
 /// One `[id k="v" …]`; the text after it.
-fn structured_element<'a>(s: &'a str, meta: &mut BTreeMap<String, String>) -> Option<&'a str> {
+fn structured_element<'a>(s: &'a str, meta: &mut Metadata) -> Option<&'a str> {
     let mut chars = s.char_indices().skip(1).peekable();
     let mut id = String::new();
     while let Some(&(_, c)) = chars.peek() {
@@ -281,7 +280,7 @@ fn structured_element<'a>(s: &'a str, meta: &mut BTreeMap<String, String>) -> Op
                 if chars.next()?.1 != '"' {
                     return None;
                 }
-                let mut val = String::new();
+                let mut val = CompactString::const_new("");
                 let mut escaped = false;
                 for (_, c) in chars.by_ref() {
                     if escaped {
@@ -295,7 +294,7 @@ fn structured_element<'a>(s: &'a str, meta: &mut BTreeMap<String, String>) -> Op
                         val.push(c);
                     }
                 }
-                meta.insert(format!("sd.{id}.{key}"), val);
+                meta.insert(format_compact!("sd.{id}.{key}"), val);
             }
             _ => return None,
         }
@@ -325,7 +324,7 @@ fn rfc3164(s: &str, e: &mut Entry, now_ns: i64) {
         (Some(first), after)
     };
     if let Some(h) = host {
-        e.metadata.insert("hostname".into(), h.into());
+        e.metadata.insert("hostname", h);
     }
     // The tag is the first word when it ends in ':' (`su[123]: …`).
     let (tag, msg) = match tagged.find(": ") {
@@ -337,10 +336,10 @@ fn rfc3164(s: &str, e: &mut Entry, now_ns: i64) {
             Some((n, p)) => (n, Some(p.trim_end_matches(']'))),
             None => (tag, None),
         };
-        e.source = name.to_owned();
-        e.metadata.insert("appname".into(), name.into());
+        e.source = name.into();
+        e.metadata.insert("appname", name);
         if let Some(p) = pid {
-            e.metadata.insert("procid".into(), p.into());
+            e.metadata.insert("procid", p);
         }
     }
     e.payload = msg.to_owned();
@@ -429,7 +428,7 @@ async fn deliver(
     let text = String::from_utf8_lossy(&raw[..raw.len().min(cfg.max_message_bytes)]);
     let mut e = parse_with(&text, timefmt::now_ns(), cfg.detector.as_deref()).0;
     for (k, v) in &cfg.metadata {
-        e.metadata.entry(k.clone()).or_insert_with(|| v.clone());
+        e.metadata.insert_if_absent(k, || v.into());
     }
     if intake.send(vec![e], Duration::from_secs(2)).await.is_err() {
         shared

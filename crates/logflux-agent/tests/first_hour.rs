@@ -230,7 +230,7 @@ async fn entries_received_counts_file_inputs_and_multiline_timeouts_keep_their_f
             format!("2026-01-01 {name} failed\n  at {name}.frame")
         );
         assert_eq!(
-            e.metadata.get("file").map(String::as_str),
+            e.metadata.get("file"),
             Some(logs.join(format!("{name}.log")).to_str().unwrap()),
             "{e:?}"
         );

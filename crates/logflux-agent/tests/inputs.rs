@@ -260,7 +260,7 @@ async fn a_real_nginx_access_and_error_log() {
     let entries = stored_until(&stack, |es| {
         ["/", "/missing.html", "/boom"].iter().all(|p| {
             es.iter()
-                .any(|e| e.metadata.get("path").is_some_and(|x| x == p))
+                .any(|e| e.metadata.get("path").is_some_and(|x| x == *p))
         }) && es
             .iter()
             .any(|e| e.payload.contains("missing.html") && !e.metadata.contains_key("status"))

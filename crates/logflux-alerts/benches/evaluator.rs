@@ -57,7 +57,7 @@ fn entries() -> Vec<EntryView> {
                 ["api", "db", "web"][i % 3],
                 payloads[i % payloads.len()],
             );
-            e.metadata.insert("host".into(), format!("h{}", i % 4));
+            e.metadata.insert("host", format!("h{}", i % 4));
             e.into()
         })
         .collect()

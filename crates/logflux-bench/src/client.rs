@@ -77,7 +77,7 @@ fn entry(i: usize, needle_every: usize) -> Entry {
             }
         ),
     );
-    e.metadata.insert("host".into(), format!("web-{}", x % 8));
+    e.metadata.insert("host", format!("web-{}", x % 8));
     e
 }
 
@@ -691,7 +691,7 @@ async fn tail_latencies(
             "checkout-service",
             &format!("tailprobe {i}"),
         );
-        e.metadata.insert("host".into(), "web-0".into());
+        e.metadata.insert("host", "web-0");
         let started = Instant::now();
         live.send(&format!("tail{i:06}"), &[e]).await?;
         loop {

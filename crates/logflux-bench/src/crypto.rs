@@ -80,7 +80,7 @@ fn entries(n: usize) -> Vec<Entry> {
                     x % 1013
                 ),
             );
-            e.metadata.insert("host".into(), format!("web-{}", x % 8));
+            e.metadata.insert("host", format!("web-{}", x % 8));
             e
         })
         .collect()
@@ -182,7 +182,7 @@ fn realistic_entry(rng: &mut Rng, ts: i64) -> Entry {
     };
     let mut e = Entry::new(ts, level, source, &payload);
     e.metadata
-        .insert("host".into(), format!("web-{}", rng.below(8)));
+        .insert("host", format!("web-{}", rng.below(8)));
     e
 }
 

@@ -155,7 +155,7 @@ fn entries(n: usize, seed: u64) -> Vec<Entry> {
                     [200, 201, 404, 500][(x % 4) as usize]
                 ),
             );
-            e.metadata.insert("host".into(), format!("web-{}", x % 8));
+            e.metadata.insert("host", format!("web-{}", x % 8));
             e
         })
         .collect()

@@ -1088,10 +1088,10 @@ mod tests {
                             ["", " =formula"][next(2) as usize]
                         ),
                     );
-                    e.metadata.insert("host".into(), "h1".into());
+                    e.metadata.insert("host", "h1");
                     if next(2) == 0 {
                         e.metadata.insert(
-                            ["a", "zone", "read_time"][next(3) as usize].into(),
+                            ["a", "zone", "read_time"][next(3) as usize],
                             format!("v {i}"),
                         );
                     }

@@ -578,7 +578,7 @@ impl Fields for EntryView {
         &self.source
     }
     fn metadata(&self, key: &str) -> Option<&str> {
-        self.metadata.get(key).map(String::as_str)
+        self.metadata.get(key)
     }
     fn payload(&self) -> &str {
         &self.payload
@@ -801,7 +801,7 @@ mod tests {
 
     fn entry(level: Level, payload: &str) -> EntryView {
         let mut e = logflux_proto::Entry::new(NOW, level, "api", payload);
-        e.metadata.insert("env".into(), "prod".into());
+        e.metadata.insert("env", "prod");
         e.into()
     }
 
@@ -821,7 +821,7 @@ mod tests {
         assert!(!f.matches(&entry(Level::Error, "connection refused by db-2")));
         assert!(!f.matches(&entry(Level::Error, "connections refused by db-1")));
         let mut other = entry(Level::Error, "connection refused by db-1");
-        other.metadata.insert("env".into(), "dev".into());
+        other.metadata.insert("env", "dev");
         assert!(!f.matches(&other));
         let re = Filter::from_args(
             &FilterArgs {
@@ -850,9 +850,9 @@ mod tests {
         for (i, p) in payloads.iter().enumerate() {
             for level in [Level::Error, Level::Info] {
                 let mut e = logflux_proto::Entry::new(NOW + i as i64, level, "api", p);
-                e.metadata.insert("env".into(), "prod".into());
+                e.metadata.insert("env", "prod");
                 if i % 2 == 1 {
-                    e.metadata.insert("zone".into(), "b".into());
+                    e.metadata.insert("zone", "b");
                     e.source = "web".into();
                 }
                 entries.push(e);

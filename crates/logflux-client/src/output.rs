@@ -409,7 +409,7 @@ fn text(style: Style, e: &EntryView, s: &mut String) {
     let rest: Vec<&str> = lines.collect();
     let mut extras = String::new();
     for (k, v) in &e.metadata {
-        if HIDDEN_IN_TEXT.contains(&k.as_str()) {
+        if HIDDEN_IN_TEXT.contains(&k) {
             continue;
         }
         extras.push(' ');
@@ -538,7 +538,7 @@ mod tests {
             "api",
             "boom, \"quoted\"\n  at main.rs:1",
         );
-        e.metadata.insert("region".into(), "eu west".into());
+        e.metadata.insert("region", "eu west");
         e.into()
     }
 
@@ -574,8 +574,8 @@ mod tests {
     fn text_leaves_the_read_time_out_and_verbose_shows_it() {
         let mut e = Entry::new(1_764_000_000_123_000_000, Level::Warning, "app", "slow");
         e.metadata
-            .insert("read_time".into(), "2026-11-30T12:00:00.000000000Z".into());
-        e.metadata.insert("file".into(), "/var/log/app.log".into());
+            .insert("read_time", "2026-11-30T12:00:00.000000000Z");
+        e.metadata.insert("file", "/var/log/app.log");
         let e: EntryView = e.into();
         let s = super::render(utc(Format::Text), &e);
         assert!(!s.contains("read_time"), "{s}");
@@ -642,7 +642,7 @@ mod tests {
         let mut e = sample();
         e.payload = "ok\x1b]52;c;ZXZpbA==\x07 done\rFAKE\n\x1b[2Jnext".into();
         e.source = "a\x1b[31mb".into();
-        e.metadata.insert("k\x1b".into(), "v\x1b[0m".into());
+        e.metadata.insert("k\x1b", "v\x1b[0m");
         let t = super::render(utc(Format::Text), &e);
         assert!(
             !t.contains('\x1b') && !t.contains('\x07') && !t.contains('\r'),

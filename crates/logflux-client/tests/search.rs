@@ -105,7 +105,7 @@ fn sdk_sent(entries: &[(u8, Value)]) -> Vec<Sent> {
                 level: view.level.number(),
                 etype: *t,
                 source: view.source,
-                region: view.metadata.get("region").cloned(),
+                region: view.metadata.get("region").map(str::to_owned),
                 ts: view.timestamp_ns,
             }
         })

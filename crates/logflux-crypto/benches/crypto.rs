@@ -38,8 +38,8 @@ fn entries_n(n: usize) -> Vec<Entry> {
                 [200, 201, 404, 500][(i % 4) as usize]
             ),
         );
-        e.metadata.insert("host".into(), format!("web-{}", i % 8));
-        e.metadata.insert("region".into(), "eu-west-1".into());
+        e.metadata.insert("host", format!("web-{}", i % 8));
+        e.metadata.insert("region", "eu-west-1");
         out.push(e);
         i += 1;
     }

@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use logflux_proto::Metadata;
 
 use logflux_proto::batch;
 use logflux_proto::{Entry, limits};
@@ -87,7 +87,7 @@ impl BatchSealer {
         binding: &RecordBinding<'_>,
         entries: &[Entry],
     ) -> Result<SealedBatch, CryptoError> {
-        self.seal_inner(key, binding, entries, &BTreeMap::new(), None)
+        self.seal_inner(key, binding, entries, &Metadata::new(), None)
     }
 
     /// [`BatchSealer::seal`] of `entries` as if each carried the pairs of `defaults` whose keys
@@ -98,7 +98,7 @@ impl BatchSealer {
         key: &SealingKey,
         binding: &RecordBinding<'_>,
         entries: &[Entry],
-        defaults: &BTreeMap<String, String>,
+        defaults: &Metadata,
     ) -> Result<SealedBatch, CryptoError> {
         self.seal_inner(key, binding, entries, defaults, None)
     }
@@ -112,7 +112,7 @@ impl BatchSealer {
         entries: &[Entry],
         nonce: [u8; NONCE_LEN],
     ) -> Result<SealedBatch, CryptoError> {
-        self.seal_inner(key, binding, entries, &BTreeMap::new(), Some(nonce))
+        self.seal_inner(key, binding, entries, &Metadata::new(), Some(nonce))
     }
 
     fn seal_inner(
@@ -120,7 +120,7 @@ impl BatchSealer {
         key: &SealingKey,
         binding: &RecordBinding<'_>,
         entries: &[Entry],
-        defaults: &BTreeMap<String, String>,
+        defaults: &Metadata,
         nonce: Option<[u8; NONCE_LEN]>,
     ) -> Result<SealedBatch, CryptoError> {
         let count = u32::try_from(entries.len())

@@ -752,7 +752,7 @@ mod tests {
         let k = key();
         let mut e = Entry::new(0, Level::Error, "Api-Gw", "Disk FULL on /var (Größe)");
         e.entry_type = EntryType::Audit;
-        e.metadata.insert("host".into(), "Web-1".into());
+        e.metadata.insert("host", "Web-1");
         let mut set = TokenSet::new();
         set.add_entry(&e);
         let got = set.finish(&k);
@@ -854,14 +854,14 @@ mod tests {
                                 "abcdefghij".repeat(1 + (i % 3) as usize)
                             ),
                         );
-                        e.metadata.insert("host".into(), format!("web-{}", i % 3));
+                        e.metadata.insert("host", format!("web-{}", i % 3));
                         // Keys before and after it that come and go, values that repeat or
                         // change, a source that changes within the batch.
                         if i % 4 < 2 {
-                            e.metadata.insert("app".into(), format!("a{}", i % 5 / 3));
+                            e.metadata.insert("app", format!("a{}", i % 5 / 3));
                         }
                         if i % 3 != 1 {
-                            e.metadata.insert("zone".into(), "z1".into());
+                            e.metadata.insert("zone", "z1");
                         }
                         // Words that shift place, change case, are too long for a token,
                         // or are missing.
@@ -956,7 +956,7 @@ mod tests {
             let mut plain = TokenSet::new();
             for e in &batch {
                 let mut enriched = e.clone();
-                enriched.metadata.insert("agent_id".into(), "a-1".into());
+                enriched.metadata.insert("agent_id", "a-1");
                 plain.add_entry(&enriched);
                 cached.add_entry(e);
             }

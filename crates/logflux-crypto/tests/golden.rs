@@ -34,8 +34,8 @@ fn entries() -> Vec<Entry> {
         "checkout",
         "payment failed: card declined (code=51)",
     );
-    a.metadata.insert("host".into(), "web-1".into());
-    a.metadata.insert("region".into(), "eu-west-1".into());
+    a.metadata.insert("host", "web-1");
+    a.metadata.insert("region", "eu-west-1");
     let mut b = Entry::new(-1, Level::Debug, "ünïcödé-源", "line1\nline2\t\u{0}end 😀");
     b.entry_type = EntryType::Metric;
     b.payload_type = "metrics".into();
@@ -43,7 +43,7 @@ fn entries() -> Vec<Entry> {
     c.entry_type = EntryType::TelemetryManaged;
     c.payload_type = "systemd_journal".into();
     c.metadata
-        .insert("_SYSTEMD_UNIT".into(), "nginx.service".into());
+        .insert("_SYSTEMD_UNIT", "nginx.service");
     vec![a, b, c]
 }
 
@@ -141,8 +141,8 @@ fn batch_v2_common_metadata_golden() {
                 &format!("GET /orders/{i} 200"),
             );
             e.metadata
-                .insert("file".into(), "/var/log/nginx/access.log".into());
-            e.metadata.insert("status".into(), format!("20{i}"));
+                .insert("file", "/var/log/nginx/access.log");
+            e.metadata.insert("status", format!("20{i}"));
             e
         })
         .collect();

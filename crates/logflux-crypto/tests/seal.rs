@@ -2,7 +2,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use logflux_crypto::{
@@ -31,7 +30,7 @@ fn sample(n: usize) -> Vec<Entry> {
                     i % 13
                 ),
             );
-            e.metadata.insert("host".into(), format!("web-{}", i % 4));
+            e.metadata.insert("host", format!("web-{}", i % 4));
             e
         })
         .collect()
@@ -387,10 +386,10 @@ fn arb_entry() -> impl Strategy<Value = Entry> {
             timestamp_ns: ts,
             level: Level::from_number(l).unwrap(),
             entry_type: EntryType::from_number(t).unwrap(),
-            source,
+            source: source.into(),
             payload,
             payload_type: "generic".into(),
-            metadata: metadata.into_iter().collect::<BTreeMap<_, _>>(),
+            metadata: metadata.into(),
         })
 }
 

@@ -44,10 +44,11 @@
 //! [`BatchView::parse`] reads either version without copying: its entries borrow their strings
 //! from the decompressed batch. [`decode`] turns the view into owned [`Entry`]s.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::codec::{ReadError, Reader, put_str, put_varint, unzigzag, zigzag};
 use crate::entry::{Entry, EntryType, Level, limits};
+use crate::metadata::{self, Metadata};
 
 const MAGIC: &[u8; 3] = b"LFB";
 /// The format version this crate writes.
@@ -89,12 +90,12 @@ pub fn encode(entries: &[Entry], out: &mut Vec<u8>) {
 }
 
 /// No default metadata.
-static NO_DEFAULTS: BTreeMap<String, String> = BTreeMap::new();
+static NO_DEFAULTS: Metadata = Metadata::new();
 
 /// [`encode`] of `entries` as if each carried the pairs of `defaults` whose keys it lacks
 /// (the agent's enrichment, `host` and `agent_id`): the same bytes as inserting them into every
 /// entry's map first, without copying them into every entry.
-pub fn encode_with(entries: &[Entry], defaults: &BTreeMap<String, String>, out: &mut Vec<u8>) {
+pub fn encode_with(entries: &[Entry], defaults: &Metadata, out: &mut Vec<u8>) {
     out.reserve(16 + entries.iter().map(|e| e.payload.len() + 8).sum::<usize>());
     out.extend_from_slice(MAGIC);
     out.push(VERSION);
@@ -171,7 +172,7 @@ pub fn encode_with(entries: &[Entry], defaults: &BTreeMap<String, String>, out: 
 /// it would have after inserting them.
 pub fn metadata_with<'a>(
     entry: &'a Entry,
-    defaults: &'a BTreeMap<String, String>,
+    defaults: &'a Metadata,
 ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
     WithDefaults {
         own: entry.metadata.iter().peekable(),
@@ -182,20 +183,16 @@ pub fn metadata_with<'a>(
 /// The value of `key` in [`metadata_with`]`(entry, defaults)`.
 pub fn metadata_value_with<'a>(
     entry: &'a Entry,
-    defaults: &'a BTreeMap<String, String>,
+    defaults: &'a Metadata,
     key: &str,
 ) -> Option<&'a str> {
-    entry
-        .metadata
-        .get(key)
-        .or_else(|| defaults.get(key))
-        .map(String::as_str)
+    entry.metadata.get(key).or_else(|| defaults.get(key))
 }
 
 /// Two sorted maps merged by key, the first one's value kept where both hold a key.
 struct WithDefaults<'a> {
-    own: std::iter::Peekable<std::collections::btree_map::Iter<'a, String, String>>,
-    defaults: std::iter::Peekable<std::collections::btree_map::Iter<'a, String, String>>,
+    own: std::iter::Peekable<metadata::Iter<'a>>,
+    defaults: std::iter::Peekable<metadata::Iter<'a>>,
 }
 
 impl<'a> Iterator for WithDefaults<'a> {
@@ -203,7 +200,7 @@ impl<'a> Iterator for WithDefaults<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let next = match (self.own.peek(), self.defaults.peek()) {
-            (Some((k, _)), Some((d, _))) => match k.as_str().cmp(d.as_str()) {
+            (Some((k, _)), Some((d, _))) => match k.cmp(d) {
                 std::cmp::Ordering::Less => self.own.next(),
                 std::cmp::Ordering::Equal => {
                     self.defaults.next();
@@ -214,7 +211,7 @@ impl<'a> Iterator for WithDefaults<'a> {
             (Some(_), None) => self.own.next(),
             (None, _) => self.defaults.next(),
         };
-        next.map(|(k, v)| (k.as_str(), v.as_str()))
+        next
     }
 }
 
@@ -245,7 +242,7 @@ pub fn encode_v1(entries: &[Entry], out: &mut Vec<u8>) {
 
 /// [`encode_v1`] of `entries` as if each carried the pairs of `defaults` whose keys it lacks
 /// (see [`encode_with`]).
-pub fn encode_v1_with(entries: &[Entry], defaults: &BTreeMap<String, String>, out: &mut Vec<u8>) {
+pub fn encode_v1_with(entries: &[Entry], defaults: &Metadata, out: &mut Vec<u8>) {
     out.reserve(8 + entries.iter().map(Entry::approx_size).sum::<usize>());
     out.extend_from_slice(MAGIC);
     out.push(VERSION_1);
@@ -273,7 +270,7 @@ pub fn expanded_len(entries: &[Entry]) -> usize {
 }
 
 /// [`expanded_len`] of `entries` as if each carried the pairs of `defaults` whose keys it lacks.
-pub fn expanded_len_with(entries: &[Entry], defaults: &BTreeMap<String, String>) -> usize {
+pub fn expanded_len_with(entries: &[Entry], defaults: &Metadata) -> usize {
     4 + varint_len(entries.len() as u64)
         + entries
             .iter()
@@ -368,13 +365,10 @@ impl<'a> EntryRef<'_, 'a> {
             timestamp_ns: self.timestamp_ns,
             level: self.level,
             entry_type: self.entry_type,
-            source: self.source.to_owned(),
+            source: self.source.into(),
             payload: self.payload.to_owned(),
-            payload_type: self.payload_type.to_owned(),
-            metadata: self
-                .metadata()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect::<BTreeMap<_, _>>(),
+            payload_type: self.payload_type.into(),
+            metadata: self.metadata().collect(),
         }
     }
 }
@@ -720,8 +714,8 @@ pub(crate) mod tests {
             "api",
             "disk full on /var",
         );
-        e.metadata.insert("host".into(), "web-1".into());
-        e.metadata.insert("region".into(), "eu".into());
+        e.metadata.insert("host", "web-1");
+        e.metadata.insert("region", "eu");
         let mut m = Entry::new(-5, Level::Debug, "m", "");
         m.entry_type = EntryType::Metric;
         m.payload_type = "metrics".into();
@@ -883,10 +877,10 @@ pub(crate) mod tests {
                     &format!("GET /api/orders/{i} 200"),
                 );
                 e.metadata
-                    .insert("file".into(), "/var/log/app/app.log".into());
-                e.metadata.insert("host".into(), "web-1".into());
+                    .insert("file", "/var/log/app/app.log");
+                e.metadata.insert("host", "web-1");
                 e.metadata
-                    .insert("status".into(), format!("{}", 200 + i % 3));
+                    .insert("status", format!("{}", 200 + i % 3));
                 e
             })
             .collect()
@@ -1001,7 +995,7 @@ pub(crate) mod tests {
         // 20 000 entries sharing one 1000-byte value: about 200 KB written, 20 MB as entries.
         let mut entries = vec![Entry::new(0, Level::Info, "", ""); 20_000];
         for e in &mut entries {
-            e.metadata.insert("k".into(), "v".repeat(1000));
+            e.metadata.insert("k", "v".repeat(1000));
         }
         assert!(expanded_len(&entries) > limits::MAX_BATCH_PLAINTEXT_BYTES);
         let mut buf = Vec::new();
@@ -1086,10 +1080,10 @@ pub(crate) mod tests {
                     timestamp_ns: ts,
                     level: Level::from_number(l).unwrap(),
                     entry_type: EntryType::from_number(t).unwrap(),
-                    source,
+                    source: source.into(),
                     payload,
-                    payload_type,
-                    metadata,
+                    payload_type: payload_type.into(),
+                    metadata: metadata.into(),
                 },
             )
     }
@@ -1116,7 +1110,7 @@ pub(crate) mod tests {
             for (i, e) in entries.iter_mut().enumerate() {
                 e.metadata.extend(shared.clone());
                 if i % 2 == 0 {
-                    e.source = source.clone();
+                    e.source = source.as_str().into();
                 }
             }
             let mut buf = Vec::new();
@@ -1138,10 +1132,11 @@ pub(crate) mod tests {
             defaults in proptest::collection::btree_map("[a-d]{0,2}", ".{0,6}", 0..4),
             overridden in proptest::collection::vec(any::<bool>(), 12),
         ) {
+            let defaults = Metadata::from(defaults);
             // Some entries carry a default's key with their own value, which they keep.
             for (e, o) in entries.iter_mut().zip(&overridden) {
                 if *o && let Some(k) = defaults.keys().next() {
-                    e.metadata.insert(k.clone(), "own".into());
+                    e.metadata.insert(k, "own");
                 }
             }
             let enriched: Vec<Entry> = entries
@@ -1149,7 +1144,7 @@ pub(crate) mod tests {
                 .map(|e| {
                     let mut e = e.clone();
                     for (k, v) in &defaults {
-                        e.metadata.entry(k.clone()).or_insert_with(|| v.clone());
+                        e.metadata.insert_if_absent(k, || v.into());
                     }
                     e
                 })
@@ -1168,7 +1163,7 @@ pub(crate) mod tests {
             for (e, x) in entries.iter().zip(&enriched) {
                 let merged: Vec<(&str, &str)> = metadata_with(e, &defaults).collect();
                 let want: Vec<(&str, &str)> =
-                    x.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                    x.metadata.iter().collect();
                 prop_assert_eq!(merged, want);
             }
         }

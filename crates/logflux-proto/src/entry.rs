@@ -1,6 +1,9 @@
-use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+
+use compact_str::CompactString;
+
+use crate::metadata::Metadata;
 
 /// Limits of PROTOCOL.md §1 that every producer and the agent enforce.
 pub mod limits {
@@ -211,39 +214,55 @@ impl FromStr for EntryType {
 }
 
 /// One normalized log entry, as the agent keeps it between parsing and sealing.
+///
+/// The short strings (source, payload type, metadata keys and values) are [`CompactString`]s:
+/// up to 24 bytes they are stored inline, so most entries allocate only their payload and one
+/// vector of metadata pairs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// Nanoseconds since the Unix epoch, UTC.
     pub timestamp_ns: i64,
     pub level: Level,
     pub entry_type: EntryType,
-    pub source: String,
+    pub source: CompactString,
     pub payload: String,
     /// `generic`, `syslog`, `systemd_journal`, … (see PROTOCOL.md §1).
-    pub payload_type: String,
+    pub payload_type: CompactString,
     /// Flat string map; sorted, so encodings are deterministic.
-    pub metadata: BTreeMap<String, String>,
+    pub metadata: Metadata,
 }
 
 impl Entry {
     /// The default payload type.
     pub const DEFAULT_PAYLOAD_TYPE: &'static str = "generic";
 
+    /// [`Entry::DEFAULT_PAYLOAD_TYPE`] as a string that costs no allocation.
+    pub const fn default_payload_type() -> CompactString {
+        CompactString::const_new(Self::DEFAULT_PAYLOAD_TYPE)
+    }
+
     /// A log entry with default type, payload type and no metadata.
     pub fn new(timestamp_ns: i64, level: Level, source: &str, payload: &str) -> Self {
+        Self::with_payload(timestamp_ns, level, source, payload.to_owned())
+    }
+
+    /// [`Entry::new`] taking the payload as it is (no copy).
+    pub fn with_payload(timestamp_ns: i64, level: Level, source: &str, payload: String) -> Self {
         Entry {
             timestamp_ns,
             level,
             entry_type: EntryType::Log,
-            source: source.to_owned(),
-            payload: payload.to_owned(),
-            payload_type: Self::DEFAULT_PAYLOAD_TYPE.to_owned(),
-            metadata: BTreeMap::new(),
+            source: CompactString::from(source),
+            payload,
+            payload_type: Self::default_payload_type(),
+            metadata: Metadata::new(),
         }
     }
 
-    /// An estimate of the entry's size in memory (its strings, their headers and allocator
-    /// overhead, and the metadata map's nodes), used for batch limits and memory budgets.
+    /// An estimate of the entry's size in memory, used for batch limits and memory budgets.
+    /// It is the estimate made when the strings were `String`s and the metadata a `BTreeMap`
+    /// (their headers, allocator overhead and the map's nodes): kept as it was so that batches
+    /// are cut where they always were, and so that it stays a bound on what an entry costs.
     pub fn approx_size(&self) -> usize {
         128 + self.source.len()
             + self.payload.len()

@@ -8,6 +8,7 @@
 //! - [`sdk`]: the decrypted SDK payload v2.0 JSON of all seven entry types.
 //! - [`frames`]: the binary record stream of query and tail responses.
 //! - [`batch`]: the binary encoding of a batch of entries that the agent compresses and seals.
+//! - [`Metadata`]: an entry's flat string map, one sorted vector of inline short strings.
 //! - [`EntryView`]: what clients display, for agent entries and SDK entries alike.
 //!
 //! ```
@@ -24,6 +25,7 @@
 pub mod batch;
 pub mod codec;
 mod entry;
+mod metadata;
 pub mod frames;
 pub mod multipart;
 pub mod ndjson;
@@ -33,7 +35,9 @@ mod secret;
 pub mod timefmt;
 mod view;
 
+pub use compact_str::{CompactString, ToCompactString, format_compact};
 pub use entry::{Entry, EntryType, Level, UnknownName, limits};
+pub use metadata::{Iter as MetadataIter, Metadata};
 pub use secret::Secret;
 
 /// The reserved token that the server gives every record not sealed by an agent (SDK entries

@@ -19,13 +19,14 @@
 //! the first rejected entry and how many were rejected, so one bad entry loses nothing else.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt;
 
+use compact_str::CompactString;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::entry::{Entry, EntryType, Level, limits};
+use crate::metadata::Metadata;
 use crate::secret::Secret;
 use crate::timefmt::{self, TimeError};
 
@@ -389,10 +390,10 @@ fn parse_current(raw: &RawObject<'_>, now_ns: i64, p: &str) -> Result<Entry, Pro
         }
     };
     let payload_type = match &raw.payload_type {
-        Any::Missing | Any::Null => Entry::DEFAULT_PAYLOAD_TYPE.to_owned(),
+        Any::Missing | Any::Null => Entry::default_payload_type(),
         v => payload_type(v, "payloadType", p)?,
     };
-    let mut metadata = BTreeMap::new();
+    let mut metadata = Metadata::new();
     string_map(&raw.metadata, "metadata", p, &mut metadata, None)?;
     Ok(Entry {
         timestamp_ns,
@@ -426,7 +427,7 @@ fn parse_legacy(raw: &RawObject<'_>, now_ns: i64, p: &str) -> Result<Entry, Prot
             ));
         }
     };
-    let mut metadata = BTreeMap::new();
+    let mut metadata = Metadata::new();
     let mut payload_type = None;
     string_map(
         &raw.labels,
@@ -439,7 +440,7 @@ fn parse_legacy(raw: &RawObject<'_>, now_ns: i64, p: &str) -> Result<Entry, Prot
         Any::Missing | Any::Null => {}
         Any::Str(id) => {
             check_meta_value("id", id, "id", p)?;
-            metadata.insert("id".to_owned(), id.to_string());
+            metadata.insert("id", &**id);
         }
         other => {
             return Err(invalid(
@@ -454,7 +455,7 @@ fn parse_legacy(raw: &RawObject<'_>, now_ns: i64, p: &str) -> Result<Entry, Prot
         entry_type: EntryType::from_number(entry_type).expect("range checked"),
         source,
         payload,
-        payload_type: payload_type.unwrap_or_else(|| Entry::DEFAULT_PAYLOAD_TYPE.to_owned()),
+        payload_type: payload_type.unwrap_or_else(Entry::default_payload_type),
         metadata,
     })
 }
@@ -478,7 +479,7 @@ fn payload(v: &Any<'_>, field: &str, p: &str) -> Result<String, ProtocolError> {
     }
 }
 
-fn source(v: &Any<'_>, default: Option<&str>, p: &str) -> Result<String, ProtocolError> {
+fn source(v: &Any<'_>, default: Option<&str>, p: &str) -> Result<CompactString, ProtocolError> {
     match (v, default) {
         (Any::Str(s), _) if s.is_empty() => {
             Err(invalid(p, format_args!("source must not be empty")))
@@ -494,9 +495,9 @@ fn source(v: &Any<'_>, default: Option<&str>, p: &str) -> Result<String, Protoco
                     ),
                 ));
             }
-            Ok(s.to_string())
+            Ok(CompactString::from(&**s))
         }
-        (Any::Missing | Any::Null, Some(d)) => Ok(d.to_owned()),
+        (Any::Missing | Any::Null, Some(d)) => Ok(d.into()),
         (Any::Missing, None) => Err(invalid(p, format_args!("source is required"))),
         (other, _) => Err(invalid(
             p,
@@ -546,7 +547,7 @@ fn unix_seconds(secs: f64, p: &str) -> Result<i64, ProtocolError> {
         .map_err(|e| invalid(p, format_args!("timestamp {secs} is {e}")))
 }
 
-fn payload_type(v: &Any<'_>, field: &str, p: &str) -> Result<String, ProtocolError> {
+fn payload_type(v: &Any<'_>, field: &str, p: &str) -> Result<CompactString, ProtocolError> {
     match v {
         Any::Str(s)
             if !s.is_empty()
@@ -554,7 +555,7 @@ fn payload_type(v: &Any<'_>, field: &str, p: &str) -> Result<String, ProtocolErr
                 && s.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.') =>
         {
-            Ok(s.to_string())
+            Ok(CompactString::from(&**s))
         }
         Any::Str(s) => Err(invalid(
             p,
@@ -589,8 +590,8 @@ fn string_map(
     v: &Any<'_>,
     field: &str,
     p: &str,
-    out: &mut BTreeMap<String, String>,
-    mut payload_type_out: Option<&mut Option<String>>,
+    out: &mut Metadata,
+    mut payload_type_out: Option<&mut Option<CompactString>>,
 ) -> Result<(), ProtocolError> {
     let pairs = match v {
         Any::Missing | Any::Null => return Ok(()),
@@ -617,6 +618,8 @@ fn string_map(
             ),
         ));
     }
+    // Room for every pair at once, rather than growing by twos.
+    out.reserve(pairs.len());
     for (key, value) in pairs {
         let value = match value {
             Any::Str(s) => s,
@@ -647,7 +650,8 @@ fn string_map(
             continue;
         }
         check_meta_value(key, value, field, p)?;
-        out.insert(key.to_string(), value.to_string());
+        // Short keys and values are stored inline: no allocation for them.
+        out.insert(&**key, &**value);
     }
     Ok(())
 }

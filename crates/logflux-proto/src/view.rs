@@ -1,9 +1,8 @@
-use std::collections::BTreeMap;
-
 use serde_json::{Map, Value};
 
 use crate::batch::EntryRef;
 use crate::entry::{Entry, EntryType, Level};
+use crate::metadata::Metadata;
 use crate::timefmt;
 
 /// One entry as clients show it, whichever way it arrived: from the agent's NDJSON API (then
@@ -20,7 +19,7 @@ pub struct EntryView {
     /// The message; for SDK entries of other types, a one-line rendering of their fields.
     pub payload: String,
     pub payload_type: String,
-    pub metadata: BTreeMap<String, String>,
+    pub metadata: Metadata,
     /// The SDK payload's own fields, kept as sent.
     pub fields: Map<String, Value>,
 }
@@ -31,9 +30,9 @@ impl From<Entry> for EntryView {
             timestamp_ns: e.timestamp_ns,
             level: e.level,
             entry_type: e.entry_type,
-            source: e.source,
+            source: e.source.into_string(),
             payload: e.payload,
-            payload_type: e.payload_type,
+            payload_type: e.payload_type.into_string(),
             metadata: e.metadata,
             fields: Map::new(),
         }
@@ -50,10 +49,7 @@ impl From<&EntryRef<'_, '_>> for EntryView {
             source: e.source.to_owned(),
             payload: e.payload.to_owned(),
             payload_type: e.payload_type.to_owned(),
-            metadata: e
-                .metadata()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
+            metadata: e.metadata().collect(),
             fields: Map::new(),
         }
     }
@@ -123,7 +119,7 @@ impl EntryView {
             Value::Object(
                 self.metadata
                     .iter()
-                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
                     .collect(),
             ),
         );
@@ -302,7 +298,7 @@ mod tests {
                 source,
                 payload,
                 payload_type,
-                metadata,
+                metadata: metadata.into(),
                 fields: fields.into_iter().collect(),
             };
             let mut out = Vec::new();

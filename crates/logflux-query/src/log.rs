@@ -449,7 +449,7 @@ impl<'r> Ctx<'r> {
             } else {
                 Kind::Meta
             };
-            push(name, v.as_str().into(), kind);
+            push(name, v.into(), kind);
         }
         push("detected_level".into(), e.level.name().into(), Kind::Meta);
     }
@@ -479,7 +479,7 @@ pub fn stream_labels(row: &Row<'_>) -> Labels {
     l.insert("level".into(), row.entry.level.name().into());
     l.insert("type".into(), row.entry.entry_type.name().into());
     if let Some(h) = row.entry.metadata.get("host") {
-        l.insert("host".into(), h.clone());
+        l.insert("host".into(), h.to_owned());
     }
     l
 }
@@ -499,7 +499,7 @@ impl LogQuery {
             Target::Level(mask) => mask & (1 << e.level.number()) != 0,
             Target::Type(mask) => mask & (1 << e.entry_type.number()) != 0,
             Target::Meta => {
-                s.m.matches(e.metadata.get(&s.m.name).map_or("", String::as_str))
+                s.m.matches(e.metadata.get(&s.m.name).unwrap_or(""))
             }
         })
     }

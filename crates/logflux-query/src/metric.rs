@@ -882,7 +882,7 @@ impl Direct {
                 Field::Source => Some(e.source.as_str()),
                 Field::Level => Some(e.level.name()),
                 Field::Type => Some(e.entry_type.name()),
-                Field::Meta => e.metadata.get(name).map(String::as_str),
+                Field::Meta => e.metadata.get(name),
             };
         }
     }

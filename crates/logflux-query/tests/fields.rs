@@ -77,7 +77,7 @@ proptest! {
     #[test]
     fn reported_fields_are_what_the_engines_parser_extracts(text in line()) {
         let mut e: EntryView = logflux_proto::Entry::new(0, Level::Info, "api", &text).into();
-        e.metadata.insert("region".into(), "eu".into());
+        e.metadata.insert("region", "eu");
         let row = Row { app: "web", entry: &e };
         let plain = log_query(r#"{app="web"}"#).eval(&row).unwrap();
         let f = line_fields(&plain);

@@ -9,7 +9,7 @@ use logflux_query::{LogQuery, Prune, Query, Row, parse};
 fn entry(level: Level, source: &str, payload: &str, meta: &[(&str, &str)]) -> EntryView {
     let mut e: EntryView = logflux_proto::Entry::new(1_000, level, source, payload).into();
     for (k, v) in meta {
-        e.metadata.insert((*k).into(), (*v).into());
+        e.metadata.insert(*k, *v);
     }
     e
 }

@@ -224,7 +224,7 @@ fn series_are_bounded_with_a_clear_error() {
     let views: Vec<EntryView> = (0..=logflux_query::MAX_SERIES)
         .map(|i| {
             let mut e = Entry::new(S, Level::Info, "api", "x");
-            e.metadata.insert("host".into(), format!("h{i}"));
+            e.metadata.insert("host", format!("h{i}"));
             e.into()
         })
         .collect();

@@ -16,9 +16,9 @@ pub mod level;
 pub mod structured;
 pub mod time;
 
-use std::collections::BTreeMap;
 
-use logflux_proto::{Entry, EntryType, Level, timefmt};
+
+use logflux_proto::{CompactString, Entry, EntryType, Level, timefmt};
 use prometheus_client::metrics::counter::Counter;
 use regex::Regex;
 use serde::Deserialize;
@@ -430,13 +430,13 @@ impl Detector {
             if time::plausible(ts, now) {
                 e.timestamp_ns = ts;
                 if (now - ts).abs() > READ_TIME_MIN_LAG_NS {
-                    e.metadata.insert(READ_TIME_KEY.into(), read_time_text(now));
+                    e.metadata.insert(READ_TIME_KEY, read_time_text(now));
                 }
             } else {
                 out.implausible = true;
                 self.implausible.inc();
                 e.metadata
-                    .insert(ORIGINAL_TIME_KEY.into(), timefmt::format_rfc3339(ts));
+                    .insert(ORIGINAL_TIME_KEY, timefmt::format_rfc3339(ts));
             }
         }
         (e, out)
@@ -646,11 +646,12 @@ fn level_number(v: &FieldValue) -> Option<Level> {
 /// Whole seconds, not nanoseconds: every metadata value gets a blind search token per record
 /// (`logflux_crypto::tokens`), and a value unique to each entry would cost a token (an HMAC and
 /// 8 bytes in the record) per entry; entries read in the same second share one.
-pub fn read_time_text(now: i64) -> String {
+pub fn read_time_text(now: i64) -> CompactString {
     let secs = now.div_euclid(NS);
     let (y, m, d) = time::civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400) as u64;
-    let mut s = String::with_capacity(20);
+    // 20 bytes: stored inline, no allocation.
+    let mut s = CompactString::const_new("");
     push_num(&mut s, u64::try_from(y).unwrap_or(0), 4);
     s.push('-');
     push_num(&mut s, u64::from(m), 2);
@@ -667,7 +668,7 @@ pub fn read_time_text(now: i64) -> String {
 }
 
 /// `v` in decimal, zero-padded to `width` digits (at most 10).
-fn push_num(s: &mut String, mut v: u64, width: usize) {
+fn push_num(s: &mut CompactString, mut v: u64, width: usize) {
     let mut buf = [b'0'; 10];
     let width = width.min(10);
     for k in (0..width).rev() {
@@ -687,11 +688,11 @@ pub fn new_entry(
     payload: String,
     payload_type: &str,
 ) -> Entry {
-    let mut e = Entry::new(ts, level, source, "");
-    e.payload = payload;
+    let mut e = Entry::with_payload(ts, level, source, payload);
     e.entry_type = EntryType::Log;
-    e.payload_type = payload_type.into();
-    e.metadata = BTreeMap::new();
+    if payload_type != Entry::DEFAULT_PAYLOAD_TYPE {
+        e.payload_type = payload_type.into();
+    }
     e
 }
 

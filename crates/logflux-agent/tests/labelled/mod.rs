@@ -2,7 +2,6 @@
 //! uses (format `auto`, zone UTC), counted against its label, and the figures printed as the
 //! table in docs/benchmarks.md.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use logflux_agent::detect::{DetectConfig, Detector};
@@ -71,7 +70,7 @@ pub(crate) fn parser(source: &str) -> Parser {
         None,
         Arc::new(detector),
         source.into(),
-        BTreeMap::new(),
+        logflux_proto::Metadata::new(),
     )
 }
 

@@ -201,12 +201,12 @@ mod tests {
     fn an_entry_with_metadata_counts_its_map_s_leaf_not_only_its_strings() {
         let plain: EntryView = Entry::new(0, Level::Info, "api", "GET / 200").into();
         let mut tagged = plain.clone();
-        tagged.metadata.insert("host".into(), "h1".into());
+        tagged.metadata.insert("host", "h1");
         // The first pair allocates a whole B-tree leaf (11 keys and values); later ones fit in it.
         let leaf = 11 * 2 * std::mem::size_of::<String>();
         assert!(entry_bytes(&tagged) - entry_bytes(&plain) >= leaf);
         let mut two = tagged.clone();
-        two.metadata.insert("region".into(), "eu".into());
+        two.metadata.insert("region", "eu");
         assert!(entry_bytes(&two) - entry_bytes(&tagged) < 100);
         assert!(entry_bytes(&plain) >= std::mem::size_of::<EntryView>());
     }

@@ -543,7 +543,7 @@ pub mod bench {
             )
             .as_str(),
         );
-        e.metadata.insert("host".into(), format!("web-{}", i % 8));
+        e.metadata.insert("host", format!("web-{}", i % 8));
         e.into()
     }
 

@@ -49,7 +49,7 @@ impl Item {
     pub(crate) fn new(mut entry: EntryView) -> Item {
         let meta = std::mem::take(&mut entry.metadata)
             .into_iter()
-            .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
+            .map(|(k, v)| (k.into_string().into_boxed_str(), v.into_string().into_boxed_str()))
             .collect();
         Item {
             entry,

@@ -16,7 +16,7 @@ const T0: i64 = 1_796_000_000_000_000_000;
 
 fn entry(i: i64, level: Level, source: &str, payload: &str) -> EntryView {
     let mut e = Entry::new(T0 + i * 1_500_000_000, level, source, payload);
-    e.metadata.insert("host".into(), "web-1".into());
+    e.metadata.insert("host", "web-1");
     e.into()
 }
 

@@ -49,7 +49,7 @@ fn protocol_single_entry_example() {
     assert_eq!(e.payload_type, "generic");
     assert_eq!(e.entry_type, EntryType::Log);
     assert_eq!(e.level, Level::Info);
-    assert_eq!(e.metadata.get("k").map(String::as_str), Some("v"));
+    assert_eq!(e.metadata.get("k"), Some("v"));
 }
 
 #[test]
@@ -571,10 +571,10 @@ fn arb_entry() -> impl Strategy<Value = Entry> {
                 timestamp_ns: ts,
                 level: Level::from_number(level).unwrap(),
                 entry_type: EntryType::from_number(ty).unwrap(),
-                source,
+                source: source.into(),
                 payload,
-                payload_type,
-                metadata,
+                payload_type: payload_type.into(),
+                metadata: metadata.into(),
             },
         )
 }

@@ -160,7 +160,7 @@ fn non_objects_are_errors() {
 #[test]
 fn agent_entries_view_has_no_fields() {
     let mut e = crate::Entry::new(7, Level::Warning, "s", "p");
-    e.metadata.insert("k".into(), "v".into());
+    e.metadata.insert("k", "v");
     let v = EntryView::from(e);
     let out = v.to_json();
     assert_eq!(
