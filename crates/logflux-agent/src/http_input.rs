@@ -241,9 +241,8 @@ pub fn record_entry(
     e.payload = payload;
     e.entry_type = EntryType::Log;
     e.payload_type = "generic_json".into();
-    for (k, v) in m {
-        e.metadata.insert(k, value_text(v));
-    }
+    e.metadata
+        .extend(m.into_iter().map(|(k, v)| (k, value_text(v))));
     if has_message && (need_time || need_level) {
         let text = e.payload.clone();
         return detector.fill(e, &text, now_ns, need_time, need_level).0;

@@ -107,19 +107,18 @@ pub fn parse(line: &str, now_ns: i64) -> Option<(Entry, Option<String>)> {
     e.payload = get("MESSAGE").unwrap_or_default();
     e.entry_type = EntryType::Log;
     e.payload_type = "systemd_journal".into();
-    for (k, v) in &m {
+    e.metadata.extend(m.iter().filter_map(|(k, v)| {
         if k.starts_with("__") || k == "MESSAGE" || k == "PRIORITY" {
-            continue;
+            return None;
         }
-        if let Some(t) = text(v) {
-            let key = k.trim_start_matches('_').to_ascii_lowercase();
-            let key = match key.as_str() {
-                "systemd_unit" => "unit".to_owned(),
-                _ => key,
-            };
-            e.metadata.insert(key, t);
-        }
-    }
+        let t = text(v)?;
+        let key = k.trim_start_matches('_').to_ascii_lowercase();
+        let key = match key.as_str() {
+            "systemd_unit" => "unit".to_owned(),
+            _ => key,
+        };
+        Some((key, t))
+    }));
     Some((e, get("__CURSOR")))
 }
 

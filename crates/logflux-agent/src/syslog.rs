@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use logflux_proto::{CompactString, Entry, EntryType, Level, Metadata, format_compact, timefmt};
+use logflux_proto::{CompactString, Entry, EntryType, Level, format_compact, timefmt};
 use serde::Deserialize;
 use tokio::io::AsyncReadExt as _;
 use tokio::sync::watch;
@@ -182,10 +182,7 @@ fn parse_inner(raw: &str, now_ns: i64) -> Entry {
     e.level = Level::from_number(i64::from(severity) + 1).unwrap_or(Level::Notice);
     e.metadata.insert(
         "facility",
-        FACILITIES
-            .get(facility)
-            .copied()
-            .unwrap_or("unknown"),
+        FACILITIES.get(facility).copied().unwrap_or("unknown"),
     );
     if let Some(rest) = rest.strip_prefix("1 ") {
         rfc5424(rest, &mut e, now_ns);
@@ -244,19 +241,26 @@ fn rfc5424(s: &str, e: &mut Entry, now_ns: i64) {
     } else if rest == "-" {
         rest = "";
     } else {
+        // Gathered, then added at once: a message may carry thousands of parameters, in any
+        // order (`Metadata::extend` sorts once).
+        let mut params = Vec::new();
         while rest.starts_with('[') {
-            match structured_element(rest, &mut e.metadata) {
+            match structured_element(rest, &mut params) {
                 Some(r) => rest = r,
                 None => break,
             }
         }
+        e.metadata.extend(params);
         rest = rest.strip_prefix(' ').unwrap_or(rest);
     }
     e.payload = rest.strip_prefix('\u{feff}').unwrap_or(rest).to_owned();
 }
 
 /// One `[id k="v" …]`; the text after it.
-fn structured_element<'a>(s: &'a str, meta: &mut Metadata) -> Option<&'a str> {
+fn structured_element<'a>(
+    s: &'a str,
+    params: &mut Vec<(CompactString, CompactString)>,
+) -> Option<&'a str> {
     let mut chars = s.char_indices().skip(1).peekable();
     let mut id = String::new();
     while let Some(&(_, c)) = chars.peek() {
@@ -294,7 +298,7 @@ fn structured_element<'a>(s: &'a str, meta: &mut Metadata) -> Option<&'a str> {
                         val.push(c);
                     }
                 }
-                meta.insert(format_compact!("sd.{id}.{key}"), val);
+                params.push((format_compact!("sd.{id}.{key}"), val));
             }
             _ => return None,
         }

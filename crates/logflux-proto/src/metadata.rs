@@ -60,6 +60,31 @@ impl Metadata {
         self.pairs.is_empty()
     }
 
+    /// The number of pairs it has room for without allocating.
+    pub fn capacity(&self) -> usize {
+        self.pairs.capacity()
+    }
+
+    /// Gives back the room beyond its pairs.
+    pub fn shrink_to_fit(&mut self) {
+        self.pairs.shrink_to_fit();
+    }
+
+    /// What it holds on the heap, estimated: its vector, and each key or value too long to be
+    /// stored inline (each allocation rounded up to the allocator's 16 bytes, plus 16).
+    pub fn heap_size(&self) -> usize {
+        let alloc = |n: usize| if n == 0 { 0 } else { n.div_ceil(16) * 16 + 16 };
+        let strings: usize = self
+            .pairs
+            .iter()
+            .flat_map(|(k, v)| [k, v])
+            .filter(|s| s.is_heap_allocated())
+            .map(|s| alloc(s.capacity()))
+            .sum();
+        alloc(self.pairs.capacity() * std::mem::size_of::<(CompactString, CompactString)>())
+            + strings
+    }
+
     /// Makes room for `additional` more pairs.
     pub fn reserve(&mut self, additional: usize) {
         self.pairs.reserve(additional);
@@ -108,11 +133,7 @@ impl Metadata {
 
     /// Sets `key` to `value` unless it has a value already (`entry(k).or_insert(v)`); whether
     /// it did. `value` is only built when it is needed.
-    pub fn insert_if_absent(
-        &mut self,
-        key: &str,
-        value: impl FnOnce() -> CompactString,
-    ) -> bool {
+    pub fn insert_if_absent(&mut self, key: &str, value: impl FnOnce() -> CompactString) -> bool {
         match self.find(key) {
             Ok(_) => false,
             Err(i) => {
@@ -194,7 +215,9 @@ impl<'a> Iterator for Iter<'a> {
 
 impl DoubleEndedIterator for Iter<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
-        self.inner.next_back().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.inner
+            .next_back()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
     }
 }
 
@@ -220,10 +243,22 @@ impl IntoIterator for Metadata {
 }
 
 impl<K: Into<CompactString>, V: Into<CompactString>> Extend<(K, V)> for Metadata {
-    /// Inserts each pair in turn (a later value of a key replaces an earlier one).
+    /// Adds the pairs (a later value of a key replaces an earlier one, as for a `BTreeMap`).
+    /// Pairs appended past the last key in key order cost nothing more; otherwise the whole is
+    /// sorted once, O(n log n), never an insert's shift per pair (an input's line may carry
+    /// thousands of fields, in any order).
     fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
-        for (k, v) in iter {
-            self.insert(k, v);
+        let start = self.pairs.len();
+        let iter = iter.into_iter();
+        if start == 0 {
+            self.pairs.reserve(iter.size_hint().0);
+        }
+        self.pairs.extend(iter.map(|(k, v)| (k.into(), v.into())));
+        let in_order = self.pairs[start.saturating_sub(1)..]
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0);
+        if !in_order {
+            sort_keeping_last(&mut self.pairs);
         }
     }
 }
@@ -232,15 +267,20 @@ impl<K: Into<CompactString>, V: Into<CompactString>> FromIterator<(K, V)> for Me
     /// The map of the pairs (a later value of a key replaces an earlier one, as for a
     /// `BTreeMap`).
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        let mut pairs: Vec<(CompactString, CompactString)> =
-            iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
-        // Reversed, then sorted stably: of equal keys the last given comes first, and is the one
-        // `dedup_by` keeps.
-        pairs.reverse();
-        pairs.sort_by(|a, b| a.0.cmp(&b.0));
-        pairs.dedup_by(|later, kept| later.0 == kept.0);
-        Metadata { pairs }
+        let mut m = Metadata::new();
+        m.extend(iter);
+        m
     }
+}
+
+/// Sorts `pairs` by key and keeps, of each key, the pair given last.
+fn sort_keeping_last(pairs: &mut Vec<(CompactString, CompactString)>) {
+    // Reversed, then sorted stably: of equal keys the last given comes first, and is the one
+    // `dedup_by` keeps. (Pairs already sorted become one descending run, which the sort
+    // reverses in one pass.)
+    pairs.reverse();
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    pairs.dedup_by(|later, kept| later.0 == kept.0);
 }
 
 impl<const N: usize, K: Into<CompactString>, V: Into<CompactString>> From<[(K, V); N]>
@@ -333,11 +373,11 @@ impl<'de> Deserialize<'de> for Metadata {
             }
 
             fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Metadata, A::Error> {
-                let mut m = Metadata::with_capacity(a.size_hint().unwrap_or(0).min(16));
-                while let Some((k, v)) = a.next_entry::<CompactString, CompactString>()? {
-                    m.insert(k, v);
+                let mut pairs = Vec::with_capacity(a.size_hint().unwrap_or(0).min(16));
+                while let Some(pair) = a.next_entry::<CompactString, CompactString>()? {
+                    pairs.push(pair);
                 }
-                Ok(m)
+                Ok(pairs.into_iter().collect())
             }
         }
         d.deserialize_map(V)
@@ -383,12 +423,52 @@ mod tests {
 
     #[test]
     fn btree_conversions_round_trip() {
-        let b: BTreeMap<String, String> =
-            [("x".into(), "1".into()), ("é".into(), "2".into()), ("B".into(), "3".into())].into();
+        let b: BTreeMap<String, String> = [
+            ("x".into(), "1".into()),
+            ("é".into(), "2".into()),
+            ("B".into(), "3".into()),
+        ]
+        .into();
         let m = Metadata::from(&b);
         assert_eq!(m, Metadata::from(b.clone()));
         assert_eq!(m.to_btree(), b);
         assert_eq!(BTreeMap::from(m), b);
+    }
+
+    /// Many pairs, given in descending key order, over one already there: one sort, not an
+    /// insert's shift per pair (which would move ~10^12 bytes here: minutes, not milliseconds).
+    #[test]
+    fn many_pairs_out_of_order_are_sorted_once() {
+        let n = 200_000;
+        let pairs: Vec<(String, String)> = (0..n)
+            .rev()
+            .map(|i| (format!("k{i:06}"), i.to_string()))
+            .collect();
+        let check = |m: &Metadata| {
+            assert_eq!(m.len(), n);
+            assert_eq!(m.get("k000005"), Some("5"));
+            assert_eq!(m.get("k199999"), Some("199999"));
+            assert!(m.keys().zip(m.keys().skip(1)).all(|(a, b)| a < b));
+        };
+        let mut m = Metadata::new();
+        m.insert("k000005", "replaced");
+        m.extend(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        check(&m);
+        let collected: Metadata = pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(collected, m);
+        let mut json = String::from("{");
+        for (i, (k, v)) in pairs.iter().enumerate() {
+            if i > 0 {
+                json.push(',');
+            }
+            json.push_str(&format!("{k:?}:{v:?}"));
+        }
+        json.push('}');
+        let read: Metadata = serde_json::from_str(&json).unwrap();
+        assert_eq!(read, m);
     }
 
     #[derive(Debug, Clone)]
@@ -398,6 +478,9 @@ mod tests {
         Remove(String),
         Retain(u8),
         Extend(Vec<(String, String)>),
+        GetMut(String),
+        IterMut,
+        ValuesMut,
     }
 
     fn key() -> impl Strategy<Value = String> {
@@ -416,7 +499,10 @@ mod tests {
             1 => (key(), ".{0,4}").prop_map(|(k, v)| Op::InsertIfAbsent(k, v)),
             2 => key().prop_map(Op::Remove),
             1 => any::<u8>().prop_map(Op::Retain),
-            1 => proptest::collection::vec((key(), ".{0,4}"), 0..4).prop_map(Op::Extend),
+            1 => proptest::collection::vec((key(), ".{0,4}"), 0..12).prop_map(Op::Extend),
+            1 => key().prop_map(Op::GetMut),
+            1 => Just(Op::IterMut),
+            1 => Just(Op::ValuesMut),
         ]
     }
 
@@ -452,6 +538,21 @@ mod tests {
                         m.extend(pairs.clone());
                         b.extend(pairs);
                     }
+                    Op::GetMut(k) => {
+                        prop_assert_eq!(m.get_mut(&k).map(|v| v.push('!')), b.get_mut(&k).map(|v| v.push('!')));
+                    }
+                    Op::IterMut => {
+                        for (k, v) in m.iter_mut().rev() {
+                            v.push_str(k);
+                        }
+                        for (k, v) in b.iter_mut().rev() {
+                            v.push_str(k);
+                        }
+                    }
+                    Op::ValuesMut => {
+                        m.values_mut().filter(|v| v.len() % 2 == 1).for_each(|v| v.clear());
+                        b.values_mut().filter(|v| v.len() % 2 == 1).for_each(String::clear);
+                    }
                 }
                 prop_assert_eq!(m.len(), b.len());
                 prop_assert_eq!(m.is_empty(), b.is_empty());
@@ -472,6 +573,20 @@ mod tests {
             let owned: Vec<(String, String)> =
                 m.into_iter().map(|(k, v)| (k.into_string(), v.into_string())).collect();
             prop_assert_eq!(owned, b.into_iter().collect::<Vec<_>>());
+        }
+
+        /// A JSON object with repeated keys reads as it does into a `BTreeMap`: the last value
+        /// of each key.
+        #[test]
+        fn deserializes_as_a_btree_map(pairs in proptest::collection::vec((key(), ".{0,6}"), 0..20)) {
+            let body: Vec<String> = pairs
+                .iter()
+                .map(|(k, v)| format!("{}:{}", serde_json::to_string(k).unwrap(), serde_json::to_string(v).unwrap()))
+                .collect();
+            let json = format!("{{{}}}", body.join(","));
+            let m: Metadata = serde_json::from_str(&json).unwrap();
+            let b: BTreeMap<String, String> = serde_json::from_str(&json).unwrap();
+            prop_assert_eq!(m.to_btree(), b);
         }
 
         /// Collecting pairs with repeated keys keeps the last value of each, as a `BTreeMap`.

@@ -16,8 +16,6 @@ pub mod level;
 pub mod structured;
 pub mod time;
 
-
-
 use logflux_proto::{CompactString, Entry, EntryType, Level, timefmt};
 use prometheus_client::metrics::counter::Counter;
 use regex::Regex;
@@ -395,9 +393,8 @@ impl Detector {
         }
         let payload = message.unwrap_or_else(|| line.clone());
         let mut e = new_entry(now, level, source, payload, payload_type);
-        for (k, v) in fields {
-            e.metadata.insert(k, v.into_text());
-        }
+        e.metadata
+            .extend(fields.into_iter().map(|(k, v)| (k, v.into_text())));
         self.stamp(e, ts, now, out)
     }
 
@@ -650,33 +647,23 @@ pub fn read_time_text(now: i64) -> CompactString {
     let secs = now.div_euclid(NS);
     let (y, m, d) = time::civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400) as u64;
-    // 20 bytes: stored inline, no allocation.
-    let mut s = CompactString::const_new("");
-    push_num(&mut s, u64::try_from(y).unwrap_or(0), 4);
-    s.push('-');
-    push_num(&mut s, u64::from(m), 2);
-    s.push('-');
-    push_num(&mut s, u64::from(d), 2);
-    s.push('T');
-    push_num(&mut s, sod / 3600, 2);
-    s.push(':');
-    push_num(&mut s, sod / 60 % 60, 2);
-    s.push(':');
-    push_num(&mut s, sod % 60, 2);
-    s.push('Z');
-    s
+    // Written into a byte buffer, then one copy into a string of 20 bytes, stored inline (no
+    // allocation; pushing characters one by one into the string cost more than the rest).
+    let mut b = *b"0000-00-00T00:00:00Z";
+    put_num(&mut b[0..4], u64::try_from(y).unwrap_or(0));
+    put_num(&mut b[5..7], u64::from(m));
+    put_num(&mut b[8..10], u64::from(d));
+    put_num(&mut b[11..13], sod / 3600);
+    put_num(&mut b[14..16], sod / 60 % 60);
+    put_num(&mut b[17..19], sod % 60);
+    CompactString::from_utf8(b).unwrap_or_default()
 }
 
-/// `v` in decimal, zero-padded to `width` digits (at most 10).
-fn push_num(s: &mut CompactString, mut v: u64, width: usize) {
-    let mut buf = [b'0'; 10];
-    let width = width.min(10);
-    for k in (0..width).rev() {
-        buf[k] = b'0' + (v % 10) as u8;
+/// `v` in decimal, zero-padded to the slice's width (its low digits when it is wider).
+fn put_num(out: &mut [u8], mut v: u64) {
+    for c in out.iter_mut().rev() {
+        *c = b'0' + (v % 10) as u8;
         v /= 10;
-    }
-    for &c in &buf[..width] {
-        s.push(char::from(c));
     }
 }
 
