@@ -241,11 +241,7 @@ impl FileInputConfig {
 }
 
 /// Source and metadata of one file, by kind.
-fn file_context(
-    kind: Kind,
-    cfg: &FileInputConfig,
-    path: &Path,
-) -> (String, Metadata) {
+fn file_context(kind: Kind, cfg: &FileInputConfig, path: &Path) -> (String, Metadata) {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let stem = name.strip_suffix(".gz").unwrap_or(name);
     let stem = stem.strip_suffix(".log").unwrap_or(stem).to_owned();

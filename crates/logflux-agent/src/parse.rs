@@ -11,7 +11,6 @@
 //! | `nginx_access` | nginx `combined`, or the input's `nginx_log_format` | `nginx` |
 //! | `nginx_error` | nginx's error log | `nginx` |
 
-
 use std::sync::Arc;
 
 use logflux_proto::{Entry, Level, Metadata, timefmt};
@@ -200,6 +199,7 @@ impl Parser {
             Format::NginxError => (self.nginx_error(line, now), Outcome::default()),
         };
         // Borrowed: a path of up to 24 bytes is stored inline, a longer one copied once.
+        e.metadata.reserve(1 + self.metadata.len());
         e.metadata.insert("file", path);
         for (k, v) in &self.metadata {
             e.metadata.insert_if_absent(k, || v.into());
@@ -288,10 +288,10 @@ impl Parser {
                 "request" => {
                     let mut parts = v.splitn(3, ' ');
                     if let (Some(m), Some(p)) = (parts.next(), parts.next()) {
-                        meta.insert("method".to_owned(), m.to_owned());
-                        meta.insert("path".to_owned(), p.to_owned());
+                        meta.insert("method", m);
+                        meta.insert("path", p);
                         if let Some(proto) = parts.next() {
-                            meta.insert("protocol".to_owned(), proto.to_owned());
+                            meta.insert("protocol", proto);
                         }
                     }
                 }
@@ -301,22 +301,22 @@ impl Parser {
                         Some(b'4') => Level::Warning,
                         _ => Level::Info,
                     };
-                    meta.insert("status".to_owned(), v);
+                    meta.insert("status", v);
                 }
                 "body_bytes_sent" | "bytes_sent" => {
-                    meta.insert("bytes".to_owned(), v);
+                    meta.insert("bytes", v);
                 }
                 "http_referer" => {
-                    meta.insert("referrer".to_owned(), v);
+                    meta.insert("referrer", v);
                 }
                 "http_user_agent" => {
-                    meta.insert("user_agent".to_owned(), v);
+                    meta.insert("user_agent", v);
                 }
                 "remote_addr" => {
-                    meta.insert("remote_addr".to_owned(), v);
+                    meta.insert("remote_addr", v);
                 }
                 other => {
-                    meta.insert(other.to_owned(), v);
+                    meta.insert(other, v);
                 }
             }
         }
@@ -352,9 +352,9 @@ impl Parser {
         let level = level_from_text(&c["l"]).unwrap_or(self.detector.default_level());
         let msg = c["msg"].to_owned();
         let mut meta = Metadata::new();
-        meta.insert("pid".to_owned(), c["pid"].to_owned());
+        meta.insert("pid", &c["pid"]);
         if let Some(cid) = c.name("cid") {
-            meta.insert("connection".to_owned(), cid.as_str().to_owned());
+            meta.insert("connection", cid.as_str());
         }
         // Trailing `, key: value` pairs (client, server, request, upstream, host, referrer).
         let mut message = msg.as_str();
@@ -363,8 +363,8 @@ impl Parser {
         ] {
             let pat = format!(", {key}: ");
             if let Some(i) = message.rfind(&pat) {
-                let v = message[i + pat.len()..].trim_matches('"').to_owned();
-                meta.insert(key.to_owned(), v);
+                let v = message[i + pat.len()..].trim_matches('"');
+                meta.insert(key, v);
                 message = &message[..i];
             }
         }

@@ -529,10 +529,8 @@ fn restamp_future(entries: &mut [Entry], now: i64) -> u64 {
     let mut n = 0;
     for e in entries {
         if !crate::detect::time::plausible(e.timestamp_ns, now) {
-            e.metadata.insert(
-                ORIGINAL_TIME_KEY,
-                timefmt::format_rfc3339(e.timestamp_ns),
-            );
+            e.metadata
+                .insert(ORIGINAL_TIME_KEY, timefmt::format_rfc3339(e.timestamp_ns));
             e.timestamp_ns = now;
             n += 1;
         }

@@ -181,8 +181,7 @@ fn realistic_entry(rng: &mut Rng, ts: i64) -> Entry {
         (Level::Error, "checkout-service", t)
     };
     let mut e = Entry::new(ts, level, source, &payload);
-    e.metadata
-        .insert("host", format!("web-{}", rng.below(8)));
+    e.metadata.insert("host", format!("web-{}", rng.below(8)));
     e
 }
 

@@ -42,8 +42,7 @@ fn entries() -> Vec<Entry> {
     let mut c = Entry::new(i64::MAX, Level::Emergency, "s", "");
     c.entry_type = EntryType::TelemetryManaged;
     c.payload_type = "systemd_journal".into();
-    c.metadata
-        .insert("_SYSTEMD_UNIT", "nginx.service");
+    c.metadata.insert("_SYSTEMD_UNIT", "nginx.service");
     vec![a, b, c]
 }
 
@@ -140,8 +139,7 @@ fn batch_v2_common_metadata_golden() {
                 "nginx",
                 &format!("GET /orders/{i} 200"),
             );
-            e.metadata
-                .insert("file", "/var/log/nginx/access.log");
+            e.metadata.insert("file", "/var/log/nginx/access.log");
             e.metadata.insert("status", format!("20{i}"));
             e
         })

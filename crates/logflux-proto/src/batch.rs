@@ -199,7 +199,7 @@ impl<'a> Iterator for WithDefaults<'a> {
     type Item = (&'a str, &'a str);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let next = match (self.own.peek(), self.defaults.peek()) {
+        match (self.own.peek(), self.defaults.peek()) {
             (Some((k, _)), Some((d, _))) => match k.cmp(d) {
                 std::cmp::Ordering::Less => self.own.next(),
                 std::cmp::Ordering::Equal => {
@@ -210,8 +210,7 @@ impl<'a> Iterator for WithDefaults<'a> {
             },
             (Some(_), None) => self.own.next(),
             (None, _) => self.defaults.next(),
-        };
-        next
+        }
     }
 }
 
@@ -876,11 +875,9 @@ pub(crate) mod tests {
                     "app",
                     &format!("GET /api/orders/{i} 200"),
                 );
-                e.metadata
-                    .insert("file", "/var/log/app/app.log");
+                e.metadata.insert("file", "/var/log/app/app.log");
                 e.metadata.insert("host", "web-1");
-                e.metadata
-                    .insert("status", format!("{}", 200 + i % 3));
+                e.metadata.insert("status", format!("{}", 200 + i % 3));
                 e
             })
             .collect()

@@ -25,8 +25,8 @@
 pub mod batch;
 pub mod codec;
 mod entry;
-mod metadata;
 pub mod frames;
+mod metadata;
 pub mod multipart;
 pub mod ndjson;
 pub mod query;

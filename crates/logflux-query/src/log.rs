@@ -498,9 +498,7 @@ impl LogQuery {
             Target::Source => s.m.matches(&e.source),
             Target::Level(mask) => mask & (1 << e.level.number()) != 0,
             Target::Type(mask) => mask & (1 << e.entry_type.number()) != 0,
-            Target::Meta => {
-                s.m.matches(e.metadata.get(&s.m.name).unwrap_or(""))
-            }
+            Target::Meta => s.m.matches(e.metadata.get(&s.m.name).unwrap_or("")),
         })
     }
 

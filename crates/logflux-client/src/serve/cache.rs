@@ -8,13 +8,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use logflux_proto::EntryView;
+#[cfg(doc)]
+use logflux_proto::Metadata;
 
 /// The entries of one record.
 pub(crate) type Entries = Arc<Vec<EntryView>>;
 
 /// What an entry costs in memory, about: the struct in its vector, each string's heap block as
-/// the allocator hands it out (rounded up, with its header), the metadata map's B-tree leaves
-/// (a leaf holds 11 pairs and is allocated whole for the first) and the fields. Counting only
+/// the allocator hands it out (rounded up, with its header), the metadata's vector of pairs and
+/// its keys and values too long to be stored inline ([`Metadata::heap_size`]) and the fields.
+/// Counting only
 /// the strings' lengths came to about 40 % of the real cost: in `logflux-bench alerts` a full
 /// 64 MiB cache grew the process by ~150 MiB; with this estimate, by ~60 MiB.
 pub(crate) fn entry_bytes(e: &EntryView) -> usize {
@@ -26,13 +29,7 @@ pub(crate) fn entry_bytes(e: &EntryView) -> usize {
             (len + 8).next_multiple_of(16).max(32)
         }
     }
-    /// One B-tree leaf of `String → String`: 11 keys and 11 values, a parent pointer, lengths.
-    const LEAF: usize = 11 * 2 * std::mem::size_of::<String>() + 16;
-    let meta: usize = e.metadata.len().div_ceil(11) * block(LEAF)
-        + e.metadata
-            .iter()
-            .map(|(k, v)| block(k.len()) + block(v.len()))
-            .sum::<usize>();
+    let meta = e.metadata.heap_size();
     let fields: usize = e
         .fields
         .iter()
@@ -198,16 +195,26 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_with_metadata_counts_its_map_s_leaf_not_only_its_strings() {
+    fn an_entry_with_metadata_counts_its_vector_and_its_long_strings() {
         let plain: EntryView = Entry::new(0, Level::Info, "api", "GET / 200").into();
         let mut tagged = plain.clone();
         tagged.metadata.insert("host", "h1");
-        // The first pair allocates a whole B-tree leaf (11 keys and values); later ones fit in it.
-        let leaf = 11 * 2 * std::mem::size_of::<String>();
-        assert!(entry_bytes(&tagged) - entry_bytes(&plain) >= leaf);
-        let mut two = tagged.clone();
+        // The first pair allocates the vector, with room for two pairs of inline strings.
+        let pair = 2 * std::mem::size_of::<logflux_proto::CompactString>();
+        let one = entry_bytes(&tagged) - entry_bytes(&plain);
+        assert!((2 * pair..2 * pair + 64).contains(&one), "{one}");
+        let mut two = plain.clone();
+        two.metadata.insert("host", "h1");
         two.metadata.insert("region", "eu");
-        assert!(entry_bytes(&two) - entry_bytes(&tagged) < 100);
+        assert_eq!(
+            entry_bytes(&two),
+            entry_bytes(&tagged),
+            "the second fits the room"
+        );
+        // A value too long to be inline counts its own block.
+        let mut long = plain.clone();
+        long.metadata.insert("host", "h".repeat(100));
+        assert!(entry_bytes(&long) - entry_bytes(&tagged) >= 100);
         assert!(entry_bytes(&plain) >= std::mem::size_of::<EntryView>());
     }
 

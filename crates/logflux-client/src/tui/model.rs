@@ -32,14 +32,14 @@ pub(crate) const FILTER_PAGES: usize = 3;
 /// The status line while a filter searches older pages.
 const SEARCHING: &str = "searching older entries… (Esc stops)";
 
-/// One entry held by a pane. Its metadata is kept as a boxed slice rather than the entry's
-/// B-tree map: a map with one or two keys costs a whole B-tree node (about 540 bytes), which
-/// was half of what an entry held (docs/benchmarks.md, "Terminal UI").
+/// One entry held by a pane. Its metadata is the entry's own sorted vector, shrunk to fit:
+/// short keys and values are stored inline, so one or two pairs cost one allocation of 48
+/// bytes each (a B-tree map's node was ~540 bytes, half of what an entry held: see
+/// docs/benchmarks.md, "Terminal UI").
 #[derive(Debug, Clone)]
 pub(crate) struct Item {
-    /// The entry, its `metadata` moved to `meta`.
+    /// The entry.
     pub(crate) entry: EntryView,
-    meta: Box<[(Box<str>, Box<str>)]>,
     /// Marked with `m`.
     pub(crate) marked: bool,
 }
@@ -47,26 +47,16 @@ pub(crate) struct Item {
 impl Item {
     /// Holds an entry.
     pub(crate) fn new(mut entry: EntryView) -> Item {
-        let meta = std::mem::take(&mut entry.metadata)
-            .into_iter()
-            .map(|(k, v)| (k.into_string().into_boxed_str(), v.into_string().into_boxed_str()))
-            .collect();
+        entry.metadata.shrink_to_fit();
         Item {
             entry,
-            meta,
             marked: false,
         }
     }
 
-    /// The entry whole, its metadata back in place (the detail pane, copy, save).
+    /// The entry whole (the detail pane, copy, save).
     pub(crate) fn full(&self) -> EntryView {
-        let mut e = self.entry.clone();
-        e.metadata = self
-            .meta
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        e
+        self.entry.clone()
     }
 
     /// An estimate of what the item holds in memory (its slot, and each allocation rounded
@@ -78,12 +68,7 @@ impl Item {
             + alloc(e.source.len())
             + alloc(e.payload.len())
             + alloc(e.payload_type.len())
-            + alloc(self.meta.len() * std::mem::size_of::<(Box<str>, Box<str>)>())
-            + self
-                .meta
-                .iter()
-                .map(|(k, v)| alloc(k.len()) + alloc(v.len()))
-                .sum::<usize>()
+            + e.metadata.heap_size()
             + e.fields
                 .iter()
                 .map(|(k, v)| alloc(k.len()) + v.to_string().len() + 96)
