@@ -107,6 +107,15 @@ fn tokens(c: &mut Criterion) {
     });
     let batch = &entries[..1000];
     g.throughput(Throughput::Elements(batch.len() as u64));
+    // The tokenizer alone: the words of 1000 entries' payloads.
+    g.bench_function("words_of_1000_payloads", |b| {
+        b.iter(|| {
+            batch
+                .iter()
+                .map(|e| logflux_crypto::words(black_box(&e.payload)).count())
+                .sum::<usize>()
+        })
+    });
     g.bench_function("batch_of_1000_entries", |b| {
         let mut set = TokenSet::new();
         b.iter(|| {

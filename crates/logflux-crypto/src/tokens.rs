@@ -735,6 +735,22 @@ mod tests {
             .token_key("app")
     }
 
+    proptest::proptest! {
+        /// The words are the maximal runs of word characters, as a plain split finds them.
+        #[test]
+        fn words_are_the_runs_of_word_characters(text in "([a-zA-Z0-9_ .=/:-]|[éÉß東京—\u{00A0}\u{2028}\u{1F600}٣]){0,40}") {
+            let want: Vec<&str> = text.split(|c: char| !is_word_char(c)).filter(|w| !w.is_empty()).collect();
+            proptest::prop_assert_eq!(words(&text).collect::<Vec<_>>(), want);
+        }
+
+        /// The same on any string.
+        #[test]
+        fn words_of_any_text(text in proptest::prelude::any::<String>()) {
+            let want: Vec<&str> = text.split(|c: char| !is_word_char(c)).filter(|w| !w.is_empty()).collect();
+            proptest::prop_assert_eq!(words(&text).collect::<Vec<_>>(), want);
+        }
+    }
+
     #[test]
     fn words_split_on_non_word_characters() {
         let w: Vec<_> = words("user_id=42 GET /api/v1 — Größe: ÉTÉ, 東京!").collect();
