@@ -611,6 +611,7 @@ proptest! {
         let t = read_time_text(now);
         prop_assert_eq!(timefmt::parse_rfc3339(&t).ok(), Some(now - now % NS));
         prop_assert_eq!(t.len(), 20);
+        prop_assert!(!t.is_heap_allocated(), "20 bytes are stored inline");
     }
 
     /// Days to dates and back.
