@@ -485,8 +485,7 @@ fn source(v: &Any<'_>, default: Option<&str>, p: &str) -> Result<CompactString, 
             Err(invalid(p, format_args!("source must not be empty")))
         }
         (Any::Str(s), _) => {
-            let chars = s.chars().count();
-            if chars > limits::MAX_SOURCE_CHARS {
+            if let Some(chars) = chars_over(s, limits::MAX_SOURCE_CHARS) {
                 return Err(invalid(
                     p,
                     format_args!(
@@ -571,9 +570,18 @@ fn payload_type(v: &Any<'_>, field: &str, p: &str) -> Result<CompactString, Prot
     }
 }
 
+/// The number of characters of `s` when it is more than `max` (counted only when its bytes are:
+/// a character is at least one byte).
+fn chars_over(s: &str, max: usize) -> Option<usize> {
+    if s.len() <= max {
+        return None;
+    }
+    let chars = s.chars().count();
+    (chars > max).then_some(chars)
+}
+
 fn check_meta_value(key: &str, value: &str, field: &str, p: &str) -> Result<(), ProtocolError> {
-    let chars = value.chars().count();
-    if chars > limits::MAX_METADATA_VALUE_CHARS {
+    if let Some(chars) = chars_over(value, limits::MAX_METADATA_VALUE_CHARS) {
         return Err(invalid(
             p,
             format_args!(
@@ -630,7 +638,7 @@ fn string_map(
                 ));
             }
         };
-        if key.is_empty() || key.chars().count() > limits::MAX_METADATA_KEY_CHARS {
+        if key.is_empty() || chars_over(key, limits::MAX_METADATA_KEY_CHARS).is_some() {
             return Err(invalid(
                 p,
                 format_args!(

@@ -323,6 +323,20 @@ fn size_limits_name_the_limit() {
         ErrorCode::InvalidEntry,
         "value of \"k\" is 1025 characters, the limit is 1024",
     );
+    // Limits count characters, not bytes: two-byte characters up to each limit pass.
+    let (key, val) = ("é".repeat(128), "é".repeat(1024));
+    let e = one(&format!(
+        r#"{{"payload":"x","source":"s","entryType":1,"logLevel":7,"metadata":{{"{key}":"{val}"}}}}"#
+    ));
+    assert_eq!(e.metadata.get(&key), Some(val.as_str()));
+    let key = "k".repeat(129);
+    assert_err(
+        &format!(
+            r#"{{"payload":"x","source":"s","entryType":1,"logLevel":7,"metadata":{{"{key}":"v"}}}}"#
+        ),
+        ErrorCode::InvalidEntry,
+        "keys must be 1..128 characters",
+    );
     let huge = vec![b' '; limits::MAX_LINE_BYTES + 1];
     let mut line = b"{\"payload\":\"x\"".to_vec();
     line.extend_from_slice(&huge);
