@@ -199,7 +199,7 @@ impl Parser {
             Format::NginxError => (self.nginx_error(line, now), Outcome::default()),
         };
         // Borrowed: a path of up to 24 bytes is stored inline, a longer one copied once.
-        e.metadata.reserve(1 + self.metadata.len());
+        e.metadata.reserve_exact(1 + self.metadata.len());
         e.metadata.insert("file", path);
         for (k, v) in &self.metadata {
             e.metadata.insert_if_absent(k, || v.into());

@@ -87,6 +87,11 @@ impl Metadata {
             + strings
     }
 
+    /// Makes room for exactly `additional` more pairs (no rounding up).
+    pub fn reserve_exact(&mut self, additional: usize) {
+        self.pairs.reserve_exact(additional);
+    }
+
     /// Makes room for `additional` more pairs.
     pub fn reserve(&mut self, additional: usize) {
         self.pairs.reserve(additional);
@@ -253,7 +258,8 @@ impl<K: Into<CompactString>, V: Into<CompactString>> Extend<(K, V)> for Metadata
         let start = self.pairs.len();
         let iter = iter.into_iter();
         if start == 0 {
-            self.pairs.reserve(iter.size_hint().0);
+            // Exactly: `reserve` would round a map of one to three pairs up to four.
+            self.pairs.reserve_exact(iter.size_hint().0);
         }
         self.pairs.extend(iter.map(|(k, v)| (k.into(), v.into())));
         let in_order = self.pairs[start.saturating_sub(1)..]
@@ -379,7 +385,11 @@ impl<'de> Deserialize<'de> for Metadata {
                 while let Some(pair) = a.next_entry::<CompactString, CompactString>()? {
                     pairs.push(pair);
                 }
-                Ok(pairs.into_iter().collect())
+                if !pairs.windows(2).all(|w| w[0].0 < w[1].0) {
+                    sort_keeping_last(&mut pairs);
+                }
+                pairs.shrink_to_fit();
+                Ok(Metadata { pairs })
             }
         }
         d.deserialize_map(V)
@@ -400,6 +410,22 @@ mod tests {
         let mut m = Metadata::with_capacity(5);
         m.insert("a", "1");
         assert_eq!(m.pairs.capacity(), 5);
+    }
+
+    #[test]
+    fn collected_and_read_maps_hold_no_spare_room() {
+        let m: Metadata = [("a", "1")].into_iter().collect();
+        assert_eq!(m.capacity(), 1);
+        let m: Metadata = [("c", "3"), ("a", "1"), ("b", "2")].into_iter().collect();
+        assert_eq!(m.capacity(), 3);
+        let m: Metadata = serde_json::from_str(r#"{"b":"2","a":"1"}"#).unwrap();
+        assert_eq!(
+            (m.capacity(), m.keys().collect::<Vec<_>>()),
+            (2, vec!["a", "b"])
+        );
+        let mut m = Metadata::new();
+        m.extend([("a", "1")]);
+        assert_eq!(m.capacity(), 1);
     }
 
     #[test]
