@@ -1,7 +1,5 @@
-use logflux_proto::Metadata;
-
 use logflux_proto::batch;
-use logflux_proto::{Entry, limits};
+use logflux_proto::{Entry, Metadata, limits};
 
 use crate::aead::{NONCE_LEN, RecordBinding, SealingKey};
 use crate::error::CryptoError;

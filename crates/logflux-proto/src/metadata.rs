@@ -92,11 +92,6 @@ impl Metadata {
         self.pairs.reserve_exact(additional);
     }
 
-    /// Makes room for `additional` more pairs.
-    pub fn reserve(&mut self, additional: usize) {
-        self.pairs.reserve(additional);
-    }
-
     /// Removes every pair, keeping the room.
     pub fn clear(&mut self) {
         self.pairs.clear();

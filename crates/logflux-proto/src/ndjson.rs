@@ -626,8 +626,8 @@ fn string_map(
             ),
         ));
     }
-    // Room for every pair at once, rather than growing by twos.
-    out.reserve(pairs.len());
+    // Room for every pair at once, exactly (at most MAX_METADATA_PAIRS, inserted in turn).
+    out.reserve_exact(pairs.len());
     for (key, value) in pairs {
         let value = match value {
             Any::Str(s) => s,

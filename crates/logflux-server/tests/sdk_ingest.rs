@@ -23,6 +23,23 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
+/// Posts a multipart body to `/v1/ingest` as `api_key`; the reply, which must be a 202.
+async fn ingest(t: &TestServer, api_key: &str, content_type: &str, body: Vec<u8>) -> Value {
+    let r = t
+        .http
+        .post(format!("{}/v1/ingest", t.base))
+        .bearer_auth(api_key)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    assert_eq!(status, 202, "{text}");
+    serde_json::from_str(&text).unwrap()
+}
+
 /// Seals like the SDKs: AES-256-GCM over gzip(JSON), no associated data.
 fn sdk_seal(key: &SealingKey, json: &Value) -> ([u8; 12], Vec<u8>) {
     let mut buf = gzip(json.to_string().as_bytes());
@@ -103,20 +120,8 @@ async fn javascript_sdk_traffic_round_trips() {
     assert_eq!(v["accepted"], 5);
 
     // A byte-identical retry (the JS SDK's) is acknowledged and not stored twice.
-    let r = t
-        .http
-        .post(format!("{}/v1/ingest", t.base))
-        .bearer_auth(&api_key)
-        .header(
-            "content-type",
-            format!("multipart/mixed; boundary={boundary}"),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    let v: Value = r.json().await.unwrap();
+    let content_type = format!("multipart/mixed; boundary={boundary}");
+    let v = ingest(&t, &api_key, &content_type, body).await;
     assert_eq!(
         (v["accepted"].as_u64(), v["duplicates"].as_u64()),
         (Some(0), Some(5))
@@ -561,16 +566,8 @@ async fn agent_batches_with_tokens_are_found_by_blind_search() {
             &sealed.ciphertext,
         );
     }
-    let r = t
-        .http
-        .post(format!("{}/v1/ingest", t.base))
-        .bearer_auth(&api_key)
-        .header("content-type", w.content_type())
-        .body(w.finish())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    let content_type = w.content_type();
+    ingest(&t, &api_key, &content_type, w.finish()).await;
 
     let needle = tk
         .token(logflux_crypto::Field::Word, "needle")
@@ -706,17 +703,7 @@ async fn sdk_record_ids_follow_the_parts_own_time() {
     );
     let (content_type, body) = (w.content_type(), w.finish());
     for (accepted, duplicates) in [(3, 0), (0, 3)] {
-        let r = t
-            .http
-            .post(format!("{}/v1/ingest", t.base))
-            .bearer_auth(&api_key)
-            .header("content-type", &content_type)
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 202);
-        let v: Value = r.json().await.unwrap();
+        let v = ingest(&t, &api_key, &content_type, body.clone()).await;
         assert_eq!(
             (v["accepted"].as_u64(), v["duplicates"].as_u64()),
             (Some(accepted), Some(duplicates)),

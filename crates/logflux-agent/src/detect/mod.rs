@@ -677,9 +677,8 @@ pub fn new_entry(
 ) -> Entry {
     let mut e = Entry::with_payload(ts, level, source, payload);
     e.entry_type = EntryType::Log;
-    if payload_type != Entry::DEFAULT_PAYLOAD_TYPE {
-        e.payload_type = payload_type.into();
-    }
+    // Inline (no allocation): every payload type is a short name.
+    e.payload_type = payload_type.into();
     e
 }
 
