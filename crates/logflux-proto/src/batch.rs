@@ -105,13 +105,23 @@ pub fn encode_with(entries: &[Entry], defaults: &Metadata, out: &mut Vec<u8>) {
     let common: Vec<(&str, &str)> = match entries.split_first() {
         Some((first, rest)) => metadata_with(first, defaults)
             .filter(|(k, v)| {
-                rest.iter()
-                    .all(|e| metadata_value_with(e, defaults, k).is_some_and(|x| x == *v))
+                rest.iter().all(|e| {
+                    metadata_value_with(e, defaults, k)
+                        .is_some_and(|x| crate::same_bytes(x.as_bytes(), v.as_bytes()))
+                })
             })
             .collect(),
         None => Vec::new(),
     };
-    let is_common = |k: &str| common.binary_search_by(|(c, _)| (*c).cmp(k)).is_ok();
+    let is_common = |k: &str| {
+        if common.len() <= SCAN_NAMES {
+            common
+                .iter()
+                .any(|(c, _)| crate::same_bytes(c.as_bytes(), k.as_bytes()))
+        } else {
+            common.binary_search_by(|(c, _)| (*c).cmp(k)).is_ok()
+        }
+    };
     let mut dict = Dict::default();
     for (k, _) in &common {
         dict.id(k);
@@ -221,9 +231,22 @@ struct Dict<'e> {
     names: Vec<&'e str>,
 }
 
+/// Up to this many names (a batch's sources, payload types and metadata keys, as a rule) a
+/// lookup scans them for equal bytes instead of hashing: no hash, and no call into the C
+/// library's `memcmp` per entry (issue 18, round 6).
+const SCAN_NAMES: usize = 16;
+
 impl<'e> Dict<'e> {
     fn id(&mut self, s: &'e str) -> u32 {
-        if let Some(&id) = self.ids.get(s) {
+        let found = if self.names.len() <= SCAN_NAMES {
+            self.names
+                .iter()
+                .position(|n| crate::same_bytes(n.as_bytes(), s.as_bytes()))
+                .map(|i| i as u32)
+        } else {
+            self.ids.get(s).copied()
+        };
+        if let Some(id) = found {
             return id;
         }
         let id = self.names.len() as u32;

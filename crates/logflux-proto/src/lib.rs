@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod batch;
+mod bytes;
 pub mod codec;
 mod entry;
 pub mod frames;
@@ -35,6 +36,7 @@ mod secret;
 pub mod timefmt;
 mod view;
 
+pub use bytes::same_bytes;
 pub use compact_str::{CompactString, ToCompactString, format_compact};
 pub use entry::{Entry, EntryType, Level, UnknownName, limits};
 pub use metadata::{Iter as MetadataIter, Metadata};

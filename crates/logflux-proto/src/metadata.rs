@@ -20,6 +20,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Pairs reserved when the first one is inserted: most entries carry one or two.
 const FIRST_RESERVE: usize = 2;
 
+/// Up to this many pairs a lookup scans rather than searches (see `Metadata::position`).
+const SCAN_PAIRS: usize = 8;
+
 /// A flat map of strings, iterated in key order (byte order of the keys, as `BTreeMap<String,
 /// String>` orders them), so encodings that walk it are deterministic.
 ///
@@ -101,19 +104,31 @@ impl Metadata {
         self.pairs.binary_search_by(|(k, _)| k.as_str().cmp(key))
     }
 
+    /// Where `key` is. A few pairs (the rule) are scanned for equal bytes, which costs no
+    /// call into the C library's `memcmp`; more are searched.
+    fn position(&self, key: &str) -> Option<usize> {
+        if self.pairs.len() <= SCAN_PAIRS {
+            self.pairs
+                .iter()
+                .position(|(k, _)| crate::same_bytes(k.as_bytes(), key.as_bytes()))
+        } else {
+            self.find(key).ok()
+        }
+    }
+
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.find(key).ok().map(|i| self.pairs[i].1.as_str())
+        self.position(key).map(|i| self.pairs[i].1.as_str())
     }
 
     /// The value of `key`, to change in place.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut CompactString> {
-        self.find(key).ok().map(|i| &mut self.pairs[i].1)
+        self.position(key).map(|i| &mut self.pairs[i].1)
     }
 
     /// Whether `key` has a value.
     pub fn contains_key(&self, key: &str) -> bool {
-        self.find(key).is_ok()
+        self.position(key).is_some()
     }
 
     /// Sets `key` to `value`; the value it replaces, if any.
