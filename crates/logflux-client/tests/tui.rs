@@ -36,13 +36,18 @@ fn have_tmux() -> bool {
 /// A tmux server of its own (its own socket) with one window running `logflux tui`.
 struct Tmux {
     sock: PathBuf,
+    /// The socket's directory, its own: the server is killed through the socket when this is
+    /// dropped, which a stack dropped first (a test that restarts its stack) must not prevent
+    /// by removing the directory (the server, left running, kept its inherited descriptors).
+    _dir: tempfile::TempDir,
 }
 
 impl Tmux {
     /// Starts `logflux tui ARGS` in a `w`×`h` terminal, with the stack's client settings
     /// only. After it exits, the shell prints `EXITED` and the terminal's modes.
     fn start(stack: &Stack, args: &[&str], w: u16, h: u16) -> Tmux {
-        let sock = stack.tmp.path().join("tmux.sock");
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("tmux.sock");
         let quoted: Vec<String> = args
             .iter()
             .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
@@ -69,7 +74,7 @@ impl Tmux {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Tmux { sock }
+        Tmux { sock, _dir: dir }
     }
 
     fn tmux(&self, args: &[&str]) -> String {
@@ -161,9 +166,12 @@ async fn follows_filters_jumps_to_errors_splits_and_restores_the_terminal() {
     stack.wait_for_entries(before.len() + history.len()).await;
 
     let t = Tmux::start(&stack, &["--split", "-l err"], 200, 50);
+    // Both panes load on their own: wait for each one's results, not only the left's.
     let s = t
         .wait("history and the split pane", Duration::from_secs(30), |s| {
-            s.contains("history line 29") && s.contains("2: -l err")
+            s.contains("history line 29")
+                && s.contains("2: -l err")
+                && columns(s, 100, 200).contains("checkout failed for cart 77")
         })
         .await;
     // The split pane (right half) shows its own query: the error only.
