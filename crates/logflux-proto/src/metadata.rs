@@ -5,7 +5,8 @@
 //! them, and the agent frees those on another thread (the spool writer's), where glibc's caches
 //! do not help. Here the pairs live in one vector, sorted by key, and keys and values of up to
 //! 24 bytes are stored inline ([`CompactString`]), so a typical entry's metadata is one
-//! allocation. Lookups are binary searches; with so few pairs an insert's shift is a few words.
+//! allocation. `get` and `contains_key` scan up to eight pairs for equal bytes, and search
+//! beyond; inserts binary search, and with so few pairs an insert's shift is a few words.
 //! Many pairs at once (a line's parsed fields) go through `extend` or `collect`, which append
 //! and sort once.
 
