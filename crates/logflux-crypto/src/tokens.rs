@@ -456,6 +456,13 @@ const DOOR_FILL: usize = DOOR_BITS / 8;
 // The front's bits, set again at each start-over, stay a small part of the filter.
 const _: () = assert!(FRONT_SETS * FRONT_WAYS <= DOOR_FILL / 2);
 
+/// The first-sight filter's word and bit of an input's hash (its high half; the front's set
+/// comes from the low half).
+fn door_bit(hash: u64) -> (usize, u64) {
+    let bit = (hash >> 32) as usize % DOOR_BITS;
+    (bit / 64, 1u64 << (bit % 64))
+}
+
 /// Inputs up to this many bytes are kept inside the cache's table (one memory access per
 /// lookup instead of two); most are (`word` ‖ 0 ‖ a word of a few letters).
 const SHORT_INPUT: usize = 30;
@@ -641,8 +648,7 @@ impl CachedTokenSet {
                 // and of the large table has its bit set, so nothing is missed; most inputs
                 // new to a line (fractions of seconds, order numbers) end here, on the filter's
                 // 16 KiB instead of a miss into the front's 224 KiB.
-                let bit = (hash >> 32) as usize % DOOR_BITS;
-                let (word, mask) = (bit / 64, 1u64 << (bit % 64));
+                let (word, mask) = door_bit(hash);
                 if door[word] & mask == 0 {
                     if *door_set >= DOOR_FILL {
                         // Start over: the filter and the large table it stands in front of. The
@@ -654,8 +660,8 @@ impl CachedTokenSet {
                         *restarts += 1;
                         cache.clear();
                         for slot in front.iter().flatten() {
-                            let bit = (slot.hash >> 32) as usize % DOOR_BITS;
-                            door[bit / 64] |= 1u64 << (bit % 64);
+                            let (w, m) = door_bit(slot.hash);
+                            door[w] |= m;
                         }
                     }
                     if door[word] & mask == 0 {

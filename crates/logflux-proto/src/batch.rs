@@ -113,15 +113,8 @@ pub fn encode_with(entries: &[Entry], defaults: &Metadata, out: &mut Vec<u8>) {
             .collect(),
         None => Vec::new(),
     };
-    let is_common = |k: &str| {
-        if common.len() <= SCAN_NAMES {
-            common
-                .iter()
-                .any(|(c, _)| crate::same_bytes(c.as_bytes(), k.as_bytes()))
-        } else {
-            common.binary_search_by(|(c, _)| (*c).cmp(k)).is_ok()
-        }
-    };
+    // The common keys are the dictionary's first names: a key is common when its id is below
+    // their count.
     let mut dict = Dict::default();
     for (k, _) in &common {
         dict.id(k);
@@ -136,8 +129,9 @@ pub fn encode_with(entries: &[Entry], defaults: &Metadata, out: &mut Vec<u8>) {
         sources.push(dict.id(&e.source));
         ptypes.push(dict.id(&e.payload_type));
         for (k, v) in metadata_with(e, defaults) {
-            if !is_common(k) {
-                own.push((dict.id(k), v));
+            let id = dict.id(k);
+            if id as usize >= common.len() {
+                own.push((id, v));
             }
         }
         own_ends.push(own.len());
