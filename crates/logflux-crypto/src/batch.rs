@@ -149,8 +149,11 @@ impl BatchSealer {
                 limit: MAX_BATCH_PLAINTEXT,
             });
         }
-        let mut buf = Vec::with_capacity(zstd::zstd_safe::compress_bound(self.plain.len()) + 16);
-        buf.resize(zstd::zstd_safe::compress_bound(self.plain.len()), 0);
+        // zstd writes into the vector's spare room (no zero-filling of a buffer the size of the
+        // batch first); the room includes Padmé's padding (under 1/16 from 256 bytes on, under 64
+        // bytes below), the skippable frame's header and the tag, so it seldom moves.
+        let bound = zstd::zstd_safe::compress_bound(self.plain.len());
+        let mut buf = Vec::with_capacity(bound + bound / 16 + 64);
         let n = self
             .compressor
             .compress_to_buffer(&self.plain, &mut buf)
@@ -158,7 +161,7 @@ impl BatchSealer {
         // A zstd skippable frame of zeros after the content's frame, so the ciphertext's length
         // stops tracking the content's. Any zstd decoder skips it: clients from before padding
         // open padded batches too.
-        buf.truncate(n);
+        debug_assert_eq!(buf.len(), n);
         let padded = padme(n + SKIPPABLE_HEADER);
         let pad = u32::try_from(padded - n - SKIPPABLE_HEADER)
             .map_err(|_| CryptoError::Format("padding longer than a skippable frame".into()))?;

@@ -22,7 +22,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use aws_lc_rs::hkdf;
-use logflux_proto::{Entry, same_bytes};
+use logflux_proto::{Entry, order_bytes, same_bytes};
 use zeroize::Zeroizing;
 
 use crate::error::CryptoError;
@@ -379,7 +379,10 @@ fn visit_inputs_after(
     let mut before = prev.map(|p| p.metadata.iter().peekable());
     for (k, v) in &entry.metadata {
         if let Some(b) = before.as_mut() {
-            while b.next_if(|(pk, _)| *pk < k).is_some() {}
+            while b
+                .next_if(|(pk, _)| order_bytes(pk.as_bytes(), k.as_bytes()).is_lt())
+                .is_some()
+            {}
             if b.peek().is_some_and(|(pk, pv)| {
                 same_bytes(pk.as_bytes(), k.as_bytes()) && same_bytes(pv.as_bytes(), v.as_bytes())
             }) {

@@ -204,7 +204,7 @@ impl<'a> Iterator for WithDefaults<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         match (self.own.peek(), self.defaults.peek()) {
-            (Some((k, _)), Some((d, _))) => match k.cmp(d) {
+            (Some((k, _)), Some((d, _))) => match crate::order_bytes(k.as_bytes(), d.as_bytes()) {
                 std::cmp::Ordering::Less => self.own.next(),
                 std::cmp::Ordering::Equal => {
                     self.defaults.next();

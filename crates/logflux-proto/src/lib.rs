@@ -36,7 +36,7 @@ mod secret;
 pub mod timefmt;
 mod view;
 
-pub use bytes::same_bytes;
+pub use bytes::{order_bytes, same_bytes};
 pub use compact_str::{CompactString, ToCompactString, format_compact};
 pub use entry::{Entry, EntryType, Level, UnknownName, limits};
 pub use metadata::{Iter as MetadataIter, Metadata};

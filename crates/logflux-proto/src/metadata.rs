@@ -102,7 +102,8 @@ impl Metadata {
     }
 
     fn find(&self, key: &str) -> Result<usize, usize> {
-        self.pairs.binary_search_by(|(k, _)| k.as_str().cmp(key))
+        self.pairs
+            .binary_search_by(|(k, _)| crate::order_bytes(k.as_bytes(), key.as_bytes()))
     }
 
     /// Where `key` is. A few pairs (the rule) are scanned for equal bytes, which costs no
@@ -298,7 +299,7 @@ fn sort_keeping_last(pairs: &mut Vec<(CompactString, CompactString)>) {
     // `dedup_by` keeps. (Pairs already sorted become one descending run, which the sort
     // reverses in one pass.)
     pairs.reverse();
-    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    pairs.sort_by(|a, b| crate::order_bytes(a.0.as_bytes(), b.0.as_bytes()));
     pairs.dedup_by(|later, kept| later.0 == kept.0);
 }
 
