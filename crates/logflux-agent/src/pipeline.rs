@@ -336,7 +336,7 @@ fn start_with_workers(
             }
             // Seal what fits in one batch; the rest starts the next one (moved into a vector
             // sized for a batch, so gathering the next one does not grow it step by step).
-            let cut = batch_len_of(&pending, bytes, &config);
+            let (cut, cut_bytes) = batch_len_of(&pending, bytes, &config);
             let mut rest = Vec::with_capacity(
                 config
                     .max_entries
@@ -345,9 +345,14 @@ fn start_with_workers(
             );
             rest.extend(pending.drain(cut..));
             let batch = std::mem::replace(&mut pending, rest);
-            // What is left, from whichever part is shorter (a file input's message can hold
-            // many batches: summing the rest after every cut went over it again and again).
-            bytes = if batch.len() <= pending.len() {
+            // What is left: the cut's own sum when it was cut by size, else from whichever
+            // part is shorter (a file input's message can hold many batches: summing the rest
+            // after every cut went over it again and again).
+            bytes = if pending.is_empty() {
+                0
+            } else if let Some(b) = cut_bytes {
+                bytes.saturating_sub(b)
+            } else if batch.len() <= pending.len() {
                 bytes.saturating_sub(batch.iter().map(Entry::approx_size).sum())
             } else {
                 pending.iter().map(Entry::approx_size).sum()
@@ -577,12 +582,17 @@ fn rounded_span(lo: i64, hi: i64, granule: i64) -> i64 {
 /// then make several records, each with a true, bounded range.
 #[cfg(test)]
 fn batch_len(pending: &[Entry], config: &SealerConfig) -> usize {
-    cut_len(pending, config, true)
+    cut_len(pending, config, true).0
 }
 
 /// [`batch_len`] for entries whose `approx_size` sum is `pending_bytes`: their sizes are looked
-/// at only when together they are over `max_bytes` (otherwise no prefix is).
-fn batch_len_of(pending: &[Entry], pending_bytes: usize, config: &SealerConfig) -> usize {
+/// at only when together they are over `max_bytes` (otherwise no prefix is), and then the
+/// batch's own sum comes with its length.
+fn batch_len_of(
+    pending: &[Entry],
+    pending_bytes: usize,
+    config: &SealerConfig,
+) -> (usize, Option<usize>) {
     cut_len(pending, config, pending_bytes > config.max_bytes)
 }
 
@@ -590,11 +600,13 @@ fn batch_len_of(pending: &[Entry], pending_bytes: usize, config: &SealerConfig) 
 /// several times).
 const PENDING_CAPACITY: usize = 1024;
 
-fn cut_len(pending: &[Entry], config: &SealerConfig, by_bytes: bool) -> usize {
+/// The batch's length, and with `by_bytes` the sum of its entries' `approx_size`.
+fn cut_len(pending: &[Entry], config: &SealerConfig, by_bytes: bool) -> (usize, Option<usize>) {
+    let sum = |bytes: usize| by_bytes.then_some(bytes);
     let (mut lo, mut hi, mut bytes) = (i64::MAX, i64::MIN, 0usize);
     for (i, e) in pending.iter().enumerate() {
         if i == config.max_entries {
-            return i;
+            return (i, sum(bytes));
         }
         let (l, h) = (lo.min(e.timestamp_ns), hi.max(e.timestamp_ns));
         let b = if by_bytes { bytes + e.approx_size() } else { 0 };
@@ -602,11 +614,11 @@ fn cut_len(pending: &[Entry], config: &SealerConfig, by_bytes: bool) -> usize {
             && (b > config.max_bytes
                 || rounded_span(l, h, config.time_granularity_ns) > limits::MAX_RECORD_SPAN_NS)
         {
-            return i;
+            return (i, sum(bytes));
         }
         (lo, hi, bytes) = (l, h, b);
     }
-    pending.len()
+    (pending.len(), sum(bytes))
 }
 
 /// Entries received and entries done (spooled or dropped) since start, and who waits for

@@ -244,15 +244,14 @@ pub(crate) fn count_bucket(count: u32) -> u32 {
 /// directly: a batch carries about a thousand tokens, one `format!` each was 4–6 % of the
 /// agent's CPU).
 fn tokens_header(tokens: &[u64]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = Vec::with_capacity(tokens.len() * 17);
-    for (i, t) in tokens.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        for shift in (0..16).rev() {
-            out.push(HEX[((t >> (shift * 4)) & 0xf) as usize]);
-        }
+    if tokens.is_empty() {
+        return String::new();
+    }
+    // Commas everywhere, then each token's 16 digits written over its place: no capacity
+    // check per digit (pushing them one by one was most of `body_of`, ~2 % of the agent).
+    let mut out = vec![b','; tokens.len() * 17 - 1];
+    for (t, place) in tokens.iter().zip(out.chunks_mut(17)) {
+        hex::encode_to_slice(t.to_be_bytes(), &mut place[..16]).expect("16 digits for 8 bytes");
     }
     String::from_utf8(out).expect("hex digits and commas are ASCII")
 }
