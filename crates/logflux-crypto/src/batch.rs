@@ -133,7 +133,7 @@ impl BatchSealer {
         };
         // Readers refuse a batch whose entries, written one by one (as version 1), would exceed
         // the limit, however small its version 2 encoding: the same bound as before version 2.
-        if batch::expanded_len_with(entries, defaults) > MAX_BATCH_PLAINTEXT {
+        if !batch::expanded_len_at_most(entries, defaults, MAX_BATCH_PLAINTEXT) {
             return Err(CryptoError::TooLarge {
                 limit: MAX_BATCH_PLAINTEXT,
             });
