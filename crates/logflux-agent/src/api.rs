@@ -443,53 +443,58 @@ where
             }
             // Input already buffered is taken without a wait: no timer, shutdown or eviction
             // future is set up per line (they were ~3 % of the agent's CPU on the socket path:
-            // docs/benchmarks.md, issue 18 round 7). The buffer holds at most one read, so
-            // they are looked at again after at most `READ_BUF` bytes.
-            let buf = if !reader.buffer().is_empty() {
-                reader.buffer()
-            } else {
-                let buf = tokio::select! {
-                    r = reader.fill_buf() => match r {
-                        Ok(b) => b,
-                        Err(_) => {
+            // docs/benchmarks.md, issue 18 round 7). A shutdown is still looked at per line
+            // (one atomic load), and the rest after at most one read's `READ_BUF` bytes.
+            let buf =
+                if !reader.buffer().is_empty() && matches!(c.shutdown.has_changed(), Ok(false)) {
+                    // Each line counts as input when it is taken, as one read from the socket
+                    // does: time spent on earlier lines of the buffer (a flush waiting for room)
+                    // does not run down the idle timeout or a reply's deadline.
+                    last_input = Instant::now();
+                    reader.buffer()
+                } else {
+                    let buf = tokio::select! {
+                        r = reader.fill_buf() => match r {
+                            Ok(b) => b,
+                            Err(_) => {
+                                let _ = flush(&mut chunk, &c.intake, &c.shared, c.input).await;
+                                return;
+                            }
+                        },
+                        _ = c.shutdown.changed() => {
                             let _ = flush(&mut chunk, &c.intake, &c.shared, c.input).await;
                             return;
                         }
-                    },
-                    _ = c.shutdown.changed() => {
-                        let _ = flush(&mut chunk, &c.intake, &c.shared, c.input).await;
-                        return;
-                    }
-                    () = sleep_until(deadline(authenticated, last_input)) => {
-                        let _ = flush(&mut chunk, &c.intake, &c.shared, c.input).await;
-                        if authenticated {
-                            c.shared
-                                .metrics
-                                .connections_idle_closed
-                                .get_or_create(&InputLabel { input: c.input })
-                                .inc();
-                        } else {
-                            c.refused("auth_timeout");
-                            let e = ProtocolError::new(
-                                ErrorCode::AuthRequired,
-                                format!(
-                                    "not authenticated within {} ms of connecting",
-                                    c.limits.auth_timeout.as_millis()
-                                ),
-                            );
-                            close_with(&mut reader, &mut write, &e).await;
+                        () = sleep_until(deadline(authenticated, last_input)) => {
+                            let _ = flush(&mut chunk, &c.intake, &c.shared, c.input).await;
+                            if authenticated {
+                                c.shared
+                                    .metrics
+                                    .connections_idle_closed
+                                    .get_or_create(&InputLabel { input: c.input })
+                                    .inc();
+                            } else {
+                                c.refused("auth_timeout");
+                                let e = ProtocolError::new(
+                                    ErrorCode::AuthRequired,
+                                    format!(
+                                        "not authenticated within {} ms of connecting",
+                                        c.limits.auth_timeout.as_millis()
+                                    ),
+                                );
+                                close_with(&mut reader, &mut write, &e).await;
+                            }
+                            return;
                         }
-                        return;
+                        // Counted by the gate.
+                        () = evicted(&mut c.evict) => return,
+                    };
+                    if buf.is_empty() {
+                        break true;
                     }
-                    // Counted by the gate.
-                    () = evicted(&mut c.evict) => return,
+                    last_input = Instant::now();
+                    buf
                 };
-                if buf.is_empty() {
-                    break true;
-                }
-                last_input = Instant::now();
-                buf
-            };
             match memchr::memchr(b'\n', buf) {
                 Some(i) => {
                     if !too_long {
