@@ -348,9 +348,7 @@ fn start_with_workers(
             // What is left: the cut's own sum when it was cut by size, else from whichever
             // part is shorter (a file input's message can hold many batches: summing the rest
             // after every cut went over it again and again).
-            bytes = if pending.is_empty() {
-                0
-            } else if let Some(b) = cut_bytes {
+            bytes = if let Some(b) = cut_bytes {
                 bytes.saturating_sub(b)
             } else if batch.len() <= pending.len() {
                 bytes.saturating_sub(batch.iter().map(Entry::approx_size).sum())

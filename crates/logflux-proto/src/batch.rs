@@ -309,10 +309,7 @@ pub fn expanded_len_with(entries: &[Entry], defaults: &Metadata) -> usize {
 /// measured exactly. (The exact walk was ~1.6 % of the agent's CPU per entry: docs/benchmarks.md,
 /// issue 18 round 7.)
 pub fn expanded_len_at_most(entries: &[Entry], defaults: &Metadata, limit: usize) -> bool {
-    let (defaults_pairs, defaults_bytes) =
-        defaults.iter().fold((0usize, 0usize), |(n, b), (k, v)| {
-            (n + 1, b + str_len(k) + str_len(v))
-        });
+    let defaults_bytes: usize = defaults.iter().map(|(k, v)| str_len(k) + str_len(v)).sum();
     let bound = 4
         + varint_len(entries.len() as u64)
         + entries
@@ -324,7 +321,7 @@ pub fn expanded_len_at_most(entries: &[Entry], defaults: &Metadata, limit: usize
                     .map(|(k, v)| str_len(k) + str_len(v))
                     .sum();
                 entry_fixed_len(e.timestamp_ns, &e.source, &e.payload_type, &e.payload)
-                    + varint_len((e.metadata.len() + defaults_pairs) as u64)
+                    + varint_len((e.metadata.len() + defaults.len()) as u64)
                     + own
                     + defaults_bytes
             })
