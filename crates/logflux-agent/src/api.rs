@@ -461,7 +461,7 @@ where
                                 return;
                             }
                         },
-                        _ = c.shutdown.changed() => {
+                        () = stop_signalled(&mut c.shutdown) => {
                             let _ = flush(&mut chunk, &c.intake, &c.shared, c.input).await;
                             return;
                         }
@@ -697,6 +697,15 @@ fn too_many() -> ProtocolError {
 /// How long a `flush` waits for the server to acknowledge what it sealed.
 const FLUSH_WAIT: Duration = Duration::from_secs(30);
 
+/// Returns once the agent is stopping (at once if it already is), or its stop signal is gone.
+/// A connection looks at the signal in two places (its read loop and a flush's wait), so it
+/// waits for the value, not for a change: `changed()` would have told only the first of them,
+/// and the read loop would then have waited for its client to close, holding the stop up
+/// until `shutdown_timeout_s`.
+async fn stop_signalled(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
 /// The `flush` action: seals what the agent holds now (everything handed over before, from
 /// any input), and waits until the server has acknowledged everything in the spool up to it —
 /// at most `FLUSH_WAIT`, then says why not (what was sealed stays in the spool and is
@@ -746,7 +755,7 @@ async fn deliver_all(
                 ),
             ))
         }),
-        _ = shutdown.changed() => Err(stopping()),
+        () = stop_signalled(shutdown) => Err(stopping()),
     };
     r?;
     let dead = shared.metrics.records_dead_lettered.get() - dead_before;

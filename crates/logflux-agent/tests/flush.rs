@@ -216,3 +216,50 @@ async fn flush_covers_whole_lines_of_a_connection_still_writing_the_next_one() {
     drop(writer);
     s.stop().await;
 }
+
+/// A flush that is waiting when the agent is asked to stop answers that the agent is stopping,
+/// and then the connection ends, although its client keeps it open: the flush had taken the
+/// connection's one notice of the shutdown, so the connection waited for its client (holding
+/// its intake, and with it the sealer and the whole stop) until `shutdown_timeout_s` ran out.
+#[tokio::test]
+async fn a_flush_waiting_at_shutdown_answers_and_its_connection_ends_with_the_agent() {
+    let mut s = Stack::new().await;
+    // The identity is cached from a first run against the real server.
+    s.start_agent().await;
+    s.agent.take().unwrap().shutdown().await.unwrap();
+    s.agent_config.server.urls = vec!["http://127.0.0.1:9".into()];
+    // Only the flush seals the entry; a stop held up by the connection would take 10 minutes.
+    s.agent_config.batch.max_wait_ms = 60_000;
+    s.agent_config.shutdown_timeout_s = 600;
+    s.start_agent().await;
+    let mut c = Client::new(tokio::net::UnixStream::connect(s.socket()).await.unwrap());
+    c.send(&entry_line("pending")).await;
+    c.send(r#"{"action":"flush"}"#).await;
+    // Spooled means sealed by this flush, which now waits for the (absent) server.
+    let agent = s.agent.take().unwrap();
+    let polled = async {
+        while agent.status()["spool"]["records"] != 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), polled)
+        .await
+        .expect("the flush sealed the entry");
+    let stopping = tokio::spawn(agent.shutdown_report());
+    let r = c.reply().await.unwrap();
+    assert_eq!(r["error"]["code"], "unavailable", "{r}");
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("stopping"),
+        "{r}"
+    );
+    // The client does not close its end; the agent does.
+    assert!(c.reply().await.is_none(), "the connection ended");
+    let report = tokio::time::timeout(Duration::from_secs(60), stopping)
+        .await
+        .expect("the agent stopped without waiting out shutdown_timeout_s")
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.not_spooled, 0);
+    drop(c);
+    s.stop().await;
+}
