@@ -298,8 +298,30 @@ impl<R: AsyncRead + Unpin> ReadBuf<R> {
     }
 }
 
-/// Writes a reply, giving up at the deadline (a client that never reads is dropped).
-async fn send<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8], deadline: Option<Instant>) -> bool {
+/// Writes a reply, giving up at the deadline or when the agent stops (a client that never
+/// reads is dropped; without an idle timeout it has no deadline, and would otherwise hold the
+/// connection, its intake and so the agent's stop until `shutdown_timeout_s`). A reply that
+/// fits in the socket's buffer is written even while stopping. Callers hand their entries over
+/// before replying, so giving up loses none.
+async fn send<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    bytes: &[u8],
+    deadline: Option<Instant>,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
+    tokio::select! {
+        biased;
+        written = write_by(w, bytes, deadline) => written,
+        () = stop_signalled(stop) => false,
+    }
+}
+
+/// Writes `bytes`, giving up at the deadline.
+async fn write_by<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    bytes: &[u8],
+    deadline: Option<Instant>,
+) -> bool {
     match deadline {
         Some(d) => matches!(
             tokio::time::timeout_at(d, w.write_all(bytes)).await,
@@ -317,7 +339,7 @@ where
     W: AsyncWrite + Unpin,
 {
     let until = Instant::now() + LINGER;
-    if !send(write, &error.to_line(), Some(until)).await {
+    if !write_by(write, &error.to_line(), Some(until)).await {
         return;
     }
     let _ = tokio::time::timeout_at(until, write.shutdown()).await;
@@ -394,6 +416,9 @@ where
     // it was handed over").
     let mut chunk: Vec<logflux_proto::Entry> = Vec::new();
     let mut chunk_bytes = 0;
+    // Set once a flush saw the agent stopping: the stop signal's change was taken by the
+    // flush's wait, so the buffered path below no longer notices it by `has_changed`.
+    let mut stopping = false;
     loop {
         if !chunk.is_empty()
             && (reader.buffer().is_empty()
@@ -406,6 +431,7 @@ where
                     &mut write,
                     &e.to_line(),
                     deadline(authenticated, last_input),
+                    &mut c.shutdown,
                 )
                 .await
             {
@@ -435,6 +461,7 @@ where
                         &mut write,
                         &e.to_line(),
                         deadline(authenticated, last_input),
+                        &mut c.shutdown,
                     )
                     .await
                 {
@@ -445,56 +472,58 @@ where
             // future is set up per line (they were ~3 % of the agent's CPU on the socket path:
             // docs/benchmarks.md, issue 18 round 7). A shutdown is still looked at per line
             // (one atomic load), and the rest after at most one read's `READ_BUF` bytes.
-            let buf =
-                if !reader.buffer().is_empty() && matches!(c.shutdown.has_changed(), Ok(false)) {
-                    // Each line counts as input when it is taken, as one read from the socket
-                    // does: time spent on earlier lines of the buffer (a flush waiting for room)
-                    // does not run down the idle timeout or a reply's deadline.
-                    last_input = Instant::now();
-                    reader.buffer()
-                } else {
-                    let buf = tokio::select! {
-                        r = reader.fill_buf() => match r {
-                            Ok(b) => b,
-                            Err(_) => {
-                                let _ = flush(&mut chunk, &c.intake, &c.shared, c.input).await;
-                                return;
-                            }
-                        },
-                        () = stop_signalled(&mut c.shutdown) => {
+            let buf = if !reader.buffer().is_empty()
+                && !stopping
+                && matches!(c.shutdown.has_changed(), Ok(false))
+            {
+                // Each line counts as input when it is taken, as one read from the socket
+                // does: time spent on earlier lines of the buffer (a flush waiting for room)
+                // does not run down the idle timeout or a reply's deadline.
+                last_input = Instant::now();
+                reader.buffer()
+            } else {
+                let buf = tokio::select! {
+                    r = reader.fill_buf() => match r {
+                        Ok(b) => b,
+                        Err(_) => {
                             let _ = flush(&mut chunk, &c.intake, &c.shared, c.input).await;
                             return;
                         }
-                        () = sleep_until(deadline(authenticated, last_input)) => {
-                            let _ = flush(&mut chunk, &c.intake, &c.shared, c.input).await;
-                            if authenticated {
-                                c.shared
-                                    .metrics
-                                    .connections_idle_closed
-                                    .get_or_create(&InputLabel { input: c.input })
-                                    .inc();
-                            } else {
-                                c.refused("auth_timeout");
-                                let e = ProtocolError::new(
-                                    ErrorCode::AuthRequired,
-                                    format!(
-                                        "not authenticated within {} ms of connecting",
-                                        c.limits.auth_timeout.as_millis()
-                                    ),
-                                );
-                                close_with(&mut reader, &mut write, &e).await;
-                            }
-                            return;
-                        }
-                        // Counted by the gate.
-                        () = evicted(&mut c.evict) => return,
-                    };
-                    if buf.is_empty() {
-                        break true;
+                    },
+                    () = stop_signalled(&mut c.shutdown) => {
+                        let _ = flush(&mut chunk, &c.intake, &c.shared, c.input).await;
+                        return;
                     }
-                    last_input = Instant::now();
-                    buf
+                    () = sleep_until(deadline(authenticated, last_input)) => {
+                        let _ = flush(&mut chunk, &c.intake, &c.shared, c.input).await;
+                        if authenticated {
+                            c.shared
+                                .metrics
+                                .connections_idle_closed
+                                .get_or_create(&InputLabel { input: c.input })
+                                .inc();
+                        } else {
+                            c.refused("auth_timeout");
+                            let e = ProtocolError::new(
+                                ErrorCode::AuthRequired,
+                                format!(
+                                    "not authenticated within {} ms of connecting",
+                                    c.limits.auth_timeout.as_millis()
+                                ),
+                            );
+                            close_with(&mut reader, &mut write, &e).await;
+                        }
+                        return;
+                    }
+                    // Counted by the gate.
+                    () = evicted(&mut c.evict) => return,
                 };
+                if buf.is_empty() {
+                    break true;
+                }
+                last_input = Instant::now();
+                buf
+            };
             match memchr::memchr(b'\n', buf) {
                 Some(i) => {
                     if !too_long {
@@ -544,10 +573,10 @@ where
             c.rejected(e.code, 1);
             log_refusal(&e, c.input);
             if let Some(q) = flush(&mut chunk, &c.intake, &c.shared, c.input).await {
-                let _ = send(&mut write, &q.to_line(), deadline).await;
+                let _ = send(&mut write, &q.to_line(), deadline, &mut c.shutdown).await;
             }
             chunk_bytes = 0;
-            if !send(&mut write, &e.to_line(), deadline).await || eof {
+            if !send(&mut write, &e.to_line(), deadline, &mut c.shutdown).await || eof {
                 return;
             }
             continue;
@@ -555,7 +584,7 @@ where
         if line.iter().all(u8::is_ascii_whitespace) {
             if eof {
                 if let Some(q) = flush(&mut chunk, &c.intake, &c.shared, c.input).await {
-                    let _ = send(&mut write, &q.to_line(), deadline).await;
+                    let _ = send(&mut write, &q.to_line(), deadline, &mut c.shutdown).await;
                 }
                 return;
             }
@@ -581,12 +610,14 @@ where
                 chunk_bytes = 0;
                 match flush(&mut chunk, &c.intake, &c.shared, c.input).await {
                     Some(e) => Some(e.to_line()),
-                    None => Some(
-                        match deliver_all(&c.shared, &c.intake, &mut c.shutdown, &c.guard).await {
+                    None => {
+                        let r = deliver_all(&c.shared, &c.intake, &mut c.shutdown, &c.guard).await;
+                        stopping = *c.shutdown.borrow();
+                        Some(match r {
                             Ok(()) => ndjson::FLUSHED_LINE.to_vec(),
                             Err(e) => e.to_line(),
-                        },
-                    ),
+                        })
+                    }
                 }
             }
             Ok(Message::Authenticate { shared_secret }) => match &c.secret {
@@ -669,17 +700,17 @@ where
         if let Some(r) = reply {
             chunk_bytes = 0;
             if let Some(e) = flush(&mut chunk, &c.intake, &c.shared, c.input).await
-                && !send(&mut write, &e.to_line(), deadline).await
+                && !send(&mut write, &e.to_line(), deadline, &mut c.shutdown).await
             {
                 return;
             }
-            if !send(&mut write, &r, deadline).await {
+            if !send(&mut write, &r, deadline, &mut c.shutdown).await {
                 return;
             }
         }
         if eof {
             if let Some(e) = flush(&mut chunk, &c.intake, &c.shared, c.input).await {
-                let _ = send(&mut write, &e.to_line(), deadline).await;
+                let _ = send(&mut write, &e.to_line(), deadline, &mut c.shutdown).await;
             }
             return;
         }

@@ -263,3 +263,65 @@ async fn a_flush_waiting_at_shutdown_answers_and_its_connection_ends_with_the_ag
     drop(c);
     s.stop().await;
 }
+
+/// The sum of a counter's series in the agent's metrics.
+fn counter(agent: &Agent, name: &str) -> u64 {
+    agent
+        .metrics_text()
+        .lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// A client that sends bad lines and never reads the error replies: once the socket's buffer is
+/// full a reply waits, and without an idle timeout (the default) it had no deadline, so the
+/// connection held its intake, the sealer and the agent's stop until `shutdown_timeout_s`.
+#[tokio::test]
+async fn a_client_that_never_reads_its_replies_does_not_hold_the_stop() {
+    use tokio::io::AsyncWriteExt as _;
+    let mut s = Stack::new().await;
+    s.agent_config.shutdown_timeout_s = 600;
+    s.start_agent().await;
+    let stream = tokio::net::UnixStream::connect(s.socket()).await.unwrap();
+    let (read, mut write) = stream.into_split();
+    const LINES: u64 = 100_000;
+    let writer = tokio::spawn(async move {
+        let bad = "not json\n".repeat(1000);
+        for _ in 0..LINES / 1000 {
+            if write.write_all(bad.as_bytes()).await.is_err() {
+                break;
+            }
+        }
+    });
+    // The agent takes lines until its replies fill the socket: then its count of refusals
+    // stops rising (nothing else tells this from the outside).
+    let agent = s.agent.take().unwrap();
+    let name = "logflux_agent_entries_rejected_total";
+    let stalled = async {
+        let (mut last, mut unchanged) = (0, 0);
+        while unchanged < 5 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = counter(&agent, name);
+            unchanged = if now > 0 && now == last {
+                unchanged + 1
+            } else {
+                0
+            };
+            last = now;
+        }
+        last
+    };
+    let refused = tokio::time::timeout(Duration::from_secs(60), stalled)
+        .await
+        .expect("the agent refused the bad lines");
+    assert!(refused < LINES, "the replies never filled the socket");
+    let report = tokio::time::timeout(Duration::from_secs(60), agent.shutdown_report())
+        .await
+        .expect("the agent stopped without waiting out shutdown_timeout_s")
+        .unwrap();
+    assert_eq!(report.not_spooled, 0);
+    writer.abort();
+    drop(read);
+    s.stop().await;
+}
