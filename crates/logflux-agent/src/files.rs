@@ -342,6 +342,29 @@ fn parse_in_order(
     entries
 }
 
+/// Waits for entries handed over to be spooled: whether they were (`false`: the sealer is gone,
+/// or the shutdown ran out of time before all were). At a stop, the sealer is asked once to
+/// seal what it holds at once rather than after `batch.max_wait_ms`: the input holds its
+/// intake, and so the sealer and the agent's stop, until then.
+async fn acknowledged(
+    rx: &mut tokio::sync::oneshot::Receiver<()>,
+    stop: &mut watch::Receiver<bool>,
+    intake: &Intake,
+    flushed: &mut bool,
+) -> bool {
+    if !*flushed {
+        if !*stop.borrow() {
+            tokio::select! {
+                r = &mut *rx => return r.is_ok(),
+                _ = stop.wait_for(|stop| *stop) => {}
+            }
+        }
+        *flushed = true;
+        let _ = intake.flush().await;
+    }
+    rx.await.is_ok()
+}
+
 /// An acknowledgement that is already there (for offsets with no entries to wait for).
 fn ready_ack() -> tokio::sync::oneshot::Receiver<()> {
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -421,6 +444,8 @@ async fn run_inner(
         tokio::sync::oneshot::Receiver<()>,
         HashMap<u64, u64>,
     )> = Default::default();
+    // Whether the sealer was asked to seal what this input handed over, at a stop.
+    let mut flushed_at_stop = false;
     'read: loop {
         let mut t = tailer.take().context("tailer")?;
         let (t, lines, stats) = tokio::task::spawn_blocking(move || {
@@ -511,26 +536,34 @@ async fn run_inner(
         let entries = parse_in_order(runs, &mut partials, &mut ends);
         if !entries.is_empty() {
             let n = entries.len() as u64;
-            // Waits while the spool is full; a stop ends the wait (the lines are read again).
-            let spooled = tokio::select! {
+            // Waits while the spool is full; a stop ends the wait (these lines are read again:
+            // their offsets are not committed), and what was handed over before is still
+            // committed below once spooled (it was read again after a restart, twice).
+            let handed = tokio::select! {
                 r = intake.send_spooled(entries) => {
-                    r.map_err(|_| anyhow::anyhow!("the pipeline is closed"))?
+                    Some(r.map_err(|_| anyhow::anyhow!("the pipeline is closed"))?)
                 }
-                _ = stop.changed() => break 'read,
+                _ = stop.wait_for(|stop| *stop) => None,
             };
-            shared.metrics.received(input_label, n);
-            // Reading goes on; these offsets are committed once the entries are in the spool
-            // (acknowledgements come in order). In flight is bounded by the intake's budget.
-            in_flight.push_back((spooled, ends));
+            if let Some(spooled) = handed {
+                shared.metrics.received(input_label, n);
+                // Reading goes on; these offsets are committed once the entries are in the
+                // spool (acknowledgements come in order). In flight is bounded by the intake's
+                // budget.
+                in_flight.push_back((spooled, ends));
+            }
         } else if !ends.is_empty() {
             in_flight.push_back((ready_ack(), ends));
         }
         // Commit what the sealer has spooled; when idle (or stopping), wait for it.
         let idle = !got_lines || *stop.borrow();
         let mut committed = false;
+        // An acknowledgement that never came: the sealer is gone, or the shutdown ran out of
+        // time and some of those entries are not in the spool.
+        let mut unacknowledged = false;
         while let Some((rx, _)) = in_flight.front_mut() {
             let done = if idle {
-                rx.await.is_ok()
+                acknowledged(rx, stop, &intake, &mut flushed_at_stop).await
             } else {
                 match rx.try_recv() {
                     Ok(()) => true,
@@ -542,8 +575,10 @@ async fn run_inner(
                 break;
             };
             if !done {
-                // The sealer is gone (shutdown): these offsets stay where they were.
-                break 'read;
+                // These offsets, and any after them, stay where they were: the lines are read
+                // again. What was committed before is still saved below.
+                unacknowledged = true;
+                break;
             }
             if let Some(t) = tailer.as_mut() {
                 for (file, end) in ends {
@@ -582,7 +617,7 @@ async fn run_inner(
             }
             unsaved = false;
         }
-        if *stop.borrow() {
+        if unacknowledged || *stop.borrow() {
             break 'read;
         }
         if !got_lines {
@@ -592,7 +627,7 @@ async fn run_inner(
             };
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
-                _ = stop.changed() => break 'read,
+                _ = stop.wait_for(|stop| *stop) => break 'read,
             }
         }
     }

@@ -449,7 +449,13 @@ async fn ingest(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body
             )
                 .into_response()
         }
-        _ => error(
+        // The agent stopped before they were all spooled (they are counted as not spooled).
+        Ok(Err(_)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the agent stopped before the entries were spooled; retry".into(),
+        ),
+        Err(_) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "queue_full",
             "the entries could not be spooled in time; retry".into(),
@@ -509,19 +515,26 @@ pub(crate) async fn run(
                 drop(tcp);
                 continue;
             };
-            let svc = hyper_util::service::TowerToHyperService::new(app.clone());
-            let watcher = graceful.watcher();
+            let (app, watcher, mut halt) = (app.clone(), graceful.watcher(), stop.clone());
             tokio::spawn(async move {
                 let _permit = permit;
                 // A connection that sends nothing is closed: hyper's header timeout starts only
-                // with a first byte.
+                // with a first byte. A stop closes it too, at once: until then it holds the
+                // graceful shutdown (its watcher), and the shutdown would wait the header
+                // timeout out (up to 10 minutes).
                 let mut first = [0u8; 1];
-                if !matches!(
-                    tokio::time::timeout(header_timeout, tcp.peek(&mut first)).await,
-                    Ok(Ok(1))
-                ) {
+                let spoke = tokio::select! {
+                    r = tokio::time::timeout(header_timeout, tcp.peek(&mut first)) => {
+                        matches!(r, Ok(Ok(1)))
+                    }
+                    _ = halt.wait_for(|stop| *stop) => false,
+                };
+                if !spoke {
                     return;
                 }
+                // Made only now: it holds the input's state, and with it the intake (which keeps
+                // the sealer waiting for more).
+                let svc = hyper_util::service::TowerToHyperService::new(app);
                 // HTTP/1.1 only, as Fluent Bit's http output speaks: the header timeout is an
                 // HTTP/1 setting, and an HTTP/2 connection (prior knowledge) would be kept open
                 // by a peer that sends its preface and then nothing. Its preface is refused here

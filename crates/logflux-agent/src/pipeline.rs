@@ -475,7 +475,7 @@ async fn write_in_order(
         let counts: Vec<u64> = outs.iter().map(|(n, _)| *n).collect();
         let total: u64 = counts.iter().sum();
         let (shared2, config2) = (shared.clone(), config.clone());
-        let done = tokio::task::spawn_blocking(move || {
+        let kept = tokio::task::spawn_blocking(move || {
             for out in outs.iter().filter_map(|(_, o)| o.as_ref()) {
                 for e in &out.entries {
                     for f in &config2.forwarders {
@@ -483,18 +483,19 @@ async fn write_in_order(
                     }
                 }
             }
-            spool_group(&shared2, &config2, &outs);
+            spool_group(&shared2, &config2, &outs)
         })
         .await;
-        if let Err(e) = done {
+        let kept = kept.unwrap_or_else(|e| {
             // Not known how far it got: the batches are counted as dropped (an upper bound),
-            // so the loss shows.
+            // so the loss shows, and their inputs are not told they are spooled.
             tracing::error!(error = %e, entries = total, "spool writer thread failed");
             shared.metrics.entries_dropped.inc_by(total);
-        }
+            false
+        });
         let mut told = acks.lock().expect("lock");
         for n in counts {
-            told.done(n);
+            told.done(n, kept);
         }
     }
 }
@@ -625,25 +626,39 @@ fn cut_len(pending: &[Entry], config: &SealerConfig, by_bytes: bool) -> (usize, 
 struct Acks {
     received: u64,
     done: u64,
-    waiting: std::collections::VecDeque<(u64, oneshot::Sender<()>)>,
+    /// Entries up to this count may have been lost (not spooled: the shutdown ran out of time).
+    lost_through: u64,
+    /// The entries each waiter handed over, as the counts `(from, upto]`, and its sender.
+    waiting: std::collections::VecDeque<(u64, u64, oneshot::Sender<()>)>,
 }
 
 impl Acks {
     fn received(&mut self, n: usize, tx: Option<oneshot::Sender<()>>) {
+        let from = self.received;
         self.received += n as u64;
         if let Some(tx) = tx {
-            self.waiting.push_back((self.received, tx));
+            self.waiting.push_back((from, self.received, tx));
         }
     }
 
-    fn done(&mut self, n: u64) {
+    /// The next `n` entries are done: spooled, or dropped on purpose and counted
+    /// (`when_full: drop_newest`, a batch that could not be sealed) when `kept`; else some may
+    /// be lost to a shutdown that ran out of time, and whoever handed any of them over hears
+    /// nothing but a closed channel, so that it keeps them (a file offset not committed, an
+    /// HTTP sender not told they were accepted) instead of taking them as spooled.
+    fn done(&mut self, n: u64, kept: bool) {
         self.done += n;
+        if !kept {
+            self.lost_through = self.done;
+        }
         while self
             .waiting
             .front()
-            .is_some_and(|(upto, _)| *upto <= self.done)
+            .is_some_and(|(_, upto, _)| *upto <= self.done)
         {
-            if let Some((_, tx)) = self.waiting.pop_front() {
+            if let Some((from, _, tx)) = self.waiting.pop_front()
+                && from >= self.lost_through
+            {
                 let _ = tx.send(());
             }
         }
@@ -842,16 +857,22 @@ impl Sealers {
 /// pages reached the disk), so the whole group is appended again; records of the group already
 /// made durable before a segment roll are then in the spool twice, and the server answers the
 /// second as a duplicate. Nobody is told the group's entries are spooled before this returns.
-fn spool_group(shared: &Shared, config: &SealerConfig, outs: &[(u64, Option<Sealed>)]) {
+/// Whether every entry was spooled or dropped on purpose (`when_full: drop_newest`); `false`
+/// when the shutdown ran out of time and some were lost.
+fn spool_group(shared: &Shared, config: &SealerConfig, outs: &[(u64, Option<Sealed>)]) -> bool {
     let mut failures = 0u64;
     loop {
         let rewinds = shared.spool.lock().expect("lock").rewinds();
-        let (mut bytes, mut appended) = (0u64, 0u64);
+        let (mut bytes, mut appended, mut lost) = (0u64, 0u64, false);
         for out in outs.iter().filter_map(|(_, o)| o.as_ref()) {
             for record in &out.records {
-                if spool_record(shared, config, record, u64::from(record.count)) {
-                    bytes += record.encoded_len() as u64;
-                    appended += u64::from(record.count);
+                match spool_record(shared, config, record, u64::from(record.count)) {
+                    Appended::Yes => {
+                        bytes += record.encoded_len() as u64;
+                        appended += u64::from(record.count);
+                    }
+                    Appended::Dropped => {}
+                    Appended::Lost => lost = true,
                 }
             }
         }
@@ -869,7 +890,7 @@ fn spool_group(shared: &Shared, config: &SealerConfig, outs: &[(u64, Option<Seal
                 shared.metrics.spooled_bytes.inc_by(bytes);
                 shared.update_spool_gauges();
                 shared.appended.notify_one();
-                return;
+                return !lost;
             }
             Err(e) => e,
         };
@@ -880,7 +901,7 @@ fn spool_group(shared: &Shared, config: &SealerConfig, outs: &[(u64, Option<Seal
         if shared.abandoned() {
             // Nothing waits any longer: what was not made durable is counted.
             shared.count_unspooled(appended);
-            return;
+            return false;
         }
         if let Err(e) = shared.spool.lock().expect("lock").discard_unsynced() {
             tracing::error!(error = %e, "spool: cutting records not made durable failed");
@@ -889,29 +910,39 @@ fn spool_group(shared: &Shared, config: &SealerConfig, outs: &[(u64, Option<Seal
     }
 }
 
+/// What became of a record handed to [`spool_record`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Appended {
+    Yes,
+    /// Dropped on purpose, and counted: the spool was full under `when_full: drop_newest`.
+    Dropped,
+    /// Not appended, and counted as not spooled: the shutdown ran out of time.
+    Lost,
+}
+
 /// Appends a sealed record of `n` entries to the spool (without its fsync: `spool_group` makes
 /// the group durable), waiting for room (`when_full: block`) or dropping it (`drop_newest`),
-/// retrying disk errors, until the shutdown runs out of time. Whether it was appended.
-fn spool_record(shared: &Shared, config: &SealerConfig, record: &SpoolRecord, n: u64) -> bool {
+/// retrying disk errors, until the shutdown runs out of time.
+fn spool_record(shared: &Shared, config: &SealerConfig, record: &SpoolRecord, n: u64) -> Appended {
     let mut waited = false;
     let mut failures = 0u64;
     let mut last_logged: Option<std::time::Instant> = None;
     loop {
         let r = shared.spool.lock().expect("lock").append_deferred(record);
         match r {
-            Ok(()) => return true,
+            Ok(()) => return Appended::Yes,
             Err(SpoolError::Full { .. }) if config.when_full == WhenFull::DropNewest => {
                 shared.metrics.entries_dropped.inc_by(n);
                 tracing::warn!(
                     entries = n,
                     "spool full: batch dropped (when_full: drop_newest)"
                 );
-                return false;
+                return Appended::Dropped;
             }
             Err(_) if shared.abandoned() => {
                 // The shutdown ran out of time: nothing will make room any more.
                 shared.count_unspooled(n);
-                return false;
+                return Appended::Lost;
             }
             Err(SpoolError::Full { used, max }) => {
                 if !waited {
@@ -970,6 +1001,34 @@ mod tests {
 
     fn at(ts: i64) -> Entry {
         Entry::new(ts, Level::Info, "s", "line")
+    }
+
+    /// Whoever handed over an entry that a shutdown out of time left out of the spool hears a
+    /// closed channel, not "spooled": a file input then keeps its offset, the HTTP input
+    /// answers an error and the sender retries. Others, before and after, are told.
+    #[test]
+    fn waiters_whose_entries_were_lost_are_not_told_they_are_spooled() {
+        use tokio::sync::oneshot::error::TryRecvError;
+        let mut acks = Acks::default();
+        let mut rx = Vec::new();
+        // Entries 1–3, 4–5, 6–9 and 10, each handed over by one waiter; 11–12 by nobody.
+        for n in [3, 2, 4, 1] {
+            let (tx, r) = oneshot::channel();
+            acks.received(n, Some(tx));
+            rx.push(r);
+        }
+        acks.received(2, None);
+        acks.done(4, true);
+        assert_eq!(rx[0].try_recv(), Ok(()));
+        assert_eq!(rx[1].try_recv(), Err(TryRecvError::Empty));
+        // Entries 5–6 lost: the second and third waiters each had one of them.
+        acks.done(2, false);
+        assert_eq!(rx[1].try_recv(), Err(TryRecvError::Closed));
+        assert_eq!(rx[2].try_recv(), Err(TryRecvError::Empty));
+        acks.done(6, true);
+        assert_eq!(rx[2].try_recv(), Err(TryRecvError::Closed));
+        assert_eq!(rx[3].try_recv(), Ok(()));
+        assert!(acks.waiting.is_empty());
     }
 
     #[test]

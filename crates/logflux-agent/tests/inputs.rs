@@ -823,3 +823,102 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A stop while a file's lines wait in a batch (`max_wait_ms` of a minute): the input has them
+/// sealed at once and commits their offsets, so the stop waits out neither the batch nor
+/// `shutdown_timeout_s`, and the next run reads no line twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_seals_a_files_waiting_lines_commits_them_and_nothing_is_read_twice() {
+    let mut stack = Stack::new().await;
+    let logs = stack.dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let app = logs.join("app.log");
+    let text = |range: std::ops::Range<usize>| range.map(|i| line(i) + "\n").collect::<String>();
+    std::fs::write(&app, text(0..50)).unwrap();
+    let extra = format!(
+        "inputs:\n  files:\n    - paths: ['{}']\n      source: app\n      read_from: beginning\n      poll_interval_ms: 20\n",
+        app.display()
+    );
+    yaml_into(&mut stack, &extra);
+    stack.agent_config.batch.max_wait_ms = 60_000;
+    stack.agent_config.shutdown_timeout_s = 600;
+    stack.start_agent().await;
+    let agent = stack.agent.take().unwrap();
+    // Read and handed over; the batch now waits for a minute (or 1 000 entries).
+    let received = async {
+        while agent.status()["entries_received"] != 50 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), received)
+        .await
+        .expect("the agent read the file");
+    let report = tokio::time::timeout(Duration::from_secs(30), agent.shutdown_report())
+        .await
+        .expect("the agent stopped without waiting out the batch")
+        .unwrap();
+    assert_eq!(report.not_spooled, 0);
+
+    // The next run ships the spooled lines and then only what is new.
+    stack.agent_config.batch.max_wait_ms = 100;
+    stack.start_agent().await;
+    stack.shipped(50).await;
+    let mut f = std::fs::OpenOptions::new().append(true).open(&app).unwrap();
+    f.write_all(text(50..60).as_bytes()).unwrap();
+    stack.shipped(60).await;
+    let mut payloads: Vec<String> = stack
+        .stored_entries()
+        .await
+        .into_iter()
+        .map(|e| e.payload)
+        .collect();
+    payloads.sort();
+    let expected: Vec<String> = (0..60).map(line).collect();
+    assert_eq!(payloads, expected);
+    stack.stop().await;
+}
+
+/// A connection to the HTTP input that sends nothing (a port probe, a health check's TCP
+/// connect) is closed by a stop at once: it held the input's graceful shutdown, and its
+/// intake the sealer, until the header timeout (up to 10 minutes) ran out.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_connection_to_the_http_input_does_not_hold_the_stop() {
+    let mut stack = Stack::new().await;
+    let token = "fluent-bit-token-0123456789abcdef01";
+    let extra = format!(
+        "inputs:\n  http: {{listen: '127.0.0.1:0', token: '{token}', header_timeout_ms: 600000}}\n"
+    );
+    yaml_into(&mut stack, &extra);
+    stack.agent_config.shutdown_timeout_s = 600;
+    stack.start_agent().await;
+    let agent = stack.agent.take().unwrap();
+    let addr = agent.http_addr().unwrap();
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // A request on a second connection is answered: the first one's task is running by then
+    // (connections are taken in order).
+    let r = reqwest::Client::new()
+        .post(format!("http://{addr}/"))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(r#"{"date":1763719200.25,"log":"one"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let report = tokio::time::timeout(Duration::from_secs(30), agent.shutdown_report())
+        .await
+        .expect("the agent stopped without waiting out the header timeout")
+        .unwrap();
+    assert_eq!(report.not_spooled, 0);
+    // And the silent connection was closed.
+    let mut buf = [0u8; 1];
+    let n = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read(&mut silent, &mut buf),
+    )
+    .await
+    .expect("closed")
+    .unwrap_or(0);
+    assert_eq!(n, 0);
+    stack.stop().await;
+}
