@@ -342,29 +342,6 @@ fn parse_in_order(
     entries
 }
 
-/// Waits for entries handed over to be spooled: whether they were (`false`: the sealer is gone,
-/// or the shutdown ran out of time before all were). At a stop, the sealer is asked once to
-/// seal what it holds at once rather than after `batch.max_wait_ms`: the input holds its
-/// intake, and so the sealer and the agent's stop, until then.
-async fn acknowledged(
-    rx: &mut tokio::sync::oneshot::Receiver<()>,
-    stop: &mut watch::Receiver<bool>,
-    intake: &Intake,
-    flushed: &mut bool,
-) -> bool {
-    if !*flushed {
-        if !*stop.borrow() {
-            tokio::select! {
-                r = &mut *rx => return r.is_ok(),
-                _ = stop.wait_for(|stop| *stop) => {}
-            }
-        }
-        *flushed = true;
-        let _ = intake.flush().await;
-    }
-    rx.await.is_ok()
-}
-
 /// An acknowledgement that is already there (for offsets with no entries to wait for).
 fn ready_ack() -> tokio::sync::oneshot::Receiver<()> {
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -444,8 +421,6 @@ async fn run_inner(
         tokio::sync::oneshot::Receiver<()>,
         HashMap<u64, u64>,
     )> = Default::default();
-    // Whether the sealer was asked to seal what this input handed over, at a stop.
-    let mut flushed_at_stop = false;
     'read: loop {
         let mut t = tailer.take().context("tailer")?;
         let (t, lines, stats) = tokio::task::spawn_blocking(move || {
@@ -563,7 +538,7 @@ async fn run_inner(
         let mut unacknowledged = false;
         while let Some((rx, _)) = in_flight.front_mut() {
             let done = if idle {
-                acknowledged(rx, stop, &intake, &mut flushed_at_stop).await
+                intake.until_spooled(rx, stop).await
             } else {
                 match rx.try_recv() {
                     Ok(()) => true,

@@ -254,7 +254,17 @@ pub(crate) fn start(
                     let m = format_5424(e, &host);
                     buf.extend_from_slice(format!("{} {m}", m.len()).as_bytes());
                 }
-                match w.write_all(&buf).await.and(w.flush().await) {
+                // A target that stops reading holds this write; a stop ends it (as it ends the
+                // waits above: what is pending is not forwarded), rather than holding the
+                // agent's stop until `shutdown_timeout_s`.
+                let written = tokio::select! {
+                    r = async {
+                        w.write_all(&buf).await?;
+                        w.flush().await
+                    } => r,
+                    _ = stop.wait_for(|stop| *stop) => return,
+                };
+                match written {
                     Ok(()) => {
                         sent.inc_by(pending.len() as u64);
                         pending.clear();

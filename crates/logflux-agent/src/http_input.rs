@@ -155,6 +155,9 @@ struct HttpState {
     intake: Intake,
     /// One permit per body being read and decoded.
     bodies: Semaphore,
+    /// The agent's stop signal (a request waiting for its entries to be spooled has them
+    /// sealed at once).
+    stop: watch::Receiver<bool>,
 }
 
 /// How long a request waits for its turn to read its body before 503.
@@ -440,8 +443,15 @@ async fn ingest(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body
                 );
             }
         };
-    match tokio::time::timeout(Duration::from_secs(30), spooled).await {
-        Ok(Ok(())) => {
+    let mut spooled = spooled;
+    let mut stop = st.stop.clone();
+    match tokio::time::timeout(
+        Duration::from_secs(30),
+        st.intake.until_spooled(&mut spooled, &mut stop),
+    )
+    .await
+    {
+        Ok(true) => {
             st.shared.metrics.received("http", n as u64);
             (
                 StatusCode::OK,
@@ -450,7 +460,7 @@ async fn ingest(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body
                 .into_response()
         }
         // The agent stopped before they were all spooled (they are counted as not spooled).
-        Ok(Err(_)) => error(
+        Ok(false) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
             "the agent stopped before the entries were spooled; retry".into(),
@@ -487,6 +497,7 @@ pub(crate) async fn run(
         cfg,
         shared,
         intake,
+        stop: stop.clone(),
     });
     let header_timeout = Duration::from_millis(st.cfg.header_timeout_ms);
     let connections = Arc::new(Semaphore::new(st.cfg.max_connections));

@@ -242,14 +242,15 @@ async fn follow(
         }
         if !batch.is_empty() {
             let n = batch.len() as u64;
-            let spooled = tokio::select! {
+            let mut spooled = tokio::select! {
                 r = intake.send_spooled(std::mem::take(&mut batch)) => {
                     r.map_err(|_| anyhow::anyhow!("the pipeline is closed"))?
                 }
                 _ = stop.changed() => return Ok(true),
             };
             shared.metrics.received("journald", n);
-            if spooled.await.is_err() {
+            // At a stop, sealed at once and the cursor still saved (else read again).
+            if !intake.until_spooled(&mut spooled, stop).await {
                 return Ok(true);
             }
             let data = serde_json::to_vec(&Checkpoint {
@@ -257,6 +258,10 @@ async fn follow(
             })?;
             let path = ck_path.to_path_buf();
             tokio::task::spawn_blocking(move || crate::tail::write_atomic(&path, &data)).await??;
+            // The wait took the stop's notice, if there was one.
+            if *stop.borrow() {
+                return Ok(true);
+            }
         }
         if eof {
             let status = child.wait().await?;

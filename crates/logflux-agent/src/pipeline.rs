@@ -151,6 +151,27 @@ impl Intake {
         Ok(rx)
     }
 
+    /// Waits until entries handed over with [`Intake::send_spooled`] are in the spool: whether
+    /// they are (`false`: the sealer is gone, or the shutdown ran out of time before all were).
+    /// At a stop the sealer is asked to seal what it holds at once, not after
+    /// `batch.max_wait_ms`: the waiting input holds its intake, and so the sealer and the
+    /// agent's stop, until then. The stop is waited for by its value, so a caller looks at
+    /// `*stop.borrow()` afterwards, not for a change.
+    pub(crate) async fn until_spooled(
+        &self,
+        spooled: &mut oneshot::Receiver<()>,
+        stop: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> bool {
+        if !*stop.borrow() {
+            tokio::select! {
+                r = &mut *spooled => return r.is_ok(),
+                _ = stop.wait_for(|stop| *stop) => {}
+            }
+        }
+        let _ = self.flush().await;
+        spooled.await.is_ok()
+    }
+
     /// Asks the sealer to seal what it holds now; what is returned resolves once every entry
     /// handed over before is in the spool (the `flush` action).
     pub(crate) async fn flush(&self) -> Result<oneshot::Receiver<()>, QueueFull> {

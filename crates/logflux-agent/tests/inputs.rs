@@ -922,3 +922,124 @@ async fn a_silent_connection_to_the_http_input_does_not_hold_the_stop() {
     assert_eq!(n, 0);
     stack.stop().await;
 }
+
+/// A forwarding target that accepts and never reads: once the socket's buffers are full the
+/// forwarder's write waits, and it held the agent's stop until `shutdown_timeout_s` (then the
+/// tasks after it were aborted). A stop ends that write.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forwarding_target_that_never_reads_does_not_hold_the_stop() {
+    use tokio::io::AsyncWriteExt as _;
+    let mut stack = Stack::new().await;
+    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let fwd = receiver.local_addr().unwrap();
+    let (accepted_tx, accepted) = tokio::sync::oneshot::channel();
+    let holder = tokio::spawn(async move {
+        let (conn, _) = receiver.accept().await.unwrap();
+        let _ = accepted_tx.send(());
+        // Held open, never read.
+        std::future::pending::<()>().await;
+        drop(conn);
+    });
+    let extra = format!(
+        "inputs:\n  unix_socket: {{path: '{}', mode: '0600'}}\nforward:\n  - address: '{fwd}'\n    queue: 1000\n",
+        stack.socket().display()
+    );
+    yaml_into(&mut stack, &extra);
+    stack.agent_config.shutdown_timeout_s = 600;
+    stack.start_agent().await;
+    accepted.await.unwrap();
+    // 32 MB of entries: far more than the sockets between the forwarder and its target hold.
+    const ENTRIES: u64 = 512;
+    let payload = "f".repeat(64 * 1024);
+    let mut c = tokio::net::UnixStream::connect(stack.socket())
+        .await
+        .unwrap();
+    for _ in 0..ENTRIES {
+        let line = common::entry_line(&payload) + "\n";
+        c.write_all(line.as_bytes()).await.unwrap();
+    }
+    // All sealed, offered to the forwarder (before spooling) and delivered to the server.
+    stack.shipped(ENTRIES).await;
+    let agent = stack.agent.take().unwrap();
+    let report = tokio::time::timeout(Duration::from_secs(30), agent.shutdown_report())
+        .await
+        .expect("the agent stopped without waiting for the forwarding target")
+        .unwrap();
+    assert_eq!(report.not_spooled, 0);
+    holder.abort();
+    stack.stop().await;
+}
+
+/// An HTTP request whose entries wait in a batch (`max_wait_ms` of a minute) when the agent
+/// stops: they are sealed at once and the request answered 200, rather than the stop waiting
+/// for the request and the request answering 503 after 30 s (its sender would then send the
+/// entries again, to be stored twice).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http_request_waiting_at_a_stop_is_sealed_at_once_and_answered() {
+    let mut stack = Stack::new().await;
+    let token = "fluent-bit-token-0123456789abcdef01";
+    let extra = format!("inputs:\n  http: {{listen: '127.0.0.1:0', token: '{token}'}}\n");
+    yaml_into(&mut stack, &extra);
+    stack.agent_config.batch.max_wait_ms = 60_000;
+    stack.agent_config.batch.max_entries = 2;
+    stack.agent_config.shutdown_timeout_s = 600;
+    stack.start_agent().await;
+    let agent = stack.agent.take().unwrap();
+    let url = format!("http://{}/", agent.http_addr().unwrap());
+    let request = tokio::spawn(
+        reqwest::Client::new()
+            .post(url)
+            .bearer_auth(token)
+            .header("content-type", "application/x-ndjson")
+            .body("{\"log\":\"one\"}\n{\"log\":\"two\"}\n{\"log\":\"three\"}\n")
+            .send(),
+    );
+    // The first two make a batch of their own at once; the third waits for a minute.
+    let sealed = async {
+        while counter(&agent, "logflux_agent_entries_sealed_total") != 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), sealed)
+        .await
+        .expect("the first batch was sealed");
+    let report = tokio::time::timeout(Duration::from_secs(30), agent.shutdown_report())
+        .await
+        .expect("the agent stopped without waiting out the batch")
+        .unwrap();
+    assert_eq!(report.not_spooled, 0);
+    let r = request.await.unwrap().unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    // All three reach the server, once: before the stop or from the spool after a restart.
+    stack.start_agent().await;
+    let stored = async {
+        loop {
+            let mut p: Vec<String> = stack
+                .stored_entries()
+                .await
+                .into_iter()
+                .map(|e| e.payload)
+                .collect();
+            if p.len() >= 3 {
+                p.sort();
+                return p;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let payloads = tokio::time::timeout(Duration::from_secs(60), stored)
+        .await
+        .expect("all three stored");
+    assert_eq!(payloads, ["one", "three", "two"]);
+    stack.stop().await;
+}
+
+/// The sum of a counter's series in the agent's metrics.
+fn counter(agent: &logflux_agent::Agent, name: &str) -> u64 {
+    agent
+        .metrics_text()
+        .lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
