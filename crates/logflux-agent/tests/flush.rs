@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Client, Stack, entry_line};
+use common::{Client, Stack, counter, entry_line};
 use logflux_agent::Agent;
 use serde_json::json;
 
@@ -262,16 +262,6 @@ async fn a_flush_waiting_at_shutdown_answers_and_its_connection_ends_with_the_ag
     assert_eq!(report.not_spooled, 0);
     drop(c);
     s.stop().await;
-}
-
-/// The sum of a counter's series in the agent's metrics.
-fn counter(agent: &Agent, name: &str) -> u64 {
-    agent
-        .metrics_text()
-        .lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
 }
 
 /// A client that sends bad lines and never reads the error replies: once the socket's buffer is

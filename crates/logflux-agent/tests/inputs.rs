@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::Stack;
+use common::{Stack, counter};
 use logflux_proto::{Entry, Level, timefmt};
 use serde_json::json;
 
@@ -1032,14 +1032,4 @@ async fn an_http_request_waiting_at_a_stop_is_sealed_at_once_and_answered() {
         .expect("all three stored");
     assert_eq!(payloads, ["one", "three", "two"]);
     stack.stop().await;
-}
-
-/// The sum of a counter's series in the agent's metrics.
-fn counter(agent: &logflux_agent::Agent, name: &str) -> u64 {
-    agent
-        .metrics_text()
-        .lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
 }

@@ -270,3 +270,13 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite> Client<S> {
 pub fn entry_line(payload: &str) -> String {
     json!({"version": "1.0", "payload": payload, "source": "test-app", "entryType": 1, "logLevel": 4, "metadata": {"k": "v"}}).to_string()
 }
+
+/// The sum of a counter's series in the agent's metrics.
+pub fn counter(agent: &logflux_agent::Agent, name: &str) -> u64 {
+    agent
+        .metrics_text()
+        .lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
